@@ -1,0 +1,84 @@
+# llama-hpc build.  `make` builds the programs, `make run` trains on the bundled
+# corpus, `make test` runs the validation suite.  See README.md.
+#
+#   make SANITIZE=1 ...   AddressSanitizer + UndefinedBehaviorSanitizer build (in build-asan/)
+#   make test-asan        the whole suite under that build
+#   make CUDA=0           leave the CUDA backend out even when nvcc is found
+
+SHELL     := /bin/bash
+CC        := mpicc
+MULTIARCH := $(shell gcc -print-multiarch)
+BLAS_DIR  := /usr/lib/$(MULTIARCH)/openblas-openmp
+HDF5_DIR  := /usr/lib/$(MULTIARCH)/hdf5/openmpi
+
+ifeq ($(SANITIZE),1)
+BUILD     ?= build-asan
+OPT       ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDSAN     := -fsanitize=address,undefined
+else
+BUILD     ?= build
+OPT       ?= -O3 -g -march=native
+endif
+
+CPPFLAGS  += -D_GNU_SOURCE -Isrc -Iio -I/usr/include/hdf5/openmpi \
+             -I/usr/include/$(MULTIARCH)/openblas-openmp
+CFLAGS    += -std=c11 -Wall -Wextra -fopenmp $(OPT) -MMD -MP
+LDFLAGS   += -fopenmp $(LDSAN) -L$(HDF5_DIR) -Wl,-rpath,$(HDF5_DIR) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
+LDLIBS    += -lhdf5 -ljansson -lpcre2-8 -lzstd -lopenblas -lm
+
+LIB_SRC   := $(filter-out src/%_main.c,$(wildcard src/*.c io/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+PROGRAMS  := $(patsubst src/%_main.c,$(BUILD)/llama-%,$(wildcard src/*_main.c))
+TEST_SRC  := $(wildcard validation/unit/test_*.c)
+TESTS     := $(TEST_SRC:validation/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps programs run test test-asan test-full bench clean
+.DEFAULT_GOAL := all
+
+all: deps
+	@$(MAKE) --no-print-directory programs
+
+deps:
+	@bash jobs/install-deps.sh
+
+programs: $(PROGRAMS) $(TESTS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libllama.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/llama-%: $(BUILD)/obj/src/%_main.o $(BUILD)/libllama.a
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/validation/unit/%.o $(BUILD)/libllama.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/obj/validation/unit/%.o: CPPFLAGS += -Ivalidation/unit
+
+# The main job: tokenize the bundled corpus, train a small model on it, evaluate, sample.
+run: all
+	@bash jobs/quickstart.sh
+
+# The whole validation suite; its last line is "N passed, N failed".
+test: all
+	@BUILD=$(BUILD) bash validation/run.sh
+
+test-asan:
+	@$(MAKE) --no-print-directory SANITIZE=1 test
+
+# Every layout of the parallel-equivalence grid (slower than `make test`).
+test-full: all
+	@BUILD=$(BUILD) FULL=1 bash validation/run.sh
+
+bench: all
+	@bash jobs/bench-cpu.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

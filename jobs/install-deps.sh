@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages llama-hpc builds and tests with, when any is missing.
+# Called by `make` (target `deps`); safe to run again: it does nothing when all is there.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config
+  openmpi-bin libopenmpi-dev          # MPI: the process grid and CPU collectives
+  libhdf5-openmpi-dev hdf5-tools      # parallel HDF5 (token shards, checkpoints); h5dump/h5ls
+  libopenblas-openmp-dev              # sgemm, the OpenMP build so it nests under our OpenMP
+  libjansson-dev                      # JSON: corpus records, tokenizer.json, safetensors headers
+  libpcre2-dev                        # the tokenizer's Unicode pre-tokenizer regex
+  libzstd-dev                         # .jsonl.zst corpora
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "install-deps: missing packages ${missing[*]}; run as root: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

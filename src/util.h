@@ -1,0 +1,45 @@
+// Errors, allocation and strict number parsing shared by every program.
+#ifndef LLAMA_UTIL_H
+#define LLAMA_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+// The program name that prefixes every message ("llama-train", ...).
+void util_set_program(const char *name);
+const char *util_program(void);
+
+// A fatal error that only this rank knows about: prints "<program>: error: ..."
+// (with the rank when the world has more than one) and ends every rank
+// (MPI_Abort when MPI is running, exit(1) otherwise).
+void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+// A fatal error every rank has detected together (bad options, impossible
+// layout): rank 0 prints it once, every rank finalizes MPI and exits 1.
+void fatal_all(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+// Informational line from rank 0 only, to stdout.
+void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// A warning from this rank, to stderr.
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+int util_world_rank(void);   // 0 when MPI is not initialised
+int util_world_size(void);   // 1 when MPI is not initialised
+
+void *xmalloc(size_t bytes);            // fatal on failure; 64-byte aligned
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t bytes);
+char *xstrdup(const char *s);
+
+// Strict parsers: the whole string must be a number in range.  Return false
+// (and leave *out untouched) otherwise.
+bool parse_int64(const char *s, int64_t *out);
+bool parse_int(const char *s, int *out);
+bool parse_double(const char *s, double *out);
+
+double now_seconds(void);    // monotonic clock
+// Human-readable byte count into buf ("1.50 GiB").
+const char *format_bytes(double bytes, char *buf, size_t len);
+
+#endif

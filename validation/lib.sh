@@ -1,0 +1,35 @@
+# Helpers for the shell tests: each case prints "PASS name" / "FAIL name: why"
+# / "SKIP name: why"; validation/run.sh counts the lines.
+BUILD=${BUILD:-build}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$ROOT/$BUILD
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+MPIRUN=(mpirun --oversubscribe -x OMP_NUM_THREADS --mca btl self,vader)
+fails=0
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; fails=$((fails + 1)); }
+skip() { echo "SKIP $1: $2"; }
+
+# A fresh scratch folder removed on exit.
+scratch() {
+  TMP=$(mktemp -d "${TMPDIR:-/tmp}/llama-test.XXXXXX")
+  trap 'rm -rf "$TMP"' EXIT
+}
+
+# expect_error NAME PATTERN CMD...: CMD must exit non-zero within 60 s and print
+# a line matching PATTERN (extended regex) on stderr.
+expect_error() {
+  local name=$1 pattern=$2; shift 2
+  local out rc
+  out=$(timeout 60 "$@" 2>&1 >/dev/null); rc=$?
+  if [ $rc -eq 0 ]; then fail "$name" "exited 0, expected an error"
+  elif [ $rc -eq 124 ]; then fail "$name" "timed out (hang)"
+  elif [ $rc -gt 128 ]; then fail "$name" "crashed with signal $((rc - 128)): $out"
+  elif ! grep -Eq -- "$pattern" <<<"$out"; then fail "$name" "message '$out' does not match /$pattern/"
+  else pass "$name"; fi
+}
+
+finish() { exit $((fails > 0)); }
