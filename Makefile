@@ -24,7 +24,7 @@ CPPFLAGS  += -D_GNU_SOURCE -Isrc -Iio -I/usr/include/hdf5/openmpi \
              -I/usr/include/$(MULTIARCH)/openblas-openmp
 CFLAGS    += -std=c11 -Wall -Wextra -fopenmp $(OPT) -MMD -MP
 LDFLAGS   += -fopenmp $(LDSAN) -L$(HDF5_DIR) -Wl,-rpath,$(HDF5_DIR) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
-LDLIBS    += -lhdf5 -ljansson -lpcre2-8 -lzstd -lopenblas -lm
+LDLIBS    += -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto -lopenblas -lm
 
 LIB_SRC   := $(filter-out src/%_main.c,$(wildcard src/*.c io/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

@@ -11,6 +11,7 @@ packages=(
   libjansson-dev                      # JSON: corpus records, tokenizer.json, safetensors headers
   libpcre2-dev                        # the tokenizer's Unicode pre-tokenizer regex
   libzstd-dev                         # .jsonl.zst corpora
+  libssl-dev                          # SHA-256 (tokenizer hash, checkpoint checksums)
 )
 
 missing=()
