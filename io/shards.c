@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -273,4 +275,49 @@ bool shard_write_collective(MPI_Comm comm, const char *path, const ShardMeta *me
                  path);
     }
     return ok;
+}
+
+// ---- dataset listing ----
+
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int shards_list(const char *path, char ***files, char *err, int err_len) {
+    struct stat st;
+    *files = NULL;
+    if (stat(path, &st) != 0) {
+        snprintf(err, err_len, "dataset '%s' does not exist (make shards with llama-tokenize "
+                 "encode, or train with --bench)", path);
+        return 0;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        *files = xmalloc(sizeof **files);
+        (*files)[0] = xstrdup(path);
+        return 1;
+    }
+    DIR *d = opendir(path);
+    if (!d) {
+        snprintf(err, err_len, "cannot list dataset folder '%s'", path);
+        return 0;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0) continue;
+        *files = xrealloc(*files, (size_t)(n + 1) * sizeof **files);
+        char full[4096];
+        snprintf(full, sizeof full, "%s/%s", path, e->d_name);
+        (*files)[n++] = xstrdup(full);
+    }
+    closedir(d);
+    if (n == 0) snprintf(err, err_len, "dataset folder '%s' holds no *.h5 shards", path);
+    else qsort(*files, (size_t)n, sizeof **files, compare_names);
+    return n;
+}
+
+void shards_list_free(char **files, int n) {
+    for (int i = 0; i < n; i++) free(files[i]);
+    free(files);
 }

@@ -58,4 +58,8 @@ bool shard_write_collective(MPI_Comm comm, const char *path, const ShardMeta *me
                             const uint32_t *tokens, int64_t n_tokens,
                             const uint64_t *doc_lengths, int64_t n_docs, char *err, int err_len);
 
+// The shard files a dataset path names: the file itself, or every "*.h5" in
+// the folder, sorted by name.  Returns the count (0 with err set on failure).
+int shards_list(const char *path, char ***files, char *err, int err_len);
+void shards_list_free(char **files, int n);
 #endif

@@ -1,0 +1,110 @@
+#include "comm.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "util.h"
+
+static MPI_Datatype mpi_type(DType t) {
+    switch (t) {
+    case DTYPE_F32: return MPI_FLOAT;
+    case DTYPE_F64: return MPI_DOUBLE;
+    case DTYPE_I32: return MPI_INT32_T;
+    case DTYPE_I64: return MPI_INT64_T;
+    case DTYPE_U8: return MPI_UINT8_T;
+    }
+    fatal("comm: unknown data type %d", (int)t);
+}
+
+size_t dtype_bytes(DType t) {
+    switch (t) {
+    case DTYPE_F32: case DTYPE_I32: return 4;
+    case DTYPE_F64: case DTYPE_I64: return 8;
+    case DTYPE_U8: return 1;
+    }
+    return 0;
+}
+
+static void check(int rc, const char *what) {
+    if (rc != MPI_SUCCESS) {
+        char msg[MPI_MAX_ERROR_STRING];
+        int len = 0;
+        MPI_Error_string(rc, msg, &len);
+        fatal("MPI %s failed: %s", what, msg);
+    }
+}
+
+// MPI counts are int: larger transfers go in chunks of this many elements.
+#define CHUNK ((size_t)1 << 30)
+
+void comm_init(Comm *c, MPI_Comm mpi) {
+    check(MPI_Comm_dup(mpi, &c->mpi), "Comm_dup");
+    MPI_Comm_rank(c->mpi, &c->rank);
+    MPI_Comm_size(c->mpi, &c->size);
+}
+
+void comm_free(Comm *c) {
+    if (c->mpi != MPI_COMM_NULL) MPI_Comm_free(&c->mpi);
+    c->mpi = MPI_COMM_NULL;
+}
+
+void comm_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
+    if (c->size == 1) return;
+    MPI_Op mop = op == REDUCE_MAX ? MPI_MAX : MPI_SUM;
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        check(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + i * dtype_bytes(t), (int)k, mpi_type(t),
+                            mop, c->mpi), "Allreduce");
+    }
+}
+
+void comm_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t) {
+    if (c->size == 1) {
+        memmove(recv, send, n * dtype_bytes(t));
+        return;
+    }
+    if (n > (size_t)INT_MAX) fatal("comm: reduce-scatter of %zu elements per rank is too large", n);
+    check(MPI_Reduce_scatter_block(send, recv, (int)n, mpi_type(t), MPI_SUM, c->mpi),
+          "Reduce_scatter_block");
+}
+
+void comm_allgather(const Comm *c, const void *send, void *recv, size_t n, DType t) {
+    size_t bytes = n * dtype_bytes(t);
+    bool in_place = (const char *)send == (char *)recv + (size_t)c->rank * bytes;
+    if (c->size == 1) {
+        if (!in_place) memmove(recv, send, bytes);
+        return;
+    }
+    if (n > (size_t)INT_MAX) fatal("comm: all-gather of %zu elements per rank is too large", n);
+    check(MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, mpi_type(t), recv, (int)n,
+                        mpi_type(t), c->mpi), "Allgather");
+}
+
+void comm_broadcast(const Comm *c, void *buf, size_t n, DType t, int root) {
+    if (c->size == 1) return;
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t k = n - i < CHUNK ? n - i : CHUNK;
+        check(MPI_Bcast((char *)buf + i * dtype_bytes(t), (int)k, mpi_type(t), root, c->mpi),
+              "Bcast");
+    }
+}
+
+void comm_barrier(const Comm *c) { check(MPI_Barrier(c->mpi), "Barrier"); }
+
+CommRequest comm_isend(const Comm *c, const void *buf, size_t n, DType t, int peer, int tag) {
+    CommRequest r;
+    if (n > (size_t)INT_MAX) fatal("comm: send of %zu elements is too large", n);
+    check(MPI_Isend(buf, (int)n, mpi_type(t), peer, tag, c->mpi, &r.mpi), "Isend");
+    return r;
+}
+
+CommRequest comm_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, int tag) {
+    CommRequest r;
+    if (n > (size_t)INT_MAX) fatal("comm: receive of %zu elements is too large", n);
+    check(MPI_Irecv(buf, (int)n, mpi_type(t), peer, tag, c->mpi, &r.mpi), "Irecv");
+    return r;
+}
+
+void comm_wait(CommRequest *r) {
+    if (r->mpi != MPI_REQUEST_NULL) check(MPI_Wait(&r->mpi, MPI_STATUS_IGNORE), "Wait");
+}

@@ -1,0 +1,52 @@
+// The training-data loader.  A sample is a window of max_length + 1 tokens of
+// a shard's packed stream (windows overlap by one token).  Each epoch visits a
+// seeded permutation of the samples.  Global sample g of the run goes to
+// data-parallel rank (g / B) % dp; each rank reads only its own samples, with
+// HDF5 hyperslab reads.  With --data-mix, every global sample first draws its
+// source by weight; each source then has its own permuted epochs.  The whole
+// position is LoaderState, which checkpoints store: a resumed run continues
+// with exactly the samples the uninterrupted run would have seen.
+#ifndef LLAMA_LOADER_H
+#define LLAMA_LOADER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LOADER_MAX_SOURCES 64
+
+typedef struct {
+    uint64_t consumed;                              // global samples drawn so far
+    uint64_t source_consumed[LOADER_MAX_SOURCES];   // per source (with --data-mix)
+} LoaderState;
+
+typedef struct Loader Loader;
+
+typedef struct {
+    const char *path;       // a shard file or a folder of them
+    const char *split;      // "train" or "val"
+    int max_length;
+    int vocab_size;         // the model's: shards with larger ids are refused
+    uint64_t seed;
+    const char *data_mix;   // "source=weight,..." or NULL / "" (all sources as one stream)
+    bool shuffle;           // permute each epoch (evaluation reads in order)
+} LoaderConfig;
+
+// Opens the shards of one split.  Returns NULL with a reason in err (no
+// shards, damaged file, vocabulary larger than the model's, unknown source
+// in the mix, a shard too short for one sample).
+Loader *loader_open(const LoaderConfig *cfg, char *err, int err_len);
+void loader_close(Loader *l);
+uint64_t loader_samples(const Loader *l);          // samples per epoch (all sources)
+int loader_sources(const Loader *l, const char ***names, const double **weights);
+const char *loader_tokenizer_sha256(const Loader *l);
+// Draws dp·B global samples at st->consumed; this rank's B samples (rows of
+// max_length + 1 tokens) go to rows.  Fatal on I/O errors or bad token ids.
+void loader_next(Loader *l, LoaderState *st, int dp_rank, int dp, int B, int32_t *rows);
+// --bench data: like loader_next, but token j of global sample g is a pure
+// function of (seed, g, j), uniform over the vocabulary; no I/O.
+void loader_synthetic_next(uint64_t seed, int vocab_size, int max_length, LoaderState *st,
+                           int dp_rank, int dp, int B, int32_t *rows);
+// Splits rows (B, max_length + 1) into inputs and next-token targets (B·T each).
+void loader_split_rows(const int32_t *rows, int B, int T, int32_t *tokens, int32_t *targets);
+
+#endif

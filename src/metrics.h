@@ -1,0 +1,32 @@
+// Per-step metrics: throughput, model FLOPs and MFU (PaLM/Megatron
+// convention: recomputation is not useful work), peak memory; their console
+// and JSON Lines forms.
+#ifndef LLAMA_METRICS_H
+#define LLAMA_METRICS_H
+
+#include <stdint.h>
+
+typedef struct {
+    int64_t step, total_steps;
+    double loss, lr, grad_norm;
+    double tokens_per_s;     // whole job
+    double tflops;           // model TFLOP/s per device
+    double mfu;              // tflops / peak, 0..1
+    double step_time, elapsed;   // seconds
+    double peak_mem;         // bytes, the largest over ranks
+} StepMetrics;
+
+// One JSON object: step, loss (%.9g, round-trips a float), lr, grad_norm,
+// tokens_per_s, tflops, mfu, elapsed, step_time, peak_mem_gib.
+void metrics_json(const StepMetrics *s, char *out, int len);
+void metrics_console(const StepMetrics *s, char *out, int len);
+// Fills throughput figures from tokens processed in `seconds`.
+void metrics_throughput(StepMetrics *s, double tokens, double seconds, double flops_per_token,
+                        int devices, double peak_tflops);
+// Measured fp32 sgemm rate of this process's threads (TFLOP/s): the CPU
+// backend's peak for MFU.
+double metrics_sgemm_tflops(void);
+// This process's peak resident set size in bytes.
+double metrics_peak_rss(void);
+
+#endif

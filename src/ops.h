@@ -1,0 +1,120 @@
+// The op interface the model is written against.  Two implementations: the
+// CPU reference (ops_cpu.c: fp32, OpenBLAS sgemm, OpenMP) and the CUDA backend
+// (cuda/: bf16 storage, cuBLASLt, fused kernels).
+//
+// Buffers are device memory of the active backend.  "act" buffers (activations,
+// their gradients and the compute copy of the weights) hold elements of the
+// backend's compute type, ops->act_bytes wide (fp32 on the CPU; bf16 or fp32 on
+// CUDA); use act_at() for offsets.  float buffers (weight gradients, master
+// weights, Adam moments, per-row statistics) are always fp32.  Token ids are
+// int32.  Row-major throughout; N is the number of token rows (batch × seq).
+#ifndef LLAMA_OPS_H
+#define LLAMA_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Ops {
+    const char *name;   // "cpu" or "cuda"
+    size_t act_bytes;   // bytes per element of act buffers
+
+    // ---- memory ----
+    void *(*alloc)(size_t bytes);   // zero-filled; fatal when out of memory
+    void (*release)(void *p);
+    void (*to_device)(void *dst, const void *host_src, size_t bytes);
+    void (*to_host)(void *host_dst, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+    void (*sync)(void);                       // wait for queued work
+    size_t (*peak_bytes)(void);               // device memory high-water mark (0: use RSS)
+    void (*f32_to_act)(void *dst, const float *src, size_t n);
+    void (*act_to_f32)(float *dst, const void *src, size_t n);
+
+    // ---- layers ----
+    // y (N, out) = x (N, in) · w (out, in)ᵀ
+    void (*linear_forward)(void *y, const void *x, const void *w, int N, int in, int out);
+    // dx (N, in) = dy (N, out) · w;  dw (out, in) += dyᵀ · x.  dx may be NULL.
+    void (*linear_backward)(void *dx, float *dw, const void *dy, const void *x, const void *w,
+                            int N, int in, int out);
+    // y = x / rms(x) * w per row; rstd (N) keeps 1/rms for the backward pass.
+    void (*rmsnorm_forward)(void *y, float *rstd, const void *x, const void *w, int N, int D,
+                            float eps);
+    // dx (N, D) += ∂/∂x;  dw (D) += ∂/∂w.
+    void (*rmsnorm_backward)(void *dx, float *dw, const void *dy, const void *x, const void *w,
+                             const float *rstd, int N, int D);
+    // y = a + b elementwise, n elements (y may alias a).
+    void (*add)(void *y, const void *a, const void *b, size_t n);
+    // Rotary embedding in place (Hugging Face rotate-half layout) on the first
+    // n_heads heads of each row of qkv (N, row_stride); row r is position r % T.
+    // cos, sin: (T, head_dim / 2).  Backward applies the inverse rotation.
+    void (*rope_forward)(void *qkv, const float *cos, const float *sin, int N, int T,
+                         int row_stride, int n_heads, int head_dim);
+    void (*rope_backward)(void *dqkv, const float *cos, const float *sin, int N, int T,
+                          int row_stride, int n_heads, int head_dim);
+    // Causal grouped-query attention.  qkv (B·T, (nh + 2·nkv)·hd) holds q heads,
+    // then k heads, then v heads per row; out (B·T, nh·hd).  state keeps what the
+    // backward pass needs (attention_state_bytes), work is scratch
+    // (attention_work_bytes) for the backward pass.
+    size_t (*attention_state_bytes)(int B, int T, int nh);
+    size_t (*attention_work_bytes)(int B, int T, int nh, int hd);
+    void (*attention_forward)(void *out, void *state, const void *qkv, int B, int T, int nh,
+                              int nkv, int hd);
+    void (*attention_backward)(void *dqkv, void *work, const void *dout, const void *qkv,
+                               const void *out, const void *state, int B, int T, int nh,
+                               int nkv, int hd);
+    // SwiGLU: gu (N, 2F) = [gate | up];  h (N, F) = silu(gate) · up.
+    void (*swiglu_forward)(void *h, const void *gu, int N, int F);
+    void (*swiglu_backward)(void *dgu, const void *dh, const void *gu, int N, int F);
+    // Vocab-parallel embedding: this rank holds rows [vocab_start, vocab_start +
+    // rows) of the table (rows, D).  Tokens outside give zero rows.
+    void (*embedding_forward)(void *x, const int32_t *tokens, const void *table, int N, int D,
+                              int vocab_start, int rows);
+    void (*embedding_backward)(float *dtable, const void *dx, const int32_t *tokens, int N,
+                               int D, int vocab_start, int rows);
+
+    // ---- vocab-parallel cross-entropy over logits (N, V) of which the first
+    // `valid` columns are real vocabulary (the rest is padding); this rank's
+    // columns are global ids [vocab_start, vocab_start + V).  Between the
+    // steps the caller reduces over tensor-parallel ranks: max of row_max, sum
+    // of stats. ----
+    void (*ce_row_max)(float *row_max, const void *logits, int N, int V, int valid);
+    // stats (N, 2): sum of exp(logit - row_max), and the target's logit (0
+    // when the target lies on another rank).
+    void (*ce_stats)(float *stats, const void *logits, const float *row_max,
+                     const int32_t *targets, int N, int V, int valid, int vocab_start);
+    // loss (N) = log(sum) + max - target logit.  When grad_scale != 0 the
+    // logits are overwritten with grad_scale · (softmax - onehot(target)).
+    void (*ce_loss_grad)(float *loss, void *logits, const float *row_max, const float *stats,
+                         const int32_t *targets, int N, int V, int valid, int vocab_start,
+                         float grad_scale);
+    // Index and value of the largest valid logit of each row (greedy sampling).
+    void (*argmax)(int32_t *index, float *value, const void *logits, int N, int V, int valid,
+                   int vocab_start);
+
+    // ---- optimizer ----
+    // One AdamW step (PyTorch's formulation) on n fp32 master weights;
+    // step counts from 1.
+    void (*adamw)(float *w, float *m, float *v, const float *g, size_t n, float lr, float beta1,
+                  float beta2, float eps, float weight_decay, int step);
+    double (*sum_squares)(const float *x, size_t n);   // result on the host
+    void (*scale)(float *x, float s, size_t n);
+    // Σ losses (N floats) in double, on the host.
+    double (*sum)(const float *x, size_t n);
+} Ops;
+
+// The active backend; set once by ops_select before any model is built.
+extern const Ops *ops;
+
+// Picks the backend: "cpu", or "cuda" (with precision "bf16" or "fp32").
+// Returns false with a reason when it is not available in this build or machine.
+bool ops_select(const char *device, const char *precision, int local_rank, char *err,
+                int err_len);
+
+extern const Ops ops_cpu;
+
+static inline void *act_at(const void *base, size_t elements) {
+    return (char *)base + elements * ops->act_bytes;
+}
+
+#endif

@@ -1,0 +1,139 @@
+#include "optimizer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+double lr_at(const OptimizerConfig *c, int64_t step) {
+    if (step < c->warmup_steps) return c->lr * (double)(step + 1) / (double)c->warmup_steps;
+    int64_t span = c->total_steps - c->warmup_steps;
+    double progress = span > 0 ? (double)(step - c->warmup_steps) / (double)span : 1.0;
+    if (progress > 1.0) progress = 1.0;
+    double min_lr = c->lr * c->min_lr_ratio;
+    return min_lr + 0.5 * (c->lr - min_lr) * (1.0 + cos(M_PI * progress));
+}
+
+Optimizer *optimizer_create(const OptimizerConfig *cfg, Model *m, const Grid *g) {
+    Optimizer *o = xcalloc(1, sizeof *o);
+    o->cfg = *cfg;
+    o->model = m;
+    o->grid = g;
+    if (cfg->zero > 0) {
+        o->shard_len = m->flat_numel / (size_t)g->dp;
+        o->shard_begin = o->shard_len * (size_t)g->dp_rank;
+        o->grad_shard = ops->alloc(o->shard_len * sizeof(float));
+    } else {
+        o->shard_begin = 0;
+        o->shard_len = m->flat_numel;
+    }
+    o->master_owned = cfg->zero > 0 || ops->act_bytes != sizeof(float);
+    o->master = o->master_owned ? ops->alloc(o->shard_len * sizeof(float)) : (float *)m->params;
+    o->m1 = ops->alloc(o->shard_len * sizeof(float));
+    o->m2 = ops->alloc(o->shard_len * sizeof(float));
+    return o;
+}
+
+void optimizer_free(Optimizer *o) {
+    if (!o) return;
+    if (o->master_owned) ops->release(o->master);
+    if (o->grad_shard) ops->release(o->grad_shard);
+    ops->release(o->m1);
+    ops->release(o->m2);
+    free(o);
+}
+
+void optimizer_sync_master(Optimizer *o) {
+    if (o->master_owned)
+        ops->act_to_f32(o->master, act_at(o->model->params, o->shard_begin), o->shard_len);
+}
+
+// ZeRO-2: reduce-scatter this micro-step's gradients into the shard, then
+// clear the full buffer except for this rank's region, which gets the running
+// sum back: the next reduce-scatter then sums exactly "accumulated + new".
+void optimizer_after_micro_step(Optimizer *o) {
+    if (o->cfg.zero < 2) return;
+    Model *m = o->model;
+    comm_reduce_scatter(&o->grid->dp_comm, m->grads, o->grad_shard, o->shard_len, DTYPE_F32);
+    ops->zero(m->grads, m->flat_numel * sizeof(float));
+    ops->copy(m->grads + o->shard_begin, o->grad_shard, o->shard_len * sizeof(float));
+}
+
+// The gradient this rank updates with, over the flat range [shard_begin, +shard_len).
+static float *owned_grads(const Optimizer *o) {
+    return o->cfg.zero > 0 ? o->grad_shard : o->model->grads;
+}
+
+static void reduce_grads(Optimizer *o) {
+    Model *m = o->model;
+    const Comm *dp = &o->grid->dp_comm;
+    if (o->cfg.zero == 0) comm_allreduce(dp, m->grads, m->flat_numel, DTYPE_F32, REDUCE_SUM);
+    else if (o->cfg.zero == 1)
+        comm_reduce_scatter(dp, m->grads, o->grad_shard, o->shard_len, DTYPE_F32);
+    // ZeRO-2 reduced after every micro-step already.
+}
+
+// The part [*a, *b) of tensor t inside this rank's shard; false when empty.
+static bool shard_part(const Optimizer *o, const ParamTensor *t, size_t *a, size_t *b) {
+    size_t lo = o->shard_begin, hi = o->shard_begin + o->shard_len;
+    *a = t->offset > lo ? t->offset : lo;
+    *b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
+    return *a < *b;
+}
+
+// Σ g² over every parameter exactly once in the whole grid: DP replicas count
+// once (or each its shard), TP-replicated tensors on tp_rank 0 only.
+static double global_grad_norm(const Optimizer *o) {
+    const ParamTable *pt = &o->model->table;
+    const float *g = owned_grads(o);
+    double local = 0;
+    if (o->cfg.zero > 0 || o->grid->dp_rank == 0)
+        for (int i = 0; i < pt->n; i++) {
+            size_t a, b;
+            if (pt->t[i].split == SPLIT_NONE && o->grid->tp_rank != 0) continue;
+            if (shard_part(o, &pt->t[i], &a, &b))
+                local += ops->sum_squares(g + (a - o->shard_begin), b - a);
+        }
+    comm_allreduce(&o->grid->world, &local, 1, DTYPE_F64, REDUCE_SUM);
+    return sqrt(local);
+}
+
+static void adam_update(Optimizer *o, float lr) {
+    const ParamTable *pt = &o->model->table;
+    float *g = owned_grads(o);
+    const OptimizerConfig *c = &o->cfg;
+    for (int i = 0; i < pt->n; i++) {
+        size_t a, b;
+        if (!shard_part(o, &pt->t[i], &a, &b)) continue;
+        size_t k = a - o->shard_begin;
+        ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, b - a, lr, (float)c->beta1,
+                   (float)c->beta2, (float)c->eps, pt->t[i].decay ? (float)c->weight_decay : 0.0f,
+                   (int)o->step);
+    }
+}
+
+// Master weights → compute weights, all-gathered over DP under ZeRO.
+static void refresh_params(Optimizer *o) {
+    Model *m = o->model;
+    if (!o->master_owned) return;
+    void *mine = act_at(m->params, o->shard_begin);
+    ops->f32_to_act(mine, o->master, o->shard_len);
+    if (o->cfg.zero > 0) {
+        if (ops->act_bytes != sizeof(float)) fatal("ZeRO all-gather in 16-bit needs NCCL");
+        comm_allgather(&o->grid->dp_comm, mine, m->params, o->shard_len, DTYPE_F32);
+    }
+}
+
+double optimizer_step(Optimizer *o) {
+    reduce_grads(o);
+    double norm = global_grad_norm(o);
+    double coef = o->cfg.grad_clip / (norm + 1e-6);   // torch.nn.utils.clip_grad_norm_
+    if (o->cfg.grad_clip > 0 && coef < 1.0) ops->scale(owned_grads(o), (float)coef, o->shard_len);
+    double lr = lr_at(&o->cfg, o->step);
+    o->step++;
+    adam_update(o, (float)lr);
+    refresh_params(o);
+    ops->zero(o->model->grads, o->model->flat_numel * sizeof(float));
+    return norm;
+}

@@ -1,0 +1,54 @@
+// llama-train's options: names follow Colossal-AI's LLaMA example where one
+// exists.  Every option can also come from a run deck ("key = value" lines,
+// the same names) given as the first argument; the command line overrides it.
+#ifndef LLAMA_OPTIONS_H
+#define LLAMA_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    char config[256];        // preset or model file
+    char dataset[1024];      // HDF5 token shards: a file, or a folder of them
+    int batch_size;          // micro-batch: sequences per DP rank per micro-step
+    int grad_accum;          // micro-steps per optimizer step
+    int max_length;          // sequence length (0: the model's max_seq_len)
+    int64_t steps;           // optimizer steps (0: from num_epochs)
+    int num_epochs;
+    double lr, weight_decay, min_lr_ratio, grad_clip;
+    int64_t warmup_steps;
+    int tp, pp, zero;
+    char pp_layers[256];     // layers per pipeline stage by hand, "a,b,..."
+    bool grad_checkpoint;
+    char mixed_precision[16];   // fp32 | bf16 ("" = bf16 on cuda, fp32 on cpu)
+    char device[16];
+    int64_t save_interval;
+    char save_dir[1024];
+    char load[1024];         // checkpoint path or "auto"
+    int keep_checkpoints;
+    int64_t eval_interval, eval_steps;
+    uint64_t seed;
+    char log[1024];
+    bool bench;
+    int bench_warmup;        // steps excluded from the benchmark figures
+    char init_hf[1024], export_hf[1024];
+    char export_dtype[16];   // fp32 | bf16
+    char dump_batches[1024];
+    char data_mix[1024];     // "source=weight,..."
+    bool describe;           // print sizes and memory per rank, then exit
+    int world_size;          // --describe: ranks to describe (default tp·pp, or the MPI world)
+    char tokenizer[1024];    // for decoding the sample
+    char sample_prompt[1024];
+    int sample_tokens;       // greedy tokens generated at the end (0: none)
+    double peak_tflops;      // per-device peak for MFU (0: the backend's default)
+} TrainOptions;
+
+void options_defaults(TrainOptions *o);
+// Parses a run deck (when argv[1] is not an option) and the command line.
+// On error returns false with one line in err.  --help sets *help.
+bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err, int err_len);
+void options_print_help(const char *program);
+// The options as "key = value" lines (a run deck that reproduces the run).
+void options_format(const TrainOptions *o, char *out, int out_len);
+
+#endif

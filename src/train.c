@@ -1,0 +1,371 @@
+#include "train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memory.h"
+#include "metrics.h"
+#include "pipeline.h"
+#include "util.h"
+
+// ---- options and layout ----
+
+int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg) {
+    return o->max_length > 0 ? o->max_length : cfg->max_seq_len;
+}
+
+static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *err, int len) {
+    int T = trainer_seq_len(o, cfg);
+    const char *bad = NULL;
+    if (o->batch_size < 1) bad = "--batch-size must be at least 1";
+    else if (o->grad_accum < 1) bad = "--grad-accum must be at least 1";
+    else if (o->max_length < 0) bad = "--max-length must be positive";
+    else if (o->steps < 0) bad = "--steps must not be negative";
+    else if (o->num_epochs < 1) bad = "--num-epochs must be at least 1";
+    else if (!(o->lr > 0)) bad = "--lr must be positive";
+    else if (o->weight_decay < 0) bad = "--weight-decay must not be negative";
+    else if (o->min_lr_ratio < 0 || o->min_lr_ratio > 1) bad = "--min-lr-ratio must be in [0, 1]";
+    else if (o->grad_clip < 0) bad = "--grad-clip must not be negative (0 disables clipping)";
+    else if (o->warmup_steps < 0) bad = "--warmup-steps must not be negative";
+    else if (o->eval_interval < 0 || o->eval_steps < 1) bad = "--eval-interval must be >= 0 and --eval-steps >= 1";
+    else if (o->save_interval < 0) bad = "--save-interval must not be negative";
+    else if (o->sample_tokens < 0) bad = "--sample-tokens must not be negative";
+    else if (o->bench_warmup < 0) bad = "--bench-warmup must not be negative";
+    else if (strcmp(o->export_dtype, "fp32") && strcmp(o->export_dtype, "bf16"))
+        bad = "--export-dtype must be fp32 or bf16";
+    else if (!o->bench && !o->dataset[0] && !o->describe)
+        bad = "no training data: give --dataset PATH (HDF5 shards from llama-tokenize encode), "
+              "or --bench for synthetic tokens";
+    if (bad) {
+        snprintf(err, len, "%s", bad);
+        return false;
+    }
+    if (T > cfg->max_seq_len) {
+        snprintf(err, len, "--max-length %d exceeds the model's max_seq_len %d", T,
+                 cfg->max_seq_len);
+        return false;
+    }
+    return true;
+}
+
+static const char *precision_of(const TrainOptions *o) {
+    if (o->mixed_precision[0]) return o->mixed_precision;
+    return strcmp(o->device, "cuda") == 0 ? "bf16" : "fp32";
+}
+
+bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
+                           int err_len) {
+    if (!check_ranges(o, cfg, err, err_len)) return false;
+    const char *p = precision_of(o);
+    if (strcmp(p, "fp32") && strcmp(p, "bf16")) {
+        snprintf(err, err_len, "--mixed-precision must be fp32 or bf16, got '%s'", p);
+        return false;
+    }
+    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
+        snprintf(err, err_len, "--device must be cpu or cuda, got '%s'", o->device);
+        return false;
+    }
+    if (!grid_check_layout(cfg, world, o->tp, o->pp, o->zero, err, err_len)) return false;
+    int counts[4096];
+    if (o->pp > 4096) {
+        snprintf(err, err_len, "--pp %d is too large", o->pp);
+        return false;
+    }
+    return pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, err_len);
+}
+
+static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int dp, int tp_rank,
+                         int pp_rank) {
+    int counts[4096];
+    char err[256];
+    if (!pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, sizeof err))
+        fatal("%s", err);
+    ModelPart p = {.tp = o->tp, .tp_rank = tp_rank, .dp = dp};
+    for (int s = 0; s < pp_rank; s++) p.layer0 += counts[s];
+    p.n_layers = counts[pp_rank];
+    p.first = pp_rank == 0;
+    p.last = pp_rank == o->pp - 1;
+    return p;
+}
+
+static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg, int pp_rank) {
+    return (MemoryLayout){.B = o->batch_size, .T = trainer_seq_len(o, cfg),
+                          .grad_accum = o->grad_accum, .pp = o->pp, .pp_rank = pp_rank,
+                          .zero = o->zero, .recompute = o->grad_checkpoint,
+                          .act_bytes = strcmp(precision_of(o), "bf16") ? 4 : 2,
+                          .flash_attention = strcmp(o->device, "cuda") == 0};
+}
+
+void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
+    int T = trainer_seq_len(o, c), dp = world / (o->tp * o->pp);
+    info("model %s: dim %d, %d layers, %d heads (%d KV), head dim %d, FFN %d, vocab %d, "
+         "max seq %d, rope theta %g, norm eps %g", c->name, c->dim, c->n_layers, c->n_heads,
+         c->n_kv_heads, config_head_dim(c), c->ffn_dim, c->vocab_size, c->max_seq_len,
+         c->rope_theta, c->norm_eps);
+    info("parameters: %.4g M total, %.4g M non-embedding + LM head (the N of 6N)",
+         (double)config_params_total(c) / 1e6, (double)config_params_flop(c) / 1e6);
+    info("model FLOPs per token at sequence %d: %.4g (6N + 12·layers·dim·seq)", T,
+         config_flops_per_token(c, T));
+    info("layout: %d ranks = dp %d × tp %d × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
+         "%s on %s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
+         precision_of(o), o->device, o->grad_checkpoint ? ", activation recomputation" : "");
+    for (int s = 0; s < o->pp; s++) {
+        if (s > 0 && s < o->pp - 1) continue;   // middle stages look like stage 0 without the embedding
+        ModelPart part = part_of(o, c, dp, 0, s);
+        MemoryLayout lay = memory_layout(o, c, s);
+        MemoryEstimate e = memory_estimate(c, &part, &lay);
+        char title[64];
+        snprintf(title, sizeof title, "memory per rank, stage %d", s);
+        memory_print(title, &e);
+    }
+}
+
+// ---- set-up ----
+
+static void init_weights(Trainer *t) {
+    Model *m = t->model;
+    float *host = xmalloc(m->table.numel * sizeof(float));
+    params_init_host(&m->table, t->opt.seed, host);
+    ops->f32_to_act(m->params, host, m->table.numel);
+    free(host);
+}
+
+static void open_data(Trainer *t) {
+    if (t->opt.bench) return;
+    char err[1024];
+    LoaderConfig lc = {.path = t->opt.dataset, .split = "train", .max_length = t->T,
+                       .vocab_size = t->cfg.vocab_size, .seed = t->opt.seed,
+                       .data_mix = t->opt.data_mix, .shuffle = true};
+    t->train = loader_open(&lc, err, sizeof err);
+    if (!t->train) fatal("%s", err);
+    lc.split = "val";
+    lc.shuffle = false;
+    lc.data_mix = NULL;
+    t->val = loader_open(&lc, err, sizeof err);
+    if (!t->val && t->opt.eval_interval > 0)
+        fatal("--eval-interval needs a validation split: %s (tokenize with --val-fraction)", err);
+}
+
+static void count_steps(Trainer *t) {
+    uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
+    if (t->opt.steps > 0) t->total_steps = t->opt.steps;
+    else if (t->opt.bench) t->total_steps = 10;
+    else t->total_steps = (int64_t)(loader_samples(t->train) * t->opt.num_epochs / per_step);
+    if (t->total_steps < 1)
+        fatal("the dataset has %llu samples of %d tokens, fewer than one step's %llu; use a "
+              "smaller --batch-size or --max-length", (unsigned long long)loader_samples(t->train),
+              t->T + 1, (unsigned long long)per_step);
+}
+
+static void open_outputs(Trainer *t) {
+    char err[1024];
+    if (t->opt.log[0] && t->grid.world_rank == 0 && !(t->log = logfile_open(t->opt.log, err, sizeof err)))
+        fatal("%s", err);
+    if (t->opt.dump_batches[0] && t->grid.tp_rank == 0 && t->grid.pp_rank == 0) {
+        char path[1100];
+        if (t->grid.dp > 1) snprintf(path, sizeof path, "%s.dp%d", t->opt.dump_batches, t->grid.dp_rank);
+        else snprintf(path, sizeof path, "%s", t->opt.dump_batches);
+        if (!(t->dump = logfile_open(path, err, sizeof err))) fatal("%s", err);
+    }
+}
+
+// Peak for MFU: --peak-tflops, else the measured sgemm rate (CPU).
+static void set_peak(Trainer *t) {
+    t->flops_per_token = config_flops_per_token(&t->cfg, t->T);
+    t->peak_tflops = t->opt.peak_tflops;
+    if (t->peak_tflops <= 0 && strcmp(ops->name, "cpu") == 0) {
+        if (t->grid.world_rank == 0) t->peak_tflops = metrics_sgemm_tflops();
+        comm_broadcast(&t->grid.world, &t->peak_tflops, 1, DTYPE_F64, 0);
+    }
+}
+
+static void report_memory(Trainer *t) {
+    MemoryLayout lay = memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
+    MemoryEstimate e = memory_estimate(&t->cfg, &t->part, &lay);
+    double mine[2] = {e.total, (double)e.n_params}, all[2 * 4096];
+    if (t->grid.world_size > 4096) return;
+    comm_allgather(&t->grid.world, mine, all, 2, DTYPE_F64);
+    memory_print("memory (rank 0)", &e);
+    if (t->grid.world_rank != 0 || t->grid.world_size == 1) return;
+    for (int r = 0; r < t->grid.world_size && r < 64; r++) {
+        char b[32];
+        info("  rank %d: %.4g M parameters, %s predicted", r, all[2 * r + 1] / 1e6,
+             format_bytes(all[2 * r], b, sizeof b));
+    }
+}
+
+Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
+    Trainer *t = xcalloc(1, sizeof *t);
+    t->opt = *o;
+    t->cfg = *cfg;
+    t->B = o->batch_size;
+    t->T = trainer_seq_len(o, cfg);
+    t->M = o->grad_accum;
+    grid_create(&t->grid, o->tp, o->pp);
+    t->part = part_of(o, cfg, t->grid.dp, t->grid.tp_rank, t->grid.pp_rank);
+    t->model = model_create(cfg, &t->part, &t->grid.tp_comm, t->B, t->T,
+                            pipeline_slots(&t->grid, t->M), o->grad_checkpoint);
+    init_weights(t);
+    open_data(t);
+    count_steps(t);
+    OptimizerConfig oc = {.lr = o->lr, .min_lr_ratio = o->min_lr_ratio,
+                          .weight_decay = o->weight_decay, .grad_clip = o->grad_clip,
+                          .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
+                          .warmup_steps = o->warmup_steps, .total_steps = t->total_steps,
+                          .zero = o->zero};
+    t->optim = optimizer_create(&oc, t->model, &t->grid);
+    optimizer_sync_master(t->optim);
+    t->rows = xmalloc((size_t)t->M * t->B * (t->T + 1) * sizeof(int32_t));
+    open_outputs(t);
+    set_peak(t);
+    report_memory(t);
+    return t;
+}
+
+void trainer_free(Trainer *t) {
+    if (!t) return;
+    logfile_close(t->log);
+    logfile_close(t->dump);
+    loader_close(t->train);
+    loader_close(t->val);
+    optimizer_free(t->optim);
+    model_free(t->model);
+    grid_free(&t->grid);
+    free(t->rows);
+    free(t);
+}
+
+// ---- steps ----
+
+static void fill_rows(Trainer *t) {
+    size_t per_micro = (size_t)t->B * (t->T + 1);
+    for (int k = 0; k < t->M; k++) {
+        int32_t *rows = t->rows + (size_t)k * per_micro;
+        if (t->train)
+            loader_next(t->train, &t->state, t->grid.dp_rank, t->grid.dp, t->B, rows);
+        else
+            loader_synthetic_next(t->opt.seed, t->cfg.vocab_size, t->T, &t->state,
+                                  t->grid.dp_rank, t->grid.dp, t->B, rows);
+        if (t->dump) logfile_write(t->dump, rows, per_micro * sizeof(int32_t));
+    }
+}
+
+// Σ of token losses from the last stage's tensor-parallel rank 0, over the grid.
+static double global_loss_sum(const Trainer *t, double local) {
+    double v = t->part.last && t->grid.tp_rank == 0 ? local : 0.0;
+    comm_allreduce(&t->grid.world, &v, 1, DTYPE_F64, REDUCE_SUM);
+    return v;
+}
+
+static double step_tokens(const Trainer *t) {
+    return (double)t->B * t->T * t->M * t->grid.dp;
+}
+
+static void log_step(Trainer *t, double loss, double lr, double norm, double seconds) {
+    StepMetrics s = {.step = t->step + 1, .total_steps = t->total_steps, .loss = loss, .lr = lr,
+                     .grad_norm = norm, .step_time = seconds,
+                     .elapsed = now_seconds() - t->start_time};
+    metrics_throughput(&s, step_tokens(t), seconds, t->flops_per_token, t->grid.world_size,
+                       t->peak_tflops);
+    s.peak_mem = ops->peak_bytes() ? (double)ops->peak_bytes() : metrics_peak_rss();
+    comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
+    char line[512];
+    metrics_console(&s, line, sizeof line);
+    info("%s", line);
+    if (t->log) {
+        metrics_json(&s, line, sizeof line);
+        logfile_line(t->log, line);
+    }
+}
+
+static void train_step(Trainer *t) {
+    double t0 = now_seconds();
+    fill_rows(t);
+    double lr = lr_at(&t->optim->cfg, t->step);
+    double local = pipeline_train(t->model, t->optim, &t->grid, t->rows, t->M,
+                                  (float)(1.0 / step_tokens(t)));
+    double norm = optimizer_step(t->optim);
+    double loss = global_loss_sum(t, local) / step_tokens(t);
+    ops->sync();
+    double seconds = now_seconds() - t0;
+    if (!isfinite(loss)) fatal("the loss became %g at step %lld; lower --lr or raise --warmup-steps",
+                               loss, (long long)t->step + 1);
+    log_step(t, loss, lr, norm, seconds);
+    if (t->step >= t->opt.bench_warmup) {
+        t->bench_tokens += step_tokens(t);
+        t->bench_seconds += seconds;
+    }
+    t->step++;
+}
+
+double trainer_evaluate(Trainer *t) {
+    LoaderState st = {0};
+    double sum = 0;
+    for (int64_t k = 0; k < t->opt.eval_steps; k++) {
+        loader_next(t->val, &st, t->grid.dp_rank, t->grid.dp, t->B, t->rows);
+        sum += pipeline_eval(t->model, &t->grid, t->rows, 1);
+    }
+    double tokens = (double)t->opt.eval_steps * t->B * t->T * t->grid.dp;
+    return global_loss_sum(t, sum) / tokens;
+}
+
+static void log_eval(Trainer *t) {
+    double loss = trainer_evaluate(t);
+    info("eval  step %lld | loss %.4f | perplexity %.2f", (long long)t->step, loss, exp(loss));
+    if (t->log) {
+        char line[256];
+        snprintf(line, sizeof line, "{\"step\": %lld, \"eval_loss\": %.9g}", (long long)t->step,
+                 loss);
+        logfile_line(t->log, line);
+    }
+}
+
+int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, int32_t *out) {
+    int32_t *tokens = xcalloc((size_t)t->B * t->T, sizeof(int32_t));
+    memcpy(out, prompt, (size_t)n * sizeof(int32_t));
+    int len = n;
+    // The token comes from the last stage's first rank: world rank (pp − 1)·dp·tp.
+    int root = (t->grid.pp - 1) * t->grid.dp * t->grid.tp;
+    while (len < n + n_new && len < t->T) {
+        memcpy(tokens, out, (size_t)len * sizeof(int32_t));
+        model_set_batch(t->model, 0, tokens, tokens);
+        pipeline_forward_logits(t->model, &t->grid);
+        int32_t next = t->part.last ? model_argmax(t->model, len - 1) : 0;
+        comm_broadcast(&t->grid.world, &next, 1, DTYPE_I32, root);
+        out[len++] = next;
+    }
+    free(tokens);
+    return len;
+}
+
+static void print_bench(const Trainer *t) {
+    if (!t->opt.bench) return;
+    if (t->bench_seconds <= 0) {
+        info("bench: no steps after the %d warm-up steps; raise --steps", t->opt.bench_warmup);
+        return;
+    }
+    StepMetrics s = {0};
+    metrics_throughput(&s, t->bench_tokens, t->bench_seconds, t->flops_per_token,
+                       t->grid.world_size, t->peak_tflops);
+    info("bench: %s, %d ranks (dp %d tp %d pp %d), micro-batch %d, seq %d: %.1f tokens/s, "
+         "%.4f model TFLOP/s per device, MFU %.1f%% of %.4f TFLOP/s peak (%s)", t->cfg.name,
+         t->grid.world_size, t->grid.dp, t->grid.tp, t->grid.pp, t->B, t->T, s.tokens_per_s,
+         s.tflops, 100 * s.mfu, t->peak_tflops,
+         t->opt.peak_tflops > 0 ? "given" : "measured sgemm");
+}
+
+void trainer_run(Trainer *t) {
+    t->start_time = now_seconds();
+    info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
+         t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,
+         t->grid.pp, step_tokens(t));
+    while (t->step < t->total_steps) {
+        train_step(t);
+        if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval == 0)
+            log_eval(t);
+    }
+    if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval != 0) log_eval(t);
+    print_bench(t);
+}

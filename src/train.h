@@ -1,0 +1,53 @@
+// The training loop of llama-train: set-up from options, steps through the
+// pipeline schedule and the optimizer, evaluation, metrics, sampling.
+#ifndef LLAMA_TRAIN_H
+#define LLAMA_TRAIN_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "grid.h"
+#include "loader.h"
+#include "logfile.h"
+#include "model.h"
+#include "optimizer.h"
+#include "options.h"
+
+typedef struct Trainer {
+    TrainOptions opt;
+    ModelConfig cfg;
+    Grid grid;
+    ModelPart part;
+    int B, T, M;                 // micro-batch, sequence, micro-batches per step
+    Model *model;
+    Optimizer *optim;
+    Loader *train, *val;         // NULL under --bench / without a validation split
+    LoaderState state;           // position in the training data
+    int64_t step, total_steps;
+    int32_t *rows;               // (M, B, T + 1) this step's token windows
+    double flops_per_token, peak_tflops;
+    double start_time;
+    LogFile *log, *dump;
+    double bench_tokens, bench_seconds;   // after the warm-up steps
+} Trainer;
+
+// Checks options that every rank can judge alone (sizes, layout, strings).
+// False with one line in err.
+bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
+                           int err_len);
+// The sequence length a run uses (--max-length or the model's).
+int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg);
+// Prints parameter count, FLOPs per token and memory per rank for the layout.
+void trainer_describe(const TrainOptions *o, const ModelConfig *cfg, int world);
+
+Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg);
+void trainer_run(Trainer *t);
+void trainer_free(Trainer *t);
+
+// Held-out loss over --eval-steps micro-batches (every rank calls it).
+double trainer_evaluate(Trainer *t);
+// Greedy continuation of prompt (n ids) by n_new tokens into out (n + n_new
+// ids, at most T); identical on every rank.  Returns the length.
+int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, int32_t *out);
+
+#endif

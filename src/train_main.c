@@ -1,0 +1,42 @@
+// llama-train: pretrains a LLaMA-family model; every rank runs it (SPMD).
+#include <mpi.h>
+#include <stdio.h>
+
+#include "ops.h"
+#include "options.h"
+#include "train.h"
+#include "util.h"
+
+int main(int argc, char **argv) {
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    util_set_program("llama-train");
+    TrainOptions o;
+    options_defaults(&o);
+    bool help;
+    char err[1024];
+    if (!options_parse(&o, argc, argv, &help, err, sizeof err)) fatal_all("%s", err);
+    if (help) {
+        if (util_world_rank() == 0) options_print_help("llama-train");
+        MPI_Finalize();
+        return 0;
+    }
+    ModelConfig cfg;
+    if (!config_load(o.config, &cfg, err, sizeof err)) fatal_all("%s", err);
+    int world = util_world_size();
+    if (o.describe && world == 1) world = o.world_size > 0 ? o.world_size : o.tp * o.pp;
+    if (!trainer_check_options(&o, &cfg, world, err, sizeof err)) fatal_all("%s", err);
+    if (o.describe) {
+        trainer_describe(&o, &cfg, world);
+        MPI_Finalize();
+        return 0;
+    }
+    if (!ops_select(o.device, o.mixed_precision[0] ? o.mixed_precision : "fp32", 0, err,
+                    sizeof err))
+        fatal_all("%s", err);
+    Trainer *t = trainer_create(&o, &cfg);
+    trainer_run(t);
+    trainer_free(t);
+    MPI_Finalize();
+    return 0;
+}
