@@ -1,6 +1,8 @@
 #include "comm.h"
 
 #include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util.h"
@@ -11,6 +13,7 @@ static MPI_Datatype mpi_type(DType t) {
     case DTYPE_F64: return MPI_DOUBLE;
     case DTYPE_I32: return MPI_INT32_T;
     case DTYPE_I64: return MPI_INT64_T;
+    case DTYPE_U64: return MPI_UINT64_T;
     case DTYPE_U8: return MPI_UINT8_T;
     }
     fatal("comm: unknown data type %d", (int)t);
@@ -19,7 +22,7 @@ static MPI_Datatype mpi_type(DType t) {
 size_t dtype_bytes(DType t) {
     switch (t) {
     case DTYPE_F32: case DTYPE_I32: return 4;
-    case DTYPE_F64: case DTYPE_I64: return 8;
+    case DTYPE_F64: case DTYPE_I64: case DTYPE_U64: return 8;
     case DTYPE_U8: return 1;
     }
     return 0;
@@ -107,4 +110,17 @@ CommRequest comm_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, in
 
 void comm_wait(CommRequest *r) {
     if (r->mpi != MPI_REQUEST_NULL) check(MPI_Wait(&r->mpi, MPI_STATUS_IGNORE), "Wait");
+}
+
+void comm_agree(const Comm *c, bool ok, const char *message) {
+    int mine = ok ? c->size : c->rank, first;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->mpi);
+    if (first == c->size) return;
+    if (c->rank == first) {
+        fprintf(stderr, "%s: error: %s\n", util_program(), message);
+        fflush(stderr);
+    }
+    MPI_Barrier(c->mpi);
+    MPI_Finalize();
+    exit(1);
 }

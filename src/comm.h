@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum { DTYPE_F32, DTYPE_F64, DTYPE_I32, DTYPE_I64, DTYPE_U8 } DType;
+typedef enum { DTYPE_F32, DTYPE_F64, DTYPE_I32, DTYPE_I64, DTYPE_U64, DTYPE_U8 } DType;
 typedef enum { REDUCE_SUM, REDUCE_MAX } ReduceOp;
 
 typedef struct Comm {
@@ -38,5 +38,10 @@ CommRequest comm_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, in
 void comm_wait(CommRequest *r);
 
 size_t dtype_bytes(DType t);
+
+// Collective agreement on an outcome: when any rank has ok == false, the
+// lowest such rank prints its message and every rank exits 1 (no hang, one
+// message).  Returns only when every rank is ok.
+void comm_agree(const Comm *c, bool ok, const char *message);
 
 #endif

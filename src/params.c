@@ -78,6 +78,11 @@ void params_build(ParamTable *pt, const ModelConfig *c, const ModelPart *part) {
     }
 }
 
+void params_build_global(ParamTable *pt, const ModelConfig *cfg) {
+    ModelPart whole = {.tp = 1, .n_layers = cfg->n_layers, .first = true, .last = true, .dp = 1};
+    params_build(pt, cfg, &whole);
+}
+
 void params_free(ParamTable *pt) {
     free(pt->t);
     memset(pt, 0, sizeof *pt);

@@ -54,6 +54,9 @@ typedef struct {
 
 void params_build(ParamTable *pt, const ModelConfig *cfg, const ModelPart *part);
 void params_free(ParamTable *pt);
+// Every tensor of the whole model, unsplit (names and full shapes, in the
+// order of the flat buffers of a one-rank run).
+void params_build_global(ParamTable *pt, const ModelConfig *cfg);
 // Tensor `kind` of local layer l (0-based within the stage).
 static inline const ParamTensor *params_layer(const ParamTable *pt, int l, int kind) {
     return &pt->t[pt->layers + l * LP_COUNT + kind];

@@ -1,0 +1,61 @@
+// The HDF5 file of a checkpoint: 2-D fp32 datasets (1-D tensors are (n, 1))
+// in groups, each with its full logical shape, written collectively by every
+// rank (each its own hyperslab union, possibly empty) and read back by any
+// rank independently; scalar and array attributes on "/".
+#ifndef LLAMA_CKPT_FILE_H
+#define LLAMA_CKPT_FILE_H
+
+#include <mpi.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+// A rectangle of a dataset: rows [r0, r0 + nr) × cols [c0, c0 + nc).
+typedef struct {
+    int64_t r0, nr, c0, nc;
+} Slab;
+
+// The rectangles covering flat (row-major) elements [e0, e1) of a
+// (rows, cols) matrix, in order: at most 3.  Returns how many.
+int slabs_of_range(int64_t cols, int64_t e0, int64_t e1, Slab out[3]);
+
+typedef struct CkptFile CkptFile;
+
+// Collective over comm: creates path (truncating).  NULL on every rank with a
+// reason when it cannot.
+CkptFile *ckpt_file_create(MPI_Comm comm, const char *path, char *err, int err_len);
+// Read-only, this rank alone.
+CkptFile *ckpt_file_open(const char *path, char *err, int err_len);
+// Closes; for a created file collective, and false when the data could not
+// be flushed.
+bool ckpt_file_close(CkptFile *f);
+
+// Collective: creates group (if needed) and dataset group/name of (rows,
+// cols) fp32 and writes this rank's slabs from data (the slabs' elements
+// concatenated in order).  Same verdict on every rank.
+bool ckpt_file_write(CkptFile *f, const char *group, const char *name, int64_t rows,
+                     int64_t cols, const Slab *slabs, int n_slabs, const float *data, char *err,
+                     int err_len);
+// Reads slabs of group/name (whose shape must be rows × cols) into data.
+bool ckpt_file_read(CkptFile *f, const char *group, const char *name, int64_t rows,
+                    int64_t cols, const Slab *slabs, int n_slabs, float *data, char *err,
+                    int err_len);
+
+// Attributes on "/" (collective when writing: same value on every rank).
+bool ckpt_file_set_i64(CkptFile *f, const char *name, const int64_t *v, int n);
+bool ckpt_file_set_u64_on(CkptFile *f, const char *group, const char *dataset,
+                          const char *name, uint64_t v);
+bool ckpt_file_set_str(CkptFile *f, const char *name, const char *v);
+bool ckpt_file_set_f64(CkptFile *f, const char *name, double v);
+// Reading: false when missing or of another kind; n is the array length expected.
+bool ckpt_file_get_i64(CkptFile *f, const char *name, int64_t *v, int n);
+bool ckpt_file_get_u64_on(CkptFile *f, const char *group, const char *dataset,
+                          const char *name, uint64_t *v);
+bool ckpt_file_get_f64(CkptFile *f, const char *name, double *v);
+// Returns a malloc'ed string or NULL.
+char *ckpt_file_get_str(CkptFile *f, const char *name);
+// Shape of group/name; false when it does not exist.
+bool ckpt_file_shape(CkptFile *f, const char *group, const char *name, int64_t *rows,
+                     int64_t *cols);
+const char *ckpt_file_path(const CkptFile *f);
+
+#endif

@@ -1,0 +1,20 @@
+// Hugging Face LLaMA folders (model.safetensors + config.json, the tensor names
+// and shapes of transformers' LlamaForCausalLM) in and out of the model.
+#ifndef LLAMA_HF_H
+#define LLAMA_HF_H
+
+#include <stdbool.h>
+
+#include "grid.h"
+#include "model.h"
+
+// Loads this rank's block of every tensor it holds from DIR into the compute
+// weights (each rank reads only its own slices).  The folder's config must
+// describe the same model shape.  False with one line in err otherwise.
+bool hf_import(Model *m, const char *dir, char *err, int err_len);
+// Writes the whole model to DIR, gathering each tensor's blocks to world rank
+// 0 one tensor at a time (collective over the grid).  Vocabulary padding is
+// left out.  Fatal on failure.
+void hf_export(const Model *m, const Grid *g, const char *dir, bool bf16);
+
+#endif

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Writes the golden files the C reference test (validation/unit/test_reference.c)
+compares against: a tiny random transformers LlamaForCausalLM with grouped-query
+attention, its weights (Hugging Face folder: model.safetensors + config.json),
+input batches, logits, loss, every gradient, and the losses of 10 AdamW steps
+with linear warm-up and cosine decay and gradient clipping.
+
+Run once (PyTorch, transformers, safetensors from PyPI); make test never needs Python:
+    python3 validation/reference/make_llama_golden.py validation/golden/llama-tiny
+"""
+import json
+import math
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+from transformers import LlamaConfig, LlamaForCausalLM
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "validation/golden/llama-tiny"
+B, T, STEPS = 2, 11, 10
+OPT = dict(lr=3e-3, warmup=3, min_lr_ratio=0.1, weight_decay=0.1, clip=1.0,
+           betas=(0.9, 0.95), eps=1e-8)
+
+torch.manual_seed(0)
+torch.set_default_dtype(torch.float32)
+torch.use_deterministic_algorithms(True)
+
+config = LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=80,
+                     num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
+                     max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-5,
+                     tie_word_embeddings=False, attention_bias=False, mlp_bias=False,
+                     bos_token_id=None, eos_token_id=None, pad_token_id=None)
+config._attn_implementation = "eager"
+model = LlamaForCausalLM(config).float()
+# Norm weights away from 1 so their gradients are exercised.
+with torch.no_grad():
+    for name, p in model.named_parameters():
+        if p.dim() == 1:
+            p.copy_(1.0 + 0.1 * torch.randn_like(p))
+os.makedirs(OUT, exist_ok=True)
+model.save_pretrained(OUT, safe_serialization=True)
+
+batches = torch.randint(0, config.vocab_size, (STEPS, B, T + 1), dtype=torch.int64)
+
+
+def loss_of(batch):
+    logits = model(input_ids=batch[:, :T]).logits
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, config.vocab_size),
+                                             batch[:, 1:].reshape(-1))
+    return logits, loss
+
+
+golden = {"tokens": batches.float().contiguous()}
+logits, loss = loss_of(batches[0])
+loss.backward()
+golden["logits"] = logits.detach().reshape(B * T, -1).contiguous()
+golden["loss"] = loss.detach().reshape(1)
+for name, p in model.named_parameters():
+    golden["grad." + name] = p.grad.detach().clone().contiguous()
+model.zero_grad(set_to_none=True)
+
+
+def lr_lambda(step):  # the schedule of src/optimizer.c, as a multiple of lr
+    if step < OPT["warmup"]:
+        return (step + 1) / OPT["warmup"]
+    progress = min(1.0, (step - OPT["warmup"]) / max(1, STEPS - OPT["warmup"]))
+    return OPT["min_lr_ratio"] + 0.5 * (1 - OPT["min_lr_ratio"]) * (1 + math.cos(math.pi * progress))
+
+
+decay = [p for p in model.parameters() if p.dim() == 2]
+no_decay = [p for p in model.parameters() if p.dim() == 1]
+optim = torch.optim.AdamW([{"params": decay, "weight_decay": OPT["weight_decay"]},
+                           {"params": no_decay, "weight_decay": 0.0}],
+                          lr=OPT["lr"], betas=OPT["betas"], eps=OPT["eps"], foreach=False)
+sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
+losses, norms = [], []
+for step in range(STEPS):
+    _, loss = loss_of(batches[step])
+    loss.backward()
+    norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), OPT["clip"])))
+    optim.step()
+    sched.step()
+    optim.zero_grad(set_to_none=True)
+    losses.append(float(loss))
+golden["step_losses"] = torch.tensor(losses, dtype=torch.float32)
+golden["step_grad_norms"] = torch.tensor(norms, dtype=torch.float32)
+save_file(golden, os.path.join(OUT, "golden.safetensors"))
+with open(os.path.join(OUT, "golden.json"), "w") as f:
+    json.dump({"B": B, "T": T, "steps": STEPS, **OPT, "losses": losses,
+               "torch": torch.__version__}, f, indent=1)
+print("wrote", OUT, "losses", ["%.6f" % l for l in losses])
