@@ -69,7 +69,9 @@ typedef struct {
 // a known dtype, a shape and data_offsets, byte size == numel * dtype size,
 // ranges inside the data section and not overlapping), so a truncated or
 // corrupt file is refused here, before any tensor is read.  Tensor data is
-// not read.  On failure *st is left empty (safetensors_close is harmless).
+// not read.  Unused bytes between or after tensors are tolerated (the Python
+// reference refuses them; no writer makes them).  On failure *st is left
+// empty (safetensors_close is harmless).
 bool safetensors_open(const char *path, Safetensors *st, char *err, int err_len);
 void safetensors_close(Safetensors *st);
 
