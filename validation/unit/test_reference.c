@@ -1,0 +1,164 @@
+// Reference agreement with transformers' LlamaForCausalLM (fp32): the golden
+// folder validation/golden/llama-tiny was written once by
+// validation/reference/make_llama_golden.py (GQA, vocab 97, T = 11).  Imports
+// its weights through the Hugging Face path and matches logits and loss
+// (1e-5), every gradient (1e-4) and the losses of 10 AdamW steps with warm-up,
+// cosine decay and clipping (1e-4).
+#include <jansson.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "grid.h"
+#include "hf.h"
+#include "hf_config.h"
+#include "model.h"
+#include "optimizer.h"
+#include "safetensors.h"
+
+#define GOLDEN "validation/golden/llama-tiny"
+
+static Safetensors golden;
+static json_t *meta;
+static int B, T;
+
+static float *golden_tensor(const char *name, int64_t *numel) {
+    const SafetensorsTensor *t = safetensors_find(&golden, name);
+    if (!t) {
+        printf("FAIL golden tensor %s missing\n", name);
+        exit(1);
+    }
+    float *out = malloc((size_t)t->numel * sizeof(float));
+    char err[512];
+    if (!safetensors_read(&golden, name, t->ndim, t->shape, out, err, sizeof err)) {
+        printf("FAIL %s\n", err);
+        exit(1);
+    }
+    *numel = t->numel;
+    return out;
+}
+
+static void set_step_batch(Model *m, const float *tokens, int step) {
+    int32_t *in = malloc(sizeof(int32_t) * m->N), *tg = malloc(sizeof(int32_t) * m->N);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *row = tokens + ((size_t)step * B + b) * (T + 1);
+            in[b * T + t] = (int32_t)row[t];
+            tg[b * T + t] = (int32_t)row[t + 1];
+        }
+    model_set_batch(m, 0, in, tg);
+    free(in);
+    free(tg);
+}
+
+// Largest |a − b| relative to the largest |b| of the tensor.
+static double max_rel_error(const float *a, const float *b, size_t n) {
+    double err = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        err = fmax(err, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)b[i]));
+    }
+    return err / scale;
+}
+
+static void check_logits_and_grads(Model *m, const float *tokens) {
+    check_begin("reference logits and loss match transformers to 1e-5");
+    set_step_batch(m, tokens, 0);
+    model_forward(m, 0);
+    double loss = model_head_forward(m, 0, 0.0f) / m->N;
+    int64_t n;
+    float *want = golden_tensor("logits", &n), *want_loss = golden_tensor("loss", &n);
+    double e = max_rel_error(m->logits, want, (size_t)m->N * m->vocab_rows);
+    CHECK(e <= 1e-5, "logits differ by %.3g relative", e);
+    CHECK_CLOSE(loss, want_loss[0], 1e-5, 0, "loss");
+    check_end();
+    free(want);
+    free(want_loss);
+
+    check_begin("reference gradients of every tensor match transformers to 1e-4");
+    model_head_forward(m, 0, 1.0f / m->N);
+    model_backward(m, 0);
+    for (int i = 0; i < m->table.n; i++) {
+        const ParamTensor *t = &m->table.t[i];
+        char name[160];
+        snprintf(name, sizeof name, "grad.%s", t->name);
+        float *g = golden_tensor(name, &n);
+        CHECK(n == (int64_t)t->numel, "%s: %lld elements, expected %zu", name, (long long)n, t->numel);
+        double ge = max_rel_error(m->grads + t->offset, g, t->numel);
+        CHECK(ge <= 1e-4, "%s differs by %.3g relative", name, ge);
+        free(g);
+    }
+    check_end();
+    memset(m->grads, 0, m->flat_numel * sizeof(float));
+}
+
+static void check_training(Model *m, Grid *g, const float *tokens) {
+    check_begin("reference: 10 AdamW steps (warm-up, cosine, clipping) match transformers to 1e-4");
+    int steps = (int)json_integer_value(json_object_get(meta, "steps"));
+    OptimizerConfig oc = {
+        .lr = json_real_value(json_object_get(meta, "lr")),
+        .min_lr_ratio = json_real_value(json_object_get(meta, "min_lr_ratio")),
+        .weight_decay = json_real_value(json_object_get(meta, "weight_decay")),
+        .grad_clip = json_number_value(json_object_get(meta, "clip")),
+        .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
+        .warmup_steps = json_integer_value(json_object_get(meta, "warmup")),
+        .total_steps = steps};
+    Optimizer *o = optimizer_create(&oc, m, g);
+    optimizer_sync_master(o);
+    int64_t n;
+    float *want = golden_tensor("step_losses", &n), *norms = golden_tensor("step_grad_norms", &n);
+    for (int s = 0; s < steps; s++) {
+        set_step_batch(m, tokens, s);
+        model_forward(m, 0);
+        double loss = model_head_forward(m, 0, 1.0f / m->N) / m->N;
+        model_backward(m, 0);
+        double norm = optimizer_step(o);
+        char what[64];
+        snprintf(what, sizeof what, "loss of step %d", s + 1);
+        CHECK_CLOSE(loss, want[s], 1e-4, 0, what);
+        snprintf(what, sizeof what, "gradient norm of step %d", s + 1);
+        CHECK_CLOSE(norm, norms[s], 1e-4, 0, what);
+    }
+    check_end();
+    free(want);
+    free(norms);
+    optimizer_free(o);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    char err[1024];
+    json_error_t jerr;
+    meta = json_load_file(GOLDEN "/golden.json", 0, &jerr);
+    HfConfig hf;
+    if (!meta || !hf_config_read(GOLDEN, &hf, err, sizeof err) ||
+        !safetensors_open(GOLDEN "/golden.safetensors", &golden, err, sizeof err)) {
+        printf("FAIL reference golden files: %s\n", meta ? err : jerr.text);
+        return 1;
+    }
+    B = (int)json_integer_value(json_object_get(meta, "B"));
+    T = (int)json_integer_value(json_object_get(meta, "T"));
+    Grid g;
+    grid_create(&g, 1, 1);
+    ModelPart part = {.tp = 1, .n_layers = hf.model.n_layers, .first = true, .last = true, .dp = 1};
+    Model *m = model_create(&hf.model, &part, &g.tp_comm, B, T, 1, false);
+    check_begin("reference weights import from the Hugging Face folder");
+    bool ok = hf_import(m, GOLDEN, err, sizeof err);
+    CHECK(ok, "%s", err);
+    check_end();
+    if (ok) {
+        int64_t n;
+        float *tokens = golden_tensor("tokens", &n);
+        check_logits_and_grads(m, tokens);
+        check_training(m, &g, tokens);
+        free(tokens);
+    }
+    model_free(m);
+    grid_free(&g);
+    safetensors_close(&golden);
+    json_decref(meta);
+    MPI_Finalize();
+    return check_exit_code();
+}
