@@ -22,7 +22,7 @@ typedef struct {
 #define NUM(t, f) t, offsetof(TrainOptions, f), 0
 
 static const OptSpec specs[] = {
-    {"config", 'c', STR(config), "preset or model file (default tiny)"},
+    {"config", 'c', STR(config), "preset or model file (default tiny, or the --init-hf model)"},
     {"dataset", 'd', STR(dataset), "HDF5 token shards: a file or a folder of them"},
     {"batch-size", 'b', NUM(OPT_INT, batch_size), "micro-batch: sequences per data-parallel rank"},
     {"grad-accum", 0, NUM(OPT_INT, grad_accum), "micro-steps per optimizer step"},
@@ -67,7 +67,6 @@ static const OptSpec specs[] = {
 
 void options_defaults(TrainOptions *o) {
     memset(o, 0, sizeof *o);
-    strcpy(o->config, "tiny");
     o->batch_size = 4;
     o->grad_accum = 1;
     o->num_epochs = 1;

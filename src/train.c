@@ -1,13 +1,17 @@
 #include "train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
+#include "hf.h"
 #include "memory.h"
 #include "metrics.h"
 #include "pipeline.h"
+#include "signals.h"
 #include "util.h"
 
 // ---- options and layout ----
@@ -126,10 +130,25 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
 
 static void init_weights(Trainer *t) {
     Model *m = t->model;
+    if (t->opt.init_hf[0]) {
+        char err[2048];
+        bool ok = hf_import(m, t->opt.init_hf, err, sizeof err);
+        comm_agree(&t->grid.world, ok, err);
+        info("initialised from Hugging Face weights in %s", t->opt.init_hf);
+        return;
+    }
     float *host = xmalloc(m->table.numel * sizeof(float));
     params_init_host(&m->table, t->opt.seed, host);
     ops->f32_to_act(m->params, host, m->table.numel);
     free(host);
+}
+
+// --load: a checkpoint folder, or "auto" for the newest in --save-dir.
+static void resume(Trainer *t) {
+    if (!t->opt.load[0]) return;
+    char dir[4200];
+    if (checkpoint_resolve(t, dir, sizeof dir)) checkpoint_load(t, dir);
+    else info("no checkpoint in %s: starting from step 0", t->opt.save_dir);
 }
 
 static void open_data(Trainer *t) {
@@ -217,6 +236,7 @@ Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
                           .zero = o->zero};
     t->optim = optimizer_create(&oc, t->model, &t->grid);
     optimizer_sync_master(t->optim);
+    resume(t);
     t->rows = xmalloc((size_t)t->M * t->B * (t->T + 1) * sizeof(int32_t));
     open_outputs(t);
     set_peak(t);
@@ -356,8 +376,29 @@ static void print_bench(const Trainer *t) {
          t->opt.peak_tflops > 0 ? "given" : "measured sgemm");
 }
 
+// True (on every rank) when any rank received SIGTERM or SIGUSR1.
+static bool stop_requested(const Trainer *t) {
+    int sig = signals_pending();
+    comm_allreduce(&t->grid.world, &sig, 1, DTYPE_I32, REDUCE_MAX);
+    if (sig) info("received %s: saving a checkpoint and exiting", sig == SIGTERM ? "SIGTERM" : "SIGUSR1");
+    return sig != 0;
+}
+
+static bool save_due(const Trainer *t) {
+    return t->opt.save_interval > 0 && t->step % t->opt.save_interval == 0;
+}
+
+static void finish(Trainer *t) {
+    if (t->opt.save_interval > 0 && !save_due(t)) checkpoint_save(t);
+    if (t->opt.export_hf[0]) {
+        hf_export(t->model, &t->grid, t->opt.export_hf, strcmp(t->opt.export_dtype, "bf16") == 0);
+        info("exported Hugging Face weights to %s", t->opt.export_hf);
+    }
+}
+
 void trainer_run(Trainer *t) {
     t->start_time = now_seconds();
+    signals_install();
     info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
          t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,
          t->grid.pp, step_tokens(t));
@@ -365,7 +406,14 @@ void trainer_run(Trainer *t) {
         train_step(t);
         if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval == 0)
             log_eval(t);
+        if (save_due(t)) checkpoint_save(t);
+        if (stop_requested(t)) {
+            if (!save_due(t)) checkpoint_save(t);
+            info("stopped at step %lld by a signal; resume with --load auto", (long long)t->step);
+            return;
+        }
     }
     if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval != 0) log_eval(t);
+    finish(t);
     print_bench(t);
 }

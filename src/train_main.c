@@ -1,11 +1,26 @@
 // llama-train: pretrains a LLaMA-family model; every rank runs it (SPMD).
 #include <mpi.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "hf_config.h"
 #include "ops.h"
 #include "options.h"
 #include "train.h"
 #include "util.h"
+
+// The model: -c, else the --init-hf folder's config.json, else the tiny preset.
+static bool model_config(TrainOptions *o, ModelConfig *cfg, char *err, int len) {
+    if (!o->config[0] && o->init_hf[0]) {
+        HfConfig hf;
+        if (!hf_config_read(o->init_hf, &hf, err, len)) return false;
+        *cfg = hf.model;
+        snprintf(cfg->name, sizeof cfg->name, "%.63s", o->init_hf);
+        return true;
+    }
+    if (!o->config[0]) strcpy(o->config, "tiny");
+    return config_load(o->config, cfg, err, len);
+}
 
 int main(int argc, char **argv) {
     int provided;
@@ -22,7 +37,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     ModelConfig cfg;
-    if (!config_load(o.config, &cfg, err, sizeof err)) fatal_all("%s", err);
+    if (!model_config(&o, &cfg, err, sizeof err)) fatal_all("%s", err);
     int world = util_world_size();
     if (o.describe && world == 1) world = o.world_size > 0 ? o.world_size : o.tp * o.pp;
     if (!trainer_check_options(&o, &cfg, world, err, sizeof err)) fatal_all("%s", err);
