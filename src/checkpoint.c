@@ -89,7 +89,7 @@ static void save_attributes(Trainer *t, CkptFile *f) {
     int64_t shape[7] = {c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->vocab_size,
                         c->max_seq_len};
     int64_t layout[4] = {t->grid.dp, t->grid.tp, t->grid.pp, t->optim->cfg.zero};
-    int64_t step = t->step, seed = (int64_t)t->opt.seed, loader[1 + LOADER_MAX_SOURCES];
+    int64_t step = t->step, seed = t->opt.seed == UINT64_MAX ? -1 : (int64_t)t->opt.seed, loader[1 + LOADER_MAX_SOURCES];
     loader[0] = (int64_t)t->state.consumed;
     for (int i = 0; i < LOADER_MAX_SOURCES; i++) loader[1 + i] = (int64_t)t->state.source_consumed[i];
     char *options = xmalloc(65536);
@@ -192,7 +192,7 @@ static bool check_compatible(const Trainer *t, CkptFile *f, char *err, int len) 
     else if (tok && tok[0] && data_tok[0] && strcmp(tok, data_tok) != 0)
         snprintf(err, len, "%s was trained on data of another tokenizer (sha256 %.12s…) than "
                  "--dataset (%.12s…)", ckpt_file_path(f), tok, data_tok);
-    else if ((uint64_t)seed != t->opt.seed)
+    else if (seed >= 0 && (uint64_t)seed != t->opt.seed)   // imports carry seed -1
         snprintf(err, len, "%s was saved by a run with --seed %lld; resume with the same seed "
                  "so the data order continues", ckpt_file_path(f), (long long)seed);
     else ok = true;
@@ -203,9 +203,9 @@ static bool check_compatible(const Trainer *t, CkptFile *f, char *err, int len) 
 
 // Every element of every dataset is read by exactly one rank (an even split
 // of its flat range) and checked against the stored checksums.
-static bool verify_checksums(const Trainer *t, CkptFile *f, const ParamTable *global, char *err,
+static bool verify_checksums(const Comm *world, CkptFile *f, const ParamTable *global, char *err,
                              int len) {
-    int W = t->grid.world_size, r = t->grid.world_rank;
+    int W = world->size, r = world->rank;
     size_t n = (size_t)global->n * N_GROUPS;
     uint64_t *sums = xcalloc(n, sizeof *sums), *want = xcalloc(n, sizeof *want);
     bool ok = true;
@@ -226,8 +226,8 @@ static bool verify_checksums(const Trainer *t, CkptFile *f, const ParamTable *gl
             }
         }
     free(buf);
-    comm_agree(&t->grid.world, ok, err);
-    comm_allreduce(&t->grid.world, sums, n, DTYPE_U64, REDUCE_SUM);
+    comm_agree(world, ok, err);
+    comm_allreduce(world, sums, n, DTYPE_U64, REDUCE_SUM);
     for (size_t j = 0; ok && j < n; j++)
         if (sums[j] != want[j]) {
             snprintf(err, len, "%s: tensor %s/%s fails its checksum: the file is corrupt; use an "
@@ -298,22 +298,73 @@ static void load_state(Trainer *t, CkptFile *f) {
     for (int i = 0; i < LOADER_MAX_SOURCES; i++) t->state.source_consumed[i] = (uint64_t)loader[1 + i];
 }
 
-void checkpoint_load(Trainer *t, const char *dir) {
+static void load(Trainer *t, const char *dir, bool weights_only) {
     char path[4300], err[2048] = "";
     double t0 = now_seconds();
     snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
     CkptFile *f = ckpt_file_open(path, err, sizeof err);
     comm_agree(&t->grid.world, f != NULL, err);
-    comm_agree(&t->grid.world, check_compatible(t, f, err, sizeof err), err);
+    comm_agree(&t->grid.world, weights_only || check_compatible(t, f, err, sizeof err), err);
     ParamTable global;
     params_build_global(&global, &t->cfg);
-    comm_agree(&t->grid.world, verify_checksums(t, f, &global, err, sizeof err), err);
+    comm_agree(&t->grid.world, verify_checksums(&t->grid.world, f, &global, err, sizeof err), err);
     params_free(&global);
-    bool ok = load_weights(t, f, err, sizeof err) && load_optimizer(t, f, err, sizeof err);
+    bool ok = load_weights(t, f, err, sizeof err) &&
+              (weights_only || load_optimizer(t, f, err, sizeof err));
     comm_agree(&t->grid.world, ok, err);
-    load_state(t, f);
+    if (!weights_only) load_state(t, f);
     ckpt_file_close(f);
     double seconds = now_seconds() - t0, bytes = 3.0 * 4.0 * (double)config_params_total(&t->cfg);
     info("loaded checkpoint %s at step %lld (%.3f GB verified and read in %.2f s)", dir,
          (long long)t->step, bytes / 1e9, seconds);
+}
+
+void checkpoint_load(Trainer *t, const char *dir) { load(t, dir, false); }
+void checkpoint_load_weights(Trainer *t, const char *dir) { load(t, dir, true); }
+
+bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len) {
+    char path[4300];
+    snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+    memset(ci, 0, sizeof *ci);
+    CkptFile *f = ckpt_file_open(path, err, err_len);
+    if (!f) return false;
+    int64_t shape[7];
+    char *format = ckpt_file_get_str(f, "format"), *name = ckpt_file_get_str(f, "model_name");
+    char *tok = ckpt_file_get_str(f, "tokenizer_sha256");
+    bool ok = format && strcmp(format, FORMAT) == 0 && ckpt_file_get_i64(f, "model_shape", shape, 7) &&
+              ckpt_file_get_f64(f, "rope_theta", &ci->cfg.rope_theta) &&
+              ckpt_file_get_f64(f, "norm_eps", &ci->cfg.norm_eps) &&
+              ckpt_file_get_i64(f, "step", &ci->step, 1) && ckpt_file_get_i64(f, "seed", &ci->seed, 1) &&
+              ckpt_file_get_i64(f, "layout", ci->layout, 4);
+    if (ok) {
+        ModelConfig *c = &ci->cfg;
+        c->dim = (int)shape[0], c->n_layers = (int)shape[1], c->n_heads = (int)shape[2];
+        c->n_kv_heads = (int)shape[3], c->ffn_dim = (int)shape[4], c->vocab_size = (int)shape[5];
+        c->max_seq_len = (int)shape[6];
+        snprintf(c->name, sizeof c->name, "%s", name ? name : "checkpoint");
+        snprintf(ci->tokenizer_sha256, sizeof ci->tokenizer_sha256, "%s", tok ? tok : "");
+        ci->options = ckpt_file_get_str(f, "options");
+        ok = config_validate(c, err, err_len);
+    } else {
+        snprintf(err, err_len, "%s is not a complete llama-hpc checkpoint", path);
+    }
+    free(format);
+    free(name);
+    free(tok);
+    ckpt_file_close(f);
+    return ok;
+}
+
+bool checkpoint_verify(const Comm *world, const char *dir, const ModelConfig *cfg, char *err,
+                       int err_len) {
+    char path[4300];
+    snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+    CkptFile *f = ckpt_file_open(path, err, err_len);
+    comm_agree(world, f != NULL, err);
+    ParamTable global;
+    params_build_global(&global, cfg);
+    bool ok = verify_checksums(world, f, &global, err, err_len);
+    params_free(&global);
+    ckpt_file_close(f);
+    return ok;
 }

@@ -25,5 +25,20 @@ bool checkpoint_resolve(const Trainer *t, char *dir, int len);
 // the tokenizer and every checksum first.  Fatal with a clear message when
 // the checkpoint cannot be used; nothing is changed then.
 void checkpoint_load(Trainer *t, const char *dir);
+// Like checkpoint_load, but only the model weights (verified), not the optimizer or position.
+void checkpoint_load_weights(Trainer *t, const char *dir);
+// What a checkpoint folder holds, without loading it (this rank alone).
+typedef struct {
+    ModelConfig cfg;
+    int64_t step, seed;
+    int64_t layout[4];        // dp, tp, pp, ZeRO stage of the run that saved it
+    char *options;            // that run's options as a run deck (malloc'ed)
+    char tokenizer_sha256[72];
+} CheckpointInfo;
+bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len);
+// Collective over world: reads every tensor once (split over the ranks) and
+// checks it against its checksum.  Exits with the message when unreadable.
+bool checkpoint_verify(const Comm *world, const char *dir, const ModelConfig *cfg, char *err,
+                       int err_len);
 
 #endif

@@ -215,20 +215,24 @@ static void report_memory(Trainer *t) {
     }
 }
 
-Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
+// Grid, model part and model for micro-batch B, sequence T, M micro-batches.
+static Trainer *trainer_alloc(const TrainOptions *o, const ModelConfig *cfg, int B, int T, int M) {
     Trainer *t = xcalloc(1, sizeof *t);
     t->opt = *o;
     t->cfg = *cfg;
-    t->B = o->batch_size;
-    t->T = trainer_seq_len(o, cfg);
-    t->M = o->grad_accum;
+    t->B = B;
+    t->T = T;
+    t->M = M;
     grid_create(&t->grid, o->tp, o->pp);
     t->part = part_of(o, cfg, t->grid.dp, t->grid.tp_rank, t->grid.pp_rank);
-    t->model = model_create(cfg, &t->part, &t->grid.tp_comm, t->B, t->T,
-                            pipeline_slots(&t->grid, t->M), o->grad_checkpoint);
+    t->model = model_create(cfg, &t->part, &t->grid.tp_comm, B, T, pipeline_slots(&t->grid, M),
+                            o->grad_checkpoint);
     init_weights(t);
-    open_data(t);
-    count_steps(t);
+    return t;
+}
+
+static void create_optimizer(Trainer *t) {
+    const TrainOptions *o = &t->opt;
     OptimizerConfig oc = {.lr = o->lr, .min_lr_ratio = o->min_lr_ratio,
                           .weight_decay = o->weight_decay, .grad_clip = o->grad_clip,
                           .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
@@ -236,11 +240,25 @@ Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
                           .zero = o->zero};
     t->optim = optimizer_create(&oc, t->model, &t->grid);
     optimizer_sync_master(t->optim);
+}
+
+Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
+    Trainer *t = trainer_alloc(o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum);
+    open_data(t);
+    count_steps(t);
+    create_optimizer(t);
     resume(t);
     t->rows = xmalloc((size_t)t->M * t->B * (t->T + 1) * sizeof(int32_t));
     open_outputs(t);
     set_peak(t);
     report_memory(t);
+    return t;
+}
+
+Trainer *trainer_create_bare(const TrainOptions *o, const ModelConfig *cfg) {
+    Trainer *t = trainer_alloc(o, cfg, 1, 1, 1);
+    t->total_steps = 1;
+    create_optimizer(t);
     return t;
 }
 

@@ -41,6 +41,9 @@ int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg);
 void trainer_describe(const TrainOptions *o, const ModelConfig *cfg, int world);
 
 Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg);
+// The model (seeded or --init-hf weights) and optimizer of a run without data,
+// for llama-ckpt's conversions: micro-batch 1, sequence 1, one step.
+Trainer *trainer_create_bare(const TrainOptions *o, const ModelConfig *cfg);
 void trainer_run(Trainer *t);
 void trainer_free(Trainer *t);
 

@@ -1,0 +1,219 @@
+// llama-ckpt: inspects checkpoints, converts them to and from the Hugging Face
+// LLaMA layout, and compares two models tensor by tensor.
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "ckpt_dir.h"
+#include "ckpt_file.h"
+#include "hf.h"
+#include "hf_config.h"
+#include "safetensors.h"
+#include "train.h"
+#include "util.h"
+
+static void usage(void) {
+    printf("usage:\n"
+           "  llama-ckpt info CKPT_DIR                 step, layout, options, tensors; verifies checksums\n"
+           "  llama-ckpt export-hf CKPT_DIR OUT_DIR [--dtype fp32|bf16] [--tp N] [--pp N]\n"
+           "                                           Hugging Face folder (model.safetensors + config.json)\n"
+           "  llama-ckpt import-hf HF_DIR SAVE_DIR     a step-0 checkpoint to continue with llama-train --load\n"
+           "  llama-ckpt compare A B [--rtol R]        largest relative difference per tensor of two\n"
+           "                                           checkpoints or Hugging Face folders; exit 1 above R\n"
+           "Run under mpirun to spread the work; --tp/--pp split the model for export-hf.\n");
+}
+
+static void print_info(const char *dir) {
+    CheckpointInfo ci;
+    char err[2048];
+    comm_agree_world(checkpoint_info(dir, &ci, err, sizeof err), err);
+    const ModelConfig *c = &ci.cfg;
+    info("checkpoint %s: step %lld, saved by dp %lld × tp %lld × pp %lld with ZeRO-%lld", dir,
+         (long long)ci.step, (long long)ci.layout[0], (long long)ci.layout[1],
+         (long long)ci.layout[2], (long long)ci.layout[3]);
+    info("model %s: dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d, max seq %d, "
+         "%.4g M parameters", c->name, c->dim, c->n_layers, c->n_heads, c->n_kv_heads,
+         c->ffn_dim, c->vocab_size, c->max_seq_len, (double)config_params_total(c) / 1e6);
+    info("tokenizer sha256: %s", ci.tokenizer_sha256[0] ? ci.tokenizer_sha256 : "(none)");
+    ParamTable pt;
+    params_build_global(&pt, c);
+    for (int i = 0; i < pt.n; i++)
+        info("  %-52s %6lld x %-6lld  master + 2 Adam moments, fp32", pt.t[i].name,
+             (long long)pt.t[i].rows, (long long)pt.t[i].cols);
+    params_free(&pt);
+    Comm world;
+    comm_init(&world, MPI_COMM_WORLD);
+    bool ok = checkpoint_verify(&world, dir, c, err, sizeof err);
+    comm_free(&world);
+    info("complete: %s", ok ? "yes, every tensor matches its checksum" : err);
+    if (ci.options) info("options of the run that saved it:\n%s", ci.options);
+    free(ci.options);
+    if (!ok) fatal_all("%s", err);
+}
+
+// Options of a bare trainer: the layout given, no data.
+static TrainOptions bare_options(int tp, int pp) {
+    TrainOptions o;
+    options_defaults(&o);
+    o.tp = tp;
+    o.pp = pp;
+    o.bench = true;
+    return o;
+}
+
+static void export_hf(const char *dir, const char *out, bool bf16, int tp, int pp) {
+    CheckpointInfo ci;
+    char err[2048];
+    comm_agree_world(checkpoint_info(dir, &ci, err, sizeof err), err);
+    free(ci.options);
+    if (!grid_check_layout(&ci.cfg, util_world_size(), tp, pp, 0, err, sizeof err))
+        fatal_all("%s", err);
+    TrainOptions o = bare_options(tp, pp);
+    Trainer *t = trainer_create_bare(&o, &ci.cfg);
+    checkpoint_load_weights(t, dir);
+    hf_export(t->model, &t->grid, out, bf16);
+    info("exported %s (step %lld) to %s", dir, (long long)ci.step, out);
+    trainer_free(t);
+}
+
+static void import_hf(const char *hf_dir, const char *save_dir) {
+    HfConfig hf;
+    char err[2048];
+    comm_agree_world(hf_config_read(hf_dir, &hf, err, sizeof err), err);
+    TrainOptions o = bare_options(1, 1);
+    snprintf(o.init_hf, sizeof o.init_hf, "%s", hf_dir);
+    snprintf(o.save_dir, sizeof o.save_dir, "%s", save_dir);
+    o.seed = UINT64_MAX;   // no data position yet: any --seed may continue it
+    snprintf(hf.model.name, sizeof hf.model.name, "%s", "hf-import");
+    if (util_world_size() != 1) fatal_all("import-hf runs on one rank");
+    Trainer *t = trainer_create_bare(&o, &hf.model);
+    checkpoint_save(t);
+    trainer_free(t);
+}
+
+// ---- compare ----
+
+// A model to compare: a checkpoint's master weights or a Hugging Face folder.
+typedef struct {
+    CkptFile *ckpt;
+    Safetensors st;
+    bool is_ckpt;
+    ModelConfig cfg;
+} Source;
+
+static void open_source(const char *path, Source *s) {
+    char err[2048], probe[4300];
+    memset(s, 0, sizeof *s);
+    snprintf(probe, sizeof probe, "%s/checkpoint.h5", path);
+    CheckpointInfo ci;
+    s->is_ckpt = checkpoint_info(path, &ci, err, sizeof err);
+    if (s->is_ckpt) {
+        s->cfg = ci.cfg;
+        free(ci.options);
+        s->ckpt = ckpt_file_open(probe, err, sizeof err);
+        if (!s->ckpt) fatal("%s", err);
+        return;
+    }
+    HfConfig hf;
+    if (!hf_config_read(path, &hf, err, sizeof err) || !safetensors_open(path, &s->st, err, sizeof err))
+        fatal("%s is neither a checkpoint nor a Hugging Face folder: %s", path, err);
+    s->cfg = hf.model;
+}
+
+static bool read_full(Source *s, const ParamTensor *t, float *out, char *err, int len) {
+    if (s->is_ckpt) {
+        Slab slab = {0, t->rows, 0, t->cols};
+        return ckpt_file_read(s->ckpt, "master", t->name, t->rows, t->cols, &slab, 1, out, err, len);
+    }
+    int64_t shape[2] = {t->rows, t->cols};
+    return safetensors_read(&s->st, t->name, t->ndim, shape, out, err, len);
+}
+
+static void close_source(Source *s) {
+    if (s->is_ckpt) ckpt_file_close(s->ckpt);
+    else safetensors_close(&s->st);
+}
+
+static double compare_tensor(Source *a, Source *b, const ParamTensor *t) {
+    size_t n = (size_t)(t->rows * t->cols);
+    float *x = xmalloc(n * sizeof(float)), *y = xmalloc(n * sizeof(float));
+    char err[2048];
+    if (!read_full(a, t, x, err, sizeof err) || !read_full(b, t, y, err, sizeof err)) fatal("%s", err);
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)x[i] - y[i]));
+        scale = fmax(scale, fabs((double)y[i]));
+    }
+    free(x);
+    free(y);
+    return scale > 0 ? diff / scale : diff;
+}
+
+static int compare(const char *pa, const char *pb, double rtol) {
+    Source a, b;
+    open_source(pa, &a);
+    open_source(pb, &b);
+    if (a.cfg.dim != b.cfg.dim || a.cfg.n_layers != b.cfg.n_layers ||
+        a.cfg.vocab_size != b.cfg.vocab_size || a.cfg.ffn_dim != b.cfg.ffn_dim)
+        fatal("%s and %s hold models of different shapes", pa, pb);
+    ParamTable pt;
+    params_build_global(&pt, &a.cfg);
+    double worst = 0;
+    const char *worst_name = "";
+    for (int i = 0; i < pt.n; i++) {
+        double d = compare_tensor(&a, &b, &pt.t[i]);
+        if (d > worst || i == 0) worst = d, worst_name = pt.t[i].name;
+    }
+    printf("largest relative difference %.3g in %s (%d tensors compared, tolerance %g)\n", worst,
+           worst_name, pt.n, rtol);
+    params_free(&pt);
+    close_source(&a);
+    close_source(&b);
+    return worst <= rtol ? 0 : 1;
+}
+
+// ---- main ----
+
+static const char *flag_value(int argc, char **argv, const char *flag, const char *fallback) {
+    for (int i = 0; i < argc - 1; i++)
+        if (strcmp(argv[i], flag) == 0) return argv[i + 1];
+    return fallback;
+}
+
+static int flag_int(int argc, char **argv, const char *flag, int fallback) {
+    const char *v = flag_value(argc, argv, flag, NULL);
+    int out;
+    if (!v) return fallback;
+    if (!parse_int(v, &out) || out < 1) fatal_all("%s: expected a positive integer, got '%s'", flag, v);
+    return out;
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    util_set_program("llama-ckpt");
+    if (argc < 3 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        if (util_world_rank() == 0) usage();
+        MPI_Finalize();
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    int rc = 0;
+    if (!strcmp(cmd, "info")) print_info(argv[2]);
+    else if (!strcmp(cmd, "export-hf") && argc >= 4) {
+        const char *dtype = flag_value(argc, argv, "--dtype", "fp32");
+        if (strcmp(dtype, "fp32") && strcmp(dtype, "bf16")) fatal_all("--dtype must be fp32 or bf16");
+        export_hf(argv[2], argv[3], !strcmp(dtype, "bf16"), flag_int(argc, argv, "--tp", 1),
+                  flag_int(argc, argv, "--pp", 1));
+    } else if (!strcmp(cmd, "import-hf") && argc >= 4) import_hf(argv[2], argv[3]);
+    else if (!strcmp(cmd, "compare") && argc >= 4) {
+        double rtol = 1e-5;
+        const char *r = flag_value(argc, argv, "--rtol", NULL);
+        if (r && !parse_double(r, &rtol)) fatal_all("--rtol: expected a number, got '%s'", r);
+        rc = util_world_rank() == 0 ? compare(argv[2], argv[3], rtol) : 0;
+    } else fatal_all("unknown or incomplete command '%s' (see llama-ckpt --help)", cmd);
+    MPI_Finalize();
+    return rc;
+}
