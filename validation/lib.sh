@@ -33,3 +33,11 @@ expect_error() {
 }
 
 finish() { exit $((fails > 0)); }
+
+# make_byte_shards DIR: byte-level shards (vocab 256) of a real text in
+# inputs/, with a validation split, written by llama-tokenize on 2 ranks.
+make_byte_shards() {
+  "${MPIRUN[@]}" -np 2 "$BIN/llama-tokenize" encode --tokenizer bytes \
+    --input "$ROOT/inputs/redpajama-mini/wikipedia_sample.jsonl" --output "$1" \
+    --val-fraction 0.05 >"$1.log" 2>&1 || { echo "making byte shards failed:"; cat "$1.log"; exit 1; }
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The central test: every parallel layout trains the same model as one rank.
+# The tiny preset (GQA: 8 heads, 4 KV heads), 10 steps; per-step losses and
+# final weights must equal the one-rank run's to 1e-5 relative, for grad-accum
+# 1 and 4.  `make test` runs a subset; FULL=1 (make test-full) the whole grid:
+# dp2 dp4 tp2 tp4 pp2 pp4 dp2×tp2 dp2×pp2 tp2×pp2 dp2×tp2×pp2, each with
+# --zero 0/1/2 where DP > 1.
+source "$(dirname "$0")/lib.sh"
+scratch
+DATA=$TMP/data
+make_byte_shards "$DATA"
+GLOBAL=16   # sequences per optimizer step, whatever the layout
+COMMON=(-c tiny -d "$DATA" -l 32 --steps 10 --lr 3e-3 --warmup-steps 2 --seed 7 --peak-tflops 1)
+
+# run NAME RANKS TP PP ZERO ACCUM: trains, logs to $TMP/NAME.jsonl, exports to $TMP/NAME.hf
+run() {
+  local name=$1 np=$2 tp=$3 pp=$4 zero=$5 accum=$6
+  local dp=$((np / (tp * pp)))
+  local b=$((GLOBAL / (dp * accum)))
+  timeout 300 "${MPIRUN[@]}" -np "$np" "$BIN/llama-train" "${COMMON[@]}" -b "$b" \
+    --grad-accum "$accum" --tp "$tp" --pp "$pp" --zero "$zero" --log "$TMP/$name.jsonl" \
+    --export-hf "$TMP/$name.hf" >"$TMP/$name.out" 2>&1
+}
+
+# losses_match A B: every logged loss of A within 1e-5 relative of B's.
+losses_match() {
+  awk -F'"loss": ' 'FNR==1{f++} /"loss"/{split($2,v,","); x[f,FNR]=v[1]; n[f]=FNR}
+    END { if (n[1] != 10 || n[2] != 10) { print "steps " n[1] " vs " n[2]; exit 1 }
+          for (i = 1; i <= 10; i++) { a = x[1,i]; b = x[2,i]; d = a - b; if (d < 0) d = -d;
+            if (d > 1e-5 * (b < 0 ? -b : b)) { printf "step %d: %s vs %s\n", i, a, b; exit 1 } } }' "$1" "$2"
+}
+
+check_layout() {
+  local name=$1 accum=$6 why
+  if ! run "$@"; then fail "$name" "run failed: $(tail -n 3 "$TMP/$name.out")"; return; fi
+  if ! why=$(losses_match "$TMP/$name.jsonl" "$TMP/ref$accum.jsonl"); then fail "$name" "losses: $why"; return; fi
+  if ! why=$("$BIN/llama-ckpt" compare "$TMP/$name.hf" "$TMP/ref$accum.hf" --rtol 1e-5 2>&1); then
+    fail "$name" "weights: $why"; return
+  fi
+  pass "$name: 10 losses and final weights equal one rank's"
+}
+
+for accum in 1 4; do
+  run "ref$accum" 1 1 1 0 "$accum" || { fail "one-rank reference" "$(tail -n 3 "$TMP/ref$accum.out")"; finish; }
+done
+
+if [ -n "${FULL:-}" ]; then
+  layouts=("dp2 2 1 1" "dp4 4 1 1" "tp2 2 2 1" "tp4 4 4 1" "pp2 2 1 2" "pp4 4 1 4"
+           "dp2tp2 4 2 1" "dp2pp2 4 1 2" "tp2pp2 4 2 2" "dp2tp2pp2 8 2 2")
+  for accum in 1 4; do
+    for l in "${layouts[@]}"; do
+      set -- $l
+      dp=$(($2 / ($3 * $4)))
+      zeros="0"; [ "$dp" -gt 1 ] && zeros="0 1 2"
+      for z in $zeros; do check_layout "$1-zero$z-accum$accum" "$2" "$3" "$4" "$z" "$accum"; done
+    done
+  done
+else
+  check_layout "dp2-zero1-accum4" 2 1 1 1 4
+  check_layout "tp4-accum1" 4 4 1 0 1
+  check_layout "pp4-accum4" 4 1 4 0 4
+  check_layout "dp2tp2-zero2-accum1" 4 2 1 2 1
+  check_layout "tp2pp2-accum4" 4 2 2 0 4
+  check_layout "dp2tp2pp2-zero1-accum4" 8 2 2 1 4
+  check_layout "dp2tp2pp2-zero2-accum1" 8 2 2 2 1
+fi
+finish
