@@ -131,6 +131,7 @@ void checkpoint_save(Trainer *t) {
     double t0 = now_seconds();
     ckpt_dir_name(t->opt.save_dir, t->step, true, tmp, sizeof tmp);
     ckpt_dir_name(t->opt.save_dir, t->step, false, final, sizeof final);
+    info("saving checkpoint %s", final);
     bool ok = t->grid.world_rank != 0 || ckpt_dir_prepare(tmp, err, sizeof err);
     comm_agree(&t->grid.world, ok, err);
     snprintf(path, sizeof path, "%s/checkpoint.h5", tmp);

@@ -16,7 +16,7 @@ skip() { echo "SKIP $1: $2"; }
 # A fresh scratch folder removed on exit.
 scratch() {
   TMP=$(mktemp -d "${TMPDIR:-/tmp}/llama-test.XXXXXX")
-  trap 'rm -rf "$TMP"' EXIT
+  [ -n "${KEEP:-}" ] && echo "keeping $TMP" || trap 'rm -rf "$TMP"' EXIT
 }
 
 # expect_error NAME PATTERN CMD...: CMD must exit non-zero within 60 s and print
@@ -41,3 +41,16 @@ make_byte_shards() {
     --input "$ROOT/inputs/redpajama-mini/wikipedia_sample.jsonl" --output "$1" \
     --val-fraction 0.05 >"$1.log" 2>&1 || { echo "making byte shards failed:"; cat "$1.log"; exit 1; }
 }
+
+# wait_for PATTERN FILE [SECONDS]: waits until FILE has a line matching
+# PATTERN (polling, bounded); false on time-out.
+wait_for() {
+  local deadline=$(($(date +%s) + ${3:-120}))
+  until grep -Eq -- "$1" "$2" 2>/dev/null; do
+    [ "$(date +%s)" -ge "$deadline" ] && return 1
+    sleep 0.05
+  done
+}
+
+# losses FILE: the logged per-step losses, one per line, as printed (%.9g).
+losses() { grep -o '"loss": [^,]*' "$1" | cut -d' ' -f2; }

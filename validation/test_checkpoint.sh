@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Checkpoints: bit-exact resume after SIGKILL, resharding to other layouts,
+# crash safety of saves, preemption by SIGTERM.
+source "$(dirname "$0")/lib.sh"
+scratch
+T=$BIN/llama-train
+DATA=$TMP/data
+make_byte_shards "$DATA"
+# 16 sequences per step in every layout below.
+COMMON=(-c tiny -d "$DATA" -l 32 --lr 3e-3 --warmup-steps 2 --seed 5 --peak-tflops 1)
+
+# ---- bit-exact resume: dp2 × tp2, ZeRO-1, SIGKILL after the step-10 save ----
+L4=(-np 4 "$T" "${COMMON[@]}" -b 4 --grad-accum 2 --tp 2 --zero 1 --steps 20)
+"${MPIRUN[@]}" "${L4[@]}" --log "$TMP/full.jsonl" >"$TMP/full.out" 2>&1
+"${MPIRUN[@]}" "${L4[@]}" -i 5 -o "$TMP/ck" --log "$TMP/part.jsonl" >"$TMP/part.out" 2>&1 &
+pid=$!
+if wait_for "saved checkpoint .*step_0000010" "$TMP/part.out" 120; then
+  kill -9 $(pgrep -f "^$T .*$TMP/ck") 2>/dev/null; wait $pid 2>/dev/null
+  n_before=$(losses "$TMP/part.jsonl" | wc -l)
+  "${MPIRUN[@]}" "${L4[@]}" -i 5 -o "$TMP/ck" -f auto --log "$TMP/resumed.jsonl" >"$TMP/resumed.out" 2>&1
+  first=$(grep -o '"step": [0-9]*' "$TMP/resumed.jsonl" | head -1 | cut -d' ' -f2)
+  if [ "$first" = 11 ] && diff <(losses "$TMP/full.jsonl" | tail -n 10) <(losses "$TMP/resumed.jsonl") >/dev/null; then
+    pass "resume after SIGKILL: steps 11-20 identical to the last bit (killed after $n_before steps)"
+  else
+    fail "resume after SIGKILL" "first resumed step $first; losses differ: $(paste <(losses "$TMP/full.jsonl" | tail -n 10) <(losses "$TMP/resumed.jsonl") | head -3)"
+  fi
+else
+  kill -9 $pid 2>/dev/null; fail "resume after SIGKILL" "no checkpoint at step 10: $(tail -3 "$TMP/part.out")"
+fi
+
+# ---- resharding: saved by dp2×tp2×pp2 with ZeRO-1 at step 5 ----
+"${MPIRUN[@]}" -np 8 "$T" "${COMMON[@]}" -b 4 --grad-accum 2 --tp 2 --pp 2 --zero 1 --steps 10 \
+  -i 5 -o "$TMP/rs" --log "$TMP/rs-full.jsonl" >"$TMP/rs.out" 2>&1 || fail "resharding: the 8-rank run" "$(tail -3 "$TMP/rs.out")"
+want=$(losses "$TMP/rs-full.jsonl" | tail -n 5)
+reshard() {   # NAME RANKS ARGS...
+  local name=$1 np=$2; shift 2
+  rm -f "$TMP/$name.jsonl"
+  if ! "${MPIRUN[@]}" -np "$np" "$T" "${COMMON[@]}" --steps 10 -f "$TMP/rs/step_0000005" "$@" \
+      --log "$TMP/$name.jsonl" >"$TMP/$name.out" 2>&1; then
+    fail "resharding to $name" "$(tail -3 "$TMP/$name.out")"; return
+  fi
+  local why
+  why=$(paste <(echo "$want") <(losses "$TMP/$name.jsonl") | awk '{d=$1-$2; if (d<0) d=-d; if (NF != 2 || d > 1e-5*$1) {print "step " NR+5 ": " $1 " vs " $2; exit 1}}') \
+    && [ "$(losses "$TMP/$name.jsonl" | wc -l)" = 5 ] && pass "resharding dp2×tp2×pp2 ZeRO-1 → $name: next 5 losses within 1e-5" \
+    || fail "resharding to $name" "${why:-wrong number of steps}"
+}
+reshard "one-rank" 1 -b 8 --grad-accum 2
+reshard "tp4" 4 -b 8 --grad-accum 2 --tp 4
+reshard "dp4-zero2" 4 -b 2 --grad-accum 2 --zero 2
+reshard "pp2" 2 -b 8 --grad-accum 2 --pp 2
+
+# ---- preemption: SIGTERM to every rank saves and exits 0 within one step ----
+"${MPIRUN[@]}" "${L4[@]}" -o "$TMP/pre" --log "$TMP/pre.jsonl" >"$TMP/pre.out" 2>&1 &
+pid=$!
+if wait_for '"step": 7,' "$TMP/pre.jsonl" 120; then
+  kill -TERM $(pgrep -f "^$T .*$TMP/pre") 2>/dev/null
+  wait $pid; rc=$?
+  stopped=$(grep -o "stopped at step [0-9]*" "$TMP/pre.out" | grep -o "[0-9]*$")
+  if [ $rc -eq 0 ] && [ -n "$stopped" ] && [ "$stopped" -le 9 ] && [ -d "$TMP/pre/step_$(printf %07d "$stopped")" ]; then
+    "${MPIRUN[@]}" "${L4[@]}" -o "$TMP/pre" -f auto --log "$TMP/pre2.jsonl" >"$TMP/pre2.out" 2>&1
+    if diff <(losses "$TMP/full.jsonl" | tail -n $((20 - stopped))) <(losses "$TMP/pre2.jsonl") >/dev/null; then
+      pass "SIGTERM: saved at step $stopped, exited 0, resumed bit-exact"
+    else fail "SIGTERM resume" "losses after step $stopped differ"; fi
+  else
+    fail "SIGTERM" "exit $rc, stopped at '${stopped}': $(tail -3 "$TMP/pre.out")"
+  fi
+else
+  kill -9 $pid 2>/dev/null; fail "SIGTERM" "the run did not reach step 7"
+fi
+finish

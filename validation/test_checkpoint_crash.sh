@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Crash safety: one rank killed with SIGKILL at a random moment around a save,
+# 20 times.  After every kill each complete-looking checkpoint folder must
+# verify, and --load auto must resume exactly where the uninterrupted run was.
+source "$(dirname "$0")/lib.sh"
+scratch
+T=$BIN/llama-train
+cat >"$TMP/crash.model" <<'M'
+dim = 256
+n_layers = 4
+n_heads = 4
+n_kv_heads = 2
+ffn_dim = 512
+vocab_size = 256
+max_seq_len = 64
+rope_theta = 10000
+norm_eps = 1e-5
+M
+RUN=(-np 2 "$T" -c "$TMP/crash.model" --bench -l 16 -b 2 --zero 1 --steps 60 --seed 3 --peak-tflops 1)
+"${MPIRUN[@]}" "${RUN[@]}" --log "$TMP/ref.jsonl" >"$TMP/ref.out" 2>&1 || { fail "reference run" "$(tail -3 "$TMP/ref.out")"; finish; }
+mapfile -t ref < <(losses "$TMP/ref.jsonl")
+
+RANDOM=12345   # the kill moments are random but the same every run
+bad=0
+for i in $(seq 1 20); do
+  out=$TMP/run$i.out
+  "${MPIRUN[@]}" "${RUN[@]}" -i 1 -o "$TMP/ck" -f auto --keep-checkpoints 3 --log "$TMP/run$i.jsonl" >"$out" 2>&1 &
+  pid=$!
+  if ! wait_for "saving checkpoint" "$out" 120; then fail "crash $i" "no save started: $(tail -3 "$out")"; kill -9 $pid; bad=1; break; fi
+  sleep "0.$(printf %03d $((RANDOM % 400)))"   # a random moment inside or just after the save
+  victims=($(pgrep -f "^$T .*$TMP/ck"))
+  kill -9 "${victims[$((RANDOM % ${#victims[@]}))]}" 2>/dev/null
+  wait $pid 2>/dev/null
+  # Every folder that looks complete must be complete.
+  for d in "$TMP"/ck/step_*; do
+    case $d in *.tmp) continue ;; esac
+    if ! why=$("$BIN/llama-ckpt" info "$d" 2>&1 >/dev/null); then fail "crash $i" "$d looks complete but does not verify: $why"; bad=1; fi
+  done
+  # The run resumed where the uninterrupted run was, to the last bit.
+  first=$(grep -o '"step": [0-9]*, "loss": [^,]*' "$TMP/run$i.jsonl" 2>/dev/null | head -1)
+  if [ -n "$first" ]; then
+    step=$(echo "$first" | cut -d' ' -f2 | tr -d ,); loss=$(echo "$first" | awk '{print $4}')
+    if [ "$loss" != "${ref[$((step - 1))]}" ]; then
+      fail "crash $i" "resumed step $step has loss $loss, the uninterrupted run ${ref[$((step - 1))]}"; bad=1
+    fi
+  fi
+done
+[ $bad -eq 0 ] && pass "20 SIGKILLs around saves: every complete folder verifies, every resume is exact (reached $(cat "$TMP/ck/latest"))"
+finish

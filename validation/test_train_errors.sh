@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Bad input to llama-train gets one clear line naming the problem and a
+# non-zero exit, on every rank, within the time bound — never a crash or hang.
+source "$(dirname "$0")/lib.sh"
+scratch
+T=$BIN/llama-train
+DATA=$TMP/data
+make_byte_shards "$DATA"
+D=(-d "$DATA" -l 32 --steps 1)
+
+expect_error "unknown option" "unknown option '--frobnicate'" "$T" --frobnicate 3
+expect_error "malformed number" "--lr: expected a number, got '1e-3x'" "$T" "${D[@]}" --lr 1e-3x
+expect_error "malformed integer" "--batch-size: expected an integer, got 'four'" "$T" "${D[@]}" -b four
+expect_error "option without its value" "option '--steps' needs a value" "$T" --steps
+expect_error "unknown preset" "unknown preset 'llama9'" "$T" -c llama9 "${D[@]}"
+
+cat >"$TMP/missing.model" <<'M'
+dim = 64
+n_layers = 2
+n_heads = 4
+n_kv_heads = 2
+ffn_dim = 128
+vocab_size = 256
+max_seq_len = 64
+rope_theta = 10000
+M
+expect_error "model file without a key" "lacks the key 'norm_eps'" "$T" -c "$TMP/missing.model" "${D[@]}"
+sed 's/^ffn_dim = 128/ffn_dim = 0/' "$TMP/missing.model" >"$TMP/zero.model"; echo "norm_eps = 1e-5" >>"$TMP/zero.model"
+expect_error "model file with a non-positive key" "'ffn_dim' must be a positive integer, got '0'" "$T" -c "$TMP/zero.model" "${D[@]}"
+sed 's/^n_heads = 4/n_heads = 5/' "$TMP/zero.model" | sed 's/^ffn_dim = 0/ffn_dim = 128/' >"$TMP/heads.model"
+expect_error "heads not dividing dim" "n_heads 5 does not divide dim 64" "$T" -c "$TMP/heads.model" "${D[@]}"
+sed 's/^n_kv_heads = 2/n_kv_heads = 3/' "$TMP/zero.model" | sed 's/^ffn_dim = 0/ffn_dim = 128/' >"$TMP/kv.model"
+expect_error "KV heads not dividing heads" "n_kv_heads 3 does not divide n_heads 4" "$T" -c "$TMP/kv.model" "${D[@]}"
+expect_error "missing model file" "cannot open '$TMP/none.model'" "$T" -c "$TMP/none.model" "${D[@]}"
+
+expect_error "missing dataset" "dataset '$TMP/nothing' does not exist" "$T" -d "$TMP/nothing" -l 32
+expect_error "no dataset at all" "no training data: give --dataset" "$T" -l 32
+"$T" --bench -c tiny -l 16 --steps 1 -i 1 -o "$TMP/ck" >/dev/null 2>&1
+expect_error "HDF5 file without /tokens" "has no /tokens dataset" "$T" -d "$TMP/ck/step_0000001/checkpoint.h5" -l 32
+head -c 3000 "$DATA/wikipedia_sample.train.h5" >"$TMP/truncated.h5"
+expect_error "truncated shard" "not a readable HDF5 file|damaged|failed" "$T" -d "$TMP/truncated.h5" -l 32
+sed 's/^vocab_size = 256/vocab_size = 200/' "$TMP/zero.model" | sed 's/^ffn_dim = 0/ffn_dim = 128/' >"$TMP/v200.model"
+expect_error "token ids beyond the model's vocabulary" "shard vocabulary 256 is larger than the model's 200" \
+  "$T" -c "$TMP/v200.model" "${D[@]}"
+expect_error "max-length beyond the data" "fewer than max-length \+ 1|exceeds the model's max_seq_len" \
+  "$T" -c tiny -d "$DATA/wikipedia_sample.val.h5" -l 256 --steps 1 -b 64
+expect_error "max-length beyond the model" "--max-length 4096 exceeds the model's max_seq_len 256" "$T" "${D[@]}" -l 4096
+expect_error "bf16 on the CPU" "needs --device cuda" "$T" "${D[@]}" -x bf16
+
+# Hugging Face weights that do not fit.
+GOLD=$ROOT/validation/golden/llama-tiny
+mkdir -p "$TMP/hf"; cp "$GOLD/config.json" "$TMP/hf/"
+head -c 100000 "$GOLD/model.safetensors" >"$TMP/hf/model.safetensors"
+expect_error "truncated safetensors" "model.safetensors" "$T" --init-hf "$TMP/hf" --bench -l 8 --steps 1
+sed 's/"intermediate_size": 80/"intermediate_size": 96/' "$GOLD/config.json" >"$TMP/hf/config.json"
+cp "$GOLD/model.safetensors" "$TMP/hf/"
+expect_error "safetensors of the wrong shape" "has shape \[80, 48\], expected \[96, 48\]" "$T" --init-hf "$TMP/hf" --bench -l 8 --steps 1
+"$T" --bench -c tiny -l 8 --steps 1 --export-hf "$TMP/tinyhf" >/dev/null 2>&1
+cp "$GOLD/config.json" "$TMP/tinyhf/config.json"
+expect_error "safetensors for another model" "tensor|shape|missing" "$T" --init-hf "$TMP/tinyhf" --bench -l 8 --steps 1
+"$T" --bench -c tiny -l 8 --steps 1 --export-hf "$TMP/bf16hf" --export-dtype bf16 >/dev/null 2>&1
+if "$T" --init-hf "$TMP/bf16hf" --bench -l 8 --steps 1 >/dev/null 2>&1; then pass "bf16 safetensors read"
+else fail "bf16 safetensors read" "a bf16 export did not load"; fi
+
+# Layouts that cannot work: one message, every rank exits non-zero, no hang.
+M=("${MPIRUN[@]}")
+expect_error "7 ranks for dp2×tp2×pp2" "7 ranks cannot form a grid with tp 2 × pp 2" "${M[@]}" -np 7 "$T" "${D[@]}" --tp 2 --pp 2
+expect_error "TP not dividing heads" "--tp 3 does not divide attention heads \(8\)" "${M[@]}" -np 3 "$T" "${D[@]}" --tp 3
+expect_error "TP not dividing KV heads" "--tp 8 does not divide KV heads \(4\)" "${M[@]}" -np 8 "$T" "${D[@]}" --tp 8
+sed 's/^ffn_dim = 0/ffn_dim = 130/' "$TMP/zero.model" >"$TMP/ffn.model"
+expect_error "TP not dividing the FFN width" "--tp 4 does not divide the FFN width \(130\)" "${M[@]}" -np 4 "$T" -c "$TMP/ffn.model" "${D[@]}" --tp 4
+expect_error "PP beyond the layer count" "--pp 8 is larger than the 4 layers" "${M[@]}" -np 8 "$T" "${D[@]}" --pp 8
+expect_error "ZeRO-2 with DP 1" "--zero 2 shards over data-parallel ranks, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --tp 2 --zero 2
+# The message comes once, from rank 0.
+n=$("${M[@]}" -np 4 "$T" "${D[@]}" --tp 3 2>&1 >/dev/null | grep -c "cannot form a grid")
+[ "$n" -eq 1 ] && pass "a layout error is printed once" || fail "a layout error is printed once" "printed $n times"
+finish
