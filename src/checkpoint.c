@@ -216,9 +216,19 @@ static bool verify_checksums(const Comm *world, CkptFile *f, const ParamTable *g
         for (int k = 0; ok && k < N_GROUPS; k++) {
             const ParamTensor *gt = &global->t[i];
             int64_t total = gt->rows * gt->cols, e0 = total * r / W, e1 = total * (r + 1) / W;
-            ok = ckpt_file_get_u64_on(f, groups[k], gt->name, "checksum", &want[N_GROUPS * i + k]);
-            if (!ok) snprintf(err, len, "%s: tensor %s/%s is missing or has no checksum",
-                              ckpt_file_path(f), groups[k], gt->name);
+            int64_t rows, cols;
+            ok = ckpt_file_shape(f, groups[k], gt->name, &rows, &cols);
+            if (!ok) snprintf(err, len, "%s: tensor %s/%s is missing", ckpt_file_path(f), groups[k],
+                              gt->name);
+            else if (rows != gt->rows || cols != gt->cols) {
+                snprintf(err, len, "%s: tensor %s/%s has shape (%lld, %lld), expected (%lld, %lld)",
+                         ckpt_file_path(f), groups[k], gt->name, (long long)rows, (long long)cols,
+                         (long long)gt->rows, (long long)gt->cols);
+                ok = false;
+            } else if (!(ok = ckpt_file_get_u64_on(f, groups[k], gt->name, "checksum",
+                                                   &want[N_GROUPS * i + k])))
+                snprintf(err, len, "%s: tensor %s/%s has no checksum (an incomplete save?)",
+                         ckpt_file_path(f), groups[k], gt->name);
             for (int64_t a = e0; ok && a < e1; a += chunk) {
                 Slab s[3];
                 int ns = slabs_of_range(gt->cols, a, a + chunk < e1 ? a + chunk : e1, s);
