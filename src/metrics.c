@@ -34,7 +34,7 @@ void metrics_throughput(StepMetrics *s, double tokens, double seconds, double fl
 }
 
 double metrics_sgemm_tflops(void) {
-    const int n = 768, reps = 4;
+    const int n = 1536, reps = 3;
     float *a = xmalloc((size_t)n * n * sizeof(float)), *b = xmalloc((size_t)n * n * sizeof(float));
     float *c = xcalloc((size_t)n * n, sizeof(float));
     for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.01f;
