@@ -27,7 +27,8 @@ struct JsonlReader {
     size_t cap, lo, hi, scanned;
     int64_t buf_offset;  // file offset of buf[lo]
     int64_t begin, end;
-    int64_t line_base;   // newlines before the range's first line; -1 until needed
+    int64_t first_line;  // offset of the range's first line
+    int64_t line_base;   // newlines before it; -1 until needed
     int64_t line_index;  // lines of the range started before the current one
     json_t *doc;
     JsonlOptions opt;
@@ -65,14 +66,17 @@ static int64_t plain_read(JsonlReader *r, char *dst, size_t cap, char *err, int 
 static int64_t zst_read(JsonlReader *r, char *dst, size_t cap, char *err, int err_len) {
     ZSTD_outBuffer out = {dst, cap, 0};
     while (out.pos == 0) {
-        if (r->zin.pos == r->zin.size && !r->in_eof) {
-            size_t n = fread(r->zbuf, 1, ZSTD_DStreamInSize(), r->f);
-            if (n == 0 && ferror(r->f)) {
-                snprintf(err, err_len, "%s: read error: %s", r->path, strerror(errno));
-                return -1;
+        if (r->zin.pos == r->zin.size) {
+            if (!r->in_eof) {
+                size_t n = fread(r->zbuf, 1, ZSTD_DStreamInSize(), r->f);
+                if (n == 0 && ferror(r->f)) {
+                    snprintf(err, err_len, "%s: read error: %s", r->path, strerror(errno));
+                    return -1;
+                }
+                r->in_eof = n == 0;
+                r->zin = (ZSTD_inBuffer){r->zbuf, n, 0};
             }
-            r->in_eof = n == 0;
-            r->zin = (ZSTD_inBuffer){r->zbuf, n, 0};
+            if (r->zin.pos == r->zin.size && r->zlast == 0) break;  // clean end between frames
         }
         size_t in_before = r->zin.pos;
         size_t ret = ZSTD_decompressStream(r->dctx, &out, &r->zin);
@@ -82,7 +86,7 @@ static int64_t zst_read(JsonlReader *r, char *dst, size_t cap, char *err, int er
             return -1;
         }
         r->zlast = ret;
-        if (out.pos == 0 && r->in_eof && r->zin.pos == in_before) break;
+        if (out.pos == 0 && r->in_eof && r->zin.pos == in_before) break;  // no progress
     }
     if (out.pos == 0 && r->zlast != 0) {
         snprintf(err, err_len, "%s: truncated zstd file (it ends inside a compressed frame); "
@@ -154,8 +158,7 @@ static int64_t count_newlines_before(const char *path, int64_t end) {
 // The 1-based line number of the current line (resolved lazily: only error
 // messages need it, and a range far into a big file would have to count).
 static long long line_number(JsonlReader *r) {
-    if (r->line_base < 0) r->line_base = r->begin > 0 ? count_newlines_before(r->path, r->begin)
-                                                      : 0;
+    if (r->line_base < 0) r->line_base = count_newlines_before(r->path, r->first_line);
     return (long long)(r->line_base + r->line_index + 1);
 }
 
@@ -363,6 +366,7 @@ JsonlReader *jsonl_open(const char *path, int64_t begin, int64_t end, const Json
         jsonl_close(r);
         return NULL;
     }
+    r->first_line = r->buf_offset;
     return r;
 }
 
