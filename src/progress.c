@@ -9,7 +9,7 @@ void progress_init(Progress *p, int64_t total_bytes, double every) {
     *p = (Progress){0};
     p->active = util_world_rank() == 0 && every > 0;
     p->tty = isatty(STDOUT_FILENO);
-    p->every = p->tty ? 0.5 : every;
+    p->every = p->tty && every > 0.5 ? 0.5 : every;
     p->start = p->last = now_seconds();
     p->total = total_bytes;
     p->ranks = util_world_size();

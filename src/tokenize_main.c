@@ -62,7 +62,7 @@ static const char *HELP =
 static void usage_error(const char *fmt, const char *arg) {
     char msg[512];
     snprintf(msg, sizeof msg, fmt, arg);
-    fatal_all("%s\n%s(see llama-tokenize --help)", msg, USAGE);
+    fatal_all("%s (see llama-tokenize --help)", msg);
 }
 
 static void push(char ***list, int *n, const char *s) {
@@ -181,10 +181,17 @@ static int run(int argc, char **argv) {
     return 0;
 }
 
+// inspect and --help run on one process and need no MPI (whose start-up
+// costs a good part of a second).
+static bool needs_mpi(int argc, char **argv) {
+    return argc >= 2 && (strcmp(argv[1], "encode") == 0 || strcmp(argv[1], "train") == 0);
+}
+
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    bool mpi = needs_mpi(argc, argv);
+    if (mpi) MPI_Init(&argc, &argv);
     util_set_program("llama-tokenize");
     int rc = run(argc, argv);
-    MPI_Finalize();
+    if (mpi) MPI_Finalize();
     return rc;
 }
