@@ -28,5 +28,6 @@ typedef struct {
 void tokenize_encode(const TokenizeOptions *o);
 void tokenize_train(const TokenizeOptions *o);
 void tokenize_inspect(const TokenizeOptions *o);
+void tokenize_bench(const TokenizeOptions *o);
 
 #endif

@@ -18,6 +18,7 @@ static const char *USAGE =
     "                             [--special TOKEN,...] [--text-key KEY] [--skip-bad]\n"
     "                             [--max-record-bytes N] [--progress SECONDS]\n"
     "       llama-tokenize inspect SHARD.h5 ...\n"
+    "       llama-tokenize bench --tokenizer FILE|bytes --input FILE|DIR ...\n"
     "       llama-tokenize --help\n";
 
 static const char *HELP =
@@ -36,6 +37,7 @@ static const char *HELP =
     "         frequent pair first, ties to the smallest ids) and writes a Hugging Face\n"
     "         tokenizer.json, with <|endoftext|> as a special token.\n"
     "inspect  prints a shard's attributes and SHA-256 hashes of its datasets.\n"
+    "bench    measures the tokenizer's speed on one core (corpus read into memory first).\n"
     "\n"
     "options\n"
     "  --tokenizer FILE|bytes   a Hugging Face tokenizer.json of the byte-level BPE kind\n"
@@ -152,7 +154,7 @@ static void check_options(const TokenizeOptions *o, const char *command) {
 }
 
 static int run(int argc, char **argv) {
-    if (argc < 2) usage_error("%s", "a command is needed: encode, train or inspect");
+    if (argc < 2) usage_error("%s", "a command is needed: encode, train, inspect or bench");
     const char *command = argv[1];
     if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) {
         if (util_world_rank() == 0) printf("%s%s", USAGE, HELP);
@@ -166,14 +168,21 @@ static int run(int argc, char **argv) {
         tokenize_inspect(&o);
         return 0;
     }
-    if (strcmp(command, "encode") != 0 && strcmp(command, "train") != 0)
-        usage_error("unknown command '%s' (encode, train or inspect)", command);
+    bool bench = strcmp(command, "bench") == 0;
+    if (strcmp(command, "encode") != 0 && strcmp(command, "train") != 0 && !bench)
+        usage_error("unknown command '%s' (encode, train, inspect or bench)", command);
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             if (util_world_rank() == 0) printf("%s%s", USAGE, HELP);
             return 0;
         }
         parse_option(&o, argc, argv, &i);
+    }
+    if (bench) {
+        if (!o.tokenizer || o.n_inputs == 0)
+            usage_error("%s", "bench needs --tokenizer FILE|bytes and --input FILE|DIR ...");
+        tokenize_bench(&o);
+        return 0;
     }
     check_options(&o, command);
     if (strcmp(command, "encode") == 0) tokenize_encode(&o);
