@@ -55,7 +55,7 @@ static bool add_dir(CorpusFiles *c, const char *dir, char *err, int err_len) {
             names[n++] = xstrdup(e->d_name);
         }
     closedir(d);
-    qsort(names, (size_t)n, sizeof *names, by_name);
+    if (n > 0) qsort(names, (size_t)n, sizeof *names, by_name);
     bool ok = n > 0;
     if (!ok) snprintf(err, err_len, "input folder '%s' holds no .jsonl or .jsonl.zst file", dir);
     for (int i = 0; i < n; i++) {
