@@ -65,6 +65,33 @@ for n in 1 2; do
   fi
 done
 
+# ---- uint32 tokens past 65536; --text-key; a LLaMA-3-style tokenizer's BOS ---------
+sed 's/^  "added_tokens": \[/  "added_tokens": [{"id": 70000, "content": "<|big|>", "special": true},/' \
+  validation/reference/gpt2-style.json >"$TMP/big-vocab.json"
+mkdir -p "$TMP/wide"
+printf '%s\n' '{"body": "one <|big|> two", "meta": {"source": "w"}}' >"$TMP/wide/w.jsonl"
+if encode_ranks 2 "$TMP/w" --tokenizer "$TMP/big-vocab.json" --input "$TMP/wide" --text-key body \
+     --val-fraction 0; then
+  ids=$(tokens "$TMP/w/w.train.h5" tokens)
+  if h5dump -H "$TMP/w/w.train.h5" | grep -q H5T_STD_U32LE && [[ " $ids " == *" 70000 "* ]]; then
+    pass wide_vocab_uint32_tokens
+  else
+    fail wide_vocab_uint32_tokens "tokens '$ids' or type not uint32"
+  fi
+else
+  fail wide_vocab_uint32_tokens "$(tail -n 3 "$TMP/w.log")"
+fi
+if encode_ranks 2 "$TMP/l3" --tokenizer validation/reference/llama3-style.json \
+     --input inputs/redpajama-mini/c4_sample.jsonl --val-fraction 0; then
+  info=$("$TOK" inspect "$TMP/l3/c4.train.h5")
+  first=$(h5dump -d tokens -s 0 -c 1 -y -w 0 "$TMP/l3/c4.train.h5" | sed -n '/DATA {/,/}/p' | tr -cs '0-9' ' ' | xargs)
+  bos=$(sed -n 's/^bos_id: //p' <<<"$info")
+  [ "$bos" -ge 0 ] && [ "$first" = "$bos" ] && pass llama3_style_bos \
+    || fail llama3_style_bos "bos_id '$bos', first token '$first'"
+else
+  fail llama3_style_bos "$(tail -n 3 "$TMP/l3.log")"
+fi
+
 # ---- .zst input --------------------------------------------------------------------
 if command -v zstd >/dev/null; then
   mkdir -p "$TMP/zst"
