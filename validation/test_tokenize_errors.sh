@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Bad input to llama-tokenize: every case ends with one clear message naming
+# the file (and line), a non-zero exit, no crash, no hang, no rank left
+# behind, and no shard written; with --skip-bad bad records are skipped and
+# counted instead.  Fixtures are made here, in the scratch folder.
+source "$(dirname "$0")/lib.sh"
+scratch
+cd "$ROOT"
+TOK=$BIN/llama-tokenize
+MPI2=("${MPIRUN[@]}" -np 2)
+good='{"text": "a good document", "meta": {"source": "t"}}'
+
+# fixture NAME LINE...: a corpus file of 30 good lines, then the given lines.
+fixture() {
+  local f=$TMP/$1; shift
+  for i in $(seq 30); do echo "$good"; done >"$f"
+  printf '%s\n' "$@" >>"$f"
+  echo "$f"
+}
+
+ENC=("$TOK" encode --tokenizer bytes --progress 0 --val-fraction 0)
+no_shards() {  # no_shards NAME DIR: a failed run left nothing behind
+  if compgen -G "$2/*.h5*" >/dev/null; then fail "$1" "shards left: $(ls "$2")"; else pass "$1"; fi
+}
+
+notjson=$(fixture notjson.jsonl 'this is not json')
+expect_error bad_json "notjson.jsonl:31: not valid JSON" "${ENC[@]}" --input "$notjson" --output "$TMP/o1"
+no_shards bad_json_no_shard "$TMP/o1"
+# On 2 ranks the bad line is in rank 1's half: still its file and line, every rank ends.
+expect_error bad_json_2_ranks "notjson.jsonl:31: not valid JSON" "${MPI2[@]}" "$TOK" encode \
+  --tokenizer bytes --input "$notjson" --output "$TMP/o2" --progress 0
+no_shards bad_json_2_ranks_no_shard "$TMP/o2"
+
+f=$(fixture notext.jsonl '{"content": "x"}')
+expect_error missing_text_field 'notext.jsonl:31: no "text" field .*--text-key' "${ENC[@]}" --input "$f" --output "$TMP/o3"
+f=$(fixture number.jsonl '{"text": 12}')
+expect_error text_not_string 'number.jsonl:31: the "text" field is a number' "${ENC[@]}" --input "$f" --output "$TMP/o3"
+f=$(fixture utf8.jsonl "$(printf '{"text": "bad \xc3\x28 byte"}')")
+expect_error invalid_utf8 'utf8.jsonl:31: invalid UTF-8' "${ENC[@]}" --input "$f" --output "$TMP/o3"
+no_shards bad_records_no_shard "$TMP/o3"
+
+# --skip-bad: skipped and counted; the good documents are written.
+f=$(fixture mixed.jsonl 'not json' '{"content": 1}' "$(printf '{"text": "\xff"}')" '{"text": "last"}')
+out=$("${ENC[@]}" --input "$f" --output "$TMP/o4" --skip-bad 2>&1)
+if [[ $out == *"31 documents"*"skipped 3 bad records"* ]] && [ -f "$TMP/o4/t.train.h5" ]; then
+  pass skip_bad_counts
+else
+  fail skip_bad_counts "$out"
+fi
+
+# An empty document is skipped and counted (Megatron's choice), not an error.
+f=$(fixture empty.jsonl '{"text": ""}')
+out=$("${ENC[@]}" --input "$f" --output "$TMP/o5" 2>&1)
+[[ $out == *"30 documents"*"1 empty documents"* ]] && pass empty_document_skipped \
+  || fail empty_document_skipped "$out"
+
+# A 50 MB single line: a clear error under a lower limit; read whole under the default.
+big=$TMP/big.jsonl
+{ printf '{"text": "'; head -c 50000000 /dev/zero | tr '\0' 'a'; printf '"}\n'; echo "$good"; } >"$big"
+expect_error line_50mb_over_limit 'big.jsonl:1: the line is longer than --max-record-bytes' \
+  "${ENC[@]}" --input "$big" --output "$TMP/o6" --max-record-bytes 1000000
+out=$("${MPI2[@]}" "$TOK" encode --tokenizer bytes --input "$big" --output "$TMP/o7" --progress 0 \
+      --val-fraction 0 2>&1)
+if [[ $out == *"2 documents"*"50000015 tokens"* ]] && [ -f "$TMP/o7/big.train.h5" ]; then
+  pass line_50mb_read_whole
+else
+  fail line_50mb_read_whole "$out"
+fi
+rm -f "$big"
+
+# Truncated and bogus .zst files.
+if command -v zstd >/dev/null; then
+  zstd -q inputs/redpajama-mini/c4_sample.jsonl -o "$TMP/c4.jsonl.zst"
+  head -c 20000 "$TMP/c4.jsonl.zst" >"$TMP/cut.jsonl.zst"
+  expect_error truncated_zst 'cut.jsonl.zst: truncated zstd file' \
+    "${MPI2[@]}" "$TOK" encode --tokenizer bytes --input "$TMP/cut.jsonl.zst" --output "$TMP/o8" --progress 0
+  no_shards truncated_zst_no_shard "$TMP/o8"
+else
+  skip truncated_zst "no zstd program"
+fi
+echo "plain text" >"$TMP/fake.jsonl.zst"
+expect_error not_zstd 'fake.jsonl.zst: corrupt zstd data' "${ENC[@]}" --input "$TMP/fake.jsonl.zst" --output "$TMP/o8"
+
+# Unreadable inputs, on every rank.
+expect_error missing_input "cannot read input '$TMP/nothere.jsonl'" \
+  "${MPI2[@]}" "$TOK" encode --tokenizer bytes --input "$TMP/nothere.jsonl" --output "$TMP/o9"
+mkdir -p "$TMP/emptydir"
+expect_error folder_without_corpus "emptydir' holds no .jsonl" "${ENC[@]}" --input "$TMP/emptydir" --output "$TMP/o9"
+
+# Tokenizer files of another kind, or broken.
+echo '{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}}' >"$TMP/wordpiece.json"
+expect_error wordpiece_tokenizer 'wordpiece.json: model type "WordPiece" is not supported' \
+  "${MPI2[@]}" "$TOK" encode --tokenizer "$TMP/wordpiece.json" --input inputs/redpajama-mini --output "$TMP/o10"
+echo '{"model": ' >"$TMP/broken.json"
+expect_error broken_tokenizer 'broken.json: not valid JSON' \
+  "${ENC[@]}" --input inputs/redpajama-mini --output "$TMP/o10" --tokenizer "$TMP/broken.json"
+expect_error unknown_eos "eos <\|nope\|>: no such token" "$TOK" encode --tokenizer inputs/tokenizer.json \
+  --eos '<|nope|>' --input inputs/redpajama-mini --output "$TMP/o10"
+no_shards bad_tokenizer_no_shard "$TMP/o10"
+
+# Options.
+expect_error unknown_option "unknown option '--frobnicate'" "${MPI2[@]}" "$TOK" encode --frobnicate
+expect_error bad_val_fraction "val-fraction needs a number in \[0, 1\)" "${ENC[@]}" --input x --output y --val-fraction 2
+expect_error missing_tokenizer_option "encode needs --tokenizer" "$TOK" encode --input x --output y
+expect_error train_small_vocab "vocab-size 100 leaves no room" \
+  "$TOK" train --vocab-size 100 --input inputs/redpajama-mini --output "$TMP/t.json"
+if "$TOK" --help | grep -q -- '--val-fraction' && "$TOK" --help | grep -q -- '--max-record-bytes'; then
+  pass help_documents_options
+else
+  fail help_documents_options "--help lacks options"
+fi
+finish

@@ -1,0 +1,306 @@
+// The tokenizer beyond parity: decode(encode(x)) == x on seeded fuzz input,
+// the two BPE merge algorithms agree, special tokens, BOS/EOS, the byte
+// tokenizer, refusal of other tokenizer kinds, and the BPE trainer against a
+// naive re-implementation.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpe.h"
+#include "bpe_train.h"
+#include "check.h"
+#include "jsonl.h"
+#include "tokenizer.h"
+
+static const char *TOKENIZERS[] = {"inputs/tokenizer.json", "validation/reference/gpt2-style.json",
+                                   "validation/reference/llama3-style.json", "bytes"};
+
+static uint64_t rng_state = 42;
+static uint32_t rnd(void) {
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(rng_state >> 33);
+}
+
+static size_t put_utf8(uint32_t cp, char *out) {
+    if (cp < 0x80) return out[0] = (char)cp, 1;
+    if (cp < 0x800) return out[0] = (char)(0xC0 | cp >> 6), out[1] = (char)(0x80 | (cp & 63)), 2;
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | cp >> 12), out[1] = (char)(0x80 | ((cp >> 6) & 63));
+        out[2] = (char)(0x80 | (cp & 63));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | cp >> 18), out[1] = (char)(0x80 | ((cp >> 12) & 63));
+    out[2] = (char)(0x80 | ((cp >> 6) & 63)), out[3] = (char)(0x80 | (cp & 63));
+    return 4;
+}
+
+// A seeded fuzz input of kind 0 (random bytes), 1 (random UTF-8) or 2 (a
+// fragment of the corpus text).
+static size_t fuzz_input(int kind, const char *corpus, size_t corpus_len, char *out) {
+    size_t n = 0, len = 1 + rnd() % 300;
+    if (kind == 0) {
+        for (; n < len; n++) out[n] = rnd() % 4 ? (char)(rnd() & 0xFF) : " \n\t'a"[rnd() % 5];
+    } else if (kind == 1) {
+        for (size_t i = 0; i < len / 3 + 1; i++) {
+            uint32_t cp = rnd() % 3 == 0 ? rnd() % 0x80 : rnd() % 0x110000;
+            if (cp >= 0xD800 && cp < 0xE000) cp = ' ';
+            n += put_utf8(cp, out + n);
+        }
+    } else {
+        size_t at = rnd() % corpus_len;
+        n = corpus_len - at < len ? corpus_len - at : len;
+        memcpy(out, corpus + at, n);
+    }
+    return n;
+}
+
+static char *read_corpus(size_t *len) {
+    char err[512];
+    JsonlReader *r = jsonl_open("inputs/redpajama-mini/wikipedia_sample.jsonl", 0, -1, NULL, err,
+                                sizeof err);
+    char *all = NULL;
+    *len = 0;
+    JsonlRecord rec;
+    while (r && jsonl_next(r, &rec, err, sizeof err) == 1 && *len < 4000000) {
+        all = realloc(all, *len + rec.len);
+        memcpy(all + *len, rec.text, rec.len);
+        *len += rec.len;
+    }
+    jsonl_close(r);
+    return all;
+}
+
+static void test_roundtrip(const char *corpus, size_t corpus_len) {
+    char err[512], buf[2048];
+    for (int k = 0; k < 4; k++) {
+        char name[128];
+        snprintf(name, sizeof name, "tokenizer_roundtrip_%s", TOKENIZERS[k]);
+        check_begin(name);
+        Tokenizer *t = tokenizer_load(TOKENIZERS[k], err, sizeof err);
+        CHECK(t, "%s", err);
+        TokenIds ids = {0};
+        for (int i = 0; t && i < 3000; i++) {
+            size_t n = fuzz_input(i % 3, corpus, corpus_len, buf), m;
+            ids.len = 0;
+            tokenizer_encode(t, buf, n, false, &ids);
+            char *back = tokenizer_decode(t, ids.ids, ids.len, &m);
+            CHECK(m == n && memcmp(back, buf, n) == 0, "input %d (kind %d, %zu bytes) decodes "
+                  "to %zu other bytes", i, i % 3, n, m);
+            free(back);
+        }
+        token_ids_free(&ids);
+        tokenizer_free(t);
+        check_end();
+    }
+}
+
+// The heap merge (long words) and the scan merge (short words) agree.
+// A small model with overlapping merges (aaa, abc, ccc) over random words.
+static void test_merge_algorithms(void) {
+    check_begin("bpe_heap_and_scan_merges_agree");
+    char buf[2048];
+    Bpe b;
+    bpe_init(&b);
+    const char *toks[] = {"a", "b", "c", " ", "ab", "bc", "abc", "aa", "aaa", " a", "cc", "ccc"};
+    for (int i = 0; i < 12; i++) bpe_add_token(&b, toks[i], strlen(toks[i]), i);
+    int merges[][3] = {{0, 1, 4}, {1, 2, 5}, {4, 2, 6}, {0, 0, 7}, {7, 0, 8}, {3, 0, 9},
+                       {2, 2, 10}, {10, 2, 11}};
+    for (int i = 0; i < 8; i++) bpe_add_merge(&b, merges[i][0], merges[i][1], merges[i][2], i);
+    bpe_finish(&b);
+    TokenIds x = {0}, y = {0};
+    for (int i = 0; i < 5000; i++) {
+        size_t n = 1 + rnd() % 200;
+        for (size_t j = 0; j < n; j++) buf[j] = "abc a"[rnd() % 5];
+        x.len = y.len = 0;
+        bpe_merge_word(&b, buf, n, true, &x);
+        bpe_merge_word(&b, buf, n, false, &y);
+        CHECK(x.len == y.len && memcmp(x.ids, y.ids, x.len * 4) == 0,
+              "word %d (%.*s): heap and scan merges differ", i, (int)n, buf);
+    }
+    bpe_free(&b);
+    token_ids_free(&x);
+    token_ids_free(&y);
+    check_end();
+}
+
+static void test_specials(void) {
+    char err[512];
+    check_begin("tokenizer_special_tokens_bos_eos");
+    Tokenizer *g = tokenizer_load("validation/reference/gpt2-style.json", err, sizeof err);
+    Tokenizer *l = tokenizer_load("validation/reference/llama3-style.json", err, sizeof err);
+    Tokenizer *b = tokenizer_load("inputs/tokenizer.json", err, sizeof err);
+    CHECK(g && l && b, "%s", err);
+    if (g && l && b) {
+        CHECK(tokenizer_eos_id(g) == tokenizer_token_id(g, "<|endoftext|>") &&
+              tokenizer_eos_id(g) >= 0 && tokenizer_bos_id(g) == -1, "gpt2-style bos/eos");
+        CHECK(tokenizer_eos_id(l) == tokenizer_token_id(l, "<|end_of_text|>") &&
+              tokenizer_bos_id(l) == tokenizer_token_id(l, "<|begin_of_text|>"),
+              "llama3-style bos/eos");
+        CHECK(tokenizer_eos_id(b) == 8191 && tokenizer_vocab_size(b) == 8192, "bundled eos %lld",
+              (long long)tokenizer_eos_id(b));
+        TokenIds ids = {0};
+        tokenizer_encode_document(l, "hi<|end_of_text|>", 17, &ids);
+        CHECK(ids.len >= 4 && ids.ids[0] == (uint32_t)tokenizer_bos_id(l) &&
+              ids.ids[ids.len - 2] == (uint32_t)tokenizer_eos_id(l) &&
+              ids.ids[ids.len - 1] == (uint32_t)tokenizer_eos_id(l),
+              "llama3 document: BOS, text, the matched <|end_of_text|>, then EOS");
+        ids.len = 0;
+        tokenizer_encode_document(g, "x", 1, &ids);
+        CHECK(ids.len == 2 && ids.ids[1] == (uint32_t)tokenizer_eos_id(g), "gpt2 document");
+        CHECK(tokenizer_set_eos(g, "x", err, sizeof err) && tokenizer_eos_id(g) == ids.ids[0],
+              "--eos x");
+        CHECK(!tokenizer_set_eos(g, "<|nope|>", err, sizeof err) && strstr(err, "<|nope|>"),
+              "--eos of an unknown token must fail");
+        token_ids_free(&ids);
+    }
+    tokenizer_free(g), tokenizer_free(l), tokenizer_free(b);
+    check_end();
+}
+
+static void test_bytes(void) {
+    char err[512];
+    check_begin("tokenizer_bytes");
+    Tokenizer *t = tokenizer_load("bytes", err, sizeof err);
+    TokenIds ids = {0};
+    tokenizer_encode_document(t, "a\xff<|endoftext|>", 15, &ids);
+    CHECK(tokenizer_vocab_size(t) == 256 && tokenizer_eos_id(t) == -1 &&
+          tokenizer_bos_id(t) == -1, "bytes: vocab 256, no bos/eos");
+    CHECK(ids.len == 15 && ids.ids[0] == 'a' && ids.ids[1] == 0xFF && ids.ids[2] == '<',
+          "bytes: one id per byte");
+    token_ids_free(&ids);
+    tokenizer_free(t);
+    check_end();
+}
+
+// ---- refusing what is not a byte-level BPE tokenizer -------------------------
+
+static void expect_refusal(const char *name, const char *json, const char *what) {
+    char path[] = "/tmp/llama-test-tok-XXXXXX", err[1024] = "";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    fputs(json, f);
+    fclose(f);
+    check_begin(name);
+    Tokenizer *t = tokenizer_load(path, err, sizeof err);
+    CHECK(!t, "loaded a tokenizer it should refuse");
+    CHECK(strstr(err, path) && strstr(err, what), "message '%s' lacks the file or '%s'", err, what);
+    tokenizer_free(t);
+    remove(path);
+    check_end();
+}
+
+static void test_refusals(void) {
+    expect_refusal("tokenizer_refuses_wordpiece",
+                   "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}", "WordPiece");
+    expect_refusal("tokenizer_refuses_unigram",
+                   "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", "Unigram");
+    expect_refusal("tokenizer_refuses_normalizer",
+                   "{\"normalizer\": {\"type\": \"NFC\"}, \"pre_tokenizer\": {\"type\": "
+                   "\"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, "
+                   "\"merges\": []}}", "NFC");
+    expect_refusal("tokenizer_refuses_metaspace",
+                   "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"type\": \"BPE\", "
+                   "\"vocab\": {\"a\": 0}, \"merges\": []}}", "Metaspace");
+    expect_refusal("tokenizer_refuses_byte_fallback",
+                   "{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"vocab\": {\"a\": 0}, "
+                   "\"merges\": []}}", "byte_fallback");
+    expect_refusal("tokenizer_refuses_bad_merge",
+                   "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", "
+                   "\"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", "merge 0");
+    expect_refusal("tokenizer_refuses_not_json", "{\"model\": ", "not valid JSON");
+    char err[512];
+    check_begin("tokenizer_refuses_missing_file");
+    CHECK(!tokenizer_load("/nonexistent/tok.json", err, sizeof err) &&
+          strstr(err, "/nonexistent/tok.json"), "message: %s", err);
+    check_end();
+}
+
+// ---- the trainer against a naive re-implementation ----------------------------
+
+// Recounts every pair after every merge; the most frequent pair wins, ties to
+// the smallest (left, right).  Returns the merges made.
+static int naive_train(const WordCounts *w, int n_merges, int32_t (*merges)[2]) {
+    int nw = 0;
+    int32_t **sym = malloc(w->words.count * sizeof *sym);
+    int *len = malloc(w->words.count * sizeof *len);
+    int64_t *cnt = malloc(w->words.count * sizeof *cnt);
+    for (size_t i = 0; i < w->words.cap; i++) {
+        if (!w->words.hashes[i]) continue;
+        size_t n;
+        const unsigned char *k = (const unsigned char *)strmap_key(&w->words, i, &n);
+        sym[nw] = malloc((n + 1) * sizeof **sym);
+        for (size_t j = 0; j < n; j++) sym[nw][j] = k[j];
+        len[nw] = (int)n;
+        cnt[nw++] = w->words.values[i];
+    }
+    int made = 0;
+    for (; made < n_merges; made++) {
+        U64Map pairs;
+        u64map_init(&pairs, 1 << 12);
+        for (int i = 0; i < nw; i++)
+            for (int j = 0; j + 1 < len[i]; j++)
+                *u64map_put(&pairs, (uint64_t)sym[i][j] << 32 | (uint32_t)sym[i][j + 1], 0,
+                            NULL) += cnt[i];
+        uint64_t best = 0;
+        int64_t best_n = 0;
+        for (size_t s = 0; s < pairs.cap; s++)
+            if (pairs.used[s] && (pairs.values[s] > best_n ||
+                                  (pairs.values[s] == best_n && pairs.keys[s] < best)))
+                best = pairs.keys[s], best_n = pairs.values[s];
+        u64map_free(&pairs);
+        if (best_n == 0) break;
+        int32_t a = (int32_t)(best >> 32), b = (int32_t)(uint32_t)best, fresh = 256 + made;
+        merges[made][0] = a, merges[made][1] = b;
+        for (int i = 0; i < nw; i++) {
+            int o = 0;
+            for (int j = 0; j < len[i];) {
+                if (j + 1 < len[i] && sym[i][j] == a && sym[i][j + 1] == b) sym[i][o++] = fresh, j += 2;
+                else sym[i][o++] = sym[i][j++];
+            }
+            len[i] = o;
+        }
+    }
+    for (int i = 0; i < nw; i++) free(sym[i]);
+    free(sym), free(len), free(cnt);
+    return made;
+}
+
+static void test_trainer(const char *corpus, size_t corpus_len) {
+    check_begin("bpe_train_matches_naive_trainer");
+    WordCounts w;
+    word_counts_init(&w);
+    word_counts_add_text(&w, corpus, corpus_len < 400000 ? corpus_len : 400000);
+    enum { K = 300 };
+    BpeVocab v;
+    bpe_train_learn(&w, K, &v);
+    int32_t (*ref)[2] = malloc(K * sizeof *ref);
+    int made = naive_train(&w, K, ref);
+    CHECK(v.n_merges == made, "%d merges, naive %d", v.n_merges, made);
+    for (int i = 0; i < made && i < v.n_merges; i++)
+        if (v.merges[i][0] != ref[i][0] || v.merges[i][1] != ref[i][1]) {
+            CHECK(0, "merge %d: (%d, %d), naive (%d, %d)", i, v.merges[i][0], v.merges[i][1],
+                  ref[i][0], ref[i][1]);
+            break;
+        }
+    free(ref);
+    bpe_vocab_free(&v);
+    word_counts_free(&w);
+    check_end();
+}
+
+int main(void) {
+    size_t corpus_len;
+    char *corpus = read_corpus(&corpus_len);
+    if (!corpus) {
+        printf("FAIL tokenizer: cannot read the bundled corpus\n");
+        return 1;
+    }
+    test_roundtrip(corpus, corpus_len);
+    test_merge_algorithms();
+    test_specials();
+    test_bytes();
+    test_refusals();
+    test_trainer(corpus, corpus_len);
+    free(corpus);
+    return check_exit_code();
+}
