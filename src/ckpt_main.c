@@ -29,7 +29,7 @@ static void usage(void) {
 static void print_info(const char *dir) {
     CheckpointInfo ci;
     char err[2048];
-    comm_agree_world(checkpoint_info(dir, &ci, err, sizeof err), err);
+    agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
     const ModelConfig *c = &ci.cfg;
     info("checkpoint %s: step %lld, saved by dp %lld × tp %lld × pp %lld with ZeRO-%lld", dir,
          (long long)ci.step, (long long)ci.layout[0], (long long)ci.layout[1],
@@ -67,7 +67,7 @@ static TrainOptions bare_options(int tp, int pp) {
 static void export_hf(const char *dir, const char *out, bool bf16, int tp, int pp) {
     CheckpointInfo ci;
     char err[2048];
-    comm_agree_world(checkpoint_info(dir, &ci, err, sizeof err), err);
+    agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
     free(ci.options);
     if (!grid_check_layout(&ci.cfg, util_world_size(), tp, pp, 0, err, sizeof err))
         fatal_all("%s", err);
@@ -82,7 +82,7 @@ static void export_hf(const char *dir, const char *out, bool bf16, int tp, int p
 static void import_hf(const char *hf_dir, const char *save_dir) {
     HfConfig hf;
     char err[2048];
-    comm_agree_world(hf_config_read(hf_dir, &hf, err, sizeof err), err);
+    agree_or_exit(hf_config_read(hf_dir, &hf, err, sizeof err), err);
     TrainOptions o = bare_options(1, 1);
     snprintf(o.init_hf, sizeof o.init_hf, "%s", hf_dir);
     snprintf(o.save_dir, sizeof o.save_dir, "%s", save_dir);

@@ -124,3 +124,8 @@ void comm_agree(const Comm *c, bool ok, const char *message) {
     MPI_Finalize();
     exit(1);
 }
+
+void agree_or_exit(bool ok, const char *message) {
+    Comm world = {MPI_COMM_WORLD, util_world_rank(), util_world_size()};
+    comm_agree(&world, ok, message);
+}

@@ -43,5 +43,7 @@ size_t dtype_bytes(DType t);
 // lowest such rank prints its message and every rank exits 1 (no hang, one
 // message).  Returns only when every rank is ok.
 void comm_agree(const Comm *c, bool ok, const char *message);
+// comm_agree over MPI_COMM_WORLD.
+void agree_or_exit(bool ok, const char *message);
 
 #endif

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agree.h"
+#include "comm.h"
 #include "corpus_files.h"
 #include "corpus_walk.h"
 #include "shards.h"

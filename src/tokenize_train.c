@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agree.h"
+#include "comm.h"
 #include "bpe_train.h"
 #include "corpus_files.h"
 #include "corpus_walk.h"

@@ -65,14 +65,6 @@ void fatal_all(const char *fmt, ...) {
     exit(1);
 }
 
-void comm_agree_world(bool ok, const char *message) {
-    int mine = ok, all = ok;
-    if (mpi_running()) MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-    if (all) return;
-    if (!ok) fatal("%s", message);
-    fatal_all("another rank failed: %s", message);
-}
-
 void info(const char *fmt, ...) {
     if (util_world_rank() != 0) return;
     va_list ap;

@@ -19,10 +19,6 @@ void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)))
 // layout): rank 0 prints it once, every rank finalizes MPI and exits 1.
 void fatal_all(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
-// Like fatal_all when ok is false on this rank; for checks every rank makes
-// alike (the same file, the same options).
-void comm_agree_world(bool ok, const char *message);
-
 // Informational line from rank 0 only, to stdout.
 void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // A warning from this rank, to stderr.
