@@ -21,8 +21,8 @@ static void usage(void) {
            "  llama-ckpt export-hf CKPT_DIR OUT_DIR [--dtype fp32|bf16] [--tp N] [--pp N]\n"
            "                                           Hugging Face folder (model.safetensors + config.json)\n"
            "  llama-ckpt import-hf HF_DIR SAVE_DIR     a step-0 checkpoint to continue with llama-train --load\n"
-           "  llama-ckpt compare A B [--rtol R]        largest relative difference per tensor of two\n"
-           "                                           checkpoints or Hugging Face folders; exit 1 above R\n"
+           "  llama-ckpt compare A B [--rtol R]        largest per-tensor relative difference ‖a−b‖/‖b‖ of\n"
+           "                                           two checkpoints or Hugging Face folders; exit 1 above R\n"
            "Run under mpirun to spread the work; --tp/--pp split the model for export-hf.\n");
 }
 
@@ -137,19 +137,29 @@ static void close_source(Source *s) {
     else safetensors_close(&s->st);
 }
 
-static double compare_tensor(Source *a, Source *b, const ParamTensor *t) {
+// Relative difference of two tensors: ‖a − b‖ / ‖b‖ (Frobenius), the
+// tolerance measure; also the largest elementwise |a − b| over max |b|.
+typedef struct {
+    double frobenius, elementwise;
+} Difference;
+
+static Difference compare_tensor(Source *a, Source *b, const ParamTensor *t) {
     size_t n = (size_t)(t->rows * t->cols);
     float *x = xmalloc(n * sizeof(float)), *y = xmalloc(n * sizeof(float));
     char err[2048];
     if (!read_full(a, t, x, err, sizeof err) || !read_full(b, t, y, err, sizeof err)) fatal("%s", err);
-    double diff = 0, scale = 0;
+    double diff2 = 0, norm2 = 0, diff = 0, scale = 0;
     for (size_t i = 0; i < n; i++) {
-        diff = fmax(diff, fabs((double)x[i] - y[i]));
+        double d = (double)x[i] - y[i];
+        diff2 += d * d;
+        norm2 += (double)y[i] * y[i];
+        diff = fmax(diff, fabs(d));
         scale = fmax(scale, fabs((double)y[i]));
     }
     free(x);
     free(y);
-    return scale > 0 ? diff / scale : diff;
+    return (Difference){norm2 > 0 ? sqrt(diff2 / norm2) : sqrt(diff2),
+                        scale > 0 ? diff / scale : diff};
 }
 
 static int compare(const char *pa, const char *pb, double rtol) {
@@ -161,18 +171,19 @@ static int compare(const char *pa, const char *pb, double rtol) {
         fatal("%s and %s hold models of different shapes", pa, pb);
     ParamTable pt;
     params_build_global(&pt, &a.cfg);
-    double worst = 0;
-    const char *worst_name = "";
+    Difference worst = {0, 0};
+    const char *worst_name = pt.t[0].name;
     for (int i = 0; i < pt.n; i++) {
-        double d = compare_tensor(&a, &b, &pt.t[i]);
-        if (d > worst || i == 0) worst = d, worst_name = pt.t[i].name;
+        Difference d = compare_tensor(&a, &b, &pt.t[i]);
+        if (d.frobenius > worst.frobenius) worst.frobenius = d.frobenius, worst_name = pt.t[i].name;
+        worst.elementwise = fmax(worst.elementwise, d.elementwise);
     }
-    printf("largest relative difference %.3g in %s (%d tensors compared, tolerance %g)\n", worst,
-           worst_name, pt.n, rtol);
+    printf("largest relative difference ‖a−b‖/‖b‖ %.3g in %s (largest elementwise %.3g of max|b|; "
+           "%d tensors, tolerance %g)\n", worst.frobenius, worst_name, worst.elementwise, pt.n, rtol);
     params_free(&pt);
     close_source(&a);
     close_source(&b);
-    return worst <= rtol ? 0 : 1;
+    return worst.frobenius <= rtol ? 0 : 1;
 }
 
 // ---- main ----

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The central test: every parallel layout trains the same model as one rank.
-# The tiny preset (GQA: 8 heads, 4 KV heads), 10 steps; per-step losses and
-# final weights must equal the one-rank run's to 1e-5 relative, for grad-accum
-# 1 and 4.  `make test` runs a subset; FULL=1 (make test-full) the whole grid:
+# The tiny preset (GQA: 8 heads, 4 KV heads) on byte-level shards of real
+# text, 10 steps; each per-step loss must equal the one-rank run's to 1e-5
+# relative, and each final weight tensor too (‖a − b‖ / ‖b‖ ≤ 1e-5: Adam
+# turns the reduction-order noise of gradients near zero into elementwise
+# weight differences of ~2e-4 of max|w| even between one-rank runs with 1
+# and 2 threads, so no elementwise bound that tight can hold), for
+# grad-accum 1 and 4.  `make test` runs a subset; FULL=1 (make test-full) the whole grid:
 # dp2 dp4 tp2 tp4 pp2 pp4 dp2×tp2 dp2×pp2 tp2×pp2 dp2×tp2×pp2, each with
 # --zero 0/1/2 where DP > 1.
 source "$(dirname "$0")/lib.sh"
@@ -10,7 +14,7 @@ scratch
 DATA=$TMP/data
 make_byte_shards "$DATA"
 GLOBAL=16   # sequences per optimizer step, whatever the layout
-COMMON=(-c tiny -d "$DATA" -l 32 --steps 10 --lr 3e-3 --warmup-steps 2 --seed 7 --peak-tflops 1)
+COMMON=(-c tiny -d "$DATA" -l 32 --steps 10 --lr 1e-3 --warmup-steps 2 --seed 7 --peak-tflops 1)
 
 # run NAME RANKS TP PP ZERO ACCUM: trains, logs to $TMP/NAME.jsonl, exports to $TMP/NAME.hf
 run() {

@@ -42,8 +42,10 @@ expect_error "truncated shard" "not a readable HDF5 file|damaged|failed" "$T" -d
 sed 's/^vocab_size = 256/vocab_size = 200/' "$TMP/zero.model" | sed 's/^ffn_dim = 0/ffn_dim = 128/' >"$TMP/v200.model"
 expect_error "token ids beyond the model's vocabulary" "shard vocabulary 256 is larger than the model's 200" \
   "$T" -c "$TMP/v200.model" "${D[@]}"
-expect_error "max-length beyond the data" "fewer than max-length \+ 1|exceeds the model's max_seq_len" \
-  "$T" -c tiny -d "$DATA/wikipedia_sample.val.h5" -l 256 --steps 1 -b 64
+mkdir -p "$TMP/short"
+echo '{"text": "A document of a few dozen bytes.", "meta": {"source": "short"}}' >"$TMP/short/short.jsonl"
+"$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/short/short.jsonl" --output "$TMP/short" --val-fraction 0 >/dev/null 2>&1
+expect_error "max-length beyond the data" "holds fewer than max-length \+ 1 = 65 tokens" "$T" -c tiny -d "$TMP/short" -l 64 --steps 1
 expect_error "max-length beyond the model" "--max-length 4096 exceeds the model's max_seq_len 256" "$T" "${D[@]}" -l 4096
 expect_error "bf16 on the CPU" "needs --device cuda" "$T" "${D[@]}" -x bf16
 
@@ -67,7 +69,7 @@ M=("${MPIRUN[@]}")
 expect_error "7 ranks for dp2×tp2×pp2" "7 ranks cannot form a grid with tp 2 × pp 2" "${M[@]}" -np 7 "$T" "${D[@]}" --tp 2 --pp 2
 expect_error "TP not dividing heads" "--tp 3 does not divide attention heads \(8\)" "${M[@]}" -np 3 "$T" "${D[@]}" --tp 3
 expect_error "TP not dividing KV heads" "--tp 8 does not divide KV heads \(4\)" "${M[@]}" -np 8 "$T" "${D[@]}" --tp 8
-sed 's/^ffn_dim = 0/ffn_dim = 130/' "$TMP/zero.model" >"$TMP/ffn.model"
+sed 's/^ffn_dim = 0/ffn_dim = 130/' "$TMP/zero.model" | sed 's/^n_kv_heads = 2/n_kv_heads = 4/' >"$TMP/ffn.model"
 expect_error "TP not dividing the FFN width" "--tp 4 does not divide the FFN width \(130\)" "${M[@]}" -np 4 "$T" -c "$TMP/ffn.model" "${D[@]}" --tp 4
 expect_error "PP beyond the layer count" "--pp 8 is larger than the 4 layers" "${M[@]}" -np 8 "$T" "${D[@]}" --pp 8
 expect_error "ZeRO-2 with DP 1" "--zero 2 shards over data-parallel ranks, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --tp 2 --zero 2
