@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "pipeline.h"
 #include "signals.h"
+#include "tokenizer.h"
 #include "util.h"
 
 // ---- options and layout ----
@@ -406,6 +407,46 @@ static bool save_due(const Trainer *t) {
     return t->opt.save_interval > 0 && t->step % t->opt.save_interval == 0;
 }
 
+// Rank 0 encodes the prompt (BOS first when the tokenizer has one); every
+// rank gets the ids.  Returns the count.
+static int encode_prompt(const Trainer *t, Tokenizer *tok, int32_t *ids, int max) {
+    int n = 0;
+    if (t->grid.world_rank == 0) {
+        TokenIds enc = {0};
+        if (tokenizer_bos_id(tok) >= 0) ids[n++] = (int32_t)tokenizer_bos_id(tok);
+        tokenizer_encode(tok, t->opt.sample_prompt, strlen(t->opt.sample_prompt), false, &enc);
+        for (size_t i = 0; i < enc.len && n < max; i++) ids[n++] = (int32_t)enc.ids[i];
+        token_ids_free(&enc);
+    }
+    comm_broadcast(&t->grid.world, &n, 1, DTYPE_I32, 0);
+    comm_broadcast(&t->grid.world, ids, (size_t)n, DTYPE_I32, 0);
+    return n;
+}
+
+// --sample-tokens: a greedy continuation of --sample-prompt, decoded with --tokenizer.
+static void print_sample(Trainer *t) {
+    if (t->opt.sample_tokens <= 0) return;
+    char err[1024] = "";
+    Tokenizer *tok = t->opt.tokenizer[0] ? tokenizer_load(t->opt.tokenizer, err, sizeof err) : NULL;
+    agree_or_exit(tok != NULL, t->opt.tokenizer[0] ? err : "--sample-tokens needs --tokenizer FILE");
+    int32_t *ids = xmalloc((size_t)t->T * sizeof(int32_t)), *out = xmalloc((size_t)t->T * sizeof(int32_t));
+    int n = encode_prompt(t, tok, ids, t->T - 1);
+    if (n == 0) ids[n++] = 0;
+    int len = trainer_generate(t, ids, n, t->opt.sample_tokens, out);
+    if (t->grid.world_rank == 0) {
+        uint32_t *u = xmalloc((size_t)len * sizeof(uint32_t));
+        for (int i = 0; i < len; i++) u[i] = (uint32_t)out[i];
+        size_t bytes;
+        char *text = tokenizer_decode(tok, u, (size_t)len, &bytes);
+        info("sample (greedy, %d new tokens):\n%.*s", len - n, (int)bytes, text);
+        free(text);
+        free(u);
+    }
+    free(ids);
+    free(out);
+    tokenizer_free(tok);
+}
+
 static void finish(Trainer *t) {
     if (t->opt.save_interval > 0 && !save_due(t)) checkpoint_save(t);
     if (t->opt.export_hf[0]) {
@@ -433,5 +474,6 @@ void trainer_run(Trainer *t) {
     }
     if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval != 0) log_eval(t);
     finish(t);
+    print_sample(t);
     print_bench(t);
 }
