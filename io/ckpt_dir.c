@@ -130,3 +130,20 @@ void ckpt_dir_prune(const char *save_dir, int keep) {
     for (int i = keep; i < n && keep > 0; i++) remove_tree(names[i]);
     ckpt_dir_list_free(names, n);
 }
+
+bool ckpt_dir_mark_preempted(const char *save_dir, int64_t step, char *err, int err_len) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/preempted", save_dir);
+    FILE *f = fopen(path, "w");
+    bool ok = f && fprintf(f, "stopped by a signal after step %lld; resume with --load auto\n",
+                           (long long)step) > 0;
+    if (f) ok = fclose(f) == 0 && ok;
+    if (!ok) snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
+    return ok;
+}
+
+void ckpt_dir_clear_preempted(const char *save_dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/preempted", save_dir);
+    unlink(path);
+}

@@ -24,5 +24,10 @@ void ckpt_dir_list_free(char **dirs, int n);
 // stale .tmp folders.
 void ckpt_dir_prune(const char *save_dir, int keep);
 bool ckpt_dir_exists(const char *path);
+// save_dir/preempted: written when a signal stopped the run after saving
+// (the Slurm job script requeues the job when it finds it), removed when a
+// run starts.
+bool ckpt_dir_mark_preempted(const char *save_dir, int64_t step, char *err, int err_len);
+void ckpt_dir_clear_preempted(const char *save_dir);
 
 #endif

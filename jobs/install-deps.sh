@@ -11,7 +11,8 @@ packages=(
   libjansson-dev                      # JSON: corpus records, tokenizer.json, safetensors headers
   libpcre2-dev                        # the tokenizer's Unicode pre-tokenizer regex
   libzstd-dev                         # .jsonl.zst corpora
-  libssl-dev                          # SHA-256 (tokenizer hash, checkpoint checksums)
+  libssl-dev                          # SHA-256 (tokenizer hash)
+  gnuplot-nox                         # plots of metrics and scaling studies
 )
 
 missing=()

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "ckpt_dir.h"
 #include "hf.h"
 #include "memory.h"
 #include "metrics.h"
@@ -379,20 +380,32 @@ int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, int32_
     return len;
 }
 
-static void print_bench(const Trainer *t) {
+static void print_bench(Trainer *t) {
     if (!t->opt.bench) return;
     if (t->bench_seconds <= 0) {
         info("bench: no steps after the %d warm-up steps; raise --steps", t->opt.bench_warmup);
         return;
     }
-    StepMetrics s = {0};
+    StepMetrics s = {.step = t->step, .elapsed = t->bench_seconds};
     metrics_throughput(&s, t->bench_tokens, t->bench_seconds, t->flops_per_token,
                        t->grid.world_size, t->peak_tflops);
-    info("bench: %s, %d ranks (dp %d tp %d pp %d), micro-batch %d, seq %d: %.1f tokens/s, "
-         "%.4f model TFLOP/s per device, MFU %.1f%% of %.4f TFLOP/s peak (%s)", t->cfg.name,
-         t->grid.world_size, t->grid.dp, t->grid.tp, t->grid.pp, t->B, t->T, s.tokens_per_s,
-         s.tflops, 100 * s.mfu, t->peak_tflops,
-         t->opt.peak_tflops > 0 ? "given" : "measured sgemm");
+    s.peak_mem = ops->peak_bytes() ? (double)ops->peak_bytes() : metrics_peak_rss();
+    comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
+    char mem[32];
+    info("bench: %s, %d ranks (dp %d tp %d pp %d), micro-batch %d × %d, seq %d%s: %.2f samples/s, "
+         "%.1f tokens/s, %.4f model TFLOP/s per device, MFU %.1f%% of %.4g TFLOP/s (%s), peak "
+         "memory %s per rank", t->cfg.name, t->grid.world_size, t->grid.dp, t->grid.tp, t->grid.pp,
+         t->B, t->M, t->T, t->opt.grad_checkpoint ? ", recompute" : "", s.tokens_per_s / t->T,
+         s.tokens_per_s, s.tflops, 100 * s.mfu, t->peak_tflops,
+         t->opt.peak_tflops > 0 ? "given" : "measured sgemm", format_bytes(s.peak_mem, mem, sizeof mem));
+    if (t->log) {
+        char line[512];
+        snprintf(line, sizeof line, "{\"bench\": true, \"samples_per_s\": %.6g, \"tokens_per_s\": %.6g, "
+                 "\"tflops\": %.6g, \"mfu\": %.6g, \"peak_tflops\": %.6g, \"peak_mem_gib\": %.6g, "
+                 "\"steps\": %lld}", s.tokens_per_s / t->T, s.tokens_per_s, s.tflops, s.mfu,
+                 t->peak_tflops, s.peak_mem / 1073741824.0, (long long)(t->step - t->opt.bench_warmup));
+        logfile_line(t->log, line);
+    }
 }
 
 // True (on every rank) when any rank received SIGTERM or SIGUSR1.
@@ -458,6 +471,7 @@ static void finish(Trainer *t) {
 void trainer_run(Trainer *t) {
     t->start_time = now_seconds();
     signals_install();
+    if (t->grid.world_rank == 0) ckpt_dir_clear_preempted(t->opt.save_dir);
     info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
          t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,
          t->grid.pp, step_tokens(t));
@@ -468,6 +482,10 @@ void trainer_run(Trainer *t) {
         if (save_due(t)) checkpoint_save(t);
         if (stop_requested(t)) {
             if (!save_due(t)) checkpoint_save(t);
+            char err[1024] = "";
+            bool ok = t->grid.world_rank != 0 ||
+                      ckpt_dir_mark_preempted(t->opt.save_dir, t->step, err, sizeof err);
+            agree_or_exit(ok, err);
             info("stopped at step %lld by a signal; resume with --load auto", (long long)t->step);
             return;
         }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Pretraining with mpirun and a hostfile, like the Colossal-AI examples: one
+# rank per GPU, ranks filled node by node so a tensor-parallel group (the
+# fastest-varying grid dimension) sits on one node.
+#
+#   HOSTFILE=hosts NODES=4 GPUS_PER_NODE=8 jobs/mpirun/pretrain.sh inputs/llama-65b.deck
+#   HOSTFILE=hosts jobs/mpirun/pretrain.sh -c 65b --tp 8 --pp 4 -b 8 -l 2048 -g -x bf16 --device cuda ...
+#
+# hosts holds "node-name slots=8" lines.  Extra arguments go to llama-train.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+HOSTFILE=${HOSTFILE:?set HOSTFILE to a file of "host slots=N" lines}
+GPUS_PER_NODE=${GPUS_PER_NODE:-$(awk -F'slots=' 'NF > 1 {print $2 + 0; exit}' "$HOSTFILE")}
+NODES=${NODES:-$(grep -c 'slots=' "$HOSTFILE")}
+NP=$((NODES * GPUS_PER_NODE))
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+mpi=(mpirun --hostfile "$HOSTFILE" -np "$NP" --map-by "ppr:$GPUS_PER_NODE:node" --bind-to none
+     -x OMP_NUM_THREADS -x PATH -x LD_LIBRARY_PATH)
+[ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+[ -n "${MPIRUN_EXTRA:-}" ] && mpi+=($MPIRUN_EXTRA)
+echo "llama-train on $NODES nodes × $GPUS_PER_NODE ranks ($NP) from $HOSTFILE"
+exec "${mpi[@]}" "$BUILD/llama-train" "$@"
