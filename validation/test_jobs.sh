@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The launch and study scripts: mpirun with a hostfile of 2 slots on
+# localhost runs the tiny job; the benchmark driver appends one CSV row per
+# run; the scaling study writes its CSV and both plots; the metrics plot.
+source "$(dirname "$0")/lib.sh"
+scratch
+cd "$ROOT"
+echo "localhost slots=2" >"$TMP/hosts"
+if HOSTFILE=$TMP/hosts BUILD=$BUILD bash jobs/mpirun/pretrain.sh -c tiny --bench -l 32 -b 2 --steps 5 \
+     --peak-tflops 1 --log "$TMP/host.jsonl" >"$TMP/host.out" 2>&1 \
+   && [ "$(losses "$TMP/host.jsonl" | wc -l)" = 5 ] && grep -q "2 ranks (dp 2" "$TMP/host.out"; then
+  pass "mpirun with a hostfile (localhost slots=2) runs the tiny job on 2 ranks"
+else fail "mpirun hostfile" "$(tail -3 "$TMP/host.out")"; fi
+
+export BUILD PRESET=tiny BATCH=4 SEQ=32 STEPS=4 WARMUP=1
+if OUT=$TMP/scaling SWEEP="1:1:1 2:1:1 2:2:1 2:1:2" bash jobs/scaling.sh --peak-tflops 1 >"$TMP/scaling.out" 2>&1; then
+  rows=$(($(wc -l <"$TMP/scaling/scaling.csv") - 1))
+  png() { [ -s "$1" ] && [ "$(head -c 4 "$1" | tail -c 3)" = PNG ]; }
+  [ "$rows" = 4 ] && pass "scaling study: one CSV row per run ($rows)" || fail "scaling CSV" "$rows rows for 4 runs"
+  png "$TMP/scaling/throughput.png" && png "$TMP/scaling/efficiency.png" && pass "scaling study: throughput and efficiency plots" \
+    || fail "scaling plots" "missing or not PNG"
+else fail "scaling study" "$(tail -5 "$TMP/scaling.out")"; fi
+
+CSV=$TMP/bench.csv RANKS=2 bash jobs/benchmark.sh --peak-tflops 1 >/dev/null 2>&1
+CSV=$TMP/bench.csv RANKS=1 RECOMPUTE=1 bash jobs/benchmark.sh --peak-tflops 1 >"$TMP/bench.out" 2>&1
+if [ "$(wc -l <"$TMP/bench.csv")" = 3 ] && grep -q "samples/s .* tokens/s .* TFLOP/s per device  MFU" "$TMP/bench.out" \
+   && tail -1 "$TMP/bench.csv" | grep -q ",tiny,1,1,1,1,0,4,1,32,1,cpu,fp32,"; then
+  pass "benchmark driver: figures printed, one CSV row per run"
+else fail "benchmark driver" "$(cat "$TMP/bench.csv" "$TMP/bench.out" | tail -4)"; fi
+
+"$BIN/llama-train" -c tiny --bench -l 16 --steps 6 --peak-tflops 1 --log "$TMP/m.jsonl" >/dev/null 2>&1
+echo '{"step": 6, "eval_loss": 5.5}' >>"$TMP/m.jsonl"
+bash jobs/plot-metrics.sh "$TMP/m.jsonl" "$TMP/m.png" >/dev/null 2>&1 && [ -s "$TMP/m.png" ] \
+  && pass "metrics plot (loss, held-out loss, throughput)" || fail "metrics plot" "no PNG"
+finish
