@@ -110,8 +110,10 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
          "max seq %d, rope theta %g, norm eps %g", c->name, c->dim, c->n_layers, c->n_heads,
          c->n_kv_heads, config_head_dim(c), c->ffn_dim, c->vocab_size, c->max_seq_len,
          c->rope_theta, c->norm_eps);
-    info("parameters: %.4g M total, %.4g M non-embedding + LM head (the N of 6N)",
-         (double)config_params_total(c) / 1e6, (double)config_params_flop(c) / 1e6);
+    char total[32], flop[32];
+    info("parameters: %s total, %s non-embedding + LM head (the N of 6N)",
+         format_count((double)config_params_total(c), total, sizeof total),
+         format_count((double)config_params_flop(c), flop, sizeof flop));
     info("model FLOPs per token at sequence %d: %.4g (6N + 12·layers·dim·seq)", T,
          config_flops_per_token(c, T));
     info("layout: %d ranks = dp %d × tp %d × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "

@@ -157,3 +157,11 @@ const char *format_bytes(double bytes, char *buf, size_t len) {
     snprintf(buf, len, u ? "%.2f %s" : "%.0f %s", bytes, unit[u]);
     return buf;
 }
+
+const char *format_count(double n, char *buf, size_t len) {
+    const char *unit[] = {"", " K", " M", " B", " T"};
+    int u = 0;
+    while (n >= 1000.0 && u < 4) { n /= 1000.0; u++; }
+    snprintf(buf, len, "%.3g%s", n, unit[u]);
+    return buf;
+}

@@ -41,5 +41,7 @@ bool parse_double(const char *s, double *out);
 double now_seconds(void);    // monotonic clock
 // Human-readable byte count into buf ("1.50 GiB").
 const char *format_bytes(double bytes, char *buf, size_t len);
+// A count with a K/M/B suffix ("6.74 B").
+const char *format_count(double n, char *buf, size_t len);
 
 #endif
