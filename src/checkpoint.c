@@ -273,7 +273,7 @@ static bool load_weights(Trainer *t, CkptFile *f, char *err, int len) {
         Slab s[3];
         int ns = global_slabs(p, 0, p->valid_rows * p->local_cols, s);
         ok = ckpt_file_read(f, "master", p->name, p->rows, p->cols, s, ns, host, err, len);
-        if (ok) ops->f32_to_act(model_param(m, p), host, p->numel);
+        if (ok) ops->act_from_host_f32(model_param(m, p), host, p->numel);
         free(host);
     }
     return ok;

@@ -15,6 +15,7 @@ static MPI_Datatype mpi_type(DType t) {
     case DTYPE_I64: return MPI_INT64_T;
     case DTYPE_U64: return MPI_UINT64_T;
     case DTYPE_U8: return MPI_UINT8_T;
+    case DTYPE_BF16: fatal("bf16 collectives need the device (NCCL) backend");
     }
     fatal("comm: unknown data type %d", (int)t);
 }
@@ -24,6 +25,7 @@ size_t dtype_bytes(DType t) {
     case DTYPE_F32: case DTYPE_I32: return 4;
     case DTYPE_F64: case DTYPE_I64: case DTYPE_U64: return 8;
     case DTYPE_U8: return 1;
+    case DTYPE_BF16: return 2;
     }
     return 0;
 }
@@ -40,13 +42,20 @@ static void check(int rc, const char *what) {
 // MPI counts are int: larger transfers go in chunks of this many elements.
 #define CHUNK ((size_t)1 << 30)
 
+static const DeviceCommOps *device_ops = NULL;
+
+void comm_set_device_ops(const DeviceCommOps *ops) { device_ops = ops; }
+
 void comm_init(Comm *c, MPI_Comm mpi) {
     check(MPI_Comm_dup(mpi, &c->mpi), "Comm_dup");
     MPI_Comm_rank(c->mpi, &c->rank);
     MPI_Comm_size(c->mpi, &c->size);
+    c->dev = device_ops ? device_ops->create(c) : NULL;
 }
 
 void comm_free(Comm *c) {
+    if (c->dev) device_ops->destroy(c->dev);
+    c->dev = NULL;
     if (c->mpi != MPI_COMM_NULL) MPI_Comm_free(&c->mpi);
     c->mpi = MPI_COMM_NULL;
 }
@@ -95,14 +104,14 @@ void comm_broadcast(const Comm *c, void *buf, size_t n, DType t, int root) {
 void comm_barrier(const Comm *c) { check(MPI_Barrier(c->mpi), "Barrier"); }
 
 CommRequest comm_isend(const Comm *c, const void *buf, size_t n, DType t, int peer, int tag) {
-    CommRequest r;
+    CommRequest r = {MPI_REQUEST_NULL, NULL};
     if (n > (size_t)INT_MAX) fatal("comm: send of %zu elements is too large", n);
     check(MPI_Isend(buf, (int)n, mpi_type(t), peer, tag, c->mpi, &r.mpi), "Isend");
     return r;
 }
 
 CommRequest comm_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, int tag) {
-    CommRequest r;
+    CommRequest r = {MPI_REQUEST_NULL, NULL};
     if (n > (size_t)INT_MAX) fatal("comm: receive of %zu elements is too large", n);
     check(MPI_Irecv(buf, (int)n, mpi_type(t), peer, tag, c->mpi, &r.mpi), "Irecv");
     return r;
@@ -126,6 +135,39 @@ void comm_agree(const Comm *c, bool ok, const char *message) {
 }
 
 void agree_or_exit(bool ok, const char *message) {
-    Comm world = {MPI_COMM_WORLD, util_world_rank(), util_world_size()};
+    Comm world = {MPI_COMM_WORLD, util_world_rank(), util_world_size(), NULL};
     comm_agree(&world, ok, message);
+}
+
+// ---- device buffers ----
+
+void comm_dev_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
+    if (c->size == 1) return;
+    if (c->dev) device_ops->allreduce(c->dev, buf, n, t, op);
+    else comm_allreduce(c, buf, n, t, op);
+}
+
+void comm_dev_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t) {
+    if (c->dev && c->size > 1) device_ops->reduce_scatter(c->dev, send, recv, n, t);
+    else comm_reduce_scatter(c, send, recv, n, t);
+}
+
+void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, DType t) {
+    if (c->dev && c->size > 1) device_ops->allgather(c->dev, send, recv, n, t);
+    else comm_allgather(c, send, recv, n, t);
+}
+
+CommRequest comm_dev_isend(const Comm *c, const void *buf, size_t n, DType t, int peer, int tag) {
+    if (c->dev) return device_ops->isend(c->dev, buf, n, t, peer);
+    return comm_isend(c, buf, n, t, peer, tag);
+}
+
+CommRequest comm_dev_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, int tag) {
+    if (c->dev) return device_ops->irecv(c->dev, buf, n, t, peer);
+    return comm_irecv(c, buf, n, t, peer, tag);
+}
+
+void comm_dev_wait(const Comm *c, CommRequest *r) {
+    if (c->dev) device_ops->wait(c->dev, r);
+    else comm_wait(r);
 }

@@ -9,17 +9,48 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum { DTYPE_F32, DTYPE_F64, DTYPE_I32, DTYPE_I64, DTYPE_U64, DTYPE_U8 } DType;
+typedef enum { DTYPE_F32, DTYPE_F64, DTYPE_I32, DTYPE_I64, DTYPE_U64, DTYPE_U8, DTYPE_BF16 } DType;
 typedef enum { REDUCE_SUM, REDUCE_MAX } ReduceOp;
 
 typedef struct Comm {
     MPI_Comm mpi;
     int rank, size;
+    void *dev;          // the device backend's communicator (NCCL), NULL on the CPU
 } Comm;
 
 typedef struct {
     MPI_Request mpi;
+    void *event;        // device backends: what comm_dev_wait waits for
 } CommRequest;
+
+// Collectives on device buffers (activations, gradients, parameters, and the
+// pipeline's point-to-point transfers).  The CPU backend uses the MPI calls
+// above; a device backend (CUDA: NCCL) installs its own with
+// comm_set_device_ops before the grid is built, and every Comm created
+// afterwards gets a device communicator.  Device calls are ordered with the
+// backend's compute: a device collective sees every kernel queued before it,
+// and kernels queued after it see its result.
+typedef struct {
+    void *(*create)(const Comm *c);   // collective over c
+    void (*destroy)(void *dev);
+    void (*allreduce)(void *dev, void *buf, size_t n, DType t, ReduceOp op);
+    void (*reduce_scatter)(void *dev, const void *send, void *recv, size_t n, DType t);
+    void (*allgather)(void *dev, const void *send, void *recv, size_t n, DType t);
+    CommRequest (*isend)(void *dev, const void *buf, size_t n, DType t, int peer);
+    CommRequest (*irecv)(void *dev, void *buf, size_t n, DType t, int peer);
+    void (*wait)(void *dev, CommRequest *r);
+} DeviceCommOps;
+
+void comm_set_device_ops(const DeviceCommOps *ops);
+void comm_dev_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op);
+void comm_dev_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t);
+void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, DType t);
+// Point-to-point: a pair's messages match in the order they are posted (the
+// tag is used by MPI only).  comm_dev_wait: the transfer is complete (send:
+// the buffer may be reused; receive: the data may be used).
+CommRequest comm_dev_isend(const Comm *c, const void *buf, size_t n, DType t, int peer, int tag);
+CommRequest comm_dev_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, int tag);
+void comm_dev_wait(const Comm *c, CommRequest *r);
 
 // Wraps an MPI communicator (the Comm keeps a duplicate of it).
 void comm_init(Comm *c, MPI_Comm mpi);

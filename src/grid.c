@@ -69,6 +69,7 @@ void grid_create(Grid *g, int tp, int pp) {
     split(&g->tp_comm, g->pp_rank * g->dp + g->dp_rank, g->tp_rank);
     split(&g->dp_comm, g->pp_rank * tp + g->tp_rank, g->dp_rank);
     split(&g->pp_comm, g->dp_rank * tp + g->tp_rank, g->pp_rank);
+    split(&g->pp_grad_comm, g->dp_rank * tp + g->tp_rank, g->pp_rank);
     MPI_Comm node;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, r, MPI_INFO_NULL, &node);
     MPI_Comm_rank(node, &g->local_rank);
@@ -80,5 +81,6 @@ void grid_free(Grid *g) {
     comm_free(&g->tp_comm);
     comm_free(&g->dp_comm);
     comm_free(&g->pp_comm);
+    comm_free(&g->pp_grad_comm);
     comm_free(&g->world);
 }

@@ -14,6 +14,8 @@ typedef struct Grid {
     int dp_rank, tp_rank, pp_rank;   // this rank's coordinates
     int local_rank, local_size;      // within the node (GPU binding)
     Comm world, dp_comm, tp_comm, pp_comm;
+    Comm pp_grad_comm;               // pp_comm's twin for gradients flowing back (a device
+                                     // backend then never orders the two directions)
 } Grid;
 
 // Checks that tp × pp ranks can hold this model on `world` ranks: TP divides

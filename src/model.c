@@ -168,14 +168,9 @@ void model_set_batch(Model *m, int s, const int32_t *tokens, const int32_t *targ
 
 // ---- forward ----
 
-static DType act_dtype(void) {
-    if (ops->act_bytes != 4) fatal("tensor-parallel reductions in 16-bit need the NCCL backend");
-    return DTYPE_F32;
-}
-
 // Sums a partial activation over the tensor-parallel group (Megatron's "g").
 static void tp_sum(const Model *m, void *buf, size_t n) {
-    if (m->tp->size > 1) comm_allreduce(m->tp, buf, n, act_dtype(), REDUCE_SUM);
+    if (m->tp->size > 1) comm_dev_allreduce(m->tp, buf, n, model_act_dtype(), REDUCE_SUM);
 }
 
 static void *W(const Model *m, int l, int kind) {
@@ -246,10 +241,10 @@ double model_head_forward(Model *m, int s, float grad_scale) {
                          (float)m->cfg.norm_eps);
     ops->linear_forward(m->logits, m->xnf, model_param(m, &t->t[t->lm_head]), N, D, V);
     ops->ce_row_max(m->ce_max, m->logits, N, V, m->vocab_valid);
-    if (m->tp->size > 1) comm_allreduce(m->tp, m->ce_max, (size_t)N, DTYPE_F32, REDUCE_MAX);
+    if (m->tp->size > 1) comm_dev_allreduce(m->tp, m->ce_max, (size_t)N, DTYPE_F32, REDUCE_MAX);
     ops->ce_stats(m->ce_stats, m->logits, m->ce_max, a->targets, N, V, m->vocab_valid,
                   m->vocab_start);
-    if (m->tp->size > 1) comm_allreduce(m->tp, m->ce_stats, 2 * (size_t)N, DTYPE_F32, REDUCE_SUM);
+    if (m->tp->size > 1) comm_dev_allreduce(m->tp, m->ce_stats, 2 * (size_t)N, DTYPE_F32, REDUCE_SUM);
     ops->ce_loss_grad(m->ce_loss, m->logits, m->ce_max, m->ce_stats, a->targets, N, V,
                       m->vocab_valid, m->vocab_start, grad_scale);
     return ops->sum(m->ce_loss, (size_t)N);

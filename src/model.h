@@ -89,6 +89,9 @@ void model_backward(Model *m, int s);
 // model_head_forward(…, 0): argmax over the whole vocabulary (last stage).
 int32_t model_argmax(Model *m, int row);
 
+// The communication type of act buffers.
+static inline DType model_act_dtype(void) { return ops->act_bytes == 2 ? DTYPE_BF16 : DTYPE_F32; }
+
 static inline void *model_param(const Model *m, const ParamTensor *t) {
     return act_at(m->params, t->offset);
 }

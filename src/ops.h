@@ -28,8 +28,12 @@ typedef struct Ops {
     void (*zero)(void *p, size_t bytes);
     void (*sync)(void);                       // wait for queued work
     size_t (*peak_bytes)(void);               // device memory high-water mark (0: use RSS)
+    // fp32 ↔ act conversions between device buffers.
     void (*f32_to_act)(void *dst, const float *src, size_t n);
     void (*act_to_f32)(float *dst, const void *src, size_t n);
+    // The same from and to host memory (weights in and out).
+    void (*act_from_host_f32)(void *dst, const float *host_src, size_t n);
+    void (*act_to_host_f32)(float *host_dst, const void *src, size_t n);
 
     // ---- layers ----
     // y (N, out) = x (N, in) · w (out, in)ᵀ
@@ -88,7 +92,8 @@ typedef struct Ops {
     void (*ce_loss_grad)(float *loss, void *logits, const float *row_max, const float *stats,
                          const int32_t *targets, int N, int V, int valid, int vocab_start,
                          float grad_scale);
-    // Index and value of the largest valid logit of each row (greedy sampling).
+    // Index and value of the largest valid logit of each row (greedy sampling),
+    // written to host memory.
     void (*argmax)(int32_t *index, float *value, const void *logits, int N, int V, int valid,
                    int vocab_start);
 

@@ -55,7 +55,7 @@ void optimizer_sync_master(Optimizer *o) {
 void optimizer_after_micro_step(Optimizer *o) {
     if (o->cfg.zero < 2) return;
     Model *m = o->model;
-    comm_reduce_scatter(&o->grid->dp_comm, m->grads, o->grad_shard, o->shard_len, DTYPE_F32);
+    comm_dev_reduce_scatter(&o->grid->dp_comm, m->grads, o->grad_shard, o->shard_len, DTYPE_F32);
     ops->zero(m->grads, m->flat_numel * sizeof(float));
     ops->copy(m->grads + o->shard_begin, o->grad_shard, o->shard_len * sizeof(float));
 }
@@ -68,9 +68,9 @@ static float *owned_grads(const Optimizer *o) {
 static void reduce_grads(Optimizer *o) {
     Model *m = o->model;
     const Comm *dp = &o->grid->dp_comm;
-    if (o->cfg.zero == 0) comm_allreduce(dp, m->grads, m->flat_numel, DTYPE_F32, REDUCE_SUM);
+    if (o->cfg.zero == 0) comm_dev_allreduce(dp, m->grads, m->flat_numel, DTYPE_F32, REDUCE_SUM);
     else if (o->cfg.zero == 1)
-        comm_reduce_scatter(dp, m->grads, o->grad_shard, o->shard_len, DTYPE_F32);
+        comm_dev_reduce_scatter(dp, m->grads, o->grad_shard, o->shard_len, DTYPE_F32);
     // ZeRO-2 reduced after every micro-step already.
 }
 
@@ -120,8 +120,7 @@ static void refresh_params(Optimizer *o) {
     void *mine = act_at(m->params, o->shard_begin);
     ops->f32_to_act(mine, o->master, o->shard_len);
     if (o->cfg.zero > 0) {
-        if (ops->act_bytes != sizeof(float)) fatal("ZeRO all-gather in 16-bit needs NCCL");
-        comm_allgather(&o->grid->dp_comm, mine, m->params, o->shard_len, DTYPE_F32);
+        comm_dev_allgather(&o->grid->dp_comm, mine, m->params, o->shard_len, model_act_dtype());
     }
 }
 

@@ -60,10 +60,7 @@ static size_t stage_elems(const Model *m) { return (size_t)m->N * m->cfg.dim; }
 static void *stage_output(const Model *m, int slot) {
     return act_at(m->slots[slot].res, (size_t)m->part.n_layers * stage_elems(m));
 }
-static DType act_type(void) {
-    if (ops->act_bytes != 4) fatal("pipeline transfers in 16-bit need the NCCL backend");
-    return DTYPE_F32;
-}
+static DType act_type(void) { return model_act_dtype(); }
 
 static void load_batch(Schedule *s, int mb, int slot) {
     const Model *m = s->m;
@@ -76,33 +73,33 @@ static void forward_one(Schedule *s, int mb, bool train) {
     Model *m = s->m;
     int slot = mb % m->n_slots;
     const Comm *pp = &s->g->pp_comm;
-    comm_wait(&s->act_send[slot]);           // the slot's previous output has left
+    comm_dev_wait(pp, &s->act_send[slot]);   // the slot's previous output has left
     load_batch(s, mb, slot);
     if (!m->part.first) {
-        CommRequest r = comm_irecv(pp, m->slots[slot].res, stage_elems(m), act_type(),
-                                   pp->rank - 1, 2 * mb);
-        comm_wait(&r);
+        CommRequest r = comm_dev_irecv(pp, m->slots[slot].res, stage_elems(m), act_type(),
+                                       pp->rank - 1, 2 * mb);
+        comm_dev_wait(pp, &r);
     }
     model_forward(m, slot);
     if (!m->part.last)
-        s->act_send[slot] = comm_isend(pp, stage_output(m, slot), stage_elems(m), act_type(),
-                                       pp->rank + 1, 2 * mb);
+        s->act_send[slot] = comm_dev_isend(pp, stage_output(m, slot), stage_elems(m),
+                                           act_type(), pp->rank + 1, 2 * mb);
     else s->loss += model_head_forward(m, slot, train ? s->grad_scale : 0.0f);
 }
 
 static void backward_one(Schedule *s, int mb) {
     Model *m = s->m;
-    const Comm *pp = &s->g->pp_comm;
-    comm_wait(&s->grad_send);                // d_res is free again
+    const Comm *pp = &s->g->pp_grad_comm;
+    comm_dev_wait(pp, &s->grad_send);        // d_res is free again
     if (!m->part.last) {
-        CommRequest r = comm_irecv(pp, m->d_res, stage_elems(m), act_type(), pp->rank + 1,
-                                   2 * mb + 1);
-        comm_wait(&r);
+        CommRequest r = comm_dev_irecv(pp, m->d_res, stage_elems(m), act_type(), pp->rank + 1,
+                                       2 * mb + 1);
+        comm_dev_wait(pp, &r);
     }
     model_backward(m, mb % m->n_slots);
     if (!m->part.first)
-        s->grad_send = comm_isend(pp, m->d_res, stage_elems(m), act_type(), pp->rank - 1,
-                                  2 * mb + 1);
+        s->grad_send = comm_dev_isend(pp, m->d_res, stage_elems(m), act_type(), pp->rank - 1,
+                                      2 * mb + 1);
     optimizer_after_micro_step(s->o);
 }
 
@@ -112,14 +109,14 @@ static Schedule schedule_begin(Model *m, const Grid *g, Optimizer *o, const int3
     s.tokens = xmalloc((size_t)m->N * sizeof(int32_t));
     s.targets = xmalloc((size_t)m->N * sizeof(int32_t));
     s.act_send = xcalloc((size_t)m->n_slots, sizeof *s.act_send);
-    for (int i = 0; i < m->n_slots; i++) s.act_send[i].mpi = MPI_REQUEST_NULL;
-    s.grad_send.mpi = MPI_REQUEST_NULL;
+    for (int i = 0; i < m->n_slots; i++) s.act_send[i] = (CommRequest){MPI_REQUEST_NULL, NULL};
+    s.grad_send = (CommRequest){MPI_REQUEST_NULL, NULL};
     return s;
 }
 
 static double schedule_end(Schedule *s) {
-    for (int i = 0; i < s->m->n_slots; i++) comm_wait(&s->act_send[i]);
-    comm_wait(&s->grad_send);
+    for (int i = 0; i < s->m->n_slots; i++) comm_dev_wait(&s->g->pp_comm, &s->act_send[i]);
+    comm_dev_wait(&s->g->pp_grad_comm, &s->grad_send);
     free(s->tokens);
     free(s->targets);
     free(s->act_send);
@@ -149,13 +146,14 @@ double pipeline_eval(Model *m, const Grid *g, const int32_t *rows, int M) {
 void pipeline_forward_logits(Model *m, const Grid *g) {
     const Comm *pp = &g->pp_comm;
     if (!m->part.first) {
-        CommRequest r = comm_irecv(pp, m->slots[0].res, stage_elems(m), act_type(), pp->rank - 1, 0);
-        comm_wait(&r);
+        CommRequest r = comm_dev_irecv(pp, m->slots[0].res, stage_elems(m), act_type(),
+                                       pp->rank - 1, 0);
+        comm_dev_wait(pp, &r);
     }
     model_forward(m, 0);
     if (!m->part.last) {
-        CommRequest r = comm_isend(pp, stage_output(m, 0), stage_elems(m), act_type(),
-                                   pp->rank + 1, 0);
-        comm_wait(&r);
+        CommRequest r = comm_dev_isend(pp, stage_output(m, 0), stage_elems(m), act_type(),
+                                       pp->rank + 1, 0);
+        comm_dev_wait(pp, &r);
     } else model_head_forward(m, 0, 0.0f);
 }

@@ -143,7 +143,7 @@ static void init_weights(Trainer *t) {
     }
     float *host = xmalloc(m->table.numel * sizeof(float));
     params_init_host(&m->table, t->opt.seed, host);
-    ops->f32_to_act(m->params, host, m->table.numel);
+    ops->act_from_host_f32(m->params, host, m->table.numel);
     free(host);
 }
 
