@@ -99,7 +99,8 @@ int ckpt_dir_list(const char *save_dir, char ***dirs) {
         (*dirs)[n++] = xstrdup(full);
     }
     closedir(d);
-    qsort(*dirs + first_scanned, (size_t)(n - first_scanned), sizeof **dirs, by_name_desc);
+    if (n > first_scanned)
+        qsort(*dirs + first_scanned, (size_t)(n - first_scanned), sizeof **dirs, by_name_desc);
     return n;
 }
 
@@ -126,7 +127,7 @@ void ckpt_dir_prune(const char *save_dir, int keep) {
         names[n++] = xstrdup(full);
     }
     closedir(d);
-    qsort(names, (size_t)n, sizeof *names, by_name_desc);
+    if (n > 0) qsort(names, (size_t)n, sizeof *names, by_name_desc);
     for (int i = keep; i < n && keep > 0; i++) remove_tree(names[i]);
     ckpt_dir_list_free(names, n);
 }
