@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "pipeline.h"
 #include "signals.h"
+#include "traffic.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -127,6 +128,9 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
         char title[64];
         snprintf(title, sizeof title, "memory per rank, stage %d", s);
         memory_print(title, &e);
+        Traffic tr = traffic_estimate(c, &part, &lay, dp);
+        snprintf(title, sizeof title, "communication, stage %d", s);
+        traffic_print(title, &tr);
     }
 }
 
@@ -211,6 +215,8 @@ static void report_memory(Trainer *t) {
     if (t->grid.world_size > 4096) return;
     comm_allgather(&t->grid.world, mine, all, 2, DTYPE_F64);
     memory_print("memory (rank 0)", &e);
+    Traffic tr = traffic_estimate(&t->cfg, &t->part, &lay, t->grid.dp);
+    traffic_print("predicted communication (rank 0)", &tr);
     if (t->grid.world_rank != 0 || t->grid.world_size == 1) return;
     for (int r = 0; r < t->grid.world_size && r < 64; r++) {
         char b[32];
