@@ -13,6 +13,7 @@ packages=(
   libzstd-dev                         # .jsonl.zst corpora
   libssl-dev                          # SHA-256 (tokenizer hash)
   gnuplot-nox                         # plots of metrics and scaling studies
+  time                                # /usr/bin/time: peak memory in the tests
 )
 
 missing=()

@@ -44,17 +44,44 @@ int pipeline_slots(const Grid *g, int M) {
     return in_flight < M ? in_flight : M;
 }
 
+struct Pipeline {
+    Model *m;
+    const Grid *g;
+    int32_t *tokens, *targets;     // (N) host staging of a micro-batch's ids
+    CommRequest *act_send;         // per slot: the activation sent downstream
+    CommRequest grad_send;         // the gradient sent upstream (d_res is shared)
+};
+
+// One step's run through the schedule.
 typedef struct {
+    Pipeline *p;
     Model *m;
     const Grid *g;
     Optimizer *o;
     const int32_t *rows;
     float grad_scale;
     double loss;
-    int32_t *tokens, *targets;     // (N) host staging
-    CommRequest *act_send;         // per slot: the activation sent downstream
-    CommRequest grad_send;         // the gradient sent upstream (d_res is shared)
 } Schedule;
+
+Pipeline *pipeline_create(Model *m, const Grid *g) {
+    Pipeline *p = xcalloc(1, sizeof *p);
+    p->m = m;
+    p->g = g;
+    p->tokens = xmalloc((size_t)m->N * sizeof(int32_t));
+    p->targets = xmalloc((size_t)m->N * sizeof(int32_t));
+    p->act_send = xcalloc((size_t)m->n_slots, sizeof *p->act_send);
+    for (int i = 0; i < m->n_slots; i++) p->act_send[i] = (CommRequest){MPI_REQUEST_NULL, NULL};
+    p->grad_send = (CommRequest){MPI_REQUEST_NULL, NULL};
+    return p;
+}
+
+void pipeline_free(Pipeline *p) {
+    if (!p) return;
+    free(p->tokens);
+    free(p->targets);
+    free(p->act_send);
+    free(p);
+}
 
 static size_t stage_elems(const Model *m) { return (size_t)m->N * m->cfg.dim; }
 static void *stage_output(const Model *m, int slot) {
@@ -64,16 +91,16 @@ static DType act_type(void) { return model_act_dtype(); }
 
 static void load_batch(Schedule *s, int mb, int slot) {
     const Model *m = s->m;
-    loader_split_rows(s->rows + (size_t)mb * m->B * (m->T + 1), m->B, m->T, s->tokens,
-                      s->targets);
-    model_set_batch(s->m, slot, s->tokens, s->targets);
+    loader_split_rows(s->rows + (size_t)mb * m->B * (m->T + 1), m->B, m->T, s->p->tokens,
+                      s->p->targets);
+    model_set_batch(s->m, slot, s->p->tokens, s->p->targets);
 }
 
 static void forward_one(Schedule *s, int mb, bool train) {
     Model *m = s->m;
     int slot = mb % m->n_slots;
     const Comm *pp = &s->g->pp_comm;
-    comm_dev_wait(pp, &s->act_send[slot]);   // the slot's previous output has left
+    comm_dev_wait(pp, &s->p->act_send[slot]);   // the slot's previous output has left
     load_batch(s, mb, slot);
     if (!m->part.first) {
         CommRequest r = comm_dev_irecv(pp, m->slots[slot].res, stage_elems(m), act_type(),
@@ -82,7 +109,7 @@ static void forward_one(Schedule *s, int mb, bool train) {
     }
     model_forward(m, slot);
     if (!m->part.last)
-        s->act_send[slot] = comm_dev_isend(pp, stage_output(m, slot), stage_elems(m),
+        s->p->act_send[slot] = comm_dev_isend(pp, stage_output(m, slot), stage_elems(m),
                                            act_type(), pp->rank + 1, 2 * mb);
     else s->loss += model_head_forward(m, slot, train ? s->grad_scale : 0.0f);
 }
@@ -90,7 +117,7 @@ static void forward_one(Schedule *s, int mb, bool train) {
 static void backward_one(Schedule *s, int mb) {
     Model *m = s->m;
     const Comm *pp = &s->g->pp_grad_comm;
-    comm_dev_wait(pp, &s->grad_send);        // d_res is free again
+    comm_dev_wait(pp, &s->p->grad_send);     // d_res is free again
     if (!m->part.last) {
         CommRequest r = comm_dev_irecv(pp, m->d_res, stage_elems(m), act_type(), pp->rank + 1,
                                        2 * mb + 1);
@@ -98,35 +125,25 @@ static void backward_one(Schedule *s, int mb) {
     }
     model_backward(m, mb % m->n_slots);
     if (!m->part.first)
-        s->grad_send = comm_dev_isend(pp, m->d_res, stage_elems(m), act_type(), pp->rank - 1,
+        s->p->grad_send = comm_dev_isend(pp, m->d_res, stage_elems(m), act_type(), pp->rank - 1,
                                       2 * mb + 1);
     optimizer_after_micro_step(s->o);
 }
 
-static Schedule schedule_begin(Model *m, const Grid *g, Optimizer *o, const int32_t *rows,
-                               float grad_scale) {
-    Schedule s = {.m = m, .g = g, .o = o, .rows = rows, .grad_scale = grad_scale};
-    s.tokens = xmalloc((size_t)m->N * sizeof(int32_t));
-    s.targets = xmalloc((size_t)m->N * sizeof(int32_t));
-    s.act_send = xcalloc((size_t)m->n_slots, sizeof *s.act_send);
-    for (int i = 0; i < m->n_slots; i++) s.act_send[i] = (CommRequest){MPI_REQUEST_NULL, NULL};
-    s.grad_send = (CommRequest){MPI_REQUEST_NULL, NULL};
-    return s;
+static Schedule schedule_begin(Pipeline *p, Optimizer *o, const int32_t *rows, float grad_scale) {
+    return (Schedule){.p = p, .m = p->m, .g = p->g, .o = o, .rows = rows, .grad_scale = grad_scale};
 }
 
+// Every transfer of the step has completed.
 static double schedule_end(Schedule *s) {
-    for (int i = 0; i < s->m->n_slots; i++) comm_dev_wait(&s->g->pp_comm, &s->act_send[i]);
-    comm_dev_wait(&s->g->pp_grad_comm, &s->grad_send);
-    free(s->tokens);
-    free(s->targets);
-    free(s->act_send);
+    for (int i = 0; i < s->m->n_slots; i++) comm_dev_wait(&s->g->pp_comm, &s->p->act_send[i]);
+    comm_dev_wait(&s->g->pp_grad_comm, &s->p->grad_send);
     return s->loss;
 }
 
-double pipeline_train(Model *m, Optimizer *o, const Grid *g, const int32_t *rows, int M,
-                      float grad_scale) {
-    Schedule s = schedule_begin(m, g, o, rows, grad_scale);
-    int warmup = g->pp - g->pp_rank - 1;
+double pipeline_train(Pipeline *p, Optimizer *o, const int32_t *rows, int M, float grad_scale) {
+    Schedule s = schedule_begin(p, o, rows, grad_scale);
+    int warmup = p->g->pp - p->g->pp_rank - 1;
     if (warmup > M) warmup = M;
     for (int i = 0; i < warmup; i++) forward_one(&s, i, true);
     for (int i = 0; i < M - warmup; i++) {
@@ -137,14 +154,15 @@ double pipeline_train(Model *m, Optimizer *o, const Grid *g, const int32_t *rows
     return schedule_end(&s);
 }
 
-double pipeline_eval(Model *m, const Grid *g, const int32_t *rows, int M) {
-    Schedule s = schedule_begin(m, g, NULL, rows, 0.0f);
+double pipeline_eval(Pipeline *p, const int32_t *rows, int M) {
+    Schedule s = schedule_begin(p, NULL, rows, 0.0f);
     for (int i = 0; i < M; i++) forward_one(&s, i, false);
     return schedule_end(&s);
 }
 
-void pipeline_forward_logits(Model *m, const Grid *g) {
-    const Comm *pp = &g->pp_comm;
+void pipeline_forward_logits(Pipeline *p) {
+    Model *m = p->m;
+    const Comm *pp = &p->g->pp_comm;
     if (!m->part.first) {
         CommRequest r = comm_dev_irecv(pp, m->slots[0].res, stage_elems(m), act_type(),
                                        pp->rank - 1, 0);

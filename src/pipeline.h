@@ -19,14 +19,18 @@ bool pipeline_split_layers(const char *spec, int n_layers, int pp, int *counts, 
                            int err_len);
 // Activation slots a stage needs for M micro-batches.
 int pipeline_slots(const Grid *g, int M);
+// The schedule's state that lives across steps (host staging, pending sends):
+// made once, so no step allocates.
+typedef struct Pipeline Pipeline;
+Pipeline *pipeline_create(Model *m, const Grid *g);
+void pipeline_free(Pipeline *p);
 // rows: (M, B, T + 1) token windows of this data-parallel rank.  Returns Σ of
 // token losses over the M micro-batches on the last stage, 0 elsewhere.
-double pipeline_train(Model *m, Optimizer *o, const Grid *g, const int32_t *rows, int M,
-                      float grad_scale);
+double pipeline_train(Pipeline *p, Optimizer *o, const int32_t *rows, int M, float grad_scale);
 // Forward only (evaluation); same return value.
-double pipeline_eval(Model *m, const Grid *g, const int32_t *rows, int M);
+double pipeline_eval(Pipeline *p, const int32_t *rows, int M);
 // Forward only for the rows of slot 0 (already set); on the last stage the
 // logits are left for model_argmax.
-void pipeline_forward_logits(Model *m, const Grid *g);
+void pipeline_forward_logits(Pipeline *p);
 
 #endif

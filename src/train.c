@@ -237,6 +237,7 @@ static Trainer *trainer_alloc(const TrainOptions *o, const ModelConfig *cfg, int
     t->part = part_of(o, cfg, t->grid.dp, t->grid.tp_rank, t->grid.pp_rank);
     t->model = model_create(cfg, &t->part, &t->grid.tp_comm, B, T, pipeline_slots(&t->grid, M),
                             o->grad_checkpoint);
+    t->pipeline = pipeline_create(t->model, &t->grid);
     init_weights(t);
     return t;
 }
@@ -279,6 +280,7 @@ void trainer_free(Trainer *t) {
     loader_close(t->train);
     loader_close(t->val);
     optimizer_free(t->optim);
+    pipeline_free(t->pipeline);
     model_free(t->model);
     grid_free(&t->grid);
     free(t->rows);
@@ -332,7 +334,7 @@ static void train_step(Trainer *t) {
     double t0 = now_seconds();
     fill_rows(t);
     double lr = lr_at(&t->optim->cfg, t->step);
-    double local = pipeline_train(t->model, t->optim, &t->grid, t->rows, t->M,
+    double local = pipeline_train(t->pipeline, t->optim, t->rows, t->M,
                                   (float)(1.0 / step_tokens(t)));
     double norm = optimizer_step(t->optim);
     double loss = global_loss_sum(t, local) / step_tokens(t);
@@ -353,7 +355,7 @@ double trainer_evaluate(Trainer *t) {
     double sum = 0;
     for (int64_t k = 0; k < t->opt.eval_steps; k++) {
         loader_next(t->val, &st, t->grid.dp_rank, t->grid.dp, t->B, t->rows);
-        sum += pipeline_eval(t->model, &t->grid, t->rows, 1);
+        sum += pipeline_eval(t->pipeline, t->rows, 1);
     }
     double tokens = (double)t->opt.eval_steps * t->B * t->T * t->grid.dp;
     return global_loss_sum(t, sum) / tokens;
@@ -379,7 +381,7 @@ int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, int32_
     while (len < n + n_new && len < t->T) {
         memcpy(tokens, out, (size_t)len * sizeof(int32_t));
         model_set_batch(t->model, 0, tokens, tokens);
-        pipeline_forward_logits(t->model, &t->grid);
+        pipeline_forward_logits(t->pipeline);
         int32_t next = t->part.last ? model_argmax(t->model, len - 1) : 0;
         comm_broadcast(&t->grid.world, &next, 1, DTYPE_I32, root);
         out[len++] = next;
@@ -476,6 +478,15 @@ static void finish(Trainer *t) {
     }
 }
 
+// The measured peak (RSS on the CPU, device memory on GPUs) of the busiest rank.
+static void report_peak_memory(const Trainer *t) {
+    double mine = ops->peak_bytes() ? (double)ops->peak_bytes() : metrics_peak_rss(), all = mine;
+    comm_allreduce(&t->grid.world, &all, 1, DTYPE_F64, REDUCE_MAX);
+    char a[32], b[32];
+    info("measured peak memory: %s on the busiest rank (rank 0: %s)", format_bytes(all, a, sizeof a),
+         format_bytes(mine, b, sizeof b));
+}
+
 void trainer_run(Trainer *t) {
     t->start_time = now_seconds();
     signals_install();
@@ -502,4 +513,5 @@ void trainer_run(Trainer *t) {
     finish(t);
     print_sample(t);
     print_bench(t);
+    report_peak_memory(t);
 }

@@ -21,6 +21,7 @@ typedef struct Trainer {
     int B, T, M;                 // micro-batch, sequence, micro-batches per step
     Model *model;
     Optimizer *optim;
+    struct Pipeline *pipeline;
     Loader *train, *val;         // NULL under --bench / without a validation split
     LoaderState state;           // position in the training data
     int64_t step, total_steps;

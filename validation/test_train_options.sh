@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# llama-train's options beyond training itself: a run deck with the command
+# line overriding it, --dump-batches (the rows each data-parallel rank
+# consumes: DP ranks together see exactly one rank's batch), --describe of a
+# 65B layout without allocating it.
+source "$(dirname "$0")/lib.sh"
+scratch
+T=$BIN/llama-train
+make_byte_shards "$TMP/data"
+cat >"$TMP/run.deck" <<D
+# a run deck
+config = tiny
+dataset = $TMP/data
+max_length = 16        # '_' and '-' both work
+steps = 5
+lr = 2e-3
+log = $TMP/deck.jsonl
+D
+if "$T" "$TMP/run.deck" --steps 2 --peak-tflops 1 >"$TMP/deck.out" 2>&1 && [ "$(losses "$TMP/deck.jsonl" | wc -l)" = 2 ] \
+   && grep -q '"lr": 0.002' "$TMP/deck.jsonl"; then
+  pass "run deck read, the command line overrides it"
+else fail "run deck" "$(tail -3 "$TMP/deck.out")"; fi
+printf 'steps = 2\nbogus = 1\n' >"$TMP/bad.deck"
+expect_error "run deck with an unknown key" "bad.deck:2: unknown option 'bogus'" "$T" "$TMP/bad.deck"
+
+D=(-c tiny -d "$TMP/data" -l 16 --steps 2 --peak-tflops 1)
+"$T" "${D[@]}" -b 4 --dump-batches "$TMP/one.bin" >/dev/null 2>&1
+"${MPIRUN[@]}" -np 2 "$T" "${D[@]}" -b 2 --dump-batches "$TMP/two.bin" >/dev/null 2>&1
+size=$(stat -c %s "$TMP/one.bin" 2>/dev/null || echo 0)
+if [ "$size" = $((2 * 4 * 17 * 4)) ] && cmp -s "$TMP/one.bin" \
+     <(for s in 0 1; do for r in 0 1; do dd if="$TMP/two.bin.dp$r" bs=$((2 * 17 * 4)) skip=$s count=1 status=none; done; done); then
+  pass "--dump-batches: int32 rows of max-length + 1; two DP ranks' rows are one rank's batch"
+else fail "--dump-batches" "size $size, or the DP rows differ from the one-rank rows"; fi
+
+out=$(/usr/bin/time -f "%M" "$T" -c 65b --tp 8 --pp 4 --world-size 64 -x bf16 --device cuda -g --zero 1 -b 1 -l 2048 --describe 2>"$TMP/time")
+kb=$(tail -1 "$TMP/time")
+if grep -q "parameters: 65.3 B total" <<<"$out" && grep -q "memory per rank, stage 3" <<<"$out" && [ "$kb" -lt 200000 ]; then
+  pass "--describe of 65B on 64 ranks without allocating it (${kb} KiB resident)"
+else fail "--describe" "$out (peak ${kb} KiB)"; fi
+finish

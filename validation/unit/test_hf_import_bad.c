@@ -1,0 +1,110 @@
+// Hugging Face weights that do not fit the model are refused by the import
+// with a message naming the file and the tensor: a missing tensor, a tensor
+// of another dtype (I64), another shape.  The folders are written here.
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "grid.h"
+#include "hf.h"
+#include "hf_config.h"
+#include "model.h"
+#include "safetensors.h"
+
+static ModelConfig cfg = {.name = "bad-import", .dim = 16, .n_layers = 1, .n_heads = 2,
+                          .n_kv_heads = 1, .ffn_dim = 24, .vocab_size = 40, .max_seq_len = 16,
+                          .rope_theta = 10000.0, .norm_eps = 1e-5};
+
+// Writes DIR/config.json and DIR/model.safetensors with every tensor of cfg
+// except `skip`, and `reshape` (if not NULL) one row short.
+static void write_folder(const char *dir, const char *skip, const char *reshape) {
+    mkdir(dir, 0755);
+    char err[512], path[512];
+    HfConfig hf = {.model = cfg, .bos_id = -1, .eos_id = -1};
+    hf_config_write(dir, &hf, err, sizeof err);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    SafetensorsWriter *w = safetensors_writer_create(path, err, sizeof err);
+    ParamTable pt;
+    params_build_global(&pt, &cfg);
+    int *index = calloc((size_t)pt.n, sizeof(int));
+    for (int i = 0; i < pt.n; i++) {
+        const ParamTensor *t = &pt.t[i];
+        int64_t shape[2] = {t->rows - (reshape && !strcmp(t->name, reshape)), t->cols};
+        index[i] = skip && !strcmp(t->name, skip) ? -1
+                   : safetensors_writer_declare(w, t->name, SAFETENSORS_F32, t->ndim, shape, err, sizeof err);
+    }
+    for (int i = 0; i < pt.n; i++) {
+        if (index[i] < 0) continue;
+        float *zeros = calloc((size_t)(pt.t[i].rows * pt.t[i].cols), sizeof(float));
+        safetensors_writer_put(w, index[i], zeros, err, sizeof err);
+        free(zeros);
+    }
+    safetensors_writer_close(w, err, sizeof err);
+    free(index);
+    params_free(&pt);
+}
+
+// A file whose first tensor (the embedding, the first the import reads) is
+// I64: written by hand (8-byte header length, JSON header, data).
+static void write_i64_folder(const char *dir, const char *name) {
+    write_folder(dir, name, NULL);   // everything else, then replace the file
+    char path[512], header[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int n = snprintf(header, sizeof header, "{\"%s\":{\"dtype\":\"I64\",\"shape\":[40,16],"
+                     "\"data_offsets\":[0,5120]}}", name);
+    while (n % 8) header[n++] = ' ';
+    FILE *f = fopen(path, "wb");
+    uint64_t len = (uint64_t)n;
+    fwrite(&len, 8, 1, f);
+    fwrite(header, 1, (size_t)n, f);
+    for (int i = 0; i < 5120; i++) fputc(0, f);
+    fclose(f);
+}
+
+static void expect(Model *m, const char *dir, const char *name, const char *want) {
+    check_begin(name);
+    char err[1024] = "";
+    bool ok = hf_import(m, dir, err, sizeof err);
+    CHECK(!ok, "the import accepted it");
+    CHECK(strstr(err, want) != NULL, "message '%s' lacks '%s'", err, want);
+    check_end();
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    char base[128], dir[256];
+    snprintf(base, sizeof base, "/tmp/llama-test-hfbad.%d", (int)getpid());
+    mkdir(base, 0755);
+    Grid g;
+    grid_create(&g, 1, 1);
+    ModelPart part = {.tp = 1, .n_layers = 1, .first = true, .last = true, .dp = 1};
+    Model *m = model_create(&cfg, &part, &g.tp_comm, 1, 4, 1, false);
+
+    snprintf(dir, sizeof dir, "%s/good", base);
+    write_folder(dir, NULL, NULL);
+    check_begin("hf import: a complete folder loads");
+    char err[1024] = "";
+    CHECK(hf_import(m, dir, err, sizeof err), "%s", err);
+    check_end();
+    snprintf(dir, sizeof dir, "%s/missing", base);
+    write_folder(dir, "model.layers.0.mlp.up_proj.weight", NULL);
+    expect(m, dir, "hf import: a missing tensor", "no tensor named 'model.layers.0.mlp.up_proj.weight'");
+    snprintf(dir, sizeof dir, "%s/i64", base);
+    write_i64_folder(dir, "model.embed_tokens.weight");
+    expect(m, dir, "hf import: a tensor of dtype I64", "has dtype I64");
+    snprintf(dir, sizeof dir, "%s/shape", base);
+    write_folder(dir, NULL, "lm_head.weight");
+    expect(m, dir, "hf import: a tensor of the wrong shape", "'lm_head.weight' has shape [39, 16], expected [40, 16]");
+
+    model_free(m);
+    grid_free(&g);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    if (system(cmd) != 0) printf("note: could not remove %s\n", base);
+    MPI_Finalize();
+    return check_exit_code();
+}
