@@ -82,8 +82,9 @@ start() {
   export SLURM_CONF=$dir/slurm.conf
   slurmctld -f "$SLURM_CONF"
   slurmd -f "$SLURM_CONF"
-  if ! wait_until 60 bash -c "sinfo -h -o %T | grep -Eq '^(idle|mixed|allocated)'"; then
-    echo "local-cluster: the node did not come up; see $dir/slurmctld.log and $dir/slurmd.log" >&2
+  if ! wait_until 120 bash -c "sinfo -h -o %T | grep -Eq '^(idle|mixed|allocated)'"; then
+    echo "local-cluster: the node did not come up (state: $(sinfo -h -o %T 2>&1)); the logs end:" >&2
+    tail -n 5 "$dir/slurmctld.log" "$dir/slurmd.log" "$dir/munged.log" >&2 2>/dev/null || true
     stop; exit 1
   fi
   echo "export SLURM_CONF=$dir/slurm.conf"
