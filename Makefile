@@ -32,7 +32,7 @@ PROGRAMS  := $(patsubst src/%_main.c,$(BUILD)/llama-%,$(wildcard src/*_main.c))
 TEST_SRC  := $(wildcard validation/unit/test_*.c)
 TESTS     := $(TEST_SRC:validation/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps programs run test test-asan test-full bench clean
+.PHONY: all deps programs run test test-asan bench clean
 .DEFAULT_GOAL := all
 
 all: deps
@@ -70,10 +70,6 @@ test: all
 
 test-asan:
 	@$(MAKE) --no-print-directory SANITIZE=1 test
-
-# Every layout of the parallel-equivalence grid (slower than `make test`).
-test-full: all
-	@BUILD=$(BUILD) FULL=1 bash validation/run.sh
 
 bench: all
 	@bash jobs/bench-cpu.sh
