@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,25 @@ static void remove_tree(const char *path) {
     if (ckpt_dir_exists(path)) nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+// Removes a checkpoint folder so that no crash leaves a half-deleted folder
+// under a complete-looking name: renamed to "<path>.deleting" first.
+static void retire_tree(const char *path) {
+    if (!ckpt_dir_exists(path)) return;
+    char doomed[4300];
+    snprintf(doomed, sizeof doomed, "%s.deleting", path);
+    remove_tree(doomed);
+    if (rename(path, doomed) == 0) remove_tree(doomed);
+}
+
+// fsync of a file or folder, so a renamed checkpoint survives a power loss.
+static bool sync_path(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return false;
+    bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
 bool ckpt_dir_prepare(const char *tmp_dir, char *err, int err_len) {
     remove_tree(tmp_dir);
     return make_dirs(tmp_dir, err, err_len);
@@ -44,14 +64,20 @@ static bool write_latest(const char *save_dir, const char *final_dir, char *err,
     FILE *f = fopen(tmp, "w");
     bool ok = f && fprintf(f, "%s\n", base) > 0;
     if (f) ok = (fflush(f) == 0 && fsync(fileno(f)) == 0) && ok, fclose(f);
-    if (ok) ok = rename(tmp, path) == 0;
+    if (ok) ok = rename(tmp, path) == 0 && sync_path(save_dir);
     if (!ok) snprintf(err, err_len, "cannot update '%s': %s", path, strerror(errno));
     return ok;
 }
 
 bool ckpt_dir_commit(const char *save_dir, const char *tmp_dir, const char *final_dir,
                      char *err, int err_len) {
-    remove_tree(final_dir);
+    char file[4300];
+    snprintf(file, sizeof file, "%s/checkpoint.h5", tmp_dir);
+    if (!sync_path(file) || !sync_path(tmp_dir)) {
+        snprintf(err, err_len, "cannot flush '%s' to disk: %s", file, strerror(errno));
+        return false;
+    }
+    retire_tree(final_dir);
     if (rename(tmp_dir, final_dir) != 0) {
         snprintf(err, err_len, "cannot rename '%s' to '%s': %s", tmp_dir, final_dir,
                  strerror(errno));
@@ -119,8 +145,8 @@ void ckpt_dir_prune(const char *save_dir, int keep) {
         if (strncmp(e->d_name, "step_", 5) != 0) continue;
         char full[4200];
         snprintf(full, sizeof full, "%s/%s", save_dir, e->d_name);
-        if (strstr(e->d_name, ".tmp")) {   // a save that never finished
-            remove_tree(full);
+        if (strstr(e->d_name, ".tmp") || strstr(e->d_name, ".deleting")) {
+            remove_tree(full);   // a save or a removal that never finished
             continue;
         }
         names = xrealloc(names, (size_t)(n + 1) * sizeof *names);
@@ -128,7 +154,7 @@ void ckpt_dir_prune(const char *save_dir, int keep) {
     }
     closedir(d);
     if (n > 0) qsort(names, (size_t)n, sizeof *names, by_name_desc);
-    for (int i = keep; i < n && keep > 0; i++) remove_tree(names[i]);
+    for (int i = keep; i < n && keep > 0; i++) retire_tree(names[i]);
     ckpt_dir_list_free(names, n);
 }
 
