@@ -4,6 +4,7 @@
 #   make SANITIZE=1 ...   AddressSanitizer + UndefinedBehaviorSanitizer build (in build-asan/)
 #   make test-asan        the whole suite under that build
 #   make CUDA=0           leave the CUDA backend out even when nvcc is found
+#   make CUDA_ARCH="90"   GPU architectures of the CUDA backend (default 80 90)
 
 SHELL     := /bin/bash
 CC        := mpicc
@@ -28,6 +29,24 @@ LDLIBS    += -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto -lopenblas -lm
 
 LIB_SRC   := $(filter-out src/%_main.c,$(wildcard src/*.c io/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+
+# The CUDA backend: built when nvcc is on the PATH or in /usr/local/cuda, unless CUDA=0.
+ifneq ($(CUDA),0)
+NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+endif
+ifneq ($(strip $(NVCC)),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= 80 90
+CU_SRC    := $(wildcard cuda/*.cu)
+CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+LIB_OBJ   += $(CU_OBJ)
+CPPFLAGS  += -DLLAMA_CUDA
+NVCCFLAGS ?= -O3 -g -lineinfo
+NVCCFLAGS += -std=c++17 --expt-relaxed-constexpr $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a)) \
+             -Xcompiler -Wall,-Wextra,-fopenmp -Werror all-warnings -MMD -MP
+LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
+LDLIBS    += -lcublasLt -lcublas -lnccl -lcudart -lstdc++
+endif
 PROGRAMS  := $(patsubst src/%_main.c,$(BUILD)/llama-%,$(wildcard src/*_main.c))
 TEST_SRC  := $(wildcard validation/unit/test_*.c)
 TESTS     := $(TEST_SRC:validation/unit/%.c=$(BUILD)/tests/%)
@@ -46,6 +65,10 @@ programs: $(PROGRAMS) $(TESTS)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/cuda/%.o: cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(CPPFLAGS) $(shell mpicc --showme:incdirs | sed 's/^/-I/; s/ / -I/g') $(NVCCFLAGS) -c $< -o $@
 
 $(BUILD)/libllama.a: $(LIB_OBJ)
 	@rm -f $@
