@@ -154,8 +154,82 @@ static const DeviceCommOps nccl_ops = {
 
 const void *nccl_device_comm_ops(void) { return &nccl_ops; }
 
-#else   // the emulator has no devices to connect: collectives stay on MPI
+#else   // LLAMA_CUDA_EMU: the emulator's "device" memory is host memory, so its
+        // device communicator is MPI, with bf16 reduced in fp32 and rounded back
 
-const void *nccl_device_comm_ops(void) { return NULL; }
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+extern "C" {
+#include "comm.h"
+}
+
+static MPI_Datatype emu_mpi_type(DType t) {
+    switch (t) {
+    case DTYPE_F32: return MPI_FLOAT;
+    case DTYPE_F64: return MPI_DOUBLE;
+    case DTYPE_I32: return MPI_INT32_T;
+    case DTYPE_I64: return MPI_INT64_T;
+    case DTYPE_U64: return MPI_UINT64_T;
+    case DTYPE_U8: return MPI_UINT8_T;
+    case DTYPE_BF16: return MPI_UINT16_T;   // moved as bits; reduced through fp32
+    }
+    fatal("emulated comm: unknown data type %d", (int)t);
+}
+
+static void *emu_create(const Comm *c) { return (void *)&c->mpi; }
+static void emu_destroy(void *) {}
+
+static void emu_allreduce(void *dev, void *buf, size_t n, DType t, ReduceOp op) {
+    MPI_Comm c = *(MPI_Comm *)dev;
+    MPI_Op mop = op == REDUCE_MAX ? MPI_MAX : MPI_SUM;
+    if (t != DTYPE_BF16) {
+        MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, emu_mpi_type(t), mop, c);
+        return;
+    }
+    std::vector<float> f(n);
+    for (size_t i = 0; i < n; i++) f[i] = bf16_to_f32(((uint16_t *)buf)[i]);
+    MPI_Allreduce(MPI_IN_PLACE, f.data(), (int)n, MPI_FLOAT, mop, c);
+    for (size_t i = 0; i < n; i++) ((uint16_t *)buf)[i] = bf16_from_f32(f[i]);
+}
+
+static void emu_reduce_scatter(void *dev, const void *send, void *recv, size_t n, DType t) {
+    MPI_Comm c = *(MPI_Comm *)dev;
+    if (t == DTYPE_BF16) fatal("emulated comm: bf16 reduce-scatter");
+    MPI_Reduce_scatter_block(send, recv, (int)n, emu_mpi_type(t), MPI_SUM, c);
+}
+
+static void emu_allgather(void *dev, const void *send, void *recv, size_t n, DType t) {
+    MPI_Comm c = *(MPI_Comm *)dev;
+    int rank;
+    MPI_Comm_rank(c, &rank);
+    size_t bytes = n * dtype_bytes(t);
+    bool in_place = (const char *)send == (char *)recv + (size_t)rank * bytes;
+    MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, emu_mpi_type(t), recv, (int)n,
+                  emu_mpi_type(t), c);
+}
+
+static CommRequest emu_isend(void *dev, const void *buf, size_t n, DType t, int peer) {
+    CommRequest r = {MPI_REQUEST_NULL, NULL};
+    MPI_Isend(buf, (int)n, emu_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
+    return r;
+}
+
+static CommRequest emu_irecv(void *dev, void *buf, size_t n, DType t, int peer) {
+    CommRequest r = {MPI_REQUEST_NULL, NULL};
+    MPI_Irecv(buf, (int)n, emu_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
+    return r;
+}
+
+static void emu_wait(void *, CommRequest *r) {
+    if (r->mpi != MPI_REQUEST_NULL) MPI_Wait(&r->mpi, MPI_STATUS_IGNORE);
+}
+
+static const DeviceCommOps emu_ops = {
+    emu_create, emu_destroy, emu_allreduce, emu_reduce_scatter, emu_allgather,
+    emu_isend,  emu_irecv,   emu_wait,
+};
+
+const void *nccl_device_comm_ops(void) { return &emu_ops; }
 
 #endif

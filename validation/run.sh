@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The validation suite behind `make test`: every C unit test in $BUILD/tests and
-# every validation/test_*.sh script.  Each prints PASS/FAIL/SKIP lines; a
+# every validation/test_*.sh and validation/gpu/test_*.sh script (the GPU tests
+# report themselves skipped where no GPU is visible).  `run.sh NAME` runs the
+# tests whose path contains NAME (`run.sh gpu`: the GPU tests).  Each prints PASS/FAIL/SKIP lines; a
 # program that exits non-zero without a FAIL line counts as one failure.
 # Ends with the line "N passed, N failed".
 set -u
@@ -39,7 +41,7 @@ for t in "$BUILD"/tests/test_*; do
   [ -n "$only" ] && [[ "$t" != *"$only"* ]] && continue
   run_one "$(basename "$t")" "$t"
 done
-for t in validation/test_*.sh; do
+for t in validation/test_*.sh validation/gpu/test_*.sh; do
   [ -f "$t" ] || continue
   [ -n "$only" ] && [[ "$t" != *"$only"* ]] && continue
   run_one "$(basename "$t" .sh)" bash "$t"

@@ -1,6 +1,9 @@
 // The emulator's runtime (see cuda_emu.h): fibers for the threads of a block,
 // barriers, shuffles, and the CUDA runtime calls the backend makes, on host
-// memory.  Single-threaded and deterministic.
+// memory.  Single-threaded and deterministic.  A fiber starts on its own
+// stack (a stack switch in assembly on x86-64, makecontext/setcontext
+// elsewhere); every switch after that is GCC's __builtin_setjmp/longjmp,
+// which saves a few registers and makes no system call.
 #include "cuda_emu.h"
 
 #include <stdio.h>
@@ -17,10 +20,13 @@ namespace {
 
 enum State { READY, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
 
+typedef void *JumpBuf[5];   // __builtin_setjmp's buffer
+
 struct Fiber {
-    ucontext_t ctx;
+    ucontext_t ctx;   // the first entry (not x86-64)
+    JumpBuf resume;   // later ones
+    bool started;
     State state;
-    unsigned mask;   // warp barrier: the lanes expected
 };
 
 const size_t STACK_BYTES = 256 << 10;
@@ -28,7 +34,7 @@ const int MAX_THREADS = 1024;
 
 std::vector<Fiber> fibers(MAX_THREADS);
 char *stacks = nullptr;
-ucontext_t scheduler;
+JumpBuf scheduler;
 int current = -1, n_threads = 0;
 const std::function<void()> *body = nullptr;
 uint64_t exchange[MAX_THREADS];
@@ -48,88 +54,107 @@ void set_thread(int t) {
     threadIdx.z = t / (blockDim.x * blockDim.y);
 }
 
-void fiber_main() {
+int warp_waiting[MAX_THREADS / 32], block_waiting = 0, done_count = 0;
+
+// Not inlined: __builtin_longjmp may not share a function with __builtin_setjmp.
+__attribute__((noinline, noreturn)) void jump(JumpBuf buf) { __builtin_longjmp(buf, 1); }
+
+__attribute__((noreturn)) void fiber_main() {
     (*body)();
     fibers[current].state = DONE;
-    swapcontext(&fibers[current].ctx, &scheduler);
-    die("a finished thread was resumed");
+    if (++done_count < n_threads && block_waiting > 0 && block_waiting + done_count == n_threads)
+        die("__syncthreads that some threads never reach (they returned)");
+    jump(scheduler);
 }
 
-void yield(State s, unsigned mask) {
+// Runs fiber_main on a fresh stack.
+__attribute__((noinline, noreturn)) void start_fiber(int t) {
+#if defined(__x86_64__)
+    char *top = stacks + (size_t)(t + 1) * STACK_BYTES - 64;   // 16-byte aligned
+    __asm__ volatile("movq %0, %%rsp\n\tcall *%1\n\tud2" ::"r"(top), "r"(fiber_main) : "memory");
+    __builtin_unreachable();
+#else
+    setcontext(&fibers[t].ctx);
+    die("setcontext failed");
+#endif
+}
+
+// Arrives at a barrier; the last thread to arrive releases the others and
+// goes on without a switch.
+void yield(State s) {
     if (current < 0) die("a device function ran outside a kernel");
-    Fiber &f = fibers[current];
-    f.state = s;
-    f.mask = mask;
     int me = current;
-    swapcontext(&f.ctx, &scheduler);
+    Fiber &f = fibers[me];
+    if (s == AT_WARP_BARRIER) {
+        int w = me / 32;
+        if (++warp_waiting[w] == 32) {
+            warp_waiting[w] = 0;
+            for (int l = 0; l < 32; l++) fibers[32 * w + l].state = READY;
+            return;
+        }
+    } else {
+        if (++block_waiting == n_threads) {
+            block_waiting = 0;
+            for (int t = 0; t < n_threads; t++) fibers[t].state = READY;
+            return;
+        }
+        if (done_count > 0) die("__syncthreads that some threads never reach (they returned)");
+    }
+    f.state = s;
+    if (!__builtin_setjmp(f.resume)) jump(scheduler);
     set_thread(me);
 }
 
+void switch_to(int t) {
+    set_thread(t);
+    Fiber &f = fibers[t];
+    if (__builtin_setjmp(scheduler)) return;
+    if (!f.started) {
+        f.started = true;
+        start_fiber(t);
+    }
+    jump(f.resume);
+}
+
 void run_block() {
+    static bool initialised[MAX_THREADS];
     for (int t = 0; t < n_threads; t++) {
         Fiber &f = fibers[t];
-        getcontext(&f.ctx);
+#if !defined(__x86_64__)
+        if (!initialised[t]) getcontext(&f.ctx), initialised[t] = true;   // once: a system call
         f.ctx.uc_stack.ss_sp = stacks + (size_t)t * STACK_BYTES;
         f.ctx.uc_stack.ss_size = STACK_BYTES;
         f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, fiber_main, 0);
+        makecontext(&f.ctx, (void (*)())fiber_main, 0);
+#else
+        (void)initialised;
+#endif
+        f.started = false;
         f.state = READY;
     }
+    for (int w = 0; w < n_threads / 32; w++) warp_waiting[w] = 0;
+    block_waiting = done_count = 0;
     for (;;) {
+        bool ran = false;
         for (int t = 0; t < n_threads; t++)
-            if (fibers[t].state == READY) {
-                set_thread(t);
-                swapcontext(&scheduler, &fibers[t].ctx);
-            }
+            if (fibers[t].state == READY) switch_to(t), ran = true;
         current = -1;
-        bool released = false, all_done = true;
-        // Warp barriers: every lane of the mask must be there.
-        for (int w = 0; w < n_threads / 32; w++) {
-            bool any = false, all = true;
-            unsigned mask = 0;
-            for (int l = 0; l < 32; l++) {
-                const Fiber &f = fibers[32 * w + l];
-                if (f.state == AT_WARP_BARRIER) any = true, mask = f.mask;
-            }
-            if (!any) continue;
-            for (int l = 0; l < 32; l++) {
-                const Fiber &f = fibers[32 * w + l];
-                bool expected = mask >> l & 1u;
-                if (expected && f.state != AT_WARP_BARRIER) all = false;
-            }
-            if (!all) {
-                current = 32 * w;
-                die("a warp collective that not every lane of the mask reaches (divergence)");
-            }
-            for (int l = 0; l < 32; l++)
-                if (mask >> l & 1u) fibers[32 * w + l].state = READY;
-            released = true;
-        }
-        if (released) continue;
-        int at_block = 0, done = 0;
-        for (int t = 0; t < n_threads; t++) {
-            if (fibers[t].state == AT_BLOCK_BARRIER) at_block++;
-            if (fibers[t].state == DONE) done++;
-            else all_done = false;
-        }
-        if (all_done) return;
-        if (at_block == n_threads) {
-            for (int t = 0; t < n_threads; t++) fibers[t].state = READY;
-            continue;
-        }
-        die("__syncthreads that some threads never reach (they returned or wait elsewhere)");
+        if (done_count == n_threads) return;
+        if (!ran)
+            die("threads wait at a barrier or warp collective that others never reach "
+                "(divergence or an early return)");
     }
 }
 
 }   // namespace
 
-void __syncthreads() { yield(AT_BLOCK_BARRIER, 0); }
+void __syncthreads() { yield(AT_BLOCK_BARRIER); }
 
 void __syncwarp(unsigned mask) { emu_warp_barrier(mask); }
 
 void emu_warp_barrier(unsigned mask) {
     if (mask != 0xffffffffu) die("partial-warp masks are not emulated");
-    yield(AT_WARP_BARRIER, mask);
+    yield(AT_WARP_BARRIER);
 }
 
 uint64_t emu_shuffle(unsigned mask, uint64_t value, int arg, bool xor_mode) {
