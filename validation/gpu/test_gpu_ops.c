@@ -105,6 +105,13 @@ static double rel_err(const float *a, const float *b, size_t n) {
         CHECK(e_ <= tol, "%s: ‖gpu − cpu‖/‖cpu‖ = %.3g > %.0e", (what), e_, tol);             \
     } while (0)
 
+// LLAMA_GPU_TEST_ONLY=word: only the cases whose group contains it (the
+// sanitizer runs); LLAMA_GPU_TEST_SMALL=1: only the small shapes.
+static bool wanted(const char *group) {
+    const char *only = getenv("LLAMA_GPU_TEST_ONLY");
+    return !only || strstr(group, only);
+}
+
 static void begin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void begin(const char *fmt, ...) {
     va_list ap;
@@ -118,6 +125,7 @@ static void begin(const char *fmt, ...) {
 // ---- memory and conversions ----
 
 static void test_memory(void) {
+    if (!wanted("memory")) return;
     begin("memory: zero-filled alloc, copy, zero, transfers, peak");
     size_t n = 1000, before = gpu->peak_bytes(), big_n = before + ((size_t)1 << 20);
     void *big = gpu->alloc(big_n);   // more than everything so far: the peak must grow
@@ -144,6 +152,7 @@ static void test_memory(void) {
 }
 
 static void test_conversions(void) {
+    if (!wanted("conversions")) return;
     begin("conversions: host and device fp32 <-> act, exact rounding");
     float special[] = {0.0f, -0.0f, 1.0f, 1.00390625f, 1.01171875f, 1.0f + 1.0f / 256,
                        3.14159265f, -2.71828f, 1e-40f, -1e-39f, 3.3895e38f, 1e30f,
@@ -177,6 +186,7 @@ static void test_conversions(void) {
 // ---- linear ----
 
 static void test_linear(int N, int in, int out) {
+    if (!wanted("linear")) return;
     begin("linear forward+backward N %d in %d out %d", N, in, out);
     float *x = rnd((size_t)N * in, 1.0f), *w = rnd((size_t)out * in, 0.5f);
     float *dy = rnd((size_t)N * out, 1.0f), *dw0 = rnd((size_t)out * in, 1.0f);
@@ -211,6 +221,7 @@ static void test_linear(int N, int in, int out) {
 // ---- RMSNorm ----
 
 static void test_rmsnorm(int N, int D) {
+    if (!wanted("rmsnorm")) return;
     begin("rmsnorm forward+backward N %d D %d", N, D);
     size_t n = (size_t)N * D;
     float *x = rnd(n, 2.0f), *w = rnd(D, 1.0f), *dy = rnd(n, 1.0f), *dx0 = rnd(n, 1.0f);
@@ -238,6 +249,7 @@ static void test_rmsnorm(int N, int D) {
 }
 
 static void test_add(size_t n) {
+    if (!wanted("add")) return;
     begin("add n %zu (also in place)", n);
     float *a = rnd(n, 1.0f), *b = rnd(n, 1.0f), *y = nans(n);
     ops_cpu.add(y, a, b, n);
@@ -267,6 +279,7 @@ static void rope_tables(int T, int hd, float **c, float **s) {
 }
 
 static void test_rope(int B, int T, int nh, int nkv, int hd) {
+    if (!wanted("rope")) return;
     begin("rope forward+backward B %d T %d heads %d+%d hd %d", B, T, nh, nkv, hd);
     int N = B * T, stride = (nh + 2 * nkv) * hd;
     size_t n = (size_t)N * stride;
@@ -290,6 +303,7 @@ static void test_rope(int B, int T, int nh, int nkv, int hd) {
 // ---- attention ----
 
 static void test_attention(int B, int T, int nh, int nkv, int hd, bool simt) {
+    if (!wanted("attention")) return;
     bool tc = bf16 && !simt && (hd == 64 || hd == 128);
     begin("attention forward+backward B %d T %d heads %d kv %d hd %d (%s)", B, T, nh, nkv, hd,
           tc ? "tensor cores" : "SIMT");
@@ -335,6 +349,7 @@ static void test_attention(int B, int T, int nh, int nkv, int hd, bool simt) {
 // ---- SwiGLU ----
 
 static void test_swiglu(int N, int F) {
+    if (!wanted("swiglu")) return;
     begin("swiglu forward+backward N %d F %d", N, F);
     size_t n = (size_t)N * F;
     float *gu = rnd(2 * n, 3.0f), *dh = rnd(n, 1.0f), *h = nans(n), *dgu = nans(2 * n);
@@ -355,6 +370,7 @@ static void test_swiglu(int N, int F) {
 // ---- embedding ----
 
 static void test_embedding(int N, int D, int vocab_start, int rows) {
+    if (!wanted("embedding")) return;
     begin("embedding forward+backward N %d D %d rows [%d, %d)", N, D, vocab_start,
           vocab_start + rows);
     int32_t *tok = malloc(N * sizeof(int32_t));
@@ -383,6 +399,7 @@ static void test_embedding(int N, int D, int vocab_start, int rows) {
 // ---- cross-entropy and argmax ----
 
 static void test_cross_entropy(int N, int V, int valid, int vocab_start) {
+    if (!wanted("cross-entropy")) return;
     begin("cross-entropy N %d V %d (valid %d) from id %d", N, V, valid, vocab_start);
     int32_t *tgt = malloc(N * sizeof(int32_t));
     for (int r = 0; r < N; r++)   // some targets on other ranks, some in the padding
@@ -422,6 +439,7 @@ static void test_cross_entropy(int N, int V, int valid, int vocab_start) {
 }
 
 static void test_argmax(int N, int V, int valid) {
+    if (!wanted("argmax")) return;
     begin("argmax N %d V %d (valid %d), ties", N, V, valid);
     size_t n = (size_t)N * V;
     float *l = rnd(n, 1.0f);
@@ -446,6 +464,7 @@ static void test_argmax(int N, int V, int valid) {
 // ---- optimizer and reductions (fp32 in both precisions) ----
 
 static void test_optimizer(size_t n) {
+    if (!wanted("optimizer")) return;
     begin("adamw, sum_squares, sum, scale n %zu", n);
     bool was = bf16;
     bf16 = false;   // fp32 tensors: no rounding of the inputs
@@ -479,6 +498,7 @@ static void test_optimizer(size_t n) {
 // ---- a whole model: loss and every parameter gradient ----
 
 static void test_model(int recompute) {
+    if (!wanted("model")) return;
     ModelConfig cfg = {.name = "ops-test", .dim = 64, .n_layers = 2, .n_heads = 4,
                        .n_kv_heads = 2, .ffn_dim = 96, .vocab_size = 77, .max_seq_len = 64,
                        .rope_theta = 10000.0, .norm_eps = 1e-5};
@@ -543,6 +563,7 @@ static void fill_rank(float *x, size_t n, int rank, int salt) {
 }
 
 static void test_collectives(void) {
+    if (!wanted("collectives")) return;
     const DeviceCommOps *dev = comm_device_ops();
     Comm c;
     comm_init(&c, MPI_COMM_WORLD);
@@ -662,7 +683,7 @@ static void run_all(const char *precision) {
 #ifdef LLAMA_GPU_EMU
     const int big = 0;   // the emulator runs one thread at a time: small shapes
 #else
-    const int big = 1;
+    const int big = !getenv("LLAMA_GPU_TEST_SMALL");
 #endif
     test_memory();
     test_conversions();
