@@ -31,7 +31,10 @@ run() {
 # check NAME REF TOL LABEL RANKS ARGS...: runs NAME, compares with REF's losses
 check() {
   local name=$1 ref=$2 tol=$3 label=$4 np=$5 why; shift 5
-  if ! run "$name" "$np" "$@"; then fail "$label" "run failed: $(tail -3 "$TMP/$name.out")"; return 1; fi
+  if ! run "$name" "$np" "$@"; then
+    fail "$label" "run failed: $(grep -m2 -E 'error|Error' "$TMP/$name.out" || tail -3 "$TMP/$name.out")"
+    return 1
+  fi
   if why=$(losses_close "$TMP/$name.jsonl" "$TMP/$ref.jsonl" "$tol"); then pass "$label: $why"
   else fail "$label" "$why"; return 1; fi
 }
