@@ -127,7 +127,15 @@ void ckpt_dir_prune(const char *save_dir, int keep) {
     }
     closedir(d);
     qsort(names, (size_t)n, sizeof *names, by_name_desc);
-    for (int i = keep; i < n && keep > 0; i++) remove_tree(names[i]);
+    // Renamed out of the way first: a kill in the middle of the deletion then
+    // leaves a ".tmp" folder (ignored, removed by the next prune), never a
+    // complete-looking one without its file.
+    for (int i = keep; i < n && keep > 0; i++) {
+        char gone[4300];
+        snprintf(gone, sizeof gone, "%s.pruned.tmp", names[i]);
+        remove_tree(gone);
+        remove_tree(rename(names[i], gone) == 0 ? gone : names[i]);
+    }
     ckpt_dir_list_free(names, n);
 }
 
