@@ -102,6 +102,7 @@ static double rel_err(const float *a, const float *b, size_t n) {
 #define EXPECT_CLOSE(gpu_h, cpu_h, n, what)                                                    \
     do {                                                                                       \
         double e_ = rel_err((gpu_h), (cpu_h), (n));                                            \
+        if (getenv("VERBOSE")) printf("  %-40s %.3g\n", (what), e_);                           \
         CHECK(e_ <= tol, "%s: ‖gpu − cpu‖/‖cpu‖ = %.3g > %.0e", (what), e_, tol);             \
     } while (0)
 
@@ -497,15 +498,15 @@ static void test_optimizer(size_t n) {
 
 // ---- a whole model: loss and every parameter gradient ----
 
-static void test_model(int recompute) {
+static void test_model(int recompute, int dim, int heads, int kv_heads) {
     if (!wanted("model")) return;
-    ModelConfig cfg = {.name = "ops-test", .dim = 64, .n_layers = 2, .n_heads = 4,
-                       .n_kv_heads = 2, .ffn_dim = 96, .vocab_size = 77, .max_seq_len = 64,
-                       .rope_theta = 10000.0, .norm_eps = 1e-5};
+    ModelConfig cfg = {.name = "ops-test", .dim = dim, .n_layers = 2, .n_heads = heads,
+                       .n_kv_heads = kv_heads, .ffn_dim = 96, .vocab_size = 77,
+                       .max_seq_len = 64, .rope_theta = 10000.0, .norm_eps = 1e-5};
     ModelPart part = {.tp = 1, .n_layers = 2, .first = true, .last = true, .dp = 1};
     int B = 2, T = 37;
     double model_tol = bf16 ? 2e-2 : 1e-5;
-    begin("model loss and gradients (hd 16, T %d%s) within %.0e", T,
+    begin("model loss and gradients (hd %d, T %d%s) within %.0e", dim / heads, T,
           recompute ? ", recompute" : "", model_tol);
     Comm tp;
     comm_init(&tp, MPI_COMM_SELF);
@@ -681,7 +682,7 @@ static void run_all(const char *precision) {
     bf16 = strcmp(precision, "bf16") == 0;
     tol = bf16 ? 1e-2 : 1e-5;
 #ifdef LLAMA_GPU_EMU
-    const int big = 0;   // the emulator runs one thread at a time: small shapes
+    const int big = getenv("LLAMA_GPU_TEST_BIG") != NULL;   // slow: one thread at a time
 #else
     const int big = !getenv("LLAMA_GPU_TEST_SMALL");
 #endif
@@ -721,8 +722,9 @@ static void run_all(const char *precision) {
     test_argmax(5, 37, 30);
     test_optimizer(1003);
     test_optimizer(4096);
-    test_model(0);
-    test_model(1);
+    test_model(0, 64, 4, 2);
+    test_model(1, 64, 4, 2);
+    test_model(0, 128, 2, 1);   // head dim 64: tensor-core attention in bf16
     test_collectives();
 }
 
