@@ -358,9 +358,10 @@ attn_fwd_wmma(bf16 *out, float *lse, const bf16 *qkv, int T_, int nh, int nkv, f
 #pragma unroll
     for (int kk = 0; kk < HDIM / 16; kk++)
         wmma::load_matrix_sync(qf[kk], sq + warp * 16 * KS + kk * 16, KS);
-    float mrow[16], lrow[16];
-#pragma unroll
-    for (int rr = 0; rr < 16; rr++) mrow[rr] = -INFINITY, lrow[rr] = 0.0f;
+    // The softmax gives each row of the strip to two lanes: lanes l and l + 16
+    // own row 16w + l, the even and the odd columns (and O elements) of it.
+    const int r = warp * 16 + (lane & 15), half = lane >> 4, i = q0 + r;
+    float m_run = -INFINITY, l_run = 0.0f;   // the same in both lanes of a row
 
     for (int k0 = 0; k0 < kv_end; k0 += BN) {
         __syncthreads();   // every warp is done with the previous K and V
@@ -382,20 +383,29 @@ attn_fwd_wmma(bf16 *out, float *lse, const bf16 *qkv, int T_, int nh, int nkv, f
         }
         __syncwarp();
         // Online softmax (base 2) of the strip's rows; rescale their O rows.
+        {
+            float sc[BN / 2], mx = -INFINITY;
 #pragma unroll
-        for (int rr = 0; rr < 16; rr++) {
-            int r = warp * 16 + rr, i = q0 + r, ja = k0 + lane, jb = ja + 32;
-            float sa = ja <= i && ja < T_ ? ss[r * SS + lane] * scale_log2 : -INFINITY;
-            float sb = jb <= i && jb < T_ ? ss[r * SS + lane + 32] * scale_log2 : -INFINITY;
-            float m_new = fmaxf(mrow[rr], warp_max(fmaxf(sa, sb)));
-            float m_use = m_new == -INFINITY ? 0.0f : m_new;
-            float pa = exp2f(sa - m_use), pb = exp2f(sb - m_use);
-            float alpha = exp2f(mrow[rr] - m_use);
-            lrow[rr] = lrow[rr] * alpha + warp_sum(pa + pb);
-            mrow[rr] = m_new;
-            sp[r * PS + lane] = __float2bfloat16_rn(pa);
-            sp[r * PS + lane + 32] = __float2bfloat16_rn(pb);
-            for (int d = lane; d < HDIM; d += 32) so[r * OS + d] *= alpha;
+            for (int c = 0; c < BN / 2; c++) {
+                int col = half + 2 * c, j = k0 + col;
+                sc[c] = j <= i && j < T_ ? ss[r * SS + col] * scale_log2 : -INFINITY;
+                mx = fmaxf(mx, sc[c]);
+            }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 16));
+            float m_new = fmaxf(m_run, mx);
+            float m_use = m_new == -INFINITY ? 0.0f : m_new;   // no valid key yet: p = 0
+            float alpha = exp2f(m_run - m_use), sum = 0.0f;
+#pragma unroll
+            for (int c = 0; c < BN / 2; c++) {
+                float p = exp2f(sc[c] - m_use);
+                sum += p;
+                sp[r * PS + half + 2 * c] = __float2bfloat16_rn(p);
+            }
+            sum += __shfl_xor_sync(0xffffffffu, sum, 16);
+            l_run = l_run * alpha + sum;
+            m_run = m_new;
+#pragma unroll
+            for (int d = half; d < HDIM; d += 2) so[r * OS + d] *= alpha;
         }
         __syncwarp();
         // O strip += P strip · V
@@ -415,14 +425,18 @@ attn_fwd_wmma(bf16 *out, float *lse, const bf16 *qkv, int T_, int nh, int nkv, f
         }
     }
     __syncwarp();
+    if (i < T_) {   // each lane writes half of its row: 16-byte stores
+        float inv = 1.0f / l_run;
+        bf16 *orow = out + ((size_t)b * T_ + i) * nh * HDIM + (size_t)h * HDIM + half * (HDIM / 2);
+        const float *orow_s = so + r * OS + half * (HDIM / 2);
 #pragma unroll
-    for (int rr = 0; rr < 16; rr++) {
-        int r = warp * 16 + rr, i = q0 + r;
-        if (i >= T_) continue;
-        float inv = 1.0f / lrow[rr];
-        bf16 *orow = out + ((size_t)b * T_ + i) * nh * HDIM + (size_t)h * HDIM;
-        for (int d = lane; d < HDIM; d += 32) orow[d] = __float2bfloat16_rn(so[r * OS + d] * inv);
-        if (lane == 0) lse[((size_t)b * nh + h) * T_ + i] = (mrow[rr] + log2f(lrow[rr])) * LN2;
+        for (int v = 0; v < HDIM / 2; v += 8) {
+            float o8[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++) o8[k] = orow_s[v + k] * inv;
+            Vec<8>::store(orow + v, o8);
+        }
+        if (half == 0) lse[((size_t)b * nh + h) * T_ + i] = (m_run + log2f(l_run)) * LN2;
     }
 }
 
