@@ -61,11 +61,12 @@ eval "$(bash jobs/gpu/setup-prefix.sh .gpu/debs /tmp/llama-deps)" || { say "setu
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 say "prefix $DEPS ready; mpicc $(command -v mpicc); NCCL ${NCCL_HOME:-from the CUDA toolkit}"
 t0=$(date +%s)
+# Warnings do not stop this build (its host compiler is not CI's); they are counted.
 if ! make -j"$(nproc)" DEPS="$DEPS" ${NCCL_HOME:+NCCL_HOME="$NCCL_HOME"} ${ARCH:+CUDA_ARCH="$ARCH"} \
-     programs >"$LOG/build.log" 2>&1; then
+     NVCC_WERROR= programs >"$LOG/build.log" 2>&1; then
   tail -30 "$LOG/build.log"; say "build failed (log: $LOG/build.log)"; exit 1
 fi
-say "built in $(($(date +%s) - t0)) s for sm_$ARCH"
+say "built in $(($(date +%s) - t0)) s for sm_$ARCH, $(grep -c 'warning' "$LOG/build.log") warning lines"
 
 status=0
 

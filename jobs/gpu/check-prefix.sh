@@ -53,5 +53,7 @@ mpirun --oversubscribe -np 2 build-prefix/llama-tokenize encode --tokenizer byte
   --input inputs/redpajama-mini/wikipedia_sample.jsonl --output /tmp/check-prefix-shards \
   --val-fraction 0.05 </dev/null 2>&1 | tail -3
 rm -rf /tmp/check-prefix-shards
-echo "check-prefix: OK: mpirun -np 2 runs from the prefix alone"
+# A unit test started without mpirun: Open MPI's singleton start-up.
+build-prefix/tests/test_gpu_emu </dev/null 2>&1 | grep -c '^PASS' | sed 's/^/  singleton test_gpu_emu: PASS lines: /'
+echo "check-prefix: OK: mpirun -np 2 and singletons run from the prefix alone"
 INNER
