@@ -37,7 +37,7 @@ void *cuda_device_alloc(size_t bytes) {
     if (e == cudaErrorMemoryAllocation) {
         size_t free_b = 0, total_b = 0;
         (void)cudaGetLastError();
-        cudaMemGetInfo(&free_b, &total_b);
+        (void)cudaMemGetInfo(&free_b, &total_b);   // for the message only
         char want[32], have[32], tot[32], live[32];
         fatal("CUDA out of memory on device %d (%s): allocating %s (%zu bytes) with %s free of "
               "%s, %s held by this run; lower --batch-size, add -g, --zero, --tp or --pp "
