@@ -4,25 +4,26 @@
 # jobs/gpu/fetch-debs.sh put in .gpu/ (fetch them once, on a Debian 12 machine
 # with network: bash jobs/gpu/fetch-debs.sh).
 #
-#   bash jobs/gpu-validate.sh test    prefix, build, the GPU suite (every op
-#                                     against the CPU, 20-step training against
-#                                     the CPU, tp2/pp2/dp2 with 2+ GPUs,
-#                                     compute-sanitizer), then CPU tests while
-#                                     time allows                    (~6-9 min)
-#   bash jobs/gpu-validate.sh bench   prefix, build, llama-train --bench on the
-#                                     1b preset at sequence 2048 without and with
-#                                     -g, and the transformers baseline on the
-#                                     same card and batch: tokens/s, model
-#                                     TFLOP/s, MFU, ratio                (~5 min)
-#   bash jobs/gpu-validate.sh all     both (may not fit one 10-minute call)
+#   bash jobs/gpu-validate.sh MODE...   each MODE in turn, after the prefix and the build:
+#     test      every op against the CPU (bf16 and fp32), a model's gradients, NCCL
+#               collectives, 20-step training against the CPU, tp2/pp2/dp2 with 2+
+#               GPUs, then CPU tests while time allows (TEST_BUDGET s)     (~5-7 min)
+#     sanitize  compute-sanitizer: memcheck on short runs, racecheck and synccheck
+#               on the attention kernels                                   (~1-3 min)
+#     bench     llama-train --bench, the 1b preset at sequence 2048 without and with
+#               -g, and the transformers baseline on the same card and batch:
+#               tokens/s, model TFLOP/s, MFU, the ratio                    (~3-4 min)
+#     all       test sanitize bench (more than one 10-minute call)
 #
-# With this workplace's device tool, two calls (each well under 10 minutes):
-#   run(command="bash jobs/gpu-validate.sh test",  carry=[".gpu"], timeout_s=600)
-#   run(command="bash jobs/gpu-validate.sh bench", carry=[".gpu"], timeout_s=600)
+# With this workplace's device tool, two calls (each under 10 minutes; the second
+# finds the build of the first when the machine is still warm, else rebuilds):
+#   run(command="bash jobs/gpu-validate.sh test",           carry=[".gpu"], timeout_s=600)
+#   run(command="bash jobs/gpu-validate.sh sanitize bench", carry=[".gpu"], timeout_s=600)
 # Logs go to $OUT (the tool brings them back) or runs/gpu-validate.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-MODE=${1:-all}
+MODES=("$@")
+[ ${#MODES[@]} -eq 0 ] && MODES=(all)
 START=$(date +%s)
 LOG=${OUT:-runs/gpu-validate}
 mkdir -p "$LOG"
@@ -127,11 +128,20 @@ run_bench() {
     'BEGIN{ if (b > 0) printf "ratio llama-train / transformers at b%d: %.2f\n", B, a / b }'
 }
 
-case "$MODE" in
-  test) run_tests ;;
-  bench) run_bench ;;
-  all) run_tests; run_bench ;;
-  *) echo "usage: $0 test|bench|all" >&2; exit 2 ;;
-esac
+run_sanitize() {
+  say "validation/run.sh test_gpu_sanitize"
+  bash validation/run.sh test_gpu_sanitize 2>&1 | tee "$LOG/test_gpu_sanitize.log"
+  grep -q ' 0 failed$' "$LOG/test_gpu_sanitize.log" || status=1
+}
+
+for mode in "${MODES[@]}"; do
+  case "$mode" in
+    test) run_tests ;;
+    sanitize) run_sanitize ;;
+    bench) run_bench ;;
+    all) run_tests; run_sanitize; run_bench ;;
+    *) echo "usage: $0 test|sanitize|bench|all ..." >&2; exit 2 ;;
+  esac
+done
 say "done, status $status (logs in $LOG)"
 exit $status

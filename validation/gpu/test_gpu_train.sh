@@ -4,14 +4,13 @@
 # fp32): the tiny preset (head dim 8: SIMT attention) and the small one (head
 # dim 64: tensor-core attention) on --bench tokens, tiny on real text (where
 # the loss must also fall), with activation recomputation; with 2 or more
-# GPUs also tp2, pp2 and dp2 with ZeRO-1 over NCCL; compute-sanitizer's
-# memcheck on short runs and racecheck/synccheck on the attention kernels.
-# Prints one SKIP where no GPU is visible.
+# GPUs also tp2, pp2 and dp2 with ZeRO-1 over NCCL (compute-sanitizer:
+# test_gpu_sanitize.sh).  Prints one SKIP where no GPU is visible.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/gpu_lib.sh"
 GPUS=$(gpu_count)
 if [ "$GPUS" -eq 0 ]; then
-  skip "gpu training (20 steps against the CPU, tp2/pp2/dp2, compute-sanitizer)" "no GPU visible"
+  skip "gpu training (20 steps against the CPU, tp2/pp2/dp2)" "no GPU visible"
   finish
 fi
 scratch
@@ -73,27 +72,4 @@ else
   skip "tp2, pp2, dp2 on GPUs" "$GPUS GPU visible, 2 needed"
 fi
 
-SAN=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
-if [ -z "$SAN" ]; then
-  skip "compute-sanitizer memcheck, racecheck, synccheck" "compute-sanitizer is not installed"
-else
-  for c in "tiny -c tiny -b 2 -l 64" "small -c small -b 1 -l 128"; do
-    set -- $c
-    name=$1; shift
-    if timeout 900 "$SAN" --tool memcheck --error-exitcode 99 --leak-check no "$BIN/llama-train" "$@" \
-         --bench --steps 2 --device cuda -x bf16 --peak-tflops 1 >"$TMP/san-$name.out" 2>&1; then
-      pass "compute-sanitizer memcheck: 2 steps of $name in bf16, no error"
-    else
-      fail "compute-sanitizer memcheck ($name)" "$(grep -m3 -E 'Invalid|ERROR|error' "$TMP/san-$name.out")"
-    fi
-  done
-  for tool in racecheck synccheck; do
-    if LLAMA_GPU_TEST_SMALL=1 LLAMA_GPU_TEST_ONLY=attention timeout 900 "$SAN" --tool "$tool" \
-         --error-exitcode 99 "$BIN/tests/test_gpu_ops" >"$TMP/san-$tool.out" 2>&1; then
-      pass "compute-sanitizer $tool: the attention kernels (both paths), no hazard"
-    else
-      fail "compute-sanitizer $tool" "$(grep -m3 -E 'hazard|ERROR|error|FAIL' "$TMP/san-$tool.out")"
-    fi
-  done
-fi
 finish
