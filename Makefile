@@ -68,6 +68,9 @@ EMU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/emu/%.o) $(BUILD)/emu/src/ops.o $(BUILD)/emu
 EMU_FLAGS := -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -fno-strict-aliasing -fopenmp \
              -DLLAMA_CUDA_EMU -I$(CUDA_HOME)/include -Ivalidation/emu -MMD -MP
 EMU_BINS  := $(BUILD)/tests/test_gpu_emu $(BUILD)/emu/llama-train
+ifeq ($(SANITIZE),1)
+EMU_BINS  :=   # fibers switch stacks behind AddressSanitizer's back
+endif
 endif
 PROGRAMS  := $(patsubst src/%_main.c,$(BUILD)/llama-%,$(wildcard src/*_main.c))
 TEST_SRC  := $(wildcard validation/unit/test_*.c)

@@ -320,10 +320,10 @@ __device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *src, size_t ld,
 
 template <int HDIM> struct FwdTile {
     static constexpr int BM = WMMA_BM, BN = WMMA_BN_FWD;
-    static constexpr int KS = HDIM + 8;    // bf16 row stride of Q, K, V (multiple of 8)
-    static constexpr int SS = BN + 4;    // fp32 row stride of S
-    static constexpr int PS = BN + 8;    // bf16 row stride of P
-    static constexpr int OS = HDIM + 4;    // fp32 row stride of O
+    static constexpr int KS = HDIM + 8;   // bf16 row stride of Q, K, V (multiple of 8)
+    static constexpr int SS = BN + 4;     // fp32 row stride of S
+    static constexpr int PS = BN + 8;     // bf16 row stride of P
+    static constexpr int OS = HDIM + 4;   // fp32 row stride of O
     static constexpr size_t smem = (size_t)(BM + 2 * BN) * KS * 2 + (size_t)BM * SS * 4 +
                                    (size_t)BM * PS * 2 + (size_t)BM * OS * 4;
 };
@@ -442,10 +442,10 @@ attn_fwd_wmma(bf16 *out, float *lse, const bf16 *qkv, int T_, int nh, int nkv, f
 
 template <int HDIM> struct BwdTile {
     static constexpr int BM = WMMA_BM, BN = WMMA_BN_BWD;
-    static constexpr int KS = HDIM + 8;    // bf16 row stride of K, V, Q, dO
-    static constexpr int FS = HDIM + 4;    // fp32 row stride of dK, dV, dQ
-    static constexpr int SS = BN + 4;    // fp32 row stride of S/P and dP
-    static constexpr int PS = BN + 8;    // bf16 row stride of P and dS
+    static constexpr int KS = HDIM + 8;   // bf16 row stride of K, V, Q, dO
+    static constexpr int FS = HDIM + 4;   // fp32 row stride of dK, dV, dQ
+    static constexpr int SS = BN + 4;     // fp32 row stride of S/P and dP
+    static constexpr int PS = BN + 8;     // bf16 row stride of P and dS
     static constexpr size_t smem = (size_t)(2 * BN + 2 * BM) * KS * 2 +
                                    (size_t)(2 * BN + BM) * FS * 4 + (size_t)2 * BM * SS * 4 +
                                    (size_t)2 * BM * PS * 2 + (size_t)2 * BM * 4;

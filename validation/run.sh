@@ -11,7 +11,8 @@ BUILD=${BUILD:-build}
 export BUILD
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 if [ "$BUILD" != "build" ]; then  # sanitizer build: MPI's own allocations are not ours
-  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
+  # protect_shadow_gap=0: the CUDA driver maps memory where ASan's gap would be
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:protect_shadow_gap=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
 

@@ -9,7 +9,7 @@
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/gpu_lib.sh"
 EMU=$BIN/emu/llama-train
-if [ ! -x "$EMU" ]; then skip "emulated training" "no emulator build (nvcc not found)"; finish; fi
+if [ ! -x "$EMU" ]; then skip "emulated training" "no emulator build (it needs nvcc, and is left out of SANITIZE=1 builds)"; finish; fi
 scratch
 make_byte_shards "$TMP/data"
 # Head dim 64: the tensor-core attention kernels (tiny's head dim 8 takes the SIMT ones).
