@@ -10,8 +10,10 @@
 //
 // Each distinct product (shape, transposes, types, pointer alignments) gets a
 // plan once: descriptors and the heuristic's first algorithm, cached; one
-// 32 MiB workspace serves them all.  The emulator (LLAMA_CUDA_EMU) runs the
-// same column-major products as plain loops.
+// 32 MiB workspace serves them all.  A product for which the heuristic has no
+// algorithm falls back to cublasGemmEx (same types, CUBLAS_COMPUTE_32F: no
+// TF32 either), with a warning.  The emulator (LLAMA_CUDA_EMU) runs the same column-major products
+// as plain loops.
 #include "common.cuh"
 
 #include <string.h>
@@ -20,6 +22,7 @@
 
 #ifndef LLAMA_CUDA_EMU
 #include <cublasLt.h>
+#include <cublas_v2.h>
 #endif
 
 // D (m × n) = alpha · op(A) · op(B) + beta · D, column-major.
@@ -44,6 +47,7 @@ struct Gemm {
     } while (0)
 
 static cublasLtHandle_t lt;
+static cublasHandle_t legacy;   // cublasGemmEx, for products cuBLASLt has no algorithm for
 static void *workspace;
 static const size_t WORKSPACE_BYTES = (size_t)32 << 20;
 
@@ -67,6 +71,7 @@ struct Plan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t a, b, d;
     cublasLtMatmulAlgo_t algo;
+    bool use_legacy;
 };
 
 static std::unordered_map<PlanKey, Plan, PlanKeyHash> *plans;
@@ -124,24 +129,35 @@ static const Plan &plan_for(const Gemm &g) {
     for (int i = 0; i < found && pick < 0; i++)
         if (result[i].state == CUBLAS_STATUS_SUCCESS && result[i].workspaceSize <= WORKSPACE_BYTES)
             pick = i;
-    if (pick < 0)
-        fatal("cuBLASLt has no algorithm for the %s product %c%c m %d n %d k %d (lda %d ldb %d "
-              "ldd %d, alignments %u/%u/%u bytes) on %s", g.ab_bf16 ? "bf16" : "fp32",
-              g.ta ? 'T' : 'N', g.tb ? 'T' : 'N', g.m, g.n, g.k, g.lda, g.ldb, g.ldd, al[0],
-              al[1], al[2], g_cuda.prop.name);
-    p.algo = result[pick].algo;
+    p.use_legacy = pick < 0;
+    if (pick >= 0) p.algo = result[pick].algo;
+    else
+        warn("cuBLASLt has no algorithm for the %s product %c%c m %d n %d k %d (lda %d ldb %d "
+             "ldd %d, alignments %u/%u/%u bytes) on %s: using cublasGemmEx",
+             g.ab_bf16 ? "bf16" : "fp32", g.ta ? 'T' : 'N', g.tb ? 'T' : 'N', g.m, g.n, g.k,
+             g.lda, g.ldb, g.ldd, al[0], al[1], al[2], g_cuda.prop.name);
     return plans->emplace(key, p).first->second;
 }
 
 static void gemm_run(const Gemm &g) {
     const Plan &p = plan_for(g);
     float alpha = 1.0f, beta = g.beta;
+    if (p.use_legacy) {
+        cudaDataType ab = g.ab_bf16 ? CUDA_R_16BF : CUDA_R_32F, dt = g.d_bf16 ? CUDA_R_16BF : CUDA_R_32F;
+        CUBLAS_CHECK(cublasGemmEx(legacy, g.ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                  g.tb ? CUBLAS_OP_T : CUBLAS_OP_N, g.m, g.n, g.k, &alpha, g.a, ab,
+                                  g.lda, g.b, ab, g.ldb, &beta, g.d, dt, g.ldd, CUBLAS_COMPUTE_32F,
+                                  CUBLAS_GEMM_DEFAULT));
+        return;
+    }
     CUBLAS_CHECK(cublasLtMatmul(lt, p.desc, &alpha, g.a, p.a, g.b, p.b, &beta, g.d, p.d, g.d, p.d,
                                 &p.algo, workspace, WORKSPACE_BYTES, g_cuda.stream));
 }
 
 void matmul_init(void) {
     CUBLAS_CHECK(cublasLtCreate(&lt));
+    CUBLAS_CHECK(cublasCreate(&legacy));
+    CUBLAS_CHECK(cublasSetStream(legacy, g_cuda.stream));
     plans = new std::unordered_map<PlanKey, Plan, PlanKeyHash>();
     workspace = cuda_device_alloc(WORKSPACE_BYTES);
 }
