@@ -123,7 +123,7 @@ run_bench() {
   printf '%-34s %12.0f %14.1f %7.1f%% %10.1f\n' "llama-train b$BG -g" "${ours_g:-0}" "${tflops_g:-0}" \
     "$(awk -v m="${mfu_g:-0}" 'BEGIN{print 100*m}')" "${mem_g:-0}"
   printf '%-34s %12.0f %14.1f %7.1f%%\n' "transformers eager b$B" "${torch_tps:-0}" "${torch_tfl:-0}" \
-    "$(awk -v t="${torch_tfl:-0}" -v p="$PEAK" 'BEGIN{print p > 0 ? 100*t/p : 0}')"
+    "$(awk -v t="${torch_tfl:-0}" -v p="$PEAK" 'BEGIN{print (p > 0 ? 100 * t / p : 0)}')"
   awk -v a="${ours:-0}" -v b="${torch_tps:-0}" -v B="$B" \
     'BEGIN{ if (b > 0) printf "ratio llama-train / transformers at b%d: %.2f\n", B, a / b }'
 }
