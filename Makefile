@@ -4,12 +4,18 @@
 #   make SANITIZE=1 ...   AddressSanitizer + UndefinedBehaviorSanitizer build (in build-asan/)
 #   make test-asan        the whole suite under that build
 #   make CUDA=0           leave the CUDA backend out even when nvcc is found
+#   make CUDA_ARCH="90"   GPU architectures of the CUDA backend (default 80 90)
+#   make NVCC_WERROR=     CUDA warnings not fatal (another host compiler's new warnings)
+#   make DEPS=/prefix     MPI, HDF5, OpenBLAS, ... unpacked under /prefix instead of / (the
+#                         GPU machine: jobs/gpu/setup-prefix.sh); NCCL_HOME=dir when nccl.h
+#                         and libnccl are not in the CUDA toolkit
 
 SHELL     := /bin/bash
 CC        := mpicc
 MULTIARCH := $(shell gcc -print-multiarch)
-BLAS_DIR  := /usr/lib/$(MULTIARCH)/openblas-openmp
-HDF5_DIR  := /usr/lib/$(MULTIARCH)/hdf5/openmpi
+DEPS      ?=
+BLAS_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)/openblas-openmp
+HDF5_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)/hdf5/openmpi
 
 ifeq ($(SANITIZE),1)
 BUILD     ?= build-asan
@@ -20,17 +26,57 @@ BUILD     ?= build
 OPT       ?= -O3 -g -march=native
 endif
 
-CPPFLAGS  += -D_GNU_SOURCE -Isrc -Iio -I/usr/include/hdf5/openmpi \
-             -I/usr/include/$(MULTIARCH)/openblas-openmp
+CPPFLAGS  += -D_GNU_SOURCE -Isrc -Iio -I$(DEPS)/usr/include/hdf5/openmpi \
+             -I$(DEPS)/usr/include/$(MULTIARCH)/openblas-openmp
 CFLAGS    += -std=c11 -Wall -Wextra -fopenmp $(OPT) -MMD -MP
 LDFLAGS   += -fopenmp $(LDSAN) -L$(HDF5_DIR) -Wl,-rpath,$(HDF5_DIR) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
+ifneq ($(DEPS),)
+CPPFLAGS  += -I$(DEPS)/usr/include -I$(DEPS)/usr/include/$(MULTIARCH)
+LDFLAGS   += -L$(DEPS)/usr/lib/$(MULTIARCH) -Wl,-rpath,$(DEPS)/usr/lib/$(MULTIARCH)
+endif
 LDLIBS    += -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto -lopenblas -lm
+CPU_LDLIBS := $(LDLIBS)
 
 LIB_SRC   := $(filter-out src/%_main.c,$(wildcard src/*.c io/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CPU_OBJ   := $(filter-out $(BUILD)/obj/src/ops.o,$(LIB_OBJ))
+
+# The CUDA backend: built when nvcc is on the PATH or in /usr/local/cuda, unless CUDA=0.
+ifneq ($(CUDA),0)
+NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+endif
+ifneq ($(strip $(NVCC)),)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= 80 90
+CU_SRC    := $(wildcard cuda/*.cu)
+CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+LIB_OBJ   += $(CU_OBJ)
+CPPFLAGS  += -DLLAMA_CUDA
+NVCCFLAGS ?= -O3 -g -lineinfo
+NVCC_WERROR ?= -Werror all-warnings
+NVCCFLAGS += -std=c++17 --expt-relaxed-constexpr $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a)) \
+             -Xcompiler -Wall,-Wextra,-fopenmp $(NVCC_WERROR) -MMD -MP
+ifneq ($(NCCL_HOME),)
+CPPFLAGS  += -I$(NCCL_HOME)/include
+LDFLAGS   += -L$(NCCL_HOME)/lib -Wl,-rpath,$(NCCL_HOME)/lib
+endif
+LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
+LDLIBS    += -lcublasLt -lcublas -lnccl -lcudart -lstdc++
+# The CPU emulator of the kernels (validation/emu): the same cuda/*.cu built by
+# the host compiler, linked with the CPU library; no GPU, cuBLAS or NCCL needed.
+EMU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/emu/%.o) $(BUILD)/emu/src/ops.o $(BUILD)/emu/cuda_emu.o
+EMU_FLAGS := -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -fno-strict-aliasing -fopenmp \
+             -DLLAMA_CUDA_EMU -I$(CUDA_HOME)/include -Ivalidation/emu -MMD -MP
+EMU_BINS  := $(BUILD)/tests/test_gpu_emu $(BUILD)/emu/llama-train
+ifeq ($(SANITIZE),1)
+EMU_BINS  :=   # fibers switch stacks behind AddressSanitizer's back
+endif
+endif
 PROGRAMS  := $(patsubst src/%_main.c,$(BUILD)/llama-%,$(wildcard src/*_main.c))
 TEST_SRC  := $(wildcard validation/unit/test_*.c)
 TESTS     := $(TEST_SRC:validation/unit/%.c=$(BUILD)/tests/%)
+GPU_TEST_SRC := $(wildcard validation/gpu/test_*.c)
+TESTS     += $(GPU_TEST_SRC:validation/gpu/%.c=$(BUILD)/tests/%) $(EMU_BINS)
 
 .PHONY: all deps programs run test test-asan bench clean
 .DEFAULT_GOAL := all
@@ -47,6 +93,10 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/obj/cuda/%.o: cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(CPPFLAGS) $(shell mpicc --showme:incdirs | sed 's/^/-I/; s/ / -I/g') $(NVCCFLAGS) -c $< -o $@
+
 $(BUILD)/libllama.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -58,7 +108,36 @@ $(BUILD)/tests/%: $(BUILD)/obj/validation/unit/%.o $(BUILD)/libllama.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/obj/validation/unit/%.o: CPPFLAGS += -Ivalidation/unit
+$(BUILD)/tests/%: $(BUILD)/obj/validation/gpu/%.o $(BUILD)/libllama.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/obj/validation/unit/%.o $(BUILD)/obj/validation/gpu/%.o: CPPFLAGS += -Ivalidation/unit
+
+# The emulated backend: kernels and ops table by the host compiler; ops.c
+# with LLAMA_CUDA so --device cuda reaches it; the CPU library for the rest.
+$(BUILD)/emu/cuda/%.o: cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(CXX) -x c++ $(CPPFLAGS) $(shell mpicc --showme:incdirs | sed 's/^/-I/; s/ / -I/g') $(EMU_FLAGS) -c $< -o $@
+
+$(BUILD)/emu/cuda_emu.o: validation/emu/cuda_emu.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(EMU_FLAGS) -c $< -o $@
+
+$(BUILD)/emu/src/ops.o: src/ops.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/emu/obj/test_gpu_ops.o: validation/gpu/test_gpu_ops.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Ivalidation/unit -DLLAMA_GPU_EMU $(CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/test_gpu_emu: $(BUILD)/emu/obj/test_gpu_ops.o $(EMU_OBJ) $(CPU_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(CPU_LDLIBS) -lstdc++ -o $@
+
+$(BUILD)/emu/llama-train: $(BUILD)/obj/src/train_main.o $(EMU_OBJ) $(CPU_OBJ)
+	$(CC) $(LDFLAGS) $^ $(CPU_LDLIBS) -lstdc++ -o $@
 
 # The main job: tokenize the bundled corpus, train a small model on it, evaluate, sample.
 run: all
@@ -77,4 +156,4 @@ bench: all
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/emu -name '*.d' 2>/dev/null)

@@ -45,6 +45,7 @@ static void check(int rc, const char *what) {
 static const DeviceCommOps *device_ops = NULL;
 
 void comm_set_device_ops(const DeviceCommOps *ops) { device_ops = ops; }
+const DeviceCommOps *comm_device_ops(void) { return device_ops; }
 
 void comm_init(Comm *c, MPI_Comm mpi) {
     check(MPI_Comm_dup(mpi, &c->mpi), "Comm_dup");
@@ -147,13 +148,15 @@ void comm_dev_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op
     else comm_allreduce(c, buf, n, t, op);
 }
 
+// A device communicator also serves one rank: its buffers are device memory,
+// which the host-side copies of the MPI versions cannot touch.
 void comm_dev_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t) {
-    if (c->dev && c->size > 1) device_ops->reduce_scatter(c->dev, send, recv, n, t);
+    if (c->dev) device_ops->reduce_scatter(c->dev, send, recv, n, t);
     else comm_reduce_scatter(c, send, recv, n, t);
 }
 
 void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, DType t) {
-    if (c->dev && c->size > 1) device_ops->allgather(c->dev, send, recv, n, t);
+    if (c->dev) device_ops->allgather(c->dev, send, recv, n, t);
     else comm_allgather(c, send, recv, n, t);
 }
 

@@ -42,6 +42,7 @@ typedef struct {
 } DeviceCommOps;
 
 void comm_set_device_ops(const DeviceCommOps *ops);
+const DeviceCommOps *comm_device_ops(void);   // NULL on the CPU
 void comm_dev_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op);
 void comm_dev_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t);
 void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, DType t);

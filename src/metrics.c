@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "util.h"
@@ -50,6 +51,29 @@ double metrics_sgemm_tflops(void) {
     free(b);
     free(c);
     return 2.0 * n * n * n / best / 1e12;
+}
+
+// Datasheet figures, dense; the first entry whose key the name contains wins,
+// so the more specific names come first.
+static const struct {
+    const char *key;
+    double bf16, fp32;
+} gpu_peaks[] = {
+    {"GH200", 989, 67},      {"H200 NVL", 835, 60},   {"H200", 989, 67},
+    {"H100 PCIe", 756, 51},  {"H100 NVL", 835, 60},   {"H100", 989, 67},
+    {"H800 PCIe", 756, 51},  {"H800", 989, 67},       {"B200", 2250, 80},
+    {"B100", 1750, 60},      {"A100", 312, 19.5},     {"A800", 312, 19.5},
+    {"A10G", 70, 31.2},      {"A10", 125, 31.2},      {"A30", 165, 10.3},
+    {"A40", 150, 37.4},      {"L40S", 362, 91.6},     {"L40", 181, 90.5},
+    {"L4", 121, 30.3},       {"RTX 6000 Ada", 364, 91.1}, {"RTX 4090", 165, 82.6},
+    {"RTX 3090", 71, 35.6},  {"RTX A6000", 155, 38.7},
+};
+
+double metrics_gpu_peak_tflops(const char *name, bool bf16) {
+    if (!name) return 0;
+    for (size_t i = 0; i < sizeof gpu_peaks / sizeof gpu_peaks[0]; i++)
+        if (strstr(name, gpu_peaks[i].key)) return bf16 ? gpu_peaks[i].bf16 : gpu_peaks[i].fp32;
+    return 0;
 }
 
 double metrics_peak_rss(void) {

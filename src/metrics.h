@@ -4,6 +4,7 @@
 #ifndef LLAMA_METRICS_H
 #define LLAMA_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct {
@@ -26,6 +27,10 @@ void metrics_throughput(StepMetrics *s, double tokens, double seconds, double fl
 // Measured fp32 sgemm rate of this process's threads (TFLOP/s): the CPU
 // backend's peak for MFU.
 double metrics_sgemm_tflops(void);
+// A GPU's dense (no sparsity) tensor-core peak in TFLOP/s for bf16, or its
+// fp32 (non-tensor) peak, from the device name (cudaGetDeviceProperties /
+// nvidia-smi); 0 when the table does not know the card.
+double metrics_gpu_peak_tflops(const char *device_name, bool bf16);
 // This process's peak resident set size in bytes.
 double metrics_peak_rss(void);
 

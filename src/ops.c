@@ -5,10 +5,6 @@
 
 const Ops *ops = &ops_cpu;
 
-#ifdef LLAMA_CUDA
-const Ops *ops_cuda_create(const char *precision, int local_rank, char *err, int err_len);
-#endif
-
 bool ops_select(const char *device, const char *precision, int local_rank, char *err,
                 int err_len) {
     if (strcmp(device, "cpu") == 0) {

@@ -17,6 +17,7 @@
 
 typedef struct Ops {
     const char *name;   // "cpu" or "cuda"
+    const char *device; // the device's name ("NVIDIA H100 80GB HBM3"); NULL on the CPU
     size_t act_bytes;   // bytes per element of act buffers
 
     // ---- memory ----
@@ -117,6 +118,14 @@ bool ops_select(const char *device, const char *precision, int local_rank, char 
                 int err_len);
 
 extern const Ops ops_cpu;
+
+#ifdef LLAMA_CUDA
+// The CUDA backend (cuda/): one GPU per rank, device local_rank mod the
+// visible count.  NULL with a reason when no usable GPU is visible.
+const Ops *ops_cuda_create(const char *precision, int local_rank, char *err, int err_len);
+// GPUs visible to this process (0 when none or no driver).
+int ops_cuda_device_count(void);
+#endif
 
 static inline void *act_at(const void *base, size_t elements) {
     return (char *)base + elements * ops->act_bytes;

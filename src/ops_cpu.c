@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "elementwise.h"
 #include "ops.h"
 #include "util.h"
 
@@ -54,9 +55,9 @@ static void cpu_rmsnorm_forward(void *y_, float *rstd, const void *x_, const voi
         float *yr = y + (size_t)r * D;
         double ss = 0;
         for (int i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
-        float s = (float)(1.0 / sqrt(ss / D + eps));
+        float s = rmsnorm_rstd(ss, D, eps);
         rstd[r] = s;
-        for (int i = 0; i < D; i++) yr[i] = w[i] * (xr[i] * s);
+        for (int i = 0; i < D; i++) yr[i] = rmsnorm_apply(xr[i], w[i], s);
     }
 }
 
@@ -82,8 +83,8 @@ static void cpu_rmsnorm_backward(void *dx_, float *dw, const void *dy_, const vo
             float s = rstd[r];
             double dot = 0;
             for (int i = 0; i < D; i++) dot += (double)dyr[i] * w[i] * xr[i];
-            float k = (float)(dot * s * s * s / D);
-            for (int i = 0; i < D; i++) dxr[i] += dyr[i] * w[i] * s - xr[i] * k;
+            float k = rmsnorm_grad_coef(dot, s, D);
+            for (int i = 0; i < D; i++) dxr[i] += rmsnorm_grad(dyr[i], w[i], xr[i], s, k);
         }
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int c0 = (int)((int64_t)D * t / nt), c1 = (int)((int64_t)D * (t + 1) / nt);
@@ -110,11 +111,7 @@ static void rope_rotate(float *qkv, const float *cos_t, const float *sin_t, int 
         const float *c = cos_t + (size_t)(r % T) * half, *s = sin_t + (size_t)(r % T) * half;
         for (int h = 0; h < n_heads; h++) {
             float *v = qkv + (size_t)r * stride + (size_t)h * hd;
-            for (int i = 0; i < half; i++) {
-                float a = v[i], b = v[i + half], si = sign * s[i];
-                v[i] = a * c[i] - b * si;
-                v[i + half] = b * c[i] + a * si;
-            }
+            for (int i = 0; i < half; i++) rope_rotate_pair(&v[i], &v[i + half], c[i], sign * s[i]);
         }
     }
 }
@@ -273,7 +270,7 @@ static void cpu_swiglu_forward(void *h_, const void *gu_, int N, int F) {
     for (int r = 0; r < N; r++) {
         const float *g = gu + (size_t)r * 2 * F, *u = g + F;
         float *hr = h + (size_t)r * F;
-        for (int i = 0; i < F; i++) hr[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        for (int i = 0; i < F; i++) hr[i] = swiglu(g[i], u[i]);
     }
 }
 
@@ -284,11 +281,7 @@ static void cpu_swiglu_backward(void *dgu_, const void *dh_, const void *gu_, in
     for (int r = 0; r < N; r++) {
         const float *g = gu + (size_t)r * 2 * F, *u = g + F, *d = dh + (size_t)r * F;
         float *dg = dgu + (size_t)r * 2 * F, *du = dg + F;
-        for (int i = 0; i < F; i++) {
-            float sig = 1.0f / (1.0f + expf(-g[i]));
-            du[i] = d[i] * g[i] * sig;
-            dg[i] = d[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
-        }
+        for (int i = 0; i < F; i++) swiglu_grad(g[i], u[i], d[i], &dg[i], &du[i]);
     }
 }
 
@@ -358,12 +351,12 @@ static void cpu_ce_loss_grad(float *loss, void *logits_, const float *row_max,
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < N; r++) {
         float mx = row_max[r], sum = stats[2 * r];
-        loss[r] = (float)(log((double)sum) + mx - stats[2 * r + 1]);
+        loss[r] = ce_loss(sum, mx, stats[2 * r + 1]);
         if (grad_scale == 0.0f) continue;
         float *l = logits + (size_t)r * V;
         float inv = 1.0f / sum;
         int t = targets[r] - vocab_start;
-        for (int j = 0; j < valid; j++) l[j] = grad_scale * (expf(l[j] - mx) * inv);
+        for (int j = 0; j < valid; j++) l[j] = ce_grad(l[j], mx, inv, grad_scale);
         for (int j = valid; j < V; j++) l[j] = 0.0f;
         if (t >= 0 && t < valid) l[t] -= grad_scale;
     }
@@ -386,17 +379,9 @@ static void cpu_argmax(int32_t *index, float *value, const void *logits_, int N,
 
 static void cpu_adamw(float *w, float *m, float *v, const float *g, size_t n, float lr,
                       float beta1, float beta2, float eps, float weight_decay, int step) {
-    double bc1 = 1.0 - pow(beta1, step), bc2_sqrt = sqrt(1.0 - pow(beta2, step));
-    float step_size = (float)(lr / bc1), decay = 1.0f - lr * weight_decay;
-    float inv_bc2 = (float)(1.0 / bc2_sqrt);
+    AdamwStep a = adamw_step(lr, beta1, beta2, eps, weight_decay, step);
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        w[i] *= decay;
-        m[i] += (1.0f - beta1) * (g[i] - m[i]);
-        v[i] = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
-        float denom = sqrtf(v[i]) * inv_bc2 + eps;
-        w[i] -= step_size * (m[i] / denom);
-    }
+    for (size_t i = 0; i < n; i++) adamw_update(&w[i], &m[i], &v[i], g[i], a);
 }
 
 static double cpu_sum_squares(const float *x, size_t n) {

@@ -57,7 +57,7 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     return true;
 }
 
-static const char *precision_of(const TrainOptions *o) {
+const char *trainer_precision(const TrainOptions *o) {
     if (o->mixed_precision[0]) return o->mixed_precision;
     return strcmp(o->device, "cuda") == 0 ? "bf16" : "fp32";
 }
@@ -65,7 +65,7 @@ static const char *precision_of(const TrainOptions *o) {
 bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
                            int err_len) {
     if (!check_ranges(o, cfg, err, err_len)) return false;
-    const char *p = precision_of(o);
+    const char *p = trainer_precision(o);
     if (strcmp(p, "fp32") && strcmp(p, "bf16")) {
         snprintf(err, err_len, "--mixed-precision must be fp32 or bf16, got '%s'", p);
         return false;
@@ -101,7 +101,7 @@ static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg,
     return (MemoryLayout){.B = o->batch_size, .T = trainer_seq_len(o, cfg),
                           .grad_accum = o->grad_accum, .pp = o->pp, .pp_rank = pp_rank,
                           .zero = o->zero, .recompute = o->grad_checkpoint,
-                          .act_bytes = strcmp(precision_of(o), "bf16") ? 4 : 2,
+                          .act_bytes = strcmp(trainer_precision(o), "bf16") ? 4 : 2,
                           .flash_attention = strcmp(o->device, "cuda") == 0};
 }
 
@@ -119,7 +119,7 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
          config_flops_per_token(c, T));
     info("layout: %d ranks = dp %d × tp %d × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
          "%s on %s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
-         precision_of(o), o->device, o->grad_checkpoint ? ", activation recomputation" : "");
+         trainer_precision(o), o->device, o->grad_checkpoint ? ", activation recomputation" : "");
     for (int s = 0; s < o->pp; s++) {
         if (s > 0 && s < o->pp - 1) continue;   // middle stages look like stage 0 without the embedding
         ModelPart part = part_of(o, c, dp, 0, s);
@@ -198,14 +198,25 @@ static void open_outputs(Trainer *t) {
     }
 }
 
-// Peak for MFU: --peak-tflops, else the measured sgemm rate (CPU).
+// Peak for MFU: --peak-tflops, else on the CPU the measured sgemm rate, on a
+// GPU the datasheet's dense rate for the compute precision (0, no MFU, for a
+// card the table does not know).
 static void set_peak(Trainer *t) {
     t->flops_per_token = config_flops_per_token(&t->cfg, t->T);
     t->peak_tflops = t->opt.peak_tflops;
-    if (t->peak_tflops <= 0 && strcmp(ops->name, "cpu") == 0) {
+    if (t->peak_tflops > 0) return;
+    if (strcmp(ops->name, "cpu") == 0) {
         if (t->grid.world_rank == 0) t->peak_tflops = metrics_sgemm_tflops();
         comm_broadcast(&t->grid.world, &t->peak_tflops, 1, DTYPE_F64, 0);
+        return;
     }
+    t->peak_tflops = metrics_gpu_peak_tflops(ops->device, ops->act_bytes == 2);
+    comm_allreduce(&t->grid.world, &t->peak_tflops, 1, DTYPE_F64, REDUCE_MAX);
+    if (t->peak_tflops > 0)
+        info("MFU against %.4g TFLOP/s, the dense %s peak of %s (--peak-tflops overrides)",
+             t->peak_tflops, ops->act_bytes == 2 ? "bf16" : "fp32", ops->device);
+    else
+        info("no peak known for %s: give --peak-tflops for MFU", ops->device ? ops->device : "?");
 }
 
 static void report_memory(Trainer *t) {
@@ -407,7 +418,8 @@ static void print_bench(Trainer *t) {
          "memory %s per rank", t->cfg.name, t->grid.world_size, t->grid.dp, t->grid.tp, t->grid.pp,
          t->B, t->M, t->T, t->opt.grad_checkpoint ? ", recompute" : "", s.tokens_per_s / t->T,
          s.tokens_per_s, s.tflops, 100 * s.mfu, t->peak_tflops,
-         t->opt.peak_tflops > 0 ? "given" : "measured sgemm", format_bytes(s.peak_mem, mem, sizeof mem));
+         t->opt.peak_tflops > 0 ? "given" : strcmp(ops->name, "cpu") == 0 ? "measured sgemm" : "datasheet",
+         format_bytes(s.peak_mem, mem, sizeof mem));
     if (t->log) {
         char line[512];
         snprintf(line, sizeof line, "{\"bench\": true, \"samples_per_s\": %.6g, \"tokens_per_s\": %.6g, "

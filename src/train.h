@@ -36,6 +36,9 @@ typedef struct Trainer {
 // False with one line in err.
 bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
                            int err_len);
+// The compute precision a run uses: --mixed-precision, else bf16 on cuda and
+// fp32 on the CPU.
+const char *trainer_precision(const TrainOptions *o);
 // The sequence length a run uses (--max-length or the model's).
 int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg);
 // Prints parameter count, FLOPs per token and memory per rank for the layout.

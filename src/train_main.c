@@ -46,9 +46,15 @@ int main(int argc, char **argv) {
         MPI_Finalize();
         return 0;
     }
-    if (!ops_select(o.device, o.mixed_precision[0] ? o.mixed_precision : "fp32", 0, err,
-                    sizeof err))
-        fatal_all("%s", err);
+    // One GPU per rank: the rank's index among the ranks of its node.
+    MPI_Comm node;
+    int local_rank = 0;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, util_world_rank(), MPI_INFO_NULL,
+                        &node);
+    MPI_Comm_rank(node, &local_rank);
+    MPI_Comm_free(&node);
+    bool ok = ops_select(o.device, trainer_precision(&o), local_rank, err, sizeof err);
+    agree_or_exit(ok, err);
     Trainer *t = trainer_create(&o, &cfg);
     trainer_run(t);
     trainer_free(t);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The validation suite behind `make test`: every C unit test in $BUILD/tests and
-# every validation/test_*.sh script.  Each prints PASS/FAIL/SKIP lines; a
+# every validation/test_*.sh and validation/gpu/test_*.sh script (the GPU tests
+# report themselves skipped where no GPU is visible).  `run.sh NAME` runs the
+# tests whose path contains NAME (`run.sh gpu`: the GPU tests).  Each prints PASS/FAIL/SKIP lines; a
 # program that exits non-zero without a FAIL line counts as one failure.
 # Ends with the line "N passed, N failed".
 set -u
@@ -9,7 +11,8 @@ BUILD=${BUILD:-build}
 export BUILD
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 if [ "$BUILD" != "build" ]; then  # sanitizer build: MPI's own allocations are not ours
-  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
+  # protect_shadow_gap=0: the CUDA driver maps memory where ASan's gap would be
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:protect_shadow_gap=0}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
 
@@ -39,7 +42,7 @@ for t in "$BUILD"/tests/test_*; do
   [ -n "$only" ] && [[ "$t" != *"$only"* ]] && continue
   run_one "$(basename "$t")" "$t"
 done
-for t in validation/test_*.sh; do
+for t in validation/test_*.sh validation/gpu/test_*.sh; do
   [ -f "$t" ] || continue
   [ -n "$only" ] && [[ "$t" != *"$only"* ]] && continue
   run_one "$(basename "$t" .sh)" bash "$t"

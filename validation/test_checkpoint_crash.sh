@@ -16,7 +16,7 @@ max_seq_len = 64
 rope_theta = 10000
 norm_eps = 1e-5
 M
-RUN=(-np 2 "$T" -c "$TMP/crash.model" --bench -l 16 -b 2 --zero 1 --steps 60 --seed 3 --peak-tflops 1)
+RUN=(-np 2 "$T" -c "$TMP/crash.model" --bench -l 16 -b 2 --zero 1 --steps 200 --seed 3 --peak-tflops 1)
 "${MPIRUN[@]}" "${RUN[@]}" --log "$TMP/ref.jsonl" >"$TMP/ref.out" 2>&1 || { fail "reference run" "$(tail -3 "$TMP/ref.out")"; finish; }
 mapfile -t ref < <(losses "$TMP/ref.jsonl")
 

@@ -1,0 +1,235 @@
+// NCCL behind the device communication interface (src/comm.h).
+//
+// create: rank 0 of the Comm draws the NCCL unique id, MPI_Bcast over the
+// Comm's MPI communicator hands it to the others, ncclCommInitRank joins them
+// (collective, in the order the grid builds its Comms, the same on every rank).
+//
+// Collectives run on the compute stream, so they see every kernel queued
+// before them and the kernels queued after see their result.
+//
+// Point-to-point transfers run on the communicator's own stream: the stream
+// first waits for an event recorded on the compute stream when the transfer
+// is posted (the data a send reads has been produced; the buffer a receive
+// writes is no longer in use), then ncclSend/ncclRecv; an event recorded
+// after the transfer is the request.  wait makes the compute stream wait for
+// it (the received data is there; the sent buffer may be overwritten).  The
+// host never blocks.  A pair's messages on one Comm match in posting order
+// (NCCL's rule too).  The pipeline uses one Comm for activations (downstream)
+// and another for gradients (upstream), so each stream carries one direction
+// and a 1F1B schedule cannot deadlock on a send waiting behind a receive.
+#include "common.cuh"
+
+#include <vector>
+
+#ifndef LLAMA_CUDA_EMU
+
+#include <nccl.h>
+
+#define OMPI_SKIP_MPICXX 1   // the C API only
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+extern "C" {
+#include "comm.h"
+}
+
+#define NCCL_CHECK(call)                                                                 \
+    do {                                                                                 \
+        ncclResult_t r_ = (call);                                                        \
+        if (r_ != ncclSuccess)                                                           \
+            cuda_fail("NCCL", #call, __FILE__, __LINE__, ncclGetErrorString(r_));        \
+    } while (0)
+
+struct NcclComm {
+    ncclComm_t comm;
+    cudaStream_t stream;                 // point-to-point transfers
+    std::vector<cudaEvent_t> free_events;
+    int rank, size;
+};
+
+static cudaEvent_t event_get(NcclComm *c) {
+    if (c->free_events.empty()) {
+        cudaEvent_t e;
+        CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+        return e;
+    }
+    cudaEvent_t e = c->free_events.back();
+    c->free_events.pop_back();
+    return e;
+}
+
+// A waited-on event may be recorded again: the wait already captured it.
+static void event_put(NcclComm *c, cudaEvent_t e) { c->free_events.push_back(e); }
+
+static ncclDataType_t nccl_type(DType t) {
+    switch (t) {
+    case DTYPE_F32: return ncclFloat32;
+    case DTYPE_F64: return ncclFloat64;
+    case DTYPE_I32: return ncclInt32;
+    case DTYPE_I64: return ncclInt64;
+    case DTYPE_U64: return ncclUint64;
+    case DTYPE_U8: return ncclUint8;
+    case DTYPE_BF16: return ncclBfloat16;
+    }
+    fatal("NCCL: unknown data type %d", (int)t);
+}
+
+static void *nccl_create(const Comm *c) {
+    NcclComm *n = new NcclComm();
+    n->rank = c->rank;
+    n->size = c->size;
+    ncclUniqueId id;
+    if (c->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    if (MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, c->mpi) != MPI_SUCCESS)
+        fatal("NCCL: broadcasting the unique id over MPI failed");
+    NCCL_CHECK(ncclCommInitRank(&n->comm, c->size, id, c->rank));
+    int lo, hi;
+    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
+    CUDA_CHECK(cudaStreamCreateWithPriority(&n->stream, cudaStreamNonBlocking, hi));
+    return n;
+}
+
+static void nccl_destroy(void *dev) {
+    NcclComm *n = (NcclComm *)dev;
+    CUDA_CHECK(cudaStreamSynchronize(n->stream));
+    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream));
+    NCCL_CHECK(ncclCommDestroy(n->comm));
+    for (cudaEvent_t e : n->free_events) CUDA_CHECK(cudaEventDestroy(e));
+    CUDA_CHECK(cudaStreamDestroy(n->stream));
+    delete n;
+}
+
+static void nccl_allreduce(void *dev, void *buf, size_t count, DType t, ReduceOp op) {
+    NcclComm *n = (NcclComm *)dev;
+    NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(t), op == REDUCE_MAX ? ncclMax : ncclSum,
+                             n->comm, g_cuda.stream));
+}
+
+// send (size·count) → recv (count): this rank's block of the sum.
+static void nccl_reduce_scatter(void *dev, const void *send, void *recv, size_t count, DType t) {
+    NcclComm *n = (NcclComm *)dev;
+    NCCL_CHECK(ncclReduceScatter(send, recv, count, nccl_type(t), ncclSum, n->comm, g_cuda.stream));
+}
+
+// send (count) → recv (size·count); NCCL takes send == recv + rank·count as in place.
+static void nccl_allgather(void *dev, const void *send, void *recv, size_t count, DType t) {
+    NcclComm *n = (NcclComm *)dev;
+    NCCL_CHECK(ncclAllGather(send, recv, count, nccl_type(t), n->comm, g_cuda.stream));
+}
+
+static CommRequest nccl_p2p(NcclComm *n, void *buf, size_t count, DType t, int peer, bool send) {
+    cudaEvent_t ready = event_get(n), done = event_get(n);
+    CUDA_CHECK(cudaEventRecord(ready, g_cuda.stream));
+    CUDA_CHECK(cudaStreamWaitEvent(n->stream, ready, 0));
+    event_put(n, ready);
+    if (send) NCCL_CHECK(ncclSend(buf, count, nccl_type(t), peer, n->comm, n->stream));
+    else NCCL_CHECK(ncclRecv(buf, count, nccl_type(t), peer, n->comm, n->stream));
+    CUDA_CHECK(cudaEventRecord(done, n->stream));
+    CommRequest r;
+    r.mpi = MPI_REQUEST_NULL;
+    r.event = (void *)done;
+    return r;
+}
+
+static CommRequest nccl_isend(void *dev, const void *buf, size_t count, DType t, int peer) {
+    return nccl_p2p((NcclComm *)dev, const_cast<void *>(buf), count, t, peer, true);
+}
+
+static CommRequest nccl_irecv(void *dev, void *buf, size_t count, DType t, int peer) {
+    return nccl_p2p((NcclComm *)dev, buf, count, t, peer, false);
+}
+
+static void nccl_wait(void *dev, CommRequest *r) {
+    if (!r->event) return;
+    NcclComm *n = (NcclComm *)dev;
+    cudaEvent_t e = (cudaEvent_t)r->event;
+    CUDA_CHECK(cudaStreamWaitEvent(g_cuda.stream, e, 0));
+    event_put(n, e);
+    r->event = NULL;
+}
+
+static const DeviceCommOps nccl_ops = {
+    nccl_create, nccl_destroy, nccl_allreduce, nccl_reduce_scatter, nccl_allgather,
+    nccl_isend,  nccl_irecv,   nccl_wait,
+};
+
+const void *nccl_device_comm_ops(void) { return &nccl_ops; }
+
+#else   // LLAMA_CUDA_EMU: the emulator's "device" memory is host memory, so its
+        // device communicator is MPI, with bf16 reduced in fp32 and rounded back
+
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+extern "C" {
+#include "comm.h"
+}
+
+static MPI_Datatype emu_mpi_type(DType t) {
+    switch (t) {
+    case DTYPE_F32: return MPI_FLOAT;
+    case DTYPE_F64: return MPI_DOUBLE;
+    case DTYPE_I32: return MPI_INT32_T;
+    case DTYPE_I64: return MPI_INT64_T;
+    case DTYPE_U64: return MPI_UINT64_T;
+    case DTYPE_U8: return MPI_UINT8_T;
+    case DTYPE_BF16: return MPI_UINT16_T;   // moved as bits; reduced through fp32
+    }
+    fatal("emulated comm: unknown data type %d", (int)t);
+}
+
+static void *emu_create(const Comm *c) { return (void *)&c->mpi; }
+static void emu_destroy(void *) {}
+
+static void emu_allreduce(void *dev, void *buf, size_t n, DType t, ReduceOp op) {
+    MPI_Comm c = *(MPI_Comm *)dev;
+    MPI_Op mop = op == REDUCE_MAX ? MPI_MAX : MPI_SUM;
+    if (t != DTYPE_BF16) {
+        MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, emu_mpi_type(t), mop, c);
+        return;
+    }
+    std::vector<float> f(n);
+    for (size_t i = 0; i < n; i++) f[i] = bf16_to_f32(((uint16_t *)buf)[i]);
+    MPI_Allreduce(MPI_IN_PLACE, f.data(), (int)n, MPI_FLOAT, mop, c);
+    for (size_t i = 0; i < n; i++) ((uint16_t *)buf)[i] = bf16_from_f32(f[i]);
+}
+
+static void emu_reduce_scatter(void *dev, const void *send, void *recv, size_t n, DType t) {
+    MPI_Comm c = *(MPI_Comm *)dev;
+    if (t == DTYPE_BF16) fatal("emulated comm: bf16 reduce-scatter");
+    MPI_Reduce_scatter_block(send, recv, (int)n, emu_mpi_type(t), MPI_SUM, c);
+}
+
+static void emu_allgather(void *dev, const void *send, void *recv, size_t n, DType t) {
+    MPI_Comm c = *(MPI_Comm *)dev;
+    int rank;
+    MPI_Comm_rank(c, &rank);
+    size_t bytes = n * dtype_bytes(t);
+    bool in_place = (const char *)send == (char *)recv + (size_t)rank * bytes;
+    MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, emu_mpi_type(t), recv, (int)n,
+                  emu_mpi_type(t), c);
+}
+
+static CommRequest emu_isend(void *dev, const void *buf, size_t n, DType t, int peer) {
+    CommRequest r = {MPI_REQUEST_NULL, NULL};
+    MPI_Isend(buf, (int)n, emu_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
+    return r;
+}
+
+static CommRequest emu_irecv(void *dev, void *buf, size_t n, DType t, int peer) {
+    CommRequest r = {MPI_REQUEST_NULL, NULL};
+    MPI_Irecv(buf, (int)n, emu_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
+    return r;
+}
+
+static void emu_wait(void *, CommRequest *r) {
+    if (r->mpi != MPI_REQUEST_NULL) MPI_Wait(&r->mpi, MPI_STATUS_IGNORE);
+}
+
+static const DeviceCommOps emu_ops = {
+    emu_create, emu_destroy, emu_allreduce, emu_reduce_scatter, emu_allgather,
+    emu_isend,  emu_irecv,   emu_wait,
+};
+
+const void *nccl_device_comm_ops(void) { return &emu_ops; }
+
+#endif

@@ -1,0 +1,274 @@
+// The emulator's runtime (see cuda_emu.h): fibers for the threads of a block,
+// barriers, shuffles, and the CUDA runtime calls the backend makes, on host
+// memory.  Single-threaded and deterministic.  A fiber starts on its own
+// stack (a stack switch in assembly on x86-64, makecontext/setcontext
+// elsewhere); every switch after that is GCC's __builtin_setjmp/longjmp,
+// which saves a few registers and makes no system call.
+#include "cuda_emu.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include <vector>
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+namespace {
+
+enum State { READY, AT_BLOCK_BARRIER, AT_WARP_BARRIER, DONE };
+
+typedef void *JumpBuf[5];   // __builtin_setjmp's buffer
+
+struct Fiber {
+    ucontext_t ctx;   // the first entry (not x86-64)
+    JumpBuf resume;   // later ones
+    bool started;
+    State state;
+};
+
+const size_t STACK_BYTES = 256 << 10;
+const int MAX_THREADS = 1024;
+
+std::vector<Fiber> fibers(MAX_THREADS);
+char *stacks = nullptr;
+JumpBuf scheduler;
+int current = -1, n_threads = 0;
+const std::function<void()> *body = nullptr;
+uint64_t exchange[MAX_THREADS];
+unsigned char *dynamic_smem = nullptr;
+size_t dynamic_smem_bytes = 0;
+
+[[noreturn]] void die(const char *what) {
+    fprintf(stderr, "cuda emulator: %s (block %u,%u,%u thread %d)\n", what, blockIdx.x, blockIdx.y,
+            blockIdx.z, current);
+    abort();
+}
+
+void set_thread(int t) {
+    current = t;
+    threadIdx.x = t % blockDim.x;
+    threadIdx.y = (t / blockDim.x) % blockDim.y;
+    threadIdx.z = t / (blockDim.x * blockDim.y);
+}
+
+int warp_waiting[MAX_THREADS / 32], block_waiting = 0, done_count = 0;
+
+// Not inlined: __builtin_longjmp may not share a function with __builtin_setjmp.
+__attribute__((noinline, noreturn)) void jump(JumpBuf buf) { __builtin_longjmp(buf, 1); }
+
+__attribute__((noreturn)) void fiber_main() {
+    (*body)();
+    fibers[current].state = DONE;
+    if (++done_count < n_threads && block_waiting > 0 && block_waiting + done_count == n_threads)
+        die("__syncthreads that some threads never reach (they returned)");
+    jump(scheduler);
+}
+
+// Runs fiber_main on a fresh stack.
+__attribute__((noinline, noreturn)) void start_fiber(int t) {
+#if defined(__x86_64__)
+    char *top = stacks + (size_t)(t + 1) * STACK_BYTES - 64;   // 16-byte aligned
+    __asm__ volatile("movq %0, %%rsp\n\tcall *%1\n\tud2" ::"r"(top), "r"(fiber_main) : "memory");
+    __builtin_unreachable();
+#else
+    setcontext(&fibers[t].ctx);
+    die("setcontext failed");
+#endif
+}
+
+// Arrives at a barrier; the last thread to arrive releases the others and
+// goes on without a switch.
+void yield(State s) {
+    if (current < 0) die("a device function ran outside a kernel");
+    int me = current;
+    Fiber &f = fibers[me];
+    if (s == AT_WARP_BARRIER) {
+        int w = me / 32;
+        if (++warp_waiting[w] == 32) {
+            warp_waiting[w] = 0;
+            for (int l = 0; l < 32; l++) fibers[32 * w + l].state = READY;
+            return;
+        }
+    } else {
+        if (++block_waiting == n_threads) {
+            block_waiting = 0;
+            for (int t = 0; t < n_threads; t++) fibers[t].state = READY;
+            return;
+        }
+        if (done_count > 0) die("__syncthreads that some threads never reach (they returned)");
+    }
+    f.state = s;
+    if (!__builtin_setjmp(f.resume)) jump(scheduler);
+    set_thread(me);
+}
+
+void switch_to(int t) {
+    set_thread(t);
+    Fiber &f = fibers[t];
+    if (__builtin_setjmp(scheduler)) return;
+    if (!f.started) {
+        f.started = true;
+        start_fiber(t);
+    }
+    jump(f.resume);
+}
+
+void run_block() {
+    static bool initialised[MAX_THREADS];
+    for (int t = 0; t < n_threads; t++) {
+        Fiber &f = fibers[t];
+#if !defined(__x86_64__)
+        if (!initialised[t]) getcontext(&f.ctx), initialised[t] = true;   // once: a system call
+        f.ctx.uc_stack.ss_sp = stacks + (size_t)t * STACK_BYTES;
+        f.ctx.uc_stack.ss_size = STACK_BYTES;
+        f.ctx.uc_link = nullptr;
+        makecontext(&f.ctx, (void (*)())fiber_main, 0);
+#else
+        (void)initialised;
+#endif
+        f.started = false;
+        f.state = READY;
+    }
+    for (int w = 0; w < n_threads / 32; w++) warp_waiting[w] = 0;
+    block_waiting = done_count = 0;
+    for (;;) {
+        bool ran = false;
+        for (int t = 0; t < n_threads; t++)
+            if (fibers[t].state == READY) switch_to(t), ran = true;
+        current = -1;
+        if (done_count == n_threads) return;
+        if (!ran)
+            die("threads wait at a barrier or warp collective that others never reach "
+                "(divergence or an early return)");
+    }
+}
+
+}   // namespace
+
+void __syncthreads() { yield(AT_BLOCK_BARRIER); }
+
+void __syncwarp(unsigned mask) { emu_warp_barrier(mask); }
+
+void emu_warp_barrier(unsigned mask) {
+    if (mask != 0xffffffffu) die("partial-warp masks are not emulated");
+    yield(AT_WARP_BARRIER);
+}
+
+uint64_t emu_shuffle(unsigned mask, uint64_t value, int arg, bool xor_mode) {
+    int lane = current & 31, base = current & ~31;
+    exchange[current] = value;
+    emu_warp_barrier(mask);
+    int src = xor_mode ? (lane ^ arg) : arg;
+    if (src < 0 || src > 31) die("shuffle from a lane outside the warp");
+    uint64_t r = exchange[base + src];
+    emu_warp_barrier(mask);   // no lane overwrites its slot before all have read
+    return r;
+}
+
+unsigned char *emu_dynamic_smem() { return dynamic_smem; }
+
+void emu_wmma_check(const void *p, unsigned ldm, size_t element_bytes) {
+    if ((uintptr_t)p % 32) die("WMMA load/store from an address not 32-byte aligned");
+    if ((ldm * element_bytes) % 16) die("WMMA leading dimension not a multiple of 16 bytes");
+}
+
+void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &kernel) {
+    n_threads = (int)(block.x * block.y * block.z);
+    if (n_threads < 1 || n_threads > MAX_THREADS || n_threads % 32)
+        die("block size must be a multiple of 32, at most 1024 (emulator rule)");
+    if (!stacks) {
+        stacks = (char *)mmap(nullptr, STACK_BYTES * MAX_THREADS, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (stacks == MAP_FAILED) die("no memory for fiber stacks");
+    }
+    if (smem > dynamic_smem_bytes) {
+        free(dynamic_smem);
+        dynamic_smem = (unsigned char *)aligned_alloc(128, (smem + 127) / 128 * 128);
+        dynamic_smem_bytes = smem;
+    }
+    blockDim = block;
+    gridDim = grid;
+    body = &kernel;
+    for (unsigned z = 0; z < grid.z; z++)
+        for (unsigned y = 0; y < grid.y; y++)
+            for (unsigned x = 0; x < grid.x; x++) {
+                blockIdx.x = x, blockIdx.y = y, blockIdx.z = z;
+                if (smem) memset(dynamic_smem, 0xff, smem);   // NaN until written
+                run_block();
+            }
+    body = nullptr;
+}
+
+// ---- the runtime API subset, on host memory ----
+
+extern "C" {
+
+static cudaError_t last_error = cudaSuccess;
+static char stream_token, event_token;
+
+cudaError_t cudaMalloc(void **p, size_t n) {
+    *p = aligned_alloc(256, (n + 255) / 256 * 256);
+    if (!*p) return last_error = cudaErrorMemoryAllocation;
+    memset(*p, 0xff, n);
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void *p) {
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
+cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t) {
+    memset(p, v, n);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t) {
+    memmove(d, s, n);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
+    *s = (cudaStream_t)&stream_token;
+    return cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
+    *e = (cudaEvent_t)&event_token;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+cudaError_t cudaGetDeviceCount(int *n) {
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "CPU emulator");
+    p->major = 9;
+    p->minor = 0;
+    p->multiProcessorCount = 4;
+    p->sharedMemPerBlockOptin = 227 << 10;
+    p->totalGlobalMem = (size_t)1 << 32;
+    return cudaSuccess;
+}
+cudaError_t cudaGetLastError(void) {
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+const char *cudaGetErrorString(cudaError_t e) {
+    return e == cudaSuccess ? "no error" : e == cudaErrorMemoryAllocation ? "out of memory"
+                                                                         : "emulated error";
+}
+cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total) {
+    *free_b = *total = (size_t)1 << 32;
+    return cudaSuccess;
+}
+
+}   // extern "C"

@@ -1,0 +1,31 @@
+# Helpers of the GPU shell tests (sourced after validation/lib.sh).
+
+# GPUs visible to this process (nvidia-smi; 0 without a driver).
+gpu_count() {
+  local n
+  n=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU') || n=0
+  if [ -n "${CUDA_VISIBLE_DEVICES+x}" ]; then
+    local v=${CUDA_VISIBLE_DEVICES//[^,0-9]/}
+    if [ -z "$v" ]; then n=0; else
+      local k; k=$(awk -F, '{print NF}' <<<"$v"); [ "$k" -lt "$n" ] && n=$k
+    fi
+  fi
+  echo "$n"
+}
+
+# losses_close A B TOL: every logged loss of run A within TOL (relative) of
+# run B's, the same number of steps; prints the worst step on failure.
+losses_close() {
+  awk -F'"loss": ' -v tol="$3" 'FNR==1{f++} /"loss"/{split($2,v,","); x[f,FNR]=v[1]; n[f]=FNR}
+    END { if (n[1] != n[2] || n[1] == 0) { print "steps " n[1] " vs " n[2]; exit 1 }
+          worst = 0; ws = 0
+          for (i = 1; i <= n[1]; i++) { a = x[1,i]; b = x[2,i]; d = a - b; if (d < 0) d = -d
+            r = d / (b < 0 ? -b : b); if (r > worst) { worst = r; ws = i } }
+          if (worst > tol) { printf "step %d: %s vs %s (%.3g > %g)\n", ws, x[1,ws], x[2,ws], worst, tol; exit 1 }
+          printf "%d steps, worst %.2g at step %d", n[1], worst, ws }' "$1" "$2"
+}
+
+# loss_drop LOG: first loss minus the mean of the last three.
+loss_drop() {
+  losses "$1" | awk '{v[NR]=$1} END {printf "%.4f", v[1] - (v[NR] + v[NR-1] + v[NR-2]) / 3}'
+}

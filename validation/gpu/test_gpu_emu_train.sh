@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Training on the CUDA backend's kernels run by the CPU emulator
+# (validation/emu; build/emu/llama-train): the tiny preset's per-step losses
+# follow the CPU backend's, in bf16 (within 0.5%) and fp32 (1e-4), also with
+# activation recomputation, tensor parallelism and pipeline parallelism (the
+# emulator's collectives go through MPI on its host-memory "device").  This
+# checks the whole op table inside the model, the optimizer and the schedule
+# without a GPU; the same runs on a real GPU are test_gpu_train.sh.
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/gpu_lib.sh"
+EMU=$BIN/emu/llama-train
+if [ ! -x "$EMU" ]; then skip "emulated training" "no emulator build (it needs nvcc, and is left out of SANITIZE=1 builds)"; finish; fi
+scratch
+make_byte_shards "$TMP/data"
+# Head dim 64: the tensor-core attention kernels (tiny's head dim 8 takes the SIMT ones).
+printf 'dim = 128\nn_layers = 2\nn_heads = 2\nn_kv_heads = 1\nffn_dim = 256\nvocab_size = 256\nmax_seq_len = 64\nrope_theta = 10000\nnorm_eps = 1e-5\n' >"$TMP/hd64.model"
+COMMON=(-l 16 -b 4 --steps 6 --lr 3e-3 --warmup-steps 1 --seed 5 --peak-tflops 1)
+
+# run NAME BINARY RANKS ARGS...: logs to $TMP/NAME.jsonl
+run() {
+  local name=$1 bin=$2 np=$3; shift 3
+  timeout 600 "${MPIRUN[@]}" -np "$np" "$bin" "${COMMON[@]}" --log "$TMP/$name.jsonl" "$@" \
+    >"$TMP/$name.out" 2>&1
+}
+
+# compare NAME REF TOL LABEL
+compare() {
+  local why
+  if why=$(losses_close "$TMP/$1.jsonl" "$TMP/$2.jsonl" "$3"); then pass "$4: $why"
+  else fail "$4" "$why"; fi
+}
+
+for ref in "bench -c tiny --bench" "text -c tiny -d $TMP/data" "hd64 -c $TMP/hd64.model -d $TMP/data"; do
+  set -- $ref
+  name=$1; shift
+  run "cpu-$name" "$BIN/llama-train" 1 --device cpu "$@" || { fail "cpu reference" "$(tail -3 "$TMP/cpu-$name.out")"; finish; }
+done
+for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" "fp32-bench bench 1 -c tiny -x fp32 --bench" \
+         "bf16-text text 1 -c tiny -x bf16 -d $TMP/data" "bf16-recompute text 1 -c tiny -x bf16 -g -d $TMP/data" \
+         "bf16-tp2 text 2 -c tiny -x bf16 --tp 2 -d $TMP/data" \
+         "bf16-pp2 text 2 -c tiny -x bf16 --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
+         "bf16-dp2-zero2 text 2 -c tiny -x bf16 --zero 2 -b 2 -d $TMP/data" \
+         "bf16-hd64 hd64 1 -c $TMP/hd64.model -x bf16 -d $TMP/data"; do
+  set -- $c
+  name=$1 data=$2 np=$3; shift 3
+  tol=5e-3; [[ $name == fp32* ]] && tol=1e-4
+  if ! run "emu-$name" "$EMU" "$np" --device cuda "$@"; then
+    fail "emulated $name" "run failed: $(tail -3 "$TMP/emu-$name.out")"; continue
+  fi
+  compare "emu-$name" "cpu-$data" "$tol" "emulated CUDA kernels, $name ($np rank$([ "$np" -gt 1 ] && echo s)) on $data data: losses within $tol of the CPU's"
+done
+finish

@@ -1,0 +1,762 @@
+// The CUDA backend against the CPU reference: every op, forward and backward,
+// on random inputs, in bf16 and in fp32; a whole model's loss and gradients;
+// the NCCL collectives.  Errors are norm-relative per output tensor,
+// ‖gpu − cpu‖ / ‖cpu‖: at most 1e-2 in bf16 (the CPU computes in fp32 from
+// the same bf16-rounded inputs) and 1e-5 in fp32.  Outputs are poisoned
+// (NaN) before each op, so an element the GPU fails to write shows up.
+//
+// Built twice: against the GPU (test_gpu_ops; every case SKIPs where no GPU
+// is visible) and against the CPU emulator of the same kernel code
+// (test_gpu_emu, LLAMA_GPU_EMU: smaller shapes, no NCCL).  Run under mpirun
+// with several ranks it also checks the collectives across ranks.
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bf16.h"
+#include "check.h"
+#include "comm.h"
+#include "model.h"
+#include "ops.h"
+#include "rng.h"
+
+#ifdef LLAMA_GPU_EMU
+#define PREFIX "emu "
+#else
+#define PREFIX ""
+#endif
+
+#ifdef LLAMA_CUDA
+
+static const Ops *gpu;
+static bool bf16;        // the precision under test
+static double tol;       // norm-relative tolerance per tensor
+static uint64_t draw;    // counter of random tensors
+static char name[256];
+
+// ---- host tensors ----
+
+// n values uniform in [-scale, scale) (bf16-rounded in bf16 mode, so both
+// backends start from identical inputs).
+static float *rnd(size_t n, float scale) {
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    uint64_t key = rng_key(2024, ++draw);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)((2.0 * rng_uniform(key, i) - 1.0) * scale);
+        if (bf16) x[i] = bf16_round(x[i]);
+    }
+    return x;
+}
+
+static float *copy_of(const float *x, size_t n) {
+    float *y = malloc((n ? n : 1) * sizeof(float));
+    memcpy(y, x, n * sizeof(float));
+    return y;
+}
+
+static float *nans(size_t n) {
+    float *x = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
+
+// ---- device tensors (the GPU backend) ----
+
+static void *dev_act(const float *h, size_t n) {
+    void *d = gpu->alloc(n * gpu->act_bytes);
+    gpu->act_from_host_f32(d, h, n);
+    return d;
+}
+
+static float *dev_f32(const float *h, size_t n) {
+    float *d = gpu->alloc(n * sizeof(float));
+    gpu->to_device(d, h, n * sizeof(float));
+    return d;
+}
+
+static float *host_act(const void *d, size_t n) {
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    gpu->act_to_host_f32(h, d, n);
+    return h;
+}
+
+static float *host_f32(const float *d, size_t n) {
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    gpu->to_host(h, d, n * sizeof(float));
+    return h;
+}
+
+// ‖a − b‖ / ‖b‖ (‖a‖ when b is zero); NaN anywhere gives NaN.
+static double rel_err(const float *a, const float *b, size_t n) {
+    double d = 0, r = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)a[i] - b[i];
+        d += e * e;
+        r += (double)b[i] * b[i];
+    }
+    return r > 0 ? sqrt(d / r) : sqrt(d);
+}
+
+#define EXPECT_CLOSE(gpu_h, cpu_h, n, what)                                                    \
+    do {                                                                                       \
+        double e_ = rel_err((gpu_h), (cpu_h), (n));                                            \
+        if (getenv("VERBOSE")) printf("  %-40s %.3g\n", (what), e_);                           \
+        CHECK(e_ <= tol, "%s: ‖gpu − cpu‖/‖cpu‖ = %.3g > %.0e", (what), e_, tol);             \
+    } while (0)
+
+// LLAMA_GPU_TEST_ONLY=word: only the cases whose group contains it (the
+// sanitizer runs); LLAMA_GPU_TEST_SMALL=1: only the small shapes.
+static bool wanted(const char *group) {
+    const char *only = getenv("LLAMA_GPU_TEST_ONLY");
+    return !only || strstr(group, only);
+}
+
+static void begin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void begin(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = snprintf(name, sizeof name, "%s%s ", PREFIX, bf16 ? "bf16" : "fp32");
+    vsnprintf(name + k, sizeof name - k, fmt, ap);
+    va_end(ap);
+    check_begin(name);
+}
+
+// ---- memory and conversions ----
+
+static void test_memory(void) {
+    if (!wanted("memory")) return;
+    begin("memory: zero-filled alloc, copy, zero, transfers, peak");
+    size_t n = 1000, before = gpu->peak_bytes(), big_n = before + ((size_t)1 << 20);
+    void *big = gpu->alloc(big_n);   // more than everything so far: the peak must grow
+    CHECK(gpu->peak_bytes() >= big_n && gpu->peak_bytes() > before,
+          "peak_bytes %zu after allocating %zu (peak before %zu)", gpu->peak_bytes(), big_n, before);
+    gpu->release(big);
+    float *d = gpu->alloc(n * sizeof(float));
+    float *h = host_f32(d, n);
+    for (size_t i = 0; i < n; i++) CHECK(h[i] == 0.0f, "alloc not zero at %zu", i);
+    float *x = rnd(n, 1.0f);
+    gpu->to_device(d, x, n * sizeof(float));
+    float *e = gpu->alloc(n * sizeof(float));
+    gpu->copy(e, d, n * sizeof(float));
+    float *y = host_f32(e, n);
+    CHECK(memcmp(x, y, n * sizeof(float)) == 0, "to_device/copy/to_host changed the data");
+    gpu->zero(e + 10, 20 * sizeof(float));
+    float *z = host_f32(e, n);
+    for (size_t i = 0; i < n; i++)
+        CHECK(z[i] == (i >= 10 && i < 30 ? 0.0f : x[i]), "zero touched element %zu", i);
+    gpu->release(d);
+    gpu->release(e);
+    free(h), free(x), free(y), free(z);
+    check_end();
+}
+
+static void test_conversions(void) {
+    if (!wanted("conversions")) return;
+    begin("conversions: host and device fp32 <-> act, exact rounding");
+    float special[] = {0.0f, -0.0f, 1.0f, 1.00390625f, 1.01171875f, 1.0f + 1.0f / 256,
+                       3.14159265f, -2.71828f, 1e-40f, -1e-39f, 3.3895e38f, 1e30f,
+                       INFINITY, -INFINITY, 65504.0f, 1.0f / 3.0f};
+    size_t ns = sizeof special / sizeof special[0], n = 4099;
+    float *x = malloc(n * sizeof(float));
+    uint64_t key = rng_key(7, 7);
+    for (size_t i = 0; i < n; i++)
+        x[i] = i < ns ? special[i] : (float)(rng_normal(key, i) * pow(10.0, (double)(i % 9) - 4));
+    float *want = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) want[i] = bf16 ? bf16_round(x[i]) : x[i];
+    void *a = dev_act(x, n);
+    float *back = host_act(a, n);
+    CHECK(memcmp(back, want, n * sizeof(float)) == 0, "act_from_host_f32 / act_to_host_f32");
+    float *fx = dev_f32(x, n);
+    void *b = gpu->alloc(n * gpu->act_bytes);
+    gpu->f32_to_act(b, fx, n);
+    float *dev_round = host_act(b, n);
+    for (size_t i = 0; i < n; i++)
+        CHECK(memcmp(&dev_round[i], &want[i], 4) == 0, "f32_to_act(%.9g) = %.9g, want %.9g",
+              x[i], dev_round[i], want[i]);
+    float *f2 = gpu->alloc(n * sizeof(float));
+    gpu->act_to_f32(f2, b, n);
+    float *wide = host_f32(f2, n);
+    CHECK(memcmp(wide, want, n * sizeof(float)) == 0, "act_to_f32");
+    gpu->release(a), gpu->release(b), gpu->release(fx), gpu->release(f2);
+    free(x), free(want), free(back), free(dev_round), free(wide);
+    check_end();
+}
+
+// ---- linear ----
+
+static void test_linear(int N, int in, int out) {
+    if (!wanted("linear")) return;
+    begin("linear forward+backward N %d in %d out %d", N, in, out);
+    float *x = rnd((size_t)N * in, 1.0f), *w = rnd((size_t)out * in, 0.5f);
+    float *dy = rnd((size_t)N * out, 1.0f), *dw0 = rnd((size_t)out * in, 1.0f);
+    float *y = nans((size_t)N * out), *dx = nans((size_t)N * in), *dw = copy_of(dw0, (size_t)out * in);
+    ops_cpu.linear_forward(y, x, w, N, in, out);
+    ops_cpu.linear_backward(dx, dw, dy, x, w, N, in, out);
+    void *gx = dev_act(x, (size_t)N * in), *gw = dev_act(w, (size_t)out * in);
+    void *gdy = dev_act(dy, (size_t)N * out);
+    void *gy = dev_act(nans((size_t)N * out), (size_t)N * out);
+    void *gdx = dev_act(nans((size_t)N * in), (size_t)N * in);
+    float *gdw = dev_f32(dw0, (size_t)out * in);
+    gpu->linear_forward(gy, gx, gw, N, in, out);
+    gpu->linear_backward(gdx, gdw, gdy, gx, gw, N, in, out);
+    float *hy = host_act(gy, (size_t)N * out), *hdx = host_act(gdx, (size_t)N * in);
+    float *hdw = host_f32(gdw, (size_t)out * in);
+    EXPECT_CLOSE(hy, y, (size_t)N * out, "y");
+    EXPECT_CLOSE(hdx, dx, (size_t)N * in, "dx (overwritten)");
+    EXPECT_CLOSE(hdw, dw, (size_t)out * in, "dw (accumulated)");
+    // dx NULL: only dw, accumulating again.
+    ops_cpu.linear_backward(NULL, dw, dy, x, w, N, in, out);
+    gpu->linear_backward(NULL, gdw, gdy, gx, gw, N, in, out);
+    free(hdw);
+    hdw = host_f32(gdw, (size_t)out * in);
+    EXPECT_CLOSE(hdw, dw, (size_t)out * in, "dw with dx NULL");
+    gpu->release(gx), gpu->release(gw), gpu->release(gdy), gpu->release(gy), gpu->release(gdx);
+    gpu->release(gdw);
+    free(x), free(w), free(dy), free(dw0), free(y), free(dx), free(dw), free(hy), free(hdx);
+    free(hdw);
+    check_end();
+}
+
+// ---- RMSNorm ----
+
+static void test_rmsnorm(int N, int D) {
+    if (!wanted("rmsnorm")) return;
+    begin("rmsnorm forward+backward N %d D %d", N, D);
+    size_t n = (size_t)N * D;
+    float *x = rnd(n, 2.0f), *w = rnd(D, 1.0f), *dy = rnd(n, 1.0f), *dx0 = rnd(n, 1.0f);
+    float *dw0 = rnd(D, 1.0f);
+    float *y = nans(n), *rstd = nans(N), *dx = copy_of(dx0, n), *dw = copy_of(dw0, D);
+    ops_cpu.rmsnorm_forward(y, rstd, x, w, N, D, 1e-5f);
+    ops_cpu.rmsnorm_backward(dx, dw, dy, x, w, rstd, N, D);
+    void *gx = dev_act(x, n), *gw = dev_act(w, D), *gdy = dev_act(dy, n), *gdx = dev_act(dx0, n);
+    float *tmp = nans(n);
+    void *gy = dev_act(tmp, n);
+    float *grstd = dev_f32(tmp, N), *gdw = dev_f32(dw0, D);
+    gpu->rmsnorm_forward(gy, grstd, gx, gw, N, D, 1e-5f);
+    gpu->rmsnorm_backward(gdx, gdw, gdy, gx, gw, grstd, N, D);
+    float *hy = host_act(gy, n), *hr = host_f32(grstd, N), *hdx = host_act(gdx, n);
+    float *hdw = host_f32(gdw, D);
+    EXPECT_CLOSE(hy, y, n, "y");
+    EXPECT_CLOSE(hr, rstd, N, "rstd");
+    EXPECT_CLOSE(hdx, dx, n, "dx (accumulated)");
+    EXPECT_CLOSE(hdw, dw, D, "dw (accumulated)");
+    gpu->release(gx), gpu->release(gw), gpu->release(gdy), gpu->release(gdx), gpu->release(gy);
+    gpu->release(grstd), gpu->release(gdw);
+    free(x), free(w), free(dy), free(dx0), free(dw0), free(y), free(rstd), free(dx), free(dw);
+    free(tmp), free(hy), free(hr), free(hdx), free(hdw);
+    check_end();
+}
+
+static void test_add(size_t n) {
+    if (!wanted("add")) return;
+    begin("add n %zu (also in place)", n);
+    float *a = rnd(n, 1.0f), *b = rnd(n, 1.0f), *y = nans(n);
+    ops_cpu.add(y, a, b, n);
+    void *ga = dev_act(a, n), *gb = dev_act(b, n), *gy = dev_act(y, n);
+    gpu->add(gy, ga, gb, n);
+    gpu->add(ga, ga, gb, n);
+    float *hy = host_act(gy, n), *ha = host_act(ga, n);
+    EXPECT_CLOSE(hy, y, n, "y");
+    EXPECT_CLOSE(ha, y, n, "y aliasing a");
+    gpu->release(ga), gpu->release(gb), gpu->release(gy);
+    free(a), free(b), free(y), free(hy), free(ha);
+    check_end();
+}
+
+// ---- rotary embedding ----
+
+static void rope_tables(int T, int hd, float **c, float **s) {
+    int half = hd / 2;
+    *c = malloc((size_t)T * half * sizeof(float));
+    *s = malloc((size_t)T * half * sizeof(float));
+    for (int p = 0; p < T; p++)
+        for (int i = 0; i < half; i++) {
+            double f = pow(10000.0, -2.0 * i / hd);
+            (*c)[p * half + i] = (float)cos(p * f);
+            (*s)[p * half + i] = (float)sin(p * f);
+        }
+}
+
+static void test_rope(int B, int T, int nh, int nkv, int hd) {
+    if (!wanted("rope")) return;
+    begin("rope forward+backward B %d T %d heads %d+%d hd %d", B, T, nh, nkv, hd);
+    int N = B * T, stride = (nh + 2 * nkv) * hd;
+    size_t n = (size_t)N * stride;
+    float *c, *s;
+    rope_tables(T, hd, &c, &s);
+    float *x = rnd(n, 1.0f), *f = copy_of(x, n), *bk = copy_of(x, n);
+    ops_cpu.rope_forward(f, c, s, N, T, stride, nh + nkv, hd);
+    ops_cpu.rope_backward(bk, c, s, N, T, stride, nh + nkv, hd);
+    float *gc = dev_f32(c, (size_t)T * hd / 2), *gs = dev_f32(s, (size_t)T * hd / 2);
+    void *gf = dev_act(x, n), *gb = dev_act(x, n);
+    gpu->rope_forward(gf, gc, gs, N, T, stride, nh + nkv, hd);
+    gpu->rope_backward(gb, gc, gs, N, T, stride, nh + nkv, hd);
+    float *hf = host_act(gf, n), *hb = host_act(gb, n);
+    EXPECT_CLOSE(hf, f, n, "forward (v heads untouched)");
+    EXPECT_CLOSE(hb, bk, n, "backward (inverse rotation)");
+    gpu->release(gc), gpu->release(gs), gpu->release(gf), gpu->release(gb);
+    free(c), free(s), free(x), free(f), free(bk), free(hf), free(hb);
+    check_end();
+}
+
+// ---- attention ----
+
+static void test_attention(int B, int T, int nh, int nkv, int hd, bool simt) {
+    if (!wanted("attention")) return;
+    bool tc = bf16 && !simt && (hd == 64 || hd == 128);
+    begin("attention forward+backward B %d T %d heads %d kv %d hd %d (%s)", B, T, nh, nkv, hd,
+          tc ? "tensor cores" : "SIMT");
+    if (simt) setenv("LLAMA_ATTENTION_SIMT", "1", 1);
+    int N = B * T, ld = (nh + 2 * nkv) * hd, ldo = nh * hd;
+    size_t nq = (size_t)N * ld, no = (size_t)N * ldo;
+    float *qkv = rnd(nq, 1.5f), *dout = rnd(no, 1.0f);
+    float *out = nans(no), *dqkv = nans(nq);
+    void *state = malloc(ops_cpu.attention_state_bytes(B, T, nh));
+    void *work = malloc(ops_cpu.attention_work_bytes(B, T, nh, hd));
+    ops_cpu.attention_forward(out, state, qkv, B, T, nh, nkv, hd);
+    ops_cpu.attention_backward(dqkv, work, dout, qkv, out, state, B, T, nh, nkv, hd);
+    // The GPU's backward starts from its own forward output (as in training).
+    void *gq = dev_act(qkv, nq), *gdo = dev_act(dout, no), *go = dev_act(nans(no), no);
+    void *gdq = dev_act(nans(nq), nq);
+    void *gstate = gpu->alloc(gpu->attention_state_bytes(B, T, nh));
+    void *gwork = gpu->alloc(gpu->attention_work_bytes(B, T, nh, hd));
+    gpu->attention_forward(go, gstate, gq, B, T, nh, nkv, hd);
+    gpu->attention_backward(gdq, gwork, gdo, gq, go, gstate, B, T, nh, nkv, hd);
+    float *ho = host_act(go, no), *hdq = host_act(gdq, nq);
+    EXPECT_CLOSE(ho, out, no, "out");
+    // dQ, dK, dV separately: each must be right, not just the sum.
+    size_t parts[3][2] = {{0, (size_t)nh * hd}, {(size_t)nh * hd, (size_t)nkv * hd},
+                          {(size_t)(nh + nkv) * hd, (size_t)nkv * hd}};
+    const char *pname[3] = {"dq", "dk", "dv"};
+    for (int p = 0; p < 3; p++) {
+        size_t w = parts[p][1], m = (size_t)N * w;
+        float *a = malloc(m * sizeof(float)), *b = malloc(m * sizeof(float));
+        for (int r = 0; r < N; r++) {
+            memcpy(a + (size_t)r * w, hdq + (size_t)r * ld + parts[p][0], w * sizeof(float));
+            memcpy(b + (size_t)r * w, dqkv + (size_t)r * ld + parts[p][0], w * sizeof(float));
+        }
+        EXPECT_CLOSE(a, b, m, pname[p]);
+        free(a), free(b);
+    }
+    gpu->release(gq), gpu->release(gdo), gpu->release(go), gpu->release(gdq);
+    gpu->release(gstate), gpu->release(gwork);
+    free(qkv), free(dout), free(out), free(dqkv), free(state), free(work), free(ho), free(hdq);
+    unsetenv("LLAMA_ATTENTION_SIMT");
+    check_end();
+}
+
+// ---- SwiGLU ----
+
+static void test_swiglu(int N, int F) {
+    if (!wanted("swiglu")) return;
+    begin("swiglu forward+backward N %d F %d", N, F);
+    size_t n = (size_t)N * F;
+    float *gu = rnd(2 * n, 3.0f), *dh = rnd(n, 1.0f), *h = nans(n), *dgu = nans(2 * n);
+    ops_cpu.swiglu_forward(h, gu, N, F);
+    ops_cpu.swiglu_backward(dgu, dh, gu, N, F);
+    void *ggu = dev_act(gu, 2 * n), *gdh = dev_act(dh, n), *gh = dev_act(h, n);
+    void *gdgu = dev_act(dgu, 2 * n);
+    gpu->swiglu_forward(gh, ggu, N, F);
+    gpu->swiglu_backward(gdgu, gdh, ggu, N, F);
+    float *hh = host_act(gh, n), *hdgu = host_act(gdgu, 2 * n);
+    EXPECT_CLOSE(hh, h, n, "h");
+    EXPECT_CLOSE(hdgu, dgu, 2 * n, "dgate|dup");
+    gpu->release(ggu), gpu->release(gdh), gpu->release(gh), gpu->release(gdgu);
+    free(gu), free(dh), free(h), free(dgu), free(hh), free(hdgu);
+    check_end();
+}
+
+// ---- embedding ----
+
+static void test_embedding(int N, int D, int vocab_start, int rows) {
+    if (!wanted("embedding")) return;
+    begin("embedding forward+backward N %d D %d rows [%d, %d)", N, D, vocab_start,
+          vocab_start + rows);
+    int32_t *tok = malloc(N * sizeof(int32_t));
+    for (int r = 0; r < N; r++)   // inside and outside this rank's rows, with repeats
+        tok[r] = (int32_t)(rng_bits(5, r) % (uint64_t)(vocab_start + rows + 7));
+    float *table = rnd((size_t)rows * D, 1.0f), *dx = rnd((size_t)N * D, 1.0f);
+    float *dt0 = rnd((size_t)rows * D, 1.0f), *x = nans((size_t)N * D);
+    float *dt = copy_of(dt0, (size_t)rows * D);
+    ops_cpu.embedding_forward(x, tok, table, N, D, vocab_start, rows);
+    ops_cpu.embedding_backward(dt, dx, tok, N, D, vocab_start, rows);
+    int32_t *gtok = gpu->alloc(N * sizeof(int32_t));
+    gpu->to_device(gtok, tok, N * sizeof(int32_t));
+    void *gt = dev_act(table, (size_t)rows * D), *gdx = dev_act(dx, (size_t)N * D);
+    void *gx = dev_act(x, (size_t)N * D);
+    float *gdt = dev_f32(dt0, (size_t)rows * D);
+    gpu->embedding_forward(gx, gtok, gt, N, D, vocab_start, rows);
+    gpu->embedding_backward(gdt, gdx, gtok, N, D, vocab_start, rows);
+    float *hx = host_act(gx, (size_t)N * D), *hdt = host_f32(gdt, (size_t)rows * D);
+    EXPECT_CLOSE(hx, x, (size_t)N * D, "x (zero rows for other ranks' tokens)");
+    EXPECT_CLOSE(hdt, dt, (size_t)rows * D, "dtable (accumulated)");
+    gpu->release(gtok), gpu->release(gt), gpu->release(gdx), gpu->release(gx), gpu->release(gdt);
+    free(tok), free(table), free(dx), free(dt0), free(x), free(dt), free(hx), free(hdt);
+    check_end();
+}
+
+// ---- cross-entropy and argmax ----
+
+static void test_cross_entropy(int N, int V, int valid, int vocab_start) {
+    if (!wanted("cross-entropy")) return;
+    begin("cross-entropy N %d V %d (valid %d) from id %d", N, V, valid, vocab_start);
+    int32_t *tgt = malloc(N * sizeof(int32_t));
+    for (int r = 0; r < N; r++)   // some targets on other ranks, some in the padding
+        tgt[r] = vocab_start - 3 + (int32_t)(rng_bits(11, r) % (uint64_t)(V + 6));
+    size_t n = (size_t)N * V;
+    float *logits = rnd(n, 6.0f);
+    float *g = copy_of(logits, n), *mx = nans(N), *st = nans(2 * N), *loss = nans(N);
+    float *loss0 = nans(N);
+    ops_cpu.ce_row_max(mx, logits, N, V, valid);
+    ops_cpu.ce_stats(st, logits, mx, tgt, N, V, valid, vocab_start);
+    ops_cpu.ce_loss_grad(loss0, logits, mx, st, tgt, N, V, valid, vocab_start, 0.0f);
+    ops_cpu.ce_loss_grad(loss, g, mx, st, tgt, N, V, valid, vocab_start, 0.37f);
+    int32_t *gtgt = gpu->alloc(N * sizeof(int32_t));
+    gpu->to_device(gtgt, tgt, N * sizeof(int32_t));
+    void *gl = dev_act(logits, n);
+    float *tmp = nans(2 * N);
+    float *gmx = dev_f32(tmp, N), *gst = dev_f32(tmp, 2 * N), *gloss = dev_f32(tmp, N);
+    float *gloss0 = dev_f32(tmp, N);
+    gpu->ce_row_max(gmx, gl, N, V, valid);
+    gpu->ce_stats(gst, gl, gmx, gtgt, N, V, valid, vocab_start);
+    gpu->ce_loss_grad(gloss0, gl, gmx, gst, gtgt, N, V, valid, vocab_start, 0.0f);
+    float *hl0 = host_act(gl, n);
+    gpu->ce_loss_grad(gloss, gl, gmx, gst, gtgt, N, V, valid, vocab_start, 0.37f);
+    float *hmx = host_f32(gmx, N), *hst = host_f32(gst, 2 * N), *hloss = host_f32(gloss, N);
+    float *hloss0 = host_f32(gloss0, N), *hg = host_act(gl, n);
+    EXPECT_CLOSE(hmx, mx, N, "row max");
+    EXPECT_CLOSE(hst, st, 2 * N, "stats");
+    EXPECT_CLOSE(hloss0, loss0, N, "loss (grad_scale 0)");
+    CHECK(memcmp(hl0, logits, n * sizeof(float)) == 0, "grad_scale 0 changed the logits");
+    EXPECT_CLOSE(hloss, loss, N, "loss");
+    EXPECT_CLOSE(hg, g, n, "logit gradient (zero on the padding)");
+    gpu->release(gtgt), gpu->release(gl), gpu->release(gmx), gpu->release(gst);
+    gpu->release(gloss), gpu->release(gloss0);
+    free(tgt), free(logits), free(g), free(mx), free(st), free(loss), free(loss0), free(tmp);
+    free(hl0), free(hmx), free(hst), free(hloss), free(hloss0), free(hg);
+    check_end();
+}
+
+static void test_argmax(int N, int V, int valid) {
+    if (!wanted("argmax")) return;
+    begin("argmax N %d V %d (valid %d), ties", N, V, valid);
+    size_t n = (size_t)N * V;
+    float *l = rnd(n, 1.0f);
+    for (int r = 0; r < N; r++) {   // a tie: the first index must win
+        int a = (int)(rng_bits(3, r) % (uint64_t)valid), b = (int)(rng_bits(4, r) % (uint64_t)valid);
+        l[(size_t)r * V + a] = l[(size_t)r * V + b] = 2.0f;
+        if (V > valid) l[(size_t)r * V + valid + r % (V - valid)] = 9.0f;   // padding: ignored
+    }
+    int32_t *ci = malloc(N * sizeof(int32_t)), *gi = malloc(N * sizeof(int32_t));
+    float *cv = malloc(N * sizeof(float)), *gv = malloc(N * sizeof(float));
+    ops_cpu.argmax(ci, cv, l, N, V, valid, 40);
+    void *gl = dev_act(l, n);
+    gpu->argmax(gi, gv, gl, N, V, valid, 40);
+    for (int r = 0; r < N; r++)
+        CHECK(ci[r] == gi[r] && cv[r] == gv[r], "row %d: gpu (%d, %g), cpu (%d, %g)", r, gi[r],
+              gv[r], ci[r], cv[r]);
+    gpu->release(gl);
+    free(l), free(ci), free(gi), free(cv), free(gv);
+    check_end();
+}
+
+// ---- optimizer and reductions (fp32 in both precisions) ----
+
+static void test_optimizer(size_t n) {
+    if (!wanted("optimizer")) return;
+    begin("adamw, sum_squares, sum, scale n %zu", n);
+    bool was = bf16;
+    bf16 = false;   // fp32 tensors: no rounding of the inputs
+    float *w = rnd(n, 1.0f), *m = rnd(n, 0.1f), *v = rnd(n, 0.01f), *g = rnd(n, 1.0f);
+    bf16 = was;
+    for (size_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
+    float *gw = dev_f32(w, n), *gm = dev_f32(m, n), *gvv = dev_f32(v, n), *gg = dev_f32(g, n);
+    ops_cpu.adamw(w, m, v, g, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 3);
+    gpu->adamw(gw, gm, gvv, gg, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 3);
+    float *hw = host_f32(gw, n), *hm = host_f32(gm, n), *hv = host_f32(gvv, n);
+    double t = tol;
+    tol = 1e-6;
+    EXPECT_CLOSE(hw, w, n, "w");
+    EXPECT_CLOSE(hm, m, n, "m");
+    EXPECT_CLOSE(hv, v, n, "v");
+    tol = t;
+    double cs = ops_cpu.sum_squares(g, n), gs = gpu->sum_squares(gg, n);
+    double cu = ops_cpu.sum(g, n), gu = gpu->sum(gg, n);
+    CHECK(fabs(cs - gs) <= 1e-10 * fabs(cs), "sum_squares %.17g vs %.17g", gs, cs);
+    CHECK(fabs(cu - gu) <= 1e-9 * (fabs(cu) + sqrt(cs)), "sum %.17g vs %.17g", gu, cu);
+    CHECK(gpu->sum_squares(gg, n) == gs, "sum_squares is not reproducible");
+    ops_cpu.scale(g, 0.3f, n);
+    gpu->scale(gg, 0.3f, n);
+    float *hg = host_f32(gg, n);
+    CHECK(memcmp(hg, g, n * sizeof(float)) == 0, "scale");
+    gpu->release(gw), gpu->release(gm), gpu->release(gvv), gpu->release(gg);
+    free(w), free(m), free(v), free(g), free(hw), free(hm), free(hv), free(hg);
+    check_end();
+}
+
+// ---- a whole model: loss and every parameter gradient ----
+
+static void test_model(int recompute, int dim, int heads, int kv_heads) {
+    if (!wanted("model")) return;
+    ModelConfig cfg = {.name = "ops-test", .dim = dim, .n_layers = 2, .n_heads = heads,
+                       .n_kv_heads = kv_heads, .ffn_dim = 96, .vocab_size = 77,
+                       .max_seq_len = 64, .rope_theta = 10000.0, .norm_eps = 1e-5};
+    ModelPart part = {.tp = 1, .n_layers = 2, .first = true, .last = true, .dp = 1};
+    int B = 2, T = 37;
+    double model_tol = bf16 ? 2e-2 : 1e-5;
+    begin("model loss and gradients (hd %d, T %d%s) within %.0e", dim / heads, T,
+          recompute ? ", recompute" : "", model_tol);
+    Comm tp;
+    comm_init(&tp, MPI_COMM_SELF);
+    int32_t *tok = malloc(B * T * sizeof(int32_t)), *tgt = malloc(B * T * sizeof(int32_t));
+    for (int i = 0; i < B * T; i++) {
+        tok[i] = (int32_t)(rng_bits(1, i) % 77);
+        tgt[i] = (int32_t)(rng_bits(2, i) % 77);
+    }
+    double loss[2];
+    float *grads[2];
+    size_t numel = 0;
+    for (int k = 0; k < 2; k++) {
+        ops = k ? gpu : &ops_cpu;
+        Model *m = model_create(&cfg, &part, &tp, B, T, 1, recompute);
+        float *host = malloc(m->table.numel * sizeof(float));
+        params_init_host(&m->table, 99, host);
+        for (int i = 0; i < m->table.n; i++) {   // norm weights away from 1
+            const ParamTensor *t = &m->table.t[i];
+            if (t->ndim == 1)
+                for (size_t e = 0; e < t->numel; e++)
+                    host[t->offset + e] = 1.0f + 0.3f * (float)rng_normal(99 + i, e);
+        }
+        if (bf16)
+            for (size_t i = 0; i < m->table.numel; i++) host[i] = bf16_round(host[i]);
+        ops->act_from_host_f32(m->params, host, m->table.numel);
+        model_set_batch(m, 0, tok, tgt);
+        model_forward(m, 0);
+        loss[k] = model_head_forward(m, 0, 1.0f / m->N) / m->N;
+        model_backward(m, 0);
+        numel = m->table.numel;
+        grads[k] = malloc(numel * sizeof(float));
+        ops->to_host(grads[k], m->grads, numel * sizeof(float));
+        if (k == 1)
+            for (int i = 0; i < m->table.n; i++) {
+                const ParamTensor *t = &m->table.t[i];
+                double e = rel_err(grads[1] + t->offset, grads[0] + t->offset, t->numel);
+                if (getenv("VERBOSE")) printf("  %-45s %.3g\n", t->name, e);
+                CHECK(e <= model_tol, "gradient of %s: %.3g", t->name, e);
+            }
+        model_free(m);
+        free(host);
+    }
+    ops = gpu;
+    CHECK(fabs(loss[1] - loss[0]) <= model_tol * fabs(loss[0]), "loss %.7g vs %.7g", loss[1],
+          loss[0]);
+    free(grads[0]), free(grads[1]), free(tok), free(tgt);
+    comm_free(&tp);
+    check_end();
+}
+
+// ---- collectives over MPI_COMM_WORLD through the device communicator ----
+
+static void fill_rank(float *x, size_t n, int rank, int salt) {
+    for (size_t i = 0; i < n; i++) x[i] = bf16_round((float)((int)(i % 13) - 6 + rank * salt) * 0.5f);
+}
+
+static void test_collectives(void) {
+    if (!wanted("collectives")) return;
+    const DeviceCommOps *dev = comm_device_ops();
+    Comm c;
+    comm_init(&c, MPI_COMM_WORLD);
+#ifdef LLAMA_GPU_EMU
+    const char *what = "device collectives (MPI)";
+#else
+    const char *what = "NCCL collectives";
+#endif
+    begin("%s on %d rank%s (allreduce, reduce-scatter, all-gather, p2p)", what, c.size,
+          c.size > 1 ? "s" : "");
+    if (!dev || !c.dev) {
+        check_failed(__FILE__, __LINE__, "no device communicator");
+        comm_free(&c);
+        return;
+    }
+    int P = c.size, R = c.rank;
+    size_t n = 1000;
+    float *x = malloc(n * P * sizeof(float)), *want = malloc(n * P * sizeof(float));
+    // allreduce sum and max, fp32 and bf16 (values exact in bf16)
+    for (int pass = 0; pass < 4; pass++) {
+        bool half = pass >= 2, max = pass % 2;
+        fill_rank(x, n, R, 3);
+        for (size_t i = 0; i < n; i++) {
+            double s = 0, mx = -1e30;
+            for (int r = 0; r < P; r++) {
+                float v = bf16_round((float)((int)(i % 13) - 6 + r * 3) * 0.5f);
+                s += v;
+                mx = v > mx ? v : mx;
+            }
+            want[i] = (float)(max ? mx : s);
+        }
+        void *d;
+        if (half) d = dev_act(x, n);   // the act type: bf16 in bf16 mode
+        else d = dev_f32(x, n);
+        DType t = half ? (gpu->act_bytes == 2 ? DTYPE_BF16 : DTYPE_F32) : DTYPE_F32;
+        dev->allreduce(c.dev, d, n, t, max ? REDUCE_MAX : REDUCE_SUM);
+        float *h = half ? host_act(d, n) : host_f32(d, n);
+        for (size_t i = 0; i < n; i++)
+            CHECK(h[i] == want[i], "allreduce %s %s [%zu]: %g, want %g", half ? "act" : "f32",
+                  max ? "max" : "sum", i, h[i], want[i]);
+        gpu->release(d);
+        free(h);
+    }
+    // f64 and i32 sums
+    {
+        double dv[3] = {1.5 + R, -2.0, 1e10};
+        int32_t iv[3] = {R, 7, -1};
+        double *dd = gpu->alloc(sizeof dv);
+        int32_t *di = gpu->alloc(sizeof iv);
+        gpu->to_device(dd, dv, sizeof dv);
+        gpu->to_device(di, iv, sizeof iv);
+        dev->allreduce(c.dev, dd, 3, DTYPE_F64, REDUCE_SUM);
+        dev->allreduce(c.dev, di, 3, DTYPE_I32, REDUCE_SUM);
+        gpu->to_host(dv, dd, sizeof dv);
+        gpu->to_host(iv, di, sizeof iv);
+        double rs = (double)P * (P - 1) / 2;
+        CHECK(dv[0] == 1.5 * P + rs && dv[1] == -2.0 * P && dv[2] == 1e10 * P, "f64 allreduce");
+        CHECK(iv[0] == (int32_t)rs && iv[1] == 7 * P && iv[2] == -P, "i32 allreduce");
+        gpu->release(dd), gpu->release(di);
+    }
+    // reduce-scatter (P·n → n) and all-gather, out of place and in place
+    fill_rank(x, n * P, R, 1);
+    float *ds = dev_f32(x, n * P), *dr = dev_f32(x, n);
+    comm_dev_reduce_scatter(&c, ds, dr, n, DTYPE_F32);
+    float *h = host_f32(dr, n);
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int r = 0; r < P; r++)
+            s += bf16_round((float)((int)((R * n + i) % 13) - 6 + r) * 0.5f);
+        CHECK(h[i] == (float)s, "reduce-scatter [%zu]: %g, want %g", i, h[i], s);
+    }
+    free(h);
+    fill_rank(x, n, R, 5);
+    float *dg = gpu->alloc(n * P * sizeof(float)), *dmine = dev_f32(x, n);
+    comm_dev_allgather(&c, dmine, dg, n, DTYPE_F32);
+    float *dg2 = gpu->alloc(n * P * sizeof(float));
+    gpu->copy(dg2 + (size_t)R * n, dmine, n * sizeof(float));
+    comm_dev_allgather(&c, dg2 + (size_t)R * n, dg2, n, DTYPE_F32);   // in place
+    float *h1 = host_f32(dg, n * P), *h2 = host_f32(dg2, n * P);
+    for (int r = 0; r < P; r++)
+        for (size_t i = 0; i < n; i++) {
+            float w = bf16_round((float)((int)(i % 13) - 6 + r * 5) * 0.5f);
+            CHECK(h1[(size_t)r * n + i] == w && h2[(size_t)r * n + i] == w,
+                  "all-gather block %d [%zu]", r, i);
+        }
+    // p2p along a chain (rank r → r + 1), as the pipeline does
+    if (P > 1) {
+        float *buf = dev_f32(x, n);
+        CommRequest rs = {MPI_REQUEST_NULL, NULL}, rr = {MPI_REQUEST_NULL, NULL};
+        if (R > 0) rr = comm_dev_irecv(&c, buf, n, DTYPE_F32, R - 1, 0);
+        comm_dev_wait(&c, &rr);
+        if (R + 1 < P) rs = comm_dev_isend(&c, buf, n, DTYPE_F32, R + 1, 0);
+        comm_dev_wait(&c, &rs);
+        float *hb = host_f32(buf, n);
+        fill_rank(want, n, 0, 5);
+        CHECK(memcmp(hb, want, n * sizeof(float)) == 0, "p2p chain: rank %d got other data", R);
+        gpu->release(buf);
+        free(hb);
+    }
+    gpu->release(ds), gpu->release(dr), gpu->release(dg), gpu->release(dmine), gpu->release(dg2);
+    free(x), free(want), free(h1), free(h2);
+    comm_free(&c);
+    check_end();
+}
+
+static void run_all(const char *precision) {
+    char err[512];
+    gpu = ops_cuda_create(precision, 0, err, sizeof err);
+    if (!gpu) {
+        check_begin(precision);
+        check_failed(__FILE__, __LINE__, "ops_cuda_create: %s", err);
+        return;
+    }
+    ops = gpu;
+    bf16 = strcmp(precision, "bf16") == 0;
+    tol = bf16 ? 1e-2 : 1e-5;
+#ifdef LLAMA_GPU_EMU
+    const int big = getenv("LLAMA_GPU_TEST_BIG") != NULL;   // slow: one thread at a time
+#else
+    const int big = !getenv("LLAMA_GPU_TEST_SMALL");
+#endif
+    test_memory();
+    test_conversions();
+    test_linear(37, 72, 40);
+    test_linear(5, 30, 7);   // unaligned rows: other cuBLASLt algorithms
+    if (big) test_linear(512, 1024, 768);
+    test_rmsnorm(33, 96);
+    test_rmsnorm(7, 50);
+    if (big) test_rmsnorm(300, 4096);
+    test_add(1000);
+    test_add(1001);
+    test_rope(2, 7, 4, 2, 8);
+    test_rope(2, 5, 2, 1, 64);
+    // Attention: T not a multiple of the tiles (64 queries, 64 / 32 keys),
+    // GQA groups of 1, 2 and 3, head dims of both paths.
+    test_attention(2, 37, 4, 2, 64, false);
+    test_attention(1, 70, 2, 1, 128, false);
+    test_attention(2, 33, 6, 2, 8, false);
+    test_attention(1, 20, 3, 3, 32, false);
+    test_attention(1, 9, 2, 1, 80, false);
+    test_attention(1, 1, 2, 2, 64, false);
+    if (bf16) test_attention(2, 37, 4, 2, 64, true);
+    if (big) {
+        test_attention(2, 300, 8, 2, 64, false);
+        test_attention(1, 257, 4, 1, 128, false);
+        test_attention(1, 200, 2, 2, 256, false);
+    }
+    test_swiglu(13, 24);
+    test_swiglu(5, 13);
+    test_embedding(19, 16, 10, 20);
+    test_embedding(7, 12, 0, 9);
+    test_cross_entropy(9, 50, 43, 100);
+    test_cross_entropy(6, 64, 64, 0);
+    if (big) test_cross_entropy(64, 32000, 31990, 32000);
+    test_argmax(5, 37, 30);
+    test_optimizer(1003);
+    test_optimizer(4096);
+    test_model(0, 64, 4, 2);
+    test_model(1, 64, 4, 2);
+    test_model(0, 128, 2, 1);   // head dim 64: tensor-core attention in bf16
+    test_collectives();
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int n = ops_cuda_device_count();
+    if (n == 0) {
+        const char *groups[] = {"memory and conversions", "linear", "rmsnorm", "add", "rope",
+                                "attention", "swiglu", "embedding", "cross-entropy", "argmax",
+                                "optimizer and reductions", "model gradients", "NCCL collectives"};
+        for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+            char label[96];
+            snprintf(label, sizeof label, "gpu ops: %s", groups[i]);
+            check_begin(label);
+            check_skip("no GPU visible");
+        }
+    } else {
+        run_all("bf16");
+        run_all("fp32");
+    }
+    MPI_Finalize();
+    return check_exit_code();
+}
+
+#else   // a build without the CUDA backend
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    check_begin(PREFIX "gpu ops");
+    check_skip("this build has no CUDA backend (nvcc was not found)");
+    MPI_Finalize();
+    return 0;
+}
+
+#endif

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Training on the GPU against the CPU backend, same seed and data: 20 steps
+# whose per-step losses must follow the CPU run's within 2% in bf16 (1e-4 in
+# fp32): the tiny preset (head dim 8: SIMT attention) and the small one (head
+# dim 64: tensor-core attention) on --bench tokens, tiny on real text (where
+# the loss must also fall), with activation recomputation; with 2 or more
+# GPUs also tp2, pp2 and dp2 with ZeRO-1 over NCCL (compute-sanitizer:
+# test_gpu_sanitize.sh).  Prints one SKIP where no GPU is visible.
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/gpu_lib.sh"
+GPUS=$(gpu_count)
+if [ "$GPUS" -eq 0 ]; then
+  skip "gpu training (20 steps against the CPU, tp2/pp2/dp2)" "no GPU visible"
+  finish
+fi
+scratch
+make_byte_shards "$TMP/data"
+STEPS=${GPU_TEST_STEPS:-20}
+COMMON=(--steps "$STEPS" --lr 1e-3 --warmup-steps 2 --seed 3 --peak-tflops 1)
+TINY=(-c tiny -b 8 -l 128)
+SMALL=(-c small -b 4 -l 256)
+
+# run NAME RANKS ARGS...: logs to $TMP/NAME.jsonl
+run() {
+  local name=$1 np=$2; shift 2
+  timeout 900 "${MPIRUN[@]}" -np "$np" "$BIN/llama-train" "${COMMON[@]}" --log "$TMP/$name.jsonl" \
+    "$@" >"$TMP/$name.out" 2>&1
+}
+
+# check NAME REF TOL LABEL RANKS ARGS...: runs NAME, compares with REF's losses
+check() {
+  local name=$1 ref=$2 tol=$3 label=$4 np=$5 why; shift 5
+  if ! run "$name" "$np" "$@"; then
+    fail "$label" "run failed: $(grep -m2 -E 'error|Error' "$TMP/$name.out" || tail -3 "$TMP/$name.out")"
+    return 1
+  fi
+  if why=$(losses_close "$TMP/$name.jsonl" "$TMP/$ref.jsonl" "$tol"); then pass "$label: $why"
+  else fail "$label" "$why"; return 1; fi
+}
+
+for r in "cpu-tiny ${TINY[*]} --bench" "cpu-small ${SMALL[*]} --bench" "cpu-text ${TINY[*]} -d $TMP/data"; do
+  set -- $r
+  name=$1; shift
+  run "$name" 1 --device cpu "$@" || { fail "CPU reference $name" "$(tail -3 "$TMP/$name.out")"; finish; }
+done
+
+check gpu-tiny cpu-tiny 2e-2 "tiny bf16 on the GPU, $STEPS steps, --bench: losses within 2% of the CPU's" \
+  1 "${TINY[@]}" --bench --device cuda -x bf16
+mem=$(grep -o '"peak_mem_gib": [^,}]*' "$TMP/gpu-tiny.jsonl" | tail -1 | cut -d' ' -f2)
+if awk -v m="${mem:-0}" 'BEGIN {exit !(m > 0 && m < 4)}'; then pass "peak GPU memory in the metrics ($mem GiB)"
+else fail "peak GPU memory in the metrics" "peak_mem_gib '$mem'"; fi
+check gpu-small cpu-small 2e-2 "small bf16 on the GPU (tensor-core attention), $STEPS steps, --bench: within 2%" \
+  1 "${SMALL[@]}" --bench --device cuda -x bf16
+check gpu-small-g cpu-small 2e-2 "small bf16 with activation recomputation (-g): within 2%" \
+  1 "${SMALL[@]}" --bench --device cuda -x bf16 -g
+if check gpu-text cpu-text 2e-2 "tiny bf16 on real text: within 2%" 1 "${TINY[@]}" -d "$TMP/data" --device cuda -x bf16; then
+  drop=$(loss_drop "$TMP/gpu-text.jsonl")
+  if awk -v d="$drop" 'BEGIN {exit !(d > 0.5)}'; then pass "tiny bf16 on the GPU learns: loss falls by $drop nats in $STEPS steps"
+  else fail "tiny bf16 on the GPU learns" "loss fell by $drop nats only"; fi
+fi
+check gpu-tiny-fp32 cpu-tiny 1e-4 "tiny fp32 on the GPU: within 1e-4" 1 "${TINY[@]}" --bench --device cuda -x fp32
+check gpu-small-fp32 cpu-small 1e-4 "small fp32 on the GPU: within 1e-4" 1 "${SMALL[@]}" --bench --device cuda -x fp32
+
+if [ "$GPUS" -ge 2 ]; then
+  check gpu-tp2 cpu-small 2e-2 "small bf16, tp2 on 2 GPUs (NCCL): within 2% of one CPU rank" \
+    2 "${SMALL[@]}" --bench --device cuda -x bf16 --tp 2
+  check gpu-pp2 cpu-small 2e-2 "small bf16, pp2 × 4 micro-batches on 2 GPUs: within 2%" \
+    2 -c small -b 1 --grad-accum 4 -l 256 --bench --device cuda -x bf16 --pp 2
+  check gpu-dp2 cpu-small 2e-2 "small bf16, dp2 ZeRO-1 on 2 GPUs: within 2%" \
+    2 -c small -b 2 -l 256 --bench --device cuda -x bf16 --zero 1
+else
+  skip "tp2, pp2, dp2 on GPUs" "$GPUS GPU visible, 2 needed"
+fi
+
+finish
