@@ -116,6 +116,23 @@ static void nccl_allgather(void *dev, const void *send, void *recv, size_t count
     NCCL_CHECK(ncclAllGather(send, recv, count, nccl_type(t), n->comm, g_cuda.stream));
 }
 
+// On the communicator's own stream, after what the compute stream has queued;
+// the request is an event recorded after it (nccl_wait).
+static CommRequest nccl_iallreduce(void *dev, void *buf, size_t count, DType t, ReduceOp op) {
+    NcclComm *n = (NcclComm *)dev;
+    cudaEvent_t ready = event_get(n), done = event_get(n);
+    CUDA_CHECK(cudaEventRecord(ready, g_cuda.stream));
+    CUDA_CHECK(cudaStreamWaitEvent(n->stream, ready, 0));
+    event_put(n, ready);
+    NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(t), op == REDUCE_MAX ? ncclMax : ncclSum,
+                             n->comm, n->stream));
+    CUDA_CHECK(cudaEventRecord(done, n->stream));
+    CommRequest r;
+    r.mpi = MPI_REQUEST_NULL;
+    r.event = (void *)done;
+    return r;
+}
+
 static CommRequest nccl_p2p(NcclComm *n, void *buf, size_t count, DType t, int peer, bool send) {
     cudaEvent_t ready = event_get(n), done = event_get(n);
     CUDA_CHECK(cudaEventRecord(ready, g_cuda.stream));
@@ -149,7 +166,7 @@ static void nccl_wait(void *dev, CommRequest *r) {
 
 static const DeviceCommOps nccl_ops = {
     nccl_create, nccl_destroy, nccl_allreduce, nccl_reduce_scatter, nccl_allgather,
-    nccl_isend,  nccl_irecv,   nccl_wait,
+    nccl_iallreduce, nccl_isend, nccl_irecv, nccl_wait,
 };
 
 const void *nccl_device_comm_ops(void) { return &nccl_ops; }
@@ -209,6 +226,17 @@ static void emu_allgather(void *dev, const void *send, void *recv, size_t n, DTy
                   emu_mpi_type(t), c);
 }
 
+static CommRequest emu_iallreduce(void *dev, void *buf, size_t n, DType t, ReduceOp op) {
+    CommRequest r = {MPI_REQUEST_NULL, NULL};
+    if (t == DTYPE_BF16) {   // reduced through fp32: blocking
+        emu_allreduce(dev, buf, n, t, op);
+        return r;
+    }
+    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, emu_mpi_type(t), op == REDUCE_MAX ? MPI_MAX : MPI_SUM,
+                   *(MPI_Comm *)dev, &r.mpi);
+    return r;
+}
+
 static CommRequest emu_isend(void *dev, const void *buf, size_t n, DType t, int peer) {
     CommRequest r = {MPI_REQUEST_NULL, NULL};
     MPI_Isend(buf, (int)n, emu_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
@@ -227,7 +255,7 @@ static void emu_wait(void *, CommRequest *r) {
 
 static const DeviceCommOps emu_ops = {
     emu_create, emu_destroy, emu_allreduce, emu_reduce_scatter, emu_allgather,
-    emu_isend,  emu_irecv,   emu_wait,
+    emu_iallreduce, emu_isend, emu_irecv, emu_wait,
 };
 
 const void *nccl_device_comm_ops(void) { return &emu_ops; }

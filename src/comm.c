@@ -160,6 +160,19 @@ void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, D
     else comm_allgather(c, send, recv, n, t);
 }
 
+CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
+    CommRequest r = {MPI_REQUEST_NULL, NULL};
+    if (c->size == 1) return r;
+    if (c->dev) return device_ops->iallreduce(c->dev, buf, n, t, op);
+    if (n > (size_t)INT_MAX) {   // MPI counts are int: blocking, in chunks
+        comm_allreduce(c, buf, n, t, op);
+        return r;
+    }
+    check(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), op == REDUCE_MAX ? MPI_MAX : MPI_SUM,
+                         c->mpi, &r.mpi), "Iallreduce");
+    return r;
+}
+
 CommRequest comm_dev_isend(const Comm *c, const void *buf, size_t n, DType t, int peer, int tag) {
     if (c->dev) return device_ops->isend(c->dev, buf, n, t, peer);
     return comm_isend(c, buf, n, t, peer, tag);

@@ -36,6 +36,7 @@ typedef struct {
     void (*allreduce)(void *dev, void *buf, size_t n, DType t, ReduceOp op);
     void (*reduce_scatter)(void *dev, const void *send, void *recv, size_t n, DType t);
     void (*allgather)(void *dev, const void *send, void *recv, size_t n, DType t);
+    CommRequest (*iallreduce)(void *dev, void *buf, size_t n, DType t, ReduceOp op);
     CommRequest (*isend)(void *dev, const void *buf, size_t n, DType t, int peer);
     CommRequest (*irecv)(void *dev, void *buf, size_t n, DType t, int peer);
     void (*wait)(void *dev, CommRequest *r);
@@ -46,6 +47,10 @@ const DeviceCommOps *comm_device_ops(void);   // NULL on the CPU
 void comm_dev_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op);
 void comm_dev_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t);
 void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, DType t);
+// Non-blocking all-reduce in place: it sees what was queued before it; buf is
+// the sum after comm_dev_wait.  Between the two, no other collective of c may
+// be posted, and buf must not be touched.
+CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op);
 // Point-to-point: a pair's messages match in the order they are posted (the
 // tag is used by MPI only).  comm_dev_wait: the transfer is complete (send:
 // the buffer may be reused; receive: the data may be used).

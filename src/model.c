@@ -305,13 +305,29 @@ static void head_backward(Model *m, const Activations *a) {
                           m->rstdf, N, D);
 }
 
+// Tensors [first, first + count) of the table are contiguous in the flat
+// buffers; their gradients are final for this micro-batch.
+static void grads_ready(const Model *m, int first, int count) {
+    if (!m->grads_ready) return;
+    const ParamTensor *a = &m->table.t[first], *b = &m->table.t[first + count - 1];
+    m->grads_ready(m->grads_ready_ctx, a->offset, b->offset + b->numel - a->offset);
+}
+
 void model_backward(Model *m, int s) {
     Activations *a = &m->slots[s];
-    if (m->part.last) head_backward(m, a);
-    for (int l = m->part.n_layers - 1; l >= 0; l--) layer_backward(m, a, l);
+    const ParamTable *t = &m->table;
+    if (m->part.last) {
+        head_backward(m, a);
+        grads_ready(m, t->final_norm, 2);   // final norm, LM head
+    }
+    for (int l = m->part.n_layers - 1; l >= 0; l--) {
+        layer_backward(m, a, l);
+        grads_ready(m, t->layers + l * LP_COUNT, LP_COUNT);
+    }
     if (m->part.first) {
-        const ParamTensor *e = &m->table.t[m->table.embed];
+        const ParamTensor *e = &t->t[t->embed];
         ops->embedding_backward(m->grads + e->offset, m->d_res, a->tokens, m->N, m->cfg.dim,
                                 m->vocab_start, m->vocab_rows);
+        grads_ready(m, t->embed, 1);
     }
 }

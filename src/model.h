@@ -31,6 +31,11 @@ typedef struct {
     int32_t *targets;   // (N) next-token ids
 } Activations;
 
+// Called by model_backward when the gradients of a contiguous range of the
+// flat buffer are final for the micro-batch: the final norm and LM head, each
+// layer (last to first), the embedding.
+typedef void (*GradsReadyFn)(void *ctx, size_t offset, size_t numel);
+
 typedef struct Model {
     ModelConfig cfg;
     ModelPart part;
@@ -43,6 +48,8 @@ typedef struct Model {
     void *params;           // (flat_numel) compute weights
     float *grads;           // (flat_numel) fp32 gradients, accumulated over micro-batches
     bool recompute;         // -g: recompute each layer in the backward pass
+    GradsReadyFn grads_ready;   // NULL: nobody is told
+    void *grads_ready_ctx;
     int n_slots;
     Activations *slots;     // one per micro-batch in flight
     size_t state_bytes;     // attention state per layer

@@ -32,6 +32,9 @@ Optimizer *optimizer_create(const OptimizerConfig *cfg, Model *m, const Grid *g)
     o->master = o->master_owned ? ops->alloc(o->shard_len * sizeof(float)) : (float *)m->params;
     o->m1 = ops->alloc(o->shard_len * sizeof(float));
     o->m2 = ops->alloc(o->shard_len * sizeof(float));
+    o->overlap = cfg->overlap_grad_reduce && cfg->zero == 0 && g->dp > 1;
+    o->max_pending = m->table.n;   // at most one request per tensor
+    o->pending = xcalloc((size_t)o->max_pending, sizeof *o->pending);
     return o;
 }
 
@@ -41,12 +44,39 @@ void optimizer_free(Optimizer *o) {
     if (o->grad_shard) ops->release(o->grad_shard);
     ops->release(o->m1);
     ops->release(o->m2);
+    free(o->pending);
     free(o);
 }
 
 void optimizer_sync_master(Optimizer *o) {
     if (o->master_owned)
         ops->act_to_f32(o->master, act_at(o->model->params, o->shard_begin), o->shard_len);
+}
+
+static void post_allreduce(void *ctx, size_t offset, size_t numel) {
+    Optimizer *o = ctx;
+    if (o->n_pending == o->max_pending) fatal("optimizer: more gradient ranges than tensors");
+    o->pending[o->n_pending++] = comm_dev_iallreduce(&o->grid->dp_comm, o->model->grads + offset,
+                                                     numel, DTYPE_F32, REDUCE_SUM);
+    o->n_posted += numel;
+}
+
+void optimizer_before_backward(Optimizer *o, bool last) {
+    o->model->grads_ready = o->overlap && last ? post_allreduce : NULL;
+    o->model->grads_ready_ctx = o;
+}
+
+// Waits for the all-reduces the backward pass posted, which must have covered
+// every gradient exactly once (the flat buffer's padding excepted: zeros).
+static void wait_posted(Optimizer *o) {
+    Model *m = o->model;
+    if (o->n_posted != m->table.numel)
+        fatal("optimizer: the backward pass all-reduced %zu of %zu gradients (internal error)",
+              o->n_posted, m->table.numel);
+    for (int i = 0; i < o->n_pending; i++) comm_dev_wait(&o->grid->dp_comm, &o->pending[i]);
+    o->n_pending = 0;
+    o->n_posted = 0;
+    m->grads_ready = NULL;
 }
 
 // ZeRO-2: reduce-scatter this micro-step's gradients into the shard, then
@@ -68,7 +98,9 @@ static float *owned_grads(const Optimizer *o) {
 static void reduce_grads(Optimizer *o) {
     Model *m = o->model;
     const Comm *dp = &o->grid->dp_comm;
-    if (o->cfg.zero == 0) comm_dev_allreduce(dp, m->grads, m->flat_numel, DTYPE_F32, REDUCE_SUM);
+    if (o->overlap) wait_posted(o);
+    else if (o->cfg.zero == 0)
+        comm_dev_allreduce(dp, m->grads, m->flat_numel, DTYPE_F32, REDUCE_SUM);
     else if (o->cfg.zero == 1)
         comm_dev_reduce_scatter(dp, m->grads, o->grad_shard, o->shard_len, DTYPE_F32);
     // ZeRO-2 reduced after every micro-step already.

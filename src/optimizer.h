@@ -13,6 +13,7 @@ typedef struct {
     double beta1, beta2, eps;
     int64_t warmup_steps, total_steps;
     int zero;
+    bool overlap_grad_reduce;   // ZeRO 0: all-reduce each layer's gradients during the backward pass
 } OptimizerConfig;
 
 typedef struct {
@@ -25,6 +26,10 @@ typedef struct {
     float *m1, *m2;     // (shard_len) Adam moments
     float *grad_shard;  // (shard_len) ZeRO-1/2: this rank's reduced gradient
     int64_t step;       // optimizer steps taken
+    bool overlap;           // overlap_grad_reduce applies: ZeRO 0 and DP > 1
+    CommRequest *pending;   // (max_pending) all-reduces posted during the last backward pass
+    int n_pending, max_pending;
+    size_t n_posted;        // gradient elements they cover
 } Optimizer;
 
 // Learning rate of optimizer step `step` (0-based): linear warm-up over
@@ -36,6 +41,11 @@ void optimizer_free(Optimizer *o);
 // Re-reads the master weights from the model's compute weights (after they
 // were initialised or loaded).
 void optimizer_sync_master(Optimizer *o);
+// Before each micro-batch's backward pass; `last`: the step's last one on this
+// rank.  With overlap_grad_reduce (ZeRO 0, DP > 1), the last one's backward
+// pass posts a data-parallel all-reduce of each layer's gradients as soon as
+// they are final, and optimizer_step waits for them.
+void optimizer_before_backward(Optimizer *o, bool last);
 // After each micro-batch's backward pass: ZeRO-2 reduce-scatters the
 // micro-batch's gradient into the shard and clears the full buffer.
 void optimizer_after_micro_step(Optimizer *o);

@@ -38,6 +38,8 @@ static const OptSpec specs[] = {
     {"pp", 0, NUM(OPT_INT, pp), "pipeline-parallel size"},
     {"pp-layers", 0, STR(pp_layers), "layers per pipeline stage, e.g. 3,5"},
     {"zero", 0, NUM(OPT_INT, zero), "ZeRO stage over data-parallel ranks: 0, 1 or 2"},
+    {"overlap-grad-reduce", 0, NUM(OPT_INT, overlap_grad_reduce),
+     "ZeRO 0: all-reduce each layer's gradients during the backward pass (1) or after it (0)"},
     {"grad-checkpoint", 'g', NUM(OPT_FLAG, grad_checkpoint), "recompute activations in backward"},
     {"mixed-precision", 'x', STR(mixed_precision), "fp32 or bf16 (default bf16 on cuda)"},
     {"device", 0, STR(device), "cpu or cuda"},
@@ -75,6 +77,7 @@ void options_defaults(TrainOptions *o) {
     o->min_lr_ratio = 0.1;
     o->grad_clip = 1.0;
     o->tp = o->pp = 1;
+    o->overlap_grad_reduce = 1;
     strcpy(o->device, "cpu");
     strcpy(o->save_dir, "checkpoints");
     o->eval_steps = 10;

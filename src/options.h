@@ -20,6 +20,7 @@ typedef struct {
     int tp, pp, zero;
     char pp_layers[256];     // layers per pipeline stage by hand, "a,b,..."
     bool grad_checkpoint;
+    int overlap_grad_reduce;    // 0 or 1
     char mixed_precision[16];   // fp32 | bf16 ("" = bf16 on cuda, fp32 on cpu)
     char device[16];
     int64_t save_interval;

@@ -59,6 +59,7 @@ typedef struct {
     const Grid *g;
     Optimizer *o;
     const int32_t *rows;
+    int M;              // micro-batches in the step
     float grad_scale;
     double loss;
 } Schedule;
@@ -123,6 +124,7 @@ static void backward_one(Schedule *s, int mb) {
                                        2 * mb + 1);
         comm_dev_wait(pp, &r);
     }
+    optimizer_before_backward(s->o, mb == s->M - 1);
     model_backward(m, mb % m->n_slots);
     if (!m->part.first)
         s->p->grad_send = comm_dev_isend(pp, m->d_res, stage_elems(m), act_type(), pp->rank - 1,
@@ -130,8 +132,10 @@ static void backward_one(Schedule *s, int mb) {
     optimizer_after_micro_step(s->o);
 }
 
-static Schedule schedule_begin(Pipeline *p, Optimizer *o, const int32_t *rows, float grad_scale) {
-    return (Schedule){.p = p, .m = p->m, .g = p->g, .o = o, .rows = rows, .grad_scale = grad_scale};
+static Schedule schedule_begin(Pipeline *p, Optimizer *o, const int32_t *rows, int M,
+                               float grad_scale) {
+    return (Schedule){.p = p, .m = p->m, .g = p->g, .o = o, .rows = rows, .M = M,
+                      .grad_scale = grad_scale};
 }
 
 // Every transfer of the step has completed.
@@ -142,7 +146,7 @@ static double schedule_end(Schedule *s) {
 }
 
 double pipeline_train(Pipeline *p, Optimizer *o, const int32_t *rows, int M, float grad_scale) {
-    Schedule s = schedule_begin(p, o, rows, grad_scale);
+    Schedule s = schedule_begin(p, o, rows, M, grad_scale);
     int warmup = p->g->pp - p->g->pp_rank - 1;
     if (warmup > M) warmup = M;
     for (int i = 0; i < warmup; i++) forward_one(&s, i, true);
@@ -155,7 +159,7 @@ double pipeline_train(Pipeline *p, Optimizer *o, const int32_t *rows, int M, flo
 }
 
 double pipeline_eval(Pipeline *p, const int32_t *rows, int M) {
-    Schedule s = schedule_begin(p, NULL, rows, 0.0f);
+    Schedule s = schedule_begin(p, NULL, rows, M, 0.0f);
     for (int i = 0; i < M; i++) forward_one(&s, i, false);
     return schedule_end(&s);
 }

@@ -40,6 +40,8 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     else if (o->save_interval < 0) bad = "--save-interval must not be negative";
     else if (o->sample_tokens < 0) bad = "--sample-tokens must not be negative";
     else if (o->bench_warmup < 0) bad = "--bench-warmup must not be negative";
+    else if (o->overlap_grad_reduce != 0 && o->overlap_grad_reduce != 1)
+        bad = "--overlap-grad-reduce must be 0 or 1";
     else if (strcmp(o->export_dtype, "fp32") && strcmp(o->export_dtype, "bf16"))
         bad = "--export-dtype must be fp32 or bf16";
     else if (!o->bench && !o->dataset[0] && !o->describe)
@@ -117,9 +119,11 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
          format_count((double)config_params_flop(c), flop, sizeof flop));
     info("model FLOPs per token at sequence %d: %.4g (6N + 12·layers·dim·seq)", T,
          config_flops_per_token(c, T));
+    bool overlap = dp > 1 && o->zero == 0 && o->overlap_grad_reduce;
     info("layout: %d ranks = dp %d × tp %d × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
-         "%s on %s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
-         trainer_precision(o), o->device, o->grad_checkpoint ? ", activation recomputation" : "");
+         "%s on %s%s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
+         trainer_precision(o), o->device, o->grad_checkpoint ? ", activation recomputation" : "",
+         overlap ? ", gradient all-reduce per layer during the backward pass" : "");
     for (int s = 0; s < o->pp; s++) {
         if (s > 0 && s < o->pp - 1) continue;   // middle stages look like stage 0 without the embedding
         ModelPart part = part_of(o, c, dp, 0, s);
@@ -259,7 +263,7 @@ static void create_optimizer(Trainer *t) {
                           .weight_decay = o->weight_decay, .grad_clip = o->grad_clip,
                           .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
                           .warmup_steps = o->warmup_steps, .total_steps = t->total_steps,
-                          .zero = o->zero};
+                          .zero = o->zero, .overlap_grad_reduce = o->overlap_grad_reduce};
     t->optim = optimizer_create(&oc, t->model, &t->grid);
     optimizer_sync_master(t->optim);
 }

@@ -8,7 +8,8 @@
 # and 2 threads, so no elementwise bound that tight can hold), for
 # grad-accum 1 and 4, over the whole grid of at most 8 ranks: dp2 dp4 tp2 tp4
 # pp2 pp4 dp2×tp2 dp2×pp2 tp2×pp2 dp2×tp2×pp2, each with --zero 0/1/2 where
-# DP > 1 (40 runs, under a minute on 2 cores).
+# DP > 1 (40 runs, under a minute on 2 cores), and ZeRO 0 with the gradient
+# all-reduce after the backward pass instead of overlapped with it.
 source "$(dirname "$0")/lib.sh"
 scratch
 DATA=$TMP/data
@@ -60,6 +61,11 @@ for accum in 1 4; do
     for z in $zeros; do check_layout "$1-zero$z-accum$accum" "$2" "$3" "$4" "$z" "$accum"; done
   done
 done
+# ZeRO 0 all-reduces each layer's gradients during the backward pass by
+# default (the runs above); the reduction after the backward pass too.
+COMMON+=(--overlap-grad-reduce 0)
+check_layout "dp2tp2pp2-zero0-accum4-after-backward" 8 2 2 0 4
+check_layout "dp2-zero0-accum1-after-backward" 2 1 1 0 1
 
 # A vocabulary TP does not divide (padded to 252 on tp4) and a hand-made
 # uneven pipeline split, on synthetic tokens.

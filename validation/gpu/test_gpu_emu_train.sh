@@ -40,6 +40,7 @@ for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" "fp32-bench bench 1 -c tin
          "bf16-tp2 text 2 -c tiny -x bf16 --tp 2 -d $TMP/data" \
          "bf16-pp2 text 2 -c tiny -x bf16 --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
          "bf16-dp2-zero2 text 2 -c tiny -x bf16 --zero 2 -b 2 -d $TMP/data" \
+         "bf16-dp2-overlap text 2 -c tiny -x bf16 -b 1 --grad-accum 2 -d $TMP/data" \
          "bf16-hd64 hd64 1 -c $TMP/hd64.model -x bf16 -d $TMP/data"; do
   set -- $c
   name=$1 data=$2 np=$3; shift 3

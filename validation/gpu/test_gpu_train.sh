@@ -68,6 +68,8 @@ if [ "$GPUS" -ge 2 ]; then
     2 -c small -b 1 --grad-accum 4 -l 256 --bench --device cuda -x bf16 --pp 2
   check gpu-dp2 cpu-small 2e-2 "small bf16, dp2 ZeRO-1 on 2 GPUs: within 2%" \
     2 -c small -b 2 -l 256 --bench --device cuda -x bf16 --zero 1
+  check gpu-dp2-overlap cpu-small 2e-2 "small bf16, dp2 ZeRO-0, all-reduce overlapped with backward: within 2%" \
+    2 -c small -b 2 -l 256 --bench --device cuda -x bf16
 else
   skip "tp2, pp2, dp2 on GPUs" "$GPUS GPU visible, 2 needed"
 fi
