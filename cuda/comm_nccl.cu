@@ -73,6 +73,8 @@ static ncclDataType_t nccl_type(DType t) {
     fatal("NCCL: unknown data type %d", (int)t);
 }
 
+static ncclRedOp_t nccl_op(ReduceOp op) { return op == REDUCE_MAX ? ncclMax : ncclSum; }
+
 static void *nccl_create(const Comm *c) {
     NcclComm *n = new NcclComm();
     n->rank = c->rank;
@@ -100,8 +102,7 @@ static void nccl_destroy(void *dev) {
 
 static void nccl_allreduce(void *dev, void *buf, size_t count, DType t, ReduceOp op) {
     NcclComm *n = (NcclComm *)dev;
-    NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(t), op == REDUCE_MAX ? ncclMax : ncclSum,
-                             n->comm, g_cuda.stream));
+    NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(t), nccl_op(op), n->comm, g_cuda.stream));
 }
 
 // send (size·count) → recv (count): this rank's block of the sum.
@@ -116,16 +117,17 @@ static void nccl_allgather(void *dev, const void *send, void *recv, size_t count
     NCCL_CHECK(ncclAllGather(send, recv, count, nccl_type(t), n->comm, g_cuda.stream));
 }
 
-// On the communicator's own stream, after what the compute stream has queued;
-// the request is an event recorded after it (nccl_wait).
-static CommRequest nccl_iallreduce(void *dev, void *buf, size_t count, DType t, ReduceOp op) {
-    NcclComm *n = (NcclComm *)dev;
-    cudaEvent_t ready = event_get(n), done = event_get(n);
+// The communicator's own stream waits for what the compute stream has queued.
+static void own_stream_after_compute(NcclComm *n) {
+    cudaEvent_t ready = event_get(n);
     CUDA_CHECK(cudaEventRecord(ready, g_cuda.stream));
     CUDA_CHECK(cudaStreamWaitEvent(n->stream, ready, 0));
     event_put(n, ready);
-    NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(t), op == REDUCE_MAX ? ncclMax : ncclSum,
-                             n->comm, n->stream));
+}
+
+// The request for what was just queued on the own stream (nccl_wait).
+static CommRequest own_stream_request(NcclComm *n) {
+    cudaEvent_t done = event_get(n);
     CUDA_CHECK(cudaEventRecord(done, n->stream));
     CommRequest r;
     r.mpi = MPI_REQUEST_NULL;
@@ -133,18 +135,19 @@ static CommRequest nccl_iallreduce(void *dev, void *buf, size_t count, DType t, 
     return r;
 }
 
+// On the communicator's own stream, like the point-to-point transfers.
+static CommRequest nccl_iallreduce(void *dev, void *buf, size_t count, DType t, ReduceOp op) {
+    NcclComm *n = (NcclComm *)dev;
+    own_stream_after_compute(n);
+    NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(t), nccl_op(op), n->comm, n->stream));
+    return own_stream_request(n);
+}
+
 static CommRequest nccl_p2p(NcclComm *n, void *buf, size_t count, DType t, int peer, bool send) {
-    cudaEvent_t ready = event_get(n), done = event_get(n);
-    CUDA_CHECK(cudaEventRecord(ready, g_cuda.stream));
-    CUDA_CHECK(cudaStreamWaitEvent(n->stream, ready, 0));
-    event_put(n, ready);
+    own_stream_after_compute(n);
     if (send) NCCL_CHECK(ncclSend(buf, count, nccl_type(t), peer, n->comm, n->stream));
     else NCCL_CHECK(ncclRecv(buf, count, nccl_type(t), peer, n->comm, n->stream));
-    CUDA_CHECK(cudaEventRecord(done, n->stream));
-    CommRequest r;
-    r.mpi = MPI_REQUEST_NULL;
-    r.event = (void *)done;
-    return r;
+    return own_stream_request(n);
 }
 
 static CommRequest nccl_isend(void *dev, const void *buf, size_t count, DType t, int peer) {
@@ -194,12 +197,14 @@ static MPI_Datatype emu_mpi_type(DType t) {
     fatal("emulated comm: unknown data type %d", (int)t);
 }
 
+static MPI_Op emu_mpi_op(ReduceOp op) { return op == REDUCE_MAX ? MPI_MAX : MPI_SUM; }
+
 static void *emu_create(const Comm *c) { return (void *)&c->mpi; }
 static void emu_destroy(void *) {}
 
 static void emu_allreduce(void *dev, void *buf, size_t n, DType t, ReduceOp op) {
     MPI_Comm c = *(MPI_Comm *)dev;
-    MPI_Op mop = op == REDUCE_MAX ? MPI_MAX : MPI_SUM;
+    MPI_Op mop = emu_mpi_op(op);
     if (t != DTYPE_BF16) {
         MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, emu_mpi_type(t), mop, c);
         return;
@@ -232,8 +237,8 @@ static CommRequest emu_iallreduce(void *dev, void *buf, size_t n, DType t, Reduc
         emu_allreduce(dev, buf, n, t, op);
         return r;
     }
-    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, emu_mpi_type(t), op == REDUCE_MAX ? MPI_MAX : MPI_SUM,
-                   *(MPI_Comm *)dev, &r.mpi);
+    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, emu_mpi_type(t), emu_mpi_op(op), *(MPI_Comm *)dev,
+                   &r.mpi);
     return r;
 }
 

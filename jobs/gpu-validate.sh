@@ -72,7 +72,7 @@ say "built in $(($(date +%s) - t0)) s for sm_$ARCH, $(grep -c 'warning' "$LOG/bu
 
 status=0
 
-run_tests() {
+run_test() {
   export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8} TEST_TIMEOUT=900
   for t in test_gpu_ops test_gpu_train; do
     say "validation/run.sh $t"
@@ -143,17 +143,12 @@ time_for() {
 }
 
 for mode in "${MODES[@]}"; do
-  case "$mode" in
-    test) time_for test 150 || { status=1; continue; } ;;
-    sanitize) time_for sanitize 150 || { status=1; continue; } ;;
-    bench) time_for bench 200 || { status=1; continue; } ;;
-  esac
-  case "$mode" in
-    test) run_tests ;;
-    sanitize) run_sanitize ;;
-    bench) run_bench ;;
+  case "$mode" in   # about how long each takes, in seconds
+    test|sanitize) need=150 ;;
+    bench) need=200 ;;
     *) echo "usage: $0 test|sanitize|bench|all ..." >&2; exit 2 ;;
   esac
+  if time_for "$mode" "$need"; then "run_$mode"; else status=1; fi
 done
 say "done, status $status (logs in $LOG)"
 exit $status

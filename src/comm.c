@@ -61,9 +61,11 @@ void comm_free(Comm *c) {
     c->mpi = MPI_COMM_NULL;
 }
 
+static MPI_Op mpi_op(ReduceOp op) { return op == REDUCE_MAX ? MPI_MAX : MPI_SUM; }
+
 void comm_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
     if (c->size == 1) return;
-    MPI_Op mop = op == REDUCE_MAX ? MPI_MAX : MPI_SUM;
+    MPI_Op mop = mpi_op(op);
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
         check(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + i * dtype_bytes(t), (int)k, mpi_type(t),
@@ -168,8 +170,8 @@ CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, Red
         comm_allreduce(c, buf, n, t, op);
         return r;
     }
-    check(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), op == REDUCE_MAX ? MPI_MAX : MPI_SUM,
-                         c->mpi, &r.mpi), "Iallreduce");
+    check(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), mpi_op(op), c->mpi, &r.mpi),
+          "Iallreduce");
     return r;
 }
 

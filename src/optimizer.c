@@ -32,7 +32,8 @@ Optimizer *optimizer_create(const OptimizerConfig *cfg, Model *m, const Grid *g)
     o->master = o->master_owned ? ops->alloc(o->shard_len * sizeof(float)) : (float *)m->params;
     o->m1 = ops->alloc(o->shard_len * sizeof(float));
     o->m2 = ops->alloc(o->shard_len * sizeof(float));
-    o->overlap = cfg->overlap_grad_reduce && cfg->zero == 0 && g->dp > 1;
+    o->overlap = optimizer_overlaps(cfg->overlap_grad_reduce, cfg->zero, g->dp);
+    m->grads_ready_ctx = o;
     o->max_pending = m->table.n;   // at most one request per tensor
     o->pending = xcalloc((size_t)o->max_pending, sizeof *o->pending);
     return o;
@@ -63,7 +64,6 @@ static void post_allreduce(void *ctx, size_t offset, size_t numel) {
 
 void optimizer_before_backward(Optimizer *o, bool last) {
     o->model->grads_ready = o->overlap && last ? post_allreduce : NULL;
-    o->model->grads_ready_ctx = o;
 }
 
 // Waits for the all-reduces the backward pass posted, which must have covered

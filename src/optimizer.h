@@ -41,6 +41,10 @@ void optimizer_free(Optimizer *o);
 // Re-reads the master weights from the model's compute weights (after they
 // were initialised or loaded).
 void optimizer_sync_master(Optimizer *o);
+// Whether overlap_grad_reduce applies to a layout: ZeRO 0 and DP > 1.
+static inline bool optimizer_overlaps(bool overlap_grad_reduce, int zero, int dp) {
+    return overlap_grad_reduce && zero == 0 && dp > 1;
+}
 // Before each micro-batch's backward pass; `last`: the step's last one on this
 // rank.  With overlap_grad_reduce (ZeRO 0, DP > 1), the last one's backward
 // pass posts a data-parallel all-reduce of each layer's gradients as soon as

@@ -119,7 +119,7 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
          format_count((double)config_params_flop(c), flop, sizeof flop));
     info("model FLOPs per token at sequence %d: %.4g (6N + 12·layers·dim·seq)", T,
          config_flops_per_token(c, T));
-    bool overlap = dp > 1 && o->zero == 0 && o->overlap_grad_reduce;
+    bool overlap = optimizer_overlaps(o->overlap_grad_reduce, o->zero, dp);
     info("layout: %d ranks = dp %d × tp %d × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
          "%s on %s%s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
          trainer_precision(o), o->device, o->grad_checkpoint ? ", activation recomputation" : "",
