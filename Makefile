@@ -4,6 +4,8 @@
 #   make SANITIZE=1 ...   AddressSanitizer + UndefinedBehaviorSanitizer build (in build-asan/)
 #   make test-asan        the whole suite under that build
 #   make CUDA=0           leave the CUDA backend out even when nvcc is found
+#   make CUDNN=0          leave cuDNN's flash attention out even when cuDNN is found
+#                         (CUDNN_HOME=dir: cuDNN outside the CUDA toolkit)
 #   make CUDA_ARCH="90"   GPU architectures of the CUDA backend (default 80 90)
 #   make NVCC_WERROR=     CUDA warnings not fatal (another host compiler's new warnings)
 #   make DEPS=/prefix     MPI, HDF5, OpenBLAS, ... unpacked under /prefix instead of / (the
@@ -50,6 +52,10 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH ?= 80 90
 CU_SRC    := $(wildcard cuda/*.cu)
 CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+# Host-only C++ of the backend (no kernels: cuDNN's attention), by the host compiler.
+CUDA_CC_SRC := $(wildcard cuda/*.cc)
+CU_OBJ    += $(CUDA_CC_SRC:%.cc=$(BUILD)/obj/%.o)
+CUDA_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -fopenmp -I$(CUDA_HOME)/include $(CUDNN_FLAGS) -MMD -MP
 LIB_OBJ   += $(CU_OBJ)
 CPPFLAGS  += -DLLAMA_CUDA
 NVCCFLAGS ?= -O3 -g -lineinfo
@@ -62,9 +68,25 @@ LDFLAGS   += -L$(NCCL_HOME)/lib -Wl,-rpath,$(NCCL_HOME)/lib
 endif
 LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
 LDLIBS    += -lcublasLt -lcublas -lnccl -lcudart -lstdc++
+# cuDNN's flash attention (cuda/attention_cudnn.cu): when cudnn.h and libcudnn.so.9
+# are found (the CUDA toolkit, or CUDNN_HOME: a cuDNN install or the nvidia-cudnn
+# wheel's folder) and cudnn-frontend's headers (make deps fetches them), unless CUDNN=0.
+ifneq ($(CUDNN),0)
+CUDNN_HOME     ?= $(CUDA_HOME)
+CUDNN_INC      := $(firstword $(wildcard $(CUDNN_HOME)/include/cudnn.h))
+CUDNN_LIBDIR   := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDNN_HOME)/lib64/libcudnn.so.9 \
+                  $(CUDNN_HOME)/lib/libcudnn.so.9 $(CUDNN_HOME)/lib/$(MULTIARCH)/libcudnn.so.9))))
+CUDNN_FRONTEND ?= $(firstword $(wildcard .deps/cudnn-frontend/include .gpu/cudnn-frontend/include))
+ifneq ($(and $(CUDNN_INC),$(CUDNN_LIBDIR),$(CUDNN_FRONTEND)),)
+CUDNN_FLAGS := -DLLAMA_CUDNN -isystem $(CUDNN_HOME)/include -isystem $(CUDNN_FRONTEND)
+LDFLAGS   += -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDNN_LIBDIR)
+LDLIBS    += -l:libcudnn.so.9 -lnvrtc   # nvrtc: the frontend's runtime-compiled engines
+endif
+endif
 # The CPU emulator of the kernels (validation/emu): the same cuda/*.cu built by
 # the host compiler, linked with the CPU library; no GPU, cuBLAS or NCCL needed.
-EMU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/emu/%.o) $(BUILD)/emu/src/ops.o $(BUILD)/emu/cuda_emu.o
+EMU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/emu/%.o) $(CUDA_CC_SRC:%.cc=$(BUILD)/emu/%.o) \
+             $(BUILD)/emu/src/ops.o $(BUILD)/emu/cuda_emu.o
 EMU_FLAGS := -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -fno-strict-aliasing -fopenmp \
              -DLLAMA_CUDA_EMU -I$(CUDA_HOME)/include -Ivalidation/emu -MMD -MP
 EMU_BINS  := $(BUILD)/tests/test_gpu_emu $(BUILD)/emu/llama-train
@@ -86,6 +108,9 @@ all: deps
 
 deps:
 	@bash jobs/install-deps.sh
+ifneq ($(and $(strip $(NVCC)),$(CUDNN_INC)),)
+	@bash jobs/fetch-cudnn-frontend.sh || true
+endif
 
 programs: $(PROGRAMS) $(TESTS)
 
@@ -96,6 +121,10 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/cuda/%.o: cuda/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(CPPFLAGS) $(shell mpicc --showme:incdirs | sed 's/^/-I/; s/ / -I/g') $(NVCCFLAGS) -c $< -o $@
+
+$(BUILD)/obj/cuda/%.o: cuda/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CUDA_CXXFLAGS) -c $< -o $@
 
 $(BUILD)/libllama.a: $(LIB_OBJ)
 	@rm -f $@
@@ -119,6 +148,10 @@ $(BUILD)/obj/validation/unit/%.o $(BUILD)/obj/validation/gpu/%.o: CPPFLAGS += -I
 $(BUILD)/emu/cuda/%.o: cuda/%.cu
 	@mkdir -p $(dir $@)
 	$(CXX) -x c++ $(CPPFLAGS) $(shell mpicc --showme:incdirs | sed 's/^/-I/; s/ / -I/g') $(EMU_FLAGS) -c $< -o $@
+
+$(BUILD)/emu/cuda/%.o: cuda/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(EMU_FLAGS) -c $< -o $@
 
 $(BUILD)/emu/cuda_emu.o: validation/emu/cuda_emu.cc
 	@mkdir -p $(dir $@)

@@ -633,6 +633,7 @@ void attention_forward(void *out, void *state, const void *qkv, int B, int T, in
                        int hd) {
     if (B == 0 || T == 0) return;
     check_shape(nh, nkv, hd);
+    if (attention_cudnn_forward(out, state, qkv, B, T, nh, nkv, hd)) return;
     float *lse = (float *)state;
     float scale = 1.0f / sqrtf((float)hd);
     if (hd == 64 && use_wmma(hd, FwdTile<64>::smem, out, qkv, state, NULL)) {
@@ -696,6 +697,7 @@ void attention_backward(void *dqkv, void *work, const void *dout, const void *qk
                         int hd) {
     if (B == 0 || T == 0) return;
     check_shape(nh, nkv, hd);
+    if (attention_cudnn_backward(dqkv, dout, qkv, out, state, B, T, nh, nkv, hd)) return;
     const float *lse = (const float *)state;
     float *dq = (float *)work, *Dv = dq + (size_t)B * T * nh * hd;
     float scale = 1.0f / sqrtf((float)hd);

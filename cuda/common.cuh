@@ -22,45 +22,10 @@
 
 extern "C" {
 #include "elementwise.h"
-#include "ops.h"
-#include "util.h"
 }
+#include "context.h"
 
 typedef __nv_bfloat16 bf16;
-
-// ---- the device context ----
-
-struct CudaContext {
-    int device;
-    cudaDeviceProp prop;
-    cudaStream_t stream;        // every op, matmul and device collective runs on it
-    bool bf16;                  // act buffers hold bf16 (else fp32)
-    size_t live_bytes, peak_bytes;   // our allocations now and at most
-    void *scratch;              // grown on demand: per-block partial results
-    size_t scratch_bytes;
-    double *host_result;        // pinned: results of reductions read by the host
-};
-extern CudaContext g_cuda;
-
-// Device memory counted in the high-water mark (not zeroed); fatal with the
-// size and the free memory when the device has too little.
-void *cuda_device_alloc(size_t bytes);
-
-// A device buffer of at least `bytes` for temporary results of one op
-// (ordered on the stream, so one op's scratch is free again for the next).
-void *cuda_scratch(size_t bytes);
-
-// ---- error checks: every CUDA call reports the call, file:line and error ----
-
-[[noreturn]] void cuda_fail(const char *what, const char *call, const char *file, int line,
-                            const char *message);
-
-#define CUDA_CHECK(call)                                                               \
-    do {                                                                               \
-        cudaError_t err_ = (call);                                                     \
-        if (err_ != cudaSuccess)                                                       \
-            cuda_fail("CUDA", #call, __FILE__, __LINE__, cudaGetErrorString(err_));    \
-    } while (0)
 
 // After every kernel launch: a bad configuration or a missing kernel image.
 #define KERNEL_CHECK() CUDA_CHECK(cudaGetLastError())

@@ -12,6 +12,10 @@
 
 #include <unordered_map>
 
+#ifndef LLAMA_CUDA_EMU
+#include <cuda_profiler_api.h>
+#endif
+
 #define OMPI_SKIP_MPICXX 1   // the C API only
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
@@ -137,6 +141,14 @@ static void cuda_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
 
 static size_t cuda_peak_bytes(void) { return g_cuda.peak_bytes; }
 
+static void cuda_profiler_range(bool start) {
+#ifndef LLAMA_CUDA_EMU
+    CUDA_CHECK(start ? cudaProfilerStart() : cudaProfilerStop());
+#else
+    (void)start;
+#endif
+}
+
 // ---- conversions ----
 
 static void cuda_f32_to_act(void *dst, const float *src, size_t n) {
@@ -240,6 +252,7 @@ static void fill_table(bool bf16) {
     o.name = "cuda";
     o.device = device_name;
     o.act_bytes = bf16 ? 2 : 4;
+    o.attention = attention_selected();
     o.alloc = cuda_alloc;
     o.release = cuda_release;
     o.to_device = cuda_to_device;
@@ -248,6 +261,7 @@ static void fill_table(bool bf16) {
     o.zero = cuda_zero;
     o.sync = cuda_sync;
     o.peak_bytes = cuda_peak_bytes;
+    o.profiler_range = cuda_profiler_range;
     o.f32_to_act = cuda_f32_to_act;
     o.act_to_f32 = cuda_act_to_f32;
     o.act_from_host_f32 = cuda_act_from_host_f32;
@@ -276,6 +290,12 @@ static void fill_table(bool bf16) {
     o.scale = kernels_scale;
     o.sum = cuda_sum;
     ops_cuda = o;
+}
+
+extern "C" bool ops_cuda_set_attention(const char *name, char *err, int err_len) {
+    if (!attention_select(name, err, err_len)) return false;
+    ops_cuda.attention = attention_selected();
+    return true;
 }
 
 extern "C" int ops_cuda_device_count(void) {

@@ -14,6 +14,7 @@ packages=(
   libssl-dev                          # SHA-256 (tokenizer hash)
   gnuplot-nox                         # plots of metrics and scaling studies
   time                                # /usr/bin/time: peak memory in the tests
+  curl unzip                          # cudnn-frontend's headers from PyPI (jobs/fetch-cudnn-frontend.sh)
 )
 
 missing=()

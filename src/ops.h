@@ -19,6 +19,7 @@ typedef struct Ops {
     const char *name;   // "cpu" or "cuda"
     const char *device; // the device's name ("NVIDIA H100 80GB HBM3"); NULL on the CPU
     size_t act_bytes;   // bytes per element of act buffers
+    const char *attention;   // the attention implementation: "cpu", "cudnn" or "own"
 
     // ---- memory ----
     void *(*alloc)(size_t bytes);   // zero-filled; fatal when out of memory
@@ -29,6 +30,9 @@ typedef struct Ops {
     void (*zero)(void *p, size_t bytes);
     void (*sync)(void);                       // wait for queued work
     size_t (*peak_bytes)(void);               // device memory high-water mark (0: use RSS)
+    // Starts (true) or stops collection of an attached profiler (Nsight Compute
+    // run with --profile-from-start off); NULL on the CPU.
+    void (*profiler_range)(bool start);
     // fp32 ↔ act conversions between device buffers.
     void (*f32_to_act)(void *dst, const float *src, size_t n);
     void (*act_to_f32)(float *dst, const void *src, size_t n);
@@ -119,12 +123,29 @@ bool ops_select(const char *device, const char *precision, int local_rank, char 
 
 extern const Ops ops_cpu;
 
+// The attention implementation of the active backend (--attention): "cudnn",
+// "own", or "" for the build's default; the CPU backend has one and ignores
+// it.  False with a reason when the choice is unknown or not built in.
+bool ops_select_attention(const char *requested, char *err, int err_len);
+// What a --device/--attention pair resolves to in this build, without
+// touching a GPU ("cpu", "cudnn" or "own"); NULL with a reason when it cannot.
+const char *ops_attention_for(const char *device, const char *requested, char *err, int err_len);
+// One line on the active backend's attention, for the start-up log.
+void ops_attention_summary(char *out, int out_len);
+
 #ifdef LLAMA_CUDA
 // The CUDA backend (cuda/): one GPU per rank, device local_rank mod the
 // visible count.  NULL with a reason when no usable GPU is visible.
 const Ops *ops_cuda_create(const char *precision, int local_rank, char *err, int err_len);
 // GPUs visible to this process (0 when none or no driver).
 int ops_cuda_device_count(void);
+// --attention on the CUDA backend (attention_cudnn.cu): see ops_select_attention.
+bool ops_cuda_set_attention(const char *name, char *err, int err_len);
+const char *ops_cuda_attention_default(void);   // "cudnn" when built with cuDNN, else "own"
+size_t ops_cuda_cudnn_version(void);            // the loaded cuDNN's (91900 = 9.19.0); 0: none
+// Whether cuDNN runs attention of this shape now (it is selected, the precision
+// is bf16 and cuDNN takes the shape); builds the shape's plans on first use.
+bool ops_cuda_attention_uses_cudnn(int B, int T, int nh, int nkv, int hd);
 #endif
 
 static inline void *act_at(const void *base, size_t elements) {

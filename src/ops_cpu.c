@@ -405,6 +405,7 @@ static double cpu_sum(const float *x, size_t n) {
 const Ops ops_cpu = {
     .name = "cpu",
     .act_bytes = sizeof(float),
+    .attention = "cpu",
     .alloc = cpu_alloc,
     .release = cpu_release,
     .to_device = cpu_copy,

@@ -43,6 +43,10 @@ static const OptSpec specs[] = {
     {"grad-checkpoint", 'g', NUM(OPT_FLAG, grad_checkpoint), "recompute activations in backward"},
     {"mixed-precision", 'x', STR(mixed_precision), "fp32 or bf16 (default bf16 on cuda)"},
     {"device", 0, STR(device), "cpu or cuda"},
+    {"attention", 0, STR(attention),
+     "cuda: cudnn (cuDNN flash attention, the default when built in) or own (our kernels)"},
+    {"device-comm", 0, STR(device_comm),
+     "cuda: nccl (default) or mpi (host-staged MPI: several ranks may share one GPU)"},
     {"save-interval", 'i', NUM(OPT_I64, save_interval), "save a checkpoint every N steps"},
     {"save-dir", 'o', STR(save_dir), "checkpoint folder"},
     {"load", 'f', STR(load), "checkpoint to resume from, or auto (newest in --save-dir)"},
@@ -64,6 +68,8 @@ static const OptSpec specs[] = {
     {"sample-prompt", 0, STR(sample_prompt), "prompt for the greedy sample at the end"},
     {"sample-tokens", 0, NUM(OPT_INT, sample_tokens), "tokens to generate at the end"},
     {"peak-tflops", 0, NUM(OPT_F64, peak_tflops), "per-device peak TFLOP/s for MFU"},
+    {"profile-step", 0, NUM(OPT_I64, profile_step),
+     "GPU profilers (ncu --profile-from-start off): collect step N only (1 = the first)"},
 };
 #define N_SPECS (int)(sizeof specs / sizeof specs[0])
 
@@ -79,6 +85,7 @@ void options_defaults(TrainOptions *o) {
     o->tp = o->pp = 1;
     o->overlap_grad_reduce = 1;
     strcpy(o->device, "cpu");
+    strcpy(o->device_comm, "nccl");
     strcpy(o->save_dir, "checkpoints");
     o->eval_steps = 10;
     o->seed = 42;

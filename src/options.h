@@ -23,6 +23,8 @@ typedef struct {
     int overlap_grad_reduce;    // 0 or 1
     char mixed_precision[16];   // fp32 | bf16 ("" = bf16 on cuda, fp32 on cpu)
     char device[16];
+    char attention[16];      // cuda: "cudnn" | "own" ("" = cudnn when built in)
+    char device_comm[16];    // cuda: "nccl" | "mpi" (host-staged)
     int64_t save_interval;
     char save_dir[1024];
     char load[1024];         // checkpoint path or "auto"
@@ -42,6 +44,7 @@ typedef struct {
     char sample_prompt[1024];
     int sample_tokens;       // greedy tokens generated at the end (0: none)
     double peak_tflops;      // per-device peak for MFU (0: the backend's default)
+    int64_t profile_step;    // the step a GPU profiler collects (0: none)
 } TrainOptions;
 
 void options_defaults(TrainOptions *o);

@@ -40,6 +40,7 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     else if (o->save_interval < 0) bad = "--save-interval must not be negative";
     else if (o->sample_tokens < 0) bad = "--sample-tokens must not be negative";
     else if (o->bench_warmup < 0) bad = "--bench-warmup must not be negative";
+    else if (o->profile_step < 0) bad = "--profile-step must not be negative";
     else if (o->overlap_grad_reduce != 0 && o->overlap_grad_reduce != 1)
         bad = "--overlap-grad-reduce must be 0 or 1";
     else if (strcmp(o->export_dtype, "fp32") && strcmp(o->export_dtype, "bf16"))
@@ -74,6 +75,11 @@ bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int wo
     }
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
         snprintf(err, err_len, "--device must be cpu or cuda, got '%s'", o->device);
+        return false;
+    }
+    if (!ops_attention_for(o->device, o->attention, err, err_len)) return false;
+    if (strcmp(o->device_comm, "nccl") && strcmp(o->device_comm, "mpi")) {
+        snprintf(err, err_len, "--device-comm must be nccl or mpi, got '%s'", o->device_comm);
         return false;
     }
     if (!grid_check_layout(cfg, world, o->tp, o->pp, o->zero, err, err_len)) return false;
@@ -124,6 +130,8 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
          "%s on %s%s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
          trainer_precision(o), o->device, o->grad_checkpoint ? ", activation recomputation" : "",
          overlap ? ", gradient all-reduce per layer during the backward pass" : "");
+    char err[256];
+    info("attention: %s", ops_attention_for(o->device, o->attention, err, sizeof err));
     for (int s = 0; s < o->pp; s++) {
         if (s > 0 && s < o->pp - 1) continue;   // middle stages look like stage 0 without the embedding
         ModelPart part = part_of(o, c, dp, 0, s);
@@ -268,7 +276,17 @@ static void create_optimizer(Trainer *t) {
     optimizer_sync_master(t->optim);
 }
 
+// The backend's attention implementation (--attention), said once at start-up.
+static void select_attention(const TrainOptions *o) {
+    char err[512] = "";
+    agree_or_exit(ops_select_attention(o->attention, err, sizeof err), err);
+    char line[256];
+    ops_attention_summary(line, sizeof line);
+    info("attention: %s", line);
+}
+
 Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
+    select_attention(o);
     Trainer *t = trainer_alloc(o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum);
     open_data(t);
     count_steps(t);
@@ -346,6 +364,11 @@ static void log_step(Trainer *t, double loss, double lr, double norm, double sec
 }
 
 static void train_step(Trainer *t) {
+    bool profiled = t->step + 1 == t->opt.profile_step && ops->profiler_range;
+    if (profiled) {
+        ops->sync();
+        ops->profiler_range(true);
+    }
     double t0 = now_seconds();
     fill_rows(t);
     double lr = lr_at(&t->optim->cfg, t->step);
@@ -355,6 +378,7 @@ static void train_step(Trainer *t) {
     double loss = global_loss_sum(t, local) / step_tokens(t);
     ops->sync();
     double seconds = now_seconds() - t0;
+    if (profiled) ops->profiler_range(false);
     if (!isfinite(loss)) fatal("the loss became %g at step %lld; lower --lr or raise --warmup-steps",
                                loss, (long long)t->step + 1);
     log_step(t, loss, lr, norm, seconds);

@@ -44,3 +44,14 @@ CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 if [ -e "$CUDA_HOME/include/nccl.h" ]; then
   mkdir -p ../nccl && cp "$CUDA_HOME/include/nccl.h" ../nccl/
 fi
+# cuDNN's headers, for a machine whose libcudnn (a PyTorch wheel's) comes without them.
+if ls "$CUDA_HOME"/include/cudnn*.h >/dev/null 2>&1; then
+  mkdir -p ../cudnn/include && cp "$CUDA_HOME"/include/cudnn*.h ../cudnn/include/
+fi
+# cudnn-frontend's headers (cuDNN's flash attention), fetched from PyPI here:
+# the GPU machine has no network.  The Makefile finds them in .gpu/cudnn-frontend.
+cd - >/dev/null
+if bash jobs/fetch-cudnn-frontend.sh; then
+  rm -rf .gpu/cudnn-frontend && cp -r .deps/cudnn-frontend .gpu/cudnn-frontend
+fi
+

@@ -55,3 +55,23 @@ if ! ls "$CUDA_HOME"/include/nccl.h >/dev/null 2>&1 || ! ls "$CUDA_HOME"/lib*/li
     echo "echo 'setup-prefix: no NCCL (libnccl.so.2) on this machine' >&2"
   fi
 fi
+# cuDNN (flash attention): in the CUDA toolkit, else from the PyTorch wheel
+# nvidia-cudnn-cu* (headers and libcudnn.so.9), exported as CUDNN_HOME for make.
+if ! ls "$CUDA_HOME"/include/cudnn.h "$CUDA_HOME"/lib*/libcudnn.so.9 >/dev/null 2>&1; then
+  dir=$(python3 -c 'import nvidia.cudnn as c; print(list(c.__path__)[0])' 2>/dev/null || true)
+  if [ -n "$dir" ] && [ ! -e "$dir/include/cudnn.h" ] && [ -e "$dir/lib/libcudnn.so.9" ] &&
+     [ -e "$DEBS/../cudnn/include/cudnn.h" ]; then   # a wheel without headers: fetch-debs.sh's
+    C=$PREFIX/cudnn
+    mkdir -p "$C"
+    ln -sfn "$(cd "$DEBS/../cudnn/include" && pwd)" "$C/include"
+    ln -sfn "$dir/lib" "$C/lib"
+    dir=$C
+  fi
+  if [ -n "$dir" ] && [ -e "$dir/include/cudnn.h" ] && [ -e "$dir/lib/libcudnn.so.9" ]; then
+    echo "export CUDNN_HOME=$dir"
+    echo "export LD_LIBRARY_PATH=$dir/lib:\$LD_LIBRARY_PATH"
+  else
+    echo "echo 'setup-prefix: no cuDNN (cudnn.h and libcudnn.so.9): the own attention kernels only' >&2"
+  fi
+fi
+

@@ -303,12 +303,27 @@ static void test_rope(int B, int T, int nh, int nkv, int hd) {
 
 // ---- attention ----
 
-static void test_attention(int B, int T, int nh, int nkv, int hd, bool simt) {
-    if (!wanted("attention")) return;
-    bool tc = bf16 && !simt && (hd == 64 || hd == 128);
+// The implementation under test: cuDNN's flash attention, the own kernels, or
+// the own kernels' SIMT path (forced).
+typedef enum { ATT_CUDNN, ATT_OWN, ATT_SIMT } AttentionImpl;
+
+// Selects impl; false when this build or machine cannot run it.
+static bool attention_use(AttentionImpl impl) {
+    char err[512];
+    return ops_cuda_set_attention(impl == ATT_CUDNN ? "cudnn" : "own", err, sizeof err);
+}
+
+static const char *attention_label(AttentionImpl impl, int B, int T, int nh, int nkv, int hd) {
+    if (impl == ATT_CUDNN)
+        return ops_cuda_attention_uses_cudnn(B, T, nh, nkv, hd) ? "cuDNN"
+                                                                  : "cuDNN refused: own kernels";
+    return bf16 && impl == ATT_OWN && (hd == 64 || hd == 128) ? "own, tensor cores" : "own, SIMT";
+}
+
+static void test_attention_with(AttentionImpl impl, int B, int T, int nh, int nkv, int hd) {
     begin("attention forward+backward B %d T %d heads %d kv %d hd %d (%s)", B, T, nh, nkv, hd,
-          tc ? "tensor cores" : "SIMT");
-    if (simt) setenv("LLAMA_ATTENTION_SIMT", "1", 1);
+          attention_label(impl, B, T, nh, nkv, hd));
+    if (impl == ATT_SIMT) setenv("LLAMA_ATTENTION_SIMT", "1", 1);
     int N = B * T, ld = (nh + 2 * nkv) * hd, ldo = nh * hd;
     size_t nq = (size_t)N * ld, no = (size_t)N * ldo;
     float *qkv = rnd(nq, 1.5f), *dout = rnd(no, 1.0f);
@@ -345,6 +360,21 @@ static void test_attention(int B, int T, int nh, int nkv, int hd, bool simt) {
     free(qkv), free(dout), free(out), free(dqkv), free(state), free(work), free(ho), free(hdq);
     unsetenv("LLAMA_ATTENTION_SIMT");
     check_end();
+}
+
+// Both implementations where the build has cuDNN (a real GPU), the own
+// kernels alone otherwise; simt forces the own SIMT path.
+static void test_attention(int B, int T, int nh, int nkv, int hd, bool simt) {
+    if (!wanted("attention")) return;
+    if (simt) {
+        attention_use(ATT_OWN);
+        test_attention_with(ATT_SIMT, B, T, nh, nkv, hd);
+    } else {
+        if (attention_use(ATT_CUDNN)) test_attention_with(ATT_CUDNN, B, T, nh, nkv, hd);
+        attention_use(ATT_OWN);
+        test_attention_with(ATT_OWN, B, T, nh, nkv, hd);
+    }
+    attention_use(ATT_CUDNN);   // back to the default where built in
 }
 
 // ---- SwiGLU ----
@@ -670,6 +700,77 @@ static void test_collectives(void) {
     check_end();
 }
 
+// ---- attention micro-benchmark (--bench-attention) ----
+
+// Milliseconds per call of fwd (or fwd then bwd when backward), the median of
+// `reps` synchronised calls after warm-up.
+static double time_attention(bool backward, void *o, void *st, void *q, void *dq, void *work,
+                             void *dout, int B, int T, int nh, int nkv, int hd, int reps) {
+    double t[64], fwd_only[64];
+    for (int r = -3; r < reps; r++) {
+        gpu->sync();
+        double t0 = MPI_Wtime();
+        gpu->attention_forward(o, st, q, B, T, nh, nkv, hd);
+        gpu->sync();
+        double t1 = MPI_Wtime();
+        if (backward) gpu->attention_backward(dq, work, dout, q, o, st, B, T, nh, nkv, hd);
+        gpu->sync();
+        double t2 = MPI_Wtime();
+        if (r >= 0) fwd_only[r] = t1 - t0, t[r] = t2 - t1;
+    }
+    double *v = backward ? t : fwd_only;
+    for (int i = 1; i < reps; i++)   // insertion sort: the median
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double x = v[j];
+            v[j] = v[j - 1], v[j - 1] = x;
+        }
+    return 1e3 * v[reps / 2];
+}
+
+// Causal attention TFLOP/s of one implementation at one shape: forward
+// 4·B·nh·T²·hd / 2 FLOPs, backward 2.5 times that.
+static void bench_attention(AttentionImpl impl, int B, int T, int nh, int nkv, int hd) {
+    if (!attention_use(impl)) {
+        printf("attention-bench %s: not in this build\n", impl == ATT_CUDNN ? "cudnn" : "own");
+        return;
+    }
+    const char *label = attention_label(impl, B, T, nh, nkv, hd);
+    size_t N = (size_t)B * T, nq = N * (nh + 2 * nkv) * hd, no = N * nh * hd;
+    float *hq = rnd(nq, 1.0f), *hdo = rnd(no, 1.0f);
+    void *q = dev_act(hq, nq), *dout = dev_act(hdo, no), *o = gpu->alloc(no * gpu->act_bytes);
+    void *dq = gpu->alloc(nq * gpu->act_bytes);
+    void *st = gpu->alloc(gpu->attention_state_bytes(B, T, nh));
+    void *work = gpu->alloc(gpu->attention_work_bytes(B, T, nh, hd));
+    double flops = 4.0 * B * nh * (double)T * T * hd / 2;
+    double f = time_attention(false, o, st, q, dq, work, dout, B, T, nh, nkv, hd, 21);
+    double b = time_attention(true, o, st, q, dq, work, dout, B, T, nh, nkv, hd, 21);
+    printf("attention-bench %-26s B %d T %d heads %d kv %d hd %3d: forward %7.3f ms %6.1f TFLOP/s, "
+           "backward %7.3f ms %6.1f TFLOP/s\n", label, B, T, nh, nkv, hd, f, flops / f / 1e9, b,
+           2.5 * flops / b / 1e9);
+    fflush(stdout);
+    gpu->release(q), gpu->release(dout), gpu->release(o), gpu->release(dq);
+    gpu->release(st), gpu->release(work);
+    free(hq), free(hdo);
+}
+
+// The 1b preset's attention (32 heads, 4 KV, head dim 64) at sequence 2048,
+// micro-batch 8, and the same at head dim 128 (16 heads), both implementations.
+static void bench_attention_all(void) {
+    char err[512];
+    gpu = ops_cuda_create("bf16", 0, err, sizeof err);
+    if (!gpu) {
+        printf("attention-bench: %s\n", err);
+        return;
+    }
+    ops = gpu;
+    bf16 = true;
+    int shapes[2][5] = {{8, 2048, 32, 4, 64}, {8, 2048, 16, 4, 128}};
+    for (int s = 0; s < 2; s++)
+        for (int impl = ATT_CUDNN; impl <= ATT_OWN; impl++)
+            bench_attention((AttentionImpl)impl, shapes[s][0], shapes[s][1], shapes[s][2],
+                            shapes[s][3], shapes[s][4]);
+}
+
 static void run_all(const char *precision) {
     char err[512];
     gpu = ops_cuda_create(precision, 0, err, sizeof err);
@@ -707,10 +808,17 @@ static void run_all(const char *precision) {
     test_attention(1, 9, 2, 1, 80, false);
     test_attention(1, 1, 2, 2, 64, false);
     if (bf16) test_attention(2, 37, 4, 2, 64, true);
+    test_attention(1, 40, 8, 1, 64, false);    // GQA group 8
+    test_attention(1, 33, 8, 2, 128, false);   // GQA group 4
     if (big) {
         test_attention(2, 300, 8, 2, 64, false);
         test_attention(1, 257, 4, 1, 128, false);
         test_attention(1, 200, 2, 2, 256, false);
+        test_attention(2, 300, 8, 8, 64, false);    // GQA groups 1, (4 above), 8; both head dims
+        test_attention(2, 300, 8, 1, 64, false);
+        test_attention(1, 257, 8, 8, 128, false);
+        test_attention(1, 257, 8, 2, 128, false);
+        test_attention(1, 257, 8, 1, 128, false);
     }
     test_swiglu(13, 24);
     test_swiglu(5, 13);
@@ -741,6 +849,8 @@ int main(int argc, char **argv) {
             check_begin(label);
             check_skip("no GPU visible");
         }
+    } else if (argc > 1 && strcmp(argv[1], "--bench-attention") == 0) {
+        bench_attention_all();
     } else {
         run_all("bf16");
         run_all("fp32");
