@@ -89,7 +89,7 @@ EMU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/emu/%.o) $(CUDA_CC_SRC:%.cc=$(BUILD)/emu/%.o
              $(BUILD)/emu/src/ops.o $(BUILD)/emu/cuda_emu.o
 EMU_FLAGS := -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -fno-strict-aliasing -fopenmp \
              -DLLAMA_CUDA_EMU -I$(CUDA_HOME)/include -Ivalidation/emu -MMD -MP
-EMU_BINS  := $(BUILD)/tests/test_gpu_emu $(BUILD)/emu/llama-train
+EMU_BINS  := $(BUILD)/tests/test_gpu_emu $(BUILD)/emu/llama-train $(BUILD)/tests/test_mma_emu
 ifeq ($(SANITIZE),1)
 EMU_BINS  :=   # fibers switch stacks behind AddressSanitizer's back
 endif
@@ -168,6 +168,13 @@ $(BUILD)/emu/obj/test_gpu_ops.o: validation/gpu/test_gpu_ops.c
 $(BUILD)/tests/test_gpu_emu: $(BUILD)/emu/obj/test_gpu_ops.o $(EMU_OBJ) $(CPU_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(CPU_LDLIBS) -lstdc++ -o $@
+
+# The tensor-core primitives (cuda/mma.cuh) against plain products, emulated;
+# the same source runs on a GPU (see its header).
+$(BUILD)/tests/test_mma_emu: validation/emu/test_mma_primitives.cu $(BUILD)/emu/cuda_emu.o
+	@mkdir -p $(dir $@)
+	$(CXX) -x c++ $(EMU_FLAGS) -Icuda -c $< -o $(BUILD)/emu/test_mma_primitives.o
+	$(CXX) $(BUILD)/emu/test_mma_primitives.o $(BUILD)/emu/cuda_emu.o -o $@
 
 $(BUILD)/emu/llama-train: $(BUILD)/obj/src/train_main.o $(EMU_OBJ) $(CPU_OBJ)
 	$(CC) $(LDFLAGS) $^ $(CPU_LDLIBS) -lstdc++ -o $@

@@ -37,7 +37,7 @@ typedef __nv_bfloat16 bf16;
 #define LAUNCH(grid, block, smem, ...) __VA_ARGS__<<<(grid), (block), (smem), g_cuda.stream>>>
 #endif
 
-// Dynamic shared memory of a kernel (aligned for 16-byte vectors and WMMA tiles).
+// Dynamic shared memory of a kernel (aligned for 16-byte vectors, ldmatrix and cp.async).
 #ifdef LLAMA_CUDA_EMU
 #define DYNAMIC_SMEM(name) unsigned char *name = emu_dynamic_smem()
 #else

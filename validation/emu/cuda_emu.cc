@@ -39,7 +39,23 @@ int current = -1, n_threads = 0;
 const std::function<void()> *body = nullptr;
 uint64_t exchange[MAX_THREADS];
 unsigned char *dynamic_smem = nullptr;
-size_t dynamic_smem_bytes = 0;
+size_t dynamic_smem_bytes = 0, block_smem_bytes = 0;
+
+// The PTX primitives: each lane's operands, published for its warp.
+uint32_t frag_exchange[MAX_THREADS][6];
+const unsigned char *row_exchange[MAX_THREADS];
+
+// cp.async: a thread's copies not yet landed, with the group each belongs to
+// (groups are numbered by the thread's commits: copy.group < committed[t]
+// means committed).
+struct AsyncCopy {
+    unsigned char *dst;
+    unsigned char data[16];
+    size_t bytes;
+    unsigned group;
+};
+std::vector<AsyncCopy> async_copies[MAX_THREADS];
+unsigned async_committed[MAX_THREADS];
 
 [[noreturn]] void die(const char *what) {
     fprintf(stderr, "cuda emulator: %s (block %u,%u,%u thread %d)\n", what, blockIdx.x, blockIdx.y,
@@ -61,6 +77,7 @@ __attribute__((noinline, noreturn)) void jump(JumpBuf buf) { __builtin_longjmp(b
 
 __attribute__((noreturn)) void fiber_main() {
     (*body)();
+    if (!async_copies[current].empty()) die("cp.async copies never waited for (cp_async_wait)");
     fibers[current].state = DONE;
     if (++done_count < n_threads && block_waiting > 0 && block_waiting + done_count == n_threads)
         die("__syncthreads that some threads never reach (they returned)");
@@ -131,6 +148,8 @@ void run_block() {
 #endif
         f.started = false;
         f.state = READY;
+        async_copies[t].clear();
+        async_committed[t] = 0;
     }
     for (int w = 0; w < n_threads / 32; w++) warp_waiting[w] = 0;
     block_waiting = done_count = 0;
@@ -170,9 +189,105 @@ uint64_t emu_shuffle(unsigned mask, uint64_t value, int arg, bool xor_mode) {
 
 unsigned char *emu_dynamic_smem() { return dynamic_smem; }
 
-void emu_wmma_check(const void *p, unsigned ldm, size_t element_bytes) {
-    if ((uintptr_t)p % 32) die("WMMA load/store from an address not 32-byte aligned");
-    if ((ldm * element_bytes) % 16) die("WMMA leading dimension not a multiple of 16 bytes");
+// ---- the PTX primitives of cuda/mma.cuh ----
+
+namespace {
+
+float bf16_bits_to_float(uint32_t bits16) {
+    uint32_t u = bits16 << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+// Half `half` (0: low) of a published 32-bit register.
+float frag_half(int thread, int reg, int half) {
+    return bf16_bits_to_float((frag_exchange[thread][reg] >> (16 * half)) & 0xffffu);
+}
+
+// Elements of the warp's A (16 × 16) and B (16 × 8) operands, read from the
+// registers the lanes published (mma.cuh gives the layouts).
+float mma_a(int warp_base, int row, int k) {
+    int lane = 4 * (row & 7) + ((k & 7) >> 1), reg = (row >> 3) + 2 * (k >> 3);
+    return frag_half(warp_base + lane, reg, k & 1);
+}
+
+float mma_b(int warp_base, int k, int n) {
+    int lane = 4 * n + ((k & 7) >> 1), reg = 4 + (k >> 3);
+    return frag_half(warp_base + lane, reg, k & 1);
+}
+
+void check_smem(const void *p, size_t bytes, const char *what) {
+    const unsigned char *c = (const unsigned char *)p;
+    if ((uintptr_t)c % bytes) die(what);
+    if (c < dynamic_smem || c + bytes > dynamic_smem + block_smem_bytes)
+        die("ldmatrix/cp.async outside the dynamic shared memory");
+}
+
+}   // namespace
+
+void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
+    int me = current, base = current & ~31, g = (me & 31) >> 2, t = me & 3;
+    memcpy(frag_exchange[me], a, 4 * sizeof(uint32_t));
+    memcpy(frag_exchange[me] + 4, b, 2 * sizeof(uint32_t));
+    emu_warp_barrier(0xffffffffu);
+    for (int e = 0; e < 4; e++) {   // D[g + 8·(e / 2)][2t + e % 2]
+        int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
+        float s = 0.0f;   // the products of bf16 values are exact in fp32
+        for (int k = 0; k < 16; k++) s += mma_a(base, row, k) * mma_b(base, k, col);
+        d[e] += s;
+    }
+    emu_warp_barrier(0xffffffffu);   // no lane republishes before all have read
+}
+
+void emu_ldmatrix_x4(uint32_t r[4], const void *p, bool trans) {
+    int me = current, base = current & ~31, g = (me & 31) >> 2, t = me & 3;
+    check_smem(p, 16, "ldmatrix row address not 16-byte aligned");
+    row_exchange[me] = (const unsigned char *)p;
+    emu_warp_barrier(0xffffffffu);
+    for (int i = 0; i < 4; i++) {   // matrix i: rows at lanes 8i .. 8i + 7
+        uint16_t lo, hi;
+        if (!trans) {               // [g][2t], [g][2t + 1]
+            memcpy(&lo, row_exchange[base + 8 * i + g] + 4 * t, 2);
+            memcpy(&hi, row_exchange[base + 8 * i + g] + 4 * t + 2, 2);
+        } else {                    // [2t][g], [2t + 1][g]
+            memcpy(&lo, row_exchange[base + 8 * i + 2 * t] + 2 * g, 2);
+            memcpy(&hi, row_exchange[base + 8 * i + 2 * t + 1] + 2 * g, 2);
+        }
+        r[i] = (uint32_t)lo | (uint32_t)hi << 16;
+    }
+    emu_warp_barrier(0xffffffffu);
+}
+
+void emu_cp_async(void *dst, const void *src, size_t bytes, bool valid) {
+    if (current < 0) die("a device function ran outside a kernel");
+    if (bytes != 4 && bytes != 16) die("cp.async of other than 4 or 16 bytes");
+    check_smem(dst, bytes, "cp.async destination not aligned to its size");
+    if ((uintptr_t)src % bytes) die("cp.async source not aligned to its size");
+    AsyncCopy c;
+    c.dst = (unsigned char *)dst;
+    c.bytes = bytes;
+    c.group = async_committed[current];
+    if (valid) memcpy(c.data, src, bytes);
+    else memset(c.data, 0, bytes);
+    async_copies[current].push_back(c);
+}
+
+void emu_cp_async_commit() {
+    if (current < 0) die("a device function ran outside a kernel");
+    async_committed[current]++;
+}
+
+void emu_cp_async_wait(int n) {
+    if (current < 0) die("a device function ran outside a kernel");
+    std::vector<AsyncCopy> &q = async_copies[current];
+    unsigned committed = async_committed[current];
+    size_t kept = 0;
+    for (size_t i = 0; i < q.size(); i++) {
+        if (q[i].group + (unsigned)n < committed) memcpy(q[i].dst, q[i].data, q[i].bytes);
+        else q[kept++] = q[i];
+    }
+    q.resize(kept);
 }
 
 void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &kernel) {
@@ -197,6 +312,7 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &ke
             for (unsigned x = 0; x < grid.x; x++) {
                 blockIdx.x = x, blockIdx.y = y, blockIdx.z = z;
                 if (smem) memset(dynamic_smem, 0xff, smem);   // NaN until written
+                block_smem_bytes = smem;
                 run_block();
             }
     body = nullptr;

@@ -5,13 +5,16 @@
 //
 // Each block runs alone; each of its threads is a fiber (ucontext) that runs
 // until it reaches __syncthreads, a warp collective (shuffle, __syncwarp,
-// WMMA) or its end.  A barrier is released when every thread of the block
-// (or warp) has arrived; a barrier some thread can never reach (divergence,
-// or threads that returned early) is reported and aborts.  __shared__
+// mma, ldmatrix) or its end.  A barrier is released when every thread of the
+// block (or warp) has arrived; a barrier some thread can never reach
+// (divergence, or threads that returned early) is reported and aborts.  __shared__
 // variables are static (one block at a time); dynamic shared memory and
 // cudaMalloc memory start as NaN bytes, so reads of unwritten data show up.
-// WMMA fragments hold the whole tile in every lane; loads and stores check
-// the documented alignment (32 bytes) and leading-dimension (16 bytes) rules.
+// The PTX primitives of cuda/mma.cuh (mma.m16n8k16, ldmatrix, cp.async)
+// exchange the lanes' registers in the exact PTX fragment layouts; ldmatrix
+// and cp.async check alignment and that their shared addresses lie in the
+// block's dynamic shared memory, and cp.async lands its bytes only at the
+// issuing thread's wait.
 //
 // What this does not model: real concurrency (races between threads that the
 // fiber order happens to serialise), memory ordering, timing, cuBLASLt and
@@ -30,7 +33,6 @@
 
 #include <functional>
 #include <tuple>
-#include <type_traits>
 
 #undef __global__
 #define __global__
@@ -84,6 +86,23 @@ static inline float atomicAdd(float *p, float v) {
 
 unsigned char *emu_dynamic_smem();
 
+// ---- tensor-core primitives (cuda/mma.cuh): warp collectives with the PTX
+// ISA's per-lane fragment layouts ----
+
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: d += a · b.
+void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]);
+// ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16; p: this lane's row
+// address, 16-byte aligned, in the dynamic shared memory.
+void emu_ldmatrix_x4(uint32_t r[4], const void *p, bool trans);
+// cp.async of `bytes` (4 or 16) global → shared, zeros when !valid.  The
+// source is read now; the bytes land in shared memory when the issuing
+// thread's cp_async_wait retires their group (so a read before the wait, or
+// by another thread before the wait and a __syncthreads, sees the old data).
+// A thread that ends with copies not waited for is reported.
+void emu_cp_async(void *dst, const void *src, size_t bytes, bool valid);
+void emu_cp_async_commit();
+void emu_cp_async_wait(int n);   // all but the n most recent committed groups
+
 // Runs body once per thread of every block of grid, block after block.
 void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
 
@@ -102,101 +121,3 @@ template <class... P>
 EmuLaunch<P...> emu_launch(dim3 grid, dim3 block, size_t smem, void (*kernel)(P...)) {
     return EmuLaunch<P...>{kernel, grid, block, smem};
 }
-
-// ---- nvcuda::wmma ----
-
-void emu_wmma_check(const void *p, unsigned ldm, size_t element_bytes);
-
-namespace nvcuda {
-namespace wmma {
-
-struct matrix_a {};
-struct matrix_b {};
-struct accumulator {};
-struct row_major {};
-struct col_major {};
-enum layout_t { mem_row_major, mem_col_major };
-
-template <class Use, int M, int N, int K> struct frag_shape;
-template <int M, int N, int K> struct frag_shape<matrix_a, M, N, K> {
-    static const int rows = M, cols = K;
-};
-template <int M, int N, int K> struct frag_shape<matrix_b, M, N, K> {
-    static const int rows = K, cols = N;
-};
-template <int M, int N, int K> struct frag_shape<accumulator, M, N, K> {
-    static const int rows = M, cols = N;
-};
-
-// Every lane holds the whole tile: element (r, c) at v[r·cols + c].
-template <class Use, int M, int N, int K, class T, class Layout = void> struct fragment {
-    static const int rows = frag_shape<Use, M, N, K>::rows, cols = frag_shape<Use, M, N, K>::cols;
-    static const int num_elements = rows * cols;
-    float v[rows * cols];
-};
-
-static inline float emu_get(const float *p, size_t i) { return p[i]; }
-static inline float emu_get(const __nv_bfloat16 *p, size_t i) { return __bfloat162float(p[i]); }
-
-template <class Use, int M, int N, int K, class T, class Layout>
-void load_matrix_sync(fragment<Use, M, N, K, T, Layout> &f, const T *p, unsigned ldm) {
-    emu_warp_barrier(0xffffffffu);
-    emu_wmma_check(p, ldm, sizeof(T));
-    typedef fragment<Use, M, N, K, T, Layout> F;
-    for (int r = 0; r < F::rows; r++)
-        for (int c = 0; c < F::cols; c++) {
-            size_t i = std::is_same<Layout, row_major>::value ? (size_t)r * ldm + c
-                                                              : (size_t)c * ldm + r;
-            f.v[r * F::cols + c] = emu_get(p, i);
-        }
-    emu_warp_barrier(0xffffffffu);
-}
-
-template <int M, int N, int K>
-void load_matrix_sync(fragment<accumulator, M, N, K, float> &f, const float *p, unsigned ldm,
-                      layout_t layout) {
-    emu_warp_barrier(0xffffffffu);
-    emu_wmma_check(p, ldm, sizeof(float));
-    for (int r = 0; r < M; r++)
-        for (int c = 0; c < N; c++)
-            f.v[r * N + c] = p[layout == mem_row_major ? (size_t)r * ldm + c : (size_t)c * ldm + r];
-    emu_warp_barrier(0xffffffffu);
-}
-
-template <int M, int N, int K>
-void store_matrix_sync(float *p, const fragment<accumulator, M, N, K, float> &f, unsigned ldm,
-                       layout_t layout) {
-    emu_warp_barrier(0xffffffffu);
-    emu_wmma_check(p, ldm, sizeof(float));
-    if ((threadIdx.x & 31) == 0)
-        for (int r = 0; r < M; r++)
-            for (int c = 0; c < N; c++)
-                p[layout == mem_row_major ? (size_t)r * ldm + c : (size_t)c * ldm + r] =
-                    f.v[r * N + c];
-    emu_warp_barrier(0xffffffffu);
-}
-
-template <class Use, int M, int N, int K, class T, class Layout>
-void fill_fragment(fragment<Use, M, N, K, T, Layout> &f, float value) {
-    emu_warp_barrier(0xffffffffu);
-    for (int i = 0; i < fragment<Use, M, N, K, T, Layout>::num_elements; i++) f.v[i] = value;
-}
-
-// d = a · b + c, fp32 accumulation of exact bf16 products.
-template <int M, int N, int K, class T, class LA, class LB>
-void mma_sync(fragment<accumulator, M, N, K, float> &d, const fragment<matrix_a, M, N, K, T, LA> &a,
-              const fragment<matrix_b, M, N, K, T, LB> &b,
-              const fragment<accumulator, M, N, K, float> &c) {
-    emu_warp_barrier(0xffffffffu);
-    float out[M * N];
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            float s = c.v[i * N + j];
-            for (int k = 0; k < K; k++) s += a.v[i * K + k] * b.v[k * N + j];
-            out[i * N + j] = s;
-        }
-    memcpy(d.v, out, sizeof out);
-}
-
-}   // namespace wmma
-}   // namespace nvcuda
