@@ -3,6 +3,11 @@
 // create: rank 0 of the Comm draws the NCCL unique id, MPI_Bcast over the
 // Comm's MPI communicator hands it to the others, ncclCommInitRank joins them
 // (collective, in the order the grid builds its Comms, the same on every rank).
+// A Comm of one rank gets no NCCL communicator: its reduce-scatter and
+// all-gather are device-to-device copies on the compute stream (its all-reduce
+// returns early in comm.c), so single-rank runs never initialise NCCL (whose
+// start-up probes kernels this GPU may have no image of: compute-sanitizer
+// reports those probes as API errors).
 //
 // Collectives run on the compute stream, so they see every kernel queued
 // before them and the kernels queued after see their result.
@@ -40,7 +45,7 @@ extern "C" {
     } while (0)
 
 struct NcclComm {
-    ncclComm_t comm;
+    ncclComm_t comm;                     // NULL for one rank
     cudaStream_t stream;                 // point-to-point transfers
     std::vector<cudaEvent_t> free_events;
     int rank, size;
@@ -79,6 +84,9 @@ static void *nccl_create(const Comm *c) {
     NcclComm *n = new NcclComm();
     n->rank = c->rank;
     n->size = c->size;
+    n->comm = NULL;
+    n->stream = NULL;
+    if (c->size == 1) return n;
     ncclUniqueId id;
     if (c->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     if (MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, c->mpi) != MPI_SUCCESS)
@@ -92,6 +100,10 @@ static void *nccl_create(const Comm *c) {
 
 static void nccl_destroy(void *dev) {
     NcclComm *n = (NcclComm *)dev;
+    if (!n->comm) {
+        delete n;
+        return;
+    }
     CUDA_CHECK(cudaStreamSynchronize(n->stream));
     CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream));
     NCCL_CHECK(ncclCommDestroy(n->comm));
@@ -102,18 +114,35 @@ static void nccl_destroy(void *dev) {
 
 static void nccl_allreduce(void *dev, void *buf, size_t count, DType t, ReduceOp op) {
     NcclComm *n = (NcclComm *)dev;
+    if (n->size == 1) return;
     NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(t), nccl_op(op), n->comm, g_cuda.stream));
+}
+
+// One rank: dst ← src (count elements of t) on the compute stream.
+static void single_rank_copy(void *dst, const void *src, size_t count, DType t) {
+    if (dst == src || count == 0) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, count * dtype_bytes(t), cudaMemcpyDeviceToDevice,
+                               g_cuda.stream));
 }
 
 // send (size·count) → recv (count): this rank's block of the sum.
 static void nccl_reduce_scatter(void *dev, const void *send, void *recv, size_t count, DType t) {
     NcclComm *n = (NcclComm *)dev;
+    if (n->size == 1) {
+        single_rank_copy(recv, send, count, t);
+        return;
+    }
     NCCL_CHECK(ncclReduceScatter(send, recv, count, nccl_type(t), ncclSum, n->comm, g_cuda.stream));
 }
 
 // send (count) → recv (size·count); NCCL takes send == recv + rank·count as in place.
+// One rank: a copy (none in place).
 static void nccl_allgather(void *dev, const void *send, void *recv, size_t count, DType t) {
     NcclComm *n = (NcclComm *)dev;
+    if (n->size == 1) {
+        single_rank_copy(recv, send, count, t);
+        return;
+    }
     NCCL_CHECK(ncclAllGather(send, recv, count, nccl_type(t), n->comm, g_cuda.stream));
 }
 
@@ -138,12 +167,15 @@ static CommRequest own_stream_request(NcclComm *n) {
 // On the communicator's own stream, like the point-to-point transfers.
 static CommRequest nccl_iallreduce(void *dev, void *buf, size_t count, DType t, ReduceOp op) {
     NcclComm *n = (NcclComm *)dev;
+    if (n->size == 1) return CommRequest{MPI_REQUEST_NULL, NULL};   // comm.c returns first
     own_stream_after_compute(n);
     NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(t), nccl_op(op), n->comm, n->stream));
     return own_stream_request(n);
 }
 
 static CommRequest nccl_p2p(NcclComm *n, void *buf, size_t count, DType t, int peer, bool send) {
+    if (!n->comm) fatal("NCCL: a %s on a communicator of one rank (internal error)",
+                        send ? "send" : "receive");
     own_stream_after_compute(n);
     if (send) NCCL_CHECK(ncclSend(buf, count, nccl_type(t), peer, n->comm, n->stream));
     else NCCL_CHECK(ncclRecv(buf, count, nccl_type(t), peer, n->comm, n->stream));
@@ -168,6 +200,7 @@ static void nccl_wait(void *dev, CommRequest *r) {
 }
 
 static const DeviceCommOps nccl_ops = {
+    "nccl (one GPU per rank; single-rank communicators copy on the GPU)",
     nccl_create, nccl_destroy, nccl_allreduce, nccl_reduce_scatter, nccl_allgather,
     nccl_iallreduce, nccl_isend, nccl_irecv, nccl_wait,
 };
@@ -259,6 +292,7 @@ static void emu_wait(void *, CommRequest *r) {
 }
 
 static const DeviceCommOps emu_ops = {
+    "emulated NCCL: MPI on the emulator's host memory",
     emu_create, emu_destroy, emu_allreduce, emu_reduce_scatter, emu_allgather,
     emu_iallreduce, emu_isend, emu_irecv, emu_wait,
 };

@@ -1,7 +1,8 @@
 // The communication interface: collectives and point-to-point transfers over
 // one dimension of the process grid.  MPI implementation here; the CUDA
-// backend puts NCCL behind the same calls.  Buffers are device memory of the
-// active backend; every call is blocking unless it returns a CommRequest.
+// backend puts NCCL (or host-staged MPI, comm_staged.c) behind the same
+// calls.  Buffers are device memory of the active backend; every call is
+// blocking unless it returns a CommRequest.
 #ifndef LLAMA_COMM_H
 #define LLAMA_COMM_H
 
@@ -15,7 +16,7 @@ typedef enum { REDUCE_SUM, REDUCE_MAX } ReduceOp;
 typedef struct Comm {
     MPI_Comm mpi;
     int rank, size;
-    void *dev;          // the device backend's communicator (NCCL), NULL on the CPU
+    void *dev;          // the device communicator (NCCL, staged MPI), NULL on the CPU
 } Comm;
 
 typedef struct {
@@ -26,11 +27,13 @@ typedef struct {
 // Collectives on device buffers (activations, gradients, parameters, and the
 // pipeline's point-to-point transfers).  The CPU backend uses the MPI calls
 // above; a device backend (CUDA: NCCL) installs its own with
-// comm_set_device_ops before the grid is built, and every Comm created
+// comm_set_device_ops before the grid is built (llama-train then swaps in
+// comm_staged_device_ops for --device-comm mpi), and every Comm created
 // afterwards gets a device communicator.  Device calls are ordered with the
 // backend's compute: a device collective sees every kernel queued before it,
 // and kernels queued after it see its result.
 typedef struct {
+    const char *name;                 // what moves the data, for the start-up line
     void *(*create)(const Comm *c);   // collective over c
     void (*destroy)(void *dev);
     void (*allreduce)(void *dev, void *buf, size_t n, DType t, ReduceOp op);
@@ -44,6 +47,12 @@ typedef struct {
 
 void comm_set_device_ops(const DeviceCommOps *ops);
 const DeviceCommOps *comm_device_ops(void);   // NULL on the CPU
+// Host-staged MPI (comm_staged.c, --device-comm mpi): each call copies the
+// device data to host memory with ops->to_host, runs MPI there and copies the
+// result back with ops->to_device; bf16 is reduced in fp32.  Slower than
+// NCCL, but any number of ranks may share one GPU.
+const DeviceCommOps *comm_staged_device_ops(void);
+
 void comm_dev_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op);
 void comm_dev_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t);
 void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, DType t);

@@ -3,7 +3,10 @@
 # (validation/emu; build/emu/llama-train): the tiny preset's per-step losses
 # follow the CPU backend's, in bf16 (within 0.5%) and fp32 (1e-4), also with
 # activation recomputation, tensor parallelism and pipeline parallelism (the
-# emulator's collectives go through MPI on its host-memory "device").  This
+# emulator's collectives go through MPI on its host-memory "device").  Then
+# the host-staged device communication (--device-comm mpi, src/comm_staged.c)
+# in every parallel layout, 3 steps each against a 3-step CPU run: tp2, pp2,
+# dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2.  This
 # checks the whole op table inside the model, the optimizer and the schedule
 # without a GPU; the same runs on a real GPU are test_gpu_train.sh.
 source "$(dirname "$0")/../lib.sh"
@@ -30,7 +33,8 @@ compare() {
   else fail "$4" "$why"; fi
 }
 
-for ref in "bench -c tiny --bench" "text -c tiny -d $TMP/data" "hd64 -c $TMP/hd64.model -d $TMP/data"; do
+for ref in "bench -c tiny --bench" "text -c tiny -d $TMP/data" "hd64 -c $TMP/hd64.model -d $TMP/data" \
+           "text3 -c tiny --steps 3 -d $TMP/data"; do
   set -- $ref
   name=$1; shift
   run "cpu-$name" "$BIN/llama-train" 1 --device cpu "$@" || { fail "cpu reference" "$(tail -3 "$TMP/cpu-$name.out")"; finish; }
@@ -41,7 +45,13 @@ for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" "fp32-bench bench 1 -c tin
          "bf16-pp2 text 2 -c tiny -x bf16 --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
          "bf16-dp2-zero2 text 2 -c tiny -x bf16 --zero 2 -b 2 -d $TMP/data" \
          "bf16-dp2-overlap text 2 -c tiny -x bf16 -b 1 --grad-accum 2 -d $TMP/data" \
-         "bf16-hd64 hd64 1 -c $TMP/hd64.model -x bf16 -d $TMP/data"; do
+         "bf16-hd64 hd64 1 -c $TMP/hd64.model -x bf16 -d $TMP/data" \
+         "mpi-tp2 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --tp 2 -d $TMP/data" \
+         "mpi-pp2 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
+         "mpi-dp2-zero1 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --zero 1 -b 2 -d $TMP/data" \
+         "mpi-dp2-zero2 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --zero 2 -b 1 --grad-accum 2 -d $TMP/data" \
+         "mpi-dp2-overlap text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi -b 1 --grad-accum 2 -d $TMP/data" \
+         "mpi-tp2-pp2 text3 4 -c tiny -x bf16 --steps 3 --device-comm mpi --tp 2 --pp 2 --grad-accum 2 -b 2 -d $TMP/data"; do
   set -- $c
   name=$1 data=$2 np=$3; shift 3
   tol=5e-3; [[ $name == fp32* ]] && tol=1e-4

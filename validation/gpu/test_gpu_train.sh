@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Training on the GPU against the CPU backend, same seed and data: 20 steps
 # whose per-step losses must follow the CPU run's within 2% in bf16 (1e-4 in
-# fp32): the tiny preset (head dim 8: SIMT attention) and the small one (head
-# dim 64: tensor-core attention) on --bench tokens, tiny on real text (where
-# the loss must also fall), with activation recomputation; with 2 or more
-# GPUs also tp2, pp2 and dp2 with ZeRO-1 over NCCL (compute-sanitizer:
-# test_gpu_sanitize.sh).  Prints one SKIP where no GPU is visible.
+# fp32): the tiny preset (head dim 8) and the small one (head dim 64) on
+# --bench tokens, tiny on real text (where the loss must also fall), with
+# activation recomputation; small with cuDNN's attention (the default where
+# built in) and with the own kernels (--attention own), -g too.  Then the
+# parallel layouts of the small preset against the same one-rank CPU run:
+# on ONE GPU shared by 2 or 4 ranks with the host-staged device communication
+# (--device-comm mpi): tp2, pp2, dp2 with ZeRO-1, ZeRO-2 and the overlapped
+# all-reduce, tp2 × pp2; with 2 or more GPUs the same over NCCL, one GPU per
+# rank (tp2 × pp2 with 4 or more).  GPU_TEST_STEPS shortens every run
+# (compute-sanitizer: test_gpu_sanitize.sh).  Prints one SKIP where no GPU is
+# visible.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/gpu_lib.sh"
 GPUS=$(gpu_count)
@@ -49,10 +55,14 @@ check gpu-tiny cpu-tiny 2e-2 "tiny bf16 on the GPU, $STEPS steps, --bench: losse
 mem=$(grep -o '"peak_mem_gib": [^,}]*' "$TMP/gpu-tiny.jsonl" | tail -1 | cut -d' ' -f2)
 if awk -v m="${mem:-0}" 'BEGIN {exit !(m > 0 && m < 4)}'; then pass "peak GPU memory in the metrics ($mem GiB)"
 else fail "peak GPU memory in the metrics" "peak_mem_gib '$mem'"; fi
-check gpu-small cpu-small 2e-2 "small bf16 on the GPU (tensor-core attention), $STEPS steps, --bench: within 2%" \
+check gpu-small cpu-small 2e-2 "small bf16 on the GPU (default attention), $STEPS steps, --bench: within 2%" \
   1 "${SMALL[@]}" --bench --device cuda -x bf16
 check gpu-small-g cpu-small 2e-2 "small bf16 with activation recomputation (-g): within 2%" \
   1 "${SMALL[@]}" --bench --device cuda -x bf16 -g
+check gpu-small-own cpu-small 2e-2 "small bf16, --attention own (tensor-core kernels): within 2%" \
+  1 "${SMALL[@]}" --bench --device cuda -x bf16 --attention own
+check gpu-small-own-g cpu-small 2e-2 "small bf16, --attention own with -g: within 2%" \
+  1 "${SMALL[@]}" --bench --device cuda -x bf16 --attention own -g
 if check gpu-text cpu-text 2e-2 "tiny bf16 on real text: within 2%" 1 "${TINY[@]}" -d "$TMP/data" --device cuda -x bf16; then
   drop=$(loss_drop "$TMP/gpu-text.jsonl")
   if awk -v d="$drop" 'BEGIN {exit !(d > 0.5)}'; then pass "tiny bf16 on the GPU learns: loss falls by $drop nats in $STEPS steps"
@@ -61,17 +71,43 @@ fi
 check gpu-tiny-fp32 cpu-tiny 1e-4 "tiny fp32 on the GPU: within 1e-4" 1 "${TINY[@]}" --bench --device cuda -x fp32
 check gpu-small-fp32 cpu-small 1e-4 "small fp32 on the GPU: within 1e-4" 1 "${SMALL[@]}" --bench --device cuda -x fp32
 
+# The parallel layouts of the small preset (global batch 4, as the CPU run).
+TP2=(-c small -b 4 -l 256 --tp 2)
+PP2=(-c small -b 1 --grad-accum 4 -l 256 --pp 2)
+DP2=(-c small -b 2 -l 256)
+TP2PP2=(-c small -b 1 --grad-accum 4 -l 256 --tp 2 --pp 2)
+# layout COMM WHERE NAME LABEL RANKS ARGS...: checks gpu-COMM-NAME against one CPU rank.
+layout() {
+  local comm=$1 where=$2 name=$3 label=$4 np=$5; shift 5
+  check "gpu-$comm-$name" cpu-small 2e-2 "small bf16, $label, $where ($comm): within 2% of one CPU rank" \
+    "$np" "$@" --bench --device cuda -x bf16 --device-comm "$comm"
+}
+
+# All ranks on the first visible GPU: the host-staged MPI communication.
+ONE_GPU=${CUDA_VISIBLE_DEVICES:-0}
+ONE_GPU=${ONE_GPU%%,*}
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" tp2 "tp2" 2 "${TP2[@]}"
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" pp2 "pp2 × 4 micro-batches" 2 "${PP2[@]}"
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero1 "dp2 ZeRO-1" 2 "${DP2[@]}" --zero 1
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero2 "dp2 ZeRO-2" 2 "${DP2[@]}" --zero 2
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-overlap \
+  "dp2 ZeRO-0, all-reduce overlapped with backward" 2 "${DP2[@]}"
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "4 ranks on one GPU" tp2-pp2 "tp2 × pp2 × 4 micro-batches" \
+  4 "${TP2PP2[@]}"
+
 if [ "$GPUS" -ge 2 ]; then
-  check gpu-tp2 cpu-small 2e-2 "small bf16, tp2 on 2 GPUs (NCCL): within 2% of one CPU rank" \
-    2 "${SMALL[@]}" --bench --device cuda -x bf16 --tp 2
-  check gpu-pp2 cpu-small 2e-2 "small bf16, pp2 × 4 micro-batches on 2 GPUs: within 2%" \
-    2 -c small -b 1 --grad-accum 4 -l 256 --bench --device cuda -x bf16 --pp 2
-  check gpu-dp2 cpu-small 2e-2 "small bf16, dp2 ZeRO-1 on 2 GPUs: within 2%" \
-    2 -c small -b 2 -l 256 --bench --device cuda -x bf16 --zero 1
-  check gpu-dp2-overlap cpu-small 2e-2 "small bf16, dp2 ZeRO-0, all-reduce overlapped with backward: within 2%" \
-    2 -c small -b 2 -l 256 --bench --device cuda -x bf16
+  layout nccl "2 GPUs" tp2 "tp2" 2 "${TP2[@]}"
+  layout nccl "2 GPUs" pp2 "pp2 × 4 micro-batches" 2 "${PP2[@]}"
+  layout nccl "2 GPUs" dp2-zero1 "dp2 ZeRO-1" 2 "${DP2[@]}" --zero 1
+  layout nccl "2 GPUs" dp2-zero2 "dp2 ZeRO-2" 2 "${DP2[@]}" --zero 2
+  layout nccl "2 GPUs" dp2-overlap "dp2 ZeRO-0, all-reduce overlapped with backward" 2 "${DP2[@]}"
 else
-  skip "tp2, pp2, dp2 on GPUs" "$GPUS GPU visible, 2 needed"
+  skip "tp2, pp2, dp2 over NCCL" "2 GPUs needed, $GPUS visible (the same layouts ran on one GPU over MPI)"
+fi
+if [ "$GPUS" -ge 4 ]; then
+  layout nccl "4 GPUs" tp2-pp2 "tp2 × pp2 × 4 micro-batches" 4 "${TP2PP2[@]}"
+else
+  skip "tp2 × pp2 over NCCL" "4 GPUs needed, $GPUS visible (it ran on one GPU over MPI)"
 fi
 
 finish
