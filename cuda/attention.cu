@@ -6,8 +6,11 @@
 //
 // Layouts (ops.h): qkv (B·T, (nh + 2·nkv)·hd) holds the q heads, then the k
 // heads, then the v heads of each row; out and dout (B·T, nh·hd); q head h
-// reads kv head h / (nh / nkv).  state: lse (B, nh, T) fp32.  work:
-// dq (B·T, nh·hd) fp32 accumulators, then D = rowsum(dO ∘ O) (B, nh, T) fp32.
+// reads kv head h / (nh / nkv).  state: lse (B, nh, T) fp32.  The backward
+// pass's fp32 dq accumulators (B·T, nh·hd) and D = rowsum(dO ∘ O) (B, nh, T)
+// live in the backend's scratch buffer, not in the op's work area (none): it
+// is shared with every other op's temporaries and with cuDNN's workspace, and
+// needs no memory when cuDNN runs the attention.
 //
 // Two implementations:
 //  - tensor cores for bf16 at head dims 64 and 128 (attention_mma.cuh):
@@ -28,7 +31,10 @@
 
 size_t attention_state_bytes(int B, int T, int nh) { return (size_t)B * nh * T * sizeof(float); }
 
-size_t attention_work_bytes(int B, int T, int nh, int hd) {
+size_t attention_work_bytes(int, int, int, int) { return 0; }
+
+// The backward pass's scratch: dq accumulators, then D (see the top).
+static size_t backward_scratch_bytes(int B, int T, int nh, int hd) {
     return ((size_t)B * T * nh * hd + (size_t)B * nh * T) * sizeof(float);
 }
 
@@ -407,8 +413,10 @@ void attention_backward(void *dqkv, void *work, const void *dout, const void *qk
     if (B == 0 || T == 0) return;
     check_shape(nh, nkv, hd);
     if (attention_cudnn_backward(dqkv, dout, qkv, out, state, B, T, nh, nkv, hd)) return;
+    (void)work;
     const float *lse = (const float *)state;
-    float *dq = (float *)work, *Dv = dq + (size_t)B * T * nh * hd;
+    float *dq = (float *)cuda_scratch(backward_scratch_bytes(B, T, nh, hd));
+    float *Dv = dq + (size_t)B * T * nh * hd;
     float scale = 1.0f / sqrtf((float)hd);
     size_t rows = (size_t)B * T * nh;
     if (g_cuda.bf16)
