@@ -218,7 +218,8 @@ static const ShapePlans *plans_for(int B, int T, int nh, int nkv, int hd) {
     static bool fp32_said = false;
     if (!use_cudnn) return NULL;
     if (!g_cuda.bf16) {
-        if (!fp32_said) info("attention: cuDNN's flash attention needs bf16; fp32 uses the own kernels");
+        if (!fp32_said)
+            info("attention: cuDNN's flash attention needs bf16; fp32 uses the own kernels");
         fp32_said = true;
         return NULL;
     }

@@ -217,29 +217,14 @@ extern "C" {
 #include "comm.h"
 }
 
-static MPI_Datatype emu_mpi_type(DType t) {
-    switch (t) {
-    case DTYPE_F32: return MPI_FLOAT;
-    case DTYPE_F64: return MPI_DOUBLE;
-    case DTYPE_I32: return MPI_INT32_T;
-    case DTYPE_I64: return MPI_INT64_T;
-    case DTYPE_U64: return MPI_UINT64_T;
-    case DTYPE_U8: return MPI_UINT8_T;
-    case DTYPE_BF16: return MPI_UINT16_T;   // moved as bits; reduced through fp32
-    }
-    fatal("emulated comm: unknown data type %d", (int)t);
-}
-
-static MPI_Op emu_mpi_op(ReduceOp op) { return op == REDUCE_MAX ? MPI_MAX : MPI_SUM; }
-
 static void *emu_create(const Comm *c) { return (void *)&c->mpi; }
 static void emu_destroy(void *) {}
 
 static void emu_allreduce(void *dev, void *buf, size_t n, DType t, ReduceOp op) {
     MPI_Comm c = *(MPI_Comm *)dev;
-    MPI_Op mop = emu_mpi_op(op);
+    MPI_Op mop = comm_mpi_op(op);
     if (t != DTYPE_BF16) {
-        MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, emu_mpi_type(t), mop, c);
+        MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, comm_mpi_type(t), mop, c);
         return;
     }
     std::vector<float> f(n);
@@ -251,7 +236,7 @@ static void emu_allreduce(void *dev, void *buf, size_t n, DType t, ReduceOp op) 
 static void emu_reduce_scatter(void *dev, const void *send, void *recv, size_t n, DType t) {
     MPI_Comm c = *(MPI_Comm *)dev;
     if (t == DTYPE_BF16) fatal("emulated comm: bf16 reduce-scatter");
-    MPI_Reduce_scatter_block(send, recv, (int)n, emu_mpi_type(t), MPI_SUM, c);
+    MPI_Reduce_scatter_block(send, recv, (int)n, comm_mpi_type(t), MPI_SUM, c);
 }
 
 static void emu_allgather(void *dev, const void *send, void *recv, size_t n, DType t) {
@@ -260,8 +245,8 @@ static void emu_allgather(void *dev, const void *send, void *recv, size_t n, DTy
     MPI_Comm_rank(c, &rank);
     size_t bytes = n * dtype_bytes(t);
     bool in_place = (const char *)send == (char *)recv + (size_t)rank * bytes;
-    MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, emu_mpi_type(t), recv, (int)n,
-                  emu_mpi_type(t), c);
+    MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, comm_mpi_type(t), recv, (int)n,
+                  comm_mpi_type(t), c);
 }
 
 static CommRequest emu_iallreduce(void *dev, void *buf, size_t n, DType t, ReduceOp op) {
@@ -270,20 +255,20 @@ static CommRequest emu_iallreduce(void *dev, void *buf, size_t n, DType t, Reduc
         emu_allreduce(dev, buf, n, t, op);
         return r;
     }
-    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, emu_mpi_type(t), emu_mpi_op(op), *(MPI_Comm *)dev,
+    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, comm_mpi_type(t), comm_mpi_op(op), *(MPI_Comm *)dev,
                    &r.mpi);
     return r;
 }
 
 static CommRequest emu_isend(void *dev, const void *buf, size_t n, DType t, int peer) {
     CommRequest r = {MPI_REQUEST_NULL, NULL};
-    MPI_Isend(buf, (int)n, emu_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
+    MPI_Isend(buf, (int)n, comm_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
     return r;
 }
 
 static CommRequest emu_irecv(void *dev, void *buf, size_t n, DType t, int peer) {
     CommRequest r = {MPI_REQUEST_NULL, NULL};
-    MPI_Irecv(buf, (int)n, emu_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
+    MPI_Irecv(buf, (int)n, comm_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
     return r;
 }
 

@@ -7,7 +7,7 @@
 
 #include "util.h"
 
-static MPI_Datatype mpi_type(DType t) {
+MPI_Datatype comm_mpi_type(DType t) {
     switch (t) {
     case DTYPE_F32: return MPI_FLOAT;
     case DTYPE_F64: return MPI_DOUBLE;
@@ -15,9 +15,17 @@ static MPI_Datatype mpi_type(DType t) {
     case DTYPE_I64: return MPI_INT64_T;
     case DTYPE_U64: return MPI_UINT64_T;
     case DTYPE_U8: return MPI_UINT8_T;
-    case DTYPE_BF16: fatal("bf16 collectives need the device (NCCL) backend");
+    case DTYPE_BF16: return MPI_UINT16_T;   // its bit pattern: moved, never reduced as such
     }
     fatal("comm: unknown data type %d", (int)t);
+}
+
+MPI_Op comm_mpi_op(ReduceOp op) { return op == REDUCE_MAX ? MPI_MAX : MPI_SUM; }
+
+// The type of a reduction on host buffers: bf16 has no MPI arithmetic.
+static MPI_Datatype reduce_type(DType t) {
+    if (t == DTYPE_BF16) fatal("bf16 collectives need the device (NCCL) backend");
+    return comm_mpi_type(t);
 }
 
 size_t dtype_bytes(DType t) {
@@ -61,14 +69,12 @@ void comm_free(Comm *c) {
     c->mpi = MPI_COMM_NULL;
 }
 
-static MPI_Op mpi_op(ReduceOp op) { return op == REDUCE_MAX ? MPI_MAX : MPI_SUM; }
-
 void comm_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
     if (c->size == 1) return;
-    MPI_Op mop = mpi_op(op);
+    MPI_Op mop = comm_mpi_op(op);
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
-        check(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + i * dtype_bytes(t), (int)k, mpi_type(t),
+        check(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + i * dtype_bytes(t), (int)k, reduce_type(t),
                             mop, c->mpi), "Allreduce");
     }
 }
@@ -79,7 +85,7 @@ void comm_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, 
         return;
     }
     if (n > (size_t)INT_MAX) fatal("comm: reduce-scatter of %zu elements per rank is too large", n);
-    check(MPI_Reduce_scatter_block(send, recv, (int)n, mpi_type(t), MPI_SUM, c->mpi),
+    check(MPI_Reduce_scatter_block(send, recv, (int)n, reduce_type(t), MPI_SUM, c->mpi),
           "Reduce_scatter_block");
 }
 
@@ -91,15 +97,15 @@ void comm_allgather(const Comm *c, const void *send, void *recv, size_t n, DType
         return;
     }
     if (n > (size_t)INT_MAX) fatal("comm: all-gather of %zu elements per rank is too large", n);
-    check(MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, mpi_type(t), recv, (int)n,
-                        mpi_type(t), c->mpi), "Allgather");
+    check(MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, comm_mpi_type(t), recv, (int)n,
+                        comm_mpi_type(t), c->mpi), "Allgather");
 }
 
 void comm_broadcast(const Comm *c, void *buf, size_t n, DType t, int root) {
     if (c->size == 1) return;
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
-        check(MPI_Bcast((char *)buf + i * dtype_bytes(t), (int)k, mpi_type(t), root, c->mpi),
+        check(MPI_Bcast((char *)buf + i * dtype_bytes(t), (int)k, comm_mpi_type(t), root, c->mpi),
               "Bcast");
     }
 }
@@ -109,14 +115,14 @@ void comm_barrier(const Comm *c) { check(MPI_Barrier(c->mpi), "Barrier"); }
 CommRequest comm_isend(const Comm *c, const void *buf, size_t n, DType t, int peer, int tag) {
     CommRequest r = {MPI_REQUEST_NULL, NULL};
     if (n > (size_t)INT_MAX) fatal("comm: send of %zu elements is too large", n);
-    check(MPI_Isend(buf, (int)n, mpi_type(t), peer, tag, c->mpi, &r.mpi), "Isend");
+    check(MPI_Isend(buf, (int)n, comm_mpi_type(t), peer, tag, c->mpi, &r.mpi), "Isend");
     return r;
 }
 
 CommRequest comm_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, int tag) {
     CommRequest r = {MPI_REQUEST_NULL, NULL};
     if (n > (size_t)INT_MAX) fatal("comm: receive of %zu elements is too large", n);
-    check(MPI_Irecv(buf, (int)n, mpi_type(t), peer, tag, c->mpi, &r.mpi), "Irecv");
+    check(MPI_Irecv(buf, (int)n, comm_mpi_type(t), peer, tag, c->mpi, &r.mpi), "Irecv");
     return r;
 }
 
@@ -170,8 +176,8 @@ CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, Red
         comm_allreduce(c, buf, n, t, op);
         return r;
     }
-    check(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, mpi_type(t), mpi_op(op), c->mpi, &r.mpi),
-          "Iallreduce");
+    check(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, reduce_type(t), comm_mpi_op(op), c->mpi,
+                         &r.mpi), "Iallreduce");
     return r;
 }
 

@@ -84,6 +84,10 @@ CommRequest comm_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, in
 void comm_wait(CommRequest *r);
 
 size_t dtype_bytes(DType t);
+// The MPI type that moves t (bf16 moves as its 16-bit pattern; reduce it
+// through fp32) and the MPI reduction of op.
+MPI_Datatype comm_mpi_type(DType t);
+MPI_Op comm_mpi_op(ReduceOp op);
 
 // Collective agreement on an outcome: when any rank has ok == false, the
 // lowest such rank prints its message and every rank exits 1 (no hang, one

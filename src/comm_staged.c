@@ -59,22 +59,6 @@ static void staged_check(int rc, const char *what) {
           what, msg);
 }
 
-// The MPI type that moves t; bf16 moves as its 16-bit pattern.
-static MPI_Datatype staged_mpi_type(DType t) {
-    switch (t) {
-    case DTYPE_F32: return MPI_FLOAT;
-    case DTYPE_F64: return MPI_DOUBLE;
-    case DTYPE_I32: return MPI_INT32_T;
-    case DTYPE_I64: return MPI_INT64_T;
-    case DTYPE_U64: return MPI_UINT64_T;
-    case DTYPE_U8: return MPI_UINT8_T;
-    case DTYPE_BF16: return MPI_UINT16_T;
-    }
-    fatal("host-staged device comm: unknown data type %d", (int)t);
-}
-
-static MPI_Op staged_mpi_op(ReduceOp op) { return op == REDUCE_MAX ? MPI_MAX : MPI_SUM; }
-
 static void staged_check_count(size_t n, const char *what) {
     if (n > (size_t)INT_MAX)
         fatal("host-staged device comm: %s of %zu elements exceeds MPI's int count (%d); "
@@ -148,8 +132,10 @@ static void staging_out(Staging *r, void *dst, size_t n, bool reduce) {
 }
 
 // MPI reduces r->host: the fp32 copy for bf16, the data otherwise.
-static MPI_Datatype reduce_type(DType t) { return t == DTYPE_BF16 ? MPI_FLOAT : staged_mpi_type(t); }
-static size_t reduce_elem_bytes(DType t) { return t == DTYPE_BF16 ? sizeof(float) : dtype_bytes(t); }
+static MPI_Datatype reduce_type(DType t) { return t == DTYPE_BF16 ? MPI_FLOAT : comm_mpi_type(t); }
+static size_t reduce_elem_bytes(DType t) {
+    return t == DTYPE_BF16 ? sizeof(float) : dtype_bytes(t);
+}
 
 static Staging *staging_begin(StagedComm *s, StagedKind kind, void *dev, size_t n, DType t,
                               bool reduce) {
@@ -188,7 +174,7 @@ static void allreduce_host(StagedComm *s, Staging *r, ReduceOp op) {
     for (size_t i = 0; i < r->n; i += STAGED_CHUNK) {
         size_t k = r->n - i < STAGED_CHUNK ? r->n - i : STAGED_CHUNK;
         staged_check(MPI_Allreduce(MPI_IN_PLACE, (char *)r->host + i * eb, (int)k,
-                                   reduce_type(r->t), staged_mpi_op(op), s->mpi), "Allreduce");
+                                   reduce_type(r->t), comm_mpi_op(op), s->mpi), "Allreduce");
     }
 }
 
@@ -229,8 +215,8 @@ static void staged_allgather(void *dev, const void *send, void *recv, size_t n, 
     staged_check_count(n, "all-gather (per rank)");
     Staging *r = staging_begin(s, STAGED_RECV, recv, (size_t)s->size * n, t, false);
     ops->to_host(r->host + (size_t)s->rank * bytes, send, bytes);
-    staged_check(MPI_Allgather(MPI_IN_PLACE, (int)n, staged_mpi_type(t), r->host, (int)n,
-                               staged_mpi_type(t), s->mpi), "Allgather");
+    staged_check(MPI_Allgather(MPI_IN_PLACE, (int)n, comm_mpi_type(t), r->host, (int)n,
+                               comm_mpi_type(t), s->mpi), "Allgather");
     staging_out(r, recv, r->n, false);
     staging_put(s, r);
 }
@@ -249,7 +235,7 @@ static CommRequest staged_iallreduce(void *dev, void *buf, size_t n, DType t, Re
     Staging *r = staging_begin(s, STAGED_ALLREDUCE, buf, n, t, true);
     staging_in(r, buf, true);
     staged_check(MPI_Iallreduce(MPI_IN_PLACE, r->host, (int)n, reduce_type(t),
-                                staged_mpi_op(op), s->mpi, &r->req), "Iallreduce");
+                                comm_mpi_op(op), s->mpi, &r->req), "Iallreduce");
     return staged_request(r);
 }
 
@@ -259,7 +245,7 @@ static CommRequest staged_isend(void *dev, const void *buf, size_t n, DType t, i
     staged_check_count(n, "send");
     Staging *r = staging_begin(s, STAGED_SEND, NULL, n, t, false);
     staging_in(r, buf, false);
-    staged_check(MPI_Isend(r->host, (int)n, staged_mpi_type(t), peer, STAGED_TAG, s->mpi,
+    staged_check(MPI_Isend(r->host, (int)n, comm_mpi_type(t), peer, STAGED_TAG, s->mpi,
                            &r->req), "Isend");
     return staged_request(r);
 }
@@ -268,7 +254,7 @@ static CommRequest staged_irecv(void *dev, void *buf, size_t n, DType t, int pee
     StagedComm *s = dev;
     staged_check_count(n, "receive");
     Staging *r = staging_begin(s, STAGED_RECV, buf, n, t, false);
-    staged_check(MPI_Irecv(r->host, (int)n, staged_mpi_type(t), peer, STAGED_TAG, s->mpi,
+    staged_check(MPI_Irecv(r->host, (int)n, comm_mpi_type(t), peer, STAGED_TAG, s->mpi,
                            &r->req), "Irecv");
     return staged_request(r);
 }

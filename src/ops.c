@@ -77,8 +77,8 @@ void ops_attention_summary(char *out, int out_len) {
                  "refuses: the own kernels; --attention own: the own kernels throughout)",
                  v / 10000, v % 10000 / 100, v % 100);
     } else if (strcmp(ops->attention, "own") == 0) {
-        snprintf(out, out_len, "the own flash-attention kernels (tensor cores for bf16 at head dims "
-                 "64 and 128)");
+        snprintf(out, out_len, "the own flash-attention kernels (tensor cores for bf16 at "
+                 "head dims 64 and 128)");
     } else {
         snprintf(out, out_len, "the CPU backend's attention (fp32, the probabilities kept)");
     }
