@@ -1,6 +1,17 @@
-// The checkpoint folder: save_dir/step_NNNNNNN/ directories, written under
-// step_NNNNNNN.tmp/ and renamed when complete, and a "latest" marker file
-// naming the newest complete one (replaced atomically, last).
+// The checkpoint folder (--save-dir) and its rules, which never lose the
+// newest good state:
+//   step_N/            complete checkpoints (N in at least 7 digits, ordered
+//                      by number, so step_10000000 is newer than step_9999999)
+//   step_N.tmp/        a save under way; its "owner" file names the process
+//                      (host, pid, start time); renamed to step_N once the
+//                      save is verified complete on disk
+//   step_N.deleting/   a checkpoint being removed (renamed first, so no crash
+//                      leaves a half-deleted folder under a complete name)
+//   abandoned_step_N_<time>/  a checkpoint newer than the one a run resumed
+//                      from, moved aside (kept; --load auto skips it)
+//   latest             names the checkpoint saved last (replaced atomically)
+//   lock               names the run using the folder (host, pid, ...)
+// Rank 0 alone calls these; nothing here uses MPI.
 #ifndef LLAMA_CKPT_DIR_H
 #define LLAMA_CKPT_DIR_H
 
@@ -9,21 +20,90 @@
 
 // "save_dir/step_%07lld" (tmp adds ".tmp").
 void ckpt_dir_name(const char *save_dir, int64_t step, bool tmp, char *out, int len);
-// Removes a stale tmp folder of that name and creates it afresh.
+// The step N of a folder named exactly "step_N" (a path's last component,
+// trailing slashes ignored; N of 1 to 18 digits), else -1.
+int64_t ckpt_dir_step_of(const char *path);
+bool ckpt_dir_exists(const char *path);
+// True when a and b are the same folder (device and inode).
+bool ckpt_dir_same(const char *a, const char *b);
+
+// ---- owners of the lock and of temporary folders ----
+
+// A process: its host, pid and start time (clock ticks after boot, so a
+// reused pid is not taken for it; 0 when unknown), and its Slurm job.  Stored
+// as "key value" lines.
+typedef struct {
+    char host[256];
+    long long pid;
+    unsigned long long started;
+    char slurm_job[64];          // SLURM_JOB_ID, "" outside Slurm
+    long long slurm_restart;     // SLURM_RESTART_COUNT
+    char since[32];              // when it took the lock / started the save
+} CkptOwner;
+
+typedef enum {
+    OWNER_SELF,     // this process
+    OWNER_ALIVE,    // a running process on this host
+    OWNER_DEAD,     // provably gone: no such process on this host (or the pid
+                    // belongs to a newer process), or an earlier run of this
+                    // Slurm job (Slurm ends a job before requeueing it)
+    OWNER_UNKNOWN,  // another host: cannot be proven gone
+} OwnerState;
+
+void ckpt_owner_self(CkptOwner *o);
+bool ckpt_owner_read(const char *path, CkptOwner *o);
+OwnerState ckpt_owner_state(const CkptOwner *o);
+
+// ---- the lock: one run per folder ----
+
+// Creates save_dir and takes save_dir/lock for this process until it exits
+// (released by an atexit handler, or ckpt_dir_unlock).  False, with the
+// other run's host and pid in err, when a live run (or one on another host,
+// which cannot be proven gone) holds it.  A lock left by a dead process is
+// taken over; *note then says so (else "").
+bool ckpt_dir_lock(const char *save_dir, char *note, int note_len, char *err, int err_len);
+// Removes save_dir/lock if this process holds it.
+void ckpt_dir_unlock(const char *save_dir);
+
+// ---- saving ----
+
+// Creates tmp_dir with this process's owner file.  A stale folder of that
+// name (this process's, a dead owner's, or one without owner) is removed
+// first; one a live process owns is refused.
 bool ckpt_dir_prepare(const char *tmp_dir, char *err, int err_len);
-// Renames tmp to final (replacing an older final of the same step) and
-// points save_dir/latest at it.
+// Removes a temporary folder of this process (a save that failed).
+void ckpt_dir_discard(const char *tmp_dir);
+// Makes a verified save visible: fsyncs tmp_dir, writes "latest.tmp" naming
+// final_dir, renames tmp_dir to final_dir (a folder of that name is replaced),
+// then latest.tmp to latest, and fsyncs save_dir.  On failure nothing is
+// renamed (or the rename is undone) and latest is unchanged.
 bool ckpt_dir_commit(const char *save_dir, const char *tmp_dir, const char *final_dir,
                      char *err, int err_len);
-// Complete checkpoint folders in save_dir, newest first (step_* without
-// .tmp); returns the count, names in *dirs (full paths).  The "latest"
-// marker's target comes first when it exists.
+// Points save_dir/latest at dir (an existing complete checkpoint).
+bool ckpt_dir_point_latest(const char *save_dir, const char *dir, char *err, int err_len);
+
+// ---- finding, pruning, abandoning ----
+
+// Complete checkpoint folders in save_dir, newest first by step (step_N
+// without suffix), full paths in *dirs; the "latest" marker's target comes
+// first when it exists.  Returns the count.
 int ckpt_dir_list(const char *save_dir, char ***dirs);
 void ckpt_dir_list_free(char **dirs, int n);
-// Keeps the newest `keep` complete checkpoints, removes the rest and any
-// stale .tmp folders.
-void ckpt_dir_prune(const char *save_dir, int keep);
-bool ckpt_dir_exists(const char *path);
+// Keeps the `keep` newest complete checkpoints (keep <= 0: all) and every
+// folder in protect (the one just written, the one loaded), removing the
+// others; removes .deleting folders and the .tmp folders of this process,
+// of dead owners or without owner, never those of a live process.
+void ckpt_dir_prune(const char *save_dir, int keep, const char *const *protect, int n_protect);
+// Renames every complete checkpoint newer than step to
+// "abandoned_step_N_<YYYYmmdd-HHMMSS>" and, when latest named one of them,
+// points latest at the newest remaining one (or removes it).  Returns how
+// many were moved (their old names, comma-separated, in moved), or -1 with
+// err.
+int ckpt_dir_abandon_newer(const char *save_dir, int64_t step, char *moved, int moved_len,
+                           char *err, int err_len);
+// True when dir holds nothing (or does not exist); *first names an entry.
+bool ckpt_dir_is_empty(const char *dir, char *first, int first_len);
+
 // save_dir/preempted: written when a signal stopped the run after saving
 // (the Slurm job script requeues the job when it finds it), removed when a
 // run starts.

@@ -1,10 +1,14 @@
 #include "ckpt_file.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "rng.h"
 #include "util.h"
 
 struct CkptFile {
@@ -69,9 +73,14 @@ CkptFile *ckpt_file_open(const char *path, char *err, int err_len) {
     return c;
 }
 
+static bool unclean;   // a close failed: HDF5 holds a dangling file handle
+
+bool ckpt_file_unclean(void) { return unclean; }
+
 bool ckpt_file_close(CkptFile *f) {
     if (!f) return true;
     bool ok = H5Fclose(f->file) >= 0;
+    if (!ok) unclean = true;
     if (f->collective) {
         int mine = ok, all;
         MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_LAND, f->comm);
@@ -83,6 +92,28 @@ bool ckpt_file_close(CkptFile *f) {
 }
 
 const char *ckpt_file_path(const CkptFile *f) { return f->path; }
+
+bool ckpt_file_sync(const char *path, char *err, int err_len) {
+    int fd = open(path, O_RDONLY);
+    bool ok = fd >= 0 && fsync(fd) == 0;
+    int saved = errno;
+    if (fd >= 0) close(fd);
+    if (!ok) snprintf(err, err_len, "cannot flush '%s' to disk: %s", path, strerror(saved));
+    return ok;
+}
+
+uint64_t ckpt_file_checksum(int64_t cols, const Slab *s, int n, const float *data) {
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++)
+        for (int64_t r = 0; r < s[i].nr; r++)
+            for (int64_t c = 0; c < s[i].nc; c++) {
+                uint32_t bits;
+                memcpy(&bits, data++, sizeof bits);
+                uint64_t k = (uint64_t)((s[i].r0 + r) * cols + s[i].c0 + c);
+                sum += rng_mix(k * 0x9e3779b97f4a7c15ULL ^ bits);
+            }
+    return sum;
+}
 
 static hid_t group_of(CkptFile *f, const char *group, bool create) {
     if (H5Lexists(f->file, group, H5P_DEFAULT) > 0) return H5Gopen2(f->file, group, H5P_DEFAULT);

@@ -26,8 +26,20 @@ CkptFile *ckpt_file_create(MPI_Comm comm, const char *path, char *err, int err_l
 // Read-only, this rank alone.
 CkptFile *ckpt_file_open(const char *path, char *err, int err_len);
 // Closes; for a created file collective, and false when the data could not
-// be flushed.
+// be flushed.  After a failed close HDF5 (1.10) keeps a dangling handle that
+// crashes its clean-up in MPI_Finalize or at exit: ckpt_file_unclean() then
+// says the process must end by MPI_Abort.
 bool ckpt_file_close(CkptFile *f);
+bool ckpt_file_unclean(void);
+// fsync of the closed file at path from this rank, so what this rank's node
+// wrote is on disk (a write error the MPI-IO layer lost shows up here or in
+// a re-read).  False with a reason in err.
+bool ckpt_file_sync(const char *path, char *err, int err_len);
+
+// Order-independent checksum of the elements of a (rows, cols) tensor held in
+// slabs (data: the slabs' elements in order): the sum over elements of a
+// 64-bit mix of (global flat index, value bits), so ranks can add their parts.
+uint64_t ckpt_file_checksum(int64_t cols, const Slab *slabs, int n_slabs, const float *data);
 
 // Collective: creates group (if needed) and dataset group/name of (rows,
 // cols) fp32 and writes this rank's slabs from data (the slabs' elements

@@ -17,12 +17,15 @@
 
 static void usage(void) {
     printf("usage:\n"
-           "  llama-ckpt info CKPT_DIR                 step, layout, options, tensors; verifies checksums\n"
+           "  llama-ckpt info CKPT_DIR                 step, layout, options, tensors; verifies checksums and\n"
+           "                                           finite values (exit 1 on NaN or Inf)\n"
            "  llama-ckpt export-hf CKPT_DIR OUT_DIR [--dtype fp32|bf16] [--tp N] [--pp N]\n"
            "                                           Hugging Face folder (model.safetensors + config.json)\n"
            "  llama-ckpt import-hf HF_DIR SAVE_DIR     a step-0 checkpoint to continue with llama-train --load\n"
+           "                                           (SAVE_DIR new or empty)\n"
            "  llama-ckpt compare A B [--rtol R]        largest per-tensor relative difference ‖a−b‖/‖b‖ of\n"
            "                                           two checkpoints or Hugging Face folders; exit 1 above R\n"
+           "                                           or when either holds NaN or Inf\n"
            "Run under mpirun to spread the work; --tp/--pp split the model for export-hf.\n");
 }
 
@@ -31,9 +34,10 @@ static void print_info(const char *dir) {
     char err[2048];
     agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
     const ModelConfig *c = &ci.cfg;
-    info("checkpoint %s: step %lld, saved by dp %lld × tp %lld × pp %lld with ZeRO-%lld", dir,
-         (long long)ci.step, (long long)ci.layout[0], (long long)ci.layout[1],
-         (long long)ci.layout[2], (long long)ci.layout[3]);
+    info("checkpoint %s: step %lld, saved by dp %lld × tp %lld × pp %lld with ZeRO-%lld (format %d%s)",
+         dir, (long long)ci.step, (long long)ci.layout[0], (long long)ci.layout[1],
+         (long long)ci.layout[2], (long long)ci.layout[3], ci.format,
+         ci.format == 1 ? ": step, loader position and options carry no checksum" : "");
     info("model %s: dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d, max seq %d, "
          "%.4g M parameters", c->name, c->dim, c->n_layers, c->n_heads, c->n_kv_heads,
          c->ffn_dim, c->vocab_size, c->max_seq_len, (double)config_params_total(c) / 1e6);
@@ -44,14 +48,21 @@ static void print_info(const char *dir) {
         info("  %-52s %6lld x %-6lld  master + 2 Adam moments, fp32", pt.t[i].name,
              (long long)pt.t[i].rows, (long long)pt.t[i].cols);
     params_free(&pt);
-    Comm world;
-    comm_init(&world, MPI_COMM_WORLD);
-    bool ok = checkpoint_verify(&world, dir, c, err, sizeof err);
-    comm_free(&world);
-    info("complete: %s", ok ? "yes, every tensor matches its checksum" : err);
     if (ci.options) info("options of the run that saved it:\n%s", ci.options);
     free(ci.options);
-    if (!ok) fatal_all("%s", err);
+    Comm world;
+    comm_init(&world, MPI_COMM_WORLD);
+    CheckpointHealth h;
+    checkpoint_verify(&world, dir, &h);   // ends the job when a checksum fails
+    comm_free(&world);
+    info("complete: yes, every tensor matches its checksum%s",
+         ci.format == 2 ? ", and the attributes their digest" : "");
+    long long bad = h.nonfinite[0] + h.nonfinite[1] + h.nonfinite[2];
+    if (bad > 0)
+        fatal_all("%s holds %lld non-finite values (NaN or Inf): %lld master weights, %lld and %lld "
+                  "Adam moments, first in %s; the run that saved it had diverged", dir, bad,
+                  h.nonfinite[0], h.nonfinite[1], h.nonfinite[2], h.first);
+    info("finite: yes, no NaN or Inf in the weights or Adam moments");
 }
 
 // Options of a bare trainer: the layout given, no data.
@@ -81,16 +92,21 @@ static void export_hf(const char *dir, const char *out, bool bf16, int tp, int p
 
 static void import_hf(const char *hf_dir, const char *save_dir) {
     HfConfig hf;
-    char err[2048];
+    char err[2048], first[512];
+    if (util_world_size() != 1) fatal_all("import-hf runs on one rank");
+    if (!ckpt_dir_is_empty(save_dir, first, sizeof first))
+        fatal_all("import-hf: '%s' is not an empty folder (it holds '%s'); a step-0 checkpoint "
+                  "there would become its 'latest' and --load auto would restart from it: give "
+                  "a new or empty folder", save_dir, first);
     agree_or_exit(hf_config_read(hf_dir, &hf, err, sizeof err), err);
     TrainOptions o = bare_options(1, 1);
     snprintf(o.init_hf, sizeof o.init_hf, "%s", hf_dir);
     snprintf(o.save_dir, sizeof o.save_dir, "%s", save_dir);
     o.seed = UINT64_MAX;   // no data position yet: any --seed may continue it
     snprintf(hf.model.name, sizeof hf.model.name, "%s", "hf-import");
-    if (util_world_size() != 1) fatal_all("import-hf runs on one rank");
     Trainer *t = trainer_create_bare(&o, &hf.model);
     checkpoint_save(t);
+    checkpoint_release(t);
     trainer_free(t);
 }
 
@@ -117,6 +133,11 @@ static void open_source(const char *path, Source *s) {
         if (!s->ckpt) fatal("%s", err);
         return;
     }
+    FILE *probe_file = fopen(probe, "rb");
+    if (probe_file) {   // a checkpoint that does not verify
+        fclose(probe_file);
+        fatal("%s", err);
+    }
     HfConfig hf;
     if (!hf_config_read(path, &hf, err, sizeof err) || !safetensors_open(path, &s->st, err, sizeof err))
         fatal("%s is neither a checkpoint nor a Hugging Face folder: %s", path, err);
@@ -138,9 +159,11 @@ static void close_source(Source *s) {
 }
 
 // Relative difference of two tensors: ‖a − b‖ / ‖b‖ (Frobenius), the
-// tolerance measure; also the largest elementwise |a − b| over max |b|.
+// tolerance measure; also the largest elementwise |a − b| over max |b|, and
+// the non-finite values of each (which no difference can be taken of).
 typedef struct {
     double frobenius, elementwise;
+    long long nonfinite[2];
 } Difference;
 
 static Difference compare_tensor(Source *a, Source *b, const ParamTensor *t) {
@@ -149,7 +172,12 @@ static Difference compare_tensor(Source *a, Source *b, const ParamTensor *t) {
     char err[2048];
     if (!read_full(a, t, x, err, sizeof err) || !read_full(b, t, y, err, sizeof err)) fatal("%s", err);
     double diff2 = 0, norm2 = 0, diff = 0, scale = 0;
+    Difference out = {0, 0, {0, 0}};
     for (size_t i = 0; i < n; i++) {
+        bool fx = isfinite(x[i]), fy = isfinite(y[i]);
+        out.nonfinite[0] += !fx;
+        out.nonfinite[1] += !fy;
+        if (!fx || !fy) continue;
         double d = (double)x[i] - y[i];
         diff2 += d * d;
         norm2 += (double)y[i] * y[i];
@@ -158,8 +186,9 @@ static Difference compare_tensor(Source *a, Source *b, const ParamTensor *t) {
     }
     free(x);
     free(y);
-    return (Difference){norm2 > 0 ? sqrt(diff2 / norm2) : sqrt(diff2),
-                        scale > 0 ? diff / scale : diff};
+    out.frobenius = norm2 > 0 ? sqrt(diff2 / norm2) : sqrt(diff2);
+    out.elementwise = scale > 0 ? diff / scale : diff;
+    return out;
 }
 
 static int compare(const char *pa, const char *pb, double rtol) {
@@ -171,19 +200,31 @@ static int compare(const char *pa, const char *pb, double rtol) {
         fatal("%s and %s hold models of different shapes", pa, pb);
     ParamTable pt;
     params_build_global(&pt, &a.cfg);
-    Difference worst = {0, 0};
-    const char *worst_name = pt.t[0].name;
+    Difference worst = {0, 0, {0, 0}};
+    const char *worst_name = pt.t[0].name, *first_bad[2] = {NULL, NULL};
+    int bad_tensors[2] = {0, 0};
     for (int i = 0; i < pt.n; i++) {
         Difference d = compare_tensor(&a, &b, &pt.t[i]);
         if (d.frobenius > worst.frobenius) worst.frobenius = d.frobenius, worst_name = pt.t[i].name;
         worst.elementwise = fmax(worst.elementwise, d.elementwise);
+        for (int s = 0; s < 2; s++) {
+            worst.nonfinite[s] += d.nonfinite[s];
+            bad_tensors[s] += d.nonfinite[s] > 0;
+            if (d.nonfinite[s] && !first_bad[s]) first_bad[s] = pt.t[i].name;
+        }
     }
     printf("largest relative difference ‖a−b‖/‖b‖ %.3g in %s (largest elementwise %.3g of max|b|; "
-           "%d tensors, tolerance %g)\n", worst.frobenius, worst_name, worst.elementwise, pt.n, rtol);
+           "%d tensors, tolerance %g%s)\n", worst.frobenius, worst_name, worst.elementwise, pt.n,
+           rtol, worst.nonfinite[0] + worst.nonfinite[1] ? "; over the finite values only" : "");
+    const char *paths[2] = {pa, pb};
+    for (int s = 0; s < 2; s++)
+        if (worst.nonfinite[s])
+            printf("%s holds %lld non-finite values (NaN or Inf) in %d of %d tensors, first in %s: "
+                   "not comparable\n", paths[s], worst.nonfinite[s], bad_tensors[s], pt.n, first_bad[s]);
     params_free(&pt);
     close_source(&a);
     close_source(&b);
-    return worst.frobenius <= rtol ? 0 : 1;
+    return worst.frobenius <= rtol && worst.nonfinite[0] + worst.nonfinite[1] == 0 ? 0 : 1;
 }
 
 // ---- main ----
@@ -205,10 +246,16 @@ static int flag_int(int argc, char **argv, const char *flag, int fallback) {
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     util_set_program("llama-ckpt");
-    if (argc < 3 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        if (util_world_rank() == 0) usage();
+    bool help = argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+    if (help || argc < 3) {
+        if (util_world_rank() == 0) {
+            if (!help)
+                fprintf(stderr, "llama-ckpt: error: %s\n", argc < 2 ? "no command given"
+                        : "the command needs its arguments");
+            usage();
+        }
         MPI_Finalize();
-        return argc < 2 ? 2 : 0;
+        return help ? 0 : 2;
     }
     const char *cmd = argv[1];
     int rc = 0;

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The checkpoint folder's rules end to end (issue 11): rolling back to an older
+# checkpoint moves the newer ones aside and loses nothing (case 1); pruning
+# keeps the checkpoint just written, the one loaded and a live run's .tmp;
+# import-hf refuses a run's folder (case 3); one live run per --save-dir (the
+# lock), a dead run's lock is taken over.
+source "$(dirname "$0")/lib.sh"
+scratch
+T=$BIN/llama-train
+DATA=$TMP/data
+make_byte_shards "$DATA"
+HOST=$(uname -n)
+# A constant learning rate: every run computes the same loss at a given step,
+# whatever its --steps, so runs of different lengths can be compared.
+D=(-c tiny -d "$DATA" -l 32 -b 4 --seed 1 --lr 3e-3 --warmup-steps 0 --min-lr-ratio 1 --peak-tflops 1)
+step_loss() { grep -o "\"step\": $2, \"loss\": [^,]*" "$1" | awk '{print $4}'; }
+first_step() { grep -o '"step": [0-9]*, "loss"' "$1" | head -1 | grep -o '[0-9]*'; }
+listing() { (cd "$1" && find . | sort && cat latest); }
+
+# ---- case 1: a run resumed from an older checkpoint ----
+CK=$TMP/ck
+"$T" "${D[@]}" --steps 6 -i 2 -o "$CK" --keep-checkpoints 3 --log "$TMP/ref.jsonl" >"$TMP/r1.out" 2>&1 ||
+  fail "rollback: the first run" "$(tail -3 "$TMP/r1.out")"
+"$T" "${D[@]}" --steps 3 -i 1 -o "$CK" --keep-checkpoints 2 --load "$CK/step_0000002" \
+  --log "$TMP/back.jsonl" >"$TMP/r2.out" 2>&1
+rc=$?
+moved=$(grep -c "step_0000004, step_0000006 in $CK belong to an abandoned run: moved aside" "$TMP/r2.out")
+abandoned=$(ls -d "$CK"/abandoned_step_0000004_* "$CK"/abandoned_step_0000006_* 2>/dev/null | wc -l)
+if [ $rc -ne 0 ]; then fail "rollback to step 2" "exit $rc: $(tail -3 "$TMP/r2.out")"
+elif [ "$moved" != 1 ] || [ "$abandoned" != 2 ]; then
+  fail "rollback to step 2" "notice lines $moved, abandoned folders $abandoned: $(ls "$CK")"
+elif [ "$(cat "$CK/latest")" != step_0000003 ] || [ ! -d "$CK/step_0000003" ] || [ ! -d "$CK/step_0000002" ] ||
+     [ -e "$CK/step_0000004" ] || [ -e "$CK/step_0000006" ]; then
+  fail "rollback to step 2" "latest '$(cat "$CK/latest")', folders: $(ls "$CK" | tr '\n' ' ')"
+elif [ "$(step_loss "$TMP/back.jsonl" 3)" != "$(step_loss "$TMP/ref.jsonl" 3)" ]; then
+  fail "rollback to step 2" "step 3 loss $(step_loss "$TMP/back.jsonl" 3), first run $(step_loss "$TMP/ref.jsonl" 3)"
+elif ! why=$("$BIN/llama-ckpt" info "$CK"/abandoned_step_0000006_* 2>&1 >/dev/null); then
+  fail "rollback to step 2" "the abandoned step 6 does not verify: $why"
+else
+  pass "rollback to step 2, keep 2: step 3 saved and kept, latest names it, steps 4 and 6 moved aside (kept, verifiable), one notice"
+fi
+
+# ---- case 3: import-hf into a run's folder ----
+before=$(listing "$CK")
+expect_error "import-hf into a non-empty folder is refused" "import-hf: '$CK' is not an empty folder" \
+  "$BIN/llama-ckpt" import-hf "$ROOT/validation/golden/llama-tiny" "$CK"
+[ "$before" = "$(listing "$CK")" ] && pass "import-hf refused: the run's folder is unchanged" ||
+  fail "import-hf refused" "the folder changed: $(diff <(echo "$before") <(listing "$CK") | head -5)"
+mkdir "$TMP/empty"
+if "$BIN/llama-ckpt" import-hf "$ROOT/validation/golden/llama-tiny" "$TMP/empty" >"$TMP/imp.out" 2>&1 &&
+   "$BIN/llama-ckpt" import-hf "$ROOT/validation/golden/llama-tiny" "$TMP/new/hf" >>"$TMP/imp.out" 2>&1 &&
+   "$BIN/llama-ckpt" info "$TMP/new/hf/step_0000000" >>"$TMP/imp.out" 2>&1 && [ ! -e "$TMP/new/hf/lock" ]; then
+  pass "import-hf into an empty and into a new folder: a verifiable step-0 checkpoint, no lock left"
+else fail "import-hf into an empty or new folder" "$(tail -3 "$TMP/imp.out")"; fi
+
+# --load auto continues from what the resumed run saved last, not the abandoned step 6.
+"$T" "${D[@]}" --steps 5 -i 1 -o "$CK" -f auto --log "$TMP/fwd.jsonl" >"$TMP/r3.out" 2>&1
+first=$(first_step "$TMP/fwd.jsonl")
+if [ "$first" = 4 ] && [ "$(step_loss "$TMP/fwd.jsonl" 4)" = "$(step_loss "$TMP/ref.jsonl" 4)" ] &&
+   [ "$(step_loss "$TMP/fwd.jsonl" 5)" = "$(step_loss "$TMP/ref.jsonl" 5)" ]; then
+  pass "--load auto after the rollback resumes step 3: steps 4-5 equal the first run's to the last bit"
+else fail "--load auto after the rollback" "first step '$first': $(grep -h "loaded checkpoint" "$TMP/r3.out")"; fi
+
+# ---- pruning with --keep-checkpoints 1 ----
+P=$TMP/prune
+"$T" "${D[@]}" --steps 3 -i 1 -o "$P" >"$TMP/p1.out" 2>&1 || fail "pruning: first run" "$(tail -3 "$TMP/p1.out")"
+bash -c 'exit 0' & dead=$!; wait $dead
+mkdir "$P/step_0000009.tmp" "$P/step_0000008.tmp" "$P/step_0000007.tmp"
+printf 'host %s\npid %s\n' "$HOST" $$ >"$P/step_0000009.tmp/owner"          # this script: alive
+printf 'host %s\npid %s\n' "$HOST" $dead >"$P/step_0000008.tmp/owner"       # gone
+printf 'host %s\npid %s\n' other-host.example 1 >"$P/step_0000007.tmp/owner" # cannot be checked
+"$T" "${D[@]}" --steps 5 -i 1 -o "$P" --keep-checkpoints 1 -f "$P/step_0000002" >"$TMP/p2.out" 2>&1
+rc=$?
+have=$(cd "$P" && ls -d step_* | tr '\n' ' ')
+if [ $rc -eq 0 ] && [ "$have" = "step_0000002 step_0000005 step_0000007.tmp step_0000009.tmp " ] &&
+   [ "$(cat "$P/latest")" = step_0000005 ]; then
+  pass "keep 1: the checkpoint just written and the one loaded stay, a live or unknown run's .tmp stays, a dead one's goes"
+else fail "pruning with keep 1" "exit $rc, folders: $have, latest $(cat "$P/latest")"; fi
+
+# ---- one run per --save-dir ----
+L=$TMP/lock
+"${MPIRUN[@]}" -np 2 "$T" -c tiny --bench -l 16 -b 2 --steps 1000000 -i 5 -o "$L" --peak-tflops 1 \
+  >"$TMP/a.out" 2>&1 &
+apid=$!
+if wait_for "saved checkpoint" "$TMP/a.out" 120; then
+  owner=$(awk '$1 == "pid" {print $2}' "$L/lock")
+  expect_error "lock: a second run with --load auto is refused, naming the first's host and pid" \
+    "is in use by another run: pid $owner on host $HOST" "$T" -c tiny --bench -l 16 --steps 3 -i 1 -o "$L" -f auto
+  expect_error "lock: a second run that only saves is refused" "is in use by another run: pid $owner" \
+    "$T" -c tiny --bench -l 16 --steps 2 -i 1 -o "$L"
+  [ -z "$(ls -d "$L"/step_0000001* "$L"/step_0000002* "$L"/step_0000003* 2>/dev/null)" ] &&
+    pass "lock: the refused runs wrote nothing" || fail "lock" "a refused run saved: $(ls "$L")"
+  kill -TERM $(pgrep -f "^$T .*-o $L") 2>/dev/null
+  wait $apid; rc=$?
+  [ $rc -eq 0 ] && [ ! -e "$L/lock" ] && pass "lock: released when its run ends" ||
+    fail "lock release" "exit $rc; lock: $(cat "$L/lock" 2>&1)"
+else
+  kill -9 $apid 2>/dev/null; fail "lock" "the first run did not save: $(tail -3 "$TMP/a.out")"
+fi
+L2=$TMP/lock2
+mkdir "$L2"
+bash -c 'exit 0' & dead=$!; wait $dead
+printf 'host %s\npid %s\nsince 2026-01-01T00:00:00\n' "$HOST" $dead >"$L2/lock"
+if "$T" -c tiny --bench -l 16 --steps 1 -i 1 -o "$L2" -f auto >"$TMP/c.out" 2>&1 &&
+   grep -q "took over the lock of '$L2' left by pid $dead on host $HOST (since 2026-01-01T00:00:00), which is no longer running" "$TMP/c.out" &&
+   [ -d "$L2/step_0000001" ] && [ ! -e "$L2/lock" ]; then
+  pass "lock: a dead run's lock is taken over with a notice"
+else fail "lock takeover" "$(grep -i "lock\|error" "$TMP/c.out" | head -3)"; fi
+printf 'host %s\npid %s\n' other-host.example 4242 >"$L/lock"
+expect_error "lock: another host's run is refused (it cannot be checked)" \
+  "in use by another run: pid 4242 on host other-host.example .*cannot check" "$T" -c tiny --bench -l 16 --steps 1 -i 1 -o "$L"
+finish
