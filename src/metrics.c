@@ -1,6 +1,7 @@
 #include "metrics.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,23 +9,52 @@
 
 #include "util.h"
 
+const char *metrics_json_number(double v, char *buf) {
+    if (isfinite(v)) snprintf(buf, 32, "%.9g", v);
+    else snprintf(buf, 32, "null");
+    return buf;
+}
+
+// The keys a bad step adds (both JSON and console forms).
+static void bad_step_json(const StepMetrics *s, char *out, int len) {
+    char z[32];
+    if (s->skipped) snprintf(out, (size_t)len, ", \"skipped\": true");
+    else if (s->spike)
+        snprintf(out, (size_t)len, ", \"spike\": true, \"loss_z\": %s", metrics_json_number(s->loss_z, z));
+    else out[0] = 0;
+}
+
+static void bad_step_console(const StepMetrics *s, char *out, int len) {
+    if (s->skipped)
+        snprintf(out, (size_t)len, " | SKIPPED: non-finite %s, no update (%d bad in a row)",
+                 isfinite(s->loss) ? "gradient norm" : "loss", s->bad_in_a_row);
+    else if (s->spike)
+        snprintf(out, (size_t)len, " | SPIKE: loss z-score %.1f (%d bad in a row)", s->loss_z,
+                 s->bad_in_a_row);
+    else out[0] = 0;
+}
+
 void metrics_json(const StepMetrics *s, char *out, int len) {
+    char loss[32], norm[32], bad[96];
+    bad_step_json(s, bad, sizeof bad);
     snprintf(out, (size_t)len,
-             "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+             "{\"step\": %lld, \"loss\": %s, \"lr\": %.9g, \"grad_norm\": %s, "
              "\"tokens_per_s\": %.6g, \"tflops\": %.6g, \"mfu\": %.6g, \"elapsed\": %.6g, "
-             "\"step_time\": %.6g, \"peak_mem_gib\": %.6g}",
-             (long long)s->step, s->loss, s->lr, s->grad_norm, s->tokens_per_s, s->tflops,
-             s->mfu, s->elapsed, s->step_time, s->peak_mem / 1073741824.0);
+             "\"step_time\": %.6g, \"peak_mem_gib\": %.6g%s}",
+             (long long)s->step, metrics_json_number(s->loss, loss), s->lr,
+             metrics_json_number(s->grad_norm, norm), s->tokens_per_s, s->tflops, s->mfu,
+             s->elapsed, s->step_time, s->peak_mem / 1073741824.0, bad);
 }
 
 void metrics_console(const StepMetrics *s, char *out, int len) {
-    char mem[32];
+    char mem[32], bad[96];
+    bad_step_console(s, bad, sizeof bad);
     snprintf(out, (size_t)len,
              "step %lld/%lld | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | "
-             "%.3f TFLOP/s/dev | MFU %.1f%% | %.2f s | peak mem %s",
+             "%.3f TFLOP/s/dev | MFU %.1f%% | %.2f s | peak mem %s%s",
              (long long)s->step, (long long)s->total_steps, s->loss, s->lr, s->grad_norm,
              s->tokens_per_s, s->tflops, 100.0 * s->mfu, s->step_time,
-             format_bytes(s->peak_mem, mem, sizeof mem));
+             format_bytes(s->peak_mem, mem, sizeof mem), bad);
 }
 
 void metrics_throughput(StepMetrics *s, double tokens, double seconds, double flops_per_token,
@@ -80,4 +110,20 @@ double metrics_peak_rss(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss * 1024.0;
+}
+
+double loss_window_z(const LossWindow *w, double loss) {
+    if (w->n < LOSS_WINDOW_MIN) return 0;
+    double mean = 0, var = 0;
+    for (int i = 0; i < w->n; i++) mean += w->v[i];
+    mean /= w->n;
+    for (int i = 0; i < w->n; i++) var += (w->v[i] - mean) * (w->v[i] - mean);
+    double sd = sqrt(var / w->n);
+    return sd > 0 ? (loss - mean) / sd : 0;
+}
+
+void loss_window_push(LossWindow *w, double loss) {
+    w->v[w->next] = loss;
+    w->next = (w->next + 1) % LOSS_WINDOW;
+    if (w->n < LOSS_WINDOW) w->n++;
 }

@@ -15,10 +15,16 @@ typedef struct {
     double mfu;              // tflops / peak, 0..1
     double step_time, elapsed;   // seconds
     double peak_mem;         // bytes, the largest over ranks
+    bool skipped;            // non-finite loss or gradient norm: the update was not applied
+    bool spike;              // the loss's z-score over the recent window passed --spike-threshold
+    double loss_z;           // that z-score (when spike)
+    int bad_in_a_row;        // consecutive skipped or spiking steps, this one included
 } StepMetrics;
 
 // One JSON object: step, loss (%.9g, round-trips a float), lr, grad_norm,
-// tokens_per_s, tflops, mfu, elapsed, step_time, peak_mem_gib.
+// tokens_per_s, tflops, mfu, elapsed, step_time, peak_mem_gib; then
+// "skipped": true, or "spike": true and "loss_z", on such steps.  Non-finite
+// numbers are written as null (JSON has no NaN).
 void metrics_json(const StepMetrics *s, char *out, int len);
 void metrics_console(const StepMetrics *s, char *out, int len);
 // Fills throughput figures from tokens processed in `seconds`.
@@ -33,5 +39,20 @@ double metrics_sgemm_tflops(void);
 double metrics_gpu_peak_tflops(const char *device_name, bool bf16);
 // This process's peak resident set size in bytes.
 double metrics_peak_rss(void);
+// v as a JSON number (%.9g), or null when it is NaN or infinite; buf has 32 bytes.
+const char *metrics_json_number(double v, char *buf);
+
+// Loss-spike detection: the losses of the last LOSS_WINDOW healthy steps.
+#define LOSS_WINDOW 100
+#define LOSS_WINDOW_MIN 10   // fewer losses than this give no z-score
+typedef struct {
+    double v[LOSS_WINDOW];
+    int n, next;             // losses held; where the next one goes
+} LossWindow;
+// (loss − mean) / std over the window (population std); 0 while the window
+// holds fewer than LOSS_WINDOW_MIN losses or they are all equal.
+double loss_window_z(const LossWindow *w, double loss);
+// Adds a loss, dropping the oldest when full.
+void loss_window_push(LossWindow *w, double loss);
 
 #endif

@@ -156,9 +156,12 @@ static void refresh_params(Optimizer *o) {
     }
 }
 
-double optimizer_step(Optimizer *o) {
+double optimizer_reduce(Optimizer *o) {
     reduce_grads(o);
-    double norm = global_grad_norm(o);
+    return global_grad_norm(o);
+}
+
+void optimizer_apply(Optimizer *o, double norm) {
     double coef = o->cfg.grad_clip / (norm + 1e-6);   // torch.nn.utils.clip_grad_norm_
     if (o->cfg.grad_clip > 0 && coef < 1.0) ops->scale(owned_grads(o), (float)coef, o->shard_len);
     double lr = lr_at(&o->cfg, o->step);
@@ -166,5 +169,41 @@ double optimizer_step(Optimizer *o) {
     adam_update(o, (float)lr);
     refresh_params(o);
     ops->zero(o->model->grads, o->model->flat_numel * sizeof(float));
+}
+
+void optimizer_discard(Optimizer *o) {
+    ops->zero(o->model->grads, o->model->flat_numel * sizeof(float));
+}
+
+double optimizer_step(Optimizer *o) {
+    double norm = optimizer_reduce(o);
+    optimizer_apply(o, norm);
     return norm;
+}
+
+// Largest |x| of n device floats, +inf when any is NaN or infinite.
+static double max_abs(const float *x, size_t n, float *host, size_t chunk) {
+    double m = 0;
+    for (size_t a = 0; a < n; a += chunk) {
+        size_t k = n - a < chunk ? n - a : chunk;
+        ops->to_host(host, x + a, k * sizeof(float));
+        for (size_t i = 0; i < k; i++) {
+            double v = fabs((double)host[i]);
+            if (!isfinite(v)) return INFINITY;
+            if (v > m) m = v;
+        }
+    }
+    return m;
+}
+
+double optimizer_max_abs_weight(const Optimizer *o) {
+    const size_t chunk = (size_t)1 << 20;
+    double m = 0;
+    if (o->cfg.zero > 0 || o->grid->dp_rank == 0) {   // ZeRO 0: DP replicas hold the same
+        float *host = xmalloc(chunk * sizeof(float));
+        m = max_abs(o->master, o->shard_len, host, chunk);
+        free(host);
+    }
+    comm_allreduce(&o->grid->world, &m, 1, DTYPE_F64, REDUCE_MAX);
+    return m;
 }

@@ -53,9 +53,23 @@ void optimizer_before_backward(Optimizer *o, bool last);
 // After each micro-batch's backward pass: ZeRO-2 reduce-scatters the
 // micro-batch's gradient into the shard and clears the full buffer.
 void optimizer_after_micro_step(Optimizer *o);
-// Reduces gradients over DP, clips to the global norm, takes one AdamW step,
-// refreshes the compute weights (all-gathered under ZeRO) and clears the
-// gradients.  Returns the global gradient norm before clipping.
+// One optimizer step in two halves, so the caller can look at the norm (and
+// the loss) before deciding.  optimizer_reduce: reduces the gradients over DP
+// and returns the global gradient norm before clipping (the same value on every
+// rank).  Then exactly one of: optimizer_apply clips to that norm, takes one
+// AdamW step (advancing o->step, the schedule's clock), refreshes the compute
+// weights (all-gathered under ZeRO) and clears the gradients;
+// optimizer_discard clears the gradients only (a skipped step: master and
+// compute weights, Adam moments and o->step stay bit for bit as they were).
+double optimizer_reduce(Optimizer *o);
+void optimizer_apply(Optimizer *o, double norm);
+void optimizer_discard(Optimizer *o);
+// optimizer_reduce then optimizer_apply; returns the norm.
 double optimizer_step(Optimizer *o);
+// Collective over the world: the largest |w| of the fp32 master weights over
+// the whole grid (the same value on every rank), +inf when any is NaN or
+// infinite.  Reads the copies a checkpoint would write (under ZeRO 0, those of
+// data-parallel rank 0), through the host on a GPU.
+double optimizer_max_abs_weight(const Optimizer *o);
 
 #endif

@@ -51,6 +51,11 @@ static const OptSpec specs[] = {
     {"save-dir", 'o', STR(save_dir), "checkpoint folder"},
     {"load", 'f', STR(load), "checkpoint to resume from, or auto (newest in --save-dir)"},
     {"keep-checkpoints", 0, NUM(OPT_INT, keep_checkpoints), "keep the newest K (0: all)"},
+    {"spike-threshold", 0, NUM(OPT_F64, spike_threshold),
+     "a loss N std devs above the last 100 steps' mean is a spike (default 6; 0: off)"},
+    {"max-bad-steps", 0, NUM(OPT_INT, max_bad_steps),
+     "N skipped or spiking steps in a row: roll back to the newest checkpoint, skip their "
+     "data (default 5; 0: off)"},
     {"eval-interval", 0, NUM(OPT_I64, eval_interval), "held-out loss every N steps"},
     {"eval-steps", 0, NUM(OPT_I64, eval_steps), "micro-batches per evaluation"},
     {"seed", 0, NUM(OPT_U64, seed), "every random choice derives from it"},
@@ -90,6 +95,8 @@ void options_defaults(TrainOptions *o) {
     o->eval_steps = 10;
     o->seed = 42;
     o->bench_warmup = 2;
+    o->spike_threshold = 6;
+    o->max_bad_steps = 5;
     strcpy(o->export_dtype, "fp32");
 }
 

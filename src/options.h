@@ -45,6 +45,8 @@ typedef struct {
     int sample_tokens;       // greedy tokens generated at the end (0: none)
     double peak_tflops;      // per-device peak for MFU (0: the backend's default)
     int64_t profile_step;    // the step a GPU profiler collects (0: none)
+    double spike_threshold;  // loss z-score that counts as a spike (0: no spike detection)
+    int max_bad_steps;       // consecutive skipped/spiking steps before a rollback (0: none)
 } TrainOptions;
 
 void options_defaults(TrainOptions *o);

@@ -41,6 +41,10 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     else if (o->sample_tokens < 0) bad = "--sample-tokens must not be negative";
     else if (o->bench_warmup < 0) bad = "--bench-warmup must not be negative";
     else if (o->profile_step < 0) bad = "--profile-step must not be negative";
+    else if (!(o->spike_threshold >= 0))
+        bad = "--spike-threshold must be a non-negative number (0 disables spike detection)";
+    else if (o->max_bad_steps < 0)
+        bad = "--max-bad-steps must not be negative (0 disables rollback)";
     else if (o->overlap_grad_reduce != 0 && o->overlap_grad_reduce != 1)
         bad = "--overlap-grad-reduce must be 0 or 1";
     else if (strcmp(o->export_dtype, "fp32") && strcmp(o->export_dtype, "bf16"))
@@ -210,6 +214,35 @@ static void open_outputs(Trainer *t) {
     }
 }
 
+// Test hooks (validation/test_divergence.sh), environment variables naming a
+// window of global samples [a, b), which the steps starting in it read:
+//   LLAMA_TEST_NAN_SAMPLES=a:b[:rank]  a NaN logit-gradient scale, on world rank
+//       `rank` only or on every rank: the loss stays finite, every gradient
+//       becomes NaN, as a poisoned batch would make them;
+//   LLAMA_TEST_NOISE_SAMPLES=a:b  uniformly random tokens instead of the data
+//       (without --data-mix): a loss spike.
+static void read_window(const char *name, uint64_t w[2], int *rank) {
+    const char *e = getenv(name);
+    long long a = 0, b = 0;
+    int r = -1;
+    if (!e || !e[0]) return;
+    if (sscanf(e, "%lld:%lld:%d", &a, &b, &r) < 2 || a < 0 || b < a || r < -1 || (!rank && r != -1))
+        fatal("%s='%s': expected FIRST:END%s (a test hook; unset it)", name, e, rank ? "[:RANK]" : "");
+    w[0] = (uint64_t)a;
+    w[1] = (uint64_t)b;
+    if (rank) *rank = r;
+    info("test hook %s: the steps that start at global samples %lld to %lld get %s%s", name, a,
+         b - 1, rank ? "NaN gradients" : "random tokens", r >= 0 ? " on one rank" : "");
+}
+
+static void read_test_hooks(Trainer *t) {
+    t->nan_rank = -1;
+    read_window("LLAMA_TEST_NAN_SAMPLES", t->nan_window, &t->nan_rank);
+    read_window("LLAMA_TEST_NOISE_SAMPLES", t->noise_window, NULL);
+}
+
+static bool in_window(const uint64_t w[2], uint64_t sample) { return sample >= w[0] && sample < w[1]; }
+
 // Peak for MFU: --peak-tflops, else on the CPU the measured sgemm rate, on a
 // GPU the datasheet's dense rate for the compute precision (0, no MFU, for a
 // card the table does not know).
@@ -292,6 +325,10 @@ Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
     count_steps(t);
     create_optimizer(t);
     resume(t);
+    checkpoint_start(t);   // the --save-dir lock, newer checkpoints moved aside, before training
+    t->saved_step = -1;
+    t->weight_max0 = optimizer_max_abs_weight(t->optim);
+    read_test_hooks(t);
     t->rows = xmalloc((size_t)t->M * t->B * (t->T + 1) * sizeof(int32_t));
     open_outputs(t);
     set_peak(t);
@@ -324,9 +361,10 @@ void trainer_free(Trainer *t) {
 
 static void fill_rows(Trainer *t) {
     size_t per_micro = (size_t)t->B * (t->T + 1);
+    bool noise = in_window(t->noise_window, t->state.consumed);   // test hook
     for (int k = 0; k < t->M; k++) {
         int32_t *rows = t->rows + (size_t)k * per_micro;
-        if (t->train)
+        if (t->train && !noise)
             loader_next(t->train, &t->state, t->grid.dp_rank, t->grid.dp, t->B, rows);
         else
             loader_synthetic_next(t->opt.seed, t->cfg.vocab_size, t->T, &t->state,
@@ -346,10 +384,103 @@ static double step_tokens(const Trainer *t) {
     return (double)t->B * t->T * t->M * t->grid.dp;
 }
 
-static void log_step(Trainer *t, double loss, double lr, double norm, double seconds) {
+// ---- divergence: skipped steps, loss spikes, rollback, the save guard ----
+
+#define ROLLBACK_LIMIT 3          // rollbacks without a newer checkpoint before the run stops
+#define WEIGHT_GROWTH_LIMIT 1e3   // max |w| may grow this much between checkpoints
+
+// What judge_step decided about a step, the same on every rank.
+typedef struct {
+    bool loss_bad;   // the loss is not finite
+    bool skip;       // the loss or the gradient norm is not finite: no update
+    bool spike;      // finite, but its z-score passed --spike-threshold
+    double z;        // the loss's z-score over the window (0 without one)
+} Verdict;
+
+// The logit-gradient scale of a step whose first global sample is `first`.
+static float grad_scale(const Trainer *t, uint64_t first) {
+    bool nan = in_window(t->nan_window, first) && (t->nan_rank < 0 || t->nan_rank == t->grid.world_rank);
+    return nan ? NAN : (float)(1.0 / step_tokens(t));
+}
+
+// Judges a step by its global loss and gradient norm.  The flags are reduced
+// over the world, so every rank takes the same decision even where its copy of
+// a reduced value differs in the last bit.  Healthy losses join the window.
+static Verdict judge_step(Trainer *t, double loss, double norm) {
+    Verdict v = {0};
+    int f[3] = {!isfinite(loss), !isfinite(norm), 0};
+    if (!f[0] && t->opt.spike_threshold > 0) {
+        v.z = loss_window_z(&t->losses, loss);
+        f[2] = v.z > t->opt.spike_threshold;
+    }
+    comm_allreduce(&t->grid.world, f, 3, DTYPE_I32, REDUCE_MAX);
+    v.loss_bad = f[0];
+    v.skip = f[0] || f[1];
+    v.spike = !v.skip && f[2];
+    if (!v.skip && !v.spike) loss_window_push(&t->losses, loss);
+    return v;
+}
+
+static void log_rollback(Trainer *t, int64_t from, uint64_t skipped, const char *why) {
+    uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
+    info("ROLLBACK: %s: back from step %lld to the checkpoint of step %lld (rollback %d of at most "
+         "%d before a newer checkpoint); skipping the %llu samples (%llu steps) read since, the "
+         "next step reads from sample %llu", why, (long long)from, (long long)t->step, t->rollbacks,
+         ROLLBACK_LIMIT, (unsigned long long)skipped, (unsigned long long)(skipped / per_step),
+         (unsigned long long)t->state.consumed);
+    if (!t->log) return;
+    char line[768];
+    snprintf(line, sizeof line, "{\"step\": %lld, \"rollback\": true, \"from_step\": %lld, "
+             "\"skipped_samples\": %llu, \"reason\": \"%s\"}", (long long)t->step,
+             (long long)from, (unsigned long long)skipped, why);
+    logfile_line(t->log, line);
+}
+
+// The checkpoint a rollback returns to: the one --load auto would resume from.
+static bool rollback_target(Trainer *t, char *dir, int len) {
+    char load[sizeof t->opt.load];
+    memcpy(load, t->opt.load, sizeof load);
+    snprintf(t->opt.load, sizeof t->opt.load, "auto");
+    bool found = checkpoint_resolve(t, dir, len);
+    memcpy(t->opt.load, load, sizeof load);
+    return found;
+}
+
+// Rolls back to the newest checkpoint in --save-dir but keeps the data
+// position, so the samples read since (the window that led here) are not seen
+// again.  Stops instead when rollback is disabled, there is no checkpoint, or
+// ROLLBACK_LIMIT rollbacks did not get the run past its last checkpoint.
+static void rollback(Trainer *t, const char *why) {
+    char dir[4200];
+    if (t->opt.max_bad_steps == 0)
+        fatal_all("%s; --max-bad-steps 0 disables rolling back, so the run stops here (the newest "
+                  "checkpoint is kept): lower --lr or raise --warmup-steps", why);
+    if (!rollback_target(t, dir, sizeof dir))
+        fatal_all("%s, and %s holds no checkpoint to roll back to: lower --lr or raise "
+                  "--warmup-steps, and save checkpoints (-i N)", why, t->opt.save_dir);
+    if (++t->rollbacks > ROLLBACK_LIMIT)
+        fatal_all("%s again after %d rollbacks to %s, whatever data it saw: the run diverges; lower "
+                  "--lr or raise --warmup-steps and resume with --load auto", why, ROLLBACK_LIMIT, dir);
+    LoaderState here = t->state;
+    int64_t from = t->step;
+    checkpoint_load(t, dir);
+    if (t->step > from)
+        fatal_all("the newest checkpoint %s is at step %lld, ahead of this run's step %lld: not "
+                  "rolling forward; give its save folder to this run alone", dir,
+                  (long long)t->step, (long long)from);
+    uint64_t skipped = here.consumed > t->state.consumed ? here.consumed - t->state.consumed : 0;
+    if (skipped > 0) t->state = here;
+    t->bad_steps = 0;
+    t->weight_max0 = optimizer_max_abs_weight(t->optim);
+    log_rollback(t, from, skipped, why);
+}
+
+static void log_step(Trainer *t, double loss, double lr, double norm, double seconds,
+                     const Verdict *v) {
     StepMetrics s = {.step = t->step + 1, .total_steps = t->total_steps, .loss = loss, .lr = lr,
                      .grad_norm = norm, .step_time = seconds,
-                     .elapsed = now_seconds() - t->start_time};
+                     .elapsed = now_seconds() - t->start_time, .skipped = v->skip,
+                     .spike = v->spike, .loss_z = v->z, .bad_in_a_row = t->bad_steps};
     metrics_throughput(&s, step_tokens(t), seconds, t->flops_per_token, t->grid.world_size,
                        t->peak_tflops);
     s.peak_mem = ops->peak_bytes() ? (double)ops->peak_bytes() : metrics_peak_rss();
@@ -363,30 +494,81 @@ static void log_step(Trainer *t, double loss, double lr, double norm, double sec
     }
 }
 
-static void train_step(Trainer *t) {
+// One step: forward and backward passes, then the update unless judge_step
+// finds the step bad.  A skipped step still counts as an iteration (its data
+// is consumed, t->step advances) but changes no weight, no Adam moment and not
+// the schedule (Megatron's skipped iterations).  False when the step ended in
+// a rollback (--max-bad-steps bad steps in a row).
+static bool train_step(Trainer *t) {
     bool profiled = t->step + 1 == t->opt.profile_step && ops->profiler_range;
     if (profiled) {
         ops->sync();
         ops->profiler_range(true);
     }
     double t0 = now_seconds();
+    uint64_t first = t->state.consumed;
     fill_rows(t);
-    double lr = lr_at(&t->optim->cfg, t->step);
-    double local = pipeline_train(t->pipeline, t->optim, t->rows, t->M,
-                                  (float)(1.0 / step_tokens(t)));
-    double norm = optimizer_step(t->optim);
+    double lr = lr_at(&t->optim->cfg, t->optim->step);
+    double local = pipeline_train(t->pipeline, t->optim, t->rows, t->M, grad_scale(t, first));
+    double norm = optimizer_reduce(t->optim);
     double loss = global_loss_sum(t, local) / step_tokens(t);
+    Verdict v = judge_step(t, loss, norm);
+    if (v.skip) optimizer_discard(t->optim);
+    else optimizer_apply(t->optim, norm);
     ops->sync();
     double seconds = now_seconds() - t0;
     if (profiled) ops->profiler_range(false);
-    if (!isfinite(loss)) fatal("the loss became %g at step %lld; lower --lr or raise --warmup-steps",
-                               loss, (long long)t->step + 1);
-    log_step(t, loss, lr, norm, seconds);
+    if (v.loss_bad && t->opt.max_bad_steps == 0)
+        fatal_all("the loss became %g at step %lld; lower --lr or raise --warmup-steps", loss,
+                  (long long)t->step + 1);
+    t->bad_steps = v.skip || v.spike ? t->bad_steps + 1 : 0;
+    log_step(t, loss, lr, norm, seconds, &v);
     if (t->step >= t->opt.bench_warmup) {
         t->bench_tokens += step_tokens(t);
         t->bench_seconds += seconds;
     }
     t->step++;
+    if (t->opt.max_bad_steps == 0 || t->bad_steps < t->opt.max_bad_steps) return true;
+    char why[256];
+    snprintf(why, sizeof why, "%d skipped or spiking steps in a row (steps %lld to %lld)",
+             t->bad_steps, (long long)(t->step - t->bad_steps + 1), (long long)t->step);
+    rollback(t, why);
+    return false;
+}
+
+// True (why says so) when the model must not be written: a master weight is
+// not finite, or the largest |w| passed WEIGHT_GROWTH_LIMIT × max(1, the
+// largest |w| of the last checkpoint saved or loaded, or of the starting
+// model).  *wmax: the largest |w|.
+static bool diverged(Trainer *t, double *wmax, char *why, int len) {
+    double w = *wmax = optimizer_max_abs_weight(t->optim);
+    double base = fmax(1.0, t->weight_max0);
+    if (!isfinite(w))
+        snprintf(why, (size_t)len, "the master weights are not finite at step %lld",
+                 (long long)t->step);
+    else if (w > WEIGHT_GROWTH_LIMIT * base)
+        snprintf(why, (size_t)len, "the largest master weight reached %.3g at step %lld, over "
+                 "%g times the last checkpoint's largest (%.3g, at least 1)", w, (long long)t->step,
+                 WEIGHT_GROWTH_LIMIT, base);
+    else return false;
+    return true;
+}
+
+// Saves a checkpoint of a healthy model.  A diverged model is never written
+// (the checkpoints on disk stay as they are): the run rolls back (false) or stops.
+static bool save_checked(Trainer *t) {
+    char why[512];
+    double w;
+    if (diverged(t, &w, why, sizeof why)) {
+        info("not saving a checkpoint: %s", why);
+        rollback(t, why);
+        return false;
+    }
+    checkpoint_save(t);
+    t->saved_step = t->step;
+    t->weight_max0 = w;
+    t->rollbacks = 0;
+    return true;
 }
 
 double trainer_evaluate(Trainer *t) {
@@ -466,8 +648,14 @@ static bool stop_requested(const Trainer *t) {
     return sig != 0;
 }
 
-static bool save_due(const Trainer *t) {
-    return t->opt.save_interval > 0 && t->step % t->opt.save_interval == 0;
+// Every --save-interval steps, except inside a run of bad steps: that model
+// is suspect, so the save waits for the next interval.
+static bool periodic_save_due(const Trainer *t) {
+    if (t->opt.save_interval <= 0 || t->step % t->opt.save_interval != 0) return false;
+    if (t->bad_steps == 0) return true;
+    info("not saving at step %lld: the last %d steps were skipped or spiking (the next interval "
+         "saves)", (long long)t->step, t->bad_steps);
+    return false;
 }
 
 // Rank 0 encodes the prompt (BOS first when the tokenizer has one); every
@@ -510,12 +698,15 @@ static void print_sample(Trainer *t) {
     tokenizer_free(tok);
 }
 
+// --export-hf at the end, never of a diverged model.
 static void finish(Trainer *t) {
-    if (t->opt.save_interval > 0 && !save_due(t)) checkpoint_save(t);
-    if (t->opt.export_hf[0]) {
-        hf_export(t->model, &t->grid, t->opt.export_hf, strcmp(t->opt.export_dtype, "bf16") == 0);
-        info("exported Hugging Face weights to %s", t->opt.export_hf);
-    }
+    if (!t->opt.export_hf[0]) return;
+    char why[512];
+    double w;
+    if (diverged(t, &w, why, sizeof why))
+        fatal_all("not exporting to %s: %s; lower --lr or raise --warmup-steps", t->opt.export_hf, why);
+    hf_export(t->model, &t->grid, t->opt.export_hf, strcmp(t->opt.export_dtype, "bf16") == 0);
+    info("exported Hugging Face weights to %s", t->opt.export_hf);
 }
 
 // The measured peak (RSS on the CPU, device memory on GPUs) of the busiest rank.
@@ -527,6 +718,39 @@ static void report_peak_memory(const Trainer *t) {
          format_bytes(mine, b, sizeof b));
 }
 
+// A signal stopped the run after this step's save: leave save_dir/preempted.
+static void mark_preempted(Trainer *t) {
+    char err[1024] = "";
+    bool ok = t->grid.world_rank != 0 ||
+              ckpt_dir_mark_preempted(t->opt.save_dir, t->step, err, sizeof err);
+    agree_or_exit(ok, err);
+    info("stopped at step %lld by a signal; resume with --load auto", (long long)t->step);
+}
+
+// Steps to the end, evaluating and saving on the way.  False when a signal
+// stopped the run.  A step or a save that rolls back just goes on from there.
+static bool train_to_end(Trainer *t) {
+    while (t->step < t->total_steps) {
+        if (!train_step(t)) continue;
+        if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval == 0)
+            log_eval(t);
+        if (periodic_save_due(t) && !save_checked(t)) continue;
+        if (stop_requested(t)) {
+            if (t->saved_step != t->step && !save_checked(t)) continue;
+            mark_preempted(t);
+            return false;
+        }
+    }
+    return true;
+}
+
+// The closing evaluation and save; false when the final model diverged and
+// the run rolled back.
+static bool close_training(Trainer *t) {
+    if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval != 0) log_eval(t);
+    return t->opt.save_interval <= 0 || t->saved_step == t->step || save_checked(t);
+}
+
 void trainer_run(Trainer *t) {
     t->start_time = now_seconds();
     signals_install();
@@ -534,22 +758,9 @@ void trainer_run(Trainer *t) {
     info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
          t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,
          t->grid.pp, step_tokens(t));
-    while (t->step < t->total_steps) {
-        train_step(t);
-        if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval == 0)
-            log_eval(t);
-        if (save_due(t)) checkpoint_save(t);
-        if (stop_requested(t)) {
-            if (!save_due(t)) checkpoint_save(t);
-            char err[1024] = "";
-            bool ok = t->grid.world_rank != 0 ||
-                      ckpt_dir_mark_preempted(t->opt.save_dir, t->step, err, sizeof err);
-            agree_or_exit(ok, err);
-            info("stopped at step %lld by a signal; resume with --load auto", (long long)t->step);
-            return;
-        }
-    }
-    if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval != 0) log_eval(t);
+    do {
+        if (!train_to_end(t)) return;
+    } while (!close_training(t));
     finish(t);
     print_sample(t);
     print_bench(t);

@@ -9,6 +9,7 @@
 #include "grid.h"
 #include "loader.h"
 #include "logfile.h"
+#include "metrics.h"
 #include "model.h"
 #include "optimizer.h"
 #include "options.h"
@@ -30,6 +31,15 @@ typedef struct Trainer {
     double start_time;
     LogFile *log, *dump;
     double bench_tokens, bench_seconds;   // after the warm-up steps
+    // Divergence handling (see DESIGN.md): skipped steps, spikes, rollback.
+    LossWindow losses;           // losses of recent healthy steps, for spike z-scores
+    int bad_steps;               // skipped or spiking steps in a row
+    int rollbacks;               // rollbacks since this run last saved a checkpoint
+    int64_t saved_step;          // step of this run's last save (-1: none yet)
+    double weight_max0;          // largest |master weight| of the last save (or the start)
+    uint64_t nan_window[2];      // test hooks (train.c): steps starting in these global
+    int nan_rank;                // sample ranges [a, b) get NaN gradients (on this world
+    uint64_t noise_window[2];    // rank, -1: all) or random tokens
 } Trainer;
 
 // Checks options that every rank can judge alone (sizes, layout, strings).
