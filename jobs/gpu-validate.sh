@@ -43,8 +43,10 @@
 #   run(command="bash jobs/gpu-validate.sh bench sanitize test", carry=[".gpu"], timeout_s=600)
 # bench and profile also keep to budgets of BENCH_BUDGET (360) and PROFILE_BUDGET
 # (290) seconds.  (With "bench profile", bench has until ~350 s: torch.compile
-# may be skipped; "bench" alone gives it its whole budget.)  Logs go to $OUT (the
-# tool brings them back) or runs/gpu-validate.  BENCH_BATCH, BENCH_BATCH_G,
+# may be skipped; "bench" alone gives it its whole budget.)  Logs go to
+# runs/gpu-validate, or with OUT set (the device tool) to /tmp/gpu-validate-logs,
+# packed into $OUT/gpu-validate-logs.tgz after each mode (the tool brings back
+# at most 8 files).  BENCH_BATCH, BENCH_BATCH_G,
 # BENCH_BATCH_BIG (8, 8, 16) and PROFILE_BATCH (8) change the micro-batches,
 # COMPILE_LIMIT (150) torch.compile's time limit.  jobs/gpu/test-gpu-validate.sh tests bench and
 # profile here, without a GPU, against stubs.
@@ -54,7 +56,14 @@ MODES=("$@")
 [ ${#MODES[@]} -eq 0 ] || [ "${MODES[*]}" = all ] && MODES=(bench sanitize test)
 START=$(date +%s)
 DEADLINE=${DEADLINE:-560}
-LOG=${OUT:-runs/gpu-validate}
+# The device tool brings back at most 8 files of $OUT: with OUT set, the logs are
+# written elsewhere and packed into $OUT/gpu-validate-logs.tgz after each mode.
+LOG=${OUT:+/tmp/gpu-validate-logs}
+LOG=${GPU_VALIDATE_LOG:-${LOG:-runs/gpu-validate}}   # GPU_VALIDATE_LOG: the stub tests'
+pack_logs() {
+  [ -n "${OUT:-}" ] && tar czf "$OUT/gpu-validate-logs.tgz" -C "$LOG" . 2>/dev/null
+  return 0
+}
 ORIG_LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}
 say() { echo "== gpu-validate [$(($(date +%s) - START)) s] $*"; }
 
@@ -73,6 +82,7 @@ need_for() {
 for mode in "${MODES[@]}"; do
   need_for "$mode" >/dev/null || { echo "usage: $0 [test|ops|train|sanitize|bench|profile|all]..." >&2; exit 2; }
 done
+[ -n "${OUT:-}" ] && [ -z "${GPU_VALIDATE_LOG:-}" ] && rm -rf "$LOG"   # a warm machine keeps the last call's
 mkdir -p "$LOG"
 
 # ---- the card ----
@@ -418,6 +428,7 @@ for i in "${!MODES[@]}"; do
     MODE_WHY="the $mode mode's budget of $budget s"
   fi
   if time_for "$mode" "$(need_for "$mode")"; then "run_$mode"; else status=1; fi
+  pack_logs
 done
-say "done, status $status (logs in $LOG)"
+say "done, status $status (logs in $LOG${OUT:+, packed into \$OUT/gpu-validate-logs.tgz})"
 exit $status

@@ -165,7 +165,7 @@ run() {
   while [ "$1" != -- ]; do envs+=("$1"); shift; done
   shift
   mkdir -p "$T/$name"
-  (cd "$R" && env PATH="$T/bin:$PATH" LD_LIBRARY_PATH=/orig/lib OUT="$T/$name/out" \
+  (cd "$R" && env PATH="$T/bin:$PATH" LD_LIBRARY_PATH=/orig/lib OUT="$T/$name/out" GPU_VALIDATE_LOG="$T/$name/out" \
      FAKE_NCU_ENV="$T/$name/ncu-env" "${envs[@]}" bash jobs/gpu-validate.sh "$@") >"$T/$name/log" 2>&1
   echo $? >"$T/$name/rc"
   [ -n "$VERBOSE" ] && { echo "---- $name: $*"; cat "$T/$name/log"; }
@@ -198,12 +198,13 @@ check "full: ours summary" hasre "$L" "ours \(llama-train, Nsight Compute\): 177
 check "full: torch summary" hasre "$L" "torch \(transformers eager, torch.profiler\): 579 kernel launches"
 check "full: category table" hasre "$L" "^attention +72.60 +.*% +60.00 "
 check "full: summary files" test -s "$T/full/out/profile-summary.json" -a -s "$T/full/out/profile-ours.csv"
+check "full: logs packed for the device tool" test -s "$T/full/out/gpu-validate-logs.tgz"
 check "full: the category table ends the output" \
   hasre <(grep -v '^== gpu-validate' "$L" | tail -1) "^total \(kernels\)"
 
 # 2. profile only, ncu missing: the torch side alone, status 1.
 mkdir -p "$T/bin2" && cp "$T/bin/nvidia-smi" "$T/bin2/"
-(cd "$R" && env PATH="$T/bin2:$PATH" CUDA_HOME=/nonexistent OUT="$T/noncu/out" bash jobs/gpu-validate.sh profile) \
+(cd "$R" && env PATH="$T/bin2:$PATH" CUDA_HOME=/nonexistent OUT="$T/noncu/out" GPU_VALIDATE_LOG="$T/noncu/out" bash jobs/gpu-validate.sh profile) \
   >"$T/noncu.log" 2>&1; rc=$?
 check "noncu: status 1" test $rc = 1
 check "noncu: said" has "$T/noncu.log" "no Nsight Compute (ncu) found"
