@@ -1,5 +1,6 @@
 #define _XOPEN_SOURCE 700
 #include "ckpt_dir.h"
+#include "atomic_file.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -348,15 +349,11 @@ static bool write_latest_tmp(const char *save_dir, const char *dir, char *tmp, i
 }
 
 bool ckpt_dir_point_latest(const char *save_dir, const char *dir, char *err, int err_len) {
-    char tmp[PATH_LEN], path[PATH_LEN];
-    if (!write_latest_tmp(save_dir, dir, tmp, sizeof tmp, err, err_len)) return false;
+    char base[1024], line[1100], path[PATH_LEN];
+    base_name(dir, base, sizeof base);
+    int n = snprintf(line, sizeof line, "%s\n", base);
     snprintf(path, sizeof path, "%s/latest", save_dir);
-    if (rename(tmp, path) != 0 || !sync_path(save_dir)) {
-        snprintf(err, err_len, "cannot update '%s': %s", path, strerror(errno));
-        unlink(tmp);
-        return false;
-    }
-    return true;
+    return atomic_file_write(path, line, (size_t)n, err, err_len);
 }
 
 bool ckpt_dir_commit(const char *save_dir, const char *tmp_dir, const char *final_dir,

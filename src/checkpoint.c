@@ -574,15 +574,17 @@ void checkpoint_save(Trainer *t) {
 
 bool checkpoint_resolve(const Trainer *t, char *dir, int len) {
     const char *load = t->opt.load;
-    if (strcmp(load, "auto") != 0) {
-        if (t->opt.save_interval > 0) checkpoint_claim(t);
-        bool ok = ckpt_dir_exists(load);
-        snprintf(dir, (size_t)len, "%s", load);
-        char msg[4400];
-        snprintf(msg, sizeof msg, "--load %s: no such checkpoint folder", load);
-        comm_agree(&t->grid.world, ok, msg);
-        return true;
-    }
+    if (strcmp(load, "auto") == 0) return checkpoint_newest(t, dir, len);
+    if (t->opt.save_interval > 0) checkpoint_claim(t);
+    bool ok = ckpt_dir_exists(load);
+    snprintf(dir, (size_t)len, "%s", load);
+    char msg[4400];
+    snprintf(msg, sizeof msg, "--load %s: no such checkpoint folder", load);
+    comm_agree(&t->grid.world, ok, msg);
+    return true;
+}
+
+bool checkpoint_newest(const Trainer *t, char *dir, int len) {
     checkpoint_claim(t);
     char **dirs;
     int n = t->grid.world_rank == 0 ? ckpt_dir_list(t->opt.save_dir, &dirs) : 0;

@@ -42,6 +42,9 @@ void checkpoint_save(Trainer *t);
 // in --save-dir, "latest" first).  Returns false for "auto" with none (a
 // fresh start); fatal for an explicit path that is not a checkpoint.
 bool checkpoint_resolve(const Trainer *t, char *dir, int len);
+// Collective: the checkpoint --load auto picks (taking --save-dir's lock);
+// false when --save-dir holds none.
+bool checkpoint_newest(const Trainer *t, char *dir, int len);
 // Collective: loads dir into the trainer (any layout), verifying the
 // attributes' digest, the folder name against the step, shapes, the
 // tokenizer, every checksum and that every value is finite first.  Fatal

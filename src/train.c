@@ -436,16 +436,6 @@ static void log_rollback(Trainer *t, int64_t from, uint64_t skipped, const char 
     logfile_line(t->log, line);
 }
 
-// The checkpoint a rollback returns to: the one --load auto would resume from.
-static bool rollback_target(Trainer *t, char *dir, int len) {
-    char load[sizeof t->opt.load];
-    memcpy(load, t->opt.load, sizeof load);
-    snprintf(t->opt.load, sizeof t->opt.load, "auto");
-    bool found = checkpoint_resolve(t, dir, len);
-    memcpy(t->opt.load, load, sizeof load);
-    return found;
-}
-
 // Rolls back to the newest checkpoint in --save-dir but keeps the data
 // position, so the samples read since (the window that led here) are not seen
 // again.  Stops instead when rollback is disabled, there is no checkpoint, or
@@ -455,7 +445,7 @@ static void rollback(Trainer *t, const char *why) {
     if (t->opt.max_bad_steps == 0)
         fatal_all("%s; --max-bad-steps 0 disables rolling back, so the run stops here (the newest "
                   "checkpoint is kept): lower --lr or raise --warmup-steps", why);
-    if (!rollback_target(t, dir, sizeof dir))
+    if (!checkpoint_newest(t, dir, sizeof dir))
         fatal_all("%s, and %s holds no checkpoint to roll back to: lower --lr or raise "
                   "--warmup-steps, and save checkpoints (-i N)", why, t->opt.save_dir);
     if (++t->rollbacks > ROLLBACK_LIMIT)
