@@ -29,23 +29,12 @@
 
 static bool use_cudnn = CUDNN_BUILT_IN;   // --attention
 
+// The name resolves as ops_attention_for says (ops.c: the default, the
+// checks and their messages).
 bool attention_select(const char *name, char *err, int err_len) {
-    if (!name || !name[0]) name = CUDNN_BUILT_IN ? "cudnn" : "own";
-    if (strcmp(name, "own") == 0) {
-        use_cudnn = false;
-        return true;
-    }
-    if (strcmp(name, "cudnn") != 0) {
-        snprintf(err, err_len, "--attention must be cudnn or own, got '%s'", name);
-        return false;
-    }
-    if (!CUDNN_BUILT_IN) {
-        snprintf(err, err_len, "--attention cudnn: this build has no cuDNN (cudnn.h, libcudnn.so.9 "
-                 "or cudnn-frontend's headers were not found when it was built: make deps fetches "
-                 "the headers, CUDNN_HOME=dir points at cuDNN); use --attention own");
-        return false;
-    }
-    use_cudnn = true;
+    const char *resolved = ops_attention_for("cuda", name, err, err_len);
+    if (!resolved) return false;
+    use_cudnn = strcmp(resolved, "cudnn") == 0;
     return true;
 }
 

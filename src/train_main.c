@@ -30,10 +30,10 @@ static bool model_config(TrainOptions *o, ModelConfig *cfg, char *err, int len) 
 static void device_comm_select(const TrainOptions *o, int node_ranks) {
     if (strcmp(o->device, "cuda") != 0) return;   // the CPU: MPI on host memory
     if (strcmp(o->device_comm, "mpi") == 0) comm_set_device_ops(comm_staged_device_ops());
+    const DeviceCommOps *dev = comm_device_ops();
 #ifdef LLAMA_CUDA
     int gpus = ops_cuda_device_count();
     char err[512] = "";
-    const DeviceCommOps *dev = comm_device_ops();
     bool ok = !dev || strncmp(dev->name, "nccl", 4) != 0 || node_ranks <= gpus;
     if (!ok)
         snprintf(err, sizeof err, "%d ranks on one node share %d GPU%s, and NCCL cannot put two "
@@ -43,8 +43,7 @@ static void device_comm_select(const TrainOptions *o, int node_ranks) {
 #else
     (void)node_ranks;
 #endif
-    const DeviceCommOps *d = comm_device_ops();
-    info("device communication: %s", d ? d->name : "none");
+    info("device communication: %s", dev ? dev->name : "none");
 }
 
 int main(int argc, char **argv) {
