@@ -200,11 +200,11 @@ void matmul_linear_forward(void *y, const void *x, const void *w, int N, int in,
 void matmul_linear_backward(void *dx, float *dw, const void *dy, const void *x, const void *w,
                             int N, int in, int out) {
     if (N == 0 || out == 0 || in == 0) return;
-    if (dx) {
-        Gemm g = {false, false, in, N, out, w, dy, dx, in, out, in, g_cuda.bf16, g_cuda.bf16,
-                  0.0f};
-        gemm_run(g);
+    Gemm gw = {false, true, in, out, N, x, dy, dw, in, out, in, g_cuda.bf16, false, 1.0f};
+    gemm_run(gw);
+    if (dx) {   // after dw: dx may overwrite x
+        Gemm gx = {false, false, in, N, out, w, dy, dx, in, out, in, g_cuda.bf16, g_cuda.bf16,
+                   0.0f};
+        gemm_run(gx);
     }
-    Gemm g = {false, true, in, out, N, x, dy, dw, in, out, in, g_cuda.bf16, false, 1.0f};
-    gemm_run(g);
 }

@@ -102,8 +102,6 @@ static void alloc_scratch(Model *m) {
     m->d_xn = alloc_act(m, z.nd);
     m->d_qkv = alloc_act(m, z.qkv);
     m->d_att = alloc_act(m, z.att);
-    m->d_gu = alloc_act(m, z.gu);
-    m->d_h = alloc_act(m, z.h);
     m->att_work = alloc_bytes(m, ops->attention_work_bytes(m->B, m->T, m->heads, m->hd));
 }
 
@@ -137,7 +135,7 @@ void model_free(Model *m) {
     for (int s = 0; s < m->n_slots; s++) free_slot(&m->slots[s]);
     free(m->slots);
     void *bufs[] = {m->params, m->grads, m->xnf, m->rstdf, m->logits, m->ce_max, m->ce_stats,
-                    m->ce_loss, m->d_res, m->d_xn, m->d_qkv, m->d_att, m->d_gu, m->d_h,
+                    m->ce_loss, m->d_res, m->d_xn, m->d_qkv, m->d_att,
                     m->att_work, m->rope_cos, m->rope_sin};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) ops->release(bufs[i]);
@@ -155,7 +153,7 @@ double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int
     double per_layer = (3.0 * z.nd + z.qkv + z.att + z.gu + z.h) * act_bytes +
                        attention_state_bytes + 2 * N * sizeof(float);
     double slot = (L + 1) * z.nd * act_bytes + Ls * per_layer + 2 * N * sizeof(int32_t);
-    double scratch = (2.0 * z.nd + z.qkv + z.att + z.gu + z.h) * act_bytes;
+    double scratch = (2.0 * z.nd + z.qkv + z.att) * act_bytes;   // ∂gu, ∂h: in gu, h
     if (part->last) scratch += (z.nd + N * m.vocab_rows) * act_bytes + 5 * N * sizeof(float);
     return n_slots * slot + scratch;
 }
@@ -273,9 +271,11 @@ static void layer_backward(Model *m, const Activations *a, int l) {
     if (m->recompute) layer_forward(m, a, l, true);
     LayerActs v = layer_acts(m, a, l);
     int N = m->N, D = m->cfg.dim, F = m->ffn, HD = m->heads * m->hd;
-    ops->linear_backward(m->d_h, G(m, l, LP_DOWN), m->d_res, v.h, W(m, l, LP_DOWN), N, F, D);
-    ops->swiglu_backward(m->d_gu, m->d_h, v.gu, N, F);
-    ops->linear_backward(m->d_xn, G(m, l, LP_GATE), m->d_gu, v.xn2, W(m, l, LP_GATE), N, D,
+    // ∂h and ∂gu overwrite h and gu: nothing reads them after this layer's backward.
+    void *d_h = v.h, *d_gu = v.gu;
+    ops->linear_backward(d_h, G(m, l, LP_DOWN), m->d_res, v.h, W(m, l, LP_DOWN), N, F, D);
+    ops->swiglu_backward(d_gu, d_h, v.gu, N, F);
+    ops->linear_backward(m->d_xn, G(m, l, LP_GATE), d_gu, v.xn2, W(m, l, LP_GATE), N, D,
                          2 * F);
     tp_sum(m, m->d_xn, (size_t)N * D);
     ops->rmsnorm_backward(m->d_res, G(m, l, LP_FFN_NORM), m->d_xn, v.mid, W(m, l, LP_FFN_NORM),

@@ -63,8 +63,6 @@ typedef struct Model {
     void *d_xn;             // (N, D)
     void *d_qkv;            // (N, qkv)
     void *d_att;            // (N, heads·hd)
-    void *d_gu;             // (N, 2F)
-    void *d_h;              // (N, F)
     void *att_work;         // attention backward scratch
     float *rope_cos, *rope_sin;   // (T, hd / 2)
     size_t activation_bytes;      // what the buffers above take

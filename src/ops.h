@@ -43,7 +43,8 @@ typedef struct Ops {
     // ---- layers ----
     // y (N, out) = x (N, in) · w (out, in)ᵀ
     void (*linear_forward)(void *y, const void *x, const void *w, int N, int in, int out);
-    // dx (N, in) = dy (N, out) · w;  dw (out, in) += dyᵀ · x.  dx may be NULL.
+    // dx (N, in) = dy (N, out) · w;  dw (out, in) += dyᵀ · x.  dx may be NULL, or x
+    // itself (dw is formed first).
     void (*linear_backward)(void *dx, float *dw, const void *dy, const void *x, const void *w,
                             int N, int in, int out);
     // y = x / rms(x) * w per row; rstd (N) keeps 1/rms for the backward pass.
@@ -74,6 +75,8 @@ typedef struct Ops {
                                int nkv, int hd);
     // SwiGLU: gu (N, 2F) = [gate | up];  h (N, F) = silu(gate) · up.
     void (*swiglu_forward)(void *h, const void *gu, int N, int F);
+    // dgu (N, 2F) from dh (N, F) and gu; dgu may be gu itself (each element is read
+    // before it is written).
     void (*swiglu_backward)(void *dgu, const void *dh, const void *gu, int N, int F);
     // Vocab-parallel embedding: this rank holds rows [vocab_start, vocab_start +
     // rows) of the table (rows, D).  Tokens outside give zero rows.

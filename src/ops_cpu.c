@@ -36,11 +36,11 @@ static void cpu_linear_forward(void *y, const void *x, const void *w, int N, int
 
 static void cpu_linear_backward(void *dx, float *dw, const void *dy, const void *x,
                                 const void *w, int N, int in, int out) {
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w, in,
-                    0.0f, dx, in);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f,
                 dw, in);
+    if (dx)   // after dw: dx may overwrite x
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w, in,
+                    0.0f, dx, in);
 }
 
 // ---- RMSNorm ----
