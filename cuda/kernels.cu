@@ -206,38 +206,52 @@ void kernels_rmsnorm_backward(void *dx, float *dw, const void *dy, const void *x
 
 // ---- rotary embedding ----
 
-// One thread per rotated pair (row r, head h, i < hd/2); sign −1 rotates back.
-template <class T>
+// Rotates pairs (i, i + hd/2) of each head of each row, V consecutive pairs
+// per thread and iteration; sign −1 rotates back.
+template <class T, int V>
 __global__ void rope_kernel(T *qkv, const float *cos_t, const float *sin_t, int N, int T_,
                             int stride, int n_heads, int hd, float sign) {
-    int half = hd / 2;
-    size_t pairs = (size_t)N * n_heads * half;
-    for (size_t p = blockIdx.x * (size_t)blockDim.x + threadIdx.x; p < pairs;
+    int half = hd / 2, groups = half / V;
+    size_t items = (size_t)N * n_heads * groups;
+    for (size_t p = blockIdx.x * (size_t)blockDim.x + threadIdx.x; p < items;
          p += (size_t)gridDim.x * blockDim.x) {
-        int i = (int)(p % half);
-        size_t rh = p / half;
+        int i = (int)(p % groups) * V;
+        size_t rh = p / groups;
         int h = (int)(rh % n_heads);
         size_t r = rh / n_heads;
         size_t pos = r % (size_t)T_;
         T *v = qkv + r * stride + (size_t)h * hd;
-        float a = to_f(v[i]), b = to_f(v[i + half]);
-        rope_rotate_pair(&a, &b, cos_t[pos * half + i], sign * sin_t[pos * half + i]);
-        v[i] = from_f<T>(a);
-        v[i + half] = from_f<T>(b);
+        float a[V], b[V], c[V], s[V];
+        Vec<V>::load(v + i, a);
+        Vec<V>::load(v + i + half, b);
+        Vec<V>::load(cos_t + pos * half + i, c);
+        Vec<V>::load(sin_t + pos * half + i, s);
+#pragma unroll
+        for (int k = 0; k < V; k++) rope_rotate_pair(&a[k], &b[k], c[k], sign * s[k]);
+        Vec<V>::store(v + i, a);
+        Vec<V>::store(v + i + half, b);
     }
+}
+
+template <class T>
+static void rope_t(T *qkv, const float *cos_t, const float *sin_t, int N, int T_, int stride,
+                   int n_heads, int hd, float sign) {
+    size_t pairs = (size_t)N * n_heads * (hd / 2);
+    if ((hd / 2) % 8 == 0 && stride % 8 == 0 && aligned16(qkv) && aligned16(cos_t) &&
+        aligned16(sin_t))
+        LAUNCH(grid_for(pairs / 8, 256, 16384), 256, 0, rope_kernel<T, 8>)(
+            qkv, cos_t, sin_t, N, T_, stride, n_heads, hd, sign);
+    else
+        LAUNCH(grid_for(pairs, 256, 16384), 256, 0, rope_kernel<T, 1>)(
+            qkv, cos_t, sin_t, N, T_, stride, n_heads, hd, sign);
+    KERNEL_CHECK();
 }
 
 void kernels_rope(void *qkv, const float *cos_t, const float *sin_t, int N, int T, int stride,
                   int n_heads, int hd, float sign) {
-    size_t pairs = (size_t)N * n_heads * (hd / 2);
-    if (pairs == 0) return;
-    if (g_cuda.bf16)
-        LAUNCH(grid_for(pairs, 256, 16384), 256, 0, rope_kernel<bf16>)(
-            (bf16 *)qkv, cos_t, sin_t, N, T, stride, n_heads, hd, sign);
-    else
-        LAUNCH(grid_for(pairs, 256, 16384), 256, 0, rope_kernel<float>)(
-            (float *)qkv, cos_t, sin_t, N, T, stride, n_heads, hd, sign);
-    KERNEL_CHECK();
+    if ((size_t)N * n_heads * (hd / 2) == 0) return;
+    if (g_cuda.bf16) rope_t<bf16>((bf16 *)qkv, cos_t, sin_t, N, T, stride, n_heads, hd, sign);
+    else rope_t<float>((float *)qkv, cos_t, sin_t, N, T, stride, n_heads, hd, sign);
 }
 
 // ---- SwiGLU: gu (N, 2F) = [gate | up], h (N, F) ----
@@ -555,12 +569,14 @@ void kernels_argmax(int32_t *index, float *value, const void *logits, int N, int
 
 // ---- optimizer ----
 
-template <int V>
-__global__ void adamw_kernel(float *w, float *m, float *v, const float *g, size_t n,
+// Elements [0, n / V · V) V at a time, then the n % V left one by one; the new
+// weights also into param (P: bf16 or float) unless it is NULL.
+template <int V, class P>
+__global__ void adamw_kernel(float *w, float *m, float *v, const float *g, P *param, size_t n,
                              AdamwStep a) {
-    size_t vectors = n / V;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < vectors;
-         i += (size_t)gridDim.x * blockDim.x) {
+    size_t vectors = n / V, stride = (size_t)gridDim.x * blockDim.x;
+    size_t first = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    for (size_t i = first; i < vectors; i += stride) {
         float wv[V], mv[V], vv[V], gv[V];
         Vec<V>::load(w + i * V, wv);
         Vec<V>::load(m + i * V, mv);
@@ -571,34 +587,31 @@ __global__ void adamw_kernel(float *w, float *m, float *v, const float *g, size_
         Vec<V>::store(w + i * V, wv);
         Vec<V>::store(m + i * V, mv);
         Vec<V>::store(v + i * V, vv);
+        if (param) Vec<V>::store(param + i * V, wv);
+    }
+    for (size_t i = vectors * V + first; i < n; i += stride) {
+        adamw_update(&w[i], &m[i], &v[i], g[i], a);
+        if (param) Vec<1>::store(param + i, &w[i]);
     }
 }
 
-void kernels_adamw(float *w, float *m, float *v, const float *g, size_t n, AdamwStep a) {
-    if (n == 0) return;
-    if (n % 8 == 0 && aligned16(w) && aligned16(m) && aligned16(v) && aligned16(g))
-        LAUNCH(grid_for(n / 8, 256, 8192), 256, 0, adamw_kernel<8>)(w, m, v, g, n, a);
-    else LAUNCH(grid_for(n, 256, 8192), 256, 0, adamw_kernel<1>)(w, m, v, g, n, a);
+template <class P>
+static void adamw_t(float *w, float *m, float *v, const float *g, P *param, size_t n,
+                    AdamwStep a) {
+    bool vec = aligned16(w) && aligned16(m) && aligned16(v) && aligned16(g) &&
+               (!param || aligned16(param));
+    if (vec && n >= 8)
+        LAUNCH(grid_for(n / 8, 256, 8192), 256, 0, adamw_kernel<8, P>)(w, m, v, g, param, n, a);
+    else
+        LAUNCH(grid_for(n, 256, 8192), 256, 0, adamw_kernel<1, P>)(w, m, v, g, param, n, a);
     KERNEL_CHECK();
 }
 
-template <int V> __global__ void scale_kernel(float *x, float s, size_t n) {
-    size_t vectors = n / V;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < vectors;
-         i += (size_t)gridDim.x * blockDim.x) {
-        float v[V];
-        Vec<V>::load(x + i * V, v);
-#pragma unroll
-        for (int k = 0; k < V; k++) v[k] *= s;
-        Vec<V>::store(x + i * V, v);
-    }
-}
-
-void kernels_scale(float *x, float s, size_t n) {
+void kernels_adamw(float *w, float *m, float *v, const float *g, void *param, size_t n,
+                   AdamwStep a) {
     if (n == 0) return;
-    if (n % 8 == 0 && aligned16(x)) LAUNCH(grid_for(n / 8, 256, 8192), 256, 0, scale_kernel<8>)(x, s, n);
-    else LAUNCH(grid_for(n, 256, 8192), 256, 0, scale_kernel<1>)(x, s, n);
-    KERNEL_CHECK();
+    if (g_cuda.bf16) adamw_t<bf16>(w, m, v, g, (bf16 *)param, n, a);
+    else adamw_t<float>(w, m, v, g, (float *)param, n, a);
 }
 
 // ---- deterministic reductions in double: Σ x (squares = false) or Σ x² ----

@@ -34,8 +34,9 @@ void kernels_ce_loss_grad(float *loss, void *logits, const float *row_max, const
 // index and value are device arrays (N).
 void kernels_argmax(int32_t *index, float *value, const void *logits, int N, int V, int valid,
                     int vocab_start);
-void kernels_adamw(float *w, float *m, float *v, const float *g, size_t n, AdamwStep a);
-void kernels_scale(float *x, float s, size_t n);
+// param: NULL, or the new weights in the compute type (bf16 or fp32).
+void kernels_adamw(float *w, float *m, float *v, const float *g, void *param, size_t n,
+                   AdamwStep a);
 // Σ x or Σ x² in double, returned on the host (synchronises the stream).
 double kernels_reduce(const float *x, size_t n, bool squares);
 void kernels_probe(void);

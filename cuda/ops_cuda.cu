@@ -233,9 +233,9 @@ static void cuda_argmax(int32_t *index, float *value, const void *logits, int N,
 
 // ---- optimizer ----
 
-static void cuda_adamw(float *w, float *m, float *v, const float *g, size_t n, float lr,
-                       float beta1, float beta2, float eps, float weight_decay, int step) {
-    kernels_adamw(w, m, v, g, n, adamw_step(lr, beta1, beta2, eps, weight_decay, step));
+static void cuda_adamw(float *w, float *m, float *v, const float *g, void *param, size_t n,
+                       const AdamwStep *a) {
+    kernels_adamw(w, m, v, g, param, n, *a);
 }
 
 static double cuda_sum_squares(const float *x, size_t n) { return kernels_reduce(x, n, true); }
@@ -287,7 +287,6 @@ static void fill_table(bool bf16) {
     o.argmax = cuda_argmax;
     o.adamw = cuda_adamw;
     o.sum_squares = cuda_sum_squares;
-    o.scale = kernels_scale;
     o.sum = cuda_sum;
     ops_cuda = o;
 }

@@ -78,17 +78,19 @@ static inline HD float ce_grad(float logit, float row_max, float inv_sum, float 
 // ---- AdamW (PyTorch's formulation) ----
 
 // The per-step constants of one AdamW update.
-typedef struct {
+typedef struct AdamwStep {
     float decay;        // 1 − lr · weight_decay
     float beta1, beta2, eps;
     float step_size;    // lr / (1 − beta1^step)
     float inv_bc2;      // 1 / sqrt(1 − beta2^step)
+    float grad_scale;   // the gradient is multiplied by this first (clipping; 1: none)
 } AdamwStep;
 
 static inline AdamwStep adamw_step(float lr, float beta1, float beta2, float eps,
-                                   float weight_decay, int step) {
+                                   float weight_decay, int step, float grad_scale) {
     double bc1 = 1.0 - pow(beta1, step), bc2_sqrt = sqrt(1.0 - pow(beta2, step));
     AdamwStep a;
+    a.grad_scale = grad_scale;
     a.decay = 1.0f - lr * weight_decay;
     a.beta1 = beta1;
     a.beta2 = beta2;
@@ -101,6 +103,7 @@ static inline AdamwStep adamw_step(float lr, float beta1, float beta2, float eps
 // One element: weight w, moments m and v, gradient g.
 static inline HD void adamw_update(float *w, float *m, float *v, float g, AdamwStep a) {
     float wi = *w * a.decay, mi = *m, vi = *v;
+    g *= a.grad_scale;
     mi += (1.0f - a.beta1) * (g - mi);
     vi = a.beta2 * vi + (1.0f - a.beta2) * g * g;
     float denom = sqrtf(vi) * a.inv_bc2 + a.eps;

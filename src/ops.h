@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct AdamwStep;   // elementwise.h
+
 typedef struct Ops {
     const char *name;   // "cpu" or "cuda"
     const char *device; // the device's name ("NVIDIA H100 80GB HBM3"); NULL on the CPU
@@ -108,10 +110,12 @@ typedef struct Ops {
     // ---- optimizer ----
     // One AdamW step (PyTorch's formulation) on n fp32 master weights;
     // step counts from 1.
-    void (*adamw)(float *w, float *m, float *v, const float *g, size_t n, float lr, float beta1,
-                  float beta2, float eps, float weight_decay, int step);
+    // AdamW on n elements: master weights w, moments m and v, gradient g (times
+    // a->grad_scale); with `param` non-NULL, the new weights also go there as
+    // act elements (the compute copy), in the same pass.
+    void (*adamw)(float *w, float *m, float *v, const float *g, void *param, size_t n,
+                  const struct AdamwStep *a);
     double (*sum_squares)(const float *x, size_t n);   // result on the host
-    void (*scale)(float *x, float s, size_t n);
     // Σ losses (N floats) in double, on the host.
     double (*sum)(const float *x, size_t n);
 } Ops;

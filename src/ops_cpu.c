@@ -377,11 +377,14 @@ static void cpu_argmax(int32_t *index, float *value, const void *logits_, int N,
 
 // ---- optimizer ----
 
-static void cpu_adamw(float *w, float *m, float *v, const float *g, size_t n, float lr,
-                      float beta1, float beta2, float eps, float weight_decay, int step) {
-    AdamwStep a = adamw_step(lr, beta1, beta2, eps, weight_decay, step);
+static void cpu_adamw(float *w, float *m, float *v, const float *g, void *param_, size_t n,
+                      const AdamwStep *a) {
+    float *param = param_;
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) adamw_update(&w[i], &m[i], &v[i], g[i], a);
+    for (size_t i = 0; i < n; i++) {
+        adamw_update(&w[i], &m[i], &v[i], g[i], *a);
+        if (param) param[i] = w[i];
+    }
 }
 
 static double cpu_sum_squares(const float *x, size_t n) {
@@ -389,11 +392,6 @@ static double cpu_sum_squares(const float *x, size_t n) {
 #pragma omp parallel for reduction(+ : s) schedule(static)
     for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
     return s;
-}
-
-static void cpu_scale(float *x, float s, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] *= s;
 }
 
 static double cpu_sum(const float *x, size_t n) {
@@ -439,6 +437,5 @@ const Ops ops_cpu = {
     .argmax = cpu_argmax,
     .adamw = cpu_adamw,
     .sum_squares = cpu_sum_squares,
-    .scale = cpu_scale,
     .sum = cpu_sum,
 };

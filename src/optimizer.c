@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "elementwise.h"
 #include "util.h"
 
 double lr_at(const OptimizerConfig *c, int64_t step) {
@@ -114,46 +115,87 @@ static bool shard_part(const Optimizer *o, const ParamTensor *t, size_t *a, size
     return *a < *b;
 }
 
-// Σ g² over every parameter exactly once in the whole grid: DP replicas count
-// once (or each its shard), TP-replicated tensors on tp_rank 0 only.
-static double global_grad_norm(const Optimizer *o) {
+// Tensors [first, next) of the table: their shard parts form the one range
+// [a, b) of the flat buffers, for one op call instead of one per tensor (a
+// step of 1b has 201 tensors: one launch, and for the norm one host sync, each).
+typedef struct {
+    int first, next;
+    size_t a, b;
+} Run;
+
+// RunRule(o, NULL, t): whether tensor t is wanted at all; RunRule(o, first, t):
+// whether t may join the run that began with tensor `first`.
+typedef bool (*RunRule)(const Optimizer *o, const ParamTensor *first, const ParamTensor *t);
+
+// The next run, from r->next on, of wanted tensors that lie back to back in
+// this rank's shard and that `rule` lets share a call; false when none is left.
+static bool next_run(const Optimizer *o, Run *r, RunRule rule) {
     const ParamTable *pt = &o->model->table;
+    size_t a = 0, b = 0;
+    while (r->next < pt->n &&
+           !(rule(o, NULL, &pt->t[r->next]) && shard_part(o, &pt->t[r->next], &a, &b)))
+        r->next++;
+    if (r->next >= pt->n) return false;
+    r->first = r->next++;
+    r->a = a, r->b = b;
+    while (r->next < pt->n) {
+        const ParamTensor *t = &pt->t[r->next];
+        if (!rule(o, &pt->t[r->first], t) || !shard_part(o, t, &a, &b) || a != r->b) break;
+        r->b = b;
+        r->next++;
+    }
+    return true;
+}
+
+// TP-replicated tensors count on tp_rank 0 only.
+static bool counts_in_norm(const Optimizer *o, const ParamTensor *first, const ParamTensor *t) {
+    (void)first;
+    return t->split != SPLIT_NONE || o->grid->tp_rank == 0;
+}
+
+// Σ g² over every parameter exactly once in the whole grid: DP replicas count
+// once (or each its shard), TP-replicated tensors once.
+static double global_grad_norm(const Optimizer *o) {
     const float *g = owned_grads(o);
     double local = 0;
+    Run r = {0};
     if (o->cfg.zero > 0 || o->grid->dp_rank == 0)
-        for (int i = 0; i < pt->n; i++) {
-            size_t a, b;
-            if (pt->t[i].split == SPLIT_NONE && o->grid->tp_rank != 0) continue;
-            if (shard_part(o, &pt->t[i], &a, &b))
-                local += ops->sum_squares(g + (a - o->shard_begin), b - a);
-        }
+        while (next_run(o, &r, counts_in_norm))
+            local += ops->sum_squares(g + (r.a - o->shard_begin), r.b - r.a);
     comm_allreduce(&o->grid->world, &local, 1, DTYPE_F64, REDUCE_SUM);
     return sqrt(local);
 }
 
-static void adam_update(Optimizer *o, float lr) {
-    const ParamTable *pt = &o->model->table;
+// One AdamW call covers tensors that all decay or all do not.
+static bool same_decay(const Optimizer *o, const ParamTensor *first, const ParamTensor *t) {
+    (void)o;
+    return !first || first->decay == t->decay;
+}
+
+// The update of this rank's shard, the gradient times grad_scale; with its own
+// master copy, the compute weights are written in the same pass.
+static void adam_update(Optimizer *o, float lr, float grad_scale) {
     float *g = owned_grads(o);
     const OptimizerConfig *c = &o->cfg;
-    for (int i = 0; i < pt->n; i++) {
-        size_t a, b;
-        if (!shard_part(o, &pt->t[i], &a, &b)) continue;
-        size_t k = a - o->shard_begin;
-        ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, b - a, lr, (float)c->beta1,
-                   (float)c->beta2, (float)c->eps, pt->t[i].decay ? (float)c->weight_decay : 0.0f,
-                   (int)o->step);
+    AdamwStep decay = adamw_step(lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
+                                 (float)c->weight_decay, (int)o->step, grad_scale);
+    AdamwStep plain = adamw_step(lr, (float)c->beta1, (float)c->beta2, (float)c->eps, 0.0f,
+                                 (int)o->step, grad_scale);
+    Run r = {0};
+    while (next_run(o, &r, same_decay)) {
+        size_t k = r.a - o->shard_begin;
+        void *param = o->master_owned ? act_at(o->model->params, r.a) : NULL;
+        ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, param, r.b - r.a,
+                   o->model->table.t[r.first].decay ? &decay : &plain);
     }
 }
 
-// Master weights → compute weights, all-gathered over DP under ZeRO.
-static void refresh_params(Optimizer *o) {
+// Under ZeRO, each rank's updated shard of the compute weights to every rank.
+static void gather_params(Optimizer *o) {
     Model *m = o->model;
-    if (!o->master_owned) return;
+    if (o->cfg.zero == 0) return;
     void *mine = act_at(m->params, o->shard_begin);
-    ops->f32_to_act(mine, o->master, o->shard_len);
-    if (o->cfg.zero > 0) {
-        comm_dev_allgather(&o->grid->dp_comm, mine, m->params, o->shard_len, model_act_dtype());
-    }
+    comm_dev_allgather(&o->grid->dp_comm, mine, m->params, o->shard_len, model_act_dtype());
 }
 
 double optimizer_reduce(Optimizer *o) {
@@ -163,11 +205,11 @@ double optimizer_reduce(Optimizer *o) {
 
 void optimizer_apply(Optimizer *o, double norm) {
     double coef = o->cfg.grad_clip / (norm + 1e-6);   // torch.nn.utils.clip_grad_norm_
-    if (o->cfg.grad_clip > 0 && coef < 1.0) ops->scale(owned_grads(o), (float)coef, o->shard_len);
+    float grad_scale = o->cfg.grad_clip > 0 && coef < 1.0 ? (float)coef : 1.0f;
     double lr = lr_at(&o->cfg, o->step);
     o->step++;
-    adam_update(o, (float)lr);
-    refresh_params(o);
+    adam_update(o, (float)lr, grad_scale);
+    gather_params(o);
     ops->zero(o->model->grads, o->model->flat_numel * sizeof(float));
 }
 

@@ -18,6 +18,7 @@
 #include "bf16.h"
 #include "check.h"
 #include "comm.h"
+#include "elementwise.h"
 #include "model.h"
 #include "ops.h"
 #include "rng.h"
@@ -504,33 +505,46 @@ static void test_argmax(int N, int V, int valid) {
 
 static void test_optimizer(size_t n) {
     if (!wanted("optimizer")) return;
-    begin("adamw, sum_squares, sum, scale n %zu", n);
+    begin("adamw (gradient scale, compute copy), sum_squares, sum n %zu", n);
     bool was = bf16;
     bf16 = false;   // fp32 tensors: no rounding of the inputs
     float *w = rnd(n, 1.0f), *m = rnd(n, 0.1f), *v = rnd(n, 0.01f), *g = rnd(n, 1.0f);
     bf16 = was;
     for (size_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
     float *gw = dev_f32(w, n), *gm = dev_f32(m, n), *gvv = dev_f32(v, n), *gg = dev_f32(g, n);
-    ops_cpu.adamw(w, m, v, g, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 3);
-    gpu->adamw(gw, gm, gvv, gg, n, 3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 3);
+    float *param = nans(n);
+    void *gparam = dev_act(param, n);
+    // The clipping scale: as if g had been multiplied by 0.3 first.
+    AdamwStep a = adamw_step(3e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 3, 0.3f);
+    float *w2 = copy_of(w, n), *m2 = copy_of(m, n), *v2 = copy_of(v, n), *g2 = copy_of(g, n);
+    AdamwStep a1 = a;
+    a1.grad_scale = 1.0f;
+    for (size_t i = 0; i < n; i++) g2[i] *= 0.3f;
+    ops_cpu.adamw(w2, m2, v2, g2, NULL, n, &a1);
+    ops_cpu.adamw(w, m, v, g, param, n, &a);
+    CHECK(memcmp(w2, w, n * sizeof(float)) == 0 && memcmp(m2, m, n * sizeof(float)) == 0 &&
+          memcmp(v2, v, n * sizeof(float)) == 0, "grad_scale is not the gradient scaled first");
+    CHECK(memcmp(param, w, n * sizeof(float)) == 0, "the CPU's compute copy is not w");
+    gpu->adamw(gw, gm, gvv, gg, gparam, n, &a);
     float *hw = host_f32(gw, n), *hm = host_f32(gm, n), *hv = host_f32(gvv, n);
+    float *hp = host_act(gparam, n);
     double t = tol;
     tol = 1e-6;
     EXPECT_CLOSE(hw, w, n, "w");
     EXPECT_CLOSE(hm, m, n, "m");
     EXPECT_CLOSE(hv, v, n, "v");
     tol = t;
+    size_t off = 0;   // the device's own w, in the compute type
+    for (size_t i = 0; i < n; i++) off += hp[i] != (bf16 ? bf16_round(hw[i]) : hw[i]);
+    CHECK(off == 0, "%zu of %zu compute-copy elements are not the new w", off, n);
     double cs = ops_cpu.sum_squares(g, n), gs = gpu->sum_squares(gg, n);
     double cu = ops_cpu.sum(g, n), gu = gpu->sum(gg, n);
     CHECK(fabs(cs - gs) <= 1e-10 * fabs(cs), "sum_squares %.17g vs %.17g", gs, cs);
     CHECK(fabs(cu - gu) <= 1e-9 * (fabs(cu) + sqrt(cs)), "sum %.17g vs %.17g", gu, cu);
     CHECK(gpu->sum_squares(gg, n) == gs, "sum_squares is not reproducible");
-    ops_cpu.scale(g, 0.3f, n);
-    gpu->scale(gg, 0.3f, n);
-    float *hg = host_f32(gg, n);
-    CHECK(memcmp(hg, g, n * sizeof(float)) == 0, "scale");
-    gpu->release(gw), gpu->release(gm), gpu->release(gvv), gpu->release(gg);
-    free(w), free(m), free(v), free(g), free(hw), free(hm), free(hv), free(hg);
+    gpu->release(gw), gpu->release(gm), gpu->release(gvv), gpu->release(gg), gpu->release(gparam);
+    free(w), free(m), free(v), free(g), free(hw), free(hm), free(hv), free(hp), free(param);
+    free(w2), free(m2), free(v2), free(g2);
     check_end();
 }
 
