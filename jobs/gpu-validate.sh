@@ -48,6 +48,7 @@
 # packed into $OUT/gpu-validate-logs.tgz after each mode (the tool brings back
 # at most 8 files).  BENCH_BATCH, BENCH_BATCH_G,
 # BENCH_BATCH_BIG (8, 8, 16) and PROFILE_BATCH (8) change the micro-batches,
+# BENCH_RUNS (e.g. "b8 torch-eager b8-g") runs only the named bench runs,
 # COMPILE_LIMIT (150) torch.compile's time limit.  jobs/gpu/test-gpu-validate.sh tests bench and
 # profile here, without a GPU, against stubs.
 set -uo pipefail
@@ -187,12 +188,22 @@ run_test() {
 # ---- bench ----
 declare -A RES   # run name -> ok, skipped, timed out, out of memory, failed (exit N)
 
+# bench_wanted NAME: whether BENCH_RUNS (space-separated run names: b8 b8-g
+# b8-own b16 torch-eager torch-compile attention; default all) names it.
+bench_wanted() {
+  [ -z "${BENCH_RUNS:-}" ] && return 0
+  case " $BENCH_RUNS " in *" $1 "*) return 0 ;; esac
+  say "bench: $1 left out (BENCH_RUNS=$BENCH_RUNS)"
+  return 1
+}
+
 # bench NAME ARGS...: llama-train --bench, 1b at sequence 2048 (about 30-60 s
 # with the start-up); the summary line.  OOM_OK=1: out of memory is reported,
 # not a failure.
 bench() {
   local name=$1; shift
   rm -f "$LOG/$name.jsonl" "$LOG/$name.out"
+  if ! bench_wanted "$name"; then RES[$name]=skipped; return; fi
   if ! time_for "llama-train $name" 50; then RES[$name]=skipped; return; fi
   say "llama-train --bench -c 1b -l 2048 $*"
   OMP_NUM_THREADS=$(nproc) timeout -k 10 "$(cap 240)" build/llama-train -c 1b -l 2048 --bench \
@@ -219,6 +230,7 @@ tfield() { grep -o "\"$2\": [^,}]*" "$LOG/$1.out" 2>/dev/null | tail -1 | cut -d
 torch_run() {
   local name=$1 need=$2 limit=$3 fail_ok=$4; shift 4
   rm -f "$LOG/$name.out"
+  if ! bench_wanted "$name"; then RES[$name]=skipped; return; fi
   if ! time_for "$name" "$need"; then RES[$name]=skipped; return; fi
   limit=$(cap "$limit")
   say "$name: transformers LlamaForCausalLM, 1b, sequence 2048, bf16 autocast, SDPA $* (limit $limit s)"
@@ -240,6 +252,7 @@ torch_run() {
 # The attention micro-benchmark of test_gpu_ops: its attention-bench lines.
 attention_bench() {
   rm -f "$LOG/attention-bench.out"
+  bench_wanted attention || return
   if ! grep -q -- '--bench-attention' validation/gpu/test_gpu_ops.c 2>/dev/null; then
     say "attention micro-benchmark: this tree's test_gpu_ops has no --bench-attention"; return
   fi
