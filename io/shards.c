@@ -1,6 +1,7 @@
 #include "shards.h"
 
 #include <hdf5.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +22,23 @@ static bool read_attr_i64(hid_t file, const char *name, int64_t *out) {
     return r >= 0;
 }
 
+// A string attribute, fixed-length (what this program writes) or
+// variable-length (what h5py writes by default).
 static bool read_attr_str(hid_t file, const char *name, char *out, size_t len) {
     out[0] = 0;
     if (H5Aexists(file, name) <= 0) return false;
     hid_t a = H5Aopen(file, name, H5P_DEFAULT);
     hid_t t = a >= 0 ? H5Aget_type(a) : -1;
     bool ok = false;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0) {
+        char *v = NULL;
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        ok = H5Aread(a, mt, &v) >= 0 && v;
+        if (ok) snprintf(out, len, "%s", v);
+        if (v) H5free_memory(v);
+        H5Tclose(mt);
+    } else if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
         size_t n = H5Tget_size(t);
         char *buf = xcalloc(n + 1, 1);
         hid_t mt = H5Tcopy(t);
@@ -38,6 +49,147 @@ static bool read_attr_str(hid_t file, const char *name, char *out, size_t len) {
     }
     if (t >= 0) H5Tclose(t);
     if (a >= 0) H5Aclose(a);
+    return ok;
+}
+
+// ---- token checksums ----
+
+static int64_t n_blocks_of(int64_t n_tokens, int64_t block) {
+    return block > 0 ? (n_tokens + block - 1) / block : 0;
+}
+
+// Rows [row0, row0 + rows) of a 2-D (·, 32) uint8 dataset.
+static bool read_hash_rows(hid_t d, int64_t row0, int64_t rows, unsigned char *out) {
+    hid_t fspace = H5Dget_space(d);
+    hsize_t off[2] = {(hsize_t)row0, 0}, cnt[2] = {(hsize_t)rows, 32};
+    hid_t mspace = H5Screate_simple(2, cnt, NULL);
+    bool ok = fspace >= 0 && mspace >= 0 &&
+              H5Sselect_hyperslab(fspace, H5S_SELECT_SET, off, NULL, cnt, NULL) >= 0 &&
+              H5Dread(d, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, out) >= 0;
+    if (mspace >= 0) H5Sclose(mspace);
+    if (fspace >= 0) H5Sclose(fspace);
+    return ok;
+}
+
+static void sha256(const void *data, size_t len, unsigned char md[32]) {
+    unsigned int n = 0;
+    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
+        fatal("SHA-256 failed (libcrypto)");
+}
+
+static void hex(const unsigned char *md, int n, char *out) {
+    for (int i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static bool read_slab(hid_t dset, hid_t memtype, int64_t start, int64_t count, void *out);
+
+// Tokens of blocks [b0, b0 + nb) (as uint32) into buf, and each block's
+// SHA-256 into md (nb × 32 bytes).
+static bool hash_blocks(hid_t tokens, int64_t n_tokens, int64_t block, int64_t b0, int64_t nb,
+                        uint32_t *buf, unsigned char *md) {
+    int64_t a = b0 * block, e = (b0 + nb) * block < n_tokens ? (b0 + nb) * block : n_tokens;
+    if (e > a && !read_slab(tokens, H5T_NATIVE_UINT32, a, e - a, buf)) return false;
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t s = b * block, len = a + s + block <= e ? block : e - a - s;
+        sha256(buf + s, (size_t)len * sizeof(uint32_t), md + 32 * b);
+    }
+    return true;
+}
+
+// Blocks [b0, b0 + nb) into buf, each checked against its stored hash.
+static bool read_blocks(const Shard *s, int64_t b0, int64_t nb, uint32_t *buf, char *err,
+                        int err_len) {
+    const ShardInfo *i = &s->info;
+    unsigned char *md = xmalloc((size_t)nb * 64), *want = md + 32 * nb;
+    bool ok = hash_blocks((hid_t)s->tokens, i->n_tokens, i->token_block, b0, nb, buf, md) &&
+              read_hash_rows((hid_t)s->sums, b0, nb, want);
+    if (!ok)
+        snprintf(err, err_len, "%s: reading token blocks %lld to %lld failed (truncated or corrupt "
+                 "file?)", s->path, (long long)b0, (long long)(b0 + nb - 1));
+    for (int64_t b = 0; ok && b < nb; b++)
+        if (memcmp(md + 32 * b, want + 32 * b, 32) != 0) {
+            int64_t t0 = (b0 + b) * i->token_block, t1 = t0 + i->token_block;
+            snprintf(err, err_len, "%s: tokens [%lld, %lld) (block %lld) do not match their "
+                     "SHA-256: the shard's token data is corrupt; encode it again "
+                     "(llama-tokenize verify lists every damaged block)", s->path,
+                     (long long)t0, (long long)(t1 < i->n_tokens ? t1 : i->n_tokens),
+                     (long long)(b0 + b));
+            ok = false;
+        }
+    free(md);
+    return ok;
+}
+
+// The checksum table of an open shard, when it has one: shape and attributes.
+static bool open_checksums(Shard *s, char *err, int err_len) {
+    ShardInfo *i = &s->info;
+    if (H5Lexists((hid_t)s->file, "token_sha256", H5P_DEFAULT) <= 0) return true;
+    s->sums = H5Dopen2((hid_t)s->file, "token_sha256", H5P_DEFAULT);
+    hid_t sp = s->sums >= 0 ? H5Dget_space((hid_t)s->sums) : -1;
+    hsize_t dims[2] = {0, 0};
+    bool ok = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 2 &&
+              H5Sget_simple_extent_dims(sp, dims, NULL) == 2 &&
+              read_attr_i64((hid_t)s->file, "token_block", &i->token_block) &&
+              i->token_block > 0 && dims[1] == 32 &&
+              (int64_t)dims[0] == n_blocks_of(i->n_tokens, i->token_block) &&
+              read_attr_str((hid_t)s->file, "token_sha256_root", i->token_sha256_root,
+                            sizeof i->token_sha256_root);
+    if (sp >= 0) H5Sclose(sp);
+    if (!ok) {
+        snprintf(err, err_len, "%s: the token checksum table /token_sha256 does not fit the "
+                 "shard's %lld tokens (or token_block/token_sha256_root are missing): the shard "
+                 "is damaged, encode it again", s->path, (long long)i->n_tokens);
+        i->token_block = 0;
+    }
+    return ok;
+}
+
+bool shard_verify(const Shard *s, int64_t first, int64_t stride, int64_t *checked, char *err,
+                  int err_len) {
+    const ShardInfo *i = &s->info;
+    int64_t nb = n_blocks_of(i->n_tokens, i->token_block);
+    *checked = 0;
+    if (s->sums < 0) {
+        snprintf(err, err_len, "%s has no token checksums (written before llama-tokenize kept "
+                 "them): encode it again to have it verified", s->path);
+        return false;
+    }
+    if (first == 0) {   // the table against its root
+        unsigned char *table = xmalloc((size_t)(nb > 0 ? nb : 1) * 32), md[32];
+        char root[72];
+        bool ok = read_hash_rows((hid_t)s->sums, 0, nb, table);
+        sha256(table, (size_t)nb * 32, md);
+        hex(md, 32, root);
+        free(table);
+        if (!ok || strcmp(root, i->token_sha256_root) != 0) {
+            snprintf(err, err_len, "%s: the checksum table does not match token_sha256_root: the "
+                     "shard is damaged, encode it again", s->path);
+            return false;
+        }
+    }
+    uint32_t *buf = xmalloc((size_t)i->token_block * sizeof(uint32_t));
+    bool ok = true;
+    for (int64_t b = first; ok && b < nb; b += stride) {
+        ok = read_blocks(s, b, 1, buf, err, err_len);
+        *checked += ok;
+    }
+    free(buf);
+    return ok;
+}
+
+// Token ids are integers of at most 4 bytes: HDF5 would silently convert
+// floats (id + 0.7 → id) and clip wider integers.
+static bool check_token_type(const Shard *s, char *err, int err_len) {
+    hid_t t = H5Dget_type((hid_t)s->tokens);
+    bool ok = t >= 0 && H5Tget_class(t) == H5T_INTEGER && H5Tget_size(t) <= 4;
+    size_t size = t >= 0 ? H5Tget_size(t) : 0;
+    const char *kind = t < 0 ? "unreadable" : H5Tget_class(t) == H5T_FLOAT ? "floating-point"
+                                            : H5Tget_class(t) == H5T_INTEGER ? "integer" : "non-integer";
+    if (t >= 0) H5Tclose(t);
+    if (!ok)
+        snprintf(err, err_len, "%s: /tokens is a %zu-byte %s dataset; token ids must be integers "
+                 "of at most 4 bytes (uint16 or uint32, as llama-tokenize encode writes)",
+                 s->path, size, kind);
     return ok;
 }
 
@@ -58,19 +210,29 @@ static bool shard_check(Shard *s, char *err, int err_len) {
     read_attr_str(s->file, "tokenizer_sha256", i->tokenizer_sha256, sizeof i->tokenizer_sha256);
     read_attr_str(s->file, "source", i->source, sizeof i->source);
     if (!read_attr_str(s->file, "split", i->split, sizeof i->split)) strcpy(i->split, "train");
-    if (n != i->n_tokens || i->vocab_size <= 0) {
+    if (strcmp(i->split, "train") != 0 && strcmp(i->split, "val") != 0) {
+        snprintf(err, err_len, "%s: split attribute '%s' is neither 'train' nor 'val'", s->path,
+                 i->split);
+        return false;
+    }
+    if (i->vocab_size <= 0) {
+        snprintf(err, err_len, "%s: vocab_size attribute %lld is not positive; the shard is "
+                 "damaged, write it again", s->path, (long long)i->vocab_size);
+        return false;
+    }
+    if (n != i->n_tokens) {
         snprintf(err, err_len, "%s: /tokens holds %lld tokens but the n_tokens attribute says "
                  "%lld; the shard is damaged, write it again", s->path, (long long)n,
                  (long long)i->n_tokens);
         return false;
     }
-    return true;
+    return check_token_type(s, err, err_len) && open_checksums(s, err, err_len);
 }
 
 bool shard_open(const char *path, Shard *s, char *err, int err_len) {
     quiet_hdf5();
     memset(s, 0, sizeof *s);
-    s->file = s->tokens = -1;
+    s->file = s->tokens = s->sums = -1;
     s->path = xstrdup(path);
     if (access(path, R_OK) != 0) {
         snprintf(err, err_len, "cannot read dataset '%s': no such file or not readable", path);
@@ -109,6 +271,17 @@ static bool read_slab(hid_t dset, hid_t memtype, int64_t start, int64_t count, v
     return ok;
 }
 
+// The whole blocks around [start, start + count), checked, then the range.
+static bool read_checked(const Shard *s, int64_t start, int64_t count, int32_t *out, char *err,
+                         int err_len) {
+    int64_t k = s->info.token_block, b0 = start / k, b1 = (start + count - 1) / k + 1;
+    uint32_t *buf = xmalloc((size_t)((b1 - b0) * k) * sizeof(uint32_t));
+    bool ok = read_blocks(s, b0, b1 - b0, buf, err, err_len);
+    for (int64_t i = 0; ok && i < count; i++) out[i] = (int32_t)buf[start - b0 * k + i];
+    free(buf);
+    return ok;
+}
+
 bool shard_read_tokens(const Shard *s, int64_t start, int64_t count, int32_t *out, char *err,
                        int err_len) {
     if (start < 0 || count < 0 || start + count > s->info.n_tokens) {
@@ -117,6 +290,7 @@ bool shard_read_tokens(const Shard *s, int64_t start, int64_t count, int32_t *ou
                  (long long)s->info.n_tokens);
         return false;
     }
+    if (s->sums >= 0 && count > 0) return read_checked(s, start, count, out, err, err_len);
     if (!read_slab((hid_t)s->tokens, H5T_NATIVE_INT32, start, count, out)) {
         snprintf(err, err_len, "%s: reading tokens [%lld, %lld) failed (truncated or corrupt "
                  "file?)", s->path, (long long)start, (long long)(start + count));
@@ -138,11 +312,12 @@ bool shard_read_doc_offsets(const Shard *s, int64_t start, int64_t count, uint64
 }
 
 void shard_close(Shard *s) {
+    if (s->sums >= 0) H5Dclose((hid_t)s->sums);
     if (s->tokens >= 0) H5Dclose((hid_t)s->tokens);
     if (s->file >= 0) H5Fclose((hid_t)s->file);
     free(s->path);
     memset(s, 0, sizeof *s);
-    s->file = s->tokens = -1;
+    s->file = s->tokens = s->sums = -1;
 }
 
 // ---- collective writer ------------------------------------------------------
@@ -246,6 +421,80 @@ static bool write_datasets(hid_t f, MPI_Comm comm, const ShardMeta *meta, const 
     return write_attrs(f, meta, total[1], total[0]) && ok;
 }
 
+// This rank's share of the blocks of the closed file `tmp`, hashed from what
+// is on disk: blocks [*b0, *b0 + *nb), nb × 32 bytes returned.
+static unsigned char *hash_my_blocks(MPI_Comm comm, const char *tmp, int64_t *b0, int64_t *nb,
+                                     int64_t *n_blocks) {
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    hid_t f = H5Fopen(tmp, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = f >= 0 ? H5Dopen2(f, "tokens", H5P_DEFAULT) : -1;
+    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+    int64_t n = sp >= 0 ? (int64_t)H5Sget_simple_extent_npoints(sp) : -1;
+    *n_blocks = n_blocks_of(n, SHARD_TOKEN_BLOCK);
+    *b0 = *n_blocks * rank / size;
+    *nb = *n_blocks * (rank + 1) / size - *b0;
+    unsigned char *md = xmalloc((size_t)(*nb > 0 ? *nb : 1) * 32);
+    uint32_t *buf = xmalloc((size_t)256 * SHARD_TOKEN_BLOCK * sizeof(uint32_t));
+    bool ok = n >= 0;
+    for (int64_t b = 0; ok && b < *nb; b += 256)
+        ok = hash_blocks(d, n, SHARD_TOKEN_BLOCK, *b0 + b, *nb - b < 256 ? *nb - b : 256, buf,
+                         md + 32 * b);
+    free(buf);
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    if (f >= 0) H5Fclose(f);
+    if (!ok) *nb = -1;
+    return md;
+}
+
+// The table of block hashes (rows) and its root, into the closed file `tmp`.
+static bool write_hash_table(const char *tmp, const unsigned char *table, int64_t n_blocks) {
+    hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (f < 0) return false;
+    hsize_t dims[2] = {(hsize_t)n_blocks, 32};
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t d = H5Dcreate2(f, "token_sha256", H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT,
+                         H5P_DEFAULT);
+    bool ok = d >= 0 && (n_blocks == 0 ||
+                         H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, table) >= 0);
+    unsigned char md[32];
+    char root[72];
+    sha256(table, (size_t)n_blocks * 32, md);
+    hex(md, 32, root);
+    ok = ok && write_attr_i64(f, "token_block", SHARD_TOKEN_BLOCK) &&
+         write_attr_str(f, "token_sha256_root", root);
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+    return H5Fclose(f) >= 0 && ok;
+}
+
+// Collective: hashes the written tokens back from disk (each rank a share),
+// and rank 0 adds the table.  Reading back also proves the tokens reached the
+// file whatever the MPI-IO layer reported.  The same verdict on every rank.
+static bool write_checksums(MPI_Comm comm, const char *tmp) {
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    int64_t b0, nb, n_blocks;
+    unsigned char *mine = hash_my_blocks(comm, tmp, &b0, &nb, &n_blocks);
+    if (!all_ok(comm, nb >= 0 && n_blocks * 32 < INT32_MAX)) {
+        free(mine);
+        return false;
+    }
+    int count = (int)(nb * 32), *counts = xmalloc((size_t)size * sizeof(int));
+    int *displs = xmalloc((size_t)size * sizeof(int));
+    MPI_Gather(&count, 1, MPI_INT, counts, 1, MPI_INT, 0, comm);
+    for (int r = 0, at = 0; rank == 0 && r < size; at += counts[r], r++) displs[r] = at;
+    unsigned char *table = rank == 0 ? xmalloc((size_t)(n_blocks > 0 ? n_blocks : 1) * 32) : NULL;
+    MPI_Gatherv(mine, count, MPI_UNSIGNED_CHAR, table, counts, displs, MPI_UNSIGNED_CHAR, 0, comm);
+    bool ok = rank != 0 || write_hash_table(tmp, table, n_blocks);
+    free(mine), free(table), free(counts), free(displs);
+    MPI_Bcast(&ok, 1, MPI_C_BOOL, 0, comm);
+    return ok;
+}
+
 bool shard_write_collective(MPI_Comm comm, const char *path, const ShardMeta *meta,
                             const uint32_t *tokens, int64_t n_tokens,
                             const uint64_t *doc_lengths, int64_t n_docs, char *err, int err_len) {
@@ -267,6 +516,7 @@ bool shard_write_collective(MPI_Comm comm, const char *path, const ShardMeta *me
     bool ok = write_datasets(f, comm, meta, tokens, n_tokens, doc_lengths, n_docs);
     ok = H5Fclose(f) >= 0 && ok;
     ok = all_ok(comm, ok);
+    if (ok) ok = write_checksums(comm, tmp);
     if (ok && rank == 0) ok = rename(tmp, path) == 0;
     MPI_Bcast(&ok, 1, MPI_C_BOOL, 0, comm);
     if (!ok) {

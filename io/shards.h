@@ -8,6 +8,13 @@
 //   attributes on "/": vocab_size, bos_id, eos_id (int64, -1 when none),
 //   n_documents, n_tokens (int64), tokenizer_sha256, source, split ("train"
 //   or "val"), source_files (newline-separated input paths) (strings).
+//   /token_sha256 uint8, (n_blocks, 32): the SHA-256 of each block of
+//                 token_block (attribute, int64: 4096) tokens as little-endian
+//                 uint32 values, the last block shorter; token_sha256_root
+//                 (string): the hex SHA-256 of that table, one value standing
+//                 for the whole token stream.  Every token read is checked
+//                 against its block's hash (shards written before the table
+//                 existed are read unchecked, with a notice).
 #ifndef LLAMA_SHARDS_H
 #define LLAMA_SHARDS_H
 
@@ -21,21 +28,32 @@ typedef struct {
     char tokenizer_sha256[72];
     char source[128];
     char split[16];
+    int64_t token_block;         // tokens per checksum block; 0: no checksums
+    char token_sha256_root[72];  // "" without checksums
 } ShardInfo;
+
+#define SHARD_TOKEN_BLOCK 4096
 
 typedef struct {
     char *path;
     int64_t file;     // hid_t
     int64_t tokens;   // hid_t of /tokens
+    int64_t sums;     // hid_t of /token_sha256, -1 without checksums
     ShardInfo info;
 } Shard;
 
 // Opens a shard read-only on this rank alone.  Fails with a reason naming the
 // file for anything that is not a complete shard of this format.
 bool shard_open(const char *path, Shard *s, char *err, int err_len);
-// Reads tokens [start, start + count) into out as int32 (a hyperslab read).
+// Reads tokens [start, start + count) into out as int32 (a hyperslab read of
+// the whole blocks around them, each checked against its SHA-256).
 bool shard_read_tokens(const Shard *s, int64_t start, int64_t count, int32_t *out, char *err,
                        int err_len);
+// Checks blocks first, first + stride, ... of the shard against their hashes
+// and the table against token_sha256_root (when first == 0).  False with the
+// first bad block in err; *checked: the blocks checked.
+bool shard_verify(const Shard *s, int64_t first, int64_t stride, int64_t *checked, char *err,
+                  int err_len);
 // Reads document offsets [start, start + count) (n_documents + 1 entries in all).
 bool shard_read_doc_offsets(const Shard *s, int64_t start, int64_t count, uint64_t *out,
                             char *err, int err_len);

@@ -207,6 +207,27 @@ int loader_sources(const Loader *l, const char ***names, const double **weights)
 
 const char *loader_tokenizer_sha256(const Loader *l) { return l->sha256; }
 
+void loader_describe(const Loader *l, char *out, size_t len) {
+    size_t at = 0;
+    out[0] = 0;
+    for (int i = 0; i < l->n_files && at < len; i++) {
+        const Shard *s = &l->files[i].shard;
+        const char *name = strrchr(s->path, '/');
+        int n = snprintf(out + at, len - at, "shard %s: split %s, source %s, %lld tokens, %lld "
+                         "documents, vocabulary %lld, tokens %s\n", name ? name + 1 : s->path,
+                         s->info.split, s->info.source, (long long)s->info.n_tokens,
+                         (long long)s->info.n_documents, (long long)s->info.vocab_size,
+                         s->info.token_sha256_root[0] ? s->info.token_sha256_root : "unchecked");
+        at += n > 0 ? (size_t)n : 0;
+    }
+}
+
+int loader_unchecked_shards(const Loader *l) {
+    int n = 0;
+    for (int i = 0; i < l->n_files; i++) n += l->files[i].shard.sums < 0;
+    return n;
+}
+
 // The source global sample g draws (weighted, seeded by g alone).
 static int draw_source(const Loader *l, uint64_t g) {
     if (!l->mixed) return 0;

@@ -10,6 +10,7 @@
 #define LLAMA_LOADER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define LOADER_MAX_SOURCES 64
@@ -39,6 +40,12 @@ void loader_close(Loader *l);
 uint64_t loader_samples(const Loader *l);          // samples per epoch (all sources)
 int loader_sources(const Loader *l, const char ***names, const double **weights);
 const char *loader_tokenizer_sha256(const Loader *l);
+// One line per shard, in the loader's order: file name, split, source,
+// tokens, documents, vocabulary and token checksum root ("unchecked" for a
+// shard without checksums), for ranks to compare at start.
+void loader_describe(const Loader *l, char *out, size_t len);
+// Shards without token checksums (written before encode kept them).
+int loader_unchecked_shards(const Loader *l);
 // Draws dp·B global samples at st->consumed; this rank's B samples (rows of
 // max_length + 1 tokens) go to rows.  Fatal on I/O errors or bad token ids.
 void loader_next(Loader *l, LoaderState *st, int dp_rank, int dp, int B, int32_t *rows);

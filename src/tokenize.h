@@ -28,6 +28,7 @@ typedef struct {
 void tokenize_encode(const TokenizeOptions *o);
 void tokenize_train(const TokenizeOptions *o);
 void tokenize_inspect(const TokenizeOptions *o);
+void tokenize_verify(const TokenizeOptions *o);
 void tokenize_bench(const TokenizeOptions *o);
 
 #endif

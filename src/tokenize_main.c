@@ -18,6 +18,7 @@ static const char *USAGE =
     "                             [--special TOKEN,...] [--text-key KEY] [--skip-bad]\n"
     "                             [--max-record-bytes N] [--progress SECONDS]\n"
     "       llama-tokenize inspect SHARD.h5 ...\n"
+    "       llama-tokenize verify SHARD.h5|DIR ...\n"
     "       llama-tokenize bench --tokenizer FILE|bytes --input FILE|DIR ...\n"
     "       llama-tokenize --help\n";
 
@@ -37,6 +38,10 @@ static const char *HELP =
     "         frequent pair first, ties to the smallest ids) and writes a Hugging Face\n"
     "         tokenizer.json, with <|endoftext|> as a special token.\n"
     "inspect  prints a shard's attributes and SHA-256 hashes of its datasets.\n"
+    "verify   checks every block of 4096 tokens of every shard against the SHA-256 that\n"
+    "         encode stored (/token_sha256), and exits 1 naming each damaged shard; on\n"
+    "         N ranks each checks 1/N of the blocks.  (llama-train checks each block it\n"
+    "         reads too.)\n"
     "bench    measures the tokenizer's speed on one core (corpus read into memory first).\n"
     "\n"
     "options\n"
@@ -154,7 +159,7 @@ static void check_options(const TokenizeOptions *o, const char *command) {
 }
 
 static int run(int argc, char **argv) {
-    if (argc < 2) usage_error("%s", "a command is needed: encode, train, inspect or bench");
+    if (argc < 2) usage_error("%s", "a command is needed: encode, train, inspect, verify or bench");
     const char *command = argv[1];
     if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) {
         if (util_world_rank() == 0) printf("%s%s", USAGE, HELP);
@@ -168,9 +173,15 @@ static int run(int argc, char **argv) {
         tokenize_inspect(&o);
         return 0;
     }
+    if (strcmp(command, "verify") == 0) {
+        for (int i = 2; i < argc; i++) push(&o.shards, &o.n_shards, argv[i]);
+        if (o.n_shards == 0) usage_error("%s", "verify needs one or more shard files or folders");
+        tokenize_verify(&o);
+        return 0;
+    }
     bool bench = strcmp(command, "bench") == 0;
     if (strcmp(command, "encode") != 0 && strcmp(command, "train") != 0 && !bench)
-        usage_error("unknown command '%s' (encode, train, inspect or bench)", command);
+        usage_error("unknown command '%s' (encode, train, inspect, verify or bench)", command);
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             if (util_world_rank() == 0) printf("%s%s", USAGE, HELP);
@@ -193,7 +204,8 @@ static int run(int argc, char **argv) {
 // inspect and --help run on one process and need no MPI (whose start-up
 // costs a good part of a second).
 static bool needs_mpi(int argc, char **argv) {
-    return argc >= 2 && (strcmp(argv[1], "encode") == 0 || strcmp(argv[1], "train") == 0);
+    return argc >= 2 && (strcmp(argv[1], "encode") == 0 || strcmp(argv[1], "train") == 0 ||
+                         strcmp(argv[1], "verify") == 0);
 }
 
 int main(int argc, char **argv) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agreement.h"
 #include "checkpoint.h"
 #include "ckpt_dir.h"
 #include "hf.h"
@@ -175,6 +176,25 @@ static void resume(Trainer *t) {
     else info("no checkpoint in %s: starting from step 0", t->opt.save_dir);
 }
 
+// Every rank must read the same shards: a node whose staged copy lacks or
+// changed one would train on other data without a word.
+static void agree_on_data(const Trainer *t) {
+    size_t len = 1 << 20;
+    char *text = xmalloc(len);
+    int n = snprintf(text, len, "tokenizer %s\n", loader_tokenizer_sha256(t->train));
+    loader_describe(t->train, text + n, len - (size_t)n);
+    if (t->val) loader_describe(t->val, text + strlen(text), len - strlen(text));
+    agree_on_text(&t->grid.world, "the datasets", text, "every rank must read the same shards: "
+                  "make the dataset copies identical on every node (llama-tokenize verify checks "
+                  "them)");
+    free(text);
+    int unchecked = loader_unchecked_shards(t->train) + (t->val ? loader_unchecked_shards(t->val) : 0);
+    if (unchecked > 0)
+        info("notice: %d shard%s of %s carry no token checksums (encoded before llama-tokenize "
+             "kept them): their tokens are read unchecked; encode them again to have them checked",
+             unchecked, unchecked == 1 ? "" : "s", t->opt.dataset);
+}
+
 static void open_data(Trainer *t) {
     if (t->opt.bench) return;
     char err[1024];
@@ -189,6 +209,7 @@ static void open_data(Trainer *t) {
     t->val = loader_open(&lc, err, sizeof err);
     if (!t->val && t->opt.eval_interval > 0)
         fatal("--eval-interval needs a validation split: %s (tokenize with --val-fraction)", err);
+    agree_on_data(t);
 }
 
 static void count_steps(Trainer *t) {
@@ -318,7 +339,24 @@ static void select_attention(const TrainOptions *o) {
     info("attention: %s", line);
 }
 
+// Every rank must run the same job: ranks started with other options (or
+// another model file) would diverge, or hang in a collective the others skip.
+static void agree_on_job(const TrainOptions *o, const ModelConfig *c) {
+    size_t len = 70000;
+    char *text = xmalloc(len);
+    options_format(o, text, 65536);
+    size_t at = strlen(text);
+    snprintf(text + at, len - at, "model = dim %d, layers %d, heads %d, kv heads %d, ffn %d, vocab "
+             "%d, max seq %d, rope theta %.17g, norm eps %.17g\n", c->dim, c->n_layers, c->n_heads,
+             c->n_kv_heads, c->ffn_dim, c->vocab_size, c->max_seq_len, c->rope_theta, c->norm_eps);
+    Comm world = {MPI_COMM_WORLD, util_world_rank(), util_world_size(), NULL};
+    agree_on_text(&world, "the options", text, "start every rank with the same command line "
+                  "(and the same model file)");
+    free(text);
+}
+
 Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
+    agree_on_job(o, cfg);
     select_attention(o);
     Trainer *t = trainer_alloc(o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum);
     open_data(t);

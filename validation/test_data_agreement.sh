@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Ranks must agree, and token data must be what encode wrote (issue 11,
+# cases 8, 9 and 16): two ranks started with different options end with the
+# differing option named instead of hanging; two ranks whose dataset folders
+# differ (one node's copy lacks a shard) end naming the shard; a token changed
+# inside a shard (value still in range) is found by `llama-tokenize verify` on
+# 1 and 2 ranks and stops training when its block is read, while the same
+# shard unchanged verifies and trains.
+source "$(dirname "$0")/lib.sh"
+scratch
+T=$BIN/llama-train
+TOK=$BIN/llama-tokenize
+mkdir -p "$TMP/a"
+make_byte_shards "$TMP/a/data"
+cp -r "$TMP/a" "$TMP/b"
+cp -r "$TMP/a" "$TMP/c"
+RUN="-c tiny -d data -l 32 -b 4 --seed 1 --steps 2"
+
+# ---- options ----
+expect_error options_differ "the options differ between ranks: rank 1 has 'steps = 3' where rank 0 has 'steps = 2'" \
+  "${MPIRUN[@]}" -np 1 -wdir "$TMP/a" "$T" $RUN : -np 1 -wdir "$TMP/a" "$T" $RUN --steps 3
+
+# ---- datasets: rank 1's copy lacks the validation shard ----
+rm "$TMP/b/data/"*.val.h5
+expect_error datasets_differ "the datasets differ between ranks: rank 1 has '\(no more lines\)' where rank 0 has 'shard wikipedia_sample.val.h5" \
+  "${MPIRUN[@]}" -np 1 -wdir "$TMP/a" "$T" $RUN : -np 1 -wdir "$TMP/b" "$T" $RUN
+
+# ---- the same data on both: trains ----
+if out=$("${MPIRUN[@]}" -np 2 -wdir "$TMP/a" "$T" $RUN 2>&1); then pass same_data_trains
+else fail same_data_trains "$(tail -n 3 <<<"$out")"; fi
+
+# ---- a token changed in place (inside /tokens, value still a byte) ----
+shard=$TMP/c/data/wikipedia_sample.train.h5
+offset=$(h5dump -p -H -d tokens "$shard" | awk '/OFFSET/ {print $2}')
+if [ -z "$offset" ]; then fail corrupt_setup "no OFFSET for /tokens in h5dump's output"; finish; fi
+printf 'zz' | dd of="$shard" bs=1 seek=$((offset + 2 * 5000)) conv=notrunc status=none   # token 5000 (block 1)
+if out=$("$TOK" verify "$TMP/a/data" 2>&1); then pass verify_good
+else fail verify_good "$out"; fi
+for n in 1 2; do
+  out=$("${MPIRUN[@]}" -np $n "$TOK" verify "$TMP/c/data" 2>&1); rc=$?
+  if [ $rc -eq 1 ] && grep -q "^DAMAGED .*wikipedia_sample.train.h5" <<<"$out" &&
+     grep -q "^ok .*wikipedia_sample.val.h5" <<<"$out" && grep -q "tokens \[4096, 8192) (block 1)" <<<"$out"; then
+    pass "verify_finds_damage_${n}_ranks"
+  else fail "verify_finds_damage_${n}_ranks" "exit $rc: $out"; fi
+done
+# One epoch reads every window, so the damaged block too.
+expect_error train_stops_at_damage "tokens \[4096, 8192\) \(block 1\) do not match their SHA-256" \
+  "${MPIRUN[@]}" -np 1 -wdir "$TMP/c" "$T" -c tiny -d data -l 32 -b 16 --seed 1 -e 1
+finish
