@@ -541,6 +541,11 @@ int shards_list(const char *path, char ***files, char *err, int err_len) {
                  "encode, or train with --bench)", path);
         return 0;
     }
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+        snprintf(err, err_len, "dataset '%s' is neither a shard file nor a folder (a FIFO or "
+                 "device?)", path);
+        return 0;
+    }
     if (!S_ISDIR(st.st_mode)) {
         *files = xmalloc(sizeof **files);
         (*files)[0] = xstrdup(path);
@@ -552,16 +557,28 @@ int shards_list(const char *path, char ***files, char *err, int err_len) {
         return 0;
     }
     int n = 0;
+    bool bad = false;
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
         if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0) continue;
-        *files = xrealloc(*files, (size_t)(n + 1) * sizeof **files);
         char full[4096];
         snprintf(full, sizeof full, "%s/%s", path, e->d_name);
+        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) {   // opening a FIFO would block
+            snprintf(err, err_len, "'%s' in the dataset folder is not a regular file (a FIFO, "
+                     "device or dangling link?): remove it or move it out of the folder", full);
+            bad = true;
+            break;
+        }
+        *files = xrealloc(*files, (size_t)(n + 1) * sizeof **files);
         (*files)[n++] = xstrdup(full);
     }
     closedir(d);
+    if (bad) {
+        shards_list_free(*files, n);
+        *files = NULL;
+        return 0;
+    }
     if (n == 0) snprintf(err, err_len, "dataset folder '%s' holds no *.h5 shards", path);
     else qsort(*files, (size_t)n, sizeof **files, compare_names);
     return n;

@@ -5,7 +5,8 @@
 # differ (one node's copy lacks a shard) end naming the shard; a token changed
 # inside a shard (value still in range) is found by `llama-tokenize verify` on
 # 1 and 2 ranks and stops training when its block is read, while the same
-# shard unchanged verifies and trains.
+# shard unchanged verifies and trains; a FIFO named like a shard (case 18)
+# is refused instead of hanging the run.
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -46,4 +47,11 @@ done
 # One epoch reads every window, so the damaged block too.
 expect_error train_stops_at_damage "tokens \[4096, 8192\) \(block 1\) do not match their SHA-256" \
   "${MPIRUN[@]}" -np 1 -wdir "$TMP/c" "$T" -c tiny -d data -l 32 -b 16 --seed 1 -e 1
+
+# ---- case 18: a FIFO named like a shard in the dataset folder ----
+mkfifo "$TMP/a/data/x.train.h5"
+expect_error fifo_in_dataset "x.train.h5' in the dataset folder is not a regular file" \
+  "${MPIRUN[@]}" -np 1 -wdir "$TMP/a" "$T" $RUN
+expect_error fifo_as_dataset "dataset '.*x.train.h5' is neither a shard file nor a folder" \
+  "${MPIRUN[@]}" -np 1 -wdir "$TMP/a" "$T" -c tiny -d data/x.train.h5 -l 32 -b 4 --steps 2
 finish
