@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The launch and study scripts: mpirun with a hostfile of 2 slots on
-# localhost runs the tiny job; the benchmark driver appends one CSV row per
-# run; the scaling study writes its CSV and both plots; the metrics plot.
+# localhost runs the tiny job, and kill -TERM of that launcher saves and exits
+# 0; the benchmark driver appends one CSV row per run; the scaling study writes
+# its CSV and both plots; the metrics plot.
 source "$(dirname "$0")/lib.sh"
 scratch
 cd "$ROOT"
@@ -11,6 +12,23 @@ if HOSTFILE=$TMP/hosts BUILD=$BUILD bash jobs/mpirun/pretrain.sh -c tiny --bench
    && [ "$(losses "$TMP/host.jsonl" | wc -l)" = 5 ] && grep -q "2 ranks (dp 2" "$TMP/host.out"; then
   pass "mpirun with a hostfile (localhost slots=2) runs the tiny job on 2 ranks"
 else fail "mpirun hostfile" "$(tail -3 "$TMP/host.out")"; fi
+
+# kill -TERM of the launcher (what a user or scheduler does to mpirun's
+# parent) saves and exits 0: the script relays SIGUSR1 to the ranks through
+# mpirun instead of letting mpirun kill them 1 s into the save (issue 11, case 17).
+HOSTFILE=$TMP/hosts BUILD=$BUILD bash jobs/mpirun/pretrain.sh -c tiny --bench -l 32 -b 2 --steps 100000 \
+  -o "$TMP/stop" -i 100000 --log "$TMP/stop.jsonl" >"$TMP/stop.out" 2>&1 &
+pid=$!
+if wait_for '"step": 5,' "$TMP/stop.jsonl" 60; then
+  kill -TERM $pid
+  wait $pid; rc=$?
+  stopped=$(grep -o "stopped at step [0-9]*" "$TMP/stop.out" | grep -o "[0-9]*$")
+  if [ $rc -eq 0 ] && [ -n "$stopped" ] && [ -f "$TMP/stop/step_$(printf %07d "$stopped")/checkpoint.h5" ]; then
+    pass "kill -TERM of jobs/mpirun/pretrain.sh: the ranks saved step $stopped and exited 0"
+  else fail "pretrain.sh TERM" "exit $rc, stopped at '$stopped': $(tail -3 "$TMP/stop.out")"; fi
+else
+  kill -9 $pid 2>/dev/null; fail "pretrain.sh TERM" "the run did not reach step 5: $(tail -3 "$TMP/stop.out")"
+fi
 
 export BUILD PRESET=tiny BATCH=4 SEQ=32 STEPS=4 WARMUP=1
 if OUT=$TMP/scaling SWEEP="1:1:1 2:1:1 2:2:1 2:1:2" bash jobs/scaling.sh --peak-tflops 1 >"$TMP/scaling.out" 2>&1; then

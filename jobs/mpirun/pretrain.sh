@@ -7,6 +7,13 @@
 #   HOSTFILE=hosts jobs/mpirun/pretrain.sh -c 65b --tp 8 --pp 4 -b 8 -l 2048 -g -x bf16 --device cuda ...
 #
 # hosts holds "node-name slots=8" lines.  Extra arguments go to llama-train.
+#
+# Stopping: kill -TERM (or Ctrl-C) of this script makes every rank finish its
+# step, save a checkpoint and exit 0 (resume with --load auto).  The script
+# sends mpirun SIGUSR1, which Open MPI forwards to the ranks; SIGTERM or SIGINT
+# to mpirun itself would give them only odls_base_sigkill_timeout (1 s by
+# default; raised to KILL_GRACE, default 600 s, here) and stop relaying their
+# output meanwhile.  A second TERM/INT stops mpirun outright.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -19,5 +26,18 @@ mpi=(mpirun --hostfile "$HOSTFILE" -np "$NP" --map-by "ppr:$GPUS_PER_NODE:node" 
      -x OMP_NUM_THREADS -x PATH -x LD_LIBRARY_PATH)
 [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
 [ -n "${MPIRUN_EXTRA:-}" ] && mpi+=($MPIRUN_EXTRA)
+mpi+=(--mca odls_base_sigkill_timeout "${KILL_GRACE:-600}")
 echo "llama-train on $NODES nodes × $GPUS_PER_NODE ranks ($NP) from $HOSTFILE"
-exec "${mpi[@]}" "$BUILD/llama-train" "$@"
+"${mpi[@]}" "$BUILD/llama-train" "$@" &
+pid=$!
+stops=0
+stop() {
+  stops=$((stops + 1))
+  if [ $stops -eq 1 ]; then
+    echo "pretrain.sh: stopping: the ranks finish their step, save and exit (again to abort)" >&2
+    kill -USR1 "$pid" 2>/dev/null || true
+  else kill -TERM "$pid" 2>/dev/null || true; fi
+}
+trap stop TERM INT
+while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done   # a trapped signal ends a wait early
+wait "$pid"   # mpirun's exit status (bash keeps it)
