@@ -599,10 +599,22 @@ static bool save_checked(Trainer *t) {
     return true;
 }
 
+// Whether any rank received SIGTERM or SIGUSR1 (collective).
+static int signal_anywhere(const Trainer *t) {
+    int sig = signals_pending();
+    comm_allreduce(&t->grid.world, &sig, 1, DTYPE_I32, REDUCE_MAX);
+    return sig;
+}
+
 double trainer_evaluate(Trainer *t) {
     LoaderState st = {0};
     double sum = 0;
     for (int64_t k = 0; k < t->opt.eval_steps; k++) {
+        if (signal_anywhere(t)) {
+            info("evaluation at step %lld stopped after %lld of %lld batches by a signal",
+                 (long long)t->step, (long long)k, (long long)t->opt.eval_steps);
+            return NAN;
+        }
         loader_next(t->val, &st, t->grid.dp_rank, t->grid.dp, t->B, t->rows);
         sum += pipeline_eval(t->pipeline, t->rows, 1);
     }
@@ -612,6 +624,7 @@ double trainer_evaluate(Trainer *t) {
 
 static void log_eval(Trainer *t) {
     double loss = trainer_evaluate(t);
+    if (isnan(loss) && signal_anywhere(t)) return;   // stopped by a signal: nothing to log
     info("eval  step %lld | loss %.4f | perplexity %.2f", (long long)t->step, loss, exp(loss));
     if (t->log) {
         char line[256];
@@ -670,8 +683,7 @@ static void print_bench(Trainer *t) {
 
 // True (on every rank) when any rank received SIGTERM or SIGUSR1.
 static bool stop_requested(const Trainer *t) {
-    int sig = signals_pending();
-    comm_allreduce(&t->grid.world, &sig, 1, DTYPE_I32, REDUCE_MAX);
+    int sig = signal_anywhere(t);
     if (sig) info("received %s: saving a checkpoint and exiting", sig == SIGTERM ? "SIGTERM" : "SIGUSR1");
     return sig != 0;
 }

@@ -61,7 +61,9 @@ Trainer *trainer_create_bare(const TrainOptions *o, const ModelConfig *cfg);
 void trainer_run(Trainer *t);
 void trainer_free(Trainer *t);
 
-// Held-out loss over --eval-steps micro-batches (every rank calls it).
+// Held-out loss over --eval-steps micro-batches (every rank calls it); NaN
+// when SIGTERM or SIGUSR1 reached any rank meanwhile: the evaluation stops
+// after the batch under way, so the run can save.
 double trainer_evaluate(Trainer *t);
 // Greedy continuation of prompt (n ids) by n_new tokens into out (n + n_new
 // ids, at most T); identical on every rank.  Returns the length.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checkpoints: bit-exact resume after SIGKILL, resharding to other layouts,
-# crash safety of saves, preemption by SIGTERM.
+# crash safety of saves, preemption by SIGTERM (also during an evaluation).
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -67,5 +67,22 @@ if wait_for '"step": 7,' "$TMP/pre.jsonl" 120; then
   fi
 else
   kill -9 $pid 2>/dev/null; fail "SIGTERM" "the run did not reach step 7"
+fi
+
+# ---- SIGTERM during a long evaluation: it stops, the run saves, exits 0 (case 16) ----
+"${MPIRUN[@]}" -np 2 "$T" "${COMMON[@]}" -b 4 --steps 100 --eval-interval 3 --eval-steps 100000000 \
+  -o "$TMP/ev" >"$TMP/ev.out" 2>&1 &
+pid=$!
+if wait_for "^step 3/" "$TMP/ev.out" 60; then
+  kill -TERM $(pgrep -f "^$T .*$TMP/ev") 2>/dev/null
+  # bounded: an evaluation that ignores the signal would run for hours
+  wait_for "stopped at step|rror" "$TMP/ev.out" 60 || kill -9 $(pgrep -f "^$T .*$TMP/ev") 2>/dev/null
+  wait $pid; rc=$?
+  if [ $rc -eq 0 ] && grep -q "evaluation at step 3 stopped after [0-9]* of 100000000 batches by a signal" "$TMP/ev.out" &&
+     grep -q "stopped at step 3 by a signal" "$TMP/ev.out" && [ -d "$TMP/ev/step_0000003" ]; then
+    pass "SIGTERM during an evaluation: it stopped, step 3 saved, exit 0"
+  else fail "SIGTERM in evaluation" "exit $rc: $(tail -3 "$TMP/ev.out")"; fi
+else
+  kill -9 $pid 2>/dev/null; fail "SIGTERM in evaluation" "the run did not reach step 3"
 fi
 finish
