@@ -71,6 +71,20 @@ static void *dev_act(const float *h, size_t n) {
     return d;
 }
 
+// Output buffers start as poison, NaN in one run and a finite value no op
+// makes by chance in another: an op that writes nothing, or not every
+// element, fails either way.
+#define N_POISONS 2
+static const float POISON[N_POISONS] = {NAN, 1234.5f};
+
+static void *dev_poison(size_t n, int p) {
+    float *h = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) h[i] = POISON[p];
+    void *d = dev_act(h, n);
+    free(h);
+    return d;
+}
+
 static float *dev_f32(const float *h, size_t n) {
     float *d = gpu->alloc(n * sizeof(float));
     gpu->to_device(d, h, n * sizeof(float));
@@ -255,14 +269,17 @@ static void test_add(size_t n) {
     begin("add n %zu (also in place)", n);
     float *a = rnd(n, 1.0f), *b = rnd(n, 1.0f), *y = nans(n);
     ops_cpu.add(y, a, b, n);
-    void *ga = dev_act(a, n), *gb = dev_act(b, n), *gy = dev_act(y, n);
-    gpu->add(gy, ga, gb, n);
-    gpu->add(ga, ga, gb, n);
-    float *hy = host_act(gy, n), *ha = host_act(ga, n);
-    EXPECT_CLOSE(hy, y, n, "y");
-    EXPECT_CLOSE(ha, y, n, "y aliasing a");
-    gpu->release(ga), gpu->release(gb), gpu->release(gy);
-    free(a), free(b), free(y), free(hy), free(ha);
+    for (int p = 0; p < N_POISONS; p++) {
+        void *ga = dev_act(a, n), *gb = dev_act(b, n), *gy = dev_poison(n, p);
+        gpu->add(gy, ga, gb, n);
+        gpu->add(ga, ga, gb, n);
+        float *hy = host_act(gy, n), *ha = host_act(ga, n);
+        EXPECT_CLOSE(hy, y, n, "y");
+        EXPECT_CLOSE(ha, y, n, "y aliasing a");
+        gpu->release(ga), gpu->release(gb), gpu->release(gy);
+        free(hy), free(ha);
+    }
+    free(a), free(b), free(y);
     check_end();
 }
 
@@ -395,15 +412,21 @@ static void test_swiglu(int N, int F) {
     float *gu = rnd(2 * n, 3.0f), *dh = rnd(n, 1.0f), *h = nans(n), *dgu = nans(2 * n);
     ops_cpu.swiglu_forward(h, gu, N, F);
     ops_cpu.swiglu_backward(dgu, dh, gu, N, F);
-    void *ggu = dev_act(gu, 2 * n), *gdh = dev_act(dh, n), *gh = dev_act(h, n);
-    void *gdgu = dev_act(dgu, 2 * n);
-    gpu->swiglu_forward(gh, ggu, N, F);
-    gpu->swiglu_backward(gdgu, gdh, ggu, N, F);
-    float *hh = host_act(gh, n), *hdgu = host_act(gdgu, 2 * n);
-    EXPECT_CLOSE(hh, h, n, "h");
-    EXPECT_CLOSE(hdgu, dgu, 2 * n, "dgate|dup");
-    gpu->release(ggu), gpu->release(gdh), gpu->release(gh), gpu->release(gdgu);
-    free(gu), free(dh), free(h), free(dgu), free(hh), free(hdgu);
+    for (int p = 0; p < N_POISONS; p++) {
+        void *ggu = dev_act(gu, 2 * n), *gdh = dev_act(dh, n), *gh = dev_poison(n, p);
+        void *gdgu = dev_poison(2 * n, p);
+        gpu->swiglu_forward(gh, ggu, N, F);
+        gpu->swiglu_backward(gdgu, gdh, ggu, N, F);
+        float *hh = host_act(gh, n), *hdgu = host_act(gdgu, 2 * n);
+        EXPECT_CLOSE(hh, h, n, "h");
+        EXPECT_CLOSE(hdgu, dgu, 2 * n, "dgate|dup");
+        gpu->swiglu_backward(ggu, gdh, ggu, N, F);   // in place, as the model runs it
+        float *hip = host_act(ggu, 2 * n);
+        EXPECT_CLOSE(hip, dgu, 2 * n, "dgate|dup in place of gate|up");
+        gpu->release(ggu), gpu->release(gdh), gpu->release(gh), gpu->release(gdgu);
+        free(hh), free(hdgu), free(hip);
+    }
+    free(gu), free(dh), free(h), free(dgu);
     check_end();
 }
 
@@ -423,16 +446,20 @@ static void test_embedding(int N, int D, int vocab_start, int rows) {
     ops_cpu.embedding_backward(dt, dx, tok, N, D, vocab_start, rows);
     int32_t *gtok = gpu->alloc(N * sizeof(int32_t));
     gpu->to_device(gtok, tok, N * sizeof(int32_t));
-    void *gt = dev_act(table, (size_t)rows * D), *gdx = dev_act(dx, (size_t)N * D);
-    void *gx = dev_act(x, (size_t)N * D);
-    float *gdt = dev_f32(dt0, (size_t)rows * D);
-    gpu->embedding_forward(gx, gtok, gt, N, D, vocab_start, rows);
-    gpu->embedding_backward(gdt, gdx, gtok, N, D, vocab_start, rows);
-    float *hx = host_act(gx, (size_t)N * D), *hdt = host_f32(gdt, (size_t)rows * D);
-    EXPECT_CLOSE(hx, x, (size_t)N * D, "x (zero rows for other ranks' tokens)");
-    EXPECT_CLOSE(hdt, dt, (size_t)rows * D, "dtable (accumulated)");
-    gpu->release(gtok), gpu->release(gt), gpu->release(gdx), gpu->release(gx), gpu->release(gdt);
-    free(tok), free(table), free(dx), free(dt0), free(x), free(dt), free(hx), free(hdt);
+    for (int p = 0; p < N_POISONS; p++) {
+        void *gt = dev_act(table, (size_t)rows * D), *gdx = dev_act(dx, (size_t)N * D);
+        void *gx = dev_poison((size_t)N * D, p);
+        float *gdt = dev_f32(dt0, (size_t)rows * D);
+        gpu->embedding_forward(gx, gtok, gt, N, D, vocab_start, rows);
+        gpu->embedding_backward(gdt, gdx, gtok, N, D, vocab_start, rows);
+        float *hx = host_act(gx, (size_t)N * D), *hdt = host_f32(gdt, (size_t)rows * D);
+        EXPECT_CLOSE(hx, x, (size_t)N * D, "x (zero rows for other ranks' tokens)");
+        EXPECT_CLOSE(hdt, dt, (size_t)rows * D, "dtable (accumulated)");
+        gpu->release(gt), gpu->release(gdx), gpu->release(gx), gpu->release(gdt);
+        free(hx), free(hdt);
+    }
+    gpu->release(gtok);
+    free(tok), free(table), free(dx), free(dt0), free(x), free(dt);
     check_end();
 }
 
