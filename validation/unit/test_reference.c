@@ -2,8 +2,9 @@
 // folder validation/golden/llama-tiny was written once by
 // validation/reference/make_llama_golden.py (GQA, vocab 97, T = 11).  Imports
 // its weights through the Hugging Face path and matches logits and loss
-// (1e-5), every gradient (1e-4) and the losses of 10 AdamW steps with warm-up,
-// cosine decay and clipping (1e-4).
+// (1e-5), every gradient (1e-4) and the losses and gradient norms of 10 AdamW
+// steps with warm-up, cosine decay and clipping (1e-6: they agree to ~3e-7, and
+// dropping weight decay moves them by 2e-5).
 #include <jansson.h>
 #include <math.h>
 #include <mpi.h>
@@ -95,7 +96,7 @@ static void check_logits_and_grads(Model *m, const float *tokens) {
 }
 
 static void check_training(Model *m, Grid *g, const float *tokens) {
-    check_begin("reference: 10 AdamW steps (warm-up, cosine, clipping) match transformers to 1e-4");
+    check_begin("reference: 10 AdamW steps (warm-up, cosine, clipping) match transformers to 1e-6");
     int steps = (int)json_integer_value(json_object_get(meta, "steps"));
     OptimizerConfig oc = {
         .lr = json_real_value(json_object_get(meta, "lr")),
@@ -117,9 +118,9 @@ static void check_training(Model *m, Grid *g, const float *tokens) {
         double norm = optimizer_step(o);
         char what[64];
         snprintf(what, sizeof what, "loss of step %d", s + 1);
-        CHECK_CLOSE(loss, want[s], 1e-4, 0, what);
+        CHECK_CLOSE(loss, want[s], 1e-6, 0, what);
         snprintf(what, sizeof what, "gradient norm of step %d", s + 1);
-        CHECK_CLOSE(norm, norms[s], 1e-4, 0, what);
+        CHECK_CLOSE(norm, norms[s], 1e-6, 0, what);
     }
     check_end();
     free(want);
