@@ -27,12 +27,16 @@ run() {
     --export-hf "$TMP/$name.hf" >"$TMP/$name.out" 2>&1
 }
 
-# field_match KEY A B: every logged KEY of A within 1e-5 relative of B's.
+# field_match KEY A B: every logged KEY of A within 1e-5 relative of B's; a
+# value that is not a finite number (null, nan: awk would read 0) never matches.
 field_match() {
   awk -v key="\"$1\": " 'FNR==1{f++} index($0, key) {split(substr($0, index($0, key) + length(key)), v, /[,}]/);
       x[f,FNR]=v[1]; n[f]=FNR}
     END { if (n[1] != 10 || n[2] != 10) { print "steps " n[1] " vs " n[2]; exit 1 }
-          for (i = 1; i <= 10; i++) { a = x[1,i]; b = x[2,i]; d = a - b; if (d < 0) d = -d;
+          num = "^-?[0-9]+(\\.[0-9]*)?([eE][-+]?[0-9]+)?$"
+          for (i = 1; i <= 10; i++) { a = x[1,i]; b = x[2,i]
+            if (a !~ num || b !~ num) { printf "step %d: %s vs %s (not finite)\n", i, a, b; exit 1 }
+            d = a - b; if (d < 0) d = -d;
             if (d > 1e-5 * (b < 0 ? -b : b)) { printf "step %d: %s vs %s\n", i, a, b; exit 1 } } }' "$2" "$3"
 }
 losses_match() { field_match loss "$1" "$2" && field_match grad_norm "$1" "$2"; }

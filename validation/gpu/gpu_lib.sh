@@ -14,12 +14,15 @@ gpu_count() {
 }
 
 # losses_close A B TOL: every logged loss of run A within TOL (relative) of
-# run B's, the same number of steps; prints the worst step on failure.
+# run B's, the same number of steps; prints the worst step on failure.  A loss
+# that is not a finite number (null, nan: awk would read 0) never matches.
 losses_close() {
   awk -F'"loss": ' -v tol="$3" 'FNR==1{f++} /"loss"/{split($2,v,","); x[f,FNR]=v[1]; n[f]=FNR}
     END { if (n[1] != n[2] || n[1] == 0) { print "steps " n[1] " vs " n[2]; exit 1 }
-          worst = 0; ws = 0
-          for (i = 1; i <= n[1]; i++) { a = x[1,i]; b = x[2,i]; d = a - b; if (d < 0) d = -d
+          worst = 0; ws = 0; num = "^-?[0-9]+(\\.[0-9]*)?([eE][-+]?[0-9]+)?$"
+          for (i = 1; i <= n[1]; i++) { a = x[1,i]; b = x[2,i]
+            if (a !~ num || b !~ num) { printf "step %d: %s vs %s (not finite)\n", i, a, b; exit 1 }
+            d = a - b; if (d < 0) d = -d
             r = d / (b < 0 ? -b : b); if (r > worst) { worst = r; ws = i } }
           if (worst > tol) { printf "step %d: %s vs %s (%.3g > %g)\n", ws, x[1,ws], x[2,ws], worst, tol; exit 1 }
           printf "%d steps, worst %.2g at step %d", n[1], worst, ws }' "$1" "$2"
