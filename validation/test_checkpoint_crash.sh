@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Crash safety: one rank killed with SIGKILL at a random moment around a save,
 # 20 times.  After every kill each complete-looking checkpoint folder must
-# verify, and --load auto must resume exactly where the uninterrupted run was.
+# verify; each restart must start right after the checkpoint --load auto names
+# and log every step exactly as the uninterrupted run did.
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -22,8 +23,17 @@ mapfile -t ref < <(losses "$TMP/ref.jsonl")
 
 RANDOM=12345   # the kill moments are random but the same every run
 bad=0
+# The step --load auto resumes from: latest's target, else the newest complete
+# folder, else 0.
+resume_step() {
+  local s
+  s=$(sed -n 's/^step_0*\([0-9][0-9]*\)$/\1/p' "$TMP/ck/latest" 2>/dev/null)
+  [ -z "$s" ] && s=$(ls -d "$TMP"/ck/step_* 2>/dev/null | grep -E '/step_[0-9]+$' | sed 's/.*step_0*//' | sort -n | tail -1)
+  echo "${s:-0}"
+}
 for i in $(seq 1 20); do
   out=$TMP/run$i.out
+  expect=$(($(resume_step) + 1))
   "${MPIRUN[@]}" "${RUN[@]}" -i 1 -o "$TMP/ck" -f auto --keep-checkpoints 3 --log "$TMP/run$i.jsonl" >"$out" 2>&1 &
   pid=$!
   if ! wait_for "saving checkpoint" "$out" 120; then fail "crash $i" "no save started: $(tail -3 "$out")"; kill -9 $pid; bad=1; break; fi
@@ -36,14 +46,21 @@ for i in $(seq 1 20); do
     case $(basename "$d") in *.*) continue ;; esac   # .tmp / .deleting: never loaded
     if ! why=$("$BIN/llama-ckpt" info "$d" 2>&1 >/dev/null); then fail "crash $i" "$d looks complete but does not verify: $why"; bad=1; fi
   done
-  # The run resumed where the uninterrupted run was, to the last bit.
-  first=$(grep -o '"step": [0-9]*, "loss": [^,]*' "$TMP/run$i.jsonl" 2>/dev/null | head -1)
-  if [ -n "$first" ]; then
-    step=$(echo "$first" | cut -d' ' -f2 | tr -d ,); loss=$(echo "$first" | awk '{print $4}')
-    if [ "$loss" != "${ref[$((step - 1))]}" ]; then
-      fail "crash $i" "resumed step $step has loss $loss, the uninterrupted run ${ref[$((step - 1))]}"; bad=1
-    fi
+  # The run resumed from the checkpoint --load auto names, and every step it
+  # logged equals the uninterrupted run's to the last bit.
+  mapfile -t got < <(grep -o '"step": [0-9]*, "loss": [^,]*' "$TMP/run$i.jsonl" 2>/dev/null |
+                     awk '{gsub(",", "", $2); print $2, $4}')
+  if [ ${#got[@]} -eq 0 ]; then fail "crash $i" "the run logged no step before the kill"; bad=1; continue; fi
+  first=${got[0]%% *}
+  if [ "$first" != "$expect" ]; then
+    fail "crash $i" "started at step $first, but the newest checkpoint says step $expect"; bad=1
   fi
+  for g in "${got[@]}"; do
+    step=${g%% *} loss=${g#* }
+    if [ "$loss" != "${ref[$((step - 1))]}" ]; then
+      fail "crash $i" "step $step has loss $loss, the uninterrupted run ${ref[$((step - 1))]}"; bad=1; break
+    fi
+  done
 done
-[ $bad -eq 0 ] && pass "20 SIGKILLs around saves: every complete folder verifies, every resume is exact (reached $(cat "$TMP/ck/latest"))"
+[ $bad -eq 0 ] && pass "20 SIGKILLs around saves: every complete folder verifies, every restart resumed from the newest checkpoint and every step is exact (reached $(cat "$TMP/ck/latest"))"
 finish
