@@ -609,6 +609,36 @@ static bool check_shape(const Trainer *t, const ModelConfig *k, const char *path
     return false;
 }
 
+static bool same_value(double a, double b) {
+    return fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b));
+}
+
+// The fields that change no tensor's shape but what the weights compute:
+// another rope_theta or norm_eps is refused unless --override-checkpoint-config
+// (the model's values are used, and said so); another max_seq_len, which no
+// weight depends on, is said.
+static bool check_fields(const Trainer *t, const ModelConfig *k, const char *path, char *err,
+                         int len) {
+    const ModelConfig *c = &t->cfg;
+    const char *names[2] = {"rope_theta", "norm_eps"};
+    double saved[2] = {k->rope_theta, k->norm_eps}, now[2] = {c->rope_theta, c->norm_eps};
+    for (int i = 0; i < 2; i++) {
+        if (same_value(saved[i], now[i])) continue;
+        if (!t->opt.override_checkpoint_config) {
+            snprintf(err, len, "%s was trained with %s %g but the model %s has %s %g: give the "
+                     "checkpoint's model (-c), or add --override-checkpoint-config to continue "
+                     "with %g", path, names[i], saved[i], c->name, names[i], now[i], now[i]);
+            return false;
+        }
+        info("--override-checkpoint-config: %s %g of %s replaced by the model's %g", names[i],
+             saved[i], path, now[i]);
+    }
+    if (k->max_seq_len != c->max_seq_len)
+        info("note: %s was saved by a model with max_seq_len %d, this run's has %d (no weight "
+             "depends on it)", path, k->max_seq_len, c->max_seq_len);
+    return true;
+}
+
 // The checkpoint continues this run's data: same tokenizer and seed.
 static bool check_run(const Trainer *t, const State *s, const char *path, char *err, int len) {
     const char *data_tok = t->train ? loader_tokenizer_sha256(t->train) : "";
@@ -687,6 +717,7 @@ static void load(Trainer *t, const char *dir, bool weights_only) {
     uint64_t *want;
     comm_agree(world, read_verified_state(f, dir, &s, &cfg, &global, &want, err, sizeof err), err);
     comm_agree(world, check_shape(t, &cfg, path, err, sizeof err), err);
+    comm_agree(world, check_fields(t, &cfg, path, err, sizeof err), err);
     comm_agree(world, weights_only || check_run(t, &s, path, err, sizeof err), err);
     CheckpointHealth h;
     bool ok = verify_data(world, f, &global, want, &h, err, sizeof err);

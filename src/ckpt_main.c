@@ -15,8 +15,8 @@
 #include "train.h"
 #include "util.h"
 
-static void usage(void) {
-    printf("usage:\n"
+static void usage(FILE *out) {
+    fprintf(out, "usage:\n"
            "  llama-ckpt info CKPT_DIR                 step, layout, options, tensors; verifies checksums and\n"
            "                                           finite values (exit 1 on NaN or Inf)\n"
            "  llama-ckpt export-hf CKPT_DIR OUT_DIR [--dtype fp32|bf16] [--tp N] [--pp N]\n"
@@ -243,35 +243,91 @@ static int flag_int(int argc, char **argv, const char *flag, int fallback) {
     return out;
 }
 
+// The commands: positional arguments after the command, and the flags (each
+// with a value) it takes.
+typedef struct {
+    const char *name;
+    int n_args;
+    const char *flags[3];
+} Command;
+
+static const Command commands[] = {
+    {"info", 1, {NULL}},
+    {"export-hf", 2, {"--dtype", "--tp", "--pp"}},
+    {"import-hf", 2, {NULL}},
+    {"compare", 2, {"--rtol"}},
+};
+
+static bool takes_flag(const Command *c, const char *flag) {
+    for (int i = 0; i < 3 && c->flags[i]; i++)
+        if (strcmp(c->flags[i], flag) == 0) return true;
+    return false;
+}
+
+// Why argv does not form a command ("" when it does); *cmd: the command,
+// path[]: its positional arguments (the flags may come anywhere).
+static void check_command(int argc, char **argv, const Command **cmd, const char *path[2],
+                          char *why, int len) {
+    *cmd = NULL;
+    why[0] = 0;
+    for (size_t i = 0; argc >= 2 && i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) *cmd = &commands[i];
+    if (argc < 2) snprintf(why, len, "no command given");
+    else if (!*cmd) snprintf(why, len, "unknown command '%s'", argv[1]);
+    if (!*cmd) return;
+    int positional = 0;
+    for (int i = 2; i < argc && !why[0]; i++) {
+        if (strncmp(argv[i], "--", 2) != 0) {
+            if (positional < 2) path[positional] = argv[i];
+            positional++;
+        } else if (!takes_flag(*cmd, argv[i]))
+            snprintf(why, len, "%s does not take the option '%s'", argv[1], argv[i]);
+        else if (++i >= argc)
+            snprintf(why, len, "option '%s' needs a value", argv[i - 1]);
+    }
+    if (!why[0] && positional != (*cmd)->n_args)
+        snprintf(why, len, "%s takes %d path%s, got %d", argv[1], (*cmd)->n_args,
+                 (*cmd)->n_args > 1 ? "s" : "", positional);
+}
+
+// Bad usage: the reason and the usage on stderr, exit status 2.
+static int usage_error(const char *why) {
+    if (util_world_rank() == 0) {
+        fprintf(stderr, "llama-ckpt: error: %s\n", why);
+        usage(stderr);
+    }
+    MPI_Finalize();
+    return 2;
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     util_set_program("llama-ckpt");
-    bool help = argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
-    if (help || argc < 3) {
-        if (util_world_rank() == 0) {
-            if (!help)
-                fprintf(stderr, "llama-ckpt: error: %s\n", argc < 2 ? "no command given"
-                        : "the command needs its arguments");
-            usage();
-        }
+    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        if (util_world_rank() == 0) usage(stdout);
         MPI_Finalize();
-        return help ? 0 : 2;
+        return 0;
     }
-    const char *cmd = argv[1];
+    const Command *c;
+    const char *path[2] = {NULL, NULL};
+    char why[512];
+    check_command(argc, argv, &c, path, why, sizeof why);
+    if (why[0]) return usage_error(why);
+    const char *cmd = c->name;
     int rc = 0;
-    if (!strcmp(cmd, "info")) print_info(argv[2]);
-    else if (!strcmp(cmd, "export-hf") && argc >= 4) {
+    if (!strcmp(cmd, "info")) print_info(path[0]);
+    else if (!strcmp(cmd, "export-hf")) {
         const char *dtype = flag_value(argc, argv, "--dtype", "fp32");
         if (strcmp(dtype, "fp32") && strcmp(dtype, "bf16")) fatal_all("--dtype must be fp32 or bf16");
-        export_hf(argv[2], argv[3], !strcmp(dtype, "bf16"), flag_int(argc, argv, "--tp", 1),
+        export_hf(path[0], path[1], !strcmp(dtype, "bf16"), flag_int(argc, argv, "--tp", 1),
                   flag_int(argc, argv, "--pp", 1));
-    } else if (!strcmp(cmd, "import-hf") && argc >= 4) import_hf(argv[2], argv[3]);
-    else if (!strcmp(cmd, "compare") && argc >= 4) {
+    } else if (!strcmp(cmd, "import-hf")) import_hf(path[0], path[1]);
+    else {
         double rtol = 1e-5;
         const char *r = flag_value(argc, argv, "--rtol", NULL);
         if (r && !parse_double(r, &rtol)) fatal_all("--rtol: expected a number, got '%s'", r);
-        rc = util_world_rank() == 0 ? compare(argv[2], argv[3], rtol) : 0;
-    } else fatal_all("unknown or incomplete command '%s' (see llama-ckpt --help)", cmd);
+        rc = util_world_rank() == 0 ? compare(path[0], path[1], rtol) : 0;
+    }
     MPI_Finalize();
     return rc;
 }

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "ckpt_dir.h"
 #include "hf_config.h"
 #include "logfile.h"
 #include "safetensors.h"
@@ -101,11 +103,6 @@ static void send_my_blocks(const Model *m, const Grid *g, const ParamTable *glob
     }
 }
 
-static void fail_export(SafetensorsWriter *w, const char *err) {
-    safetensors_writer_abort(w);
-    fatal("--export-hf: %s", err);
-}
-
 // Rank 0: receives every tensor-parallel block of global tensor i (held by
 // stage s) and assembles the full tensor.
 static void gather_tensor(const Model *m, const Grid *g, const ParamTensor *gt, int i, int s,
@@ -131,46 +128,91 @@ static void gather_tensor(const Model *m, const Grid *g, const ParamTensor *gt, 
     params_free(&shape);
 }
 
-static void write_model(const Model *m, const Grid *g, const ParamTable *global,
-                        const int *stage_layer0, const char *path, bool bf16) {
-    char err[1024];
-    SafetensorsWriter *w = safetensors_writer_create(path, err, sizeof err);
-    if (!w) fatal("--export-hf: %s", err);
+// Rank 0: the folder and the writer, every tensor declared; NULL with err.
+static SafetensorsWriter *open_export(const ParamTable *global, const char *dir, bool bf16,
+                                      char *err, int len) {
+    char path[4096];
+    if (!hf_export_dir_check(dir, err, len) || !make_dirs(dir, err, len)) return NULL;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    SafetensorsWriter *w = safetensors_writer_create(path, err, len);
     SafetensorsDtype dt = bf16 ? SAFETENSORS_BF16 : SAFETENSORS_F32;
-    for (int i = 0; i < global->n; i++) {
+    for (int i = 0; w && i < global->n; i++) {
         const ParamTensor *t = &global->t[i];
         int64_t shape[2] = {t->rows, t->cols};
-        if (safetensors_writer_declare(w, t->name, dt, t->ndim, shape, err, sizeof err) < 0)
-            fail_export(w, err);
+        if (safetensors_writer_declare(w, t->name, dt, t->ndim, shape, err, len) < 0) {
+            safetensors_writer_abort(w);
+            w = NULL;
+        }
     }
+    return w;
+}
+
+// Rank 0: gathers every tensor (all of them whatever happens, so that the
+// senders finish) and writes them while the writes succeed.
+static bool write_tensors(const Model *m, const Grid *g, const ParamTable *global,
+                          const int *stage_layer0, SafetensorsWriter *w, char *err, int len) {
+    bool ok = true;
     for (int i = 0; i < global->n; i++) {
         const ParamTensor *t = &global->t[i];
         float *full = xcalloc((size_t)(t->rows * t->cols), sizeof(float));
         gather_tensor(m, g, t, i, owner_stage(t, stage_layer0, g->pp), full);
-        bool ok = safetensors_writer_put(w, i, full, err, sizeof err);
+        if (ok && !(ok = safetensors_writer_put(w, i, full, err, len))) safetensors_writer_abort(w);
         free(full);
-        if (!ok) fail_export(w, err);
     }
-    if (!safetensors_writer_close(w, err, sizeof err)) fatal("--export-hf: %s", err);
+    return ok && safetensors_writer_close(w, err, len);
 }
 
-void hf_export(const Model *m, const Grid *g, const char *dir, bool bf16) {
+static bool write_config(const Model *m, const char *dir, bool bf16, char *err, int len) {
+    HfConfig hf = {.model = m->cfg, .bos_id = -1, .eos_id = -1};
+    snprintf(hf.torch_dtype, sizeof hf.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
+    return hf_config_write(dir, &hf, err, len);
+}
+
+// World rank 0's verdict, and its message in err, on every rank.
+static bool agree_root(const Grid *g, bool ok, char *err, int len) {
+    int v = ok;
+    comm_broadcast(&g->world, &v, 1, DTYPE_I32, 0);
+    comm_broadcast(&g->world, err, (size_t)len, DTYPE_U8, 0);
+    return v;
+}
+
+bool hf_export_dir_check(const char *dir, char *err, int len) {
+    struct stat st;
+    char first[512], config[4200];
+    if (stat(dir, &st) != 0) return true;   // a new folder (make_dirs says what stops it)
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, len, "%s is a file, not a folder; give a new or empty folder", dir);
+        return false;
+    }
+    snprintf(config, sizeof config, "%s/config.json", dir);
+    if (stat(config, &st) == 0 || ckpt_dir_is_empty(dir, first, sizeof first)) return true;
+    snprintf(err, len, "%s is neither empty nor a Hugging Face folder (it holds '%s' and no "
+             "config.json): give a new or empty folder, or an earlier export to replace", dir,
+             first);
+    return false;
+}
+
+bool hf_export_try(const Model *m, const Grid *g, const char *dir, bool bf16, char *err, int len) {
     ParamTable global;
     params_build_global(&global, &m->cfg);
     int *stage_layer0 = xmalloc((size_t)g->pp * sizeof(int));
     comm_allgather(&g->pp_comm, &m->part.layer0, stage_layer0, 1, DTYPE_I32);
-    if (g->world_rank == 0) {
-        char err[1024], path[4096];
-        if (!make_dirs(dir, err, sizeof err)) fatal("--export-hf: %s", err);
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        write_model(m, g, &global, stage_layer0, path, bf16);
-        HfConfig hf = {.model = m->cfg, .bos_id = -1, .eos_id = -1};
-        snprintf(hf.torch_dtype, sizeof hf.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
-        if (!hf_config_write(dir, &hf, err, sizeof err)) fatal("--export-hf: %s", err);
-    } else {
+    bool root = g->world_rank == 0;
+    err[0] = 0;
+    SafetensorsWriter *w = root ? open_export(&global, dir, bf16, err, len) : NULL;
+    bool ok = agree_root(g, !root || w, err, len);
+    if (ok && root)
+        ok = write_tensors(m, g, &global, stage_layer0, w, err, len) &&
+             write_config(m, dir, bf16, err, len);
+    else if (ok)
         send_my_blocks(m, g, &global);
-    }
     free(stage_layer0);
     params_free(&global);
-    comm_barrier(&g->world);
+    return agree_root(g, ok, err, len);
+}
+
+void hf_export(const Model *m, const Grid *g, const char *dir, bool bf16) {
+    char err[2048];
+    if (!hf_export_try(m, g, dir, bf16, err, sizeof err))
+        fatal_all("--export-hf %s failed: %s", dir, err);
 }

@@ -26,7 +26,8 @@ static const OptSpec specs[] = {
     {"dataset", 'd', STR(dataset), "HDF5 token shards: a file or a folder of them"},
     {"batch-size", 'b', NUM(OPT_INT, batch_size), "micro-batch: sequences per data-parallel rank"},
     {"grad-accum", 0, NUM(OPT_INT, grad_accum), "micro-steps per optimizer step"},
-    {"max-length", 'l', NUM(OPT_INT, max_length), "sequence length (default: the model's)"},
+    {"max-length", 'l', NUM(OPT_INT, max_length),
+     "sequence length (default, or 0: the model's max_seq_len)"},
     {"steps", 0, NUM(OPT_I64, steps), "optimizer steps (default: --num-epochs of the data)"},
     {"num-epochs", 'e', NUM(OPT_INT, num_epochs), "epochs when --steps is not given"},
     {"lr", 0, NUM(OPT_F64, lr), "peak learning rate"},
@@ -50,7 +51,11 @@ static const OptSpec specs[] = {
     {"save-interval", 'i', NUM(OPT_I64, save_interval), "save a checkpoint every N steps"},
     {"save-dir", 'o', STR(save_dir), "checkpoint folder"},
     {"load", 'f', STR(load), "checkpoint to resume from, or auto (newest in --save-dir)"},
-    {"keep-checkpoints", 0, NUM(OPT_INT, keep_checkpoints), "keep the newest K (0: all)"},
+    {"override-checkpoint-config", 0, NUM(OPT_FLAG, override_checkpoint_config),
+     "--load: accept a checkpoint whose rope_theta or norm_eps differ from the model's (the "
+     "model's values are used)"},
+    {"keep-checkpoints", 0, NUM(OPT_INT, keep_checkpoints),
+     "keep the newest K complete checkpoints (default 0: all)"},
     {"spike-threshold", 0, NUM(OPT_F64, spike_threshold),
      "a loss N std devs above the last 100 steps' mean is a spike (default 6; 0: off)"},
     {"max-bad-steps", 0, NUM(OPT_INT, max_bad_steps),
@@ -60,27 +65,34 @@ static const OptSpec specs[] = {
     {"eval-steps", 0, NUM(OPT_I64, eval_steps), "micro-batches per evaluation"},
     {"seed", 0, NUM(OPT_U64, seed), "every random choice derives from it"},
     {"log", 0, STR(log), "metrics, one JSON object per step"},
-    {"bench", 0, NUM(OPT_FLAG, bench), "synthetic seeded tokens, no I/O: throughput"},
+    {"bench", 0, NUM(OPT_FLAG, bench),
+     "synthetic seeded tokens, no I/O: throughput (--dataset and --data-mix are not read)"},
     {"bench-warmup", 0, NUM(OPT_INT, bench_warmup), "steps left out of --bench figures"},
     {"init-hf", 0, STR(init_hf), "start from Hugging Face LLaMA weights in DIR"},
-    {"export-hf", 0, STR(export_hf), "write Hugging Face weights to DIR at the end"},
+    {"export-hf", 0, STR(export_hf),
+     "write Hugging Face weights to DIR at the end (DIR new, empty or a Hugging Face folder)"},
     {"export-dtype", 0, STR(export_dtype), "fp32 or bf16 for --export-hf"},
     {"dump-batches", 0, STR(dump_batches), "append every micro-batch's tokens (int32) to FILE"},
     {"data-mix", 0, STR(data_mix), "source=weight,... sampling proportions"},
     {"describe", 0, NUM(OPT_FLAG, describe), "print sizes and memory per rank, then exit"},
-    {"world-size", 0, NUM(OPT_INT, world_size), "--describe: ranks of the described job"},
-    {"tokenizer", 0, STR(tokenizer), "tokenizer.json, to print the generated sample"},
+    {"world-size", 0, NUM(OPT_INT, world_size),
+     "--describe: ranks of the described job (default: the ranks started, or tp·pp)"},
+    {"tokenizer", 0, STR(tokenizer),
+     "tokenizer.json (or bytes) of the dataset, to print the generated sample"},
     {"sample-prompt", 0, STR(sample_prompt), "prompt for the greedy sample at the end"},
     {"sample-tokens", 0, NUM(OPT_INT, sample_tokens), "tokens to generate at the end"},
     {"peak-tflops", 0, NUM(OPT_F64, peak_tflops), "per-device peak TFLOP/s for MFU"},
     {"profile-step", 0, NUM(OPT_I64, profile_step),
      "GPU profilers (ncu --profile-from-start off): collect step N only (1 = the first)"},
+    {"hang-timeout", 0, NUM(OPT_F64, hang_timeout),
+     "end the job when a rank makes no progress for S seconds (default 300; 0: never)"},
 };
 #define N_SPECS (int)(sizeof specs / sizeof specs[0])
 
 void options_defaults(TrainOptions *o) {
     memset(o, 0, sizeof *o);
     o->batch_size = 4;
+    o->hang_timeout = 300;
     o->grad_accum = 1;
     o->num_epochs = 1;
     o->lr = 3e-4;
@@ -219,6 +231,43 @@ bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err
         if (!parse_arg(o, argc, argv, &i, err, err_len)) return false;
     }
     return true;
+}
+
+// --data-mix names each source once ("c4=1,c4=5" would keep only the last).
+static bool check_data_mix(const char *mix, char *err, int err_len) {
+    char buf[sizeof ((TrainOptions *)0)->data_mix];
+    snprintf(buf, sizeof buf, "%s", mix);
+    const char *names[sizeof buf / 2];
+    int n = 0;
+    for (char *save, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (eq) *eq = 0;
+        for (int i = 0; i < n; i++)
+            if (strcmp(names[i], item) == 0) {
+                snprintf(err, err_len, "--data-mix '%s' names the source '%s' twice; give each "
+                         "source one weight", mix, item);
+                return false;
+            }
+        names[n++] = item;
+    }
+    return true;
+}
+
+bool options_check(const TrainOptions *o, char *err, int err_len) {
+    if (o->max_length < 0)
+        snprintf(err, err_len, "--max-length %d: must be at least 1 (or 0 for the model's "
+                 "max_seq_len)", o->max_length);
+    else if (o->keep_checkpoints < 0)
+        snprintf(err, err_len, "--keep-checkpoints %d: must not be negative (0 keeps every "
+                 "checkpoint)", o->keep_checkpoints);
+    else if (o->world_size < 0)
+        snprintf(err, err_len, "--world-size %d: must be positive (the ranks of the layout "
+                 "--describe prints)", o->world_size);
+    else if (o->world_size > 0 && !o->describe)
+        snprintf(err, err_len, "--world-size %d belongs to --describe; a run has the ranks mpirun "
+                 "or srun starts", o->world_size);
+    else return check_data_mix(o->data_mix, err, err_len);
+    return false;
 }
 
 void options_print_help(const char *program) {

@@ -28,7 +28,8 @@ typedef struct {
     int64_t save_interval;
     char save_dir[1024];
     char load[1024];         // checkpoint path or "auto"
-    int keep_checkpoints;
+    bool override_checkpoint_config;   // --load: the model's rope_theta/norm_eps win over the checkpoint's
+    int keep_checkpoints;    // newest complete checkpoints kept (0: all)
     int64_t eval_interval, eval_steps;
     uint64_t seed;
     char log[1024];
@@ -45,6 +46,7 @@ typedef struct {
     int sample_tokens;       // greedy tokens generated at the end (0: none)
     double peak_tflops;      // per-device peak for MFU (0: the backend's default)
     int64_t profile_step;    // the step a GPU profiler collects (0: none)
+    double hang_timeout;     // seconds without progress before the job ends (0: never)
     double spike_threshold;  // loss z-score that counts as a spike (0: no spike detection)
     int max_bad_steps;       // consecutive skipped/spiking steps before a rollback (0: none)
 } TrainOptions;
@@ -53,6 +55,10 @@ void options_defaults(TrainOptions *o);
 // Parses a run deck (when argv[1] is not an option) and the command line.
 // On error returns false with one line in err.  --help sets *help.
 bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err, int err_len);
+// Checks what the options alone decide (no model, no files): non-negative
+// counts, --world-size with --describe, --data-mix naming each source once.
+// False with one line in err.
+bool options_check(const TrainOptions *o, char *err, int err_len);
 void options_print_help(const char *program);
 // The options as "key = value" lines (a run deck that reproduces the run).
 void options_format(const TrainOptions *o, char *out, int out_len);

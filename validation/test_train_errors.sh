@@ -48,6 +48,13 @@ echo '{"text": "A document of a few dozen bytes.", "meta": {"source": "short"}}'
 expect_error "max-length beyond the data" "holds fewer than max-length \+ 1 = 65 tokens" "$T" -c tiny -d "$TMP/short" -l 64 --steps 1
 expect_error "max-length beyond the model" "--max-length 4096 exceeds the model's max_seq_len 256" "$T" "${D[@]}" -l 4096
 expect_error "bf16 on the CPU" "needs --device cuda" "$T" "${D[@]}" -x bf16
+expect_error "negative --max-length" "--max-length -3: must be at least 1 \(or 0 for the model's max_seq_len\)" "$T" "${D[@]}" -l -3
+expect_error "negative --keep-checkpoints" "--keep-checkpoints -1: must not be negative \(0 keeps every checkpoint\)" \
+  "$T" "${D[@]}" -i 1 -o "$TMP/keep" --keep-checkpoints -1
+expect_error "negative --world-size" "--world-size -8: must be positive" "$T" -c tiny --describe --world-size -8
+expect_error "--world-size without --describe" "--world-size 8 belongs to --describe" "$T" "${D[@]}" --world-size 8
+expect_error "--data-mix naming a source twice" "--data-mix 'c4=1,c4=5' names the source 'c4' twice" \
+  "$T" "${D[@]}" --data-mix c4=1,c4=5
 
 # Hugging Face weights that do not fit.
 GOLD=$ROOT/validation/golden/llama-tiny

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # llama-train's options beyond training itself: a run deck with the command
-# line overriding it, --dump-batches (the rows each data-parallel rank
-# consumes: DP ranks together see exactly one rank's batch), --describe of a
-# 65B layout without allocating it.
+# line overriding it, -l 0, --bench with a dataset, --dump-batches (the rows
+# each data-parallel rank consumes: DP ranks together see exactly one rank's
+# batch), --describe of a 65B layout without allocating it.
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -31,6 +31,17 @@ if [ "$size" = $((2 * 4 * 17 * 4)) ] && cmp -s "$TMP/one.bin" \
      <(for s in 0 1; do for r in 0 1; do dd if="$TMP/two.bin.dp$r" bs=$((2 * 17 * 4)) skip=$s count=1 status=none; done; done); then
   pass "--dump-batches: int32 rows of max-length + 1; two DP ranks' rows are one rank's batch"
 else fail "--dump-batches" "size $size, or the DP rows differ from the one-rank rows"; fi
+
+# -l 0 (as a run deck from a checkpoint's options holds it) is the model's max_seq_len.
+if "$T" -c tiny -l 0 --describe | grep -q "model FLOPs per token at sequence 256:"; then
+  pass "-l 0 is the model's max_seq_len (256 for tiny)"
+else fail "-l 0" "--describe does not show sequence 256"; fi
+# --bench reads no data, and says so when a dataset is given (a deck's, say).
+out=$("$T" -c tiny -l 16 --steps 1 --bench -d "$TMP/no-such-data" --data-mix a=1 --peak-tflops 1 2>&1)
+if grep -q "note: --bench trains on synthetic tokens; --dataset and --data-mix are not read" <<<"$out" &&
+   grep -q "^bench: " <<<"$out"; then
+  pass "--bench with --dataset: a notice, synthetic tokens"
+else fail "--bench with --dataset" "$(tail -2 <<<"$out")"; fi
 
 # Resident memory is compared with a tiny model's --describe: the CUDA
 # libraries alone (cuBLASLt, NCCL) add ~200 MiB of mapped pages to any run.

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# What llama-train checks before it trains (issue 11, cases 5, 10 and 13):
+# every path it will write (--save-dir, --export-hf, --log, --dump-batches)
+# and the sample's --tokenizer are refused before the first step, on rank 0,
+# with every rank exiting; a failed export at the end leaves the final
+# checkpoint; resuming into another rope_theta or norm_eps is refused unless
+# --override-checkpoint-config; llama-ckpt's bad usage exits 2.
+source "$(dirname "$0")/lib.sh"
+scratch
+T=$BIN/llama-train
+make_byte_shards "$TMP/data"
+D=(-c tiny -d "$TMP/data" -l 32 -b 4 --seed 1 --steps 2)
+
+# early_error NAME PATTERN CMD...: CMD exits non-zero (no crash, no hang) with
+# a line matching PATTERN, and no training step ran before it.
+early_error() {
+  local name=$1 pattern=$2; shift 2
+  local out rc
+  out=$(timeout 60 "$@" 2>&1); rc=$?
+  if [ $rc -eq 0 ] || [ $rc -gt 123 ]; then fail "$name" "exit status $rc: $(tail -2 <<<"$out")"
+  elif ! grep -Eq -- "$pattern" <<<"$out"; then fail "$name" "no line matches /$pattern/: $(tail -2 <<<"$out")"
+  elif grep -q '^step ' <<<"$out"; then fail "$name" "training steps ran before the error"
+  else pass "$name"; fi
+}
+
+# ---- case 5: output paths, before any training ----
+touch "$TMP/afile"
+mkdir -p "$TMP/unrelated" && echo "notes" >"$TMP/unrelated/notes.txt"
+early_error "--save-dir under a file" "--save-dir $TMP/afile/ck cannot be a folder: '$TMP/afile' is a file" \
+  "$T" "${D[@]}" -i 1 -o "$TMP/afile/ck"
+early_error "--load auto with a --save-dir under a file" "--save-dir $TMP/afile/ck cannot be a folder" \
+  "$T" "${D[@]}" --load auto -o "$TMP/afile/ck"
+early_error "--export-hf under a file" "--export-hf $TMP/afile/hf cannot be a folder: '$TMP/afile' is a file" \
+  "$T" "${D[@]}" --export-hf "$TMP/afile/hf"
+early_error "--export-hf into an unrelated non-empty folder" \
+  "--export-hf: $TMP/unrelated is neither empty nor a Hugging Face folder \(it holds 'notes.txt'" \
+  "$T" "${D[@]}" --export-hf "$TMP/unrelated"
+early_error "--log in a missing folder" "--log $TMP/none/m.jsonl: the folder '$TMP/none' does not exist" \
+  "$T" "${D[@]}" --log "$TMP/none/m.jsonl"
+early_error "--log naming a folder" "--log $TMP/unrelated is a folder" "$T" "${D[@]}" --log "$TMP/unrelated"
+early_error "--dump-batches in a missing folder" "--dump-batches $TMP/none/d.bin: the folder '$TMP/none' does not exist" \
+  "$T" "${D[@]}" --dump-batches "$TMP/none/d.bin"
+if [ "$(id -u)" != 0 ]; then   # root writes through any mode bits
+  mkdir -p "$TMP/readonly" && chmod 555 "$TMP/readonly"
+  early_error "--export-hf in a read-only folder" "--export-hf $TMP/readonly/hf: cannot write in '$TMP/readonly'" \
+    "$T" "${D[@]}" --export-hf "$TMP/readonly/hf"
+fi
+# An earlier export is replaced.
+"$T" "${D[@]}" --export-hf "$TMP/hf" >/dev/null 2>&1
+if "$T" "${D[@]}" --seed 2 --export-hf "$TMP/hf" >"$TMP/again.out" 2>&1 && [ -s "$TMP/hf/model.safetensors" ] &&
+   grep -q "exported Hugging Face weights to $TMP/hf" "$TMP/again.out"; then
+  pass "--export-hf replaces an earlier export"
+else fail "--export-hf replaces an earlier export" "$(tail -2 "$TMP/again.out")"; fi
+# On 2 ranks: one message, both ranks exit, no hang.
+out=$(timeout 60 "${MPIRUN[@]}" -np 2 "$T" "${D[@]}" --export-hf "$TMP/afile/hf" 2>&1 >/dev/null); rc=$?
+n=$(grep -c "cannot be a folder" <<<"$out")
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ "$n" -eq 1 ]; then pass "a bad output path on 2 ranks: one message, the job ends"
+else fail "a bad output path on 2 ranks" "exit $rc, message printed $n times: $out"; fi
+
+# ---- case 13 (and 5): the sample's tokenizer ----
+early_error "--sample-tokens without --tokenizer" "--sample-tokens 4 needs --tokenizer FILE" \
+  "$T" "${D[@]}" --sample-tokens 4
+early_error "a missing --tokenizer file" "--tokenizer: cannot open tokenizer file '$TMP/none.json'" \
+  "$T" "${D[@]}" --sample-tokens 4 --tokenizer "$TMP/none.json"
+echo '{"model": {"type": "BPE"' >"$TMP/broken.json"
+early_error "a malformed --tokenizer file" "--tokenizer: .*broken.json" \
+  "$T" "${D[@]}" --sample-tokens 4 --tokenizer "$TMP/broken.json"
+early_error "a --tokenizer larger than the model's vocabulary" \
+  "--tokenizer $ROOT/inputs/tokenizer.json has 8192 tokens, more than the vocabulary of the model tiny \(256\)" \
+  "$T" "${D[@]}" --sample-tokens 4 --tokenizer "$ROOT/inputs/tokenizer.json"
+# Shards of the bundled BPE tokenizer, a model with its vocabulary, the byte tokenizer for the sample.
+mkdir -p "$TMP/bpe-src"
+head -n 3 "$ROOT/inputs/redpajama-mini/wikipedia_sample.jsonl" >"$TMP/bpe-src/w.jsonl"
+"$BIN/llama-tokenize" encode --tokenizer "$ROOT/inputs/tokenizer.json" --input "$TMP/bpe-src/w.jsonl" \
+  --output "$TMP/bpe" --val-fraction 0 >/dev/null 2>&1
+printf 'dim = 64\nn_layers = 2\nn_heads = 4\nn_kv_heads = 2\nffn_dim = 128\nvocab_size = 8192\nmax_seq_len = 64\nrope_theta = 10000\nnorm_eps = 1e-5\n' >"$TMP/v8k.model"
+early_error "a --tokenizer other than the dataset's" \
+  "--tokenizer bytes is not the tokenizer the dataset $TMP/bpe was encoded with \(sha256 277089d91c0b…, the shards say" \
+  "$T" -c "$TMP/v8k.model" -d "$TMP/bpe" -l 32 --steps 2 --sample-tokens 4 --tokenizer bytes
+if "$T" -c "$TMP/v8k.model" -d "$TMP/bpe" -l 32 --steps 2 --sample-tokens 4 --tokenizer "$ROOT/inputs/tokenizer.json" \
+     >"$TMP/sample.out" 2>&1 && grep -q "sample (greedy, 4 new tokens)" "$TMP/sample.out"; then
+  pass "the dataset's own --tokenizer prints the sample"
+else fail "the dataset's own --tokenizer" "$(tail -2 "$TMP/sample.out")"; fi
+
+# ---- case 5: an export that fails at the end leaves the final checkpoint ----
+MNT=$TMP/mnt
+mkdir -p "$MNT"
+if mount -t tmpfs -o size=256k tmpfs "$MNT" 2>"$TMP/mount.err"; then
+  trap 'umount "$MNT" 2>/dev/null; rm -rf "$TMP"' EXIT
+  "${MPIRUN[@]}" -np 2 "$T" "${D[@]}" -i 2 -o "$TMP/ck-end" --export-hf "$MNT/hf" >"$TMP/full.out" 2>&1; rc=$?
+  if [ $rc -ne 0 ] && grep -q -- "--export-hf $MNT/hf failed: .*No space left on device" "$TMP/full.out" &&
+     [ -z "$(ls -A "$MNT/hf")" ] && "$BIN/llama-ckpt" info "$TMP/ck-end/step_0000002" >/dev/null 2>&1 &&
+     "$BIN/llama-ckpt" export-hf "$TMP/ck-end/step_0000002" "$TMP/hf-later" >/dev/null 2>&1; then
+    pass "a full disk at the final export (2 ranks): one error, nothing half-written, the final checkpoint exports later"
+  else fail "a full disk at the final export" "exit $rc: $(grep error "$TMP/full.out"; ls -A "$MNT/hf")"; fi
+  # Without periodic saves (-i 0) the weights are saved when the export fails.
+  "${MPIRUN[@]}" -np 2 "$T" "${D[@]}" -i 0 -o "$TMP/ck-rescue" --export-hf "$MNT/hf" >"$TMP/rescue.out" 2>&1; rc=$?
+  if [ $rc -ne 0 ] && grep -q -- "the trained weights are in $TMP/ck-rescue/step_0000002" "$TMP/rescue.out" &&
+     "$BIN/llama-ckpt" info "$TMP/ck-rescue/step_0000002" >/dev/null 2>&1; then
+    pass "a full disk at the final export with -i 0: the weights are saved and named"
+  else fail "export failure with -i 0" "exit $rc: $(grep error "$TMP/rescue.out")"; fi
+else
+  skip "a full disk at the final export" "cannot mount a tmpfs here ($(cat "$TMP/mount.err")); needs root"
+fi
+
+# ---- case 10: resuming into another rope_theta or norm_eps ----
+"$T" "${D[@]}" -i 2 -o "$TMP/ck" >/dev/null 2>&1
+model() {   # NAME ROPE_THETA NORM_EPS MAX_SEQ_LEN: the tiny preset's shape
+  printf 'dim = 64\nn_layers = 4\nn_heads = 8\nn_kv_heads = 4\nffn_dim = 192\nvocab_size = 256\nmax_seq_len = %s\nrope_theta = %s\nnorm_eps = %s\n' \
+    "$4" "$2" "$3" >"$TMP/$1.model"
+}
+model rope 500000 1e-5 256; model eps 10000 1e-6 256; model seq 10000 1e-5 128
+R=(-d "$TMP/data" -l 32 -b 4 --seed 1 --steps 3 --load "$TMP/ck/step_0000002")
+early_error "resuming into another rope_theta" \
+  "was trained with rope_theta 10000 but the model $TMP/rope.model has rope_theta 500000: .*--override-checkpoint-config" \
+  "$T" -c "$TMP/rope.model" "${R[@]}"
+early_error "resuming into another norm_eps" "was trained with norm_eps 1e-05 but the model $TMP/eps.model has norm_eps 1e-06" \
+  "$T" -c "$TMP/eps.model" "${R[@]}"
+if "$T" -c "$TMP/rope.model" "${R[@]}" --override-checkpoint-config >"$TMP/override.out" 2>&1 &&
+   grep -q "override-checkpoint-config: rope_theta 10000 of .* replaced by the model's 500000" "$TMP/override.out" &&
+   grep -q "^step 3/3" "$TMP/override.out"; then
+  pass "--override-checkpoint-config resumes with the model's rope_theta, and says so"
+else fail "--override-checkpoint-config" "$(tail -2 "$TMP/override.out")"; fi
+if "$T" -c "$TMP/seq.model" "${R[@]}" >"$TMP/seq.out" 2>&1 &&
+   grep -q "saved by a model with max_seq_len 256, this run's has 128" "$TMP/seq.out"; then
+  pass "another max_seq_len resumes with a notice"
+else fail "another max_seq_len resumes with a notice" "$(tail -2 "$TMP/seq.out")"; fi
+
+# ---- llama-ckpt usage ----
+C=$BIN/llama-ckpt
+ckpt_usage() {   # NAME PATTERN ARGS...: exit 2, the reason and the usage on stderr, nothing on stdout
+  local name=$1 pattern=$2; shift 2
+  "$C" "$@" >"$TMP/u.out" 2>"$TMP/u.err"; local rc=$?
+  if [ $rc -eq 2 ] && grep -Eq -- "$pattern" "$TMP/u.err" && grep -q "^usage:" "$TMP/u.err" && [ ! -s "$TMP/u.out" ]; then
+    pass "$name"
+  else fail "$name" "exit $rc, stderr: $(head -1 "$TMP/u.err")"; fi
+}
+ckpt_usage "llama-ckpt without a command" "error: no command given"
+ckpt_usage "llama-ckpt with an unknown command" "error: unknown command 'frob'" frob a b
+ckpt_usage "llama-ckpt info without its path" "error: info takes 1 path, got 0" info
+ckpt_usage "llama-ckpt export-hf with one path" "error: export-hf takes 2 paths, got 1" export-hf "$TMP/ck/step_0000002"
+ckpt_usage "llama-ckpt with an option its command lacks" "error: info does not take the option '--tp'" info "$TMP/ck/step_0000002" --tp 2
+if "$C" --help 2>/dev/null | grep -q "^usage:"; then pass "llama-ckpt --help: usage on stdout, exit 0"
+else fail "llama-ckpt --help" "no usage on stdout or a non-zero exit"; fi
+finish
