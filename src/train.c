@@ -17,6 +17,7 @@
 #include "traffic.h"
 #include "tokenizer.h"
 #include "util.h"
+#include "watchdog.h"
 
 // ---- options and layout ----
 
@@ -42,6 +43,8 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     else if (o->sample_tokens < 0) bad = "--sample-tokens must not be negative";
     else if (o->bench_warmup < 0) bad = "--bench-warmup must not be negative";
     else if (o->profile_step < 0) bad = "--profile-step must not be negative";
+    else if (!(o->hang_timeout >= 0 && o->hang_timeout < 1e9))
+        bad = "--hang-timeout must be a number of seconds >= 0 (0 disables the watchdog)";
     else if (!(o->spike_threshold >= 0))
         bad = "--spike-threshold must be a non-negative number (0 disables spike detection)";
     else if (o->max_bad_steps < 0)
@@ -357,6 +360,8 @@ static void agree_on_job(const TrainOptions *o, const ModelConfig *c) {
 
 Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
     agree_on_job(o, cfg);
+    watchdog_start(o->hang_timeout, util_world_rank());
+    watchdog_beat("starting up (model, data, checkpoint)", 0);
     select_attention(o);
     Trainer *t = trainer_alloc(o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum);
     open_data(t);
@@ -383,6 +388,7 @@ Trainer *trainer_create_bare(const TrainOptions *o, const ModelConfig *cfg) {
 
 void trainer_free(Trainer *t) {
     if (!t) return;
+    watchdog_stop();
     logfile_close(t->log);
     logfile_close(t->dump);
     loader_close(t->train);
@@ -491,6 +497,7 @@ static void rollback(Trainer *t, const char *why) {
                   "--lr or raise --warmup-steps and resume with --load auto", why, ROLLBACK_LIMIT, dir);
     LoaderState here = t->state;
     int64_t from = t->step;
+    watchdog_beat("loading a checkpoint (rollback)", t->step);
     checkpoint_load(t, dir);
     if (t->step > from)
         fatal_all("the newest checkpoint %s is at step %lld, ahead of this run's step %lld: not "
@@ -533,6 +540,7 @@ static bool train_step(Trainer *t) {
         ops->sync();
         ops->profiler_range(true);
     }
+    watchdog_beat("in a training step", t->step + 1);
     double t0 = now_seconds();
     uint64_t first = t->state.consumed;
     fill_rows(t);
@@ -592,6 +600,7 @@ static bool save_checked(Trainer *t) {
         rollback(t, why);
         return false;
     }
+    watchdog_beat("saving a checkpoint", t->step);
     checkpoint_save(t);
     t->saved_step = t->step;
     t->weight_max0 = w;
@@ -615,6 +624,7 @@ double trainer_evaluate(Trainer *t) {
                  (long long)t->step, (long long)k, (long long)t->opt.eval_steps);
             return NAN;
         }
+        watchdog_beat("evaluating", t->step);
         loader_next(t->val, &st, t->grid.dp_rank, t->grid.dp, t->B, t->rows);
         sum += pipeline_eval(t->pipeline, t->rows, 1);
     }
@@ -721,6 +731,7 @@ static void print_sample(Trainer *t) {
     Tokenizer *tok = t->opt.tokenizer[0] ? tokenizer_load(t->opt.tokenizer, err, sizeof err) : NULL;
     agree_or_exit(tok != NULL, t->opt.tokenizer[0] ? err : "--sample-tokens needs --tokenizer FILE");
     int32_t *ids = xmalloc((size_t)t->T * sizeof(int32_t)), *out = xmalloc((size_t)t->T * sizeof(int32_t));
+    watchdog_beat("generating the sample", t->step);
     int n = encode_prompt(t, tok, ids, t->T - 1);
     if (n == 0) ids[n++] = 0;
     int len = trainer_generate(t, ids, n, t->opt.sample_tokens, out);
@@ -745,7 +756,15 @@ static void finish(Trainer *t) {
     double w;
     if (diverged(t, &w, why, sizeof why))
         fatal_all("not exporting to %s: %s; lower --lr or raise --warmup-steps", t->opt.export_hf, why);
-    hf_export(t->model, &t->grid, t->opt.export_hf, strcmp(t->opt.export_dtype, "bf16") == 0);
+    watchdog_beat("exporting Hugging Face weights", t->step);
+    char err[2048], ck[4200];
+    if (!hf_export_try(t->model, &t->grid, t->opt.export_hf,
+                       strcmp(t->opt.export_dtype, "bf16") == 0, err, sizeof err)) {
+        if (t->saved_step != t->step) checkpoint_save(t);   // the weights must survive
+        ckpt_dir_name(t->opt.save_dir, t->step, false, ck, sizeof ck);
+        fatal_all("--export-hf %s failed: %s; the trained weights are in %s (llama-ckpt "
+                  "export-hf %s DIR exports them)", t->opt.export_hf, err, ck, ck);
+    }
     info("exported Hugging Face weights to %s", t->opt.export_hf);
 }
 

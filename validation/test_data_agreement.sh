@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Ranks must agree, and token data must be what encode wrote (issue 11,
 # cases 8, 9 and 16): two ranks started with different options end with the
-# differing option named instead of hanging; two ranks whose dataset folders
+# differing option named instead of hanging; a SIGSTOPped rank ends the job
+# through the other rank's watchdog (--hang-timeout); two ranks whose dataset folders
 # differ (one node's copy lacks a shard) end naming the shard; a token changed
 # inside a shard (value still in range) is found by `llama-tokenize verify` on
 # 1 and 2 ranks and stops training when its block is read, while the same
@@ -47,6 +48,30 @@ done
 # One epoch reads every window, so the damaged block too.
 expect_error train_stops_at_damage "tokens \[4096, 8192\) \(block 1\) do not match their SHA-256" \
   "${MPIRUN[@]}" -np 1 -wdir "$TMP/c" "$T" -c tiny -d data -l 32 -b 16 --seed 1 -e 1
+
+# ---- case 16: a stopped rank ends the job through the other's watchdog ----
+"${MPIRUN[@]}" -np 2 -wdir "$TMP/a" "$T" -c tiny -d data -l 32 -b 4 --seed 1 --steps 10000000 \
+  --hang-timeout 3 --log "$TMP/hang.jsonl" >"$TMP/hang.out" 2>&1 &
+pid=$!
+if wait_for '"step": 3,' "$TMP/hang.jsonl" 60; then
+  rank1=""
+  for p in $(pgrep -f "^$T .*$TMP/hang.jsonl"); do
+    tr '\0' '\n' </proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && rank1=$p
+  done
+  t0=$(date +%s)
+  kill -STOP $rank1
+  # bounded: without a watchdog the job would wait forever
+  wait_for "made no progress" "$TMP/hang.out" 60 || kill -9 $(pgrep -f "^$T .*$TMP/hang.jsonl") 2>/dev/null
+  wait $pid; rc=$?
+  took=$(($(date +%s) - t0))
+  kill -9 $rank1 2>/dev/null
+  if [ $rc -ne 0 ] && grep -q "rank 0 made no progress for [0-9]* s (--hang-timeout 3) while in a training step at step" "$TMP/hang.out" &&
+     [ $took -le 30 ]; then
+    pass "a SIGSTOPped rank: rank 0's watchdog ended the job in $took s, naming the step"
+  else fail hang_watchdog "exit $rc after $took s: $(grep -v '^step' "$TMP/hang.out" | tail -3)"; fi
+else
+  kill -9 $pid 2>/dev/null; fail hang_watchdog "the run did not reach step 3"
+fi
 
 # ---- case 18: a FIFO named like a shard in the dataset folder ----
 mkfifo "$TMP/a/data/x.train.h5"
