@@ -8,8 +8,8 @@
 #     test      every op against the CPU (bf16 and fp32), a model's gradients, NCCL
 #               collectives, 20-step training against the CPU, tp2/pp2/dp2 with 2+
 #               GPUs, then quick CPU tests while time allows          (~3-5 min)
-#     ops       test_gpu_ops alone (both attention implementations), then the
-#               attention micro-benchmark (test_gpu_ops --bench-attention) (~1 min)
+#     ops       test_gpu_ops (both attention implementations), the collectives on 2
+#               ranks (test_gpu_collectives), then the attention micro-benchmark (test_gpu_ops --bench-attention) (~1 min)
 #     train     test_gpu_train alone: 20-step runs against the CPU, every layout
 #               (one GPU: --device-comm mpi)                           (~2-4 min)
 #     sanitize  compute-sanitizer: memcheck on short runs, racecheck and synccheck
@@ -166,6 +166,7 @@ gpu_suite() {
 # attention micro-benchmark.
 run_ops() {
   gpu_suite test_gpu_ops
+  gpu_suite test_gpu_collectives
   say "attention micro-benchmark (build/tests/test_gpu_ops --bench-attention)"
   timeout -k 10 "$(cap 120)" build/tests/test_gpu_ops --bench-attention 2>&1 | tee "$LOG/attention-bench.log"
 }

@@ -650,7 +650,8 @@ static void test_collectives(void) {
 #ifdef LLAMA_GPU_EMU
     const char *what = "device collectives (MPI)";
 #else
-    const char *what = "NCCL collectives";
+    const char *what = dev && strncmp(dev->name, "nccl", 4) == 0 ? "NCCL collectives"
+                                                                   : "host-staged collectives";
 #endif
     begin("%s on %d rank%s (allreduce, reduce-scatter, all-gather, p2p)", what, c.size,
           c.size > 1 ? "s" : "");
@@ -820,14 +821,27 @@ static void bench_attention_all(void) {
                             shapes[s][3], shapes[s][4]);
 }
 
+// The rank's index among the ranks of its node: its GPU, as in llama-train.
+static int local_rank(void) {
+    MPI_Comm node;
+    int r = 0;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &r);
+    MPI_Comm_free(&node);
+    return r;
+}
+
 static void run_all(const char *precision) {
     char err[512];
-    gpu = ops_cuda_create(precision, 0, err, sizeof err);
+    gpu = ops_cuda_create(precision, local_rank(), err, sizeof err);
     if (!gpu) {
         check_begin(precision);
         check_failed(__FILE__, __LINE__, "ops_cuda_create: %s", err);
         return;
     }
+    // LLAMA_GPU_TEST_DEVICE_COMM=mpi: the host-staged collectives (ranks may share a GPU).
+    const char *dc = getenv("LLAMA_GPU_TEST_DEVICE_COMM");
+    if (dc && strcmp(dc, "mpi") == 0) comm_set_device_ops(comm_staged_device_ops());
     ops = gpu;
     bf16 = strcmp(precision, "bf16") == 0;
     tol = bf16 ? 1e-2 : 1e-5;
