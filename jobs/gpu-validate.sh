@@ -9,7 +9,8 @@
 #               collectives, 20-step training against the CPU, tp2/pp2/dp2 with 2+
 #               GPUs, then quick CPU tests while time allows          (~3-5 min)
 #     ops       test_gpu_ops (both attention implementations), the collectives on 2
-#               ranks (test_gpu_collectives), then the attention micro-benchmark (test_gpu_ops --bench-attention) (~1 min)
+#               ranks (test_gpu_collectives), then the attention micro-benchmark
+#               (test_gpu_ops --bench-attention)                          (~1 min)
 #     train     test_gpu_train alone: 20-step runs against the CPU, every layout
 #               (one GPU: --device-comm mpi)                           (~2-4 min)
 #     sanitize  compute-sanitizer: memcheck on short runs, racecheck and synccheck
