@@ -8,6 +8,9 @@
 #                         (CUDNN_HOME=dir: cuDNN outside the CUDA toolkit)
 #   make CUDA_ARCH="90"   GPU architectures of the CUDA backend (default 80 90)
 #   make NVCC_WERROR=     CUDA warnings not fatal (another host compiler's new warnings)
+#   make fuzz             libFuzzer harnesses (validation/fuzz, clang) for the parsers, each
+#                         run FUZZ_SECONDS (default 180); not part of `make test`;
+#                         FUZZ_NAMES="jsonl deck" runs only those
 #   make DEPS=/prefix     MPI, HDF5, OpenBLAS, ... unpacked under /prefix instead of / (the
 #                         GPU machine: jobs/gpu/setup-prefix.sh); NCCL_HOME=dir when nccl.h
 #                         and libnccl are not in the CUDA toolkit
@@ -100,7 +103,7 @@ TESTS     := $(TEST_SRC:validation/unit/%.c=$(BUILD)/tests/%)
 GPU_TEST_SRC := $(wildcard validation/gpu/test_*.c)
 TESTS     += $(GPU_TEST_SRC:validation/gpu/%.c=$(BUILD)/tests/%) $(EMU_BINS)
 
-.PHONY: all deps programs run test test-asan bench clean
+.PHONY: all deps programs run test test-asan bench fuzz fuzz-build clean
 .DEFAULT_GOAL := all
 
 all: deps
@@ -192,6 +195,40 @@ test-asan:
 
 bench: all
 	@bash jobs/bench-cpu.sh
+
+# libFuzzer harnesses for the parsers of files a user hands us (validation/fuzz/
+# fuzz_*.c), built by clang with AddressSanitizer and UBSan into $(BUILD)/fuzz/
+# with the parsers instrumented, then each run for FUZZ_SECONDS from a seed
+# corpus made of the tests' inputs (validation/fuzz/seeds.sh).  Installs nothing.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 180
+FUZZ_SRC     := io/jsonl.c io/tokenizer.c io/added_tokens.c io/bpe.c io/byte_level.c \
+                io/pretokenizer.c io/safetensors.c io/hf_config.c io/atomic_file.c io/deck.c \
+                io/shards.c src/util.c src/hashmap.c src/config.c
+FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_NAMES   := $(patsubst validation/fuzz/fuzz_%.c,%,$(wildcard validation/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
+FUZZ_CFLAGS   = -std=c11 -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                $(filter-out -I%openblas-openmp,$(CPPFLAGS)) $(shell mpicc --showme:incdirs 2>/dev/null | sed 's/^/-I/; s/ / -I/g')
+FUZZ_LDLIBS   = -L$(HDF5_DIR) -Wl,-rpath,$(HDF5_DIR) -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto -lm \
+                $(shell mpicc --showme:link 2>/dev/null)
+
+fuzz: fuzz-build $(BUILD)/llama-tokenize
+	@BUILD=$(BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) bash validation/fuzz/run.sh $(FUZZ_NAMES)
+
+fuzz-build:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: '$(FUZZ_CC)' not found; libFuzzer comes with clang: apt-get install clang (or make fuzz FUZZ_CC=clang-NN)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+.SECONDARY: $(FUZZ_OBJ)
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/fuzz/fuzz_%: validation/fuzz/fuzz_%.c validation/fuzz/fuzz_input.h $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) $(FUZZ_LDLIBS) -o $@
 
 clean:
 	rm -rf build build-asan

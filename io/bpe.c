@@ -195,6 +195,7 @@ void bpe_encode_word(Bpe *b, const char *word, size_t len, TokenIds *out) {
         int64_t *hit = strmap_get(&b->cache, word, len);
         if (hit) {
             size_t off = (size_t)(*hit >> 16), n = (size_t)(*hit & 0xFFFF);
+            if (n == 0) return;  // a word without tokens: no ids, maybe no cache_ids yet
             token_ids_reserve(out, n);
             memcpy(out->ids + out->len, b->cache_ids.ids + off, n * sizeof *out->ids);
             out->len += n;
@@ -209,8 +210,10 @@ void bpe_encode_word(Bpe *b, const char *word, size_t len, TokenIds *out) {
         b->cache_ids.len = 0;
     }
     size_t n = out->len - start, off = b->cache_ids.len;
-    token_ids_reserve(&b->cache_ids, n);
-    memcpy(b->cache_ids.ids + off, out->ids + start, n * sizeof *out->ids);
-    b->cache_ids.len += n;
+    if (n > 0) {  // a word of bytes without tokens (and no unk) gives none
+        token_ids_reserve(&b->cache_ids, n);
+        memcpy(b->cache_ids.ids + off, out->ids + start, n * sizeof *out->ids);
+        b->cache_ids.len += n;
+    }
     strmap_put(&b->cache, word, len, (int64_t)off << 16 | (int64_t)n, NULL);
 }

@@ -31,8 +31,15 @@ static bool add_file(CorpusFiles *c, const char *path, char *err, int err_len) {
         snprintf(err, err_len, "input '%s' is not a regular file", path);
         return false;
     }
+    for (int i = 0; i < c->n; i++)
+        if (c->files[i].dev == (uint64_t)st.st_dev && c->files[i].ino == (uint64_t)st.st_ino) {
+            snprintf(err, err_len, "input '%s' is the same file as input '%s': each file is "
+                     "encoded once; give it once", path, c->files[i].path);
+            return false;
+        }
     c->files = xrealloc(c->files, (size_t)(c->n + 1) * sizeof *c->files);
-    c->files[c->n++] = (CorpusFile){xstrdup(path), (int64_t)st.st_size, jsonl_is_zst(path)};
+    c->files[c->n++] = (CorpusFile){xstrdup(path), (int64_t)st.st_size, jsonl_is_zst(path),
+                                    (uint64_t)st.st_dev, (uint64_t)st.st_ino};
     return true;
 }
 
@@ -110,4 +117,43 @@ bool corpus_make_dir(const char *path, char *err, int err_len) {
         return false;
     }
     return true;
+}
+
+static bool is_shard_name(const char *name) {
+    return has_suffix(name, ".h5") || has_suffix(name, ".h5.tmp");
+}
+
+// Deletes dir/name; false with a reason.
+static bool remove_in(const char *dir, const char *name, char *err, int err_len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (unlink(path) == 0) return true;
+    snprintf(err, err_len, "--overwrite: cannot delete '%s': %s", path, strerror(errno));
+    return false;
+}
+
+bool corpus_clear_output(const char *dir, bool overwrite, char *err, int err_len) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, err_len, "cannot read output folder '%s': %s", dir, strerror(errno));
+        return false;
+    }
+    int found = 0;
+    char first[256] = "";
+    bool ok = true;
+    struct dirent *e;
+    while (ok && (e = readdir(d)))
+        if (is_shard_name(e->d_name)) {
+            if (found++ == 0) snprintf(first, sizeof first, "%s", e->d_name);
+            if (overwrite) ok = remove_in(dir, e->d_name, err, err_len);
+        }
+    closedir(d);
+    if (ok && found > 0 && !overwrite) {
+        snprintf(err, err_len, "output folder '%s' already holds %d shard file%s (%s%s), which "
+                 "training would mix with this corpus's: give an empty or new folder, or "
+                 "--overwrite to delete them first", dir, found, found > 1 ? "s" : "", first,
+                 found > 1 ? ", ..." : "");
+        ok = false;
+    }
+    return ok;
 }

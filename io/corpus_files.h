@@ -11,6 +11,7 @@ typedef struct {
     char *path;
     int64_t size;   // bytes on disk (compressed size for .zst)
     bool whole;     // cannot be split by byte ranges (.zst)
+    uint64_t dev, ino;  // the file itself, whatever name it was given by
 } CorpusFile;
 
 typedef struct {
@@ -19,10 +20,16 @@ typedef struct {
 } CorpusFiles;
 
 // Expands the inputs in order.  False with a reason (a missing or unreadable
-// path, a folder without corpus files) in err.
+// path, a folder without corpus files, a file given twice: by two names,
+// links, or as itself and in its folder) in err.
 bool corpus_files_expand(char **inputs, int n_inputs, CorpusFiles *out, char *err, int err_len);
 void corpus_files_free(CorpusFiles *c);
 // Makes a folder and its parents (like mkdir -p).
 bool corpus_make_dir(const char *path, char *err, int err_len);
+// An output folder must not hold shards of another run (*.h5, or the *.h5.tmp
+// of a failed one): training would read them with the new ones.  False with a
+// reason naming them, or with overwrite true, deletes them (false when that
+// fails).
+bool corpus_clear_output(const char *dir, bool overwrite, char *err, int err_len);
 
 #endif

@@ -206,7 +206,8 @@ static bool load_added_tokens(Tokenizer *t, const json_t *list, char *why, int w
     }
     json_array_foreach(list, i, o) {
         json_t *id = json_object_get(o, "id"), *content = json_object_get(o, "content");
-        if (!json_is_integer(id) || json_integer_value(id) < 0 || !json_is_string(content)) {
+        if (!json_is_integer(id) || json_integer_value(id) < 0 ||
+            json_integer_value(id) >= INT32_MAX || !json_is_string(content)) {
             snprintf(why, why_len, "added token %zu has no id or content", i);
             return false;
         }
@@ -222,6 +223,26 @@ static bool load_added_tokens(Tokenizer *t, const json_t *list, char *why, int w
     }
     added_tokens_finish(&t->added);
     return true;
+}
+
+// Ids of real tokenizers run from 0 with few holes; one far beyond the number
+// of tokens (a typo, or 10^9) would size the decode table, the shards'
+// vocab_size and every model's embedding by it.  So at most MAX_UNUSED_IDS
+// ids below the largest may lack a token.
+enum { MAX_UNUSED_IDS = 1 << 17 };
+
+static bool check_id_range(const Tokenizer *t, size_t vocab_entries, char *why, int why_len) {
+    size_t tokens = vocab_entries + (size_t)t->added.n;
+    if (tokens == 0) {
+        snprintf(why, why_len, "the vocab and added_tokens are empty");
+        return false;
+    }
+    if (t->vocab_size <= (int64_t)tokens + MAX_UNUSED_IDS) return true;
+    snprintf(why, why_len, "token id %lld is out of range: the vocab and added_tokens hold %zu "
+             "tokens, so ids must be below %zu (at most %d ids without a token); fix that id "
+             "in the file", (long long)(t->vocab_size - 1), tokens, tokens + MAX_UNUSED_IDS,
+             MAX_UNUSED_IDS);
+    return false;
 }
 
 static bool check_normalizer(const json_t *n, char *why, int why_len) {
@@ -274,8 +295,15 @@ static bool parse_template(Tokenizer *t, const json_t *p, char *why, int why_len
                      name ? name : "?");
             return false;
         }
-        json_array_foreach(ids, j, id) token_ids_push(after ? &t->suffix : &t->prefix,
-                                                      (uint32_t)json_integer_value(id));
+        json_array_foreach(ids, j, id) {
+            json_int_t v = json_integer_value(id);
+            if (!json_is_integer(id) || v < 0 || v >= t->vocab_size) {
+                snprintf(why, why_len, "TemplateProcessing special token \"%.80s\" has an id "
+                         "outside the vocabulary (0 to %lld)", name, (long long)t->vocab_size - 1);
+                return false;
+            }
+            token_ids_push(after ? &t->suffix : &t->prefix, (uint32_t)v);
+        }
     }
     return true;
 }
@@ -374,8 +402,10 @@ static bool load_parts(Tokenizer *t, const json_t *root, char *why, int why_len)
         return false;
     }
     bpe_init(&t->bpe);
+    json_t *vocab = json_object_get(json_object_get(root, "model"), "vocab");
     return load_model(t, root, why, why_len) &&
            load_added_tokens(t, json_object_get(root, "added_tokens"), why, why_len) &&
+           check_id_range(t, json_object_size(vocab), why, why_len) &&
            check_normalizer(json_object_get(root, "normalizer"), why, why_len) &&
            load_pre_tokenizer(t, root, why, why_len) &&
            parse_post_processor(t, json_object_get(root, "post_processor"), why, why_len) &&

@@ -29,7 +29,7 @@ echo "== llama-tokenize encode, end to end (read + tokenize + write shards) =="
 for n in 1 2; do
   for t in "${tokenizers[@]}"; do
     line=$(mpirun --oversubscribe -np $n --mca btl self,vader "$TOK" encode --tokenizer "$t" \
-             --input "$corpus" --output "$out/r$n" --progress 0 | head -n 1)
+             --input "$corpus" --output "$out/r$n" --progress 0 --overwrite | head -n 1)
     echo "$n rank(s), $t: ${line#*tokens, }"
   done
 done

@@ -16,6 +16,7 @@ typedef struct {
     double val_fraction;      // --val-fraction
     int64_t seed;             // --seed
     bool skip_bad;            // --skip-bad
+    bool overwrite;           // --overwrite (encode: delete the output folder's shards)
     int64_t max_record_bytes; // --max-record-bytes
     double progress_every;    // --progress SECONDS (0: off)
     int vocab_size;           // --vocab-size (train)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "comm.h"
 #include "corpus_files.h"
@@ -175,6 +176,19 @@ static char *source_files(const CorpusFiles *c, const SourceBuf *b) {
     return out;
 }
 
+// A shard write that failed (a full disk) can leave HDF5 holding a
+// half-closed file, which its clean-up at MPI_Finalize or exit dereferences
+// (HDF5 1.10: a segfault after the message).  Every rank learns of the failure
+// together (shard_write_collective agrees), so each ends here, after the
+// others, without that clean-up.
+static void write_failed(const char *err) {
+    if (util_world_rank() == 0) fprintf(stderr, "%s: error: %s\n", util_program(), err);
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Barrier(MPI_COMM_WORLD);
+    _exit(1);
+}
+
 static void write_source(const TokenizeOptions *o, const EncodeState *s, const CorpusFiles *c,
                          const char *name, ShardDone done[2]) {
     SourceBuf *b = NULL;
@@ -202,7 +216,7 @@ static void write_source(const TokenizeOptions *o, const EncodeState *s, const C
                                     local[1] ? b->tokens[split].ids : no_tokens, local[1],
                                     local[0] ? b->lengths[split].v : no_lengths, local[0], err,
                                     sizeof err))
-            fatal_all("%s", err);
+            write_failed(err);
     }
     free(files);
 }
@@ -245,7 +259,9 @@ static Tokenizer *load_tokenizer(const TokenizeOptions *o) {
 
 static void prepare_output(const TokenizeOptions *o) {
     char err[1024] = "";
-    bool ok = util_world_rank() != 0 || corpus_make_dir(o->output, err, sizeof err);
+    bool ok = util_world_rank() != 0 || (corpus_make_dir(o->output, err, sizeof err) &&
+                                         corpus_clear_output(o->output, o->overwrite, err,
+                                                             sizeof err));
     agree_or_exit(ok, err);
 }
 
@@ -282,7 +298,10 @@ void tokenize_encode(const TokenizeOptions *o) {
     double secs = now_seconds() - t0, slowest;
     MPI_Allreduce(&secs, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     print_summary(&s, &counts, slowest, n_names, done);
-    if (n_names == 0) info("%s: the corpus holds no documents: no shard written", util_program());
+    if (n_names == 0)
+        fatal_all("the corpus (%s%s) holds no documents (see the counts above): no shard "
+                  "written; check --input and --text-key", o->inputs[0],
+                  o->n_inputs > 1 ? ", ..." : "");
     for (int i = 0; i < n_names; i++) free(names[i]);
     free(names);
     free(done);

@@ -14,6 +14,7 @@ static const char *USAGE =
     "usage: llama-tokenize encode --tokenizer FILE|bytes --input FILE|DIR ... --output DIR\n"
     "                             [--val-fraction F] [--seed N] [--text-key KEY] [--eos TOKEN]\n"
     "                             [--skip-bad] [--max-record-bytes N] [--progress SECONDS]\n"
+    "                             [--overwrite]\n"
     "       llama-tokenize train  --vocab-size N --input FILE|DIR ... --output tokenizer.json\n"
     "                             [--special TOKEN,...] [--text-key KEY] [--skip-bad]\n"
     "                             [--max-record-bytes N] [--progress SECONDS]\n"
@@ -48,8 +49,10 @@ static const char *HELP =
     "  --tokenizer FILE|bytes   a Hugging Face tokenizer.json of the byte-level BPE kind\n"
     "                           (GPT-2, LLaMA-3), or 'bytes': one token per byte (vocab 256)\n"
     "  --input FILE|DIR ...     corpus files or folders (one or more; may be repeated)\n"
-    "  --output PATH            encode: the folder for the shards (made when missing);\n"
-    "                           train: the tokenizer.json to write\n"
+    "  --output PATH            encode: the folder for the shards (made when missing;\n"
+    "                           one holding *.h5 shards is refused); train: the\n"
+    "                           tokenizer.json to write\n"
+    "  --overwrite              encode: delete the *.h5 shards already in --output first\n"
     "  --val-fraction F         encode: the share of documents held out for validation,\n"
     "                           chosen by a hash of the document's text and --seed\n"
     "                           (default 0.01; 0: no validation shards)\n"
@@ -118,6 +121,7 @@ static void parse_option(TokenizeOptions *o, int argc, char **argv, int *i) {
     else if (is_option(a, "--text-key")) o->text_key = value_of(argc, argv, i);
     else if (is_option(a, "--eos")) o->eos = value_of(argc, argv, i);
     else if (is_option(a, "--skip-bad") && !strchr(a, '=')) o->skip_bad = true;
+    else if (is_option(a, "--overwrite") && !strchr(a, '=')) o->overwrite = true;
     else if (is_option(a, "--special")) split_commas(value_of(argc, argv, i), &o->specials,
                                                       &o->n_specials);
     else if (is_option(a, "--seed")) parse_number(a, value_of(argc, argv, i), INT64_MIN, &o->seed);
@@ -154,8 +158,8 @@ static void check_options(const TokenizeOptions *o, const char *command) {
     if (encode && (o->vocab_size || o->n_specials))
         usage_error("%s", "--vocab-size and --special belong to train, not encode");
     if (!encode && o->vocab_size == 0) usage_error("%s", "train needs --vocab-size N");
-    if (!encode && (o->tokenizer || o->eos))
-        usage_error("%s", "--tokenizer and --eos belong to encode, not train");
+    if (!encode && (o->tokenizer || o->eos || o->overwrite))
+        usage_error("%s", "--tokenizer, --eos and --overwrite belong to encode, not train");
 }
 
 static int run(int argc, char **argv) {

@@ -98,13 +98,69 @@ expect_error unknown_eos "eos <\|nope\|>: no such token" "$TOK" encode --tokeniz
   --eos '<|nope|>' --input inputs/redpajama-mini --output "$TMP/o10"
 no_shards bad_tokenizer_no_shard "$TMP/o10"
 
+# A tokenizer id far beyond its vocabulary (issue 11, case 15: encode took all memory).
+sed 's/"<|endoftext|>": *[0-9]*/"<|endoftext|>": 1000000000/' inputs/tokenizer.json >"$TMP/hugeid.json"
+if grep -q '1000000000' "$TMP/hugeid.json"; then
+  expect_error tokenizer_id_far_beyond_vocab 'hugeid.json: token id 1000000000 is out of range: the vocab and added_tokens hold [0-9]+ tokens' \
+    "${ENC[@]}" --tokenizer "$TMP/hugeid.json" --input "$f" --output "$TMP/o11"
+else
+  fail tokenizer_id_far_beyond_vocab "inputs/tokenizer.json has no <|endoftext|> entry to change"
+fi
+
+# The same input twice (issue 11, case 13): by one name, by another, through its folder.
+c4=inputs/redpajama-mini/c4_sample.jsonl
+expect_error same_input_twice "input '$c4' is the same file as input '$c4'" \
+  "${ENC[@]}" --input "$c4" "$c4" --output "$TMP/o12"
+ln -s "$ROOT/$c4" "$TMP/link.jsonl"
+expect_error same_input_by_link "input '$TMP/link.jsonl' is the same file as input '\./$c4'" \
+  "${MPI2[@]}" "$TOK" encode --tokenizer bytes --input "./$c4" "$TMP/link.jsonl" --output "$TMP/o12"
+expect_error same_input_in_folder "input 'inputs/redpajama-mini/c4_sample.jsonl' is the same file as input '$c4'" \
+  "${ENC[@]}" --input "$c4" inputs/redpajama-mini --output "$TMP/o12"
+no_shards same_input_no_shard "$TMP/o12"
+
+# An output folder with another corpus's shards (case 13): refused, or cleared with --overwrite.
+echo '{"text": "an old document", "meta": {"source": "old"}}' >"$TMP/old.jsonl"
+echo '{"text": "a new document", "meta": {"source": "new"}}' >"$TMP/new.jsonl"
+"${ENC[@]}" --input "$TMP/old.jsonl" --output "$TMP/o13" >/dev/null 2>&1
+expect_error output_holds_shards "output folder '$TMP/o13' already holds 1 shard file \(old.train.h5\).*--overwrite" \
+  "${MPI2[@]}" "$TOK" encode --tokenizer bytes --input "$TMP/new.jsonl" --output "$TMP/o13"
+if "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o13" --overwrite >/dev/null 2>&1 \
+   && [ "$(cd "$TMP/o13" && echo *)" = "new.train.h5" ]; then
+  pass output_overwrite_replaces_shards
+else
+  fail output_overwrite_replaces_shards "folder holds: $(ls "$TMP/o13")"
+fi
+
+# A corpus without documents (an empty file; only empty texts) is an error, not exit 0.
+: >"$TMP/nothing.jsonl"
+expect_error empty_corpus "the corpus \($TMP/nothing.jsonl\) holds no documents" \
+  "${MPI2[@]}" "$TOK" encode --tokenizer bytes --input "$TMP/nothing.jsonl" --output "$TMP/o14"
+printf '{"text": ""}\n\n{"text": ""}\n' >"$TMP/blank.jsonl"
+expect_error corpus_of_empty_documents "holds no documents" "${ENC[@]}" --input "$TMP/blank.jsonl" --output "$TMP/o14"
+no_shards empty_corpus_no_shard "$TMP/o14"
+
+# A full disk (case 14: the message, then a segfault in MPI_Finalize): a 1 MiB tmpfs.
+# (1 rank: on 2 ranks HDF5's closing of the shard can hang inside shard_write_collective.)
+full=$TMP/full
+mkdir -p "$full"
+if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=1m tmpfs "$full" 2>/dev/null; then
+  wiki=inputs/redpajama-mini/wikipedia_sample.jsonl
+  expect_error disk_full "writing shard '$full/a/wikipedia_sample.train.h5' failed \(disk full" \
+    "${ENC[@]}" --input "$wiki" --output "$full/a"
+  no_shards disk_full_no_shard "$full/a"
+  umount "$full"
+else
+  skip disk_full "cannot mount a tmpfs here (needs root)"
+fi
+
 # Options.
 expect_error unknown_option "unknown option '--frobnicate'" "${MPI2[@]}" "$TOK" encode --frobnicate
 expect_error bad_val_fraction "val-fraction needs a number in \[0, 1\)" "${ENC[@]}" --input x --output y --val-fraction 2
 expect_error missing_tokenizer_option "encode needs --tokenizer" "$TOK" encode --input x --output y
 expect_error train_small_vocab "vocab-size 100 leaves no room" \
   "$TOK" train --vocab-size 100 --input inputs/redpajama-mini --output "$TMP/t.json"
-if "$TOK" --help | grep -q -- '--val-fraction' && "$TOK" --help | grep -q -- '--max-record-bytes'; then
+if "$TOK" --help | grep -q -- '--val-fraction' && "$TOK" --help | grep -q -- '--max-record-bytes' \
+   && "$TOK" --help | grep -q -- '--overwrite'; then
   pass help_documents_options
 else
   fail help_documents_options "--help lacks options"

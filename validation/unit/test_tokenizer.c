@@ -172,6 +172,34 @@ static void test_bytes(void) {
     check_end();
 }
 
+// A word whose bytes have no token (and no unk_token) gives no ids, also from
+// the cache; the first such word once did pointer arithmetic on the empty
+// cache's NULL (found by make fuzz, UBSan).
+static void test_word_without_tokens(void) {
+    char path[] = "/tmp/llama-test-tok-XXXXXX", err[512] = "";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    fputs("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, "
+          "\"merges\": [\"a b\"]}, \"pre_tokenizer\": {\"type\": \"ByteLevel\"}, "
+          "\"added_tokens\": [{\"id\": 3, \"content\": \"<|endoftext|>\", \"special\": true}]}",
+          f);
+    fclose(f);
+    check_begin("tokenizer_word_without_tokens");
+    Tokenizer *t = tokenizer_load(path, err, sizeof err);
+    CHECK(t, "load: %s", err);
+    for (int round = 0; t && round < 2; round++) {  // the second from the cache
+        TokenIds ids = {0};
+        tokenizer_encode_document(t, "xyz ab", 6, &ids);
+        CHECK(ids.len == 2 && ids.ids[0] == 2 && ids.ids[1] == 3,
+              "round %d: %zu ids (first %u), expected [2 (ab), 3 (eos)]", round, ids.len,
+              ids.len ? ids.ids[0] : 0);
+        token_ids_free(&ids);
+    }
+    tokenizer_free(t);
+    remove(path);
+    check_end();
+}
+
 // ---- refusing what is not a byte-level BPE tokenizer -------------------------
 
 static void expect_refusal(const char *name, const char *json, const char *what) {
@@ -208,6 +236,24 @@ static void test_refusals(void) {
                    "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", "
                    "\"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", "merge 0");
     expect_refusal("tokenizer_refuses_not_json", "{\"model\": ", "not valid JSON");
+    // One id of 10^9 made the decode table (and the shards' vocab) that large (issue 11, 15).
+    expect_refusal("tokenizer_refuses_id_far_beyond_vocab",
+                   "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", "
+                   "\"vocab\": {\"a\": 0, \"b\": 1000000000}, \"merges\": []}}",
+                   "token id 1000000000 is out of range: the vocab and added_tokens hold 2 tokens");
+    expect_refusal("tokenizer_refuses_added_id_far_beyond_vocab",
+                   "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", "
+                   "\"vocab\": {\"a\": 0}, \"merges\": []}, \"added_tokens\": [{\"id\": "
+                   "4294967296, \"content\": \"<s>\"}]}", "added token 0 has no id");
+    expect_refusal("tokenizer_refuses_template_id_outside_vocab",
+                   "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", "
+                   "\"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": []}, \"post_processor\": "
+                   "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": "
+                   "\"<s>\"}}, {\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {\"<s>\": "
+                   "{\"ids\": [7]}}}}", "\"<s>\" has an id outside the vocabulary (0 to 1)");
+    expect_refusal("tokenizer_refuses_empty_vocab",
+                   "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", "
+                   "\"vocab\": {}, \"merges\": []}}", "the vocab and added_tokens are empty");
     char err[512];
     check_begin("tokenizer_refuses_missing_file");
     CHECK(!tokenizer_load("/nonexistent/tok.json", err, sizeof err) &&
@@ -298,6 +344,7 @@ int main(void) {
     test_roundtrip(corpus, corpus_len);
     test_merge_algorithms();
     test_specials();
+    test_word_without_tokens();
     test_bytes();
     test_refusals();
     test_trainer(corpus, corpus_len);
