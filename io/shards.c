@@ -130,7 +130,7 @@ static bool open_checksums(Shard *s, char *err, int err_len) {
     bool ok = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 2 &&
               H5Sget_simple_extent_dims(sp, dims, NULL) == 2 &&
               read_attr_i64((hid_t)s->file, "token_block", &i->token_block) &&
-              i->token_block > 0 && dims[1] == 32 &&
+              i->token_block > 0 && i->token_block <= ((int64_t)1 << 20) && dims[1] == 32 &&
               (int64_t)dims[0] == n_blocks_of(i->n_tokens, i->token_block) &&
               read_attr_str((hid_t)s->file, "token_sha256_root", i->token_sha256_root,
                             sizeof i->token_sha256_root);
@@ -193,6 +193,26 @@ static bool check_token_type(const Shard *s, char *err, int err_len) {
     return ok;
 }
 
+// /doc_offsets holds n_documents + 1 entries (n_documents is read from an
+// attribute: a damaged value must not size a read).
+static bool check_doc_offsets(const Shard *s, char *err, int err_len) {
+    hid_t d = H5Lexists((hid_t)s->file, "doc_offsets", H5P_DEFAULT) > 0
+                  ? H5Dopen2((hid_t)s->file, "doc_offsets", H5P_DEFAULT) : -1;
+    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    if (d >= 0) H5Dclose(d);
+    if (n >= 1 && n - 1 == s->info.n_documents) return true;
+    if (n < 0)
+        snprintf(err, err_len, "%s has no readable /doc_offsets dataset: the shard is damaged, "
+                 "write it again", s->path);
+    else
+        snprintf(err, err_len, "%s: /doc_offsets holds %lld entries but n_documents is %lld "
+                 "(want n_documents + 1): the shard is damaged, write it again", s->path,
+                 (long long)n, (long long)s->info.n_documents);
+    return false;
+}
+
 static bool shard_check(Shard *s, char *err, int err_len) {
     hid_t space = H5Dget_space((hid_t)s->tokens);
     hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
@@ -226,7 +246,8 @@ static bool shard_check(Shard *s, char *err, int err_len) {
                  (long long)i->n_tokens);
         return false;
     }
-    return check_token_type(s, err, err_len) && open_checksums(s, err, err_len);
+    return check_token_type(s, err, err_len) && check_doc_offsets(s, err, err_len) &&
+           open_checksums(s, err, err_len);
 }
 
 bool shard_open(const char *path, Shard *s, char *err, int err_len) {

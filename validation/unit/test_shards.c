@@ -5,7 +5,9 @@
 // attribute is read whether h5py wrote it as a variable-length string or we
 // wrote it fixed-length, and an unknown split is refused; a shard written
 // before the checksums existed is read unchecked.  Files are made here with
-// the HDF5 API, the way another tool would.
+// the HDF5 API, the way another tool would.  Attributes that would size an
+// allocation or overflow (token_block, n_documents; found by make fuzz) are
+// refused at open.
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -186,6 +188,37 @@ static void test_root(void) {
     check_end();
 }
 
+// Rewrites an int64 attribute of a shard.
+static void set_attr(const char *name, const char *attr, int64_t v) {
+    char path[512];
+    path_of(path, sizeof path, name);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t a = H5Aopen(f, attr, H5P_DEFAULT);
+    if (H5Awrite(a, H5T_NATIVE_INT64, &v) < 0) printf("FAIL set_attr %s\n", attr);
+    H5Aclose(a), H5Fclose(f);
+}
+
+// Attributes that would size an allocation or overflow (found by make fuzz).
+static void test_bad_sizes(void) {
+    check_begin("a damaged token_block (2^40, INT64_MAX) or n_documents (INT64_MAX) is refused at open");
+    const int64_t blocks[] = {(int64_t)1 << 40, INT64_MAX};
+    Shard s;
+    char err[1024];
+    for (int k = 0; k < 2; k++) {
+        write_good("block.h5");
+        set_attr("block.h5", "token_block", blocks[k]);
+        err[0] = 0;
+        CHECK(!open_shard("block.h5", &s, err, sizeof err) && strstr(err, "does not fit"),
+              "token_block %lld: %s", (long long)blocks[k], err);
+    }
+    write_good("docs.h5");
+    set_attr("docs.h5", "n_documents", INT64_MAX);
+    err[0] = 0;
+    CHECK(!open_shard("docs.h5", &s, err, sizeof err) && strstr(err, "/doc_offsets holds 2 entries"),
+          "n_documents INT64_MAX: %s", err);
+    check_end();
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -195,6 +228,7 @@ int main(int argc, char **argv) {
     test_corrupt_token();
     test_raw_shards();
     test_root();
+    test_bad_sizes();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) printf("could not remove %s\n", dir);
