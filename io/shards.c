@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -420,8 +422,28 @@ static bool all_ok(MPI_Comm comm, bool ok) {
     return all;
 }
 
-static bool write_datasets(hid_t f, MPI_Comm comm, const ShardMeta *meta, const uint32_t *tokens,
-                           int64_t n_tokens, const uint64_t *doc_lengths, int64_t n_docs) {
+// Reserves the shard's size on disk before anything is written (rank 0,
+// fallocate without changing the file's size): a collective write that runs
+// out of space on one rank leaves HDF5's close waiting for it on the others,
+// a hang.  False on every rank when the space is not there; a file system
+// without fallocate is written unreserved.
+static bool reserve_space(MPI_Comm comm, const char *tmp, int64_t bytes) {
+    int rank, ok = 1;
+    MPI_Comm_rank(comm, &rank);
+    if (rank == 0) {
+        int fd = open(tmp, O_WRONLY);
+        if (fd >= 0 && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes) != 0 &&
+            (errno == ENOSPC || errno == EDQUOT || errno == EFBIG))
+            ok = 0;
+        if (fd >= 0) close(fd);
+    }
+    MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
+    return ok;
+}
+
+static bool write_datasets(hid_t f, MPI_Comm comm, const ShardMeta *meta, const char *tmp,
+                           const uint32_t *tokens, int64_t n_tokens, const uint64_t *doc_lengths,
+                           int64_t n_docs) {
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
@@ -432,6 +454,9 @@ static bool write_datasets(hid_t f, MPI_Comm comm, const ShardMeta *meta, const 
 
     bool wide = meta->vocab_size > 65536;
     hid_t ftype = wide ? H5T_STD_U32LE : H5T_STD_U16LE;
+    int64_t bytes = total[0] * (wide ? 4 : 2) + (total[1] + 1) * 8 +
+                    n_blocks_of(total[0], SHARD_TOKEN_BLOCK) * 32 + ((int64_t)64 << 10);
+    if (!reserve_space(comm, tmp, bytes)) return false;
     bool ok = write_slab(f, "tokens", ftype, H5T_NATIVE_UINT32, total[0], base[0], n_tokens,
                          tokens);
     int64_t n_off;
@@ -534,7 +559,7 @@ bool shard_write_collective(MPI_Comm comm, const char *path, const ShardMeta *me
                  tmp);
         return false;
     }
-    bool ok = write_datasets(f, comm, meta, tokens, n_tokens, doc_lengths, n_docs);
+    bool ok = write_datasets(f, comm, meta, tmp, tokens, n_tokens, doc_lengths, n_docs);
     ok = H5Fclose(f) >= 0 && ok;
     ok = all_ok(comm, ok);
     if (ok) ok = write_checksums(comm, tmp);

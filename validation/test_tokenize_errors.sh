@@ -139,8 +139,9 @@ printf '{"text": ""}\n\n{"text": ""}\n' >"$TMP/blank.jsonl"
 expect_error corpus_of_empty_documents "holds no documents" "${ENC[@]}" --input "$TMP/blank.jsonl" --output "$TMP/o14"
 no_shards empty_corpus_no_shard "$TMP/o14"
 
-# A full disk (case 14: the message, then a segfault in MPI_Finalize): a 1 MiB tmpfs.
-# (1 rank: on 2 ranks HDF5's closing of the shard can hang inside shard_write_collective.)
+# A full disk (case 14: the message, then a segfault in MPI_Finalize; on 2
+# ranks HDF5's close of the shard hung until the space is reserved first): a
+# 1 MiB tmpfs, 1 and 2 ranks.
 full=$TMP/full
 mkdir -p "$full"
 if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=1m tmpfs "$full" 2>/dev/null; then
@@ -148,6 +149,9 @@ if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=1m tmpfs "$full" 2>/dev/null; 
   expect_error disk_full "writing shard '$full/a/wikipedia_sample.train.h5' failed \(disk full" \
     "${ENC[@]}" --input "$wiki" --output "$full/a"
   no_shards disk_full_no_shard "$full/a"
+  expect_error disk_full_2_ranks "writing shard '$full/b/wikipedia_sample.train.h5' failed \(disk full" \
+    "${MPI2[@]}" "${ENC[@]}" --input "$wiki" --output "$full/b"
+  no_shards disk_full_2_ranks_no_shard "$full/b"
   umount "$full"
 else
   skip disk_full "cannot mount a tmpfs here (needs root)"
