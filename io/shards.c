@@ -1,7 +1,6 @@
 #include "shards.h"
 
 #include <hdf5.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,16 +72,6 @@ static bool read_hash_rows(hid_t d, int64_t row0, int64_t rows, unsigned char *o
     return ok;
 }
 
-static void sha256(const void *data, size_t len, unsigned char md[32]) {
-    unsigned int n = 0;
-    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
-        fatal("SHA-256 failed (libcrypto)");
-}
-
-static void hex(const unsigned char *md, int n, char *out) {
-    for (int i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 static bool read_slab(hid_t dset, hid_t memtype, int64_t start, int64_t count, void *out);
 
 // Tokens of blocks [b0, b0 + nb) (as uint32) into buf, and each block's
@@ -93,7 +82,7 @@ static bool hash_blocks(hid_t tokens, int64_t n_tokens, int64_t block, int64_t b
     if (e > a && !read_slab(tokens, H5T_NATIVE_UINT32, a, e - a, buf)) return false;
     for (int64_t b = 0; b < nb; b++) {
         int64_t s = b * block, len = a + s + block <= e ? block : e - a - s;
-        sha256(buf + s, (size_t)len * sizeof(uint32_t), md + 32 * b);
+        sha256_digest(buf + s, (size_t)len * sizeof(uint32_t), md + 32 * b);
     }
     return true;
 }
@@ -160,8 +149,8 @@ bool shard_verify(const Shard *s, int64_t first, int64_t stride, int64_t *checke
         unsigned char *table = xmalloc((size_t)(nb > 0 ? nb : 1) * 32), md[32];
         char root[72];
         bool ok = read_hash_rows((hid_t)s->sums, 0, nb, table);
-        sha256(table, (size_t)nb * 32, md);
-        hex(md, 32, root);
+        sha256_digest(table, (size_t)nb * 32, md);
+        hex_encode(md, 32, root);
         free(table);
         if (!ok || strcmp(root, i->token_sha256_root) != 0) {
             snprintf(err, err_len, "%s: the checksum table does not match token_sha256_root: the "
@@ -507,8 +496,8 @@ static bool write_hash_table(const char *tmp, const unsigned char *table, int64_
                          H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, table) >= 0);
     unsigned char md[32];
     char root[72];
-    sha256(table, (size_t)n_blocks * 32, md);
-    hex(md, 32, root);
+    sha256_digest(table, (size_t)n_blocks * 32, md);
+    hex_encode(md, 32, root);
     ok = ok && write_attr_i64(f, "token_block", SHARD_TOKEN_BLOCK) &&
          write_attr_str(f, "token_sha256_root", root);
     if (d >= 0) H5Dclose(d);

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +31,9 @@ struct Tokenizer {
 // ---- helpers ------------------------------------------------------------------
 
 static void sha256_hex(const void *data, size_t len, char out[65]) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL)) fatal("SHA-256 failed (libcrypto)");
-    for (unsigned i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    unsigned char md[32];
+    sha256_digest(data, len, md);
+    hex_encode(md, 32, out);
 }
 
 static char *read_whole(const char *path, size_t *len, char *err, int err_len) {

@@ -10,10 +10,6 @@
 
 #define CHUNK ((int64_t)1 << 20)
 
-static void hex(const unsigned char *md, unsigned n, char *out) {
-    for (unsigned i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", md[i]);
-}
-
 // SHA-256 of the tokens as int32 little-endian and of the offsets as uint64.
 static bool content_hashes(const Shard *s, char tok_hex[65], char off_hex[65], char *err,
                            int err_len) {
@@ -28,13 +24,13 @@ static bool content_hashes(const Shard *s, char tok_hex[65], char off_hex[65], c
              EVP_DigestUpdate(c, buf, (size_t)k * sizeof *buf);
     }
     ok = ok && EVP_DigestFinal_ex(c, md, &n);
-    if (ok) hex(md, n, tok_hex);
+    if (ok) hex_encode(md, n, tok_hex);
     int64_t n_off = s->info.n_documents + 1;
     uint64_t *off = xmalloc((size_t)n_off * sizeof *off);
     ok = ok && shard_read_doc_offsets(s, 0, n_off, off, err, err_len) &&
          EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
          EVP_DigestUpdate(c, off, (size_t)n_off * sizeof *off) && EVP_DigestFinal_ex(c, md, &n);
-    if (ok) hex(md, n, off_hex);
+    if (ok) hex_encode(md, n, off_hex);
     free(off);
     free(buf);
     EVP_MD_CTX_free(c);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <mpi.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,4 +165,14 @@ const char *format_count(double n, char *buf, size_t len) {
     while (n >= 1000.0 && u < 4) { n /= 1000.0; u++; }
     snprintf(buf, len, "%.3g%s", n, unit[u]);
     return buf;
+}
+
+void sha256_digest(const void *data, size_t len, unsigned char md[32]) {
+    unsigned int n = 0;
+    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
+        fatal("SHA-256 failed (libcrypto)");
+}
+
+void hex_encode(const unsigned char *bytes, size_t n, char *out) {
+    for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", bytes[i]);
 }

@@ -41,6 +41,10 @@ bool parse_double(const char *s, double *out);
 double now_seconds(void);    // monotonic clock
 // Human-readable byte count into buf ("1.50 GiB").
 const char *format_bytes(double bytes, char *buf, size_t len);
+// The SHA-256 of len bytes (libcrypto; fatal if it fails).
+void sha256_digest(const void *data, size_t len, unsigned char md[32]);
+// n bytes as 2n lowercase hex digits and a NUL into out.
+void hex_encode(const unsigned char *bytes, size_t n, char *out);
 // A count with a K/M/B suffix ("6.74 B").
 const char *format_count(double n, char *buf, size_t len);
 
