@@ -7,7 +7,8 @@
 //
 // Memory-bound kernels read 8 elements per thread (16-byte loads) where the
 // width divides by 8 and the pointers are 16-byte aligned (V = 8), else one
-// (V = 1).  Row kernels (norms, embedding, cross-entropy) use one block per row.
+// (V = 1).  Row kernels use one block per row (embedding, cross-entropy) or one
+// warp per row (norms).
 #include "common.cuh"
 #include "kernels.cuh"
 
@@ -66,25 +67,33 @@ void kernels_add(void *y, const void *a, const void *b, size_t n) {
 }
 
 // ---- RMSNorm ----
+//
+// One warp per row (NORM_WARPS rows per block in the forward pass): the row's
+// sum is a warp reduction, so no block-wide barrier stands between it and its
+// use, and many rows are in flight on every SM.
 
-// One block per row: y = w · (x · rstd), rstd = 1/rms(x).
+constexpr int NORM_WARPS = 8;
+
+// y = w · (x · rstd), rstd = 1/rms(x), row blockIdx.x · NORM_WARPS + warp.
 template <class T, int V>
-__global__ void rmsnorm_forward_kernel(T *y, float *rstd, const T *x, const T *w, int D,
-                                       float eps) {
-    const T *xr = x + (size_t)blockIdx.x * D;
-    T *yr = y + (size_t)blockIdx.x * D;
+__global__ void __launch_bounds__(NORM_WARPS * 32)
+rmsnorm_forward_kernel(T *y, float *rstd, const T *x, const T *w, int N, int D, float eps) {
+    const int lane = threadIdx.x & 31, r = blockIdx.x * NORM_WARPS + (threadIdx.x >> 5);
+    if (r >= N) return;
+    const T *xr = x + (size_t)r * D;
+    T *yr = y + (size_t)r * D;
     float ss = 0.0f;
-    for (int c = threadIdx.x * V; c < D; c += blockDim.x * V) {
+    for (int c = lane * V; c < D; c += 32 * V) {
         float v[V];
         Vec<V>::load(xr + c, v);
 #pragma unroll
         for (int k = 0; k < V; k++) ss += v[k] * v[k];
     }
-    float s = rmsnorm_rstd((double)block_sum(ss), D, eps);
-    if (threadIdx.x == 0) rstd[blockIdx.x] = s;
-    for (int c = threadIdx.x * V; c < D; c += blockDim.x * V) {
+    float s = rmsnorm_rstd((double)warp_sum(ss), D, eps);
+    if (lane == 0) rstd[r] = s;
+    for (int c = lane * V; c < D; c += 32 * V) {
         float v[V], wv[V];
-        Vec<V>::load(xr + c, v);
+        Vec<V>::load(xr + c, v);   // again: the row is in L1 now
         Vec<V>::load(w + c, wv);
 #pragma unroll
         for (int k = 0; k < V; k++) v[k] = rmsnorm_apply(v[k], wv[k], s);
@@ -92,22 +101,17 @@ __global__ void rmsnorm_forward_kernel(T *y, float *rstd, const T *x, const T *w
     }
 }
 
-static int row_threads(int width, int V) {
-    int t = (width / V + 31) / 32 * 32;
-    return t < 64 ? 64 : t > 256 ? 256 : t;
-}
-
 template <class T>
 static void rmsnorm_forward_t(void *y, float *rstd, const void *x, const void *w, int N, int D,
                               float eps) {
     bool vec = D % 8 == 0 && aligned16(x) && aligned16(y) && aligned16(w);
-    int threads = row_threads(D, vec ? 8 : 1);
+    unsigned blocks = (unsigned)((N + NORM_WARPS - 1) / NORM_WARPS);
     if (vec)
-        LAUNCH(N, threads, 0, rmsnorm_forward_kernel<T, 8>)((T *)y, rstd, (const T *)x,
-                                                            (const T *)w, D, eps);
+        LAUNCH(blocks, NORM_WARPS * 32, 0, rmsnorm_forward_kernel<T, 8>)(
+            (T *)y, rstd, (const T *)x, (const T *)w, N, D, eps);
     else
-        LAUNCH(N, threads, 0, rmsnorm_forward_kernel<T, 1>)((T *)y, rstd, (const T *)x,
-                                                            (const T *)w, D, eps);
+        LAUNCH(blocks, NORM_WARPS * 32, 0, rmsnorm_forward_kernel<T, 1>)(
+            (T *)y, rstd, (const T *)x, (const T *)w, N, D, eps);
     KERNEL_CHECK();
 }
 
@@ -118,23 +122,39 @@ void kernels_rmsnorm_forward(void *y, float *rstd, const void *x, const void *w,
                 : rmsnorm_forward_t<float>(y, rstd, x, w, N, D, eps);
 }
 
-// Rows blockIdx.x, + gridDim.x, ...: dx += ∂/∂x per row; this block's share of
-// ∂/∂w (Σ over its rows of dy·x·rstd) goes to partial (gridDim.x, D), summed
-// by rmsnorm_dw_reduce_kernel in a fixed order.  Each thread owns the same
-// columns in every row, so its dw sums in shared memory need no barrier.
+// The backward pass's grid, a function of N and D only, so the dw summation
+// order (and result) is the same on every device: warps per block such that
+// each warp's fp32 row of dw partial sums fits 64 KiB of shared memory per
+// block, and at most 2048 warps in all (each takes rows warp, + all warps, ...).
+struct NormBackwardGrid {
+    int warps, blocks;
+};
+
+static NormBackwardGrid rmsnorm_backward_grid(int N, int D) {
+    int warps = 16384 / D;
+    warps = warps < 1 ? 1 : warps > 8 ? 8 : warps;
+    int rows = N < 2048 ? N : 2048;
+    return NormBackwardGrid{warps, (rows + warps - 1) / warps};
+}
+
+// Rows r = blockIdx.x · warps + warp, + gridDim.x · warps, ...: dx += ∂/∂x,
+// one warp per row; each warp sums its rows' ∂/∂w terms (dy·x·rstd) in its own
+// shared-memory row (the lane's columns only: no barrier), and the block adds
+// its warps' rows in warp order into partial (gridDim.x, D).
 template <class T, int V>
 __global__ void rmsnorm_backward_kernel(T *dx, float *partial, const T *dy, const T *x,
                                         const T *w, const float *rstd, int N, int D) {
     DYNAMIC_SMEM(smem);
-    float *dw = reinterpret_cast<float *>(smem);
-    for (int c = threadIdx.x * V; c < D; c += blockDim.x * V)
+    const int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    float *dw_all = reinterpret_cast<float *>(smem), *dw = dw_all + (size_t)warp * D;
+    for (int c = lane * V; c < D; c += 32 * V)
 #pragma unroll
         for (int k = 0; k < V; k++) dw[c + k] = 0.0f;
-    for (int r = blockIdx.x; r < N; r += gridDim.x) {
+    for (int r = blockIdx.x * warps + warp; r < N; r += gridDim.x * warps) {
         const T *dyr = dy + (size_t)r * D, *xr = x + (size_t)r * D;
         T *dxr = dx + (size_t)r * D;
         float s = rstd[r], dot = 0.0f;
-        for (int c = threadIdx.x * V; c < D; c += blockDim.x * V) {
+        for (int c = lane * V; c < D; c += 32 * V) {
             float a[V], b[V], wv[V];
             Vec<V>::load(dyr + c, a);
             Vec<V>::load(xr + c, b);
@@ -142,8 +162,8 @@ __global__ void rmsnorm_backward_kernel(T *dx, float *partial, const T *dy, cons
 #pragma unroll
             for (int k = 0; k < V; k++) dot += a[k] * wv[k] * b[k];
         }
-        float coef = rmsnorm_grad_coef((double)block_sum(dot), s, D);
-        for (int c = threadIdx.x * V; c < D; c += blockDim.x * V) {
+        float coef = rmsnorm_grad_coef((double)warp_sum(dot), s, D);
+        for (int c = lane * V; c < D; c += 32 * V) {
             float a[V], b[V], wv[V], d[V];
             Vec<V>::load(dyr + c, a);
             Vec<V>::load(xr + c, b);
@@ -157,43 +177,55 @@ __global__ void rmsnorm_backward_kernel(T *dx, float *partial, const T *dy, cons
             Vec<V>::store(dxr + c, d);
         }
     }
-    for (int c = threadIdx.x * V; c < D; c += blockDim.x * V)
-#pragma unroll
-        for (int k = 0; k < V; k++) partial[(size_t)blockIdx.x * D + c + k] = dw[c + k];
+    __syncthreads();
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+        float sum = 0.0f;
+        for (int k = 0; k < warps; k++) sum += dw_all[(size_t)k * D + c];
+        partial[(size_t)blockIdx.x * D + c] = sum;
+    }
 }
 
-// dw[c] += Σ_b partial[b][c] over `blocks` partial rows.
-__global__ void rmsnorm_dw_reduce_kernel(float *dw, const float *partial, int blocks, int D) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= D) return;
+// dw[c] += Σ_b partial[b][c] over `blocks` partial rows: 32 columns per block,
+// each of its 8 warps sums the rows b ≡ warp (mod 8), then the 8 sums are added
+// in warp order.
+__global__ void __launch_bounds__(256)
+rmsnorm_dw_reduce_kernel(float *dw, const float *partial, int blocks, int D) {
+    __shared__ float sums[8][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, c = blockIdx.x * 32 + lane;
     float s = 0.0f;
-    for (int b = 0; b < blocks; b++) s += partial[(size_t)b * D + c];
-    dw[c] += s;
+    if (c < D)
+        for (int b = warp; b < blocks; b += 8) s += partial[(size_t)b * D + c];
+    sums[warp][lane] = s;
+    __syncthreads();
+    if (warp == 0 && c < D) {
+        float total = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 8; k++) total += sums[k][lane];
+        dw[c] += total;
+    }
 }
-
-// Blocks of the backward pass: a function of N only, so the dw summation
-// order (and result) does not depend on the device.
-static int rmsnorm_backward_blocks(int N) { return N < 512 ? N : 512; }
 
 template <class T>
 static void rmsnorm_backward_t(void *dx, float *dw, const void *dy, const void *x, const void *w,
                                const float *rstd, int N, int D) {
-    int blocks = rmsnorm_backward_blocks(N);
-    float *partial = (float *)cuda_scratch((size_t)blocks * D * sizeof(float));
+    NormBackwardGrid grid = rmsnorm_backward_grid(N, D);
+    float *partial = (float *)cuda_scratch((size_t)grid.blocks * D * sizeof(float));
     bool vec = D % 8 == 0 && aligned16(dx) && aligned16(dy) && aligned16(x) && aligned16(w);
-    int threads = row_threads(D, vec ? 8 : 1);
-    size_t smem = (size_t)D * sizeof(float);
+    size_t smem = (size_t)grid.warps * D * sizeof(float);
+    if (smem > g_cuda.prop.sharedMemPerBlockOptin)
+        fatal("CUDA RMSNorm backward: width %d needs %zu bytes of shared memory, more than the "
+              "%zu this GPU has per block", D, smem, (size_t)g_cuda.prop.sharedMemPerBlockOptin);
     if (vec) {
         cuda_allow_smem(rmsnorm_backward_kernel<T, 8>, smem);
-        LAUNCH(blocks, threads, smem, rmsnorm_backward_kernel<T, 8>)(
+        LAUNCH(grid.blocks, grid.warps * 32, smem, rmsnorm_backward_kernel<T, 8>)(
             (T *)dx, partial, (const T *)dy, (const T *)x, (const T *)w, rstd, N, D);
     } else {
         cuda_allow_smem(rmsnorm_backward_kernel<T, 1>, smem);
-        LAUNCH(blocks, threads, smem, rmsnorm_backward_kernel<T, 1>)(
+        LAUNCH(grid.blocks, grid.warps * 32, smem, rmsnorm_backward_kernel<T, 1>)(
             (T *)dx, partial, (const T *)dy, (const T *)x, (const T *)w, rstd, N, D);
     }
     KERNEL_CHECK();
-    LAUNCH(grid_for(D, 256), 256, 0, rmsnorm_dw_reduce_kernel)(dw, partial, blocks, D);
+    LAUNCH((D + 31) / 32, 256, 0, rmsnorm_dw_reduce_kernel)(dw, partial, grid.blocks, D);
     KERNEL_CHECK();
 }
 
@@ -354,6 +386,13 @@ __global__ void embedding_backward_kernel(float *dtable, const T *dx, const int3
         int i = (int)(e % D), t = tokens[r] - vocab_start;
         if (t >= 0 && t < rows) atomicAdd(&dtable[(size_t)t * D + i], to_f(dx[e]));
     }
+}
+
+// Threads of a one-block-per-row kernel: one V-wide vector of the row each,
+// 64 to 256.
+static int row_threads(int width, int V) {
+    int t = (width / V + 31) / 32 * 32;
+    return t < 64 ? 64 : t > 256 ? 256 : t;
 }
 
 template <class T>

@@ -857,6 +857,8 @@ static void run_all(const char *precision) {
     if (big) test_linear(512, 1024, 768);
     test_rmsnorm(33, 96);
     test_rmsnorm(7, 50);
+    test_rmsnorm(2600, 40);   // more rows than the backward pass has warps
+    test_rmsnorm(2100, 9);
     if (big) test_rmsnorm(300, 4096);
     test_add(1000);
     test_add(1001);
