@@ -335,7 +335,7 @@ static void attention_forward_tc(bf16 *out, float *lse, const bf16 *qkv, int B, 
     typedef MmaCfg<HDIM> C;
     typedef FwdTiles<HDIM> F;
     cuda_allow_smem(attn_fwd_mma<HDIM, C::FWD_WARPS, C::FWD_BN>, F::smem);
-    LAUNCH(dim3((T + F::BM - 1) / F::BM, nh, B), F::THREADS, F::smem,
+    LAUNCH(dim3(nh * B, (T + F::BM - 1) / F::BM), F::THREADS, F::smem,
            attn_fwd_mma<HDIM, C::FWD_WARPS, C::FWD_BN>)(out, lse, qkv, T, nh, nkv, scale * LOG2E);
 }
 
@@ -397,7 +397,7 @@ static void attention_backward_tc(bf16 *dqkv, float *dq, const float *Dv, const 
     typedef BwdTiles<HDIM> F;
     CUDA_CHECK(cudaMemsetAsync(dq, 0, (size_t)B * T * nh * HDIM * sizeof(float), g_cuda.stream));
     cuda_allow_smem(attn_bwd_mma<HDIM, C::BWD_BM, C::BWD_QC>, F::smem);
-    LAUNCH(dim3((T + F::BN - 1) / F::BN, nkv, B), F::THREADS, F::smem,
+    LAUNCH(dim3(nkv * B, (T + F::BN - 1) / F::BN), F::THREADS, F::smem,
            attn_bwd_mma<HDIM, C::BWD_BM, C::BWD_QC>)(dqkv, dq, qkv, dout, lse, Dv, T, nh, nkv,
                                                      scale);
     KERNEL_CHECK();

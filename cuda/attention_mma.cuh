@@ -216,8 +216,10 @@ attn_fwd_mma(bf16 *out, float *lse, const bf16 *qkv, int T_, int nh, int nkv, fl
     bf16 *sq = reinterpret_cast<bf16 *>(smem);   // [BM][S]; at the end each warp's output rows
     bf16 *skv = sq + BM * S;                     // [2][K, V][BN][S]
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int b = blockIdx.z, h = blockIdx.y, g = h / (nh / nkv);
-    const int q0 = (gridDim.x - 1 - blockIdx.x) * BM;   // the longest query tiles first
+    // grid (nh · B, query tiles): the longest query tiles (the last) of every
+    // head and batch start first, so the short ones fill the tail
+    const int b = blockIdx.x / nh, h = blockIdx.x % nh, g = h / (nh / nkv);
+    const int q0 = (gridDim.y - 1 - blockIdx.y) * BM;
     const int wq = q0 + 16 * warp, q = wq + (lane >> 2);   // the warp's first row, the lane's
     const size_t ld = (size_t)(nh + 2 * nkv) * HDIM;
     const bf16 *base = qkv + (size_t)b * T_ * ld;
@@ -501,8 +503,10 @@ attn_bwd_mma(bf16 *dqkv, float *dq, const bf16 *qkv, const bf16 *dout, const flo
     DYNAMIC_SMEM(smem);
     const BwdSmem<HDIM, BM> sm(smem);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int b = blockIdx.z, g = blockIdx.y, group = nh / nkv;
-    const int k0 = blockIdx.x * BN, wk = k0 + 16 * warp;   // the warp's first key
+    // grid (nkv · B, key tiles): the key tiles with the most query tiles after
+    // them start first, of every head and batch, so the short ones fill the tail
+    const int b = blockIdx.x / nkv, g = blockIdx.x % nkv, group = nh / nkv;
+    const int k0 = blockIdx.y * BN, wk = k0 + 16 * warp;   // the warp's first key
     const size_t ld = (size_t)(nh + 2 * nkv) * HDIM, ldo = (size_t)nh * HDIM;
     const bf16 *base = qkv + (size_t)b * T_ * ld;
     const BwdInputs in = {base, dout + (size_t)b * T_ * ldo, lse + (size_t)b * nh * T_,
