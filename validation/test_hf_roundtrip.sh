@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The committed Hugging Face round-trip export (validation/golden/hf-roundtrip,
-# whose loss in transformers test_hf_roundtrip checks) is what training and
+# whose logits in transformers test_hf_roundtrip checks) is what training and
 # exporting on 8 ranks produce here: repeat both and compare every tensor.
 source "$(dirname "$0")/lib.sh"
 source "$ROOT/validation/hf_roundtrip.inc"

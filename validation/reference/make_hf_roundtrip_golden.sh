@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Writes validation/golden/hf-roundtrip: the tiny preset trained 10 steps on
-# dp2 × tp2 × pp2 with ZeRO-1 (8 ranks, --bench data), checkpointed, exported by
-# llama-ckpt export-hf from that checkpoint, and the loss transformers computes
-# on a held-out batch with it.  validation/test_hf_roundtrip.sh repeats the
-# training and export and compares.  Needs PyTorch + transformers (run once).
+# Writes validation/golden/hf-roundtrip-init (a random model made by
+# transformers) and validation/golden/hf-roundtrip: that model trained 10 steps
+# on dp2 × tp2 × pp2 with ZeRO-1 (8 ranks, --bench data, --init-hf),
+# checkpointed, exported by llama-ckpt export-hf from that checkpoint, and the
+# logits transformers computes with the export on a held-out batch.
+# validation/test_hf_roundtrip.sh repeats the training and export and compares;
+# test_hf_roundtrip (unit) imports the export and compares the logits.  Needs
+# PyTorch + transformers (run once, after make).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-out=validation/golden/hf-roundtrip
+init=validation/golden/hf-roundtrip-init out=validation/golden/hf-roundtrip
 source validation/hf_roundtrip.inc
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+rm -rf "$init" "$out"
+python3 validation/reference/hf_roundtrip_reference.py init "$init"
 roundtrip_train_export "$tmp" build "$out"
-python3 validation/reference/hf_roundtrip_loss.py "$out"
+python3 validation/reference/hf_roundtrip_reference.py logits "$out"

@@ -2,8 +2,9 @@
 """Writes the golden files the C reference test (validation/unit/test_reference.c)
 compares against: a tiny random transformers LlamaForCausalLM with grouped-query
 attention, its weights (Hugging Face folder: model.safetensors + config.json),
-input batches, logits, loss, every gradient, and the losses of 10 AdamW steps
-with linear warm-up and cosine decay and gradient clipping.
+input batches, logits, loss, every gradient, and the losses, gradient norms and
+final weights of 10 AdamW steps with linear warm-up and cosine decay and
+gradient clipping.
 
 Run once (PyTorch, transformers, safetensors from PyPI); make test never needs Python:
     python3 validation/reference/make_llama_golden.py validation/golden/llama-tiny
@@ -85,6 +86,8 @@ for step in range(STEPS):
     losses.append(float(loss))
 golden["step_losses"] = torch.tensor(losses, dtype=torch.float32)
 golden["step_grad_norms"] = torch.tensor(norms, dtype=torch.float32)
+for name, p in model.named_parameters():  # the weights after the last update
+    golden["final." + name] = p.detach().clone().contiguous()
 save_file(golden, os.path.join(OUT, "golden.safetensors"))
 with open(os.path.join(OUT, "golden.json"), "w") as f:
     json.dump({"B": B, "T": T, "steps": STEPS, **OPT, "losses": losses,
