@@ -118,13 +118,18 @@ else
 fi
 
 # ---- train: the bundled tokenizer, reproduced on 1 and 2 ranks -------------------------
+# A regression test: inputs/tokenizer.json was made by this program.  Its
+# independent references: test_tokenizer's word_counts_match_hf_pretokenizer
+# (word counts against the tokenizers library's) and
+# bpe_train_matches_naive_trainer (merges against a naive trainer), and
+# test_tokenizer_parity (encoding with it against the tokenizers library's).
 for n in 1 2; do
   if "${MPIRUN[@]}" -np $n "$TOK" train --vocab-size 8192 --input inputs/redpajama-mini/*.jsonl \
        --output "$TMP/tok$n.json" --progress 0 >"$TMP/t$n.log" 2>&1 \
      && cmp -s "$TMP/tok$n.json" inputs/tokenizer.json; then
-    pass "train_reproduces_bundled_tokenizer_${n}_ranks"
+    pass "regression_train_reproduces_bundled_tokenizer_${n}_ranks"
   else
-    fail "train_reproduces_bundled_tokenizer_${n}_ranks" "$(tail -n 2 "$TMP/t$n.log"; cmp "$TMP/tok$n.json" inputs/tokenizer.json)"
+    fail "regression_train_reproduces_bundled_tokenizer_${n}_ranks" "$(tail -n 2 "$TMP/t$n.log"; cmp "$TMP/tok$n.json" inputs/tokenizer.json)"
   fi
 done
 finish

@@ -11,8 +11,8 @@ output is committed under validation/golden/safetensors/):
   expected.txt        every float tensor's values as exact fp32 bit patterns.
 
 Written with the reference implementation (Python `safetensors`) and numpy;
-PyTorch, when installed, supplies rne.bf16 (numpy's round-to-nearest-even is
-checked against it).  Usage: python3 make_safetensors_golden.py [OUT_DIR]
+PyTorch supplies rne.bf16 (required: the pair is the independent reference for
+the C rounding; numpy's round-to-nearest-even is checked against it).  Usage: python3 make_safetensors_golden.py [OUT_DIR]
 """
 import os
 import sys
@@ -62,14 +62,11 @@ def tensors():
 
 
 def rne_bits_reference(src):
-    """PyTorch's float32 -> bfloat16 when available (the reference), else numpy's."""
-    mine = bf16_bits(src)
-    try:
-        import torch
-    except ImportError:
-        return mine
+    """PyTorch's float32 -> bfloat16 (the independent reference; numpy's
+    round-to-nearest-even above must agree with it)."""
+    import torch
     ref = torch.from_numpy(src.copy()).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
-    assert (ref == mine).all(), "numpy RNE disagrees with torch"
+    assert (ref == bf16_bits(src)).all(), "numpy RNE disagrees with torch"
     return ref
 
 

@@ -1,16 +1,20 @@
 // The tokenizer beyond parity: decode(encode(x)) == x on seeded fuzz input,
 // the two BPE merge algorithms agree, special tokens, BOS/EOS, the byte
-// tokenizer, refusal of other tokenizer kinds, and the BPE trainer against a
-// naive re-implementation.
+// tokenizer, refusal of other tokenizer kinds, the BPE trainer's word counts
+// against the Hugging Face pre-tokenizer's (validation/golden/word-counts.json)
+// and its merges against a naive re-implementation.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "bpe.h"
 #include "bpe_train.h"
 #include "check.h"
 #include "jsonl.h"
 #include "tokenizer.h"
+#include "util.h"
 
 static const char *TOKENIZERS[] = {"inputs/tokenizer.json", "validation/reference/gpt2-style.json",
                                    "validation/reference/llama3-style.json", "bytes"};
@@ -334,6 +338,94 @@ static void test_trainer(const char *corpus, size_t corpus_len) {
     check_end();
 }
 
+// ---- word counts against the Hugging Face pre-tokenizer ----
+
+typedef struct {
+    const char *word;
+    size_t len;
+    int64_t count;
+} WordCount;
+
+static int word_order(const void *a, const void *b) {
+    const WordCount *x = a, *y = b;
+    int c = memcmp(x->word, y->word, x->len < y->len ? x->len : y->len);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+// SHA-256 (hex) of "<hex of the word> <count>\n" per distinct word, in byte
+// order of the words: the golden file's digest.
+static void word_counts_digest(const WordCounts *w, WordCount *list, char hex[65]) {
+    size_t n = 0, text_len = 0;
+    for (size_t i = 0; i < w->words.cap; i++)
+        if (w->words.hashes[i]) {
+            list[n].word = strmap_key(&w->words, i, &list[n].len);
+            list[n].count = w->words.values[i];
+            text_len += 2 * list[n].len + 24;
+            n++;
+        }
+    qsort(list, n, sizeof *list, word_order);
+    char *text = malloc(text_len + 1), *p = text;
+    for (size_t i = 0; i < n; i++) {
+        hex_encode((const unsigned char *)list[i].word, list[i].len, p);
+        p += 2 * list[i].len;
+        p += sprintf(p, " %lld\n", (long long)list[i].count);
+    }
+    unsigned char md[32];
+    sha256_digest(text, (size_t)(p - text), md);
+    hex_encode(md, 32, hex);
+    free(text);
+}
+
+// The trainer's word counts of the corpus's first n_bytes (whole documents)
+// against those of transformers' tokenizers library
+// (validation/reference/make_word_counts_golden.py): the counts of words, of
+// distinct words, the 50 most frequent, and a digest of all.
+static void test_word_counts(const char *corpus, size_t corpus_len) {
+    check_begin("word_counts_match_hf_pretokenizer");
+    json_error_t jerr;
+    json_t *g = json_load_file("validation/golden/word-counts.json", 0, &jerr);
+    CHECK(g, "validation/golden/word-counts.json: %s", jerr.text);
+    size_t n_bytes = g ? (size_t)json_integer_value(json_object_get(g, "n_bytes")) : 0;
+    CHECK(n_bytes > 0 && n_bytes <= corpus_len, "n_bytes %zu of a %zu-byte corpus", n_bytes,
+          corpus_len);
+    if (g && n_bytes > 0 && n_bytes <= corpus_len) {
+        WordCounts w;
+        word_counts_init(&w);
+        word_counts_add_text(&w, corpus, n_bytes);
+        int64_t total = 0;
+        for (size_t i = 0; i < w.words.cap; i++)
+            if (w.words.hashes[i]) total += w.words.values[i];
+        CHECK(total == json_integer_value(json_object_get(g, "words")), "%lld words, the "
+              "reference %lld", (long long)total,
+              (long long)json_integer_value(json_object_get(g, "words")));
+        CHECK((json_int_t)w.words.count == json_integer_value(json_object_get(g, "distinct")),
+              "%zu distinct words, the reference %lld", w.words.count,
+              (long long)json_integer_value(json_object_get(g, "distinct")));
+        size_t i;
+        json_t *top;
+        json_array_foreach(json_object_get(g, "top"), i, top) {
+            const char *hex = json_string_value(json_array_get(top, 0));
+            unsigned char word[256];
+            size_t len = strlen(hex) / 2;
+            for (size_t k = 0; k < len && k < sizeof word; k++)
+                sscanf(hex + 2 * k, "%2hhx", &word[k]);
+            const int64_t *got = len <= sizeof word ? strmap_get(&w.words, word, len) : NULL;
+            json_int_t want = json_integer_value(json_array_get(top, 1));
+            CHECK(got && *got == want, "word %s: %lld, the reference %lld", hex,
+                  got ? (long long)*got : -1LL, (long long)want);
+        }
+        WordCount *list = malloc((w.words.count + 1) * sizeof *list);
+        char digest[65];
+        word_counts_digest(&w, list, digest);
+        CHECK(strcmp(digest, json_string_value(json_object_get(g, "sha256"))) == 0,
+              "the digest of all word counts differs from the reference's");
+        free(list);
+        word_counts_free(&w);
+    }
+    json_decref(g);
+    check_end();
+}
+
 int main(void) {
     size_t corpus_len;
     char *corpus = read_corpus(&corpus_len);
@@ -347,6 +439,7 @@ int main(void) {
     test_word_without_tokens();
     test_bytes();
     test_refusals();
+    test_word_counts(corpus, corpus_len);
     test_trainer(corpus, corpus_len);
     free(corpus);
     return check_exit_code();
