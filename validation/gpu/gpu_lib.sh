@@ -13,19 +13,31 @@ gpu_count() {
   echo "$n"
 }
 
-# losses_close A B TOL: every logged loss of run A within TOL (relative) of
-# run B's, the same number of steps; prints the worst step on failure.  A loss
-# that is not a finite number (null, nan: awk would read 0) never matches.
-losses_close() {
-  awk -F'"loss": ' -v tol="$3" 'FNR==1{f++} /"loss"/{split($2,v,","); x[f,FNR]=v[1]; n[f]=FNR}
-    END { if (n[1] != n[2] || n[1] == 0) { print "steps " n[1] " vs " n[2]; exit 1 }
+# metric_close FIELD A B TOL: every logged FIELD ("loss", "grad_norm") of run A
+# within TOL (relative) of run B's, the same number of steps; prints the worst
+# step on failure.  A value that is not a finite number (null, nan: awk would
+# read 0) never matches.
+metric_close() {
+  awk -F"\"$1\": " -v tol="$4" -v what="$1" 'FNR==1{f++} index($0, "\"" what "\": "){split($2,v,","); x[f,++n[f]]=v[1]}
+    END { if (n[1] != n[2] || n[1] == 0) { print what ": steps " n[1] " vs " n[2]; exit 1 }
           worst = 0; ws = 0; num = "^-?[0-9]+(\\.[0-9]*)?([eE][-+]?[0-9]+)?$"
           for (i = 1; i <= n[1]; i++) { a = x[1,i]; b = x[2,i]
-            if (a !~ num || b !~ num) { printf "step %d: %s vs %s (not finite)\n", i, a, b; exit 1 }
+            if (a !~ num || b !~ num) { printf "%s of step %d: %s vs %s (not finite)\n", what, i, a, b; exit 1 }
             d = a - b; if (d < 0) d = -d
             r = d / (b < 0 ? -b : b); if (r > worst) { worst = r; ws = i } }
-          if (worst > tol) { printf "step %d: %s vs %s (%.3g > %g)\n", ws, x[1,ws], x[2,ws], worst, tol; exit 1 }
-          printf "%d steps, worst %.2g at step %d", n[1], worst, ws }' "$1" "$2"
+          if (worst > tol) { printf "%s of step %d: %s vs %s (%.3g > %g)\n", what, ws, x[1,ws], x[2,ws], worst, tol; exit 1 }
+          printf "%d steps, worst %s %.2g at step %d", n[1], what, worst, ws }' "$2" "$3"
+}
+
+# losses_close A B TOL: metric_close for the losses.
+losses_close() { metric_close loss "$@"; }
+
+# run_close A B LOSS_TOL NORM_TOL: the losses and the gradient norms of every step.
+run_close() {
+  local l g
+  l=$(metric_close loss "$1" "$2" "$3") || { echo "$l"; return 1; }
+  g=$(metric_close grad_norm "$1" "$2" "$4") || { echo "$g"; return 1; }
+  echo "$l; $g"
 }
 
 # loss_drop LOG: first loss minus the mean of the last three.

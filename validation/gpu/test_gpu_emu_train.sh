@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Training on the CUDA backend's kernels run by the CPU emulator
 # (validation/emu; build/emu/llama-train): the tiny preset's per-step losses
-# follow the CPU backend's, in bf16 (within 0.5%) and fp32 (1e-4), also with
+# and gradient norms follow the CPU backend's, in bf16 (within 0.5%; norms 8%)
+# and fp32 (1e-4), and so do the final weights (bf16 within 6%, fp32 1e-4), also with
 # activation recomputation, tensor parallelism and pipeline parallelism (the
 # emulator's collectives go through MPI on its host-memory "device").  Then
 # the host-staged device communication (--device-comm mpi, src/comm_staged.c)
@@ -26,14 +27,21 @@ run() {
     >"$TMP/$name.out" 2>&1
 }
 
-# compare NAME REF TOL LABEL
+# compare NAME REF TOL NORM_TOL LABEL: the losses and gradient norms of every step
 compare() {
   local why
-  if why=$(losses_close "$TMP/$1.jsonl" "$TMP/$2.jsonl" "$3"); then pass "$4: $why"
-  else fail "$4" "$why"; fi
+  if why=$(run_close "$TMP/$1.jsonl" "$TMP/$2.jsonl" "$3" "$4"); then pass "$5: $why"
+  else fail "$5" "$why"; fi
 }
 
-for ref in "bench -c tiny --bench" "text -c tiny -d $TMP/data" "hd64 -c $TMP/hd64.model -d $TMP/data" \
+# weights NAME REF TOL LABEL: the weights both saved after step 6 (-i 6 -o $TMP/ck-NAME)
+weights() {
+  local why
+  if why=$("$BIN/llama-ckpt" compare "$TMP/ck-$1/step_0000006" "$TMP/ck-$2/step_0000006" --rtol "$3" 2>&1)
+  then pass "$4: $why"; else fail "$4" "$why"; fi
+}
+
+for ref in "bench -c tiny --bench -i 6 -o $TMP/ck-cpu-bench" "text -c tiny -d $TMP/data -i 6 -o $TMP/ck-cpu-text" "hd64 -c $TMP/hd64.model -d $TMP/data" \
            "text3 -c tiny --steps 3 -d $TMP/data"; do
   set -- $ref
   name=$1; shift
@@ -47,8 +55,9 @@ for name in text hd64; do
     pass "the CPU reference on text ($name) learns: loss falls by $drop nats, far beyond 5e-3 of it"
   else fail "CPU reference on text ($name)" "loss falls by only $drop nats: the comparisons below prove little"; fi
 done
-for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" "fp32-bench bench 1 -c tiny -x fp32 --bench" \
-         "bf16-text text 1 -c tiny -x bf16 -d $TMP/data" "bf16-recompute text 1 -c tiny -x bf16 -g -d $TMP/data" \
+for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" \
+         "fp32-bench bench 1 -c tiny -x fp32 --bench -i 6 -o $TMP/ck-emu-fp32-bench" \
+         "bf16-text text 1 -c tiny -x bf16 -d $TMP/data -i 6 -o $TMP/ck-emu-bf16-text" "bf16-recompute text 1 -c tiny -x bf16 -g -d $TMP/data" \
          "bf16-tp2 text 2 -c tiny -x bf16 --tp 2 -d $TMP/data" \
          "bf16-pp2 text 2 -c tiny -x bf16 --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
          "bf16-dp2-zero2 text 2 -c tiny -x bf16 --zero 2 -b 2 -d $TMP/data" \
@@ -62,10 +71,14 @@ for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" "fp32-bench bench 1 -c tin
          "mpi-tp2-pp2 text3 4 -c tiny -x bf16 --steps 3 --device-comm mpi --tp 2 --pp 2 --grad-accum 2 -b 2 -d $TMP/data"; do
   set -- $c
   name=$1 data=$2 np=$3; shift 3
-  tol=5e-3; [[ $name == fp32* ]] && tol=1e-4
+  tol=5e-3 norm_tol=8e-2; [[ $name == fp32* ]] && tol=1e-4 norm_tol=1e-4
   if ! run "emu-$name" "$EMU" "$np" --device cuda "$@"; then
     fail "emulated $name" "run failed: $(tail -3 "$TMP/emu-$name.out")"; continue
   fi
-  compare "emu-$name" "cpu-$data" "$tol" "emulated CUDA kernels, $name ($np rank$([ "$np" -gt 1 ] && echo s)) on $data data: losses within $tol of the CPU's"
+  compare "emu-$name" "cpu-$data" "$tol" "$norm_tol" "emulated CUDA kernels, $name ($np rank$([ "$np" -gt 1 ] && echo s)) on $data data: losses within $tol of the CPU's, gradient norms $norm_tol"
 done
+# The weights after the last step: bf16 on text agrees to ~2.5e-2 (worst
+# tensor, ‖a−b‖/‖b‖), a model frozen at lr 1e-9 differs by ~0.38; fp32 to ~5e-6.
+weights emu-bf16-text cpu-text 6e-2 "emulated bf16 on text: the weights after step 6 within 6% of the CPU's"
+weights emu-fp32-bench cpu-bench 1e-4 "emulated fp32: the weights after step 6 within 1e-4 of the CPU's"
 finish
