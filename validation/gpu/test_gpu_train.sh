@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Training on the GPU against the CPU backend, same seed and data: 20 steps
-# whose per-step losses must follow the CPU run's within 2% in bf16 (1e-4 in
-# fp32): the tiny preset (head dim 8) and the small one (head dim 64) on
-# --bench tokens, tiny on real text (where the loss must also fall), with
-# activation recomputation; small with cuDNN's attention (the default where
-# built in) and with the own kernels (--attention own), -g too.  Then the
-# parallel layouts of the small preset against the same one-rank CPU run:
-# on ONE GPU shared by 2 or 4 ranks with the host-staged device communication
-# (--device-comm mpi): tp2, pp2, dp2 with ZeRO-1, ZeRO-2 and the overlapped
-# all-reduce, tp2 × pp2; with 2 or more GPUs the same over NCCL, one GPU per
-# rank (tp2 × pp2 with 4 or more).  GPU_TEST_STEPS shortens every run
-# (compute-sanitizer: test_gpu_sanitize.sh).  Prints one SKIP where no GPU is
-# visible.
+# Training on the GPU against the CPU backend, same seed and real text (byte
+# shards of the bundled corpus, where the CPU runs' losses fall by far more
+# than the tolerances: a frozen or uniform model cannot pass): 20 steps whose
+# per-step losses must follow the CPU run's within 1% in bf16 (1e-4 in fp32)
+# and gradient norms within 8% (1e-4), and the weights after the last step
+# within 10% in bf16 (1e-3 in fp32; llama-ckpt compare, worst tensor): the tiny
+# preset (head dim 8) and the small one (head dim 64), with activation
+# recomputation; small with cuDNN's attention (the default where built in) and
+# with the own kernels (--attention own), -g too.  Then the parallel layouts
+# of the small preset against the same one-rank CPU run: on ONE GPU shared by
+# 2 or 4 ranks with the host-staged device communication (--device-comm mpi):
+# tp2, pp2, dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2;
+# with 2 or more GPUs the same over NCCL, one GPU per rank (tp2 × pp2 with 4
+# or more).  GPU_TEST_STEPS shortens every run (compute-sanitizer:
+# test_gpu_sanitize.sh).  Prints one SKIP where no GPU is visible.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/gpu_lib.sh"
 GPUS=$(gpu_count)
@@ -22,9 +24,11 @@ fi
 scratch
 make_byte_shards "$TMP/data"
 STEPS=${GPU_TEST_STEPS:-20}
-COMMON=(--steps "$STEPS" --lr 1e-3 --warmup-steps 2 --seed 3 --peak-tflops 1)
+LAST=$TMP/ck-%s/step_$(printf %07d "$STEPS")
+COMMON=(--steps "$STEPS" --lr 1e-3 --warmup-steps 2 --seed 3 --peak-tflops 1 -d "$TMP/data")
 TINY=(-c tiny -b 8 -l 128)
 SMALL=(-c small -b 4 -l 256)
+BF16_TOL=1e-2 BF16_NORM_TOL=8e-2 BF16_WEIGHT_TOL=1e-1
 
 # run NAME RANKS ARGS...: logs to $TMP/NAME.jsonl
 run() {
@@ -33,43 +37,58 @@ run() {
     "$@" >"$TMP/$name.out" 2>&1
 }
 
-# check NAME REF TOL LABEL RANKS ARGS...: runs NAME, compares with REF's losses
+# check NAME REF TOL NORM_TOL LABEL RANKS ARGS...: runs NAME, compares its
+# losses and gradient norms with REF's
 check() {
-  local name=$1 ref=$2 tol=$3 label=$4 np=$5 why; shift 5
+  local name=$1 ref=$2 tol=$3 norm_tol=$4 label=$5 np=$6 why; shift 6
   if ! run "$name" "$np" "$@"; then
     fail "$label" "run failed: $(grep -m2 -E 'error|Error' "$TMP/$name.out" || tail -3 "$TMP/$name.out")"
     return 1
   fi
-  if why=$(losses_close "$TMP/$name.jsonl" "$TMP/$ref.jsonl" "$tol"); then pass "$label: $why"
+  if why=$(run_close "$TMP/$name.jsonl" "$TMP/$ref.jsonl" "$tol" "$norm_tol"); then pass "$label: $why"
   else fail "$label" "$why"; return 1; fi
 }
 
-for r in "cpu-tiny ${TINY[*]} --bench" "cpu-small ${SMALL[*]} --bench" "cpu-text ${TINY[*]} -d $TMP/data"; do
+# weights NAME REF TOL LABEL: the weights both saved after the last step (-i STEPS -o $TMP/ck-NAME)
+weights() {
+  local why
+  # shellcheck disable=SC2059
+  if why=$("$BIN/llama-ckpt" compare "$(printf "$LAST" "$1")" "$(printf "$LAST" "$2")" --rtol "$3" 2>&1)
+  then pass "$4: $why"; else fail "$4" "$why"; fi
+}
+save() { echo -i "$STEPS" -o "$TMP/ck-$1"; }
+
+for r in "cpu-tiny ${TINY[*]}" "cpu-small ${SMALL[*]}"; do
   set -- $r
   name=$1; shift
-  run "$name" 1 --device cpu "$@" || { fail "CPU reference $name" "$(tail -3 "$TMP/$name.out")"; finish; }
+  run "$name" 1 --device cpu "$@" $(save "$name") || { fail "CPU reference $name" "$(tail -3 "$TMP/$name.out")"; finish; }
+  drop=$(loss_drop "$TMP/$name.jsonl")
+  if [ "$STEPS" -lt 20 ]; then
+    skip "the CPU reference $name learns on text" "$STEPS steps (GPU_TEST_STEPS) are too few to tell"
+  elif awk -v d="$drop" 'BEGIN {exit !(d > 0.5)}'; then
+    pass "the CPU reference $name learns on text: loss falls by $drop nats in $STEPS steps"
+  else fail "the CPU reference $name learns on text" "loss fell by $drop nats only: the comparisons prove little"; fi
 done
 
-check gpu-tiny cpu-tiny 2e-2 "tiny bf16 on the GPU, $STEPS steps, --bench: losses within 2% of the CPU's" \
-  1 "${TINY[@]}" --bench --device cuda -x bf16
+check gpu-tiny cpu-tiny $BF16_TOL $BF16_NORM_TOL "tiny bf16 on the GPU, $STEPS steps: losses within 1% of the CPU's, gradient norms 8%" \
+  1 "${TINY[@]}" --device cuda -x bf16 $(save gpu-tiny) \
+  && weights gpu-tiny cpu-tiny $BF16_WEIGHT_TOL "tiny bf16 on the GPU: the weights after the last step within 10% of the CPU's"
 mem=$(grep -o '"peak_mem_gib": [^,}]*' "$TMP/gpu-tiny.jsonl" | tail -1 | cut -d' ' -f2)
 if awk -v m="${mem:-0}" 'BEGIN {exit !(m > 0 && m < 4)}'; then pass "peak GPU memory in the metrics ($mem GiB)"
 else fail "peak GPU memory in the metrics" "peak_mem_gib '$mem'"; fi
-check gpu-small cpu-small 2e-2 "small bf16 on the GPU (default attention), $STEPS steps, --bench: within 2%" \
-  1 "${SMALL[@]}" --bench --device cuda -x bf16
-check gpu-small-g cpu-small 2e-2 "small bf16 with activation recomputation (-g): within 2%" \
-  1 "${SMALL[@]}" --bench --device cuda -x bf16 -g
-check gpu-small-own cpu-small 2e-2 "small bf16, --attention own (tensor-core kernels): within 2%" \
-  1 "${SMALL[@]}" --bench --device cuda -x bf16 --attention own
-check gpu-small-own-g cpu-small 2e-2 "small bf16, --attention own with -g: within 2%" \
-  1 "${SMALL[@]}" --bench --device cuda -x bf16 --attention own -g
-if check gpu-text cpu-text 2e-2 "tiny bf16 on real text: within 2%" 1 "${TINY[@]}" -d "$TMP/data" --device cuda -x bf16; then
-  drop=$(loss_drop "$TMP/gpu-text.jsonl")
-  if awk -v d="$drop" 'BEGIN {exit !(d > 0.5)}'; then pass "tiny bf16 on the GPU learns: loss falls by $drop nats in $STEPS steps"
-  else fail "tiny bf16 on the GPU learns" "loss fell by $drop nats only"; fi
-fi
-check gpu-tiny-fp32 cpu-tiny 1e-4 "tiny fp32 on the GPU: within 1e-4" 1 "${TINY[@]}" --bench --device cuda -x fp32
-check gpu-small-fp32 cpu-small 1e-4 "small fp32 on the GPU: within 1e-4" 1 "${SMALL[@]}" --bench --device cuda -x fp32
+check gpu-small cpu-small $BF16_TOL $BF16_NORM_TOL "small bf16 on the GPU (default attention), $STEPS steps: within 1%, norms 8%" \
+  1 "${SMALL[@]}" --device cuda -x bf16 $(save gpu-small) \
+  && weights gpu-small cpu-small $BF16_WEIGHT_TOL "small bf16 on the GPU: the weights after the last step within 10% of the CPU's"
+check gpu-small-g cpu-small $BF16_TOL $BF16_NORM_TOL "small bf16 with activation recomputation (-g): within 1%, norms 8%" \
+  1 "${SMALL[@]}" --device cuda -x bf16 -g
+check gpu-small-own cpu-small $BF16_TOL $BF16_NORM_TOL "small bf16, --attention own (tensor-core kernels): within 1%, norms 8%" \
+  1 "${SMALL[@]}" --device cuda -x bf16 --attention own
+check gpu-small-own-g cpu-small $BF16_TOL $BF16_NORM_TOL "small bf16, --attention own with -g: within 1%, norms 8%" \
+  1 "${SMALL[@]}" --device cuda -x bf16 --attention own -g
+check gpu-tiny-fp32 cpu-tiny 1e-4 1e-4 "tiny fp32 on the GPU: within 1e-4, norms 1e-4" 1 "${TINY[@]}" --device cuda -x fp32 \
+  $(save gpu-tiny-fp32) \
+  && weights gpu-tiny-fp32 cpu-tiny 1e-3 "tiny fp32 on the GPU: the weights after the last step within 1e-3 of the CPU's"
+check gpu-small-fp32 cpu-small 1e-4 1e-4 "small fp32 on the GPU: within 1e-4, norms 1e-4" 1 "${SMALL[@]}" --device cuda -x fp32
 
 # The parallel layouts of the small preset (global batch 4, as the CPU run).
 TP2=(-c small -b 4 -l 256 --tp 2)
@@ -79,8 +98,9 @@ TP2PP2=(-c small -b 1 --grad-accum 4 -l 256 --tp 2 --pp 2)
 # layout COMM WHERE NAME LABEL RANKS ARGS...: checks gpu-COMM-NAME against one CPU rank.
 layout() {
   local comm=$1 where=$2 name=$3 label=$4 np=$5; shift 5
-  check "gpu-$comm-$name" cpu-small 2e-2 "small bf16, $label, $where ($comm): within 2% of one CPU rank" \
-    "$np" "$@" --bench --device cuda -x bf16 --device-comm "$comm"
+  check "gpu-$comm-$name" cpu-small $BF16_TOL $BF16_NORM_TOL \
+    "small bf16, $label, $where ($comm): within 1% of one CPU rank, norms 8%" \
+    "$np" "$@" --device cuda -x bf16 --device-comm "$comm"
 }
 
 # All ranks on the first visible GPU: the host-staged MPI communication.
