@@ -95,8 +95,7 @@ static void state_of_trainer(const Trainer *t, State *s) {
     s->rope_theta = c->rope_theta;
     s->norm_eps = c->norm_eps;
     s->model_name = xstrdup(c->name);
-    s->options = xmalloc(65536);
-    options_format(&t->opt, s->options, 65536);
+    s->options = options_format(&t->opt);
     s->tokenizer = xstrdup(t->train ? loader_tokenizer_sha256(t->train) : "");
 }
 

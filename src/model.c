@@ -254,14 +254,15 @@ int32_t model_argmax(Model *m, int row) {
     ops->argmax(&index, &value, act_at(m->logits, (size_t)row * m->vocab_rows), 1,
                 m->vocab_rows, m->vocab_valid, m->vocab_start);
     if (m->tp->size == 1) return index;
-    float all[2 * 64];
+    float *all = xmalloc(sizeof(float) * 2 * (size_t)m->tp->size);   // (value, id) per TP rank
     float mine[2] = {value, (float)index};   // ids < 2^24 are exact in fp32
-    if (m->tp->size > 64) fatal("model_argmax: more than 64 tensor-parallel ranks");
     comm_allgather(m->tp, mine, all, 2, DTYPE_F32);
     int best = 0;
     for (int r = 1; r < m->tp->size; r++)
         if (all[2 * r] > all[2 * best]) best = r;
-    return (int32_t)all[2 * best + 1];
+    int32_t id = (int32_t)all[2 * best + 1];
+    free(all);
+    return id;
 }
 
 // ---- backward ----

@@ -285,10 +285,11 @@ void options_print_help(const char *program) {
     }
 }
 
-void options_format(const TrainOptions *o, char *out, int out_len) {
-    int at = 0;
+char *options_format(const TrainOptions *o) {
+    size_t cap = 4096, at = 0;
+    char *out = xmalloc(cap);
     out[0] = 0;
-    for (int i = 0; i < N_SPECS && at < out_len; i++) {
+    for (int i = 0; i < N_SPECS; i++) {
         const void *f = (const char *)o + specs[i].offset;
         char v[1100];
         switch (specs[i].type) {
@@ -299,6 +300,12 @@ void options_format(const TrainOptions *o, char *out, int out_len) {
         case OPT_F64: snprintf(v, sizeof v, "%.17g", *(const double *)f); break;
         case OPT_FLAG: snprintf(v, sizeof v, "%s", *(const bool *)f ? "true" : "false"); break;
         }
-        at += snprintf(out + at, (size_t)(out_len - at), "%s = %s\n", specs[i].name, v);
+        size_t need = strlen(specs[i].name) + strlen(v) + 5;   // "name = v\n" and the NUL
+        if (at + need > cap) {
+            cap = 2 * (at + need);
+            out = xrealloc(out, cap);
+        }
+        at += (size_t)snprintf(out + at, cap - at, "%s = %s\n", specs[i].name, v);
     }
+    return out;
 }

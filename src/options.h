@@ -60,7 +60,7 @@ bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err
 // False with one line in err.
 bool options_check(const TrainOptions *o, char *err, int err_len);
 void options_print_help(const char *program);
-// The options as "key = value" lines (a run deck that reproduces the run).
-void options_format(const TrainOptions *o, char *out, int out_len);
+// The options as "key = value" lines (a run deck that reproduces the run); malloc'd.
+char *options_format(const TrainOptions *o);
 
 #endif

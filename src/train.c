@@ -91,17 +91,15 @@ bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int wo
         return false;
     }
     if (!grid_check_layout(cfg, world, o->tp, o->pp, o->zero, err, err_len)) return false;
-    int counts[4096];
-    if (o->pp > 4096) {
-        snprintf(err, err_len, "--pp %d is too large", o->pp);
-        return false;
-    }
-    return pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, err_len);
+    int *counts = xcalloc((size_t)o->pp, sizeof *counts);   // layers per stage
+    bool ok = pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, err_len);
+    free(counts);
+    return ok;
 }
 
 static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int dp, int tp_rank,
                          int pp_rank) {
-    int counts[4096];
+    int *counts = xcalloc((size_t)o->pp, sizeof *counts);   // layers per stage
     char err[256];
     if (!pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, sizeof err))
         fatal("%s", err);
@@ -110,6 +108,7 @@ static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int dp, 
     p.n_layers = counts[pp_rank];
     p.first = pp_rank == 0;
     p.last = pp_rank == o->pp - 1;
+    free(counts);
     return p;
 }
 
@@ -291,18 +290,27 @@ static void set_peak(Trainer *t) {
 static void report_memory(Trainer *t) {
     MemoryLayout lay = memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
     MemoryEstimate e = memory_estimate(&t->cfg, &t->part, &lay);
-    double mine[2] = {e.total, (double)e.n_params}, all[2 * 4096];
-    if (t->grid.world_size > 4096) return;
+    int n = t->grid.world_size;
+    double mine[2] = {e.total, (double)e.n_params};
+    double *all = xmalloc(sizeof(double) * 2 * (size_t)n);   // (bytes, parameters) per rank
     comm_allgather(&t->grid.world, mine, all, 2, DTYPE_F64);
     memory_print("memory (rank 0)", &e);
     Traffic tr = traffic_estimate(&t->cfg, &t->part, &lay, t->grid.dp);
     traffic_print("predicted communication (rank 0)", &tr);
-    if (t->grid.world_rank != 0 || t->grid.world_size == 1) return;
-    for (int r = 0; r < t->grid.world_size && r < 64; r++) {
+    if (t->grid.world_rank == 0 && n > 1) {
+        int most = 0;
         char b[32];
-        info("  rank %d: %.4g M parameters, %s predicted", r, all[2 * r + 1] / 1e6,
-             format_bytes(all[2 * r], b, sizeof b));
+        for (int r = 0; r < n; r++) {
+            if (all[2 * r] > all[2 * most]) most = r;
+            if (r < 64)
+                info("  rank %d: %.4g M parameters, %s predicted", r, all[2 * r + 1] / 1e6,
+                     format_bytes(all[2 * r], b, sizeof b));
+        }
+        if (n > 64)
+            info("  ... %d ranks more; the most memory: rank %d, %s predicted", n - 64, most,
+                 format_bytes(all[2 * most], b, sizeof b));
     }
+    free(all);
 }
 
 // Grid, model part and model for micro-batch B, sequence T, M micro-batches.
@@ -345,10 +353,9 @@ static void select_attention(const TrainOptions *o) {
 // Every rank must run the same job: ranks started with other options (or
 // another model file) would diverge, or hang in a collective the others skip.
 static void agree_on_job(const TrainOptions *o, const ModelConfig *c) {
-    size_t len = 70000;
-    char *text = xmalloc(len);
-    options_format(o, text, 65536);
-    size_t at = strlen(text);
+    char *options = options_format(o);
+    size_t at = strlen(options), len = at + 512;
+    char *text = xrealloc(options, len);
     snprintf(text + at, len - at, "model = dim %d, layers %d, heads %d, kv heads %d, ffn %d, vocab "
              "%d, max seq %d, rope theta %.17g, norm eps %.17g\n", c->dim, c->n_layers, c->n_heads,
              c->n_kv_heads, c->ffn_dim, c->vocab_size, c->max_seq_len, c->rope_theta, c->norm_eps);

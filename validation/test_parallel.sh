@@ -97,4 +97,27 @@ COMMON=(--init-hf "$ROOT/validation/golden/llama-tiny" --bench -l 32 --steps 10 
 run "ref-hf" 1 1 1 0 4 || fail "init-hf reference" "$(tail -n 3 "$TMP/ref-hf.out")"
 cp "$TMP/ref-hf.jsonl" "$TMP/ref4.jsonl"; rm -rf "$TMP/ref4.hf"; cp -r "$TMP/ref-hf.hf" "$TMP/ref4.hf"
 check_layout "init-hf-tp2pp2" 4 2 2 0 4
+
+# Greedy sampling with the vocabulary split over TP ranks (each rank's argmax,
+# then the best of them): the random model transformers wrote for the HF round
+# trip (large weights: varied, far-apart logits) continues a prompt with the
+# same bytes on tp2, tp4 and tp2 × pp2 as on one rank.
+sample() {
+  local name=$1 np=$2; shift 2
+  timeout 300 "${MPIRUN[@]}" -np "$np" "$BIN/llama-train" --init-hf "$ROOT/validation/golden/hf-roundtrip-init" \
+    -d "$DATA" -l 32 -b 4 --steps 1 --lr 1e-9 --seed 1 --sample-tokens 24 --sample-prompt "The " \
+    --tokenizer bytes "$@" >"$TMP/$name.out" 2>&1 || return 1
+  grep -a -A1 '^sample (greedy, 24 new tokens)' "$TMP/$name.out" | tail -n 1 | od -An -tx1 | tr -d ' \n'
+}
+if want=$(sample sample-1 1) && [ ${#want} -ge 40 ]; then
+  for layout in "tp2 2 --tp 2" "tp4 4 --tp 4" "tp2pp2 4 --tp 2 --pp 2"; do
+    set -- $layout
+    name=$1 np=$2; shift 2
+    if got=$(sample "sample-$name" "$np" "$@") && [ "$got" = "$want" ]; then
+      pass "greedy sample on $name equals one rank's ($want)"
+    else fail "greedy sample on $name" "got '$got', one rank '$want': $(tail -n 2 "$TMP/sample-$name.out")"; fi
+  done
+else
+  fail "greedy sample on one rank" "no 24-token sample: '$want' $(tail -n 2 "$TMP/sample-1.out")"
+fi
 finish
