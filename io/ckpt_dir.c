@@ -24,6 +24,10 @@ void ckpt_dir_name(const char *save_dir, int64_t step, bool tmp, char *out, int 
     snprintf(out, (size_t)len, "%s/step_%07lld%s", save_dir, (long long)step, tmp ? ".tmp" : "");
 }
 
+void ckpt_dir_file(const char *dir, char *out, int len) {
+    snprintf(out, (size_t)len, "%s/checkpoint.h5", dir);
+}
+
 // The last component of path, trailing slashes ignored, into out.
 static void base_name(const char *path, char *out, size_t len) {
     size_t n = strlen(path);

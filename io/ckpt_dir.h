@@ -20,6 +20,8 @@
 
 // "save_dir/step_%07lld" (tmp adds ".tmp").
 void ckpt_dir_name(const char *save_dir, int64_t step, bool tmp, char *out, int len);
+// The checkpoint file of checkpoint folder dir: "dir/checkpoint.h5".
+void ckpt_dir_file(const char *dir, char *out, int len);
 // The step N of a folder named exactly "step_N" (a path's last component,
 // trailing slashes ignored; N of 1 to 18 digits), else -1.
 int64_t ckpt_dir_step_of(const char *path);

@@ -550,7 +550,7 @@ void checkpoint_save(Trainer *t) {
     info("saving checkpoint %s", final);
     bool ok = t->grid.world_rank != 0 || ckpt_dir_prepare(tmp, err, sizeof err);
     comm_agree(&t->grid.world, ok, err);
-    snprintf(path, sizeof path, "%s/checkpoint.h5", tmp);
+    ckpt_dir_file(tmp, path, sizeof path);
     ok = save_file(t, path, err, sizeof err);
     if (all_ok(&t->grid.world, ok)) ok = ckpt_file_sync(path, err, sizeof err);   // each rank's node
     if (all_ok(&t->grid.world, ok) && !(ok = verify_saved(t, path, err, sizeof err))) {
@@ -707,7 +707,7 @@ static void load(Trainer *t, const char *dir, bool weights_only) {
     char path[4300], err[8192] = "";
     double t0 = now_seconds();
     const Comm *world = &t->grid.world;
-    snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+    ckpt_dir_file(dir, path, sizeof path);
     CkptFile *f = ckpt_file_open(path, err, sizeof err);
     comm_agree(world, f != NULL, err);
     State s;
@@ -750,7 +750,7 @@ void checkpoint_load_weights(Trainer *t, const char *dir) { load(t, dir, true); 
 
 bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len) {
     char path[4300];
-    snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+    ckpt_dir_file(dir, path, sizeof path);
     memset(ci, 0, sizeof *ci);
     CkptFile *f = ckpt_file_open(path, err, err_len);
     if (!f) return false;
@@ -775,7 +775,7 @@ bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len
 
 void checkpoint_verify(const Comm *world, const char *dir, CheckpointHealth *h) {
     char path[4300], err[8192] = "";
-    snprintf(path, sizeof path, "%s/checkpoint.h5", dir);
+    ckpt_dir_file(dir, path, sizeof path);
     CkptFile *f = ckpt_file_open(path, err, sizeof err);
     comm_agree(world, f != NULL, err);
     State s;

@@ -123,7 +123,7 @@ typedef struct {
 static void open_source(const char *path, Source *s) {
     char err[2048], probe[4300];
     memset(s, 0, sizeof *s);
-    snprintf(probe, sizeof probe, "%s/checkpoint.h5", path);
+    ckpt_dir_file(path, probe, sizeof probe);
     CheckpointInfo ci;
     s->is_ckpt = checkpoint_info(path, &ci, err, sizeof err);
     if (s->is_ckpt) {

@@ -70,10 +70,15 @@ void grid_create(Grid *g, int tp, int pp) {
     split(&g->dp_comm, g->pp_rank * tp + g->tp_rank, g->dp_rank);
     split(&g->pp_comm, g->dp_rank * tp + g->tp_rank, g->pp_rank);
     split(&g->pp_grad_comm, g->dp_rank * tp + g->tp_rank, g->pp_rank);
+    grid_node_rank(&g->local_rank, &g->local_size);
+}
+
+void grid_node_rank(int *rank, int *size) {
     MPI_Comm node;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, r, MPI_INFO_NULL, &node);
-    MPI_Comm_rank(node, &g->local_rank);
-    MPI_Comm_size(node, &g->local_size);
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, util_world_rank(), MPI_INFO_NULL,
+                        &node);
+    MPI_Comm_rank(node, rank);
+    MPI_Comm_size(node, size);
     MPI_Comm_free(&node);
 }
 

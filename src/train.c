@@ -517,6 +517,12 @@ static void rollback(Trainer *t, const char *why) {
     log_rollback(t, from, skipped, why);
 }
 
+// This rank's peak memory: the device's high-water mark, or the process's
+// resident peak on the CPU (whose backend counts none).
+static double peak_memory(void) {
+    return ops->peak_bytes() ? (double)ops->peak_bytes() : metrics_peak_rss();
+}
+
 static void log_step(Trainer *t, double loss, double lr, double norm, double seconds,
                      const Verdict *v) {
     StepMetrics s = {.step = t->step + 1, .total_steps = t->total_steps, .loss = loss, .lr = lr,
@@ -525,7 +531,7 @@ static void log_step(Trainer *t, double loss, double lr, double norm, double sec
                      .spike = v->spike, .loss_z = v->z, .bad_in_a_row = t->bad_steps};
     metrics_throughput(&s, step_tokens(t), seconds, t->flops_per_token, t->grid.world_size,
                        t->peak_tflops);
-    s.peak_mem = ops->peak_bytes() ? (double)ops->peak_bytes() : metrics_peak_rss();
+    s.peak_mem = peak_memory();
     comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
     char line[512];
     metrics_console(&s, line, sizeof line);
@@ -678,7 +684,7 @@ static void print_bench(Trainer *t) {
     StepMetrics s = {.step = t->step, .elapsed = t->bench_seconds};
     metrics_throughput(&s, t->bench_tokens, t->bench_seconds, t->flops_per_token,
                        t->grid.world_size, t->peak_tflops);
-    s.peak_mem = ops->peak_bytes() ? (double)ops->peak_bytes() : metrics_peak_rss();
+    s.peak_mem = peak_memory();
     comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
     char mem[32];
     info("bench: %s, %d ranks (dp %d tp %d pp %d), micro-batch %d × %d, seq %d%s: %.2f samples/s, "
@@ -777,7 +783,7 @@ static void finish(Trainer *t) {
 
 // The measured peak (RSS on the CPU, device memory on GPUs) of the busiest rank.
 static void report_peak_memory(const Trainer *t) {
-    double mine = ops->peak_bytes() ? (double)ops->peak_bytes() : metrics_peak_rss(), all = mine;
+    double mine = peak_memory(), all = mine;
     comm_allreduce(&t->grid.world, &all, 1, DTYPE_F64, REDUCE_MAX);
     char a[32], b[32];
     info("measured peak memory: %s on the busiest rank (rank 0: %s)", format_bytes(all, a, sizeof a),

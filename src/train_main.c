@@ -207,14 +207,8 @@ int main(int argc, char **argv) {
     }
     char tokenizer_sha[65];
     check_before_start(&o, &cfg, tokenizer_sha);
-    // One GPU per rank: the rank's index among the ranks of its node.
-    MPI_Comm node;
-    int local_rank = 0, node_ranks = 1;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, util_world_rank(), MPI_INFO_NULL,
-                        &node);
-    MPI_Comm_rank(node, &local_rank);
-    MPI_Comm_size(node, &node_ranks);
-    MPI_Comm_free(&node);
+    int local_rank = 0, node_ranks = 1;   // one GPU per rank: its index on the node
+    grid_node_rank(&local_rank, &node_ranks);
     bool ok = ops_select(o.device, trainer_precision(&o), local_rank, err, sizeof err);
     agree_or_exit(ok, err);
     device_comm_select(&o, node_ranks);
