@@ -146,11 +146,10 @@ bool shard_verify(const Shard *s, int64_t first, int64_t stride, int64_t *checke
         return false;
     }
     if (first == 0) {   // the table against its root
-        unsigned char *table = xmalloc((size_t)(nb > 0 ? nb : 1) * 32), md[32];
+        unsigned char *table = xmalloc((size_t)(nb > 0 ? nb : 1) * 32);
         char root[72];
         bool ok = read_hash_rows((hid_t)s->sums, 0, nb, table);
-        sha256_digest(table, (size_t)nb * 32, md);
-        hex_encode(md, 32, root);
+        sha256_hex(table, (size_t)nb * 32, root);
         free(table);
         if (!ok || strcmp(root, i->token_sha256_root) != 0) {
             snprintf(err, err_len, "%s: the checksum table does not match token_sha256_root: the "
@@ -494,10 +493,8 @@ static bool write_hash_table(const char *tmp, const unsigned char *table, int64_
                          H5P_DEFAULT);
     bool ok = d >= 0 && (n_blocks == 0 ||
                          H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, table) >= 0);
-    unsigned char md[32];
     char root[72];
-    sha256_digest(table, (size_t)n_blocks * 32, md);
-    hex_encode(md, 32, root);
+    sha256_hex(table, (size_t)n_blocks * 32, root);
     ok = ok && write_attr_i64(f, "token_block", SHARD_TOKEN_BLOCK) &&
          write_attr_str(f, "token_sha256_root", root);
     if (d >= 0) H5Dclose(d);

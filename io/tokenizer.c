@@ -30,12 +30,6 @@ struct Tokenizer {
 
 // ---- helpers ------------------------------------------------------------------
 
-static void sha256_hex(const void *data, size_t len, char out[65]) {
-    unsigned char md[32];
-    sha256_digest(data, len, md);
-    hex_encode(md, 32, out);
-}
-
 static char *read_whole(const char *path, size_t *len, char *err, int err_len) {
     FILE *f = fopen(path, "rb");
     if (!f) {

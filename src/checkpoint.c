@@ -148,7 +148,7 @@ static void state_digest(const State *s, const ParamTable *g, const uint64_t *su
     unsigned int n = 0;
     if (!EVP_DigestFinal_ex(c, md, &n)) fatal("SHA-256 of checkpoint attributes failed (libcrypto)");
     EVP_MD_CTX_free(c);
-    for (unsigned int i = 0; i < n && i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    hex_encode(md, n < 32 ? n : 32, out);
 }
 
 // Collective (every rank, same values).  False when a write failed here.

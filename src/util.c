@@ -176,3 +176,9 @@ void sha256_digest(const void *data, size_t len, unsigned char md[32]) {
 void hex_encode(const unsigned char *bytes, size_t n, char *out) {
     for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", bytes[i]);
 }
+
+void sha256_hex(const void *data, size_t len, char out[65]) {
+    unsigned char md[32];
+    sha256_digest(data, len, md);
+    hex_encode(md, 32, out);
+}

@@ -45,6 +45,8 @@ const char *format_bytes(double bytes, char *buf, size_t len);
 void sha256_digest(const void *data, size_t len, unsigned char md[32]);
 // n bytes as 2n lowercase hex digits and a NUL into out.
 void hex_encode(const unsigned char *bytes, size_t n, char *out);
+// The SHA-256 of len bytes as 64 hex digits and a NUL.
+void sha256_hex(const void *data, size_t len, char out[65]);
 // A count with a K/M/B suffix ("6.74 B").
 const char *format_count(double n, char *buf, size_t len);
 

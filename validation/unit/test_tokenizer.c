@@ -370,9 +370,7 @@ static void word_counts_digest(const WordCounts *w, WordCount *list, char hex[65
         p += 2 * list[i].len;
         p += sprintf(p, " %lld\n", (long long)list[i].count);
     }
-    unsigned char md[32];
-    sha256_digest(text, (size_t)(p - text), md);
-    hex_encode(md, 32, hex);
+    sha256_hex(text, (size_t)(p - text), hex);
     free(text);
 }
 
