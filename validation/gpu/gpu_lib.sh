@@ -40,6 +40,16 @@ run_close() {
   echo "$l; $g"
 }
 
+# weights_close STEP NAME REF TOL LABEL: the weights runs NAME and REF saved
+# after step STEP (-i STEP -o $TMP/ck-NAME) within TOL (llama-ckpt compare,
+# worst tensor ‖a−b‖/‖b‖); one PASS or FAIL line.
+weights_close() {
+  local dir why
+  dir=step_$(printf %07d "$1")
+  if why=$("$BIN/llama-ckpt" compare "$TMP/ck-$2/$dir" "$TMP/ck-$3/$dir" --rtol "$4" 2>&1)
+  then pass "$5: $why"; else fail "$5" "$why"; fi
+}
+
 # loss_drop LOG: first loss minus the mean of the last three.
 loss_drop() {
   losses "$1" | awk '{v[NR]=$1} END {printf "%.4f", v[1] - (v[NR] + v[NR-1] + v[NR-2]) / 3}'
