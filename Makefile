@@ -44,9 +44,10 @@ endif
 LDLIBS    += -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto -lopenblas -lm
 CPU_LDLIBS := $(LDLIBS)
 
-LIB_SRC   := $(filter-out src/%_main.c,$(wildcard src/*.c io/*.c))
+LIB_SRC   := $(wildcard src/*/*.c io/*/*.c)
+LIB_SRC   := $(filter-out src/app/%,$(LIB_SRC))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-CPU_OBJ   := $(filter-out $(BUILD)/obj/src/ops.o,$(LIB_OBJ))
+CPU_OBJ   := $(filter-out $(BUILD)/obj/src/backend/ops.o,$(LIB_OBJ))
 
 # The CUDA backend: built when nvcc is on the PATH or in /usr/local/cuda, unless CUDA=0.
 ifneq ($(CUDA),0)
@@ -91,7 +92,7 @@ endif
 # The CPU emulator of the kernels (validation/emu): the same cuda/*.cu built by
 # the host compiler, linked with the CPU library; no GPU, cuBLAS or NCCL needed.
 EMU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/emu/%.o) $(CUDA_CC_SRC:%.cc=$(BUILD)/emu/%.o) \
-             $(BUILD)/emu/src/ops.o $(BUILD)/emu/cuda_emu.o
+             $(BUILD)/emu/src/backend/ops.o $(BUILD)/emu/cuda_emu.o
 EMU_FLAGS := -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -fno-strict-aliasing -fopenmp \
              -DLLAMA_CUDA_EMU -I$(CUDA_HOME)/include -Ivalidation/emu -MMD -MP
 EMU_BINS  := $(BUILD)/tests/test_gpu_emu $(BUILD)/emu/llama-train $(BUILD)/tests/test_mma_emu
@@ -99,7 +100,7 @@ ifeq ($(SANITIZE),1)
 EMU_BINS  :=   # fibers switch stacks behind AddressSanitizer's back
 endif
 endif
-PROGRAMS  := $(patsubst src/%_main.c,$(BUILD)/llama-%,$(wildcard src/*_main.c))
+PROGRAMS  := $(patsubst src/app/%_main.c,$(BUILD)/llama-%,$(wildcard src/app/*_main.c))
 TEST_SRC  := $(wildcard validation/unit/test_*.c)
 TESTS     := $(TEST_SRC:validation/unit/%.c=$(BUILD)/tests/%)
 GPU_TEST_SRC := $(wildcard validation/gpu/test_*.c)
@@ -135,7 +136,7 @@ $(BUILD)/libllama.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/llama-%: $(BUILD)/obj/src/%_main.o $(BUILD)/libllama.a
+$(BUILD)/llama-%: $(BUILD)/obj/src/app/%_main.o $(BUILD)/libllama.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/obj/validation/unit/%.o $(BUILD)/libllama.a
@@ -162,7 +163,7 @@ $(BUILD)/emu/cuda_emu.o: validation/emu/cuda_emu.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(EMU_FLAGS) -c $< -o $@
 
-$(BUILD)/emu/src/ops.o: src/ops.c
+$(BUILD)/emu/src/backend/ops.o: src/backend/ops.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -181,7 +182,7 @@ $(BUILD)/tests/test_mma_emu: validation/emu/test_mma_primitives.cu $(BUILD)/emu/
 	$(CXX) -x c++ $(EMU_FLAGS) -Icuda -c $< -o $(BUILD)/emu/test_mma_primitives.o
 	$(CXX) $(BUILD)/emu/test_mma_primitives.o $(BUILD)/emu/cuda_emu.o -o $@
 
-$(BUILD)/emu/llama-train: $(BUILD)/obj/src/train_main.o $(EMU_OBJ) $(CPU_OBJ)
+$(BUILD)/emu/llama-train: $(BUILD)/obj/src/app/train_main.o $(EMU_OBJ) $(CPU_OBJ)
 	$(CC) $(LDFLAGS) $^ $(CPU_LDLIBS) -lstdc++ -o $@
 
 # The main job: tokenize the bundled corpus, train a small model on it, evaluate, sample.
@@ -211,9 +212,10 @@ bench: all
 # corpus made of the tests' inputs (validation/fuzz/seeds.sh).  Installs nothing.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 180
-FUZZ_SRC     := io/jsonl.c io/tokenizer.c io/added_tokens.c io/bpe.c io/byte_level.c \
-                io/pretokenizer.c io/safetensors.c io/hf_config.c io/atomic_file.c io/deck.c \
-                io/shards.c src/util.c src/hashmap.c src/config.c
+FUZZ_SRC     := io/text/jsonl.c io/text/deck.c io/tokenizer/tokenizer.c io/tokenizer/added_tokens.c \
+                io/tokenizer/bpe.c io/tokenizer/byte_level.c io/tokenizer/pretokenizer.c \
+                io/hf/safetensors.c io/hf/hf_config.c io/fs/atomic_file.c io/hdf5/shards.c \
+                src/core/util.c src/core/hashmap.c src/core/config.c src/train/model_file.c
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
 FUZZ_NAMES   := $(patsubst validation/fuzz/fuzz_%.c,%,$(wildcard validation/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)

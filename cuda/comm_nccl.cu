@@ -1,4 +1,4 @@
-// NCCL behind the device communication interface (src/comm.h).
+// NCCL behind the device communication interface (src/comm/comm.h).
 //
 // create: rank 0 of the Comm draws the NCCL unique id, MPI_Bcast over the
 // Comm's MPI communicator hands it to the others, ncclCommInitRank joins them
@@ -34,7 +34,7 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 extern "C" {
-#include "comm.h"
+#include "comm/comm.h"
 }
 
 #define NCCL_CHECK(call)                                                                 \
@@ -214,7 +214,7 @@ const void *nccl_device_comm_ops(void) { return &nccl_ops; }
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 extern "C" {
-#include "comm.h"
+#include "comm/comm.h"
 }
 
 static void *emu_create(const Comm *c) { return (void *)&c->mpi; }

@@ -21,7 +21,7 @@
 #endif
 
 extern "C" {
-#include "elementwise.h"
+#include "backend/elementwise.h"
 }
 #include "context.h"
 

@@ -11,8 +11,8 @@
 #include <cuda_runtime_api.h>
 
 extern "C" {
-#include "ops.h"
-#include "util.h"
+#include "backend/ops.h"
+#include "core/util.h"
 }
 
 // ---- the device context ----

@@ -3,7 +3,7 @@
 // cross-entropy steps, argmax, AdamW, reductions and conversions.  Each
 // computes exactly the function of ops_cpu.c (same layouts, same
 // accumulate-or-overwrite semantics), with the per-element formulas of
-// src/elementwise.h, fp32 arithmetic and act buffers of type T (fp32 or bf16).
+// src/backend/elementwise.h, fp32 arithmetic and act buffers of type T (fp32 or bf16).
 //
 // Memory-bound kernels read 8 elements per thread (16-byte loads) where the
 // width divides by 8 and the pointers are 16-byte aligned (V = 8), else one

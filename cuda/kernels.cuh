@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 extern "C" {
-#include "elementwise.h"
+#include "backend/elementwise.h"
 }
 
 void kernels_f32_to_bf16(void *dst, const float *src, size_t n);

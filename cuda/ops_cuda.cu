@@ -1,4 +1,4 @@
-// The CUDA backend's op table (src/ops.h): device selection, memory with a
+// The CUDA backend's op table (src/backend/ops.h): device selection, memory with a
 // high-water mark, host transfers, and the ops, which queue kernels
 // (kernels.cu, attention.cu) and cuBLASLt matmuls (matmul.cu) on one compute
 // stream.  The device collectives (comm_nccl.cu) are queued on that stream
@@ -20,7 +20,7 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 extern "C" {
-#include "comm.h"
+#include "comm/comm.h"
 }
 
 CudaContext g_cuda;

@@ -97,7 +97,7 @@ ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | he
 say "$GPU_COUNT × $GPU_NAME (compute capability $ARCH), driver $(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -1)"
 
 # Dense bf16 tensor-core peak (TFLOP/s) by name, first match wins; the same
-# table as metrics_gpu_peak_tflops in src/metrics.c.
+# table as metrics_gpu_peak_tflops in src/train/metrics.c.
 peak_for() {
   case "$1" in
     *GH200*) echo 989 ;; *"H200 NVL"*) echo 835 ;; *H200*) echo 989 ;;

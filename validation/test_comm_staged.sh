@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The host-staged device communication (src/comm_staged.c) on 2 and 3 ranks:
+# The host-staged device communication (src/comm/comm_staged.c) on 2 and 3 ranks:
 # the unit test validation/unit/test_comm_staged.c (which run.sh also runs on
 # one rank) under mpirun; every rank checks its results against values it
 # computes itself.

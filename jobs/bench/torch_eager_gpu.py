@@ -23,7 +23,7 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-PRESETS = {  # the shapes of src/config.c
+PRESETS = {  # the shapes of src/core/config.c
     "tiny": dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
                  intermediate_size=192, vocab_size=256),
     "small": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, num_key_value_heads=2,

@@ -1,13 +1,14 @@
-// libFuzzer harness: run decks and model files (io/deck.c, and config_load in
-// src/config.c, which reads a model file with it).  Every entry of a deck that
+// libFuzzer harness: run decks and model files (io/text/deck.c, and config_load in
+// src/core/config.c, which reads a model file with it).  Every entry of a deck that
 // reads must have a non-empty key and a line number within the file.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "deck.h"
+#include "core/config.h"
+#include "text/deck.h"
 #include "fuzz_input.h"
+#include "train/model_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_file(data, size, "run.deck");

@@ -1,4 +1,4 @@
-// libFuzzer harness: the Hugging Face config.json reader (io/hf_config.c).  A
+// libFuzzer harness: the Hugging Face config.json reader (io/hf/hf_config.c).  A
 // config that reads must write (when its embeddings are untied) and read back
 // as the same model.
 #include <stdint.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fuzz_input.h"
-#include "hf_config.h"
+#include "hf/hf_config.h"
 
 static bool same_model(const ModelConfig *a, const ModelConfig *b) {
     return a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&

@@ -1,4 +1,4 @@
-// libFuzzer harness: the JSON Lines corpus reader (io/jsonl.c).  The input is
+// libFuzzer harness: the JSON Lines corpus reader (io/text/jsonl.c).  The input is
 // a .jsonl file, read whole and as two byte ranges split in its middle, with
 // --skip-bad and without; or, when it starts with zstd's magic number, a
 // .jsonl.zst read whole.  Besides the sanitizers it checks the reader's
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "fuzz_input.h"
-#include "jsonl.h"
+#include "text/jsonl.h"
 
 typedef struct {
     int status;          // jsonl_next's last: 0 done, -1 error

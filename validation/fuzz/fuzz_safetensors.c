@@ -1,11 +1,11 @@
-// libFuzzer harness: the safetensors reader (io/safetensors.c).  The input is
+// libFuzzer harness: the safetensors reader (io/hf/safetensors.c).  The input is
 // a .safetensors file; one that opens has every small tensor of a convertible
 // dtype read whole and as its first row block, and its metadata looked up.
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "fuzz_input.h"
-#include "safetensors.h"
+#include "hf/safetensors.h"
 
 static void read_tensor(const Safetensors *st, const SafetensorsTensor *t) {
     if (t->dtype == SAFETENSORS_OTHER || t->numel > 1 << 16) return;

@@ -1,4 +1,4 @@
-// libFuzzer harness: opening a token shard (io/shards.c: shard_open and the
+// libFuzzer harness: opening a token shard (io/hdf5/shards.c: shard_open and the
 // reads the loader makes).  The input is an HDF5 file; one that opens has its
 // first tokens and document offsets read and its checksum table and first
 // block verified.
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "fuzz_input.h"
-#include "shards.h"
+#include "hdf5/shards.h"
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 

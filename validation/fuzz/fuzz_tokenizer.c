@@ -1,4 +1,4 @@
-// libFuzzer harness: the tokenizer.json loader (io/tokenizer.c with the BPE
+// libFuzzer harness: the tokenizer.json loader (io/tokenizer/tokenizer.c with the BPE
 // model, pre-tokenizer, added tokens and post-processor it reads).  The input
 // is a tokenizer.json; one that loads must encode a fixed text and the first
 // bytes of the input itself with every id below its vocabulary size (the
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "fuzz_input.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 static const char TEXT[] = "Hello world! <|endoftext|> it's  12345 \xe4\xb8\xad\xe6\x96\x87 "
                            "\xf0\x9f\x98\x80\n\tx</s> \xff\xfe";

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A model of the 1F1B schedule (src/pipeline.c) on the CUDA backend's streams,
+"""A model of the 1F1B schedule (src/parallel/pipeline.c) on the CUDA backend's streams,
 to check it cannot deadlock under NCCL's semantics (cuda/comm_nccl.cu).
 
 Each rank has a host program (the calls pipeline.c makes) and device streams:

@@ -5,7 +5,7 @@
 # and fp32 (1e-4), and so do the final weights (bf16 within 6%, fp32 1e-4), also with
 # activation recomputation, tensor parallelism and pipeline parallelism (the
 # emulator's collectives go through MPI on its host-memory "device").  Then
-# the host-staged device communication (--device-comm mpi, src/comm_staged.c)
+# the host-staged device communication (--device-comm mpi, src/comm/comm_staged.c)
 # in every parallel layout, 3 steps each against a 3-step CPU run: tp2, pp2,
 # dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2.  This
 # checks the whole op table inside the model, the optimizer and the schedule

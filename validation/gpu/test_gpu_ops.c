@@ -15,13 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bf16.h"
+#include "core/bf16.h"
 #include "check.h"
-#include "comm.h"
-#include "elementwise.h"
-#include "model.h"
-#include "ops.h"
-#include "rng.h"
+#include "comm/comm.h"
+#include "backend/elementwise.h"
+#include "model/model.h"
+#include "backend/ops.h"
+#include "core/rng.h"
 
 #ifdef LLAMA_GPU_EMU
 #define PREFIX "emu "

@@ -62,7 +62,7 @@ for name, p in model.named_parameters():
 model.zero_grad(set_to_none=True)
 
 
-def lr_lambda(step):  # the schedule of src/optimizer.c, as a multiple of lr
+def lr_lambda(step):  # the schedule of src/train/optimizer.c, as a multiple of lr
     if step < OPT["warmup"]:
         return (step + 1) / OPT["warmup"]
     progress = min(1.0, (step - OPT["warmup"]) / max(1, STEPS - OPT["warmup"]))

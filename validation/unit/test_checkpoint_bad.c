@@ -15,10 +15,11 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "checkpoint.h"
-#include "ckpt_dir.h"
-#include "ckpt_file.h"
-#include "train.h"
+#include "train/checkpoint.h"
+#include "fs/ckpt_dir.h"
+#include "hdf5/ckpt_file.h"
+#include "train/train.h"
+#include "train/model_file.h"
 
 static char dir[200], train_bin[512], ckpt_bin[512], self_bin[512];
 

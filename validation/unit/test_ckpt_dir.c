@@ -1,4 +1,4 @@
-// The checkpoint folder's rules (io/ckpt_dir.c, src/checkpoint.c): numeric
+// The checkpoint folder's rules (io/fs/ckpt_dir.c, src/train/checkpoint.c): numeric
 // order of step names past step 9,999,999 (real saves through
 // checkpoint_save, then llama-train --load auto); who owns a lock or a
 // temporary folder and when that owner is provably gone; the lock refusing a
@@ -18,9 +18,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "checkpoint.h"
-#include "ckpt_dir.h"
-#include "train.h"
+#include "train/checkpoint.h"
+#include "fs/ckpt_dir.h"
+#include "train/train.h"
+#include "train/model_file.h"
 
 static char dir[200], train_bin[512];
 static pid_t alive_pid, dead_pid;

@@ -1,4 +1,4 @@
-// The host-staged device communication (src/comm_staged.c) on the CPU
+// The host-staged device communication (src/comm/comm_staged.c) on the CPU
 // backend, whose "device" memory is host memory: every DeviceCommOps call
 // against values computed here rank by rank, with bf16 reduced in fp32 and
 // rounded once (not summed in bf16).  Any number of ranks: run.sh runs it on
@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bf16.h"
+#include "core/bf16.h"
 #include "check.h"
-#include "comm.h"
-#include "ops.h"
+#include "comm/comm.h"
+#include "backend/ops.h"
 
 static int P, R;   // ranks, this rank
 

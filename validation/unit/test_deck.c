@@ -1,4 +1,4 @@
-// Run decks (io/deck.c): comments, quoted values, a UTF-8 byte order mark,
+// Run decks (io/text/deck.c): comments, quoted values, a UTF-8 byte order mark,
 // duplicate keys, and the one-line errors that name the file and line.
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "deck.h"
+#include "text/deck.h"
 
 static char path[] = "/tmp/llama-test-deck-XXXXXX";
 

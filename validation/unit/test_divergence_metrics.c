@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "metrics.h"
+#include "train/metrics.h"
 
 // (x − mean) / std (population) of v[0..n), in long double, two passes.
 static double reference_z(const double *v, int n, double x) {

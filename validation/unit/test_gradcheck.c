@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "model.h"
-#include "ops.h"
-#include "rng.h"
+#include "model/model.h"
+#include "backend/ops.h"
+#include "core/rng.h"
 
 static Model *m;
 static Comm tp;

@@ -10,8 +10,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
-#include "hf_config.h"
+#include "core/config.h"
+#include "hf/hf_config.h"
+#include "train/model_file.h"
 
 static char tmpdir[64];
 static char err[1024];

@@ -9,11 +9,11 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "grid.h"
-#include "hf.h"
-#include "hf_config.h"
-#include "model.h"
-#include "safetensors.h"
+#include "parallel/grid.h"
+#include "train/hf.h"
+#include "hf/hf_config.h"
+#include "model/model.h"
+#include "hf/safetensors.h"
 
 static ModelConfig cfg = {.name = "bad-import", .dim = 16, .n_layers = 1, .n_heads = 2,
                           .n_kv_heads = 1, .ffn_dim = 24, .vocab_size = 40, .max_seq_len = 16,

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 
 #include "check.h"
-#include "grid.h"
-#include "hf.h"
-#include "hf_config.h"
-#include "model.h"
-#include "safetensors.h"
+#include "parallel/grid.h"
+#include "train/hf.h"
+#include "hf/hf_config.h"
+#include "model/model.h"
+#include "hf/safetensors.h"
 
 #define GOLDEN "validation/golden/hf-roundtrip"
 

@@ -8,10 +8,10 @@
 #include <zstd.h>
 
 #include "check.h"
-#include "corpus_files.h"
-#include "hashmap.h"
-#include "jsonl.h"
-#include "work_split.h"
+#include "text/corpus_files.h"
+#include "core/hashmap.h"
+#include "text/jsonl.h"
+#include "tokenize/work_split.h"
 
 static char dir[] = "/tmp/llama-test-jsonl-XXXXXX";
 

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "loader.h"
-#include "shards.h"
+#include "train/loader.h"
+#include "hdf5/shards.h"
 
 #define L 8
 static char dir[256];

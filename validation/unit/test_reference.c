@@ -14,12 +14,12 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "grid.h"
-#include "hf.h"
-#include "hf_config.h"
-#include "model.h"
-#include "optimizer.h"
-#include "safetensors.h"
+#include "parallel/grid.h"
+#include "train/hf.h"
+#include "hf/hf_config.h"
+#include "model/model.h"
+#include "train/optimizer.h"
+#include "hf/safetensors.h"
 
 #define GOLDEN "validation/golden/llama-tiny"
 

@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bf16.h"
+#include "core/bf16.h"
 #include "check.h"
-#include "safetensors.h"
+#include "hf/safetensors.h"
 
 #define GOLDEN_DIR "validation/golden/safetensors"
 #define GOLDEN GOLDEN_DIR "/golden.safetensors"

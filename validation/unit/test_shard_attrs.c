@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "shards.h"
+#include "hdf5/shards.h"
 
 static void test_vocab(const char *dir, int64_t vocab) {
     char name[128], path[512], err[1024] = "", want[128];

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "shards.h"
+#include "hdf5/shards.h"
 
 #define K SHARD_TOKEN_BLOCK
 #define N_TOKENS (3 * K + 100)   // three whole blocks and a short one

@@ -9,12 +9,12 @@
 
 #include <jansson.h>
 
-#include "bpe.h"
-#include "bpe_train.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/bpe_train.h"
 #include "check.h"
-#include "jsonl.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "text/jsonl.h"
+#include "tokenizer/tokenizer.h"
+#include "core/util.h"
 
 static const char *TOKENIZERS[] = {"inputs/tokenizer.json", "validation/reference/gpt2-style.json",
                                    "validation/reference/llama3-style.json", "bytes"};

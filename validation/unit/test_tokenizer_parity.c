@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "jsonl.h"
-#include "tokenizer.h"
+#include "text/jsonl.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct {
     unsigned char *data;

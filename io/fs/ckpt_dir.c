@@ -1,0 +1,584 @@
+#define _XOPEN_SOURCE 700
+#include "fs/ckpt_dir.h"
+#include "fs/atomic_file.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/logfile.h"
+#include "core/util.h"
+
+#define PATH_LEN 4400
+
+void ckpt_dir_name(const char *save_dir, int64_t step, bool tmp, char *out, int len) {
+    snprintf(out, (size_t)len, "%s/step_%07lld%s", save_dir, (long long)step, tmp ? ".tmp" : "");
+}
+
+void ckpt_dir_file(const char *dir, char *out, int len) {
+    snprintf(out, (size_t)len, "%s/checkpoint.h5", dir);
+}
+
+// The last component of path, trailing slashes ignored, into out.
+static void base_name(const char *path, char *out, size_t len) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    snprintf(out, len, "%.*s", (int)(n - b), path + b);
+}
+
+// N of "step_N" exactly (1 to 18 digits), else -1.
+static int64_t step_of_name(const char *name) {
+    if (strncmp(name, "step_", 5) != 0) return -1;
+    const char *d = name + 5;
+    size_t n = strlen(d);
+    if (n < 1 || n > 18) return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)d[i])) return -1;
+        v = v * 10 + (d[i] - '0');
+    }
+    return v;
+}
+
+int64_t ckpt_dir_step_of(const char *path) {
+    char name[1024];
+    base_name(path, name, sizeof name);
+    return step_of_name(name);
+}
+
+bool ckpt_dir_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool ckpt_dir_same(const char *a, const char *b) {
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void remove_tree(const char *path) {
+    if (ckpt_dir_exists(path)) nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+// Removes a checkpoint folder so that no crash leaves a half-deleted folder
+// under a complete-looking name: renamed to "<path>.deleting" first.
+static void retire_tree(const char *path) {
+    if (!ckpt_dir_exists(path)) return;
+    char doomed[PATH_LEN];
+    snprintf(doomed, sizeof doomed, "%s.deleting", path);
+    remove_tree(doomed);
+    if (rename(path, doomed) == 0) remove_tree(doomed);
+}
+
+// fsync of a file or folder, so a renamed checkpoint survives a power loss.
+static bool sync_path(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return false;
+    bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+// ---- owners ----
+
+// State letter and start time (field 22 of /proc/PID/stat); false when unknown.
+static bool process_stat(long long pid, char *state, unsigned long long *started) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return false;
+    p++;
+    // Fields after the command: 3 (state) ... 22 (start time).
+    if (sscanf(p, " %c", state) != 1) return false;
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p + 1, ' ');
+        if (!p) return false;
+    }
+    return sscanf(p, " %llu", started) == 1;
+}
+
+void ckpt_owner_self(CkptOwner *o) {
+    memset(o, 0, sizeof *o);
+    if (gethostname(o->host, sizeof o->host - 1) != 0) snprintf(o->host, sizeof o->host, "unknown");
+    o->pid = (long long)getpid();
+    char state;
+    if (!process_stat(o->pid, &state, &o->started)) o->started = 0;
+    const char *job = getenv("SLURM_JOB_ID"), *restart = getenv("SLURM_RESTART_COUNT");
+    snprintf(o->slurm_job, sizeof o->slurm_job, "%s", job ? job : "");
+    int64_t r = 0;
+    o->slurm_restart = restart && parse_int64(restart, &r) ? (long long)r : 0;
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(o->since, sizeof o->since, "%Y-%m-%dT%H:%M:%S", localtime_r(&now, &tm));
+}
+
+// Writes o to path (exclusive: fails when path exists).
+static bool owner_write(const char *path, const CkptOwner *o, bool exclusive, char *err,
+                        int err_len) {
+    int fd = open(path, O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC), 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f && fd >= 0) close(fd);
+    bool ok = f && fprintf(f, "host %s\npid %lld\nstarted %llu\nslurm_job %s\nslurm_restart %lld\n"
+                              "since %s\n", o->host, o->pid, o->started, o->slurm_job,
+                           o->slurm_restart, o->since) > 0;
+    if (f) ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    int saved = errno;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) {
+        snprintf(err, err_len, "cannot write '%s': %s", path, strerror(saved ? saved : errno));
+        if (fd >= 0) unlink(path);
+    }
+    return ok;
+}
+
+bool ckpt_owner_read(const char *path, CkptOwner *o) {
+    memset(o, 0, sizeof *o);
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *v = strchr(line, ' ');
+        if (!v) continue;
+        *v++ = 0;
+        int64_t n = 0;
+        if (!strcmp(line, "host")) snprintf(o->host, sizeof o->host, "%s", v);
+        else if (!strcmp(line, "pid") && parse_int64(v, &n)) o->pid = (long long)n;
+        else if (!strcmp(line, "started") && parse_int64(v, &n)) o->started = (unsigned long long)n;
+        else if (!strcmp(line, "slurm_job")) snprintf(o->slurm_job, sizeof o->slurm_job, "%s", v);
+        else if (!strcmp(line, "slurm_restart") && parse_int64(v, &n)) o->slurm_restart = (long long)n;
+        else if (!strcmp(line, "since")) snprintf(o->since, sizeof o->since, "%s", v);
+    }
+    fclose(f);
+    return o->host[0] && o->pid > 0;
+}
+
+OwnerState ckpt_owner_state(const CkptOwner *o) {
+    CkptOwner me;
+    ckpt_owner_self(&me);
+    if (strcmp(o->host, me.host) == 0) {
+        if (o->pid == me.pid && (!o->started || o->started == me.started)) return OWNER_SELF;
+        if (kill((pid_t)o->pid, 0) != 0 && errno == ESRCH) return OWNER_DEAD;
+        char state;
+        unsigned long long started;
+        if (process_stat(o->pid, &state, &started) &&
+            (state == 'Z' || state == 'X' || (o->started && started != o->started)))
+            return OWNER_DEAD;   // a zombie, or the pid now belongs to a newer process
+        return OWNER_ALIVE;
+    }
+    if (o->slurm_job[0] && strcmp(o->slurm_job, me.slurm_job) == 0 &&
+        o->slurm_restart < me.slurm_restart)
+        return OWNER_DEAD;
+    return OWNER_UNKNOWN;
+}
+
+static bool same_owner(const CkptOwner *a, const CkptOwner *b) {
+    return strcmp(a->host, b->host) == 0 && a->pid == b->pid && a->started == b->started &&
+           strcmp(a->since, b->since) == 0;
+}
+
+static void describe_owner(const CkptOwner *o, char *out, int len) {
+    snprintf(out, (size_t)len, "pid %lld on host %s (since %s%s%s)", o->pid, o->host,
+             o->since[0] ? o->since : "?", o->slurm_job[0] ? ", Slurm job " : "", o->slurm_job);
+}
+
+// ---- the lock ----
+
+static char held_lock[PATH_LEN];
+
+static void release_at_exit(void) {
+    if (!held_lock[0]) return;
+    CkptOwner o;
+    if (ckpt_owner_read(held_lock, &o) && ckpt_owner_state(&o) == OWNER_SELF) unlink(held_lock);
+    held_lock[0] = 0;
+}
+
+// Creates path holding me, unless it exists: 1 created, 0 exists, -1 error.
+static int create_exclusive(const char *path, const CkptOwner *me, char *err, int err_len) {
+    char tmp[PATH_LEN + 300];
+    snprintf(tmp, sizeof tmp, "%s.%s.%lld", path, me->host, me->pid);
+    if (!owner_write(tmp, me, false, err, err_len)) return -1;
+    int rc = link(tmp, path) == 0 ? 1 : errno == EEXIST ? 0 : -1;
+    int saved = errno;
+    unlink(tmp);
+    if (rc >= 0) return rc;
+    if (saved == EPERM || saved == ENOTSUP || saved == ENOSYS || saved == EMLINK) {
+        // a file system without hard links: exclusive creation instead
+        if (owner_write(path, me, true, err, err_len)) return 1;
+        return errno == EEXIST ? 0 : -1;
+    }
+    snprintf(err, err_len, "cannot create '%s': %s", path, strerror(saved));
+    return -1;
+}
+
+// Moves a lock whose owner is dead out of the way; false when the file is no
+// longer that owner's (another run took it over meanwhile).
+static bool take_away(const char *lock, const CkptOwner *dead) {
+    char aside[PATH_LEN + 32];
+    snprintf(aside, sizeof aside, "%s.stale.%lld", lock, (long long)getpid());
+    if (rename(lock, aside) != 0) return false;
+    CkptOwner got;
+    bool same = ckpt_owner_read(aside, &got) && same_owner(&got, dead);
+    if (!same && link(aside, lock) != 0) { /* a third run holds it now: its lock stays */ }
+    unlink(aside);
+    return same;
+}
+
+bool ckpt_dir_lock(const char *save_dir, char *note, int note_len, char *err, int err_len) {
+    note[0] = 0;
+    if (!make_dirs(save_dir, err, err_len)) return false;
+    char lock[PATH_LEN], who[512];
+    snprintf(lock, sizeof lock, "%s/lock", save_dir);
+    CkptOwner me, other;
+    ckpt_owner_self(&me);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int rc = create_exclusive(lock, &me, err, err_len);
+        if (rc < 0) return false;
+        if (rc == 0 && !ckpt_owner_read(lock, &other)) {
+            if (access(lock, F_OK) != 0) continue;   // released meanwhile
+            snprintf(err, err_len, "'%s' exists but names no run (host and pid): remove it if no "
+                     "run uses --save-dir '%s'", lock, save_dir);
+            return false;
+        }
+        OwnerState s = rc == 1 ? OWNER_SELF : ckpt_owner_state(&other);
+        if (s == OWNER_ALIVE || s == OWNER_UNKNOWN) {
+            describe_owner(&other, who, sizeof who);
+            snprintf(err, err_len, "--save-dir '%s' is in use by another run: %s%s; two runs must not "
+                     "share a checkpoint folder: wait for it to end or give another --save-dir "
+                     "(remove '%s' only if that run is gone)", save_dir, who,
+                     s == OWNER_UNKNOWN ? ", which this host cannot check" : "", lock);
+            return false;
+        }
+        if (s == OWNER_DEAD) {
+            if (!take_away(lock, &other)) continue;
+            describe_owner(&other, who, sizeof who);
+            snprintf(note, (size_t)note_len, "took over the lock of '%s' left by %s, which is no "
+                     "longer running", save_dir, who);
+            continue;
+        }
+        if (!held_lock[0]) atexit(release_at_exit);
+        snprintf(held_lock, sizeof held_lock, "%s", lock);
+        return true;
+    }
+    snprintf(err, err_len, "cannot take '%s': other runs keep changing it", lock);
+    return false;
+}
+
+void ckpt_dir_unlock(const char *save_dir) {
+    char lock[PATH_LEN];
+    snprintf(lock, sizeof lock, "%s/lock", save_dir);
+    CkptOwner o;
+    if (ckpt_owner_read(lock, &o) && ckpt_owner_state(&o) == OWNER_SELF) unlink(lock);
+    if (strcmp(held_lock, lock) == 0) held_lock[0] = 0;
+}
+
+// ---- saving ----
+
+// True when the temporary folder tmp may be removed: its owner is this
+// process or dead, or it has none (only a crash between its creation and
+// the owner file, or an older version, leaves one); else err names the owner.
+static bool tmp_removable(const char *tmp, char *err, int err_len) {
+    char path[PATH_LEN], who[512];
+    snprintf(path, sizeof path, "%s/owner", tmp);
+    CkptOwner o;
+    if (!ckpt_owner_read(path, &o)) return true;
+    OwnerState s = ckpt_owner_state(&o);
+    if (s == OWNER_SELF || s == OWNER_DEAD) return true;
+    describe_owner(&o, who, sizeof who);
+    snprintf(err, err_len, "'%s' is being written by another run, %s%s; give this run another "
+             "--save-dir", tmp, who, s == OWNER_UNKNOWN ? ", which this host cannot check" : "");
+    return false;
+}
+
+bool ckpt_dir_prepare(const char *tmp_dir, char *err, int err_len) {
+    if (ckpt_dir_exists(tmp_dir)) {
+        if (!tmp_removable(tmp_dir, err, err_len)) return false;
+        remove_tree(tmp_dir);
+    }
+    if (!make_dirs(tmp_dir, err, err_len)) return false;
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/owner", tmp_dir);
+    CkptOwner me;
+    ckpt_owner_self(&me);
+    return owner_write(path, &me, false, err, err_len);
+}
+
+void ckpt_dir_discard(const char *tmp_dir) {
+    char err[8];
+    if (ckpt_dir_exists(tmp_dir) && tmp_removable(tmp_dir, err, sizeof err)) remove_tree(tmp_dir);
+}
+
+// Writes save_dir/latest.tmp naming dir (fsynced); its path in tmp.
+static bool write_latest_tmp(const char *save_dir, const char *dir, char *tmp, int tmp_len,
+                             char *err, int err_len) {
+    char base[1024];
+    base_name(dir, base, sizeof base);
+    snprintf(tmp, (size_t)tmp_len, "%s/latest.tmp", save_dir);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f && fprintf(f, "%s\n", base) > 0;
+    if (f) ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    int saved = errno;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) {
+        snprintf(err, err_len, "cannot write '%s': %s", tmp, strerror(saved ? saved : errno));
+        unlink(tmp);
+    }
+    return ok;
+}
+
+bool ckpt_dir_point_latest(const char *save_dir, const char *dir, char *err, int err_len) {
+    char base[1024], line[1100], path[PATH_LEN];
+    base_name(dir, base, sizeof base);
+    int n = snprintf(line, sizeof line, "%s\n", base);
+    snprintf(path, sizeof path, "%s/latest", save_dir);
+    return atomic_file_write(path, line, (size_t)n, err, err_len);
+}
+
+bool ckpt_dir_commit(const char *save_dir, const char *tmp_dir, const char *final_dir,
+                     char *err, int err_len) {
+    char latest_tmp[PATH_LEN], latest[PATH_LEN], doomed[PATH_LEN];
+    if (!sync_path(tmp_dir)) {
+        snprintf(err, err_len, "cannot flush '%s' to disk: %s", tmp_dir, strerror(errno));
+        return false;
+    }
+    if (!write_latest_tmp(save_dir, final_dir, latest_tmp, sizeof latest_tmp, err, err_len))
+        return false;
+    snprintf(latest, sizeof latest, "%s/latest", save_dir);
+    snprintf(doomed, sizeof doomed, "%s.deleting", final_dir);
+    bool replaced = ckpt_dir_exists(final_dir);
+    if (replaced) {
+        remove_tree(doomed);
+        if (rename(final_dir, doomed) != 0) {
+            snprintf(err, err_len, "cannot move '%s' aside: %s", final_dir, strerror(errno));
+            unlink(latest_tmp);
+            return false;
+        }
+    }
+    if (rename(tmp_dir, final_dir) != 0) {
+        snprintf(err, err_len, "cannot rename '%s' to '%s': %s", tmp_dir, final_dir, strerror(errno));
+        if (replaced) rename(doomed, final_dir);
+        unlink(latest_tmp);
+        return false;
+    }
+    if (rename(latest_tmp, latest) != 0) {   // undone: latest keeps naming the last save
+        snprintf(err, err_len, "cannot update '%s': %s", latest, strerror(errno));
+        rename(final_dir, tmp_dir);
+        if (replaced) rename(doomed, final_dir);
+        unlink(latest_tmp);
+        return false;
+    }
+    if (replaced) remove_tree(doomed);
+    if (!sync_path(save_dir)) {
+        snprintf(err, err_len, "'%s' is saved, but flushing the folder '%s' failed: %s", final_dir,
+                 save_dir, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+// ---- finding, pruning, abandoning ----
+
+// The name in save_dir/latest ("" when none or malformed).
+static void latest_name(const char *save_dir, char *name, int len) {
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/latest", save_dir);
+    name[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (!fgets(name, len, f)) name[0] = 0;
+    fclose(f);
+    name[strcspn(name, "\n")] = 0;
+    if (step_of_name(name) < 0) name[0] = 0;
+}
+
+typedef struct {
+    int64_t step;
+    char *path;
+} Entry;
+
+static int by_step_desc(const void *a, const void *b) {
+    int64_t x = ((const Entry *)a)->step, y = ((const Entry *)b)->step;
+    return (x < y) - (x > y);
+}
+
+// Complete checkpoints (step_N folders) of save_dir, newest first.
+static int complete_folders(const char *save_dir, Entry **out) {
+    *out = NULL;
+    int n = 0;
+    DIR *d = opendir(save_dir);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int64_t step = step_of_name(e->d_name);
+        char full[PATH_LEN];
+        snprintf(full, sizeof full, "%s/%s", save_dir, e->d_name);
+        if (step < 0 || !ckpt_dir_exists(full)) continue;
+        *out = xrealloc(*out, (size_t)(n + 1) * sizeof **out);
+        (*out)[n++] = (Entry){step, xstrdup(full)};
+    }
+    closedir(d);
+    if (n > 1) qsort(*out, (size_t)n, sizeof **out, by_step_desc);
+    return n;
+}
+
+static void entries_free(Entry *e, int n) {
+    for (int i = 0; i < n; i++) free(e[i].path);
+    free(e);
+}
+
+int ckpt_dir_list(const char *save_dir, char ***dirs) {
+    Entry *e;
+    int n = complete_folders(save_dir, &e), out = 0;
+    char name[256], target[PATH_LEN];
+    latest_name(save_dir, name, sizeof name);
+    snprintf(target, sizeof target, "%s/%s", save_dir, name);
+    bool has_latest = name[0] && ckpt_dir_exists(target);
+    *dirs = xmalloc((size_t)(n + 1) * sizeof **dirs);
+    if (has_latest) (*dirs)[out++] = xstrdup(target);
+    for (int i = 0; i < n; i++)
+        if (!has_latest || strcmp(e[i].path, target) != 0) (*dirs)[out++] = xstrdup(e[i].path);
+    entries_free(e, n);
+    return out;
+}
+
+void ckpt_dir_list_free(char **dirs, int n) {
+    for (int i = 0; i < n; i++) free(dirs[i]);
+    free(dirs);
+}
+
+void ckpt_dir_prune(const char *save_dir, int keep, const char *const *protect, int n_protect) {
+    DIR *d = opendir(save_dir);
+    if (!d) return;
+    struct dirent *e;
+    char err[8];
+    while ((e = readdir(d))) {   // leftovers of saves and removals that never finished
+        char full[PATH_LEN];
+        snprintf(full, sizeof full, "%s/%s", save_dir, e->d_name);
+        if (strncmp(e->d_name, "step_", 5) != 0) continue;
+        if (ends_with(e->d_name, ".deleting")) remove_tree(full);
+        else if (ends_with(e->d_name, ".tmp") && ckpt_dir_exists(full) &&
+                 tmp_removable(full, err, sizeof err))
+            remove_tree(full);
+    }
+    closedir(d);
+    if (keep <= 0) return;
+    Entry *c;
+    int n = complete_folders(save_dir, &c);
+    for (int i = keep; i < n; i++) {
+        bool kept = false;
+        for (int k = 0; k < n_protect && !kept; k++)
+            kept = protect[k] && protect[k][0] && ckpt_dir_same(c[i].path, protect[k]);
+        if (!kept) retire_tree(c[i].path);
+    }
+    entries_free(c, n);
+}
+
+int ckpt_dir_abandon_newer(const char *save_dir, int64_t step, char *moved, int moved_len,
+                           char *err, int err_len) {
+    Entry *c;
+    int n = complete_folders(save_dir, &c), count = 0;
+    char stamp[32], latest[256];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&now, &tm));
+    latest_name(save_dir, latest, sizeof latest);
+    moved[0] = 0;
+    for (int i = n - 1; i >= 0; i--) {   // oldest first, for the message
+        if (c[i].step <= step) continue;
+        char name[1024], to[PATH_LEN];
+        base_name(c[i].path, name, sizeof name);
+        snprintf(to, sizeof to, "%s/abandoned_%s_%s", save_dir, name, stamp);
+        for (int k = 2; ckpt_dir_exists(to) && k < 1000; k++)
+            snprintf(to, sizeof to, "%s/abandoned_%s_%s-%d", save_dir, name, stamp, k);
+        if (rename(c[i].path, to) != 0) {
+            snprintf(err, err_len, "cannot move the abandoned checkpoint '%s' aside to '%s': %s",
+                     c[i].path, to, strerror(errno));
+            entries_free(c, n);
+            return -1;
+        }
+        size_t used = strlen(moved);
+        snprintf(moved + used, (size_t)moved_len - used, "%s%s", count ? ", " : "", name);
+        count++;
+    }
+    entries_free(c, n);
+    char target[PATH_LEN];
+    snprintf(target, sizeof target, "%s/%s", save_dir, latest);
+    if (count > 0 && latest[0] && !ckpt_dir_exists(target)) {   // latest named an abandoned one
+        n = complete_folders(save_dir, &c);
+        bool ok = true;
+        if (n > 0) ok = ckpt_dir_point_latest(save_dir, c[0].path, err, err_len);
+        else {
+            snprintf(target, sizeof target, "%s/latest", save_dir);
+            unlink(target);
+        }
+        entries_free(c, n);
+        if (!ok) return -1;
+    }
+    if (count > 0 && !sync_path(save_dir)) {
+        snprintf(err, err_len, "cannot flush the folder '%s': %s", save_dir, strerror(errno));
+        return -1;
+    }
+    return count;
+}
+
+bool ckpt_dir_is_empty(const char *dir, char *first, int first_len) {
+    first[0] = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) return true;
+        snprintf(first, (size_t)first_len, "%s", strerror(errno));
+        return false;
+    }
+    struct dirent *e;
+    bool empty = true;
+    while (empty && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(first, (size_t)first_len, "%s", e->d_name);
+            empty = false;
+        }
+    closedir(d);
+    return empty;
+}
+
+bool ckpt_dir_mark_preempted(const char *save_dir, int64_t step, char *err, int err_len) {
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/preempted", save_dir);
+    FILE *f = fopen(path, "w");
+    bool ok = f && fprintf(f, "stopped by a signal after step %lld; resume with --load auto\n",
+                           (long long)step) > 0;
+    if (f) ok = fclose(f) == 0 && ok;
+    if (!ok) snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
+    return ok;
+}
+
+void ckpt_dir_clear_preempted(const char *save_dir) {
+    char path[PATH_LEN];
+    snprintf(path, sizeof path, "%s/preempted", save_dir);
+    unlink(path);
+}

@@ -1,0 +1,300 @@
+#include "hf/hf_config.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/atomic_file.h"
+#include "core/util.h"
+
+// path itself, or path + "/config.json" when path is a directory; malloc'd.
+static char *config_path(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) return xstrdup(path);
+    size_t n = strlen(path) + sizeof "/config.json";
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/config.json", path);
+    return p;
+}
+
+// ---- reading -------------------------------------------------------------------
+
+typedef struct {
+    const char *path;
+    json_t *root;
+    char *err;
+    int err_len;
+} Json;
+
+// A positive integer key; absent or null is an error when required, else
+// leaves *out alone.
+static bool get_int(const Json *j, const char *key, bool required, int *out) {
+    json_t *v = json_object_get(j->root, key);
+    if (!v || json_is_null(v)) {
+        if (required)
+            snprintf(j->err, j->err_len, "%s: required key '%s' is missing", j->path, key);
+        return !required;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) <= 0 || json_integer_value(v) > INT_MAX) {
+        snprintf(j->err, j->err_len, "%s: '%s' must be a positive integer", j->path, key);
+        return false;
+    }
+    *out = (int)json_integer_value(v);
+    return true;
+}
+
+// A positive number in object `obj` (the root or a nested one).
+static bool get_number(const Json *j, json_t *obj, const char *key, bool required, double *out) {
+    json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v)) {
+        if (required)
+            snprintf(j->err, j->err_len, "%s: required key '%s' is missing", j->path, key);
+        return !required;
+    }
+    if (!json_is_number(v) || !(json_number_value(v) > 0)) {
+        snprintf(j->err, j->err_len, "%s: '%s' must be a positive number", j->path, key);
+        return false;
+    }
+    *out = json_number_value(v);
+    return true;
+}
+
+// A string key that must equal `want` (absent is fine unless required).
+static bool expect_string(const Json *j, const char *key, const char *want, bool required,
+                          const char *why) {
+    json_t *v = json_object_get(j->root, key);
+    if (!v && !required) return true;
+    if (!v) {
+        snprintf(j->err, j->err_len, "%s: required key '%s' is missing (expected \"%s\")",
+                 j->path, key, want);
+        return false;
+    }
+    if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0) {
+        const char *q = json_is_string(v) ? "'" : "";
+        snprintf(j->err, j->err_len, "%s: %s is %s%.40s%s; %s", j->path, key, q,
+                 json_is_string(v) ? json_string_value(v) : "not a string", q, why);
+        return false;
+    }
+    return true;
+}
+
+// attention_bias / mlp_bias: absent or false.
+static bool expect_false(const Json *j, const char *key) {
+    json_t *v = json_object_get(j->root, key);
+    if (!v || json_is_false(v) || json_is_null(v)) return true;
+    snprintf(j->err, j->err_len, "%s: %s is %s; this program's LLaMA has no bias terms", j->path,
+             key, json_is_true(v) ? "true" : "not a boolean");
+    return false;
+}
+
+static const char *rope_type(json_t *obj) {
+    json_t *t = json_object_get(obj, "rope_type");
+    if (!json_is_string(t)) t = json_object_get(obj, "type");
+    return json_is_string(t) ? json_string_value(t) : "unnamed";
+}
+
+// rope_theta (default 10000), from the top level (transformers 4) or
+// rope_parameters (5); any scaling is refused by name.
+static bool rope_read(const Json *j, double *theta) {
+    json_t *sc = json_object_get(j->root, "rope_scaling");
+    if (sc && !json_is_null(sc)) {
+        snprintf(j->err, j->err_len, "%s: rope_scaling of type '%.40s' is not supported (only "
+                 "plain RoPE; the model would compute different positions)", j->path,
+                 rope_type(sc));
+        return false;
+    }
+    *theta = 10000.0;
+    if (!get_number(j, j->root, "rope_theta", false, theta)) return false;
+    json_t *rp = json_object_get(j->root, "rope_parameters");
+    if (!rp || json_is_null(rp)) return true;
+    double top = *theta;
+    if (!json_is_object(rp) || strcmp(rope_type(rp), "default") != 0) {
+        snprintf(j->err, j->err_len, "%s: rope_parameters of type '%.40s' is not supported (only "
+                 "plain RoPE, rope_type \"default\")", j->path,
+                 json_is_object(rp) ? rope_type(rp) : "not an object");
+        return false;
+    }
+    if (!get_number(j, rp, "rope_theta", false, theta)) return false;
+    if (json_object_get(j->root, "rope_theta") && *theta != top) {
+        snprintf(j->err, j->err_len, "%s: rope_theta %g and rope_parameters.rope_theta %g "
+                 "disagree", j->path, top, *theta);
+        return false;
+    }
+    return true;
+}
+
+// bos_token_id / eos_token_id: an id, a list of ids (the first is reported), null or absent (-1).
+static bool token_id(const Json *j, const char *key, int64_t *out) {
+    json_t *v = json_object_get(j->root, key);
+    if (json_is_array(v) && json_array_size(v) > 0) v = json_array_get(v, 0);
+    *out = -1;
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0) {
+        snprintf(j->err, j->err_len, "%s: %s must be a token id, a list of them, or null",
+                 j->path, key);
+        return false;
+    }
+    *out = json_integer_value(v);
+    return true;
+}
+
+// The refusals: anything that would make this program's model differ.
+static bool features_check(const Json *j) {
+    return expect_string(j, "model_type", "llama", true,
+                         "only LLaMA models (LlamaForCausalLM) can be loaded") &&
+           expect_string(j, "hidden_act", "silu", false,
+                         "this program's MLP is SwiGLU (hidden_act \"silu\")") &&
+           expect_false(j, "attention_bias") && expect_false(j, "mlp_bias");
+}
+
+static bool shape_read(const Json *j, ModelConfig *m) {
+    bool ok = get_int(j, "hidden_size", true, &m->dim) &&
+           get_int(j, "intermediate_size", true, &m->ffn_dim) &&
+           get_int(j, "num_hidden_layers", true, &m->n_layers) &&
+           get_int(j, "num_attention_heads", true, &m->n_heads) &&
+           get_int(j, "vocab_size", true, &m->vocab_size) &&
+           get_int(j, "max_position_embeddings", true, &m->max_seq_len) &&
+           get_number(j, j->root, "rms_norm_eps", true, &m->norm_eps);
+    m->n_kv_heads = m->n_heads;   // no grouped-query attention unless stated
+    return ok && get_int(j, "num_key_value_heads", false, &m->n_kv_heads) &&
+           rope_read(j, &m->rope_theta);
+}
+
+// head_dim, when given, must be hidden_size / num_attention_heads.
+static bool head_dim_check(const Json *j, const ModelConfig *m) {
+    int hd = config_head_dim(m);
+    if (!get_int(j, "head_dim", false, &hd)) return false;
+    if (hd != config_head_dim(m)) {
+        snprintf(j->err, j->err_len, "%s: head_dim %d differs from hidden_size / "
+                 "num_attention_heads = %d; this program needs them equal", j->path, hd,
+                 config_head_dim(m));
+        return false;
+    }
+    return true;
+}
+
+static bool extras_read(const Json *j, HfConfig *hf) {
+    json_t *tie = json_object_get(j->root, "tie_word_embeddings");
+    if (tie && !json_is_boolean(tie) && !json_is_null(tie)) {
+        snprintf(j->err, j->err_len, "%s: tie_word_embeddings must be true or false", j->path);
+        return false;
+    }
+    hf->tie_word_embeddings = json_is_true(tie);
+    json_t *dt = json_object_get(j->root, "torch_dtype");
+    if (!json_is_string(dt)) dt = json_object_get(j->root, "dtype");
+    if (json_is_string(dt))
+        snprintf(hf->torch_dtype, sizeof hf->torch_dtype, "%s", json_string_value(dt));
+    return token_id(j, "bos_token_id", &hf->bos_id) && token_id(j, "eos_token_id", &hf->eos_id);
+}
+
+bool hf_config_read(const char *path, HfConfig *hf, char *err, int err_len) {
+    memset(hf, 0, sizeof *hf);
+    char *file = config_path(path);
+    json_error_t je;
+    Json j = {file, NULL, err, err_len};
+    if (access(file, R_OK) != 0) {
+        snprintf(err, err_len, "cannot read '%s': %s", file, strerror(errno));
+        free(file);
+        return false;
+    }
+    j.root = json_load_file(file, JSON_REJECT_DUPLICATES, &je);
+    bool ok = j.root && json_is_object(j.root);
+    if (!j.root)
+        snprintf(err, err_len, "%s: cannot read it as JSON: %s (line %d)", file, je.text, je.line);
+    else if (!ok)
+        snprintf(err, err_len, "%s: not a JSON object: not a Hugging Face config.json", file);
+    ModelConfig *m = &hf->model;
+    snprintf(m->name, sizeof m->name, "%s", file);
+    ok = ok && features_check(&j) && shape_read(&j, m) && config_validate(m, err, err_len) &&
+         head_dim_check(&j, m) && extras_read(&j, hf);
+    json_decref(j.root);
+    free(file);
+    return ok;
+}
+
+// ---- writing ---------------------------------------------------------------------
+
+// The fewest significant digits (%.Ng) that read back as exactly v, and no
+// fewer than a whole number's integer digits (10000.0 rather than 1e4).
+static int digits_exact(double v) {
+    char buf[64];
+    int p = 1;
+    for (; p < 17; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    if (v >= 1 && v < 1e15 && v == (double)(int64_t)v) {
+        int int_digits = snprintf(buf, sizeof buf, "%.0f", v);
+        if (int_digits > p) p = int_digits;
+    }
+    return p;
+}
+
+static json_t *token_json(int64_t id) { return id >= 0 ? json_integer(id) : json_null(); }
+
+static json_t *config_json(const HfConfig *hf, const char *dtype) {
+    const ModelConfig *m = &hf->model;
+    json_t *o = json_pack(
+        "{s:[s], s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:n}",
+        "architectures", "LlamaForCausalLM", "model_type", "llama", "hidden_act", "silu",
+        "hidden_size", m->dim, "intermediate_size", m->ffn_dim, "num_hidden_layers", m->n_layers,
+        "num_attention_heads", m->n_heads, "num_key_value_heads", m->n_kv_heads,
+        "head_dim", config_head_dim(m), "vocab_size", m->vocab_size,
+        "max_position_embeddings", m->max_seq_len, "rms_norm_eps", m->norm_eps,
+        "rope_theta", m->rope_theta, "rope_scaling");
+    json_t *rest = json_pack("{s:b, s:b, s:b, s:f, s:f, s:b, s:s, s:o, s:o}",
+                             "tie_word_embeddings", 0, "attention_bias", 0, "mlp_bias", 0,
+                             "initializer_range", 0.02, "attention_dropout", 0.0, "use_cache", 1,
+                             "torch_dtype", dtype, "bos_token_id", token_json(hf->bos_id),
+                             "eos_token_id", token_json(hf->eos_id));
+    if (o && rest) json_object_update(o, rest);
+    json_decref(rest);
+    return o;
+}
+
+static bool write_check(const HfConfig *hf, const char *file, const char **dtype, char *err,
+                        int err_len) {
+    *dtype = hf->torch_dtype[0] ? hf->torch_dtype : "float32";
+    if (strcmp(*dtype, "float32") != 0 && strcmp(*dtype, "bfloat16") != 0) {
+        snprintf(err, err_len, "%s: torch_dtype '%s' is not one the exporter writes (float32 or "
+                 "bfloat16)", file, *dtype);
+        return false;
+    }
+    if (hf->tie_word_embeddings) {
+        snprintf(err, err_len, "%s: cannot write tie_word_embeddings true: this program's "
+                 "output head is untied and is exported as lm_head.weight", file);
+        return false;
+    }
+    return config_validate(&hf->model, err, err_len);
+}
+
+bool hf_config_write(const char *path, const HfConfig *hf, char *err, int err_len) {
+    char *file = config_path(path);
+    const char *dtype;
+    bool ok = write_check(hf, file, &dtype, err, err_len);
+    json_t *o = ok ? config_json(hf, dtype) : NULL;
+    int digits = digits_exact(hf->model.norm_eps);
+    if (digits_exact(hf->model.rope_theta) > digits) digits = digits_exact(hf->model.rope_theta);
+    if (digits_exact(0.02) > digits) digits = digits_exact(0.02);
+    char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(digits))
+                   : NULL;
+    if (ok && !text) {
+        snprintf(err, err_len, "%s: cannot encode the configuration", file);
+        ok = false;
+    }
+    if (ok) {
+        size_t n = strlen(text);
+        text = xrealloc(text, n + 2);
+        memcpy(text + n, "\n", 2);
+        ok = atomic_file_write(file, text, n + 1, err, err_len);
+    }
+    free(text);
+    json_decref(o);
+    free(file);
+    return ok;
+}

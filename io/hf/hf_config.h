@@ -1,0 +1,34 @@
+// Hugging Face config.json for LlamaForCausalLM <-> ModelConfig.
+//
+// Read accepts what transformers 4.x and 5.x write (rope_theta / rope_scaling
+// or rope_parameters, torch_dtype or dtype) and refuses, naming the key, any
+// model this program cannot reproduce exactly: model_type other than "llama",
+// hidden_act other than "silu", attention or MLP biases, RoPE scaling, a
+// head_dim other than hidden_size / num_attention_heads.
+// Write produces a config that transformers.LlamaForCausalLM.from_pretrained
+// loads (legacy key names, which 4.x and 5.x both read).
+#ifndef LLAMA_HF_CONFIG_H
+#define LLAMA_HF_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+typedef struct {
+    ModelConfig model;
+    int64_t bos_id, eos_id;      // -1 when absent or null; of a list of eos ids, the first
+    bool tie_word_embeddings;    // read: true means the files hold no lm_head.weight (use
+                                 // embed_tokens); write: must be false (the head is untied)
+    char torch_dtype[16];        // read: as found ("" when absent); write: "float32",
+                                 // "bfloat16" ("" = "float32"), the safetensors' dtype
+} HfConfig;
+
+// Reads `path` (a config.json, or a directory holding one) into hf.  On any
+// problem returns false with a one-line reason naming the file and the key.
+bool hf_config_read(const char *path, HfConfig *hf, char *err, int err_len);
+// Writes hf as `path` (a file name, or an existing directory to hold
+// config.json), atomically (via "<path>.tmp").
+bool hf_config_write(const char *path, const HfConfig *hf, char *err, int err_len);
+
+#endif

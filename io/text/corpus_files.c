@@ -1,0 +1,159 @@
+#include "text/corpus_files.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "text/jsonl.h"
+#include "core/util.h"
+
+static bool has_suffix(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+static bool is_corpus_name(const char *name) {
+    return has_suffix(name, ".jsonl") || has_suffix(name, ".jsonl.zst") ||
+           has_suffix(name, ".json") || has_suffix(name, ".json.zst");
+}
+
+static bool add_file(CorpusFiles *c, const char *path, char *err, int err_len) {
+    struct stat st;
+    if (stat(path, &st) != 0 || access(path, R_OK) != 0) {
+        snprintf(err, err_len, "cannot read input '%s': %s", path, strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, err_len, "input '%s' is not a regular file", path);
+        return false;
+    }
+    for (int i = 0; i < c->n; i++)
+        if (c->files[i].dev == (uint64_t)st.st_dev && c->files[i].ino == (uint64_t)st.st_ino) {
+            snprintf(err, err_len, "input '%s' is the same file as input '%s': each file is "
+                     "encoded once; give it once", path, c->files[i].path);
+            return false;
+        }
+    c->files = xrealloc(c->files, (size_t)(c->n + 1) * sizeof *c->files);
+    c->files[c->n++] = (CorpusFile){xstrdup(path), (int64_t)st.st_size, jsonl_is_zst(path),
+                                    (uint64_t)st.st_dev, (uint64_t)st.st_ino};
+    return true;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool add_dir(CorpusFiles *c, const char *dir, char *err, int err_len) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, err_len, "cannot read input folder '%s': %s", dir, strerror(errno));
+        return false;
+    }
+    char **names = NULL;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && is_corpus_name(e->d_name)) {
+            names = xrealloc(names, (size_t)(n + 1) * sizeof *names);
+            names[n++] = xstrdup(e->d_name);
+        }
+    closedir(d);
+    if (n > 0) qsort(names, (size_t)n, sizeof *names, by_name);
+    bool ok = n > 0;
+    if (!ok) snprintf(err, err_len, "input folder '%s' holds no .jsonl or .jsonl.zst file", dir);
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s%s%s", dir, has_suffix(dir, "/") ? "" : "/", names[i]);
+        ok = ok && add_file(c, path, err, err_len);
+        free(names[i]);
+    }
+    free(names);
+    return ok;
+}
+
+bool corpus_files_expand(char **inputs, int n_inputs, CorpusFiles *out, char *err, int err_len) {
+    *out = (CorpusFiles){0};
+    for (int i = 0; i < n_inputs; i++) {
+        struct stat st;
+        bool ok = stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode)
+                      ? add_dir(out, inputs[i], err, err_len)
+                      : add_file(out, inputs[i], err, err_len);
+        if (!ok) {
+            corpus_files_free(out);
+            return false;
+        }
+    }
+    return true;
+}
+
+void corpus_files_free(CorpusFiles *c) {
+    for (int i = 0; i < c->n; i++) free(c->files[i].path);
+    free(c->files);
+    *c = (CorpusFiles){0};
+}
+
+bool corpus_make_dir(const char *path, char *err, int err_len) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        bool end = *p == 0;
+        if (*p == '/' || end) {
+            *p = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+                snprintf(err, err_len, "cannot make output folder '%s': %s", buf, strerror(errno));
+                return false;
+            }
+            if (end) break;
+            *p = '/';
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode) || access(path, W_OK) != 0) {
+        snprintf(err, err_len, "output '%s' is not a writable folder", path);
+        return false;
+    }
+    return true;
+}
+
+static bool is_shard_name(const char *name) {
+    return has_suffix(name, ".h5") || has_suffix(name, ".h5.tmp");
+}
+
+// Deletes dir/name; false with a reason.
+static bool remove_in(const char *dir, const char *name, char *err, int err_len) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (unlink(path) == 0) return true;
+    snprintf(err, err_len, "--overwrite: cannot delete '%s': %s", path, strerror(errno));
+    return false;
+}
+
+bool corpus_clear_output(const char *dir, bool overwrite, char *err, int err_len) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, err_len, "cannot read output folder '%s': %s", dir, strerror(errno));
+        return false;
+    }
+    int found = 0;
+    char first[256] = "";
+    bool ok = true;
+    struct dirent *e;
+    while (ok && (e = readdir(d)))
+        if (is_shard_name(e->d_name)) {
+            if (found++ == 0) snprintf(first, sizeof first, "%s", e->d_name);
+            if (overwrite) ok = remove_in(dir, e->d_name, err, err_len);
+        }
+    closedir(d);
+    if (ok && found > 0 && !overwrite) {
+        snprintf(err, err_len, "output folder '%s' already holds %d shard file%s (%s%s), which "
+                 "training would mix with this corpus's: give an empty or new folder, or "
+                 "--overwrite to delete them first", dir, found, found > 1 ? "s" : "", first,
+                 found > 1 ? ", ..." : "");
+        ok = false;
+    }
+    return ok;
+}

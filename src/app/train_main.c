@@ -1,0 +1,222 @@
+// llama-train: pretrains a LLaMA-family model; every rank runs it (SPMD).
+#include <errno.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "comm/comm.h"
+#include "train/hf.h"
+#include "hf/hf_config.h"
+#include "backend/ops.h"
+#include "train/options.h"
+#include "tokenizer/tokenizer.h"
+#include "train/train.h"
+#include "core/util.h"
+#include "train/model_file.h"
+
+// The model: -c, else the --init-hf folder's config.json, else the tiny preset.
+static bool model_config(TrainOptions *o, ModelConfig *cfg, char *err, int len) {
+    if (!o->config[0] && o->init_hf[0]) {
+        HfConfig hf;
+        if (!hf_config_read(o->init_hf, &hf, err, len)) return false;
+        *cfg = hf.model;
+        snprintf(cfg->name, sizeof cfg->name, "%.63s", o->init_hf);
+        return true;
+    }
+    if (!o->config[0]) strcpy(o->config, "tiny");
+    return config_load(o->config, cfg, err, len);
+}
+
+// ---- before anything is allocated: the paths the run writes, the sample's tokenizer ----
+
+// path's parent in place ("a/b/" -> "a", "a" -> ".", "/a" -> "/").
+static void parent_of(char *path) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') path[--n] = 0;
+    char *slash = strrchr(path, '/');
+    if (!slash) strcpy(path, ".");
+    else if (slash == path) path[1] = 0;
+    else *slash = 0;
+}
+
+// A folder the run creates (mkdir -p) and writes in: a writable folder, or
+// one its nearest existing ancestor is.  what: the option that names it.
+static bool folder_usable(const char *what, const char *dir, char *err, int len) {
+    char at[4096];
+    struct stat st;
+    snprintf(at, sizeof at, "%s", dir);
+    while (stat(at, &st) != 0) {
+        bool top = !strcmp(at, ".") || !strcmp(at, "/");
+        if ((errno != ENOENT && errno != ENOTDIR) || top) {
+            snprintf(err, len, "%s %s: cannot look at '%s': %s", what, dir, at, strerror(errno));
+            return false;
+        }
+        parent_of(at);
+    }
+    if (!S_ISDIR(st.st_mode))
+        snprintf(err, len, "%s %s cannot be a folder: '%s' is a file; give another path", what,
+                 dir, at);
+    else if (access(at, W_OK | X_OK) != 0)
+        snprintf(err, len, "%s %s: cannot write in '%s' (%s); give a folder you can write to",
+                 what, dir, at, strerror(errno));
+    else return true;
+    return false;
+}
+
+// A file the run appends to: writable if it exists, else its folder exists
+// and is writable (the folder is not created).
+static bool file_usable(const char *what, const char *path, char *err, int len) {
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            snprintf(err, len, "%s %s is a folder; give a file name", what, path);
+        else if (access(path, W_OK) != 0)
+            snprintf(err, len, "%s %s: cannot write it (%s)", what, path, strerror(errno));
+        else return true;
+        return false;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    parent_of(dir);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        snprintf(err, len, "%s %s: the folder '%s' does not exist; create it or give another "
+                 "path", what, path, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        snprintf(err, len, "%s %s: cannot write in '%s' (%s)", what, path, dir, strerror(errno));
+    else return true;
+    return false;
+}
+
+// A check of io that does not name the option: its message gets it in front.
+static bool named(const char *what, bool ok, char *err, int len) {
+    if (ok) return true;
+    char why[4096];
+    snprintf(why, sizeof why, "%s", err);
+    snprintf(err, len, "%s: %s", what, why);
+    return false;
+}
+
+// Every path the run writes: a typo ends the job now, not after training.
+static bool check_outputs(const TrainOptions *o, char *err, int len) {
+    bool saves = o->save_interval > 0 || strcmp(o->load, "auto") == 0;
+    return (!saves || folder_usable("--save-dir", o->save_dir, err, len)) &&
+           (!o->export_hf[0] || (folder_usable("--export-hf", o->export_hf, err, len) &&
+                                 named("--export-hf", hf_export_dir_check(o->export_hf, err, len),
+                                       err, len))) &&
+           (!o->log[0] || file_usable("--log", o->log, err, len)) &&
+           (!o->dump_batches[0] || file_usable("--dump-batches", o->dump_batches, err, len));
+}
+
+// --tokenizer (which --sample-tokens needs) loads and its ids fit the model's
+// vocabulary; sha: its SHA-256, which the dataset's must match.
+static bool check_tokenizer(const TrainOptions *o, const ModelConfig *cfg, char sha[65],
+                            char *err, int len) {
+    sha[0] = 0;
+    if (o->sample_tokens > 0 && !o->tokenizer[0])
+        snprintf(err, len, "--sample-tokens %d needs --tokenizer FILE (the tokenizer.json the "
+                 "dataset was encoded with, or bytes)", o->sample_tokens);
+    if (!o->tokenizer[0]) return o->sample_tokens <= 0;
+    Tokenizer *tok = tokenizer_load(o->tokenizer, err, len);
+    if (!named("--tokenizer", tok != NULL, err, len)) return false;
+    int64_t vocab = tokenizer_vocab_size(tok);
+    snprintf(sha, 65, "%s", tokenizer_sha256(tok));
+    tokenizer_free(tok);
+    if (vocab <= cfg->vocab_size) return true;
+    snprintf(err, len, "--tokenizer %s has %lld tokens, more than the vocabulary of the model %s "
+             "(%d): give the tokenizer the dataset was encoded with", o->tokenizer,
+             (long long)vocab, cfg->name, cfg->vocab_size);
+    return false;
+}
+
+// Rank 0 checks, every rank ends on a failure.
+static void check_before_start(const TrainOptions *o, const ModelConfig *cfg, char sha[65]) {
+    char err[8192] = "";
+    sha[0] = 0;   // rank 0 alone loads the tokenizer
+    bool ok = util_world_rank() != 0 ||
+              (check_outputs(o, err, sizeof err) && check_tokenizer(o, cfg, sha, err, sizeof err));
+    agree_or_exit(ok, err);
+    if (o->bench && (o->dataset[0] || o->data_mix[0]))
+        info("note: --bench trains on synthetic tokens; --dataset and --data-mix are not read");
+}
+
+// The sample's tokenizer is the one the dataset was encoded with (its shards
+// record that tokenizer's SHA-256): another one decodes into garbage.
+static void check_tokenizer_of_data(const Trainer *t, const char *sha) {
+    const char *data = t->train ? loader_tokenizer_sha256(t->train) : "";
+    bool ok = !sha[0] || !data[0] || strcmp(sha, data) == 0;
+    char err[4096] = "";
+    if (!ok)
+        snprintf(err, sizeof err, "--tokenizer %s is not the tokenizer the dataset %s was encoded "
+                 "with (sha256 %.12s…, the shards say %.12s…): the sample would decode another "
+                 "vocabulary's ids; give the dataset's tokenizer", t->opt.tokenizer,
+                 t->opt.dataset, sha, data);
+    agree_or_exit(ok, err);
+}
+
+// --device cuda: the device communication of --device-comm, installed before
+// trainer_create builds the grid's Comms (ops_select installed NCCL's).  NCCL
+// cannot put two ranks of a communicator on one GPU: more ranks on a node
+// than GPUs is an error that names the way out.
+static void device_comm_select(const TrainOptions *o, int node_ranks) {
+    if (strcmp(o->device, "cuda") != 0) return;   // the CPU: MPI on host memory
+    if (strcmp(o->device_comm, "mpi") == 0) comm_set_device_ops(comm_staged_device_ops());
+    const DeviceCommOps *dev = comm_device_ops();
+#ifdef LLAMA_CUDA
+    int gpus = ops_cuda_device_count();
+    char err[512] = "";
+    bool ok = !dev || strncmp(dev->name, "nccl", 4) != 0 || node_ranks <= gpus;
+    if (!ok)
+        snprintf(err, sizeof err, "%d ranks on one node share %d GPU%s, and NCCL cannot put two "
+                 "ranks on one GPU: launch one rank per GPU, or add --device-comm mpi "
+                 "(host-staged, slower) to share them", node_ranks, gpus, gpus == 1 ? "" : "s");
+    agree_or_exit(ok, err);
+#else
+    (void)node_ranks;
+#endif
+    info("device communication: %s", dev ? dev->name : "none");
+}
+
+int main(int argc, char **argv) {
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    util_set_program("llama-train");
+    TrainOptions o;
+    options_defaults(&o);
+    bool help;
+    char err[1024];
+    if (!options_parse(&o, argc, argv, &help, err, sizeof err)) fatal_all("%s", err);
+    if (help) {
+        if (util_world_rank() == 0) options_print_help("llama-train");
+        MPI_Finalize();
+        return 0;
+    }
+    if (!options_check(&o, err, sizeof err)) fatal_all("%s", err);
+    ModelConfig cfg;
+    if (!model_config(&o, &cfg, err, sizeof err)) fatal_all("%s", err);
+    int world = util_world_size();
+    if (o.describe && world > 1 && o.world_size > 0 && o.world_size != world)
+        fatal_all("--world-size %d differs from the %d ranks started; give one or the other",
+                  o.world_size, world);
+    if (o.describe && world == 1) world = o.world_size > 0 ? o.world_size : o.tp * o.pp;
+    if (!trainer_check_options(&o, &cfg, world, err, sizeof err)) fatal_all("%s", err);
+    if (o.describe) {
+        trainer_describe(&o, &cfg, world);
+        MPI_Finalize();
+        return 0;
+    }
+    char tokenizer_sha[65];
+    check_before_start(&o, &cfg, tokenizer_sha);
+    int local_rank = 0, node_ranks = 1;   // one GPU per rank: its index on the node
+    grid_node_rank(&local_rank, &node_ranks);
+    bool ok = ops_select(o.device, trainer_precision(&o), local_rank, err, sizeof err);
+    agree_or_exit(ok, err);
+    device_comm_select(&o, node_ranks);
+    Trainer *t = trainer_create(&o, &cfg);
+    check_tokenizer_of_data(t, tokenizer_sha);
+    trainer_run(t);
+    trainer_free(t);
+    MPI_Finalize();
+    return 0;
+}

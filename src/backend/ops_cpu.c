@@ -1,0 +1,441 @@
+// The CPU reference backend: fp32 everywhere, OpenBLAS sgemm for every
+// matmul (attention included), OpenMP for the rest.
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/elementwise.h"
+#include "backend/ops.h"
+#include "core/util.h"
+
+// ---- memory ----
+
+static void *cpu_alloc(size_t bytes) { return xcalloc(bytes, 1); }
+static void cpu_release(void *p) { free(p); }
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
+    if (dst != src) memmove(dst, src, bytes);
+}
+static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
+static void cpu_sync(void) {}
+static size_t cpu_peak_bytes(void) { return 0; }
+static void cpu_f32_copy(void *dst, const float *src, size_t n) {
+    cpu_copy(dst, src, n * sizeof(float));
+}
+static void cpu_f32_copy_out(float *dst, const void *src, size_t n) {
+    cpu_copy(dst, src, n * sizeof(float));
+}
+
+// ---- linear ----
+
+static void cpu_linear_forward(void *y, const void *x, const void *w, int N, int in, int out) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, w, in, 0.0f,
+                y, out);
+}
+
+static void cpu_linear_backward(void *dx, float *dw, const void *dy, const void *x,
+                                const void *w, int N, int in, int out) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f,
+                dw, in);
+    if (dx)   // after dw: dx may overwrite x
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w, in,
+                    0.0f, dx, in);
+}
+
+// ---- RMSNorm ----
+
+static void cpu_rmsnorm_forward(void *y_, float *rstd, const void *x_, const void *w_, int N,
+                                int D, float eps) {
+    float *y = y_;
+    const float *x = x_, *w = w_;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *xr = x + (size_t)r * D;
+        float *yr = y + (size_t)r * D;
+        double ss = 0;
+        for (int i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
+        float s = rmsnorm_rstd(ss, D, eps);
+        rstd[r] = s;
+        for (int i = 0; i < D; i++) yr[i] = rmsnorm_apply(xr[i], w[i], s);
+    }
+}
+
+// Columns [c0, c1) of dw += Σ_rows dy · x · rstd.
+static void rmsnorm_weight_grad(float *dw, const float *dy, const float *x, const float *rstd,
+                                int N, int D, int c0, int c1) {
+    for (int r = 0; r < N; r++) {
+        const float *dyr = dy + (size_t)r * D, *xr = x + (size_t)r * D;
+        for (int i = c0; i < c1; i++) dw[i] += dyr[i] * xr[i] * rstd[r];
+    }
+}
+
+static void cpu_rmsnorm_backward(void *dx_, float *dw, const void *dy_, const void *x_,
+                                 const void *w_, const float *rstd, int N, int D) {
+    float *dx = dx_;
+    const float *dy = dy_, *x = x_, *w = w_;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int r = 0; r < N; r++) {
+            const float *dyr = dy + (size_t)r * D, *xr = x + (size_t)r * D;
+            float *dxr = dx + (size_t)r * D;
+            float s = rstd[r];
+            double dot = 0;
+            for (int i = 0; i < D; i++) dot += (double)dyr[i] * w[i] * xr[i];
+            float k = rmsnorm_grad_coef(dot, s, D);
+            for (int i = 0; i < D; i++) dxr[i] += rmsnorm_grad(dyr[i], w[i], xr[i], s, k);
+        }
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int c0 = (int)((int64_t)D * t / nt), c1 = (int)((int64_t)D * (t + 1) / nt);
+        rmsnorm_weight_grad(dw, dy, x, rstd, N, D, c0, c1);
+    }
+}
+
+static void cpu_add(void *y_, const void *a_, const void *b_, size_t n) {
+    float *y = y_;
+    const float *a = a_, *b = b_;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+// ---- rotary embedding ----
+
+// Rotates every (i, i + half) pair of the first n_heads heads of each row by
+// the position's angle times `sign` (+1 forward, -1 for the backward pass).
+static void rope_rotate(float *qkv, const float *cos_t, const float *sin_t, int N, int T,
+                        int stride, int n_heads, int hd, float sign) {
+    int half = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *c = cos_t + (size_t)(r % T) * half, *s = sin_t + (size_t)(r % T) * half;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = qkv + (size_t)r * stride + (size_t)h * hd;
+            for (int i = 0; i < half; i++) rope_rotate_pair(&v[i], &v[i + half], c[i], sign * s[i]);
+        }
+    }
+}
+
+static void cpu_rope_forward(void *qkv, const float *cos_t, const float *sin_t, int N, int T,
+                             int stride, int n_heads, int hd) {
+    rope_rotate(qkv, cos_t, sin_t, N, T, stride, n_heads, hd, 1.0f);
+}
+
+static void cpu_rope_backward(void *dqkv, const float *cos_t, const float *sin_t, int N, int T,
+                              int stride, int n_heads, int hd) {
+    rope_rotate(dqkv, cos_t, sin_t, N, T, stride, n_heads, hd, -1.0f);
+}
+
+// ---- causal grouped-query attention ----
+// The CPU keeps the probabilities P (B, nh, T, T) for the backward pass.
+
+static size_t cpu_attention_state_bytes(int B, int T, int nh) {
+    return (size_t)B * nh * T * T * sizeof(float);
+}
+
+static size_t cpu_attention_work_bytes(int B, int T, int nh, int hd) {
+    (void)B, (void)nh, (void)hd;
+    return (size_t)omp_get_max_threads() * T * T * sizeof(float);
+}
+
+// Causal attention works on row blocks: block [r0, r1) of queries only
+// sees keys [0, r1), so the matmuls skip most of the masked upper triangle.
+#define ATT_BLOCK 64
+
+// Causal softmax of rows [r0, r1) of S (T, T), columns [0, r1) in place;
+// zeros above the diagonal.
+static void causal_softmax(float *S, int T, int r0, int r1) {
+    for (int i = r0; i < r1; i++) {
+        float *row = S + (size_t)i * T;
+        float mx = row[0];
+        for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+        float sum = 0;
+        for (int j = 0; j <= i; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j <= i; j++) row[j] *= inv;
+        for (int j = i + 1; j < r1; j++) row[j] = 0.0f;
+    }
+}
+
+// One (batch, head): P = softmax(scale · Q Kᵀ) causal, O = P V.
+static void attention_head_forward(float *P, float *O, int ldo, const float *q, const float *k,
+                                   const float *v, int ld, int T, int hd, float scale) {
+    for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+        int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rb = r1 - r0;
+        float *Pr = P + (size_t)r0 * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hd, scale,
+                    q + (size_t)r0 * ld, ld, k, ld, 0.0f, Pr, T);
+        causal_softmax(P, T, r0, r1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hd, r1, 1.0f, Pr, T, v, ld,
+                    0.0f, O + (size_t)r0 * ldo, ldo);
+    }
+}
+
+static void cpu_attention_forward(void *out_, void *state, const void *qkv_, int B, int T,
+                                  int nh, int nkv, int hd) {
+    float *out = out_;
+    const float *qkv = qkv_;
+    int ld = (nh + 2 * nkv) * hd, group = nh / nkv, ldo = nh * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < nh; h++) {
+            const float *base = qkv + (size_t)b * T * ld;
+            attention_head_forward((float *)state + ((size_t)b * nh + h) * T * T,
+                                   out + (size_t)b * T * ldo + h * hd, ldo, base + h * hd,
+                                   base + (nh + h / group) * hd,
+                                   base + (nh + nkv + h / group) * hd, ld, T, hd, scale);
+        }
+}
+
+// dP rows [r0, r1) → dS = P ⊙ (dP − rowsum(P ⊙ dP)) in place, columns [0, r1).
+static void softmax_backward(float *dP, const float *P, int T, int r0, int r1) {
+    for (int i = r0; i < r1; i++) {
+        const float *p = P + (size_t)i * T;
+        float *d = dP + (size_t)i * T;
+        double dot = 0;
+        for (int j = 0; j <= i; j++) dot += (double)p[j] * d[j];
+        for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - (float)dot);
+        for (int j = i + 1; j < r1; j++) d[j] = 0.0f;
+    }
+}
+
+typedef struct {
+    const float *q, *k, *v, *dO;
+    float *dq, *dk, *dv;
+    int ld, ldo;
+} HeadGrads;
+
+// One head's backward pass; dk and dv accumulate (the group's heads share them).
+static void attention_head_backward(const HeadGrads *g, const float *P, float *dS, int T, int hd,
+                                    float scale) {
+    int ld = g->ld, ldo = g->ldo;
+    for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+        int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rb = r1 - r0;
+        const float *Pr = P + (size_t)r0 * T, *dOr = g->dO + (size_t)r0 * ldo;
+        float *dSr = dS + (size_t)r0 * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hd, 1.0f, dOr, ldo, g->v, ld,
+                    0.0f, dSr, T);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, rb, 1.0f, Pr, T, dOr, ldo,
+                    1.0f, g->dv, ld);
+        softmax_backward(dS, P, T, r0, r1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hd, r1, scale, dSr, T, g->k, ld,
+                    0.0f, g->dq + (size_t)r0 * ld, ld);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, rb, scale, dSr, T,
+                    g->q + (size_t)r0 * ld, ld, 1.0f, g->dk, ld);
+    }
+}
+
+static void zero_columns(float *x, int rows, int ld, int width) {
+    for (int r = 0; r < rows; r++) memset(x + (size_t)r * ld, 0, (size_t)width * sizeof(float));
+}
+
+static void cpu_attention_backward(void *dqkv_, void *work, const void *dout_, const void *qkv_,
+                                   const void *out, const void *state, int B, int T, int nh,
+                                   int nkv, int hd) {
+    (void)out;
+    float *dqkv = dqkv_;
+    const float *qkv = qkv_, *dout = dout_;
+    int ld = (nh + 2 * nkv) * hd, group = nh / nkv, ldo = nh * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < nkv; g++) {
+            float *dS = (float *)work + (size_t)omp_get_thread_num() * T * T;
+            size_t row0 = (size_t)b * T * ld;
+            HeadGrads hg = {.k = qkv + row0 + (nh + g) * hd, .v = qkv + row0 + (nh + nkv + g) * hd,
+                            .dk = dqkv + row0 + (nh + g) * hd,
+                            .dv = dqkv + row0 + (nh + nkv + g) * hd, .ld = ld, .ldo = ldo};
+            zero_columns(hg.dk, T, ld, hd);
+            zero_columns(hg.dv, T, ld, hd);
+            for (int h = g * group; h < (g + 1) * group; h++) {
+                hg.q = qkv + row0 + h * hd;
+                hg.dq = dqkv + row0 + h * hd;
+                hg.dO = dout + (size_t)b * T * ldo + h * hd;
+                attention_head_backward(&hg, (const float *)state + ((size_t)b * nh + h) * T * T,
+                                        dS, T, hd, scale);
+            }
+        }
+}
+
+// ---- SwiGLU ----
+
+static void cpu_swiglu_forward(void *h_, const void *gu_, int N, int F) {
+    float *h = h_;
+    const float *gu = gu_;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *g = gu + (size_t)r * 2 * F, *u = g + F;
+        float *hr = h + (size_t)r * F;
+        for (int i = 0; i < F; i++) hr[i] = swiglu(g[i], u[i]);
+    }
+}
+
+static void cpu_swiglu_backward(void *dgu_, const void *dh_, const void *gu_, int N, int F) {
+    float *dgu = dgu_;
+    const float *dh = dh_, *gu = gu_;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *g = gu + (size_t)r * 2 * F, *u = g + F, *d = dh + (size_t)r * F;
+        float *dg = dgu + (size_t)r * 2 * F, *du = dg + F;
+        for (int i = 0; i < F; i++) swiglu_grad(g[i], u[i], d[i], &dg[i], &du[i]);
+    }
+}
+
+// ---- embedding ----
+
+static void cpu_embedding_forward(void *x_, const int32_t *tokens, const void *table_, int N,
+                                  int D, int vocab_start, int rows) {
+    float *x = x_;
+    const float *table = table_;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        int t = tokens[r] - vocab_start;
+        float *xr = x + (size_t)r * D;
+        if (t >= 0 && t < rows) memcpy(xr, table + (size_t)t * D, (size_t)D * sizeof(float));
+        else memset(xr, 0, (size_t)D * sizeof(float));
+    }
+}
+
+static void cpu_embedding_backward(float *dtable, const void *dx_, const int32_t *tokens, int N,
+                                   int D, int vocab_start, int rows) {
+    const float *dx = dx_;
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), th = omp_get_thread_num();
+        int c0 = (int)((int64_t)D * th / nt), c1 = (int)((int64_t)D * (th + 1) / nt);
+        for (int r = 0; r < N; r++) {
+            int t = tokens[r] - vocab_start;
+            if (t < 0 || t >= rows) continue;
+            float *dr = dtable + (size_t)t * D;
+            const float *g = dx + (size_t)r * D;
+            for (int i = c0; i < c1; i++) dr[i] += g[i];
+        }
+    }
+}
+
+// ---- cross-entropy ----
+
+static void cpu_ce_row_max(float *row_max, const void *logits_, int N, int V, int valid) {
+    const float *logits = logits_;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *l = logits + (size_t)r * V;
+        float mx = -INFINITY;
+        for (int j = 0; j < valid; j++) mx = l[j] > mx ? l[j] : mx;
+        row_max[r] = mx;
+    }
+}
+
+static void cpu_ce_stats(float *stats, const void *logits_, const float *row_max,
+                         const int32_t *targets, int N, int V, int valid, int vocab_start) {
+    const float *logits = logits_;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        const float *l = logits + (size_t)r * V;
+        double sum = 0;
+        for (int j = 0; j < valid; j++) sum += expf(l[j] - row_max[r]);
+        int t = targets[r] - vocab_start;
+        stats[2 * r] = (float)sum;
+        stats[2 * r + 1] = t >= 0 && t < valid ? l[t] : 0.0f;
+    }
+}
+
+static void cpu_ce_loss_grad(float *loss, void *logits_, const float *row_max,
+                             const float *stats, const int32_t *targets, int N, int V, int valid,
+                             int vocab_start, float grad_scale) {
+    float *logits = logits_;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < N; r++) {
+        float mx = row_max[r], sum = stats[2 * r];
+        loss[r] = ce_loss(sum, mx, stats[2 * r + 1]);
+        if (grad_scale == 0.0f) continue;
+        float *l = logits + (size_t)r * V;
+        float inv = 1.0f / sum;
+        int t = targets[r] - vocab_start;
+        for (int j = 0; j < valid; j++) l[j] = ce_grad(l[j], mx, inv, grad_scale);
+        for (int j = valid; j < V; j++) l[j] = 0.0f;
+        if (t >= 0 && t < valid) l[t] -= grad_scale;
+    }
+}
+
+static void cpu_argmax(int32_t *index, float *value, const void *logits_, int N, int V,
+                       int valid, int vocab_start) {
+    const float *logits = logits_;
+    for (int r = 0; r < N; r++) {
+        const float *l = logits + (size_t)r * V;
+        int best = 0;
+        for (int j = 1; j < valid; j++)
+            if (l[j] > l[best]) best = j;
+        index[r] = vocab_start + best;
+        value[r] = valid > 0 ? l[best] : -INFINITY;
+    }
+}
+
+// ---- optimizer ----
+
+static void cpu_adamw(float *w, float *m, float *v, const float *g, void *param_, size_t n,
+                      const AdamwStep *a) {
+    float *param = param_;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        adamw_update(&w[i], &m[i], &v[i], g[i], *a);
+        if (param) param[i] = w[i];
+    }
+}
+
+static double cpu_sum_squares(const float *x, size_t n) {
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static)
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+static double cpu_sum(const float *x, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    return s;
+}
+
+const Ops ops_cpu = {
+    .name = "cpu",
+    .act_bytes = sizeof(float),
+    .attention = "cpu",
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .to_device = cpu_copy,
+    .to_host = cpu_copy,
+    .copy = cpu_copy,
+    .zero = cpu_zero,
+    .sync = cpu_sync,
+    .peak_bytes = cpu_peak_bytes,
+    .f32_to_act = cpu_f32_copy,
+    .act_to_f32 = cpu_f32_copy_out,
+    .act_from_host_f32 = cpu_f32_copy,
+    .act_to_host_f32 = cpu_f32_copy_out,
+    .linear_forward = cpu_linear_forward,
+    .linear_backward = cpu_linear_backward,
+    .rmsnorm_forward = cpu_rmsnorm_forward,
+    .rmsnorm_backward = cpu_rmsnorm_backward,
+    .add = cpu_add,
+    .rope_forward = cpu_rope_forward,
+    .rope_backward = cpu_rope_backward,
+    .attention_state_bytes = cpu_attention_state_bytes,
+    .attention_work_bytes = cpu_attention_work_bytes,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
+    .swiglu_forward = cpu_swiglu_forward,
+    .swiglu_backward = cpu_swiglu_backward,
+    .embedding_forward = cpu_embedding_forward,
+    .embedding_backward = cpu_embedding_backward,
+    .ce_row_max = cpu_ce_row_max,
+    .ce_stats = cpu_ce_stats,
+    .ce_loss_grad = cpu_ce_loss_grad,
+    .argmax = cpu_argmax,
+    .adamw = cpu_adamw,
+    .sum_squares = cpu_sum_squares,
+    .sum = cpu_sum,
+};

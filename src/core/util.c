@@ -1,0 +1,184 @@
+#include "core/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <mpi.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *program = "llama";
+
+void util_set_program(const char *name) { program = name; }
+const char *util_program(void) { return program; }
+
+static bool mpi_running(void) {
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    return init && !fin;
+}
+
+int util_world_rank(void) {
+    int r = 0;
+    if (mpi_running()) MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r;
+}
+
+int util_world_size(void) {
+    int n = 1;
+    if (mpi_running()) MPI_Comm_size(MPI_COMM_WORLD, &n);
+    return n;
+}
+
+static void print_error(const char *fmt, va_list ap, bool with_rank) {
+    char msg[2048];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (with_rank && util_world_size() > 1)
+        fprintf(stderr, "%s: error (rank %d): %s\n", program, util_world_rank(), msg);
+    else
+        fprintf(stderr, "%s: error: %s\n", program, msg);
+    fflush(stderr);
+}
+
+void fatal(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    print_error(fmt, ap, true);
+    va_end(ap);
+    fflush(stdout);
+    if (mpi_running() && util_world_size() > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    exit(1);
+}
+
+void fatal_all(const char *fmt, ...) {
+    if (util_world_rank() == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        print_error(fmt, ap, false);
+        va_end(ap);
+    }
+    fflush(stdout);
+    if (mpi_running()) MPI_Finalize();
+    exit(1);
+}
+
+void info(const char *fmt, ...) {
+    if (util_world_rank() != 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+void warn(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: warning: ", program);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+void *xmalloc(size_t bytes) {
+    void *p = NULL;
+    if (bytes == 0) bytes = 1;
+    if (posix_memalign(&p, 64, (bytes + 63) / 64 * 64) != 0) {
+        char b[32];
+        fatal("out of memory allocating %s; use a smaller model, batch or sequence, "
+              "or more ranks", format_bytes((double)bytes, b, sizeof b));
+    }
+    return p;
+}
+
+void *xcalloc(size_t count, size_t size) {
+    void *p = xmalloc(count * size);
+    memset(p, 0, count * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t bytes) {
+    void *q = realloc(p, bytes ? bytes : 1);
+    if (!q) {
+        char b[32];
+        fatal("out of memory reallocating %s", format_bytes((double)bytes, b, sizeof b));
+    }
+    return q;
+}
+
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+bool parse_int64(const char *s, int64_t *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+bool parse_int(const char *s, int *out) {
+    int64_t v;
+    if (!parse_int64(s, &v) || v < -2147483647LL || v > 2147483647LL) return false;
+    *out = (int)v;
+    return true;
+}
+
+bool parse_double(const char *s, double *out) {
+    if (!s || !*s) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v)) return false;
+    *out = v;
+    return true;
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *format_bytes(double bytes, char *buf, size_t len) {
+    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (bytes >= 1024.0 && u < 5) { bytes /= 1024.0; u++; }
+    snprintf(buf, len, u ? "%.2f %s" : "%.0f %s", bytes, unit[u]);
+    return buf;
+}
+
+const char *format_count(double n, char *buf, size_t len) {
+    const char *unit[] = {"", " K", " M", " B", " T"};
+    int u = 0;
+    while (n >= 1000.0 && u < 4) { n /= 1000.0; u++; }
+    snprintf(buf, len, "%.3g%s", n, unit[u]);
+    return buf;
+}
+
+void sha256_digest(const void *data, size_t len, unsigned char md[32]) {
+    unsigned int n = 0;
+    if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
+        fatal("SHA-256 failed (libcrypto)");
+}
+
+void hex_encode(const unsigned char *bytes, size_t n, char *out) {
+    for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+}
+
+void sha256_hex(const void *data, size_t len, char out[65]) {
+    unsigned char md[32];
+    sha256_digest(data, len, md);
+    hex_encode(md, 32, out);
+}

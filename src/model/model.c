@@ -1,0 +1,334 @@
+#include "model/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+// ---- allocation ----
+
+// Element counts of one slot's per-layer buffers.
+typedef struct {
+    size_t nd, qkv, att, gu, h;
+} LayerSizes;
+
+static LayerSizes layer_sizes(const Model *m) {
+    size_t N = (size_t)m->N;
+    return (LayerSizes){N * m->cfg.dim, N * m->qkv_dim, N * m->heads * m->hd, N * 2 * m->ffn,
+                        N * m->ffn};
+}
+
+static void set_local_widths(Model *m) {
+    const ModelConfig *c = &m->cfg;
+    int tp = m->part.tp;
+    m->hd = config_head_dim(c);
+    m->heads = c->n_heads / tp;
+    m->kv_heads = c->n_kv_heads / tp;
+    m->qkv_dim = (m->heads + 2 * m->kv_heads) * m->hd;
+    m->ffn = c->ffn_dim / tp;
+    m->vocab_rows = params_vocab_rows(c, tp);
+    m->vocab_start = m->vocab_rows * m->part.tp_rank;
+    int end = m->vocab_start + m->vocab_rows;
+    m->vocab_valid = (end < c->vocab_size ? end : c->vocab_size) - m->vocab_start;
+    if (m->vocab_valid < 0) m->vocab_valid = 0;
+}
+
+// Allocates n elements of the compute type, counting them.
+static void *alloc_act(Model *m, size_t n) {
+    m->activation_bytes += n * ops->act_bytes;
+    return ops->alloc(n * ops->act_bytes);
+}
+
+static void *alloc_bytes(Model *m, size_t bytes) {
+    m->activation_bytes += bytes;
+    return ops->alloc(bytes);
+}
+
+static void alloc_slot(Model *m, Activations *a) {
+    LayerSizes z = layer_sizes(m);
+    size_t L = (size_t)m->part.n_layers, Ls = m->recompute ? 1 : L, N = (size_t)m->N;
+    a->res = alloc_act(m, (L + 1) * z.nd);
+    a->mid = alloc_act(m, Ls * z.nd);
+    a->xn1 = alloc_act(m, Ls * z.nd);
+    a->qkv = alloc_act(m, Ls * z.qkv);
+    a->att = alloc_act(m, Ls * z.att);
+    a->att_state = alloc_bytes(m, Ls * m->state_bytes);
+    a->xn2 = alloc_act(m, Ls * z.nd);
+    a->gu = alloc_act(m, Ls * z.gu);
+    a->h = alloc_act(m, Ls * z.h);
+    a->rstd1 = alloc_bytes(m, Ls * N * sizeof(float));
+    a->rstd2 = alloc_bytes(m, Ls * N * sizeof(float));
+    a->tokens = alloc_bytes(m, N * sizeof(int32_t));
+    a->targets = alloc_bytes(m, N * sizeof(int32_t));
+}
+
+static void free_slot(Activations *a) {
+    void *bufs[] = {a->res, a->mid, a->xn1, a->qkv, a->att, a->att_state, a->xn2, a->gu, a->h,
+                    a->rstd1, a->rstd2, a->tokens, a->targets};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->release(bufs[i]);
+}
+
+static void alloc_rope_tables(Model *m) {
+    int half = m->hd / 2;
+    size_t n = (size_t)m->T * half;
+    float *c = xmalloc(n * sizeof(float)), *s = xmalloc(n * sizeof(float));
+    for (int pos = 0; pos < m->T; pos++)
+        for (int i = 0; i < half; i++) {
+            double inv_freq = pow(m->cfg.rope_theta, -2.0 * i / m->hd);
+            c[(size_t)pos * half + i] = (float)cos(pos * inv_freq);
+            s[(size_t)pos * half + i] = (float)sin(pos * inv_freq);
+        }
+    m->rope_cos = alloc_bytes(m, n * sizeof(float));
+    m->rope_sin = alloc_bytes(m, n * sizeof(float));
+    ops->to_device(m->rope_cos, c, n * sizeof(float));
+    ops->to_device(m->rope_sin, s, n * sizeof(float));
+    free(c);
+    free(s);
+}
+
+static void alloc_scratch(Model *m) {
+    LayerSizes z = layer_sizes(m);
+    size_t N = (size_t)m->N;
+    if (m->part.last) {
+        m->xnf = alloc_act(m, z.nd);
+        m->rstdf = alloc_bytes(m, N * sizeof(float));
+        m->logits = alloc_act(m, N * m->vocab_rows);
+        m->ce_max = alloc_bytes(m, N * sizeof(float));
+        m->ce_stats = alloc_bytes(m, 2 * N * sizeof(float));
+        m->ce_loss = alloc_bytes(m, N * sizeof(float));
+    }
+    m->d_res = alloc_act(m, z.nd);
+    m->d_xn = alloc_act(m, z.nd);
+    m->d_qkv = alloc_act(m, z.qkv);
+    m->d_att = alloc_act(m, z.att);
+    m->att_work = alloc_bytes(m, ops->attention_work_bytes(m->B, m->T, m->heads, m->hd));
+}
+
+Model *model_create(const ModelConfig *cfg, const ModelPart *part, const Comm *tp, int B, int T,
+                    int n_slots, bool recompute) {
+    Model *m = xcalloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->part = *part;
+    m->tp = tp;
+    m->B = B;
+    m->T = T;
+    m->N = B * T;
+    m->recompute = recompute;
+    m->n_slots = n_slots;
+    set_local_widths(m);
+    params_build(&m->table, cfg, part);
+    size_t dp = part->dp > 0 ? (size_t)part->dp : 1;
+    m->flat_numel = (m->table.numel + dp - 1) / dp * dp;
+    m->params = ops->alloc(m->flat_numel * ops->act_bytes);
+    m->grads = ops->alloc(m->flat_numel * sizeof(float));
+    m->state_bytes = ops->attention_state_bytes(B, T, m->heads);
+    m->slots = xcalloc((size_t)n_slots, sizeof *m->slots);
+    for (int s = 0; s < n_slots; s++) alloc_slot(m, &m->slots[s]);
+    alloc_scratch(m);
+    alloc_rope_tables(m);
+    return m;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    for (int s = 0; s < m->n_slots; s++) free_slot(&m->slots[s]);
+    free(m->slots);
+    void *bufs[] = {m->params, m->grads, m->xnf, m->rstdf, m->logits, m->ce_max, m->ce_stats,
+                    m->ce_loss, m->d_res, m->d_xn, m->d_qkv, m->d_att,
+                    m->att_work, m->rope_cos, m->rope_sin};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) ops->release(bufs[i]);
+    params_free(&m->table);
+    free(m);
+}
+
+double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int B, int T,
+                              int n_slots, bool recompute, size_t act_bytes,
+                              size_t attention_state_bytes) {
+    Model m = {.cfg = *cfg, .part = *part, .B = B, .T = T, .N = B * T};
+    set_local_widths(&m);
+    LayerSizes z = layer_sizes(&m);
+    double L = part->n_layers, Ls = recompute ? 1 : L, N = m.N;
+    double per_layer = (3.0 * z.nd + z.qkv + z.att + z.gu + z.h) * act_bytes +
+                       attention_state_bytes + 2 * N * sizeof(float);
+    double slot = (L + 1) * z.nd * act_bytes + Ls * per_layer + 2 * N * sizeof(int32_t);
+    double scratch = (2.0 * z.nd + z.qkv + z.att) * act_bytes;   // ∂gu, ∂h: in gu, h
+    if (part->last) scratch += (z.nd + N * m.vocab_rows) * act_bytes + 5 * N * sizeof(float);
+    return n_slots * slot + scratch;
+}
+
+void model_set_batch(Model *m, int s, const int32_t *tokens, const int32_t *targets) {
+    size_t bytes = (size_t)m->N * sizeof(int32_t);
+    if (tokens) ops->to_device(m->slots[s].tokens, tokens, bytes);
+    if (targets) ops->to_device(m->slots[s].targets, targets, bytes);
+}
+
+// ---- forward ----
+
+// Sums a partial activation over the tensor-parallel group (Megatron's "g").
+static void tp_sum(const Model *m, void *buf, size_t n) {
+    if (m->tp->size > 1) comm_dev_allreduce(m->tp, buf, n, model_act_dtype(), REDUCE_SUM);
+}
+
+static void *W(const Model *m, int l, int kind) {
+    return model_param(m, params_layer(&m->table, l, kind));
+}
+static float *G(const Model *m, int l, int kind) {
+    return m->grads + params_layer(&m->table, l, kind)->offset;
+}
+
+// Views of slot a's buffers for local layer l.
+typedef struct {
+    void *x, *out, *mid, *xn1, *qkv, *att, *state, *xn2, *gu, *h;
+    float *rstd1, *rstd2;
+} LayerActs;
+
+static LayerActs layer_acts(const Model *m, const Activations *a, int l) {
+    LayerSizes z = layer_sizes(m);
+    size_t i = m->recompute ? 0 : (size_t)l, N = (size_t)m->N;
+    return (LayerActs){
+        .x = act_at(a->res, (size_t)l * z.nd), .out = act_at(a->res, (size_t)(l + 1) * z.nd),
+        .mid = act_at(a->mid, i * z.nd), .xn1 = act_at(a->xn1, i * z.nd),
+        .qkv = act_at(a->qkv, i * z.qkv), .att = act_at(a->att, i * z.att),
+        .state = (char *)a->att_state + i * m->state_bytes, .xn2 = act_at(a->xn2, i * z.nd),
+        .gu = act_at(a->gu, i * z.gu), .h = act_at(a->h, i * z.h),
+        .rstd1 = a->rstd1 + i * N, .rstd2 = a->rstd2 + i * N};
+}
+
+// One decoder layer.  With `recomputing`, stops once h is known: the
+// layer's output is already stored.
+static void layer_forward(Model *m, const Activations *a, int l, bool recomputing) {
+    LayerActs v = layer_acts(m, a, l);
+    int N = m->N, D = m->cfg.dim, F = m->ffn;
+    float eps = (float)m->cfg.norm_eps;
+    ops->rmsnorm_forward(v.xn1, v.rstd1, v.x, W(m, l, LP_ATTN_NORM), N, D, eps);
+    ops->linear_forward(v.qkv, v.xn1, W(m, l, LP_WQ), N, D, m->qkv_dim);
+    ops->rope_forward(v.qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
+                      m->heads + m->kv_heads, m->hd);
+    ops->attention_forward(v.att, v.state, v.qkv, m->B, m->T, m->heads, m->kv_heads, m->hd);
+    ops->linear_forward(v.mid, v.att, W(m, l, LP_WO), N, m->heads * m->hd, D);
+    tp_sum(m, v.mid, (size_t)N * D);
+    ops->add(v.mid, v.mid, v.x, (size_t)N * D);
+    ops->rmsnorm_forward(v.xn2, v.rstd2, v.mid, W(m, l, LP_FFN_NORM), N, D, eps);
+    ops->linear_forward(v.gu, v.xn2, W(m, l, LP_GATE), N, D, 2 * F);
+    ops->swiglu_forward(v.h, v.gu, N, F);
+    if (recomputing) return;
+    ops->linear_forward(v.out, v.h, W(m, l, LP_DOWN), N, F, D);
+    tp_sum(m, v.out, (size_t)N * D);
+    ops->add(v.out, v.out, v.mid, (size_t)N * D);
+}
+
+void model_forward(Model *m, int s) {
+    Activations *a = &m->slots[s];
+    if (m->part.first) {
+        const ParamTensor *e = &m->table.t[m->table.embed];
+        ops->embedding_forward(a->res, a->tokens, model_param(m, e), m->N, m->cfg.dim,
+                               m->vocab_start, m->vocab_rows);
+        tp_sum(m, a->res, (size_t)m->N * m->cfg.dim);
+    }
+    for (int l = 0; l < m->part.n_layers; l++) layer_forward(m, a, l, false);
+}
+
+double model_head_forward(Model *m, int s, float grad_scale) {
+    Activations *a = &m->slots[s];
+    const ParamTable *t = &m->table;
+    int N = m->N, D = m->cfg.dim, V = m->vocab_rows;
+    void *x = act_at(a->res, (size_t)m->part.n_layers * N * D);
+    ops->rmsnorm_forward(m->xnf, m->rstdf, x, model_param(m, &t->t[t->final_norm]), N, D,
+                         (float)m->cfg.norm_eps);
+    ops->linear_forward(m->logits, m->xnf, model_param(m, &t->t[t->lm_head]), N, D, V);
+    ops->ce_row_max(m->ce_max, m->logits, N, V, m->vocab_valid);
+    if (m->tp->size > 1) comm_dev_allreduce(m->tp, m->ce_max, (size_t)N, DTYPE_F32, REDUCE_MAX);
+    ops->ce_stats(m->ce_stats, m->logits, m->ce_max, a->targets, N, V, m->vocab_valid,
+                  m->vocab_start);
+    if (m->tp->size > 1) comm_dev_allreduce(m->tp, m->ce_stats, 2 * (size_t)N, DTYPE_F32, REDUCE_SUM);
+    ops->ce_loss_grad(m->ce_loss, m->logits, m->ce_max, m->ce_stats, a->targets, N, V,
+                      m->vocab_valid, m->vocab_start, grad_scale);
+    return ops->sum(m->ce_loss, (size_t)N);
+}
+
+int32_t model_argmax(Model *m, int row) {
+    int32_t index;
+    float value;
+    ops->argmax(&index, &value, act_at(m->logits, (size_t)row * m->vocab_rows), 1,
+                m->vocab_rows, m->vocab_valid, m->vocab_start);
+    if (m->tp->size == 1) return index;
+    float *all = xmalloc(sizeof(float) * 2 * (size_t)m->tp->size);   // (value, id) per TP rank
+    float mine[2] = {value, (float)index};   // ids < 2^24 are exact in fp32
+    comm_allgather(m->tp, mine, all, 2, DTYPE_F32);
+    int best = 0;
+    for (int r = 1; r < m->tp->size; r++)
+        if (all[2 * r] > all[2 * best]) best = r;
+    int32_t id = (int32_t)all[2 * best + 1];
+    free(all);
+    return id;
+}
+
+// ---- backward ----
+
+// d_res holds ∂loss/∂(layer output) on entry and ∂loss/∂(layer input) on exit.
+static void layer_backward(Model *m, const Activations *a, int l) {
+    if (m->recompute) layer_forward(m, a, l, true);
+    LayerActs v = layer_acts(m, a, l);
+    int N = m->N, D = m->cfg.dim, F = m->ffn, HD = m->heads * m->hd;
+    // ∂h and ∂gu overwrite h and gu: nothing reads them after this layer's backward.
+    void *d_h = v.h, *d_gu = v.gu;
+    ops->linear_backward(d_h, G(m, l, LP_DOWN), m->d_res, v.h, W(m, l, LP_DOWN), N, F, D);
+    ops->swiglu_backward(d_gu, d_h, v.gu, N, F);
+    ops->linear_backward(m->d_xn, G(m, l, LP_GATE), d_gu, v.xn2, W(m, l, LP_GATE), N, D,
+                         2 * F);
+    tp_sum(m, m->d_xn, (size_t)N * D);
+    ops->rmsnorm_backward(m->d_res, G(m, l, LP_FFN_NORM), m->d_xn, v.mid, W(m, l, LP_FFN_NORM),
+                          v.rstd2, N, D);
+    ops->linear_backward(m->d_att, G(m, l, LP_WO), m->d_res, v.att, W(m, l, LP_WO), N, HD, D);
+    ops->attention_backward(m->d_qkv, m->att_work, m->d_att, v.qkv, v.att, v.state, m->B, m->T,
+                            m->heads, m->kv_heads, m->hd);
+    ops->rope_backward(m->d_qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
+                       m->heads + m->kv_heads, m->hd);
+    ops->linear_backward(m->d_xn, G(m, l, LP_WQ), m->d_qkv, v.xn1, W(m, l, LP_WQ), N, D,
+                         m->qkv_dim);
+    tp_sum(m, m->d_xn, (size_t)N * D);
+    ops->rmsnorm_backward(m->d_res, G(m, l, LP_ATTN_NORM), m->d_xn, v.x, W(m, l, LP_ATTN_NORM),
+                          v.rstd1, N, D);
+}
+
+static void head_backward(Model *m, const Activations *a) {
+    const ParamTable *t = &m->table;
+    const ParamTensor *norm = &t->t[t->final_norm], *head = &t->t[t->lm_head];
+    int N = m->N, D = m->cfg.dim;
+    ops->linear_backward(m->d_xn, m->grads + head->offset, m->logits, m->xnf,
+                         model_param(m, head), N, D, m->vocab_rows);
+    tp_sum(m, m->d_xn, (size_t)N * D);
+    ops->zero(m->d_res, (size_t)N * D * ops->act_bytes);
+    void *x = act_at(a->res, (size_t)m->part.n_layers * N * D);
+    ops->rmsnorm_backward(m->d_res, m->grads + norm->offset, m->d_xn, x, model_param(m, norm),
+                          m->rstdf, N, D);
+}
+
+// Tensors [first, first + count) of the table are contiguous in the flat
+// buffers; their gradients are final for this micro-batch.
+static void grads_ready(const Model *m, int first, int count) {
+    if (!m->grads_ready) return;
+    const ParamTensor *a = &m->table.t[first], *b = &m->table.t[first + count - 1];
+    m->grads_ready(m->grads_ready_ctx, a->offset, b->offset + b->numel - a->offset);
+}
+
+void model_backward(Model *m, int s) {
+    Activations *a = &m->slots[s];
+    const ParamTable *t = &m->table;
+    if (m->part.last) {
+        head_backward(m, a);
+        grads_ready(m, t->final_norm, 2);   // final norm, LM head
+    }
+    for (int l = m->part.n_layers - 1; l >= 0; l--) {
+        layer_backward(m, a, l);
+        grads_ready(m, t->layers + l * LP_COUNT, LP_COUNT);
+    }
+    if (m->part.first) {
+        const ParamTensor *e = &t->t[t->embed];
+        ops->embedding_backward(m->grads + e->offset, m->d_res, a->tokens, m->N, m->cfg.dim,
+                                m->vocab_start, m->vocab_rows);
+        grads_ready(m, t->embed, 1);
+    }
+}

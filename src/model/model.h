@@ -1,0 +1,104 @@
+// The LLaMA model, written once against ops.h: RMSNorm, rotary embeddings,
+// grouped-query attention, SwiGLU MLP, untied LM head; Megatron tensor
+// parallelism over `tp`; one pipeline stage's layers.  Every buffer is
+// allocated by model_create; nothing is allocated inside a step.
+#ifndef LLAMA_MODEL_H
+#define LLAMA_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "comm/comm.h"
+#include "core/config.h"
+#include "backend/ops.h"
+#include "model/params.h"
+
+// Activations of one micro-batch in flight through this stage.  Ls is the
+// number of local layers, or 1 under activation recomputation (then only the
+// residual stream is kept per layer and the rest is recomputed).
+typedef struct {
+    void *res;          // (L + 1, N, D)  residual stream: res[l] enters layer l
+    void *mid;          // (Ls, N, D)     residual after attention
+    void *xn1;          // (Ls, N, D)     RMSNorm output feeding Q/K/V
+    void *qkv;          // (Ls, N, qkv)   queries and keys after RoPE, values
+    void *att;          // (Ls, N, heads·hd) attention output
+    void *att_state;    // (Ls, state)    what the attention backward pass needs
+    void *xn2;          // (Ls, N, D)     RMSNorm output feeding gate/up
+    void *gu;           // (Ls, N, 2F)    gate | up projections
+    void *h;            // (Ls, N, F)     SwiGLU output
+    float *rstd1, *rstd2;   // (Ls, N)    1/rms of the two norms
+    int32_t *tokens;    // (N) input ids
+    int32_t *targets;   // (N) next-token ids
+} Activations;
+
+// Called by model_backward when the gradients of a contiguous range of the
+// flat buffer are final for the micro-batch: the final norm and LM head, each
+// layer (last to first), the embedding.
+typedef void (*GradsReadyFn)(void *ctx, size_t offset, size_t numel);
+
+typedef struct Model {
+    ModelConfig cfg;
+    ModelPart part;
+    const Comm *tp;         // tensor-parallel group (size 1 without TP)
+    int B, T, N;            // micro-batch, sequence, rows = B·T
+    // Local widths of this tensor-parallel rank.
+    int hd, heads, kv_heads, qkv_dim, ffn, vocab_rows, vocab_start, vocab_valid;
+    ParamTable table;
+    size_t flat_numel;      // table.numel padded to a multiple of the data-parallel size
+    void *params;           // (flat_numel) compute weights
+    float *grads;           // (flat_numel) fp32 gradients, accumulated over micro-batches
+    bool recompute;         // -g: recompute each layer in the backward pass
+    GradsReadyFn grads_ready;   // NULL: nobody is told
+    void *grads_ready_ctx;
+    int n_slots;
+    Activations *slots;     // one per micro-batch in flight
+    size_t state_bytes;     // attention state per layer
+    // Head (last stage), one micro-batch at a time.
+    void *xnf;              // (N, D) final norm output
+    float *rstdf;           // (N)
+    void *logits;           // (N, vocab_rows), overwritten by their gradient
+    float *ce_max, *ce_stats, *ce_loss;   // (N), (N, 2), (N)
+    // Backward scratch.
+    void *d_res;            // (N, D) gradient of the residual stream
+    void *d_xn;             // (N, D)
+    void *d_qkv;            // (N, qkv)
+    void *d_att;            // (N, heads·hd)
+    void *att_work;         // attention backward scratch
+    float *rope_cos, *rope_sin;   // (T, hd / 2)
+    size_t activation_bytes;      // what the buffers above take
+} Model;
+
+Model *model_create(const ModelConfig *cfg, const ModelPart *part, const Comm *tp, int B, int T,
+                    int n_slots, bool recompute);
+void model_free(Model *m);
+// Predicted bytes of activations and scratch for a layout, without allocating.
+double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int B, int T,
+                              int n_slots, bool recompute, size_t act_bytes,
+                              size_t attention_state_bytes);
+
+// Copies a micro-batch's ids (host, N each) into slot s.
+void model_set_batch(Model *m, int s, const int32_t *tokens, const int32_t *targets);
+// First stage: embeds slot s's tokens into res[0].  Then runs this stage's
+// layers: res[0] → res[L].
+void model_forward(Model *m, int s);
+// Last stage: final norm, LM head, vocab-parallel cross-entropy on res[L] of
+// slot s.  Returns Σ of the per-token losses of the micro-batch.  With
+// grad_scale != 0 the logits are replaced by grad_scale · ∂loss/∂logits.
+double model_head_forward(Model *m, int s, float grad_scale);
+// Backward pass of slot s: on the last stage from the head's logit gradient,
+// otherwise from d_res (the gradient of res[L] received from the next
+// stage).  Leaves the gradient of res[0] in d_res (first stage: applied to
+// the embedding).  Accumulates into m->grads.
+void model_backward(Model *m, int s);
+// Greedy next token at row `row` of slot s after model_forward +
+// model_head_forward(…, 0): argmax over the whole vocabulary (last stage).
+int32_t model_argmax(Model *m, int row);
+
+// The communication type of act buffers.
+static inline DType model_act_dtype(void) { return ops->act_bytes == 2 ? DTYPE_BF16 : DTYPE_F32; }
+
+static inline void *model_param(const Model *m, const ParamTensor *t) {
+    return act_at(m->params, t->offset);
+}
+
+#endif

@@ -1,0 +1,112 @@
+#include "model/params.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "core/util.h"
+
+int params_vocab_rows(const ModelConfig *cfg, int tp) { return (cfg->vocab_size + tp - 1) / tp; }
+
+static ParamTensor *add_tensor(ParamTable *pt, const char *name, int ndim, int64_t rows,
+                               int64_t cols, TpSplit split, const ModelPart *part, int layer) {
+    pt->t = xrealloc(pt->t, (size_t)(pt->n + 1) * sizeof *pt->t);
+    ParamTensor *t = &pt->t[pt->n++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->rows = rows;
+    t->cols = cols;
+    t->local_rows = rows;
+    t->local_cols = cols;
+    t->split = split;
+    t->layer = layer;
+    t->decay = ndim == 2;
+    if (split == SPLIT_ROWS) {
+        t->local_rows = (rows + part->tp - 1) / part->tp;   // vocab may need padding
+        t->row0 = t->local_rows * part->tp_rank;
+    } else if (split == SPLIT_COLS) {
+        t->local_cols = cols / part->tp;
+        t->col0 = t->local_cols * part->tp_rank;
+    }
+    int64_t end = t->row0 + t->local_rows < rows ? t->row0 + t->local_rows : rows;
+    t->valid_rows = end > t->row0 ? end - t->row0 : 0;
+    t->offset = pt->numel;
+    t->numel = (size_t)(t->local_rows * t->local_cols);
+    pt->numel += t->numel;
+    return t;
+}
+
+static void add_layer(ParamTable *pt, const ModelConfig *c, const ModelPart *part, int layer) {
+    int64_t d = c->dim, q = (int64_t)c->n_heads * config_head_dim(c);
+    int64_t kv = (int64_t)c->n_kv_heads * config_head_dim(c), f = c->ffn_dim;
+    struct { const char *name; int ndim; int64_t rows, cols; TpSplit split; } spec[LP_COUNT] = {
+        [LP_ATTN_NORM] = {"input_layernorm", 1, d, 1, SPLIT_NONE},
+        [LP_WQ] = {"self_attn.q_proj", 2, q, d, SPLIT_ROWS},
+        [LP_WK] = {"self_attn.k_proj", 2, kv, d, SPLIT_ROWS},
+        [LP_WV] = {"self_attn.v_proj", 2, kv, d, SPLIT_ROWS},
+        [LP_WO] = {"self_attn.o_proj", 2, d, q, SPLIT_COLS},
+        [LP_FFN_NORM] = {"post_attention_layernorm", 1, d, 1, SPLIT_NONE},
+        [LP_GATE] = {"mlp.gate_proj", 2, f, d, SPLIT_ROWS},
+        [LP_UP] = {"mlp.up_proj", 2, f, d, SPLIT_ROWS},
+        [LP_DOWN] = {"mlp.down_proj", 2, d, f, SPLIT_COLS},
+    };
+    for (int k = 0; k < LP_COUNT; k++) {
+        char name[96];
+        snprintf(name, sizeof name, "model.layers.%d.%s.weight", layer, spec[k].name);
+        add_tensor(pt, name, spec[k].ndim, spec[k].rows, spec[k].cols, spec[k].split, part,
+                   layer);
+    }
+}
+
+void params_build(ParamTable *pt, const ModelConfig *c, const ModelPart *part) {
+    memset(pt, 0, sizeof *pt);
+    pt->embed = pt->final_norm = pt->lm_head = -1;
+    if (part->first) {
+        pt->embed = pt->n;
+        add_tensor(pt, "model.embed_tokens.weight", 2, c->vocab_size, c->dim, SPLIT_ROWS, part,
+                   -1);
+    }
+    pt->layers = pt->n;
+    for (int l = 0; l < part->n_layers; l++) add_layer(pt, c, part, part->layer0 + l);
+    if (part->last) {
+        pt->final_norm = pt->n;
+        add_tensor(pt, "model.norm.weight", 1, c->dim, 1, SPLIT_NONE, part, -1);
+        pt->lm_head = pt->n;
+        add_tensor(pt, "lm_head.weight", 2, c->vocab_size, c->dim, SPLIT_ROWS, part, -1);
+    }
+}
+
+void params_build_global(ParamTable *pt, const ModelConfig *cfg) {
+    ModelPart whole = {.tp = 1, .n_layers = cfg->n_layers, .first = true, .last = true, .dp = 1};
+    params_build(pt, cfg, &whole);
+}
+
+void params_free(ParamTable *pt) {
+    free(pt->t);
+    memset(pt, 0, sizeof *pt);
+}
+
+const ParamTensor *params_find(const ParamTable *pt, const char *name) {
+    for (int i = 0; i < pt->n; i++)
+        if (strcmp(pt->t[i].name, name) == 0) return &pt->t[i];
+    return NULL;
+}
+
+static void init_tensor(const ParamTensor *t, uint64_t seed, float *out) {
+    uint64_t key = rng_key(seed, rng_hash_string(t->name));
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < t->local_rows; r++)
+        for (int64_t c = 0; c < t->local_cols; c++) {
+            float *v = &out[r * t->local_cols + c];
+            if (r >= t->valid_rows) *v = 0.0f;
+            else if (t->ndim == 1) *v = 1.0f;
+            else *v = (float)(0.02 * rng_normal(key, (uint64_t)((t->row0 + r) * t->cols +
+                                                               t->col0 + c)));
+        }
+}
+
+void params_init_host(const ParamTable *pt, uint64_t seed, float *out) {
+    for (int i = 0; i < pt->n; i++) init_tensor(&pt->t[i], seed, out + pt->t[i].offset);
+}

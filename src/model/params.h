@@ -1,0 +1,72 @@
+// The parameter table: every weight tensor of the part of the model a rank
+// holds, its Hugging Face name, full logical shape, the block of it this rank
+// holds under tensor parallelism, and its place in the flat buffers (compute
+// weights, gradients, master weights and Adam moments share one layout).
+#ifndef LLAMA_PARAMS_H
+#define LLAMA_PARAMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+
+// How tensor parallelism splits a (rows, cols) weight.
+typedef enum {
+    SPLIT_NONE,   // replicated (RMSNorm weights)
+    SPLIT_ROWS,   // output features: column-parallel linears, vocab-parallel embedding/head
+    SPLIT_COLS,   // input features: row-parallel linears (attention output, MLP down)
+} TpSplit;
+
+typedef struct {
+    char name[96];           // Hugging Face name, e.g. model.layers.3.mlp.up_proj.weight
+    int ndim;                // 1 (norm weights) or 2
+    int64_t rows, cols;      // full logical shape (cols = 1 when ndim = 1)
+    int64_t row0, col0;      // this rank's block starts here in the full tensor
+    int64_t local_rows, local_cols;   // the block's shape in the local buffer
+    int64_t valid_rows;      // rows of the block inside the logical tensor (vocab padding excluded)
+    size_t offset, numel;    // place in the flat local buffers
+    TpSplit split;
+    bool decay;              // AdamW weight decay applies (not to norm weights)
+    int layer;               // global layer index, -1 outside the layers
+} ParamTensor;
+
+// The kinds of tensor in one decoder layer, in buffer order.  Q, K and V are
+// adjacent, so they form one fused (q + k + v rows, dim) matrix; so do gate and up.
+enum {
+    LP_ATTN_NORM, LP_WQ, LP_WK, LP_WV, LP_WO, LP_FFN_NORM, LP_GATE, LP_UP, LP_DOWN, LP_COUNT
+};
+
+// What part of the model this rank holds.
+typedef struct {
+    int tp, tp_rank;          // tensor-parallel size and coordinate
+    int layer0, n_layers;     // pipeline stage: layers [layer0, layer0 + n_layers)
+    bool first, last;         // holds the embedding / the final norm and LM head
+    int dp;                   // data-parallel size: flat buffers are padded to a multiple of it
+} ModelPart;
+
+typedef struct {
+    ParamTensor *t;
+    int n;
+    size_t numel;               // elements in the flat buffers
+    int embed, final_norm, lm_head, layers;   // indices into t; -1 when not held
+} ParamTable;
+
+void params_build(ParamTable *pt, const ModelConfig *cfg, const ModelPart *part);
+void params_free(ParamTable *pt);
+// Every tensor of the whole model, unsplit (names and full shapes, in the
+// order of the flat buffers of a one-rank run).
+void params_build_global(ParamTable *pt, const ModelConfig *cfg);
+// Tensor `kind` of local layer l (0-based within the stage).
+static inline const ParamTensor *params_layer(const ParamTable *pt, int l, int kind) {
+    return &pt->t[pt->layers + l * LP_COUNT + kind];
+}
+const ParamTensor *params_find(const ParamTable *pt, const char *name);
+// Rows of the vocabulary each tensor-parallel rank holds (vocab padded to a multiple of tp).
+int params_vocab_rows(const ModelConfig *cfg, int tp);
+// Fills host fp32 values (pt->numel) like transformers' LLaMA: normal(0, 0.02)
+// for matrices, ones for norm weights, zeros in vocab padding.  Each element
+// depends only on (seed, tensor name, its index in the full tensor).
+void params_init_host(const ParamTable *pt, uint64_t seed, float *out);
+
+#endif

@@ -1,0 +1,51 @@
+#include "parallel/agreement.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/util.h"
+
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+// The first line where a and b differ, copied (without its newline) into
+// la and lb ("(no more lines)" past the end of a text).
+static void first_difference(const char *a, const char *b, char *la, char *lb, size_t len) {
+    while (*a && *b) {
+        size_t na = strcspn(a, "\n"), nb = strcspn(b, "\n");
+        if (na != nb || memcmp(a, b, na) != 0) break;
+        a += na + (a[na] == '\n');
+        b += nb + (b[nb] == '\n');
+    }
+    if (!*a) a = "(no more lines)";
+    if (!*b) b = "(no more lines)";
+    snprintf(la, len, "%.*s", (int)strcspn(a, "\n"), a);
+    snprintf(lb, len, "%.*s", (int)strcspn(b, "\n"), b);
+}
+
+void agree_on_text(const Comm *c, const char *what, const char *text, const char *remedy) {
+    if (c->size == 1) return;
+    uint64_t mine = fnv1a(text), ref = mine;
+    MPI_Bcast(&ref, 1, MPI_UINT64_T, 0, c->mpi);
+    int differs = mine != ref, any = 0;
+    MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, c->mpi);
+    if (!any) return;
+    uint64_t n = strlen(text) + 1;   // rank 0's text to every rank, to name the line
+    MPI_Bcast(&n, 1, MPI_UINT64_T, 0, c->mpi);
+    char *ref_text = xmalloc(n);
+    if (c->rank == 0) memcpy(ref_text, text, n);
+    MPI_Bcast(ref_text, (int)n, MPI_CHAR, 0, c->mpi);
+    char message[2048] = "", la[512], lb[512];
+    if (differs) {
+        first_difference(text, ref_text, la, lb, sizeof la);
+        snprintf(message, sizeof message, "%s differ between ranks: rank %d has '%s' where rank 0 "
+                 "has '%s'; %s", what, c->rank, la, lb, remedy);
+    }
+    free(ref_text);
+    comm_agree(c, !differs, message);
+}

@@ -1,0 +1,15 @@
+// Agreement across ranks at start: every rank must run the same job (options,
+// model, dataset).  A rank started differently, or one that sees another copy
+// of the data, would otherwise train on, diverge from the others without a
+// word, or hang in a collective that the others never enter.
+#ifndef LLAMA_AGREEMENT_H
+#define LLAMA_AGREEMENT_H
+
+#include "comm/comm.h"
+
+// Every rank's `text` (lines) must equal rank 0's.  Otherwise every rank ends
+// with one message naming the first rank that differs, its first differing
+// line and rank 0's, then `remedy`.  Collective over c.
+void agree_on_text(const Comm *c, const char *what, const char *text, const char *remedy);
+
+#endif

@@ -1,0 +1,96 @@
+// llama-tokenize train: learns a byte-level BPE vocabulary from a corpus and
+// writes it as a Hugging Face tokenizer.json.  Every rank counts the words of
+// its share of the corpus; rank 0 sums the counts, learns the merges (the
+// result depends only on the counts, so not on the rank count) and writes.
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm/comm.h"
+#include "tokenizer/bpe_train.h"
+#include "text/corpus_files.h"
+#include "tokenize/corpus_walk.h"
+#include "tokenize/tokenize.h"
+#include "core/util.h"
+
+static void count_record(void *ctx, const JsonlRecord *rec, int file) {
+    (void)file;
+    word_counts_add_text(ctx, rec->text, rec->len);
+}
+
+// Sums every rank's word counts into rank 0's.
+static void gather_counts(WordCounts *w) {
+    int rank = util_world_rank(), ranks = util_world_size();
+    size_t len;
+    char *mine = word_counts_pack(w, &len);
+    agree_or_exit(len <= INT_MAX, "a rank's word counts exceed 2 GiB; use more ranks");
+    int n = (int)len, *sizes = xmalloc((size_t)ranks * sizeof *sizes);
+    MPI_Gather(&n, 1, MPI_INT, sizes, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    for (int r = 1; r < ranks; r++) {
+        if (rank == r) MPI_Send(mine, n, MPI_CHAR, 0, 11, MPI_COMM_WORLD);
+        if (rank == 0) {
+            char *buf = xmalloc((size_t)sizes[r] + 1);
+            MPI_Recv(buf, sizes[r], MPI_CHAR, r, 11, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            word_counts_add_packed(w, buf, (size_t)sizes[r]);
+            free(buf);
+        }
+    }
+    free(sizes);
+    free(mine);
+}
+
+// The special tokens to write: <|endoftext|> first, then those asked for.
+static char **special_list(const TokenizeOptions *o, int *n) {
+    char **list = xmalloc((size_t)(o->n_specials + 1) * sizeof *list);
+    *n = 0;
+    list[(*n)++] = "<|endoftext|>";
+    for (int i = 0; i < o->n_specials; i++) {
+        bool dup = false;
+        for (int j = 0; j < *n; j++) dup = dup || strcmp(list[j], o->specials[i]) == 0;
+        if (!dup) list[(*n)++] = o->specials[i];
+    }
+    return list;
+}
+
+void tokenize_train(const TokenizeOptions *o) {
+    char err[1024] = "";
+    CorpusFiles c;
+    agree_or_exit(corpus_files_expand(o->inputs, o->n_inputs, &c, err, sizeof err), err);
+    int n_specials;
+    char **specials = special_list(o, &n_specials);
+    int n_merges = o->vocab_size - 256 - n_specials;
+    if (n_merges < 0)
+        fatal_all("--vocab-size %d leaves no room: it must be at least 256 bytes + %d special "
+                  "tokens", o->vocab_size, n_specials);
+    double t0 = now_seconds();
+    WordCounts w;
+    word_counts_init(&w);
+    JsonlOptions jo = {o->text_key, (size_t)o->max_record_bytes, o->skip_bad};
+    JsonlCounts k, all;
+    corpus_walk(&c, &jo, o->progress_every, count_record, &w, &k);
+    MPI_Reduce(&k, &all, 4, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+    gather_counts(&w);
+    bool ok = true;
+    if (util_world_rank() == 0) {
+        BpeVocab v;
+        bpe_train_learn(&w, n_merges, &v);
+        if (v.n_merges < n_merges)
+            warn("the corpus has pairs for %d merges only: the vocabulary has %d tokens, not %d",
+                 v.n_merges, v.n_tokens + n_specials, o->vocab_size);
+        ok = bpe_train_write(&v, specials, n_specials, o->output, err, sizeof err);
+        if (ok)
+            info("%s: learned %d merges from %lld documents (%zu distinct words, %.2f MB) in "
+                 "%.2f s; wrote %s (vocabulary %d, special %s%s); skipped %lld bad records, "
+                 "%lld empty documents", util_program(), v.n_merges, (long long)all.records,
+                 w.words.count, (double)all.text_bytes / 1e6, now_seconds() - t0, o->output,
+                 v.n_tokens + n_specials, specials[0], n_specials > 1 ? ", ..." : "",
+                 (long long)all.bad, (long long)all.empty);
+        bpe_vocab_free(&v);
+    }
+    agree_or_exit(ok, err);
+    word_counts_free(&w);
+    free(specials);
+    corpus_files_free(&c);
+}

@@ -1,0 +1,791 @@
+#include "train/checkpoint.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs/ckpt_dir.h"
+#include "hdf5/ckpt_file.h"
+#include "core/util.h"
+
+// Format 2 adds "state_sha256": a SHA-256 of every attribute on "/" and of
+// every dataset's checksum.  Format 1 (without it) still loads.
+#define FORMAT "llama-hpc checkpoint 2"
+#define FORMAT_1 "llama-hpc checkpoint 1"
+#define N_GROUPS 3
+#define LOADER_LEN (1 + LOADER_MAX_SOURCES)
+static const char *const groups[N_GROUPS] = {"master", "adam_m", "adam_v"};
+
+// What this process did with --save-dir: whether it holds the lock, whether
+// the checkpoints newer than its starting step were moved aside, the step it
+// started from, the checkpoint it loaded and the one it saved last.
+static struct {
+    bool claimed, started;
+    int64_t start_step;
+    char loaded[4200], saved[4200];
+} session;
+
+// The fp32 buffer of group k over this rank's optimizer shard (device memory).
+static float *group_buffer(const Optimizer *o, int k) {
+    return k == 0 ? o->master : k == 1 ? o->m1 : o->m2;
+}
+
+// True on every rank when ok is true on every rank.
+static bool all_ok(const Comm *c, bool ok) {
+    int bad = !ok;
+    comm_allreduce(c, &bad, 1, DTYPE_I32, REDUCE_MAX);
+    return !bad;
+}
+
+// Local elements [*e0, *e1) of tensor p inside the flat range [lo, hi),
+// vocabulary padding excluded.
+static bool local_range(const ParamTensor *p, size_t lo, size_t hi, int64_t *e0, int64_t *e1) {
+    size_t a = p->offset > lo ? p->offset : lo, b = p->offset + p->numel < hi ? p->offset + p->numel : hi;
+    int64_t valid = p->valid_rows * p->local_cols;
+    *e0 = (int64_t)(a - p->offset);
+    *e1 = (int64_t)(b - p->offset) < valid ? (int64_t)(b - p->offset) : valid;
+    return a < b && *e0 < *e1;
+}
+
+// The slabs of the full tensor that local elements [e0, e1) of p are.
+static int global_slabs(const ParamTensor *p, int64_t e0, int64_t e1, Slab out[3]) {
+    int n = slabs_of_range(p->local_cols, e0, e1, out);
+    for (int i = 0; i < n; i++) {
+        out[i].r0 += p->row0;
+        out[i].c0 += p->col0;
+    }
+    return n;
+}
+
+// ---- the attributes on "/" and their digest ----
+
+typedef struct {
+    int version;   // 1 or 2
+    int64_t step, seed, loader[LOADER_LEN], shape[7], layout[4];
+    int64_t optimizer_step;   // updates made: step less the skipped ones (format 1: step)
+    double rope_theta, norm_eps;
+    char *model_name, *options, *tokenizer, *digest;   // malloc'ed; digest NULL in format 1
+} State;
+
+static void state_free(State *s) {
+    free(s->model_name);
+    free(s->options);
+    free(s->tokenizer);
+    free(s->digest);
+    memset(s, 0, sizeof *s);
+}
+
+static void state_of_trainer(const Trainer *t, State *s) {
+    const ModelConfig *c = &t->cfg;
+    memset(s, 0, sizeof *s);
+    s->version = 2;
+    s->step = t->step;
+    s->optimizer_step = t->optim->step;
+    s->seed = t->opt.seed == UINT64_MAX ? -1 : (int64_t)t->opt.seed;   // imports: -1, any seed
+    s->loader[0] = (int64_t)t->state.consumed;
+    for (int i = 0; i < LOADER_MAX_SOURCES; i++) s->loader[1 + i] = (int64_t)t->state.source_consumed[i];
+    int64_t shape[7] = {c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->vocab_size,
+                        c->max_seq_len};
+    memcpy(s->shape, shape, sizeof shape);
+    int64_t layout[4] = {t->grid.dp, t->grid.tp, t->grid.pp, t->optim->cfg.zero};
+    memcpy(s->layout, layout, sizeof layout);
+    s->rope_theta = c->rope_theta;
+    s->norm_eps = c->norm_eps;
+    s->model_name = xstrdup(c->name);
+    s->options = options_format(&t->opt);
+    s->tokenizer = xstrdup(t->train ? loader_tokenizer_sha256(t->train) : "");
+}
+
+static void digest_bytes(EVP_MD_CTX *c, const void *p, size_t n) {
+    if (!EVP_DigestUpdate(c, p, n)) fatal("SHA-256 of checkpoint attributes failed (libcrypto)");
+}
+
+// "key <length>:<bytes>\n": no string can pass for another.
+static void digest_str(EVP_MD_CTX *c, const char *key, const char *v) {
+    char head[128];
+    int n = snprintf(head, sizeof head, "%s %zu:", key, strlen(v));
+    digest_bytes(c, head, (size_t)n);
+    digest_bytes(c, v, strlen(v));
+    digest_bytes(c, "\n", 1);
+}
+
+static void digest_i64(EVP_MD_CTX *c, const char *key, const int64_t *v, int n) {
+    char line[64];
+    digest_bytes(c, key, strlen(key));
+    for (int i = 0; i < n; i++)
+        digest_bytes(c, line, (size_t)snprintf(line, sizeof line, " %lld", (long long)v[i]));
+    digest_bytes(c, "\n", 1);
+}
+
+// SHA-256 (hex) of the attributes and of the dataset checksums (N_GROUPS per
+// tensor of g, in order).
+static void state_digest(const State *s, const ParamTable *g, const uint64_t *sums, char out[65]) {
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL))
+        fatal("SHA-256 of checkpoint attributes failed (libcrypto)");
+    char line[512];
+    digest_str(c, "format", FORMAT);
+    digest_i64(c, "step", &s->step, 1);
+    digest_i64(c, "optimizer_step", &s->optimizer_step, 1);
+    digest_i64(c, "seed", &s->seed, 1);
+    digest_i64(c, "loader", s->loader, LOADER_LEN);
+    digest_i64(c, "model_shape", s->shape, 7);
+    digest_i64(c, "layout", s->layout, 4);
+    digest_bytes(c, line, (size_t)snprintf(line, sizeof line, "rope_theta %a\nnorm_eps %a\n",
+                                           s->rope_theta, s->norm_eps));
+    digest_str(c, "model_name", s->model_name ? s->model_name : "");
+    digest_str(c, "options", s->options ? s->options : "");
+    digest_str(c, "tokenizer_sha256", s->tokenizer ? s->tokenizer : "");
+    for (int i = 0; i < g->n; i++)
+        for (int k = 0; k < N_GROUPS; k++)
+            digest_bytes(c, line, (size_t)snprintf(line, sizeof line, "checksum %s/%s %016llx\n",
+                                                   groups[k], g->t[i].name,
+                                                   (unsigned long long)sums[N_GROUPS * i + k]));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (!EVP_DigestFinal_ex(c, md, &n)) fatal("SHA-256 of checkpoint attributes failed (libcrypto)");
+    EVP_MD_CTX_free(c);
+    hex_encode(md, n < 32 ? n : 32, out);
+}
+
+// Collective (every rank, same values).  False when a write failed here.
+static bool write_state(CkptFile *f, const State *s) {
+    bool ok = ckpt_file_set_str(f, "format", FORMAT);
+    ok = ckpt_file_set_i64(f, "step", &s->step, 1) && ok;
+    ok = ckpt_file_set_i64(f, "optimizer_step", &s->optimizer_step, 1) && ok;
+    ok = ckpt_file_set_i64(f, "seed", &s->seed, 1) && ok;
+    ok = ckpt_file_set_i64(f, "loader", s->loader, LOADER_LEN) && ok;
+    ok = ckpt_file_set_i64(f, "model_shape", s->shape, 7) && ok;
+    ok = ckpt_file_set_f64(f, "rope_theta", s->rope_theta) && ok;
+    ok = ckpt_file_set_f64(f, "norm_eps", s->norm_eps) && ok;
+    ok = ckpt_file_set_str(f, "model_name", s->model_name) && ok;
+    ok = ckpt_file_set_i64(f, "layout", s->layout, 4) && ok;
+    ok = ckpt_file_set_str(f, "options", s->options) && ok;
+    ok = ckpt_file_set_str(f, "tokenizer_sha256", s->tokenizer) && ok;
+    return ckpt_file_set_str(f, "state_sha256", s->digest) && ok;
+}
+
+static bool read_state(CkptFile *f, State *s, char *err, int len) {
+    memset(s, 0, sizeof *s);
+    char *format = ckpt_file_get_str(f, "format");
+    s->version = !format ? 0 : !strcmp(format, FORMAT) ? 2 : !strcmp(format, FORMAT_1) ? 1 : -1;
+    if (s->version < 0)
+        snprintf(err, len, "%s has the format '%s', which this build cannot read (it reads '%s' "
+                 "and '%s'; a newer llama-hpc wrote it?)", ckpt_file_path(f), format, FORMAT_1, FORMAT);
+    free(format);
+    if (s->version <= 0) {
+        if (s->version == 0)
+            snprintf(err, len, "%s is not a complete llama-hpc checkpoint (no format attribute)",
+                     ckpt_file_path(f));
+        return false;
+    }
+    const char *missing = !ckpt_file_get_i64(f, "step", &s->step, 1) ? "step"
+                        : !ckpt_file_get_i64(f, "seed", &s->seed, 1) ? "seed"
+                        : !ckpt_file_get_i64(f, "loader", s->loader, LOADER_LEN) ? "loader"
+                        : !ckpt_file_get_i64(f, "model_shape", s->shape, 7) ? "model_shape"
+                        : !ckpt_file_get_i64(f, "layout", s->layout, 4) ? "layout"
+                        : !ckpt_file_get_f64(f, "rope_theta", &s->rope_theta) ? "rope_theta"
+                        : !ckpt_file_get_f64(f, "norm_eps", &s->norm_eps) ? "norm_eps" : NULL;
+    s->model_name = ckpt_file_get_str(f, "model_name");
+    s->options = ckpt_file_get_str(f, "options");
+    s->tokenizer = ckpt_file_get_str(f, "tokenizer_sha256");
+    s->digest = s->version == 2 ? ckpt_file_get_str(f, "state_sha256") : NULL;
+    if (!missing && s->version == 2 && !s->digest) missing = "state_sha256";
+    s->optimizer_step = s->step;   // format 1 had no skipped steps
+    if (!missing && s->version == 2 && !ckpt_file_get_i64(f, "optimizer_step", &s->optimizer_step, 1))
+        missing = "optimizer_step";
+    if (missing) {
+        snprintf(err, len, "%s is not a complete llama-hpc checkpoint (attribute '%s' missing or "
+                 "malformed)", ckpt_file_path(f), missing);
+        state_free(s);
+        return false;
+    }
+    return true;
+}
+
+static void config_of_state(const State *s, ModelConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->dim = (int)s->shape[0], c->n_layers = (int)s->shape[1], c->n_heads = (int)s->shape[2];
+    c->n_kv_heads = (int)s->shape[3], c->ffn_dim = (int)s->shape[4], c->vocab_size = (int)s->shape[5];
+    c->max_seq_len = (int)s->shape[6];
+    c->rope_theta = s->rope_theta;
+    c->norm_eps = s->norm_eps;
+    snprintf(c->name, sizeof c->name, "%s", s->model_name && s->model_name[0] ? s->model_name : "checkpoint");
+}
+
+// The step a folder's name states: "step_N" or "abandoned_step_N_<time>";
+// -1 for any other name.
+static int64_t step_in_name(const char *dir) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && dir[b - 1] != '/') b--;
+    char name[1024];
+    snprintf(name, sizeof name, "%.*s", (int)(n - b), dir + b);
+    if (strncmp(name, "abandoned_step_", 15) == 0) {
+        char *end = strchr(name + 15, '_');
+        if (end) *end = 0;
+        return ckpt_dir_step_of(name + 10);
+    }
+    return ckpt_dir_step_of(name);
+}
+
+// Reads the attributes (this rank alone) and every tensor's stored checksum
+// (*want, N_GROUPS per tensor of *global, the checkpoint's own model), and
+// checks the digest and, when dir is given, the folder name against the step.
+static bool read_verified_state(CkptFile *f, const char *dir, State *s, ModelConfig *cfg,
+                                ParamTable *global, uint64_t **want, char *err, int len) {
+    *want = NULL;
+    memset(global, 0, sizeof *global);
+    if (!read_state(f, s, err, len)) return false;
+    config_of_state(s, cfg);
+    char why[512];
+    if (!config_validate(cfg, why, sizeof why)) {
+        snprintf(err, len, "%s holds an impossible model shape: %s", ckpt_file_path(f), why);
+        state_free(s);
+        return false;
+    }
+    params_build_global(global, cfg);
+    *want = xcalloc((size_t)global->n * N_GROUPS, sizeof **want);
+    bool ok = true;
+    for (int i = 0; ok && i < global->n; i++)
+        for (int k = 0; ok && k < N_GROUPS; k++) {
+            const ParamTensor *gt = &global->t[i];
+            int64_t rows, cols;
+            if (!(ok = ckpt_file_shape(f, groups[k], gt->name, &rows, &cols)))
+                snprintf(err, len, "%s: tensor %s/%s is missing (an incomplete save?)",
+                         ckpt_file_path(f), groups[k], gt->name);
+            else if (!(ok = rows == gt->rows && cols == gt->cols))
+                snprintf(err, len, "%s: tensor %s/%s has shape (%lld, %lld), expected (%lld, %lld)",
+                         ckpt_file_path(f), groups[k], gt->name, (long long)rows, (long long)cols,
+                         (long long)gt->rows, (long long)gt->cols);
+            else if (!(ok = ckpt_file_get_u64_on(f, groups[k], gt->name, "checksum",
+                                                 &(*want)[N_GROUPS * i + k])))
+                snprintf(err, len, "%s: tensor %s/%s has no checksum (an incomplete save?)",
+                         ckpt_file_path(f), groups[k], gt->name);
+        }
+    char digest[65] = "";
+    if (ok && s->version == 2) state_digest(s, global, *want, digest);
+    if (ok && s->version == 2 && strcmp(digest, s->digest) != 0) {
+        snprintf(err, len, "%s: its step, loader position, options or tensor checksums do not "
+                 "match their digest (state_sha256): the file was changed after it was saved; "
+                 "use another checkpoint", ckpt_file_path(f));
+        ok = false;
+    }
+    int64_t named = dir ? step_in_name(dir) : -1;
+    if (ok && named >= 0 && named != s->step) {
+        snprintf(err, len, "%s holds step %lld but its folder is named for step %lld: a renamed "
+                 "or modified checkpoint; give the folder its own name or use another",
+                 ckpt_file_path(f), (long long)s->step, (long long)named);
+        ok = false;
+    }
+    if (!ok) {
+        state_free(s);
+        params_free(global);
+        free(*want);
+        *want = NULL;
+    }
+    return ok;
+}
+
+// ---- verification (every element read once, split over the ranks) ----
+
+// Reads every element of every dataset, each by exactly one rank (an even
+// split of its flat range), and checks the sums against want; counts
+// non-finite values into *h.  Collective; returns this rank's verdict
+// (a read error is known to its rank alone: agree on it afterwards).
+static bool verify_data(const Comm *world, CkptFile *f, const ParamTable *global,
+                        const uint64_t *want, CheckpointHealth *h, char *err, int len) {
+    int W = world->size, r = world->rank;
+    size_t n = (size_t)global->n * N_GROUPS;
+    uint64_t *sums = xcalloc(n, sizeof *sums);
+    int64_t *bad = xcalloc(n, sizeof *bad);
+    bool ok = true;
+    const int64_t chunk = 1 << 22;
+    float *buf = xmalloc((size_t)chunk * sizeof(float));
+    for (int i = 0; ok && i < global->n; i++)
+        for (int k = 0; ok && k < N_GROUPS; k++) {
+            const ParamTensor *gt = &global->t[i];
+            int64_t total = gt->rows * gt->cols, e0 = total * r / W, e1 = total * (r + 1) / W;
+            int64_t rows, cols;
+            if (!ckpt_file_shape(f, groups[k], gt->name, &rows, &cols) || rows != gt->rows ||
+                cols != gt->cols) {
+                snprintf(err, len, "%s: tensor %s/%s has shape (%lld, %lld), expected (%lld, %lld)",
+                         ckpt_file_path(f), groups[k], gt->name, (long long)rows, (long long)cols,
+                         (long long)gt->rows, (long long)gt->cols);
+                ok = false;
+            }
+            for (int64_t a = e0; ok && a < e1; a += chunk) {
+                Slab s[3];
+                int64_t m = (a + chunk < e1 ? a + chunk : e1) - a;
+                int ns = slabs_of_range(gt->cols, a, a + m, s);
+                ok = ckpt_file_read(f, groups[k], gt->name, gt->rows, gt->cols, s, ns, buf, err, len);
+                if (!ok) break;
+                sums[N_GROUPS * i + k] += ckpt_file_checksum(gt->cols, s, ns, buf);
+                for (int64_t j = 0; j < m; j++) bad[N_GROUPS * i + k] += !isfinite(buf[j]);
+            }
+        }
+    free(buf);
+    if (all_ok(world, ok)) {
+        comm_allreduce(world, sums, n, DTYPE_U64, REDUCE_SUM);
+        comm_allreduce(world, bad, n, DTYPE_I64, REDUCE_SUM);
+        memset(h, 0, sizeof *h);
+        for (size_t j = 0; j < n; j++) {
+            if (ok && sums[j] != want[j]) {
+                snprintf(err, len, "%s: tensor %s/%s fails its checksum: the file is corrupt or "
+                         "incomplete; use an older checkpoint", ckpt_file_path(f),
+                         groups[j % N_GROUPS], global->t[j / N_GROUPS].name);
+                ok = false;
+            }
+            h->nonfinite[j % N_GROUPS] += bad[j];
+            if (bad[j] && !h->first[0])
+                snprintf(h->first, sizeof h->first, "%s/%s", groups[j % N_GROUPS],
+                         global->t[j / N_GROUPS].name);
+        }
+    }
+    free(sums);
+    free(bad);
+    return ok;
+}
+
+static long long nonfinite_total(const CheckpointHealth *h) {
+    return h->nonfinite[0] + h->nonfinite[1] + h->nonfinite[2];
+}
+
+// ---- save ----
+
+// The slabs this rank writes of tensor p's optimizer state: its ZeRO shard,
+// or the whole block on data-parallel rank 0; replicated tensors from TP rank 0.
+static int owned_slabs(const Trainer *t, const ParamTensor *p, Slab s[3], int64_t *e0) {
+    const Optimizer *o = t->optim;
+    int64_t e1;
+    if (p->split == SPLIT_NONE && t->grid.tp_rank != 0) return 0;
+    if (o->cfg.zero == 0 && t->grid.dp_rank != 0) return 0;
+    if (!local_range(p, o->shard_begin, o->shard_begin + o->shard_len, e0, &e1)) return 0;
+    return global_slabs(p, *e0, e1, s);
+}
+
+// Collective; the verdict is the same on every rank.
+static bool save_tensor(Trainer *t, CkptFile *f, const ParamTensor *gt, uint64_t *sums, char *err,
+                        int len) {
+    const ParamTensor *p = params_find(&t->model->table, gt->name);
+    Slab s[3];
+    int64_t e0 = 0, n = 0;
+    int ns = p ? owned_slabs(t, p, s, &e0) : 0;
+    for (int i = 0; i < ns; i++) n += s[i].nr * s[i].nc;
+    float *host = xmalloc((size_t)(n ? n : 1) * sizeof(float));
+    bool ok = true;
+    for (int k = 0; ok && k < N_GROUPS; k++) {
+        if (n) ops->to_host(host, group_buffer(t->optim, k) + p->offset + e0 - t->optim->shard_begin,
+                            (size_t)n * sizeof(float));
+        ok = ckpt_file_write(f, groups[k], gt->name, gt->rows, gt->cols, s, ns, host, err, len);
+        sums[k] = ckpt_file_checksum(gt->cols, s, ns, host);
+    }
+    free(host);
+    return ok;
+}
+
+// Collective: writes and closes the file.  Returns this rank's verdict.
+static bool save_file(Trainer *t, const char *path, char *err, int len) {
+    CkptFile *f = ckpt_file_create(t->grid.world.mpi, path, err, len);
+    if (!f) return false;   // on every rank
+    ParamTable global;
+    params_build_global(&global, &t->cfg);
+    uint64_t *sums = xcalloc((size_t)global.n * N_GROUPS, sizeof *sums);
+    bool ok = true;
+    for (int i = 0; ok && i < global.n; i++)
+        ok = save_tensor(t, f, &global.t[i], sums + N_GROUPS * i, err, len);
+    if (ok) {   // every rank got here
+        comm_allreduce(&t->grid.world, sums, (size_t)global.n * N_GROUPS, DTYPE_U64, REDUCE_SUM);
+        for (int i = 0; i < global.n; i++)
+            for (int k = 0; k < N_GROUPS; k++)
+                ok = ckpt_file_set_u64_on(f, groups[k], global.t[i].name, "checksum",
+                                          sums[N_GROUPS * i + k]) && ok;
+        State s;
+        state_of_trainer(t, &s);
+        s.digest = xmalloc(65);
+        state_digest(&s, &global, sums, s.digest);
+        ok = write_state(f, &s) && ok;
+        state_free(&s);
+        if (!ok) snprintf(err, len, "writing the checksums and attributes of '%s' failed (disk full?)", path);
+    }
+    bool closed = ckpt_file_close(f);
+    if (ok && !closed) snprintf(err, len, "closing '%s' failed (disk full?)", path);
+    free(sums);
+    params_free(&global);
+    return ok && closed;
+}
+
+// Collective: re-reads the closed file (every element once, split over the
+// ranks) whatever the MPI-IO layer reported: the attributes and their digest,
+// the step, every checksum, and finite values.  Returns this rank's verdict.
+static bool verify_saved(Trainer *t, const char *path, char *err, int len) {
+    CkptFile *f = ckpt_file_open(path, err, len);
+    State s = {0};
+    ModelConfig cfg;
+    ParamTable global = {0};
+    uint64_t *want = NULL;
+    bool ok = f && read_verified_state(f, NULL, &s, &cfg, &global, &want, err, len);
+    if (ok && (s.step != t->step || cfg.dim != t->cfg.dim || cfg.n_layers != t->cfg.n_layers)) {
+        snprintf(err, len, "'%s' reads back as step %lld of another model", path, (long long)s.step);
+        ok = false;
+    }
+    if (all_ok(&t->grid.world, ok)) {
+        CheckpointHealth h;
+        ok = verify_data(&t->grid.world, f, &global, want, &h, err, len);
+        if (ok && nonfinite_total(&h) > 0) {
+            snprintf(err, len, "the weights of step %lld hold %lld non-finite values (NaN or Inf; "
+                     "first in %s): the run diverged, and a diverged checkpoint is never saved "
+                     "(lower --lr, raise --warmup-steps or set --grad-clip)", (long long)t->step,
+                     nonfinite_total(&h), h.first);
+            ok = false;
+        }
+    }
+    if (want) {
+        state_free(&s);
+        params_free(&global);
+        free(want);
+    }
+    ckpt_file_close(f);
+    return ok;
+}
+
+// Ends the job after a failed save: the temporary folder is removed first,
+// so nothing half-written remains and the last good checkpoint is untouched.
+// The lowest failing rank prints the reason.  When HDF5 could not close the
+// file, MPI_Finalize would crash in HDF5's clean-up: the job ends by MPI_Abort
+// then, after the lock is released.
+static void save_failed(const Trainer *t, const char *tmp, bool mine, const char *err) {
+    if (t->grid.world_rank == 0) ckpt_dir_discard(tmp);
+    char msg[16384];
+    snprintf(msg, sizeof msg, "saving the checkpoint of step %lld failed: %s; removed '%s', the "
+             "earlier checkpoints and 'latest' are as they were", (long long)t->step, err, tmp);
+    if (all_ok(&t->grid.world, !ckpt_file_unclean())) {
+        comm_agree(&t->grid.world, mine, msg);   // ends the job: some rank failed
+        return;
+    }
+    if (t->grid.world_rank == 0) ckpt_dir_unlock(t->opt.save_dir);
+    int key = mine ? 0 : t->grid.world_size - t->grid.world_rank;   // the lowest failing rank
+    comm_allreduce(&t->grid.world, &key, 1, DTYPE_I32, REDUCE_MAX);
+    if (t->grid.world_rank == (key ? t->grid.world_size - key : 0)) fatal("%s", msg);
+    comm_barrier(&t->grid.world);   // until that rank's MPI_Abort ends the job
+}
+
+static bool writes_dir(const Trainer *t) {
+    return t->opt.save_interval > 0 || strcmp(t->opt.load, "auto") == 0;
+}
+
+void checkpoint_claim(const Trainer *t) {
+    if (session.claimed) return;
+    char note[1024] = "", err[8192] = "";
+    bool ok = t->grid.world_rank != 0 ||
+              ckpt_dir_lock(t->opt.save_dir, note, sizeof note, err, sizeof err);
+    comm_agree(&t->grid.world, ok, err);
+    if (note[0]) info("%s", note);
+    session.claimed = true;
+}
+
+void checkpoint_release(const Trainer *t) {
+    if (!session.claimed) return;
+    comm_barrier(&t->grid.world);
+    if (t->grid.world_rank == 0) ckpt_dir_unlock(t->opt.save_dir);
+    session.claimed = false;
+}
+
+// Moves the checkpoints newer than the run's starting step aside (once).
+static void abandon_newer(const Trainer *t) {
+    checkpoint_claim(t);
+    session.started = true;
+    char moved[2048] = "", err[8192] = "";
+    int n = t->grid.world_rank != 0 ? 0
+          : ckpt_dir_abandon_newer(t->opt.save_dir, session.start_step, moved, sizeof moved, err,
+                                   sizeof err);
+    comm_agree(&t->grid.world, n >= 0, err);
+    if (n > 0)
+        info("this run continues from step %lld, so the newer checkpoint%s %s in %s belong%s to an "
+             "abandoned run: moved aside as abandoned_<name>_<time> (kept; --load auto skips them)",
+             (long long)session.start_step, n > 1 ? "s" : "", moved, t->opt.save_dir,
+             n > 1 ? "" : "s");
+}
+
+void checkpoint_start(const Trainer *t) {
+    if (session.started || !writes_dir(t)) return;
+    session.start_step = t->step;
+    abandon_newer(t);
+}
+
+static void prune(const Trainer *t) {
+    if (t->grid.world_rank != 0) return;
+    const char *keep[2] = {session.saved, session.loaded};
+    ckpt_dir_prune(t->opt.save_dir, t->opt.keep_checkpoints, keep, 2);
+}
+
+// Saving the step this run loaded from this folder: that checkpoint stays
+// as it is and becomes "latest" again.  True when that was the case.
+static bool keep_loaded(Trainer *t, const char *final) {
+    int same = t->grid.world_rank == 0 && session.loaded[0] && t->step == session.start_step &&
+               ckpt_dir_same(final, session.loaded);
+    comm_broadcast(&t->grid.world, &same, 1, DTYPE_I32, 0);
+    if (!same) return false;
+    char err[8192] = "";
+    bool ok = t->grid.world_rank != 0 ||
+              ckpt_dir_point_latest(t->opt.save_dir, final, err, sizeof err);
+    comm_agree(&t->grid.world, ok, err);
+    snprintf(session.saved, sizeof session.saved, "%s", final);
+    prune(t);
+    info("step %lld is the checkpoint this run loaded, %s: kept as it is", (long long)t->step, final);
+    return true;
+}
+
+void checkpoint_save(Trainer *t) {
+    char tmp[4200], final[4200], path[4300], err[8192] = "";
+    double t0 = now_seconds();
+    if (!session.started) abandon_newer(t);
+    ckpt_dir_name(t->opt.save_dir, t->step, true, tmp, sizeof tmp);
+    ckpt_dir_name(t->opt.save_dir, t->step, false, final, sizeof final);
+    if (keep_loaded(t, final)) return;
+    info("saving checkpoint %s", final);
+    bool ok = t->grid.world_rank != 0 || ckpt_dir_prepare(tmp, err, sizeof err);
+    comm_agree(&t->grid.world, ok, err);
+    ckpt_dir_file(tmp, path, sizeof path);
+    ok = save_file(t, path, err, sizeof err);
+    if (all_ok(&t->grid.world, ok)) ok = ckpt_file_sync(path, err, sizeof err);   // each rank's node
+    if (all_ok(&t->grid.world, ok) && !(ok = verify_saved(t, path, err, sizeof err))) {
+        char why[8192];
+        snprintf(why, sizeof why, "it does not read back complete and correct (%.7000s)", err);
+        snprintf(err, sizeof err, "%s", why);
+    }
+    if (!all_ok(&t->grid.world, ok)) save_failed(t, tmp, ok, err);
+    ok = t->grid.world_rank != 0 || ckpt_dir_commit(t->opt.save_dir, tmp, final, err, sizeof err);
+    if (!all_ok(&t->grid.world, ok)) save_failed(t, tmp, ok, err);
+    snprintf(session.saved, sizeof session.saved, "%s", final);
+    prune(t);
+    comm_barrier(&t->grid.world);
+    double seconds = now_seconds() - t0, bytes = 3.0 * 4.0 * (double)config_params_total(&t->cfg);
+    info("saved checkpoint %s (%.3f GB written and verified in %.2f s, %.3f GB/s)", final,
+         bytes / 1e9, seconds, bytes / 1e9 / seconds);
+}
+
+// ---- load ----
+
+bool checkpoint_resolve(const Trainer *t, char *dir, int len) {
+    const char *load = t->opt.load;
+    if (strcmp(load, "auto") == 0) return checkpoint_newest(t, dir, len);
+    if (t->opt.save_interval > 0) checkpoint_claim(t);
+    bool ok = ckpt_dir_exists(load);
+    snprintf(dir, (size_t)len, "%s", load);
+    char msg[4400];
+    snprintf(msg, sizeof msg, "--load %s: no such checkpoint folder", load);
+    comm_agree(&t->grid.world, ok, msg);
+    return true;
+}
+
+bool checkpoint_newest(const Trainer *t, char *dir, int len) {
+    checkpoint_claim(t);
+    char **dirs;
+    int n = t->grid.world_rank == 0 ? ckpt_dir_list(t->opt.save_dir, &dirs) : 0;
+    char chosen[4200] = "";
+    if (n > 0) snprintf(chosen, sizeof chosen, "%s", dirs[0]);
+    if (t->grid.world_rank == 0) ckpt_dir_list_free(dirs, n);
+    comm_broadcast(&t->grid.world, chosen, sizeof chosen, DTYPE_U8, 0);
+    snprintf(dir, (size_t)len, "%s", chosen);
+    return chosen[0] != 0;
+}
+
+// The checkpoint holds this model: err says why not.
+static bool check_shape(const Trainer *t, const ModelConfig *k, const char *path, char *err, int len) {
+    const ModelConfig *c = &t->cfg;
+    if (k->dim == c->dim && k->n_layers == c->n_layers && k->n_heads == c->n_heads &&
+        k->n_kv_heads == c->n_kv_heads && k->ffn_dim == c->ffn_dim && k->vocab_size == c->vocab_size)
+        return true;
+    snprintf(err, len, "%s holds a model of dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d, "
+             "not %s (dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d)", path, k->dim,
+             k->n_layers, k->n_heads, k->n_kv_heads, k->ffn_dim, k->vocab_size, c->name, c->dim,
+             c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->vocab_size);
+    return false;
+}
+
+static bool same_value(double a, double b) {
+    return fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b));
+}
+
+// The fields that change no tensor's shape but what the weights compute:
+// another rope_theta or norm_eps is refused unless --override-checkpoint-config
+// (the model's values are used, and said so); another max_seq_len, which no
+// weight depends on, is said.
+static bool check_fields(const Trainer *t, const ModelConfig *k, const char *path, char *err,
+                         int len) {
+    const ModelConfig *c = &t->cfg;
+    const char *names[2] = {"rope_theta", "norm_eps"};
+    double saved[2] = {k->rope_theta, k->norm_eps}, now[2] = {c->rope_theta, c->norm_eps};
+    for (int i = 0; i < 2; i++) {
+        if (same_value(saved[i], now[i])) continue;
+        if (!t->opt.override_checkpoint_config) {
+            snprintf(err, len, "%s was trained with %s %g but the model %s has %s %g: give the "
+                     "checkpoint's model (-c), or add --override-checkpoint-config to continue "
+                     "with %g", path, names[i], saved[i], c->name, names[i], now[i], now[i]);
+            return false;
+        }
+        info("--override-checkpoint-config: %s %g of %s replaced by the model's %g", names[i],
+             saved[i], path, now[i]);
+    }
+    if (k->max_seq_len != c->max_seq_len)
+        info("note: %s was saved by a model with max_seq_len %d, this run's has %d (no weight "
+             "depends on it)", path, k->max_seq_len, c->max_seq_len);
+    return true;
+}
+
+// The checkpoint continues this run's data: same tokenizer and seed.
+static bool check_run(const Trainer *t, const State *s, const char *path, char *err, int len) {
+    const char *data_tok = t->train ? loader_tokenizer_sha256(t->train) : "";
+    if (s->tokenizer && s->tokenizer[0] && data_tok[0] && strcmp(s->tokenizer, data_tok) != 0)
+        snprintf(err, len, "%s was trained on data of another tokenizer (sha256 %.12s…) than "
+                 "--dataset (%.12s…)", path, s->tokenizer, data_tok);
+    else if (s->seed >= 0 && (uint64_t)s->seed != t->opt.seed)   // imports carry seed -1
+        snprintf(err, len, "%s was saved by a run with --seed %lld; resume with the same seed "
+                 "so the data order continues", path, (long long)s->seed);
+    else return true;
+    return false;
+}
+
+// Reads local elements [e0, e1) of tensor p of group k to device memory dst.
+static bool read_range(CkptFile *f, int k, const ParamTensor *p, int64_t e0, int64_t e1,
+                       float *dst, char *err, int len) {
+    Slab s[3];
+    int ns = global_slabs(p, e0, e1, s);
+    float *host = xmalloc((size_t)(e1 - e0) * sizeof(float));
+    bool ok = ckpt_file_read(f, groups[k], p->name, p->rows, p->cols, s, ns, host, err, len);
+    if (ok) ops->to_device(dst, host, (size_t)(e1 - e0) * sizeof(float));
+    free(host);
+    return ok;
+}
+
+// Compute weights: each tensor's whole local block from the master weights.
+static bool load_weights(Trainer *t, CkptFile *f, char *err, int len) {
+    Model *m = t->model;
+    bool ok = true;
+    for (int i = 0; ok && i < m->table.n; i++) {
+        const ParamTensor *p = &m->table.t[i];
+        float *host = xcalloc(p->numel, sizeof(float));
+        Slab s[3];
+        int ns = global_slabs(p, 0, p->valid_rows * p->local_cols, s);
+        ok = ckpt_file_read(f, "master", p->name, p->rows, p->cols, s, ns, host, err, len);
+        if (ok) ops->act_from_host_f32(model_param(m, p), host, p->numel);
+        free(host);
+    }
+    return ok;
+}
+
+// Optimizer state over this rank's shard (whatever layout saved it).
+static bool load_optimizer(Trainer *t, CkptFile *f, char *err, int len) {
+    Optimizer *o = t->optim;
+    ops->zero(o->m1, o->shard_len * sizeof(float));
+    ops->zero(o->m2, o->shard_len * sizeof(float));
+    bool ok = true;
+    for (int i = 0; ok && i < t->model->table.n; i++) {
+        const ParamTensor *p = &t->model->table.t[i];
+        int64_t e0, e1;
+        if (!local_range(p, o->shard_begin, o->shard_begin + o->shard_len, &e0, &e1)) continue;
+        for (int k = o->master_owned ? 0 : 1; ok && k < N_GROUPS; k++)
+            ok = read_range(f, k, p, e0, e1, group_buffer(o, k) + p->offset + e0 - o->shard_begin,
+                            err, len);
+    }
+    return ok;
+}
+
+static void set_position(Trainer *t, const State *s) {
+    t->step = s->step;
+    t->optim->step = s->optimizer_step;   // the schedule's clock: skipped steps made no update
+    t->state.consumed = (uint64_t)s->loader[0];
+    for (int i = 0; i < LOADER_MAX_SOURCES; i++) t->state.source_consumed[i] = (uint64_t)s->loader[1 + i];
+}
+
+static void load(Trainer *t, const char *dir, bool weights_only) {
+    char path[4300], err[8192] = "";
+    double t0 = now_seconds();
+    const Comm *world = &t->grid.world;
+    ckpt_dir_file(dir, path, sizeof path);
+    CkptFile *f = ckpt_file_open(path, err, sizeof err);
+    comm_agree(world, f != NULL, err);
+    State s;
+    ModelConfig cfg;
+    ParamTable global;
+    uint64_t *want;
+    comm_agree(world, read_verified_state(f, dir, &s, &cfg, &global, &want, err, sizeof err), err);
+    comm_agree(world, check_shape(t, &cfg, path, err, sizeof err), err);
+    comm_agree(world, check_fields(t, &cfg, path, err, sizeof err), err);
+    comm_agree(world, weights_only || check_run(t, &s, path, err, sizeof err), err);
+    CheckpointHealth h;
+    bool ok = verify_data(world, f, &global, want, &h, err, sizeof err);
+    comm_agree(world, ok, err);
+    if (nonfinite_total(&h) > 0)
+        snprintf(err, sizeof err, "%s holds %lld non-finite values (NaN or Inf; first in %s): the "
+                 "run that saved it had diverged; load an older checkpoint", path,
+                 nonfinite_total(&h), h.first);
+    comm_agree(world, nonfinite_total(&h) == 0, err);
+    params_free(&global);
+    free(want);
+    ok = load_weights(t, f, err, sizeof err) && (weights_only || load_optimizer(t, f, err, sizeof err));
+    comm_agree(world, ok, err);
+    if (s.version == 1)
+        info("note: %s is a format-1 checkpoint: its step, loader position and options carry no "
+             "checksum (checkpoints saved from now on do)", dir);
+    if (!weights_only) set_position(t, &s);
+    state_free(&s);
+    ckpt_file_close(f);
+    double seconds = now_seconds() - t0, bytes = 3.0 * 4.0 * (double)config_params_total(&t->cfg);
+    info("loaded checkpoint %s at step %lld (%.3f GB verified and read in %.2f s)", dir,
+         (long long)t->step, bytes / 1e9, seconds);
+    if (weights_only) return;
+    snprintf(session.loaded, sizeof session.loaded, "%s", dir);
+    session.start_step = t->step;
+    if (!session.started && writes_dir(t)) abandon_newer(t);
+}
+
+void checkpoint_load(Trainer *t, const char *dir) { load(t, dir, false); }
+void checkpoint_load_weights(Trainer *t, const char *dir) { load(t, dir, true); }
+
+bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len) {
+    char path[4300];
+    ckpt_dir_file(dir, path, sizeof path);
+    memset(ci, 0, sizeof *ci);
+    CkptFile *f = ckpt_file_open(path, err, err_len);
+    if (!f) return false;
+    State s;
+    ParamTable global;
+    uint64_t *want;
+    bool ok = read_verified_state(f, dir, &s, &ci->cfg, &global, &want, err, err_len);
+    if (ok) {
+        ci->format = s.version;
+        ci->step = s.step;
+        ci->seed = s.seed;
+        memcpy(ci->layout, s.layout, sizeof ci->layout);
+        snprintf(ci->tokenizer_sha256, sizeof ci->tokenizer_sha256, "%s", s.tokenizer ? s.tokenizer : "");
+        ci->options = s.options ? xstrdup(s.options) : NULL;
+        state_free(&s);
+        params_free(&global);
+        free(want);
+    }
+    ckpt_file_close(f);
+    return ok;
+}
+
+void checkpoint_verify(const Comm *world, const char *dir, CheckpointHealth *h) {
+    char path[4300], err[8192] = "";
+    ckpt_dir_file(dir, path, sizeof path);
+    CkptFile *f = ckpt_file_open(path, err, sizeof err);
+    comm_agree(world, f != NULL, err);
+    State s;
+    ModelConfig cfg;
+    ParamTable global;
+    uint64_t *want;
+    comm_agree(world, read_verified_state(f, dir, &s, &cfg, &global, &want, err, sizeof err), err);
+    comm_agree(world, verify_data(world, f, &global, want, h, err, sizeof err), err);
+    state_free(&s);
+    params_free(&global);
+    free(want);
+    ckpt_file_close(f);
+}

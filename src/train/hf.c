@@ -1,0 +1,218 @@
+#include "train/hf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs/ckpt_dir.h"
+#include "hf/hf_config.h"
+#include "fs/logfile.h"
+#include "hf/safetensors.h"
+#include "core/util.h"
+
+static bool same_shape(const ModelConfig *a, const ModelConfig *b) {
+    return a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
+           a->n_kv_heads == b->n_kv_heads && a->ffn_dim == b->ffn_dim &&
+           a->vocab_size == b->vocab_size;
+}
+
+static bool check_config(const Model *m, const char *dir, HfConfig *hf, char *err, int err_len) {
+    if (!hf_config_read(dir, hf, err, err_len)) return false;
+    const ModelConfig *a = &hf->model, *b = &m->cfg;
+    if (same_shape(a, b)) return true;
+    snprintf(err, err_len, "%s describes dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d "
+             "but the model %s has dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d", dir,
+             a->dim, a->n_layers, a->n_heads, a->n_kv_heads, a->ffn_dim, a->vocab_size, b->name,
+             b->dim, b->n_layers, b->n_heads, b->n_kv_heads, b->ffn_dim, b->vocab_size);
+    return false;
+}
+
+// Reads tensor t's block (as held by this rank) into out, zeros in vocab padding.
+static bool read_block(const Safetensors *st, const ParamTensor *t, const char *name,
+                       float *out, char *err, int err_len) {
+    int64_t shape[2] = {t->rows, t->cols};
+    memset(out, 0, t->numel * sizeof(float));
+    if (t->ndim == 1)
+        return safetensors_read_block(st, name, 1, shape, 0, t->rows, 0, 1, out, err, err_len);
+    return safetensors_read_block(st, name, 2, shape, t->row0, t->valid_rows, t->col0,
+                                  t->local_cols, out, err, err_len);
+}
+
+bool hf_import(Model *m, const char *dir, char *err, int err_len) {
+    HfConfig hf;
+    if (!check_config(m, dir, &hf, err, err_len)) return false;
+    Safetensors st;
+    if (!safetensors_open(dir, &st, err, err_len)) return false;
+    bool ok = true;
+    for (int i = 0; ok && i < m->table.n; i++) {
+        const ParamTensor *t = &m->table.t[i];
+        const char *name = t->name;
+        if (hf.tie_word_embeddings && i == m->table.lm_head) name = "model.embed_tokens.weight";
+        float *host = xmalloc(t->numel * sizeof(float));
+        ok = read_block(&st, t, name, host, err, err_len);
+        if (ok) ops->act_from_host_f32(model_param(m, t), host, t->numel);
+        free(host);
+    }
+    safetensors_close(&st);
+    return ok;
+}
+
+// ---- export ----
+
+// The pipeline stage holding global tensor t, from every stage's first layer.
+static int owner_stage(const ParamTensor *t, const int *stage_layer0, int pp) {
+    if (t->layer < 0) return strcmp(t->name, "model.embed_tokens.weight") == 0 ? 0 : pp - 1;
+    int s = pp - 1;
+    while (s > 0 && stage_layer0[s] > t->layer) s--;
+    return s;
+}
+
+// This rank's block of a tensor as fp32 on the host.
+static float *host_block(const Model *m, const ParamTensor *t) {
+    float *buf = xmalloc(t->numel * sizeof(float));
+    ops->act_to_host_f32(buf, model_param(m, t), t->numel);
+    return buf;
+}
+
+// Places tensor-parallel rank r's block (laid out like `local`) into the full tensor.
+static void place_block(const ParamTensor *local, int r, const float *block, float *full) {
+    const ParamTensor *t = local;
+    if (t->split == SPLIT_NONE) {
+        memcpy(full, block, (size_t)(t->rows * t->cols) * sizeof(float));
+    } else if (t->split == SPLIT_ROWS) {
+        int64_t r0 = t->local_rows * r, n = t->rows - r0 < t->local_rows ? t->rows - r0 : t->local_rows;
+        if (n > 0) memcpy(full + r0 * t->cols, block, (size_t)(n * t->cols) * sizeof(float));
+    } else {
+        int64_t lc = t->local_cols;
+        for (int64_t row = 0; row < t->rows; row++)
+            memcpy(full + row * t->cols + lc * r, block + row * lc, (size_t)lc * sizeof(float));
+    }
+}
+
+// Every block this rank owns goes to world rank 0, tagged with the tensor's global index.
+static void send_my_blocks(const Model *m, const Grid *g, const ParamTable *global) {
+    if (g->dp_rank != 0 || g->world_rank == 0) return;
+    for (int i = 0; i < global->n; i++) {
+        const ParamTensor *t = params_find(&m->table, global->t[i].name);
+        if (!t || (t->split == SPLIT_NONE && g->tp_rank != 0)) continue;
+        float *b = host_block(m, t);
+        CommRequest r = comm_isend(&g->world, b, t->numel, DTYPE_F32, 0, i);
+        comm_wait(&r);
+        free(b);
+    }
+}
+
+// Rank 0: receives every tensor-parallel block of global tensor i (held by
+// stage s) and assembles the full tensor.
+static void gather_tensor(const Model *m, const Grid *g, const ParamTensor *gt, int i, int s,
+                          float *full) {
+    ModelPart part = {.tp = g->tp, .tp_rank = 0, .n_layers = 1, .layer0 = gt->layer < 0 ? 0 : gt->layer,
+                      .first = gt->layer < 0, .last = gt->layer < 0, .dp = 1};
+    ParamTable shape;   // the block layout of this tensor under TP
+    params_build(&shape, &m->cfg, &part);
+    const ParamTensor *t = params_find(&shape, gt->name);
+    int owners = t->split == SPLIT_NONE ? 1 : g->tp;
+    for (int r = 0; r < owners; r++) {
+        int src = s * g->dp * g->tp + r;   // (pp s, dp 0, tp r)
+        float *block;
+        if (src == 0) block = host_block(m, params_find(&m->table, gt->name));
+        else {
+            block = xmalloc(t->numel * sizeof(float));
+            CommRequest q = comm_irecv(&g->world, block, t->numel, DTYPE_F32, src, i);
+            comm_wait(&q);
+        }
+        place_block(t, r, block, full);
+        free(block);
+    }
+    params_free(&shape);
+}
+
+// Rank 0: the folder and the writer, every tensor declared; NULL with err.
+static SafetensorsWriter *open_export(const ParamTable *global, const char *dir, bool bf16,
+                                      char *err, int len) {
+    char path[4096];
+    if (!hf_export_dir_check(dir, err, len) || !make_dirs(dir, err, len)) return NULL;
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    SafetensorsWriter *w = safetensors_writer_create(path, err, len);
+    SafetensorsDtype dt = bf16 ? SAFETENSORS_BF16 : SAFETENSORS_F32;
+    for (int i = 0; w && i < global->n; i++) {
+        const ParamTensor *t = &global->t[i];
+        int64_t shape[2] = {t->rows, t->cols};
+        if (safetensors_writer_declare(w, t->name, dt, t->ndim, shape, err, len) < 0) {
+            safetensors_writer_abort(w);
+            w = NULL;
+        }
+    }
+    return w;
+}
+
+// Rank 0: gathers every tensor (all of them whatever happens, so that the
+// senders finish) and writes them while the writes succeed.
+static bool write_tensors(const Model *m, const Grid *g, const ParamTable *global,
+                          const int *stage_layer0, SafetensorsWriter *w, char *err, int len) {
+    bool ok = true;
+    for (int i = 0; i < global->n; i++) {
+        const ParamTensor *t = &global->t[i];
+        float *full = xcalloc((size_t)(t->rows * t->cols), sizeof(float));
+        gather_tensor(m, g, t, i, owner_stage(t, stage_layer0, g->pp), full);
+        if (ok && !(ok = safetensors_writer_put(w, i, full, err, len))) safetensors_writer_abort(w);
+        free(full);
+    }
+    return ok && safetensors_writer_close(w, err, len);
+}
+
+static bool write_config(const Model *m, const char *dir, bool bf16, char *err, int len) {
+    HfConfig hf = {.model = m->cfg, .bos_id = -1, .eos_id = -1};
+    snprintf(hf.torch_dtype, sizeof hf.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
+    return hf_config_write(dir, &hf, err, len);
+}
+
+// World rank 0's verdict, and its message in err, on every rank.
+static bool agree_root(const Grid *g, bool ok, char *err, int len) {
+    int v = ok;
+    comm_broadcast(&g->world, &v, 1, DTYPE_I32, 0);
+    comm_broadcast(&g->world, err, (size_t)len, DTYPE_U8, 0);
+    return v;
+}
+
+bool hf_export_dir_check(const char *dir, char *err, int len) {
+    struct stat st;
+    char first[512], config[4200];
+    if (stat(dir, &st) != 0) return true;   // a new folder (make_dirs says what stops it)
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, len, "%s is a file, not a folder; give a new or empty folder", dir);
+        return false;
+    }
+    snprintf(config, sizeof config, "%s/config.json", dir);
+    if (stat(config, &st) == 0 || ckpt_dir_is_empty(dir, first, sizeof first)) return true;
+    snprintf(err, len, "%s is neither empty nor a Hugging Face folder (it holds '%s' and no "
+             "config.json): give a new or empty folder, or an earlier export to replace", dir,
+             first);
+    return false;
+}
+
+bool hf_export_try(const Model *m, const Grid *g, const char *dir, bool bf16, char *err, int len) {
+    ParamTable global;
+    params_build_global(&global, &m->cfg);
+    int *stage_layer0 = xmalloc((size_t)g->pp * sizeof(int));
+    comm_allgather(&g->pp_comm, &m->part.layer0, stage_layer0, 1, DTYPE_I32);
+    bool root = g->world_rank == 0;
+    err[0] = 0;
+    SafetensorsWriter *w = root ? open_export(&global, dir, bf16, err, len) : NULL;
+    bool ok = agree_root(g, !root || w, err, len);
+    if (ok && root)
+        ok = write_tensors(m, g, &global, stage_layer0, w, err, len) &&
+             write_config(m, dir, bf16, err, len);
+    else if (ok)
+        send_my_blocks(m, g, &global);
+    free(stage_layer0);
+    params_free(&global);
+    return agree_root(g, ok, err, len);
+}
+
+void hf_export(const Model *m, const Grid *g, const char *dir, bool bf16) {
+    char err[2048];
+    if (!hf_export_try(m, g, dir, bf16, err, sizeof err))
+        fatal_all("--export-hf %s failed: %s", dir, err);
+}

@@ -1,0 +1,303 @@
+#include "train/loader.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/permutation.h"
+#include "core/rng.h"
+#include "hdf5/shards.h"
+#include "core/util.h"
+
+typedef struct {
+    Shard shard;
+    uint64_t n_samples;      // windows in this file
+    uint64_t first_sample;   // index of its first window within its source
+} LoaderFile;
+
+typedef struct {
+    char name[128];
+    double weight;           // normalised; 1 for the single combined stream
+    int file0, n_files;      // files[file0 .. file0 + n_files)
+    uint64_t n_samples;
+} Source;
+
+struct Loader {
+    int max_length, vocab_size;
+    uint64_t seed;
+    bool shuffle, mixed;
+    LoaderFile *files;
+    int n_files;
+    Source sources[LOADER_MAX_SOURCES];
+    int n_sources;
+    const char *names[LOADER_MAX_SOURCES];
+    double weights[LOADER_MAX_SOURCES];
+    char sha256[72];
+};
+
+static bool fail(char *err, int err_len, const char *msg) {
+    snprintf(err, err_len, "%s", msg);
+    return false;
+}
+
+// Opens every shard of the split; the order of files is the sorted order of names.
+static bool open_files(Loader *l, const LoaderConfig *c, char *err, int err_len) {
+    char **paths;
+    int n = shards_list(c->path, &paths, err, err_len);
+    if (n == 0) return false;
+    l->files = xcalloc((size_t)n, sizeof *l->files);
+    bool ok = true;
+    for (int i = 0; ok && i < n; i++) {
+        LoaderFile *f = &l->files[l->n_files];
+        if (!shard_open(paths[i], &f->shard, err, err_len)) ok = false;
+        else if (strcmp(f->shard.info.split, c->split) != 0) shard_close(&f->shard);
+        else if (f->shard.info.vocab_size > c->vocab_size) {
+            snprintf(err, err_len, "%s: shard vocabulary %lld is larger than the model's %d; "
+                     "use a model with vocab_size >= %lld", paths[i],
+                     (long long)f->shard.info.vocab_size, c->vocab_size,
+                     (long long)f->shard.info.vocab_size);
+            ok = false;
+        } else {
+            int64_t t = f->shard.info.n_tokens;
+            f->n_samples = t > c->max_length ? (uint64_t)((t - 1) / c->max_length) : 0;
+            l->n_files++;
+        }
+    }
+    shards_list_free(paths, n);
+    return ok;
+}
+
+static bool check_tokenizers(Loader *l, char *err, int err_len) {
+    for (int i = 0; i < l->n_files; i++) {
+        const char *h = l->files[i].shard.info.tokenizer_sha256;
+        if (i == 0) snprintf(l->sha256, sizeof l->sha256, "%s", h);
+        else if (strcmp(h, l->sha256) != 0) {
+            snprintf(err, err_len, "%s was made with another tokenizer (sha256 %.12s…) than %s "
+                     "(%.12s…); one dataset needs one tokenizer", l->files[i].shard.path, h,
+                     l->files[0].shard.path, l->sha256);
+            return false;
+        }
+    }
+    return true;
+}
+
+static int find_source(const Loader *l, const char *name) {
+    for (int s = 0; s < l->n_sources; s++)
+        if (strcmp(l->sources[s].name, name) == 0) return s;
+    return -1;
+}
+
+// Groups files into sources (by shard attribute) or one combined stream.
+static bool group_sources(Loader *l, char *err, int err_len) {
+    // Files sorted by name: order them by source so each source is contiguous.
+    for (int i = 1; i < l->n_files; i++)
+        for (int j = i; j > 0 && l->mixed && strcmp(l->files[j - 1].shard.info.source,
+                                                    l->files[j].shard.info.source) > 0; j--) {
+            LoaderFile t = l->files[j];
+            l->files[j] = l->files[j - 1];
+            l->files[j - 1] = t;
+        }
+    for (int i = 0; i < l->n_files; i++) {
+        const char *name = l->mixed ? l->files[i].shard.info.source : "all";
+        int s = find_source(l, name);
+        if (s < 0) {
+            if (l->n_sources == LOADER_MAX_SOURCES)
+                return fail(err, err_len, "more than 64 sources in one dataset");
+            s = l->n_sources++;
+            snprintf(l->sources[s].name, sizeof l->sources[s].name, "%s", name);
+            l->sources[s].file0 = i;
+            l->sources[s].weight = 1.0;
+        }
+        Source *src = &l->sources[s];
+        l->files[i].first_sample = src->n_samples;
+        src->n_samples += l->files[i].n_samples;
+        src->n_files++;
+    }
+    return true;
+}
+
+static bool parse_mix(Loader *l, const char *mix, char *err, int err_len) {
+    for (int s = 0; s < l->n_sources; s++) l->sources[s].weight = 0;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", mix);
+    double total = 0;
+    for (char *save, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        double w;
+        if (!eq || !parse_double(eq + 1, &w) || w < 0) {
+            snprintf(err, err_len, "--data-mix: expected source=weight, got '%s'", item);
+            return false;
+        }
+        *eq = 0;
+        int s = find_source(l, item);
+        if (s < 0) {
+            char names[512] = "";
+            for (int k = 0; k < l->n_sources; k++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), " %s",
+                         l->sources[k].name);
+            snprintf(err, err_len, "--data-mix: no source '%s' in the dataset (sources:%s)",
+                     item, names);
+            return false;
+        }
+        l->sources[s].weight = w;
+        total += w;
+    }
+    if (!(total > 0)) return fail(err, err_len, "--data-mix: the weights sum to zero");
+    for (int s = 0; s < l->n_sources; s++) l->sources[s].weight /= total;
+    return true;
+}
+
+static bool check_sizes(const Loader *l, const LoaderConfig *c, char *err, int err_len) {
+    for (int s = 0; s < l->n_sources; s++)
+        if (l->sources[s].weight > 0 && l->sources[s].n_samples == 0) {
+            snprintf(err, err_len, "%s split of '%s'%s%s holds fewer than max-length + 1 = %d "
+                     "tokens; use a smaller --max-length or more data", c->split, c->path,
+                     l->mixed ? ", source " : "", l->mixed ? l->sources[s].name : "",
+                     c->max_length + 1);
+            return false;
+        }
+    return true;
+}
+
+Loader *loader_open(const LoaderConfig *c, char *err, int err_len) {
+    Loader *l = xcalloc(1, sizeof *l);
+    l->max_length = c->max_length;
+    l->vocab_size = c->vocab_size;
+    l->seed = c->seed;
+    l->shuffle = c->shuffle;
+    l->mixed = c->data_mix && *c->data_mix;
+    bool ok = open_files(l, c, err, err_len);
+    if (ok && l->n_files == 0) {
+        snprintf(err, err_len, "dataset '%s' has no %s shards", c->path, c->split);
+        ok = false;
+    }
+    ok = ok && check_tokenizers(l, err, err_len) && group_sources(l, err, err_len);
+    if (ok && l->mixed) ok = parse_mix(l, c->data_mix, err, err_len);
+    ok = ok && check_sizes(l, c, err, err_len);
+    if (!ok) {
+        loader_close(l);
+        return NULL;
+    }
+    for (int s = 0; s < l->n_sources; s++) {
+        l->names[s] = l->sources[s].name;
+        l->weights[s] = l->sources[s].weight;
+    }
+    return l;
+}
+
+void loader_close(Loader *l) {
+    if (!l) return;
+    for (int i = 0; i < l->n_files; i++) shard_close(&l->files[i].shard);
+    free(l->files);
+    free(l);
+}
+
+uint64_t loader_samples(const Loader *l) {
+    uint64_t n = 0;
+    for (int s = 0; s < l->n_sources; s++)
+        if (l->sources[s].weight > 0) n += l->sources[s].n_samples;
+    return n;
+}
+
+int loader_sources(const Loader *l, const char ***names, const double **weights) {
+    *names = (const char **)l->names;
+    *weights = l->weights;
+    return l->n_sources;
+}
+
+const char *loader_tokenizer_sha256(const Loader *l) { return l->sha256; }
+
+void loader_describe(const Loader *l, char *out, size_t len) {
+    size_t at = 0;
+    out[0] = 0;
+    for (int i = 0; i < l->n_files && at < len; i++) {
+        const Shard *s = &l->files[i].shard;
+        const char *name = strrchr(s->path, '/');
+        int n = snprintf(out + at, len - at, "shard %s: split %s, source %s, %lld tokens, %lld "
+                         "documents, vocabulary %lld, tokens %s\n", name ? name + 1 : s->path,
+                         s->info.split, s->info.source, (long long)s->info.n_tokens,
+                         (long long)s->info.n_documents, (long long)s->info.vocab_size,
+                         s->info.token_sha256_root[0] ? s->info.token_sha256_root : "unchecked");
+        at += n > 0 ? (size_t)n : 0;
+    }
+}
+
+int loader_unchecked_shards(const Loader *l) {
+    int n = 0;
+    for (int i = 0; i < l->n_files; i++) n += l->files[i].shard.sums < 0;
+    return n;
+}
+
+// The source global sample g draws (weighted, seeded by g alone).
+static int draw_source(const Loader *l, uint64_t g) {
+    if (!l->mixed) return 0;
+    double u = rng_uniform(rng_key(l->seed, 0x6d6978 /* "mix" */), g), acc = 0;
+    int last = 0;
+    for (int s = 0; s < l->n_sources; s++) {
+        if (l->sources[s].weight <= 0) continue;
+        acc += l->sources[s].weight;
+        last = s;
+        if (u < acc) return s;
+    }
+    return last;
+}
+
+// Reads the k-th sample drawn from source s (k counts over epochs).
+static void read_sample(const Loader *l, int s, uint64_t k, int32_t *row) {
+    const Source *src = &l->sources[s];
+    uint64_t epoch = k / src->n_samples, i = k % src->n_samples;
+    if (l->shuffle) {
+        Permutation p = permutation_make(src->n_samples,
+                                         rng_key(rng_key(l->seed, rng_hash_string(src->name)),
+                                                 epoch));
+        i = permutation_apply(&p, i);
+    }
+    int lo = src->file0, hi = src->file0 + src->n_files - 1;
+    while (lo < hi) {   // last file whose first_sample <= i
+        int mid = (lo + hi + 1) / 2;
+        if (l->files[mid].first_sample <= i) lo = mid;
+        else hi = mid - 1;
+    }
+    const LoaderFile *f = &l->files[lo];
+    int64_t start = (int64_t)(i - f->first_sample) * l->max_length;
+    char err[512];
+    if (!shard_read_tokens(&f->shard, start, l->max_length + 1, row, err, sizeof err))
+        fatal("%s", err);
+    for (int t = 0; t <= l->max_length; t++)
+        if (row[t] < 0 || row[t] >= l->vocab_size)
+            fatal("%s: token id %d at position %lld is outside the model's vocabulary of %d",
+                  f->shard.path, row[t], (long long)(start + t), l->vocab_size);
+}
+
+void loader_next(Loader *l, LoaderState *st, int dp_rank, int dp, int B, int32_t *rows) {
+    uint64_t count = (uint64_t)dp * (uint64_t)B;
+    for (uint64_t j = 0; j < count; j++) {
+        uint64_t g = st->consumed + j;
+        int s = draw_source(l, g);
+        uint64_t k = l->mixed ? st->source_consumed[s]++ : g;
+        if ((int)(j / (uint64_t)B) == dp_rank)
+            read_sample(l, s, k, rows + (j % (uint64_t)B) * (uint64_t)(l->max_length + 1));
+    }
+    st->consumed += count;
+}
+
+void loader_synthetic_next(uint64_t seed, int vocab_size, int max_length, LoaderState *st,
+                           int dp_rank, int dp, int B, int32_t *rows) {
+    uint64_t key = rng_key(seed, 0x62656e6368 /* "bench" */);
+    for (int b = 0; b < B; b++) {
+        uint64_t g = st->consumed + (uint64_t)dp_rank * B + (uint64_t)b;
+        uint64_t sample_key = rng_key(key, g);
+        for (int j = 0; j <= max_length; j++)
+            rows[(size_t)b * (max_length + 1) + j] =
+                (int32_t)(rng_bits(sample_key, (uint64_t)j) % (uint64_t)vocab_size);
+    }
+    st->consumed += (uint64_t)dp * B;
+}
+
+void loader_split_rows(const int32_t *rows, int B, int T, int32_t *tokens, int32_t *targets) {
+    for (int b = 0; b < B; b++) {
+        const int32_t *r = rows + (size_t)b * (T + 1);
+        memcpy(tokens + (size_t)b * T, r, (size_t)T * sizeof(int32_t));
+        memcpy(targets + (size_t)b * T, r + 1, (size_t)T * sizeof(int32_t));
+    }
+}

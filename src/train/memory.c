@@ -1,0 +1,39 @@
+#include "train/memory.h"
+
+#include <stdio.h>
+
+#include "model/model.h"
+#include "core/util.h"
+
+MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
+                               const MemoryLayout *lay) {
+    ParamTable pt;
+    params_build(&pt, cfg, part);
+    MemoryEstimate e = {.n_params = (int64_t)pt.numel};
+    params_free(&pt);
+    double n = (double)e.n_params, dp = part->dp > 0 ? part->dp : 1;
+    double shard = lay->zero > 0 ? n / dp : n;
+    e.weights = n * (double)lay->act_bytes;
+    e.grads = n * 4.0 + (lay->zero > 0 ? shard * 4.0 : 0);
+    e.master = (lay->zero > 0 || lay->act_bytes != 4) ? shard * 4.0 : 0;
+    e.adam = 2.0 * shard * 4.0;
+    int heads = cfg->n_heads / part->tp;
+    double state = lay->flash_attention
+                       ? (double)lay->B * heads * lay->T * 4.0
+                       : (double)lay->B * heads * lay->T * lay->T * 4.0;
+    int slots = lay->pp - lay->pp_rank < lay->grad_accum ? lay->pp - lay->pp_rank
+                                                         : lay->grad_accum;
+    e.activations = model_activation_bytes(cfg, part, lay->B, lay->T, slots, lay->recompute,
+                                           lay->act_bytes, (size_t)state);
+    e.total = e.weights + e.grads + e.master + e.adam + e.activations;
+    return e;
+}
+
+void memory_print(const char *title, const MemoryEstimate *e) {
+    char a[32], b[32], c[32], d[32], f[32], t[32];
+    info("%s: %.3g M parameters | weights %s | grads %s | master %s | Adam %s | "
+         "activations %s | total %s", title, (double)e->n_params / 1e6,
+         format_bytes(e->weights, a, sizeof a), format_bytes(e->grads, b, sizeof b),
+         format_bytes(e->master, c, sizeof c), format_bytes(e->adam, d, sizeof d),
+         format_bytes(e->activations, f, sizeof f), format_bytes(e->total, t, sizeof t));
+}

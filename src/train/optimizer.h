@@ -1,0 +1,75 @@
+// AdamW on fp32 master weights with ZeRO-1/2 sharding over data-parallel
+// ranks, global-norm clipping, and the learning-rate schedule.
+#ifndef LLAMA_OPTIMIZER_H
+#define LLAMA_OPTIMIZER_H
+
+#include <stdint.h>
+
+#include "parallel/grid.h"
+#include "model/model.h"
+
+typedef struct {
+    double lr, min_lr_ratio, weight_decay, grad_clip;
+    double beta1, beta2, eps;
+    int64_t warmup_steps, total_steps;
+    int zero;
+    bool overlap_grad_reduce;   // ZeRO 0: all-reduce each layer's gradients during the backward pass
+} OptimizerConfig;
+
+typedef struct {
+    OptimizerConfig cfg;
+    Model *model;
+    const Grid *grid;
+    size_t shard_begin, shard_len;   // the flat range this rank updates (all of it without ZeRO)
+    float *master;      // (shard_len) fp32 master weights; aliases model->params when fp32, ZeRO 0
+    bool master_owned;
+    float *m1, *m2;     // (shard_len) Adam moments
+    float *grad_shard;  // (shard_len) ZeRO-1/2: this rank's reduced gradient
+    int64_t step;       // optimizer steps taken
+    bool overlap;           // overlap_grad_reduce applies: ZeRO 0 and DP > 1
+    CommRequest *pending;   // (max_pending) all-reduces posted during the last backward pass
+    int n_pending, max_pending;
+    size_t n_posted;        // gradient elements they cover
+} Optimizer;
+
+// Learning rate of optimizer step `step` (0-based): linear warm-up over
+// warmup_steps, then cosine from lr to lr·min_lr_ratio at total_steps.
+double lr_at(const OptimizerConfig *c, int64_t step);
+
+Optimizer *optimizer_create(const OptimizerConfig *cfg, Model *m, const Grid *g);
+void optimizer_free(Optimizer *o);
+// Re-reads the master weights from the model's compute weights (after they
+// were initialised or loaded).
+void optimizer_sync_master(Optimizer *o);
+// Whether overlap_grad_reduce applies to a layout: ZeRO 0 and DP > 1.
+static inline bool optimizer_overlaps(bool overlap_grad_reduce, int zero, int dp) {
+    return overlap_grad_reduce && zero == 0 && dp > 1;
+}
+// Before each micro-batch's backward pass; `last`: the step's last one on this
+// rank.  With overlap_grad_reduce (ZeRO 0, DP > 1), the last one's backward
+// pass posts a data-parallel all-reduce of each layer's gradients as soon as
+// they are final, and optimizer_step waits for them.
+void optimizer_before_backward(Optimizer *o, bool last);
+// After each micro-batch's backward pass: ZeRO-2 reduce-scatters the
+// micro-batch's gradient into the shard and clears the full buffer.
+void optimizer_after_micro_step(Optimizer *o);
+// One optimizer step in two halves, so the caller can look at the norm (and
+// the loss) before deciding.  optimizer_reduce: reduces the gradients over DP
+// and returns the global gradient norm before clipping (the same value on every
+// rank).  Then exactly one of: optimizer_apply clips to that norm, takes one
+// AdamW step (advancing o->step, the schedule's clock), refreshes the compute
+// weights (all-gathered under ZeRO) and clears the gradients;
+// optimizer_discard clears the gradients only (a skipped step: master and
+// compute weights, Adam moments and o->step stay bit for bit as they were).
+double optimizer_reduce(Optimizer *o);
+void optimizer_apply(Optimizer *o, double norm);
+void optimizer_discard(Optimizer *o);
+// optimizer_reduce then optimizer_apply; returns the norm.
+double optimizer_step(Optimizer *o);
+// Collective over the world: the largest |w| of the fp32 master weights over
+// the whole grid (the same value on every rank), +inf when any is NaN or
+// infinite.  Reads the copies a checkpoint would write (under ZeRO 0, those of
+// data-parallel rank 0), through the host on a GPU.
+double optimizer_max_abs_weight(const Optimizer *o);
+
+#endif

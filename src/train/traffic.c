@@ -1,0 +1,49 @@
+#include "train/traffic.h"
+
+#include "model/model.h"
+#include "core/util.h"
+
+static double ring_allreduce(double bytes, int n) { return n > 1 ? 2.0 * (n - 1) / n * bytes : 0; }
+static double ring_half(double bytes, int n) { return n > 1 ? (double)(n - 1) / n * bytes : 0; }
+
+// Data parallel: gradients (fp32) reduced, parameters (compute type) gathered under ZeRO.
+static double dp_bytes(double n_params, const MemoryLayout *lay, int dp) {
+    double grads = n_params * 4.0, params = n_params * (double)lay->act_bytes;
+    if (lay->zero == 0) return ring_allreduce(grads, dp);
+    double scatter = ring_half(grads, dp) * (lay->zero == 2 ? lay->grad_accum : 1);
+    return scatter + ring_half(params, dp);
+}
+
+// Tensor parallel, per micro-batch: two all-reduces of (N, D) per layer forward
+// (one more for the recomputed attention under -g) and two backward, the
+// embedding's forward, the head's backward, the cross-entropy statistics.
+static double tp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay) {
+    double act = (double)lay->B * lay->T * c->dim * (double)lay->act_bytes;
+    double per_layer = (lay->recompute ? 5.0 : 4.0) * ring_allreduce(act, p->tp);
+    double mb = p->n_layers * per_layer;
+    if (p->first) mb += ring_allreduce(act, p->tp);
+    if (p->last) mb += ring_allreduce(act, p->tp) + ring_allreduce(3.0 * lay->B * lay->T * 4.0, p->tp);
+    return mb * lay->grad_accum;
+}
+
+// Pipeline: each micro-batch's activation forward and its gradient back.
+static double pp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay) {
+    double act = (double)lay->B * lay->T * c->dim * (double)lay->act_bytes;
+    return lay->grad_accum * act * ((p->last ? 0 : 1) + (p->first ? 0 : 1));
+}
+
+Traffic traffic_estimate(const ModelConfig *cfg, const ModelPart *part, const MemoryLayout *lay,
+                         int dp) {
+    ParamTable pt;
+    params_build(&pt, cfg, part);
+    double n = (double)pt.numel;
+    params_free(&pt);
+    return (Traffic){dp_bytes(n, lay, dp), tp_bytes(cfg, part, lay), pp_bytes(cfg, part, lay)};
+}
+
+void traffic_print(const char *title, const Traffic *t) {
+    char a[32], b[32], c[32], s[32];
+    info("%s: data-parallel %s, tensor-parallel %s, pipeline %s, total %s sent per rank per step",
+         title, format_bytes(t->dp, a, sizeof a), format_bytes(t->tp, b, sizeof b),
+         format_bytes(t->pp, c, sizeof c), format_bytes(t->dp + t->tp + t->pp, s, sizeof s));
+}

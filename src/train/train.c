@@ -1,0 +1,840 @@
+#include "train/train.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parallel/agreement.h"
+#include "train/checkpoint.h"
+#include "fs/ckpt_dir.h"
+#include "train/hf.h"
+#include "train/memory.h"
+#include "train/metrics.h"
+#include "parallel/pipeline.h"
+#include "core/signals.h"
+#include "train/traffic.h"
+#include "tokenizer/tokenizer.h"
+#include "core/util.h"
+#include "train/watchdog.h"
+
+// ---- options and layout ----
+
+int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg) {
+    return o->max_length > 0 ? o->max_length : cfg->max_seq_len;
+}
+
+static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *err, int len) {
+    int T = trainer_seq_len(o, cfg);
+    const char *bad = NULL;
+    if (o->batch_size < 1) bad = "--batch-size must be at least 1";
+    else if (o->grad_accum < 1) bad = "--grad-accum must be at least 1";
+    else if (o->max_length < 0) bad = "--max-length must be positive";
+    else if (o->steps < 0) bad = "--steps must not be negative";
+    else if (o->num_epochs < 1) bad = "--num-epochs must be at least 1";
+    else if (!(o->lr > 0)) bad = "--lr must be positive";
+    else if (o->weight_decay < 0) bad = "--weight-decay must not be negative";
+    else if (o->min_lr_ratio < 0 || o->min_lr_ratio > 1) bad = "--min-lr-ratio must be in [0, 1]";
+    else if (o->grad_clip < 0) bad = "--grad-clip must not be negative (0 disables clipping)";
+    else if (o->warmup_steps < 0) bad = "--warmup-steps must not be negative";
+    else if (o->eval_interval < 0 || o->eval_steps < 1) bad = "--eval-interval must be >= 0 and --eval-steps >= 1";
+    else if (o->save_interval < 0) bad = "--save-interval must not be negative";
+    else if (o->sample_tokens < 0) bad = "--sample-tokens must not be negative";
+    else if (o->bench_warmup < 0) bad = "--bench-warmup must not be negative";
+    else if (o->profile_step < 0) bad = "--profile-step must not be negative";
+    else if (!(o->hang_timeout >= 0 && o->hang_timeout < 1e9))
+        bad = "--hang-timeout must be a number of seconds >= 0 (0 disables the watchdog)";
+    else if (!(o->spike_threshold >= 0))
+        bad = "--spike-threshold must be a non-negative number (0 disables spike detection)";
+    else if (o->max_bad_steps < 0)
+        bad = "--max-bad-steps must not be negative (0 disables rollback)";
+    else if (o->overlap_grad_reduce != 0 && o->overlap_grad_reduce != 1)
+        bad = "--overlap-grad-reduce must be 0 or 1";
+    else if (strcmp(o->export_dtype, "fp32") && strcmp(o->export_dtype, "bf16"))
+        bad = "--export-dtype must be fp32 or bf16";
+    else if (!o->bench && !o->dataset[0] && !o->describe)
+        bad = "no training data: give --dataset PATH (HDF5 shards from llama-tokenize encode), "
+              "or --bench for synthetic tokens";
+    if (bad) {
+        snprintf(err, len, "%s", bad);
+        return false;
+    }
+    if (T > cfg->max_seq_len) {
+        snprintf(err, len, "--max-length %d exceeds the model's max_seq_len %d", T,
+                 cfg->max_seq_len);
+        return false;
+    }
+    return true;
+}
+
+const char *trainer_precision(const TrainOptions *o) {
+    if (o->mixed_precision[0]) return o->mixed_precision;
+    return strcmp(o->device, "cuda") == 0 ? "bf16" : "fp32";
+}
+
+bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
+                           int err_len) {
+    if (!check_ranges(o, cfg, err, err_len)) return false;
+    const char *p = trainer_precision(o);
+    if (strcmp(p, "fp32") && strcmp(p, "bf16")) {
+        snprintf(err, err_len, "--mixed-precision must be fp32 or bf16, got '%s'", p);
+        return false;
+    }
+    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
+        snprintf(err, err_len, "--device must be cpu or cuda, got '%s'", o->device);
+        return false;
+    }
+    if (!ops_attention_for(o->device, o->attention, err, err_len)) return false;
+    if (strcmp(o->device_comm, "nccl") && strcmp(o->device_comm, "mpi")) {
+        snprintf(err, err_len, "--device-comm must be nccl or mpi, got '%s'", o->device_comm);
+        return false;
+    }
+    if (!grid_check_layout(cfg, world, o->tp, o->pp, o->zero, err, err_len)) return false;
+    int *counts = xcalloc((size_t)o->pp, sizeof *counts);   // layers per stage
+    bool ok = pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, err_len);
+    free(counts);
+    return ok;
+}
+
+static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int dp, int tp_rank,
+                         int pp_rank) {
+    int *counts = xcalloc((size_t)o->pp, sizeof *counts);   // layers per stage
+    char err[256];
+    if (!pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, sizeof err))
+        fatal("%s", err);
+    ModelPart p = {.tp = o->tp, .tp_rank = tp_rank, .dp = dp};
+    for (int s = 0; s < pp_rank; s++) p.layer0 += counts[s];
+    p.n_layers = counts[pp_rank];
+    p.first = pp_rank == 0;
+    p.last = pp_rank == o->pp - 1;
+    free(counts);
+    return p;
+}
+
+static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg, int pp_rank) {
+    return (MemoryLayout){.B = o->batch_size, .T = trainer_seq_len(o, cfg),
+                          .grad_accum = o->grad_accum, .pp = o->pp, .pp_rank = pp_rank,
+                          .zero = o->zero, .recompute = o->grad_checkpoint,
+                          .act_bytes = strcmp(trainer_precision(o), "bf16") ? 4 : 2,
+                          .flash_attention = strcmp(o->device, "cuda") == 0};
+}
+
+void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
+    int T = trainer_seq_len(o, c), dp = world / (o->tp * o->pp);
+    info("model %s: dim %d, %d layers, %d heads (%d KV), head dim %d, FFN %d, vocab %d, "
+         "max seq %d, rope theta %g, norm eps %g", c->name, c->dim, c->n_layers, c->n_heads,
+         c->n_kv_heads, config_head_dim(c), c->ffn_dim, c->vocab_size, c->max_seq_len,
+         c->rope_theta, c->norm_eps);
+    char total[32], flop[32];
+    info("parameters: %s total, %s non-embedding + LM head (the N of 6N)",
+         format_count((double)config_params_total(c), total, sizeof total),
+         format_count((double)config_params_flop(c), flop, sizeof flop));
+    info("model FLOPs per token at sequence %d: %.4g (6N + 12·layers·dim·seq)", T,
+         config_flops_per_token(c, T));
+    bool overlap = optimizer_overlaps(o->overlap_grad_reduce, o->zero, dp);
+    info("layout: %d ranks = dp %d × tp %d × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
+         "%s on %s%s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
+         trainer_precision(o), o->device, o->grad_checkpoint ? ", activation recomputation" : "",
+         overlap ? ", gradient all-reduce per layer during the backward pass" : "");
+    char err[256];
+    info("attention: %s", ops_attention_for(o->device, o->attention, err, sizeof err));
+    for (int s = 0; s < o->pp; s++) {
+        if (s > 0 && s < o->pp - 1) continue;   // middle stages look like stage 0 without the embedding
+        ModelPart part = part_of(o, c, dp, 0, s);
+        MemoryLayout lay = memory_layout(o, c, s);
+        MemoryEstimate e = memory_estimate(c, &part, &lay);
+        char title[64];
+        snprintf(title, sizeof title, "memory per rank, stage %d", s);
+        memory_print(title, &e);
+        Traffic tr = traffic_estimate(c, &part, &lay, dp);
+        snprintf(title, sizeof title, "communication, stage %d", s);
+        traffic_print(title, &tr);
+    }
+}
+
+// ---- set-up ----
+
+static void init_weights(Trainer *t) {
+    Model *m = t->model;
+    if (t->opt.init_hf[0]) {
+        char err[2048];
+        bool ok = hf_import(m, t->opt.init_hf, err, sizeof err);
+        comm_agree(&t->grid.world, ok, err);
+        info("initialised from Hugging Face weights in %s", t->opt.init_hf);
+        return;
+    }
+    float *host = xmalloc(m->table.numel * sizeof(float));
+    params_init_host(&m->table, t->opt.seed, host);
+    ops->act_from_host_f32(m->params, host, m->table.numel);
+    free(host);
+}
+
+// --load: a checkpoint folder, or "auto" for the newest in --save-dir.
+static void resume(Trainer *t) {
+    if (!t->opt.load[0]) return;
+    char dir[4200];
+    if (checkpoint_resolve(t, dir, sizeof dir)) checkpoint_load(t, dir);
+    else info("no checkpoint in %s: starting from step 0", t->opt.save_dir);
+}
+
+// Every rank must read the same shards: a node whose staged copy lacks or
+// changed one would train on other data without a word.
+static void agree_on_data(const Trainer *t) {
+    size_t len = 1 << 20;
+    char *text = xmalloc(len);
+    int n = snprintf(text, len, "tokenizer %s\n", loader_tokenizer_sha256(t->train));
+    loader_describe(t->train, text + n, len - (size_t)n);
+    if (t->val) loader_describe(t->val, text + strlen(text), len - strlen(text));
+    agree_on_text(&t->grid.world, "the datasets", text, "every rank must read the same shards: "
+                  "make the dataset copies identical on every node (llama-tokenize verify checks "
+                  "them)");
+    free(text);
+    int unchecked = loader_unchecked_shards(t->train) + (t->val ? loader_unchecked_shards(t->val) : 0);
+    if (unchecked > 0)
+        info("notice: %d shard%s of %s carry no token checksums (encoded before llama-tokenize "
+             "kept them): their tokens are read unchecked; encode them again to have them checked",
+             unchecked, unchecked == 1 ? "" : "s", t->opt.dataset);
+}
+
+static void open_data(Trainer *t) {
+    if (t->opt.bench) return;
+    char err[1024];
+    LoaderConfig lc = {.path = t->opt.dataset, .split = "train", .max_length = t->T,
+                       .vocab_size = t->cfg.vocab_size, .seed = t->opt.seed,
+                       .data_mix = t->opt.data_mix, .shuffle = true};
+    t->train = loader_open(&lc, err, sizeof err);
+    if (!t->train) fatal("%s", err);
+    lc.split = "val";
+    lc.shuffle = false;
+    lc.data_mix = NULL;
+    t->val = loader_open(&lc, err, sizeof err);
+    if (!t->val && t->opt.eval_interval > 0)
+        fatal("--eval-interval needs a validation split: %s (tokenize with --val-fraction)", err);
+    agree_on_data(t);
+}
+
+static void count_steps(Trainer *t) {
+    uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
+    if (t->opt.steps > 0) t->total_steps = t->opt.steps;
+    else if (t->opt.bench) t->total_steps = 10;
+    else t->total_steps = (int64_t)(loader_samples(t->train) * t->opt.num_epochs / per_step);
+    if (t->total_steps < 1)
+        fatal("the dataset has %llu samples of %d tokens, fewer than one step's %llu; use a "
+              "smaller --batch-size or --max-length", (unsigned long long)loader_samples(t->train),
+              t->T + 1, (unsigned long long)per_step);
+}
+
+static void open_outputs(Trainer *t) {
+    char err[1024];
+    if (t->opt.log[0] && t->grid.world_rank == 0 && !(t->log = logfile_open(t->opt.log, err, sizeof err)))
+        fatal("%s", err);
+    if (t->opt.dump_batches[0] && t->grid.tp_rank == 0 && t->grid.pp_rank == 0) {
+        char path[1100];
+        if (t->grid.dp > 1) snprintf(path, sizeof path, "%s.dp%d", t->opt.dump_batches, t->grid.dp_rank);
+        else snprintf(path, sizeof path, "%s", t->opt.dump_batches);
+        if (!(t->dump = logfile_open(path, err, sizeof err))) fatal("%s", err);
+    }
+}
+
+// Test hooks (validation/test_divergence.sh), environment variables naming a
+// window of global samples [a, b), which the steps starting in it read:
+//   LLAMA_TEST_NAN_SAMPLES=a:b[:rank]  a NaN logit-gradient scale, on world rank
+//       `rank` only or on every rank: the loss stays finite, every gradient
+//       becomes NaN, as a poisoned batch would make them;
+//   LLAMA_TEST_NOISE_SAMPLES=a:b  uniformly random tokens instead of the data
+//       (without --data-mix): a loss spike.
+static void read_window(const char *name, uint64_t w[2], int *rank) {
+    const char *e = getenv(name);
+    long long a = 0, b = 0;
+    int r = -1;
+    if (!e || !e[0]) return;
+    if (sscanf(e, "%lld:%lld:%d", &a, &b, &r) < 2 || a < 0 || b < a || r < -1 || (!rank && r != -1))
+        fatal("%s='%s': expected FIRST:END%s (a test hook; unset it)", name, e, rank ? "[:RANK]" : "");
+    w[0] = (uint64_t)a;
+    w[1] = (uint64_t)b;
+    if (rank) *rank = r;
+    info("test hook %s: the steps that start at global samples %lld to %lld get %s%s", name, a,
+         b - 1, rank ? "NaN gradients" : "random tokens", r >= 0 ? " on one rank" : "");
+}
+
+static void read_test_hooks(Trainer *t) {
+    t->nan_rank = -1;
+    read_window("LLAMA_TEST_NAN_SAMPLES", t->nan_window, &t->nan_rank);
+    read_window("LLAMA_TEST_NOISE_SAMPLES", t->noise_window, NULL);
+}
+
+static bool in_window(const uint64_t w[2], uint64_t sample) { return sample >= w[0] && sample < w[1]; }
+
+// Peak for MFU: --peak-tflops, else on the CPU the measured sgemm rate, on a
+// GPU the datasheet's dense rate for the compute precision (0, no MFU, for a
+// card the table does not know).
+static void set_peak(Trainer *t) {
+    t->flops_per_token = config_flops_per_token(&t->cfg, t->T);
+    t->peak_tflops = t->opt.peak_tflops;
+    if (t->peak_tflops > 0) return;
+    if (strcmp(ops->name, "cpu") == 0) {
+        if (t->grid.world_rank == 0) t->peak_tflops = metrics_sgemm_tflops();
+        comm_broadcast(&t->grid.world, &t->peak_tflops, 1, DTYPE_F64, 0);
+        return;
+    }
+    t->peak_tflops = metrics_gpu_peak_tflops(ops->device, ops->act_bytes == 2);
+    comm_allreduce(&t->grid.world, &t->peak_tflops, 1, DTYPE_F64, REDUCE_MAX);
+    if (t->peak_tflops > 0)
+        info("MFU against %.4g TFLOP/s, the dense %s peak of %s (--peak-tflops overrides)",
+             t->peak_tflops, ops->act_bytes == 2 ? "bf16" : "fp32", ops->device);
+    else
+        info("no peak known for %s: give --peak-tflops for MFU", ops->device ? ops->device : "?");
+}
+
+static void report_memory(Trainer *t) {
+    MemoryLayout lay = memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
+    MemoryEstimate e = memory_estimate(&t->cfg, &t->part, &lay);
+    int n = t->grid.world_size;
+    double mine[2] = {e.total, (double)e.n_params};
+    double *all = xmalloc(sizeof(double) * 2 * (size_t)n);   // (bytes, parameters) per rank
+    comm_allgather(&t->grid.world, mine, all, 2, DTYPE_F64);
+    memory_print("memory (rank 0)", &e);
+    Traffic tr = traffic_estimate(&t->cfg, &t->part, &lay, t->grid.dp);
+    traffic_print("predicted communication (rank 0)", &tr);
+    if (t->grid.world_rank == 0 && n > 1) {
+        int most = 0;
+        char b[32];
+        for (int r = 0; r < n; r++) {
+            if (all[2 * r] > all[2 * most]) most = r;
+            if (r < 64)
+                info("  rank %d: %.4g M parameters, %s predicted", r, all[2 * r + 1] / 1e6,
+                     format_bytes(all[2 * r], b, sizeof b));
+        }
+        if (n > 64)
+            info("  ... %d ranks more; the most memory: rank %d, %s predicted", n - 64, most,
+                 format_bytes(all[2 * most], b, sizeof b));
+    }
+    free(all);
+}
+
+// Grid, model part and model for micro-batch B, sequence T, M micro-batches.
+static Trainer *trainer_alloc(const TrainOptions *o, const ModelConfig *cfg, int B, int T, int M) {
+    Trainer *t = xcalloc(1, sizeof *t);
+    t->opt = *o;
+    t->cfg = *cfg;
+    t->B = B;
+    t->T = T;
+    t->M = M;
+    grid_create(&t->grid, o->tp, o->pp);
+    t->part = part_of(o, cfg, t->grid.dp, t->grid.tp_rank, t->grid.pp_rank);
+    t->model = model_create(cfg, &t->part, &t->grid.tp_comm, B, T, pipeline_slots(&t->grid, M),
+                            o->grad_checkpoint);
+    t->pipeline = pipeline_create(t->model, &t->grid);
+    init_weights(t);
+    return t;
+}
+
+static void create_optimizer(Trainer *t) {
+    const TrainOptions *o = &t->opt;
+    OptimizerConfig oc = {.lr = o->lr, .min_lr_ratio = o->min_lr_ratio,
+                          .weight_decay = o->weight_decay, .grad_clip = o->grad_clip,
+                          .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
+                          .warmup_steps = o->warmup_steps, .total_steps = t->total_steps,
+                          .zero = o->zero, .overlap_grad_reduce = o->overlap_grad_reduce};
+    t->optim = optimizer_create(&oc, t->model, &t->grid);
+    optimizer_sync_master(t->optim);
+}
+
+// The backend's attention implementation (--attention), said once at start-up.
+static void select_attention(const TrainOptions *o) {
+    char err[512] = "";
+    agree_or_exit(ops_select_attention(o->attention, err, sizeof err), err);
+    char line[256];
+    ops_attention_summary(line, sizeof line);
+    info("attention: %s", line);
+}
+
+// Every rank must run the same job: ranks started with other options (or
+// another model file) would diverge, or hang in a collective the others skip.
+static void agree_on_job(const TrainOptions *o, const ModelConfig *c) {
+    char *options = options_format(o);
+    size_t at = strlen(options), len = at + 512;
+    char *text = xrealloc(options, len);
+    snprintf(text + at, len - at, "model = dim %d, layers %d, heads %d, kv heads %d, ffn %d, vocab "
+             "%d, max seq %d, rope theta %.17g, norm eps %.17g\n", c->dim, c->n_layers, c->n_heads,
+             c->n_kv_heads, c->ffn_dim, c->vocab_size, c->max_seq_len, c->rope_theta, c->norm_eps);
+    Comm world = {MPI_COMM_WORLD, util_world_rank(), util_world_size(), NULL};
+    agree_on_text(&world, "the options", text, "start every rank with the same command line "
+                  "(and the same model file)");
+    free(text);
+}
+
+Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
+    agree_on_job(o, cfg);
+    watchdog_start(o->hang_timeout, util_world_rank());
+    watchdog_beat("starting up (model, data, checkpoint)", 0);
+    select_attention(o);
+    Trainer *t = trainer_alloc(o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum);
+    open_data(t);
+    count_steps(t);
+    create_optimizer(t);
+    resume(t);
+    checkpoint_start(t);   // the --save-dir lock, newer checkpoints moved aside, before training
+    t->saved_step = -1;
+    t->weight_max0 = optimizer_max_abs_weight(t->optim);
+    read_test_hooks(t);
+    t->rows = xmalloc((size_t)t->M * t->B * (t->T + 1) * sizeof(int32_t));
+    open_outputs(t);
+    set_peak(t);
+    report_memory(t);
+    return t;
+}
+
+Trainer *trainer_create_bare(const TrainOptions *o, const ModelConfig *cfg) {
+    Trainer *t = trainer_alloc(o, cfg, 1, 1, 1);
+    t->total_steps = 1;
+    create_optimizer(t);
+    return t;
+}
+
+void trainer_free(Trainer *t) {
+    if (!t) return;
+    watchdog_stop();
+    logfile_close(t->log);
+    logfile_close(t->dump);
+    loader_close(t->train);
+    loader_close(t->val);
+    optimizer_free(t->optim);
+    pipeline_free(t->pipeline);
+    model_free(t->model);
+    grid_free(&t->grid);
+    free(t->rows);
+    free(t);
+}
+
+// ---- steps ----
+
+static void fill_rows(Trainer *t) {
+    size_t per_micro = (size_t)t->B * (t->T + 1);
+    bool noise = in_window(t->noise_window, t->state.consumed);   // test hook
+    for (int k = 0; k < t->M; k++) {
+        int32_t *rows = t->rows + (size_t)k * per_micro;
+        if (t->train && !noise)
+            loader_next(t->train, &t->state, t->grid.dp_rank, t->grid.dp, t->B, rows);
+        else
+            loader_synthetic_next(t->opt.seed, t->cfg.vocab_size, t->T, &t->state,
+                                  t->grid.dp_rank, t->grid.dp, t->B, rows);
+        if (t->dump) logfile_write(t->dump, rows, per_micro * sizeof(int32_t));
+    }
+}
+
+// Σ of token losses from the last stage's tensor-parallel rank 0, over the grid.
+static double global_loss_sum(const Trainer *t, double local) {
+    double v = t->part.last && t->grid.tp_rank == 0 ? local : 0.0;
+    comm_allreduce(&t->grid.world, &v, 1, DTYPE_F64, REDUCE_SUM);
+    return v;
+}
+
+static double step_tokens(const Trainer *t) {
+    return (double)t->B * t->T * t->M * t->grid.dp;
+}
+
+// ---- divergence: skipped steps, loss spikes, rollback, the save guard ----
+
+#define ROLLBACK_LIMIT 3          // rollbacks without a newer checkpoint before the run stops
+#define WEIGHT_GROWTH_LIMIT 1e3   // max |w| may grow this much between checkpoints
+
+// What judge_step decided about a step, the same on every rank.
+typedef struct {
+    bool loss_bad;   // the loss is not finite
+    bool skip;       // the loss or the gradient norm is not finite: no update
+    bool spike;      // finite, but its z-score passed --spike-threshold
+    double z;        // the loss's z-score over the window (0 without one)
+} Verdict;
+
+// The logit-gradient scale of a step whose first global sample is `first`.
+static float grad_scale(const Trainer *t, uint64_t first) {
+    bool nan = in_window(t->nan_window, first) && (t->nan_rank < 0 || t->nan_rank == t->grid.world_rank);
+    return nan ? NAN : (float)(1.0 / step_tokens(t));
+}
+
+// Judges a step by its global loss and gradient norm.  The flags are reduced
+// over the world, so every rank takes the same decision even where its copy of
+// a reduced value differs in the last bit.  Healthy losses join the window.
+static Verdict judge_step(Trainer *t, double loss, double norm) {
+    Verdict v = {0};
+    int f[3] = {!isfinite(loss), !isfinite(norm), 0};
+    if (!f[0] && t->opt.spike_threshold > 0) {
+        v.z = loss_window_z(&t->losses, loss);
+        f[2] = v.z > t->opt.spike_threshold;
+    }
+    comm_allreduce(&t->grid.world, f, 3, DTYPE_I32, REDUCE_MAX);
+    v.loss_bad = f[0];
+    v.skip = f[0] || f[1];
+    v.spike = !v.skip && f[2];
+    if (!v.skip && !v.spike) loss_window_push(&t->losses, loss);
+    return v;
+}
+
+static void log_rollback(Trainer *t, int64_t from, uint64_t skipped, const char *why) {
+    uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
+    info("ROLLBACK: %s: back from step %lld to the checkpoint of step %lld (rollback %d of at most "
+         "%d before a newer checkpoint); skipping the %llu samples (%llu steps) read since, the "
+         "next step reads from sample %llu", why, (long long)from, (long long)t->step, t->rollbacks,
+         ROLLBACK_LIMIT, (unsigned long long)skipped, (unsigned long long)(skipped / per_step),
+         (unsigned long long)t->state.consumed);
+    if (!t->log) return;
+    char line[768];
+    snprintf(line, sizeof line, "{\"step\": %lld, \"rollback\": true, \"from_step\": %lld, "
+             "\"skipped_samples\": %llu, \"reason\": \"%s\"}", (long long)t->step,
+             (long long)from, (unsigned long long)skipped, why);
+    logfile_line(t->log, line);
+}
+
+// Rolls back to the newest checkpoint in --save-dir but keeps the data
+// position, so the samples read since (the window that led here) are not seen
+// again.  Stops instead when rollback is disabled, there is no checkpoint, or
+// ROLLBACK_LIMIT rollbacks did not get the run past its last checkpoint.
+static void rollback(Trainer *t, const char *why) {
+    char dir[4200];
+    if (t->opt.max_bad_steps == 0)
+        fatal_all("%s; --max-bad-steps 0 disables rolling back, so the run stops here (the newest "
+                  "checkpoint is kept): lower --lr or raise --warmup-steps", why);
+    if (!checkpoint_newest(t, dir, sizeof dir))
+        fatal_all("%s, and %s holds no checkpoint to roll back to: lower --lr or raise "
+                  "--warmup-steps, and save checkpoints (-i N)", why, t->opt.save_dir);
+    if (++t->rollbacks > ROLLBACK_LIMIT)
+        fatal_all("%s again after %d rollbacks to %s, whatever data it saw: the run diverges; lower "
+                  "--lr or raise --warmup-steps and resume with --load auto", why, ROLLBACK_LIMIT, dir);
+    LoaderState here = t->state;
+    int64_t from = t->step;
+    watchdog_beat("loading a checkpoint (rollback)", t->step);
+    checkpoint_load(t, dir);
+    if (t->step > from)
+        fatal_all("the newest checkpoint %s is at step %lld, ahead of this run's step %lld: not "
+                  "rolling forward; give its save folder to this run alone", dir,
+                  (long long)t->step, (long long)from);
+    uint64_t skipped = here.consumed > t->state.consumed ? here.consumed - t->state.consumed : 0;
+    if (skipped > 0) t->state = here;
+    t->bad_steps = 0;
+    t->weight_max0 = optimizer_max_abs_weight(t->optim);
+    log_rollback(t, from, skipped, why);
+}
+
+// This rank's peak memory: the device's high-water mark, or the process's
+// resident peak on the CPU (whose backend counts none).
+static double peak_memory(void) {
+    return ops->peak_bytes() ? (double)ops->peak_bytes() : metrics_peak_rss();
+}
+
+static void log_step(Trainer *t, double loss, double lr, double norm, double seconds,
+                     const Verdict *v) {
+    StepMetrics s = {.step = t->step + 1, .total_steps = t->total_steps, .loss = loss, .lr = lr,
+                     .grad_norm = norm, .step_time = seconds,
+                     .elapsed = now_seconds() - t->start_time, .skipped = v->skip,
+                     .spike = v->spike, .loss_z = v->z, .bad_in_a_row = t->bad_steps};
+    metrics_throughput(&s, step_tokens(t), seconds, t->flops_per_token, t->grid.world_size,
+                       t->peak_tflops);
+    s.peak_mem = peak_memory();
+    comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
+    char line[512];
+    metrics_console(&s, line, sizeof line);
+    info("%s", line);
+    if (t->log) {
+        metrics_json(&s, line, sizeof line);
+        logfile_line(t->log, line);
+    }
+}
+
+// One step: forward and backward passes, then the update unless judge_step
+// finds the step bad.  A skipped step still counts as an iteration (its data
+// is consumed, t->step advances) but changes no weight, no Adam moment and not
+// the schedule (Megatron's skipped iterations).  False when the step ended in
+// a rollback (--max-bad-steps bad steps in a row).
+static bool train_step(Trainer *t) {
+    bool profiled = t->step + 1 == t->opt.profile_step && ops->profiler_range;
+    if (profiled) {
+        ops->sync();
+        ops->profiler_range(true);
+    }
+    watchdog_beat("in a training step", t->step + 1);
+    double t0 = now_seconds();
+    uint64_t first = t->state.consumed;
+    fill_rows(t);
+    double lr = lr_at(&t->optim->cfg, t->optim->step);
+    double local = pipeline_train(t->pipeline, t->optim, t->rows, t->M, grad_scale(t, first));
+    double norm = optimizer_reduce(t->optim);
+    double loss = global_loss_sum(t, local) / step_tokens(t);
+    Verdict v = judge_step(t, loss, norm);
+    if (v.skip) optimizer_discard(t->optim);
+    else optimizer_apply(t->optim, norm);
+    ops->sync();
+    double seconds = now_seconds() - t0;
+    if (profiled) ops->profiler_range(false);
+    if (v.loss_bad && t->opt.max_bad_steps == 0)
+        fatal_all("the loss became %g at step %lld; lower --lr or raise --warmup-steps", loss,
+                  (long long)t->step + 1);
+    t->bad_steps = v.skip || v.spike ? t->bad_steps + 1 : 0;
+    log_step(t, loss, lr, norm, seconds, &v);
+    if (t->step >= t->opt.bench_warmup) {
+        t->bench_tokens += step_tokens(t);
+        t->bench_seconds += seconds;
+    }
+    t->step++;
+    if (t->opt.max_bad_steps == 0 || t->bad_steps < t->opt.max_bad_steps) return true;
+    char why[256];
+    snprintf(why, sizeof why, "%d skipped or spiking steps in a row (steps %lld to %lld)",
+             t->bad_steps, (long long)(t->step - t->bad_steps + 1), (long long)t->step);
+    rollback(t, why);
+    return false;
+}
+
+// True (why says so) when the model must not be written: a master weight is
+// not finite, or the largest |w| passed WEIGHT_GROWTH_LIMIT × max(1, the
+// largest |w| of the last checkpoint saved or loaded, or of the starting
+// model).  *wmax: the largest |w|.
+static bool diverged(Trainer *t, double *wmax, char *why, int len) {
+    double w = *wmax = optimizer_max_abs_weight(t->optim);
+    double base = fmax(1.0, t->weight_max0);
+    if (!isfinite(w))
+        snprintf(why, (size_t)len, "the master weights are not finite at step %lld",
+                 (long long)t->step);
+    else if (w > WEIGHT_GROWTH_LIMIT * base)
+        snprintf(why, (size_t)len, "the largest master weight reached %.3g at step %lld, over "
+                 "%g times the last checkpoint's largest (%.3g, at least 1)", w, (long long)t->step,
+                 WEIGHT_GROWTH_LIMIT, base);
+    else return false;
+    return true;
+}
+
+// Saves a checkpoint of a healthy model.  A diverged model is never written
+// (the checkpoints on disk stay as they are): the run rolls back (false) or stops.
+static bool save_checked(Trainer *t) {
+    char why[512];
+    double w;
+    if (diverged(t, &w, why, sizeof why)) {
+        info("not saving a checkpoint: %s", why);
+        rollback(t, why);
+        return false;
+    }
+    watchdog_beat("saving a checkpoint", t->step);
+    checkpoint_save(t);
+    t->saved_step = t->step;
+    t->weight_max0 = w;
+    t->rollbacks = 0;
+    return true;
+}
+
+// Whether any rank received SIGTERM or SIGUSR1 (collective).
+static int signal_anywhere(const Trainer *t) {
+    int sig = signals_pending();
+    comm_allreduce(&t->grid.world, &sig, 1, DTYPE_I32, REDUCE_MAX);
+    return sig;
+}
+
+double trainer_evaluate(Trainer *t) {
+    LoaderState st = {0};
+    double sum = 0;
+    for (int64_t k = 0; k < t->opt.eval_steps; k++) {
+        if (signal_anywhere(t)) {
+            info("evaluation at step %lld stopped after %lld of %lld batches by a signal",
+                 (long long)t->step, (long long)k, (long long)t->opt.eval_steps);
+            return NAN;
+        }
+        watchdog_beat("evaluating", t->step);
+        loader_next(t->val, &st, t->grid.dp_rank, t->grid.dp, t->B, t->rows);
+        sum += pipeline_eval(t->pipeline, t->rows, 1);
+    }
+    double tokens = (double)t->opt.eval_steps * t->B * t->T * t->grid.dp;
+    return global_loss_sum(t, sum) / tokens;
+}
+
+static void log_eval(Trainer *t) {
+    double loss = trainer_evaluate(t);
+    if (isnan(loss) && signal_anywhere(t)) return;   // stopped by a signal: nothing to log
+    info("eval  step %lld | loss %.4f | perplexity %.2f", (long long)t->step, loss, exp(loss));
+    if (t->log) {
+        char line[256];
+        snprintf(line, sizeof line, "{\"step\": %lld, \"eval_loss\": %.9g}", (long long)t->step,
+                 loss);
+        logfile_line(t->log, line);
+    }
+}
+
+int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, int32_t *out) {
+    int32_t *tokens = xcalloc((size_t)t->B * t->T, sizeof(int32_t));
+    memcpy(out, prompt, (size_t)n * sizeof(int32_t));
+    int len = n;
+    // The token comes from the last stage's first rank: world rank (pp − 1)·dp·tp.
+    int root = (t->grid.pp - 1) * t->grid.dp * t->grid.tp;
+    while (len < n + n_new && len < t->T) {
+        memcpy(tokens, out, (size_t)len * sizeof(int32_t));
+        model_set_batch(t->model, 0, tokens, tokens);
+        pipeline_forward_logits(t->pipeline);
+        int32_t next = t->part.last ? model_argmax(t->model, len - 1) : 0;
+        comm_broadcast(&t->grid.world, &next, 1, DTYPE_I32, root);
+        out[len++] = next;
+    }
+    free(tokens);
+    return len;
+}
+
+static void print_bench(Trainer *t) {
+    if (!t->opt.bench) return;
+    if (t->bench_seconds <= 0) {
+        info("bench: no steps after the %d warm-up steps; raise --steps", t->opt.bench_warmup);
+        return;
+    }
+    StepMetrics s = {.step = t->step, .elapsed = t->bench_seconds};
+    metrics_throughput(&s, t->bench_tokens, t->bench_seconds, t->flops_per_token,
+                       t->grid.world_size, t->peak_tflops);
+    s.peak_mem = peak_memory();
+    comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
+    char mem[32];
+    info("bench: %s, %d ranks (dp %d tp %d pp %d), micro-batch %d × %d, seq %d%s: %.2f samples/s, "
+         "%.1f tokens/s, %.4f model TFLOP/s per device, MFU %.1f%% of %.4g TFLOP/s (%s), peak "
+         "memory %s per rank", t->cfg.name, t->grid.world_size, t->grid.dp, t->grid.tp, t->grid.pp,
+         t->B, t->M, t->T, t->opt.grad_checkpoint ? ", recompute" : "", s.tokens_per_s / t->T,
+         s.tokens_per_s, s.tflops, 100 * s.mfu, t->peak_tflops,
+         t->opt.peak_tflops > 0 ? "given" : strcmp(ops->name, "cpu") == 0 ? "measured sgemm" : "datasheet",
+         format_bytes(s.peak_mem, mem, sizeof mem));
+    if (t->log) {
+        char line[512];
+        snprintf(line, sizeof line, "{\"bench\": true, \"samples_per_s\": %.6g, \"tokens_per_s\": %.6g, "
+                 "\"tflops\": %.6g, \"mfu\": %.6g, \"peak_tflops\": %.6g, \"peak_mem_gib\": %.6g, "
+                 "\"steps\": %lld}", s.tokens_per_s / t->T, s.tokens_per_s, s.tflops, s.mfu,
+                 t->peak_tflops, s.peak_mem / 1073741824.0, (long long)(t->step - t->opt.bench_warmup));
+        logfile_line(t->log, line);
+    }
+}
+
+// True (on every rank) when any rank received SIGTERM or SIGUSR1.
+static bool stop_requested(const Trainer *t) {
+    int sig = signal_anywhere(t);
+    if (sig) info("received %s: saving a checkpoint and exiting", sig == SIGTERM ? "SIGTERM" : "SIGUSR1");
+    return sig != 0;
+}
+
+// Every --save-interval steps, except inside a run of bad steps: that model
+// is suspect, so the save waits for the next interval.
+static bool periodic_save_due(const Trainer *t) {
+    if (t->opt.save_interval <= 0 || t->step % t->opt.save_interval != 0) return false;
+    if (t->bad_steps == 0) return true;
+    info("not saving at step %lld: the last %d steps were skipped or spiking (the next interval "
+         "saves)", (long long)t->step, t->bad_steps);
+    return false;
+}
+
+// Rank 0 encodes the prompt (BOS first when the tokenizer has one); every
+// rank gets the ids.  Returns the count.
+static int encode_prompt(const Trainer *t, Tokenizer *tok, int32_t *ids, int max) {
+    int n = 0;
+    if (t->grid.world_rank == 0) {
+        TokenIds enc = {0};
+        if (tokenizer_bos_id(tok) >= 0) ids[n++] = (int32_t)tokenizer_bos_id(tok);
+        tokenizer_encode(tok, t->opt.sample_prompt, strlen(t->opt.sample_prompt), false, &enc);
+        for (size_t i = 0; i < enc.len && n < max; i++) ids[n++] = (int32_t)enc.ids[i];
+        token_ids_free(&enc);
+    }
+    comm_broadcast(&t->grid.world, &n, 1, DTYPE_I32, 0);
+    comm_broadcast(&t->grid.world, ids, (size_t)n, DTYPE_I32, 0);
+    return n;
+}
+
+// --sample-tokens: a greedy continuation of --sample-prompt, decoded with --tokenizer.
+static void print_sample(Trainer *t) {
+    if (t->opt.sample_tokens <= 0) return;
+    char err[1024] = "";
+    Tokenizer *tok = t->opt.tokenizer[0] ? tokenizer_load(t->opt.tokenizer, err, sizeof err) : NULL;
+    agree_or_exit(tok != NULL, t->opt.tokenizer[0] ? err : "--sample-tokens needs --tokenizer FILE");
+    int32_t *ids = xmalloc((size_t)t->T * sizeof(int32_t)), *out = xmalloc((size_t)t->T * sizeof(int32_t));
+    watchdog_beat("generating the sample", t->step);
+    int n = encode_prompt(t, tok, ids, t->T - 1);
+    if (n == 0) ids[n++] = 0;
+    int len = trainer_generate(t, ids, n, t->opt.sample_tokens, out);
+    if (t->grid.world_rank == 0) {
+        uint32_t *u = xmalloc((size_t)len * sizeof(uint32_t));
+        for (int i = 0; i < len; i++) u[i] = (uint32_t)out[i];
+        size_t bytes;
+        char *text = tokenizer_decode(tok, u, (size_t)len, &bytes);
+        info("sample (greedy, %d new tokens):\n%.*s", len - n, (int)bytes, text);
+        free(text);
+        free(u);
+    }
+    free(ids);
+    free(out);
+    tokenizer_free(tok);
+}
+
+// --export-hf at the end, never of a diverged model.
+static void finish(Trainer *t) {
+    if (!t->opt.export_hf[0]) return;
+    char why[512];
+    double w;
+    if (diverged(t, &w, why, sizeof why))
+        fatal_all("not exporting to %s: %s; lower --lr or raise --warmup-steps", t->opt.export_hf, why);
+    watchdog_beat("exporting Hugging Face weights", t->step);
+    char err[2048], ck[4200];
+    if (!hf_export_try(t->model, &t->grid, t->opt.export_hf,
+                       strcmp(t->opt.export_dtype, "bf16") == 0, err, sizeof err)) {
+        if (t->saved_step != t->step) checkpoint_save(t);   // the weights must survive
+        ckpt_dir_name(t->opt.save_dir, t->step, false, ck, sizeof ck);
+        fatal_all("--export-hf %s failed: %s; the trained weights are in %s (llama-ckpt "
+                  "export-hf %s DIR exports them)", t->opt.export_hf, err, ck, ck);
+    }
+    info("exported Hugging Face weights to %s", t->opt.export_hf);
+}
+
+// The measured peak (RSS on the CPU, device memory on GPUs) of the busiest rank.
+static void report_peak_memory(const Trainer *t) {
+    double mine = peak_memory(), all = mine;
+    comm_allreduce(&t->grid.world, &all, 1, DTYPE_F64, REDUCE_MAX);
+    char a[32], b[32];
+    info("measured peak memory: %s on the busiest rank (rank 0: %s)", format_bytes(all, a, sizeof a),
+         format_bytes(mine, b, sizeof b));
+}
+
+// A signal stopped the run after this step's save: leave save_dir/preempted.
+static void mark_preempted(Trainer *t) {
+    char err[1024] = "";
+    bool ok = t->grid.world_rank != 0 ||
+              ckpt_dir_mark_preempted(t->opt.save_dir, t->step, err, sizeof err);
+    agree_or_exit(ok, err);
+    info("stopped at step %lld by a signal; resume with --load auto", (long long)t->step);
+}
+
+// Steps to the end, evaluating and saving on the way.  False when a signal
+// stopped the run.  A step or a save that rolls back just goes on from there.
+static bool train_to_end(Trainer *t) {
+    while (t->step < t->total_steps) {
+        if (!train_step(t)) continue;
+        if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval == 0)
+            log_eval(t);
+        if (periodic_save_due(t) && !save_checked(t)) continue;
+        if (stop_requested(t)) {
+            if (t->saved_step != t->step && !save_checked(t)) continue;
+            mark_preempted(t);
+            return false;
+        }
+    }
+    return true;
+}
+
+// The closing evaluation and save; false when the final model diverged and
+// the run rolled back.
+static bool close_training(Trainer *t) {
+    if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval != 0) log_eval(t);
+    return t->opt.save_interval <= 0 || t->saved_step == t->step || save_checked(t);
+}
+
+void trainer_run(Trainer *t) {
+    t->start_time = now_seconds();
+    signals_install();
+    if (t->grid.world_rank == 0) ckpt_dir_clear_preempted(t->opt.save_dir);
+    info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
+         t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,
+         t->grid.pp, step_tokens(t));
+    do {
+        if (!train_to_end(t)) return;
+    } while (!close_training(t));
+    finish(t);
+    print_sample(t);
+    print_bench(t);
+    report_peak_memory(t);
+}

@@ -1,0 +1,72 @@
+// The training loop of llama-train: set-up from options, steps through the
+// pipeline schedule and the optimizer, evaluation, metrics, sampling.
+#ifndef LLAMA_TRAIN_H
+#define LLAMA_TRAIN_H
+
+#include <stdbool.h>
+
+#include "core/config.h"
+#include "parallel/grid.h"
+#include "train/loader.h"
+#include "fs/logfile.h"
+#include "train/metrics.h"
+#include "model/model.h"
+#include "train/optimizer.h"
+#include "train/options.h"
+
+typedef struct Trainer {
+    TrainOptions opt;
+    ModelConfig cfg;
+    Grid grid;
+    ModelPart part;
+    int B, T, M;                 // micro-batch, sequence, micro-batches per step
+    Model *model;
+    Optimizer *optim;
+    struct Pipeline *pipeline;
+    Loader *train, *val;         // NULL under --bench / without a validation split
+    LoaderState state;           // position in the training data
+    int64_t step, total_steps;
+    int32_t *rows;               // (M, B, T + 1) this step's token windows
+    double flops_per_token, peak_tflops;
+    double start_time;
+    LogFile *log, *dump;
+    double bench_tokens, bench_seconds;   // after the warm-up steps
+    // Divergence handling (see DESIGN.md): skipped steps, spikes, rollback.
+    LossWindow losses;           // losses of recent healthy steps, for spike z-scores
+    int bad_steps;               // skipped or spiking steps in a row
+    int rollbacks;               // rollbacks since this run last saved a checkpoint
+    int64_t saved_step;          // step of this run's last save (-1: none yet)
+    double weight_max0;          // largest |master weight| of the last save (or the start)
+    uint64_t nan_window[2];      // test hooks (train.c): steps starting in these global
+    int nan_rank;                // sample ranges [a, b) get NaN gradients (on this world
+    uint64_t noise_window[2];    // rank, -1: all) or random tokens
+} Trainer;
+
+// Checks options that every rank can judge alone (sizes, layout, strings).
+// False with one line in err.
+bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
+                           int err_len);
+// The compute precision a run uses: --mixed-precision, else bf16 on cuda and
+// fp32 on the CPU.
+const char *trainer_precision(const TrainOptions *o);
+// The sequence length a run uses (--max-length or the model's).
+int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg);
+// Prints parameter count, FLOPs per token and memory per rank for the layout.
+void trainer_describe(const TrainOptions *o, const ModelConfig *cfg, int world);
+
+Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg);
+// The model (seeded or --init-hf weights) and optimizer of a run without data,
+// for llama-ckpt's conversions: micro-batch 1, sequence 1, one step.
+Trainer *trainer_create_bare(const TrainOptions *o, const ModelConfig *cfg);
+void trainer_run(Trainer *t);
+void trainer_free(Trainer *t);
+
+// Held-out loss over --eval-steps micro-batches (every rank calls it); NaN
+// when SIGTERM or SIGUSR1 reached any rank meanwhile: the evaluation stops
+// after the batch under way, so the run can save.
+double trainer_evaluate(Trainer *t);
+// Greedy continuation of prompt (n ids) by n_new tokens into out (n + n_new
+// ids, at most T); identical on every rank.  Returns the length.
+int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, int32_t *out);
+
+#endif
