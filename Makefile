@@ -90,11 +90,16 @@ LDLIBS    += -l:libcudnn.so.9 -lnvrtc   # nvrtc: the frontend's runtime-compiled
 endif
 endif
 # The CPU emulator of the kernels (validation/emu): the same cuda/*.cu built by
-# the host compiler, linked with the CPU library; no GPU, cuBLAS or NCCL needed.
+# the host compiler against the emulator's CUDA headers (validation/emu/include,
+# first on the include path: <cuda_runtime.h>, <nccl.h>; the toolkit's for the
+# rest), linked with its runtime, cuBLASLt and NCCL (MPI) and the CPU library;
+# no GPU, cuBLAS or NCCL needed.
+EMU_LIB   := $(BUILD)/emu/cuda_emu.o $(BUILD)/emu/cublaslt_emu.o $(BUILD)/emu/nccl_emu.o
 EMU_OBJ   := $(CU_SRC:%.cu=$(BUILD)/emu/%.o) $(CUDA_CC_SRC:%.cc=$(BUILD)/emu/%.o) \
-             $(BUILD)/emu/src/backend/ops.o $(BUILD)/emu/cuda_emu.o
+             $(BUILD)/emu/src/backend/ops.o $(EMU_LIB)
+EMU_INC   := -Ivalidation/emu/include -Ivalidation/emu
 EMU_FLAGS := -std=c++17 -O1 -g -Wall -Wextra -Wno-unknown-pragmas -fno-strict-aliasing -fopenmp \
-             -DLLAMA_CUDA_EMU -I$(CUDA_HOME)/include -Ivalidation/emu -MMD -MP
+             -I$(CUDA_HOME)/include -MMD -MP
 EMU_BINS  := $(BUILD)/tests/test_gpu_emu $(BUILD)/emu/llama-train $(BUILD)/tests/test_mma_emu
 ifeq ($(SANITIZE),1)
 EMU_BINS  :=   # fibers switch stacks behind AddressSanitizer's back
@@ -149,19 +154,21 @@ $(BUILD)/tests/%: $(BUILD)/obj/validation/gpu/%.o $(BUILD)/libllama.a
 
 $(BUILD)/obj/validation/unit/%.o $(BUILD)/obj/validation/gpu/%.o: CPPFLAGS += -Ivalidation/unit
 
-# The emulated backend: kernels and ops table by the host compiler; ops.c
-# with LLAMA_CUDA so --device cuda reaches it; the CPU library for the rest.
+# The emulated backend: kernels and ops table by the host compiler (the
+# emulator's headers before everything else; no LLAMA_CUDNN, so no cuDNN);
+# ops.c with LLAMA_CUDA so --device cuda reaches it; the CPU library for the rest.
 $(BUILD)/emu/cuda/%.o: cuda/%.cu
 	@mkdir -p $(dir $@)
-	$(CXX) -x c++ $(CPPFLAGS) $(shell mpicc --showme:incdirs | sed 's/^/-I/; s/ / -I/g') $(EMU_FLAGS) -c $< -o $@
+	$(CXX) -x c++ $(EMU_INC) $(CPPFLAGS) $(shell mpicc --showme:incdirs | sed 's/^/-I/; s/ / -I/g') $(EMU_FLAGS) -c $< -o $@
 
 $(BUILD)/emu/cuda/%.o: cuda/%.cc
 	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS) $(EMU_FLAGS) -c $< -o $@
+	$(CXX) $(EMU_INC) $(CPPFLAGS) $(EMU_FLAGS) -c $< -o $@
 
-$(BUILD)/emu/cuda_emu.o: validation/emu/cuda_emu.cc
+# The emulator itself: runtime (cuda_emu), cuBLASLt products, NCCL over MPI.
+$(BUILD)/emu/%_emu.o: validation/emu/%_emu.cc
 	@mkdir -p $(dir $@)
-	$(CXX) $(EMU_FLAGS) -c $< -o $@
+	$(CXX) $(EMU_INC) $(shell mpicc --showme:incdirs | sed 's/^/-I/; s/ / -I/g') $(EMU_FLAGS) -c $< -o $@
 
 $(BUILD)/emu/src/backend/ops.o: src/backend/ops.c
 	@mkdir -p $(dir $@)
@@ -179,7 +186,7 @@ $(BUILD)/tests/test_gpu_emu: $(BUILD)/emu/obj/test_gpu_ops.o $(EMU_OBJ) $(CPU_OB
 # the same source runs on a GPU (see its header).
 $(BUILD)/tests/test_mma_emu: validation/emu/test_mma_primitives.cu $(BUILD)/emu/cuda_emu.o
 	@mkdir -p $(dir $@)
-	$(CXX) -x c++ $(EMU_FLAGS) -Icuda -c $< -o $(BUILD)/emu/test_mma_primitives.o
+	$(CXX) -x c++ $(EMU_INC) $(EMU_FLAGS) -Icuda -c $< -o $(BUILD)/emu/test_mma_primitives.o
 	$(CXX) $(BUILD)/emu/test_mma_primitives.o $(BUILD)/emu/cuda_emu.o -o $@
 
 $(BUILD)/emu/llama-train: $(BUILD)/obj/src/app/train_main.o $(EMU_OBJ) $(CPU_OBJ)

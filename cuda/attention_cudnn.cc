@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#if defined(LLAMA_CUDNN) && !defined(LLAMA_CUDA_EMU)
+#ifdef LLAMA_CUDNN
 #define CUDNN_BUILT_IN 1
 #else
 #define CUDNN_BUILT_IN 0
@@ -32,7 +32,7 @@ static bool use_cudnn = CUDNN_BUILT_IN;   // --attention
 // The name resolves as ops_attention_for says (ops.c: the default, the
 // checks and their messages).
 bool attention_select(const char *name, char *err, int err_len) {
-    const char *resolved = ops_attention_for("cuda", name, err, err_len);
+    const char *resolved = ops_attention_for(DEVICE_CUDA, name, err, err_len);
     if (!resolved) return false;
     use_cudnn = strcmp(resolved, "cudnn") == 0;
     return true;
@@ -265,7 +265,7 @@ extern "C" bool ops_cuda_attention_uses_cudnn(int B, int T, int nh, int nkv, int
     return plans_for(B, T, nh, nkv, hd) != NULL;
 }
 
-#else   // no cuDNN in this build (or the emulator): the own kernels always
+#else   // no cuDNN in this build: the own kernels always
 
 bool attention_cudnn_forward(void *, void *, const void *, int, int, int, int, int) {
     return false;

@@ -1,7 +1,7 @@
 // NCCL behind the device communication interface (src/comm/comm.h).
 //
-// create: rank 0 of the Comm draws the NCCL unique id, MPI_Bcast over the
-// Comm's MPI communicator hands it to the others, ncclCommInitRank joins them
+// create: rank 0 of the Comm draws the NCCL unique id, comm_broadcast over
+// the Comm (host MPI) hands it to the others, ncclCommInitRank joins them
 // (collective, in the order the grid builds its Comms, the same on every rank).
 // A Comm of one rank gets no NCCL communicator: its reduce-scatter and
 // all-gather are device-to-device copies on the compute stream (its all-reduce
@@ -26,13 +26,8 @@
 
 #include <vector>
 
-#ifndef LLAMA_CUDA_EMU
-
 #include <nccl.h>
 
-#define OMPI_SKIP_MPICXX 1   // the C API only
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
 extern "C" {
 #include "comm/comm.h"
 }
@@ -89,8 +84,7 @@ static void *nccl_create(const Comm *c) {
     if (c->size == 1) return n;
     ncclUniqueId id;
     if (c->rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
-    if (MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, c->mpi) != MPI_SUCCESS)
-        fatal("NCCL: broadcasting the unique id over MPI failed");
+    comm_broadcast(c, &id, sizeof id, DTYPE_U8, 0);   // fatal when it fails
     NCCL_CHECK(ncclCommInitRank(&n->comm, c->size, id, c->rank));
     int lo, hi;
     CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
@@ -159,7 +153,7 @@ static CommRequest own_stream_request(NcclComm *n) {
     cudaEvent_t done = event_get(n);
     CUDA_CHECK(cudaEventRecord(done, n->stream));
     CommRequest r;
-    r.mpi = MPI_REQUEST_NULL;
+    r.host = NULL;
     r.event = (void *)done;
     return r;
 }
@@ -167,7 +161,7 @@ static CommRequest own_stream_request(NcclComm *n) {
 // On the communicator's own stream, like the point-to-point transfers.
 static CommRequest nccl_iallreduce(void *dev, void *buf, size_t count, DType t, ReduceOp op) {
     NcclComm *n = (NcclComm *)dev;
-    if (n->size == 1) return CommRequest{MPI_REQUEST_NULL, NULL};   // comm.c returns first
+    if (n->size == 1) return comm_request_none();   // comm.c returns first
     own_stream_after_compute(n);
     NCCL_CHECK(ncclAllReduce(buf, buf, count, nccl_type(t), nccl_op(op), n->comm, n->stream));
     return own_stream_request(n);
@@ -205,83 +199,4 @@ static const DeviceCommOps nccl_ops = {
     nccl_iallreduce, nccl_isend, nccl_irecv, nccl_wait,
 };
 
-const void *nccl_device_comm_ops(void) { return &nccl_ops; }
-
-#else   // LLAMA_CUDA_EMU: the emulator's "device" memory is host memory, so its
-        // device communicator is MPI, with bf16 reduced in fp32 and rounded back
-
-#define OMPI_SKIP_MPICXX 1
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
-extern "C" {
-#include "comm/comm.h"
-}
-
-static void *emu_create(const Comm *c) { return (void *)&c->mpi; }
-static void emu_destroy(void *) {}
-
-static void emu_allreduce(void *dev, void *buf, size_t n, DType t, ReduceOp op) {
-    MPI_Comm c = *(MPI_Comm *)dev;
-    MPI_Op mop = comm_mpi_op(op);
-    if (t != DTYPE_BF16) {
-        MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, comm_mpi_type(t), mop, c);
-        return;
-    }
-    std::vector<float> f(n);
-    for (size_t i = 0; i < n; i++) f[i] = bf16_to_f32(((uint16_t *)buf)[i]);
-    MPI_Allreduce(MPI_IN_PLACE, f.data(), (int)n, MPI_FLOAT, mop, c);
-    for (size_t i = 0; i < n; i++) ((uint16_t *)buf)[i] = bf16_from_f32(f[i]);
-}
-
-static void emu_reduce_scatter(void *dev, const void *send, void *recv, size_t n, DType t) {
-    MPI_Comm c = *(MPI_Comm *)dev;
-    if (t == DTYPE_BF16) fatal("emulated comm: bf16 reduce-scatter");
-    MPI_Reduce_scatter_block(send, recv, (int)n, comm_mpi_type(t), MPI_SUM, c);
-}
-
-static void emu_allgather(void *dev, const void *send, void *recv, size_t n, DType t) {
-    MPI_Comm c = *(MPI_Comm *)dev;
-    int rank;
-    MPI_Comm_rank(c, &rank);
-    size_t bytes = n * dtype_bytes(t);
-    bool in_place = (const char *)send == (char *)recv + (size_t)rank * bytes;
-    MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, comm_mpi_type(t), recv, (int)n,
-                  comm_mpi_type(t), c);
-}
-
-static CommRequest emu_iallreduce(void *dev, void *buf, size_t n, DType t, ReduceOp op) {
-    CommRequest r = {MPI_REQUEST_NULL, NULL};
-    if (t == DTYPE_BF16) {   // reduced through fp32: blocking
-        emu_allreduce(dev, buf, n, t, op);
-        return r;
-    }
-    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, comm_mpi_type(t), comm_mpi_op(op), *(MPI_Comm *)dev,
-                   &r.mpi);
-    return r;
-}
-
-static CommRequest emu_isend(void *dev, const void *buf, size_t n, DType t, int peer) {
-    CommRequest r = {MPI_REQUEST_NULL, NULL};
-    MPI_Isend(buf, (int)n, comm_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
-    return r;
-}
-
-static CommRequest emu_irecv(void *dev, void *buf, size_t n, DType t, int peer) {
-    CommRequest r = {MPI_REQUEST_NULL, NULL};
-    MPI_Irecv(buf, (int)n, comm_mpi_type(t), peer, 0, *(MPI_Comm *)dev, &r.mpi);
-    return r;
-}
-
-static void emu_wait(void *, CommRequest *r) {
-    if (r->mpi != MPI_REQUEST_NULL) MPI_Wait(&r->mpi, MPI_STATUS_IGNORE);
-}
-
-static const DeviceCommOps emu_ops = {
-    "emulated NCCL: MPI on the emulator's host memory",
-    emu_create, emu_destroy, emu_allreduce, emu_reduce_scatter, emu_allgather,
-    emu_iallreduce, emu_isend, emu_irecv, emu_wait,
-};
-
-const void *nccl_device_comm_ops(void) { return &emu_ops; }
-
-#endif
+extern "C" const DeviceCommOps *comm_nccl_device_ops(void) { return &nccl_ops; }

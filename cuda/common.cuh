@@ -1,24 +1,13 @@
 // Shared by the CUDA backend's translation units: the device context (stream,
 // precision, memory accounting), error checks, the launch macro, element
 // types with 8-wide vector loads, and warp/block reductions.
-//
-// Built by nvcc for the GPU, or (validation/emu) by the host compiler with
-// LLAMA_CUDA_EMU defined: then cuda_emu.h runs the same kernels on the CPU,
-// one fiber per thread, so their indexing and semantics are tested without a
-// GPU.
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cuda_runtime_api.h>
-#include <cuda_bf16.h>
-#ifdef LLAMA_CUDA_EMU
-#include "cuda_emu.h"
-#else
 #include <cuda_runtime.h>
-#include <mma.h>
-#endif
+#include <cuda_bf16.h>
 
 extern "C" {
 #include "backend/elementwise.h"
@@ -31,16 +20,17 @@ typedef __nv_bfloat16 bf16;
 #define KERNEL_CHECK() CUDA_CHECK(cudaGetLastError())
 
 // LAUNCH(grid, block, shared_bytes, kernel<...>)(args...) on the compute stream.
-#ifdef LLAMA_CUDA_EMU
-#define LAUNCH(grid, block, smem, ...) emu_launch((grid), (block), (smem), __VA_ARGS__)
-#else
-#define LAUNCH(grid, block, smem, ...) __VA_ARGS__<<<(grid), (block), (smem), g_cuda.stream>>>
+// KERNEL_LAUNCH and DYNAMIC_SMEM are CUDA's syntax unless the CUDA headers in
+// use define them first (a build of these kernels by a plain C++ compiler).
+#ifndef KERNEL_LAUNCH
+#define KERNEL_LAUNCH(grid, block, smem, stream, ...) \
+    __VA_ARGS__<<<(grid), (block), (smem), (stream)>>>
 #endif
+#define LAUNCH(grid, block, smem, ...) \
+    KERNEL_LAUNCH((grid), (block), (smem), g_cuda.stream, __VA_ARGS__)
 
 // Dynamic shared memory of a kernel (aligned for 16-byte vectors, ldmatrix and cp.async).
-#ifdef LLAMA_CUDA_EMU
-#define DYNAMIC_SMEM(name) unsigned char *name = emu_dynamic_smem()
-#else
+#ifndef DYNAMIC_SMEM
 #define DYNAMIC_SMEM(name) extern __shared__ __align__(128) unsigned char name[]
 #endif
 
@@ -51,13 +41,9 @@ template <class K> void cuda_allow_smem(K kernel, size_t bytes) {
         fatal("CUDA: a kernel needs %zu bytes of shared memory per block, more than the %zu "
               "this GPU (%s) allows", bytes, (size_t)g_cuda.prop.sharedMemPerBlockOptin,
               g_cuda.prop.name);
-#ifndef LLAMA_CUDA_EMU
     if (bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)bytes));
-#else
-    (void)kernel;
-#endif
 }
 
 // Blocks for n items at `per_block` items each, at most `cap`.
@@ -188,5 +174,3 @@ void attention_backward(void *dqkv, void *work, const void *dout, const void *qk
                         const void *out, const void *state, int B, int T, int nh, int nkv,
                         int hd);
 
-// comm_nccl.cu: the DeviceCommOps table (NULL in the emulator).
-const void *nccl_device_comm_ops(void);

@@ -12,18 +12,15 @@
 // plan once: descriptors and the heuristic's first algorithm, cached; one
 // 32 MiB workspace serves them all.  A product for which the heuristic has no
 // algorithm falls back to cublasGemmEx (same types, CUBLAS_COMPUTE_32F: no
-// TF32 either), with a warning.  The emulator (LLAMA_CUDA_EMU) runs the same column-major products
-// as plain loops.
+// TF32 either), with a warning.
 #include "common.cuh"
 
 #include <string.h>
 
 #include <unordered_map>
 
-#ifndef LLAMA_CUDA_EMU
 #include <cublasLt.h>
 #include <cublas_v2.h>
-#endif
 
 // D (m × n) = alpha · op(A) · op(B) + beta · D, column-major.
 struct Gemm {
@@ -36,8 +33,6 @@ struct Gemm {
     bool d_bf16;              // D is bf16 (else fp32)
     float beta;               // 0 (overwrite) or 1 (accumulate)
 };
-
-#ifndef LLAMA_CUDA_EMU
 
 #define CUBLAS_CHECK(call)                                                                  \
     do {                                                                                    \
@@ -161,32 +156,6 @@ void matmul_init(void) {
     plans = new std::unordered_map<PlanKey, Plan, PlanKeyHash>();
     workspace = cuda_device_alloc(WORKSPACE_BYTES);
 }
-
-#else   // LLAMA_CUDA_EMU: the same products as loops over host memory
-
-static float gemm_get(const void *p, bool is_bf16, size_t i) {
-    return is_bf16 ? __bfloat162float(((const bf16 *)p)[i]) : ((const float *)p)[i];
-}
-
-static void gemm_run(const Gemm &g) {
-    for (int j = 0; j < g.n; j++)
-        for (int i = 0; i < g.m; i++) {
-            float s = 0.0f;
-            for (int l = 0; l < g.k; l++) {
-                size_t ia = g.ta ? (size_t)i * g.lda + l : (size_t)l * g.lda + i;
-                size_t ib = g.tb ? (size_t)l * g.ldb + j : (size_t)j * g.ldb + l;
-                s += gemm_get(g.a, g.ab_bf16, ia) * gemm_get(g.b, g.ab_bf16, ib);
-            }
-            size_t id = (size_t)j * g.ldd + i;
-            if (g.beta != 0.0f) s += g.beta * gemm_get(g.d, g.d_bf16, id);
-            if (g.d_bf16) ((bf16 *)g.d)[id] = __float2bfloat16_rn(s);
-            else ((float *)g.d)[id] = s;
-        }
-}
-
-void matmul_init(void) {}
-
-#endif
 
 // y (N, out) = x (N, in) · w (out, in)ᵀ
 void matmul_linear_forward(void *y, const void *x, const void *w, int N, int in, int out) {

@@ -1,8 +1,8 @@
 // Warp-level tensor-core primitives of sm_80+ (PTX ISA): the bf16 MMA
 // m16n8k16 with fp32 accumulation, ldmatrix (.x4, plain and .trans) and
-// cp.async.  On the GPU each is one inline PTX instruction; in the CPU
-// emulator (LLAMA_CUDA_EMU, validation/emu) each is a warp collective with the
-// same per-lane fragment layouts, so kernels built on them are tested there.
+// cp.async.  Each is one inline PTX instruction, defined when a CUDA compiler
+// builds the file (__CUDACC__); a build of the kernels by a plain C++ compiler
+// finds definitions of the same functions in the CUDA headers it uses.
 //
 // Fragment layouts of mma.m16n8k16 (bf16 inputs, fp32 accumulators), lane =
 // 4·g + t (g = lane / 4 the "group", t = lane % 4); a uint32_t holds two bf16,
@@ -35,11 +35,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <cuda_runtime.h>
 #include <cuda_bf16.h>
-
-#ifdef LLAMA_CUDA_EMU
-#include "cuda_emu.h"
-#endif
 
 __device__ __forceinline__ int ldm_offset_a(int lane, int stride) {
     return (lane & 15) * stride + (lane >> 4) * 8;
@@ -66,34 +63,28 @@ __device__ __forceinline__ void pack_a_from_c(uint32_t a[4], const float c0[4], 
     a[3] = pack_bf16(c1[2], c1[3]);
 }
 
-#ifdef LLAMA_CUDA_EMU
-
+// d += a · b (16 × 16 by 16 × 8, fp32 accumulation).
 __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4],
-                                                  const uint32_t b[2]) {
-    emu_mma_m16n8k16_bf16(d, a, b);
-}
-__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *p) {
-    emu_ldmatrix_x4(r, p, false);
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *p) {
-    emu_ldmatrix_x4(r, p, true);
-}
-__device__ __forceinline__ void cp_async_16(void *dst, const void *src, bool valid) {
-    emu_cp_async(dst, src, 16, valid);
-}
-__device__ __forceinline__ void cp_async_4(void *dst, const void *src, bool valid) {
-    emu_cp_async(dst, src, 4, valid);
-}
-__device__ __forceinline__ void cp_async_commit() { emu_cp_async_commit(); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { emu_cp_async_wait(N); }
+                                                  const uint32_t b[2]);
+// p: this lane's row address (see above), in shared memory.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *p);
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *p);
+// 16 (4) bytes global → shared, asynchronous (bypassing L1); zeros when !valid
+// (src is then not read, but must still be a mapped address).
+__device__ __forceinline__ void cp_async_16(void *dst, const void *src, bool valid);
+__device__ __forceinline__ void cp_async_4(void *dst, const void *src, bool valid);
+// Closes the group of this thread's copies issued since the last commit.
+__device__ __forceinline__ void cp_async_commit();
+// Waits until at most N of this thread's committed groups are in flight; the
+// other threads' copies are visible only after a __syncthreads that follows.
+template <int N> __device__ __forceinline__ void cp_async_wait();
 
-#else
+#ifdef __CUDACC__   // the PTX
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) {
     return (uint32_t)__cvta_generic_to_shared(p);
 }
 
-// d += a · b (16 × 16 by 16 × 8, fp32 accumulation).
 __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4],
                                                   const uint32_t b[2]) {
     asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
@@ -102,7 +93,6 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// p: this lane's row address (see above), in shared memory.
 __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -115,8 +105,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *p) 
                  : "r"(smem_u32(p)));
 }
 
-// 16 bytes global → shared, asynchronous (bypassing L1); zeros when !valid
-// (src is then not read, but must still be a mapped address).
 __device__ __forceinline__ void cp_async_16(void *dst, const void *src, bool valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(dst)),
                  "l"(src), "r"(valid ? 16 : 0));
@@ -127,15 +115,12 @@ __device__ __forceinline__ void cp_async_4(void *dst, const void *src, bool vali
                  "l"(src), "r"(valid ? 4 : 0));
 }
 
-// Closes the group of this thread's copies issued since the last commit.
 __device__ __forceinline__ void cp_async_commit() {
     asm volatile("cp.async.commit_group;\n" ::);
 }
 
-// Waits until at most N of this thread's committed groups are in flight; the
-// other threads' copies are visible only after a __syncthreads that follows.
 template <int N> __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
-#endif
+#endif   // __CUDACC__

@@ -12,13 +12,8 @@
 
 #include <unordered_map>
 
-#ifndef LLAMA_CUDA_EMU
 #include <cuda_profiler_api.h>
-#endif
 
-#define OMPI_SKIP_MPICXX 1   // the C API only
-#define MPICH_SKIP_MPICXX 1
-#include <mpi.h>
 extern "C" {
 #include "comm/comm.h"
 }
@@ -142,11 +137,7 @@ static void cuda_sync(void) { CUDA_CHECK(cudaDeviceSynchronize()); }
 static size_t cuda_peak_bytes(void) { return g_cuda.peak_bytes; }
 
 static void cuda_profiler_range(bool start) {
-#ifndef LLAMA_CUDA_EMU
     CUDA_CHECK(start ? cudaProfilerStart() : cudaProfilerStop());
-#else
-    (void)start;
-#endif
 }
 
 // ---- conversions ----
@@ -244,13 +235,13 @@ static double cuda_sum(const float *x, size_t n) { return kernels_reduce(x, n, f
 // ---- the table ----
 
 static Ops ops_cuda;
-static char device_name[256];
+static char gpu_name[256];
 
 static void fill_table(bool bf16) {
     Ops o;
     memset(&o, 0, sizeof o);
     o.name = "cuda";
-    o.device = device_name;
+    o.device = gpu_name;
     o.act_bytes = bf16 ? 2 : 4;
     o.attention = attention_selected();
     o.alloc = cuda_alloc;
@@ -306,24 +297,27 @@ extern "C" int ops_cuda_device_count(void) {
     return n;
 }
 
+static bool created = false;
+
+extern "C" const Ops *ops_cuda_set_precision(Precision precision) {
+    if (!created) fatal("ops_cuda_set_precision: the CUDA backend was not created");
+    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream));
+    g_cuda.bf16 = precision == PRECISION_BF16;
+    fill_table(g_cuda.bf16);
+    return &ops_cuda;
+}
+
 // One GPU per rank: device local_rank mod the visible count; bf16 or fp32
-// act buffers.  A second call returns the same backend, switched to the
-// precision it asks for (the GPU tests run both; act buffers made in the other
-// precision must not be used after a switch).
-extern "C" const Ops *ops_cuda_create(const char *precision, int local_rank, char *err,
+// act buffers.  Created once per process.
+extern "C" const Ops *ops_cuda_create(Precision precision, int local_rank, char *err,
                                       int err_len) {
-    bool bf16 = strcmp(precision, "bf16") == 0;
-    if (!bf16 && strcmp(precision, "fp32") != 0) {
-        snprintf(err, err_len, "--mixed-precision must be fp32 or bf16, got '%s'", precision);
+    bool bf16 = precision == PRECISION_BF16;
+    if (created && bf16 != g_cuda.bf16) {
+        snprintf(err, err_len, "the CUDA backend exists already in %s; switching to %s takes "
+                 "ops_cuda_set_precision", g_cuda.bf16 ? "bf16" : "fp32", precision_name(precision));
         return NULL;
     }
-    static bool created = false;
-    if (created) {
-        CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream));
-        g_cuda.bf16 = bf16;
-        fill_table(bf16);
-        return &ops_cuda;
-    }
+    if (created) return &ops_cuda;
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
@@ -359,11 +353,9 @@ extern "C" const Ops *ops_cuda_create(const char *precision, int local_rank, cha
     for (int s = 0; s < STAGING_SLOTS; s++)
         CUDA_CHECK(cudaEventCreateWithFlags(&staging.done[s], cudaEventDisableTiming));
     CUDA_CHECK(cudaMallocHost((void **)&convert_buffer, CONVERT_CHUNK * sizeof(uint16_t)));
-    snprintf(device_name, sizeof device_name, "%s", g_cuda.prop.name);
+    snprintf(gpu_name, sizeof gpu_name, "%s", g_cuda.prop.name);
     matmul_init();
     fill_table(bf16);
-    const void *comm_ops = nccl_device_comm_ops();
-    if (comm_ops) comm_set_device_ops((const DeviceCommOps *)comm_ops);
     created = true;
     return &ops_cuda;
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checkpoints: bit-exact resume after SIGKILL, resharding to other layouts,
-# crash safety of saves, preemption by SIGTERM (also during an evaluation).
+# crash safety of saves, preemption by SIGTERM (also during an evaluation),
+# a format-2 checkpoint (the loader position as 65 values) of a --data-mix run
+# resuming bit-exact.
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -87,5 +89,25 @@ if wait_for "^step 3/" "$TMP/ev.out" 60; then
   else fail "SIGTERM in evaluation" "exit $rc: $(tail -3 "$TMP/ev.out")"; fi
 else
   kill -9 $pid 2>/dev/null; fail "SIGTERM in evaluation" "the run did not reach step 3"
+fi
+# ---- format 2: a --data-mix run's checkpoint as the previous version stored it ----
+# (the position as 65 values; test_checkpoint_bad --as-format2 rewrites a save so)
+MIX=$TMP/mixdata
+"${MPIRUN[@]}" -np 2 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$ROOT/inputs/redpajama-mini" \
+  --output "$MIX" --val-fraction 0.05 >"$MIX.log" 2>&1 || fail "format 2: tokenizing three sources" "$(tail -3 "$MIX.log")"
+M=(-np 2 "$T" -c tiny -d "$MIX" -l 32 -b 2 --lr 3e-3 --warmup-steps 2 --seed 5 --peak-tflops 1
+   --data-mix c4=0.3,github=0.2,wikipedia_sample=0.5)
+"${MPIRUN[@]}" "${M[@]}" --steps 6 --log "$TMP/mix-full.jsonl" >"$TMP/mix-full.out" 2>&1
+"${MPIRUN[@]}" "${M[@]}" --steps 3 -i 3 -o "$TMP/mix" >"$TMP/mix-part.out" 2>&1
+"$BIN/tests/test_checkpoint_bad" --as-format2 "$TMP/mix/step_0000003" >"$TMP/mix-v2.out" 2>&1
+"$BIN/llama-ckpt" info "$TMP/mix/step_0000003" >>"$TMP/mix-v2.out" 2>&1
+"${MPIRUN[@]}" "${M[@]}" --steps 6 -f "$TMP/mix/step_0000003" --log "$TMP/mix-resumed.jsonl" >"$TMP/mix-resumed.out" 2>&1
+if ! grep -q "(format 2)" "$TMP/mix-v2.out"; then
+  fail "format-2 resume" "the checkpoint was not rewritten as format 2: $(tail -3 "$TMP/mix-v2.out")"
+elif [ "$(losses "$TMP/mix-full.jsonl" | wc -l)" = 6 ] &&
+     diff <(losses "$TMP/mix-full.jsonl" | tail -n 3) <(losses "$TMP/mix-resumed.jsonl") >/dev/null; then
+  pass "format-2 checkpoint of a --data-mix run (position as 65 values): steps 4-6 resume to the last bit"
+else
+  fail "format-2 resume" "losses: $(paste <(losses "$TMP/mix-full.jsonl" | tail -n 3) <(losses "$TMP/mix-resumed.jsonl") | head -3); $(tail -2 "$TMP/mix-resumed.out")"
 fi
 finish

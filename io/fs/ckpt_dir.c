@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fs/logfile.h"
+#include "fs/dirs.h"
 #include "core/util.h"
 
 #define PATH_LEN 4400

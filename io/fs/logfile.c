@@ -41,20 +41,3 @@ void logfile_close(LogFile *l) {
     free(l->path);
     free(l);
 }
-
-bool make_dirs(const char *path, char *err, int err_len) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        char c = *p;
-        if (c != '/' && c != 0) continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
-            snprintf(err, err_len, "cannot create folder '%s': %s", buf, strerror(errno));
-            return false;
-        }
-        *p = c;
-        if (!c) break;
-    }
-    return true;
-}

@@ -16,7 +16,5 @@ LogFile *logfile_open(const char *path, char *err, int err_len);
 void logfile_write(LogFile *f, const void *data, size_t bytes);
 void logfile_line(LogFile *f, const char *line);   // line + '\n'
 void logfile_close(LogFile *f);
-// mkdir -p; false with a reason when it fails.
-bool make_dirs(const char *path, char *err, int err_len);
 
 #endif

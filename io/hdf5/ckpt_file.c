@@ -268,6 +268,16 @@ bool ckpt_file_get_i64(CkptFile *f, const char *name, int64_t *v, int n) {
     return read_attr(f->file, name, H5T_NATIVE_INT64, v, n);
 }
 
+int ckpt_file_attr_len(CkptFile *f, const char *name) {
+    if (H5Aexists(f->file, name) <= 0) return -1;
+    hid_t a = H5Aopen(f->file, name, H5P_DEFAULT);
+    hid_t s = a >= 0 ? H5Aget_space(a) : -1;
+    hssize_t n = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
+    if (s >= 0) H5Sclose(s);
+    if (a >= 0) H5Aclose(a);
+    return n >= 0 && n <= INT32_MAX ? (int)n : -1;
+}
+
 bool ckpt_file_get_f64(CkptFile *f, const char *name, double *v) {
     return read_attr(f->file, name, H5T_NATIVE_DOUBLE, v, 1);
 }

@@ -60,6 +60,8 @@ bool ckpt_file_set_str(CkptFile *f, const char *name, const char *v);
 bool ckpt_file_set_f64(CkptFile *f, const char *name, double v);
 // Reading: false when missing or of another kind; n is the array length expected.
 bool ckpt_file_get_i64(CkptFile *f, const char *name, int64_t *v, int n);
+// The number of elements of attribute name on "/"; -1 when it is missing.
+int ckpt_file_attr_len(CkptFile *f, const char *name);
 bool ckpt_file_get_u64_on(CkptFile *f, const char *group, const char *dataset,
                           const char *name, uint64_t *v);
 bool ckpt_file_get_f64(CkptFile *f, const char *name, double *v);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs/dirs.h"
 #include "text/jsonl.h"
 #include "core/util.h"
 
@@ -97,20 +98,7 @@ void corpus_files_free(CorpusFiles *c) {
 }
 
 bool corpus_make_dir(const char *path, char *err, int err_len) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1;; p++) {
-        bool end = *p == 0;
-        if (*p == '/' || end) {
-            *p = 0;
-            if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-                snprintf(err, err_len, "cannot make output folder '%s': %s", buf, strerror(errno));
-                return false;
-            }
-            if (end) break;
-            *p = '/';
-        }
-    }
+    if (!make_dirs(path, err, err_len)) return false;
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode) || access(path, W_OK) != 0) {
         snprintf(err, err_len, "output '%s' is not a writable folder", path);

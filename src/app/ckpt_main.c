@@ -1,32 +1,95 @@
 // llama-ckpt: inspects checkpoints, converts them to and from the Hugging Face
 // LLaMA layout, and compares two models tensor by tensor.
 #include <math.h>
-#include <mpi.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm/comm.h"
+#include "core/cli.h"
 #include "train/checkpoint.h"
 #include "fs/ckpt_dir.h"
 #include "hdf5/ckpt_file.h"
 #include "train/hf.h"
 #include "hf/hf_config.h"
 #include "hf/safetensors.h"
-#include "train/train.h"
+#include "train/loader.h"
+#include "model/model.h"
+#include "parallel/pipeline.h"
+#include "train/options.h"
 #include "core/util.h"
 
+// ---- the commands and their options ----
+
+typedef struct {
+    Precision dtype;   // export-hf --dtype
+    int tp, pp;        // export-hf --tp, --pp
+    double rtol;       // compare --rtol
+} CkptOptions;
+
+static const CliName dtypes[] = {{"fp32", PRECISION_FP32}, {"bf16", PRECISION_BF16}, {NULL, 0}};
+#define NUM(k, f) .kind = k, .offset = offsetof(CkptOptions, f)
+
+static const CliOption export_options[] = {
+    {"dtype", 0, .kind = CLI_CHOICE, .names = dtypes, .offset = offsetof(CkptOptions, dtype),
+     "export-hf: the type of the weights in model.safetensors (default fp32)"},
+    {"tp", 0, NUM(CLI_INT, tp), "export-hf: tensor-parallel ranks that share the model (default 1)",
+     .bounds = CLI_AT_LEAST, .min = 1},
+    {"pp", 0, NUM(CLI_INT, pp), "export-hf: pipeline stages that share the model (default 1)",
+     .bounds = CLI_AT_LEAST, .min = 1},
+};
+static const CliOption compare_options[] = {
+    {"rtol", 0, NUM(CLI_DOUBLE, rtol), "compare: the largest ‖a−b‖/‖b‖ accepted (default 1e-5)",
+     .arg = "R"},
+};
+
+// A command: its positional arguments (names for the usage, and how many),
+// its options, and what it does (lines of the usage's right column).
+typedef struct {
+    const char *name, *paths;
+    int n_paths;
+    CliTable options;
+    const char *what;
+} Command;
+
+static const Command commands[] = {
+    {"info", "CKPT_DIR", 1, {NULL, 0, NULL, "info"},
+     "step, layout, options, tensors; verifies checksums and\n"
+     "finite values (exit 1 on NaN or Inf)"},
+    {"export-hf", "CKPT_DIR OUT_DIR", 2, {export_options, 3, NULL, "export-hf"},
+     "Hugging Face folder (model.safetensors + config.json)"},
+    {"import-hf", "HF_DIR SAVE_DIR", 2, {NULL, 0, NULL, "import-hf"},
+     "a step-0 checkpoint to continue with llama-train --load\n(SAVE_DIR new or empty)"},
+    {"compare", "A B", 2, {compare_options, 1, NULL, "compare"},
+     "largest per-tensor relative difference ‖a−b‖/‖b‖ of\n"
+     "two checkpoints or Hugging Face folders; exit 1 above R\n"
+     "or when either holds NaN or Inf"},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
+// "  llama-ckpt NAME PATHS [options]" and the description beside it (below
+// it when the left side is wider than its column).
+static void usage_command(const Command *c, FILE *out) {
+    char left[256], synopsis[200];
+    cli_synopsis(&c->options, synopsis, sizeof synopsis);
+    snprintf(left, sizeof left, "llama-ckpt %s %s%s%s", c->name, c->paths, synopsis[0] ? " " : "",
+             synopsis);
+    if (strlen(left) > 40) fprintf(out, "  %s\n%43s", left, "");
+    else fprintf(out, "  %-40s ", left);
+    for (const char *line = c->what; *line;) {
+        size_t n = strcspn(line, "\n");
+        fprintf(out, "%*s%.*s\n", line == c->what ? 0 : 43, "", (int)n, line);
+        line += n + (line[n] == '\n');
+    }
+}
+
 static void usage(FILE *out) {
-    fprintf(out, "usage:\n"
-           "  llama-ckpt info CKPT_DIR                 step, layout, options, tensors; verifies checksums and\n"
-           "                                           finite values (exit 1 on NaN or Inf)\n"
-           "  llama-ckpt export-hf CKPT_DIR OUT_DIR [--dtype fp32|bf16] [--tp N] [--pp N]\n"
-           "                                           Hugging Face folder (model.safetensors + config.json)\n"
-           "  llama-ckpt import-hf HF_DIR SAVE_DIR     a step-0 checkpoint to continue with llama-train --load\n"
-           "                                           (SAVE_DIR new or empty)\n"
-           "  llama-ckpt compare A B [--rtol R]        largest per-tensor relative difference ‖a−b‖/‖b‖ of\n"
-           "                                           two checkpoints or Hugging Face folders; exit 1 above R\n"
-           "                                           or when either holds NaN or Inf\n"
-           "Run under mpirun to spread the work; --tp/--pp split the model for export-hf.\n");
+    fprintf(out, "usage:\n");
+    for (int i = 0; i < N_COMMANDS; i++) usage_command(&commands[i], out);
+    fprintf(out, "options:\n");
+    for (int i = 0; i < N_COMMANDS; i++) cli_print_options(&commands[i].options, 18, out);
+    fprintf(out, "Run under mpirun to spread the work; --tp/--pp split the model for export-hf.\n");
 }
 
 static void print_info(const char *dir) {
@@ -51,12 +114,12 @@ static void print_info(const char *dir) {
     if (ci.options) info("options of the run that saved it:\n%s", ci.options);
     free(ci.options);
     Comm world;
-    comm_init(&world, MPI_COMM_WORLD);
+    comm_world(&world);
     CheckpointHealth h;
     checkpoint_verify(&world, dir, &h);   // ends the job when a checksum fails
     comm_free(&world);
     info("complete: yes, every tensor matches its checksum%s",
-         ci.format == 2 ? ", and the attributes their digest" : "");
+         ci.format >= 2 ? ", and the attributes their digest" : "");
     long long bad = h.nonfinite[0] + h.nonfinite[1] + h.nonfinite[2];
     if (bad > 0)
         fatal_all("%s holds %lld non-finite values (NaN or Inf): %lld master weights, %lld and %lld "
@@ -65,14 +128,36 @@ static void print_info(const char *dir) {
     info("finite: yes, no NaN or Inf in the weights or Adam moments");
 }
 
-// Options of a bare trainer: the layout given, no data.
-static TrainOptions bare_options(int tp, int pp) {
-    TrainOptions o;
-    options_defaults(&o);
-    o.tp = tp;
-    o.pp = pp;
-    o.bench = true;
-    return o;
+// ---- export and import: a model alone, no optimizer ----
+
+// A model to convert: the grid of tp × pp ranks (data-parallel over the rest)
+// and this rank's part of the model, micro-batch 1, sequence 1, zero weights.
+typedef struct {
+    Grid grid;
+    Model *model;
+} Bare;
+
+static void bare_create(Bare *b, const ModelConfig *cfg, int tp, int pp) {
+    char err[2048];
+    if (!grid_check_layout(cfg, util_world_size(), tp, pp, 0, err, sizeof err)) fatal_all("%s", err);
+    grid_create(&b->grid, tp, pp);
+    const Grid *g = &b->grid;
+    ModelPart part;
+    agree_or_exit(pipeline_part(NULL, cfg, tp, g->tp_rank, g->dp, pp, g->pp_rank, &part, err,
+                                sizeof err), err);
+    b->model = model_create(&ops_cpu, cfg, &part, &g->tp_comm, 1, 1, 1, false);
+}
+
+static void bare_free(Bare *b) {
+    model_free(b->model);
+    grid_free(&b->grid);
+}
+
+// The checkpoint parts of b's model: its weights, no optimizer.
+static CheckpointParts bare_parts(const Bare *b) {
+    Model *m = b->model;
+    return (CheckpointParts){.ops = m->ops, .cfg = &m->cfg, .table = &m->table, .weights = m->params,
+                             .seed = UINT64_MAX};
 }
 
 static void export_hf(const char *dir, const char *out, bool bf16, int tp, int pp) {
@@ -80,14 +165,24 @@ static void export_hf(const char *dir, const char *out, bool bf16, int tp, int p
     char err[2048];
     agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
     free(ci.options);
-    if (!grid_check_layout(&ci.cfg, util_world_size(), tp, pp, 0, err, sizeof err))
-        fatal_all("%s", err);
-    TrainOptions o = bare_options(tp, pp);
-    Trainer *t = trainer_create_bare(&o, &ci.cfg);
-    checkpoint_load_weights(t, dir);
-    hf_export(t->model, &t->grid, out, bf16);
+    Bare b;
+    bare_create(&b, &ci.cfg, tp, pp);
+    CheckpointRun r = {.grid = &b.grid};
+    CheckpointParts p = bare_parts(&b);
+    checkpoint_load_weights(&r, &p, dir);
+    hf_export(b.model, &b.grid, out, bf16);
     info("exported %s (step %lld) to %s", dir, (long long)ci.step, out);
-    trainer_free(t);
+    bare_free(&b);
+}
+
+// The options an import records: the defaults, its source and folder, no seed.
+static char *import_options(const char *hf_dir, const char *save_dir) {
+    TrainOptions o;
+    options_defaults(&o);
+    snprintf(o.init_hf, sizeof o.init_hf, "%s", hf_dir);
+    snprintf(o.save_dir, sizeof o.save_dir, "%s", save_dir);
+    o.seed = UINT64_MAX;   // no data position yet: any --seed may continue it
+    return options_format(&o);
 }
 
 static void import_hf(const char *hf_dir, const char *save_dir) {
@@ -99,15 +194,22 @@ static void import_hf(const char *hf_dir, const char *save_dir) {
                   "there would become its 'latest' and --load auto would restart from it: give "
                   "a new or empty folder", save_dir, first);
     agree_or_exit(hf_config_read(hf_dir, &hf, err, sizeof err), err);
-    TrainOptions o = bare_options(1, 1);
-    snprintf(o.init_hf, sizeof o.init_hf, "%s", hf_dir);
-    snprintf(o.save_dir, sizeof o.save_dir, "%s", save_dir);
-    o.seed = UINT64_MAX;   // no data position yet: any --seed may continue it
     snprintf(hf.model.name, sizeof hf.model.name, "%s", "hf-import");
-    Trainer *t = trainer_create_bare(&o, &hf.model);
-    checkpoint_save(t);
-    checkpoint_release(t);
-    trainer_free(t);
+    Bare b;
+    bare_create(&b, &hf.model, 1, 1);
+    agree_or_exit(hf_import(b.model, hf_dir, err, sizeof err), err);
+    info("initialised from Hugging Face weights in %s", hf_dir);
+    CheckpointRun r = {.grid = &b.grid, .save_dir = save_dir, .writes_dir = true};
+    CheckpointParts p = bare_parts(&b);
+    LoaderState start = {0};   // the data's beginning
+    p.pos.loader_len = loader_state_encode(&start, &p.pos.loader);
+    char *options = import_options(hf_dir, save_dir);
+    p.options = options;
+    checkpoint_save(&r, &p);
+    checkpoint_release(&r);
+    free(options);
+    checkpoint_position_free(&p.pos);
+    bare_free(&b);
 }
 
 // ---- compare ----
@@ -229,65 +331,22 @@ static int compare(const char *pa, const char *pb, double rtol) {
 
 // ---- main ----
 
-static const char *flag_value(int argc, char **argv, const char *flag, const char *fallback) {
-    for (int i = 0; i < argc - 1; i++)
-        if (strcmp(argv[i], flag) == 0) return argv[i + 1];
-    return fallback;
-}
-
-static int flag_int(int argc, char **argv, const char *flag, int fallback) {
-    const char *v = flag_value(argc, argv, flag, NULL);
-    int out;
-    if (!v) return fallback;
-    if (!parse_int(v, &out) || out < 1) fatal_all("%s: expected a positive integer, got '%s'", flag, v);
-    return out;
-}
-
-// The commands: positional arguments after the command, and the flags (each
-// with a value) it takes.
-typedef struct {
-    const char *name;
-    int n_args;
-    const char *flags[3];
-} Command;
-
-static const Command commands[] = {
-    {"info", 1, {NULL}},
-    {"export-hf", 2, {"--dtype", "--tp", "--pp"}},
-    {"import-hf", 2, {NULL}},
-    {"compare", 2, {"--rtol"}},
-};
-
-static bool takes_flag(const Command *c, const char *flag) {
-    for (int i = 0; i < 3 && c->flags[i]; i++)
-        if (strcmp(c->flags[i], flag) == 0) return true;
-    return false;
-}
-
-// Why argv does not form a command ("" when it does); *cmd: the command,
-// path[]: its positional arguments (the flags may come anywhere).
-static void check_command(int argc, char **argv, const Command **cmd, const char *path[2],
-                          char *why, int len) {
-    *cmd = NULL;
-    why[0] = 0;
-    for (size_t i = 0; argc >= 2 && i < sizeof commands / sizeof commands[0]; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) *cmd = &commands[i];
+// The command argv names, its options set in o and its paths; NULL with
+// the reason in why (or with *help set).
+static const Command *parse_command(int argc, char **argv, CkptOptions *o, CliList *paths,
+                                    bool *help, char *why, int len) {
+    *help = argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"));
+    const Command *c = NULL;
+    for (int i = 0; argc >= 2 && i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) c = &commands[i];
     if (argc < 2) snprintf(why, len, "no command given");
-    else if (!*cmd) snprintf(why, len, "unknown command '%s'", argv[1]);
-    if (!*cmd) return;
-    int positional = 0;
-    for (int i = 2; i < argc && !why[0]; i++) {
-        if (strncmp(argv[i], "--", 2) != 0) {
-            if (positional < 2) path[positional] = argv[i];
-            positional++;
-        } else if (!takes_flag(*cmd, argv[i]))
-            snprintf(why, len, "%s does not take the option '%s'", argv[1], argv[i]);
-        else if (++i >= argc)
-            snprintf(why, len, "option '%s' needs a value", argv[i - 1]);
-    }
-    if (!why[0] && positional != (*cmd)->n_args)
-        snprintf(why, len, "%s takes %d path%s, got %d", argv[1], (*cmd)->n_args,
-                 (*cmd)->n_args > 1 ? "s" : "", positional);
+    else if (!c && !*help) snprintf(why, len, "unknown command '%s'", argv[1]);
+    if (!c || !cli_parse(&c->options, o, argc, argv, 2, paths, help, why, len) || *help)
+        return NULL;
+    if (paths->n == c->n_paths) return c;
+    snprintf(why, len, "%s takes %d path%s, got %d", c->name, c->n_paths,
+             c->n_paths > 1 ? "s" : "", paths->n);
+    return NULL;
 }
 
 // Bad usage: the reason and the usage on stderr, exit status 2.
@@ -296,38 +355,35 @@ static int usage_error(const char *why) {
         fprintf(stderr, "llama-ckpt: error: %s\n", why);
         usage(stderr);
     }
-    MPI_Finalize();
+    comm_world_end();
     return 2;
 }
 
+static int run_command(const Command *c, const CkptOptions *o, char **path) {
+    if (!strcmp(c->name, "info")) print_info(path[0]);
+    else if (!strcmp(c->name, "export-hf"))
+        export_hf(path[0], path[1], o->dtype == PRECISION_BF16, o->tp, o->pp);
+    else if (!strcmp(c->name, "import-hf")) import_hf(path[0], path[1]);
+    else return util_world_rank() == 0 ? compare(path[0], path[1], o->rtol) : 0;
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     util_set_program("llama-ckpt");
-    if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+    CkptOptions o = {.dtype = PRECISION_FP32, .tp = 1, .pp = 1, .rtol = 1e-5};
+    CliList paths = {0};
+    bool help;
+    char why[1024];
+    const Command *c = parse_command(argc, argv, &o, &paths, &help, why, sizeof why);
+    if (help) {
         if (util_world_rank() == 0) usage(stdout);
-        MPI_Finalize();
+        comm_world_end();
         return 0;
     }
-    const Command *c;
-    const char *path[2] = {NULL, NULL};
-    char why[512];
-    check_command(argc, argv, &c, path, why, sizeof why);
-    if (why[0]) return usage_error(why);
-    const char *cmd = c->name;
-    int rc = 0;
-    if (!strcmp(cmd, "info")) print_info(path[0]);
-    else if (!strcmp(cmd, "export-hf")) {
-        const char *dtype = flag_value(argc, argv, "--dtype", "fp32");
-        if (strcmp(dtype, "fp32") && strcmp(dtype, "bf16")) fatal_all("--dtype must be fp32 or bf16");
-        export_hf(path[0], path[1], !strcmp(dtype, "bf16"), flag_int(argc, argv, "--tp", 1),
-                  flag_int(argc, argv, "--pp", 1));
-    } else if (!strcmp(cmd, "import-hf")) import_hf(path[0], path[1]);
-    else {
-        double rtol = 1e-5;
-        const char *r = flag_value(argc, argv, "--rtol", NULL);
-        if (r && !parse_double(r, &rtol)) fatal_all("--rtol: expected a number, got '%s'", r);
-        rc = util_world_rank() == 0 ? compare(path[0], path[1], rtol) : 0;
-    }
-    MPI_Finalize();
+    if (!c) return usage_error(why);
+    int rc = run_command(c, &o, paths.items);
+    cli_list_free(&paths);
+    comm_world_end();
     return rc;
 }

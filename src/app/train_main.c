@@ -1,6 +1,5 @@
 // llama-train: pretrains a LLaMA-family model; every rank runs it (SPMD).
 #include <errno.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -155,15 +154,16 @@ static void check_tokenizer_of_data(const Trainer *t, const char *sha) {
     agree_or_exit(ok, err);
 }
 
-// --device cuda: the device communication of --device-comm, installed before
-// trainer_create builds the grid's Comms (ops_select installed NCCL's).  NCCL
+// --device cuda: the device communication of --device-comm (NCCL or
+// host-staged MPI), installed before trainer_create builds the grid's Comms.  NCCL
 // cannot put two ranks of a communicator on one GPU: more ranks on a node
 // than GPUs is an error that names the way out.
-static void device_comm_select(const TrainOptions *o, int node_ranks) {
-    if (strcmp(o->device, "cuda") != 0) return;   // the CPU: MPI on host memory
-    if (strcmp(o->device_comm, "mpi") == 0) comm_set_device_ops(comm_staged_device_ops());
-    const DeviceCommOps *dev = comm_device_ops();
+static void device_comm_select(const TrainOptions *o, const Ops *backend, int node_ranks) {
+    if (backend->host_memory) return;   // the CPU: MPI on host memory
 #ifdef LLAMA_CUDA
+    bool staged = o->device_comm == DEVICE_COMM_MPI;
+    comm_set_device_ops(staged ? comm_staged_device_ops(backend) : comm_nccl_device_ops());
+    const DeviceCommOps *dev = comm_device_ops();
     int gpus = ops_cuda_device_count();
     char err[512] = "";
     bool ok = !dev || strncmp(dev->name, "nccl", 4) != 0 || node_ranks <= gpus;
@@ -172,15 +172,14 @@ static void device_comm_select(const TrainOptions *o, int node_ranks) {
                  "ranks on one GPU: launch one rank per GPU, or add --device-comm mpi "
                  "(host-staged, slower) to share them", node_ranks, gpus, gpus == 1 ? "" : "s");
     agree_or_exit(ok, err);
+    info("device communication: %s", dev->name);
 #else
-    (void)node_ranks;
+    (void)o, (void)node_ranks;   // ops_select refused --device cuda already
 #endif
-    info("device communication: %s", dev ? dev->name : "none");
 }
 
 int main(int argc, char **argv) {
-    int provided;
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    comm_world_start(&argc, &argv);
     util_set_program("llama-train");
     TrainOptions o;
     options_defaults(&o);
@@ -189,7 +188,7 @@ int main(int argc, char **argv) {
     if (!options_parse(&o, argc, argv, &help, err, sizeof err)) fatal_all("%s", err);
     if (help) {
         if (util_world_rank() == 0) options_print_help("llama-train");
-        MPI_Finalize();
+        comm_world_end();
         return 0;
     }
     if (!options_check(&o, err, sizeof err)) fatal_all("%s", err);
@@ -203,20 +202,20 @@ int main(int argc, char **argv) {
     if (!trainer_check_options(&o, &cfg, world, err, sizeof err)) fatal_all("%s", err);
     if (o.describe) {
         trainer_describe(&o, &cfg, world);
-        MPI_Finalize();
+        comm_world_end();
         return 0;
     }
     char tokenizer_sha[65];
     check_before_start(&o, &cfg, tokenizer_sha);
     int local_rank = 0, node_ranks = 1;   // one GPU per rank: its index on the node
-    grid_node_rank(&local_rank, &node_ranks);
-    bool ok = ops_select(o.device, trainer_precision(&o), local_rank, err, sizeof err);
-    agree_or_exit(ok, err);
-    device_comm_select(&o, node_ranks);
-    Trainer *t = trainer_create(&o, &cfg);
+    comm_node_rank(&local_rank, &node_ranks);
+    const Ops *backend = ops_select(o.device, o.precision, local_rank, err, sizeof err);
+    agree_or_exit(backend != NULL, err);
+    device_comm_select(&o, backend, node_ranks);
+    Trainer *t = trainer_create(backend, &o, &cfg);
     check_tokenizer_of_data(t, tokenizer_sha);
     trainer_run(t);
     trainer_free(t);
-    MPI_Finalize();
+    comm_world_end();
     return 0;
 }

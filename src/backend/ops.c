@@ -3,37 +3,49 @@
 
 #include "backend/ops.h"
 
-const Ops *ops = &ops_cpu;
+const char *device_name(Device d) { return d == DEVICE_CUDA ? "cuda" : "cpu"; }
+const char *precision_name(Precision p) { return p == PRECISION_BF16 ? "bf16" : "fp32"; }
 
-bool ops_select(const char *device, const char *precision, int local_rank, char *err,
-                int err_len) {
-    if (strcmp(device, "cpu") == 0) {
-        if (strcmp(precision, "fp32") != 0) {
-            snprintf(err, err_len, "--mixed-precision %s needs --device cuda; the CPU backend "
-                     "computes in fp32", precision);
-            return false;
+bool device_parse(const char *name, Device *d) {
+    for (Device k = DEVICE_CPU; k <= DEVICE_CUDA; k++)
+        if (strcmp(name, device_name(k)) == 0) {
+            *d = k;
+            return true;
         }
-        ops = &ops_cpu;
-        return true;
-    }
-    if (strcmp(device, "cuda") == 0) {
-#ifdef LLAMA_CUDA
-        const Ops *o = ops_cuda_create(precision, local_rank, err, err_len);
-        if (o) ops = o;
-        return o != NULL;
-#else
-        (void)local_rank;
-        snprintf(err, err_len, "this build has no CUDA backend (nvcc was not found when it was "
-                 "built); rebuild with nvcc on the PATH, or use --device cpu");
-        return false;
-#endif
-    }
-    snprintf(err, err_len, "unknown --device '%s' (expected cpu or cuda)", device);
     return false;
 }
 
-bool ops_select_attention(const char *requested, char *err, int err_len) {
-    if (ops == &ops_cpu) return true;
+bool precision_parse(const char *name, Precision *p) {
+    for (Precision k = PRECISION_FP32; k <= PRECISION_BF16; k++)
+        if (strcmp(name, precision_name(k)) == 0) {
+            *p = k;
+            return true;
+        }
+    return false;
+}
+
+const Ops *ops_select(Device device, Precision precision, int local_rank, char *err,
+                      int err_len) {
+    if (device == DEVICE_CPU) {
+        if (precision != PRECISION_FP32) {
+            snprintf(err, err_len, "--mixed-precision %s needs --device cuda; the CPU backend "
+                     "computes in fp32", precision_name(precision));
+            return NULL;
+        }
+        return &ops_cpu;
+    }
+#ifdef LLAMA_CUDA
+    return ops_cuda_create(precision, local_rank, err, err_len);
+#else
+    (void)local_rank;
+    snprintf(err, err_len, "this build has no CUDA backend (nvcc was not found when it was "
+             "built); rebuild with nvcc on the PATH, or use --device cpu");
+    return NULL;
+#endif
+}
+
+bool ops_select_attention(const Ops *o, const char *requested, char *err, int err_len) {
+    if (o == &ops_cpu) return true;
 #ifdef LLAMA_CUDA
     return ops_cuda_set_attention(requested, err, err_len);
 #else
@@ -43,9 +55,8 @@ bool ops_select_attention(const char *requested, char *err, int err_len) {
 #endif
 }
 
-const char *ops_attention_for(const char *device, const char *requested, char *err,
-                              int err_len) {
-    if (strcmp(device, "cuda") != 0) return "cpu";
+const char *ops_attention_for(Device device, const char *requested, char *err, int err_len) {
+    if (device != DEVICE_CUDA) return "cpu";
     bool any = !requested || !requested[0];
     if (!any && strcmp(requested, "own") && strcmp(requested, "cudnn")) {
         snprintf(err, err_len, "--attention must be cudnn or own, got '%s'", requested);
@@ -66,8 +77,8 @@ const char *ops_attention_for(const char *device, const char *requested, char *e
     return requested;
 }
 
-void ops_attention_summary(char *out, int out_len) {
-    if (strcmp(ops->attention, "cudnn") == 0) {
+void ops_attention_summary(const Ops *o, char *out, int out_len) {
+    if (strcmp(o->attention, "cudnn") == 0) {
 #ifdef LLAMA_CUDA
         size_t v = ops_cuda_cudnn_version();
 #else
@@ -76,7 +87,7 @@ void ops_attention_summary(char *out, int out_len) {
         snprintf(out, out_len, "cuDNN %zu.%zu.%zu flash attention for bf16 (fp32 and shapes cuDNN "
                  "refuses: the own kernels; --attention own: the own kernels throughout)",
                  v / 10000, v % 10000 / 100, v % 100);
-    } else if (strcmp(ops->attention, "own") == 0) {
+    } else if (strcmp(o->attention, "own") == 0) {
         snprintf(out, out_len, "the own flash-attention kernels (tensor cores for bf16 at "
                  "head dims 64 and 128)");
     } else {

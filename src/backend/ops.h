@@ -17,10 +17,21 @@
 
 struct AdamwStep;   // elementwise.h
 
+// Where the model runs, and the type it computes in (act buffers).
+typedef enum { DEVICE_CPU, DEVICE_CUDA } Device;
+typedef enum { PRECISION_FP32, PRECISION_BF16 } Precision;
+// Names as the command line writes them ("cpu", "cuda"; "fp32", "bf16"), and
+// back: false for a name that is none of them.
+const char *device_name(Device d);
+const char *precision_name(Precision p);
+bool device_parse(const char *name, Device *d);
+bool precision_parse(const char *name, Precision *p);
+
 typedef struct Ops {
     const char *name;   // "cpu" or "cuda"
     const char *device; // the device's name ("NVIDIA H100 80GB HBM3"); NULL on the CPU
     size_t act_bytes;   // bytes per element of act buffers
+    bool host_memory;   // buffers are host memory: to_host/to_device are plain copies
     const char *attention;   // the attention implementation: "cpu", "cudnn" or "own"
 
     // ---- memory ----
@@ -31,7 +42,7 @@ typedef struct Ops {
     void (*copy)(void *dst, const void *src, size_t bytes);
     void (*zero)(void *p, size_t bytes);
     void (*sync)(void);                       // wait for queued work
-    size_t (*peak_bytes)(void);               // device memory high-water mark (0: use RSS)
+    size_t (*peak_bytes)(void);               // memory high-water mark (CPU: the resident peak)
     // Starts (true) or stops collection of an attached profiler (Nsight Compute
     // run with --profile-from-start off); NULL on the CPU.
     void (*profiler_range)(bool start);
@@ -120,30 +131,32 @@ typedef struct Ops {
     double (*sum)(const float *x, size_t n);
 } Ops;
 
-// The active backend; set once by ops_select before any model is built.
-extern const Ops *ops;
-
-// Picks the backend: "cpu", or "cuda" (with precision "bf16" or "fp32").
-// Returns false with a reason when it is not available in this build or machine.
-bool ops_select(const char *device, const char *precision, int local_rank, char *err,
-                int err_len);
+// Picks the backend: the CPU (fp32 only), or CUDA (bf16 or fp32); the model
+// and optimizer are then built on it (they hold it).  NULL with a reason when it is not available in this
+// build or on this machine.
+const Ops *ops_select(Device device, Precision precision, int local_rank, char *err,
+                      int err_len);
 
 extern const Ops ops_cpu;
 
-// The attention implementation of the active backend (--attention): "cudnn",
-// "own", or "" for the build's default; the CPU backend has one and ignores
-// it.  False with a reason when the choice is unknown or not built in.
-bool ops_select_attention(const char *requested, char *err, int err_len);
+// The attention implementation of backend o (--attention): "cudnn", "own",
+// or "" for the build's default; the CPU backend has one and ignores it.
+// False with a reason when the choice is unknown or not built in.
+bool ops_select_attention(const Ops *o, const char *requested, char *err, int err_len);
 // What a --device/--attention pair resolves to in this build, without
 // touching a GPU ("cpu", "cudnn" or "own"); NULL with a reason when it cannot.
-const char *ops_attention_for(const char *device, const char *requested, char *err, int err_len);
-// One line on the active backend's attention, for the start-up log.
-void ops_attention_summary(char *out, int out_len);
+const char *ops_attention_for(Device device, const char *requested, char *err, int err_len);
+// One line on backend o's attention, for the start-up log.
+void ops_attention_summary(const Ops *o, char *out, int out_len);
 
 #ifdef LLAMA_CUDA
 // The CUDA backend (cuda/): one GPU per rank, device local_rank mod the
-// visible count.  NULL with a reason when no usable GPU is visible.
-const Ops *ops_cuda_create(const char *precision, int local_rank, char *err, int err_len);
+// visible count.  NULL with a reason when no usable GPU is visible, or when
+// the backend exists already in the other precision (ops_cuda_set_precision).
+const Ops *ops_cuda_create(Precision precision, int local_rank, char *err, int err_len);
+// Switches the existing CUDA backend's compute type (the GPU tests run both);
+// act buffers made in the other precision must not be used afterwards.
+const Ops *ops_cuda_set_precision(Precision precision);
 // GPUs visible to this process (0 when none or no driver).
 int ops_cuda_device_count(void);
 // --attention on the CUDA backend (attention_cudnn.cu): see ops_select_attention.
@@ -155,8 +168,9 @@ size_t ops_cuda_cudnn_version(void);            // the loaded cuDNN's (91900 = 9
 bool ops_cuda_attention_uses_cudnn(int B, int T, int nh, int nkv, int hd);
 #endif
 
-static inline void *act_at(const void *base, size_t elements) {
-    return (char *)base + elements * ops->act_bytes;
+// Element `elements` of an act buffer of backend o.
+static inline void *act_at(const Ops *o, const void *base, size_t elements) {
+    return (char *)base + elements * o->act_bytes;
 }
 
 #endif

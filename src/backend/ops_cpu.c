@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "backend/elementwise.h"
 #include "backend/ops.h"
@@ -19,7 +20,12 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) {
 }
 static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
 static void cpu_sync(void) {}
-static size_t cpu_peak_bytes(void) { return 0; }
+// The process's resident peak: the CPU backend's buffers are host memory.
+static size_t cpu_peak_bytes(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (size_t)ru.ru_maxrss * 1024;
+}
 static void cpu_f32_copy(void *dst, const float *src, size_t n) {
     cpu_copy(dst, src, n * sizeof(float));
 }
@@ -403,6 +409,7 @@ static double cpu_sum(const float *x, size_t n) {
 const Ops ops_cpu = {
     .name = "cpu",
     .act_bytes = sizeof(float),
+    .host_memory = true,
     .attention = "cpu",
     .alloc = cpu_alloc,
     .release = cpu_release,

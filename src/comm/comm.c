@@ -1,4 +1,4 @@
-#include "comm/comm.h"
+#include "comm/comm_mpi.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -50,23 +50,31 @@ static void check(int rc, const char *what) {
 // MPI counts are int: larger transfers go in chunks of this many elements.
 #define CHUNK ((size_t)1 << 30)
 
+// The MPI communicator of a Comm.
+#define MPI_OF(c) (*(MPI_Comm *)(c)->handle)
+
 static const DeviceCommOps *device_ops = NULL;
 
 void comm_set_device_ops(const DeviceCommOps *ops) { device_ops = ops; }
 const DeviceCommOps *comm_device_ops(void) { return device_ops; }
 
 void comm_init(Comm *c, MPI_Comm mpi) {
-    check(MPI_Comm_dup(mpi, &c->mpi), "Comm_dup");
-    MPI_Comm_rank(c->mpi, &c->rank);
-    MPI_Comm_size(c->mpi, &c->size);
+    MPI_Comm *h = xmalloc(sizeof *h);
+    check(MPI_Comm_dup(mpi, h), "Comm_dup");
+    c->handle = h;
+    MPI_Comm_rank(*h, &c->rank);
+    MPI_Comm_size(*h, &c->size);
     c->dev = device_ops ? device_ops->create(c) : NULL;
 }
 
 void comm_free(Comm *c) {
     if (c->dev) device_ops->destroy(c->dev);
     c->dev = NULL;
-    if (c->mpi != MPI_COMM_NULL) MPI_Comm_free(&c->mpi);
-    c->mpi = MPI_COMM_NULL;
+    if (c->handle) {
+        MPI_Comm_free((MPI_Comm *)c->handle);
+        free(c->handle);
+    }
+    c->handle = NULL;
 }
 
 void comm_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
@@ -75,7 +83,7 @@ void comm_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
         check(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + i * dtype_bytes(t), (int)k, reduce_type(t),
-                            mop, c->mpi), "Allreduce");
+                            mop, MPI_OF(c)), "Allreduce");
     }
 }
 
@@ -85,7 +93,7 @@ void comm_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, 
         return;
     }
     if (n > (size_t)INT_MAX) fatal("comm: reduce-scatter of %zu elements per rank is too large", n);
-    check(MPI_Reduce_scatter_block(send, recv, (int)n, reduce_type(t), MPI_SUM, c->mpi),
+    check(MPI_Reduce_scatter_block(send, recv, (int)n, reduce_type(t), MPI_SUM, MPI_OF(c)),
           "Reduce_scatter_block");
 }
 
@@ -98,57 +106,172 @@ void comm_allgather(const Comm *c, const void *send, void *recv, size_t n, DType
     }
     if (n > (size_t)INT_MAX) fatal("comm: all-gather of %zu elements per rank is too large", n);
     check(MPI_Allgather(in_place ? MPI_IN_PLACE : send, (int)n, comm_mpi_type(t), recv, (int)n,
-                        comm_mpi_type(t), c->mpi), "Allgather");
+                        comm_mpi_type(t), MPI_OF(c)), "Allgather");
 }
 
 void comm_broadcast(const Comm *c, void *buf, size_t n, DType t, int root) {
     if (c->size == 1) return;
     for (size_t i = 0; i < n; i += CHUNK) {
         size_t k = n - i < CHUNK ? n - i : CHUNK;
-        check(MPI_Bcast((char *)buf + i * dtype_bytes(t), (int)k, comm_mpi_type(t), root, c->mpi),
+        check(MPI_Bcast((char *)buf + i * dtype_bytes(t), (int)k, comm_mpi_type(t), root, MPI_OF(c)),
               "Bcast");
     }
 }
 
-void comm_barrier(const Comm *c) { check(MPI_Barrier(c->mpi), "Barrier"); }
+void comm_barrier(const Comm *c) { check(MPI_Barrier(MPI_OF(c)), "Barrier"); }
+
+// A request of comm.c's own: the MPI request lives on the heap until its wait.
+static CommRequest host_request(MPI_Request **req) {
+    *req = xmalloc(sizeof **req);
+    return (CommRequest){*req, NULL};
+}
 
 CommRequest comm_isend(const Comm *c, const void *buf, size_t n, DType t, int peer, int tag) {
-    CommRequest r = {MPI_REQUEST_NULL, NULL};
     if (n > (size_t)INT_MAX) fatal("comm: send of %zu elements is too large", n);
-    check(MPI_Isend(buf, (int)n, comm_mpi_type(t), peer, tag, c->mpi, &r.mpi), "Isend");
+    MPI_Request *req;
+    CommRequest r = host_request(&req);
+    check(MPI_Isend(buf, (int)n, comm_mpi_type(t), peer, tag, MPI_OF(c), req), "Isend");
     return r;
 }
 
 CommRequest comm_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, int tag) {
-    CommRequest r = {MPI_REQUEST_NULL, NULL};
     if (n > (size_t)INT_MAX) fatal("comm: receive of %zu elements is too large", n);
-    check(MPI_Irecv(buf, (int)n, comm_mpi_type(t), peer, tag, c->mpi, &r.mpi), "Irecv");
+    MPI_Request *req;
+    CommRequest r = host_request(&req);
+    check(MPI_Irecv(buf, (int)n, comm_mpi_type(t), peer, tag, MPI_OF(c), req), "Irecv");
     return r;
 }
 
 void comm_wait(CommRequest *r) {
-    if (r->mpi != MPI_REQUEST_NULL) check(MPI_Wait(&r->mpi, MPI_STATUS_IGNORE), "Wait");
+    if (!r->host) return;
+    check(MPI_Wait((MPI_Request *)r->host, MPI_STATUS_IGNORE), "Wait");
+    free(r->host);
+    r->host = NULL;
 }
 
 void comm_agree(const Comm *c, bool ok, const char *message) {
     int mine = ok ? c->size : c->rank, first;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->mpi);
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_OF(c));
     if (first == c->size) return;
     if (c->rank == first) {
         fprintf(stderr, "%s: error: %s\n", util_program(), message);
         fflush(stderr);
     }
-    MPI_Barrier(c->mpi);
+    MPI_Barrier(MPI_OF(c));
     MPI_Finalize();
     exit(1);
 }
 
-void agree_or_exit(bool ok, const char *message) {
-    Comm world = {MPI_COMM_WORLD, util_world_rank(), util_world_size(), NULL};
-    comm_agree(&world, ok, message);
+void agree_or_exit(bool ok, const char *message) { comm_agree(comm_job(), ok, message); }
+
+// ---- the job and its communicators ----
+
+static bool mpi_running(void) {
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    return init && !fin;
+}
+
+static int world_rank(void) {
+    int r = 0;
+    if (mpi_running()) MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r;
+}
+
+static int world_size(void) {
+    int n = 1;
+    if (mpi_running()) MPI_Comm_size(MPI_COMM_WORLD, &n);
+    return n;
+}
+
+static void world_abort(void) {
+    if (mpi_running()) MPI_Abort(MPI_COMM_WORLD, 1);
+    exit(1);
+}
+
+static void world_leave(void) {
+    if (mpi_running()) MPI_Finalize();
+}
+
+static const UtilWorld mpi_world = {world_rank, world_size, world_abort, world_leave};
+
+void comm_world_start(int *argc, char ***argv) {
+    int provided;
+    check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "Init_thread");
+    util_set_world(&mpi_world);
+}
+
+void comm_world_end(void) {
+    if (mpi_running()) MPI_Finalize();
+    util_set_world(NULL);
+}
+
+void comm_world(Comm *c) { comm_init(c, MPI_COMM_WORLD); }
+
+const Comm *comm_job(void) {
+    static MPI_Comm world;
+    static Comm job;
+    world = MPI_COMM_WORLD;
+    job = (Comm){&world, world_rank(), world_size(), NULL};
+    return &job;
+}
+
+void comm_split(const Comm *parent, int color, int key, Comm *out) {
+    MPI_Comm c;
+    check(MPI_Comm_split(MPI_OF(parent), color, key, &c), "Comm_split (building the process grid)");
+    comm_init(out, c);
+    MPI_Comm_free(&c);
+}
+
+void comm_node_rank(int *rank, int *size) {
+    MPI_Comm node;
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank(), MPI_INFO_NULL,
+                              &node), "Comm_split_type (the ranks of this node)");
+    MPI_Comm_rank(node, rank);
+    MPI_Comm_size(node, size);
+    MPI_Comm_free(&node);
+}
+
+char *comm_allgather_bytes(const Comm *c, const void *mine, size_t n, size_t *total) {
+    if (n > (size_t)INT_MAX) fatal("comm: all-gather of %zu bytes from one rank is too large", n);
+    int count = (int)n, *sizes = xmalloc((size_t)c->size * sizeof *sizes);
+    int *displs = xmalloc((size_t)c->size * sizeof *displs);
+    check(MPI_Allgather(&count, 1, MPI_INT, sizes, 1, MPI_INT, MPI_OF(c)), "Allgather");
+    size_t sum = 0;
+    for (int r = 0; r < c->size; r++) {
+        if (sum + (size_t)sizes[r] > (size_t)INT_MAX)
+            fatal("comm: all-gather of more than 2 GiB in all is too large");
+        displs[r] = (int)sum;
+        sum += (size_t)sizes[r];
+    }
+    char *all = xmalloc(sum + 1);
+    check(MPI_Allgatherv(mine, count, MPI_CHAR, all, sizes, displs, MPI_CHAR, MPI_OF(c)), "Allgatherv");
+    all[sum] = 0;
+    free(sizes);
+    free(displs);
+    *total = sum;
+    return all;
+}
+
+void comm_gather_to_root(const Comm *c, const void *mine, size_t n, CommTake take, void *ctx) {
+    if (n > (size_t)INT_MAX) fatal("comm: gather of %zu bytes from one rank is too large", n);
+    int count = (int)n, *sizes = c->rank == 0 ? xmalloc((size_t)c->size * sizeof *sizes) : NULL;
+    check(MPI_Gather(&count, 1, MPI_INT, sizes, 1, MPI_INT, 0, MPI_OF(c)), "Gather");
+    for (int r = 1; r < c->size; r++) {
+        if (c->rank == r) check(MPI_Send(mine, count, MPI_CHAR, 0, 11, MPI_OF(c)), "Send");
+        if (c->rank != 0) continue;
+        char *buf = xmalloc((size_t)sizes[r] + 1);
+        check(MPI_Recv(buf, sizes[r], MPI_CHAR, r, 11, MPI_OF(c), MPI_STATUS_IGNORE), "Recv");
+        take(ctx, buf, (size_t)sizes[r], r);
+        free(buf);
+    }
+    free(sizes);
 }
 
 // ---- device buffers ----
+
+CommRequest comm_request_none(void) { return (CommRequest){NULL, NULL}; }
 
 void comm_dev_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
     if (c->size == 1) return;
@@ -169,15 +292,16 @@ void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, D
 }
 
 CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
-    CommRequest r = {MPI_REQUEST_NULL, NULL};
-    if (c->size == 1) return r;
+    if (c->size == 1) return comm_request_none();
     if (c->dev) return device_ops->iallreduce(c->dev, buf, n, t, op);
     if (n > (size_t)INT_MAX) {   // MPI counts are int: blocking, in chunks
         comm_allreduce(c, buf, n, t, op);
-        return r;
+        return comm_request_none();
     }
-    check(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, reduce_type(t), comm_mpi_op(op), c->mpi,
-                         &r.mpi), "Iallreduce");
+    MPI_Request *req;
+    CommRequest r = host_request(&req);
+    check(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, reduce_type(t), comm_mpi_op(op), MPI_OF(c),
+                         req), "Iallreduce");
     return r;
 }
 
@@ -195,3 +319,5 @@ void comm_dev_wait(const Comm *c, CommRequest *r) {
     if (c->dev) device_ops->wait(c->dev, r);
     else comm_wait(r);
 }
+
+MPI_Comm comm_mpi(const Comm *c) { return MPI_OF(c); }

@@ -6,30 +6,31 @@
 #ifndef LLAMA_COMM_H
 #define LLAMA_COMM_H
 
-#include <mpi.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "backend/ops.h"
 
 typedef enum { DTYPE_F32, DTYPE_F64, DTYPE_I32, DTYPE_I64, DTYPE_U64, DTYPE_U8, DTYPE_BF16 } DType;
 typedef enum { REDUCE_SUM, REDUCE_MAX } ReduceOp;
 
 typedef struct Comm {
-    MPI_Comm mpi;
+    void *handle;       // the MPI communicator (comm/comm_mpi.h); opaque here
     int rank, size;
     void *dev;          // the device communicator (NCCL, staged MPI), NULL on the CPU
 } Comm;
 
 typedef struct {
-    MPI_Request mpi;
+    void *host;         // comm.c's MPI request (freed by the wait); NULL: none
     void *event;        // device backends: what comm_dev_wait waits for
 } CommRequest;
 
 // Collectives on device buffers (activations, gradients, parameters, and the
 // pipeline's point-to-point transfers).  The CPU backend uses the MPI calls
-// above; a device backend (CUDA: NCCL) installs its own with
-// comm_set_device_ops before the grid is built (llama-train then swaps in
-// comm_staged_device_ops for --device-comm mpi), and every Comm created
-// afterwards gets a device communicator.  Device calls are ordered with the
+// above; with a device backend the program's main installs the device
+// communication (comm_nccl_device_ops, or comm_staged_device_ops for
+// --device-comm mpi) with comm_set_device_ops before the grid is built, and
+// every Comm created afterwards gets a device communicator.  Device calls are ordered with the
 // backend's compute: a device collective sees every kernel queued before it,
 // and kernels queued after it see its result.
 typedef struct {
@@ -51,7 +52,11 @@ const DeviceCommOps *comm_device_ops(void);   // NULL on the CPU
 // device data to host memory with ops->to_host, runs MPI there and copies the
 // result back with ops->to_device; bf16 is reduced in fp32.  Slower than
 // NCCL, but any number of ranks may share one GPU.
-const DeviceCommOps *comm_staged_device_ops(void);
+const DeviceCommOps *comm_staged_device_ops(const Ops *backend);
+#ifdef LLAMA_CUDA
+// NCCL (cuda/comm_nccl.cu): one GPU per rank; buffers of the CUDA backend.
+const DeviceCommOps *comm_nccl_device_ops(void);
+#endif
 
 void comm_dev_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op);
 void comm_dev_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t);
@@ -66,9 +71,32 @@ CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, Red
 CommRequest comm_dev_isend(const Comm *c, const void *buf, size_t n, DType t, int peer, int tag);
 CommRequest comm_dev_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, int tag);
 void comm_dev_wait(const Comm *c, CommRequest *r);
+// A request with nothing to wait for.
+CommRequest comm_request_none(void);
 
-// Wraps an MPI communicator (the Comm keeps a duplicate of it).
-void comm_init(Comm *c, MPI_Comm mpi);
+// The job: starts MPI (threads: funneled) and installs this rank's place in
+// the job for util.h's messages and fatal errors; comm_world_end finalizes.
+void comm_world_start(int *argc, char ***argv);
+void comm_world_end(void);
+// Every rank of the job, as a communicator of its own (comm_free it).
+void comm_world(Comm *c);
+// Every rank of the job on host memory, without a communicator of its own
+// (agreement on options and outcomes; valid while MPI runs).
+const Comm *comm_job(void);
+// The ranks of parent with the same color, ordered by key (collective over parent).
+void comm_split(const Comm *parent, int color, int key, Comm *out);
+// This rank's index among the ranks sharing its node's memory, and their number
+// (collective over every rank).
+void comm_node_rank(int *rank, int *size);
+
+// Every rank's n bytes, concatenated in rank order (malloc'ed, NUL-terminated;
+// *total: their length).  Collective.
+char *comm_allgather_bytes(const Comm *c, const void *mine, size_t n, size_t *total);
+// Rank 0 receives every other rank's n bytes, one rank after the other, and
+// hands each to take (its own stay where they are).  Collective.
+typedef void (*CommTake)(void *ctx, const void *buf, size_t n, int rank);
+void comm_gather_to_root(const Comm *c, const void *mine, size_t n, CommTake take, void *ctx);
+
 void comm_free(Comm *c);
 
 void comm_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op);
@@ -84,16 +112,12 @@ CommRequest comm_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, in
 void comm_wait(CommRequest *r);
 
 size_t dtype_bytes(DType t);
-// The MPI type that moves t (bf16 moves as its 16-bit pattern; reduce it
-// through fp32) and the MPI reduction of op.
-MPI_Datatype comm_mpi_type(DType t);
-MPI_Op comm_mpi_op(ReduceOp op);
 
 // Collective agreement on an outcome: when any rank has ok == false, the
 // lowest such rank prints its message and every rank exits 1 (no hang, one
 // message).  Returns only when every rank is ok.
 void comm_agree(const Comm *c, bool ok, const char *message);
-// comm_agree over MPI_COMM_WORLD.
+// comm_agree over every rank (comm_job).
 void agree_or_exit(bool ok, const char *message);
 
 #endif

@@ -2,9 +2,9 @@
 // --device-comm mpi: several ranks may share one GPU, which NCCL refuses.
 //
 // Every call copies its device data to a host staging buffer with the active
-// backend's ops->to_host (on CUDA it waits for the compute stream, so the
+// backend's to_host (on CUDA it waits for the compute stream, so the
 // call sees every kernel queued before it), runs MPI on the host buffer and
-// copies results back with ops->to_device (queued on the compute stream, so
+// copies results back with to_device (queued on the compute stream, so
 // kernels queued after see them).  bf16 is reduced in fp32 and rounded back
 // to bf16 (the emulator's MPI comm does the same); it moves as 16-bit words.
 //
@@ -21,7 +21,7 @@
 #include <string.h>
 
 #include "core/bf16.h"
-#include "comm/comm.h"
+#include "comm/comm_mpi.h"
 #include "backend/ops.h"
 #include "core/util.h"
 
@@ -49,6 +49,9 @@ typedef struct {
 // MPI counts are int: blocking all-reduces go in chunks of this many elements.
 #define STAGED_CHUNK ((size_t)1 << 30)
 #define STAGED_TAG 0
+
+// The backend whose device memory the buffers are (comm_staged_device_ops).
+static const Ops *backend = &ops_cpu;
 
 static void staged_check(int rc, const char *what) {
     if (rc == MPI_SUCCESS) return;
@@ -115,7 +118,7 @@ static void *staging_raw(const Staging *r, bool reduce) {
 // Device → host; a bf16 reduction gets its fp32 copy at the start of host.
 static void staging_in(Staging *r, const void *src, bool reduce) {
     uint16_t *raw = staging_raw(r, reduce);
-    ops->to_host(raw, src, r->n * dtype_bytes(r->t));
+    backend->to_host(raw, src, r->n * dtype_bytes(r->t));
     if (!reduce || r->t != DTYPE_BF16) return;
     float *f = (float *)r->host;
     for (size_t i = 0; i < r->n; i++) f[i] = bf16_to_f32(raw[i]);
@@ -128,7 +131,7 @@ static void staging_out(Staging *r, void *dst, size_t n, bool reduce) {
         const float *f = (const float *)r->host;
         for (size_t i = 0; i < n; i++) raw[i] = bf16_from_f32(f[i]);
     }
-    ops->to_device(dst, raw, n * dtype_bytes(r->t));
+    backend->to_device(dst, raw, n * dtype_bytes(r->t));
 }
 
 // MPI reduces r->host: the fp32 copy for bf16, the data otherwise.
@@ -151,7 +154,7 @@ static Staging *staging_begin(StagedComm *s, StagedKind kind, void *dev, size_t 
 
 static void *staged_create(const Comm *c) {
     StagedComm *s = xcalloc(1, sizeof *s);
-    staged_check(MPI_Comm_dup(c->mpi, &s->mpi), "Comm_dup");
+    staged_check(MPI_Comm_dup(comm_mpi(c), &s->mpi), "Comm_dup");
     s->rank = c->rank;
     s->size = c->size;
     return s;
@@ -192,7 +195,7 @@ static void staged_allreduce(void *dev, void *buf, size_t n, DType t, ReduceOp o
 static void staged_reduce_scatter(void *dev, const void *send, void *recv, size_t n, DType t) {
     StagedComm *s = dev;
     if (s->size == 1) {
-        ops->copy(recv, send, n * dtype_bytes(t));
+        backend->copy(recv, send, n * dtype_bytes(t));
         return;
     }
     staged_check_count(n, "reduce-scatter (per rank)");
@@ -209,12 +212,12 @@ static void staged_allgather(void *dev, const void *send, void *recv, size_t n, 
     StagedComm *s = dev;
     size_t bytes = n * dtype_bytes(t);
     if (s->size == 1) {
-        ops->copy(recv, send, bytes);   // a no-op in place
+        backend->copy(recv, send, bytes);   // a no-op in place
         return;
     }
     staged_check_count(n, "all-gather (per rank)");
     Staging *r = staging_begin(s, STAGED_RECV, recv, (size_t)s->size * n, t, false);
-    ops->to_host(r->host + (size_t)s->rank * bytes, send, bytes);
+    backend->to_host(r->host + (size_t)s->rank * bytes, send, bytes);
     staged_check(MPI_Allgather(MPI_IN_PLACE, (int)n, comm_mpi_type(t), r->host, (int)n,
                                comm_mpi_type(t), s->mpi), "Allgather");
     staging_out(r, recv, r->n, false);
@@ -222,7 +225,7 @@ static void staged_allgather(void *dev, const void *send, void *recv, size_t n, 
 }
 
 static CommRequest staged_request(Staging *r) {
-    return (CommRequest){.mpi = MPI_REQUEST_NULL, .event = r};
+    return (CommRequest){.host = NULL, .event = r};
 }
 
 // Above MPI's int count: blocking, in chunks (wait has nothing left to do).
@@ -230,7 +233,7 @@ static CommRequest staged_iallreduce(void *dev, void *buf, size_t n, DType t, Re
     StagedComm *s = dev;
     if (s->size == 1 || n > (size_t)INT_MAX) {
         staged_allreduce(dev, buf, n, t, op);
-        return (CommRequest){.mpi = MPI_REQUEST_NULL, .event = NULL};
+        return comm_request_none();
     }
     Staging *r = staging_begin(s, STAGED_ALLREDUCE, buf, n, t, true);
     staging_in(r, buf, true);
@@ -284,4 +287,7 @@ static const DeviceCommOps staged_ops = {
     .wait = staged_wait,
 };
 
-const DeviceCommOps *comm_staged_device_ops(void) { return &staged_ops; }
+const DeviceCommOps *comm_staged_device_ops(const Ops *device) {
+    backend = device;
+    return &staged_ops;
+}

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <mpi.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,24 +14,18 @@ static const char *program = "llama";
 void util_set_program(const char *name) { program = name; }
 const char *util_program(void) { return program; }
 
-static bool mpi_running(void) {
-    int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
-    return init && !fin;
-}
+// Outside a job (or before the communicator installs it): rank 0 of 1.
+static int alone_rank(void) { return 0; }
+static int alone_size(void) { return 1; }
+static void alone_abort(void) { exit(1); }
+static void alone_leave(void) {}
+static const UtilWorld alone = {alone_rank, alone_size, alone_abort, alone_leave};
+static const UtilWorld *world = &alone;
 
-int util_world_rank(void) {
-    int r = 0;
-    if (mpi_running()) MPI_Comm_rank(MPI_COMM_WORLD, &r);
-    return r;
-}
+void util_set_world(const UtilWorld *w) { world = w ? w : &alone; }
 
-int util_world_size(void) {
-    int n = 1;
-    if (mpi_running()) MPI_Comm_size(MPI_COMM_WORLD, &n);
-    return n;
-}
+int util_world_rank(void) { return world->rank(); }
+int util_world_size(void) { return world->size(); }
 
 static void print_error(const char *fmt, va_list ap, bool with_rank) {
     char msg[2048];
@@ -50,7 +43,7 @@ void fatal(const char *fmt, ...) {
     print_error(fmt, ap, true);
     va_end(ap);
     fflush(stdout);
-    if (mpi_running() && util_world_size() > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    if (util_world_size() > 1) world->abort_all();
     exit(1);
 }
 
@@ -62,7 +55,7 @@ void fatal_all(const char *fmt, ...) {
         va_end(ap);
     }
     fflush(stdout);
-    if (mpi_running()) MPI_Finalize();
+    world->leave();
     exit(1);
 }
 

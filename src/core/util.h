@@ -12,11 +12,12 @@ const char *util_program(void);
 
 // A fatal error that only this rank knows about: prints "<program>: error: ..."
 // (with the rank when the world has more than one) and ends every rank
-// (MPI_Abort when MPI is running, exit(1) otherwise).
+// (the world's abort_all: MPI_Abort under MPI; exit(1) otherwise).
 void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 // A fatal error every rank has detected together (bad options, impossible
-// layout): rank 0 prints it once, every rank finalizes MPI and exits 1.
+// layout): rank 0 prints it once, every rank leaves the job (finalizes MPI)
+// and exits 1.
 void fatal_all(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 // Informational line from rank 0 only, to stdout.
@@ -24,8 +25,20 @@ void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // A warning from this rank, to stderr.
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-int util_world_rank(void);   // 0 when MPI is not initialised
-int util_world_size(void);   // 1 when MPI is not initialised
+// The job this process belongs to, as the communicator installs it when MPI
+// starts (comm_world_start): this rank, the number of ranks, how to end every
+// rank at once (does not return) and how to leave the job before exit.
+// Until then, and after MPI ends: rank 0 of 1, exit.
+typedef struct {
+    int (*rank)(void);
+    int (*size)(void);
+    void (*abort_all)(void);
+    void (*leave)(void);
+} UtilWorld;
+void util_set_world(const UtilWorld *w);   // NULL: alone again
+
+int util_world_rank(void);
+int util_world_size(void);
 
 void *xmalloc(size_t bytes);            // fatal on failure; 64-byte aligned
 void *xcalloc(size_t count, size_t size);

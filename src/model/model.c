@@ -36,13 +36,13 @@ static void set_local_widths(Model *m) {
 
 // Allocates n elements of the compute type, counting them.
 static void *alloc_act(Model *m, size_t n) {
-    m->activation_bytes += n * ops->act_bytes;
-    return ops->alloc(n * ops->act_bytes);
+    m->activation_bytes += n * m->ops->act_bytes;
+    return m->ops->alloc(n * m->ops->act_bytes);
 }
 
 static void *alloc_bytes(Model *m, size_t bytes) {
     m->activation_bytes += bytes;
-    return ops->alloc(bytes);
+    return m->ops->alloc(bytes);
 }
 
 static void alloc_slot(Model *m, Activations *a) {
@@ -63,10 +63,10 @@ static void alloc_slot(Model *m, Activations *a) {
     a->targets = alloc_bytes(m, N * sizeof(int32_t));
 }
 
-static void free_slot(Activations *a) {
+static void free_slot(const Model *m, Activations *a) {
     void *bufs[] = {a->res, a->mid, a->xn1, a->qkv, a->att, a->att_state, a->xn2, a->gu, a->h,
                     a->rstd1, a->rstd2, a->tokens, a->targets};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ops->release(bufs[i]);
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) m->ops->release(bufs[i]);
 }
 
 static void alloc_rope_tables(Model *m) {
@@ -81,8 +81,8 @@ static void alloc_rope_tables(Model *m) {
         }
     m->rope_cos = alloc_bytes(m, n * sizeof(float));
     m->rope_sin = alloc_bytes(m, n * sizeof(float));
-    ops->to_device(m->rope_cos, c, n * sizeof(float));
-    ops->to_device(m->rope_sin, s, n * sizeof(float));
+    m->ops->to_device(m->rope_cos, c, n * sizeof(float));
+    m->ops->to_device(m->rope_sin, s, n * sizeof(float));
     free(c);
     free(s);
 }
@@ -102,12 +102,13 @@ static void alloc_scratch(Model *m) {
     m->d_xn = alloc_act(m, z.nd);
     m->d_qkv = alloc_act(m, z.qkv);
     m->d_att = alloc_act(m, z.att);
-    m->att_work = alloc_bytes(m, ops->attention_work_bytes(m->B, m->T, m->heads, m->hd));
+    m->att_work = alloc_bytes(m, m->ops->attention_work_bytes(m->B, m->T, m->heads, m->hd));
 }
 
-Model *model_create(const ModelConfig *cfg, const ModelPart *part, const Comm *tp, int B, int T,
-                    int n_slots, bool recompute) {
+Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
+                    int B, int T, int n_slots, bool recompute) {
     Model *m = xcalloc(1, sizeof *m);
+    m->ops = ops;
     m->cfg = *cfg;
     m->part = *part;
     m->tp = tp;
@@ -121,8 +122,8 @@ Model *model_create(const ModelConfig *cfg, const ModelPart *part, const Comm *t
     size_t dp = part->dp > 0 ? (size_t)part->dp : 1;
     m->flat_numel = (m->table.numel + dp - 1) / dp * dp;
     m->params = ops->alloc(m->flat_numel * ops->act_bytes);
-    m->grads = ops->alloc(m->flat_numel * sizeof(float));
-    m->state_bytes = ops->attention_state_bytes(B, T, m->heads);
+    m->grads = m->ops->alloc(m->flat_numel * sizeof(float));
+    m->state_bytes = m->ops->attention_state_bytes(B, T, m->heads);
     m->slots = xcalloc((size_t)n_slots, sizeof *m->slots);
     for (int s = 0; s < n_slots; s++) alloc_slot(m, &m->slots[s]);
     alloc_scratch(m);
@@ -132,13 +133,13 @@ Model *model_create(const ModelConfig *cfg, const ModelPart *part, const Comm *t
 
 void model_free(Model *m) {
     if (!m) return;
-    for (int s = 0; s < m->n_slots; s++) free_slot(&m->slots[s]);
+    for (int s = 0; s < m->n_slots; s++) free_slot(m, &m->slots[s]);
     free(m->slots);
     void *bufs[] = {m->params, m->grads, m->xnf, m->rstdf, m->logits, m->ce_max, m->ce_stats,
                     m->ce_loss, m->d_res, m->d_xn, m->d_qkv, m->d_att,
                     m->att_work, m->rope_cos, m->rope_sin};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if (bufs[i]) ops->release(bufs[i]);
+        if (bufs[i]) m->ops->release(bufs[i]);
     params_free(&m->table);
     free(m);
 }
@@ -160,15 +161,15 @@ double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int
 
 void model_set_batch(Model *m, int s, const int32_t *tokens, const int32_t *targets) {
     size_t bytes = (size_t)m->N * sizeof(int32_t);
-    if (tokens) ops->to_device(m->slots[s].tokens, tokens, bytes);
-    if (targets) ops->to_device(m->slots[s].targets, targets, bytes);
+    if (tokens) m->ops->to_device(m->slots[s].tokens, tokens, bytes);
+    if (targets) m->ops->to_device(m->slots[s].targets, targets, bytes);
 }
 
 // ---- forward ----
 
 // Sums a partial activation over the tensor-parallel group (Megatron's "g").
 static void tp_sum(const Model *m, void *buf, size_t n) {
-    if (m->tp->size > 1) comm_dev_allreduce(m->tp, buf, n, model_act_dtype(), REDUCE_SUM);
+    if (m->tp->size > 1) comm_dev_allreduce(m->tp, buf, n, model_act_dtype(m), REDUCE_SUM);
 }
 
 static void *W(const Model *m, int l, int kind) {
@@ -188,11 +189,11 @@ static LayerActs layer_acts(const Model *m, const Activations *a, int l) {
     LayerSizes z = layer_sizes(m);
     size_t i = m->recompute ? 0 : (size_t)l, N = (size_t)m->N;
     return (LayerActs){
-        .x = act_at(a->res, (size_t)l * z.nd), .out = act_at(a->res, (size_t)(l + 1) * z.nd),
-        .mid = act_at(a->mid, i * z.nd), .xn1 = act_at(a->xn1, i * z.nd),
-        .qkv = act_at(a->qkv, i * z.qkv), .att = act_at(a->att, i * z.att),
-        .state = (char *)a->att_state + i * m->state_bytes, .xn2 = act_at(a->xn2, i * z.nd),
-        .gu = act_at(a->gu, i * z.gu), .h = act_at(a->h, i * z.h),
+        .x = act_at(m->ops, a->res, (size_t)l * z.nd), .out = act_at(m->ops, a->res, (size_t)(l + 1) * z.nd),
+        .mid = act_at(m->ops, a->mid, i * z.nd), .xn1 = act_at(m->ops, a->xn1, i * z.nd),
+        .qkv = act_at(m->ops, a->qkv, i * z.qkv), .att = act_at(m->ops, a->att, i * z.att),
+        .state = (char *)a->att_state + i * m->state_bytes, .xn2 = act_at(m->ops, a->xn2, i * z.nd),
+        .gu = act_at(m->ops, a->gu, i * z.gu), .h = act_at(m->ops, a->h, i * z.h),
         .rstd1 = a->rstd1 + i * N, .rstd2 = a->rstd2 + i * N};
 }
 
@@ -202,28 +203,28 @@ static void layer_forward(Model *m, const Activations *a, int l, bool recomputin
     LayerActs v = layer_acts(m, a, l);
     int N = m->N, D = m->cfg.dim, F = m->ffn;
     float eps = (float)m->cfg.norm_eps;
-    ops->rmsnorm_forward(v.xn1, v.rstd1, v.x, W(m, l, LP_ATTN_NORM), N, D, eps);
-    ops->linear_forward(v.qkv, v.xn1, W(m, l, LP_WQ), N, D, m->qkv_dim);
-    ops->rope_forward(v.qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
+    m->ops->rmsnorm_forward(v.xn1, v.rstd1, v.x, W(m, l, LP_ATTN_NORM), N, D, eps);
+    m->ops->linear_forward(v.qkv, v.xn1, W(m, l, LP_WQ), N, D, m->qkv_dim);
+    m->ops->rope_forward(v.qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
                       m->heads + m->kv_heads, m->hd);
-    ops->attention_forward(v.att, v.state, v.qkv, m->B, m->T, m->heads, m->kv_heads, m->hd);
-    ops->linear_forward(v.mid, v.att, W(m, l, LP_WO), N, m->heads * m->hd, D);
+    m->ops->attention_forward(v.att, v.state, v.qkv, m->B, m->T, m->heads, m->kv_heads, m->hd);
+    m->ops->linear_forward(v.mid, v.att, W(m, l, LP_WO), N, m->heads * m->hd, D);
     tp_sum(m, v.mid, (size_t)N * D);
-    ops->add(v.mid, v.mid, v.x, (size_t)N * D);
-    ops->rmsnorm_forward(v.xn2, v.rstd2, v.mid, W(m, l, LP_FFN_NORM), N, D, eps);
-    ops->linear_forward(v.gu, v.xn2, W(m, l, LP_GATE), N, D, 2 * F);
-    ops->swiglu_forward(v.h, v.gu, N, F);
+    m->ops->add(v.mid, v.mid, v.x, (size_t)N * D);
+    m->ops->rmsnorm_forward(v.xn2, v.rstd2, v.mid, W(m, l, LP_FFN_NORM), N, D, eps);
+    m->ops->linear_forward(v.gu, v.xn2, W(m, l, LP_GATE), N, D, 2 * F);
+    m->ops->swiglu_forward(v.h, v.gu, N, F);
     if (recomputing) return;
-    ops->linear_forward(v.out, v.h, W(m, l, LP_DOWN), N, F, D);
+    m->ops->linear_forward(v.out, v.h, W(m, l, LP_DOWN), N, F, D);
     tp_sum(m, v.out, (size_t)N * D);
-    ops->add(v.out, v.out, v.mid, (size_t)N * D);
+    m->ops->add(v.out, v.out, v.mid, (size_t)N * D);
 }
 
 void model_forward(Model *m, int s) {
     Activations *a = &m->slots[s];
     if (m->part.first) {
         const ParamTensor *e = &m->table.t[m->table.embed];
-        ops->embedding_forward(a->res, a->tokens, model_param(m, e), m->N, m->cfg.dim,
+        m->ops->embedding_forward(a->res, a->tokens, model_param(m, e), m->N, m->cfg.dim,
                                m->vocab_start, m->vocab_rows);
         tp_sum(m, a->res, (size_t)m->N * m->cfg.dim);
     }
@@ -234,24 +235,24 @@ double model_head_forward(Model *m, int s, float grad_scale) {
     Activations *a = &m->slots[s];
     const ParamTable *t = &m->table;
     int N = m->N, D = m->cfg.dim, V = m->vocab_rows;
-    void *x = act_at(a->res, (size_t)m->part.n_layers * N * D);
-    ops->rmsnorm_forward(m->xnf, m->rstdf, x, model_param(m, &t->t[t->final_norm]), N, D,
+    void *x = act_at(m->ops, a->res, (size_t)m->part.n_layers * N * D);
+    m->ops->rmsnorm_forward(m->xnf, m->rstdf, x, model_param(m, &t->t[t->final_norm]), N, D,
                          (float)m->cfg.norm_eps);
-    ops->linear_forward(m->logits, m->xnf, model_param(m, &t->t[t->lm_head]), N, D, V);
-    ops->ce_row_max(m->ce_max, m->logits, N, V, m->vocab_valid);
+    m->ops->linear_forward(m->logits, m->xnf, model_param(m, &t->t[t->lm_head]), N, D, V);
+    m->ops->ce_row_max(m->ce_max, m->logits, N, V, m->vocab_valid);
     if (m->tp->size > 1) comm_dev_allreduce(m->tp, m->ce_max, (size_t)N, DTYPE_F32, REDUCE_MAX);
-    ops->ce_stats(m->ce_stats, m->logits, m->ce_max, a->targets, N, V, m->vocab_valid,
+    m->ops->ce_stats(m->ce_stats, m->logits, m->ce_max, a->targets, N, V, m->vocab_valid,
                   m->vocab_start);
     if (m->tp->size > 1) comm_dev_allreduce(m->tp, m->ce_stats, 2 * (size_t)N, DTYPE_F32, REDUCE_SUM);
-    ops->ce_loss_grad(m->ce_loss, m->logits, m->ce_max, m->ce_stats, a->targets, N, V,
+    m->ops->ce_loss_grad(m->ce_loss, m->logits, m->ce_max, m->ce_stats, a->targets, N, V,
                       m->vocab_valid, m->vocab_start, grad_scale);
-    return ops->sum(m->ce_loss, (size_t)N);
+    return m->ops->sum(m->ce_loss, (size_t)N);
 }
 
 int32_t model_argmax(Model *m, int row) {
     int32_t index;
     float value;
-    ops->argmax(&index, &value, act_at(m->logits, (size_t)row * m->vocab_rows), 1,
+    m->ops->argmax(&index, &value, act_at(m->ops, m->logits, (size_t)row * m->vocab_rows), 1,
                 m->vocab_rows, m->vocab_valid, m->vocab_start);
     if (m->tp->size == 1) return index;
     float *all = xmalloc(sizeof(float) * 2 * (size_t)m->tp->size);   // (value, id) per TP rank
@@ -274,22 +275,22 @@ static void layer_backward(Model *m, const Activations *a, int l) {
     int N = m->N, D = m->cfg.dim, F = m->ffn, HD = m->heads * m->hd;
     // ∂h and ∂gu overwrite h and gu: nothing reads them after this layer's backward.
     void *d_h = v.h, *d_gu = v.gu;
-    ops->linear_backward(d_h, G(m, l, LP_DOWN), m->d_res, v.h, W(m, l, LP_DOWN), N, F, D);
-    ops->swiglu_backward(d_gu, d_h, v.gu, N, F);
-    ops->linear_backward(m->d_xn, G(m, l, LP_GATE), d_gu, v.xn2, W(m, l, LP_GATE), N, D,
+    m->ops->linear_backward(d_h, G(m, l, LP_DOWN), m->d_res, v.h, W(m, l, LP_DOWN), N, F, D);
+    m->ops->swiglu_backward(d_gu, d_h, v.gu, N, F);
+    m->ops->linear_backward(m->d_xn, G(m, l, LP_GATE), d_gu, v.xn2, W(m, l, LP_GATE), N, D,
                          2 * F);
     tp_sum(m, m->d_xn, (size_t)N * D);
-    ops->rmsnorm_backward(m->d_res, G(m, l, LP_FFN_NORM), m->d_xn, v.mid, W(m, l, LP_FFN_NORM),
+    m->ops->rmsnorm_backward(m->d_res, G(m, l, LP_FFN_NORM), m->d_xn, v.mid, W(m, l, LP_FFN_NORM),
                           v.rstd2, N, D);
-    ops->linear_backward(m->d_att, G(m, l, LP_WO), m->d_res, v.att, W(m, l, LP_WO), N, HD, D);
-    ops->attention_backward(m->d_qkv, m->att_work, m->d_att, v.qkv, v.att, v.state, m->B, m->T,
+    m->ops->linear_backward(m->d_att, G(m, l, LP_WO), m->d_res, v.att, W(m, l, LP_WO), N, HD, D);
+    m->ops->attention_backward(m->d_qkv, m->att_work, m->d_att, v.qkv, v.att, v.state, m->B, m->T,
                             m->heads, m->kv_heads, m->hd);
-    ops->rope_backward(m->d_qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
+    m->ops->rope_backward(m->d_qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
                        m->heads + m->kv_heads, m->hd);
-    ops->linear_backward(m->d_xn, G(m, l, LP_WQ), m->d_qkv, v.xn1, W(m, l, LP_WQ), N, D,
+    m->ops->linear_backward(m->d_xn, G(m, l, LP_WQ), m->d_qkv, v.xn1, W(m, l, LP_WQ), N, D,
                          m->qkv_dim);
     tp_sum(m, m->d_xn, (size_t)N * D);
-    ops->rmsnorm_backward(m->d_res, G(m, l, LP_ATTN_NORM), m->d_xn, v.x, W(m, l, LP_ATTN_NORM),
+    m->ops->rmsnorm_backward(m->d_res, G(m, l, LP_ATTN_NORM), m->d_xn, v.x, W(m, l, LP_ATTN_NORM),
                           v.rstd1, N, D);
 }
 
@@ -297,12 +298,12 @@ static void head_backward(Model *m, const Activations *a) {
     const ParamTable *t = &m->table;
     const ParamTensor *norm = &t->t[t->final_norm], *head = &t->t[t->lm_head];
     int N = m->N, D = m->cfg.dim;
-    ops->linear_backward(m->d_xn, m->grads + head->offset, m->logits, m->xnf,
+    m->ops->linear_backward(m->d_xn, m->grads + head->offset, m->logits, m->xnf,
                          model_param(m, head), N, D, m->vocab_rows);
     tp_sum(m, m->d_xn, (size_t)N * D);
-    ops->zero(m->d_res, (size_t)N * D * ops->act_bytes);
-    void *x = act_at(a->res, (size_t)m->part.n_layers * N * D);
-    ops->rmsnorm_backward(m->d_res, m->grads + norm->offset, m->d_xn, x, model_param(m, norm),
+    m->ops->zero(m->d_res, (size_t)N * D * m->ops->act_bytes);
+    void *x = act_at(m->ops, a->res, (size_t)m->part.n_layers * N * D);
+    m->ops->rmsnorm_backward(m->d_res, m->grads + norm->offset, m->d_xn, x, model_param(m, norm),
                           m->rstdf, N, D);
 }
 
@@ -327,7 +328,7 @@ void model_backward(Model *m, int s) {
     }
     if (m->part.first) {
         const ParamTensor *e = &t->t[t->embed];
-        ops->embedding_backward(m->grads + e->offset, m->d_res, a->tokens, m->N, m->cfg.dim,
+        m->ops->embedding_backward(m->grads + e->offset, m->d_res, a->tokens, m->N, m->cfg.dim,
                                 m->vocab_start, m->vocab_rows);
         grads_ready(m, t->embed, 1);
     }

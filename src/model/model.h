@@ -37,6 +37,7 @@ typedef struct {
 typedef void (*GradsReadyFn)(void *ctx, size_t offset, size_t numel);
 
 typedef struct Model {
+    const Ops *ops;         // the backend every buffer below belongs to
     ModelConfig cfg;
     ModelPart part;
     const Comm *tp;         // tensor-parallel group (size 1 without TP)
@@ -68,8 +69,8 @@ typedef struct Model {
     size_t activation_bytes;      // what the buffers above take
 } Model;
 
-Model *model_create(const ModelConfig *cfg, const ModelPart *part, const Comm *tp, int B, int T,
-                    int n_slots, bool recompute);
+Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
+                    int B, int T, int n_slots, bool recompute);
 void model_free(Model *m);
 // Predicted bytes of activations and scratch for a layout, without allocating.
 double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int B, int T,
@@ -95,10 +96,12 @@ void model_backward(Model *m, int s);
 int32_t model_argmax(Model *m, int row);
 
 // The communication type of act buffers.
-static inline DType model_act_dtype(void) { return ops->act_bytes == 2 ? DTYPE_BF16 : DTYPE_F32; }
+static inline DType model_act_dtype(const Model *m) {
+    return m->ops->act_bytes == 2 ? DTYPE_BF16 : DTYPE_F32;
+}
 
 static inline void *model_param(const Model *m, const ParamTensor *t) {
-    return act_at(m->params, t->offset);
+    return act_at(m->ops, m->params, t->offset);
 }
 
 #endif

@@ -31,15 +31,15 @@ static void first_difference(const char *a, const char *b, char *la, char *lb, s
 void agree_on_text(const Comm *c, const char *what, const char *text, const char *remedy) {
     if (c->size == 1) return;
     uint64_t mine = fnv1a(text), ref = mine;
-    MPI_Bcast(&ref, 1, MPI_UINT64_T, 0, c->mpi);
-    int differs = mine != ref, any = 0;
-    MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, c->mpi);
+    comm_broadcast(c, &ref, 1, DTYPE_U64, 0);
+    int32_t differs = mine != ref, any = differs;
+    comm_allreduce(c, &any, 1, DTYPE_I32, REDUCE_MAX);
     if (!any) return;
     uint64_t n = strlen(text) + 1;   // rank 0's text to every rank, to name the line
-    MPI_Bcast(&n, 1, MPI_UINT64_T, 0, c->mpi);
+    comm_broadcast(c, &n, 1, DTYPE_U64, 0);
     char *ref_text = xmalloc(n);
     if (c->rank == 0) memcpy(ref_text, text, n);
-    MPI_Bcast(ref_text, (int)n, MPI_CHAR, 0, c->mpi);
+    comm_broadcast(c, ref_text, n, DTYPE_U8, 0);
     char message[2048] = "", la[512], lb[512];
     if (differs) {
         first_difference(text, ref_text, la, lb, sizeof la);

@@ -46,17 +46,10 @@ bool grid_check_layout(const ModelConfig *c, int world, int tp, int pp, int zero
     return true;
 }
 
-static void split(Comm *out, int color, int key) {
-    MPI_Comm c;
-    if (MPI_Comm_split(MPI_COMM_WORLD, color, key, &c) != MPI_SUCCESS)
-        fatal("MPI_Comm_split failed while building the process grid");
-    comm_init(out, c);
-    MPI_Comm_free(&c);
-}
-
 void grid_create(Grid *g, int tp, int pp) {
-    MPI_Comm_rank(MPI_COMM_WORLD, &g->world_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g->world_size);
+    comm_world(&g->world);
+    g->world_rank = g->world.rank;
+    g->world_size = g->world.size;
     g->tp = tp;
     g->pp = pp;
     g->dp = g->world_size / (tp * pp);
@@ -64,22 +57,12 @@ void grid_create(Grid *g, int tp, int pp) {
     g->tp_rank = r % tp;
     g->dp_rank = (r / tp) % g->dp;
     g->pp_rank = r / (tp * g->dp);
-    comm_init(&g->world, MPI_COMM_WORLD);
     // Same color = same group; key orders ranks inside it.
-    split(&g->tp_comm, g->pp_rank * g->dp + g->dp_rank, g->tp_rank);
-    split(&g->dp_comm, g->pp_rank * tp + g->tp_rank, g->dp_rank);
-    split(&g->pp_comm, g->dp_rank * tp + g->tp_rank, g->pp_rank);
-    split(&g->pp_grad_comm, g->dp_rank * tp + g->tp_rank, g->pp_rank);
-    grid_node_rank(&g->local_rank, &g->local_size);
-}
-
-void grid_node_rank(int *rank, int *size) {
-    MPI_Comm node;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, util_world_rank(), MPI_INFO_NULL,
-                        &node);
-    MPI_Comm_rank(node, rank);
-    MPI_Comm_size(node, size);
-    MPI_Comm_free(&node);
+    comm_split(&g->world, g->pp_rank * g->dp + g->dp_rank, g->tp_rank, &g->tp_comm);
+    comm_split(&g->world, g->pp_rank * tp + g->tp_rank, g->dp_rank, &g->dp_comm);
+    comm_split(&g->world, g->dp_rank * tp + g->tp_rank, g->pp_rank, &g->pp_comm);
+    comm_split(&g->world, g->dp_rank * tp + g->tp_rank, g->pp_rank, &g->pp_grad_comm);
+    comm_node_rank(&g->local_rank, &g->local_size);
 }
 
 void grid_free(Grid *g) {

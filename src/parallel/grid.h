@@ -23,12 +23,9 @@ typedef struct Grid {
 // multiple of tp·pp; ZeRO needs DP > 1.  Returns false with one line in err.
 bool grid_check_layout(const ModelConfig *cfg, int world, int tp, int pp, int zero, char *err,
                        int err_len);
-// Builds the communicators (collective over MPI_COMM_WORLD).  The layout must
+// Builds the communicators (collective over every rank).  The layout must
 // have passed grid_check_layout.
 void grid_create(Grid *g, int tp, int pp);
-// This rank's index among the ranks of its node, and their count (one GPU per
-// rank: the device to use).  Collective over MPI_COMM_WORLD.
-void grid_node_rank(int *rank, int *size);
 void grid_free(Grid *g);
 
 #endif

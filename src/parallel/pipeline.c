@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/loader.h"
 #include "core/util.h"
 
 bool pipeline_split_layers(const char *spec, int n_layers, int pp, int *counts, char *err,
@@ -39,8 +38,19 @@ bool pipeline_split_layers(const char *spec, int n_layers, int pp, int *counts, 
     return true;
 }
 
-int pipeline_slots(const Grid *g, int M) {
-    int in_flight = g->pp - g->pp_rank;
+bool pipeline_part(const char *spec, const ModelConfig *cfg, int tp, int tp_rank, int dp, int pp,
+                   int pp_rank, ModelPart *part, char *err, int err_len) {
+    int *counts = xcalloc((size_t)pp, sizeof *counts);   // layers per stage
+    bool ok = pipeline_split_layers(spec, cfg->n_layers, pp, counts, err, err_len);
+    *part = (ModelPart){.tp = tp, .tp_rank = tp_rank, .dp = dp, .first = pp_rank == 0,
+                        .last = pp_rank == pp - 1, .n_layers = ok ? counts[pp_rank] : 0};
+    for (int s = 0; ok && s < pp_rank; s++) part->layer0 += counts[s];
+    free(counts);
+    return ok;
+}
+
+int pipeline_slots(int pp, int pp_rank, int M) {
+    int in_flight = pp - pp_rank;
     return in_flight < M ? in_flight : M;
 }
 
@@ -57,8 +67,7 @@ typedef struct {
     Pipeline *p;
     Model *m;
     const Grid *g;
-    Optimizer *o;
-    const int32_t *rows;
+    const PipelineFeed *feed;
     int M;              // micro-batches in the step
     float grad_scale;
     double loss;
@@ -71,8 +80,8 @@ Pipeline *pipeline_create(Model *m, const Grid *g) {
     p->tokens = xmalloc((size_t)m->N * sizeof(int32_t));
     p->targets = xmalloc((size_t)m->N * sizeof(int32_t));
     p->act_send = xcalloc((size_t)m->n_slots, sizeof *p->act_send);
-    for (int i = 0; i < m->n_slots; i++) p->act_send[i] = (CommRequest){MPI_REQUEST_NULL, NULL};
-    p->grad_send = (CommRequest){MPI_REQUEST_NULL, NULL};
+    for (int i = 0; i < m->n_slots; i++) p->act_send[i] = comm_request_none();
+    p->grad_send = comm_request_none();
     return p;
 }
 
@@ -86,14 +95,12 @@ void pipeline_free(Pipeline *p) {
 
 static size_t stage_elems(const Model *m) { return (size_t)m->N * m->cfg.dim; }
 static void *stage_output(const Model *m, int slot) {
-    return act_at(m->slots[slot].res, (size_t)m->part.n_layers * stage_elems(m));
+    return act_at(m->ops, m->slots[slot].res, (size_t)m->part.n_layers * stage_elems(m));
 }
-static DType act_type(void) { return model_act_dtype(); }
+
 
 static void load_batch(Schedule *s, int mb, int slot) {
-    const Model *m = s->m;
-    loader_split_rows(s->rows + (size_t)mb * m->B * (m->T + 1), m->B, m->T, s->p->tokens,
-                      s->p->targets);
+    s->feed->batch(s->feed->ctx, mb, s->p->tokens, s->p->targets);
     model_set_batch(s->m, slot, s->p->tokens, s->p->targets);
 }
 
@@ -104,14 +111,14 @@ static void forward_one(Schedule *s, int mb, bool train) {
     comm_dev_wait(pp, &s->p->act_send[slot]);   // the slot's previous output has left
     load_batch(s, mb, slot);
     if (!m->part.first) {
-        CommRequest r = comm_dev_irecv(pp, m->slots[slot].res, stage_elems(m), act_type(),
+        CommRequest r = comm_dev_irecv(pp, m->slots[slot].res, stage_elems(m), model_act_dtype(m),
                                        pp->rank - 1, 2 * mb);
         comm_dev_wait(pp, &r);
     }
     model_forward(m, slot);
     if (!m->part.last)
         s->p->act_send[slot] = comm_dev_isend(pp, stage_output(m, slot), stage_elems(m),
-                                           act_type(), pp->rank + 1, 2 * mb);
+                                           model_act_dtype(m), pp->rank + 1, 2 * mb);
     else s->loss += model_head_forward(m, slot, train ? s->grad_scale : 0.0f);
 }
 
@@ -120,21 +127,20 @@ static void backward_one(Schedule *s, int mb) {
     const Comm *pp = &s->g->pp_grad_comm;
     comm_dev_wait(pp, &s->p->grad_send);     // d_res is free again
     if (!m->part.last) {
-        CommRequest r = comm_dev_irecv(pp, m->d_res, stage_elems(m), act_type(), pp->rank + 1,
+        CommRequest r = comm_dev_irecv(pp, m->d_res, stage_elems(m), model_act_dtype(m), pp->rank + 1,
                                        2 * mb + 1);
         comm_dev_wait(pp, &r);
     }
-    optimizer_before_backward(s->o, mb == s->M - 1);
+    if (s->feed->before_backward) s->feed->before_backward(s->feed->ctx, mb == s->M - 1);
     model_backward(m, mb % m->n_slots);
     if (!m->part.first)
-        s->p->grad_send = comm_dev_isend(pp, m->d_res, stage_elems(m), act_type(), pp->rank - 1,
+        s->p->grad_send = comm_dev_isend(pp, m->d_res, stage_elems(m), model_act_dtype(m), pp->rank - 1,
                                       2 * mb + 1);
-    optimizer_after_micro_step(s->o);
+    if (s->feed->after_backward) s->feed->after_backward(s->feed->ctx);
 }
 
-static Schedule schedule_begin(Pipeline *p, Optimizer *o, const int32_t *rows, int M,
-                               float grad_scale) {
-    return (Schedule){.p = p, .m = p->m, .g = p->g, .o = o, .rows = rows, .M = M,
+static Schedule schedule_begin(Pipeline *p, const PipelineFeed *feed, int M, float grad_scale) {
+    return (Schedule){.p = p, .m = p->m, .g = p->g, .feed = feed, .M = M,
                       .grad_scale = grad_scale};
 }
 
@@ -145,8 +151,8 @@ static double schedule_end(Schedule *s) {
     return s->loss;
 }
 
-double pipeline_train(Pipeline *p, Optimizer *o, const int32_t *rows, int M, float grad_scale) {
-    Schedule s = schedule_begin(p, o, rows, M, grad_scale);
+double pipeline_train(Pipeline *p, const PipelineFeed *feed, int M, float grad_scale) {
+    Schedule s = schedule_begin(p, feed, M, grad_scale);
     int warmup = p->g->pp - p->g->pp_rank - 1;
     if (warmup > M) warmup = M;
     for (int i = 0; i < warmup; i++) forward_one(&s, i, true);
@@ -158,8 +164,8 @@ double pipeline_train(Pipeline *p, Optimizer *o, const int32_t *rows, int M, flo
     return schedule_end(&s);
 }
 
-double pipeline_eval(Pipeline *p, const int32_t *rows, int M) {
-    Schedule s = schedule_begin(p, NULL, rows, M, 0.0f);
+double pipeline_eval(Pipeline *p, const PipelineFeed *feed, int M) {
+    Schedule s = schedule_begin(p, feed, M, 0.0f);
     for (int i = 0; i < M; i++) forward_one(&s, i, false);
     return schedule_end(&s);
 }
@@ -168,13 +174,13 @@ void pipeline_forward_logits(Pipeline *p) {
     Model *m = p->m;
     const Comm *pp = &p->g->pp_comm;
     if (!m->part.first) {
-        CommRequest r = comm_dev_irecv(pp, m->slots[0].res, stage_elems(m), act_type(),
+        CommRequest r = comm_dev_irecv(pp, m->slots[0].res, stage_elems(m), model_act_dtype(m),
                                        pp->rank - 1, 0);
         comm_dev_wait(pp, &r);
     }
     model_forward(m, 0);
     if (!m->part.last) {
-        CommRequest r = comm_dev_isend(pp, stage_output(m, 0), stage_elems(m), act_type(),
+        CommRequest r = comm_dev_isend(pp, stage_output(m, 0), stage_elems(m), model_act_dtype(m),
                                        pp->rank + 1, 0);
         comm_dev_wait(pp, &r);
     } else model_head_forward(m, 0, 0.0f);

@@ -8,27 +8,43 @@
 #ifndef LLAMA_PIPELINE_H
 #define LLAMA_PIPELINE_H
 
-#include "parallel/grid.h"
 #include "model/model.h"
-#include "train/optimizer.h"
+#include "parallel/grid.h"
 
 // Layers of each of the pp stages: an even split (pp must divide the layer
 // count), or by hand from "a,b,..." (pp entries, each ≥ 1, summing to the
 // layer count).  False with one line in err otherwise.
 bool pipeline_split_layers(const char *spec, int n_layers, int pp, int *counts, char *err,
                            int err_len);
-// Activation slots a stage needs for M micro-batches.
-int pipeline_slots(const Grid *g, int M);
+// The model part of rank (tp_rank, stage pp_rank) of a tp × dp × pp grid, its
+// layers split by spec as pipeline_split_layers says.  False with one line in
+// err when spec does not split the layers.
+bool pipeline_part(const char *spec, const ModelConfig *cfg, int tp, int tp_rank, int dp, int pp,
+                   int pp_rank, ModelPart *part, char *err, int err_len);
+// Activation slots stage pp_rank of pp needs for M micro-batches (1F1B: the
+// micro-batches in flight).
+int pipeline_slots(int pp, int pp_rank, int M);
 // The schedule's state that lives across steps (host staging, pending sends):
 // made once, so no step allocates.
 typedef struct Pipeline Pipeline;
 Pipeline *pipeline_create(Model *m, const Grid *g);
 void pipeline_free(Pipeline *p);
-// rows: (M, B, T + 1) token windows of this data-parallel rank.  Returns Σ of
-// token losses over the M micro-batches on the last stage, 0 elsewhere.
-double pipeline_train(Pipeline *p, Optimizer *o, const int32_t *rows, int M, float grad_scale);
+// What a step asks of its caller (the trainer): micro-batch mb's inputs and
+// next-token targets (B·T each) into the host buffers given, and the
+// gradient hooks around each micro-batch's backward pass (`last`: the step's
+// last one on this rank; the hooks may be NULL, and are not called by
+// pipeline_eval).
+typedef struct {
+    void (*batch)(void *ctx, int mb, int32_t *tokens, int32_t *targets);
+    void (*before_backward)(void *ctx, bool last);
+    void (*after_backward)(void *ctx);
+    void *ctx;
+} PipelineFeed;
+// One training step of M micro-batches.  Returns Σ of token losses over the M
+// micro-batches on the last stage, 0 elsewhere.
+double pipeline_train(Pipeline *p, const PipelineFeed *feed, int M, float grad_scale);
 // Forward only (evaluation); same return value.
-double pipeline_eval(Pipeline *p, const int32_t *rows, int M);
+double pipeline_eval(Pipeline *p, const PipelineFeed *feed, int M);
 // Forward only for the rows of slot 0 (already set); on the last stage the
 // logits are left for model_argmax.
 void pipeline_forward_logits(Pipeline *p);

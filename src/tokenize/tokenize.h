@@ -1,4 +1,5 @@
-// llama-tokenize: its options and subcommands (train, encode, inspect).
+// llama-tokenize: its options and subcommands (train, encode, inspect, verify,
+// bench).
 #ifndef LLAMA_TOKENIZE_H
 #define LLAMA_TOKENIZE_H
 
@@ -6,9 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/cli.h"
+
 typedef struct {
-    char **inputs;            // --input FILE|DIR ...
-    int n_inputs;
+    CliList inputs;           // --input FILE|DIR ...
     const char *tokenizer;    // --tokenizer FILE|bytes
     const char *output;       // --output DIR (encode) or FILE (train)
     const char *text_key;     // --text-key
@@ -20,10 +22,8 @@ typedef struct {
     int64_t max_record_bytes; // --max-record-bytes
     double progress_every;    // --progress SECONDS (0: off)
     int vocab_size;           // --vocab-size (train)
-    char **specials;          // --special a,b (train)
-    int n_specials;
-    char **shards;            // inspect: the shard files
-    int n_shards;
+    CliList specials;         // --special a,b (train)
+    CliList shards;           // inspect, verify: the shard files (or folders)
 } TokenizeOptions;
 
 void tokenize_encode(const TokenizeOptions *o);

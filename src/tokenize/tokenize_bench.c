@@ -31,7 +31,7 @@ static void keep_text(void *ctx, const JsonlRecord *rec, int file) {
 void tokenize_bench(const TokenizeOptions *o) {
     char err[1024];
     CorpusFiles c;
-    if (!corpus_files_expand(o->inputs, o->n_inputs, &c, err, sizeof err)) fatal("%s", err);
+    if (!corpus_files_expand(o->inputs.items, o->inputs.n, &c, err, sizeof err)) fatal("%s", err);
     Tokenizer *tok = tokenizer_load(o->tokenizer, err, sizeof err);
     if (!tok) fatal("%s", err);
     JsonlOptions jo = {o->text_key, (size_t)o->max_record_bytes, o->skip_bad};

@@ -3,7 +3,6 @@
 // its share of the corpus (work_split: rank order is document order), keeps
 // its documents' tokens per (source, split), and then every shard is written
 // with shard_write_collective: the same shards whatever the rank count.
-#include <mpi.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include "comm/comm.h"
 #include "text/corpus_files.h"
 #include "tokenize/corpus_walk.h"
+#include "comm/comm_mpi.h"
 #include "hdf5/shards.h"
 #include "tokenize/tokenize.h"
 #include "tokenizer/tokenizer.h"
@@ -34,6 +34,7 @@ typedef struct {
 } SourceBuf;
 
 typedef struct {
+    Comm world;
     Tokenizer *tok;
     SourceBuf *src;
     int n_src, last;
@@ -102,16 +103,11 @@ static int by_string(const void *a, const void *b) {
 
 // The sorted union of every rank's source names (the same list on every rank).
 static char **all_sources(const EncodeState *s, int *n_out) {
-    int ranks = util_world_size(), mine = 0;
-    for (int i = 0; i < s->n_src; i++) mine += (int)strlen(s->src[i].name) + 1;
-    char *local = xmalloc((size_t)mine + 1), *p = local;
+    size_t mine = 0, total;
+    for (int i = 0; i < s->n_src; i++) mine += strlen(s->src[i].name) + 1;
+    char *local = xmalloc(mine + 1), *p = local;
     for (int i = 0; i < s->n_src; i++) p = stpcpy(p, s->src[i].name) + 1;
-    int *sizes = xmalloc((size_t)ranks * sizeof *sizes), *displs = xmalloc((size_t)ranks * sizeof *displs);
-    MPI_Allgather(&mine, 1, MPI_INT, sizes, 1, MPI_INT, MPI_COMM_WORLD);
-    int total = 0;
-    for (int r = 0; r < ranks; r++) displs[r] = total, total += sizes[r];
-    char *all = xmalloc((size_t)total + 1);
-    MPI_Allgatherv(local, mine, MPI_CHAR, all, sizes, displs, MPI_CHAR, MPI_COMM_WORLD);
+    char *all = comm_allgather_bytes(&s->world, local, mine, &total);
     char **names = NULL;
     int n = 0;
     for (char *q = all; q < all + total; q += strlen(q) + 1) {
@@ -124,8 +120,6 @@ static char **all_sources(const EncodeState *s, int *n_out) {
         if (u == 0 || strcmp(names[u - 1], names[i]) != 0) names[u++] = xstrdup(names[i]);
     free(all);
     free(local);
-    free(sizes);
-    free(displs);
     *n_out = u;
     return names;
 }
@@ -162,16 +156,15 @@ typedef struct {
 } ShardDone;
 
 // Newline-separated input paths that gave documents to this source (any rank).
-static char *source_files(const CorpusFiles *c, const SourceBuf *b) {
-    unsigned char *mine = xcalloc((size_t)c->n + 1, 1), *all = xcalloc((size_t)c->n + 1, 1);
-    if (b) memcpy(mine, b->from_file, (size_t)c->n);
-    MPI_Allreduce(mine, all, c->n, MPI_UNSIGNED_CHAR, MPI_MAX, MPI_COMM_WORLD);
+static char *source_files(const Comm *world, const CorpusFiles *c, const SourceBuf *b) {
+    unsigned char *all = xcalloc((size_t)c->n + 1, 1);
+    if (b) memcpy(all, b->from_file, (size_t)c->n);
+    comm_allreduce(world, all, (size_t)c->n, DTYPE_U8, REDUCE_MAX);
     size_t len = 1;
     for (int i = 0; i < c->n; i++) len += strlen(c->files[i].path) + 1;
     char *out = xcalloc(len, 1), *p = out;
     for (int i = 0; i < c->n; i++)
         if (all[i]) p += sprintf(p, "%s%s", p == out ? "" : "\n", c->files[i].path);
-    free(mine);
     free(all);
     return out;
 }
@@ -181,11 +174,11 @@ static char *source_files(const CorpusFiles *c, const SourceBuf *b) {
 // (HDF5 1.10: a segfault after the message).  Every rank learns of the failure
 // together (shard_write_collective agrees), so each ends here, after the
 // others, without that clean-up.
-static void write_failed(const char *err) {
-    if (util_world_rank() == 0) fprintf(stderr, "%s: error: %s\n", util_program(), err);
+static void write_failed(const Comm *world, const char *err) {
+    if (world->rank == 0) fprintf(stderr, "%s: error: %s\n", util_program(), err);
     fflush(stdout);
     fflush(stderr);
-    MPI_Barrier(MPI_COMM_WORLD);
+    comm_barrier(world);
     _exit(1);
 }
 
@@ -194,12 +187,12 @@ static void write_source(const TokenizeOptions *o, const EncodeState *s, const C
     SourceBuf *b = NULL;
     for (int i = 0; i < s->n_src; i++)
         if (strcmp(s->src[i].name, name) == 0) b = &s->src[i];
-    char *files = source_files(c, b);
+    char *files = source_files(&s->world, c, b);
     for (int split = TRAIN; split <= VAL; split++) {
         int64_t local[2] = {b ? (int64_t)b->lengths[split].n : 0,
                             b ? (int64_t)b->tokens[split].len : 0};
-        int64_t total[2];
-        MPI_Allreduce(local, total, 2, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+        int64_t total[2] = {local[0], local[1]};
+        comm_allreduce(&s->world, total, 2, DTYPE_I64, REDUCE_SUM);
         done[split].docs = total[0];
         done[split].tokens = total[1];
         if (total[0] == 0) continue;  // no shard without documents
@@ -212,11 +205,11 @@ static void write_source(const TokenizeOptions *o, const EncodeState *s, const C
         ShardMeta meta = {tokenizer_vocab_size(s->tok), tokenizer_bos_id(s->tok),
                           tokenizer_eos_id(s->tok), tokenizer_sha256(s->tok), name,
                           SPLIT_NAME[split], files};
-        if (!shard_write_collective(MPI_COMM_WORLD, done[split].path, &meta,
+        if (!shard_write_collective(comm_mpi(&s->world), done[split].path, &meta,
                                     local[1] ? b->tokens[split].ids : no_tokens, local[1],
                                     local[0] ? b->lengths[split].v : no_lengths, local[0], err,
                                     sizeof err))
-            write_failed(err);
+            write_failed(&s->world, err);
     }
     free(files);
 }
@@ -226,8 +219,9 @@ static void print_summary(const EncodeState *s, const JsonlCounts *k, double sec
     int64_t mine[7] = {s->docs[TRAIN], s->docs[VAL], s->tokens, k->bad, k->empty, k->text_bytes,
                        k->records};
     int64_t all[7];
-    MPI_Reduce(mine, all, 7, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
-    if (util_world_rank() != 0) return;
+    memcpy(all, mine, sizeof all);
+    comm_allreduce(&s->world, all, 7, DTYPE_I64, REDUCE_SUM);
+    if (s->world.rank != 0) return;
     info("%s: %lld documents (%lld train, %lld val), %lld tokens, %.2f MB of text in %.2f s "
          "(%.2f MB/s, %d rank%s); skipped %lld bad records, %lld empty documents",
          util_program(), (long long)(all[0] + all[1]), (long long)all[0], (long long)all[1],
@@ -277,14 +271,16 @@ static void free_state(EncodeState *s) {
     }
     free(s->src);
     tokenizer_free(s->tok);
+    comm_free(&s->world);
 }
 
 void tokenize_encode(const TokenizeOptions *o) {
     char err[1024] = "";
     CorpusFiles c;
-    agree_or_exit(corpus_files_expand(o->inputs, o->n_inputs, &c, err, sizeof err), err);
+    agree_or_exit(corpus_files_expand(o->inputs.items, o->inputs.n, &c, err, sizeof err), err);
     EncodeState s = {.tok = load_tokenizer(o), .last = -1, .n_files = c.n,
                      .val_fraction = o->val_fraction, .seed = (uint64_t)o->seed};
+    comm_world(&s.world);
     prepare_output(o);
     JsonlOptions jo = {o->text_key, (size_t)o->max_record_bytes, o->skip_bad};
     double t0 = now_seconds();
@@ -295,13 +291,13 @@ void tokenize_encode(const TokenizeOptions *o) {
     check_distinct_names(names, n_names);
     ShardDone (*done)[2] = xcalloc((size_t)n_names + 1, sizeof *done);
     for (int i = 0; i < n_names; i++) write_source(o, &s, &c, names[i], done[i]);
-    double secs = now_seconds() - t0, slowest;
-    MPI_Allreduce(&secs, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    double slowest = now_seconds() - t0;
+    comm_allreduce(&s.world, &slowest, 1, DTYPE_F64, REDUCE_MAX);
     print_summary(&s, &counts, slowest, n_names, done);
     if (n_names == 0)
         fatal_all("the corpus (%s%s) holds no documents (see the counts above): no shard "
-                  "written; check --input and --text-key", o->inputs[0],
-                  o->n_inputs > 1 ? ", ..." : "");
+                  "written; check --input and --text-key", o->inputs.items[0],
+                  o->inputs.n > 1 ? ", ..." : "");
     for (int i = 0; i < n_names; i++) free(names[i]);
     free(names);
     free(done);

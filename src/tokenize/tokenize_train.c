@@ -3,7 +3,6 @@
 // its share of the corpus; rank 0 sums the counts, learns the merges (the
 // result depends only on the counts, so not on the rank count) and writes.
 #include <limits.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,36 +19,29 @@ static void count_record(void *ctx, const JsonlRecord *rec, int file) {
     word_counts_add_text(ctx, rec->text, rec->len);
 }
 
+static void add_packed(void *w, const void *buf, size_t n, int rank) {
+    (void)rank;
+    word_counts_add_packed(w, buf, n);
+}
+
 // Sums every rank's word counts into rank 0's.
-static void gather_counts(WordCounts *w) {
-    int rank = util_world_rank(), ranks = util_world_size();
+static void gather_counts(const Comm *world, WordCounts *w) {
     size_t len;
     char *mine = word_counts_pack(w, &len);
     agree_or_exit(len <= INT_MAX, "a rank's word counts exceed 2 GiB; use more ranks");
-    int n = (int)len, *sizes = xmalloc((size_t)ranks * sizeof *sizes);
-    MPI_Gather(&n, 1, MPI_INT, sizes, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    for (int r = 1; r < ranks; r++) {
-        if (rank == r) MPI_Send(mine, n, MPI_CHAR, 0, 11, MPI_COMM_WORLD);
-        if (rank == 0) {
-            char *buf = xmalloc((size_t)sizes[r] + 1);
-            MPI_Recv(buf, sizes[r], MPI_CHAR, r, 11, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            word_counts_add_packed(w, buf, (size_t)sizes[r]);
-            free(buf);
-        }
-    }
-    free(sizes);
+    comm_gather_to_root(world, mine, len, add_packed, w);
     free(mine);
 }
 
 // The special tokens to write: <|endoftext|> first, then those asked for.
 static char **special_list(const TokenizeOptions *o, int *n) {
-    char **list = xmalloc((size_t)(o->n_specials + 1) * sizeof *list);
+    char **list = xmalloc((size_t)(o->specials.n + 1) * sizeof *list);
     *n = 0;
     list[(*n)++] = "<|endoftext|>";
-    for (int i = 0; i < o->n_specials; i++) {
+    for (int i = 0; i < o->specials.n; i++) {
         bool dup = false;
-        for (int j = 0; j < *n; j++) dup = dup || strcmp(list[j], o->specials[i]) == 0;
-        if (!dup) list[(*n)++] = o->specials[i];
+        for (int j = 0; j < *n; j++) dup = dup || strcmp(list[j], o->specials.items[i]) == 0;
+        if (!dup) list[(*n)++] = o->specials.items[i];
     }
     return list;
 }
@@ -57,7 +49,7 @@ static char **special_list(const TokenizeOptions *o, int *n) {
 void tokenize_train(const TokenizeOptions *o) {
     char err[1024] = "";
     CorpusFiles c;
-    agree_or_exit(corpus_files_expand(o->inputs, o->n_inputs, &c, err, sizeof err), err);
+    agree_or_exit(corpus_files_expand(o->inputs.items, o->inputs.n, &c, err, sizeof err), err);
     int n_specials;
     char **specials = special_list(o, &n_specials);
     int n_merges = o->vocab_size - 256 - n_specials;
@@ -70,8 +62,12 @@ void tokenize_train(const TokenizeOptions *o) {
     JsonlOptions jo = {o->text_key, (size_t)o->max_record_bytes, o->skip_bad};
     JsonlCounts k, all;
     corpus_walk(&c, &jo, o->progress_every, count_record, &w, &k);
-    MPI_Reduce(&k, &all, 4, MPI_INT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
-    gather_counts(&w);
+    Comm world;
+    comm_world(&world);
+    all = k;
+    comm_allreduce(&world, &all, 4, DTYPE_I64, REDUCE_SUM);
+    gather_counts(&world, &w);
+    comm_free(&world);
     bool ok = true;
     if (util_world_rank() == 0) {
         BpeVocab v;

@@ -2,10 +2,10 @@
 // against its SHA-256, and each checksum table against its root.  SPMD: the
 // blocks are shared among the ranks (rank r checks blocks r, r + size, ...).
 // One line per shard; exits 1 when any shard is damaged or unreadable.
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "comm/comm.h"
 #include "hdf5/shards.h"
 #include "tokenize/tokenize.h"
 #include "core/util.h"
@@ -22,19 +22,23 @@ static bool verify_share(const char *path, int rank, int size, int64_t *blocks) 
 }
 
 void tokenize_verify(const TokenizeOptions *o) {
-    int rank = util_world_rank(), size = util_world_size(), bad = 0;
-    for (int i = 0; i < o->n_shards; i++) {
+    Comm world;
+    comm_world(&world);
+    int rank = world.rank, size = world.size, bad = 0;
+    for (int i = 0; i < o->shards.n; i++) {
         char **files, err[1024];
-        int n = shards_list(o->shards[i], &files, err, sizeof err);
+        int n = shards_list(o->shards.items[i], &files, err, sizeof err);
         if (n == 0) {
             if (rank == 0) fprintf(stderr, "llama-tokenize: %s\n", err);
             bad++;
         }
         for (int k = 0; k < n; k++) {
             int64_t mine = 0, blocks = 0;
-            int ok = verify_share(files[k], rank, size, &mine), all = 0;
-            MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-            MPI_Allreduce(&mine, &blocks, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+            int32_t damaged = !verify_share(files[k], rank, size, &mine);
+            comm_allreduce(&world, &damaged, 1, DTYPE_I32, REDUCE_MAX);
+            bool all = !damaged;
+            blocks = mine;
+            comm_allreduce(&world, &blocks, 1, DTYPE_I64, REDUCE_SUM);
             if (rank == 0) {
                 if (all) printf("ok %s: %lld token blocks match their SHA-256\n", files[k],
                                 (long long)blocks);
@@ -45,11 +49,12 @@ void tokenize_verify(const TokenizeOptions *o) {
         shards_list_free(files, n);
     }
     fflush(stdout);
+    comm_free(&world);
     if (bad > 0) {
         if (rank == 0)
             fprintf(stderr, "llama-tokenize: verify: %d shard%s damaged or unreadable; encode "
                     "them again\n", bad, bad == 1 ? "" : "s");
-        MPI_Finalize();
+        comm_world_end();
         exit(1);
     }
 }

@@ -7,16 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/ops.h"
+#include "comm/comm_mpi.h"
 #include "fs/ckpt_dir.h"
 #include "hdf5/ckpt_file.h"
 #include "core/util.h"
 
-// Format 2 adds "state_sha256": a SHA-256 of every attribute on "/" and of
-// every dataset's checksum.  Format 1 (without it) still loads.
-#define FORMAT "llama-hpc checkpoint 2"
-#define FORMAT_1 "llama-hpc checkpoint 1"
+// The "format" attribute: FORMAT_PREFIX and the version.  Format 3 stores the
+// loader position with its own length; format 2 stored it as 65 values (still
+// read: the same encoding, 64 per-source counts); format 1 had no
+// "state_sha256" (still read, with a note).
+#define FORMAT_PREFIX "llama-hpc checkpoint "
+#define FORMAT_VERSION 3          // what this build writes
+#define FORMAT_OLDEST 1           // the oldest it reads
 #define N_GROUPS 3
-#define LOADER_LEN (1 + LOADER_MAX_SOURCES)
 static const char *const groups[N_GROUPS] = {"master", "adam_m", "adam_v"};
 
 // What this process did with --save-dir: whether it holds the lock, whether
@@ -29,8 +33,15 @@ static struct {
 } session;
 
 // The fp32 buffer of group k over this rank's optimizer shard (device memory).
-static float *group_buffer(const Optimizer *o, int k) {
-    return k == 0 ? o->master : k == 1 ? o->m1 : o->m2;
+static float *group_buffer(const CheckpointOptimizer *o, int k) {
+    return k == 0 ? o->master : k == 1 ? o->m : o->v;
+}
+
+// The flat range [*lo, *hi) whose optimizer state this rank saves and loads:
+// its shard, or without an optimizer every element it holds.
+static void shard_range(const CheckpointParts *p, size_t *lo, size_t *hi) {
+    *lo = p->optim ? p->optim->begin : 0;
+    *hi = p->optim ? p->optim->begin + p->optim->len : p->table->numel;
 }
 
 // True on every rank when ok is true on every rank.
@@ -63,14 +74,17 @@ static int global_slabs(const ParamTensor *p, int64_t e0, int64_t e1, Slab out[3
 // ---- the attributes on "/" and their digest ----
 
 typedef struct {
-    int version;   // 1 or 2
-    int64_t step, seed, loader[LOADER_LEN], shape[7], layout[4];
+    int version;   // FORMAT_OLDEST .. FORMAT_VERSION
+    int64_t step, seed, shape[7], layout[4];
     int64_t optimizer_step;   // updates made: step less the skipped ones (format 1: step)
+    int64_t *loader;          // (loader_len) the encoded data position (malloc'ed)
+    int loader_len;
     double rope_theta, norm_eps;
     char *model_name, *options, *tokenizer, *digest;   // malloc'ed; digest NULL in format 1
 } State;
 
 static void state_free(State *s) {
+    free(s->loader);
     free(s->model_name);
     free(s->options);
     free(s->tokenizer);
@@ -78,25 +92,27 @@ static void state_free(State *s) {
     memset(s, 0, sizeof *s);
 }
 
-static void state_of_trainer(const Trainer *t, State *s) {
-    const ModelConfig *c = &t->cfg;
+static void state_of_parts(const CheckpointRun *r, const CheckpointParts *p, State *s) {
+    const ModelConfig *c = p->cfg;
     memset(s, 0, sizeof *s);
-    s->version = 2;
-    s->step = t->step;
-    s->optimizer_step = t->optim->step;
-    s->seed = t->opt.seed == UINT64_MAX ? -1 : (int64_t)t->opt.seed;   // imports: -1, any seed
-    s->loader[0] = (int64_t)t->state.consumed;
-    for (int i = 0; i < LOADER_MAX_SOURCES; i++) s->loader[1 + i] = (int64_t)t->state.source_consumed[i];
+    s->version = FORMAT_VERSION;
+    s->step = p->pos.step;
+    s->optimizer_step = p->pos.optimizer_step;
+    s->seed = p->seed == UINT64_MAX ? -1 : (int64_t)p->seed;   // imports: -1, any seed
+    s->loader_len = p->pos.loader_len > 0 ? p->pos.loader_len : 1;   // at least "consumed"
+    s->loader = xcalloc((size_t)s->loader_len, sizeof *s->loader);
+    if (p->pos.loader_len > 0)
+        memcpy(s->loader, p->pos.loader, (size_t)p->pos.loader_len * sizeof *s->loader);
     int64_t shape[7] = {c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->vocab_size,
                         c->max_seq_len};
     memcpy(s->shape, shape, sizeof shape);
-    int64_t layout[4] = {t->grid.dp, t->grid.tp, t->grid.pp, t->optim->cfg.zero};
+    int64_t layout[4] = {r->grid->dp, r->grid->tp, r->grid->pp, p->optim ? p->optim->zero : 0};
     memcpy(s->layout, layout, sizeof layout);
     s->rope_theta = c->rope_theta;
     s->norm_eps = c->norm_eps;
     s->model_name = xstrdup(c->name);
-    s->options = options_format(&t->opt);
-    s->tokenizer = xstrdup(t->train ? loader_tokenizer_sha256(t->train) : "");
+    s->options = xstrdup(p->options ? p->options : "");
+    s->tokenizer = xstrdup(p->tokenizer_sha256 ? p->tokenizer_sha256 : "");
 }
 
 static void digest_bytes(EVP_MD_CTX *c, const void *p, size_t n) {
@@ -121,17 +137,18 @@ static void digest_i64(EVP_MD_CTX *c, const char *key, const int64_t *v, int n) 
 }
 
 // SHA-256 (hex) of the attributes and of the dataset checksums (N_GROUPS per
-// tensor of g, in order).
+// tensor of g, in order), as format s->version (2 or 3) defines it.
 static void state_digest(const State *s, const ParamTable *g, const uint64_t *sums, char out[65]) {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL))
         fatal("SHA-256 of checkpoint attributes failed (libcrypto)");
     char line[512];
-    digest_str(c, "format", FORMAT);
+    snprintf(line, sizeof line, FORMAT_PREFIX "%d", s->version);
+    digest_str(c, "format", line);
     digest_i64(c, "step", &s->step, 1);
     digest_i64(c, "optimizer_step", &s->optimizer_step, 1);
     digest_i64(c, "seed", &s->seed, 1);
-    digest_i64(c, "loader", s->loader, LOADER_LEN);
+    digest_i64(c, "loader", s->loader, s->loader_len);
     digest_i64(c, "model_shape", s->shape, 7);
     digest_i64(c, "layout", s->layout, 4);
     digest_bytes(c, line, (size_t)snprintf(line, sizeof line, "rope_theta %a\nnorm_eps %a\n",
@@ -153,11 +170,13 @@ static void state_digest(const State *s, const ParamTable *g, const uint64_t *su
 
 // Collective (every rank, same values).  False when a write failed here.
 static bool write_state(CkptFile *f, const State *s) {
-    bool ok = ckpt_file_set_str(f, "format", FORMAT);
+    char format[64];
+    snprintf(format, sizeof format, FORMAT_PREFIX "%d", s->version);
+    bool ok = ckpt_file_set_str(f, "format", format);
     ok = ckpt_file_set_i64(f, "step", &s->step, 1) && ok;
     ok = ckpt_file_set_i64(f, "optimizer_step", &s->optimizer_step, 1) && ok;
     ok = ckpt_file_set_i64(f, "seed", &s->seed, 1) && ok;
-    ok = ckpt_file_set_i64(f, "loader", s->loader, LOADER_LEN) && ok;
+    ok = ckpt_file_set_i64(f, "loader", s->loader, s->loader_len) && ok;
     ok = ckpt_file_set_i64(f, "model_shape", s->shape, 7) && ok;
     ok = ckpt_file_set_f64(f, "rope_theta", s->rope_theta) && ok;
     ok = ckpt_file_set_f64(f, "norm_eps", s->norm_eps) && ok;
@@ -168,23 +187,58 @@ static bool write_state(CkptFile *f, const State *s) {
     return ckpt_file_set_str(f, "state_sha256", s->digest) && ok;
 }
 
+// The versions this build reads, for messages: "1, 2 and 3".
+static void versions_read(char *out, size_t len) {
+    size_t at = 0;
+    out[0] = 0;
+    for (int v = FORMAT_OLDEST; v <= FORMAT_VERSION && at < len; v++) {
+        const char *sep = v == FORMAT_OLDEST ? "" : v == FORMAT_VERSION ? " and " : ", ";
+        int n = snprintf(out + at, len - at, "%s%d", sep, v);
+        at += n > 0 ? (size_t)n : 0;
+    }
+}
+
+// The version the "format" attribute names ("llama-hpc checkpoint N").
+// -1 with the reason in err when it is missing, or not a version this build
+// reads: the message names the file's version and the ones it reads.
+static int read_version(CkptFile *f, char *err, int len) {
+    char *format = ckpt_file_get_str(f, "format");
+    if (!format) {
+        snprintf(err, len, "%s is not a complete llama-hpc checkpoint (no format attribute)",
+                 ckpt_file_path(f));
+        return -1;
+    }
+    size_t n = strlen(FORMAT_PREFIX);
+    int version = -1;
+    if (strncmp(format, FORMAT_PREFIX, n) != 0 || !parse_int(format + n, &version)) version = -1;
+    if (version < FORMAT_OLDEST || version > FORMAT_VERSION) {
+        char which[64] = "no llama-hpc format version", reads[64];
+        if (version >= 0) snprintf(which, sizeof which, "format version %d", version);
+        versions_read(reads, sizeof reads);
+        snprintf(err, len, "%s has the format '%s', which this build cannot read: that is %s, and "
+                 "this build reads format versions %s (a newer llama-hpc wrote it? read it with "
+                 "that version)", ckpt_file_path(f), format, which, reads);
+        version = -1;
+    }
+    free(format);
+    return version;
+}
+
+// The "loader" attribute, of any length >= 1 (formats 1 and 2: 65 values).
+static bool read_loader(CkptFile *f, State *s) {
+    s->loader_len = ckpt_file_attr_len(f, "loader");
+    if (s->loader_len < 1) return false;
+    s->loader = xcalloc((size_t)s->loader_len, sizeof *s->loader);
+    return ckpt_file_get_i64(f, "loader", s->loader, s->loader_len);
+}
+
 static bool read_state(CkptFile *f, State *s, char *err, int len) {
     memset(s, 0, sizeof *s);
-    char *format = ckpt_file_get_str(f, "format");
-    s->version = !format ? 0 : !strcmp(format, FORMAT) ? 2 : !strcmp(format, FORMAT_1) ? 1 : -1;
-    if (s->version < 0)
-        snprintf(err, len, "%s has the format '%s', which this build cannot read (it reads '%s' "
-                 "and '%s'; a newer llama-hpc wrote it?)", ckpt_file_path(f), format, FORMAT_1, FORMAT);
-    free(format);
-    if (s->version <= 0) {
-        if (s->version == 0)
-            snprintf(err, len, "%s is not a complete llama-hpc checkpoint (no format attribute)",
-                     ckpt_file_path(f));
-        return false;
-    }
+    s->version = read_version(f, err, len);
+    if (s->version < 0) return false;
     const char *missing = !ckpt_file_get_i64(f, "step", &s->step, 1) ? "step"
                         : !ckpt_file_get_i64(f, "seed", &s->seed, 1) ? "seed"
-                        : !ckpt_file_get_i64(f, "loader", s->loader, LOADER_LEN) ? "loader"
+                        : !read_loader(f, s) ? "loader"
                         : !ckpt_file_get_i64(f, "model_shape", s->shape, 7) ? "model_shape"
                         : !ckpt_file_get_i64(f, "layout", s->layout, 4) ? "layout"
                         : !ckpt_file_get_f64(f, "rope_theta", &s->rope_theta) ? "rope_theta"
@@ -192,10 +246,10 @@ static bool read_state(CkptFile *f, State *s, char *err, int len) {
     s->model_name = ckpt_file_get_str(f, "model_name");
     s->options = ckpt_file_get_str(f, "options");
     s->tokenizer = ckpt_file_get_str(f, "tokenizer_sha256");
-    s->digest = s->version == 2 ? ckpt_file_get_str(f, "state_sha256") : NULL;
-    if (!missing && s->version == 2 && !s->digest) missing = "state_sha256";
+    s->digest = s->version >= 2 ? ckpt_file_get_str(f, "state_sha256") : NULL;
+    if (!missing && s->version >= 2 && !s->digest) missing = "state_sha256";
     s->optimizer_step = s->step;   // format 1 had no skipped steps
-    if (!missing && s->version == 2 && !ckpt_file_get_i64(f, "optimizer_step", &s->optimizer_step, 1))
+    if (!missing && s->version >= 2 && !ckpt_file_get_i64(f, "optimizer_step", &s->optimizer_step, 1))
         missing = "optimizer_step";
     if (missing) {
         snprintf(err, len, "%s is not a complete llama-hpc checkpoint (attribute '%s' missing or "
@@ -268,8 +322,8 @@ static bool read_verified_state(CkptFile *f, const char *dir, State *s, ModelCon
                          ckpt_file_path(f), groups[k], gt->name);
         }
     char digest[65] = "";
-    if (ok && s->version == 2) state_digest(s, global, *want, digest);
-    if (ok && s->version == 2 && strcmp(digest, s->digest) != 0) {
+    if (ok && s->version >= 2) state_digest(s, global, *want, digest);
+    if (ok && s->version >= 2 && strcmp(digest, s->digest) != 0) {
         snprintf(err, len, "%s: its step, loader position, options or tensor checksums do not "
                  "match their digest (state_sha256): the file was changed after it was saved; "
                  "use another checkpoint", ckpt_file_path(f));
@@ -357,30 +411,40 @@ static long long nonfinite_total(const CheckpointHealth *h) {
 
 // ---- save ----
 
-// The slabs this rank writes of tensor p's optimizer state: its ZeRO shard,
+// The slabs this rank writes of tensor t's optimizer state: its ZeRO shard,
 // or the whole block on data-parallel rank 0; replicated tensors from TP rank 0.
-static int owned_slabs(const Trainer *t, const ParamTensor *p, Slab s[3], int64_t *e0) {
-    const Optimizer *o = t->optim;
+static int owned_slabs(const CheckpointRun *r, const CheckpointParts *p, const ParamTensor *t,
+                       Slab s[3], int64_t *e0) {
+    size_t lo, hi;
     int64_t e1;
-    if (p->split == SPLIT_NONE && t->grid.tp_rank != 0) return 0;
-    if (o->cfg.zero == 0 && t->grid.dp_rank != 0) return 0;
-    if (!local_range(p, o->shard_begin, o->shard_begin + o->shard_len, e0, &e1)) return 0;
-    return global_slabs(p, *e0, e1, s);
+    if (t->split == SPLIT_NONE && r->grid->tp_rank != 0) return 0;
+    if ((!p->optim || p->optim->zero == 0) && r->grid->dp_rank != 0) return 0;
+    shard_range(p, &lo, &hi);
+    if (!local_range(t, lo, hi, e0, &e1)) return 0;
+    return global_slabs(t, *e0, e1, s);
+}
+
+// Elements [at, at + n) of the flat buffer of group k to host fp32: the
+// optimizer's, or without one the compute weights and zero moments.
+static void group_to_host(const CheckpointParts *p, int k, size_t at, size_t n, float *host) {
+    const CheckpointOptimizer *o = p->optim;
+    if (o) p->ops->to_host(host, group_buffer(o, k) + at - o->begin, n * sizeof(float));
+    else if (k == 0) p->ops->act_to_host_f32(host, act_at(p->ops, p->weights, at), n);
+    else memset(host, 0, n * sizeof(float));
 }
 
 // Collective; the verdict is the same on every rank.
-static bool save_tensor(Trainer *t, CkptFile *f, const ParamTensor *gt, uint64_t *sums, char *err,
-                        int len) {
-    const ParamTensor *p = params_find(&t->model->table, gt->name);
+static bool save_tensor(const CheckpointRun *r, const CheckpointParts *p, CkptFile *f,
+                        const ParamTensor *gt, uint64_t *sums, char *err, int len) {
+    const ParamTensor *t = params_find(p->table, gt->name);
     Slab s[3];
     int64_t e0 = 0, n = 0;
-    int ns = p ? owned_slabs(t, p, s, &e0) : 0;
+    int ns = t ? owned_slabs(r, p, t, s, &e0) : 0;
     for (int i = 0; i < ns; i++) n += s[i].nr * s[i].nc;
     float *host = xmalloc((size_t)(n ? n : 1) * sizeof(float));
     bool ok = true;
     for (int k = 0; ok && k < N_GROUPS; k++) {
-        if (n) ops->to_host(host, group_buffer(t->optim, k) + p->offset + e0 - t->optim->shard_begin,
-                            (size_t)n * sizeof(float));
+        if (n) group_to_host(p, k, t->offset + (size_t)e0, (size_t)n, host);
         ok = ckpt_file_write(f, groups[k], gt->name, gt->rows, gt->cols, s, ns, host, err, len);
         sums[k] = ckpt_file_checksum(gt->cols, s, ns, host);
     }
@@ -388,30 +452,37 @@ static bool save_tensor(Trainer *t, CkptFile *f, const ParamTensor *gt, uint64_t
     return ok;
 }
 
+// Collective, once every tensor is written: the checksums and the attributes.
+static bool save_attributes(const CheckpointRun *r, const CheckpointParts *p, CkptFile *f,
+                            const ParamTable *global, uint64_t *sums) {
+    comm_allreduce(&r->grid->world, sums, (size_t)global->n * N_GROUPS, DTYPE_U64, REDUCE_SUM);
+    bool ok = true;
+    for (int i = 0; i < global->n; i++)
+        for (int k = 0; k < N_GROUPS; k++)
+            ok = ckpt_file_set_u64_on(f, groups[k], global->t[i].name, "checksum",
+                                      sums[N_GROUPS * i + k]) && ok;
+    State s;
+    state_of_parts(r, p, &s);
+    s.digest = xmalloc(65);
+    state_digest(&s, global, sums, s.digest);
+    ok = write_state(f, &s) && ok;
+    state_free(&s);
+    return ok;
+}
+
 // Collective: writes and closes the file.  Returns this rank's verdict.
-static bool save_file(Trainer *t, const char *path, char *err, int len) {
-    CkptFile *f = ckpt_file_create(t->grid.world.mpi, path, err, len);
+static bool save_file(const CheckpointRun *r, const CheckpointParts *p, const char *path,
+                      char *err, int len) {
+    CkptFile *f = ckpt_file_create(comm_mpi(&r->grid->world), path, err, len);
     if (!f) return false;   // on every rank
     ParamTable global;
-    params_build_global(&global, &t->cfg);
+    params_build_global(&global, p->cfg);
     uint64_t *sums = xcalloc((size_t)global.n * N_GROUPS, sizeof *sums);
     bool ok = true;
     for (int i = 0; ok && i < global.n; i++)
-        ok = save_tensor(t, f, &global.t[i], sums + N_GROUPS * i, err, len);
-    if (ok) {   // every rank got here
-        comm_allreduce(&t->grid.world, sums, (size_t)global.n * N_GROUPS, DTYPE_U64, REDUCE_SUM);
-        for (int i = 0; i < global.n; i++)
-            for (int k = 0; k < N_GROUPS; k++)
-                ok = ckpt_file_set_u64_on(f, groups[k], global.t[i].name, "checksum",
-                                          sums[N_GROUPS * i + k]) && ok;
-        State s;
-        state_of_trainer(t, &s);
-        s.digest = xmalloc(65);
-        state_digest(&s, &global, sums, s.digest);
-        ok = write_state(f, &s) && ok;
-        state_free(&s);
-        if (!ok) snprintf(err, len, "writing the checksums and attributes of '%s' failed (disk full?)", path);
-    }
+        ok = save_tensor(r, p, f, &global.t[i], sums + N_GROUPS * i, err, len);
+    if (ok && !(ok = save_attributes(r, p, f, &global, sums)))   // every rank got here
+        snprintf(err, len, "writing the checksums and attributes of '%s' failed (disk full?)", path);
     bool closed = ckpt_file_close(f);
     if (ok && !closed) snprintf(err, len, "closing '%s' failed (disk full?)", path);
     free(sums);
@@ -422,24 +493,26 @@ static bool save_file(Trainer *t, const char *path, char *err, int len) {
 // Collective: re-reads the closed file (every element once, split over the
 // ranks) whatever the MPI-IO layer reported: the attributes and their digest,
 // the step, every checksum, and finite values.  Returns this rank's verdict.
-static bool verify_saved(Trainer *t, const char *path, char *err, int len) {
+static bool verify_saved(const CheckpointRun *r, const CheckpointParts *p, const char *path,
+                         char *err, int len) {
     CkptFile *f = ckpt_file_open(path, err, len);
     State s = {0};
     ModelConfig cfg;
     ParamTable global = {0};
     uint64_t *want = NULL;
+    int64_t step = p->pos.step;
     bool ok = f && read_verified_state(f, NULL, &s, &cfg, &global, &want, err, len);
-    if (ok && (s.step != t->step || cfg.dim != t->cfg.dim || cfg.n_layers != t->cfg.n_layers)) {
+    if (ok && (s.step != step || cfg.dim != p->cfg->dim || cfg.n_layers != p->cfg->n_layers)) {
         snprintf(err, len, "'%s' reads back as step %lld of another model", path, (long long)s.step);
         ok = false;
     }
-    if (all_ok(&t->grid.world, ok)) {
+    if (all_ok(&r->grid->world, ok)) {
         CheckpointHealth h;
-        ok = verify_data(&t->grid.world, f, &global, want, &h, err, len);
+        ok = verify_data(&r->grid->world, f, &global, want, &h, err, len);
         if (ok && nonfinite_total(&h) > 0) {
             snprintf(err, len, "the weights of step %lld hold %lld non-finite values (NaN or Inf; "
                      "first in %s): the run diverged, and a diverged checkpoint is never saved "
-                     "(lower --lr, raise --warmup-steps or set --grad-clip)", (long long)t->step,
+                     "(lower --lr, raise --warmup-steps or set --grad-clip)", (long long)step,
                      nonfinite_total(&h), h.first);
             ok = false;
         }
@@ -453,151 +526,157 @@ static bool verify_saved(Trainer *t, const char *path, char *err, int len) {
     return ok;
 }
 
-// Ends the job after a failed save: the temporary folder is removed first,
-// so nothing half-written remains and the last good checkpoint is untouched.
-// The lowest failing rank prints the reason.  When HDF5 could not close the
-// file, MPI_Finalize would crash in HDF5's clean-up: the job ends by MPI_Abort
-// then, after the lock is released.
-static void save_failed(const Trainer *t, const char *tmp, bool mine, const char *err) {
-    if (t->grid.world_rank == 0) ckpt_dir_discard(tmp);
+// Ends the job after a failed save of step: the temporary folder is removed
+// first, so nothing half-written remains and the last good checkpoint is
+// untouched.  The lowest failing rank prints the reason.  When HDF5 could not
+// close the file, MPI_Finalize would crash in HDF5's clean-up: the job ends by
+// MPI_Abort then, after the lock is released.
+static void save_failed(const CheckpointRun *r, int64_t step, const char *tmp, bool mine,
+                        const char *err) {
+    const Grid *g = r->grid;
+    if (g->world_rank == 0) ckpt_dir_discard(tmp);
     char msg[16384];
     snprintf(msg, sizeof msg, "saving the checkpoint of step %lld failed: %s; removed '%s', the "
-             "earlier checkpoints and 'latest' are as they were", (long long)t->step, err, tmp);
-    if (all_ok(&t->grid.world, !ckpt_file_unclean())) {
-        comm_agree(&t->grid.world, mine, msg);   // ends the job: some rank failed
+             "earlier checkpoints and 'latest' are as they were", (long long)step, err, tmp);
+    if (all_ok(&g->world, !ckpt_file_unclean())) {
+        comm_agree(&g->world, mine, msg);   // ends the job: some rank failed
         return;
     }
-    if (t->grid.world_rank == 0) ckpt_dir_unlock(t->opt.save_dir);
-    int key = mine ? 0 : t->grid.world_size - t->grid.world_rank;   // the lowest failing rank
-    comm_allreduce(&t->grid.world, &key, 1, DTYPE_I32, REDUCE_MAX);
-    if (t->grid.world_rank == (key ? t->grid.world_size - key : 0)) fatal("%s", msg);
-    comm_barrier(&t->grid.world);   // until that rank's MPI_Abort ends the job
+    if (g->world_rank == 0) ckpt_dir_unlock(r->save_dir);
+    int key = mine ? 0 : g->world_size - g->world_rank;   // the lowest failing rank
+    comm_allreduce(&g->world, &key, 1, DTYPE_I32, REDUCE_MAX);
+    if (g->world_rank == (key ? g->world_size - key : 0)) fatal("%s", msg);
+    comm_barrier(&g->world);   // until that rank's MPI_Abort ends the job
 }
 
-static bool writes_dir(const Trainer *t) {
-    return t->opt.save_interval > 0 || strcmp(t->opt.load, "auto") == 0;
-}
-
-void checkpoint_claim(const Trainer *t) {
+void checkpoint_claim(const CheckpointRun *r) {
     if (session.claimed) return;
     char note[1024] = "", err[8192] = "";
-    bool ok = t->grid.world_rank != 0 ||
-              ckpt_dir_lock(t->opt.save_dir, note, sizeof note, err, sizeof err);
-    comm_agree(&t->grid.world, ok, err);
+    bool ok = r->grid->world_rank != 0 ||
+              ckpt_dir_lock(r->save_dir, note, sizeof note, err, sizeof err);
+    comm_agree(&r->grid->world, ok, err);
     if (note[0]) info("%s", note);
     session.claimed = true;
 }
 
-void checkpoint_release(const Trainer *t) {
+void checkpoint_release(const CheckpointRun *r) {
     if (!session.claimed) return;
-    comm_barrier(&t->grid.world);
-    if (t->grid.world_rank == 0) ckpt_dir_unlock(t->opt.save_dir);
+    comm_barrier(&r->grid->world);
+    if (r->grid->world_rank == 0) ckpt_dir_unlock(r->save_dir);
     session.claimed = false;
 }
 
 // Moves the checkpoints newer than the run's starting step aside (once).
-static void abandon_newer(const Trainer *t) {
-    checkpoint_claim(t);
+static void abandon_newer(const CheckpointRun *r) {
+    checkpoint_claim(r);
     session.started = true;
     char moved[2048] = "", err[8192] = "";
-    int n = t->grid.world_rank != 0 ? 0
-          : ckpt_dir_abandon_newer(t->opt.save_dir, session.start_step, moved, sizeof moved, err,
+    int n = r->grid->world_rank != 0 ? 0
+          : ckpt_dir_abandon_newer(r->save_dir, session.start_step, moved, sizeof moved, err,
                                    sizeof err);
-    comm_agree(&t->grid.world, n >= 0, err);
+    comm_agree(&r->grid->world, n >= 0, err);
     if (n > 0)
         info("this run continues from step %lld, so the newer checkpoint%s %s in %s belong%s to an "
              "abandoned run: moved aside as abandoned_<name>_<time> (kept; --load auto skips them)",
-             (long long)session.start_step, n > 1 ? "s" : "", moved, t->opt.save_dir,
+             (long long)session.start_step, n > 1 ? "s" : "", moved, r->save_dir,
              n > 1 ? "" : "s");
 }
 
-void checkpoint_start(const Trainer *t) {
-    if (session.started || !writes_dir(t)) return;
-    session.start_step = t->step;
-    abandon_newer(t);
+void checkpoint_start(const CheckpointRun *r, int64_t step) {
+    if (session.started || !r->writes_dir) return;
+    session.start_step = step;
+    abandon_newer(r);
 }
 
-static void prune(const Trainer *t) {
-    if (t->grid.world_rank != 0) return;
+static void prune(const CheckpointRun *r) {
+    if (r->grid->world_rank != 0) return;
     const char *keep[2] = {session.saved, session.loaded};
-    ckpt_dir_prune(t->opt.save_dir, t->opt.keep_checkpoints, keep, 2);
+    ckpt_dir_prune(r->save_dir, r->keep_checkpoints, keep, 2);
 }
 
 // Saving the step this run loaded from this folder: that checkpoint stays
 // as it is and becomes "latest" again.  True when that was the case.
-static bool keep_loaded(Trainer *t, const char *final) {
-    int same = t->grid.world_rank == 0 && session.loaded[0] && t->step == session.start_step &&
+static bool keep_loaded(const CheckpointRun *r, int64_t step, const char *final) {
+    int same = r->grid->world_rank == 0 && session.loaded[0] && step == session.start_step &&
                ckpt_dir_same(final, session.loaded);
-    comm_broadcast(&t->grid.world, &same, 1, DTYPE_I32, 0);
+    comm_broadcast(&r->grid->world, &same, 1, DTYPE_I32, 0);
     if (!same) return false;
     char err[8192] = "";
-    bool ok = t->grid.world_rank != 0 ||
-              ckpt_dir_point_latest(t->opt.save_dir, final, err, sizeof err);
-    comm_agree(&t->grid.world, ok, err);
+    bool ok = r->grid->world_rank != 0 ||
+              ckpt_dir_point_latest(r->save_dir, final, err, sizeof err);
+    comm_agree(&r->grid->world, ok, err);
     snprintf(session.saved, sizeof session.saved, "%s", final);
-    prune(t);
-    info("step %lld is the checkpoint this run loaded, %s: kept as it is", (long long)t->step, final);
+    prune(r);
+    info("step %lld is the checkpoint this run loaded, %s: kept as it is", (long long)step, final);
     return true;
 }
 
-void checkpoint_save(Trainer *t) {
-    char tmp[4200], final[4200], path[4300], err[8192] = "";
-    double t0 = now_seconds();
-    if (!session.started) abandon_newer(t);
-    ckpt_dir_name(t->opt.save_dir, t->step, true, tmp, sizeof tmp);
-    ckpt_dir_name(t->opt.save_dir, t->step, false, final, sizeof final);
-    if (keep_loaded(t, final)) return;
-    info("saving checkpoint %s", final);
-    bool ok = t->grid.world_rank != 0 || ckpt_dir_prepare(tmp, err, sizeof err);
-    comm_agree(&t->grid.world, ok, err);
+// Collective: writes p to tmp/checkpoint.h5, syncs and re-reads it.  Ends the
+// job (tmp removed) when any of it failed.
+static void write_verified(const CheckpointRun *r, const CheckpointParts *p, const char *tmp) {
+    char path[4300], err[8192] = "";
+    const Comm *world = &r->grid->world;
+    bool ok = r->grid->world_rank != 0 || ckpt_dir_prepare(tmp, err, sizeof err);
+    comm_agree(world, ok, err);
     ckpt_dir_file(tmp, path, sizeof path);
-    ok = save_file(t, path, err, sizeof err);
-    if (all_ok(&t->grid.world, ok)) ok = ckpt_file_sync(path, err, sizeof err);   // each rank's node
-    if (all_ok(&t->grid.world, ok) && !(ok = verify_saved(t, path, err, sizeof err))) {
+    ok = save_file(r, p, path, err, sizeof err);
+    if (all_ok(world, ok)) ok = ckpt_file_sync(path, err, sizeof err);   // each rank's node
+    if (all_ok(world, ok) && !(ok = verify_saved(r, p, path, err, sizeof err))) {
         char why[8192];
         snprintf(why, sizeof why, "it does not read back complete and correct (%.7000s)", err);
         snprintf(err, sizeof err, "%s", why);
     }
-    if (!all_ok(&t->grid.world, ok)) save_failed(t, tmp, ok, err);
-    ok = t->grid.world_rank != 0 || ckpt_dir_commit(t->opt.save_dir, tmp, final, err, sizeof err);
-    if (!all_ok(&t->grid.world, ok)) save_failed(t, tmp, ok, err);
+    if (!all_ok(world, ok)) save_failed(r, p->pos.step, tmp, ok, err);
+}
+
+void checkpoint_save(const CheckpointRun *r, const CheckpointParts *p) {
+    char tmp[4200], final[4200], err[8192] = "";
+    double t0 = now_seconds();
+    int64_t step = p->pos.step;
+    if (!session.started) abandon_newer(r);
+    ckpt_dir_name(r->save_dir, step, true, tmp, sizeof tmp);
+    ckpt_dir_name(r->save_dir, step, false, final, sizeof final);
+    if (keep_loaded(r, step, final)) return;
+    info("saving checkpoint %s", final);
+    write_verified(r, p, tmp);
+    bool ok = r->grid->world_rank != 0 || ckpt_dir_commit(r->save_dir, tmp, final, err, sizeof err);
+    if (!all_ok(&r->grid->world, ok)) save_failed(r, step, tmp, ok, err);
     snprintf(session.saved, sizeof session.saved, "%s", final);
-    prune(t);
-    comm_barrier(&t->grid.world);
-    double seconds = now_seconds() - t0, bytes = 3.0 * 4.0 * (double)config_params_total(&t->cfg);
+    prune(r);
+    comm_barrier(&r->grid->world);
+    double seconds = now_seconds() - t0, bytes = 3.0 * 4.0 * (double)config_params_total(p->cfg);
     info("saved checkpoint %s (%.3f GB written and verified in %.2f s, %.3f GB/s)", final,
          bytes / 1e9, seconds, bytes / 1e9 / seconds);
 }
 
 // ---- load ----
 
-bool checkpoint_resolve(const Trainer *t, char *dir, int len) {
-    const char *load = t->opt.load;
-    if (strcmp(load, "auto") == 0) return checkpoint_newest(t, dir, len);
-    if (t->opt.save_interval > 0) checkpoint_claim(t);
+bool checkpoint_resolve(const CheckpointRun *r, const char *load, char *dir, int len) {
+    if (strcmp(load, "auto") == 0) return checkpoint_newest(r, dir, len);
+    if (r->writes_dir) checkpoint_claim(r);
     bool ok = ckpt_dir_exists(load);
     snprintf(dir, (size_t)len, "%s", load);
     char msg[4400];
     snprintf(msg, sizeof msg, "--load %s: no such checkpoint folder", load);
-    comm_agree(&t->grid.world, ok, msg);
+    comm_agree(&r->grid->world, ok, msg);
     return true;
 }
 
-bool checkpoint_newest(const Trainer *t, char *dir, int len) {
-    checkpoint_claim(t);
+bool checkpoint_newest(const CheckpointRun *r, char *dir, int len) {
+    checkpoint_claim(r);
     char **dirs;
-    int n = t->grid.world_rank == 0 ? ckpt_dir_list(t->opt.save_dir, &dirs) : 0;
+    int n = r->grid->world_rank == 0 ? ckpt_dir_list(r->save_dir, &dirs) : 0;
     char chosen[4200] = "";
     if (n > 0) snprintf(chosen, sizeof chosen, "%s", dirs[0]);
-    if (t->grid.world_rank == 0) ckpt_dir_list_free(dirs, n);
-    comm_broadcast(&t->grid.world, chosen, sizeof chosen, DTYPE_U8, 0);
+    if (r->grid->world_rank == 0) ckpt_dir_list_free(dirs, n);
+    comm_broadcast(&r->grid->world, chosen, sizeof chosen, DTYPE_U8, 0);
     snprintf(dir, (size_t)len, "%s", chosen);
     return chosen[0] != 0;
 }
 
 // The checkpoint holds this model: err says why not.
-static bool check_shape(const Trainer *t, const ModelConfig *k, const char *path, char *err, int len) {
-    const ModelConfig *c = &t->cfg;
+static bool check_shape(const ModelConfig *c, const ModelConfig *k, const char *path, char *err,
+                        int len) {
     if (k->dim == c->dim && k->n_layers == c->n_layers && k->n_heads == c->n_heads &&
         k->n_kv_heads == c->n_kv_heads && k->ffn_dim == c->ffn_dim && k->vocab_size == c->vocab_size)
         return true;
@@ -616,14 +695,14 @@ static bool same_value(double a, double b) {
 // another rope_theta or norm_eps is refused unless --override-checkpoint-config
 // (the model's values are used, and said so); another max_seq_len, which no
 // weight depends on, is said.
-static bool check_fields(const Trainer *t, const ModelConfig *k, const char *path, char *err,
-                         int len) {
-    const ModelConfig *c = &t->cfg;
+static bool check_fields(const CheckpointParts *p, const ModelConfig *k, const char *path,
+                         char *err, int len) {
+    const ModelConfig *c = p->cfg;
     const char *names[2] = {"rope_theta", "norm_eps"};
     double saved[2] = {k->rope_theta, k->norm_eps}, now[2] = {c->rope_theta, c->norm_eps};
     for (int i = 0; i < 2; i++) {
         if (same_value(saved[i], now[i])) continue;
-        if (!t->opt.override_checkpoint_config) {
+        if (!p->override_config) {
             snprintf(err, len, "%s was trained with %s %g but the model %s has %s %g: give the "
                      "checkpoint's model (-c), or add --override-checkpoint-config to continue "
                      "with %g", path, names[i], saved[i], c->name, names[i], now[i], now[i]);
@@ -639,12 +718,13 @@ static bool check_fields(const Trainer *t, const ModelConfig *k, const char *pat
 }
 
 // The checkpoint continues this run's data: same tokenizer and seed.
-static bool check_run(const Trainer *t, const State *s, const char *path, char *err, int len) {
-    const char *data_tok = t->train ? loader_tokenizer_sha256(t->train) : "";
+static bool check_run(const CheckpointParts *p, const State *s, const char *path, char *err,
+                      int len) {
+    const char *data_tok = p->tokenizer_sha256 ? p->tokenizer_sha256 : "";
     if (s->tokenizer && s->tokenizer[0] && data_tok[0] && strcmp(s->tokenizer, data_tok) != 0)
         snprintf(err, len, "%s was trained on data of another tokenizer (sha256 %.12s…) than "
                  "--dataset (%.12s…)", path, s->tokenizer, data_tok);
-    else if (s->seed >= 0 && (uint64_t)s->seed != t->opt.seed)   // imports carry seed -1
+    else if (s->seed >= 0 && (uint64_t)s->seed != p->seed)   // imports carry seed -1
         snprintf(err, len, "%s was saved by a run with --seed %lld; resume with the same seed "
                  "so the data order continues", path, (long long)s->seed);
     else return true;
@@ -652,8 +732,8 @@ static bool check_run(const Trainer *t, const State *s, const char *path, char *
 }
 
 // Reads local elements [e0, e1) of tensor p of group k to device memory dst.
-static bool read_range(CkptFile *f, int k, const ParamTensor *p, int64_t e0, int64_t e1,
-                       float *dst, char *err, int len) {
+static bool read_range(const Ops *ops, CkptFile *f, int k, const ParamTensor *p, int64_t e0,
+                       int64_t e1, float *dst, char *err, int len) {
     Slab s[3];
     int ns = global_slabs(p, e0, e1, s);
     float *host = xmalloc((size_t)(e1 - e0) * sizeof(float));
@@ -664,63 +744,57 @@ static bool read_range(CkptFile *f, int k, const ParamTensor *p, int64_t e0, int
 }
 
 // Compute weights: each tensor's whole local block from the master weights.
-static bool load_weights(Trainer *t, CkptFile *f, char *err, int len) {
-    Model *m = t->model;
+static bool load_weights(const CheckpointParts *parts, CkptFile *f, char *err, int len) {
     bool ok = true;
-    for (int i = 0; ok && i < m->table.n; i++) {
-        const ParamTensor *p = &m->table.t[i];
+    for (int i = 0; ok && i < parts->table->n; i++) {
+        const ParamTensor *p = &parts->table->t[i];
         float *host = xcalloc(p->numel, sizeof(float));
         Slab s[3];
         int ns = global_slabs(p, 0, p->valid_rows * p->local_cols, s);
         ok = ckpt_file_read(f, "master", p->name, p->rows, p->cols, s, ns, host, err, len);
-        if (ok) ops->act_from_host_f32(model_param(m, p), host, p->numel);
+        if (ok) parts->ops->act_from_host_f32(act_at(parts->ops, parts->weights, p->offset), host,
+                                              p->numel);
         free(host);
     }
     return ok;
 }
 
 // Optimizer state over this rank's shard (whatever layout saved it).
-static bool load_optimizer(Trainer *t, CkptFile *f, char *err, int len) {
-    Optimizer *o = t->optim;
-    ops->zero(o->m1, o->shard_len * sizeof(float));
-    ops->zero(o->m2, o->shard_len * sizeof(float));
+static bool load_optimizer(const CheckpointParts *parts, CkptFile *f, char *err, int len) {
+    const CheckpointOptimizer *o = parts->optim;
+    parts->ops->zero(o->m, o->len * sizeof(float));
+    parts->ops->zero(o->v, o->len * sizeof(float));
     bool ok = true;
-    for (int i = 0; ok && i < t->model->table.n; i++) {
-        const ParamTensor *p = &t->model->table.t[i];
+    for (int i = 0; ok && i < parts->table->n; i++) {
+        const ParamTensor *p = &parts->table->t[i];
         int64_t e0, e1;
-        if (!local_range(p, o->shard_begin, o->shard_begin + o->shard_len, &e0, &e1)) continue;
-        for (int k = o->master_owned ? 0 : 1; ok && k < N_GROUPS; k++)
-            ok = read_range(f, k, p, e0, e1, group_buffer(o, k) + p->offset + e0 - o->shard_begin,
-                            err, len);
+        if (!local_range(p, o->begin, o->begin + o->len, &e0, &e1)) continue;
+        for (int k = o->master_is_weights ? 1 : 0; ok && k < N_GROUPS; k++)
+            ok = read_range(parts->ops, f, k, p, e0, e1,
+                            group_buffer(o, k) + p->offset + e0 - o->begin, err, len);
     }
     return ok;
 }
 
-static void set_position(Trainer *t, const State *s) {
-    t->step = s->step;
-    t->optim->step = s->optimizer_step;   // the schedule's clock: skipped steps made no update
-    t->state.consumed = (uint64_t)s->loader[0];
-    for (int i = 0; i < LOADER_MAX_SOURCES; i++) t->state.source_consumed[i] = (uint64_t)s->loader[1 + i];
-}
-
-static void load(Trainer *t, const char *dir, bool weights_only) {
+// Opens dir's file and checks that it can be loaded into parts (the digest
+// and folder name, the model, with pos the data and seed, every checksum,
+// finite values): fatal when not.  *s: its attributes.
+static CkptFile *open_checked(const CheckpointRun *r, const CheckpointParts *parts,
+                              const char *dir, bool weights_only, State *s) {
     char path[4300], err[8192] = "";
-    double t0 = now_seconds();
-    const Comm *world = &t->grid.world;
+    const Comm *world = &r->grid->world;
     ckpt_dir_file(dir, path, sizeof path);
     CkptFile *f = ckpt_file_open(path, err, sizeof err);
     comm_agree(world, f != NULL, err);
-    State s;
     ModelConfig cfg;
     ParamTable global;
     uint64_t *want;
-    comm_agree(world, read_verified_state(f, dir, &s, &cfg, &global, &want, err, sizeof err), err);
-    comm_agree(world, check_shape(t, &cfg, path, err, sizeof err), err);
-    comm_agree(world, check_fields(t, &cfg, path, err, sizeof err), err);
-    comm_agree(world, weights_only || check_run(t, &s, path, err, sizeof err), err);
+    comm_agree(world, read_verified_state(f, dir, s, &cfg, &global, &want, err, sizeof err), err);
+    comm_agree(world, check_shape(parts->cfg, &cfg, path, err, sizeof err), err);
+    comm_agree(world, check_fields(parts, &cfg, path, err, sizeof err), err);
+    comm_agree(world, weights_only || check_run(parts, s, path, err, sizeof err), err);
     CheckpointHealth h;
-    bool ok = verify_data(world, f, &global, want, &h, err, sizeof err);
-    comm_agree(world, ok, err);
+    comm_agree(world, verify_data(world, f, &global, want, &h, err, sizeof err), err);
     if (nonfinite_total(&h) > 0)
         snprintf(err, sizeof err, "%s holds %lld non-finite values (NaN or Inf; first in %s): the "
                  "run that saved it had diverged; load an older checkpoint", path,
@@ -728,25 +802,52 @@ static void load(Trainer *t, const char *dir, bool weights_only) {
     comm_agree(world, nonfinite_total(&h) == 0, err);
     params_free(&global);
     free(want);
-    ok = load_weights(t, f, err, sizeof err) && (weights_only || load_optimizer(t, f, err, sizeof err));
-    comm_agree(world, ok, err);
+    return f;
+}
+
+// Loads dir into parts; with pos (not weights only) the optimizer state too,
+// and the position into *pos.
+static void load(const CheckpointRun *r, const CheckpointParts *parts, const char *dir,
+                 CheckpointPosition *pos) {
+    char err[8192] = "";
+    double t0 = now_seconds();
+    State s;
+    CkptFile *f = open_checked(r, parts, dir, pos == NULL, &s);
+    bool ok = load_weights(parts, f, err, sizeof err) &&
+              (!pos || !parts->optim || load_optimizer(parts, f, err, sizeof err));
+    comm_agree(&r->grid->world, ok, err);
     if (s.version == 1)
         info("note: %s is a format-1 checkpoint: its step, loader position and options carry no "
              "checksum (checkpoints saved from now on do)", dir);
-    if (!weights_only) set_position(t, &s);
+    if (pos) {
+        *pos = (CheckpointPosition){s.step, s.optimizer_step, s.loader, s.loader_len};
+        s.loader = NULL;   // now pos's
+    }
+    int64_t step = s.step;
     state_free(&s);
     ckpt_file_close(f);
-    double seconds = now_seconds() - t0, bytes = 3.0 * 4.0 * (double)config_params_total(&t->cfg);
+    double seconds = now_seconds() - t0, bytes = 3.0 * 4.0 * (double)config_params_total(parts->cfg);
     info("loaded checkpoint %s at step %lld (%.3f GB verified and read in %.2f s)", dir,
-         (long long)t->step, bytes / 1e9, seconds);
-    if (weights_only) return;
+         (long long)step, bytes / 1e9, seconds);
+    if (!pos) return;
     snprintf(session.loaded, sizeof session.loaded, "%s", dir);
-    session.start_step = t->step;
-    if (!session.started && writes_dir(t)) abandon_newer(t);
+    session.start_step = step;
+    if (!session.started && r->writes_dir) abandon_newer(r);
 }
 
-void checkpoint_load(Trainer *t, const char *dir) { load(t, dir, false); }
-void checkpoint_load_weights(Trainer *t, const char *dir) { load(t, dir, true); }
+void checkpoint_load(const CheckpointRun *r, CheckpointParts *p, const char *dir) {
+    load(r, p, dir, &p->pos);
+}
+
+void checkpoint_load_weights(const CheckpointRun *r, const CheckpointParts *p, const char *dir) {
+    load(r, p, dir, NULL);
+}
+
+void checkpoint_position_free(CheckpointPosition *pos) {
+    free(pos->loader);
+    pos->loader = NULL;
+    pos->loader_len = 0;
+}
 
 bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len) {
     char path[4300];

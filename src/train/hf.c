@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "fs/ckpt_dir.h"
+#include "fs/dirs.h"
 #include "hf/hf_config.h"
 #include "fs/logfile.h"
 #include "hf/safetensors.h"
@@ -51,7 +52,7 @@ bool hf_import(Model *m, const char *dir, char *err, int err_len) {
         if (hf.tie_word_embeddings && i == m->table.lm_head) name = "model.embed_tokens.weight";
         float *host = xmalloc(t->numel * sizeof(float));
         ok = read_block(&st, t, name, host, err, err_len);
-        if (ok) ops->act_from_host_f32(model_param(m, t), host, t->numel);
+        if (ok) m->ops->act_from_host_f32(model_param(m, t), host, t->numel);
         free(host);
     }
     safetensors_close(&st);
@@ -71,7 +72,7 @@ static int owner_stage(const ParamTensor *t, const int *stage_layer0, int pp) {
 // This rank's block of a tensor as fp32 on the host.
 static float *host_block(const Model *m, const ParamTensor *t) {
     float *buf = xmalloc(t->numel * sizeof(float));
-    ops->act_to_host_f32(buf, model_param(m, t), t->numel);
+    m->ops->act_to_host_f32(buf, model_param(m, t), t->numel);
     return buf;
 }
 

@@ -28,10 +28,10 @@ struct Loader {
     bool shuffle, mixed;
     LoaderFile *files;
     int n_files;
-    Source sources[LOADER_MAX_SOURCES];
+    Source *sources;          // (n_sources), at most one per file
     int n_sources;
-    const char *names[LOADER_MAX_SOURCES];
-    double weights[LOADER_MAX_SOURCES];
+    const char **names;       // (n_sources) for loader_sources
+    double *weights;
     char sha256[72];
 };
 
@@ -88,7 +88,7 @@ static int find_source(const Loader *l, const char *name) {
 }
 
 // Groups files into sources (by shard attribute) or one combined stream.
-static bool group_sources(Loader *l, char *err, int err_len) {
+static void group_sources(Loader *l) {
     // Files sorted by name: order them by source so each source is contiguous.
     for (int i = 1; i < l->n_files; i++)
         for (int j = i; j > 0 && l->mixed && strcmp(l->files[j - 1].shard.info.source,
@@ -97,12 +97,11 @@ static bool group_sources(Loader *l, char *err, int err_len) {
             l->files[j] = l->files[j - 1];
             l->files[j - 1] = t;
         }
+    l->sources = xcalloc((size_t)l->n_files, sizeof *l->sources);
     for (int i = 0; i < l->n_files; i++) {
         const char *name = l->mixed ? l->files[i].shard.info.source : "all";
         int s = find_source(l, name);
         if (s < 0) {
-            if (l->n_sources == LOADER_MAX_SOURCES)
-                return fail(err, err_len, "more than 64 sources in one dataset");
             s = l->n_sources++;
             snprintf(l->sources[s].name, sizeof l->sources[s].name, "%s", name);
             l->sources[s].file0 = i;
@@ -113,7 +112,6 @@ static bool group_sources(Loader *l, char *err, int err_len) {
         src->n_samples += l->files[i].n_samples;
         src->n_files++;
     }
-    return true;
 }
 
 static bool parse_mix(Loader *l, const char *mix, char *err, int err_len) {
@@ -171,13 +169,16 @@ Loader *loader_open(const LoaderConfig *c, char *err, int err_len) {
         snprintf(err, err_len, "dataset '%s' has no %s shards", c->path, c->split);
         ok = false;
     }
-    ok = ok && check_tokenizers(l, err, err_len) && group_sources(l, err, err_len);
+    ok = ok && check_tokenizers(l, err, err_len);
+    if (ok) group_sources(l);
     if (ok && l->mixed) ok = parse_mix(l, c->data_mix, err, err_len);
     ok = ok && check_sizes(l, c, err, err_len);
     if (!ok) {
         loader_close(l);
         return NULL;
     }
+    l->names = xcalloc((size_t)l->n_sources, sizeof *l->names);
+    l->weights = xcalloc((size_t)l->n_sources, sizeof *l->weights);
     for (int s = 0; s < l->n_sources; s++) {
         l->names[s] = l->sources[s].name;
         l->weights[s] = l->sources[s].weight;
@@ -189,6 +190,9 @@ void loader_close(Loader *l) {
     if (!l) return;
     for (int i = 0; i < l->n_files; i++) shard_close(&l->files[i].shard);
     free(l->files);
+    free(l->sources);
+    free(l->names);
+    free(l->weights);
     free(l);
 }
 
@@ -269,8 +273,18 @@ static void read_sample(const Loader *l, int s, uint64_t k, int32_t *row) {
                   f->shard.path, row[t], (long long)(start + t), l->vocab_size);
 }
 
+// Room in st for every source's count.
+static void state_reserve(LoaderState *st, int n) {
+    if (st->n_sources >= n) return;
+    st->source_consumed = xrealloc(st->source_consumed, (size_t)n * sizeof *st->source_consumed);
+    memset(st->source_consumed + st->n_sources, 0,
+           (size_t)(n - st->n_sources) * sizeof *st->source_consumed);
+    st->n_sources = n;
+}
+
 void loader_next(Loader *l, LoaderState *st, int dp_rank, int dp, int B, int32_t *rows) {
     uint64_t count = (uint64_t)dp * (uint64_t)B;
+    if (l->mixed) state_reserve(st, l->n_sources);
     for (uint64_t j = 0; j < count; j++) {
         uint64_t g = st->consumed + j;
         int s = draw_source(l, g);
@@ -300,4 +314,46 @@ void loader_split_rows(const int32_t *rows, int B, int T, int32_t *tokens, int32
         memcpy(tokens + (size_t)b * T, r, (size_t)T * sizeof(int32_t));
         memcpy(targets + (size_t)b * T, r + 1, (size_t)T * sizeof(int32_t));
     }
+}
+
+// ---- the position ----
+
+LoaderState loader_state_copy(const LoaderState *st) {
+    LoaderState c = {st->consumed, NULL, 0};
+    state_reserve(&c, st->n_sources);
+    if (st->n_sources > 0)
+        memcpy(c.source_consumed, st->source_consumed, (size_t)st->n_sources * sizeof *c.source_consumed);
+    return c;
+}
+
+void loader_state_free(LoaderState *st) {
+    free(st->source_consumed);
+    memset(st, 0, sizeof *st);
+}
+
+int loader_state_encode(const LoaderState *st, int64_t **out) {
+    int n = 1 + st->n_sources;
+    *out = xmalloc((size_t)n * sizeof **out);
+    (*out)[0] = (int64_t)st->consumed;
+    for (int i = 0; i < st->n_sources; i++) (*out)[1 + i] = (int64_t)st->source_consumed[i];
+    return n;
+}
+
+bool loader_state_decode(const int64_t *v, int n, LoaderState *st, char *err, int err_len) {
+    if (n < 1) {
+        snprintf(err, err_len, "the stored data position is empty (%d values)", n);
+        return false;
+    }
+    for (int i = 0; i < n; i++)
+        if (v[i] < 0) {
+            snprintf(err, err_len, "the stored data position holds a negative count (%lld, value "
+                     "%d of %d)", (long long)v[i], i + 1, n);
+            return false;
+        }
+    LoaderState d = {(uint64_t)v[0], NULL, 0};
+    state_reserve(&d, n - 1);
+    for (int i = 1; i < n; i++) d.source_consumed[i - 1] = (uint64_t)v[i];
+    loader_state_free(st);
+    *st = d;
+    return true;
 }

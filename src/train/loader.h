@@ -13,12 +13,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LOADER_MAX_SOURCES 64
-
+// A position in the data.  {0} is the start; loader_next grows the per-source
+// counts to the loader's source count (with --data-mix).  It owns its array:
+// copy it with loader_state_copy, release it with loader_state_free.
 typedef struct {
-    uint64_t consumed;                              // global samples drawn so far
-    uint64_t source_consumed[LOADER_MAX_SOURCES];   // per source (with --data-mix)
+    uint64_t consumed;            // global samples drawn so far
+    uint64_t *source_consumed;    // (n_sources) samples drawn from each source, in the
+    int n_sources;                // loader's order; sources past n_sources: none yet
 } LoaderState;
+
+// A copy of st with its own array.
+LoaderState loader_state_copy(const LoaderState *st);
+void loader_state_free(LoaderState *st);
+// The position as int64 values, what checkpoints store: consumed, then the
+// per-source counts (n_sources of them).  Returns the count (1 + n_sources);
+// *out is malloc'ed.
+int loader_state_encode(const LoaderState *st, int64_t **out);
+// The inverse, for any count n >= 1 (a checkpoint of format 1 or 2 holds 65
+// values: 64 per-source counts).  On success *st (its old array released)
+// holds the position; false with a reason in err when n < 1 or a value is
+// negative, *st untouched.
+bool loader_state_decode(const int64_t *v, int n, LoaderState *st, char *err, int err_len);
 
 typedef struct Loader Loader;
 

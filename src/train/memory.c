@@ -2,8 +2,10 @@
 
 #include <stdio.h>
 
-#include "model/model.h"
 #include "core/util.h"
+#include "model/model.h"
+#include "parallel/pipeline.h"
+#include "train/optimizer.h"
 
 MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
                                const MemoryLayout *lay) {
@@ -15,14 +17,13 @@ MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
     double shard = lay->zero > 0 ? n / dp : n;
     e.weights = n * (double)lay->act_bytes;
     e.grads = n * 4.0 + (lay->zero > 0 ? shard * 4.0 : 0);
-    e.master = (lay->zero > 0 || lay->act_bytes != 4) ? shard * 4.0 : 0;
+    e.master = optimizer_keeps_master(lay->zero, (size_t)lay->act_bytes) ? shard * 4.0 : 0;
     e.adam = 2.0 * shard * 4.0;
     int heads = cfg->n_heads / part->tp;
     double state = lay->flash_attention
                        ? (double)lay->B * heads * lay->T * 4.0
                        : (double)lay->B * heads * lay->T * lay->T * 4.0;
-    int slots = lay->pp - lay->pp_rank < lay->grad_accum ? lay->pp - lay->pp_rank
-                                                         : lay->grad_accum;
+    int slots = pipeline_slots(lay->pp, lay->pp_rank, lay->grad_accum);
     e.activations = model_activation_bytes(cfg, part, lay->B, lay->T, slots, lay->recompute,
                                            lay->act_bytes, (size_t)state);
     e.total = e.weights + e.grads + e.master + e.adam + e.activations;

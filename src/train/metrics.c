@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "core/util.h"
 
@@ -104,12 +103,6 @@ double metrics_gpu_peak_tflops(const char *name, bool bf16) {
     for (size_t i = 0; i < sizeof gpu_peaks / sizeof gpu_peaks[0]; i++)
         if (strstr(name, gpu_peaks[i].key)) return bf16 ? gpu_peaks[i].bf16 : gpu_peaks[i].fp32;
     return 0;
-}
-
-double metrics_peak_rss(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss * 1024.0;
 }
 
 double loss_window_z(const LossWindow *w, double loss) {

@@ -37,8 +37,6 @@ double metrics_sgemm_tflops(void);
 // fp32 (non-tensor) peak, from the device name (cudaGetDeviceProperties /
 // nvidia-smi); 0 when the table does not know the card.
 double metrics_gpu_peak_tflops(const char *device_name, bool bf16);
-// This process's peak resident set size in bytes.
-double metrics_peak_rss(void);
 // v as a JSON number (%.9g), or null when it is NaN or infinite; buf has 32 bytes.
 const char *metrics_json_number(double v, char *buf);
 

@@ -16,23 +16,28 @@ double lr_at(const OptimizerConfig *c, int64_t step) {
     return min_lr + 0.5 * (c->lr - min_lr) * (1.0 + cos(M_PI * progress));
 }
 
+bool optimizer_keeps_master(int zero, size_t act_bytes) {
+    return zero > 0 || act_bytes != sizeof(float);
+}
+
 Optimizer *optimizer_create(const OptimizerConfig *cfg, Model *m, const Grid *g) {
     Optimizer *o = xcalloc(1, sizeof *o);
     o->cfg = *cfg;
     o->model = m;
+    o->ops = m->ops;
     o->grid = g;
     if (cfg->zero > 0) {
         o->shard_len = m->flat_numel / (size_t)g->dp;
         o->shard_begin = o->shard_len * (size_t)g->dp_rank;
-        o->grad_shard = ops->alloc(o->shard_len * sizeof(float));
+        o->grad_shard = o->ops->alloc(o->shard_len * sizeof(float));
     } else {
         o->shard_begin = 0;
         o->shard_len = m->flat_numel;
     }
-    o->master_owned = cfg->zero > 0 || ops->act_bytes != sizeof(float);
-    o->master = o->master_owned ? ops->alloc(o->shard_len * sizeof(float)) : (float *)m->params;
-    o->m1 = ops->alloc(o->shard_len * sizeof(float));
-    o->m2 = ops->alloc(o->shard_len * sizeof(float));
+    o->master_owned = optimizer_keeps_master(cfg->zero, o->ops->act_bytes);
+    o->master = o->master_owned ? o->ops->alloc(o->shard_len * sizeof(float)) : (float *)m->params;
+    o->m1 = o->ops->alloc(o->shard_len * sizeof(float));
+    o->m2 = o->ops->alloc(o->shard_len * sizeof(float));
     o->overlap = optimizer_overlaps(cfg->overlap_grad_reduce, cfg->zero, g->dp);
     m->grads_ready_ctx = o;
     o->max_pending = m->table.n;   // at most one request per tensor
@@ -42,17 +47,17 @@ Optimizer *optimizer_create(const OptimizerConfig *cfg, Model *m, const Grid *g)
 
 void optimizer_free(Optimizer *o) {
     if (!o) return;
-    if (o->master_owned) ops->release(o->master);
-    if (o->grad_shard) ops->release(o->grad_shard);
-    ops->release(o->m1);
-    ops->release(o->m2);
+    if (o->master_owned) o->ops->release(o->master);
+    if (o->grad_shard) o->ops->release(o->grad_shard);
+    o->ops->release(o->m1);
+    o->ops->release(o->m2);
     free(o->pending);
     free(o);
 }
 
 void optimizer_sync_master(Optimizer *o) {
     if (o->master_owned)
-        ops->act_to_f32(o->master, act_at(o->model->params, o->shard_begin), o->shard_len);
+        o->ops->act_to_f32(o->master, act_at(o->ops, o->model->params, o->shard_begin), o->shard_len);
 }
 
 static void post_allreduce(void *ctx, size_t offset, size_t numel) {
@@ -87,8 +92,8 @@ void optimizer_after_micro_step(Optimizer *o) {
     if (o->cfg.zero < 2) return;
     Model *m = o->model;
     comm_dev_reduce_scatter(&o->grid->dp_comm, m->grads, o->grad_shard, o->shard_len, DTYPE_F32);
-    ops->zero(m->grads, m->flat_numel * sizeof(float));
-    ops->copy(m->grads + o->shard_begin, o->grad_shard, o->shard_len * sizeof(float));
+    o->ops->zero(m->grads, m->flat_numel * sizeof(float));
+    o->ops->copy(m->grads + o->shard_begin, o->grad_shard, o->shard_len * sizeof(float));
 }
 
 // The gradient this rank updates with, over the flat range [shard_begin, +shard_len).
@@ -161,7 +166,7 @@ static double global_grad_norm(const Optimizer *o) {
     Run r = {0};
     if (o->cfg.zero > 0 || o->grid->dp_rank == 0)
         while (next_run(o, &r, counts_in_norm))
-            local += ops->sum_squares(g + (r.a - o->shard_begin), r.b - r.a);
+            local += o->ops->sum_squares(g + (r.a - o->shard_begin), r.b - r.a);
     comm_allreduce(&o->grid->world, &local, 1, DTYPE_F64, REDUCE_SUM);
     return sqrt(local);
 }
@@ -184,8 +189,8 @@ static void adam_update(Optimizer *o, float lr, float grad_scale) {
     Run r = {0};
     while (next_run(o, &r, same_decay)) {
         size_t k = r.a - o->shard_begin;
-        void *param = o->master_owned ? act_at(o->model->params, r.a) : NULL;
-        ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, param, r.b - r.a,
+        void *param = o->master_owned ? act_at(o->ops, o->model->params, r.a) : NULL;
+        o->ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, param, r.b - r.a,
                    o->model->table.t[r.first].decay ? &decay : &plain);
     }
 }
@@ -194,8 +199,8 @@ static void adam_update(Optimizer *o, float lr, float grad_scale) {
 static void gather_params(Optimizer *o) {
     Model *m = o->model;
     if (o->cfg.zero == 0) return;
-    void *mine = act_at(m->params, o->shard_begin);
-    comm_dev_allgather(&o->grid->dp_comm, mine, m->params, o->shard_len, model_act_dtype());
+    void *mine = act_at(o->ops, m->params, o->shard_begin);
+    comm_dev_allgather(&o->grid->dp_comm, mine, m->params, o->shard_len, model_act_dtype(m));
 }
 
 double optimizer_reduce(Optimizer *o) {
@@ -210,11 +215,11 @@ void optimizer_apply(Optimizer *o, double norm) {
     o->step++;
     adam_update(o, (float)lr, grad_scale);
     gather_params(o);
-    ops->zero(o->model->grads, o->model->flat_numel * sizeof(float));
+    o->ops->zero(o->model->grads, o->model->flat_numel * sizeof(float));
 }
 
 void optimizer_discard(Optimizer *o) {
-    ops->zero(o->model->grads, o->model->flat_numel * sizeof(float));
+    o->ops->zero(o->model->grads, o->model->flat_numel * sizeof(float));
 }
 
 double optimizer_step(Optimizer *o) {
@@ -224,7 +229,7 @@ double optimizer_step(Optimizer *o) {
 }
 
 // Largest |x| of n device floats, +inf when any is NaN or infinite.
-static double max_abs(const float *x, size_t n, float *host, size_t chunk) {
+static double max_abs(const Ops *ops, const float *x, size_t n, float *host, size_t chunk) {
     double m = 0;
     for (size_t a = 0; a < n; a += chunk) {
         size_t k = n - a < chunk ? n - a : chunk;
@@ -243,7 +248,7 @@ double optimizer_max_abs_weight(const Optimizer *o) {
     double m = 0;
     if (o->cfg.zero > 0 || o->grid->dp_rank == 0) {   // ZeRO 0: DP replicas hold the same
         float *host = xmalloc(chunk * sizeof(float));
-        m = max_abs(o->master, o->shard_len, host, chunk);
+        m = max_abs(o->ops, o->master, o->shard_len, host, chunk);
         free(host);
     }
     comm_allreduce(&o->grid->world, &m, 1, DTYPE_F64, REDUCE_MAX);

@@ -19,6 +19,7 @@ typedef struct {
 typedef struct {
     OptimizerConfig cfg;
     Model *model;
+    const Ops *ops;         // the model's backend: every buffer below is its memory
     const Grid *grid;
     size_t shard_begin, shard_len;   // the flat range this rank updates (all of it without ZeRO)
     float *master;      // (shard_len) fp32 master weights; aliases model->params when fp32, ZeRO 0
@@ -37,6 +38,9 @@ typedef struct {
 double lr_at(const OptimizerConfig *c, int64_t step);
 
 Optimizer *optimizer_create(const OptimizerConfig *cfg, Model *m, const Grid *g);
+// Whether the optimizer keeps fp32 master weights of its own (its shard): with
+// ZeRO, or when the compute weights (act_bytes wide) are not fp32 already.
+bool optimizer_keeps_master(int zero, size_t act_bytes);
 void optimizer_free(Optimizer *o);
 // Re-reads the master weights from the model's compute weights (after they
 // were initialised or loaded).

@@ -1,11 +1,22 @@
 // llama-train's options: names follow Colossal-AI's LLaMA example where one
 // exists.  Every option can also come from a run deck ("key = value" lines,
 // the same names) given as the first argument; the command line overrides it.
+// One table (options.c, read by core/cli) parses both, prints --help and
+// formats the options back; choices are enums, parsed once.
 #ifndef LLAMA_OPTIONS_H
 #define LLAMA_OPTIONS_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "backend/ops.h"   // Device, Precision
+
+// --device-comm: how CUDA ranks exchange device buffers.
+typedef enum { DEVICE_COMM_NCCL, DEVICE_COMM_MPI } DeviceComm;   // nccl | mpi (host-staged)
+// --attention: the CUDA backend's attention; the default is cudnn where built in, else own.
+typedef enum { ATTENTION_DEFAULT, ATTENTION_CUDNN, ATTENTION_OWN } AttentionChoice;
+// --mixed-precision not given: the device's precision (bf16 on cuda, fp32 on cpu).
+#define PRECISION_OF_DEVICE (-1)
 
 typedef struct {
     char config[256];        // preset or model file
@@ -21,10 +32,11 @@ typedef struct {
     char pp_layers[256];     // layers per pipeline stage by hand, "a,b,..."
     bool grad_checkpoint;
     int overlap_grad_reduce;    // 0 or 1
-    char mixed_precision[16];   // fp32 | bf16 ("" = bf16 on cuda, fp32 on cpu)
-    char device[16];
-    char attention[16];      // cuda: "cudnn" | "own" ("" = cudnn when built in)
-    char device_comm[16];    // cuda: "nccl" | "mpi" (host-staged)
+    int mixed_precision;     // --mixed-precision as given: a Precision or PRECISION_OF_DEVICE
+    Precision precision;     // what the run computes in: mixed_precision resolved for the device
+    Device device;
+    AttentionChoice attention;
+    DeviceComm device_comm;
     int64_t save_interval;
     char save_dir[1024];
     char load[1024];         // checkpoint path or "auto"
@@ -36,7 +48,7 @@ typedef struct {
     bool bench;
     int bench_warmup;        // steps excluded from the benchmark figures
     char init_hf[1024], export_hf[1024];
-    char export_dtype[16];   // fp32 | bf16
+    Precision export_dtype;  // of the --export-hf weights
     char dump_batches[1024];
     char data_mix[1024];     // "source=weight,..."
     bool describe;           // print sizes and memory per rank, then exit
@@ -52,8 +64,9 @@ typedef struct {
 } TrainOptions;
 
 void options_defaults(TrainOptions *o);
-// Parses a run deck (when argv[1] is not an option) and the command line.
-// On error returns false with one line in err.  --help sets *help.
+// Parses a run deck (when argv[1] is not an option) and the command line,
+// then resolves o->precision.  On error returns false with one line in err.
+// --help sets *help.
 bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err, int err_len);
 // Checks what the options alone decide (no model, no files): non-negative
 // counts, --world-size with --describe, --data-mix naming each source once.
@@ -62,5 +75,7 @@ bool options_check(const TrainOptions *o, char *err, int err_len);
 void options_print_help(const char *program);
 // The options as "key = value" lines (a run deck that reproduces the run); malloc'd.
 char *options_format(const TrainOptions *o);
+// The name --attention gives a (ops_attention_for's "requested": "" for the default).
+const char *options_attention_name(AttentionChoice a);
 
 #endif

@@ -51,8 +51,6 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
         bad = "--max-bad-steps must not be negative (0 disables rollback)";
     else if (o->overlap_grad_reduce != 0 && o->overlap_grad_reduce != 1)
         bad = "--overlap-grad-reduce must be 0 or 1";
-    else if (strcmp(o->export_dtype, "fp32") && strcmp(o->export_dtype, "bf16"))
-        bad = "--export-dtype must be fp32 or bf16";
     else if (!o->bench && !o->dataset[0] && !o->describe)
         bad = "no training data: give --dataset PATH (HDF5 shards from llama-tokenize encode), "
               "or --bench for synthetic tokens";
@@ -68,28 +66,11 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     return true;
 }
 
-const char *trainer_precision(const TrainOptions *o) {
-    if (o->mixed_precision[0]) return o->mixed_precision;
-    return strcmp(o->device, "cuda") == 0 ? "bf16" : "fp32";
-}
-
 bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
                            int err_len) {
     if (!check_ranges(o, cfg, err, err_len)) return false;
-    const char *p = trainer_precision(o);
-    if (strcmp(p, "fp32") && strcmp(p, "bf16")) {
-        snprintf(err, err_len, "--mixed-precision must be fp32 or bf16, got '%s'", p);
+    if (!ops_attention_for(o->device, options_attention_name(o->attention), err, err_len))
         return false;
-    }
-    if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
-        snprintf(err, err_len, "--device must be cpu or cuda, got '%s'", o->device);
-        return false;
-    }
-    if (!ops_attention_for(o->device, o->attention, err, err_len)) return false;
-    if (strcmp(o->device_comm, "nccl") && strcmp(o->device_comm, "mpi")) {
-        snprintf(err, err_len, "--device-comm must be nccl or mpi, got '%s'", o->device_comm);
-        return false;
-    }
     if (!grid_check_layout(cfg, world, o->tp, o->pp, o->zero, err, err_len)) return false;
     int *counts = xcalloc((size_t)o->pp, sizeof *counts);   // layers per stage
     bool ok = pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, err_len);
@@ -99,16 +80,10 @@ bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int wo
 
 static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int dp, int tp_rank,
                          int pp_rank) {
-    int *counts = xcalloc((size_t)o->pp, sizeof *counts);   // layers per stage
+    ModelPart p;
     char err[256];
-    if (!pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, sizeof err))
+    if (!pipeline_part(o->pp_layers, cfg, o->tp, tp_rank, dp, o->pp, pp_rank, &p, err, sizeof err))
         fatal("%s", err);
-    ModelPart p = {.tp = o->tp, .tp_rank = tp_rank, .dp = dp};
-    for (int s = 0; s < pp_rank; s++) p.layer0 += counts[s];
-    p.n_layers = counts[pp_rank];
-    p.first = pp_rank == 0;
-    p.last = pp_rank == o->pp - 1;
-    free(counts);
     return p;
 }
 
@@ -116,8 +91,8 @@ static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg,
     return (MemoryLayout){.B = o->batch_size, .T = trainer_seq_len(o, cfg),
                           .grad_accum = o->grad_accum, .pp = o->pp, .pp_rank = pp_rank,
                           .zero = o->zero, .recompute = o->grad_checkpoint,
-                          .act_bytes = strcmp(trainer_precision(o), "bf16") ? 4 : 2,
-                          .flash_attention = strcmp(o->device, "cuda") == 0};
+                          .act_bytes = o->precision == PRECISION_BF16 ? 2 : 4,
+                          .flash_attention = o->device == DEVICE_CUDA};
 }
 
 void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
@@ -135,10 +110,12 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
     bool overlap = optimizer_overlaps(o->overlap_grad_reduce, o->zero, dp);
     info("layout: %d ranks = dp %d × tp %d × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
          "%s on %s%s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
-         trainer_precision(o), o->device, o->grad_checkpoint ? ", activation recomputation" : "",
+         precision_name(o->precision), device_name(o->device),
+         o->grad_checkpoint ? ", activation recomputation" : "",
          overlap ? ", gradient all-reduce per layer during the backward pass" : "");
     char err[256];
-    info("attention: %s", ops_attention_for(o->device, o->attention, err, sizeof err));
+    info("attention: %s",
+         ops_attention_for(o->device, options_attention_name(o->attention), err, sizeof err));
     for (int s = 0; s < o->pp; s++) {
         if (s > 0 && s < o->pp - 1) continue;   // middle stages look like stage 0 without the embedding
         ModelPart part = part_of(o, c, dp, 0, s);
@@ -166,16 +143,76 @@ static void init_weights(Trainer *t) {
     }
     float *host = xmalloc(m->table.numel * sizeof(float));
     params_init_host(&m->table, t->opt.seed, host);
-    ops->act_from_host_f32(m->params, host, m->table.numel);
+    m->ops->act_from_host_f32(m->params, host, m->table.numel);
     free(host);
+}
+
+// ---- checkpoints: the trainer's parts (train/checkpoint.h) ----
+
+static CheckpointRun ckpt_run(const Trainer *t) {
+    return (CheckpointRun){.grid = &t->grid, .save_dir = t->opt.save_dir,
+                           .keep_checkpoints = t->opt.keep_checkpoints,
+                           .writes_dir = t->opt.save_interval > 0 || strcmp(t->opt.load, "auto") == 0};
+}
+
+// The parts of t a checkpoint holds (no options text, no data position);
+// *o is the view of t's optimizer they point to.
+static CheckpointParts ckpt_parts(const Trainer *t, CheckpointOptimizer *o) {
+    const Optimizer *opt = t->optim;
+    *o = (CheckpointOptimizer){.master = opt->master, .m = opt->m1, .v = opt->m2,
+                               .begin = opt->shard_begin, .len = opt->shard_len,
+                               .master_is_weights = !opt->master_owned, .zero = opt->cfg.zero};
+    return (CheckpointParts){.ops = t->model->ops, .cfg = &t->cfg, .table = &t->model->table, .weights = t->model->params,
+                             .optim = o, .pos = {.step = t->step, .optimizer_step = opt->step},
+                             .seed = t->opt.seed,
+                             .tokenizer_sha256 = t->train ? loader_tokenizer_sha256(t->train) : "",
+                             .override_config = t->opt.override_checkpoint_config};
+}
+
+void trainer_checkpoint_save(Trainer *t) {
+    CheckpointRun r = ckpt_run(t);
+    CheckpointOptimizer o;
+    CheckpointParts p = ckpt_parts(t, &o);
+    char *options = options_format(&t->opt);
+    p.options = options;
+    p.pos.loader_len = loader_state_encode(&t->state, &p.pos.loader);
+    checkpoint_save(&r, &p);
+    checkpoint_position_free(&p.pos);
+    free(options);
+}
+
+void trainer_checkpoint_release(const Trainer *t) {
+    CheckpointRun r = ckpt_run(t);
+    checkpoint_release(&r);
+}
+
+// Loads dir into t: weights, optimizer state, step and data position.
+static void ckpt_load(Trainer *t, const char *dir) {
+    CheckpointRun r = ckpt_run(t);
+    CheckpointOptimizer o;
+    CheckpointParts p = ckpt_parts(t, &o);
+    checkpoint_load(&r, &p, dir);
+    char err[512], msg[5000];
+    bool ok = loader_state_decode(p.pos.loader, p.pos.loader_len, &t->state, err, sizeof err);
+    snprintf(msg, sizeof msg, "%s: %s; use another checkpoint", dir, err);
+    comm_agree(&t->grid.world, ok, msg);
+    t->step = p.pos.step;
+    t->optim->step = p.pos.optimizer_step;   // the schedule's clock: skipped steps made no update
+    checkpoint_position_free(&p.pos);
 }
 
 // --load: a checkpoint folder, or "auto" for the newest in --save-dir.
 static void resume(Trainer *t) {
     if (!t->opt.load[0]) return;
     char dir[4200];
-    if (checkpoint_resolve(t, dir, sizeof dir)) checkpoint_load(t, dir);
+    CheckpointRun r = ckpt_run(t);
+    if (checkpoint_resolve(&r, t->opt.load, dir, sizeof dir)) ckpt_load(t, dir);
     else info("no checkpoint in %s: starting from step 0", t->opt.save_dir);
+}
+
+static void ckpt_start(const Trainer *t) {
+    CheckpointRun r = ckpt_run(t);
+    checkpoint_start(&r, t->step);
 }
 
 // Every rank must read the same shards: a node whose staged copy lacks or
@@ -273,7 +310,8 @@ static void set_peak(Trainer *t) {
     t->flops_per_token = config_flops_per_token(&t->cfg, t->T);
     t->peak_tflops = t->opt.peak_tflops;
     if (t->peak_tflops > 0) return;
-    if (strcmp(ops->name, "cpu") == 0) {
+    const Ops *ops = t->ops;
+    if (ops->host_memory) {   // the CPU: measured
         if (t->grid.world_rank == 0) t->peak_tflops = metrics_sgemm_tflops();
         comm_broadcast(&t->grid.world, &t->peak_tflops, 1, DTYPE_F64, 0);
         return;
@@ -314,8 +352,10 @@ static void report_memory(Trainer *t) {
 }
 
 // Grid, model part and model for micro-batch B, sequence T, M micro-batches.
-static Trainer *trainer_alloc(const TrainOptions *o, const ModelConfig *cfg, int B, int T, int M) {
+static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg, int B,
+                              int T, int M) {
     Trainer *t = xcalloc(1, sizeof *t);
+    t->ops = ops;
     t->opt = *o;
     t->cfg = *cfg;
     t->B = B;
@@ -323,8 +363,8 @@ static Trainer *trainer_alloc(const TrainOptions *o, const ModelConfig *cfg, int
     t->M = M;
     grid_create(&t->grid, o->tp, o->pp);
     t->part = part_of(o, cfg, t->grid.dp, t->grid.tp_rank, t->grid.pp_rank);
-    t->model = model_create(cfg, &t->part, &t->grid.tp_comm, B, T, pipeline_slots(&t->grid, M),
-                            o->grad_checkpoint);
+    int slots = pipeline_slots(t->grid.pp, t->grid.pp_rank, M);
+    t->model = model_create(ops, cfg, &t->part, &t->grid.tp_comm, B, T, slots, o->grad_checkpoint);
     t->pipeline = pipeline_create(t->model, &t->grid);
     init_weights(t);
     return t;
@@ -342,11 +382,12 @@ static void create_optimizer(Trainer *t) {
 }
 
 // The backend's attention implementation (--attention), said once at start-up.
-static void select_attention(const TrainOptions *o) {
+static void select_attention(const Ops *ops, const TrainOptions *o) {
     char err[512] = "";
-    agree_or_exit(ops_select_attention(o->attention, err, sizeof err), err);
+    agree_or_exit(ops_select_attention(ops, options_attention_name(o->attention), err, sizeof err),
+                  err);
     char line[256];
-    ops_attention_summary(line, sizeof line);
+    ops_attention_summary(ops, line, sizeof line);
     info("attention: %s", line);
 }
 
@@ -359,23 +400,22 @@ static void agree_on_job(const TrainOptions *o, const ModelConfig *c) {
     snprintf(text + at, len - at, "model = dim %d, layers %d, heads %d, kv heads %d, ffn %d, vocab "
              "%d, max seq %d, rope theta %.17g, norm eps %.17g\n", c->dim, c->n_layers, c->n_heads,
              c->n_kv_heads, c->ffn_dim, c->vocab_size, c->max_seq_len, c->rope_theta, c->norm_eps);
-    Comm world = {MPI_COMM_WORLD, util_world_rank(), util_world_size(), NULL};
-    agree_on_text(&world, "the options", text, "start every rank with the same command line "
+    agree_on_text(comm_job(), "the options", text, "start every rank with the same command line "
                   "(and the same model file)");
     free(text);
 }
 
-Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
+Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg) {
     agree_on_job(o, cfg);
     watchdog_start(o->hang_timeout, util_world_rank());
     watchdog_beat("starting up (model, data, checkpoint)", 0);
-    select_attention(o);
-    Trainer *t = trainer_alloc(o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum);
+    select_attention(ops, o);
+    Trainer *t = trainer_alloc(ops, o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum);
     open_data(t);
     count_steps(t);
     create_optimizer(t);
     resume(t);
-    checkpoint_start(t);   // the --save-dir lock, newer checkpoints moved aside, before training
+    ckpt_start(t);   // the --save-dir lock, newer checkpoints moved aside, before training
     t->saved_step = -1;
     t->weight_max0 = optimizer_max_abs_weight(t->optim);
     read_test_hooks(t);
@@ -386,8 +426,8 @@ Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg) {
     return t;
 }
 
-Trainer *trainer_create_bare(const TrainOptions *o, const ModelConfig *cfg) {
-    Trainer *t = trainer_alloc(o, cfg, 1, 1, 1);
+Trainer *trainer_create_bare(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg) {
+    Trainer *t = trainer_alloc(ops, o, cfg, 1, 1, 1);
     t->total_steps = 1;
     create_optimizer(t);
     return t;
@@ -400,6 +440,7 @@ void trainer_free(Trainer *t) {
     logfile_close(t->dump);
     loader_close(t->train);
     loader_close(t->val);
+    loader_state_free(&t->state);
     optimizer_free(t->optim);
     pipeline_free(t->pipeline);
     model_free(t->model);
@@ -409,6 +450,19 @@ void trainer_free(Trainer *t) {
 }
 
 // ---- steps ----
+
+// The pipeline schedule's view of a step: micro-batch mb of t->rows
+// ((M, B, T + 1) token windows), and the optimizer's gradient hooks.
+static void feed_batch(void *trainer, int mb, int32_t *tokens, int32_t *targets) {
+    const Trainer *t = trainer;
+    loader_split_rows(t->rows + (size_t)mb * t->B * (t->T + 1), t->B, t->T, tokens, targets);
+}
+static void feed_before_backward(void *trainer, bool last) {
+    optimizer_before_backward(((Trainer *)trainer)->optim, last);
+}
+static void feed_after_backward(void *trainer) {
+    optimizer_after_micro_step(((Trainer *)trainer)->optim);
+}
 
 static void fill_rows(Trainer *t) {
     size_t per_micro = (size_t)t->B * (t->T + 1);
@@ -496,32 +550,34 @@ static void rollback(Trainer *t, const char *why) {
     if (t->opt.max_bad_steps == 0)
         fatal_all("%s; --max-bad-steps 0 disables rolling back, so the run stops here (the newest "
                   "checkpoint is kept): lower --lr or raise --warmup-steps", why);
-    if (!checkpoint_newest(t, dir, sizeof dir))
+    CheckpointRun r = ckpt_run(t);
+    if (!checkpoint_newest(&r, dir, sizeof dir))
         fatal_all("%s, and %s holds no checkpoint to roll back to: lower --lr or raise "
                   "--warmup-steps, and save checkpoints (-i N)", why, t->opt.save_dir);
     if (++t->rollbacks > ROLLBACK_LIMIT)
         fatal_all("%s again after %d rollbacks to %s, whatever data it saw: the run diverges; lower "
                   "--lr or raise --warmup-steps and resume with --load auto", why, ROLLBACK_LIMIT, dir);
-    LoaderState here = t->state;
+    LoaderState here = loader_state_copy(&t->state);
     int64_t from = t->step;
     watchdog_beat("loading a checkpoint (rollback)", t->step);
-    checkpoint_load(t, dir);
+    ckpt_load(t, dir);
     if (t->step > from)
         fatal_all("the newest checkpoint %s is at step %lld, ahead of this run's step %lld: not "
                   "rolling forward; give its save folder to this run alone", dir,
                   (long long)t->step, (long long)from);
     uint64_t skipped = here.consumed > t->state.consumed ? here.consumed - t->state.consumed : 0;
-    if (skipped > 0) t->state = here;
+    if (skipped > 0) {
+        loader_state_free(&t->state);
+        t->state = here;
+    } else loader_state_free(&here);
     t->bad_steps = 0;
     t->weight_max0 = optimizer_max_abs_weight(t->optim);
     log_rollback(t, from, skipped, why);
 }
 
-// This rank's peak memory: the device's high-water mark, or the process's
-// resident peak on the CPU (whose backend counts none).
-static double peak_memory(void) {
-    return ops->peak_bytes() ? (double)ops->peak_bytes() : metrics_peak_rss();
-}
+// This rank's peak memory as its backend counts it: the device's high-water
+// mark, or the process's resident peak on the CPU.
+static double peak_memory(const Trainer *t) { return (double)t->ops->peak_bytes(); }
 
 static void log_step(Trainer *t, double loss, double lr, double norm, double seconds,
                      const Verdict *v) {
@@ -531,7 +587,7 @@ static void log_step(Trainer *t, double loss, double lr, double norm, double sec
                      .spike = v->spike, .loss_z = v->z, .bad_in_a_row = t->bad_steps};
     metrics_throughput(&s, step_tokens(t), seconds, t->flops_per_token, t->grid.world_size,
                        t->peak_tflops);
-    s.peak_mem = peak_memory();
+    s.peak_mem = peak_memory(t);
     comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
     char line[512];
     metrics_console(&s, line, sizeof line);
@@ -548,6 +604,7 @@ static void log_step(Trainer *t, double loss, double lr, double norm, double sec
 // the schedule (Megatron's skipped iterations).  False when the step ended in
 // a rollback (--max-bad-steps bad steps in a row).
 static bool train_step(Trainer *t) {
+    const Ops *ops = t->ops;
     bool profiled = t->step + 1 == t->opt.profile_step && ops->profiler_range;
     if (profiled) {
         ops->sync();
@@ -558,7 +615,8 @@ static bool train_step(Trainer *t) {
     uint64_t first = t->state.consumed;
     fill_rows(t);
     double lr = lr_at(&t->optim->cfg, t->optim->step);
-    double local = pipeline_train(t->pipeline, t->optim, t->rows, t->M, grad_scale(t, first));
+    double local = pipeline_train(t->pipeline, &(PipelineFeed){feed_batch, feed_before_backward,
+                                  feed_after_backward, t}, t->M, grad_scale(t, first));
     double norm = optimizer_reduce(t->optim);
     double loss = global_loss_sum(t, local) / step_tokens(t);
     Verdict v = judge_step(t, loss, norm);
@@ -614,7 +672,7 @@ static bool save_checked(Trainer *t) {
         return false;
     }
     watchdog_beat("saving a checkpoint", t->step);
-    checkpoint_save(t);
+    trainer_checkpoint_save(t);
     t->saved_step = t->step;
     t->weight_max0 = w;
     t->rollbacks = 0;
@@ -639,7 +697,7 @@ double trainer_evaluate(Trainer *t) {
         }
         watchdog_beat("evaluating", t->step);
         loader_next(t->val, &st, t->grid.dp_rank, t->grid.dp, t->B, t->rows);
-        sum += pipeline_eval(t->pipeline, t->rows, 1);
+        sum += pipeline_eval(t->pipeline, &(PipelineFeed){feed_batch, NULL, NULL, t}, 1);
     }
     double tokens = (double)t->opt.eval_steps * t->B * t->T * t->grid.dp;
     return global_loss_sum(t, sum) / tokens;
@@ -684,7 +742,7 @@ static void print_bench(Trainer *t) {
     StepMetrics s = {.step = t->step, .elapsed = t->bench_seconds};
     metrics_throughput(&s, t->bench_tokens, t->bench_seconds, t->flops_per_token,
                        t->grid.world_size, t->peak_tflops);
-    s.peak_mem = peak_memory();
+    s.peak_mem = peak_memory(t);
     comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
     char mem[32];
     info("bench: %s, %d ranks (dp %d tp %d pp %d), micro-batch %d × %d, seq %d%s: %.2f samples/s, "
@@ -692,7 +750,7 @@ static void print_bench(Trainer *t) {
          "memory %s per rank", t->cfg.name, t->grid.world_size, t->grid.dp, t->grid.tp, t->grid.pp,
          t->B, t->M, t->T, t->opt.grad_checkpoint ? ", recompute" : "", s.tokens_per_s / t->T,
          s.tokens_per_s, s.tflops, 100 * s.mfu, t->peak_tflops,
-         t->opt.peak_tflops > 0 ? "given" : strcmp(ops->name, "cpu") == 0 ? "measured sgemm" : "datasheet",
+         t->opt.peak_tflops > 0 ? "given" : t->ops->host_memory ? "measured sgemm" : "datasheet",
          format_bytes(s.peak_mem, mem, sizeof mem));
     if (t->log) {
         char line[512];
@@ -772,8 +830,8 @@ static void finish(Trainer *t) {
     watchdog_beat("exporting Hugging Face weights", t->step);
     char err[2048], ck[4200];
     if (!hf_export_try(t->model, &t->grid, t->opt.export_hf,
-                       strcmp(t->opt.export_dtype, "bf16") == 0, err, sizeof err)) {
-        if (t->saved_step != t->step) checkpoint_save(t);   // the weights must survive
+                       t->opt.export_dtype == PRECISION_BF16, err, sizeof err)) {
+        if (t->saved_step != t->step) trainer_checkpoint_save(t);   // the weights must survive
         ckpt_dir_name(t->opt.save_dir, t->step, false, ck, sizeof ck);
         fatal_all("--export-hf %s failed: %s; the trained weights are in %s (llama-ckpt "
                   "export-hf %s DIR exports them)", t->opt.export_hf, err, ck, ck);
@@ -783,7 +841,7 @@ static void finish(Trainer *t) {
 
 // The measured peak (RSS on the CPU, device memory on GPUs) of the busiest rank.
 static void report_peak_memory(const Trainer *t) {
-    double mine = peak_memory(), all = mine;
+    double mine = peak_memory(t), all = mine;
     comm_allreduce(&t->grid.world, &all, 1, DTYPE_F64, REDUCE_MAX);
     char a[32], b[32];
     info("measured peak memory: %s on the busiest rank (rank 0: %s)", format_bytes(all, a, sizeof a),

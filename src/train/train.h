@@ -17,6 +17,7 @@
 typedef struct Trainer {
     TrainOptions opt;
     ModelConfig cfg;
+    const Ops *ops;              // the backend the model and optimizer run on
     Grid grid;
     ModelPart part;
     int B, T, M;                 // micro-batch, sequence, micro-batches per step
@@ -42,22 +43,25 @@ typedef struct Trainer {
     uint64_t noise_window[2];    // rank, -1: all) or random tokens
 } Trainer;
 
-// Checks options that every rank can judge alone (sizes, layout, strings).
+// Checks options that every rank can judge alone (sizes, layout, the attention
+// this build has).
 // False with one line in err.
 bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
                            int err_len);
-// The compute precision a run uses: --mixed-precision, else bf16 on cuda and
-// fp32 on the CPU.
-const char *trainer_precision(const TrainOptions *o);
 // The sequence length a run uses (--max-length or the model's).
 int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg);
 // Prints parameter count, FLOPs per token and memory per rank for the layout.
 void trainer_describe(const TrainOptions *o, const ModelConfig *cfg, int world);
 
-Trainer *trainer_create(const TrainOptions *o, const ModelConfig *cfg);
-// The model (seeded or --init-hf weights) and optimizer of a run without data,
-// for llama-ckpt's conversions: micro-batch 1, sequence 1, one step.
-Trainer *trainer_create_bare(const TrainOptions *o, const ModelConfig *cfg);
+// Collective: the run on backend ops (ops_select).
+Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg);
+// The model (seeded or --init-hf weights) and optimizer of a run without data
+// (tests): micro-batch 1, sequence 1, one step.
+Trainer *trainer_create_bare(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg);
+// Collective: checkpoint_save of t at t->step (train/checkpoint.h, its parts
+// built from t), and checkpoint_release of its --save-dir.
+void trainer_checkpoint_save(Trainer *t);
+void trainer_checkpoint_release(const Trainer *t);
 void trainer_run(Trainer *t);
 void trainer_free(Trainer *t);
 

@@ -1,6 +1,7 @@
 // The emulator's runtime (see cuda_emu.h): fibers for the threads of a block,
 // barriers, shuffles, and the CUDA runtime calls the backend makes, on host
-// memory.  Single-threaded and deterministic.  A fiber starts on its own
+// memory, with streams that queue the emulated libraries' asynchronous work.
+// Single-threaded and deterministic.  A fiber starts on its own
 // stack (a stack switch in assembly on x86-64, makecontext/setcontext
 // elsewhere); every switch after that is GCC's __builtin_setjmp/longjmp,
 // which saves a few registers and makes no system call.
@@ -11,7 +12,11 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
+#include <algorithm>
+#include <memory>
 #include <vector>
+
+#include <cuda_profiler_api.h>
 
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
@@ -290,7 +295,9 @@ void emu_cp_async_wait(int n) {
     q.resize(kept);
 }
 
-void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &kernel) {
+void emu_run(dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+             const std::function<void()> &kernel) {
+    emu_stream_drain(stream);
     n_threads = (int)(block.x * block.y * block.z);
     if (n_threads < 1 || n_threads > MAX_THREADS || n_threads % 32)
         die("block size must be a multiple of 32, at most 1024 (emulator rule)");
@@ -318,12 +325,68 @@ void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &ke
     body = nullptr;
 }
 
+// ---- streams and events: queues of asynchronous work ----
+
+namespace {
+
+struct Work {
+    std::function<void()> complete;
+    bool done;
+};
+typedef std::vector<std::shared_ptr<Work>> WorkList;
+
+// Completes the list's work in order, each piece once, and empties it.
+void finish(WorkList &list) {
+    WorkList todo;
+    todo.swap(list);
+    for (const std::shared_ptr<Work> &w : todo)
+        if (!w->done) {
+            w->done = true;
+            w->complete();
+        }
+}
+
+}   // namespace
+
+// The runtime's opaque stream and event types (driver_types.h).
+struct CUstream_st {
+    WorkList queue;   // started, not yet completed; and the work it waits for
+};
+
+struct CUevent_st {
+    WorkList recorded;   // the stream's queue when the event was recorded
+};
+
+namespace {
+
+CUstream_st default_stream;
+std::vector<CUstream_st *> streams;   // created ones, for cudaDeviceSynchronize
+
+// 0, cudaStreamLegacy and cudaStreamPerThread: the default stream.
+CUstream_st *stream_of(cudaStream_t s) { return (uintptr_t)s <= 2 ? &default_stream : s; }
+
+void device_synchronize() {
+    finish(default_stream.queue);
+    for (CUstream_st *s : streams) finish(s->queue);
+}
+
+}   // namespace
+
+void emu_stream_drain(cudaStream_t stream) { finish(stream_of(stream)->queue); }
+
+void emu_stream_enqueue(cudaStream_t stream, std::function<void()> complete) {
+    stream_of(stream)->queue.push_back(std::make_shared<Work>(Work{std::move(complete), false}));
+}
+
 // ---- the runtime API subset, on host memory ----
 
 extern "C" {
 
 static cudaError_t last_error = cudaSuccess;
-static char stream_token, event_token;
+
+// Every rank has an emulated device of its own (its host memory): a node has
+// as many as it has ranks, up to this many.
+static const int EMULATED_DEVICES = 64;
 
 cudaError_t cudaMalloc(void **p, size_t n) {
     *p = aligned_alloc(256, (n + 255) / 256 * 256);
@@ -337,32 +400,84 @@ cudaError_t cudaFree(void *p) {
 }
 cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
 cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
-cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t) {
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
+    emu_stream_drain(s);
     memset(p, v, n);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind, cudaStream_t) {
-    memmove(d, s, n);
+cudaError_t cudaMemcpyAsync(void *d, const void *src, size_t n, enum cudaMemcpyKind,
+                            cudaStream_t s) {
+    emu_stream_drain(s);
+    memmove(d, src, n);
     return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaMemcpy(void *d, const void *src, size_t n, enum cudaMemcpyKind) {
+    device_synchronize();
+    memmove(d, src, n);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    emu_stream_drain(s);
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) {
+    device_synchronize();
+    return cudaSuccess;
+}
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) {
-    *s = (cudaStream_t)&stream_token;
+    *s = new CUstream_st();
+    streams.push_back(*s);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithPriority(cudaStream_t *s, unsigned flags, int) {
+    return cudaStreamCreateWithFlags(s, flags);
+}
+cudaError_t cudaDeviceGetStreamPriorityRange(int *least, int *greatest) {
+    if (least) *least = 0;
+    if (greatest) *greatest = -1;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {   // its queued work completes first
+    if ((uintptr_t)s <= 2) return last_error = cudaErrorInvalidResourceHandle;
+    finish(s->queue);
+    streams.erase(std::remove(streams.begin(), streams.end(), s), streams.end());
+    delete s;
     return cudaSuccess;
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) {
-    *e = (cudaEvent_t)&event_token;
+    *e = new CUevent_st();
     return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete e;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    WorkList &q = stream_of(s)->queue;
+    e->recorded.clear();
+    for (const std::shared_ptr<Work> &w : q)
+        if (!w->done) e->recorded.push_back(w);
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    finish(e->recorded);
+    return cudaSuccess;
+}
+// Later work on s runs after the event's: s's queue takes it over.
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+    WorkList &q = stream_of(s)->queue;
+    q.insert(q.end(), e->recorded.begin(), e->recorded.end());
+    return cudaSuccess;
+}
+cudaError_t cudaFuncSetAttribute(const void *, enum cudaFuncAttribute, int) { return cudaSuccess; }
 cudaError_t cudaGetDeviceCount(int *n) {
-    *n = 1;
+    *n = EMULATED_DEVICES;
     return cudaSuccess;
 }
-cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+cudaError_t cudaSetDevice(int d) {
+    if (d < 0 || d >= EMULATED_DEVICES) return last_error = cudaErrorInvalidDevice;
+    return cudaSuccess;
+}
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int) {
     memset(p, 0, sizeof *p);
     snprintf(p->name, sizeof p->name, "CPU emulator");
@@ -386,5 +501,7 @@ cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total) {
     *free_b = *total = (size_t)1 << 32;
     return cudaSuccess;
 }
+cudaError_t cudaProfilerStart(void) { return cudaSuccess; }
+cudaError_t cudaProfilerStop(void) { return cudaSuccess; }
 
 }   // extern "C"

@@ -1,7 +1,9 @@
 // A CPU emulator of the CUDA subset the backend's kernels use, so that
-// cuda/*.cu compiled by the host compiler (-DLLAMA_CUDA_EMU) runs its real
-// kernel code without a GPU: validation/gpu/test_gpu_ops then checks every op
-// against the CPU backend on any machine.
+// cuda/*.cu compiled by the host compiler runs its real kernel code without a
+// GPU: validation/gpu/test_gpu_ops then checks every op against the CPU
+// backend on any machine.  The emulator build puts validation/emu/include
+// first on the include path; its <cuda_runtime.h> brings this header, so the
+// plain CUDA sources compile unchanged (cuda/ never names the emulator).
 //
 // Each block runs alone; each of its threads is a fiber (ucontext) that runs
 // until it reaches __syncthreads, a warp collective (shuffle, __syncwarp,
@@ -16,9 +18,16 @@
 // block's dynamic shared memory, and cp.async lands its bytes only at the
 // issuing thread's wait.
 //
+// Kernels, copies and the emulated cuBLASLt (cublaslt_emu.cc) run when they
+// are queued; the emulated NCCL (nccl_emu.cc, MPI on host memory) starts its
+// operations when they are queued and completes them later: before anything
+// that follows on their stream, or on a stream that waits for an event
+// recorded after them, runs, and at a synchronisation (emu_stream_enqueue and
+// emu_stream_drain below).
+//
 // What this does not model: real concurrency (races between threads that the
-// fiber order happens to serialise), memory ordering, timing, cuBLASLt and
-// NCCL (matmul.cu emulates its products; the emulator has no device comm).
+// fiber order happens to serialise), memory ordering, timing, and cuBLASLt's
+// and NCCL's own algorithms (the products are plain loops, the collectives MPI's).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -84,10 +93,53 @@ static inline float atomicAdd(float *p, float v) {
     return old;
 }
 
+// ---- launches: the hooks the CUDA sources leave to their headers ----
+
 unsigned char *emu_dynamic_smem();
 
-// ---- tensor-core primitives (cuda/mma.cuh): warp collectives with the PTX
-// ISA's per-lane fragment layouts ----
+// The kernel's dynamic shared memory (CUDA: extern __shared__ unsigned char name[]).
+#define DYNAMIC_SMEM(name) unsigned char *name = emu_dynamic_smem()
+
+// KERNEL_LAUNCH(grid, block, smem, stream, kernel)(args...): CUDA's
+// kernel<<<grid, block, smem, stream>>>(args...).
+#define KERNEL_LAUNCH(grid, block, smem, stream, ...) \
+    emu_launch((grid), (block), (smem), (stream), __VA_ARGS__)
+
+// Runs body once per thread of every block of grid, block after block, once
+// the stream's earlier work is complete.
+void emu_run(dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+             const std::function<void()> &body);
+
+template <class... P> struct EmuLaunch {
+    void (*kernel)(P...);
+    dim3 grid, block;
+    size_t smem;
+    cudaStream_t stream;
+    template <class... A> void operator()(A... args) const {
+        std::tuple<P...> params(args...);   // the kernel's parameter types
+        void (*k)(P...) = kernel;
+        emu_run(grid, block, smem, stream, [&] { std::apply(k, params); });
+    }
+};
+
+template <class... P>
+EmuLaunch<P...> emu_launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                           void (*kernel)(P...)) {
+    return EmuLaunch<P...>{kernel, grid, block, smem, stream};
+}
+
+// The runtime's template overloads (as in CUDA's <cuda_runtime.h>).
+template <class T>
+cudaError_t cudaFuncSetAttribute(T *entry, enum cudaFuncAttribute attr, int value) {
+    return ::cudaFuncSetAttribute((const void *)entry, attr, value);
+}
+
+template <class T> cudaError_t cudaMalloc(T **p, size_t bytes) {
+    return ::cudaMalloc((void **)(void *)p, bytes);
+}
+
+// ---- tensor-core primitives: warp collectives with the PTX ISA's per-lane
+// fragment layouts (cuda/mma.cuh documents them) ----
 
 // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32: d += a · b.
 void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]);
@@ -103,21 +155,36 @@ void emu_cp_async(void *dst, const void *src, size_t bytes, bool valid);
 void emu_cp_async_commit();
 void emu_cp_async_wait(int n);   // all but the n most recent committed groups
 
-// Runs body once per thread of every block of grid, block after block.
-void emu_run(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
-
-template <class... P> struct EmuLaunch {
-    void (*kernel)(P...);
-    dim3 grid, block;
-    size_t smem;
-    template <class... A> void operator()(A... args) const {
-        std::tuple<P...> params(args...);   // the kernel's parameter types
-        void (*k)(P...) = kernel;
-        emu_run(grid, block, smem, [&] { std::apply(k, params); });
-    }
-};
-
-template <class... P>
-EmuLaunch<P...> emu_launch(dim3 grid, dim3 block, size_t smem, void (*kernel)(P...)) {
-    return EmuLaunch<P...>{kernel, grid, block, smem};
+// The functions cuda/mma.cuh declares and defines with inline PTX for the
+// device only.
+__device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const uint32_t a[4],
+                                                  const uint32_t b[2]) {
+    emu_mma_m16n8k16_bf16(d, a, b);
 }
+__device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void *p) {
+    emu_ldmatrix_x4(r, p, false);
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void *p) {
+    emu_ldmatrix_x4(r, p, true);
+}
+__device__ __forceinline__ void cp_async_16(void *dst, const void *src, bool valid) {
+    emu_cp_async(dst, src, 16, valid);
+}
+__device__ __forceinline__ void cp_async_4(void *dst, const void *src, bool valid) {
+    emu_cp_async(dst, src, 4, valid);
+}
+__device__ __forceinline__ void cp_async_commit() { emu_cp_async_commit(); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { emu_cp_async_wait(N); }
+
+// ---- asynchronous work on streams (the emulated libraries) ----
+
+// Completes, in order, the work queued on `stream` (0: the default stream)
+// and the work it waits for (cudaStreamWaitEvent).  Call it before starting
+// anything on the stream: kernels, copies and products do.
+void emu_stream_drain(cudaStream_t stream);
+
+// Queues work already started (an MPI request) on `stream`: `complete`
+// finishes it (waits, writes the results).  It is called once: when the
+// stream is drained or synchronised, when an event recorded after the work is
+// synchronised, or when a stream that waits for such an event is drained.
+void emu_stream_enqueue(cudaStream_t stream, std::function<void()> complete);

@@ -3,10 +3,12 @@
 // zero fill, the C → A fragment reuse) against plain matrix products.  The
 // same kernel runs on a GPU (the PTX) and in the emulator (its emulation of
 // the fragment layouts), so agreement on both ties the emulator to the
-// hardware.  `make` builds the emulated one as $BUILD/tests/test_mma_emu (run
-// by `make test`); by hand, from the repository root:
-//   emulator: g++ -x c++ -std=c++17 -O1 -DLLAMA_CUDA_EMU -I/usr/local/cuda/include
-//               -Ivalidation/emu -Icuda validation/emu/test_mma_primitives.cu
+// hardware.  Plain CUDA: the emulator's headers (validation/emu/include)
+// define the launch and shared-memory hooks that stand for CUDA's syntax.
+// `make` builds the emulated one as $BUILD/tests/test_mma_emu (run by
+// `make test`); by hand, from the repository root:
+//   emulator: g++ -x c++ -std=c++17 -O1 -Ivalidation/emu/include -Ivalidation/emu
+//               -I/usr/local/cuda/include -Icuda validation/emu/test_mma_primitives.cu
 //               validation/emu/cuda_emu.cc -o /tmp/test_mma && /tmp/test_mma
 //   GPU:      nvcc -std=c++17 -arch=sm_80 -Icuda validation/emu/test_mma_primitives.cu
 //               -o /tmp/test_mma && /tmp/test_mma
@@ -15,12 +17,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#ifdef LLAMA_CUDA_EMU
-#include "cuda_emu.h"
-#else
 #include <cuda_runtime.h>
-#endif
+
 #include "mma.cuh"
+
+#ifndef KERNEL_LAUNCH   // CUDA's syntax (as cuda/common.cuh)
+#define KERNEL_LAUNCH(grid, block, smem, stream, ...) \
+    __VA_ARGS__<<<(grid), (block), (smem), (stream)>>>
+#endif
+#ifndef DYNAMIC_SMEM
+#define DYNAMIC_SMEM(name) extern __shared__ __align__(128) unsigned char name[]
+#endif
 
 typedef __nv_bfloat16 bf16;
 
@@ -32,12 +39,8 @@ enum { LD = 24 };   // bf16 row stride of the shared tiles: 48 bytes, 16-byte al
 // in: A (m × k), Bn (n × k), At (k × m), Bk (k × n), 16 × 16 bf16 row-major
 // each; a fifth tile of rows 0-7 valid and rows 8-15 to be zero-filled.
 __global__ void kernel(float *out, const bf16 *in) {
-#ifdef LLAMA_CUDA_EMU
-    bf16 *sm = (bf16 *)emu_dynamic_smem();
-#else
-    extern __shared__ __align__(128) unsigned char smem_raw[];
+    DYNAMIC_SMEM(smem_raw);
     bf16 *sm = (bf16 *)smem_raw;
-#endif
     int lane = threadIdx.x & 31;
     // five 16 × 16 tiles, rows of 16 bf16 = two 16-byte copies each
     for (int c = lane; c < 5 * 16 * 2; c += 32) {
@@ -123,21 +126,17 @@ int main() {
             f[i * 16 + j] = s;
         }
     size_t smem = 5 * 16 * LD * sizeof(bf16);
-#ifdef LLAMA_CUDA_EMU
-    emu_launch(dim3(1), dim3(32), smem, kernel)(hout, hin);
-#else
     bf16 *din;
     float *dout;
     cudaMalloc(&din, sizeof hin);
     cudaMalloc(&dout, sizeof hout);
     cudaMemcpy(din, hin, sizeof hin, cudaMemcpyHostToDevice);
-    kernel<<<1, 32, smem>>>(dout, din);
+    KERNEL_LAUNCH(1, 32, smem, 0, kernel)(dout, din);
     cudaError_t e = cudaMemcpy(hout, dout, sizeof hout, cudaMemcpyDeviceToHost);
     if (e != cudaSuccess) {
         printf("FAIL CUDA: %s\n", cudaGetErrorString(e));
         return 1;
     }
-#endif
     check("mma + ldmatrix plain (A row-major, B n-major)", hout, d, 256);
     check("mma + ldmatrix .trans (A k-major, B k-major)", hout + 256, d, 256);
     check("C fragments reused as the A operand", hout + 512, f, 256);

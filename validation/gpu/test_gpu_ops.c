@@ -17,7 +17,7 @@
 
 #include "core/bf16.h"
 #include "check.h"
-#include "comm/comm.h"
+#include "comm/comm_mpi.h"
 #include "backend/elementwise.h"
 #include "model/model.h"
 #include "backend/ops.h"
@@ -598,8 +598,8 @@ static void test_model(int recompute, int dim, int heads, int kv_heads) {
     float *grads[2];
     size_t numel = 0;
     for (int k = 0; k < 2; k++) {
-        ops = k ? gpu : &ops_cpu;
-        Model *m = model_create(&cfg, &part, &tp, B, T, 1, recompute);
+        const Ops *ops = k ? gpu : &ops_cpu;
+        Model *m = model_create(ops, &cfg, &part, &tp, B, T, 1, recompute);
         float *host = malloc(m->table.numel * sizeof(float));
         params_init_host(&m->table, 99, host);
         for (int i = 0; i < m->table.n; i++) {   // norm weights away from 1
@@ -628,7 +628,6 @@ static void test_model(int recompute, int dim, int heads, int kv_heads) {
         model_free(m);
         free(host);
     }
-    ops = gpu;
     CHECK(fabs(loss[1] - loss[0]) <= model_tol * fabs(loss[0]), "loss %.7g vs %.7g", loss[1],
           loss[0]);
     free(grads[0]), free(grads[1]), free(tok), free(tgt);
@@ -733,7 +732,7 @@ static void test_collectives(void) {
     // p2p along a chain (rank r → r + 1), as the pipeline does
     if (P > 1) {
         float *buf = dev_f32(x, n);
-        CommRequest rs = {MPI_REQUEST_NULL, NULL}, rr = {MPI_REQUEST_NULL, NULL};
+        CommRequest rs = comm_request_none(), rr = comm_request_none();
         if (R > 0) rr = comm_dev_irecv(&c, buf, n, DTYPE_F32, R - 1, 0);
         comm_dev_wait(&c, &rr);
         if (R + 1 < P) rs = comm_dev_isend(&c, buf, n, DTYPE_F32, R + 1, 0);
@@ -807,12 +806,11 @@ static void bench_attention(AttentionImpl impl, int B, int T, int nh, int nkv, i
 // micro-batch 8, and the same at head dim 128 (16 heads), both implementations.
 static void bench_attention_all(void) {
     char err[512];
-    gpu = ops_cuda_create("bf16", 0, err, sizeof err);
+    gpu = ops_cuda_create(PRECISION_BF16, 0, err, sizeof err);
     if (!gpu) {
         printf("attention-bench: %s\n", err);
         return;
     }
-    ops = gpu;
     bf16 = true;
     int shapes[2][5] = {{8, 2048, 32, 4, 64}, {8, 2048, 16, 4, 128}};
     for (int s = 0; s < 2; s++)
@@ -823,17 +821,17 @@ static void bench_attention_all(void) {
 
 // The rank's index among the ranks of its node: its GPU, as in llama-train.
 static int local_rank(void) {
-    MPI_Comm node;
-    int r = 0;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    MPI_Comm_rank(node, &r);
-    MPI_Comm_free(&node);
+    int r, n;
+    comm_node_rank(&r, &n);
     return r;
 }
 
 static void run_all(const char *precision) {
     char err[512];
-    gpu = ops_cuda_create(precision, local_rank(), err, sizeof err);
+    Precision p = strcmp(precision, "bf16") == 0 ? PRECISION_BF16 : PRECISION_FP32;
+    static bool created = false;   // the backend once; then switched to the other precision
+    gpu = created ? ops_cuda_set_precision(p) : ops_cuda_create(p, local_rank(), err, sizeof err);
+    created = gpu != NULL;
     if (!gpu) {
         check_begin(precision);
         check_failed(__FILE__, __LINE__, "ops_cuda_create: %s", err);
@@ -841,8 +839,8 @@ static void run_all(const char *precision) {
     }
     // LLAMA_GPU_TEST_DEVICE_COMM=mpi: the host-staged collectives (ranks may share a GPU).
     const char *dc = getenv("LLAMA_GPU_TEST_DEVICE_COMM");
-    if (dc && strcmp(dc, "mpi") == 0) comm_set_device_ops(comm_staged_device_ops());
-    ops = gpu;
+    bool staged = dc && strcmp(dc, "mpi") == 0;
+    comm_set_device_ops(staged ? comm_staged_device_ops(gpu) : comm_nccl_device_ops());
     bf16 = strcmp(precision, "bf16") == 0;
     tol = bf16 ? 1e-2 : 1e-5;
 #ifdef LLAMA_GPU_EMU
@@ -903,7 +901,7 @@ static void run_all(const char *precision) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     int n = ops_cuda_device_count();
     if (n == 0) {
         const char *groups[] = {"memory and conversions", "linear", "rmsnorm", "add", "rope",
@@ -921,17 +919,17 @@ int main(int argc, char **argv) {
         run_all("bf16");
         run_all("fp32");
     }
-    MPI_Finalize();
+    comm_world_end();
     return check_exit_code();
 }
 
 #else   // a build without the CUDA backend
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     check_begin(PREFIX "gpu ops");
     check_skip("this build has no CUDA backend (nvcc was not found)");
-    MPI_Finalize();
+    comm_world_end();
     return 0;
 }
 

@@ -1,7 +1,10 @@
 // Bad checkpoints never start a run: a truncated file, a tensor of the wrong
 // shape, a flipped byte in a tensor, a checkpoint of another model, a missing
 // path, a patched step, loader position or option (issue 11, case 6), a folder
-// named for another step, an unknown format; format-1 checkpoints still load.
+// named for another step, an unknown format (refused naming its version and
+// the ones this build reads); format-1 and format-2 checkpoints still load,
+// format 2's 65-value loader position decoded (`--as-format2 DIR` rewrites a
+// checkpoint the way format 2 stored it, for validation/test_checkpoint.sh).
 // A good checkpoint is saved here, copies are damaged with the HDF5 library,
 // and llama-train --load must refuse each with a clear message.  Non-finite
 // weights (case 11): llama-ckpt compare, info and llama-train --load report
@@ -9,15 +12,18 @@
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "comm/comm.h"
 #include "check.h"
 #include "train/checkpoint.h"
 #include "fs/ckpt_dir.h"
 #include "hdf5/ckpt_file.h"
+#include "train/loader.h"
 #include "train/train.h"
 #include "train/model_file.h"
 
@@ -144,6 +150,111 @@ static void make_format1(const char *ckpt) {
     patch_str(ckpt, "format", "llama-hpc checkpoint 1");
 }
 
+// ---- format 2, as the version before format 3 wrote it ----
+
+// Replaces the int64 attribute name on "/" by v (n values).
+static void put_i64(const char *ckpt, const char *name, const int64_t *v, int n) {
+    hid_t file = open_rw(ckpt);
+    if (H5Aexists(file, name) > 0) H5Adelete(file, name);
+    hsize_t dims = (hsize_t)n;
+    hid_t sp = H5Screate_simple(1, &dims, NULL);
+    hid_t a = H5Acreate2(file, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT64, v);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Fclose(file);
+}
+
+static void sha_str(EVP_MD_CTX *c, const char *key, const char *v) {
+    char head[128];
+    int n = snprintf(head, sizeof head, "%s %zu:", key, strlen(v ? v : ""));
+    EVP_DigestUpdate(c, head, (size_t)n);
+    EVP_DigestUpdate(c, v ? v : "", strlen(v ? v : ""));
+    EVP_DigestUpdate(c, "\n", 1);
+}
+
+static void sha_i64(EVP_MD_CTX *c, CkptFile *f, const char *key, int n) {
+    int64_t v[65] = {0};
+    char line[64];
+    ckpt_file_get_i64(f, key, v, n);
+    EVP_DigestUpdate(c, key, strlen(key));
+    for (int i = 0; i < n; i++)
+        EVP_DigestUpdate(c, line, (size_t)snprintf(line, sizeof line, " %lld", (long long)v[i]));
+    EVP_DigestUpdate(c, "\n", 1);
+}
+
+// Format 2's state_sha256 of a checkpoint file (an independent copy of the
+// definition: the attributes, then every dataset's checksum).
+static void format2_digest(CkptFile *f, char out[65]) {
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    char *s = ckpt_file_get_str(f, "format");
+    sha_str(c, "format", s);
+    free(s);
+    sha_i64(c, f, "step", 1);
+    sha_i64(c, f, "optimizer_step", 1);
+    sha_i64(c, f, "seed", 1);
+    sha_i64(c, f, "loader", 65);
+    sha_i64(c, f, "model_shape", 7);
+    sha_i64(c, f, "layout", 4);
+    double rope = 0, eps = 0;
+    ckpt_file_get_f64(f, "rope_theta", &rope);
+    ckpt_file_get_f64(f, "norm_eps", &eps);
+    char line[512];
+    EVP_DigestUpdate(c, line, (size_t)snprintf(line, sizeof line, "rope_theta %a\nnorm_eps %a\n", rope, eps));
+    const char *names[3] = {"model_name", "options", "tokenizer_sha256"};
+    for (int i = 0; i < 3; i++) {
+        s = ckpt_file_get_str(f, names[i]);
+        sha_str(c, names[i], s);
+        free(s);
+    }
+    int64_t shape[7] = {0};
+    ckpt_file_get_i64(f, "model_shape", shape, 7);
+    ModelConfig cfg = {.dim = (int)shape[0], .n_layers = (int)shape[1], .n_heads = (int)shape[2],
+                       .n_kv_heads = (int)shape[3], .ffn_dim = (int)shape[4],
+                       .vocab_size = (int)shape[5], .max_seq_len = (int)shape[6]};
+    ParamTable g;
+    params_build_global(&g, &cfg);
+    const char *groups[3] = {"master", "adam_m", "adam_v"};
+    for (int i = 0; i < g.n; i++)
+        for (int k = 0; k < 3; k++) {
+            uint64_t sum = 0;
+            ckpt_file_get_u64_on(f, groups[k], g.t[i].name, "checksum", &sum);
+            EVP_DigestUpdate(c, line, (size_t)snprintf(line, sizeof line, "checksum %s/%s %016llx\n",
+                                                       groups[k], g.t[i].name, (unsigned long long)sum));
+        }
+    params_free(&g);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(c, md, &n);
+    EVP_MD_CTX_free(c);
+    for (unsigned i = 0; i < 32; i++) sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+// Rewrites a checkpoint the way format 2 stored it: the loader position as 65
+// values (consumed, then 64 per-source counts: the saved ones, or with
+// loader given those), format 2's name and digest.  False when the file
+// cannot be read.
+static bool make_format2(const char *ckpt, const int64_t *loader) {
+    char f[700], err[512], digest[65];
+    int64_t v[65] = {0};
+    snprintf(f, sizeof f, "%s/checkpoint.h5", ckpt);
+    CkptFile *c = ckpt_file_open(f, err, sizeof err);
+    int n = c ? ckpt_file_attr_len(c, "loader") : -1;
+    bool ok = n >= 1 && n <= 65 && ckpt_file_get_i64(c, "loader", v, n);
+    ckpt_file_close(c);
+    if (!ok) return false;
+    if (loader) memcpy(v, loader, sizeof v);
+    put_i64(ckpt, "loader", v, 65);
+    patch_str(ckpt, "format", "llama-hpc checkpoint 2");
+    c = ckpt_file_open(f, err, sizeof err);
+    if (!c) return false;
+    format2_digest(c, digest);
+    ckpt_file_close(c);
+    patch_str(ckpt, "state_sha256", digest);
+    return true;
+}
+
 // Every master weight NaN, with checksums that match (a diverged run's save
 // by the previous version, which checked nothing).
 static void fill_nan(const char *ckpt) {
@@ -197,9 +308,20 @@ static void attribute_cases(void) {
     expect_refused("a folder named for another step: refused", path, "tiny",
                    "holds step 0 but its folder is named for step 7");
     copy_ckpt("future", path, sizeof path);
-    patch_str(path, "format", "llama-hpc checkpoint 9");
-    expect_refused("an unknown format: refused, naming the versions", path, "tiny",
-                   "format 'llama-hpc checkpoint 9', which this build cannot read");
+    patch_str(path, "format", "llama-hpc checkpoint 99");
+    const char *future = "format 'llama-hpc checkpoint 99', which this build cannot read: that is "
+                         "format version 99, and this build reads format versions 1, 2 and 3";
+    expect_refused("a future format (99): refused, naming its version and the ones read", path,
+                   "tiny", future);
+    check_begin("a future format (99): llama-ckpt info refuses it with the same message");
+    snprintf(cmd, sizeof cmd, "%s info %s", ckpt_bin, path);
+    CHECK(run(cmd, out, sizeof out) != 0 && strstr(out, future), "%s", out);
+    check_end();
+    copy_ckpt("foreign", path, sizeof path);
+    patch_str(path, "format", "some other program 3");
+    expect_refused("a foreign format string: refused", path, "tiny",
+                   "format 'some other program 3', which this build cannot read: that is no "
+                   "llama-hpc format version, and this build reads format versions 1, 2 and 3");
 
     check_begin("format-1 checkpoints still load (with a note)");
     copy_ckpt("v1", path, sizeof path);
@@ -215,6 +337,57 @@ static void attribute_cases(void) {
     patch_i64(path, "step", 0, 5);
     expect_refused("format 1 with a patched step: refused by its folder name", path, "tiny",
                    "holds step 5 but its folder is named for step 0");
+}
+
+// The format-2 copy at ckpt loads through the explicit parts (no trainer's
+// help but its model): its 65-value loader position comes back as stored.
+static void check_format2_position(const char *ckpt, const int64_t *want) {
+    TrainOptions o;
+    options_defaults(&o);
+    o.bench = true;
+    ModelConfig cfg;
+    char err[512];
+    config_load("tiny", &cfg, err, sizeof err);
+    Trainer *t = trainer_create_bare(&ops_cpu, &o, &cfg);
+    CheckpointRun r = {.grid = &t->grid};
+    CheckpointParts p = {.ops = t->model->ops, .cfg = &t->cfg, .table = &t->model->table, .weights = t->model->params,
+                         .seed = o.seed};
+    checkpoint_load(&r, &p, ckpt);   // ends the job when it cannot
+    CHECK(p.pos.step == 0 && p.pos.loader_len == 65, "step %lld, %d loader values",
+          (long long)p.pos.step, p.pos.loader_len);
+    for (int i = 0; i < 65 && p.pos.loader_len == 65; i++)
+        CHECK(p.pos.loader[i] == want[i], "loader value %d: %lld, saved %lld", i,
+              (long long)p.pos.loader[i], (long long)want[i]);
+    LoaderState st = {0};
+    CHECK(loader_state_decode(p.pos.loader, p.pos.loader_len, &st, err, sizeof err), "%s", err);
+    CHECK(st.consumed == 24 && st.n_sources == 64 && st.source_consumed[0] == 5 &&
+          st.source_consumed[2] == 12 && st.source_consumed[63] == 0, "decoded: %llu drawn",
+          (unsigned long long)st.consumed);
+    loader_state_free(&st);
+    checkpoint_position_free(&p.pos);
+    trainer_free(t);
+}
+
+// Format 2 (the loader position as 65 values) still loads, and its digest
+// still guards it.
+static void format2_cases(void) {
+    char path[600], cmd[2048], out[8192];
+    int64_t loader[65] = {24, 5, 7, 12};
+    check_begin("format-2 checkpoints still load, their 65-value loader position decoded");
+    copy_ckpt("v2", path, sizeof path);
+    CHECK(make_format2(path, loader), "could not rewrite %s as format 2", path);
+    snprintf(cmd, sizeof cmd, "%s info %s", ckpt_bin, path);
+    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "(format 2)") &&
+          strstr(out, "and the attributes their digest"), "llama-ckpt info: %s", out);
+    snprintf(cmd, sizeof cmd, "%s --bench -c tiny -l 8 --steps 1 --load %s", train_bin, path);
+    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "loaded checkpoint"), "refused: %s", out);
+    check_format2_position(path, loader);
+    check_end();
+    copy_ckpt("v2loader", path, sizeof path);
+    make_format2(path, loader);
+    patch_i64(path, "loader", 3, 1);
+    expect_refused("format 2 with a patched loader position: refused by its digest", path, "tiny",
+                   "do not match their digest (state_sha256)");
 }
 
 static void nonfinite_cases(void) {
@@ -266,22 +439,28 @@ static int save_nan(const char *save_dir) {
     ModelConfig cfg;
     char err[512];
     config_load("tiny", &cfg, err, sizeof err);
-    Trainer *t = trainer_create_bare(&o, &cfg);
+    Trainer *t = trainer_create_bare(&ops_cpu, &o, &cfg);
     size_t n = t->optim->shard_len;
     float *v = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) v[i] = NAN;
-    ops->to_device(t->optim->master, v, n * sizeof(float));
+    t->ops->to_device(t->optim->master, v, n * sizeof(float));
     free(v);
     t->step = 3;
-    checkpoint_save(t);
+    trainer_checkpoint_save(t);
     trainer_free(t);
-    MPI_Finalize();
+    comm_world_end();
     return 0;
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     if (argc == 3 && strcmp(argv[1], "--save-nan") == 0) return save_nan(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--as-format2") == 0) {
+        bool ok = make_format2(argv[2], NULL);
+        if (!ok) printf("--as-format2: %s is not a checkpoint this test can rewrite\n", argv[2]);
+        comm_world_end();
+        return ok ? 0 : 1;
+    }
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
     snprintf(train_bin, sizeof train_bin, "%s/llama-train", build);
     snprintf(ckpt_bin, sizeof ckpt_bin, "%s/llama-ckpt", build);
@@ -294,8 +473,8 @@ int main(int argc, char **argv) {
     ModelConfig cfg;
     char err[512];
     config_load("tiny", &cfg, err, sizeof err);
-    Trainer *t = trainer_create_bare(&o, &cfg);
-    checkpoint_save(t);
+    Trainer *t = trainer_create_bare(&ops_cpu, &o, &cfg);
+    trainer_checkpoint_save(t);
     trainer_free(t);
 
     char path[600], f[700];
@@ -316,8 +495,9 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/nowhere", dir);
     expect_refused("bad checkpoint: --load of a missing path", path, "tiny", "no such checkpoint folder");
     attribute_cases();
+    format2_cases();
     nonfinite_cases();
     sh("rm -rf %s%s", dir, "");
-    MPI_Finalize();
+    comm_world_end();
     return check_exit_code();
 }

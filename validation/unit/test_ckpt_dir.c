@@ -1,6 +1,6 @@
 // The checkpoint folder's rules (io/fs/ckpt_dir.c, src/train/checkpoint.c): numeric
 // order of step names past step 9,999,999 (real saves through
-// checkpoint_save, then llama-train --load auto); who owns a lock or a
+// trainer_checkpoint_save, then llama-train --load auto); who owns a lock or a
 // temporary folder and when that owner is provably gone; the lock refusing a
 // live owner and taking over a dead one's; pruning that keeps the protected
 // folders and the temporary folders of live processes; abandoned checkpoints
@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "comm/comm.h"
 #include "check.h"
 #include "train/checkpoint.h"
 #include "fs/ckpt_dir.h"
@@ -79,13 +80,13 @@ static void test_big_steps(void) {
     ModelConfig cfg;
     char err[512], latest[64];
     config_load("tiny", &cfg, err, sizeof err);
-    Trainer *t = trainer_create_bare(&o, &cfg);
+    Trainer *t = trainer_create_bare(&ops_cpu, &o, &cfg);
     const int64_t steps[4] = {9999998, 9999999, 10000000, 10000001};
     for (int i = 0; i < 4; i++) {
         t->step = steps[i];
-        checkpoint_save(t);
+        trainer_checkpoint_save(t);
     }
-    checkpoint_release(t);
+    trainer_checkpoint_release(t);
     trainer_free(t);
     CHECK(exists(o.save_dir, "step_10000001") && exists(o.save_dir, "step_10000000"),
           "the two newest checkpoints were pruned");
@@ -306,7 +307,7 @@ int main(int argc, char **argv) {
     if (dead_pid == 0) _exit(0);
     waitpid(dead_pid, NULL, 0);
 
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
     snprintf(train_bin, sizeof train_bin, "%s/llama-train", build);
     snprintf(dir, sizeof dir, "/tmp/llama-test-ckdir.%d", (int)getpid());
@@ -319,6 +320,6 @@ int main(int argc, char **argv) {
     sh(cmd);
     kill(alive_pid, SIGKILL);   // the live child ends (MPI's helpers may hold the pipe)
     waitpid(alive_pid, NULL, 0);
-    MPI_Finalize();
+    comm_world_end();
     return check_exit_code();
 }

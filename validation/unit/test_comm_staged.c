@@ -10,7 +10,7 @@
 
 #include "core/bf16.h"
 #include "check.h"
-#include "comm/comm.h"
+#include "comm/comm_mpi.h"
 #include "backend/ops.h"
 
 static int P, R;   // ranks, this rank
@@ -180,8 +180,8 @@ static void test_single_rank(void) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    comm_set_device_ops(comm_staged_device_ops());   // ops: the CPU backend
+    comm_world_start(&argc, &argv);
+    comm_set_device_ops(comm_staged_device_ops(&ops_cpu));
     Comm c;
     comm_init(&c, MPI_COMM_WORLD);
     P = c.size;
@@ -195,6 +195,6 @@ int main(int argc, char **argv) {
     comm_free(&c);
     int failed = check_exit_code(), any;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    MPI_Finalize();
+    comm_world_end();
     return any;
 }

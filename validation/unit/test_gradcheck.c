@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm/comm_mpi.h"
 #include "check.h"
 #include "model/model.h"
 #include "backend/ops.h"
@@ -90,7 +91,7 @@ static void check_tensor(const ParamTensor *t, float *params, const float *grads
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     comm_init(&tp, MPI_COMM_SELF);
     ModelConfig cfg = {.name = "gradcheck", .dim = 32, .n_layers = 2, .n_heads = 4,
                        .n_kv_heads = 2, .ffn_dim = 48, .vocab_size = 77, .max_seq_len = 16,
@@ -99,7 +100,7 @@ int main(int argc, char **argv) {
     for (int recompute = 0; recompute <= 1; recompute++) {
         check_begin(recompute ? "gradcheck with activation recomputation"
                               : "gradcheck every tensor (GQA, T=7, vocab 77)");
-        m = model_create(&cfg, &part, &tp, 2, 7, 1, recompute);
+        m = model_create(&ops_cpu, &cfg, &part, &tp, 2, 7, 1, recompute);
         float *params = m->params;
         params_init_host(&m->table, 1234, params);
         // Norm weights away from 1 and larger weights, so every path matters.
@@ -119,6 +120,6 @@ int main(int argc, char **argv) {
         model_free(m);
     }
     comm_free(&tp);
-    MPI_Finalize();
+    comm_world_end();
     return check_exit_code();
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "comm/comm.h"
 #include "check.h"
 #include "parallel/grid.h"
 #include "train/hf.h"
@@ -75,14 +76,14 @@ static void expect(Model *m, const char *dir, const char *name, const char *want
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     char base[128], dir[256];
     snprintf(base, sizeof base, "/tmp/llama-test-hfbad.%d", (int)getpid());
     mkdir(base, 0755);
     Grid g;
     grid_create(&g, 1, 1);
     ModelPart part = {.tp = 1, .n_layers = 1, .first = true, .last = true, .dp = 1};
-    Model *m = model_create(&cfg, &part, &g.tp_comm, 1, 4, 1, false);
+    Model *m = model_create(&ops_cpu, &cfg, &part, &g.tp_comm, 1, 4, 1, false);
 
     snprintf(dir, sizeof dir, "%s/good", base);
     write_folder(dir, NULL, NULL);
@@ -105,6 +106,6 @@ int main(int argc, char **argv) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", base);
     if (system(cmd) != 0) printf("note: could not remove %s\n", base);
-    MPI_Finalize();
+    comm_world_end();
     return check_exit_code();
 }

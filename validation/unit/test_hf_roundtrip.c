@@ -10,6 +10,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 
+#include "comm/comm.h"
 #include "check.h"
 #include "parallel/grid.h"
 #include "train/hf.h"
@@ -57,7 +58,7 @@ static void compare_logits(const Model *m, int V) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     check_begin("Hugging Face export of a multi-rank checkpoint: transformers' logits at every "
                 "position to 1e-5");
     json_error_t jerr;
@@ -73,7 +74,7 @@ int main(int argc, char **argv) {
         Grid grid;
         grid_create(&grid, 1, 1);
         ModelPart part = {.tp = 1, .n_layers = hf.model.n_layers, .first = true, .last = true, .dp = 1};
-        Model *m = model_create(&hf.model, &part, &grid.tp_comm, B, T, 1, false);
+        Model *m = model_create(&ops_cpu, &hf.model, &part, &grid.tp_comm, B, T, 1, false);
         CHECK(hf_import(m, GOLDEN, err, sizeof err), "%s", err);
         int32_t *in = malloc(sizeof(int32_t) * B * T), *tg = malloc(sizeof(int32_t) * B * T);
         json_t *rows = json_object_get(g, "tokens");
@@ -95,6 +96,6 @@ int main(int argc, char **argv) {
     }
     check_end();
     json_decref(g);
-    MPI_Finalize();
+    comm_world_end();
     return check_exit_code();
 }

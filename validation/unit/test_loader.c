@@ -1,6 +1,7 @@
 // The loader: every sample of an epoch seen exactly once across DP = 1..4,
-// resume from a stored position, mixing weights, and refusal of token ids
-// outside the model's vocabulary.  Shards are written here: token i of a
+// resume from a stored position (encoded as checkpoints store it), mixing
+// weights, a dataset of more sources than the old fixed limit of 64, and
+// refusal of token ids outside the model's vocabulary.  Shards are written here: token i of a
 // file is i + base (vocab 65536), so a window's first token names it.
 #include <mpi.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "comm/comm.h"
 #include "check.h"
 #include "train/loader.h"
 #include "hdf5/shards.h"
@@ -77,21 +79,92 @@ static void test_exactly_once(void) {
     check_end();
 }
 
-static void test_resume(void) {
-    check_begin("loader: a restart from the stored position sees the uninterrupted run's samples");
-    Loader *l = open_loader(dir, "one=0.4,two=0.6", 65536);
-    LoaderState a = {0}, b;
+// Draws `before` micro-batches from path with mix, stores the position as a
+// checkpoint does (encoded), and checks that a new loader restarted there
+// draws what the first one draws next, for `after` micro-batches.
+static void check_restart(const char *path, const char *mix, int before, int after) {
+    Loader *l = open_loader(path, mix, 65536);
+    LoaderState a = {0}, b = {0};
     int32_t ra[2 * (L + 1)], rb[2 * (L + 1)];
-    for (int k = 0; k < 37; k++) loader_next(l, &a, 1, 2, 2, ra);
-    b = a;   // what a checkpoint stores
-    Loader *l2 = open_loader(dir, "one=0.4,two=0.6", 65536);
-    for (int k = 0; k < 300; k++) {   // beyond an epoch of source "one"
+    for (int k = 0; k < before; k++) loader_next(l, &a, 1, 2, 2, ra);
+    int64_t *stored;
+    int n = loader_state_encode(&a, &stored);   // what a checkpoint stores
+    char err[256];
+    CHECK(n == 1 + a.n_sources, "%d values for %d sources", n, a.n_sources);
+    CHECK(loader_state_decode(stored, n, &b, err, sizeof err), "decode: %s", err);
+    free(stored);
+    Loader *l2 = open_loader(path, mix, 65536);
+    for (int k = 0; k < after; k++) {
         loader_next(l, &a, 1, 2, 2, ra);
         loader_next(l2, &b, 1, 2, 2, rb);
         CHECK(memcmp(ra, rb, sizeof ra) == 0, "step %d after the restart differs", k);
     }
+    loader_state_free(&a);
+    loader_state_free(&b);
     loader_close(l);
     loader_close(l2);
+}
+
+static void test_resume(void) {
+    check_begin("loader: a restart from the stored position sees the uninterrupted run's samples");
+    check_restart(dir, "one=0.4,two=0.6", 37, 300);   // beyond an epoch of source "one"
+    check_end();
+}
+
+static void test_position_codec(void) {
+    check_begin("loader: the stored position decodes at any length, negative counts refused");
+    int64_t old[65] = {24, 5, 7, 12};   // format 1 and 2: 65 values
+    LoaderState st = {0};
+    char err[256] = "";
+    CHECK(loader_state_decode(old, 65, &st, err, sizeof err), "%s", err);
+    CHECK(st.consumed == 24 && st.n_sources == 64 && st.source_consumed[2] == 12, "65 values");
+    int64_t *v;
+    int n = loader_state_encode(&st, &v);
+    CHECK(n == 65 && memcmp(v, old, sizeof old) == 0, "re-encoded as %d values", n);
+    free(v);
+    int64_t one = 9, bad[3] = {9, 1, -1};
+    CHECK(loader_state_decode(&one, 1, &st, err, sizeof err) && st.consumed == 9 && st.n_sources == 0,
+          "one value");
+    CHECK(!loader_state_decode(bad, 3, &st, err, sizeof err) && strstr(err, "negative") &&
+          st.consumed == 9, "a negative count: '%s'", err);
+    CHECK(!loader_state_decode(bad, 0, &st, err, sizeof err) && strstr(err, "empty"), "no values");
+    loader_state_free(&st);
+    check_end();
+}
+
+// 70 sources (one shard each, tokens from 900·i): more than the 64 a
+// checkpoint's fixed-size position held before format 3.
+static void test_many_sources(void) {
+    check_begin("loader: 70 sources in one dataset mix and resume");
+    char sub[300], name[64], mix[1024] = "";
+    snprintf(sub, sizeof sub, "%s/many", dir);
+    mkdir(sub, 0755);
+    for (int i = 0; i < 70; i++) {
+        char source[16];
+        snprintf(name, sizeof name, "many/s%02d.h5", i);
+        snprintf(source, sizeof source, "s%02d", i);
+        write_shard(name, source, 201, 900u * (uint32_t)i, 65536);
+        if (i % 23 == 0 || i == 69)
+            snprintf(mix + strlen(mix), sizeof mix - strlen(mix), "%ss%02d=1", mix[0] ? "," : "", i);
+    }
+    Loader *l = open_loader(sub, mix, 65536);
+    const char **names;
+    const double *weights;
+    CHECK(l && loader_sources(l, &names, &weights) == 70 && strcmp(names[69], "s69") == 0,
+          "the 70 sources were not all opened");
+    LoaderState st = {0};
+    int32_t rows[L + 1];
+    int from_last = 0;
+    for (int k = 0; l && k < 400; k++) {
+        loader_next(l, &st, 0, 1, 1, rows);
+        from_last += rows[0] >= 69 * 900;
+    }
+    CHECK(st.n_sources == 70 && from_last > 0 && st.source_consumed[69] == (uint64_t)from_last,
+          "source s69 drawn %d times, counted %llu", from_last,
+          st.n_sources == 70 ? (unsigned long long)st.source_consumed[69] : 0ULL);
+    loader_state_free(&st);
+    loader_close(l);
+    check_restart(sub, mix, 45, 200);
     check_end();
 }
 
@@ -108,6 +181,7 @@ static void test_mix(void) {
     double p = (double)from_one / n, sigma = sqrt(0.3 * 0.7 / n);
     CHECK(fabs(p - 0.3) < 4 * sigma, "source one drawn %.4f of the time, expected 0.3 ± %.4f", p, 4 * sigma);
     CHECK(st.source_consumed[0] + st.source_consumed[1] == (uint64_t)n, "per-source counts do not add up");
+    loader_state_free(&st);
     loader_close(l);
     check_end();
 }
@@ -140,7 +214,7 @@ static void test_bad_ids(void) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     snprintf(dir, sizeof dir, "/tmp/llama-test-loader.%d", (int)getpid());
     mkdir(dir, 0755);
     write_shard("a.h5", "one", 4001, 0, 65536);
@@ -151,11 +225,13 @@ int main(int argc, char **argv) {
     write_shard("bad/bad.h5", "bad", 400, 0, 256);   // ids 0..399, vocab attribute 256
     test_exactly_once();
     test_resume();
+    test_position_codec();
+    test_many_sources();
     test_mix();
     test_bad_ids();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
-    MPI_Finalize();
+    comm_world_end();
     return check_exit_code();
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "comm/comm.h"
 #include "check.h"
 #include "parallel/grid.h"
 #include "train/hf.h"
@@ -177,7 +178,7 @@ static void check_final_weights(const Model *m, const Grid *g) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     char err[1024];
     json_error_t jerr;
     meta = json_load_file(GOLDEN "/golden.json", 0, &jerr);
@@ -192,7 +193,7 @@ int main(int argc, char **argv) {
     Grid g;
     grid_create(&g, 1, 1);
     ModelPart part = {.tp = 1, .n_layers = hf.model.n_layers, .first = true, .last = true, .dp = 1};
-    Model *m = model_create(&hf.model, &part, &g.tp_comm, B, T, 1, false);
+    Model *m = model_create(&ops_cpu, &hf.model, &part, &g.tp_comm, B, T, 1, false);
     check_begin("reference weights import from the Hugging Face folder");
     bool ok = hf_import(m, GOLDEN, err, sizeof err);
     CHECK(ok, "%s", err);
@@ -209,6 +210,6 @@ int main(int argc, char **argv) {
     grid_free(&g);
     safetensors_close(&golden);
     json_decref(meta);
-    MPI_Finalize();
+    comm_world_end();
     return check_exit_code();
 }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "comm/comm.h"
 #include "check.h"
 #include "hdf5/shards.h"
 
@@ -35,7 +36,7 @@ static void test_vocab(const char *dir, int64_t vocab) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     char dir[256], cmd[300];
     snprintf(dir, sizeof dir, "/tmp/llama-test-shard-attrs.%d", (int)getpid());
     mkdir(dir, 0755);
@@ -43,6 +44,6 @@ int main(int argc, char **argv) {
     test_vocab(dir, -3);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
-    MPI_Finalize();
+    comm_world_end();
     return check_exit_code();
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "comm/comm.h"
 #include "check.h"
 #include "hdf5/shards.h"
 
@@ -220,7 +221,7 @@ static void test_bad_sizes(void) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
+    comm_world_start(&argc, &argv);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     snprintf(dir, sizeof dir, "/tmp/llama-test-shards.%d", (int)getpid());
     mkdir(dir, 0755);
@@ -232,6 +233,6 @@ int main(int argc, char **argv) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) printf("could not remove %s\n", dir);
-    MPI_Finalize();
+    comm_world_end();
     return check_exit_code();
 }
