@@ -31,8 +31,8 @@ static bool use_cudnn = CUDNN_BUILT_IN;   // --attention
 
 // The name resolves as ops_attention_for says (ops.c: the default, the
 // checks and their messages).
-bool attention_select(const char *name, char *err, int err_len) {
-    const char *resolved = ops_attention_for(DEVICE_CUDA, name, err, err_len);
+bool attention_select(Attention requested, char *err, int err_len) {
+    const char *resolved = ops_attention_for(DEVICE_CUDA, requested, err, err_len);
     if (!resolved) return false;
     use_cudnn = strcmp(resolved, "cudnn") == 0;
     return true;

@@ -59,5 +59,5 @@ bool attention_cudnn_backward(void *dqkv, const void *dout, const void *qkv, con
                               const void *state, int B, int T, int nh, int nkv, int hd);
 // Selects the implementation: "cudnn" or "own" ("" = cudnn when built in);
 // false with a reason when cudnn is asked for and not built in.
-bool attention_select(const char *name, char *err, int err_len);
+bool attention_select(Attention requested, char *err, int err_len);
 const char *attention_selected(void);   // "cudnn" or "own"

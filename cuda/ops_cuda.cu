@@ -282,8 +282,8 @@ static void fill_table(bool bf16) {
     ops_cuda = o;
 }
 
-extern "C" bool ops_cuda_set_attention(const char *name, char *err, int err_len) {
-    if (!attention_select(name, err, err_len)) return false;
+extern "C" bool ops_cuda_set_attention(Attention requested, char *err, int err_len) {
+    if (!attention_select(requested, err, err_len)) return false;
     ops_cuda.attention = attention_selected();
     return true;
 }

@@ -44,7 +44,7 @@ const Ops *ops_select(Device device, Precision precision, int local_rank, char *
 #endif
 }
 
-bool ops_select_attention(const Ops *o, const char *requested, char *err, int err_len) {
+bool ops_select_attention(const Ops *o, Attention requested, char *err, int err_len) {
     if (o == &ops_cpu) return true;
 #ifdef LLAMA_CUDA
     return ops_cuda_set_attention(requested, err, err_len);
@@ -55,26 +55,22 @@ bool ops_select_attention(const Ops *o, const char *requested, char *err, int er
 #endif
 }
 
-const char *ops_attention_for(Device device, const char *requested, char *err, int err_len) {
+const char *ops_attention_for(Device device, Attention requested, char *err, int err_len) {
     if (device != DEVICE_CUDA) return "cpu";
-    bool any = !requested || !requested[0];
-    if (!any && strcmp(requested, "own") && strcmp(requested, "cudnn")) {
-        snprintf(err, err_len, "--attention must be cudnn or own, got '%s'", requested);
-        return NULL;
-    }
 #ifdef LLAMA_CUDA
     const char *built = ops_cuda_attention_default();
 #else
     const char *built = "own";
 #endif
-    if (any) return built;
-    if (strcmp(requested, "cudnn") == 0 && strcmp(built, "cudnn") != 0) {
+    if (requested == ATTENTION_DEFAULT) return built;
+    if (requested == ATTENTION_OWN) return "own";
+    if (strcmp(built, "cudnn") != 0) {
         snprintf(err, err_len, "--attention cudnn: this build has no cuDNN (cudnn.h, libcudnn.so.9 "
                  "or cudnn-frontend's headers were not found when it was built: make deps fetches "
                  "the headers, CUDNN_HOME=dir points at cuDNN); use --attention own");
         return NULL;
     }
-    return requested;
+    return "cudnn";
 }
 
 void ops_attention_summary(const Ops *o, char *out, int out_len) {

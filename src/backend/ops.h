@@ -20,6 +20,9 @@ struct AdamwStep;   // elementwise.h
 // Where the model runs, and the type it computes in (act buffers).
 typedef enum { DEVICE_CPU, DEVICE_CUDA } Device;
 typedef enum { PRECISION_FP32, PRECISION_BF16 } Precision;
+// The attention asked for (--attention): the build's default (cuDNN where
+// built in, else the own kernels), cuDNN's, or the own kernels.
+typedef enum { ATTENTION_DEFAULT, ATTENTION_CUDNN, ATTENTION_OWN } Attention;
 // Names as the command line writes them ("cpu", "cuda"; "fp32", "bf16"), and
 // back: false for a name that is none of them.
 const char *device_name(Device d);
@@ -139,13 +142,12 @@ const Ops *ops_select(Device device, Precision precision, int local_rank, char *
 
 extern const Ops ops_cpu;
 
-// The attention implementation of backend o (--attention): "cudnn", "own",
-// or "" for the build's default; the CPU backend has one and ignores it.
-// False with a reason when the choice is unknown or not built in.
-bool ops_select_attention(const Ops *o, const char *requested, char *err, int err_len);
+// The attention implementation of backend o (--attention); the CPU backend
+// has one and ignores it.  False with a reason when it is not built in.
+bool ops_select_attention(const Ops *o, Attention requested, char *err, int err_len);
 // What a --device/--attention pair resolves to in this build, without
 // touching a GPU ("cpu", "cudnn" or "own"); NULL with a reason when it cannot.
-const char *ops_attention_for(Device device, const char *requested, char *err, int err_len);
+const char *ops_attention_for(Device device, Attention requested, char *err, int err_len);
 // One line on backend o's attention, for the start-up log.
 void ops_attention_summary(const Ops *o, char *out, int out_len);
 
@@ -160,7 +162,7 @@ const Ops *ops_cuda_set_precision(Precision precision);
 // GPUs visible to this process (0 when none or no driver).
 int ops_cuda_device_count(void);
 // --attention on the CUDA backend (attention_cudnn.cu): see ops_select_attention.
-bool ops_cuda_set_attention(const char *name, char *err, int err_len);
+bool ops_cuda_set_attention(Attention requested, char *err, int err_len);
 const char *ops_cuda_attention_default(void);   // "cudnn" when built with cuDNN, else "own"
 size_t ops_cuda_cudnn_version(void);            // the loaded cuDNN's (91900 = 9.19.0); 0: none
 // Whether cuDNN runs attention of this shape now (it is selected, the precision

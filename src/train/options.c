@@ -97,7 +97,7 @@ static const CliOption specs[] = {
 };
 static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "llama-train", NULL};
 _Static_assert(sizeof(Device) == sizeof(int) && sizeof(Precision) == sizeof(int) &&
-               sizeof(AttentionChoice) == sizeof(int) && sizeof(DeviceComm) == sizeof(int),
+               sizeof(Attention) == sizeof(int) && sizeof(DeviceComm) == sizeof(int),
                "CLI_CHOICE fields are int-sized enums");
 
 void options_defaults(TrainOptions *o) {
@@ -213,7 +213,3 @@ void options_print_help(const char *program) {
 }
 
 char *options_format(const TrainOptions *o) { return cli_format(&table, o); }
-
-const char *options_attention_name(AttentionChoice a) {
-    return cli_choice_name(attentions, (int)a);   // "" for the default
-}

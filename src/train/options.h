@@ -13,8 +13,6 @@
 
 // --device-comm: how CUDA ranks exchange device buffers.
 typedef enum { DEVICE_COMM_NCCL, DEVICE_COMM_MPI } DeviceComm;   // nccl | mpi (host-staged)
-// --attention: the CUDA backend's attention; the default is cudnn where built in, else own.
-typedef enum { ATTENTION_DEFAULT, ATTENTION_CUDNN, ATTENTION_OWN } AttentionChoice;
 // --mixed-precision not given: the device's precision (bf16 on cuda, fp32 on cpu).
 #define PRECISION_OF_DEVICE (-1)
 
@@ -35,7 +33,7 @@ typedef struct {
     int mixed_precision;     // --mixed-precision as given: a Precision or PRECISION_OF_DEVICE
     Precision precision;     // what the run computes in: mixed_precision resolved for the device
     Device device;
-    AttentionChoice attention;
+    Attention attention;     // --attention (backend/ops.h)
     DeviceComm device_comm;
     int64_t save_interval;
     char save_dir[1024];
@@ -75,7 +73,5 @@ bool options_check(const TrainOptions *o, char *err, int err_len);
 void options_print_help(const char *program);
 // The options as "key = value" lines (a run deck that reproduces the run); malloc'd.
 char *options_format(const TrainOptions *o);
-// The name --attention gives a (ops_attention_for's "requested": "" for the default).
-const char *options_attention_name(AttentionChoice a);
 
 #endif

@@ -69,7 +69,7 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
 bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
                            int err_len) {
     if (!check_ranges(o, cfg, err, err_len)) return false;
-    if (!ops_attention_for(o->device, options_attention_name(o->attention), err, err_len))
+    if (!ops_attention_for(o->device, o->attention, err, err_len))
         return false;
     if (!grid_check_layout(cfg, world, o->tp, o->pp, o->zero, err, err_len)) return false;
     int *counts = xcalloc((size_t)o->pp, sizeof *counts);   // layers per stage
@@ -115,7 +115,7 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
          overlap ? ", gradient all-reduce per layer during the backward pass" : "");
     char err[256];
     info("attention: %s",
-         ops_attention_for(o->device, options_attention_name(o->attention), err, sizeof err));
+         ops_attention_for(o->device, o->attention, err, sizeof err));
     for (int s = 0; s < o->pp; s++) {
         if (s > 0 && s < o->pp - 1) continue;   // middle stages look like stage 0 without the embedding
         ModelPart part = part_of(o, c, dp, 0, s);
@@ -384,8 +384,7 @@ static void create_optimizer(Trainer *t) {
 // The backend's attention implementation (--attention), said once at start-up.
 static void select_attention(const Ops *ops, const TrainOptions *o) {
     char err[512] = "";
-    agree_or_exit(ops_select_attention(ops, options_attention_name(o->attention), err, sizeof err),
-                  err);
+    agree_or_exit(ops_select_attention(ops, o->attention, err, sizeof err), err);
     char line[256];
     ops_attention_summary(ops, line, sizeof line);
     info("attention: %s", line);

@@ -7,7 +7,8 @@
 //
 // Built twice: against the GPU (test_gpu_ops; every case SKIPs where no GPU
 // is visible) and against the CPU emulator of the same kernel code
-// (test_gpu_emu, LLAMA_GPU_EMU: smaller shapes, no NCCL).  Run under mpirun
+// (test_gpu_emu, LLAMA_GPU_EMU: smaller shapes; NCCL is validation/emu's, over
+// MPI).  Run under mpirun
 // with several ranks it also checks the collectives across ranks.
 #include <math.h>
 #include <mpi.h>
@@ -328,7 +329,8 @@ typedef enum { ATT_CUDNN, ATT_OWN, ATT_SIMT } AttentionImpl;
 // Selects impl; false when this build or machine cannot run it.
 static bool attention_use(AttentionImpl impl) {
     char err[512];
-    return ops_cuda_set_attention(impl == ATT_CUDNN ? "cudnn" : "own", err, sizeof err);
+    Attention a = impl == ATT_CUDNN ? ATTENTION_CUDNN : ATTENTION_OWN;
+    return ops_cuda_set_attention(a, err, sizeof err);
 }
 
 static const char *attention_label(AttentionImpl impl, int B, int T, int nh, int nkv, int hd) {
@@ -646,12 +648,8 @@ static void test_collectives(void) {
     const DeviceCommOps *dev = comm_device_ops();
     Comm c;
     comm_init(&c, MPI_COMM_WORLD);
-#ifdef LLAMA_GPU_EMU
-    const char *what = "device collectives (MPI)";
-#else
     const char *what = dev && strncmp(dev->name, "nccl", 4) == 0 ? "NCCL collectives"
                                                                    : "host-staged collectives";
-#endif
     begin("%s on %d rank%s (allreduce, reduce-scatter, all-gather, p2p)", what, c.size,
           c.size > 1 ? "s" : "");
     if (!dev || !c.dev) {

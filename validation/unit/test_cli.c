@@ -290,8 +290,9 @@ static void test_train_enums(void) {
                       "--export-dtype bf16", err) && o.precision == PRECISION_FP32 &&
           o.attention == ATTENTION_OWN && o.device_comm == DEVICE_COMM_MPI &&
           o.export_dtype == PRECISION_BF16, "explicit choices: %s", err);
-    CHECK(!strcmp(options_attention_name(o.attention), "own") &&
-          !strcmp(options_attention_name(ATTENTION_DEFAULT), ""), "attention names");
+    CHECK(!strcmp(ops_attention_for(DEVICE_CUDA, o.attention, err, sizeof err), "own") &&
+          !strcmp(ops_attention_for(DEVICE_CPU, ATTENTION_DEFAULT, err, sizeof err), "cpu"),
+          "the attention asked for, resolved by the backend");
     char *text = options_format(&o);
     char want[256];
     snprintf(want, sizeof want, "mixed-precision = %s\ndevice = %s\nattention = own\n"
