@@ -203,7 +203,7 @@ void comm_world_start(int *argc, char ***argv) {
 }
 
 void comm_world_end(void) {
-    if (mpi_running()) MPI_Finalize();
+    world_leave();
     util_set_world(NULL);
 }
 

@@ -310,7 +310,7 @@ static void set_peak(Trainer *t) {
     t->flops_per_token = config_flops_per_token(&t->cfg, t->T);
     t->peak_tflops = t->opt.peak_tflops;
     if (t->peak_tflops > 0) return;
-    const Ops *ops = t->ops;
+    const Ops *ops = t->model->ops;
     if (ops->host_memory) {   // the CPU: measured
         if (t->grid.world_rank == 0) t->peak_tflops = metrics_sgemm_tflops();
         comm_broadcast(&t->grid.world, &t->peak_tflops, 1, DTYPE_F64, 0);
@@ -355,7 +355,6 @@ static void report_memory(Trainer *t) {
 static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg, int B,
                               int T, int M) {
     Trainer *t = xcalloc(1, sizeof *t);
-    t->ops = ops;
     t->opt = *o;
     t->cfg = *cfg;
     t->B = B;
@@ -576,7 +575,7 @@ static void rollback(Trainer *t, const char *why) {
 
 // This rank's peak memory as its backend counts it: the device's high-water
 // mark, or the process's resident peak on the CPU.
-static double peak_memory(const Trainer *t) { return (double)t->ops->peak_bytes(); }
+static double peak_memory(const Trainer *t) { return (double)t->model->ops->peak_bytes(); }
 
 static void log_step(Trainer *t, double loss, double lr, double norm, double seconds,
                      const Verdict *v) {
@@ -603,7 +602,7 @@ static void log_step(Trainer *t, double loss, double lr, double norm, double sec
 // the schedule (Megatron's skipped iterations).  False when the step ended in
 // a rollback (--max-bad-steps bad steps in a row).
 static bool train_step(Trainer *t) {
-    const Ops *ops = t->ops;
+    const Ops *ops = t->model->ops;
     bool profiled = t->step + 1 == t->opt.profile_step && ops->profiler_range;
     if (profiled) {
         ops->sync();
@@ -744,13 +743,15 @@ static void print_bench(Trainer *t) {
     s.peak_mem = peak_memory(t);
     comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
     char mem[32];
+    const char *peak_from = t->opt.peak_tflops > 0            ? "given"
+                            : t->model->ops->host_memory ? "measured sgemm"
+                                                         : "datasheet";
     info("bench: %s, %d ranks (dp %d tp %d pp %d), micro-batch %d × %d, seq %d%s: %.2f samples/s, "
          "%.1f tokens/s, %.4f model TFLOP/s per device, MFU %.1f%% of %.4g TFLOP/s (%s), peak "
          "memory %s per rank", t->cfg.name, t->grid.world_size, t->grid.dp, t->grid.tp, t->grid.pp,
          t->B, t->M, t->T, t->opt.grad_checkpoint ? ", recompute" : "", s.tokens_per_s / t->T,
          s.tokens_per_s, s.tflops, 100 * s.mfu, t->peak_tflops,
-         t->opt.peak_tflops > 0 ? "given" : t->ops->host_memory ? "measured sgemm" : "datasheet",
-         format_bytes(s.peak_mem, mem, sizeof mem));
+         peak_from, format_bytes(s.peak_mem, mem, sizeof mem));
     if (t->log) {
         char line[512];
         snprintf(line, sizeof line, "{\"bench\": true, \"samples_per_s\": %.6g, \"tokens_per_s\": %.6g, "

@@ -17,7 +17,6 @@
 typedef struct Trainer {
     TrainOptions opt;
     ModelConfig cfg;
-    const Ops *ops;              // the backend the model and optimizer run on
     Grid grid;
     ModelPart part;
     int B, T, M;                 // micro-batch, sequence, micro-batches per step

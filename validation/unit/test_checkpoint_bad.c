@@ -443,7 +443,7 @@ static int save_nan(const char *save_dir) {
     size_t n = t->optim->shard_len;
     float *v = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) v[i] = NAN;
-    t->ops->to_device(t->optim->master, v, n * sizeof(float));
+    t->model->ops->to_device(t->optim->master, v, n * sizeof(float));
     free(v);
     t->step = 3;
     trainer_checkpoint_save(t);
