@@ -41,12 +41,19 @@ ifneq ($(DEPS),)
 CPPFLAGS  += -I$(DEPS)/usr/include -I$(DEPS)/usr/include/$(MULTIARCH)
 LDFLAGS   += -L$(DEPS)/usr/lib/$(MULTIARCH) -Wl,-rpath,$(DEPS)/usr/lib/$(MULTIARCH)
 endif
-LDLIBS    += -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto -lopenblas -lm
+# The SentencePiece library (tokenizer.model files; io/tokenizer/sentencepiece_model.cc,
+# the one C++ file of io/, is its C face): pkg-config's flags, or the plain names.
+SPM_CFLAGS := $(shell pkg-config --cflags sentencepiece 2>/dev/null)
+SPM_LIBS  := $(or $(shell pkg-config --libs sentencepiece 2>/dev/null),-lsentencepiece -lsentencepiece_train)
+LDLIBS    += -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto -lopenblas $(SPM_LIBS) -lstdc++ -lm
 CPU_LDLIBS := $(LDLIBS)
+IO_CXXFLAGS = -std=c++17 -Wall -Wextra $(OPT) $(SPM_CFLAGS) -MMD -MP
 
 LIB_SRC   := $(wildcard src/*/*.c io/*/*.c)
 LIB_SRC   := $(filter-out src/app/%,$(LIB_SRC))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+IO_CXX_SRC := $(wildcard io/*/*.cc)
+LIB_OBJ   += $(IO_CXX_SRC:%.cc=$(BUILD)/obj/%.o)
 CPU_OBJ   := $(filter-out $(BUILD)/obj/src/backend/ops.o,$(LIB_OBJ))
 
 # The CUDA backend: built when nvcc is on the PATH or in /usr/local/cuda, unless CUDA=0.
@@ -111,7 +118,7 @@ TESTS     := $(TEST_SRC:validation/unit/%.c=$(BUILD)/tests/%)
 GPU_TEST_SRC := $(wildcard validation/gpu/test_*.c)
 TESTS     += $(GPU_TEST_SRC:validation/gpu/%.c=$(BUILD)/tests/%) $(EMU_BINS)
 
-.PHONY: all deps programs run test test-asan test-mutants bench fuzz fuzz-build clean
+.PHONY: all deps programs run run-spm test test-asan test-mutants bench fuzz fuzz-build clean
 .DEFAULT_GOAL := all
 
 all: deps
@@ -128,6 +135,10 @@ programs: $(PROGRAMS) $(TESTS)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/io/%.o: io/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(IO_CXXFLAGS) -c $< -o $@
 
 $(BUILD)/obj/cuda/%.o: cuda/%.cu
 	@mkdir -p $(dir $@)
@@ -194,7 +205,11 @@ $(BUILD)/emu/llama-train: $(BUILD)/obj/src/app/train_main.o $(EMU_OBJ) $(CPU_OBJ
 
 # The main job: tokenize the bundled corpus, train a small model on it, evaluate, sample.
 run: all
-	@bash jobs/quickstart.sh
+	@BUILD=$(BUILD) bash jobs/quickstart.sh
+
+# The same with a LLaMA-style SentencePiece vocabulary (inputs/quickstart-spm.deck).
+run-spm: all
+	@BUILD=$(BUILD) DECK=inputs/quickstart-spm.deck bash jobs/quickstart.sh
 
 # The whole validation suite; its last line is "N passed, N failed".
 test: all
@@ -218,12 +233,17 @@ bench: all
 # with the parsers instrumented, then each run for FUZZ_SECONDS from a seed
 # corpus made of the tests' inputs (validation/fuzz/seeds.sh).  Installs nothing.
 FUZZ_CC      ?= clang
+FUZZ_CXX     ?= $(FUZZ_CC:clang%=clang++%)
 FUZZ_SECONDS ?= 180
 FUZZ_SRC     := io/text/jsonl.c io/text/deck.c io/tokenizer/tokenizer.c io/tokenizer/added_tokens.c \
                 io/tokenizer/bpe.c io/tokenizer/byte_level.c io/tokenizer/pretokenizer.c \
+                io/tokenizer/normalizer.c io/tokenizer/decoder.c \
                 io/hf/safetensors.c io/hf/hf_config.c io/fs/atomic_file.c io/hdf5/shards.c \
                 src/core/util.c src/core/hashmap.c src/core/config.c src/train/model_file.c
 FUZZ_OBJ     := $(FUZZ_SRC:%.c=$(BUILD)/fuzz/obj/%.o)
+# tokenizer.c reaches the SentencePiece library through this C++ file
+FUZZ_CXX_SRC := io/tokenizer/sentencepiece_model.cc
+FUZZ_OBJ     += $(FUZZ_CXX_SRC:%.cc=$(BUILD)/fuzz/obj/%.o)
 FUZZ_NAMES   := $(patsubst validation/fuzz/fuzz_%.c,%,$(wildcard validation/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
 # FUZZ_HDF5=PREFIX: fuzz against the (parallel) HDF5 installed there instead of
@@ -235,7 +255,8 @@ FUZZ_CFLAGS   = -std=c11 -Wall -Wextra -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 $(if $(FUZZ_HDF5),-I$(FUZZ_HDF5)/include) \
                 $(filter-out -I%openblas-openmp,$(CPPFLAGS)) $(shell mpicc --showme:incdirs 2>/dev/null | sed 's/^/-I/; s/ / -I/g')
-FUZZ_LDLIBS   = -L$(FUZZ_HDF5_LIB) -Wl,-rpath,$(FUZZ_HDF5_LIB) -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto -lm \
+FUZZ_LDLIBS   = -L$(FUZZ_HDF5_LIB) -Wl,-rpath,$(FUZZ_HDF5_LIB) -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto \
+                $(SPM_LIBS) -lstdc++ -lm \
                 $(shell mpicc --showme:link 2>/dev/null)
 
 fuzz: fuzz-build $(BUILD)/llama-tokenize
@@ -250,6 +271,11 @@ fuzz-build:
 $(BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(BUILD)/fuzz/obj/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(filter-out -std=c11,$(FUZZ_CFLAGS)) -std=c++17 -fno-sanitize=vptr $(SPM_CFLAGS) \
+	    -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(BUILD)/fuzz/fuzz_%: validation/fuzz/fuzz_%.c validation/fuzz/fuzz_input.h $(FUZZ_OBJ)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) $(FUZZ_LDLIBS) -o $@

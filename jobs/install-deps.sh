@@ -12,6 +12,7 @@ packages=(
   libpcre2-dev                        # the tokenizer's Unicode pre-tokenizer regex
   libzstd-dev                         # .jsonl.zst corpora
   libssl-dev                          # SHA-256 (tokenizer hash)
+  libsentencepiece-dev                # SentencePiece tokenizer.model files (LLaMA-1/2 vocabularies)
   gnuplot-nox                         # plots of metrics and scaling studies
   time                                # /usr/bin/time: peak memory in the tests
   curl unzip                          # cudnn-frontend's headers from PyPI (jobs/fetch-cudnn-frontend.sh)

@@ -89,17 +89,24 @@ plain_bad=""
 n_plain=0
 for p in "${parts[@]}"; do
   [ "${MPI_RULE[$p]}" = no ] || continue
-  for f in "$p"/*.c "$p"/*.h; do
+  for f in "$p"/*.c "$p"/*.h "$p"/*.cc; do
     [ -e "$f" ] || continue
     n_plain=$((n_plain + 1))
-    if ! out=$($CC_PLAIN -std=c11 -D_GNU_SOURCE -fopenmp -fsyntax-only -Isrc -Iio \
-               ${BLAS_INC:+-I$BLAS_INC} -x c "$f" 2>&1); then
+    lang=(-std=c11 -x c); cc=$CC_PLAIN
+    [[ "$f" == *.cc ]] && lang=(-std=c++17 -x c++) cc=${CXX_PLAIN:-g++}
+    if ! out=$($cc "${lang[@]}" -D_GNU_SOURCE -fopenmp -fsyntax-only -Isrc -Iio \
+               ${BLAS_INC:+-I$BLAS_INC} "$f" 2>&1); then
       plain_bad+="$f: $(grep -m1 -E 'error' <<<"$out")"$'\n'
     fi
   done
 done
 if [ -z "$plain_bad" ]; then pass "$n_plain files of the parts marked \"no\" compile without MPI"
 else fail "parts marked \"no\" reach MPI (or do not compile alone)" "$(head -n 5 <<<"$plain_bad")"; fi
+
+# C11 in src/ and io/; the one C++ file there is the SentencePiece library's C face.
+cxx=$(find src io -type f \( -name '*.cc' -o -name '*.cpp' -o -name '*.cxx' \) | grep -vx 'io/tokenizer/sentencepiece_model.cc')
+if [ -z "$cxx" ]; then pass "src/ and io/ are C, but for the SentencePiece library's C face"
+else fail "C++ in src/ or io/" "$cxx (only io/tokenizer/sentencepiece_model.cc may be: DESIGN.md)"; fi
 
 refs=$(grep -rn 'validation' cuda/ 2>/dev/null)
 if [ -z "$refs" ]; then pass "cuda/ refers to nothing in validation/"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # llama-tokenize encode: the shards are identical in every dataset and
-# attribute whatever the rank count (1, 2, 3, 4); the byte tokenizer's shard
+# attribute whatever the rank count (1, 2, 3, 4); a SentencePiece-style
+# tokenizer.json gives the tokenizers library's ids on 1 and 3 ranks; the byte tokenizer's shard
 # holds exactly the documents' UTF-8 bytes (read back with h5dump); a .zst
 # corpus gives the same shards as the plain one; train reproduces the bundled
 # tokenizer on 1 and 2 ranks.
@@ -90,6 +91,32 @@ if encode_ranks 2 "$TMP/l3" --tokenizer validation/reference/llama3-style.json \
     || fail llama3_style_bos "bos_id '$bos', first token '$first'"
 else
   fail llama3_style_bos "$(tail -n 3 "$TMP/l3.log")"
+fi
+
+# ---- a SentencePiece-style (LLaMA-2) tokenizer.json on 1 and 3 ranks ----------------
+# The shard's ids against the tokenizers library's (golden written by
+# validation/reference/make_spm_tokenizer_golden.py), and 1 rank against 3.
+ok=1
+for n in 1 3; do
+  if ! encode_ranks $n "$TMP/spm$n" --tokenizer validation/reference/spm-legacy.json \
+       --input inputs/redpajama-mini/c4_sample.jsonl --val-fraction 0; then
+    fail "sentencepiece_style_shards_${n}_ranks" "$(tail -n 3 "$TMP/spm$n.log")"; ok=0
+  fi
+done
+if [ $ok = 1 ]; then
+  for n in 1 3; do
+    got=$("$TOK" inspect "$TMP/spm$n/c4.train.h5" | grep -E '^(n_documents|n_tokens|tokens_sha256):')
+    want=$(cat validation/reference/golden/spm-legacy-c4-shard.txt)
+    [ "$got" = "$want" ] && pass "sentencepiece_style_shard_matches_tokenizers_${n}_ranks" \
+      || fail "sentencepiece_style_shard_matches_tokenizers_${n}_ranks" "got '$got', want '$want'"
+  done
+  info=$("$TOK" inspect "$TMP/spm1/c4.train.h5")
+  if grep -q '^bos_id: 1$' <<<"$info" && grep -q '^eos_id: 2$' <<<"$info" \
+     && diff <(describe "$TMP/spm1") <(describe "$TMP/spm3") >"$TMP/diff"; then
+    pass sentencepiece_style_shards_identical_3_ranks
+  else
+    fail sentencepiece_style_shards_identical_3_ranks "bos/eos not 1/2 or: $(head -n 4 "$TMP/diff")"
+  fi
 fi
 
 # ---- .zst input --------------------------------------------------------------------

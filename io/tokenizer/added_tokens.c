@@ -188,6 +188,13 @@ static void split_with(AddedTokens *a, const AddedTrie *t, const char *text, siz
     split_push(out, done, to, -1);
 }
 
+void added_tokens_split_stage(AddedTokens *a, bool normalized, const char *text, size_t len,
+                              SplitList *out) {
+    out->n = 0;
+    if (a->trie[normalized].n_nodes <= 1) split_push(out, 0, len, -1);
+    else split_with(a, &a->trie[normalized], text, 0, len, out);
+}
+
 void added_tokens_split(AddedTokens *a, const char *text, size_t len, SplitList *out) {
     out->n = 0;
     if (a->n == 0) {

@@ -2,8 +2,9 @@
 // found in the text before pre-tokenization, as Hugging Face `tokenizers`
 // does: leftmost-longest non-overlapping matches, first of the tokens with
 // normalized=false over the whole text, then of those with normalized=true
-// in the pieces between (no normalizer is supported, so both match raw
-// text); single_word, lstrip and rstrip are honoured.
+// in the pieces between (added_tokens_split matches both on raw text; with
+// a normalizer, added_tokens_split_stage matches each stage on its own);
+// single_word, lstrip and rstrip are honoured.
 #ifndef LLAMA_ADDED_TOKENS_H
 #define LLAMA_ADDED_TOKENS_H
 
@@ -56,5 +57,9 @@ void added_tokens_finish(AddedTokens *a);
 int added_tokens_find(const AddedTokens *a, const char *content, size_t len);
 // Splits text[0, len) into text pieces and added tokens, in order.
 void added_tokens_split(AddedTokens *a, const char *text, size_t len, SplitList *out);
+// One of the two stages alone: the tokens with normalized=false (to split
+// the raw text) or with normalized=true (to split a normalized piece).
+void added_tokens_split_stage(AddedTokens *a, bool normalized, const char *text, size_t len,
+                              SplitList *out);
 
 #endif

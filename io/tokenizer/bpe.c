@@ -1,12 +1,16 @@
 #include "tokenizer/bpe.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tokenizer/byte_level.h"
 
 #define NO_RANK INT32_MAX
 #define SCAN_MAX_LEN 48           // shorter words use the O(n^2) scan
 #define CACHE_MAX_WORD 256        // longer words are not cached
 #define CACHE_MAX_ENTRIES (1 << 17)
+#define METASPACE "\xE2\x96\x81"  // "▁", U+2581
 
 void bpe_init(Bpe *b) {
     memset(b, 0, sizeof *b);
@@ -14,7 +18,7 @@ void bpe_init(Bpe *b) {
     u64map_init(&b->merges, 1024);
     strmap_init(&b->cache, 1024);
     b->unk_id = -1;
-    for (int i = 0; i < 256; i++) b->byte_id[i] = -1;
+    for (int i = 0; i < 256; i++) b->byte_id[i] = b->byte_token[i] = -1;
 }
 
 void bpe_free(Bpe *b) {
@@ -51,6 +55,9 @@ void bpe_finish(Bpe *b) {
     for (int i = 0; i < 256; i++) {
         unsigned char c = (unsigned char)i;
         b->byte_id[i] = bpe_token_id(b, &c, 1);
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", i);
+        b->byte_token[i] = bpe_token_id(b, name, 6);
     }
 }
 
@@ -84,6 +91,36 @@ static size_t initial_symbols(Bpe *b, const unsigned char *w, size_t len) {
         }
         b->sym[n++] = id;
     }
+    return n;
+}
+
+// One symbol per UTF-8 character (an invalid byte counts as one), as
+// tokenizers' BPE::merge_word: a character without a token becomes its
+// bytes' <0xNN> tokens (byte_fallback, when all exist), else unk.  An unk
+// waits until the next character with a token, so that fuse_unk can join
+// unks in a row; byte-fallback tokens do not end the wait (as in tokenizers).
+static size_t initial_chars(Bpe *b, const unsigned char *w, size_t len) {
+    size_t n = 0;
+    int32_t unk = -1;
+    for (size_t i = 0; i < len;) {
+        int c;
+        utf8_decode_char(w + i, len - i, &c);
+        if (c == 0) c = 1;
+        int32_t id = c == 1 ? b->byte_id[w[i]] : bpe_token_id(b, w + i, (size_t)c);
+        bool bytes = id < 0 && b->byte_fallback;
+        for (int k = 0; bytes && k < c; k++) bytes = b->byte_token[w[i + k]] >= 0;
+        if (id >= 0) {
+            if (unk >= 0) b->sym[n++] = unk, unk = -1;
+            b->sym[n++] = id;
+        } else if (bytes) {
+            for (int k = 0; k < c; k++) b->sym[n++] = b->byte_token[w[i + k]];
+        } else if (b->unk_id >= 0) {
+            if (unk >= 0 && !b->fuse_unk) b->sym[n++] = unk;
+            unk = b->unk_id;
+        }
+        i += (size_t)c;
+    }
+    if (unk >= 0) b->sym[n++] = unk;
     return n;
 }
 
@@ -174,7 +211,8 @@ static size_t merge_heap(Bpe *b, size_t n) {
 
 void bpe_merge_word(Bpe *b, const char *word, size_t len, bool heap, TokenIds *out) {
     reserve_scratch(b, len + 1);
-    size_t n = initial_symbols(b, (const unsigned char *)word, len);
+    const unsigned char *w = (const unsigned char *)word;
+    size_t n = b->chars ? initial_chars(b, w, len) : initial_symbols(b, w, len);
     if (n == 0) return;
     n = heap ? merge_heap(b, n) : merge_scan(b, n);
     token_ids_reserve(out, n);
@@ -182,7 +220,44 @@ void bpe_merge_word(Bpe *b, const char *word, size_t len, bool heap, TokenIds *o
     out->len += n;
 }
 
+// Whether s[at] starts a "▁" that follows another character.
+static bool metaspace_cut(const char *s, size_t at) {
+    return at > 0 && memcmp(s + at, METASPACE, 3) == 0 &&
+           !(at >= 3 && memcmp(s + at - 3, METASPACE, 3) == 0);
+}
+
+void bpe_allow_metaspace_cuts(Bpe *b) {
+    b->cut_at_metaspace = false;  // (ignore_merges looks up whole words: no cuts)
+    if (b->ignore_merges || bpe_token_id(b, METASPACE, 3) < 0) return;
+    for (size_t i = 0; i < b->vocab.cap; i++) {
+        size_t len;
+        if (!b->vocab.hashes[i]) continue;
+        const char *s = strmap_key(&b->vocab, i, &len);
+        for (const char *p = s; len >= 3 && (p = memmem(p, len - (size_t)(p - s), METASPACE, 3));
+             p++)
+            if (metaspace_cut(s, (size_t)(p - s))) return;
+    }
+    b->cut_at_metaspace = true;
+}
+
+static void encode_piece(Bpe *b, const char *word, size_t len, TokenIds *out);
+
 void bpe_encode_word(Bpe *b, const char *word, size_t len, TokenIds *out) {
+    if (!b->cut_at_metaspace) {
+        encode_piece(b, word, len, out);
+        return;
+    }
+    size_t start = 0;
+    for (const char *p = word; (p = memchr(p, METASPACE[0], len - (size_t)(p - word))); p++) {
+        size_t at = (size_t)(p - word);
+        if (at + 3 > len || !metaspace_cut(word, at)) continue;
+        encode_piece(b, word + start, at - start, out);
+        start = at;
+    }
+    encode_piece(b, word + start, len - start, out);
+}
+
+static void encode_piece(Bpe *b, const char *word, size_t len, TokenIds *out) {
     if (b->ignore_merges) {
         int32_t id = bpe_token_id(b, word, len);
         if (id >= 0) {

@@ -7,11 +7,17 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "tokenizer/byte_level.h"
 
 typedef enum { REMOVED, ISOLATED, MERGED_WITH_PREVIOUS, MERGED_WITH_NEXT, CONTIGUOUS } Behavior;
+typedef enum { PREPEND_NEVER, PREPEND_FIRST, PREPEND_ALWAYS } Prepend;
 
 typedef struct {
     bool prefix_space;   // ByteLevel(add_prefix_space)
+    bool metaspace;      // Metaspace: ' ' -> rep, rep prepended per the scheme
+    char rep[5];         // the replacement character, UTF-8
+    size_t rep_len;
+    Prepend prepend;
     pcre2_code *re;      // NULL: no split
     pcre2_match_data *md;
     bool jit;
@@ -29,6 +35,7 @@ struct PreTokenizer {
     int n_steps;
     bool byte_level;
     PieceList tmp;
+    const char *origin;   // the start of the original text, or NULL (Metaspace "first")
     Span *spans;
     size_t n_spans, cap_spans;
     char **blocks;        // memory for pieces given a leading space
@@ -41,7 +48,8 @@ struct PreTokenizer {
 static bool compile_step(Step *s, const char *pattern, bool literal, char *why, int why_len) {
     int code;
     PCRE2_SIZE at;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : 0);
+    // PCRE2_LITERAL refuses PCRE2_UCP (which only matters to character classes)
+    uint32_t opts = PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | (literal ? PCRE2_LITERAL : PCRE2_UCP);
     s->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opts, &code, &at, NULL);
     if (!s->re) {
         PCRE2_UCHAR msg[120];
@@ -104,9 +112,39 @@ static bool parse_split(PreTokenizer *pt, const json_t *o, char *why, int why_le
     return false;
 }
 
+// Metaspace(replacement, prepend_scheme, split); files older than tokenizers
+// 0.19 have add_prefix_space instead of prepend_scheme (true: "always").
+static bool parse_metaspace(PreTokenizer *pt, const json_t *o, char *why, int why_len) {
+    const char *rep = json_string_value(json_object_get(o, "replacement"));
+    const char *scheme = json_string_value(json_object_get(o, "prepend_scheme"));
+    Step *s = add_step(pt);
+    int count = 0;
+    if (rep) utf8_decode_char((const unsigned char *)rep, strlen(rep), &count);
+    if (!rep || count == 0 || (size_t)count != strlen(rep)) {
+        snprintf(why, why_len, "Metaspace pre-tokenizer without a one-character \"replacement\"");
+        return false;
+    }
+    s->metaspace = true;
+    memcpy(s->rep, rep, (size_t)count + 1);
+    s->rep_len = (size_t)count;
+    if (!scheme) s->prepend = json_flag(o, "add_prefix_space", true) ? PREPEND_ALWAYS : PREPEND_NEVER;
+    else if (strcmp(scheme, "always") == 0) s->prepend = PREPEND_ALWAYS;
+    else if (strcmp(scheme, "first") == 0) s->prepend = PREPEND_FIRST;
+    else if (strcmp(scheme, "never") == 0) s->prepend = PREPEND_NEVER;
+    else {
+        snprintf(why, why_len, "Metaspace prepend_scheme \"%.40s\" is not supported (always, "
+                 "first, never)", scheme);
+        return false;
+    }
+    if (!json_flag(o, "split", true)) return true;
+    s->behavior = MERGED_WITH_NEXT;  // split before every replacement character
+    return compile_step(s, rep, true, why, why_len);
+}
+
 static bool parse_into(PreTokenizer *pt, const json_t *spec, char *why, int why_len) {
     const char *type = json_string_value(json_object_get(spec, "type"));
     if (type && strcmp(type, "ByteLevel") == 0) return parse_byte_level(pt, spec, why, why_len);
+    if (type && strcmp(type, "Metaspace") == 0) return parse_metaspace(pt, spec, why, why_len);
     if (type && strcmp(type, "Split") == 0) return parse_split(pt, spec, why, why_len);
     if (type && strcmp(type, "Sequence") == 0) {
         json_t *list = json_object_get(spec, "pretokenizers");
@@ -119,16 +157,16 @@ static bool parse_into(PreTokenizer *pt, const json_t *spec, char *why, int why_
         json_array_foreach(list, i, item) if (!parse_into(pt, item, why, why_len)) return false;
         return true;
     }
-    snprintf(why, why_len, "pre-tokenizer \"%s\" is not supported (only ByteLevel, Split and "
-             "Sequence of them)", type ? type : "(no type)");
+    snprintf(why, why_len, "pre-tokenizer \"%s\" is not supported (only ByteLevel, Split, "
+             "Metaspace and Sequence of them)", type ? type : "(no type)");
     return false;
 }
 
 PreTokenizer *pretokenizer_from_json(const json_t *spec, char *why, int why_len) {
     PreTokenizer *pt = xcalloc(1, sizeof *pt);
+    if (!spec || json_is_null(spec)) return pt;
     if (!json_is_object(spec) || !parse_into(pt, spec, why, why_len)) {
-        if (!json_is_object(spec))
-            snprintf(why, why_len, "no pre-tokenizer: not a byte-level BPE tokenizer");
+        if (!json_is_object(spec)) snprintf(why, why_len, "the pre-tokenizer is not an object");
         pretokenizer_free(pt);
         return NULL;
     }
@@ -171,20 +209,44 @@ static void piece_push(PieceList *l, const char *p, size_t len) {
     l->v[l->n++] = (Piece){p, len};
 }
 
-// A copy of piece with a leading space, in memory that lives until the next run.
-static Piece with_space(PreTokenizer *pt, Piece in) {
-    if (pt->n_blocks == 0 || pt->block_used + in.len + 1 > pt->block_cap) {
-        size_t cap = in.len + 1 > ((size_t)1 << 16) ? in.len + 1 : (size_t)1 << 16;
+// n bytes of memory that live until the next run.
+static char *piece_alloc(PreTokenizer *pt, size_t n) {
+    if (pt->n_blocks == 0 || pt->block_used + n > pt->block_cap) {
+        size_t cap = n > ((size_t)1 << 16) ? n : (size_t)1 << 16;
         pt->blocks = xrealloc(pt->blocks, (size_t)(pt->n_blocks + 1) * sizeof *pt->blocks);
         pt->blocks[pt->n_blocks++] = xmalloc(cap);
         pt->block_cap = cap;
         pt->block_used = 0;
     }
     char *dst = pt->blocks[pt->n_blocks - 1] + pt->block_used;
+    pt->block_used += n;
+    return dst;
+}
+
+// A copy of piece with a leading space.
+static Piece with_space(PreTokenizer *pt, Piece in) {
+    char *dst = piece_alloc(pt, in.len + 1);
     dst[0] = ' ';
     memcpy(dst + 1, in.p, in.len);
-    pt->block_used += in.len + 1;
     return (Piece){dst, in.len + 1};
+}
+
+// Metaspace: every space replaced by the replacement, which is put in front
+// (always; "first": only of the piece that starts the original text) unless
+// the piece then starts with it.
+static Piece metaspace(PreTokenizer *pt, const Step *s, Piece in) {
+    size_t spaces = 0;
+    for (size_t i = 0; i < in.len; i++) spaces += in.p[i] == ' ';
+    bool first = s->prepend == PREPEND_ALWAYS || (s->prepend == PREPEND_FIRST && in.p == pt->origin);
+    bool prepend = first && in.len > 0 && in.p[0] != ' ' &&
+                   !(in.len >= s->rep_len && memcmp(in.p, s->rep, s->rep_len) == 0);
+    char *dst = piece_alloc(pt, in.len + (spaces + prepend) * s->rep_len), *o = dst;
+    if (prepend) memcpy(o, s->rep, s->rep_len), o += s->rep_len;
+    for (size_t i = 0; i < in.len; i++) {
+        if (in.p[i] != ' ') *o++ = in.p[i];
+        else memcpy(o, s->rep, s->rep_len), o += s->rep_len;
+    }
+    return (Piece){dst, (size_t)(o - dst)};
 }
 
 static void span_push(PreTokenizer *pt, size_t start, size_t end, bool match) {
@@ -250,7 +312,8 @@ static void merge_spans(PreTokenizer *pt, Behavior b) {
 }
 
 static void run_step(PreTokenizer *pt, Step *s, Piece in, PieceList *out) {
-    if (s->prefix_space && in.p[0] != ' ') in = with_space(pt, in);
+    if (s->prefix_space && in.len > 0 && in.p[0] != ' ') in = with_space(pt, in);
+    if (s->metaspace) in = metaspace(pt, s, in);
     if (!s->re) {
         piece_push(out, in.p, in.len);
         return;
@@ -264,8 +327,14 @@ static void run_step(PreTokenizer *pt, Step *s, Piece in, PieceList *out) {
 }
 
 void pretokenizer_run(PreTokenizer *pt, const char *text, size_t len, PieceList *out) {
+    pretokenizer_run_from(pt, text, len, true, out);
+}
+
+void pretokenizer_run_from(PreTokenizer *pt, const char *text, size_t len, bool text_start,
+                           PieceList *out) {
     for (int i = 0; i < pt->n_blocks; i++) free(pt->blocks[i]);
     pt->n_blocks = 0;
+    pt->origin = text_start ? text : NULL;
     out->n = 0;
     piece_push(out, text, len);
     for (int i = 0; i < pt->n_steps; i++) {

@@ -1,8 +1,13 @@
-// Pre-tokenization as Hugging Face `tokenizers` does it for byte-level BPE:
-// a chain of steps, each splitting every piece of text into smaller pieces.
+// Pre-tokenization as Hugging Face `tokenizers` does it for byte-level BPE
+// and SentencePiece-style BPE: a chain of steps, each splitting every piece
+// of text into smaller pieces.
 //   ByteLevel  optional leading space per piece, then (use_regex) the GPT-2 regex
 //   Split      a regex (or literal string) with a split behaviour and invert
+//   Metaspace  spaces replaced by a character ("▁"), put in front per its
+//              prepend_scheme (always / first: of the original text's start
+//              only / never), then (split) a piece before each of them
 //   Sequence   the steps of its members, in order
+// No pre-tokenizer (null) is the empty chain: the text is one piece.
 // The byte-to-character mapping of ByteLevel is implicit: pieces stay raw
 // bytes and the BPE model works on bytes.  Regexes are PCRE2 in UTF + UCP
 // mode (\p{L}, \p{N} as in Oniguruma), JIT-compiled, with
@@ -31,8 +36,9 @@ typedef struct {
 
 typedef struct PreTokenizer PreTokenizer;
 
-// Builds the chain from a tokenizer.json "pre_tokenizer" value.  NULL with a
-// reason in why for a kind or option it does not implement.
+// Builds the chain from a tokenizer.json "pre_tokenizer" value (NULL or null:
+// the empty chain).  NULL with a reason in why for a kind or option it does
+// not implement.
 PreTokenizer *pretokenizer_from_json(const json_t *spec, char *why, int why_len);
 // The GPT-2 chain: ByteLevel(add_prefix_space=false, use_regex=true).
 PreTokenizer *pretokenizer_gpt2(void);
@@ -41,6 +47,10 @@ bool pretokenizer_is_byte_level(const PreTokenizer *pt);
 // Splits text[0, len) into pieces (replacing out's contents).  Pieces point
 // into text or into memory owned by pt, valid until the next call.
 void pretokenizer_run(PreTokenizer *pt, const char *text, size_t len, PieceList *out);
+// The same for a part of a text: text_start says whether it begins the
+// original text (Metaspace's prepend_scheme "first").
+void pretokenizer_run_from(PreTokenizer *pt, const char *text, size_t len, bool text_start,
+                           PieceList *out);
 void pretokenizer_free(PreTokenizer *pt);
 
 #endif

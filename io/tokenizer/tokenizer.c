@@ -9,22 +9,30 @@
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/decoder.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/pretokenizer.h"
+#include "tokenizer/sentencepiece_model.h"
 #include "core/util.h"
 
 struct Tokenizer {
     char name[1024];
     char sha256[65];
     bool bytes;               // the raw byte tokenizer
+    SpmModel *spm;            // a SentencePiece tokenizer.model (the library does the rest)
+    bool byte_level;          // byte-level BPE (a ByteLevel pre-tokenizer), else
+                              // SentencePiece-style: tokens are UTF-8 text
     Bpe bpe;
     StrMap vocab_text;        // token text as in the file -> id
+    Normalizer *norm;
     PreTokenizer *pt;
+    Decoder *decoder;         // SentencePiece-style only (byte-level: by table)
     AddedTokens added;
     TokenIds prefix, suffix;  // what the post-processor puts around a text
     int64_t vocab_size, bos, eos;
     char *dec;                // bytes of every id: dec[dec_off[i], dec_off[i + 1])
     size_t *dec_off;
-    SplitList splits;
+    SplitList splits, norm_splits;
     PieceList pieces;
 };
 
@@ -67,7 +75,8 @@ static bool check_model_options(const json_t *m, char *why, int why_len) {
     const char *type = json_string_value(json_object_get(m, "type"));
     if (type && strcmp(type, "BPE") != 0) {
         snprintf(why, why_len, "model type \"%s\" is not supported: llama-tokenize reads "
-                 "byte-level BPE tokenizers (GPT-2, LLaMA-3 kinds) only", type);
+                 "BPE tokenizers (byte-level: GPT-2, LLaMA-3; SentencePiece-style: LLaMA-1/2) "
+                 "only", type);
         return false;
     }
     if (!json_is_object(json_object_get(m, "vocab")) ||
@@ -82,10 +91,7 @@ static bool check_model_options(const json_t *m, char *why, int why_len) {
         snprintf(why, why_len, "BPE dropout is not supported (it makes encoding random)");
     else if ((cont && *cont) || (suffix && *suffix))
         snprintf(why, why_len, "BPE continuing_subword_prefix / end_of_word_suffix are not "
-                 "supported (not a byte-level BPE)");
-    else if (json_is_true(json_object_get(m, "byte_fallback")))
-        snprintf(why, why_len, "BPE byte_fallback is not supported (a SentencePiece-style "
-                 "tokenizer, not byte-level BPE)");
+                 "supported (neither byte-level nor SentencePiece-style BPE)");
     else
         return true;
     return false;
@@ -108,8 +114,9 @@ static bool load_vocab(Tokenizer *t, const json_t *vocab, char *why, int why_len
         size_t len = strlen(text), blen;
         if (len > cap) bytes = xrealloc(bytes, cap = len);
         strmap_put(&t->vocab_text, text, len, id, NULL);
-        if (byte_level_decode(text, len, bytes, &blen)) bpe_add_token(&t->bpe, bytes, blen,
-                                                                      (int32_t)id);
+        if (!t->byte_level) bpe_add_token(&t->bpe, text, len, (int32_t)id);
+        else if (byte_level_decode(text, len, bytes, &blen))
+            bpe_add_token(&t->bpe, bytes, blen, (int32_t)id);
         t->vocab_size = max_i64(t->vocab_size, id + 1);
     }
     free(bytes);
@@ -180,6 +187,9 @@ static bool load_model(Tokenizer *t, const json_t *root, char *why, int why_len)
         return false;
     t->bpe.ignore_merges = json_is_true(json_object_get(m, "ignore_merges"));
     t->bpe.fuse_unk = json_is_true(json_object_get(m, "fuse_unk"));
+    t->bpe.chars = !t->byte_level;
+    t->bpe.byte_fallback = json_is_true(json_object_get(m, "byte_fallback"));
+    if (t->bpe.chars) bpe_allow_metaspace_cuts(&t->bpe);
     const char *unk = json_string_value(json_object_get(m, "unk_token"));
     if (unk) t->bpe.unk_id = vocab_id(t, unk, strlen(unk));
     bpe_finish(&t->bpe);
@@ -237,14 +247,9 @@ static bool check_id_range(const Tokenizer *t, size_t vocab_entries, char *why, 
     return false;
 }
 
-static bool check_normalizer(const json_t *n, char *why, int why_len) {
-    if (!n || json_is_null(n)) return true;
-    const char *type = json_string_value(json_object_get(n, "type"));
-    json_t *list = json_object_get(n, "normalizers");
-    if (type && strcmp(type, "Sequence") == 0 && json_array_size(list) == 0) return true;
-    snprintf(why, why_len, "normalizer \"%s\" is not supported (byte-level BPE tokenizers have "
-             "none)", type ? type : "(no type)");
-    return false;
+static bool load_normalizer(Tokenizer *t, const json_t *n, char *why, int why_len) {
+    t->norm = normalizer_from_json(n, why, why_len);
+    return t->norm != NULL;
 }
 
 static bool check_decoder(const json_t *d, char *why, int why_len) {
@@ -317,15 +322,28 @@ static bool parse_post_processor(Tokenizer *t, const json_t *p, char *why, int w
     return false;
 }
 
+// Byte-level BPE has a ByteLevel pre-tokenizer (alone or in a Sequence).
+static bool has_byte_level(const json_t *pt) {
+    const char *type = json_string_value(json_object_get(pt, "type"));
+    size_t i;
+    json_t *item;
+    if (type && strcmp(type, "ByteLevel") == 0) return true;
+    json_array_foreach(json_object_get(pt, "pretokenizers"), i, item)
+        if (has_byte_level(item)) return true;
+    return false;
+}
+
 static bool load_pre_tokenizer(Tokenizer *t, const json_t *root, char *why, int why_len) {
     t->pt = pretokenizer_from_json(json_object_get(root, "pre_tokenizer"), why, why_len);
-    if (!t->pt) return false;
-    if (!pretokenizer_is_byte_level(t->pt)) {
-        snprintf(why, why_len, "the pre-tokenizer has no ByteLevel step: not a byte-level BPE "
-                 "tokenizer");
-        return false;
-    }
-    return true;
+    return t->pt != NULL;
+}
+
+// Byte-level tokenizers decode by table (ByteLevel or no decoder); the
+// others run their decoder chain.
+static bool load_decoder(Tokenizer *t, const json_t *d, char *why, int why_len) {
+    if (t->byte_level) return check_decoder(d, why, why_len);
+    t->decoder = decoder_from_json(d, why, why_len);
+    return t->decoder != NULL;
 }
 
 // ---- ids <-> text -------------------------------------------------------------
@@ -350,7 +368,8 @@ static void build_decode_table(Tokenizer *t) {
         size_t len = tlen[id];
         if (used + len + 1 > cap) t->dec = xrealloc(t->dec, cap = 2 * (used + len + 1));
         size_t blen = 0;
-        if (s && !byte_level_decode(s, len, (unsigned char *)t->dec + used, &blen)) {
+        if (s && (!t->byte_level ||
+                  !byte_level_decode(s, len, (unsigned char *)t->dec + used, &blen))) {
             memcpy(t->dec + used, s, len);  // not byte-level text: its UTF-8, as tokenizers
             blen = len;
         }
@@ -395,13 +414,58 @@ static bool load_parts(Tokenizer *t, const json_t *root, char *why, int why_len)
     }
     bpe_init(&t->bpe);
     json_t *vocab = json_object_get(json_object_get(root, "model"), "vocab");
+    t->byte_level = has_byte_level(json_object_get(root, "pre_tokenizer"));
     return load_model(t, root, why, why_len) &&
            load_added_tokens(t, json_object_get(root, "added_tokens"), why, why_len) &&
            check_id_range(t, json_object_size(vocab), why, why_len) &&
-           check_normalizer(json_object_get(root, "normalizer"), why, why_len) &&
+           load_normalizer(t, json_object_get(root, "normalizer"), why, why_len) &&
            load_pre_tokenizer(t, root, why, why_len) &&
            parse_post_processor(t, json_object_get(root, "post_processor"), why, why_len) &&
-           check_decoder(json_object_get(root, "decoder"), why, why_len);
+           load_decoder(t, json_object_get(root, "decoder"), why, why_len);
+}
+
+// ---- SentencePiece tokenizer.model files (sentencepiece_model.h) ----------------
+
+// Not a tokenizer.json (those start with '{'), and a protobuf's first byte or
+// the name of one.
+static bool is_sentencepiece(const char *spec, const char *data, size_t len) {
+    size_t i = 0, n = strlen(spec);
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+        i++;
+    if (i < len && data[i] == '{') return false;
+    return spm_looks_like_model(data, len) || (n >= 6 && strcmp(spec + n - 6, ".model") == 0);
+}
+
+// The library encodes and decodes; a text's prefix is the model's BOS.
+static Tokenizer *load_sentencepiece(const char *spec, const char *data, size_t len, char *err,
+                                     int err_len) {
+    SpmModel *m = spm_load(data, len, spec, err, err_len);
+    if (!m) return NULL;
+    Tokenizer *t = xcalloc(1, sizeof *t);
+    t->spm = m;
+    snprintf(t->name, sizeof t->name, "%s", spec);
+    sha256_hex(data, len, t->sha256);
+    t->vocab_size = spm_vocab_size(m);
+    t->bos = spm_bos_id(m);
+    t->eos = spm_eos_id(m);
+    if (t->bos >= 0) token_ids_push(&t->prefix, (uint32_t)t->bos);
+    return t;
+}
+
+static void encode_sentencepiece(Tokenizer *t, const char *text, size_t len, TokenIds *out) {
+    char err[1024];
+    size_t n;
+    const int *ids = spm_encode(t->spm, text, len, &n, err, sizeof err);
+    if (!ids) fatal("%s", err);
+    token_ids_reserve(out, n);
+    for (size_t i = 0; i < n; i++) out->ids[out->len++] = (uint32_t)ids[i];
+}
+
+static char *decode_sentencepiece(const Tokenizer *t, const uint32_t *ids, size_t n, size_t *len) {
+    char err[1024];
+    char *text = spm_decode(t->spm, ids, n, len, err, sizeof err);
+    if (!text) fatal("%s", err);
+    return text;
 }
 
 Tokenizer *tokenizer_load(const char *spec, char *err, int err_len) {
@@ -409,6 +473,11 @@ Tokenizer *tokenizer_load(const char *spec, char *err, int err_len) {
     size_t len;
     char *data = read_whole(spec, &len, err, err_len);
     if (!data) return NULL;
+    if (is_sentencepiece(spec, data, len)) {
+        Tokenizer *t = load_sentencepiece(spec, data, len, err, err_len);
+        free(data);
+        return t;
+    }
     Tokenizer *t = xcalloc(1, sizeof *t);
     snprintf(t->name, sizeof t->name, "%s", spec);
     sha256_hex(data, len, t->sha256);
@@ -435,17 +504,26 @@ Tokenizer *tokenizer_load(const char *spec, char *err, int err_len) {
 
 void tokenizer_free(Tokenizer *t) {
     if (!t) return;
+    if (t->spm) {
+        spm_free(t->spm);
+        token_ids_free(&t->prefix);
+        free(t);
+        return;
+    }
     if (!t->bytes) {
         bpe_free(&t->bpe);
         if (t->vocab_text.hashes) strmap_free(&t->vocab_text);
         added_tokens_free(&t->added);
+        normalizer_free(t->norm);
         pretokenizer_free(t->pt);
+        decoder_free(t->decoder);
     }
     token_ids_free(&t->prefix);
     token_ids_free(&t->suffix);
     free(t->dec);
     free(t->dec_off);
     free(t->splits.v);
+    free(t->norm_splits.v);
     free(t->pieces.v);
     free(t);
 }
@@ -459,10 +537,42 @@ const char *tokenizer_sha256(const Tokenizer *t) { return t->sha256; }
 const char *tokenizer_name(const Tokenizer *t) { return t->name; }
 
 int64_t tokenizer_token_id(const Tokenizer *t, const char *token) {
+    if (t->spm) return spm_piece_id(t->spm, token, strlen(token));
     if (t->bytes) return -1;
     int i = added_tokens_find(&t->added, token, strlen(token));
     if (i >= 0) return t->added.tokens[i].id;
     return vocab_id(t, token, strlen(token));
+}
+
+// The vocabulary text of id (a slot search: for the few special ids of an export).
+static char *vocab_text_of(const Tokenizer *t, int64_t id) {
+    for (size_t i = 0; i < t->vocab_text.cap; i++) {
+        if (!t->vocab_text.hashes[i] || t->vocab_text.values[i] != id) continue;
+        size_t len;
+        const char *key = strmap_key(&t->vocab_text, i, &len);
+        char *out = xmalloc(len + 1);
+        memcpy(out, key, len);
+        out[len] = 0;
+        return out;
+    }
+    return NULL;
+}
+
+char *tokenizer_token_text(const Tokenizer *t, int64_t id) {
+    if (id < 0 || id >= t->vocab_size || t->bytes) return NULL;
+    if (t->spm) {
+        const char *piece = spm_piece(t->spm, (int)id);
+        return piece ? xstrdup(piece) : NULL;
+    }
+    for (int i = 0; i < t->added.n; i++)
+        if (t->added.tokens[i].id == id) {
+            const AddedToken *a = &t->added.tokens[i];
+            char *out = xmalloc(a->len + 1);
+            memcpy(out, a->content, a->len);
+            out[a->len] = 0;
+            return out;
+        }
+    return vocab_text_of(t, id);
 }
 
 bool tokenizer_set_eos(Tokenizer *t, const char *token, char *err, int err_len) {
@@ -477,22 +587,42 @@ bool tokenizer_set_eos(Tokenizer *t, const char *token, char *err, int err_len) 
 
 // ---- encode / decode ----------------------------------------------------------
 
+// Text between the added tokens with normalized=false, as tokenizers: it is
+// normalized, split by the added tokens with normalized=true, pre-tokenized
+// (text_start: it begins the text) and each piece run through BPE.
+static void encode_between(Tokenizer *t, const char *text, size_t len, bool text_start,
+                           TokenIds *out) {
+    size_t n;
+    const char *norm = normalizer_run(t->norm, text, len, &n);
+    added_tokens_split_stage(&t->added, true, norm, n, &t->norm_splits);
+    for (size_t i = 0; i < t->norm_splits.n; i++) {
+        TextSplit s = t->norm_splits.v[i];
+        if (s.id >= 0) {
+            token_ids_push(out, (uint32_t)s.id);
+            continue;
+        }
+        pretokenizer_run_from(t->pt, norm + s.start, s.end - s.start, text_start && s.start == 0,
+                              &t->pieces);
+        for (size_t j = 0; j < t->pieces.n; j++)
+            bpe_encode_word(&t->bpe, t->pieces.v[j].p, t->pieces.v[j].len, out);
+    }
+}
+
 static void encode_plain(Tokenizer *t, const char *text, size_t len, TokenIds *out) {
+    if (t->spm) {
+        encode_sentencepiece(t, text, len, out);
+        return;
+    }
     if (t->bytes) {
         token_ids_reserve(out, len);
         for (size_t i = 0; i < len; i++) out->ids[out->len++] = (unsigned char)text[i];
         return;
     }
-    added_tokens_split(&t->added, text, len, &t->splits);
+    added_tokens_split_stage(&t->added, false, text, len, &t->splits);
     for (size_t i = 0; i < t->splits.n; i++) {
         TextSplit s = t->splits.v[i];
-        if (s.id >= 0) {
-            token_ids_push(out, (uint32_t)s.id);
-            continue;
-        }
-        pretokenizer_run(t->pt, text + s.start, s.end - s.start, &t->pieces);
-        for (size_t j = 0; j < t->pieces.n; j++)
-            bpe_encode_word(&t->bpe, t->pieces.v[j].p, t->pieces.v[j].len, out);
+        if (s.id >= 0) token_ids_push(out, (uint32_t)s.id);
+        else encode_between(t, text + s.start, s.end - s.start, s.start == 0, out);
     }
 }
 
@@ -512,6 +642,9 @@ void tokenizer_encode_document(Tokenizer *t, const char *text, size_t len, Token
 }
 
 char *tokenizer_decode(const Tokenizer *t, const uint32_t *ids, size_t n, size_t *len) {
+    if (t->spm) return decode_sentencepiece(t, ids, n, len);
+    if (t->decoder)
+        return decoder_run(t->decoder, t->dec, t->dec_off, (size_t)t->vocab_size, ids, n, len);
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         if (ids[i] < (uint64_t)t->vocab_size) total += t->dec_off[ids[i] + 1] - t->dec_off[ids[i]];

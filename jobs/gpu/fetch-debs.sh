@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Downloads, on a Debian 12 machine with network, the packages llama-hpc needs
 # that a bare GPU machine lacks (MPI, parallel HDF5, OpenBLAS, jansson, PCRE2,
-# zstd, OpenSSL: the runtime libraries with their dependencies, and the -dev
-# packages for headers), into .gpu/debs (git-ignored).  jobs/gpu-validate.sh
+# zstd, OpenSSL, SentencePiece: the runtime libraries with their dependencies,
+# and the -dev packages for headers), into .gpu/debs (git-ignored).  jobs/gpu-validate.sh
 # carries that folder to the GPU machine, where jobs/gpu/setup-prefix.sh
 # unpacks it into a prefix (never into /).  Run it once:
 #     bash jobs/gpu/fetch-debs.sh
@@ -13,10 +13,10 @@ OUT=${OUT:-.gpu/debs}
 # The libraries the programs, mpirun/orted and MPI's plugins load, and what
 # those need at run time (resolved by apt below).
 RUNTIME=(openmpi-bin libopenmpi3 libhdf5-openmpi-103-1 libopenblas0-openmp libjansson4
-         libpcre2-8-0 libzstd1 libssl3)
+         libpcre2-8-0 libzstd1 libssl3 libsentencepiece0)
 # Headers, .so links, the MPI compiler wrappers' data: these packages alone.
 DEV=(libopenmpi-dev openmpi-common libhdf5-openmpi-dev libopenblas-openmp-dev libopenblas-dev
-     libjansson-dev libpcre2-dev libzstd-dev libssl-dev)
+     libjansson-dev libpcre2-dev libzstd-dev libssl-dev libsentencepiece-dev)
 # What every glibc Linux (the GPU machine's Ubuntu) already has, the compiler's
 # own runtimes (its gcc's newer ones must win), tools the libraries'
 # maintainer scripts use, and optional plugins that pull X11/OpenCL.

@@ -17,7 +17,8 @@ static const char *USAGE =
     "                             [--skip-bad] [--max-record-bytes N] [--progress SECONDS]\n"
     "                             [--overwrite]\n"
     "       llama-tokenize train  --vocab-size N --input FILE|DIR ... --output tokenizer.json\n"
-    "                             [--special TOKEN,...] [--text-key KEY] [--skip-bad]\n"
+    "                             [--kind bpe|sentencepiece] [--special TOKEN,...]\n"
+    "                             [--text-key KEY] [--skip-bad]\n"
     "                             [--max-record-bytes N] [--progress SECONDS]\n"
     "       llama-tokenize inspect SHARD.h5 ...\n"
     "       llama-tokenize verify SHARD.h5|DIR ...\n"
@@ -39,7 +40,11 @@ static const char *ABOUT =
     "         number of ranks: the shards are identical whatever the rank count.\n"
     "train    learns a byte-level BPE vocabulary (GPT-2 regex, 256 byte tokens, most\n"
     "         frequent pair first, ties to the smallest ids) and writes a Hugging Face\n"
-    "         tokenizer.json, with <|endoftext|> as a special token.\n"
+    "         tokenizer.json, with <|endoftext|> as a special token.  With --kind\n"
+    "         sentencepiece: a LLaMA-style SentencePiece BPE model (<unk> <s> </s>, byte\n"
+    "         fallback, split digits, no normalization) trained by the SentencePiece\n"
+    "         library on the documents' lines, written to --output (\".model\" added\n"
+    "         when missing).\n"
     "inspect  prints a shard's attributes and SHA-256 hashes of its datasets.\n"
     "verify   checks every block of 4096 tokens of every shard against the SHA-256 that\n"
     "         encode stored (/token_sha256), and exits 1 naming each damaged shard; on\n"
@@ -54,13 +59,18 @@ static const char *ABOUT =
 #define NUM(k, f) .kind = k, .offset = offsetof(TokenizeOptions, f)
 #define LIST(f) .kind = CLI_LIST, .offset = offsetof(TokenizeOptions, f)
 
+static const CliName KINDS[] = {{"bpe", TOKENIZER_KIND_BPE},
+                                {"sentencepiece", TOKENIZER_KIND_SENTENCEPIECE}, {NULL, 0}};
+
 static const CliOption options[] = {
     {"tokenizer", 0, STR(tokenizer), "a Hugging Face tokenizer.json of the byte-level BPE kind "
-     "(GPT-2, LLaMA-3), or 'bytes': one token per byte (vocab 256)", .arg = "FILE|bytes"},
+     "(GPT-2, LLaMA-3), a SentencePiece tokenizer.model (LLaMA-1/2, Mistral), or 'bytes': one "
+     "token per byte (vocab 256)", .arg = "FILE|bytes"},
     {"input", 0, LIST(inputs), "corpus files or folders (one or more; may be repeated)",
      .arg = "FILE|DIR ...", .greedy = true},
     {"output", 0, STR(output), "encode: the folder for the shards (made when missing; one "
-     "holding *.h5 shards is refused); train: the tokenizer.json to write", .arg = "PATH"},
+     "holding *.h5 shards is refused); train: the tokenizer.json (or tokenizer.model) to "
+     "write", .arg = "PATH"},
     {"overwrite", 0, NUM(CLI_FLAG, overwrite),
      "encode: delete the *.h5 shards already in --output first"},
     {"val-fraction", 0, NUM(CLI_DOUBLE, val_fraction), "encode: the share of documents held out "
@@ -82,6 +92,9 @@ static const CliOption options[] = {
      .bounds = CLI_BETWEEN, .min = 1, .max = 1 << 24},
     {"special", 0, LIST(specials), "train: more special tokens after <|endoftext|>",
      .arg = "TOKEN,...", .sep = ','},
+    {"kind", 0, NUM(CLI_CHOICE, kind), "train: bpe (byte-level BPE, a tokenizer.json; the "
+     "default) or sentencepiece (a LLaMA-style SentencePiece BPE tokenizer.model)",
+     .names = KINDS},
 };
 static const CliTable table = {options, (int)(sizeof options / sizeof options[0]), NULL, NULL};
 static const CliTable no_options = {NULL, 0, NULL, NULL};   // inspect, verify: shards only
@@ -110,8 +123,8 @@ static void check_options(const TokenizeOptions *o, const char *command) {
     if (o->inputs.n == 0) usage_error("%s needs --input FILE|DIR ...", command);
     require(o->output, encode ? "--output DIR" : "--output tokenizer.json", command);
     if (encode) require(o->tokenizer, "--tokenizer FILE|bytes", command);
-    if (encode && (o->vocab_size || o->specials.n))
-        usage_error("%s", "--vocab-size and --special belong to train, not encode");
+    if (encode && (o->vocab_size || o->specials.n || o->kind))
+        usage_error("%s", "--vocab-size, --special and --kind belong to train, not encode");
     if (!encode && o->vocab_size == 0) usage_error("%s", "train needs --vocab-size N");
     if (!encode && (o->tokenizer || o->eos || o->overwrite))
         usage_error("%s", "--tokenizer, --eos and --overwrite belong to encode, not train");

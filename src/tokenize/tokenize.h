@@ -9,6 +9,13 @@
 
 #include "core/cli.h"
 
+// What train makes (--kind).
+typedef enum {
+    TOKENIZER_KIND_DEFAULT = 0,     // not given: bpe
+    TOKENIZER_KIND_BPE,             // byte-level BPE, a Hugging Face tokenizer.json
+    TOKENIZER_KIND_SENTENCEPIECE,   // a LLaMA-style SentencePiece BPE tokenizer.model
+} TokenizerKind;
+
 typedef struct {
     CliList inputs;           // --input FILE|DIR ...
     const char *tokenizer;    // --tokenizer FILE|bytes
@@ -23,11 +30,13 @@ typedef struct {
     double progress_every;    // --progress SECONDS (0: off)
     int vocab_size;           // --vocab-size (train)
     CliList specials;         // --special a,b (train)
+    int kind;                 // --kind bpe|sentencepiece (train): a TokenizerKind
     CliList shards;           // inspect, verify: the shard files (or folders)
 } TokenizeOptions;
 
 void tokenize_encode(const TokenizeOptions *o);
 void tokenize_train(const TokenizeOptions *o);
+void tokenize_train_sentencepiece(const TokenizeOptions *o);
 void tokenize_inspect(const TokenizeOptions *o);
 void tokenize_verify(const TokenizeOptions *o);
 void tokenize_bench(const TokenizeOptions *o);

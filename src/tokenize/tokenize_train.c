@@ -1,5 +1,6 @@
 // llama-tokenize train: learns a byte-level BPE vocabulary from a corpus and
-// writes it as a Hugging Face tokenizer.json.  Every rank counts the words of
+// writes it as a Hugging Face tokenizer.json (--kind sentencepiece: see
+// tokenize_train_sentencepiece.c).  Every rank counts the words of
 // its share of the corpus; rank 0 sums the counts, learns the merges (the
 // result depends only on the counts, so not on the rank count) and writes.
 #include <limits.h>
@@ -47,6 +48,10 @@ static char **special_list(const TokenizeOptions *o, int *n) {
 }
 
 void tokenize_train(const TokenizeOptions *o) {
+    if (o->kind == TOKENIZER_KIND_SENTENCEPIECE) {
+        tokenize_train_sentencepiece(o);
+        return;
+    }
     char err[1024] = "";
     CorpusFiles c;
     agree_or_exit(corpus_files_expand(o->inputs.items, o->inputs.n, &c, err, sizeof err), err);

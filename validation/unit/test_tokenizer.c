@@ -1,5 +1,6 @@
-// The tokenizer beyond parity: decode(encode(x)) == x on seeded fuzz input,
-// the two BPE merge algorithms agree, special tokens, BOS/EOS, the byte
+// The tokenizer beyond parity: decode(encode(x)) == x on seeded fuzz input
+// (byte-level and SentencePiece-style), the two BPE merge algorithms agree,
+// SentencePiece-style words are cut only where no merge crosses, special tokens, BOS/EOS, the byte
 // tokenizer, refusal of other tokenizer kinds, the BPE trainer's word counts
 // against the Hugging Face pre-tokenizer's (validation/golden/word-counts.json)
 // and its merges against a naive re-implementation.
@@ -96,6 +97,55 @@ static void test_roundtrip(const char *corpus, size_t corpus_len) {
         tokenizer_free(t);
         check_end();
     }
+}
+
+// SentencePiece-style (LLaMA-2 legacy form, byte fallback): any UTF-8 text
+// without special tokens decodes back to itself.
+static void test_roundtrip_sentencepiece(const char *corpus, size_t corpus_len) {
+    char err[512], buf[2048];
+    check_begin("tokenizer_roundtrip_sentencepiece_style");
+    Tokenizer *t = tokenizer_load("validation/reference/spm-legacy.json", err, sizeof err);
+    CHECK(t, "%s", err);
+    TokenIds ids = {0};
+    for (int i = 0; t && i < 2000; i++) {
+        size_t n = fuzz_input(1 + i % 2, corpus, corpus_len, buf), m;
+        ids.len = 0;
+        tokenizer_encode(t, buf, n, false, &ids);
+        char *back = tokenizer_decode(t, ids.ids, ids.len, &m);
+        CHECK(m == n && memcmp(back, buf, n) == 0, "input %d (kind %d, %zu bytes) decodes to "
+              "%zu other bytes", i, 1 + i % 2, n, m);
+        free(back);
+    }
+    token_ids_free(&ids);
+    tokenizer_free(t);
+    check_end();
+}
+
+// Words of SentencePiece-style BPE are cut before a "▁" after another
+// character only when no token holds one there: with the token "a▁", "a▁b"
+// is [a▁, b]; without it (a, ▁, b), the same ids as the whole word's.
+static void test_metaspace_cuts(void) {
+    check_begin("bpe_metaspace_cuts_only_when_no_merge_crosses");
+    for (int with = 0; with < 2; with++) {
+        Bpe b;
+        bpe_init(&b);
+        b.chars = true;
+        const char *toks[] = {"a", "\xE2\x96\x81", "b", "\xE2\x96\x81" "b", "a\xE2\x96\x81"};
+        for (int i = 0; i < 4 + with; i++) bpe_add_token(&b, toks[i], strlen(toks[i]), i);
+        bpe_add_merge(&b, 1, 2, 3, 1);  // ▁ b -> ▁b
+        if (with) bpe_add_merge(&b, 0, 1, 4, 0);  // a ▁ -> a▁, ranked first
+        bpe_finish(&b);
+        bpe_allow_metaspace_cuts(&b);
+        TokenIds ids = {0};
+        bpe_encode_word(&b, "a\xE2\x96\x81" "b", 5, &ids);
+        CHECK(b.cut_at_metaspace == !with, "cuts %s with%s the token a▁",
+              b.cut_at_metaspace ? "allowed" : "refused", with ? "" : "out");
+        if (with) CHECK(ids.len == 2 && ids.ids[0] == 4 && ids.ids[1] == 2, "a▁b: %zu ids", ids.len);
+        else CHECK(ids.len == 2 && ids.ids[0] == 0 && ids.ids[1] == 3, "a▁b: %zu ids", ids.len);
+        token_ids_free(&ids);
+        bpe_free(&b);
+    }
+    check_end();
 }
 
 // The heap merge (long words) and the scan merge (short words) agree.
@@ -221,6 +271,36 @@ static void expect_refusal(const char *name, const char *json, const char *what)
     check_end();
 }
 
+// A SentencePiece-style tokenizer.json without a decoder: tokenizers joins the
+// tokens' texts with spaces ('▁a b <s> ▁a', from tokenizers 0.23); the token
+// texts an export names (tokenizer_token_text) are the file's, not decoded.
+static void test_null_decoder_and_token_text(void) {
+    const char *json = "{\"added_tokens\": [{\"id\": 3, \"content\": \"<s>\", \"special\": true}], "
+                       "\"decoder\": null, \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", "
+                       "\"vocab\": {\"<unk>\": 0, \"\u2581a\": 1, \"b\": 2}, \"merges\": []}}";
+    char path[] = "/tmp/llama-test-tok-XXXXXX", err[1024] = "";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    fputs(json, f);
+    fclose(f);
+    check_begin("tokenizer_null_decoder_joins_with_spaces");
+    Tokenizer *t = tokenizer_load(path, err, sizeof err);
+    CHECK(t != NULL, "%s", err);
+    if (t) {
+        uint32_t ids[] = {1, 2, 3, 1};
+        size_t n;
+        char *text = tokenizer_decode(t, ids, 4, &n), *s3 = tokenizer_token_text(t, 3),
+             *s1 = tokenizer_token_text(t, 1), *none = tokenizer_token_text(t, 9);
+        CHECK(!strcmp(text, "\xe2\x96\x81" "a b <s> \xe2\x96\x81" "a"), "decoded '%s'", text);
+        CHECK(s3 && !strcmp(s3, "<s>") && s1 && !strcmp(s1, "\xe2\x96\x81" "a") && !none,
+              "token texts '%s' '%s'", s3 ? s3 : "(null)", s1 ? s1 : "(null)");
+        free(text), free(s3), free(s1);
+    }
+    tokenizer_free(t);
+    remove(path);
+    check_end();
+}
+
 static void test_refusals(void) {
     expect_refusal("tokenizer_refuses_wordpiece",
                    "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}", "WordPiece");
@@ -230,12 +310,27 @@ static void test_refusals(void) {
                    "{\"normalizer\": {\"type\": \"NFC\"}, \"pre_tokenizer\": {\"type\": "
                    "\"ByteLevel\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, "
                    "\"merges\": []}}", "NFC");
-    expect_refusal("tokenizer_refuses_metaspace",
+    // SentencePiece-style parts are read (test_tokenizer_parity), but not all of them
+    expect_refusal("tokenizer_refuses_metaspace",  // without its replacement character
                    "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"type\": \"BPE\", "
                    "\"vocab\": {\"a\": 0}, \"merges\": []}}", "Metaspace");
-    expect_refusal("tokenizer_refuses_byte_fallback",
-                   "{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"vocab\": {\"a\": 0}, "
-                   "\"merges\": []}}", "byte_fallback");
+    expect_refusal("tokenizer_refuses_metaspace_prepend_scheme",
+                   "{\"pre_tokenizer\": {\"type\": \"Metaspace\", \"replacement\": \"_\", "
+                   "\"prepend_scheme\": \"sometimes\"}, \"model\": {\"type\": \"BPE\", "
+                   "\"vocab\": {\"a\": 0}, \"merges\": []}}", "prepend_scheme \"sometimes\"");
+    expect_refusal("tokenizer_refuses_precompiled_normalizer",
+                   "{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": "
+                   "\"Precompiled\", \"precompiled_charsmap\": \"AA==\"}]}, \"model\": {\"type\": "
+                   "\"BPE\", \"byte_fallback\": true, \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                   "normalizer \"Precompiled\" is not supported");
+    expect_refusal("tokenizer_refuses_regex_replace_normalizer",
+                   "{\"normalizer\": {\"type\": \"Replace\", \"pattern\": {\"Regex\": \" {2,}\"}, "
+                   "\"content\": \"_\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, "
+                   "\"merges\": []}}", "Replace normalizer with a Regex pattern");
+    expect_refusal("tokenizer_refuses_sentencepiece_style_decoder",
+                   "{\"decoder\": {\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Fuse\"}, "
+                   "{\"type\": \"CTC\"}]}, \"model\": {\"type\": \"BPE\", \"byte_fallback\": true, "
+                   "\"vocab\": {\"a\": 0}, \"merges\": []}}", "decoder \"CTC\" is not supported");
     expect_refusal("tokenizer_refuses_bad_merge",
                    "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", "
                    "\"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", "merge 0");
@@ -432,11 +527,14 @@ int main(void) {
         return 1;
     }
     test_roundtrip(corpus, corpus_len);
+    test_roundtrip_sentencepiece(corpus, corpus_len);
+    test_metaspace_cuts();
     test_merge_algorithms();
     test_specials();
     test_word_without_tokens();
     test_bytes();
     test_refusals();
+    test_null_decoder_and_token_text();
     test_word_counts(corpus, corpus_len);
     test_trainer(corpus, corpus_len);
     free(corpus);

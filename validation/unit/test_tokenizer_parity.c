@@ -1,79 +1,29 @@
 // Tokenizer parity: ids equal to the Hugging Face `tokenizers` library's on
 // every document of the bundled corpus and on seeded fuzz strings, for the
 // bundled tokenizer (trained by llama-tokenize train), a GPT-2-style and a
-// LLaMA-3-style tokenizer trained by `tokenizers`.  The reference ids were
-// written by validation/reference/make_tokenizer_golden.py.
+// LLaMA-3-style tokenizer trained by `tokenizers` (reference ids written by
+// validation/reference/make_tokenizer_golden.py), and four SentencePiece-style
+// (LLaMA-1/2) tokenizers converted by transformers, with hard strings and
+// decoding too (validation/reference/make_spm_tokenizer_golden.py).
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
-#include "text/jsonl.h"
+#include "token_goldens.h"
 #include "tokenizer/tokenizer.h"
 
-typedef struct {
-    unsigned char *data;
-    size_t len, at;
-} Golden;
-
-static bool golden_read(const char *path, Golden *g) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return false;
-    fseek(f, 0, SEEK_END);
-    g->len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    g->data = malloc(g->len);
-    g->at = 8;
-    bool ok = fread(g->data, 1, g->len, f) == g->len && memcmp(g->data, "LLTKGLD1", 8) == 0;
-    fclose(f);
-    return ok;
-}
-
-static uint32_t u32(Golden *g) {
-    uint32_t v = 0;
-    if (g->at + 4 <= g->len) memcpy(&v, g->data + g->at, 4);
-    g->at += 4;
-    return v;
-}
-
-static void ids_hash(const uint32_t *ids, size_t n, unsigned char out[8]) {
+// The first 8 bytes of SHA-256.
+static void ids_hash_bytes(const void *data, size_t len, unsigned char out[8]) {
     unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len;
-    EVP_Digest(ids, n * 4, md, &len, EVP_sha256(), NULL);  // little-endian host
+    unsigned int n;
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
     memcpy(out, md, 8);
 }
 
-// The corpus documents in the reference script's order.
-typedef struct {
-    char **text;
-    size_t *len;
-    size_t n;
-} Docs;
-
-static const char *CORPUS[] = {"inputs/redpajama-mini/c4_sample.jsonl",
-                               "inputs/redpajama-mini/github_sample.jsonl",
-                               "inputs/redpajama-mini/wikipedia_sample.jsonl"};
-
-static bool docs_read(Docs *d) {
-    char err[512];
-    memset(d, 0, sizeof *d);
-    for (int f = 0; f < 3; f++) {
-        JsonlReader *r = jsonl_open(CORPUS[f], 0, -1, NULL, err, sizeof err);
-        if (!r) return false;
-        JsonlRecord rec;
-        int s;
-        while ((s = jsonl_next(r, &rec, err, sizeof err)) == 1) {
-            d->text = realloc(d->text, (d->n + 1) * sizeof *d->text);
-            d->len = realloc(d->len, (d->n + 1) * sizeof *d->len);
-            d->text[d->n] = malloc(rec.len);
-            memcpy(d->text[d->n], rec.text, rec.len);
-            d->len[d->n++] = rec.len;
-        }
-        jsonl_close(r);
-        if (s < 0) return false;
-    }
-    return true;
+static void ids_hash(const uint32_t *ids, size_t n, unsigned char out[8]) {
+    ids_hash_bytes(ids, n * 4, out);  // little-endian host
 }
 
 static void first_difference(const uint32_t *a, size_t na, Golden *g, uint32_t doc) {
@@ -151,7 +101,8 @@ static void check_fuzz(Tokenizer *t, Golden *g, const char *name) {
         g->at += 4 * (size_t)want_n;
         ids.len = 0;
         tokenizer_encode(t, text, len, false, &ids);
-        if (ids.len == want_n && memcmp(ids.ids, want, 4 * (size_t)want_n) == 0) continue;
+        if (ids.len == want_n && (want_n == 0 || memcmp(ids.ids, want, 4 * (size_t)want_n) == 0))
+            continue;  // (no ids: ids.ids may be NULL)
         if (bad++ < 5) {
             printf("  fuzz string %u \"%.*s\": ids", i, (int)len, text);
             for (size_t k = 0; k < ids.len && k < 20; k++) printf(" %u", ids.ids[k]);
@@ -169,11 +120,107 @@ static void check_fuzz(Tokenizer *t, Golden *g, const char *name) {
     check_end();
 }
 
-static void check_one(const char *name, const char *tok_path, const char *golden, const Docs *d) {
+// ---- decoding (SentencePiece-style goldens) -------------------------------------
+
+static bool same_text(const char *text, size_t len, Golden *g) {
+    uint32_t want_len = u32(g);
+    unsigned char h[8];
+    ids_hash_bytes(text, len, h);
+    bool same = want_len == len && g->at + 8 <= g->len && memcmp(h, g->data + g->at, 8) == 0;
+    g->at += 8;
+    return same;
+}
+
+// decode(ids of each fuzz string) against tokenizers' decode; fuzz is a copy
+// of the golden positioned at the fuzz section.
+static void check_decode_strings(Tokenizer *t, Golden *g, Golden fuzz, const char *name) {
+    char label[128];
+    snprintf(label, sizeof label, "tokenizer_parity_%s_decode_strings", name);
+    check_begin(label);
+    uint32_t n = u32(g), n_fuzz = u32(&fuzz);
+    CHECK(n == n_fuzz, "%u decoded strings for %u strings", n, n_fuzz);
+    int bad = 0;
+    for (uint32_t i = 0; i < n && i < n_fuzz; i++) {
+        uint32_t len = u32(&fuzz);
+        const char *src = (const char *)fuzz.data + fuzz.at;
+        fuzz.at += len;
+        uint32_t n_ids = u32(&fuzz);
+        uint32_t *ids = malloc(4 * (size_t)n_ids + 4);
+        memcpy(ids, fuzz.data + fuzz.at, 4 * (size_t)n_ids);
+        fuzz.at += 4 * (size_t)n_ids;
+        size_t m;
+        char *text = tokenizer_decode(t, ids, n_ids, &m);
+        if (!same_text(text, m, g) && bad++ < 5)
+            printf("  string %u \"%.*s\": decoded \"%.*s\"\n", i, (int)len, src, (int)m, text);
+        free(text);
+        free(ids);
+    }
+    CHECK(bad == 0, "%d of %u decoded strings differ from tokenizers", bad, n);
+    check_end();
+}
+
+// decode(encode(document)) against tokenizers', and (roundtrip) the document.
+static void check_decode_docs(Tokenizer *t, Golden *g, const Docs *d, const char *name,
+                              bool roundtrip) {
+    char label[128];
+    snprintf(label, sizeof label, "tokenizer_parity_%s_decode_documents", name);
+    check_begin(label);
+    uint32_t n = u32(g);
+    CHECK(n == d->n, "reference has %u documents, the corpus %zu", n, d->n);
+    TokenIds ids = {0};
+    int bad = 0, not_back = 0;
+    for (uint32_t i = 0; i < n && i < d->n; i++) {
+        ids.len = 0;
+        tokenizer_encode(t, d->text[i], d->len[i], false, &ids);
+        size_t m;
+        char *text = tokenizer_decode(t, ids.ids, ids.len, &m);
+        if (!same_text(text, m, g) && bad++ < 3)
+            printf("  document %u decodes to \"%.60s...\" (%zu bytes)\n", i, text, m);
+        not_back += roundtrip && (m != d->len[i] || memcmp(text, d->text[i], m) != 0);
+        free(text);
+    }
+    CHECK(bad == 0, "%d of %u documents decode unlike tokenizers", bad, n);
+    CHECK(not_back == 0, "%d of %u documents do not decode back to their text", not_back, n);
+    token_ids_free(&ids);
+    check_end();
+}
+
+// decode(seeded id sequences: special tokens, <0xNN> runs that are and are
+// not UTF-8, any token) against tokenizers'.
+static void check_decode_ids(Tokenizer *t, Golden *g, const char *name) {
+    char label[128];
+    snprintf(label, sizeof label, "tokenizer_parity_%s_decode_ids", name);
+    check_begin(label);
+    uint32_t n = u32(g);
+    int bad = 0;
+    for (uint32_t i = 0; i < n && g->at < g->len; i++) {
+        uint32_t n_ids = u32(g);
+        uint32_t *ids = malloc(4 * (size_t)n_ids + 4);
+        memcpy(ids, g->data + g->at, 4 * (size_t)n_ids);
+        g->at += 4 * (size_t)n_ids;
+        size_t m;
+        char *text = tokenizer_decode(t, ids, n_ids, &m);
+        if (!same_text(text, m, g) && bad++ < 5) {
+            printf("  ids");
+            for (uint32_t k = 0; k < n_ids; k++) printf(" %u", ids[k]);
+            printf(": decoded \"%.*s\"\n", (int)m, text);
+        }
+        free(text);
+        free(ids);
+    }
+    CHECK(n > 0 && g->at == g->len, "the golden's decode sections do not end where expected");
+    CHECK(bad == 0, "%d of %u id sequences decode unlike tokenizers", bad, n);
+    check_end();
+}
+
+// spm: the golden has the decode sections; roundtrip: every document
+// decodes back to its text (byte fallback, no unk).
+static void check_one(const char *name, const char *tok_path, const char *golden, const Docs *d,
+                      bool spm, bool roundtrip) {
     char err[512];
     Golden g = {0};
     Tokenizer *t = tokenizer_load(tok_path, err, sizeof err);
-    if (!t || !golden_read(golden, &g)) {
+    if (!t || !golden_read(golden, "LLTKGLD1", &g)) {
         char label[128];
         snprintf(label, sizeof label, "tokenizer_parity_%s_corpus", name);
         check_begin(label);
@@ -183,7 +230,13 @@ static void check_one(const char *name, const char *tok_path, const char *golden
         return;
     }
     check_corpus(t, &g, d, name);
+    Golden fuzz = g;
     check_fuzz(t, &g, name);
+    if (spm) {
+        check_decode_strings(t, &g, fuzz, name);
+        check_decode_docs(t, &g, d, name, roundtrip);
+        check_decode_ids(t, &g, name);
+    }
     free(g.data);
     tokenizer_free(t);
 }
@@ -194,10 +247,22 @@ int main(void) {
         printf("FAIL tokenizer_parity: cannot read the bundled corpus\n");
         return 1;
     }
-    check_one("bundled", "inputs/tokenizer.json", "validation/reference/golden/bundled.bin", &d);
+    check_one("bundled", "inputs/tokenizer.json", "validation/reference/golden/bundled.bin", &d,
+              false, false);
     check_one("gpt2_style", "validation/reference/gpt2-style.json",
-              "validation/reference/golden/gpt2-style.bin", &d);
+              "validation/reference/golden/gpt2-style.bin", &d, false, false);
     check_one("llama3_style", "validation/reference/llama3-style.json",
-              "validation/reference/golden/llama3-style.bin", &d);
+              "validation/reference/golden/llama3-style.bin", &d, false, false);
+    // LLaMA-1/2 kinds: legacy=True (normalizer Prepend + Replace), legacy=False
+    // (Metaspace "first"), byte_fallback off (unk), the older Metaspace
+    // (prepend "always", split) with a Metaspace decoder.
+    check_one("spm_legacy", "validation/reference/spm-legacy.json",
+              "validation/reference/golden/spm-legacy.bin", &d, true, true);
+    check_one("spm_metaspace", "validation/reference/spm-metaspace.json",
+              "validation/reference/golden/spm-metaspace.bin", &d, true, true);
+    check_one("spm_unk", "validation/reference/spm-unk.json",
+              "validation/reference/golden/spm-unk.bin", &d, true, false);
+    check_one("spm_unk_split", "validation/reference/spm-unk-split.json",
+              "validation/reference/golden/spm-unk-split.bin", &d, true, false);
     return check_exit_code();
 }
