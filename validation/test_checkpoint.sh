@@ -54,6 +54,24 @@ reshard "tp4" 4 -b 8 --grad-accum 2 --tp 4
 reshard "dp4-zero2" 4 -b 2 --grad-accum 2 --zero 2
 reshard "pp2" 2 -b 8 --grad-accum 2 --pp 2
 
+# ---- tied embeddings: saved once (by the first stage) on dp2×tp2×pp2 ZeRO-1, loaded by both ends ----
+TIED=(--init-hf "$ROOT/validation/golden/llama-tiny-tied" --bench -l 32 --lr 3e-3 --warmup-steps 2 --seed 5 --peak-tflops 1 --steps 10)
+"${MPIRUN[@]}" -np 8 "$T" "${TIED[@]}" -b 4 --grad-accum 2 --tp 2 --pp 2 --zero 1 -i 5 -o "$TMP/tied" \
+  --log "$TMP/tied-full.jsonl" >"$TMP/tied.out" 2>&1 || fail "tied resharding: the 8-rank run" "$(tail -3 "$TMP/tied.out")"
+for l in "one-rank 1 -b 8" "pp4-zero0 4 -b 8 --pp 4" "dp2pp2-zero2 4 -b 4 --pp 2 --zero 2"; do
+  set -- $l
+  name=$1 np=$2; shift 2
+  if "${MPIRUN[@]}" -np "$np" "$T" "${TIED[@]}" --grad-accum 2 -f "$TMP/tied/step_0000005" "$@" \
+       --log "$TMP/tied-$name.jsonl" >"$TMP/tied-$name.out" 2>&1 &&
+     why=$(paste <(losses "$TMP/tied-full.jsonl" | tail -n 5) <(losses "$TMP/tied-$name.jsonl") |
+           awk '{d=$1-$2; if (d<0) d=-d; if (NF != 2 || d > 1e-5*$1) {print "step " NR+5 ": " $1 " vs " $2; exit 1}} END {if (NR != 5) {print NR " steps"; exit 1}}'); then
+    pass "tied embeddings: dp2×tp2×pp2 ZeRO-1 checkpoint → $name: next 5 losses within 1e-5"
+  else fail "tied embeddings: checkpoint → $name" "${why:-$(tail -3 "$TMP/tied-$name.out")}"; fi
+done
+if h5ls -r "$TMP/tied/step_0000005/checkpoint.h5" 2>/dev/null | grep -q lm_head; then
+  fail "tied embeddings: stored once" "the checkpoint holds an lm_head"
+else pass "tied embeddings: the checkpoint stores the tensor once (no lm_head)"; fi
+
 # ---- preemption: SIGTERM to every rank saves and exits 0 within one step ----
 "${MPIRUN[@]}" "${L4[@]}" -o "$TMP/pre" --log "$TMP/pre.jsonl" >"$TMP/pre.out" 2>&1 &
 pid=$!

@@ -90,6 +90,11 @@ if wait_for "saved checkpoint" "$TMP/a.out" 120; then
     "$T" -c tiny --bench -l 16 --steps 2 -i 1 -o "$L"
   [ -z "$(ls -d "$L"/step_0000001* "$L"/step_0000002* "$L"/step_0000003* 2>/dev/null)" ] &&
     pass "lock: the refused runs wrote nothing" || fail "lock" "a refused run saved: $(ls "$L")"
+  make_byte_shards "$TMP/evdata"
+  if "$T" -c tiny -d "$TMP/evdata" -l 16 -b 2 --eval-only -f auto -o "$L" --eval-steps 1 >"$TMP/ev.out" 2>&1 &&
+     grep -q "^eval loss" "$TMP/ev.out"; then
+    pass "lock: --eval-only --load auto reads the live run's newest checkpoint without its lock"
+  else fail "--eval-only --load auto on a live run's folder" "$(tail -n 2 "$TMP/ev.out")"; fi
   kill -TERM $(pgrep -f "^$T .*-o $L") 2>/dev/null
   wait $apid; rc=$?
   [ $rc -eq 0 ] && [ ! -e "$L/lock" ] && pass "lock: released when its run ends" ||

@@ -14,4 +14,40 @@ if roundtrip_train_export "$TMP" "$BIN" "$TMP/export"; then
 else
   fail "regression: hf round-trip export" "$(tail -3 "$TMP/train.out" "$TMP/export.out" 2>/dev/null)"
 fi
+# An export with --tokenizer: the tokenizer file beside the weights, its
+# special ids in config.json and generation_config.json (the bundled
+# tokenizer's <|endoftext|> is id 8191, its first added token), a
+# tokenizer_config.json naming the class; a tokenizer larger than the model's
+# vocabulary is refused.  (transformers' AutoTokenizer loads such a folder and
+# encodes like the tokenizer: checked by hand, DESIGN.md's "Export of a tokenizer".)
+EXP=(-c small --bench --steps 1 -l 16 -b 1 --lr 1e-4)
+eos=$(grep -A1 '"id": 8191' "$ROOT/inputs/tokenizer.json" | grep -c '"<|endoftext|>"')
+if "$BIN/llama-train" "${EXP[@]}" --export-hf "$TMP/tok" --tokenizer "$ROOT/inputs/tokenizer.json" >"$TMP/tok.out" 2>&1 &&
+   cmp -s "$TMP/tok/tokenizer.json" "$ROOT/inputs/tokenizer.json" && [ "$eos" = 1 ] &&
+   grep -q '"eos_token_id": 8191' "$TMP/tok/config.json" &&
+   grep -q '"eos_token_id": 8191' "$TMP/tok/generation_config.json" &&
+   grep -q '"eos_token": "<|endoftext|>"' "$TMP/tok/tokenizer_config.json" &&
+   grep -q '"tokenizer_class": "PreTrainedTokenizerFast"' "$TMP/tok/tokenizer_config.json"; then
+  pass "export with --tokenizer: tokenizer.json, tokenizer_config.json and the eos id (8191) written"
+else fail "export with --tokenizer" "$(ls "$TMP/tok" 2>&1 | tr '\n' ' ') $(tail -n 2 "$TMP/tok.out")"; fi
+# Again into the same folder with the SentencePiece model: its pieces <s> </s>
+# (ids 1, 2) name bos and eos, the earlier tokenizer.json goes; then without
+# a tokenizer: no tokenizer file stays beside the new weights.
+if "$BIN/llama-train" "${EXP[@]}" --export-hf "$TMP/tok" --tokenizer "$ROOT/inputs/tokenizer-spm.model" >"$TMP/tok.out" 2>&1 &&
+   cmp -s "$TMP/tok/tokenizer.model" "$ROOT/inputs/tokenizer-spm.model" && [ ! -e "$TMP/tok/tokenizer.json" ] &&
+   grep -q '"bos_token": "<s>"' "$TMP/tok/tokenizer_config.json" &&
+   grep -q '"eos_token": "</s>"' "$TMP/tok/tokenizer_config.json" &&
+   grep -q '"bos_token_id": 1' "$TMP/tok/config.json" && grep -q '"eos_token_id": 2' "$TMP/tok/generation_config.json"; then
+  pass "export with a tokenizer.model over an earlier export: its pieces and ids, the old tokenizer.json gone"
+else fail "export with a tokenizer.model" "$(ls "$TMP/tok" 2>&1 | tr '\n' ' ') $(cat "$TMP/tok/tokenizer_config.json" 2>&1 | tr '\n' ' ')"; fi
+if "$BIN/llama-train" "${EXP[@]}" --export-hf "$TMP/tok" >"$TMP/tok.out" 2>&1 &&
+   [ -z "$(ls "$TMP/tok" | grep tokenizer)" ] && grep -q '"eos_token_id": null' "$TMP/tok/config.json"; then
+  pass "export without a tokenizer over an earlier export: no tokenizer file stays"
+else fail "export without a tokenizer over an earlier export" "$(ls "$TMP/tok" 2>&1 | tr '\n' ' ')"; fi
+"$BIN/llama-ckpt" import-hf "$ROOT/validation/golden/llama-tiny" "$TMP/ck97" >"$TMP/imp.out" 2>&1 ||
+  fail "import-hf of llama-tiny" "$(tail -n 2 "$TMP/imp.out")"
+expect_error "llama-ckpt export-hf with a tokenizer larger than the model's vocabulary is refused" \
+  "inputs/tokenizer.json has 8192 ids but the model's vocabulary holds 97" \
+  "$BIN/llama-ckpt" export-hf "$TMP/ck97/step_0000000" "$TMP/tok2" --tokenizer "$ROOT/inputs/tokenizer.json"
+[ -e "$TMP/tok2" ] && fail "the refused export wrote nothing" "$(ls "$TMP/tok2")" || pass "the refused export wrote nothing"
 finish

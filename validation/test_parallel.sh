@@ -98,6 +98,19 @@ run "ref-hf" 1 1 1 0 4 || fail "init-hf reference" "$(tail -n 3 "$TMP/ref-hf.out
 cp "$TMP/ref-hf.jsonl" "$TMP/ref4.jsonl"; rm -rf "$TMP/ref4.hf"; cp -r "$TMP/ref-hf.hf" "$TMP/ref4.hf"
 check_layout "init-hf-tp2pp2" 4 2 2 0 4
 
+# Tied embeddings (transformers' tied golden: 4 layers, vocab 99, padded to 100
+# on tp2): the first and the last stage each hold the one tensor and sum their
+# gradients (Megatron's embedding group) after the data-parallel reduction,
+# under every ZeRO stage; pp4 has middle stages without it.
+COMMON=(--init-hf "$ROOT/validation/golden/llama-tiny-tied" --bench -l 32 --steps 10 --lr 1e-3 --seed 7 --peak-tflops 1)
+run "ref-tied" 1 1 1 0 4 || fail "tied reference" "$(tail -n 3 "$TMP/ref-tied.out")"
+cp "$TMP/ref-tied.jsonl" "$TMP/ref4.jsonl"; rm -rf "$TMP/ref4.hf"; cp -r "$TMP/ref-tied.hf" "$TMP/ref4.hf"
+for l in "tp2 2 2 1 0" "pp2 2 1 2 0" "pp4 4 1 4 0" "dp2-zero1 2 1 1 1" "tp2pp2 4 2 2 0" \
+         "dp2pp2-zero0 4 1 2 0" "dp2pp2-zero1 4 1 2 1" "dp2pp2-zero2 4 1 2 2"; do
+  set -- $l
+  check_layout "tied-$1" "$2" "$3" "$4" "$5" 4
+done
+
 # Greedy sampling with the vocabulary split over TP ranks (each rank's argmax,
 # then the best of them): the random model transformers wrote for the HF round
 # trip (large weights: varied, far-apart logits) continues a prompt with the

@@ -232,6 +232,14 @@ bool ckpt_file_set_f64(CkptFile *f, const char *name, double v) {
     return ok;
 }
 
+bool ckpt_file_set_f64s(CkptFile *f, const char *name, const double *v, int n) {
+    hsize_t dims = (hsize_t)n;
+    hid_t s = H5Screate_simple(1, &dims, NULL);
+    bool ok = write_attr(f->file, name, H5T_NATIVE_DOUBLE, s, v);
+    H5Sclose(s);
+    return ok;
+}
+
 bool ckpt_file_set_str(CkptFile *f, const char *name, const char *v) {
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, strlen(v) + 1);
@@ -280,6 +288,10 @@ int ckpt_file_attr_len(CkptFile *f, const char *name) {
 
 bool ckpt_file_get_f64(CkptFile *f, const char *name, double *v) {
     return read_attr(f->file, name, H5T_NATIVE_DOUBLE, v, 1);
+}
+
+bool ckpt_file_get_f64s(CkptFile *f, const char *name, double *v, int n) {
+    return read_attr(f->file, name, H5T_NATIVE_DOUBLE, v, n);
 }
 
 bool ckpt_file_get_u64_on(CkptFile *f, const char *group, const char *dataset,

@@ -58,6 +58,7 @@ bool ckpt_file_set_u64_on(CkptFile *f, const char *group, const char *dataset,
                           const char *name, uint64_t v);
 bool ckpt_file_set_str(CkptFile *f, const char *name, const char *v);
 bool ckpt_file_set_f64(CkptFile *f, const char *name, double v);
+bool ckpt_file_set_f64s(CkptFile *f, const char *name, const double *v, int n);
 // Reading: false when missing or of another kind; n is the array length expected.
 bool ckpt_file_get_i64(CkptFile *f, const char *name, int64_t *v, int n);
 // The number of elements of attribute name on "/"; -1 when it is missing.
@@ -65,6 +66,7 @@ int ckpt_file_attr_len(CkptFile *f, const char *name);
 bool ckpt_file_get_u64_on(CkptFile *f, const char *group, const char *dataset,
                           const char *name, uint64_t *v);
 bool ckpt_file_get_f64(CkptFile *f, const char *name, double *v);
+bool ckpt_file_get_f64s(CkptFile *f, const char *name, double *v, int n);
 // Returns a malloc'ed string or NULL.
 char *ckpt_file_get_str(CkptFile *f, const char *name);
 // Shape of group/name; false when it does not exist.

@@ -25,6 +25,7 @@
 typedef struct {
     Precision dtype;   // export-hf --dtype
     int tp, pp;        // export-hf --tp, --pp
+    char tokenizer[1024];   // export-hf --tokenizer
     double rtol;       // compare --rtol
 } CkptOptions;
 
@@ -38,6 +39,10 @@ static const CliOption export_options[] = {
      .bounds = CLI_AT_LEAST, .min = 1},
     {"pp", 0, NUM(CLI_INT, pp), "export-hf: pipeline stages that share the model (default 1)",
      .bounds = CLI_AT_LEAST, .min = 1},
+    {"tokenizer", 0, .kind = CLI_STRING, .size = sizeof(((CkptOptions *)0)->tokenizer),
+     .offset = offsetof(CkptOptions, tokenizer),
+     "export-hf: copy this tokenizer (tokenizer.json or tokenizer.model) into OUT_DIR and\n"
+     "write its special token ids (else bos/eos are null)", .arg = "FILE"},
 };
 static const CliOption compare_options[] = {
     {"rtol", 0, NUM(CLI_DOUBLE, rtol), "compare: the largest ‖a−b‖/‖b‖ accepted (default 1e-5)",
@@ -57,7 +62,7 @@ static const Command commands[] = {
     {"info", "CKPT_DIR", 1, {NULL, 0, NULL, "info"},
      "step, layout, options, tensors; verifies checksums and\n"
      "finite values (exit 1 on NaN or Inf)"},
-    {"export-hf", "CKPT_DIR OUT_DIR", 2, {export_options, 3, NULL, "export-hf"},
+    {"export-hf", "CKPT_DIR OUT_DIR", 2, {export_options, 4, NULL, "export-hf"},
      "Hugging Face folder (model.safetensors + config.json)"},
     {"import-hf", "HF_DIR SAVE_DIR", 2, {NULL, 0, NULL, "import-hf"},
      "a step-0 checkpoint to continue with llama-train --load\n(SAVE_DIR new or empty)"},
@@ -102,8 +107,12 @@ static void print_info(const char *dir) {
          (long long)ci.layout[2], (long long)ci.layout[3], ci.format,
          ci.format == 1 ? ": step, loader position and options carry no checksum" : "");
     info("model %s: dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d, max seq %d, "
-         "%.4g M parameters", c->name, c->dim, c->n_layers, c->n_heads, c->n_kv_heads,
-         c->ffn_dim, c->vocab_size, c->max_seq_len, (double)config_params_total(c) / 1e6);
+         "%.4g M parameters%s", c->name, c->dim, c->n_layers, c->n_heads, c->n_kv_heads,
+         c->ffn_dim, c->vocab_size, c->max_seq_len, (double)config_params_total(c) / 1e6,
+         c->tie_embeddings ? ", LM head tied to the embedding" : "");
+    char scaling[256];
+    config_rope_scaling_describe(&c->rope_scaling, scaling, sizeof scaling);
+    info("RoPE theta %g, scaling %s; norm eps %g", c->rope_theta, scaling, c->norm_eps);
     info("tokenizer sha256: %s", ci.tokenizer_sha256[0] ? ci.tokenizer_sha256 : "(none)");
     ParamTable pt;
     params_build_global(&pt, c);
@@ -140,7 +149,7 @@ typedef struct {
 static void bare_create(Bare *b, const ModelConfig *cfg, int tp, int pp) {
     char err[2048];
     if (!grid_check_layout(cfg, util_world_size(), tp, pp, 0, err, sizeof err)) fatal_all("%s", err);
-    grid_create(&b->grid, tp, pp);
+    grid_create(&b->grid, tp, pp, false);   // no optimizer: no gradient to sum
     const Grid *g = &b->grid;
     ModelPart part;
     agree_or_exit(pipeline_part(NULL, cfg, tp, g->tp_rank, g->dp, pp, g->pp_rank, &part, err,
@@ -160,17 +169,18 @@ static CheckpointParts bare_parts(const Bare *b) {
                              .seed = UINT64_MAX};
 }
 
-static void export_hf(const char *dir, const char *out, bool bf16, int tp, int pp) {
+static void export_hf(const char *dir, const char *out, const CkptOptions *o) {
     CheckpointInfo ci;
     char err[2048];
     agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
     free(ci.options);
     Bare b;
-    bare_create(&b, &ci.cfg, tp, pp);
+    bare_create(&b, &ci.cfg, o->tp, o->pp);
     CheckpointRun r = {.grid = &b.grid};
     CheckpointParts p = bare_parts(&b);
     checkpoint_load_weights(&r, &p, dir);
-    hf_export(b.model, &b.grid, out, bf16);
+    hf_export(b.model, &b.grid, out,
+              &(HfExportOptions){.bf16 = o->dtype == PRECISION_BF16, .tokenizer = o->tokenizer});
     info("exported %s (step %lld) to %s", dir, (long long)ci.step, out);
     bare_free(&b);
 }
@@ -293,6 +303,18 @@ static Difference compare_tensor(Source *a, Source *b, const ParamTensor *t) {
     return out;
 }
 
+// Equal weights under other RoPE compute other logits: not the same model.
+static void rope_check(const char *pa, const ModelConfig *a, const char *pb, const ModelConfig *b) {
+    if (a->rope_theta == b->rope_theta &&
+        config_rope_scaling_equal(&a->rope_scaling, &b->rope_scaling))
+        return;
+    char sa[256], sb[256];
+    config_rope_scaling_describe(&a->rope_scaling, sa, sizeof sa);
+    config_rope_scaling_describe(&b->rope_scaling, sb, sizeof sb);
+    fatal("%s has RoPE theta %g, scaling %s and %s theta %g, scaling %s: not the same model", pa,
+          a->rope_theta, sa, pb, b->rope_theta, sb);
+}
+
 static int compare(const char *pa, const char *pb, double rtol) {
     Source a, b;
     open_source(pa, &a);
@@ -300,6 +322,11 @@ static int compare(const char *pa, const char *pb, double rtol) {
     if (a.cfg.dim != b.cfg.dim || a.cfg.n_layers != b.cfg.n_layers ||
         a.cfg.vocab_size != b.cfg.vocab_size || a.cfg.ffn_dim != b.cfg.ffn_dim)
         fatal("%s and %s hold models of different shapes", pa, pb);
+    if (a.cfg.tie_embeddings != b.cfg.tie_embeddings)
+        fatal("%s %s its LM head to the embedding and %s %s: not the same model", pa,
+              a.cfg.tie_embeddings ? "ties" : "does not tie", pb,
+              b.cfg.tie_embeddings ? "does" : "does not");
+    rope_check(pa, &a.cfg, pb, &b.cfg);
     ParamTable pt;
     params_build_global(&pt, &a.cfg);
     Difference worst = {0, 0, {0, 0}};
@@ -362,7 +389,7 @@ static int usage_error(const char *why) {
 static int run_command(const Command *c, const CkptOptions *o, char **path) {
     if (!strcmp(c->name, "info")) print_info(path[0]);
     else if (!strcmp(c->name, "export-hf"))
-        export_hf(path[0], path[1], o->dtype == PRECISION_BF16, o->tp, o->pp);
+        export_hf(path[0], path[1], o);
     else if (!strcmp(c->name, "import-hf")) import_hf(path[0], path[1]);
     else return util_world_rank() == 0 ? compare(path[0], path[1], o->rtol) : 0;
     return 0;

@@ -15,17 +15,21 @@
 #include "core/util.h"
 #include "train/model_file.h"
 
-// The model: -c, else the --init-hf folder's config.json, else the tiny preset.
+// The model: -c, else the --init-hf folder's config.json, else the tiny
+// preset; --tie-embeddings ties its head (an untied --init-hf folder then
+// fails the import's check, which names both).
 static bool model_config(TrainOptions *o, ModelConfig *cfg, char *err, int len) {
     if (!o->config[0] && o->init_hf[0]) {
         HfConfig hf;
         if (!hf_config_read(o->init_hf, &hf, err, len)) return false;
         *cfg = hf.model;
         snprintf(cfg->name, sizeof cfg->name, "%.63s", o->init_hf);
-        return true;
+    } else {
+        if (!o->config[0]) strcpy(o->config, "tiny");
+        if (!config_load(o->config, cfg, err, len)) return false;
     }
-    if (!o->config[0]) strcpy(o->config, "tiny");
-    return config_load(o->config, cfg, err, len);
+    cfg->tie_embeddings = cfg->tie_embeddings || o->tie_embeddings;
+    return true;
 }
 
 // ---- before anything is allocated: the paths the run writes, the sample's tokenizer ----
@@ -99,13 +103,14 @@ static bool named(const char *what, bool ok, char *err, int len) {
 
 // Every path the run writes: a typo ends the job now, not after training.
 static bool check_outputs(const TrainOptions *o, char *err, int len) {
-    bool saves = o->save_interval > 0 || strcmp(o->load, "auto") == 0;
+    bool saves = !o->eval_only && (o->save_interval > 0 || strcmp(o->load, "auto") == 0);
     return (!saves || folder_usable("--save-dir", o->save_dir, err, len)) &&
            (!o->export_hf[0] || (folder_usable("--export-hf", o->export_hf, err, len) &&
                                  named("--export-hf", hf_export_dir_check(o->export_hf, err, len),
                                        err, len))) &&
            (!o->log[0] || file_usable("--log", o->log, err, len)) &&
-           (!o->dump_batches[0] || file_usable("--dump-batches", o->dump_batches, err, len));
+           (!o->dump_batches[0] || o->eval_only ||
+            file_usable("--dump-batches", o->dump_batches, err, len));
 }
 
 // --tokenizer (which --sample-tokens needs) loads and its ids fit the model's
@@ -138,12 +143,17 @@ static void check_before_start(const TrainOptions *o, const ModelConfig *cfg, ch
     agree_or_exit(ok, err);
     if (o->bench && (o->dataset[0] || o->data_mix[0]))
         info("note: --bench trains on synthetic tokens; --dataset and --data-mix are not read");
+    char ignored[1024];
+    if (o->eval_only) options_ignored_by_eval_only(o, ignored, sizeof ignored);
+    if (o->eval_only && ignored[0])
+        info("note: --eval-only trains nothing and saves nothing: %s ignored", ignored);
 }
 
 // The sample's tokenizer is the one the dataset was encoded with (its shards
 // record that tokenizer's SHA-256): another one decodes into garbage.
 static void check_tokenizer_of_data(const Trainer *t, const char *sha) {
-    const char *data = t->train ? loader_tokenizer_sha256(t->train) : "";
+    const Loader *l = t->train ? t->train : t->val;   // --eval-only: the validation split
+    const char *data = l ? loader_tokenizer_sha256(l) : "";
     bool ok = !sha[0] || !data[0] || strcmp(sha, data) == 0;
     char err[4096] = "";
     if (!ok)

@@ -6,6 +6,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+// RoPE frequency scaling, transformers' rope_scaling (model/rope.c applies
+// it): LINEAR divides every inverse frequency by factor; LLAMA3 (LLaMA 3.1)
+// divides those of wavelength above original_max_seq_len / low_freq_factor
+// by factor, keeps those below original_max_seq_len / high_freq_factor, and
+// blends in between.  NONE (zero) is plain RoPE; unused fields are 0.
+typedef enum { ROPE_SCALING_NONE, ROPE_SCALING_LINEAR, ROPE_SCALING_LLAMA3 } RopeScalingKind;
+typedef struct {
+    RopeScalingKind kind;
+    double factor;              // LINEAR, LLAMA3: > 0
+    double low_freq_factor;     // LLAMA3: > 0
+    double high_freq_factor;    // LLAMA3: > low_freq_factor
+    int original_max_seq_len;   // LLAMA3: original_max_position_embeddings, > 0
+} RopeScaling;
+
 typedef struct {
     char name[64];      // preset name or model file path
     int dim;            // d_model
@@ -16,7 +30,9 @@ typedef struct {
     int vocab_size;
     int max_seq_len;
     double rope_theta;
+    RopeScaling rope_scaling;
     double norm_eps;
+    bool tie_embeddings;   // the LM head is the embedding matrix (one tensor, both uses)
 } ModelConfig;
 
 // Fills cfg from the preset of that name; false when there is none.  (A
@@ -24,6 +40,16 @@ typedef struct {
 bool config_preset(const char *name, ModelConfig *cfg);
 // Checks the shape is usable (positive sizes, heads divide dim, KV-heads divide heads).
 bool config_validate(const ModelConfig *cfg, char *err, int err_len);
+// "none", "linear", "llama3" (transformers' rope_type); NULL for another kind.
+const char *config_rope_scaling_name(RopeScalingKind kind);
+// The kind of that name; false for any other name.
+bool config_rope_scaling_kind(const char *name, RopeScalingKind *kind);
+// True when a and b scale alike (only the fields their kind uses count).
+bool config_rope_scaling_equal(const RopeScaling *a, const RopeScaling *b);
+// "none", "linear (factor 4)", "llama3 (factor 8, low_freq_factor 1,
+// high_freq_factor 4, original_max_position_embeddings 8192)": every number
+// with the digits that read back exactly.
+void config_rope_scaling_describe(const RopeScaling *s, char *out, int len);
 // Space-separated list of preset names, for messages.
 const char *config_preset_names(void);
 

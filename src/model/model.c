@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "model/rope.h"
 
 // ---- allocation ----
 
@@ -75,7 +76,7 @@ static void alloc_rope_tables(Model *m) {
     float *c = xmalloc(n * sizeof(float)), *s = xmalloc(n * sizeof(float));
     for (int pos = 0; pos < m->T; pos++)
         for (int i = 0; i < half; i++) {
-            double inv_freq = pow(m->cfg.rope_theta, -2.0 * i / m->hd);
+            double inv_freq = rope_inv_freq(&m->cfg, i, m->hd);
             c[(size_t)pos * half + i] = (float)cos(pos * inv_freq);
             s[(size_t)pos * half + i] = (float)sin(pos * inv_freq);
         }
@@ -266,6 +267,20 @@ int32_t model_argmax(Model *m, int row) {
     return id;
 }
 
+void model_logits_row(Model *m, int row, float *out) {
+    size_t V = (size_t)m->vocab_rows, P = (size_t)m->tp->size;
+    float *mine = xmalloc(V * sizeof(float)), *all = P > 1 ? xmalloc(P * V * sizeof(float)) : mine;
+    m->ops->act_to_host_f32(mine, act_at(m->ops, m->logits, (size_t)row * V), V);
+    if (P > 1) comm_allgather(m->tp, mine, all, V, DTYPE_F32);   // (P, V): rank r's ids from r·V
+    memcpy(out, all, (size_t)m->cfg.vocab_size * sizeof(float));   // padded rows left out
+    if (all != mine) free(all);
+    free(mine);
+}
+
+double model_loss_sum(Model *m, int rows) {
+    return rows > 0 ? m->ops->sum(m->ce_loss, (size_t)rows * m->T) : 0.0;
+}
+
 // ---- backward ----
 
 // d_res holds ∂loss/∂(layer output) on entry and ∂loss/∂(layer input) on exit.
@@ -320,7 +335,8 @@ void model_backward(Model *m, int s) {
     const ParamTable *t = &m->table;
     if (m->part.last) {
         head_backward(m, a);
-        grads_ready(m, t->final_norm, 2);   // final norm, LM head
+        // The final norm and LM head; a tied head here is the embedding, final after it.
+        grads_ready(m, t->final_norm, t->lm_head == t->embed ? 1 : 2);
     }
     for (int l = m->part.n_layers - 1; l >= 0; l--) {
         layer_backward(m, a, l);

@@ -1,6 +1,6 @@
 // The LLaMA model, written once against ops.h: RMSNorm, rotary embeddings,
-// grouped-query attention, SwiGLU MLP, untied LM head; Megatron tensor
-// parallelism over `tp`; one pipeline stage's layers.  Every buffer is
+// grouped-query attention, SwiGLU MLP, an LM head of its own or tied to the
+// embedding; Megatron tensor parallelism over `tp`; one pipeline stage's layers.  Every buffer is
 // allocated by model_create; nothing is allocated inside a step.
 #ifndef LLAMA_MODEL_H
 #define LLAMA_MODEL_H
@@ -94,6 +94,13 @@ void model_backward(Model *m, int s);
 // Greedy next token at row `row` of slot s after model_forward +
 // model_head_forward(…, 0): argmax over the whole vocabulary (last stage).
 int32_t model_argmax(Model *m, int row);
+// The logits of row `row` after the same passes, over the whole vocabulary:
+// out (cfg.vocab_size) on every rank of the tensor-parallel group (collective
+// over it; the padded rows of the last TP rank are left out).
+void model_logits_row(Model *m, int row, float *out);
+// Σ of the per-token losses of the first `rows` sequences (rows·T tokens) of
+// the last model_head_forward (last stage): a micro-batch only partly filled.
+double model_loss_sum(Model *m, int rows);
 
 // The communication type of act buffers.
 static inline DType model_act_dtype(const Model *m) {

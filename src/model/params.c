@@ -60,6 +60,20 @@ static void add_layer(ParamTable *pt, const ModelConfig *c, const ModelPart *par
     }
 }
 
+// The LM head: its own tensor, or with tied embeddings the embedding itself
+// (held here) or a copy of it under the embedding's name (the first stage
+// holds the original).
+static void add_head(ParamTable *pt, const ModelConfig *c, const ModelPart *part) {
+    if (c->tie_embeddings && part->first) {
+        pt->lm_head = pt->embed;
+        return;
+    }
+    pt->lm_head = pt->n;
+    const char *name = c->tie_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    ParamTensor *t = add_tensor(pt, name, 2, c->vocab_size, c->dim, SPLIT_ROWS, part, -1);
+    t->tied_copy = c->tie_embeddings;
+}
+
 void params_build(ParamTable *pt, const ModelConfig *c, const ModelPart *part) {
     memset(pt, 0, sizeof *pt);
     pt->embed = pt->final_norm = pt->lm_head = -1;
@@ -73,8 +87,7 @@ void params_build(ParamTable *pt, const ModelConfig *c, const ModelPart *part) {
     if (part->last) {
         pt->final_norm = pt->n;
         add_tensor(pt, "model.norm.weight", 1, c->dim, 1, SPLIT_NONE, part, -1);
-        pt->lm_head = pt->n;
-        add_tensor(pt, "lm_head.weight", 2, c->vocab_size, c->dim, SPLIT_ROWS, part, -1);
+        add_head(pt, c, part);
     }
 }
 

@@ -29,6 +29,8 @@ typedef struct {
     TpSplit split;
     bool decay;              // AdamW weight decay applies (not to norm weights)
     int layer;               // global layer index, -1 outside the layers
+    bool tied_copy;          // tied embeddings, pipeline: the last stage's copy of the first
+                             // stage's embedding (saved by the first, its gradient summed with it)
 } ParamTensor;
 
 // The kinds of tensor in one decoder layer, in buffer order.  Q, K and V are
@@ -50,6 +52,8 @@ typedef struct {
     int n;
     size_t numel;               // elements in the flat buffers
     int embed, final_norm, lm_head, layers;   // indices into t; -1 when not held
+    // Tied embeddings: lm_head is the embedding (== embed) on a rank holding
+    // both ends, and the tied copy on a last stage that is not the first.
 } ParamTable;
 
 void params_build(ParamTable *pt, const ModelConfig *cfg, const ModelPart *part);

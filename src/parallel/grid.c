@@ -46,7 +46,7 @@ bool grid_check_layout(const ModelConfig *c, int world, int tp, int pp, int zero
     return true;
 }
 
-void grid_create(Grid *g, int tp, int pp) {
+void grid_create(Grid *g, int tp, int pp, bool tied_embeddings) {
     comm_world(&g->world);
     g->world_rank = g->world.rank;
     g->world_size = g->world.size;
@@ -62,6 +62,9 @@ void grid_create(Grid *g, int tp, int pp) {
     comm_split(&g->world, g->pp_rank * tp + g->tp_rank, g->dp_rank, &g->dp_comm);
     comm_split(&g->world, g->dp_rank * tp + g->tp_rank, g->pp_rank, &g->pp_comm);
     comm_split(&g->world, g->dp_rank * tp + g->tp_rank, g->pp_rank, &g->pp_grad_comm);
+    bool ends = tied_embeddings && (g->pp_rank == 0 || g->pp_rank == pp - 1);
+    int place = g->dp_rank * tp + g->tp_rank;
+    comm_split(&g->world, ends ? place : g->dp * tp + r, g->pp_rank, &g->embed_comm);
     comm_node_rank(&g->local_rank, &g->local_size);
 }
 
@@ -70,5 +73,6 @@ void grid_free(Grid *g) {
     comm_free(&g->dp_comm);
     comm_free(&g->pp_comm);
     comm_free(&g->pp_grad_comm);
+    comm_free(&g->embed_comm);
     comm_free(&g->world);
 }

@@ -1,6 +1,7 @@
 #include "train/checkpoint.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -16,7 +17,8 @@
 // The "format" attribute: FORMAT_PREFIX and the version.  Format 3 stores the
 // loader position with its own length; format 2 stored it as 65 values (still
 // read: the same encoding, 64 per-source counts); format 1 had no
-// "state_sha256" (still read, with a note).
+// "state_sha256" (still read, with a note).  "rope_scaling" (and its
+// "rope_scaling_params") came later within format 3: absent, plain RoPE.
 #define FORMAT_PREFIX "llama-hpc checkpoint "
 #define FORMAT_VERSION 3          // what this build writes
 #define FORMAT_OLDEST 1           // the oldest it reads
@@ -76,10 +78,12 @@ static int global_slabs(const ParamTensor *p, int64_t e0, int64_t e1, Slab out[3
 typedef struct {
     int version;   // FORMAT_OLDEST .. FORMAT_VERSION
     int64_t step, seed, shape[7], layout[4];
+    int64_t tied;             // 1: tied embeddings (no lm_head.weight); absent before, 0
     int64_t optimizer_step;   // updates made: step less the skipped ones (format 1: step)
     int64_t *loader;          // (loader_len) the encoded data position (malloc'ed)
     int loader_len;
     double rope_theta, norm_eps;
+    RopeScaling rope_scaling;   // absent (checkpoints from before it): none
     char *model_name, *options, *tokenizer, *digest;   // malloc'ed; digest NULL in format 1
 } State;
 
@@ -106,9 +110,11 @@ static void state_of_parts(const CheckpointRun *r, const CheckpointParts *p, Sta
     int64_t shape[7] = {c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->vocab_size,
                         c->max_seq_len};
     memcpy(s->shape, shape, sizeof shape);
+    s->tied = c->tie_embeddings;
     int64_t layout[4] = {r->grid->dp, r->grid->tp, r->grid->pp, p->optim ? p->optim->zero : 0};
     memcpy(s->layout, layout, sizeof layout);
     s->rope_theta = c->rope_theta;
+    s->rope_scaling = c->rope_scaling;
     s->norm_eps = c->norm_eps;
     s->model_name = xstrdup(c->name);
     s->options = xstrdup(p->options ? p->options : "");
@@ -136,6 +142,16 @@ static void digest_i64(EVP_MD_CTX *c, const char *key, const int64_t *v, int n) 
     digest_bytes(c, "\n", 1);
 }
 
+// Plain RoPE adds nothing: checkpoints from before scaling keep their digest.
+static void digest_scaling(EVP_MD_CTX *c, const RopeScaling *r) {
+    if (r->kind == ROPE_SCALING_NONE) return;
+    char line[256];
+    digest_bytes(c, line, (size_t)snprintf(line, sizeof line, "rope_scaling %s %a %a %a %d\n",
+                                           config_rope_scaling_name(r->kind), r->factor,
+                                           r->low_freq_factor, r->high_freq_factor,
+                                           r->original_max_seq_len));
+}
+
 // SHA-256 (hex) of the attributes and of the dataset checksums (N_GROUPS per
 // tensor of g, in order), as format s->version (2 or 3) defines it.
 static void state_digest(const State *s, const ParamTable *g, const uint64_t *sums, char out[65]) {
@@ -150,9 +166,11 @@ static void state_digest(const State *s, const ParamTable *g, const uint64_t *su
     digest_i64(c, "seed", &s->seed, 1);
     digest_i64(c, "loader", s->loader, s->loader_len);
     digest_i64(c, "model_shape", s->shape, 7);
+    if (s->tied) digest_i64(c, "tie_embeddings", &s->tied, 1);   // untied: as before it existed
     digest_i64(c, "layout", s->layout, 4);
     digest_bytes(c, line, (size_t)snprintf(line, sizeof line, "rope_theta %a\nnorm_eps %a\n",
                                            s->rope_theta, s->norm_eps));
+    digest_scaling(c, &s->rope_scaling);
     digest_str(c, "model_name", s->model_name ? s->model_name : "");
     digest_str(c, "options", s->options ? s->options : "");
     digest_str(c, "tokenizer_sha256", s->tokenizer ? s->tokenizer : "");
@@ -168,6 +186,15 @@ static void state_digest(const State *s, const ParamTable *g, const uint64_t *su
     hex_encode(md, n < 32 ? n : 32, out);
 }
 
+// RoPE scaling: "rope_scaling", its kind's name, and "rope_scaling_params"
+// (factor, low_freq_factor, high_freq_factor, original_max_position_embeddings;
+// 0 where the kind uses none).
+static bool write_scaling(CkptFile *f, const RopeScaling *r) {
+    double v[4] = {r->factor, r->low_freq_factor, r->high_freq_factor, r->original_max_seq_len};
+    return ckpt_file_set_str(f, "rope_scaling", config_rope_scaling_name(r->kind)) &&
+           ckpt_file_set_f64s(f, "rope_scaling_params", v, 4);
+}
+
 // Collective (every rank, same values).  False when a write failed here.
 static bool write_state(CkptFile *f, const State *s) {
     char format[64];
@@ -178,7 +205,9 @@ static bool write_state(CkptFile *f, const State *s) {
     ok = ckpt_file_set_i64(f, "seed", &s->seed, 1) && ok;
     ok = ckpt_file_set_i64(f, "loader", s->loader, s->loader_len) && ok;
     ok = ckpt_file_set_i64(f, "model_shape", s->shape, 7) && ok;
+    ok = ckpt_file_set_i64(f, "tie_embeddings", &s->tied, 1) && ok;
     ok = ckpt_file_set_f64(f, "rope_theta", s->rope_theta) && ok;
+    ok = write_scaling(f, &s->rope_scaling) && ok;
     ok = ckpt_file_set_f64(f, "norm_eps", s->norm_eps) && ok;
     ok = ckpt_file_set_str(f, "model_name", s->model_name) && ok;
     ok = ckpt_file_set_i64(f, "layout", s->layout, 4) && ok;
@@ -232,6 +261,28 @@ static bool read_loader(CkptFile *f, State *s) {
     return ckpt_file_get_i64(f, "loader", s->loader, s->loader_len);
 }
 
+// "tie_embeddings": 0 or 1; absent (older checkpoints): untied.
+static bool read_tied(CkptFile *f, State *s) {
+    s->tied = 0;
+    if (ckpt_file_attr_len(f, "tie_embeddings") < 1) return true;
+    return ckpt_file_get_i64(f, "tie_embeddings", &s->tied, 1) && (s->tied == 0 || s->tied == 1);
+}
+
+// The RoPE scaling write_scaling stores; absent (older checkpoints): none.
+static bool read_scaling(CkptFile *f, State *s) {
+    RopeScaling *r = &s->rope_scaling;
+    char *name = ckpt_file_get_str(f, "rope_scaling");
+    double v[4];
+    memset(r, 0, sizeof *r);
+    if (!name) return ckpt_file_attr_len(f, "rope_scaling") < 0;
+    bool ok = config_rope_scaling_kind(name, &r->kind) &&
+              ckpt_file_get_f64s(f, "rope_scaling_params", v, 4) && v[3] >= 0 && v[3] <= INT_MAX &&
+              v[3] == (int)v[3];
+    free(name);
+    if (ok) *r = (RopeScaling){r->kind, v[0], v[1], v[2], (int)v[3]};
+    return ok;
+}
+
 static bool read_state(CkptFile *f, State *s, char *err, int len) {
     memset(s, 0, sizeof *s);
     s->version = read_version(f, err, len);
@@ -240,8 +291,10 @@ static bool read_state(CkptFile *f, State *s, char *err, int len) {
                         : !ckpt_file_get_i64(f, "seed", &s->seed, 1) ? "seed"
                         : !read_loader(f, s) ? "loader"
                         : !ckpt_file_get_i64(f, "model_shape", s->shape, 7) ? "model_shape"
+                        : !read_tied(f, s) ? "tie_embeddings"
                         : !ckpt_file_get_i64(f, "layout", s->layout, 4) ? "layout"
                         : !ckpt_file_get_f64(f, "rope_theta", &s->rope_theta) ? "rope_theta"
+                        : !read_scaling(f, s) ? "rope_scaling"
                         : !ckpt_file_get_f64(f, "norm_eps", &s->norm_eps) ? "norm_eps" : NULL;
     s->model_name = ckpt_file_get_str(f, "model_name");
     s->options = ckpt_file_get_str(f, "options");
@@ -265,7 +318,9 @@ static void config_of_state(const State *s, ModelConfig *c) {
     c->dim = (int)s->shape[0], c->n_layers = (int)s->shape[1], c->n_heads = (int)s->shape[2];
     c->n_kv_heads = (int)s->shape[3], c->ffn_dim = (int)s->shape[4], c->vocab_size = (int)s->shape[5];
     c->max_seq_len = (int)s->shape[6];
+    c->tie_embeddings = s->tied;
     c->rope_theta = s->rope_theta;
+    c->rope_scaling = s->rope_scaling;
     c->norm_eps = s->norm_eps;
     snprintf(c->name, sizeof c->name, "%s", s->model_name && s->model_name[0] ? s->model_name : "checkpoint");
 }
@@ -412,12 +467,13 @@ static long long nonfinite_total(const CheckpointHealth *h) {
 // ---- save ----
 
 // The slabs this rank writes of tensor t's optimizer state: its ZeRO shard,
-// or the whole block on data-parallel rank 0; replicated tensors from TP rank 0.
+// or the whole block on data-parallel rank 0; replicated tensors from TP rank 0;
+// a tied embedding from the first stage (the last stage's copy is loaded from it).
 static int owned_slabs(const CheckpointRun *r, const CheckpointParts *p, const ParamTensor *t,
                        Slab s[3], int64_t *e0) {
     size_t lo, hi;
     int64_t e1;
-    if (t->split == SPLIT_NONE && r->grid->tp_rank != 0) return 0;
+    if (t->tied_copy || (t->split == SPLIT_NONE && r->grid->tp_rank != 0)) return 0;
     if ((!p->optim || p->optim->zero == 0) && r->grid->dp_rank != 0) return 0;
     shard_range(p, &lo, &hi);
     if (!local_range(t, lo, hi, e0, &e1)) return 0;
@@ -663,7 +719,7 @@ bool checkpoint_resolve(const CheckpointRun *r, const char *load, char *dir, int
 }
 
 bool checkpoint_newest(const CheckpointRun *r, char *dir, int len) {
-    checkpoint_claim(r);
+    if (r->writes_dir) checkpoint_claim(r);
     char **dirs;
     int n = r->grid->world_rank == 0 ? ckpt_dir_list(r->save_dir, &dirs) : 0;
     char chosen[4200] = "";
@@ -678,8 +734,16 @@ bool checkpoint_newest(const CheckpointRun *r, char *dir, int len) {
 static bool check_shape(const ModelConfig *c, const ModelConfig *k, const char *path, char *err,
                         int len) {
     if (k->dim == c->dim && k->n_layers == c->n_layers && k->n_heads == c->n_heads &&
-        k->n_kv_heads == c->n_kv_heads && k->ffn_dim == c->ffn_dim && k->vocab_size == c->vocab_size)
+        k->n_kv_heads == c->n_kv_heads && k->ffn_dim == c->ffn_dim && k->vocab_size == c->vocab_size &&
+        k->tie_embeddings == c->tie_embeddings)
         return true;
+    if (k->tie_embeddings != c->tie_embeddings) {
+        snprintf(err, len, "%s holds a model whose LM head is %s, but %s's is %s: give the "
+                 "checkpoint's model (-c, with or without --tie-embeddings)", path,
+                 k->tie_embeddings ? "tied to the embedding" : "a tensor of its own", c->name,
+                 c->tie_embeddings ? "tied to the embedding" : "a tensor of its own");
+        return false;
+    }
     snprintf(err, len, "%s holds a model of dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d, "
              "not %s (dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d)", path, k->dim,
              k->n_layers, k->n_heads, k->n_kv_heads, k->ffn_dim, k->vocab_size, c->name, c->dim,
@@ -691,8 +755,28 @@ static bool same_value(double a, double b) {
     return fabs(a - b) <= 1e-12 * fmax(fabs(a), fabs(b));
 }
 
+// Another RoPE scaling, like another rope_theta: refused unless
+// --override-checkpoint-config.
+static bool check_scaling(const CheckpointParts *p, const ModelConfig *k, const char *path,
+                          char *err, int len) {
+    const ModelConfig *c = p->cfg;
+    if (config_rope_scaling_equal(&k->rope_scaling, &c->rope_scaling)) return true;
+    char saved[256], now[256];
+    config_rope_scaling_describe(&k->rope_scaling, saved, sizeof saved);
+    config_rope_scaling_describe(&c->rope_scaling, now, sizeof now);
+    if (!p->override_config) {
+        snprintf(err, len, "%s was trained with RoPE scaling %s but the model %s has RoPE scaling "
+                 "%s: give the checkpoint's model (-c), or add --override-checkpoint-config to "
+                 "continue with %s", path, saved, c->name, now, now);
+        return false;
+    }
+    info("--override-checkpoint-config: RoPE scaling %s of %s replaced by the model's %s", saved,
+         path, now);
+    return true;
+}
+
 // The fields that change no tensor's shape but what the weights compute:
-// another rope_theta or norm_eps is refused unless --override-checkpoint-config
+// another rope_theta, RoPE scaling or norm_eps is refused unless --override-checkpoint-config
 // (the model's values are used, and said so); another max_seq_len, which no
 // weight depends on, is said.
 static bool check_fields(const CheckpointParts *p, const ModelConfig *k, const char *path,
@@ -711,6 +795,7 @@ static bool check_fields(const CheckpointParts *p, const ModelConfig *k, const c
         info("--override-checkpoint-config: %s %g of %s replaced by the model's %g", names[i],
              saved[i], path, now[i]);
     }
+    if (!check_scaling(p, k, path, err, len)) return false;
     if (k->max_seq_len != c->max_seq_len)
         info("note: %s was saved by a model with max_seq_len %d, this run's has %d (no weight "
              "depends on it)", path, k->max_seq_len, c->max_seq_len);

@@ -93,8 +93,9 @@ void checkpoint_save(const CheckpointRun *r, const CheckpointParts *p);
 // complete one in --save-dir, "latest" first).  Returns false for "auto" with
 // none (a fresh start); fatal for an explicit path that is not a checkpoint.
 bool checkpoint_resolve(const CheckpointRun *r, const char *load, char *dir, int len);
-// Collective: the checkpoint --load auto picks (taking --save-dir's lock);
-// false when --save-dir holds none.
+// Collective: the checkpoint --load auto picks (taking --save-dir's lock when
+// r->writes_dir; a reader such as --eval-only takes none, so it may look at a
+// live run's folder); false when --save-dir holds none.
 bool checkpoint_newest(const CheckpointRun *r, char *dir, int len);
 // Collective: loads dir (any layout) into p's weights and optimizer state and
 // sets p->pos (its loader values malloc'ed), verifying the attributes' digest,

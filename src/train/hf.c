@@ -4,28 +4,51 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fs/ckpt_dir.h"
 #include "fs/dirs.h"
 #include "hf/hf_config.h"
 #include "fs/logfile.h"
+#include "hf/hf_tokenizer.h"
 #include "hf/safetensors.h"
+#include "tokenizer/tokenizer.h"
 #include "core/util.h"
 
 static bool same_shape(const ModelConfig *a, const ModelConfig *b) {
     return a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
            a->n_kv_heads == b->n_kv_heads && a->ffn_dim == b->ffn_dim &&
-           a->vocab_size == b->vocab_size;
+           a->vocab_size == b->vocab_size && a->tie_embeddings == b->tie_embeddings;
+}
+
+static const char *head_kind(const ModelConfig *c) {
+    return c->tie_embeddings ? "LM head tied to the embedding" : "LM head of its own";
+}
+
+// Another RoPE or norm epsilon than the folder's changes no tensor (extending
+// a context does it on purpose), so the model's are used, and said.
+static void note_fields(const ModelConfig *a, const ModelConfig *b, const char *dir) {
+    char sa[256], sb[256];
+    config_rope_scaling_describe(&a->rope_scaling, sa, sizeof sa);
+    config_rope_scaling_describe(&b->rope_scaling, sb, sizeof sb);
+    if (a->rope_theta != b->rope_theta || strcmp(sa, sb) != 0 || a->norm_eps != b->norm_eps)
+        info("note: %s's config.json has RoPE theta %g, scaling %s, norm eps %g; the model %s "
+             "trains its weights with theta %g, scaling %s, norm eps %g", dir, a->rope_theta, sa,
+             a->norm_eps, b->name, b->rope_theta, sb, b->norm_eps);
 }
 
 static bool check_config(const Model *m, const char *dir, HfConfig *hf, char *err, int err_len) {
     if (!hf_config_read(dir, hf, err, err_len)) return false;
     const ModelConfig *a = &hf->model, *b = &m->cfg;
-    if (same_shape(a, b)) return true;
-    snprintf(err, err_len, "%s describes dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d "
-             "but the model %s has dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d", dir,
-             a->dim, a->n_layers, a->n_heads, a->n_kv_heads, a->ffn_dim, a->vocab_size, b->name,
-             b->dim, b->n_layers, b->n_heads, b->n_kv_heads, b->ffn_dim, b->vocab_size);
+    if (same_shape(a, b)) {
+        note_fields(a, b, dir);
+        return true;
+    }
+    snprintf(err, err_len, "%s describes dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d, "
+             "%s, but the model %s has dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d, %s",
+             dir, a->dim, a->n_layers, a->n_heads, a->n_kv_heads, a->ffn_dim, a->vocab_size,
+             head_kind(a), b->name, b->dim, b->n_layers, b->n_heads, b->n_kv_heads, b->ffn_dim,
+             b->vocab_size, head_kind(b));
     return false;
 }
 
@@ -40,6 +63,26 @@ static bool read_block(const Safetensors *st, const ParamTensor *t, const char *
                                   t->local_cols, out, err, err_len);
 }
 
+// A tied model's folder may also hold lm_head.weight (some exporters write
+// both), but then equal to the embedding: anything else is another model.
+// Checked where the head is held, on that rank's block (`embed`, as read).
+static bool tied_head_check(const Safetensors *st, const ParamTensor *t, const float *embed,
+                            const char *dir, char *err, int err_len) {
+    if (!safetensors_find(st, "lm_head.weight")) return true;
+    float *head = xmalloc(t->numel * sizeof(float));
+    bool ok = read_block(st, t, "lm_head.weight", head, err, err_len);
+    size_t i = 0;
+    while (ok && i < t->numel && head[i] == embed[i]) i++;
+    if (ok && i < t->numel)
+        snprintf(err, err_len, "%s: config.json says tie_word_embeddings true, but the weights "
+                 "hold an lm_head.weight that differs from model.embed_tokens.weight (row %lld: "
+                 "%g against %g): an untied model; set tie_word_embeddings false in its "
+                 "config.json to train it untied", dir,
+                 (long long)(t->row0 + (int64_t)i / t->local_cols), head[i], embed[i]);
+    free(head);
+    return ok && i == t->numel;
+}
+
 bool hf_import(Model *m, const char *dir, char *err, int err_len) {
     HfConfig hf;
     if (!check_config(m, dir, &hf, err, err_len)) return false;
@@ -48,10 +91,10 @@ bool hf_import(Model *m, const char *dir, char *err, int err_len) {
     bool ok = true;
     for (int i = 0; ok && i < m->table.n; i++) {
         const ParamTensor *t = &m->table.t[i];
-        const char *name = t->name;
-        if (hf.tie_word_embeddings && i == m->table.lm_head) name = "model.embed_tokens.weight";
         float *host = xmalloc(t->numel * sizeof(float));
-        ok = read_block(&st, t, name, host, err, err_len);
+        ok = read_block(&st, t, t->name, host, err, err_len);
+        if (ok && m->cfg.tie_embeddings && i == m->table.lm_head)
+            ok = tied_head_check(&st, t, host, dir, err, err_len);
         if (ok) m->ops->act_from_host_f32(model_param(m, t), host, t->numel);
         free(host);
     }
@@ -96,7 +139,7 @@ static void send_my_blocks(const Model *m, const Grid *g, const ParamTable *glob
     if (g->dp_rank != 0 || g->world_rank == 0) return;
     for (int i = 0; i < global->n; i++) {
         const ParamTensor *t = params_find(&m->table, global->t[i].name);
-        if (!t || (t->split == SPLIT_NONE && g->tp_rank != 0)) continue;
+        if (!t || t->tied_copy || (t->split == SPLIT_NONE && g->tp_rank != 0)) continue;
         float *b = host_block(m, t);
         CommRequest r = comm_isend(&g->world, b, t->numel, DTYPE_F32, 0, i);
         comm_wait(&r);
@@ -163,10 +206,68 @@ static bool write_tensors(const Model *m, const Grid *g, const ParamTable *globa
     return ok && safetensors_writer_close(w, err, len);
 }
 
-static bool write_config(const Model *m, const char *dir, bool bf16, char *err, int len) {
-    HfConfig hf = {.model = m->cfg, .bos_id = -1, .eos_id = -1};
-    snprintf(hf.torch_dtype, sizeof hf.torch_dtype, "%s", bf16 ? "bfloat16" : "float32");
-    return hf_config_write(dir, &hf, err, len);
+static bool exports_tokenizer(const HfExportOptions *x) {
+    return x->tokenizer && x->tokenizer[0] && strcmp(x->tokenizer, "bytes") != 0;
+}
+
+// The export's tokenizer, loaded and checked against the model; NULL with err.
+static Tokenizer *export_tokenizer(const Model *m, const char *spec, char *err, int len) {
+    Tokenizer *tok = tokenizer_load(spec, err, len);
+    if (tok && tokenizer_vocab_size(tok) > m->cfg.vocab_size) {
+        snprintf(err, len, "the tokenizer %s has %lld ids but the model's vocabulary holds %d: "
+                 "not the model's tokenizer", spec, (long long)tokenizer_vocab_size(tok),
+                 m->cfg.vocab_size);
+        tokenizer_free(tok);
+        return NULL;
+    }
+    return tok;
+}
+
+// Rank 0, before anything is written: the tokenizer (if any) can be exported.
+static bool tokenizer_fits(const Model *m, const HfExportOptions *x, char *err, int len) {
+    if (!exports_tokenizer(x)) return true;
+    Tokenizer *tok = export_tokenizer(m, x->tokenizer, err, len);
+    bool ok = tok != NULL;
+    tokenizer_free(tok);
+    return ok;
+}
+
+// The tokenizer's files beside the weights, and its special ids in hf.
+static bool write_tokenizer(const Model *m, const char *dir, const char *spec, HfConfig *hf,
+                            char *err, int len) {
+    Tokenizer *tok = export_tokenizer(m, spec, err, len);
+    if (!tok) return false;
+    hf->bos_id = tokenizer_bos_id(tok);
+    hf->eos_id = tokenizer_eos_id(tok);
+    hf->pad_id = tokenizer_token_id(tok, "<pad>");
+    HfTokenizerFiles files = {.file = spec, .bos = tokenizer_token_text(tok, hf->bos_id),
+                              .eos = tokenizer_token_text(tok, hf->eos_id),
+                              .pad = tokenizer_token_text(tok, hf->pad_id),
+                              .max_length = m->cfg.max_seq_len};
+    bool ok = hf_tokenizer_write(dir, &files, err, len);
+    free((char *)files.bos);
+    free((char *)files.eos);
+    free((char *)files.pad);
+    tokenizer_free(tok);
+    return ok;
+}
+
+// config.json, generation_config.json and the tokenizer's files (or none: an
+// earlier export's are removed).  On failure the new weights go too: no
+// weights stay without the files that describe them.
+static bool write_config(const Model *m, const char *dir, const HfExportOptions *x, char *err,
+                         int len) {
+    HfConfig hf = {.model = m->cfg, .bos_id = -1, .eos_id = -1, .pad_id = -1};
+    snprintf(hf.torch_dtype, sizeof hf.torch_dtype, "%s", x->bf16 ? "bfloat16" : "float32");
+    bool ok = (exports_tokenizer(x) ? write_tokenizer(m, dir, x->tokenizer, &hf, err, len)
+                                    : hf_tokenizer_remove(dir, err, len)) &&
+              hf_config_write(dir, &hf, err, len) && hf_generation_config_write(dir, &hf, err, len);
+    if (!ok) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        unlink(path);
+    }
+    return ok;
 }
 
 // World rank 0's verdict, and its message in err, on every rank.
@@ -193,18 +294,20 @@ bool hf_export_dir_check(const char *dir, char *err, int len) {
     return false;
 }
 
-bool hf_export_try(const Model *m, const Grid *g, const char *dir, bool bf16, char *err, int len) {
+bool hf_export_try(const Model *m, const Grid *g, const char *dir, const HfExportOptions *x,
+                   char *err, int len) {
     ParamTable global;
     params_build_global(&global, &m->cfg);
     int *stage_layer0 = xmalloc((size_t)g->pp * sizeof(int));
     comm_allgather(&g->pp_comm, &m->part.layer0, stage_layer0, 1, DTYPE_I32);
     bool root = g->world_rank == 0;
     err[0] = 0;
-    SafetensorsWriter *w = root ? open_export(&global, dir, bf16, err, len) : NULL;
+    SafetensorsWriter *w = root && tokenizer_fits(m, x, err, len)
+                               ? open_export(&global, dir, x->bf16, err, len) : NULL;
     bool ok = agree_root(g, !root || w, err, len);
     if (ok && root)
         ok = write_tensors(m, g, &global, stage_layer0, w, err, len) &&
-             write_config(m, dir, bf16, err, len);
+             write_config(m, dir, x, err, len);
     else if (ok)
         send_my_blocks(m, g, &global);
     free(stage_layer0);
@@ -212,8 +315,8 @@ bool hf_export_try(const Model *m, const Grid *g, const char *dir, bool bf16, ch
     return agree_root(g, ok, err, len);
 }
 
-void hf_export(const Model *m, const Grid *g, const char *dir, bool bf16) {
+void hf_export(const Model *m, const Grid *g, const char *dir, const HfExportOptions *x) {
     char err[2048];
-    if (!hf_export_try(m, g, dir, bf16, err, sizeof err))
+    if (!hf_export_try(m, g, dir, x, err, sizeof err))
         fatal_all("--export-hf %s failed: %s", dir, err);
 }

@@ -12,18 +12,27 @@
 // weights (each rank reads only its own slices).  The folder's config must
 // describe the same model shape.  False with one line in err otherwise.
 bool hf_import(Model *m, const char *dir, char *err, int err_len);
+// How an export writes: the weights' type, and the tokenizer whose files go
+// beside them (its special ids into config.json and generation_config.json).
+typedef struct {
+    bool bf16;               // bfloat16 weights (else fp32)
+    const char *tokenizer;   // a tokenizer file; NULL, "" or "bytes": none (ids written null)
+} HfExportOptions;
+
 // A folder an export may write: new, empty, or a Hugging Face folder (it holds
 // a config.json: an earlier export, replaced).  Any other folder is refused,
 // so an export never mixes into unrelated files.  False with one line in err.
 bool hf_export_dir_check(const char *dir, char *err, int err_len);
 // Writes the whole model to DIR (checked as above), gathering each tensor's
-// blocks to world rank 0 one tensor at a time (collective over the grid).
+// blocks to world rank 0 one tensor at a time (collective over the grid):
+// model.safetensors (a tied model without lm_head.weight), config.json,
+// generation_config.json and the tokenizer's files (HfExportOptions).
 // Vocabulary padding is left out.  Returns the same verdict on every rank,
 // with rank 0's reason in err (err_len bytes on every rank); a failed export
 // leaves no partial model.safetensors.
-bool hf_export_try(const Model *m, const Grid *g, const char *dir, bool bf16, char *err,
-                   int err_len);
+bool hf_export_try(const Model *m, const Grid *g, const char *dir, const HfExportOptions *x,
+                   char *err, int err_len);
 // hf_export_try, ending the job (every rank, one message) on failure.
-void hf_export(const Model *m, const Grid *g, const char *dir, bool bf16);
+void hf_export(const Model *m, const Grid *g, const char *dir, const HfExportOptions *x);
 
 #endif

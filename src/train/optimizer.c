@@ -101,6 +101,14 @@ static float *owned_grads(const Optimizer *o) {
     return o->cfg.zero > 0 ? o->grad_shard : o->model->grads;
 }
 
+// The part [*a, *b) of tensor t inside this rank's shard; false when empty.
+static bool shard_part(const Optimizer *o, const ParamTensor *t, size_t *a, size_t *b) {
+    size_t lo = o->shard_begin, hi = o->shard_begin + o->shard_len;
+    *a = t->offset > lo ? t->offset : lo;
+    *b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
+    return *a < *b;
+}
+
 static void reduce_grads(Optimizer *o) {
     Model *m = o->model;
     const Comm *dp = &o->grid->dp_comm;
@@ -112,12 +120,35 @@ static void reduce_grads(Optimizer *o) {
     // ZeRO-2 reduced after every micro-step already.
 }
 
-// The part [*a, *b) of tensor t inside this rank's shard; false when empty.
-static bool shard_part(const Optimizer *o, const ParamTensor *t, size_t *a, size_t *b) {
-    size_t lo = o->shard_begin, hi = o->shard_begin + o->shard_len;
-    *a = t->offset > lo ? t->offset : lo;
-    *b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
-    return *a < *b;
+// The embedding a pipeline's first and last stage both hold when it is tied
+// (the last stage's copy serves as its LM head); NULL elsewhere.
+static const ParamTensor *tied_tensor(const Optimizer *o) {
+    const ParamTable *pt = &o->model->table;
+    if (!o->model->cfg.tie_embeddings || o->grid->pp == 1) return NULL;
+    if (pt->embed >= 0) return &pt->t[pt->embed];
+    return pt->lm_head >= 0 ? &pt->t[pt->lm_head] : NULL;
+}
+
+// Tied embeddings over a pipeline (Megatron's embedding group): once reduced
+// over DP, the first stage's embedding gradient and the last stage's head
+// gradient are summed, so both copies take the same update.  Under ZeRO the
+// reduced gradient is spread over the shards: it is gathered first (each
+// element has one owner, so the sum is exact) and the shard takes its part back.
+static void reduce_tied(Optimizer *o) {
+    const ParamTensor *t = tied_tensor(o);
+    if (!t) return;
+    float *g = o->model->grads + t->offset;
+    size_t a = 0, b = 0, bytes;
+    bool mine = shard_part(o, t, &a, &b);
+    bytes = (b - a) * sizeof(float);
+    if (o->cfg.zero > 0) {
+        o->ops->zero(g, t->numel * sizeof(float));
+        if (mine) o->ops->copy(o->model->grads + a, o->grad_shard + (a - o->shard_begin), bytes);
+        comm_dev_allreduce(&o->grid->dp_comm, g, t->numel, DTYPE_F32, REDUCE_SUM);
+    }
+    comm_dev_allreduce(&o->grid->embed_comm, g, t->numel, DTYPE_F32, REDUCE_SUM);
+    if (o->cfg.zero > 0 && mine)
+        o->ops->copy(o->grad_shard + (a - o->shard_begin), o->model->grads + a, bytes);
 }
 
 // Tensors [first, next) of the table: their shard parts form the one range
@@ -152,10 +183,10 @@ static bool next_run(const Optimizer *o, Run *r, RunRule rule) {
     return true;
 }
 
-// TP-replicated tensors count on tp_rank 0 only.
+// TP-replicated tensors count on tp_rank 0 only; a tied embedding on its first stage only.
 static bool counts_in_norm(const Optimizer *o, const ParamTensor *first, const ParamTensor *t) {
     (void)first;
-    return t->split != SPLIT_NONE || o->grid->tp_rank == 0;
+    return !t->tied_copy && (t->split != SPLIT_NONE || o->grid->tp_rank == 0);
 }
 
 // Σ g² over every parameter exactly once in the whole grid: DP replicas count
@@ -205,6 +236,7 @@ static void gather_params(Optimizer *o) {
 
 double optimizer_reduce(Optimizer *o) {
     reduce_grads(o);
+    reduce_tied(o);
     return global_grad_norm(o);
 }
 

@@ -2,11 +2,13 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/cli.h"
 #include "core/util.h"
 #include "text/deck.h"
+#include "train/sampler.h"
 
 // The fields of TrainOptions the table sets (see core/cli.h).
 #define STR(f) .kind = CLI_STRING, .size = sizeof(((TrainOptions *)0)->f), \
@@ -30,6 +32,9 @@ static const CliName device_comms[] = {{"nccl", DEVICE_COMM_NCCL}, {"mpi", DEVIC
 
 static const CliOption specs[] = {
     {"config", 'c', STR(config), "preset or model file (default tiny, or the --init-hf model)"},
+    {"tie-embeddings", 0, NUM(CLI_FLAG, tie_embeddings),
+     "one tensor for the embedding and the LM head (tied, like LLaMA-3.2 1B/3B); an --init-hf "
+     "model keeps its own tie_word_embeddings"},
     {"dataset", 'd', STR(dataset), "HDF5 token shards: a file or a folder of them"},
     {"batch-size", 'b', NUM(CLI_INT, batch_size), "micro-batch: sequences per data-parallel rank"},
     {"grad-accum", 0, NUM(CLI_INT, grad_accum), "micro-steps per optimizer step"},
@@ -60,8 +65,8 @@ static const CliOption specs[] = {
     {"save-dir", 'o', STR(save_dir), "checkpoint folder"},
     {"load", 'f', STR(load), "checkpoint to resume from, or auto (newest in --save-dir)"},
     {"override-checkpoint-config", 0, NUM(CLI_FLAG, override_checkpoint_config),
-     "--load: accept a checkpoint whose rope_theta or norm_eps differ from the model's (the "
-     "model's values are used)"},
+     "--load: accept a checkpoint whose rope_theta, RoPE scaling or norm_eps differ from the "
+     "model's (the model's values are used)"},
     {"keep-checkpoints", 0, NUM(CLI_INT, keep_checkpoints),
      "keep the newest K complete checkpoints (default 0: all)"},
     {"spike-threshold", 0, NUM(CLI_DOUBLE, spike_threshold),
@@ -70,7 +75,11 @@ static const CliOption specs[] = {
      "N skipped or spiking steps in a row: roll back to the newest checkpoint, skip their "
      "data (default 5; 0: off)"},
     {"eval-interval", 0, NUM(CLI_INT64, eval_interval), "held-out loss every N steps"},
-    {"eval-steps", 0, NUM(CLI_INT64, eval_steps), "micro-batches per evaluation"},
+    {"eval-steps", 0, NUM(CLI_INT64, eval_steps),
+     "micro-batches per evaluation (0: the whole validation split)"},
+    {"eval-only", 0, NUM(CLI_FLAG, eval_only),
+     "no training: load the model (--load or --init-hf), print the held-out loss and "
+     "perplexity over --eval-steps (and the --sample-tokens sample), exit"},
     {"seed", 0, NUM(CLI_UINT64, seed), "every random choice derives from it"},
     {"log", 0, STR(log), "metrics, one JSON object per step"},
     {"bench", 0, NUM(CLI_FLAG, bench),
@@ -87,8 +96,17 @@ static const CliOption specs[] = {
      "--describe: ranks of the described job (default: the ranks started, or tp·pp)"},
     {"tokenizer", 0, STR(tokenizer),
      "tokenizer.json (or bytes) of the dataset, to print the generated sample"},
-    {"sample-prompt", 0, STR(sample_prompt), "prompt for the greedy sample at the end"},
-    {"sample-tokens", 0, NUM(CLI_INT, sample_tokens), "tokens to generate at the end"},
+    {"sample-prompt", 0, STR(sample_prompt), "prompt for the samples at the end"},
+    {"sample-tokens", 0, NUM(CLI_INT, sample_tokens),
+     "tokens to generate at the end: a greedy continuation, and a sampled one with "
+     "--sample-temperature"},
+    {"sample-temperature", 0, NUM(CLI_DOUBLE, sample_temperature),
+     "> 0: also a sampled continuation at this temperature (default 0: greedy only)"},
+    {"sample-top-k", 0, NUM(CLI_INT, sample_top_k),
+     "sample among the K most likely tokens (after the temperature; 0: all)"},
+    {"sample-top-p", 0, NUM(CLI_DOUBLE, sample_top_p),
+     "then among the most likely tokens whose probability reaches P (default 1: all)"},
+    {"sample-seed", 0, NUM(CLI_UINT64, sample_seed), "seed of the sampled draws (default 0: --seed)"},
     {"peak-tflops", 0, NUM(CLI_DOUBLE, peak_tflops), "per-device peak TFLOP/s for MFU"},
     {"profile-step", 0, NUM(CLI_INT64, profile_step),
      "GPU profilers (ncu --profile-from-start off): collect step N only (1 = the first)"},
@@ -124,6 +142,7 @@ void options_defaults(TrainOptions *o) {
     o->spike_threshold = 6;
     o->max_bad_steps = 5;
     o->export_dtype = PRECISION_FP32;
+    o->sample_top_p = 1.0;
 }
 
 static bool apply_deck(TrainOptions *o, const char *path, char *err, int err_len) {
@@ -201,8 +220,53 @@ bool options_check(const TrainOptions *o, char *err, int err_len) {
     else if (o->world_size > 0 && !o->describe)
         snprintf(err, err_len, "--world-size %d belongs to --describe; a run has the ranks mpirun "
                  "or srun starts", o->world_size);
+    else if (o->eval_only && o->bench)
+        snprintf(err, err_len, "--eval-only evaluates on the validation split of --dataset; "
+                 "--bench has no data: leave one out");
+    else if (o->eval_only && o->export_hf[0])
+        snprintf(err, err_len, "--eval-only writes nothing; to export a checkpoint use "
+                 "llama-ckpt export-hf CHECKPOINT DIR");
+    else if (!sampler_check(&(SamplerConfig){o->sample_temperature, o->sample_top_k,
+                                             o->sample_top_p}, err, err_len))
+        return false;
     else return check_data_mix(o->data_mix, err, err_len);
     return false;
+}
+
+// The options of training alone: --eval-only ignores them.
+static const char *const training_only[] = {
+    "grad-accum", "steps", "num-epochs", "lr", "weight-decay", "warmup-steps", "min-lr-ratio",
+    "grad-clip", "zero", "overlap-grad-reduce", "grad-checkpoint", "save-interval",
+    "keep-checkpoints", "spike-threshold", "max-bad-steps", "eval-interval", "bench-warmup",
+    "dump-batches", "data-mix", "profile-step", NULL};
+
+// The "name = value" line of name in text (options_format's), up to its end.
+static const char *line_of(const char *text, const char *name, size_t *len) {
+    size_t n = strlen(name);
+    for (const char *p = text; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+        if (strncmp(p, name, n) == 0 && strncmp(p + n, " = ", 3) == 0) {
+            *len = strcspn(p, "\n");
+            return p;
+        }
+    *len = 0;
+    return "";
+}
+
+void options_ignored_by_eval_only(const TrainOptions *o, char *out, int len) {
+    TrainOptions d;
+    options_defaults(&d);
+    char *given = options_format(o), *plain = options_format(&d);
+    int at = 0;
+    out[0] = 0;
+    for (int i = 0; training_only[i] && at < len; i++) {
+        size_t a, b;
+        const char *x = line_of(given, training_only[i], &a), *y = line_of(plain, training_only[i], &b);
+        if (a == b && strncmp(x, y, a) == 0) continue;
+        int n = snprintf(out + at, (size_t)(len - at), "%s--%s", at ? ", " : "", training_only[i]);
+        at += n > 0 ? n : 0;
+    }
+    free(given);
+    free(plain);
 }
 
 void options_print_help(const char *program) {

@@ -28,6 +28,7 @@ typedef struct {
     int64_t warmup_steps;
     int tp, pp, zero;
     char pp_layers[256];     // layers per pipeline stage by hand, "a,b,..."
+    bool tie_embeddings;     // --tie-embeddings: the model's LM head is its embedding
     bool grad_checkpoint;
     int overlap_grad_reduce;    // 0 or 1
     int mixed_precision;     // --mixed-precision as given: a Precision or PRECISION_OF_DEVICE
@@ -40,7 +41,8 @@ typedef struct {
     char load[1024];         // checkpoint path or "auto"
     bool override_checkpoint_config;   // --load: the model's rope_theta/norm_eps win over the checkpoint's
     int keep_checkpoints;    // newest complete checkpoints kept (0: all)
-    int64_t eval_interval, eval_steps;
+    int64_t eval_interval, eval_steps;   // eval_steps 0: the whole validation split
+    bool eval_only;          // load, evaluate (and sample), exit: no training, no checkpoint
     uint64_t seed;
     char log[1024];
     bool bench;
@@ -53,7 +55,11 @@ typedef struct {
     int world_size;          // --describe: ranks to describe (default tp·pp, or the MPI world)
     char tokenizer[1024];    // for decoding the sample
     char sample_prompt[1024];
-    int sample_tokens;       // greedy tokens generated at the end (0: none)
+    int sample_tokens;       // tokens generated at the end (0: none)
+    double sample_temperature;   // 0: greedy only; > 0: a sampled continuation too
+    int sample_top_k;        // 0: no top-k
+    double sample_top_p;     // 1: no top-p
+    uint64_t sample_seed;    // 0: --seed
     double peak_tflops;      // per-device peak for MFU (0: the backend's default)
     int64_t profile_step;    // the step a GPU profiler collects (0: none)
     double hang_timeout;     // seconds without progress before the job ends (0: never)
@@ -67,9 +73,13 @@ void options_defaults(TrainOptions *o);
 // --help sets *help.
 bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err, int err_len);
 // Checks what the options alone decide (no model, no files): non-negative
-// counts, --world-size with --describe, --data-mix naming each source once.
+// counts, --world-size with --describe, --data-mix naming each source once,
+// the sampling settings, what --eval-only cannot do (--bench, --export-hf).
 // False with one line in err.
 bool options_check(const TrainOptions *o, char *err, int err_len);
+// --eval-only: the training options given (set to other than their
+// defaults), which it ignores, as "--steps, --lr, ..." in out ("" if none).
+void options_ignored_by_eval_only(const TrainOptions *o, char *out, int len);
 void options_print_help(const char *program);
 // The options as "key = value" lines (a run deck that reproduces the run); malloc'd.
 char *options_format(const TrainOptions *o);

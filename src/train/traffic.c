@@ -26,10 +26,21 @@ static double tp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLay
     return mb * lay->grad_accum;
 }
 
-// Pipeline: each micro-batch's activation forward and its gradient back.
-static double pp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay) {
+// Tied embeddings over a pipeline: the first and last stage sum the tensor's
+// gradient (fp32, this rank's vocabulary rows); under ZeRO each end first
+// gathers the tensor's reduced gradient over DP (optimizer.c, reduce_tied).
+static double tied_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay, int dp) {
+    if (!c->tie_embeddings || lay->pp == 1 || !(p->first || p->last)) return 0;
+    double grad = (double)params_vocab_rows(c, p->tp) * c->dim * 4.0;
+    return ring_allreduce(grad, 2) + (lay->zero > 0 ? ring_allreduce(grad, dp) : 0);
+}
+
+// Pipeline: each micro-batch's activation forward and its gradient back, and
+// the tied embedding's gradient.
+static double pp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay, int dp) {
     double act = (double)lay->B * lay->T * c->dim * (double)lay->act_bytes;
-    return lay->grad_accum * act * ((p->last ? 0 : 1) + (p->first ? 0 : 1));
+    return lay->grad_accum * act * ((p->last ? 0 : 1) + (p->first ? 0 : 1)) +
+           tied_bytes(c, p, lay, dp);
 }
 
 Traffic traffic_estimate(const ModelConfig *cfg, const ModelPart *part, const MemoryLayout *lay,
@@ -38,7 +49,7 @@ Traffic traffic_estimate(const ModelConfig *cfg, const ModelPart *part, const Me
     params_build(&pt, cfg, part);
     double n = (double)pt.numel;
     params_free(&pt);
-    return (Traffic){dp_bytes(n, lay, dp), tp_bytes(cfg, part, lay), pp_bytes(cfg, part, lay)};
+    return (Traffic){dp_bytes(n, lay, dp), tp_bytes(cfg, part, lay), pp_bytes(cfg, part, lay, dp)};
 }
 
 void traffic_print(const char *title, const Traffic *t) {

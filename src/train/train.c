@@ -13,7 +13,9 @@
 #include "train/memory.h"
 #include "train/metrics.h"
 #include "parallel/pipeline.h"
+#include "core/rng.h"
 #include "core/signals.h"
+#include "train/sampler.h"
 #include "train/traffic.h"
 #include "tokenizer/tokenizer.h"
 #include "core/util.h"
@@ -33,12 +35,13 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     else if (o->max_length < 0) bad = "--max-length must be positive";
     else if (o->steps < 0) bad = "--steps must not be negative";
     else if (o->num_epochs < 1) bad = "--num-epochs must be at least 1";
-    else if (!(o->lr > 0)) bad = "--lr must be positive";
+    else if (!(o->lr > 0) && !o->eval_only) bad = "--lr must be positive";
     else if (o->weight_decay < 0) bad = "--weight-decay must not be negative";
     else if (o->min_lr_ratio < 0 || o->min_lr_ratio > 1) bad = "--min-lr-ratio must be in [0, 1]";
     else if (o->grad_clip < 0) bad = "--grad-clip must not be negative (0 disables clipping)";
     else if (o->warmup_steps < 0) bad = "--warmup-steps must not be negative";
-    else if (o->eval_interval < 0 || o->eval_steps < 1) bad = "--eval-interval must be >= 0 and --eval-steps >= 1";
+    else if (o->eval_interval < 0 || o->eval_steps < 0)
+        bad = "--eval-interval and --eval-steps must be >= 0 (--eval-steps 0: the whole validation split)";
     else if (o->save_interval < 0) bad = "--save-interval must not be negative";
     else if (o->sample_tokens < 0) bad = "--sample-tokens must not be negative";
     else if (o->bench_warmup < 0) bad = "--bench-warmup must not be negative";
@@ -51,6 +54,9 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
         bad = "--max-bad-steps must not be negative (0 disables rollback)";
     else if (o->overlap_grad_reduce != 0 && o->overlap_grad_reduce != 1)
         bad = "--overlap-grad-reduce must be 0 or 1";
+    else if (o->eval_only && !o->dataset[0])
+        bad = "--eval-only needs --dataset PATH: HDF5 shards with a validation split "
+              "(llama-tokenize encode --val-fraction)";
     else if (!o->bench && !o->dataset[0] && !o->describe)
         bad = "no training data: give --dataset PATH (HDF5 shards from llama-tokenize encode), "
               "or --bench for synthetic tokens";
@@ -97,13 +103,20 @@ static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg,
 
 void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
     int T = trainer_seq_len(o, c), dp = world / (o->tp * o->pp);
+    char scaling[256] = "";
+    if (c->rope_scaling.kind != ROPE_SCALING_NONE) {
+        strcpy(scaling, ", RoPE scaling ");
+        config_rope_scaling_describe(&c->rope_scaling, scaling + strlen(scaling),
+                                     (int)(sizeof scaling - strlen(scaling)));
+    }
     info("model %s: dim %d, %d layers, %d heads (%d KV), head dim %d, FFN %d, vocab %d, "
-         "max seq %d, rope theta %g, norm eps %g", c->name, c->dim, c->n_layers, c->n_heads,
+         "max seq %d, rope theta %g%s, norm eps %g", c->name, c->dim, c->n_layers, c->n_heads,
          c->n_kv_heads, config_head_dim(c), c->ffn_dim, c->vocab_size, c->max_seq_len,
-         c->rope_theta, c->norm_eps);
+         c->rope_theta, scaling, c->norm_eps);
     char total[32], flop[32];
-    info("parameters: %s total, %s non-embedding + LM head (the N of 6N)",
+    info("parameters: %s total%s, %s non-embedding + LM head (the N of 6N)",
          format_count((double)config_params_total(c), total, sizeof total),
+         c->tie_embeddings ? " (the LM head is the embedding: tied)" : "",
          format_count((double)config_params_flop(c), flop, sizeof flop));
     info("model FLOPs per token at sequence %d: %.4g (6N + 12·layers·dim·seq)", T,
          config_flops_per_token(c, T));
@@ -138,7 +151,9 @@ static void init_weights(Trainer *t) {
         char err[2048];
         bool ok = hf_import(m, t->opt.init_hf, err, sizeof err);
         comm_agree(&t->grid.world, ok, err);
-        info("initialised from Hugging Face weights in %s", t->opt.init_hf);
+        info("initialised from Hugging Face weights in %s%s", t->opt.init_hf,
+             m->cfg.tie_embeddings ? " (tie_word_embeddings: the LM head stays the embedding, "
+                                     "one tensor)" : "");
         return;
     }
     float *host = xmalloc(m->table.numel * sizeof(float));
@@ -220,14 +235,16 @@ static void ckpt_start(const Trainer *t) {
 static void agree_on_data(const Trainer *t) {
     size_t len = 1 << 20;
     char *text = xmalloc(len);
-    int n = snprintf(text, len, "tokenizer %s\n", loader_tokenizer_sha256(t->train));
-    loader_describe(t->train, text + n, len - (size_t)n);
+    const Loader *any = t->train ? t->train : t->val;   // --eval-only: the validation split alone
+    snprintf(text, len, "tokenizer %s\n", loader_tokenizer_sha256(any));
+    if (t->train) loader_describe(t->train, text + strlen(text), len - strlen(text));
     if (t->val) loader_describe(t->val, text + strlen(text), len - strlen(text));
     agree_on_text(&t->grid.world, "the datasets", text, "every rank must read the same shards: "
                   "make the dataset copies identical on every node (llama-tokenize verify checks "
                   "them)");
     free(text);
-    int unchecked = loader_unchecked_shards(t->train) + (t->val ? loader_unchecked_shards(t->val) : 0);
+    int unchecked = (t->train ? loader_unchecked_shards(t->train) : 0) +
+                    (t->val ? loader_unchecked_shards(t->val) : 0);
     if (unchecked > 0)
         info("notice: %d shard%s of %s carry no token checksums (encoded before llama-tokenize "
              "kept them): their tokens are read unchecked; encode them again to have them checked",
@@ -251,6 +268,64 @@ static void open_data(Trainer *t) {
     agree_on_data(t);
 }
 
+// --eval-only: the validation split alone, which it needs.
+static void open_val(Trainer *t) {
+    char err[1024], msg[1400];
+    LoaderConfig lc = {.path = t->opt.dataset, .split = "val", .max_length = t->T,
+                       .vocab_size = t->cfg.vocab_size, .seed = t->opt.seed};
+    t->val = loader_open(&lc, err, sizeof err);
+    snprintf(msg, sizeof msg, "--eval-only needs the validation split of --dataset: %s (tokenize "
+             "with --val-fraction)", err);
+    comm_agree(&t->grid.world, t->val != NULL, msg);
+    agree_on_data(t);
+}
+
+// --eval-only --load: the step and tokenizer of the checkpoint (rank 0 reads
+// them): its model was trained on ids of that tokenizer, so data of another
+// would give a meaningless loss.
+static void check_eval_checkpoint(Trainer *t, const char *dir) {
+    char err[8192] = "";
+    int64_t step = 0;
+    bool ok = true;
+    if (t->grid.world_rank == 0) {
+        CheckpointInfo ci;
+        const char *data = loader_tokenizer_sha256(t->val);
+        ok = checkpoint_info(dir, &ci, err, sizeof err);
+        if (ok && ci.tokenizer_sha256[0] && data[0] && strcmp(ci.tokenizer_sha256, data) != 0) {
+            snprintf(err, sizeof err, "%s was trained on data of another tokenizer (sha256 %.12s…) "
+                     "than %s (%.12s…): its loss there would mean nothing; give that data", dir,
+                     ci.tokenizer_sha256, t->opt.dataset, data);
+            ok = false;
+        }
+        if (ok) step = ci.step;
+        free(ci.options);   // NULL when checkpoint_info failed
+    }
+    comm_agree(&t->grid.world, ok, err);
+    comm_broadcast(&t->grid.world, &step, 1, DTYPE_I64, 0);
+    t->step = step;
+}
+
+// --eval-only: the weights of --load's checkpoint (no optimizer state, no
+// data position; --save-dir is locked only to find --load auto's newest).
+static void load_for_eval(Trainer *t) {
+    if (!t->opt.load[0]) {
+        if (!t->opt.init_hf[0])
+            info("note: --eval-only without --load or --init-hf evaluates the initial weights of "
+                 "--seed %llu", (unsigned long long)t->opt.seed);
+        return;
+    }
+    CheckpointRun r = {.grid = &t->grid, .save_dir = t->opt.save_dir};
+    char dir[4200];
+    if (!checkpoint_resolve(&r, t->opt.load, dir, sizeof dir))
+        fatal_all("--eval-only --load auto: %s holds no checkpoint; give --save-dir of the run, or "
+                  "--load DIR (a step_N folder)", t->opt.save_dir);
+    check_eval_checkpoint(t, dir);
+    CheckpointParts p = {.ops = t->model->ops, .cfg = &t->cfg, .table = &t->model->table,
+                         .weights = t->model->params, .seed = UINT64_MAX,
+                         .override_config = t->opt.override_checkpoint_config};
+    checkpoint_load_weights(&r, &p, dir);
+}
+
 static void count_steps(Trainer *t) {
     uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
     if (t->opt.steps > 0) t->total_steps = t->opt.steps;
@@ -266,7 +341,7 @@ static void open_outputs(Trainer *t) {
     char err[1024];
     if (t->opt.log[0] && t->grid.world_rank == 0 && !(t->log = logfile_open(t->opt.log, err, sizeof err)))
         fatal("%s", err);
-    if (t->opt.dump_batches[0] && t->grid.tp_rank == 0 && t->grid.pp_rank == 0) {
+    if (t->opt.dump_batches[0] && !t->opt.eval_only && t->grid.tp_rank == 0 && t->grid.pp_rank == 0) {
         char path[1100];
         if (t->grid.dp > 1) snprintf(path, sizeof path, "%s.dp%d", t->opt.dump_batches, t->grid.dp_rank);
         else snprintf(path, sizeof path, "%s", t->opt.dump_batches);
@@ -360,7 +435,7 @@ static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const Model
     t->B = B;
     t->T = T;
     t->M = M;
-    grid_create(&t->grid, o->tp, o->pp);
+    grid_create(&t->grid, o->tp, o->pp, cfg->tie_embeddings);
     t->part = part_of(o, cfg, t->grid.dp, t->grid.tp_rank, t->grid.pp_rank);
     int slots = pipeline_slots(t->grid.pp, t->grid.pp_rank, M);
     t->model = model_create(ops, cfg, &t->part, &t->grid.tp_comm, B, T, slots, o->grad_checkpoint);
@@ -392,15 +467,28 @@ static void select_attention(const Ops *ops, const TrainOptions *o) {
 // Every rank must run the same job: ranks started with other options (or
 // another model file) would diverge, or hang in a collective the others skip.
 static void agree_on_job(const TrainOptions *o, const ModelConfig *c) {
-    char *options = options_format(o);
-    size_t at = strlen(options), len = at + 512;
+    char *options = options_format(o), scaling[256];
+    size_t at = strlen(options), len = at + 768;
     char *text = xrealloc(options, len);
+    config_rope_scaling_describe(&c->rope_scaling, scaling, sizeof scaling);
     snprintf(text + at, len - at, "model = dim %d, layers %d, heads %d, kv heads %d, ffn %d, vocab "
-             "%d, max seq %d, rope theta %.17g, norm eps %.17g\n", c->dim, c->n_layers, c->n_heads,
-             c->n_kv_heads, c->ffn_dim, c->vocab_size, c->max_seq_len, c->rope_theta, c->norm_eps);
+             "%d, max seq %d, rope theta %.17g, rope scaling %s, norm eps %.17g\n", c->dim,
+             c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->vocab_size, c->max_seq_len,
+             c->rope_theta, scaling, c->norm_eps);
     agree_on_text(comm_job(), "the options", text, "start every rank with the same command line "
                   "(and the same model file)");
     free(text);
+}
+
+// --eval-only: the model (seeded, --init-hf or --load's weights), the
+// validation split and --log; no optimizer, no training data.
+static Trainer *create_for_eval(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg) {
+    Trainer *t = trainer_alloc(ops, o, cfg, o->batch_size, trainer_seq_len(o, cfg), 1);
+    open_val(t);
+    load_for_eval(t);
+    t->rows = xmalloc((size_t)t->B * (t->T + 1) * sizeof(int32_t));
+    open_outputs(t);
+    return t;
 }
 
 Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg) {
@@ -408,6 +496,7 @@ Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig
     watchdog_start(o->hang_timeout, util_world_rank());
     watchdog_beat("starting up (model, data, checkpoint)", 0);
     select_attention(ops, o);
+    if (o->eval_only) return create_for_eval(ops, o, cfg);
     Trainer *t = trainer_alloc(ops, o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum);
     open_data(t);
     count_steps(t);
@@ -684,25 +773,58 @@ static int signal_anywhere(const Trainer *t) {
     return sig;
 }
 
-double trainer_evaluate(Trainer *t) {
+// Sequences an evaluation scores: --eval-steps batches of dp·B, or (0) every
+// window of the validation split once.
+static uint64_t eval_samples(const Trainer *t) {
+    if (t->opt.eval_steps > 0) return (uint64_t)t->opt.eval_steps * t->B * t->grid.dp;
+    return loader_samples(t->val);
+}
+
+// The sequences of this rank's micro-batch at global sample `consumed` that
+// the evaluation scores (of `samples`); the rest of its B pad the last batch.
+static int eval_rows(const Trainer *t, uint64_t consumed, uint64_t samples) {
+    uint64_t first = consumed + (uint64_t)t->grid.dp_rank * t->B;
+    if (first >= samples) return 0;
+    return samples - first < (uint64_t)t->B ? (int)(samples - first) : t->B;
+}
+
+// Σ of the token losses of the micro-batch in t->rows on the last stage (0
+// elsewhere), of its first `rows` sequences: the rest pad the split's last
+// batch (they are computed, and left out).
+static double eval_batch(Trainer *t, int rows) {
+    if (rows == t->B) return pipeline_eval(t->pipeline, &(PipelineFeed){feed_batch, NULL, NULL, t}, 1);
+    size_t n = (size_t)t->B * t->T;
+    int32_t *ids = xmalloc(2 * n * sizeof(int32_t));   // (2, B, T) inputs, targets
+    loader_split_rows(t->rows, t->B, t->T, ids, ids + n);
+    model_set_batch(t->model, 0, ids, ids + n);
+    pipeline_forward_logits(t->pipeline);
+    free(ids);
+    return t->part.last ? model_loss_sum(t->model, rows) : 0.0;
+}
+
+double trainer_evaluate(Trainer *t, double *tokens) {
     LoaderState st = {0};
+    uint64_t samples = eval_samples(t), per_batch = (uint64_t)t->B * t->grid.dp;
+    int64_t batches = (int64_t)((samples + per_batch - 1) / per_batch);
     double sum = 0;
-    for (int64_t k = 0; k < t->opt.eval_steps; k++) {
+    for (int64_t k = 0; k < batches; k++) {
         if (signal_anywhere(t)) {
             info("evaluation at step %lld stopped after %lld of %lld batches by a signal",
-                 (long long)t->step, (long long)k, (long long)t->opt.eval_steps);
+                 (long long)t->step, (long long)k, (long long)batches);
             return NAN;
         }
         watchdog_beat("evaluating", t->step);
+        int rows = eval_rows(t, st.consumed, samples);
         loader_next(t->val, &st, t->grid.dp_rank, t->grid.dp, t->B, t->rows);
-        sum += pipeline_eval(t->pipeline, &(PipelineFeed){feed_batch, NULL, NULL, t}, 1);
+        sum += eval_batch(t, rows);
     }
-    double tokens = (double)t->opt.eval_steps * t->B * t->T * t->grid.dp;
-    return global_loss_sum(t, sum) / tokens;
+    loader_state_free(&st);
+    if (tokens) *tokens = (double)samples * t->T;
+    return global_loss_sum(t, sum) / ((double)samples * t->T);
 }
 
 static void log_eval(Trainer *t) {
-    double loss = trainer_evaluate(t);
+    double loss = trainer_evaluate(t, NULL);
     if (isnan(loss) && signal_anywhere(t)) return;   // stopped by a signal: nothing to log
     info("eval  step %lld | loss %.4f | perplexity %.2f", (long long)t->step, loss, exp(loss));
     if (t->log) {
@@ -713,8 +835,27 @@ static void log_eval(Trainer *t) {
     }
 }
 
-int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, int32_t *out) {
+// The token after the first len of the batch's row 0, once the logits are
+// there: greedy, or drawn by s with the uniform number (key, len) on the
+// last stage's first rank, root, alone.  Every rank gets it from root.
+static int32_t next_token(Trainer *t, int len, const SamplerConfig *s, uint64_t key, int root,
+                          float *row) {
+    int32_t next = 0;
+    if (t->part.last && (!s || s->temperature == 0)) next = model_argmax(t->model, len - 1);
+    else if (t->part.last) {
+        model_logits_row(t->model, len - 1, row);
+        if (t->grid.world_rank == root)
+            next = sampler_draw(s, row, t->cfg.vocab_size, rng_uniform(key, (uint64_t)len));
+    }
+    comm_broadcast(&t->grid.world, &next, 1, DTYPE_I32, root);
+    return next;
+}
+
+int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, const SamplerConfig *s,
+                     uint64_t seed, int32_t *out) {
     int32_t *tokens = xcalloc((size_t)t->B * t->T, sizeof(int32_t));
+    float *row = xmalloc((size_t)t->cfg.vocab_size * sizeof(float));   // (vocab) sampled logits
+    uint64_t key = rng_key(seed, 0x73616d706c65 /* "sample" */);
     memcpy(out, prompt, (size_t)n * sizeof(int32_t));
     int len = n;
     // The token comes from the last stage's first rank: world rank (pp − 1)·dp·tp.
@@ -723,10 +864,10 @@ int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, int32_
         memcpy(tokens, out, (size_t)len * sizeof(int32_t));
         model_set_batch(t->model, 0, tokens, tokens);
         pipeline_forward_logits(t->pipeline);
-        int32_t next = t->part.last ? model_argmax(t->model, len - 1) : 0;
-        comm_broadcast(&t->grid.world, &next, 1, DTYPE_I32, root);
-        out[len++] = next;
+        out[len] = next_token(t, len, s, key, root, row);
+        len++;
     }
+    free(row);
     free(tokens);
     return len;
 }
@@ -795,7 +936,30 @@ static int encode_prompt(const Trainer *t, Tokenizer *tok, int32_t *ids, int max
     return n;
 }
 
-// --sample-tokens: a greedy continuation of --sample-prompt, decoded with --tokenizer.
+// Rank 0 prints out[0..len) (the prompt's n ids first) decoded, under a
+// title naming how it was made.
+static void print_continuation(const Trainer *t, Tokenizer *tok, const int32_t *out, int len,
+                               int n, const char *how) {
+    if (t->grid.world_rank != 0) return;
+    uint32_t *u = xmalloc((size_t)len * sizeof(uint32_t));
+    for (int i = 0; i < len; i++) u[i] = (uint32_t)out[i];
+    size_t bytes;
+    char *text = tokenizer_decode(tok, u, (size_t)len, &bytes);
+    info("sample (%s, %d new tokens):\n%.*s", how, len - n, (int)bytes, text);
+    free(text);
+    free(u);
+}
+
+// "temperature 0.8, top-k 40, top-p 0.95, seed 7": the settings of a sampled continuation.
+static void describe_sampling(const TrainOptions *o, uint64_t seed, char *out, size_t len) {
+    int at = snprintf(out, len, "temperature %g", o->sample_temperature);
+    if (o->sample_top_k > 0) at += snprintf(out + at, len - (size_t)at, ", top-k %d", o->sample_top_k);
+    if (o->sample_top_p < 1) at += snprintf(out + at, len - (size_t)at, ", top-p %g", o->sample_top_p);
+    snprintf(out + at, len - (size_t)at, ", seed %llu", (unsigned long long)seed);
+}
+
+// --sample-tokens: a greedy continuation of --sample-prompt, and with
+// --sample-temperature a sampled one, decoded with --tokenizer.
 static void print_sample(Trainer *t) {
     if (t->opt.sample_tokens <= 0) return;
     char err[1024] = "";
@@ -805,15 +969,16 @@ static void print_sample(Trainer *t) {
     watchdog_beat("generating the sample", t->step);
     int n = encode_prompt(t, tok, ids, t->T - 1);
     if (n == 0) ids[n++] = 0;
-    int len = trainer_generate(t, ids, n, t->opt.sample_tokens, out);
-    if (t->grid.world_rank == 0) {
-        uint32_t *u = xmalloc((size_t)len * sizeof(uint32_t));
-        for (int i = 0; i < len; i++) u[i] = (uint32_t)out[i];
-        size_t bytes;
-        char *text = tokenizer_decode(tok, u, (size_t)len, &bytes);
-        info("sample (greedy, %d new tokens):\n%.*s", len - n, (int)bytes, text);
-        free(text);
-        free(u);
+    int len = trainer_generate(t, ids, n, t->opt.sample_tokens, NULL, 0, out);
+    print_continuation(t, tok, out, len, n, "greedy");
+    if (t->opt.sample_temperature > 0) {
+        const TrainOptions *o = &t->opt;
+        SamplerConfig s = {o->sample_temperature, o->sample_top_k, o->sample_top_p};
+        uint64_t seed = o->sample_seed ? o->sample_seed : o->seed;
+        char how[160];
+        describe_sampling(o, seed, how, sizeof how);
+        len = trainer_generate(t, ids, n, o->sample_tokens, &s, seed, out);
+        print_continuation(t, tok, out, len, n, how);
     }
     free(ids);
     free(out);
@@ -829,8 +994,8 @@ static void finish(Trainer *t) {
         fatal_all("not exporting to %s: %s; lower --lr or raise --warmup-steps", t->opt.export_hf, why);
     watchdog_beat("exporting Hugging Face weights", t->step);
     char err[2048], ck[4200];
-    if (!hf_export_try(t->model, &t->grid, t->opt.export_hf,
-                       t->opt.export_dtype == PRECISION_BF16, err, sizeof err)) {
+    HfExportOptions x = {.bf16 = t->opt.export_dtype == PRECISION_BF16, .tokenizer = t->opt.tokenizer};
+    if (!hf_export_try(t->model, &t->grid, t->opt.export_hf, &x, err, sizeof err)) {
         if (t->saved_step != t->step) trainer_checkpoint_save(t);   // the weights must survive
         ckpt_dir_name(t->opt.save_dir, t->step, false, ck, sizeof ck);
         fatal_all("--export-hf %s failed: %s; the trained weights are in %s (llama-ckpt "
@@ -881,9 +1046,35 @@ static bool close_training(Trainer *t) {
     return t->opt.save_interval <= 0 || t->saved_step == t->step || save_checked(t);
 }
 
+// --eval-only: the held-out loss and perplexity, printed and logged, then
+// the samples; nothing trained or saved.
+static void run_eval_only(Trainer *t) {
+    double tokens;
+    double loss = trainer_evaluate(t, &tokens);
+    if (isnan(loss) && signal_anywhere(t)) return;   // stopped by a signal: nothing to report
+    info("eval loss %.6f perplexity %.4f over %.0f tokens", loss, exp(loss), tokens);
+    info("  (%s at step %lld; %s: %.0f sequences of %d tokens)", t->opt.load[0] ? "checkpoint"
+         : t->opt.init_hf[0] ? t->opt.init_hf : "initial weights", (long long)t->step,
+         t->opt.eval_steps > 0 ? "--eval-steps batches" : "the whole validation split",
+         tokens / t->T, t->T);
+    if (t->log) {
+        char line[320];
+        snprintf(line, sizeof line, "{\"step\": %lld, \"eval_loss\": %.9g, \"eval_perplexity\": "
+                 "%.9g, \"eval_tokens\": %.0f, \"eval_only\": true}", (long long)t->step, loss,
+                 exp(loss), tokens);
+        logfile_line(t->log, line);
+    }
+    print_sample(t);
+    report_peak_memory(t);
+}
+
 void trainer_run(Trainer *t) {
     t->start_time = now_seconds();
     signals_install();
+    if (t->opt.eval_only) {
+        run_eval_only(t);
+        return;
+    }
     if (t->grid.world_rank == 0) ckpt_dir_clear_preempted(t->opt.save_dir);
     info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
          t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,

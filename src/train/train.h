@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "train/optimizer.h"
 #include "train/options.h"
+#include "train/sampler.h"
 
 typedef struct Trainer {
     TrainOptions opt;
@@ -64,12 +65,19 @@ void trainer_checkpoint_release(const Trainer *t);
 void trainer_run(Trainer *t);
 void trainer_free(Trainer *t);
 
-// Held-out loss over --eval-steps micro-batches (every rank calls it); NaN
-// when SIGTERM or SIGUSR1 reached any rank meanwhile: the evaluation stops
-// after the batch under way, so the run can save.
-double trainer_evaluate(Trainer *t);
-// Greedy continuation of prompt (n ids) by n_new tokens into out (n + n_new
-// ids, at most T); identical on every rank.  Returns the length.
-int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, int32_t *out);
+// Held-out loss, the mean over the tokens of --eval-steps micro-batches of
+// the validation split read in order, or with --eval-steps 0 of every window
+// of the split once (the last batch padded, its padding left out); *tokens
+// (may be NULL) gets the count.  Every rank calls it.  NaN when SIGTERM or
+// SIGUSR1 reached any rank meanwhile: the evaluation stops after the batch
+// under way, so the run can save.
+double trainer_evaluate(Trainer *t, double *tokens);
+// Continuation of prompt (n ids) by n_new tokens into out (n + n_new ids, at
+// most T): greedy when s is NULL or its temperature 0, else each token drawn
+// by the sampler (train/sampler.h) from the whole vocabulary's logits with the
+// uniform number of (seed, position), on one rank.  Identical on every rank
+// and, for the same seed, under every layout.  Returns the length.
+int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, const SamplerConfig *s,
+                     uint64_t seed, int32_t *out);
 
 #endif

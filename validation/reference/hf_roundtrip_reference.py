@@ -46,6 +46,9 @@ def logits(folder):
     torch.manual_seed(2024)
     model = LlamaForCausalLM.from_pretrained(folder, torch_dtype=torch.float32,
                                              attn_implementation="eager").eval()
+    tied = model.lm_head.weight is model.model.embed_tokens.weight
+    assert tied == bool(model.config.tie_word_embeddings), "transformers did not tie it"
+    print("tied embeddings" if tied else "untied")
     tokens = torch.randint(0, model.config.vocab_size, (B, T + 1))
     with torch.no_grad():
         out = model(input_ids=tokens[:, :T]).logits
@@ -53,7 +56,7 @@ def logits(folder):
                                                  tokens[:, 1:].reshape(-1))
     save_file({"logits": out.reshape(B * T, -1).contiguous()}, f"{folder}/logits.safetensors")
     with open(f"{folder}/golden.json", "w") as f:
-        json.dump({"B": B, "T": T, "tokens": tokens.tolist(), "loss": float(loss),
+        json.dump({"B": B, "T": T, "tokens": tokens.tolist(), "loss": float(loss), "tied": tied,
                    "torch": torch.__version__}, f)
     print("held-out loss", float(loss))
 

@@ -8,6 +8,11 @@ gradient clipping.
 
 Run once (PyTorch, transformers, safetensors from PyPI); make test never needs Python:
     python3 validation/reference/make_llama_golden.py validation/golden/llama-tiny
+    python3 validation/reference/make_llama_golden.py validation/golden/llama-tiny-tied --tied
+--tied: tie_word_embeddings=True (one tensor is the embedding and the LM head,
+its gradient the sum of both uses), vocab 99, FFN 72, 4 layers, seed 2 (seed
+1's model has v_proj gradients near zero in layer 2, which Adam turns into
+8e-5 weight differences between tp2 and one rank, tied or not).
 """
 import json
 import math
@@ -18,22 +23,26 @@ import torch
 from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "validation/golden/llama-tiny"
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+TIED = "--tied" in sys.argv[1:]
+OUT = ARGS[0] if ARGS else "validation/golden/llama-tiny"
 B, T, STEPS = 2, 11, 10
 OPT = dict(lr=3e-3, warmup=3, min_lr_ratio=0.1, weight_decay=0.1, clip=1.0,
            betas=(0.9, 0.95), eps=1e-8)
 
-torch.manual_seed(0)
+torch.manual_seed(2 if TIED else 0)
 torch.set_default_dtype(torch.float32)
 torch.use_deterministic_algorithms(True)
 
-config = LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=80,
-                     num_hidden_layers=2, num_attention_heads=6, num_key_value_heads=2,
+config = LlamaConfig(vocab_size=99 if TIED else 97, hidden_size=48,
+                     intermediate_size=72 if TIED else 80,
+                     num_hidden_layers=4 if TIED else 2, num_attention_heads=6, num_key_value_heads=2,
                      max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-5,
-                     tie_word_embeddings=False, attention_bias=False, mlp_bias=False,
+                     tie_word_embeddings=TIED, attention_bias=False, mlp_bias=False,
                      bos_token_id=None, eos_token_id=None, pad_token_id=None)
 config._attn_implementation = "eager"
 model = LlamaForCausalLM(config).float()
+assert (model.lm_head.weight is model.model.embed_tokens.weight) == TIED
 # Norm weights away from 1 so their gradients are exercised.
 with torch.no_grad():
     for name, p in model.named_parameters():
@@ -91,5 +100,6 @@ for name, p in model.named_parameters():  # the weights after the last update
 save_file(golden, os.path.join(OUT, "golden.safetensors"))
 with open(os.path.join(OUT, "golden.json"), "w") as f:
     json.dump({"B": B, "T": T, "steps": STEPS, **OPT, "losses": losses,
+               "n_params": sum(p.numel() for p in model.parameters()),
                "torch": torch.__version__}, f, indent=1)
 print("wrote", OUT, "losses", ["%.6f" % l for l in losses])

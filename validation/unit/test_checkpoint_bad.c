@@ -8,7 +8,8 @@
 // A good checkpoint is saved here, copies are damaged with the HDF5 library,
 // and llama-train --load must refuse each with a clear message.  Non-finite
 // weights (case 11): llama-ckpt compare, info and llama-train --load report
-// them and fail, and a model with NaN weights is never saved.
+// them and fail, and a model with NaN weights is never saved.  RoPE scaling
+// is stored, shown, compared on resume and digested; without it, plain RoPE.
 #include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
@@ -390,6 +391,93 @@ static void format2_cases(void) {
                    "do not match their digest (state_sha256)");
 }
 
+// ---- RoPE scaling ----
+
+// A step-0 checkpoint of cfg in dir/name (a bare trainer, as "good").
+static void save_bare(const ModelConfig *cfg, const char *name) {
+    TrainOptions o;
+    options_defaults(&o);
+    o.bench = true;
+    snprintf(o.save_dir, sizeof o.save_dir, "%s/%s", dir, name);
+    Trainer *t = trainer_create_bare(&ops_cpu, &o, cfg);
+    trainer_checkpoint_save(t);
+    trainer_free(t);
+}
+
+// The tiny shape with llama3 RoPE scaling: a model file (its path in model)
+// and its step-0 checkpoint (dir/scaled/step_0000000).
+static bool make_scaled(char *model, size_t len) {
+    snprintf(model, len, "%s/scaled.model", dir);
+    FILE *f = fopen(model, "w");
+    if (!f) return false;
+    fprintf(f, "dim = 64\nn_layers = 4\nn_heads = 8\nn_kv_heads = 4\nffn_dim = 192\n"
+            "vocab_size = 256\nmax_seq_len = 256\nrope_theta = 10000\nnorm_eps = 1e-5\n"
+            "rope_scaling = llama3\nrope_scaling_factor = 8\nrope_scaling_low_freq_factor = 1\n"
+            "rope_scaling_high_freq_factor = 4\n"
+            "rope_scaling_original_max_position_embeddings = 64\n");
+    fclose(f);
+    ModelConfig cfg;
+    char err[512];
+    bool ok = config_load(model, &cfg, err, sizeof err);
+    CHECK(ok, "%s", err);
+    if (ok) save_bare(&cfg, "scaled");
+    return ok;
+}
+
+#define SCALED "llama3 (factor 8, low_freq_factor 1, high_freq_factor 4, " \
+               "original_max_position_embeddings 64)"
+
+// RoPE scaling belongs to the model a checkpoint holds: stored, shown,
+// compared on resume like rope_theta, guarded by the digest; a checkpoint
+// from before it (no rope_scaling attributes) is plain RoPE.
+static void rope_scaling_cases(void) {
+    char model[600], scaled[600], path[600], cmd[2048], out[8192];
+    check_begin("RoPE scaling: saved in the checkpoint, shown by info, resumed with its model");
+    bool ok = make_scaled(model, sizeof model);
+    snprintf(scaled, sizeof scaled, "%s/scaled/step_0000000", dir);
+    snprintf(cmd, sizeof cmd, "%s info %s", ckpt_bin, scaled);
+    CHECK(ok && run(cmd, out, sizeof out) == 0 && strstr(out, "scaling " SCALED), "info: %s", out);
+    snprintf(cmd, sizeof cmd, "%s --bench -c %s -l 8 --steps 1 --load %s", train_bin, model,
+             scaled);
+    CHECK(ok && run(cmd, out, sizeof out) == 0 && strstr(out, "loaded checkpoint"), "resumed: %s",
+          out);
+    snprintf(cmd, sizeof cmd, "%s --describe -c %s", train_bin, model);
+    CHECK(ok && run(cmd, out, sizeof out) == 0 && strstr(out, "rope theta 10000, RoPE scaling "
+          SCALED ", norm eps"), "--describe: %s", out);
+    check_end();
+    expect_refused("resuming a llama3-scaled checkpoint with plain RoPE: refused", scaled, "tiny",
+                   "was trained with RoPE scaling " SCALED " but the model tiny has RoPE scaling "
+                   "none: give the checkpoint's model (-c), or add --override-checkpoint-config");
+    snprintf(path, sizeof path, "%s/good/step_0000000", dir);
+    expect_refused("resuming a plain checkpoint with llama3 scaling: refused", path, model,
+                   "was trained with RoPE scaling none but the model");
+    check_begin("--override-checkpoint-config resumes with the model's RoPE scaling, and says so");
+    snprintf(cmd, sizeof cmd, "%s --bench -c tiny -l 8 --steps 1 --load %s "
+             "--override-checkpoint-config", train_bin, scaled);
+    CHECK(run(cmd, out, sizeof out) == 0 &&
+          strstr(out, "RoPE scaling " SCALED " of ") && strstr(out, "replaced by the model's none"),
+          "%s", out);
+    check_end();
+    copy_ckpt("rope-old", path, sizeof path);
+    patch_str(path, "rope_scaling", NULL);
+    patch_str(path, "rope_scaling_params", NULL);   // removes it, whatever its type
+    check_begin("a checkpoint from before RoPE scaling (no rope_scaling attribute) loads, plain");
+    snprintf(cmd, sizeof cmd, "%s --bench -c tiny -l 8 --steps 1 --load %s", train_bin, path);
+    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "loaded checkpoint"), "refused: %s", out);
+    check_end();
+    snprintf(cmd, sizeof cmd, "cp -r %s %s/rope-patched", scaled, dir);
+    sh("%s%s", cmd, "");
+    snprintf(path, sizeof path, "%s/rope-patched", dir);
+    double v[4] = {9, 1, 4, 64};
+    hid_t file = open_rw(path), sp = H5Screate_simple(1, (hsize_t[]){4}, NULL);
+    H5Adelete(file, "rope_scaling_params");
+    hid_t a = H5Acreate2(file, "rope_scaling_params", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_DOUBLE, v);
+    H5Aclose(a), H5Sclose(sp), H5Fclose(file);
+    expect_refused("a patched RoPE scaling factor: refused by the digest", path, model,
+                   "do not match their digest (state_sha256)");
+}
+
 static void nonfinite_cases(void) {
     char nan[600], good[600], cmd[2048], out[8192];
     copy_ckpt("nan", nan, sizeof nan);
@@ -496,6 +584,7 @@ int main(int argc, char **argv) {
     expect_refused("bad checkpoint: --load of a missing path", path, "tiny", "no such checkpoint folder");
     attribute_cases();
     format2_cases();
+    rope_scaling_cases();
     nonfinite_cases();
     sh("rm -rf %s%s", dir, "");
     comm_world_end();

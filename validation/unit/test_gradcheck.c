@@ -96,10 +96,16 @@ int main(int argc, char **argv) {
     ModelConfig cfg = {.name = "gradcheck", .dim = 32, .n_layers = 2, .n_heads = 4,
                        .n_kv_heads = 2, .ffn_dim = 48, .vocab_size = 77, .max_seq_len = 16,
                        .rope_theta = 10000.0, .norm_eps = 1e-5};
+    // llama3 RoPE scaling over an original context of 16: of head dim 8's
+    // wavelengths (6.3, 63, 628, 6283) the first blended, the others divided by 4
+    RopeScaling llama3 = {ROPE_SCALING_LLAMA3, 4.0, 1.0, 4.0, 16};
     ModelPart part = {.tp = 1, .n_layers = 2, .first = true, .last = true, .dp = 1};
-    for (int recompute = 0; recompute <= 1; recompute++) {
-        check_begin(recompute ? "gradcheck with activation recomputation"
-                              : "gradcheck every tensor (GQA, T=7, vocab 77)");
+    for (int pass = 0; pass <= 2; pass++) {
+        bool recompute = pass == 1;
+        cfg.rope_scaling = pass == 2 ? llama3 : (RopeScaling){0};
+        check_begin(pass == 1 ? "gradcheck with activation recomputation"
+                    : pass == 2 ? "gradcheck with llama3 RoPE scaling"
+                                : "gradcheck every tensor (GQA, T=7, vocab 77)");
         m = model_create(&ops_cpu, &cfg, &part, &tp, 2, 7, 1, recompute);
         float *params = m->params;
         params_init_host(&m->table, 1234, params);

@@ -61,7 +61,7 @@ static void test_roundtrip(void) {
               a->norm_eps, b->rope_theta, b->norm_eps);
         CHECK(in.bos_id == 128000 && in.eos_id == 128001, "token ids %lld %lld",
               (long long)in.bos_id, (long long)in.eos_id);
-        CHECK(!in.tie_word_embeddings && !strcmp(in.torch_dtype, "bfloat16"), "extras");
+        CHECK(!in.model.tie_embeddings && !strcmp(in.torch_dtype, "bfloat16"), "extras");
     }
     CHECK(access(tmp_path("config.json.tmp"), F_OK) != 0, "temporary file left");
     // an odd epsilon survives exactly too
@@ -84,7 +84,7 @@ static const char *json_str(json_t *o, const char *key) {
 // The keys transformers.LlamaForCausalLM needs, as this program's model is.
 static void test_written_keys(void) {
     check_begin("hf_config_written_keys");
-    HfConfig hf = {.bos_id = -1, .eos_id = 2, .torch_dtype = "float32"};
+    HfConfig hf = {.bos_id = -1, .eos_id = 2, .pad_id = -1, .torch_dtype = "float32"};
     bool ok = config_load("tiny", &hf.model, err, sizeof err) &&
               hf_config_write(tmp_path("keys.json"), &hf, err, sizeof err);
     CHECK(ok, "%s", err);
@@ -163,8 +163,52 @@ static void test_released(void) {
     ok = hf_config_read(put("l3.json", llama3_v5), &hf, err, sizeof err);
     CHECK(ok, "llama-3 (transformers 5): %s", err);
     CHECK(!ok || (m->n_kv_heads == 8 && m->rope_theta == 500000.0 && hf.eos_id == 128001 &&
-                  hf.tie_word_embeddings && !strcmp(hf.torch_dtype, "bfloat16")),
+                  hf.model.tie_embeddings && !strcmp(hf.torch_dtype, "bfloat16")),
           "llama-3 fields");
+    check_end();
+}
+
+// LLaMA-3.2 1B's released config.json (tied, llama3 RoPE scaling), as Meta published it.
+static const char *llama32_1b =
+    "{\"architectures\": [\"LlamaForCausalLM\"], \"attention_bias\": false, \"attention_dropout\":"
+    " 0.0, \"bos_token_id\": 128000, \"eos_token_id\": 128001, \"head_dim\": 64, \"hidden_act\":"
+    " \"silu\", \"hidden_size\": 2048, \"initializer_range\": 0.02, \"intermediate_size\": 8192,"
+    " \"max_position_embeddings\": 131072, \"mlp_bias\": false, \"model_type\": \"llama\","
+    " \"num_attention_heads\": 32, \"num_hidden_layers\": 16, \"num_key_value_heads\": 8,"
+    " \"pretraining_tp\": 1, \"rms_norm_eps\": 1e-05, \"rope_scaling\": {\"factor\": 32.0,"
+    " \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0, \"original_max_position_embeddings\":"
+    " 8192, \"rope_type\": \"llama3\"}, \"rope_theta\": 500000.0, \"tie_word_embeddings\": true,"
+    " \"torch_dtype\": \"bfloat16\", \"transformers_version\": \"4.45.0.dev0\", \"use_cache\": true,"
+    " \"vocab_size\": 128256}";
+
+static bool same_config(const ModelConfig *a, const ModelConfig *b) {
+    return a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
+           a->n_kv_heads == b->n_kv_heads && a->ffn_dim == b->ffn_dim &&
+           a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
+           a->rope_theta == b->rope_theta && a->norm_eps == b->norm_eps &&
+           a->tie_embeddings == b->tie_embeddings &&
+           config_rope_scaling_equal(&a->rope_scaling, &b->rope_scaling);
+}
+
+// The LLaMA-3.1/3.2 presets: the released config reads as the preset, and each
+// preset has the parameter count of transformers' model of that config
+// (LlamaForCausalLM(config).parameters(), tied tensors once).
+static void test_tied_presets(void) {
+    check_begin("hf_config_llama3.x_presets");
+    HfConfig hf;
+    ModelConfig want;
+    bool ok = hf_config_read(put("l32.json", llama32_1b), &hf, err, sizeof err) &&
+              config_load("llama3.2-1b", &want, err, sizeof err);
+    CHECK(ok, "%s", err);
+    CHECK(!ok || same_config(&hf.model, &want), "LLaMA-3.2 1B's config.json differs from the preset");
+    const struct { const char *name; int64_t params; } released[] = {
+        {"llama3.2-1b", 1235814400}, {"llama3.2-3b", 3212749824}, {"llama3.1-8b", 8030261248}};
+    for (int i = 0; i < 3; i++) {
+        ok = config_load(released[i].name, &want, err, sizeof err);
+        CHECK(ok && config_params_total(&want) == released[i].params, "%s: %lld parameters, "
+              "transformers has %lld", released[i].name, (long long)config_params_total(&want),
+              (long long)released[i].params);
+    }
     check_end();
 }
 
@@ -191,10 +235,6 @@ static void test_refusals(void) {
     edited_fails("\"model_type\": \"llama\",", "", "required key 'model_type' is missing");
     edited_fails("\"model_type\": \"llama\"", "\"model_type\": \"mistral\"",
                  "model_type is 'mistral'; only LLaMA models");
-    edited_fails("\"rope_scaling\": null", "\"rope_scaling\": {\"factor\": 8.0, \"rope_type\": "
-                 "\"llama3\"}", "rope_scaling of type 'llama3' is not supported");
-    edited_fails("\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"linear\", "
-                 "\"factor\": 2.0}", "rope_scaling of type 'linear'");
     edited_fails("\"rope_scaling\": null", "\"rope_parameters\": {\"rope_type\": \"yarn\"}",
                  "rope_parameters of type 'yarn' is not supported");
     edited_fails("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", "hidden_act is 'gelu'");
@@ -219,11 +259,14 @@ static void test_refusals(void) {
 
 static void test_write_refusals(void) {
     check_begin("hf_config_write_refusals");
-    HfConfig hf = {.bos_id = -1, .eos_id = -1};
+    HfConfig hf = {.bos_id = -1, .eos_id = -1, .pad_id = -1};
     config_load("tiny", &hf.model, err, sizeof err);
-    hf.tie_word_embeddings = true;
-    CHECK_FAILS(hf_config_write(tmp_path("w.json"), &hf, err, sizeof err), "output head is untied");
-    hf.tie_word_embeddings = false;
+    hf.model.tie_embeddings = true;   // a tied model writes and reads back tied
+    HfConfig back;
+    CHECK(hf_config_write(tmp_path("tied.json"), &hf, err, sizeof err) &&
+          hf_config_read(tmp_path("tied.json"), &back, err, sizeof err) && back.model.tie_embeddings,
+          "tied config round trip: %s", err);
+    hf.model.tie_embeddings = false;
     snprintf(hf.torch_dtype, sizeof hf.torch_dtype, "float16");
     CHECK_FAILS(hf_config_write(tmp_path("w.json"), &hf, err, sizeof err),
                 "torch_dtype 'float16' is not one the exporter writes");
@@ -237,9 +280,182 @@ static void test_write_refusals(void) {
     check_end();
 }
 
+// ---- RoPE scaling ---------------------------------------------------------------------
+
+// LLaMA 3.1 8B's config.json (transformers 4.43 layout).
+static const char *llama31_8b =
+    "{\"architectures\": [\"LlamaForCausalLM\"], \"bos_token_id\": 128000, \"eos_token_id\":"
+    " 128001, \"hidden_act\": \"silu\", \"hidden_size\": 4096, \"intermediate_size\": 14336,"
+    " \"max_position_embeddings\": 131072, \"model_type\": \"llama\", \"num_attention_heads\": 32,"
+    " \"num_hidden_layers\": 32, \"num_key_value_heads\": 8, \"rms_norm_eps\": 1e-05,"
+    " \"rope_scaling\": {\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
+    " \"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}, \"rope_theta\":"
+    " 500000.0, \"tie_word_embeddings\": false, \"torch_dtype\": \"bfloat16\","
+    " \"vocab_size\": 128256}";
+
+// The same model as transformers 5 writes it.
+static const char *llama31_v5 =
+    "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_act\": \"silu\", \"hidden_size\": 4096,"
+    " \"intermediate_size\": 14336, \"max_position_embeddings\": 131072, \"model_type\":"
+    " \"llama\", \"num_attention_heads\": 32, \"num_hidden_layers\": 32, \"num_key_value_heads\":"
+    " 8, \"rms_norm_eps\": 1e-05, \"rope_parameters\": {\"factor\": 8.0, \"high_freq_factor\":"
+    " 4.0, \"low_freq_factor\": 1.0, \"original_max_position_embeddings\": 8192, \"rope_theta\":"
+    " 500000.0, \"rope_type\": \"llama3\"}, \"vocab_size\": 128256}";
+
+// llama31_8b with `from` replaced by `to`, read into hf.
+static bool edited_read(const char *from, const char *to, HfConfig *hf) {
+    char text[4096];
+    const char *at = strstr(llama31_8b, from);
+    CHECK(at != NULL, "test bug: '%s' not in the config", from);
+    if (!at) return false;
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(at - llama31_8b), llama31_8b, to,
+             at + strlen(from));
+    return hf_config_read(put("rope.json", text), hf, err, sizeof err);
+}
+
+// Written and read back: the same scaling, as transformers reads it.
+static void scaling_round_trip(const HfConfig *hf, const char *what) {
+    HfConfig back;
+    bool ok = hf_config_write(tmp_path("rope-out.json"), hf, err, sizeof err) &&
+              hf_config_read(tmp_path("rope-out.json"), &back, err, sizeof err);
+    CHECK(ok, "%s: %s", what, err);
+    CHECK(!ok || (config_rope_scaling_equal(&hf->model.rope_scaling, &back.model.rope_scaling) &&
+                  back.model.rope_theta == hf->model.rope_theta),
+          "%s: the scaling did not read back alike", what);
+    json_t *o = ok ? json_load_file(tmp_path("rope-out.json"), 0, NULL) : NULL;
+    json_t *sc = json_object_get(o, "rope_scaling");
+    CHECK(!ok || !strcmp(json_str(sc, "rope_type"),
+                         config_rope_scaling_name(hf->model.rope_scaling.kind)),
+          "%s: rope_scaling.rope_type '%s'", what, json_str(sc, "rope_type"));
+    json_decref(o);
+}
+
+static void test_rope_scaling_read(void) {
+    check_begin("hf_config_rope_scaling");
+    HfConfig hf;
+    const RopeScaling *s = &hf.model.rope_scaling;
+    bool ok = edited_read("", "", &hf);
+    CHECK(ok, "llama-3.1: %s", err);
+    CHECK(!ok || (s->kind == ROPE_SCALING_LLAMA3 && s->factor == 8 && s->low_freq_factor == 1 &&
+                  s->high_freq_factor == 4 && s->original_max_seq_len == 8192 &&
+                  hf.model.rope_theta == 500000.0), "llama-3.1 scaling");
+    if (ok) scaling_round_trip(&hf, "llama3");
+    // transformers 5: rope_parameters, with rope_theta inside
+    ok = hf_config_read(put("l31v5.json", llama31_v5), &hf, err, sizeof err);
+    CHECK(ok && s->kind == ROPE_SCALING_LLAMA3 && s->factor == 8 && s->high_freq_factor == 4 &&
+          hf.model.rope_theta == 500000.0, "transformers 5 layout: %s", err);
+    ok = edited_read("}, \"rope_theta\": 500000.0,", ", \"rope_theta\": 500000.0},", &hf);
+    CHECK(ok && s->kind == ROPE_SCALING_LLAMA3 && hf.model.rope_theta == 500000.0,
+          "rope_theta inside rope_scaling: %s", err);
+    ok = edited_read(", \"original_max_position_embeddings\": 8192", "", &hf);
+    CHECK(ok && s->original_max_seq_len == 131072,
+          "no original_max_position_embeddings: max_position_embeddings (%s)", err);
+    ok = edited_read("{\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0,"
+                     " \"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}",
+                     "{\"type\": \"linear\", \"factor\": 2.5}", &hf);
+    CHECK(ok && s->kind == ROPE_SCALING_LINEAR && s->factor == 2.5 && s->low_freq_factor == 0,
+          "linear: %s", err);
+    if (ok) scaling_round_trip(&hf, "linear");
+    check_end();
+}
+
+#define SCALING "{\"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, " \
+                "\"original_max_position_embeddings\": 8192, \"rope_type\": \"llama3\"}"
+#define TYPE "\"rope_type\": \"llama3\""
+#define THETA "\"rope_theta\": 500000.0,"
+
+static void rope_fails(const char *from, const char *to, const char *want) {
+    HfConfig hf;
+    CHECK_FAILS(edited_read(from, to, &hf), want);
+}
+
+static void test_rope_scaling_refusals(void) {
+    check_begin("hf_config_rope_scaling_refusals");
+    rope_fails(TYPE, "\"rope_type\": \"dynamic\"", "rope_scaling of type 'dynamic' is not "
+               "supported: it rescales with the sequence length at inference, which training "
+               "does not have");
+    rope_fails(TYPE, "\"rope_type\": \"yarn\"", "rope_scaling of type 'yarn' is not supported");
+    rope_fails(TYPE, "\"type\": \"su\"", "rope_scaling of type 'su' is not supported");
+    rope_fails(TYPE, "\"rope_type\": 3", "rope_scaling of type '(not a string)'");
+    rope_fails(SCALING, "3", "rope_scaling must be an object or null");
+    rope_fails("\"factor\": 8.0", "\"factor\": -8.0", "rope_scaling.factor must be a positive");
+    rope_fails("\"low_freq_factor\": 1.0, ", "", "rope_scaling.low_freq_factor is missing");
+    rope_fails("\"high_freq_factor\": 4.0", "\"high_freq_factor\": 1.0",
+               "high_freq_factor must be above low_freq_factor");
+    rope_fails("8192,", "8192.5,", "rope_scaling.original_max_position_embeddings must be a "
+               "positive integer");
+    rope_fails(THETA, THETA " \"original_max_position_embeddings\": 4096,",
+               "original_max_position_embeddings 4096 and rope_scaling."
+               "original_max_position_embeddings 8192 disagree");
+    rope_fails(TYPE, TYPE ", \"partial_rotary_factor\": 0.5",
+               "rope_scaling.partial_rotary_factor is not 1");
+    rope_fails(THETA, THETA " \"partial_rotary_factor\": 0.5,", ": partial_rotary_factor is not 1");
+    rope_fails("}, " THETA, ", \"rope_theta\": 10000.0}, " THETA,
+               "rope_theta 500000 and rope_scaling.rope_theta 10000 disagree");
+    rope_fails(THETA, THETA " \"rope_parameters\": {\"rope_type\": \"default\"},",
+               "rope_scaling (llama3 (factor 8, low_freq_factor 1, high_freq_factor 4, "
+               "original_max_position_embeddings 8192)) and rope_parameters (none) disagree");
+    check_end();
+}
+
+// Model files: rope_scaling and the numbers its kind uses.
+static void test_rope_scaling_model_file(void) {
+    check_begin("model_file_rope_scaling");
+    const char *shape = "dim = 64\nn_layers = 2\nn_heads = 4\nn_kv_heads = 2\nffn_dim = 128\n"
+                        "vocab_size = 256\nmax_seq_len = 64\nrope_theta = 10000\nnorm_eps = 1e-5\n";
+    char text[1024];
+    ModelConfig c;
+    const RopeScaling *s = &c.rope_scaling;
+    snprintf(text, sizeof text, "%srope_scaling = llama3\nrope_scaling_factor = 8\n"
+             "rope_scaling_low_freq_factor = 1\nrope_scaling_high_freq_factor = 4\n"
+             "rope_scaling_original_max_position_embeddings = 16\n", shape);
+    bool ok = config_load(put("l3.model", text), &c, err, sizeof err);
+    CHECK(ok && s->kind == ROPE_SCALING_LLAMA3 && s->factor == 8 && s->low_freq_factor == 1 &&
+          s->high_freq_factor == 4 && s->original_max_seq_len == 16, "llama3 model file: %s", err);
+    ok = config_load(put("plain.model", shape), &c, err, sizeof err);
+    CHECK(ok && s->kind == ROPE_SCALING_NONE, "a model file without rope_scaling: %s", err);
+    snprintf(text, sizeof text, "%srope_scaling = llama3\nrope_scaling_factor = 8\n", shape);
+    CHECK_FAILS(config_load(put("bad.model", text), &c, err, sizeof err),
+                "lacks the key 'rope_scaling_low_freq_factor' (rope_scaling needs it)");
+    snprintf(text, sizeof text, "%srope_scaling = linear\nrope_scaling_factor = 2\n"
+             "rope_scaling_low_freq_factor = 1\n", shape);
+    CHECK_FAILS(config_load(put("bad.model", text), &c, err, sizeof err),
+                "'rope_scaling_low_freq_factor' is not used by rope_scaling linear");
+    snprintf(text, sizeof text, "%srope_scaling_factor = 2\n", shape);
+    CHECK_FAILS(config_load(put("bad.model", text), &c, err, sizeof err),
+                "'rope_scaling_factor' is not used by rope_scaling none");
+    snprintf(text, sizeof text, "%srope_scaling = yarn\n", shape);
+    CHECK_FAILS(config_load(put("bad.model", text), &c, err, sizeof err),
+                "rope_scaling must be none, linear or llama3, got 'yarn'");
+    snprintf(text, sizeof text, "%srope_scaling = llama3\nrope_scaling_factor = 8\n"
+             "rope_scaling_low_freq_factor = 2\nrope_scaling_high_freq_factor = 2\n"
+             "rope_scaling_original_max_position_embeddings = 16\n", shape);
+    CHECK_FAILS(config_load(put("bad.model", text), &c, err, sizeof err),
+                "high_freq_factor must be above low_freq_factor");
+    check_end();
+}
+
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
+}
+
+// tie_embeddings in a model file: true ties, anything but true/false is refused.
+static void test_tie_model_file(void) {
+    check_begin("model_file_tie_embeddings");
+    const char *shape = "dim = 64\nn_layers = 2\nn_heads = 4\nn_kv_heads = 2\nffn_dim = 96\n"
+                        "vocab_size = 300\nmax_seq_len = 64\nrope_theta = 10000\nnorm_eps = 1e-5\n";
+    char text[512];
+    ModelConfig c;
+    snprintf(text, sizeof text, "%stie_embeddings = true\n", shape);
+    CHECK(config_load(put("tied.model", text), &c, err, sizeof err) && c.tie_embeddings,
+          "tied model file: %s", err);
+    CHECK(config_load(put("untied.model", shape), &c, err, sizeof err) && !c.tie_embeddings,
+          "a model file without the key is untied: %s", err);
+    snprintf(text, sizeof text, "%stie_embeddings = yes\n", shape);
+    CHECK_FAILS(config_load(put("bad.model", text), &c, err, sizeof err),
+                "tie_embeddings must be true or false, got 'yes'");
+    check_end();
 }
 
 int main(void) {
@@ -253,6 +469,11 @@ int main(void) {
     test_released();
     test_refusals();
     test_write_refusals();
+    test_rope_scaling_read();
+    test_rope_scaling_refusals();
+    test_rope_scaling_model_file();
+    test_tied_presets();
+    test_tie_model_file();
     nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_exit_code();
 }

@@ -1,6 +1,8 @@
 // Hugging Face weights that do not fit the model are refused by the import
 // with a message naming the file and the tensor: a missing tensor, a tensor
-// of another dtype (I64), another shape.  The folders are written here.
+// of another dtype (I64), another shape; a tied model (tie_word_embeddings)
+// whose file holds an lm_head.weight other than its embedding; an untied
+// folder for a tied model.  The folders are written here.
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +22,17 @@ static ModelConfig cfg = {.name = "bad-import", .dim = 16, .n_layers = 1, .n_hea
                           .n_kv_heads = 1, .ffn_dim = 24, .vocab_size = 40, .max_seq_len = 16,
                           .rope_theta = 10000.0, .norm_eps = 1e-5};
 
-// Writes DIR/config.json and DIR/model.safetensors with every tensor of cfg
-// except `skip`, and `reshape` (if not NULL) one row short.
-static void write_folder(const char *dir, const char *skip, const char *reshape) {
+// What a folder's config.json says beside the untied tensors it holds.
+typedef enum { UNTIED, TIED_HEAD_EQUAL, TIED_HEAD_OTHER } Tying;
+
+// Writes DIR/config.json and DIR/model.safetensors with every tensor of the
+// untied cfg except `skip`, and `reshape` (if not NULL) one row short; tensor
+// i holds the value i, or with TIED_HEAD_EQUAL the head the embedding's.
+static void write_tied_folder(const char *dir, const char *skip, const char *reshape, Tying tying) {
     mkdir(dir, 0755);
     char err[512], path[512];
-    HfConfig hf = {.model = cfg, .bos_id = -1, .eos_id = -1};
+    HfConfig hf = {.model = cfg, .bos_id = -1, .eos_id = -1, .pad_id = -1};
+    hf.model.tie_embeddings = tying != UNTIED;
     hf_config_write(dir, &hf, err, sizeof err);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     SafetensorsWriter *w = safetensors_writer_create(path, err, sizeof err);
@@ -40,13 +47,20 @@ static void write_folder(const char *dir, const char *skip, const char *reshape)
     }
     for (int i = 0; i < pt.n; i++) {
         if (index[i] < 0) continue;
-        float *zeros = calloc((size_t)(pt.t[i].rows * pt.t[i].cols), sizeof(float));
-        safetensors_writer_put(w, index[i], zeros, err, sizeof err);
-        free(zeros);
+        size_t n = (size_t)(pt.t[i].rows * pt.t[i].cols);
+        float *v = malloc(n * sizeof(float));
+        bool head = i == pt.lm_head && tying == TIED_HEAD_EQUAL;
+        for (size_t k = 0; k < n; k++) v[k] = (float)(head ? pt.embed : i);
+        safetensors_writer_put(w, index[i], v, err, sizeof err);
+        free(v);
     }
     safetensors_writer_close(w, err, sizeof err);
     free(index);
     params_free(&pt);
+}
+
+static void write_folder(const char *dir, const char *skip, const char *reshape) {
+    write_tied_folder(dir, skip, reshape, UNTIED);
 }
 
 // A file whose first tensor (the embedding, the first the import reads) is
@@ -81,7 +95,7 @@ int main(int argc, char **argv) {
     snprintf(base, sizeof base, "/tmp/llama-test-hfbad.%d", (int)getpid());
     mkdir(base, 0755);
     Grid g;
-    grid_create(&g, 1, 1);
+    grid_create(&g, 1, 1, false);
     ModelPart part = {.tp = 1, .n_layers = 1, .first = true, .last = true, .dp = 1};
     Model *m = model_create(&ops_cpu, &cfg, &part, &g.tp_comm, 1, 4, 1, false);
 
@@ -100,7 +114,26 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/shape", base);
     write_folder(dir, NULL, "lm_head.weight");
     expect(m, dir, "hf import: a tensor of the wrong shape", "'lm_head.weight' has shape [39, 16], expected [40, 16]");
+    model_free(m);
 
+    // Tied: a folder may also hold lm_head.weight, but then equal to the embedding.
+    ModelConfig tied = cfg;
+    tied.tie_embeddings = true;
+    m = model_create(&ops_cpu, &tied, &part, &g.tp_comm, 1, 4, 1, false);
+    snprintf(dir, sizeof dir, "%s/tied-equal", base);
+    write_tied_folder(dir, NULL, NULL, TIED_HEAD_EQUAL);
+    check_begin("hf import: a tied model whose file also holds an equal lm_head.weight loads");
+    CHECK(hf_import(m, dir, err, sizeof err), "%s", err);
+    check_end();
+    snprintf(dir, sizeof dir, "%s/tied-other", base);
+    write_tied_folder(dir, NULL, NULL, TIED_HEAD_OTHER);
+    expect(m, dir, "hf import: a tied model whose file holds another lm_head.weight",
+           "hold an lm_head.weight that differs from model.embed_tokens.weight");
+    check_begin("hf import: the error names the folder");
+    CHECK(!hf_import(m, dir, err, sizeof err) && strstr(err, dir) == err, "'%s'", err);
+    check_end();
+    snprintf(dir, sizeof dir, "%s/good", base);
+    expect(m, dir, "hf import: an untied folder into a tied model", "LM head of its own");
     model_free(m);
     grid_free(&g);
     char cmd[300];
