@@ -46,20 +46,31 @@ static void *alloc_bytes(Model *m, size_t bytes) {
     return m->ops->alloc(bytes);
 }
 
+// Layers of room in a slot: Lk for the matmul and attention outputs, Lc for
+// the norms' and SwiGLU's (see Activations).
+static size_t kept_layers(Recompute r, int n_layers) {
+    return r == RECOMPUTE_FULL ? 1 : (size_t)n_layers;
+}
+static size_t cheap_layers(Recompute r, int n_layers) {
+    return r == RECOMPUTE_NONE ? (size_t)n_layers : 1;
+}
+
 static void alloc_slot(Model *m, Activations *a) {
     LayerSizes z = layer_sizes(m);
-    size_t L = (size_t)m->part.n_layers, Ls = m->recompute ? 1 : L, N = (size_t)m->N;
+    size_t L = (size_t)m->part.n_layers, N = (size_t)m->N;
+    size_t Lk = kept_layers(m->recompute, m->part.n_layers);
+    size_t Lc = cheap_layers(m->recompute, m->part.n_layers);
     a->res = alloc_act(m, (L + 1) * z.nd);
-    a->mid = alloc_act(m, Ls * z.nd);
-    a->xn1 = alloc_act(m, Ls * z.nd);
-    a->qkv = alloc_act(m, Ls * z.qkv);
-    a->att = alloc_act(m, Ls * z.att);
-    a->att_state = alloc_bytes(m, Ls * m->state_bytes);
-    a->xn2 = alloc_act(m, Ls * z.nd);
-    a->gu = alloc_act(m, Ls * z.gu);
-    a->h = alloc_act(m, Ls * z.h);
-    a->rstd1 = alloc_bytes(m, Ls * N * sizeof(float));
-    a->rstd2 = alloc_bytes(m, Ls * N * sizeof(float));
+    a->mid = alloc_act(m, Lk * z.nd);
+    a->xn1 = alloc_act(m, Lc * z.nd);
+    a->qkv = alloc_act(m, Lk * z.qkv);
+    a->att = alloc_act(m, Lk * z.att);
+    a->att_state = alloc_bytes(m, Lk * m->state_bytes);
+    a->xn2 = alloc_act(m, Lc * z.nd);
+    a->gu = alloc_act(m, Lk * z.gu);
+    a->h = alloc_act(m, Lc * z.h);
+    a->rstd1 = alloc_bytes(m, Lc * N * sizeof(float));
+    a->rstd2 = alloc_bytes(m, Lc * N * sizeof(float));
     a->tokens = alloc_bytes(m, N * sizeof(int32_t));
     a->targets = alloc_bytes(m, N * sizeof(int32_t));
 }
@@ -107,7 +118,7 @@ static void alloc_scratch(Model *m) {
 }
 
 Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
-                    int B, int T, int n_slots, bool recompute) {
+                    int B, int T, int n_slots, Recompute recompute) {
     Model *m = xcalloc(1, sizeof *m);
     m->ops = ops;
     m->cfg = *cfg;
@@ -145,16 +156,23 @@ void model_free(Model *m) {
     free(m);
 }
 
+const char *model_recompute_name(Recompute r) {
+    return r == RECOMPUTE_FULL ? "full" : r == RECOMPUTE_SELECTIVE ? "selective" : "none";
+}
+
 double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int B, int T,
-                              int n_slots, bool recompute, size_t act_bytes,
+                              int n_slots, Recompute recompute, size_t act_bytes,
                               size_t attention_state_bytes) {
     Model m = {.cfg = *cfg, .part = *part, .B = B, .T = T, .N = B * T};
     set_local_widths(&m);
     LayerSizes z = layer_sizes(&m);
-    double L = part->n_layers, Ls = recompute ? 1 : L, N = m.N;
-    double per_layer = (3.0 * z.nd + z.qkv + z.att + z.gu + z.h) * act_bytes +
-                       attention_state_bytes + 2 * N * sizeof(float);
-    double slot = (L + 1) * z.nd * act_bytes + Ls * per_layer + 2 * N * sizeof(int32_t);
+    double L = part->n_layers, N = m.N;
+    double Lk = (double)kept_layers(recompute, part->n_layers);
+    double Lc = (double)cheap_layers(recompute, part->n_layers);
+    // mid, qkv, att, gu, the attention state | xn1, xn2, h, rstd1, rstd2
+    double kept = (1.0 * z.nd + z.qkv + z.att + z.gu) * act_bytes + attention_state_bytes;
+    double cheap = (2.0 * z.nd + z.h) * act_bytes + 2 * N * sizeof(float);
+    double slot = (L + 1) * z.nd * act_bytes + Lk * kept + Lc * cheap + 2 * N * sizeof(int32_t);
     double scratch = (2.0 * z.nd + z.qkv + z.att) * act_bytes;   // ∂gu, ∂h: in gu, h
     if (part->last) scratch += (z.nd + N * m.vocab_rows) * act_bytes + 5 * N * sizeof(float);
     return n_slots * slot + scratch;
@@ -188,14 +206,16 @@ typedef struct {
 
 static LayerActs layer_acts(const Model *m, const Activations *a, int l) {
     LayerSizes z = layer_sizes(m);
-    size_t i = m->recompute ? 0 : (size_t)l, N = (size_t)m->N;
+    size_t k = m->recompute == RECOMPUTE_FULL ? 0 : (size_t)l;   // kept: mid, qkv, att, state, gu
+    size_t c = m->recompute == RECOMPUTE_NONE ? (size_t)l : 0;   // cheap: xn1, xn2, h, rstd
+    size_t N = (size_t)m->N;
     return (LayerActs){
         .x = act_at(m->ops, a->res, (size_t)l * z.nd), .out = act_at(m->ops, a->res, (size_t)(l + 1) * z.nd),
-        .mid = act_at(m->ops, a->mid, i * z.nd), .xn1 = act_at(m->ops, a->xn1, i * z.nd),
-        .qkv = act_at(m->ops, a->qkv, i * z.qkv), .att = act_at(m->ops, a->att, i * z.att),
-        .state = (char *)a->att_state + i * m->state_bytes, .xn2 = act_at(m->ops, a->xn2, i * z.nd),
-        .gu = act_at(m->ops, a->gu, i * z.gu), .h = act_at(m->ops, a->h, i * z.h),
-        .rstd1 = a->rstd1 + i * N, .rstd2 = a->rstd2 + i * N};
+        .mid = act_at(m->ops, a->mid, k * z.nd), .xn1 = act_at(m->ops, a->xn1, c * z.nd),
+        .qkv = act_at(m->ops, a->qkv, k * z.qkv), .att = act_at(m->ops, a->att, k * z.att),
+        .state = (char *)a->att_state + k * m->state_bytes, .xn2 = act_at(m->ops, a->xn2, c * z.nd),
+        .gu = act_at(m->ops, a->gu, k * z.gu), .h = act_at(m->ops, a->h, c * z.h),
+        .rstd1 = a->rstd1 + c * N, .rstd2 = a->rstd2 + c * N};
 }
 
 // One decoder layer.  With `recomputing`, stops once h is known: the
@@ -283,10 +303,22 @@ double model_loss_sum(Model *m, int rows) {
 
 // ---- backward ----
 
+// Selective recomputation: the norms' outputs and 1/rms and SwiGLU's output
+// of layer l, from the kept res[l], mid and gu: the forward pass's ops on the
+// same inputs, so the same bits.  h first: the backward pass overwrites gu.
+static void layer_recompute_cheap(Model *m, const LayerActs *v, int l) {
+    int N = m->N, D = m->cfg.dim;
+    float eps = (float)m->cfg.norm_eps;
+    m->ops->swiglu_forward(v->h, v->gu, N, m->ffn);
+    m->ops->rmsnorm_forward(v->xn2, v->rstd2, v->mid, W(m, l, LP_FFN_NORM), N, D, eps);
+    m->ops->rmsnorm_forward(v->xn1, v->rstd1, v->x, W(m, l, LP_ATTN_NORM), N, D, eps);
+}
+
 // d_res holds ∂loss/∂(layer output) on entry and ∂loss/∂(layer input) on exit.
 static void layer_backward(Model *m, const Activations *a, int l) {
-    if (m->recompute) layer_forward(m, a, l, true);
+    if (m->recompute == RECOMPUTE_FULL) layer_forward(m, a, l, true);
     LayerActs v = layer_acts(m, a, l);
+    if (m->recompute == RECOMPUTE_SELECTIVE) layer_recompute_cheap(m, &v, l);
     int N = m->N, D = m->cfg.dim, F = m->ffn, HD = m->heads * m->hd;
     // ∂h and ∂gu overwrite h and gu: nothing reads them after this layer's backward.
     void *d_h = v.h, *d_gu = v.gu;

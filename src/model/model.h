@@ -13,20 +13,29 @@
 #include "backend/ops.h"
 #include "model/params.h"
 
-// Activations of one micro-batch in flight through this stage.  Ls is the
-// number of local layers, or 1 under activation recomputation (then only the
-// residual stream is kept per layer and the rest is recomputed).
+// What the backward pass recomputes instead of keeping (--recompute).
+typedef enum {
+    RECOMPUTE_NONE,        // every layer's activations kept
+    RECOMPUTE_SELECTIVE,   // matmul and attention outputs kept; the norms and SwiGLU recomputed
+    RECOMPUTE_FULL,        // only the residual stream kept; each layer's forward rerun
+} Recompute;
+
+// Activations of one micro-batch in flight through this stage.  Lk is the
+// number of local layers, or 1 under full recomputation (then only the
+// residual stream is kept per layer); Lc is the number of local layers
+// without recomputation, or 1 under either (the norms' outputs, their 1/rms
+// and SwiGLU's output are recomputed from what is kept, into one layer's room).
 typedef struct {
     void *res;          // (L + 1, N, D)  residual stream: res[l] enters layer l
-    void *mid;          // (Ls, N, D)     residual after attention
-    void *xn1;          // (Ls, N, D)     RMSNorm output feeding Q/K/V
-    void *qkv;          // (Ls, N, qkv)   queries and keys after RoPE, values
-    void *att;          // (Ls, N, heads·hd) attention output
-    void *att_state;    // (Ls, state)    what the attention backward pass needs
-    void *xn2;          // (Ls, N, D)     RMSNorm output feeding gate/up
-    void *gu;           // (Ls, N, 2F)    gate | up projections
-    void *h;            // (Ls, N, F)     SwiGLU output
-    float *rstd1, *rstd2;   // (Ls, N)    1/rms of the two norms
+    void *mid;          // (Lk, N, D)     residual after attention
+    void *xn1;          // (Lc, N, D)     RMSNorm output feeding Q/K/V
+    void *qkv;          // (Lk, N, qkv)   queries and keys after RoPE, values
+    void *att;          // (Lk, N, heads·hd) attention output
+    void *att_state;    // (Lk, state)    what the attention backward pass needs
+    void *xn2;          // (Lc, N, D)     RMSNorm output feeding gate/up
+    void *gu;           // (Lk, N, 2F)    gate | up projections
+    void *h;            // (Lc, N, F)     SwiGLU output
+    float *rstd1, *rstd2;   // (Lc, N)    1/rms of the two norms
     int32_t *tokens;    // (N) input ids
     int32_t *targets;   // (N) next-token ids
 } Activations;
@@ -48,7 +57,7 @@ typedef struct Model {
     size_t flat_numel;      // table.numel padded to a multiple of the data-parallel size
     void *params;           // (flat_numel) compute weights
     float *grads;           // (flat_numel) fp32 gradients, accumulated over micro-batches
-    bool recompute;         // -g: recompute each layer in the backward pass
+    Recompute recompute;    // what the backward pass recomputes
     GradsReadyFn grads_ready;   // NULL: nobody is told
     void *grads_ready_ctx;
     int n_slots;
@@ -70,11 +79,13 @@ typedef struct Model {
 } Model;
 
 Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
-                    int B, int T, int n_slots, bool recompute);
+                    int B, int T, int n_slots, Recompute recompute);
 void model_free(Model *m);
+// "none", "selective" or "full".
+const char *model_recompute_name(Recompute r);
 // Predicted bytes of activations and scratch for a layout, without allocating.
 double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int B, int T,
-                              int n_slots, bool recompute, size_t act_bytes,
+                              int n_slots, Recompute recompute, size_t act_bytes,
                               size_t attention_state_bytes);
 
 // Copies a micro-batch's ids (host, N each) into slot s.

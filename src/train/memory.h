@@ -8,12 +8,13 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "model/model.h"
 #include "model/params.h"
 
 typedef struct {
     int B, T, grad_accum;
     int pp, pp_rank, zero;
-    bool recompute;
+    Recompute recompute;       // what the backward pass recomputes (model/model.h)
     size_t act_bytes;          // compute type width (4 fp32, 2 bf16)
     bool flash_attention;      // CUDA keeps only softmax statistics; the CPU keeps P (T×T)
 } MemoryLayout;

@@ -27,6 +27,8 @@ static const CliName mixed_precisions[] = {{"fp32", PRECISION_FP32}, {"bf16", PR
 static const CliName attentions[] = {{"cudnn", ATTENTION_CUDNN}, {"own", ATTENTION_OWN},
                                      {"", ATTENTION_DEFAULT}, {"default", ATTENTION_DEFAULT},
                                      {NULL, 0}};
+static const CliName recomputes[] = {{"none", RECOMPUTE_NONE}, {"selective", RECOMPUTE_SELECTIVE},
+                                     {"full", RECOMPUTE_FULL}, {NULL, 0}};
 static const CliName device_comms[] = {{"nccl", DEVICE_COMM_NCCL}, {"mpi", DEVICE_COMM_MPI},
                                        {NULL, 0}};
 
@@ -53,7 +55,11 @@ static const CliOption specs[] = {
     {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage over data-parallel ranks: 0, 1 or 2"},
     {"overlap-grad-reduce", 0, NUM(CLI_INT, overlap_grad_reduce),
      "ZeRO 0: all-reduce each layer's gradients during the backward pass (1) or after it (0)"},
-    {"grad-checkpoint", 'g', NUM(CLI_FLAG, grad_checkpoint), "recompute activations in backward"},
+    {"recompute", 0, CHOICE(recompute, recomputes),
+     "activations recomputed in the backward pass: none (default: all kept), selective (the "
+     "norms and SwiGLU recomputed, matmul and attention outputs kept) or full (each layer's "
+     "forward rerun from its input)"},
+    {"grad-checkpoint", 'g', NUM(CLI_FLAG, grad_checkpoint), "the same as --recompute full"},
     {"mixed-precision", 'x', CHOICE(mixed_precision, mixed_precisions),
      "fp32 or bf16 (default bf16 on cuda)"},
     {"device", 0, CHOICE(device, devices), "cpu or cuda"},
@@ -115,8 +121,13 @@ static const CliOption specs[] = {
 };
 static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "llama-train", NULL};
 _Static_assert(sizeof(Device) == sizeof(int) && sizeof(Precision) == sizeof(int) &&
-               sizeof(Attention) == sizeof(int) && sizeof(DeviceComm) == sizeof(int),
+               sizeof(Attention) == sizeof(int) && sizeof(DeviceComm) == sizeof(int) &&
+               sizeof(Recompute) == sizeof(int),
                "CLI_CHOICE fields are int-sized enums");
+
+Recompute options_recompute(const TrainOptions *o) {
+    return o->grad_checkpoint ? RECOMPUTE_FULL : o->recompute;
+}
 
 void options_defaults(TrainOptions *o) {
     memset(o, 0, sizeof *o);
@@ -220,6 +231,10 @@ bool options_check(const TrainOptions *o, char *err, int err_len) {
     else if (o->world_size > 0 && !o->describe)
         snprintf(err, err_len, "--world-size %d belongs to --describe; a run has the ranks mpirun "
                  "or srun starts", o->world_size);
+    else if (o->grad_checkpoint && o->recompute == RECOMPUTE_SELECTIVE)
+        snprintf(err, err_len, "--grad-checkpoint (-g) is --recompute full and contradicts "
+                 "--recompute selective: give one of them (--grad-checkpoint=false overrides a "
+                 "run deck's)");
     else if (o->eval_only && o->bench)
         snprintf(err, err_len, "--eval-only evaluates on the validation split of --dataset; "
                  "--bench has no data: leave one out");
@@ -236,7 +251,7 @@ bool options_check(const TrainOptions *o, char *err, int err_len) {
 // The options of training alone: --eval-only ignores them.
 static const char *const training_only[] = {
     "grad-accum", "steps", "num-epochs", "lr", "weight-decay", "warmup-steps", "min-lr-ratio",
-    "grad-clip", "zero", "overlap-grad-reduce", "grad-checkpoint", "save-interval",
+    "grad-clip", "zero", "overlap-grad-reduce", "recompute", "grad-checkpoint", "save-interval",
     "keep-checkpoints", "spike-threshold", "max-bad-steps", "eval-interval", "bench-warmup",
     "dump-batches", "data-mix", "profile-step", NULL};
 

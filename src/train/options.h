@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "backend/ops.h"   // Device, Precision
+#include "model/model.h"   // Recompute
 
 // --device-comm: how CUDA ranks exchange device buffers.
 typedef enum { DEVICE_COMM_NCCL, DEVICE_COMM_MPI } DeviceComm;   // nccl | mpi (host-staged)
@@ -29,7 +30,8 @@ typedef struct {
     int tp, pp, zero;
     char pp_layers[256];     // layers per pipeline stage by hand, "a,b,..."
     bool tie_embeddings;     // --tie-embeddings: the model's LM head is its embedding
-    bool grad_checkpoint;
+    bool grad_checkpoint;    // -g: the old spelling of --recompute full
+    Recompute recompute;     // --recompute as given; options_recompute resolves -g
     int overlap_grad_reduce;    // 0 or 1
     int mixed_precision;     // --mixed-precision as given: a Precision or PRECISION_OF_DEVICE
     Precision precision;     // what the run computes in: mixed_precision resolved for the device
@@ -68,13 +70,16 @@ typedef struct {
 } TrainOptions;
 
 void options_defaults(TrainOptions *o);
+// What the backward pass recomputes: full with -g, else --recompute.
+Recompute options_recompute(const TrainOptions *o);
 // Parses a run deck (when argv[1] is not an option) and the command line,
 // then resolves o->precision.  On error returns false with one line in err.
 // --help sets *help.
 bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err, int err_len);
 // Checks what the options alone decide (no model, no files): non-negative
 // counts, --world-size with --describe, --data-mix naming each source once,
-// the sampling settings, what --eval-only cannot do (--bench, --export-hf).
+// the sampling settings, what --eval-only cannot do (--bench, --export-hf),
+// -g with --recompute selective.
 // False with one line in err.
 bool options_check(const TrainOptions *o, char *err, int err_len);
 // --eval-only: the training options given (set to other than their

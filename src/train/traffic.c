@@ -15,11 +15,11 @@ static double dp_bytes(double n_params, const MemoryLayout *lay, int dp) {
 }
 
 // Tensor parallel, per micro-batch: two all-reduces of (N, D) per layer forward
-// (one more for the recomputed attention under -g) and two backward, the
+// (one more for the recomputed attention under --recompute full) and two backward, the
 // embedding's forward, the head's backward, the cross-entropy statistics.
 static double tp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay) {
     double act = (double)lay->B * lay->T * c->dim * (double)lay->act_bytes;
-    double per_layer = (lay->recompute ? 5.0 : 4.0) * ring_allreduce(act, p->tp);
+    double per_layer = (lay->recompute == RECOMPUTE_FULL ? 5.0 : 4.0) * ring_allreduce(act, p->tp);
     double mb = p->n_layers * per_layer;
     if (p->first) mb += ring_allreduce(act, p->tp);
     if (p->last) mb += ring_allreduce(act, p->tp) + ring_allreduce(3.0 * lay->B * lay->T * 4.0, p->tp);

@@ -96,7 +96,7 @@ static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int dp, 
 static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg, int pp_rank) {
     return (MemoryLayout){.B = o->batch_size, .T = trainer_seq_len(o, cfg),
                           .grad_accum = o->grad_accum, .pp = o->pp, .pp_rank = pp_rank,
-                          .zero = o->zero, .recompute = o->grad_checkpoint,
+                          .zero = o->zero, .recompute = options_recompute(o),
                           .act_bytes = o->precision == PRECISION_BF16 ? 2 : 4,
                           .flash_attention = o->device == DEVICE_CUDA};
 }
@@ -122,9 +122,9 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
          config_flops_per_token(c, T));
     bool overlap = optimizer_overlaps(o->overlap_grad_reduce, o->zero, dp);
     info("layout: %d ranks = dp %d × tp %d × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
-         "%s on %s%s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
+         "%s on %s, recompute %s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
          precision_name(o->precision), device_name(o->device),
-         o->grad_checkpoint ? ", activation recomputation" : "",
+         model_recompute_name(options_recompute(o)),
          overlap ? ", gradient all-reduce per layer during the backward pass" : "");
     char err[256];
     info("attention: %s",
@@ -438,7 +438,8 @@ static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const Model
     grid_create(&t->grid, o->tp, o->pp, cfg->tie_embeddings);
     t->part = part_of(o, cfg, t->grid.dp, t->grid.tp_rank, t->grid.pp_rank);
     int slots = pipeline_slots(t->grid.pp, t->grid.pp_rank, M);
-    t->model = model_create(ops, cfg, &t->part, &t->grid.tp_comm, B, T, slots, o->grad_checkpoint);
+    t->model = model_create(ops, cfg, &t->part, &t->grid.tp_comm, B, T, slots,
+                            options_recompute(o));
     t->pipeline = pipeline_create(t->model, &t->grid);
     init_weights(t);
     return t;
@@ -883,14 +884,17 @@ static void print_bench(Trainer *t) {
                        t->grid.world_size, t->peak_tflops);
     s.peak_mem = peak_memory(t);
     comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
-    char mem[32];
+    char mem[32], recompute[32] = "";
+    if (t->model->recompute != RECOMPUTE_NONE)
+        snprintf(recompute, sizeof recompute, ", recompute %s",
+                 model_recompute_name(t->model->recompute));
     const char *peak_from = t->opt.peak_tflops > 0            ? "given"
                             : t->model->ops->host_memory ? "measured sgemm"
                                                          : "datasheet";
     info("bench: %s, %d ranks (dp %d tp %d pp %d), micro-batch %d × %d, seq %d%s: %.2f samples/s, "
          "%.1f tokens/s, %.4f model TFLOP/s per device, MFU %.1f%% of %.4g TFLOP/s (%s), peak "
          "memory %s per rank", t->cfg.name, t->grid.world_size, t->grid.dp, t->grid.tp, t->grid.pp,
-         t->B, t->M, t->T, t->opt.grad_checkpoint ? ", recompute" : "", s.tokens_per_s / t->T,
+         t->B, t->M, t->T, recompute, s.tokens_per_s / t->T,
          s.tokens_per_s, s.tflops, 100 * s.mfu, t->peak_tflops,
          peak_from, format_bytes(s.peak_mem, mem, sizeof mem));
     if (t->log) {

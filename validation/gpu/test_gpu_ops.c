@@ -579,7 +579,7 @@ static void test_optimizer(size_t n) {
 
 // ---- a whole model: loss and every parameter gradient ----
 
-static void test_model(int recompute, int dim, int heads, int kv_heads) {
+static void test_model(Recompute recompute, int dim, int heads, int kv_heads) {
     if (!wanted("model")) return;
     ModelConfig cfg = {.name = "ops-test", .dim = dim, .n_layers = 2, .n_heads = heads,
                        .n_kv_heads = kv_heads, .ffn_dim = 96, .vocab_size = 77,
@@ -587,8 +587,8 @@ static void test_model(int recompute, int dim, int heads, int kv_heads) {
     ModelPart part = {.tp = 1, .n_layers = 2, .first = true, .last = true, .dp = 1};
     int B = 2, T = 37;
     double model_tol = bf16 ? 2e-2 : 1e-5;
-    begin("model loss and gradients (hd %d, T %d%s) within %.0e", dim / heads, T,
-          recompute ? ", recompute" : "", model_tol);
+    begin("model loss and gradients (hd %d, T %d, recompute %s) within %.0e", dim / heads, T,
+          model_recompute_name(recompute), model_tol);
     Comm tp;
     comm_init(&tp, MPI_COMM_SELF);
     int32_t *tok = malloc(B * T * sizeof(int32_t)), *tgt = malloc(B * T * sizeof(int32_t));
@@ -892,9 +892,10 @@ static void run_all(const char *precision) {
     test_argmax(5, 37, 30);
     test_optimizer(1003);
     test_optimizer(4096);
-    test_model(0, 64, 4, 2);
-    test_model(1, 64, 4, 2);
-    test_model(0, 128, 2, 1);   // head dim 64: tensor-core attention in bf16
+    test_model(RECOMPUTE_NONE, 64, 4, 2);
+    test_model(RECOMPUTE_FULL, 64, 4, 2);
+    test_model(RECOMPUTE_SELECTIVE, 64, 4, 2);
+    test_model(RECOMPUTE_NONE, 128, 2, 1);   // head dim 64: tensor-core attention in bf16
     test_collectives();
 }
 

@@ -90,6 +90,29 @@ static void check_tensor(const ParamTensor *t, float *params, const float *grads
     free(u);
 }
 
+// --describe's activation bytes (model_activation_bytes) are what
+// model_create allocates, less the RoPE tables and the attention backward's
+// work buffer, for each recompute mode; none > selective > full.
+static void check_activation_bytes(const ModelConfig *cfg, const ModelPart *part) {
+    check_begin("predicted activation bytes equal allocated (recompute none, selective, full)");
+    double got[3];
+    for (int r = RECOMPUTE_NONE; r <= RECOMPUTE_FULL; r++) {
+        Model *x = model_create(&ops_cpu, cfg, part, &tp, 2, 7, 3, (Recompute)r);
+        double tables = 2.0 * x->T * (x->hd / 2) * sizeof(float);
+        double work = (double)ops_cpu.attention_work_bytes(x->B, x->T, x->heads, x->hd);
+        double want = model_activation_bytes(cfg, part, 2, 7, 3, (Recompute)r, sizeof(float),
+                                             x->state_bytes);
+        got[r] = (double)x->activation_bytes - tables - work;
+        CHECK(got[r] == want, "recompute %s: allocated %.0f bytes (without tables and work), "
+              "predicted %.0f", model_recompute_name((Recompute)r), got[r], want);
+        model_free(x);
+    }
+    CHECK(got[RECOMPUTE_NONE] > got[RECOMPUTE_SELECTIVE] &&
+          got[RECOMPUTE_SELECTIVE] > got[RECOMPUTE_FULL], "none %.0f, selective %.0f, full %.0f",
+          got[0], got[1], got[2]);
+    check_end();
+}
+
 int main(int argc, char **argv) {
     comm_world_start(&argc, &argv);
     comm_init(&tp, MPI_COMM_SELF);
@@ -100,11 +123,13 @@ int main(int argc, char **argv) {
     // wavelengths (6.3, 63, 628, 6283) the first blended, the others divided by 4
     RopeScaling llama3 = {ROPE_SCALING_LLAMA3, 4.0, 1.0, 4.0, 16};
     ModelPart part = {.tp = 1, .n_layers = 2, .first = true, .last = true, .dp = 1};
-    for (int pass = 0; pass <= 2; pass++) {
-        bool recompute = pass == 1;
+    for (int pass = 0; pass <= 3; pass++) {
+        Recompute recompute = pass == 1 ? RECOMPUTE_FULL
+                              : pass == 3 ? RECOMPUTE_SELECTIVE : RECOMPUTE_NONE;
         cfg.rope_scaling = pass == 2 ? llama3 : (RopeScaling){0};
-        check_begin(pass == 1 ? "gradcheck with activation recomputation"
+        check_begin(pass == 1 ? "gradcheck with full activation recomputation"
                     : pass == 2 ? "gradcheck with llama3 RoPE scaling"
+                    : pass == 3 ? "gradcheck with selective activation recomputation"
                                 : "gradcheck every tensor (GQA, T=7, vocab 77)");
         m = model_create(&ops_cpu, &cfg, &part, &tp, 2, 7, 1, recompute);
         float *params = m->params;
@@ -125,6 +150,7 @@ int main(int argc, char **argv) {
         check_end();
         model_free(m);
     }
+    check_activation_bytes(&cfg, &part);
     comm_free(&tp);
     comm_world_end();
     return check_exit_code();
