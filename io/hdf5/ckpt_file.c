@@ -217,12 +217,17 @@ static bool write_attr(hid_t obj, const char *name, hid_t type, hid_t space, con
     return ok;
 }
 
-bool ckpt_file_set_i64(CkptFile *f, const char *name, const int64_t *v, int n) {
+// A one-dimensional attribute of n values of `type`.
+static bool write_array_attr(CkptFile *f, const char *name, hid_t type, const void *v, int n) {
     hsize_t dims = (hsize_t)n;
     hid_t s = H5Screate_simple(1, &dims, NULL);
-    bool ok = write_attr(f->file, name, H5T_NATIVE_INT64, s, v);
+    bool ok = write_attr(f->file, name, type, s, v);
     H5Sclose(s);
     return ok;
+}
+
+bool ckpt_file_set_i64(CkptFile *f, const char *name, const int64_t *v, int n) {
+    return write_array_attr(f, name, H5T_NATIVE_INT64, v, n);
 }
 
 bool ckpt_file_set_f64(CkptFile *f, const char *name, double v) {
@@ -233,11 +238,7 @@ bool ckpt_file_set_f64(CkptFile *f, const char *name, double v) {
 }
 
 bool ckpt_file_set_f64s(CkptFile *f, const char *name, const double *v, int n) {
-    hsize_t dims = (hsize_t)n;
-    hid_t s = H5Screate_simple(1, &dims, NULL);
-    bool ok = write_attr(f->file, name, H5T_NATIVE_DOUBLE, s, v);
-    H5Sclose(s);
-    return ok;
+    return write_array_attr(f, name, H5T_NATIVE_DOUBLE, v, n);
 }
 
 bool ckpt_file_set_str(CkptFile *f, const char *name, const char *v) {
