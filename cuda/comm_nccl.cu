@@ -167,6 +167,32 @@ static CommRequest nccl_iallreduce(void *dev, void *buf, size_t count, DType t, 
     return own_stream_request(n);
 }
 
+// send (size·count) → recv (count), summed, on the own stream.  One rank: a
+// copy on the compute stream (nothing to wait for).
+static CommRequest nccl_ireduce_scatter(void *dev, const void *send, void *recv, size_t count,
+                                        DType t) {
+    NcclComm *n = (NcclComm *)dev;
+    if (n->size == 1) {
+        single_rank_copy(recv, send, count, t);
+        return comm_request_none();
+    }
+    own_stream_after_compute(n);
+    NCCL_CHECK(ncclReduceScatter(send, recv, count, nccl_type(t), ncclSum, n->comm, n->stream));
+    return own_stream_request(n);
+}
+
+// send (count) → recv (size·count) on the own stream; send == recv + rank·count is in place.
+static CommRequest nccl_iallgather(void *dev, const void *send, void *recv, size_t count, DType t) {
+    NcclComm *n = (NcclComm *)dev;
+    if (n->size == 1) {
+        single_rank_copy(recv, send, count, t);
+        return comm_request_none();
+    }
+    own_stream_after_compute(n);
+    NCCL_CHECK(ncclAllGather(send, recv, count, nccl_type(t), n->comm, n->stream));
+    return own_stream_request(n);
+}
+
 static CommRequest nccl_p2p(NcclComm *n, void *buf, size_t count, DType t, int peer, bool send) {
     if (!n->comm) fatal("NCCL: a %s on a communicator of one rank (internal error)",
                         send ? "send" : "receive");
@@ -196,7 +222,7 @@ static void nccl_wait(void *dev, CommRequest *r) {
 static const DeviceCommOps nccl_ops = {
     "nccl (one GPU per rank; single-rank communicators copy on the GPU)",
     nccl_create, nccl_destroy, nccl_allreduce, nccl_reduce_scatter, nccl_allgather,
-    nccl_iallreduce, nccl_isend, nccl_irecv, nccl_wait,
+    nccl_iallreduce, nccl_ireduce_scatter, nccl_iallgather, nccl_isend, nccl_irecv, nccl_wait,
 };
 
 extern "C" const DeviceCommOps *comm_nccl_device_ops(void) { return &nccl_ops; }

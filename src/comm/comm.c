@@ -305,6 +305,34 @@ CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, Red
     return r;
 }
 
+CommRequest comm_dev_ireduce_scatter(const Comm *c, const void *send, void *recv, size_t n,
+                                     DType t) {
+    if (c->dev) return device_ops->ireduce_scatter(c->dev, send, recv, n, t);
+    if (c->size == 1 || n > (size_t)INT_MAX) {   // a copy; or blocking (its own message)
+        comm_reduce_scatter(c, send, recv, n, t);
+        return comm_request_none();
+    }
+    MPI_Request *req;
+    CommRequest r = host_request(&req);
+    check(MPI_Ireduce_scatter_block(send, recv, (int)n, reduce_type(t), MPI_SUM, MPI_OF(c), req),
+          "Ireduce_scatter_block");
+    return r;
+}
+
+CommRequest comm_dev_iallgather(const Comm *c, const void *send, void *recv, size_t n, DType t) {
+    if (c->dev) return device_ops->iallgather(c->dev, send, recv, n, t);
+    bool in_place = (const char *)send == (char *)recv + (size_t)c->rank * n * dtype_bytes(t);
+    if (c->size == 1 || n > (size_t)INT_MAX) {   // a copy; or blocking (its own message)
+        comm_allgather(c, send, recv, n, t);
+        return comm_request_none();
+    }
+    MPI_Request *req;
+    CommRequest r = host_request(&req);
+    check(MPI_Iallgather(in_place ? MPI_IN_PLACE : send, (int)n, comm_mpi_type(t), recv, (int)n,
+                         comm_mpi_type(t), MPI_OF(c), req), "Iallgather");
+    return r;
+}
+
 CommRequest comm_dev_isend(const Comm *c, const void *buf, size_t n, DType t, int peer, int tag) {
     if (c->dev) return device_ops->isend(c->dev, buf, n, t, peer);
     return comm_isend(c, buf, n, t, peer, tag);

@@ -41,6 +41,8 @@ typedef struct {
     void (*reduce_scatter)(void *dev, const void *send, void *recv, size_t n, DType t);
     void (*allgather)(void *dev, const void *send, void *recv, size_t n, DType t);
     CommRequest (*iallreduce)(void *dev, void *buf, size_t n, DType t, ReduceOp op);
+    CommRequest (*ireduce_scatter)(void *dev, const void *send, void *recv, size_t n, DType t);
+    CommRequest (*iallgather)(void *dev, const void *send, void *recv, size_t n, DType t);
     CommRequest (*isend)(void *dev, const void *buf, size_t n, DType t, int peer);
     CommRequest (*irecv)(void *dev, void *buf, size_t n, DType t, int peer);
     void (*wait)(void *dev, CommRequest *r);
@@ -61,10 +63,15 @@ const DeviceCommOps *comm_nccl_device_ops(void);
 void comm_dev_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op);
 void comm_dev_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t);
 void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, DType t);
-// Non-blocking all-reduce in place: it sees what was queued before it; buf is
-// the sum after comm_dev_wait.  Between the two, no other collective of c may
-// be posted, and buf must not be touched.
+// Non-blocking collectives, the blocking ones' results after comm_dev_wait:
+// each sees what was queued before it; until the wait its buffers must not be
+// touched.  Several may be in flight on one Comm when every rank posts them in
+// the same order (waits may come in any order).
 CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op);
+// send (size·n) → recv (n), summed; recv apart from send.
+CommRequest comm_dev_ireduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t);
+// send (n) → recv (size·n) in rank order; send may be recv + rank·n (in place).
+CommRequest comm_dev_iallgather(const Comm *c, const void *send, void *recv, size_t n, DType t);
 // Point-to-point: a pair's messages match in the order they are posted (the
 // tag is used by MPI only).  comm_dev_wait: the transfer is complete (send:
 // the buffer may be reused; receive: the data may be used).

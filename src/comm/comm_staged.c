@@ -25,7 +25,7 @@
 #include "backend/ops.h"
 #include "core/util.h"
 
-typedef enum { STAGED_SEND, STAGED_RECV, STAGED_ALLREDUCE } StagedKind;
+typedef enum { STAGED_SEND, STAGED_RECV, STAGED_ALLREDUCE, STAGED_REDUCE_SCATTER } StagedKind;
 
 typedef struct Staging {
     char *host;            // cap bytes: the data (bf16 reduce: n fp32, then n bf16)
@@ -242,6 +242,37 @@ static CommRequest staged_iallreduce(void *dev, void *buf, size_t n, DType t, Re
     return staged_request(r);
 }
 
+// send leaves the device now; wait copies this rank's block to recv.
+static CommRequest staged_ireduce_scatter(void *dev, const void *send, void *recv, size_t n, DType t) {
+    StagedComm *s = dev;
+    if (s->size == 1) {
+        staged_reduce_scatter(dev, send, recv, n, t);
+        return comm_request_none();
+    }
+    staged_check_count(n, "reduce-scatter (per rank)");
+    Staging *r = staging_begin(s, STAGED_REDUCE_SCATTER, recv, (size_t)s->size * n, t, true);
+    staging_in(r, send, true);
+    staged_check(MPI_Ireduce_scatter_block(MPI_IN_PLACE, r->host, (int)n, reduce_type(t), MPI_SUM,
+                                           s->mpi, &r->req), "Ireduce_scatter_block");
+    return staged_request(r);
+}
+
+// This rank's block leaves the device now; wait copies all of them to recv.
+static CommRequest staged_iallgather(void *dev, const void *send, void *recv, size_t n, DType t) {
+    StagedComm *s = dev;
+    size_t bytes = n * dtype_bytes(t);
+    if (s->size == 1) {
+        staged_allgather(dev, send, recv, n, t);
+        return comm_request_none();
+    }
+    staged_check_count(n, "all-gather (per rank)");
+    Staging *r = staging_begin(s, STAGED_RECV, recv, (size_t)s->size * n, t, false);
+    backend->to_host(r->host + (size_t)s->rank * bytes, send, bytes);
+    staged_check(MPI_Iallgather(MPI_IN_PLACE, (int)n, comm_mpi_type(t), r->host, (int)n,
+                                comm_mpi_type(t), s->mpi, &r->req), "Iallgather");
+    return staged_request(r);
+}
+
 // The data leaves the device now: buf may be reused as soon as this returns.
 static CommRequest staged_isend(void *dev, const void *buf, size_t n, DType t, int peer) {
     StagedComm *s = dev;
@@ -270,6 +301,8 @@ static void staged_wait(void *dev, CommRequest *req) {
     staged_check(MPI_Wait(&r->req, MPI_STATUS_IGNORE), "Wait");
     if (r->kind == STAGED_RECV) staging_out(r, r->dev, r->n, false);
     else if (r->kind == STAGED_ALLREDUCE) staging_out(r, r->dev, r->n, true);
+    else if (r->kind == STAGED_REDUCE_SCATTER)
+        staging_out(r, r->dev, r->n / (size_t)((StagedComm *)dev)->size, true);
     staging_put(dev, r);
     req->event = NULL;
 }
@@ -282,6 +315,8 @@ static const DeviceCommOps staged_ops = {
     .reduce_scatter = staged_reduce_scatter,
     .allgather = staged_allgather,
     .iallreduce = staged_iallreduce,
+    .ireduce_scatter = staged_ireduce_scatter,
+    .iallgather = staged_iallgather,
     .isend = staged_isend,
     .irecv = staged_irecv,
     .wait = staged_wait,

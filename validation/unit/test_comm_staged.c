@@ -139,6 +139,37 @@ static void test_iallreduce(const Comm *c) {
     case_end();
 }
 
+// ZeRO's traffic: a reduce-scatter (f32; bf16 where `bf16`) and an all-gather
+// out of place and in place, all in flight at once, waited out of order; the
+// results are the blocking calls' (checked above against the same values).
+static void test_nonblocking(const Comm *c, const char *label, bool bf16) {
+    size_t n = 389;
+    char name[160];
+    snprintf(name, sizeof name, "%s: non-blocking reduce-scatter and all-gather, 4 in flight, waited out of order", label);
+    check_begin(name);
+    float *f = f32_values(n * P, R, 11), *fr = calloc(n, sizeof *fr);
+    uint16_t *b = bf16_values(n * P, R, 12), *br = calloc(n, sizeof *br);
+    uint16_t *mine = bf16_values(n, R, 13), *out = calloc(n * P, sizeof *out), *in = calloc(n * P, sizeof *in);
+    memcpy(in + (size_t)R * n, mine, n * sizeof *mine);
+    CommRequest q[4] = {comm_dev_ireduce_scatter(c, f, fr, n, DTYPE_F32),
+                        bf16 ? comm_dev_ireduce_scatter(c, b, br, n, DTYPE_BF16) : comm_request_none(),
+                        comm_dev_iallgather(c, mine, out, n, DTYPE_BF16),
+                        comm_dev_iallgather(c, in + (size_t)R * n, in, n, DTYPE_BF16)};
+    for (int k = 3; k >= 0; k--) comm_dev_wait(c, &q[k]);
+    for (size_t i = 0; i < n; i++) {
+        float w = want_sum((size_t)R * n + i, 11), wb = want_sum((size_t)R * n + i, 12);
+        CHECK(fr[i] == w, "f32 [%zu]: %g, want %g", i, fr[i], w);
+        CHECK(!bf16 || br[i] == bf16_from_f32(wb), "bf16 [%zu]: %g, want %g rounded", i, bf16_to_f32(br[i]), wb);
+    }
+    for (int r = 0; r < P; r++)
+        for (size_t i = 0; i < n; i++) {
+            uint16_t w = bf16_from_f32(value(r, i, 13));
+            CHECK(out[(size_t)r * n + i] == w && in[(size_t)r * n + i] == w, "gathered block %d [%zu]", r, i);
+        }
+    free(f), free(fr), free(b), free(br), free(mine), free(out), free(in);
+    case_end();
+}
+
 // A ring: two messages to the right neighbour, posted before the receives
 // from the left; they match in posting order.  The send buffers are
 // overwritten right after posting (the data left the device already).
@@ -190,8 +221,13 @@ int main(int argc, char **argv) {
     test_reduce_scatter(&c);
     test_allgather(&c);
     test_iallreduce(&c);
+    test_nonblocking(&c, "staged", true);
     test_p2p(&c);
     test_single_rank();
+    comm_free(&c);
+    comm_set_device_ops(NULL);   // the CPU backend's MPI calls on host buffers
+    comm_init(&c, MPI_COMM_WORLD);
+    test_nonblocking(&c, "MPI", false);
     comm_free(&c);
     int failed = check_exit_code(), any;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
