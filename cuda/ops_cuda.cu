@@ -75,6 +75,21 @@ static void cuda_release(void *p) {
     device_free(p);
 }
 
+// Pinned host memory (--offload optimizer: the host's AdamW and the copies
+// overlap the device's work without staging).
+static void *cuda_host_alloc(size_t bytes) {
+    void *p = NULL;
+    CUDA_CHECK(cudaMallocHost(&p, bytes ? bytes : 1));
+    memset(p, 0, bytes);
+    return p;
+}
+
+static void cuda_host_release(void *p) {
+    if (!p) return;
+    CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream));   // no queued copy still reads it
+    CUDA_CHECK(cudaFreeHost(p));
+}
+
 void *cuda_scratch(size_t bytes) {
     if (bytes > g_cuda.scratch_bytes) {
         if (g_cuda.scratch) {
@@ -252,6 +267,9 @@ static void fill_table(bool bf16) {
     o.zero = cuda_zero;
     o.sync = cuda_sync;
     o.peak_bytes = cuda_peak_bytes;
+    o.buffer_peak_bytes = cuda_peak_bytes;   // device memory is alloc's alone
+    o.host_alloc = cuda_host_alloc;
+    o.host_release = cuda_host_release;
     o.profiler_range = cuda_profiler_range;
     o.f32_to_act = cuda_f32_to_act;
     o.act_to_f32 = cuda_act_to_f32;

@@ -11,27 +11,34 @@ make_byte_shards "$DATA"
 # 16 sequences per step in every layout below.
 COMMON=(-c tiny -d "$DATA" -l 32 --lr 3e-3 --warmup-steps 2 --seed 5 --peak-tflops 1)
 
-# ---- bit-exact resume: dp2 × tp2, ZeRO-1, SIGKILL after the step-10 save ----
-L4=(-np 4 "$T" "${COMMON[@]}" -b 4 --grad-accum 2 --tp 2 --zero 1 --steps 20)
-"${MPIRUN[@]}" "${L4[@]}" --log "$TMP/full.jsonl" >"$TMP/full.out" 2>&1
-"${MPIRUN[@]}" "${L4[@]}" -i 5 -o "$TMP/ck" --log "$TMP/part.jsonl" >"$TMP/part.out" 2>&1 &
-pid=$!
-if wait_for "saved checkpoint .*step_0000010" "$TMP/part.out" 120; then
-  kill -9 $(pgrep -f "^$T .*$TMP/ck") 2>/dev/null; wait $pid 2>/dev/null
-  n_before=$(losses "$TMP/part.jsonl" | wc -l)
-  # The kill may land after the step-15 save too: resume from what was saved last.
-  saved=$(ls -d "$TMP/ck"/step_* 2>/dev/null | grep -E '/step_[0-9]+$' | sed 's/.*step_0*//' | sort -n | tail -1)
-  "${MPIRUN[@]}" "${L4[@]}" -i 5 -o "$TMP/ck" -f auto --log "$TMP/resumed.jsonl" >"$TMP/resumed.out" 2>&1
-  first=$(grep -o '"step": [0-9]*' "$TMP/resumed.jsonl" | head -1 | cut -d' ' -f2)
-  if [ -n "$saved" ] && [ "$saved" -lt 20 ] && [ "$first" = $((saved + 1)) ] &&
-     diff <(losses "$TMP/full.jsonl" | tail -n $((20 - saved))) <(losses "$TMP/resumed.jsonl") >/dev/null; then
-    pass "resume after SIGKILL: steps $first-20 identical to the last bit (killed after $n_before steps)"
-  else
-    fail "resume after SIGKILL" "newest save step '$saved', first resumed step '$first'; losses: $(paste <(losses "$TMP/full.jsonl" | tail -n 10) <(losses "$TMP/resumed.jsonl") | head -3)"
+# ---- bit-exact resume after SIGKILL after the step-10 save: dp2 × tp2 ZeRO-1, and
+# dp4 ZeRO-3 with the optimizer offloaded (host memory on CPU ranks anyway) ----
+sigkill_resume() {   # NAME RANKS ARGS...
+  local name=$1 np=$2; shift 2
+  local run=(-np "$np" "$T" "${COMMON[@]}" "$@" --steps 20)
+  "${MPIRUN[@]}" "${run[@]}" --log "$TMP/$name-full.jsonl" >"$TMP/$name-full.out" 2>&1
+  "${MPIRUN[@]}" "${run[@]}" -i 5 -o "$TMP/$name-ck" --log "$TMP/$name-part.jsonl" >"$TMP/$name-part.out" 2>&1 &
+  local pid=$!
+  if ! wait_for "saved checkpoint .*step_0000010" "$TMP/$name-part.out" 120; then
+    kill -9 $pid 2>/dev/null; fail "$name: resume after SIGKILL" "no checkpoint at step 10: $(tail -3 "$TMP/$name-part.out")"
+    return
   fi
-else
-  kill -9 $pid 2>/dev/null; fail "resume after SIGKILL" "no checkpoint at step 10: $(tail -3 "$TMP/part.out")"
-fi
+  kill -9 $(pgrep -f "^$T .*$TMP/$name-ck") 2>/dev/null; wait $pid 2>/dev/null
+  local n_before saved first
+  n_before=$(losses "$TMP/$name-part.jsonl" | wc -l)
+  # The kill may land after the step-15 save too: resume from what was saved last.
+  saved=$(ls -d "$TMP/$name-ck"/step_* 2>/dev/null | grep -E '/step_[0-9]+$' | sed 's/.*step_0*//' | sort -n | tail -1)
+  "${MPIRUN[@]}" "${run[@]}" -i 5 -o "$TMP/$name-ck" -f auto --log "$TMP/$name-resumed.jsonl" >"$TMP/$name-resumed.out" 2>&1
+  first=$(grep -o '"step": [0-9]*' "$TMP/$name-resumed.jsonl" | head -1 | cut -d' ' -f2)
+  if [ -n "$saved" ] && [ "$saved" -lt 20 ] && [ "$first" = $((saved + 1)) ] &&
+     diff <(losses "$TMP/$name-full.jsonl" | tail -n $((20 - saved))) <(losses "$TMP/$name-resumed.jsonl") >/dev/null; then
+    pass "$name: resume after SIGKILL: steps $first-20 identical to the last bit (killed after $n_before steps)"
+  else
+    fail "$name: resume after SIGKILL" "newest save step '$saved', first resumed step '$first'; losses: $(paste <(losses "$TMP/$name-full.jsonl" | tail -n 10) <(losses "$TMP/$name-resumed.jsonl") | head -3)"
+  fi
+}
+sigkill_resume dp2tp2-zero1 4 -b 4 --grad-accum 2 --tp 2 --zero 1
+sigkill_resume dp4-zero3-offload 4 -b 2 --grad-accum 2 --zero 3 --offload optimizer
 
 # ---- resharding: saved by dp2×tp2×pp2 with ZeRO-1 at step 5 ----
 "${MPIRUN[@]}" -np 8 "$T" "${COMMON[@]}" -b 4 --grad-accum 2 --tp 2 --pp 2 --zero 1 --steps 10 \
@@ -53,6 +60,19 @@ reshard "one-rank" 1 -b 8 --grad-accum 2
 reshard "tp4" 4 -b 8 --grad-accum 2 --tp 4
 reshard "dp4-zero2" 4 -b 2 --grad-accum 2 --zero 2
 reshard "pp2" 2 -b 8 --grad-accum 2 --pp 2
+reshard "dp2pp2-zero3" 4 -b 4 --grad-accum 2 --pp 2 --zero 3
+
+# ---- ZeRO-3 checkpoints are layout-free: dp4 ZeRO-3 (step 5) → one rank (step 8) → dp2×tp2 ZeRO-1 ----
+"${MPIRUN[@]}" -np 4 "$T" "${COMMON[@]}" -b 2 --grad-accum 2 --zero 3 --steps 10 -i 5 -o "$TMP/z3" \
+  --log "$TMP/z3-full.jsonl" >"$TMP/z3.out" 2>&1 || fail "ZeRO-3 resharding: the dp4 run" "$(tail -3 "$TMP/z3.out")"
+"${MPIRUN[@]}" -np 1 "$T" "${COMMON[@]}" -b 8 --grad-accum 2 --steps 10 -f "$TMP/z3/step_0000005" -i 8 -o "$TMP/z3-one" \
+  --log "$TMP/z3-one.jsonl" >"$TMP/z3-one.out" 2>&1 || fail "ZeRO-3 → one rank" "$(tail -3 "$TMP/z3-one.out")"
+"${MPIRUN[@]}" -np 4 "$T" "${COMMON[@]}" -b 4 --grad-accum 2 --tp 2 --zero 1 --steps 10 -f "$TMP/z3-one/step_0000008" \
+  --log "$TMP/z3-tp2.jsonl" >"$TMP/z3-tp2.out" 2>&1 || fail "ZeRO-3 → one rank → dp2×tp2 ZeRO-1" "$(tail -3 "$TMP/z3-tp2.out")"
+why=$(paste <(losses "$TMP/z3-full.jsonl" | tail -n 5) <(losses "$TMP/z3-one.jsonl" | head -n 3; losses "$TMP/z3-tp2.jsonl") |
+      awk '{d=$1-$2; if (d<0) d=-d; if (NF != 2 || d > 1e-5*$1) {print "step " NR+5 ": " $1 " vs " $2; exit 1}} END {if (NR != 5) {print NR " steps"; exit 1}}') &&
+  pass "ZeRO-3 dp4 checkpoint → one rank → its checkpoint → dp2×tp2 ZeRO-1: steps 6-10 within 1e-5 of the dp4 run" ||
+  fail "ZeRO-3 resharding chain" "$why"
 
 # ---- tied embeddings: saved once (by the first stage) on dp2×tp2×pp2 ZeRO-1, loaded by both ends ----
 TIED=(--init-hf "$ROOT/validation/golden/llama-tiny-tied" --bench -l 32 --lr 3e-3 --warmup-steps 2 --seed 5 --peak-tflops 1 --steps 10)
@@ -73,6 +93,7 @@ if h5ls -r "$TMP/tied/step_0000005/checkpoint.h5" 2>/dev/null | grep -q lm_head;
 else pass "tied embeddings: the checkpoint stores the tensor once (no lm_head)"; fi
 
 # ---- preemption: SIGTERM to every rank saves and exits 0 within one step ----
+L4=(-np 4 "$T" "${COMMON[@]}" -b 4 --grad-accum 2 --tp 2 --zero 1 --steps 20)   # sigkill_resume's first run
 "${MPIRUN[@]}" "${L4[@]}" -o "$TMP/pre" --log "$TMP/pre.jsonl" >"$TMP/pre.out" 2>&1 &
 pid=$!
 if wait_for '"step": 7,' "$TMP/pre.jsonl" 120; then
@@ -82,7 +103,7 @@ if wait_for '"step": 7,' "$TMP/pre.jsonl" 120; then
   stopped=$(grep -o "stopped at step [0-9]*" "$TMP/pre.out" | grep -o "[0-9]*$")
   if [ $rc -eq 0 ] && [ -n "$stopped" ] && [ "$stopped" -le $((at_signal + 1)) ] && [ -d "$TMP/pre/step_$(printf %07d "$stopped")" ]; then
     "${MPIRUN[@]}" "${L4[@]}" -o "$TMP/pre" -f auto --log "$TMP/pre2.jsonl" >"$TMP/pre2.out" 2>&1
-    if diff <(losses "$TMP/full.jsonl" | tail -n $((20 - stopped))) <(losses "$TMP/pre2.jsonl") >/dev/null; then
+    if diff <(losses "$TMP/dp2tp2-zero1-full.jsonl" | tail -n $((20 - stopped))) <(losses "$TMP/pre2.jsonl") >/dev/null; then
       pass "SIGTERM: finished the step under way, saved at step $stopped, exited 0, resumed bit-exact"
     else fail "SIGTERM resume" "losses after step $stopped differ"; fi
   else

@@ -46,6 +46,12 @@ train() {
 }
 train ck1 1 -b 4
 train ckpp 2 -b 4 --pp 2
+# ZeRO-3 evaluates with weights gathered unit by unit, as it trains.
+train ckz3 2 -b 2 --zero 3
+z3=$(grep '"step": 4, "eval_loss"' "$TMP/ckz3.jsonl" | grep -o '"eval_loss": [^,}]*' | cut -d' ' -f2)
+ref=$(grep '"step": 4, "eval_loss"' "$TMP/ck1.jsonl" | grep -o '"eval_loss": [^,}]*' | cut -d' ' -f2)
+if close "$z3" "$ref"; then pass "dp2 ZeRO-3's eval loss at step 4 equals one rank's within 1e-5 ($z3)"
+else fail "ZeRO-3 evaluation" "eval loss '$z3', one rank's '$ref'"; fi
 want=$(grep '"step": 4, "eval_loss"' "$TMP/ck1.jsonl" | grep -o '"eval_loss": [^,}]*' | cut -d' ' -f2)
 wantpp=$(grep '"step": 4, "eval_loss"' "$TMP/ckpp.jsonl" | grep -o '"eval_loss": [^,}]*' | cut -d' ' -f2)
 if evaluate e1 1 -b 4 --eval-steps 3 -f "$TMP/ck1/step_0000004" --lr 0 --steps 99 --save-interval 1 \

@@ -7,9 +7,9 @@
 # weight differences of ~2e-4 of max|w| even between one-rank runs with 1
 # and 2 threads, so no elementwise bound that tight can hold), for
 # grad-accum 1 and 4, over the whole grid of at most 8 ranks: dp2 dp4 tp2 tp4
-# pp2 pp4 dp2×tp2 dp2×pp2 tp2×pp2 dp2×tp2×pp2, each with --zero 0/1/2 where
-# DP > 1 (40 runs, under a minute on 2 cores), and ZeRO 0 with the gradient
-# all-reduce after the backward pass instead of overlapped with it.
+# pp2 pp4 dp2×tp2 dp2×pp2 tp2×pp2 dp2×tp2×pp2, each with --zero 0/1/2/3 where
+# DP > 1 (48 runs, about a minute and a half on 2 cores), ZeRO 0 and 1 with the
+# gradient reduction after the backward pass instead of overlapped with it.
 source "$(dirname "$0")/lib.sh"
 scratch
 DATA=$TMP/data
@@ -61,7 +61,7 @@ for accum in 1 4; do
   for l in "${layouts[@]}"; do
     set -- $l
     dp=$(($2 / ($3 * $4)))
-    zeros="0"; [ "$dp" -gt 1 ] && zeros="0 1 2"
+    zeros="0"; [ "$dp" -gt 1 ] && zeros="0 1 2 3"
     for z in $zeros; do check_layout "$1-zero$z-accum$accum" "$2" "$3" "$4" "$z" "$accum"; done
   done
 done
@@ -70,6 +70,16 @@ done
 COMMON+=(--overlap-grad-reduce 0)
 check_layout "dp2tp2pp2-zero0-accum4-after-backward" 8 2 2 0 4
 check_layout "dp2-zero0-accum1-after-backward" 2 1 1 0 1
+check_layout "dp2tp2-zero1-accum4-after-backward" 4 2 1 1 4
+# --offload optimizer: on CPU ranks the optimizer state is host memory
+# already, so the option is accepted and changes nothing (the GPU suite runs it).
+COMMON+=(--overlap-grad-reduce 1 --offload optimizer)
+check_layout "dp2tp2pp2-zero3-accum4-offload" 8 2 2 3 4
+# ZeRO-3 gathers each layer's weights again for its recomputed forward pass.
+COMMON+=(--recompute full)
+check_layout "dp2tp2-zero3-accum1-recompute-full" 4 2 1 3 1
+COMMON+=(--recompute selective)
+check_layout "dp2pp2-zero2-accum4-recompute-selective" 4 1 2 2 4
 
 # A vocabulary TP does not divide (padded to 252 on tp4) and a hand-made
 # uneven pipeline split, on synthetic tokens.
@@ -91,12 +101,23 @@ check_layout "vocab250-tp4-padded" 4 4 1 0 4
 COMMON+=(--pp-layers 1,3)
 check_layout "vocab250-pp2-layers-1-3" 2 1 2 0 4
 
+# Tied embeddings larger than a layer, 3 layers, under ZeRO-3: the embedding
+# and the head it serves are in use at once, the larger one in the larger
+# gathered-weight buffer whichever buffer the last layer left the head in.
+sed -e 's/^vocab_size = 250/vocab_size = 2000/' -e 's/^n_layers = 4/n_layers = 3/' "$TMP/v250.model" >"$TMP/tied3.model"
+echo "tie_embeddings = true" >>"$TMP/tied3.model"
+COMMON=(-c "$TMP/tied3.model" --bench -l 32 --steps 10 --lr 1e-3 --warmup-steps 2 --seed 7 --peak-tflops 1)
+run "ref-tied3" 1 1 1 0 4 || fail "tied 3-layer reference" "$(tail -n 3 "$TMP/ref-tied3.out")"
+cp "$TMP/ref-tied3.jsonl" "$TMP/ref4.jsonl"; rm -rf "$TMP/ref4.hf"; cp -r "$TMP/ref-tied3.hf" "$TMP/ref4.hf"
+check_layout "tied-vocab2000-3-layers-dp2-zero3" 2 1 1 3 4
+
 # Starting from Hugging Face weights (each rank reads its own slices): the
 # transformers golden model (6 heads, 2 KV heads, vocab 97) on tp2 × pp2.
 COMMON=(--init-hf "$ROOT/validation/golden/llama-tiny" --bench -l 32 --steps 10 --lr 1e-3 --seed 7 --peak-tflops 1)
 run "ref-hf" 1 1 1 0 4 || fail "init-hf reference" "$(tail -n 3 "$TMP/ref-hf.out")"
 cp "$TMP/ref-hf.jsonl" "$TMP/ref4.jsonl"; rm -rf "$TMP/ref4.hf"; cp -r "$TMP/ref-hf.hf" "$TMP/ref4.hf"
 check_layout "init-hf-tp2pp2" 4 2 2 0 4
+check_layout "init-hf-dp2pp2-zero3" 4 1 2 3 4
 
 # Tied embeddings (transformers' tied golden: 4 layers, vocab 99, padded to 100
 # on tp2): the first and the last stage each hold the one tensor and sum their
@@ -106,7 +127,8 @@ COMMON=(--init-hf "$ROOT/validation/golden/llama-tiny-tied" --bench -l 32 --step
 run "ref-tied" 1 1 1 0 4 || fail "tied reference" "$(tail -n 3 "$TMP/ref-tied.out")"
 cp "$TMP/ref-tied.jsonl" "$TMP/ref4.jsonl"; rm -rf "$TMP/ref4.hf"; cp -r "$TMP/ref-tied.hf" "$TMP/ref4.hf"
 for l in "tp2 2 2 1 0" "pp2 2 1 2 0" "pp4 4 1 4 0" "dp2-zero1 2 1 1 1" "tp2pp2 4 2 2 0" \
-         "dp2pp2-zero0 4 1 2 0" "dp2pp2-zero1 4 1 2 1" "dp2pp2-zero2 4 1 2 2"; do
+         "dp2pp2-zero0 4 1 2 0" "dp2pp2-zero1 4 1 2 1" "dp2pp2-zero2 4 1 2 2" \
+         "dp2pp2-zero3 4 1 2 3" "dp2-zero2 2 1 1 2" "dp2-zero3 2 1 1 3"; do
   set -- $l
   check_layout "tied-$1" "$2" "$3" "$4" "$5" 4
 done

@@ -80,6 +80,9 @@ sed 's/^ffn_dim = 0/ffn_dim = 130/' "$TMP/zero.model" | sed 's/^n_kv_heads = 2/n
 expect_error "TP not dividing the FFN width" "--tp 4 does not divide the FFN width \(130\)" "${M[@]}" -np 4 "$T" -c "$TMP/ffn.model" "${D[@]}" --tp 4
 expect_error "PP beyond the layer count" "--pp 8 is larger than the 4 layers" "${M[@]}" -np 8 "$T" "${D[@]}" --pp 8
 expect_error "ZeRO-2 with DP 1" "--zero 2 shards over data-parallel ranks, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --tp 2 --zero 2
+expect_error "ZeRO-3 with DP 1" "--zero 3 shards over data-parallel ranks, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --zero 3
+expect_error "ZeRO stage 4" "--zero must be 0, 1, 2 or 3 \(got 4\)" "${M[@]}" -np 2 "$T" "${D[@]}" --zero 4
+expect_error "--offload of something else" "--offload: expected none or optimizer, got 'gradients'" "$T" "${D[@]}" --offload gradients
 # The message comes once, from rank 0.
 n=$("${M[@]}" -np 4 "$T" "${D[@]}" --tp 3 2>&1 >/dev/null | grep -c "cannot form a grid")
 [ "$n" -eq 1 ] && pass "a layout error is printed once" || fail "a layout error is printed once" "printed $n times"

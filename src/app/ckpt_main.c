@@ -154,7 +154,7 @@ static void bare_create(Bare *b, const ModelConfig *cfg, int tp, int pp) {
     ModelPart part;
     agree_or_exit(pipeline_part(NULL, cfg, tp, g->tp_rank, g->dp, pp, g->pp_rank, &part, err,
                                 sizeof err), err);
-    b->model = model_create(&ops_cpu, cfg, &part, &g->tp_comm, 1, 1, 1, RECOMPUTE_NONE);
+    b->model = model_create(&ops_cpu, cfg, &part, &g->tp_comm, 1, 1, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
 }
 
 static void bare_free(Bare *b) {

@@ -46,6 +46,11 @@ typedef struct Ops {
     void (*zero)(void *p, size_t bytes);
     void (*sync)(void);                       // wait for queued work
     size_t (*peak_bytes)(void);               // memory high-water mark (CPU: the resident peak)
+    size_t (*buffer_peak_bytes)(void);        // high-water mark of alloc's buffers alone
+    // Page-locked host memory, zero-filled, for buffers the host computes on
+    // while the device copies them (--offload optimizer); NULL on the CPU.
+    void *(*host_alloc)(size_t bytes);
+    void (*host_release)(void *p);
     // Starts (true) or stops collection of an attached profiler (Nsight Compute
     // run with --profile-from-start off); NULL on the CPU.
     void (*profiler_range)(bool start);

@@ -13,8 +13,29 @@
 
 // ---- memory ----
 
-static void *cpu_alloc(size_t bytes) { return xcalloc(bytes, 1); }
-static void cpu_release(void *p) { free(p); }
+// Buffers carry their size in a header, so the backend knows its own
+// high-water mark (what --describe predicts), as the CUDA backend does.
+#define CPU_HEADER 64   // keeps the buffer 64-byte aligned as malloc's 16 at least
+static size_t cpu_live_bytes, cpu_buffer_peak;
+
+static void *cpu_alloc(size_t bytes) {
+    char *p = xcalloc(bytes + CPU_HEADER, 1);
+    memcpy(p, &bytes, sizeof bytes);
+    cpu_live_bytes += bytes;
+    if (cpu_live_bytes > cpu_buffer_peak) cpu_buffer_peak = cpu_live_bytes;
+    return p + CPU_HEADER;
+}
+
+static void cpu_release(void *p) {
+    if (!p) return;
+    char *base = (char *)p - CPU_HEADER;
+    size_t bytes;
+    memcpy(&bytes, base, sizeof bytes);
+    cpu_live_bytes -= bytes;
+    free(base);
+}
+
+static size_t cpu_buffer_peak_bytes(void) { return cpu_buffer_peak; }
 static void cpu_copy(void *dst, const void *src, size_t bytes) {
     if (dst != src) memmove(dst, src, bytes);
 }
@@ -419,6 +440,7 @@ const Ops ops_cpu = {
     .zero = cpu_zero,
     .sync = cpu_sync,
     .peak_bytes = cpu_peak_bytes,
+    .buffer_peak_bytes = cpu_buffer_peak_bytes,
     .f32_to_act = cpu_f32_copy,
     .act_to_f32 = cpu_f32_copy_out,
     .act_from_host_f32 = cpu_f32_copy,

@@ -118,7 +118,7 @@ static void alloc_scratch(Model *m) {
 }
 
 Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
-                    int B, int T, int n_slots, Recompute recompute) {
+                    int B, int T, int n_slots, Recompute recompute, int holds) {
     Model *m = xcalloc(1, sizeof *m);
     m->ops = ops;
     m->cfg = *cfg;
@@ -131,10 +131,16 @@ Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *par
     m->n_slots = n_slots;
     set_local_widths(m);
     params_build(&m->table, cfg, part);
-    size_t dp = part->dp > 0 ? (size_t)part->dp : 1;
-    m->flat_numel = (m->table.numel + dp - 1) / dp * dp;
-    m->params = ops->alloc(m->flat_numel * ops->act_bytes);
-    m->grads = m->ops->alloc(m->flat_numel * sizeof(float));
+    m->flat_numel = m->table.numel;
+    if (holds & MODEL_HOLDS_WEIGHTS) m->params = ops->alloc(m->flat_numel * ops->act_bytes);
+    if (holds & MODEL_HOLDS_GRADS) m->grads = ops->alloc(m->flat_numel * sizeof(float));
+    m->unit_w = xcalloc((size_t)m->table.n_units, sizeof *m->unit_w);
+    m->unit_g = xcalloc((size_t)m->table.n_units, sizeof *m->unit_g);
+    for (int u = 0; u < m->table.n_units; u++) {
+        size_t at = m->table.units[u].offset;
+        if (m->params) m->unit_w[u] = act_at(ops, m->params, at);
+        if (m->grads) m->unit_g[u] = m->grads + at;
+    }
     m->state_bytes = m->ops->attention_state_bytes(B, T, m->heads);
     m->slots = xcalloc((size_t)n_slots, sizeof *m->slots);
     for (int s = 0; s < n_slots; s++) alloc_slot(m, &m->slots[s]);
@@ -153,6 +159,8 @@ void model_free(Model *m) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) m->ops->release(bufs[i]);
     params_free(&m->table);
+    free(m->unit_w);
+    free(m->unit_g);
     free(m);
 }
 
@@ -195,7 +203,19 @@ static void *W(const Model *m, int l, int kind) {
     return model_param(m, params_layer(&m->table, l, kind));
 }
 static float *G(const Model *m, int l, int kind) {
-    return m->grads + params_layer(&m->table, l, kind)->offset;
+    return model_grad(m, params_layer(&m->table, l, kind));
+}
+
+// Unit u's use in a pass begins and ends (UnitHooks).
+static void unit_begin(const Model *m, int u, ModelPass pass) {
+    if (m->hooks.begin) m->hooks.begin(m->hooks.ctx, u, pass);
+}
+static void unit_end(const Model *m, int u, ModelPass pass) {
+    if (m->hooks.end) m->hooks.end(m->hooks.ctx, u, pass);
+}
+// Tied embeddings on a rank holding both ends: the head is the embedding.
+static bool head_is_embedding(const Model *m) {
+    return m->part.last && m->table.lm_head == m->table.embed;
 }
 
 // Views of slot a's buffers for local layer l.
@@ -243,13 +263,19 @@ static void layer_forward(Model *m, const Activations *a, int l, bool recomputin
 
 void model_forward(Model *m, int s) {
     Activations *a = &m->slots[s];
+    const ParamTable *t = &m->table;
     if (m->part.first) {
-        const ParamTensor *e = &m->table.t[m->table.embed];
-        m->ops->embedding_forward(a->res, a->tokens, model_param(m, e), m->N, m->cfg.dim,
-                               m->vocab_start, m->vocab_rows);
+        unit_begin(m, t->embed_unit, PASS_FORWARD);
+        m->ops->embedding_forward(a->res, a->tokens, model_param(m, &t->t[t->embed]), m->N,
+                                  m->cfg.dim, m->vocab_start, m->vocab_rows);
+        unit_end(m, t->embed_unit, PASS_FORWARD);
         tp_sum(m, a->res, (size_t)m->N * m->cfg.dim);
     }
-    for (int l = 0; l < m->part.n_layers; l++) layer_forward(m, a, l, false);
+    for (int l = 0; l < m->part.n_layers; l++) {
+        unit_begin(m, params_layer_unit(t, l), PASS_FORWARD);
+        layer_forward(m, a, l, false);
+        unit_end(m, params_layer_unit(t, l), PASS_FORWARD);
+    }
 }
 
 double model_head_forward(Model *m, int s, float grad_scale) {
@@ -257,9 +283,13 @@ double model_head_forward(Model *m, int s, float grad_scale) {
     const ParamTable *t = &m->table;
     int N = m->N, D = m->cfg.dim, V = m->vocab_rows;
     void *x = act_at(m->ops, a->res, (size_t)m->part.n_layers * N * D);
+    if (head_is_embedding(m)) unit_begin(m, t->embed_unit, PASS_FORWARD);   // the larger first
+    unit_begin(m, t->head_unit, PASS_FORWARD);
     m->ops->rmsnorm_forward(m->xnf, m->rstdf, x, model_param(m, &t->t[t->final_norm]), N, D,
                          (float)m->cfg.norm_eps);
     m->ops->linear_forward(m->logits, m->xnf, model_param(m, &t->t[t->lm_head]), N, D, V);
+    unit_end(m, t->head_unit, PASS_FORWARD);
+    if (head_is_embedding(m)) unit_end(m, t->embed_unit, PASS_FORWARD);
     m->ops->ce_row_max(m->ce_max, m->logits, N, V, m->vocab_valid);
     if (m->tp->size > 1) comm_dev_allreduce(m->tp, m->ce_max, (size_t)N, DTYPE_F32, REDUCE_MAX);
     m->ops->ce_stats(m->ce_stats, m->logits, m->ce_max, a->targets, N, V, m->vocab_valid,
@@ -345,39 +375,38 @@ static void head_backward(Model *m, const Activations *a) {
     const ParamTable *t = &m->table;
     const ParamTensor *norm = &t->t[t->final_norm], *head = &t->t[t->lm_head];
     int N = m->N, D = m->cfg.dim;
-    m->ops->linear_backward(m->d_xn, m->grads + head->offset, m->logits, m->xnf,
+    m->ops->linear_backward(m->d_xn, model_grad(m, head), m->logits, m->xnf,
                          model_param(m, head), N, D, m->vocab_rows);
     tp_sum(m, m->d_xn, (size_t)N * D);
     m->ops->zero(m->d_res, (size_t)N * D * m->ops->act_bytes);
     void *x = act_at(m->ops, a->res, (size_t)m->part.n_layers * N * D);
-    m->ops->rmsnorm_backward(m->d_res, m->grads + norm->offset, m->d_xn, x, model_param(m, norm),
+    m->ops->rmsnorm_backward(m->d_res, model_grad(m, norm), m->d_xn, x, model_param(m, norm),
                           m->rstdf, N, D);
 }
 
-// Tensors [first, first + count) of the table are contiguous in the flat
-// buffers; their gradients are final for this micro-batch.
-static void grads_ready(const Model *m, int first, int count) {
-    if (!m->grads_ready) return;
-    const ParamTensor *a = &m->table.t[first], *b = &m->table.t[first + count - 1];
-    m->grads_ready(m->grads_ready_ctx, a->offset, b->offset + b->numel - a->offset);
-}
-
+// The embedding tied to the head on this rank is begun with the head and
+// ended after the embedding's own backward pass, so its gradient sums both
+// uses.  It is begun first: a holder of units (train/zero.c) has one buffer
+// for the largest unit, and gives a unit begun second the other.
 void model_backward(Model *m, int s) {
     Activations *a = &m->slots[s];
     const ParamTable *t = &m->table;
     if (m->part.last) {
+        if (head_is_embedding(m)) unit_begin(m, t->embed_unit, PASS_BACKWARD);
+        unit_begin(m, t->head_unit, PASS_BACKWARD);
         head_backward(m, a);
-        // The final norm and LM head; a tied head here is the embedding, final after it.
-        grads_ready(m, t->final_norm, t->lm_head == t->embed ? 1 : 2);
+        unit_end(m, t->head_unit, PASS_BACKWARD);
     }
     for (int l = m->part.n_layers - 1; l >= 0; l--) {
+        unit_begin(m, params_layer_unit(t, l), PASS_BACKWARD);
         layer_backward(m, a, l);
-        grads_ready(m, t->layers + l * LP_COUNT, LP_COUNT);
+        unit_end(m, params_layer_unit(t, l), PASS_BACKWARD);
     }
     if (m->part.first) {
         const ParamTensor *e = &t->t[t->embed];
-        m->ops->embedding_backward(m->grads + e->offset, m->d_res, a->tokens, m->N, m->cfg.dim,
-                                m->vocab_start, m->vocab_rows);
-        grads_ready(m, t->embed, 1);
+        if (!head_is_embedding(m)) unit_begin(m, t->embed_unit, PASS_BACKWARD);
+        m->ops->embedding_backward(model_grad(m, e), m->d_res, a->tokens, m->N, m->cfg.dim,
+                                   m->vocab_start, m->vocab_rows);
+        unit_end(m, t->embed_unit, PASS_BACKWARD);
     }
 }

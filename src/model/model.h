@@ -40,10 +40,23 @@ typedef struct {
     int32_t *targets;   // (N) next-token ids
 } Activations;
 
-// Called by model_backward when the gradients of a contiguous range of the
-// flat buffer are final for the micro-batch: the final norm and LM head, each
-// layer (last to first), the embedding.
-typedef void (*GradsReadyFn)(void *ctx, size_t offset, size_t numel);
+// Whoever holds the weights and gradients of a unit (params.h) when the model
+// does not hold them all (ZeRO-2 and 3) or wants to know when they are final
+// (the data-parallel reduction overlapped with the backward pass).
+typedef enum { PASS_FORWARD, PASS_BACKWARD } ModelPass;
+typedef struct {
+    // Before the model uses unit u in a pass: from then until `end`, m->unit_w[u]
+    // (and in the backward pass m->unit_g[u]) point at its weights (gradients).
+    void (*begin)(void *ctx, int unit, ModelPass pass);
+    // After the last use: backward: unit u's gradients are final for the micro-batch.
+    // At most two units are in use at once (the head and the embedding tied to
+    // it, the embedding begun first), otherwise one.
+    void (*end)(void *ctx, int unit, ModelPass pass);
+    void *ctx;
+} UnitHooks;
+
+// Which flat buffers model_create allocates (the rest come through UnitHooks).
+enum { MODEL_HOLDS_WEIGHTS = 1, MODEL_HOLDS_GRADS = 2, MODEL_HOLDS_ALL = 3 };
 
 typedef struct Model {
     const Ops *ops;         // the backend every buffer below belongs to
@@ -54,12 +67,14 @@ typedef struct Model {
     // Local widths of this tensor-parallel rank.
     int hd, heads, kv_heads, qkv_dim, ffn, vocab_rows, vocab_start, vocab_valid;
     ParamTable table;
-    size_t flat_numel;      // table.numel padded to a multiple of the data-parallel size
-    void *params;           // (flat_numel) compute weights
-    float *grads;           // (flat_numel) fp32 gradients, accumulated over micro-batches
+    size_t flat_numel;      // table.numel: each unit padded to a multiple of the data-parallel size
+    void *params;           // (flat_numel) compute weights; NULL when not held (ZeRO-3)
+    float *grads;           // (flat_numel) fp32 gradients, accumulated over micro-batches;
+                            // NULL when not held (ZeRO-2 and 3)
+    void **unit_w;          // (table.n_units) each unit's weights: into params, or the hooks'
+    float **unit_g;         // (table.n_units) each unit's gradients: into grads, or the hooks'
+    UnitHooks hooks;        // begin NULL: nobody is asked or told
     Recompute recompute;    // what the backward pass recomputes
-    GradsReadyFn grads_ready;   // NULL: nobody is told
-    void *grads_ready_ctx;
     int n_slots;
     Activations *slots;     // one per micro-batch in flight
     size_t state_bytes;     // attention state per layer
@@ -78,8 +93,9 @@ typedef struct Model {
     size_t activation_bytes;      // what the buffers above take
 } Model;
 
+// holds: MODEL_HOLDS_* flags, which flat buffers to allocate.
 Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
-                    int B, int T, int n_slots, Recompute recompute);
+                    int B, int T, int n_slots, Recompute recompute, int holds);
 void model_free(Model *m);
 // "none", "selective" or "full".
 const char *model_recompute_name(Recompute r);
@@ -100,7 +116,7 @@ double model_head_forward(Model *m, int s, float grad_scale);
 // Backward pass of slot s: on the last stage from the head's logit gradient,
 // otherwise from d_res (the gradient of res[L] received from the next
 // stage).  Leaves the gradient of res[0] in d_res (first stage: applied to
-// the embedding).  Accumulates into m->grads.
+// the embedding).  Accumulates into the units' gradients.
 void model_backward(Model *m, int s);
 // Greedy next token at row `row` of slot s after model_forward +
 // model_head_forward(…, 0): argmax over the whole vocabulary (last stage).
@@ -118,8 +134,12 @@ static inline DType model_act_dtype(const Model *m) {
     return m->ops->act_bytes == 2 ? DTYPE_BF16 : DTYPE_F32;
 }
 
+// Tensor t's weights and gradients, wherever its unit's are now.
 static inline void *model_param(const Model *m, const ParamTensor *t) {
-    return act_at(m->ops, m->params, t->offset);
+    return act_at(m->ops, m->unit_w[t->unit], t->offset - m->table.units[t->unit].offset);
+}
+static inline float *model_grad(const Model *m, const ParamTensor *t) {
+    return m->unit_g[t->unit] + (t->offset - m->table.units[t->unit].offset);
 }
 
 #endif

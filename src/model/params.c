@@ -34,7 +34,9 @@ static ParamTensor *add_tensor(ParamTable *pt, const char *name, int ndim, int64
     t->valid_rows = end > t->row0 ? end - t->row0 : 0;
     t->offset = pt->numel;
     t->numel = (size_t)(t->local_rows * t->local_cols);
+    t->unit = pt->n_units;
     pt->numel += t->numel;
+    pt->n_params += (size_t)(t->valid_rows * t->local_cols);
     return t;
 }
 
@@ -74,20 +76,39 @@ static void add_head(ParamTable *pt, const ModelConfig *c, const ModelPart *part
     t->tied_copy = c->tie_embeddings;
 }
 
+// Closes the unit of tensors [first, pt->n): pads the flat buffers to a multiple of dp.
+static int end_unit(ParamTable *pt, int first, const ModelPart *part, bool vocab) {
+    size_t dp = part->dp > 0 ? (size_t)part->dp : 1;
+    size_t offset = pt->t[first].offset;
+    pt->numel = (pt->numel + dp - 1) / dp * dp;
+    pt->units = xrealloc(pt->units, (size_t)(pt->n_units + 1) * sizeof *pt->units);
+    pt->units[pt->n_units] = (ParamUnit){.offset = offset, .numel = pt->numel - offset,
+                                         .first = first, .count = pt->n - first, .vocab = vocab};
+    return pt->n_units++;
+}
+
 void params_build(ParamTable *pt, const ModelConfig *c, const ModelPart *part) {
     memset(pt, 0, sizeof *pt);
     pt->embed = pt->final_norm = pt->lm_head = -1;
+    pt->embed_unit = pt->head_unit = pt->layer_unit = -1;
     if (part->first) {
         pt->embed = pt->n;
         add_tensor(pt, "model.embed_tokens.weight", 2, c->vocab_size, c->dim, SPLIT_ROWS, part,
                    -1);
+        pt->embed_unit = end_unit(pt, pt->embed, part, true);
     }
     pt->layers = pt->n;
-    for (int l = 0; l < part->n_layers; l++) add_layer(pt, c, part, part->layer0 + l);
+    pt->layer_unit = pt->n_units;
+    for (int l = 0; l < part->n_layers; l++) {
+        int first = pt->n;
+        add_layer(pt, c, part, part->layer0 + l);
+        end_unit(pt, first, part, false);
+    }
     if (part->last) {
         pt->final_norm = pt->n;
         add_tensor(pt, "model.norm.weight", 1, c->dim, 1, SPLIT_NONE, part, -1);
         add_head(pt, c, part);
+        pt->head_unit = end_unit(pt, pt->final_norm, part, pt->lm_head != pt->embed);
     }
 }
 
@@ -98,6 +119,7 @@ void params_build_global(ParamTable *pt, const ModelConfig *cfg) {
 
 void params_free(ParamTable *pt) {
     free(pt->t);
+    free(pt->units);
     memset(pt, 0, sizeof *pt);
 }
 
@@ -107,19 +129,30 @@ const ParamTensor *params_find(const ParamTable *pt, const char *name) {
     return NULL;
 }
 
-static void init_tensor(const ParamTensor *t, uint64_t seed, float *out) {
+// Local elements [e0, e1) of tensor t into out (e1 - e0).
+static void init_tensor(const ParamTensor *t, uint64_t seed, int64_t e0, int64_t e1, float *out) {
     uint64_t key = rng_key(seed, rng_hash_string(t->name));
 #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < t->local_rows; r++)
-        for (int64_t c = 0; c < t->local_cols; c++) {
-            float *v = &out[r * t->local_cols + c];
-            if (r >= t->valid_rows) *v = 0.0f;
-            else if (t->ndim == 1) *v = 1.0f;
-            else *v = (float)(0.02 * rng_normal(key, (uint64_t)((t->row0 + r) * t->cols +
-                                                               t->col0 + c)));
-        }
+    for (int64_t e = e0; e < e1; e++) {
+        int64_t r = e / t->local_cols, c = e % t->local_cols;
+        float *v = &out[e - e0];
+        if (r >= t->valid_rows) *v = 0.0f;
+        else if (t->ndim == 1) *v = 1.0f;
+        else *v = (float)(0.02 * rng_normal(key, (uint64_t)((t->row0 + r) * t->cols + t->col0 + c)));
+    }
+}
+
+void params_init_host_range(const ParamTable *pt, uint64_t seed, size_t lo, size_t hi, float *out) {
+    memset(out, 0, (hi - lo) * sizeof(float));
+    for (int i = 0; i < pt->n; i++) {
+        const ParamTensor *t = &pt->t[i];
+        size_t a = t->offset > lo ? t->offset : lo;
+        size_t b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
+        if (a < b)
+            init_tensor(t, seed, (int64_t)(a - t->offset), (int64_t)(b - t->offset), out + (a - lo));
+    }
 }
 
 void params_init_host(const ParamTable *pt, uint64_t seed, float *out) {
-    for (int i = 0; i < pt->n; i++) init_tensor(&pt->t[i], seed, out + pt->t[i].offset);
+    params_init_host_range(pt, seed, 0, pt->numel, out);
 }

@@ -31,7 +31,19 @@ typedef struct {
     int layer;               // global layer index, -1 outside the layers
     bool tied_copy;          // tied embeddings, pipeline: the last stage's copy of the first
                              // stage's embedding (saved by the first, its gradient summed with it)
+    int unit;                // the unit it belongs to (ParamTable.units)
 } ParamTensor;
+
+// A unit: tensors the model uses together, contiguous in the flat buffers and
+// padded to a multiple of the data-parallel size there, so ZeRO splits each
+// unit in equal chunks (one per DP rank) and gathers or reduces it in one
+// collective: the embedding, each layer, the head (final norm and LM head; with
+// the embedding tied on the same rank, the final norm alone).
+typedef struct {
+    size_t offset, numel;    // flat range, padding included (numel a multiple of dp)
+    int first, count;        // tensors [first, first + count)
+    bool vocab;              // holds a vocabulary-sized matrix (embedding, LM head, tied copy)
+} ParamUnit;
 
 // The kinds of tensor in one decoder layer, in buffer order.  Q, K and V are
 // adjacent, so they form one fused (q + k + v rows, dim) matrix; so do gate and up.
@@ -50,8 +62,12 @@ typedef struct {
 typedef struct {
     ParamTensor *t;
     int n;
-    size_t numel;               // elements in the flat buffers
+    size_t numel;               // elements in the flat buffers (units' padding included)
+    size_t n_params;            // parameters (padding excluded)
     int embed, final_norm, lm_head, layers;   // indices into t; -1 when not held
+    ParamUnit *units;           // (n_units) in flat order
+    int n_units;
+    int embed_unit, head_unit, layer_unit;   // embedding's, head's, local layer 0's; -1 when not held
     // Tied embeddings: lm_head is the embedding (== embed) on a rank holding
     // both ends, and the tied copy on a last stage that is not the first.
 } ParamTable;
@@ -66,11 +82,15 @@ static inline const ParamTensor *params_layer(const ParamTable *pt, int l, int k
     return &pt->t[pt->layers + l * LP_COUNT + kind];
 }
 const ParamTensor *params_find(const ParamTable *pt, const char *name);
+// Local layer l's unit.
+static inline int params_layer_unit(const ParamTable *pt, int l) { return pt->layer_unit + l; }
 // Rows of the vocabulary each tensor-parallel rank holds (vocab padded to a multiple of tp).
 int params_vocab_rows(const ModelConfig *cfg, int tp);
 // Fills host fp32 values (pt->numel) like transformers' LLaMA: normal(0, 0.02)
 // for matrices, ones for norm weights, zeros in vocab padding.  Each element
 // depends only on (seed, tensor name, its index in the full tensor).
 void params_init_host(const ParamTable *pt, uint64_t seed, float *out);
+// The same for the flat range [lo, hi) only: out (hi - lo), zeros in padding.
+void params_init_host_range(const ParamTable *pt, uint64_t seed, size_t lo, size_t hi, float *out);
 
 #endif

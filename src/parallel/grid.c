@@ -33,8 +33,8 @@ bool grid_check_layout(const ModelConfig *c, int world, int tp, int pp, int zero
         return false;
     }
     int dp = world / (tp * pp);
-    if (zero < 0 || zero > 2) {
-        snprintf(err, err_len, "--zero must be 0, 1 or 2 (got %d)", zero);
+    if (zero < 0 || zero > 3) {
+        snprintf(err, err_len, "--zero must be 0, 1, 2 or 3 (got %d)", zero);
         return false;
     }
     if (zero > 0 && dp == 1) {

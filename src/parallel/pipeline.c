@@ -136,7 +136,6 @@ static void backward_one(Schedule *s, int mb) {
     if (!m->part.first)
         s->p->grad_send = comm_dev_isend(pp, m->d_res, stage_elems(m), model_act_dtype(m), pp->rank - 1,
                                       2 * mb + 1);
-    if (s->feed->after_backward) s->feed->after_backward(s->feed->ctx);
 }
 
 static Schedule schedule_begin(Pipeline *p, const PipelineFeed *feed, int M, float grad_scale) {

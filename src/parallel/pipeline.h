@@ -31,13 +31,11 @@ Pipeline *pipeline_create(Model *m, const Grid *g);
 void pipeline_free(Pipeline *p);
 // What a step asks of its caller (the trainer): micro-batch mb's inputs and
 // next-token targets (B·T each) into the host buffers given, and the
-// gradient hooks around each micro-batch's backward pass (`last`: the step's
-// last one on this rank; the hooks may be NULL, and are not called by
-// pipeline_eval).
+// gradient hook before each micro-batch's backward pass (`last`: the step's
+// last one on this rank; may be NULL, and is not called by pipeline_eval).
 typedef struct {
     void (*batch)(void *ctx, int mb, int32_t *tokens, int32_t *targets);
     void (*before_backward)(void *ctx, bool last);
-    void (*after_backward)(void *ctx);
     void *ctx;
 } PipelineFeed;
 // One training step of M micro-batches.  Returns Σ of token losses over the M

@@ -39,11 +39,18 @@ static float *group_buffer(const CheckpointOptimizer *o, int k) {
     return k == 0 ? o->master : k == 1 ? o->m : o->v;
 }
 
-// The flat range [*lo, *hi) whose optimizer state this rank saves and loads:
-// its shard, or without an optimizer every element it holds.
-static void shard_range(const CheckpointParts *p, size_t *lo, size_t *hi) {
-    *lo = p->optim ? p->optim->begin : 0;
-    *hi = p->optim ? p->optim->begin + p->optim->len : p->table->numel;
+// The flat range [*lo, *hi) of tensor t whose optimizer state this rank saves
+// and loads: the part in its shard, or without an optimizer all of it.
+static void shard_range(const CheckpointParts *p, const ParamTensor *t, size_t *lo, size_t *hi) {
+    size_t at;
+    *lo = t->offset, *hi = t->offset + t->numel;
+    if (p->optim && !zero_tensor_part(p->optim->layout, t, lo, hi, &at)) *lo = *hi = t->offset;
+}
+
+// Where flat position x of tensor t (inside this rank's part) is in the shard buffers.
+static size_t shard_index(const CheckpointOptimizer *o, const ParamTensor *t, size_t x) {
+    const ZeroChunk *c = &o->layout->chunk[t->unit];
+    return c->at + (x - c->begin);
 }
 
 // True on every rank when ok is true on every rank.
@@ -475,16 +482,17 @@ static int owned_slabs(const CheckpointRun *r, const CheckpointParts *p, const P
     int64_t e1;
     if (t->tied_copy || (t->split == SPLIT_NONE && r->grid->tp_rank != 0)) return 0;
     if ((!p->optim || p->optim->zero == 0) && r->grid->dp_rank != 0) return 0;
-    shard_range(p, &lo, &hi);
+    shard_range(p, t, &lo, &hi);
     if (!local_range(t, lo, hi, e0, &e1)) return 0;
     return global_slabs(t, *e0, e1, s);
 }
 
 // Elements [at, at + n) of the flat buffer of group k to host fp32: the
 // optimizer's, or without one the compute weights and zero moments.
-static void group_to_host(const CheckpointParts *p, int k, size_t at, size_t n, float *host) {
+static void group_to_host(const CheckpointParts *p, const ParamTensor *t, int k, size_t at,
+                          size_t n, float *host) {
     const CheckpointOptimizer *o = p->optim;
-    if (o) p->ops->to_host(host, group_buffer(o, k) + at - o->begin, n * sizeof(float));
+    if (o) o->ops->to_host(host, group_buffer(o, k) + shard_index(o, t, at), n * sizeof(float));
     else if (k == 0) p->ops->act_to_host_f32(host, act_at(p->ops, p->weights, at), n);
     else memset(host, 0, n * sizeof(float));
 }
@@ -500,7 +508,7 @@ static bool save_tensor(const CheckpointRun *r, const CheckpointParts *p, CkptFi
     float *host = xmalloc((size_t)(n ? n : 1) * sizeof(float));
     bool ok = true;
     for (int k = 0; ok && k < N_GROUPS; k++) {
-        if (n) group_to_host(p, k, t->offset + (size_t)e0, (size_t)n, host);
+        if (n) group_to_host(p, t, k, t->offset + (size_t)e0, (size_t)n, host);
         ok = ckpt_file_write(f, groups[k], gt->name, gt->rows, gt->cols, s, ns, host, err, len);
         sums[k] = ckpt_file_checksum(gt->cols, s, ns, host);
     }
@@ -828,9 +836,12 @@ static bool read_range(const Ops *ops, CkptFile *f, int k, const ParamTensor *p,
     return ok;
 }
 
-// Compute weights: each tensor's whole local block from the master weights.
+// Compute weights: each tensor's whole local block from the master weights
+// (ZeRO-3: no full compute weights; the master weights are loaded, and the
+// compute shard follows them).
 static bool load_weights(const CheckpointParts *parts, CkptFile *f, char *err, int len) {
     bool ok = true;
+    if (!parts->weights) return true;
     for (int i = 0; ok && i < parts->table->n; i++) {
         const ParamTensor *p = &parts->table->t[i];
         float *host = xcalloc(p->numel, sizeof(float));
@@ -847,16 +858,18 @@ static bool load_weights(const CheckpointParts *parts, CkptFile *f, char *err, i
 // Optimizer state over this rank's shard (whatever layout saved it).
 static bool load_optimizer(const CheckpointParts *parts, CkptFile *f, char *err, int len) {
     const CheckpointOptimizer *o = parts->optim;
-    parts->ops->zero(o->m, o->len * sizeof(float));
-    parts->ops->zero(o->v, o->len * sizeof(float));
+    o->ops->zero(o->m, o->layout->len * sizeof(float));
+    o->ops->zero(o->v, o->layout->len * sizeof(float));
     bool ok = true;
     for (int i = 0; ok && i < parts->table->n; i++) {
         const ParamTensor *p = &parts->table->t[i];
         int64_t e0, e1;
-        if (!local_range(p, o->begin, o->begin + o->len, &e0, &e1)) continue;
+        size_t lo, hi;
+        shard_range(parts, p, &lo, &hi);
+        if (!local_range(p, lo, hi, &e0, &e1)) continue;
         for (int k = o->master_is_weights ? 1 : 0; ok && k < N_GROUPS; k++)
-            ok = read_range(parts->ops, f, k, p, e0, e1,
-                            group_buffer(o, k) + p->offset + e0 - o->begin, err, len);
+            ok = read_range(o->ops, f, k, p, e0, e1,
+                            group_buffer(o, k) + shard_index(o, p, p->offset + (size_t)e0), err, len);
     }
     return ok;
 }

@@ -35,6 +35,7 @@
 #include "core/config.h"
 #include "model/params.h"
 #include "parallel/grid.h"
+#include "train/zero.h"
 
 // The run a checkpoint belongs to: its grid and its --save-dir settings.
 typedef struct {
@@ -44,11 +45,13 @@ typedef struct {
     bool writes_dir;          // the run saves there (--save-interval, or --load auto)
 } CheckpointRun;
 
-// The optimizer's state over this rank's shard [begin, begin + len) of the
-// flat parameter buffers: fp32 buffers of len elements in device memory.
+// The optimizer's state over this rank's shard of the flat parameter buffers
+// (train/zero.h: its chunk of every unit): fp32 buffers of layout->len
+// elements in the memory of `ops`.
 typedef struct {
     float *master, *m, *v;    // master weights, Adam's first and second moments
-    size_t begin, len;
+    const Ops *ops;           // whose memory they are (the CPU's with --offload optimizer)
+    const ZeroLayout *layout;
     bool master_is_weights;   // master is the compute weights (fp32, no ZeRO): loaded with them
     int zero;                 // ZeRO stage; 0: data-parallel rank 0 writes the replicas
 } CheckpointOptimizer;

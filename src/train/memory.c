@@ -7,18 +7,34 @@
 #include "parallel/pipeline.h"
 #include "train/optimizer.h"
 
+// The largest unit, and the largest without a vocabulary matrix (train/zero.c's buffers).
+static void unit_sizes(const ParamTable *pt, double *big, double *small) {
+    *big = *small = 0;
+    for (int u = 0; u < pt->n_units; u++) {
+        double n = (double)pt->units[u].numel;
+        if (n > *big) *big = n;
+        if (!pt->units[u].vocab && n > *small) *small = n;
+    }
+    if (*small == 0) *small = *big;
+}
+
 MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
                                const MemoryLayout *lay) {
     ParamTable pt;
     params_build(&pt, cfg, part);
-    MemoryEstimate e = {.n_params = (int64_t)pt.numel};
+    MemoryEstimate e = {.n_params = (int64_t)pt.n_params};
+    double n = (double)pt.numel, dp = part->dp > 0 ? part->dp : 1, big, small;
+    unit_sizes(&pt, &big, &small);
     params_free(&pt);
-    double n = (double)e.n_params, dp = part->dp > 0 ? part->dp : 1;
-    double shard = lay->zero > 0 ? n / dp : n;
-    e.weights = n * (double)lay->act_bytes;
-    e.grads = n * 4.0 + (lay->zero > 0 ? shard * 4.0 : 0);
-    e.master = optimizer_keeps_master(lay->zero, (size_t)lay->act_bytes) ? shard * 4.0 : 0;
-    e.adam = 2.0 * shard * 4.0;
+    double shard = lay->zero > 0 ? n / dp : n, act = (double)lay->act_bytes, units = big + small;
+    bool master = lay->offload || optimizer_keeps_master(lay->zero, (size_t)lay->act_bytes);
+    // ZeRO-3: the compute shard is the master weights when both are fp32 on the device.
+    bool own_compute = lay->offload || lay->act_bytes != sizeof(float);
+    e.weights = lay->zero < 3 ? n * act : (own_compute ? shard * act : 0) + units * act;
+    e.grads = lay->zero < 2 ? n * 4.0 + (lay->zero == 1 ? shard * 4.0 : 0) : shard * 4.0 + units * 4.0;
+    e.master = master && !lay->offload ? shard * 4.0 : 0;
+    e.adam = lay->offload ? 0 : 2.0 * shard * 4.0;
+    e.host = lay->offload ? 4.0 * shard * 4.0 : 0;   // master, m, v, the gradient's copy
     int heads = cfg->n_heads / part->tp;
     double state = lay->flash_attention
                        ? (double)lay->B * heads * lay->T * 4.0
@@ -31,10 +47,14 @@ MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
 }
 
 void memory_print(const char *title, const MemoryEstimate *e) {
-    char a[32], b[32], c[32], d[32], f[32], t[32];
+    char a[32], b[32], c[32], d[32], f[32], t[32], h[64] = "";
+    if (e->host > 0) {
+        char x[32];
+        snprintf(h, sizeof h, " | host (offload) %s", format_bytes(e->host, x, sizeof x));
+    }
     info("%s: %.3g M parameters | weights %s | grads %s | master %s | Adam %s | "
-         "activations %s | total %s", title, (double)e->n_params / 1e6,
+         "activations %s | total %s%s", title, (double)e->n_params / 1e6,
          format_bytes(e->weights, a, sizeof a), format_bytes(e->grads, b, sizeof b),
          format_bytes(e->master, c, sizeof c), format_bytes(e->adam, d, sizeof d),
-         format_bytes(e->activations, f, sizeof f), format_bytes(e->total, t, sizeof t));
+         format_bytes(e->activations, f, sizeof f), format_bytes(e->total, t, sizeof t), h);
 }

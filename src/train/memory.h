@@ -14,14 +14,19 @@
 typedef struct {
     int B, T, grad_accum;
     int pp, pp_rank, zero;
+    bool offload;              // --offload optimizer on a device backend: its state in host memory
     Recompute recompute;       // what the backward pass recomputes (model/model.h)
     size_t act_bytes;          // compute type width (4 fp32, 2 bf16)
     bool flash_attention;      // CUDA keeps only softmax statistics; the CPU keeps P (T×T)
 } MemoryLayout;
 
+// Bytes of a rank's device memory (the CPU's memory on CPU ranks) by kind;
+// under ZeRO-2/3 grads and weights include the buffers one unit's gradient
+// and weights pass through (two each: the largest unit, the largest layer).
 typedef struct {
     int64_t n_params;          // parameters this rank holds (its TP block of its stage)
-    double weights, grads, master, adam, activations, total;   // bytes
+    double weights, grads, master, adam, activations, total;   // bytes; total: the device's
+    double host;               // --offload optimizer: master, Adam and a gradient copy on the host
 } MemoryEstimate;
 
 MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,

@@ -20,135 +20,81 @@ bool optimizer_keeps_master(int zero, size_t act_bytes) {
     return zero > 0 || act_bytes != sizeof(float);
 }
 
+// n floats of optimizer state: device memory, or with offload pinned host memory.
+static float *state_alloc(const Optimizer *o, size_t n) {
+    if (!o->offload) return o->ops->alloc(n * sizeof(float));
+    return o->ops->host_alloc ? o->ops->host_alloc(n * sizeof(float)) : xcalloc(n ? n : 1, sizeof(float));
+}
+
+static void state_release(const Optimizer *o, float *p) {
+    if (!o->offload) o->ops->release(p);
+    else if (o->ops->host_alloc) o->ops->host_release(p);
+    else free(p);
+}
+
 Optimizer *optimizer_create(const OptimizerConfig *cfg, Model *m, const Grid *g) {
     Optimizer *o = xcalloc(1, sizeof *o);
     o->cfg = *cfg;
     o->model = m;
     o->ops = m->ops;
     o->grid = g;
-    if (cfg->zero > 0) {
-        o->shard_len = m->flat_numel / (size_t)g->dp;
-        o->shard_begin = o->shard_len * (size_t)g->dp_rank;
-        o->grad_shard = o->ops->alloc(o->shard_len * sizeof(float));
-    } else {
-        o->shard_begin = 0;
-        o->shard_len = m->flat_numel;
+    o->offload = cfg->offload && !o->ops->host_memory;   // CPU ranks: host memory already
+    o->state_ops = o->offload ? &ops_cpu : o->ops;
+    o->zero = zero_create(cfg->zero, cfg->overlap_grad_reduce, m, g);
+    o->shard_len = o->zero->lay.len;
+    o->master_owned = o->offload || optimizer_keeps_master(cfg->zero, o->ops->act_bytes);
+    o->master = o->master_owned ? state_alloc(o, o->shard_len) : (float *)m->params;
+    o->m1 = state_alloc(o, o->shard_len);
+    o->m2 = state_alloc(o, o->shard_len);
+    if (o->offload) o->host_grads = state_alloc(o, o->shard_len);
+    if (cfg->zero >= 3) {   // the compute weights' shard: the master weights themselves when fp32
+        o->compute_owned = o->offload || o->ops->act_bytes != sizeof(float);
+        o->zero->compute_shard = o->compute_owned
+                                     ? o->ops->alloc(o->shard_len * o->ops->act_bytes) : o->master;
     }
-    o->master_owned = optimizer_keeps_master(cfg->zero, o->ops->act_bytes);
-    o->master = o->master_owned ? o->ops->alloc(o->shard_len * sizeof(float)) : (float *)m->params;
-    o->m1 = o->ops->alloc(o->shard_len * sizeof(float));
-    o->m2 = o->ops->alloc(o->shard_len * sizeof(float));
-    o->overlap = optimizer_overlaps(cfg->overlap_grad_reduce, cfg->zero, g->dp);
-    m->grads_ready_ctx = o;
-    o->max_pending = m->table.n;   // at most one request per tensor
-    o->pending = xcalloc((size_t)o->max_pending, sizeof *o->pending);
     return o;
 }
 
 void optimizer_free(Optimizer *o) {
     if (!o) return;
-    if (o->master_owned) o->ops->release(o->master);
-    if (o->grad_shard) o->ops->release(o->grad_shard);
-    o->ops->release(o->m1);
-    o->ops->release(o->m2);
-    free(o->pending);
+    if (o->master_owned) state_release(o, o->master);
+    if (o->compute_owned) o->ops->release(o->zero->compute_shard);
+    state_release(o, o->m1);
+    state_release(o, o->m2);
+    if (o->host_grads) state_release(o, o->host_grads);
+    zero_free(o->zero);
     free(o);
 }
 
-void optimizer_sync_master(Optimizer *o) {
-    if (o->master_owned)
-        o->ops->act_to_f32(o->master, act_at(o->ops, o->model->params, o->shard_begin), o->shard_len);
+// n compute weights (act, device) to fp32 master weights (device, or host with offload).
+static void master_from_act(const Optimizer *o, float *master, const void *act, size_t n) {
+    if (o->offload) o->ops->act_to_host_f32(master, act, n);
+    else o->ops->act_to_f32(master, act, n);
 }
 
-static void post_allreduce(void *ctx, size_t offset, size_t numel) {
-    Optimizer *o = ctx;
-    if (o->n_pending == o->max_pending) fatal("optimizer: more gradient ranges than tensors");
-    o->pending[o->n_pending++] = comm_dev_iallreduce(&o->grid->dp_comm, o->model->grads + offset,
-                                                     numel, DTYPE_F32, REDUCE_SUM);
-    o->n_posted += numel;
+static void act_from_master(const Optimizer *o, void *act, const float *master, size_t n) {
+    if (o->offload) o->ops->act_from_host_f32(act, master, n);
+    else o->ops->f32_to_act(act, master, n);
+}
+
+void optimizer_sync_master(Optimizer *o) {
+    const ZeroLayout *z = &o->zero->lay;
+    if (z->stage >= 3) {
+        if (o->compute_owned) master_from_act(o, o->master, o->zero->compute_shard, o->shard_len);
+        return;
+    }
+    if (!o->master_owned) return;
+    for (int u = 0; u < z->n; u++)
+        master_from_act(o, o->master + z->chunk[u].at,
+                        act_at(o->ops, o->model->params, z->chunk[u].begin), z->chunk[u].len);
+}
+
+void optimizer_weights_loaded(Optimizer *o) {
+    if (o->compute_owned) act_from_master(o, o->zero->compute_shard, o->master, o->shard_len);
 }
 
 void optimizer_before_backward(Optimizer *o, bool last) {
-    o->model->grads_ready = o->overlap && last ? post_allreduce : NULL;
-}
-
-// Waits for the all-reduces the backward pass posted, which must have covered
-// every gradient exactly once (the flat buffer's padding excepted: zeros).
-static void wait_posted(Optimizer *o) {
-    Model *m = o->model;
-    if (o->n_posted != m->table.numel)
-        fatal("optimizer: the backward pass all-reduced %zu of %zu gradients (internal error)",
-              o->n_posted, m->table.numel);
-    for (int i = 0; i < o->n_pending; i++) comm_dev_wait(&o->grid->dp_comm, &o->pending[i]);
-    o->n_pending = 0;
-    o->n_posted = 0;
-    m->grads_ready = NULL;
-}
-
-// ZeRO-2: reduce-scatter this micro-step's gradients into the shard, then
-// clear the full buffer except for this rank's region, which gets the running
-// sum back: the next reduce-scatter then sums exactly "accumulated + new".
-void optimizer_after_micro_step(Optimizer *o) {
-    if (o->cfg.zero < 2) return;
-    Model *m = o->model;
-    comm_dev_reduce_scatter(&o->grid->dp_comm, m->grads, o->grad_shard, o->shard_len, DTYPE_F32);
-    o->ops->zero(m->grads, m->flat_numel * sizeof(float));
-    o->ops->copy(m->grads + o->shard_begin, o->grad_shard, o->shard_len * sizeof(float));
-}
-
-// The gradient this rank updates with, over the flat range [shard_begin, +shard_len).
-static float *owned_grads(const Optimizer *o) {
-    return o->cfg.zero > 0 ? o->grad_shard : o->model->grads;
-}
-
-// The part [*a, *b) of tensor t inside this rank's shard; false when empty.
-static bool shard_part(const Optimizer *o, const ParamTensor *t, size_t *a, size_t *b) {
-    size_t lo = o->shard_begin, hi = o->shard_begin + o->shard_len;
-    *a = t->offset > lo ? t->offset : lo;
-    *b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
-    return *a < *b;
-}
-
-static void reduce_grads(Optimizer *o) {
-    Model *m = o->model;
-    const Comm *dp = &o->grid->dp_comm;
-    if (o->overlap) wait_posted(o);
-    else if (o->cfg.zero == 0)
-        comm_dev_allreduce(dp, m->grads, m->flat_numel, DTYPE_F32, REDUCE_SUM);
-    else if (o->cfg.zero == 1)
-        comm_dev_reduce_scatter(dp, m->grads, o->grad_shard, o->shard_len, DTYPE_F32);
-    // ZeRO-2 reduced after every micro-step already.
-}
-
-// The embedding a pipeline's first and last stage both hold when it is tied
-// (the last stage's copy serves as its LM head); NULL elsewhere.
-static const ParamTensor *tied_tensor(const Optimizer *o) {
-    const ParamTable *pt = &o->model->table;
-    if (!o->model->cfg.tie_embeddings || o->grid->pp == 1) return NULL;
-    if (pt->embed >= 0) return &pt->t[pt->embed];
-    return pt->lm_head >= 0 ? &pt->t[pt->lm_head] : NULL;
-}
-
-// Tied embeddings over a pipeline (Megatron's embedding group): once reduced
-// over DP, the first stage's embedding gradient and the last stage's head
-// gradient are summed, so both copies take the same update.  Under ZeRO the
-// reduced gradient is spread over the shards: it is gathered first (each
-// element has one owner, so the sum is exact) and the shard takes its part back.
-static void reduce_tied(Optimizer *o) {
-    const ParamTensor *t = tied_tensor(o);
-    if (!t) return;
-    float *g = o->model->grads + t->offset;
-    size_t a = 0, b = 0, bytes;
-    bool mine = shard_part(o, t, &a, &b);
-    bytes = (b - a) * sizeof(float);
-    if (o->cfg.zero > 0) {
-        o->ops->zero(g, t->numel * sizeof(float));
-        if (mine) o->ops->copy(o->model->grads + a, o->grad_shard + (a - o->shard_begin), bytes);
-        comm_dev_allreduce(&o->grid->dp_comm, g, t->numel, DTYPE_F32, REDUCE_SUM);
-    }
-    comm_dev_allreduce(&o->grid->embed_comm, g, t->numel, DTYPE_F32, REDUCE_SUM);
-    if (o->cfg.zero > 0 && mine)
-        o->ops->copy(o->grad_shard + (a - o->shard_begin), o->model->grads + a, bytes);
+    zero_before_backward(o->zero, last);
 }
 
 // Tensors [first, next) of the table: their shard parts form the one range
@@ -156,7 +102,8 @@ static void reduce_tied(Optimizer *o) {
 // step of 1b has 201 tensors: one launch, and for the norm one host sync, each).
 typedef struct {
     int first, next;
-    size_t a, b;
+    size_t a, b;   // flat range
+    size_t at;     // its shard index
 } Run;
 
 // RunRule(o, NULL, t): whether tensor t is wanted at all; RunRule(o, first, t):
@@ -165,18 +112,22 @@ typedef bool (*RunRule)(const Optimizer *o, const ParamTensor *first, const Para
 
 // The next run, from r->next on, of wanted tensors that lie back to back in
 // this rank's shard and that `rule` lets share a call; false when none is left.
+// Back to back means in the flat buffers and in the shard both.
 static bool next_run(const Optimizer *o, Run *r, RunRule rule) {
     const ParamTable *pt = &o->model->table;
-    size_t a = 0, b = 0;
+    const ZeroLayout *z = &o->zero->lay;
+    size_t a = 0, b = 0, at = 0;
     while (r->next < pt->n &&
-           !(rule(o, NULL, &pt->t[r->next]) && shard_part(o, &pt->t[r->next], &a, &b)))
+           !(rule(o, NULL, &pt->t[r->next]) && zero_tensor_part(z, &pt->t[r->next], &a, &b, &at)))
         r->next++;
     if (r->next >= pt->n) return false;
     r->first = r->next++;
-    r->a = a, r->b = b;
+    r->a = a, r->b = b, r->at = at;
     while (r->next < pt->n) {
         const ParamTensor *t = &pt->t[r->next];
-        if (!rule(o, &pt->t[r->first], t) || !shard_part(o, t, &a, &b) || a != r->b) break;
+        if (!rule(o, &pt->t[r->first], t) || !zero_tensor_part(z, t, &a, &b, &at) || a != r->b ||
+            at != r->at + (r->b - r->a))
+            break;
         r->b = b;
         r->next++;
     }
@@ -192,14 +143,22 @@ static bool counts_in_norm(const Optimizer *o, const ParamTensor *first, const P
 // Σ g² over every parameter exactly once in the whole grid: DP replicas count
 // once (or each its shard), TP-replicated tensors once.
 static double global_grad_norm(const Optimizer *o) {
-    const float *g = owned_grads(o);
+    const float *g = zero_grads(o->zero);
     double local = 0;
     Run r = {0};
     if (o->cfg.zero > 0 || o->grid->dp_rank == 0)
         while (next_run(o, &r, counts_in_norm))
-            local += o->ops->sum_squares(g + (r.a - o->shard_begin), r.b - r.a);
+            local += o->ops->sum_squares(g + r.at, r.b - r.a);
     comm_allreduce(&o->grid->world, &local, 1, DTYPE_F64, REDUCE_SUM);
     return sqrt(local);
+}
+
+// Where the update writes the compute weights of run r: the model's buffer
+// (stages 0–2 with master weights of their own), the compute shard (stage 3,
+// bf16), or nowhere (they are the master weights).
+static void *compute_copy(const Optimizer *o, const Run *r) {
+    if (o->cfg.zero >= 3) return o->compute_owned ? act_at(o->ops, o->zero->compute_shard, r->at) : NULL;
+    return o->master_owned ? act_at(o->ops, o->model->params, r->a) : NULL;
 }
 
 // One AdamW call covers tensors that all decay or all do not.
@@ -211,32 +170,31 @@ static bool same_decay(const Optimizer *o, const ParamTensor *first, const Param
 // The update of this rank's shard, the gradient times grad_scale; with its own
 // master copy, the compute weights are written in the same pass.
 static void adam_update(Optimizer *o, float lr, float grad_scale) {
-    float *g = owned_grads(o);
+    float *g = zero_grads(o->zero);
     const OptimizerConfig *c = &o->cfg;
     AdamwStep decay = adamw_step(lr, (float)c->beta1, (float)c->beta2, (float)c->eps,
                                  (float)c->weight_decay, (int)o->step, grad_scale);
     AdamwStep plain = adamw_step(lr, (float)c->beta1, (float)c->beta2, (float)c->eps, 0.0f,
                                  (int)o->step, grad_scale);
+    if (o->offload) {   // the host's AdamW on the host's copy of the gradient
+        o->ops->to_host(o->host_grads, g, o->shard_len * sizeof(float));
+        g = o->host_grads;
+    }
     Run r = {0};
     while (next_run(o, &r, same_decay)) {
-        size_t k = r.a - o->shard_begin;
-        void *param = o->master_owned ? act_at(o->ops, o->model->params, r.a) : NULL;
-        o->ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, param, r.b - r.a,
-                   o->model->table.t[r.first].decay ? &decay : &plain);
+        size_t k = r.at, n = r.b - r.a;
+        const AdamwStep *step = o->model->table.t[r.first].decay ? &decay : &plain;
+        if (!o->offload) {
+            o->state_ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, compute_copy(o, &r), n, step);
+            continue;
+        }
+        o->state_ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, NULL, n, step);
+        o->ops->act_from_host_f32(compute_copy(o, &r), o->master + k, n);
     }
 }
 
-// Under ZeRO, each rank's updated shard of the compute weights to every rank.
-static void gather_params(Optimizer *o) {
-    Model *m = o->model;
-    if (o->cfg.zero == 0) return;
-    void *mine = act_at(o->ops, m->params, o->shard_begin);
-    comm_dev_allgather(&o->grid->dp_comm, mine, m->params, o->shard_len, model_act_dtype(m));
-}
-
 double optimizer_reduce(Optimizer *o) {
-    reduce_grads(o);
-    reduce_tied(o);
+    zero_finish_reduce(o->zero);
     return global_grad_norm(o);
 }
 
@@ -246,12 +204,12 @@ void optimizer_apply(Optimizer *o, double norm) {
     double lr = lr_at(&o->cfg, o->step);
     o->step++;
     adam_update(o, (float)lr, grad_scale);
-    gather_params(o);
-    o->ops->zero(o->model->grads, o->model->flat_numel * sizeof(float));
+    zero_publish_weights(o->zero);
+    zero_clear_grads(o->zero);
 }
 
 void optimizer_discard(Optimizer *o) {
-    o->ops->zero(o->model->grads, o->model->flat_numel * sizeof(float));
+    zero_clear_grads(o->zero);
 }
 
 double optimizer_step(Optimizer *o) {
@@ -280,7 +238,7 @@ double optimizer_max_abs_weight(const Optimizer *o) {
     double m = 0;
     if (o->cfg.zero > 0 || o->grid->dp_rank == 0) {   // ZeRO 0: DP replicas hold the same
         float *host = xmalloc(chunk * sizeof(float));
-        m = max_abs(o->ops, o->master, o->shard_len, host, chunk);
+        m = max_abs(o->state_ops, o->master, o->shard_len, host, chunk);   // shard padding: zeros
         free(host);
     }
     comm_allreduce(&o->grid->world, &m, 1, DTYPE_F64, REDUCE_MAX);

@@ -29,6 +29,7 @@ static const CliName attentions[] = {{"cudnn", ATTENTION_CUDNN}, {"own", ATTENTI
                                      {NULL, 0}};
 static const CliName recomputes[] = {{"none", RECOMPUTE_NONE}, {"selective", RECOMPUTE_SELECTIVE},
                                      {"full", RECOMPUTE_FULL}, {NULL, 0}};
+static const CliName offloads[] = {{"none", 0}, {"optimizer", 1}, {NULL, 0}};
 static const CliName device_comms[] = {{"nccl", DEVICE_COMM_NCCL}, {"mpi", DEVICE_COMM_MPI},
                                        {NULL, 0}};
 
@@ -52,7 +53,7 @@ static const CliOption specs[] = {
     {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size"},
     {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
     {"pp-layers", 0, STR(pp_layers), "layers per pipeline stage, e.g. 3,5"},
-    {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage over data-parallel ranks: 0, 1 or 2"},
+    {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage over data-parallel ranks: 0 none, 1 optimizer states, 2 and gradients, 3 and weights"},
     {"overlap-grad-reduce", 0, NUM(CLI_INT, overlap_grad_reduce),
      "ZeRO 0: all-reduce each layer's gradients during the backward pass (1) or after it (0)"},
     {"recompute", 0, CHOICE(recompute, recomputes),
@@ -60,6 +61,9 @@ static const CliOption specs[] = {
      "norms and SwiGLU recomputed, matmul and attention outputs kept) or full (each layer's "
      "forward rerun from its input)"},
     {"grad-checkpoint", 'g', NUM(CLI_FLAG, grad_checkpoint), "the same as --recompute full"},
+    {"offload", 0, CHOICE(offload, offloads),
+     "none (default) or optimizer: fp32 master weights and Adam moments in pinned host memory, "
+     "AdamW on the host (with any ZeRO stage; on CPU ranks they are host memory already)"},
     {"mixed-precision", 'x', CHOICE(mixed_precision, mixed_precisions),
      "fp32 or bf16 (default bf16 on cuda)"},
     {"device", 0, CHOICE(device, devices), "cpu or cuda"},
@@ -251,7 +255,7 @@ bool options_check(const TrainOptions *o, char *err, int err_len) {
 // The options of training alone: --eval-only ignores them.
 static const char *const training_only[] = {
     "grad-accum", "steps", "num-epochs", "lr", "weight-decay", "warmup-steps", "min-lr-ratio",
-    "grad-clip", "zero", "overlap-grad-reduce", "recompute", "grad-checkpoint", "save-interval",
+    "grad-clip", "zero", "overlap-grad-reduce", "recompute", "grad-checkpoint", "offload", "save-interval",
     "keep-checkpoints", "spike-threshold", "max-bad-steps", "eval-interval", "bench-warmup",
     "dump-batches", "data-mix", "profile-step", NULL};
 

@@ -33,6 +33,7 @@ typedef struct {
     bool grad_checkpoint;    // -g: the old spelling of --recompute full
     Recompute recompute;     // --recompute as given; options_recompute resolves -g
     int overlap_grad_reduce;    // 0 or 1
+    int offload;             // --offload: 0 none, 1 optimizer (master weights, Adam moments, update)
     int mixed_precision;     // --mixed-precision as given: a Precision or PRECISION_OF_DEVICE
     Precision precision;     // what the run computes in: mixed_precision resolved for the device
     Device device;

@@ -10,8 +10,10 @@ static double ring_half(double bytes, int n) { return n > 1 ? (double)(n - 1) / 
 static double dp_bytes(double n_params, const MemoryLayout *lay, int dp) {
     double grads = n_params * 4.0, params = n_params * (double)lay->act_bytes;
     if (lay->zero == 0) return ring_allreduce(grads, dp);
-    double scatter = ring_half(grads, dp) * (lay->zero == 2 ? lay->grad_accum : 1);
-    return scatter + ring_half(params, dp);
+    double scatter = ring_half(grads, dp) * (lay->zero >= 2 ? lay->grad_accum : 1);
+    // ZeRO-3 gathers the weights for each micro-batch's forward and backward pass.
+    double gathers = lay->zero == 3 ? 2.0 * lay->grad_accum : 1.0;
+    return scatter + ring_half(params, dp) * gathers;
 }
 
 // Tensor parallel, per micro-batch: two all-reduces of (N, D) per layer forward

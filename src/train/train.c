@@ -97,6 +97,7 @@ static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg,
     return (MemoryLayout){.B = o->batch_size, .T = trainer_seq_len(o, cfg),
                           .grad_accum = o->grad_accum, .pp = o->pp, .pp_rank = pp_rank,
                           .zero = o->zero, .recompute = options_recompute(o),
+                          .offload = o->offload == 1 && o->device != DEVICE_CPU,
                           .act_bytes = o->precision == PRECISION_BF16 ? 2 : 4,
                           .flash_attention = o->device == DEVICE_CUDA};
 }
@@ -120,12 +121,15 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
          format_count((double)config_params_flop(c), flop, sizeof flop));
     info("model FLOPs per token at sequence %d: %.4g (6N + 12·layers·dim·seq)", T,
          config_flops_per_token(c, T));
-    bool overlap = optimizer_overlaps(o->overlap_grad_reduce, o->zero, dp);
+    bool overlap = optimizer_overlaps(o->overlap_grad_reduce, o->zero, dp) || (o->zero >= 2 && dp > 1);
     info("layout: %d ranks = dp %d × tp %d × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
-         "%s on %s, recompute %s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
+         "%s on %s, recompute %s%s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
          precision_name(o->precision), device_name(o->device),
          model_recompute_name(options_recompute(o)),
-         overlap ? ", gradient all-reduce per layer during the backward pass" : "");
+         !overlap ? "" : o->zero == 0 ? ", gradient all-reduce per layer during the backward pass"
+                                      : ", gradient reduce-scatter per layer during the backward pass",
+         o->offload != 1 ? "" : o->device == DEVICE_CPU ? ", offload optimizer (host memory already)"
+                                                        : ", optimizer offloaded to host memory");
     char err[256];
     info("attention: %s",
          ops_attention_for(o->device, o->attention, err, sizeof err));
@@ -137,6 +141,10 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
         char title[64];
         snprintf(title, sizeof title, "memory per rank, stage %d", s);
         memory_print(title, &e);
+        char h[32], node[32];
+        if (e.host > 0)
+            info("  host memory of the offloaded optimizer, stage %d: %s per rank, %s per node of 8 "
+                 "GPUs", s, format_bytes(e.host, h, sizeof h), format_bytes(8 * e.host, node, sizeof node));
         Traffic tr = traffic_estimate(c, &part, &lay, dp);
         snprintf(title, sizeof title, "communication, stage %d", s);
         traffic_print(title, &tr);
@@ -145,21 +153,47 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
 
 // ---- set-up ----
 
+static void import_hf(Trainer *t) {
+    char err[2048];
+    bool ok = hf_import(t->model, t->opt.init_hf, err, sizeof err);
+    comm_agree(&t->grid.world, ok, err);
+    info("initialised from Hugging Face weights in %s%s", t->opt.init_hf,
+         t->cfg.tie_embeddings ? " (tie_word_embeddings: the LM head stays the embedding, "
+                                 "one tensor)" : "");
+}
+
+// The model's compute weights, seeded or from --init-hf (ZeRO-3: init_shard
+// once the optimizer holds the shard).
 static void init_weights(Trainer *t) {
     Model *m = t->model;
+    if (!m->params) return;
     if (t->opt.init_hf[0]) {
-        char err[2048];
-        bool ok = hf_import(m, t->opt.init_hf, err, sizeof err);
-        comm_agree(&t->grid.world, ok, err);
-        info("initialised from Hugging Face weights in %s%s", t->opt.init_hf,
-             m->cfg.tie_embeddings ? " (tie_word_embeddings: the LM head stays the embedding, "
-                                     "one tensor)" : "");
+        import_hf(t);
         return;
     }
     float *host = xmalloc(m->table.numel * sizeof(float));
     params_init_host(&m->table, t->opt.seed, host);
     m->ops->act_from_host_f32(m->params, host, m->table.numel);
     free(host);
+}
+
+// ZeRO-3: this rank's chunks of the compute weights, seeded chunk by chunk,
+// or from --init-hf through full weights held for the import only.
+static void init_shard(Trainer *t) {
+    Zero *z = t->optim->zero;
+    if (t->opt.init_hf[0]) {
+        zero_full_weights_hold(z, false);
+        import_hf(t);
+        zero_full_weights_drop(z, true);
+        return;
+    }
+    for (int u = 0; u < z->lay.n; u++) {
+        const ZeroChunk *c = &z->lay.chunk[u];
+        float *host = xmalloc((c->len ? c->len : 1) * sizeof(float));
+        params_init_host_range(&t->model->table, t->opt.seed, c->begin, c->begin + c->len, host);
+        t->model->ops->act_from_host_f32(act_at(t->model->ops, z->compute_shard, c->at), host, c->len);
+        free(host);
+    }
 }
 
 // ---- checkpoints: the trainer's parts (train/checkpoint.h) ----
@@ -175,7 +209,7 @@ static CheckpointRun ckpt_run(const Trainer *t) {
 static CheckpointParts ckpt_parts(const Trainer *t, CheckpointOptimizer *o) {
     const Optimizer *opt = t->optim;
     *o = (CheckpointOptimizer){.master = opt->master, .m = opt->m1, .v = opt->m2,
-                               .begin = opt->shard_begin, .len = opt->shard_len,
+                               .ops = opt->state_ops, .layout = &opt->zero->lay,
                                .master_is_weights = !opt->master_owned, .zero = opt->cfg.zero};
     return (CheckpointParts){.ops = t->model->ops, .cfg = &t->cfg, .table = &t->model->table, .weights = t->model->params,
                              .optim = o, .pos = {.step = t->step, .optimizer_step = opt->step},
@@ -213,6 +247,7 @@ static void ckpt_load(Trainer *t, const char *dir) {
     comm_agree(&t->grid.world, ok, msg);
     t->step = p.pos.step;
     t->optim->step = p.pos.optimizer_step;   // the schedule's clock: skipped steps made no update
+    optimizer_weights_loaded(t->optim);
     checkpoint_position_free(&p.pos);
 }
 
@@ -439,7 +474,7 @@ static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const Model
     t->part = part_of(o, cfg, t->grid.dp, t->grid.tp_rank, t->grid.pp_rank);
     int slots = pipeline_slots(t->grid.pp, t->grid.pp_rank, M);
     t->model = model_create(ops, cfg, &t->part, &t->grid.tp_comm, B, T, slots,
-                            options_recompute(o));
+                            options_recompute(o), o->eval_only ? MODEL_HOLDS_ALL : zero_model_holds(o->zero));
     t->pipeline = pipeline_create(t->model, &t->grid);
     init_weights(t);
     return t;
@@ -451,8 +486,10 @@ static void create_optimizer(Trainer *t) {
                           .weight_decay = o->weight_decay, .grad_clip = o->grad_clip,
                           .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
                           .warmup_steps = o->warmup_steps, .total_steps = t->total_steps,
-                          .zero = o->zero, .overlap_grad_reduce = o->overlap_grad_reduce};
+                          .zero = o->zero, .overlap_grad_reduce = o->overlap_grad_reduce,
+                          .offload = o->offload == 1};
     t->optim = optimizer_create(&oc, t->model, &t->grid);
+    if (!t->model->params) init_shard(t);
     optimizer_sync_master(t->optim);
 }
 
@@ -547,9 +584,6 @@ static void feed_batch(void *trainer, int mb, int32_t *tokens, int32_t *targets)
 }
 static void feed_before_backward(void *trainer, bool last) {
     optimizer_before_backward(((Trainer *)trainer)->optim, last);
-}
-static void feed_after_backward(void *trainer) {
-    optimizer_after_micro_step(((Trainer *)trainer)->optim);
 }
 
 static void fill_rows(Trainer *t) {
@@ -703,8 +737,7 @@ static bool train_step(Trainer *t) {
     uint64_t first = t->state.consumed;
     fill_rows(t);
     double lr = lr_at(&t->optim->cfg, t->optim->step);
-    double local = pipeline_train(t->pipeline, &(PipelineFeed){feed_batch, feed_before_backward,
-                                  feed_after_backward, t}, t->M, grad_scale(t, first));
+    double local = pipeline_train(t->pipeline, &(PipelineFeed){feed_batch, feed_before_backward, t}, t->M, grad_scale(t, first));
     double norm = optimizer_reduce(t->optim);
     double loss = global_loss_sum(t, local) / step_tokens(t);
     Verdict v = judge_step(t, loss, norm);
@@ -793,7 +826,7 @@ static int eval_rows(const Trainer *t, uint64_t consumed, uint64_t samples) {
 // elsewhere), of its first `rows` sequences: the rest pad the split's last
 // batch (they are computed, and left out).
 static double eval_batch(Trainer *t, int rows) {
-    if (rows == t->B) return pipeline_eval(t->pipeline, &(PipelineFeed){feed_batch, NULL, NULL, t}, 1);
+    if (rows == t->B) return pipeline_eval(t->pipeline, &(PipelineFeed){feed_batch, NULL, t}, 1);
     size_t n = (size_t)t->B * t->T;
     int32_t *ids = xmalloc(2 * n * sizeof(int32_t));   // (2, B, T) inputs, targets
     loader_split_rows(t->rows, t->B, t->T, ids, ids + n);
@@ -999,7 +1032,11 @@ static void finish(Trainer *t) {
     watchdog_beat("exporting Hugging Face weights", t->step);
     char err[2048], ck[4200];
     HfExportOptions x = {.bf16 = t->opt.export_dtype == PRECISION_BF16, .tokenizer = t->opt.tokenizer};
-    if (!hf_export_try(t->model, &t->grid, t->opt.export_hf, &x, err, sizeof err)) {
+    bool sharded = !t->model->params;   // ZeRO-3: the full weights gathered for the export only
+    if (sharded) zero_full_weights_hold(t->optim->zero, true);
+    bool ok = hf_export_try(t->model, &t->grid, t->opt.export_hf, &x, err, sizeof err);
+    if (sharded) zero_full_weights_drop(t->optim->zero, false);
+    if (!ok) {
         if (t->saved_step != t->step) trainer_checkpoint_save(t);   // the weights must survive
         ckpt_dir_name(t->opt.save_dir, t->step, false, ck, sizeof ck);
         fatal_all("--export-hf %s failed: %s; the trained weights are in %s (llama-ckpt "
@@ -1009,12 +1046,32 @@ static void finish(Trainer *t) {
 }
 
 // The measured peak (RSS on the CPU, device memory on GPUs) of the busiest rank.
+// Each rank's high-water mark of the backend's buffers against --describe's
+// prediction (ranks 0–63; the CPU's resident peak adds the program and MPI).
+static void report_buffer_peaks(const Trainer *t) {
+    MemoryLayout lay = memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
+    MemoryEstimate e = memory_estimate(&t->cfg, &t->part, &lay);
+    const Ops *ops = t->model->ops;
+    double mine[2] = {(double)ops->buffer_peak_bytes(), e.total};
+    int n = t->grid.world_size;
+    double *all = xmalloc(sizeof(double) * 2 * (size_t)n);   // (measured, predicted) per rank
+    comm_allgather(&t->grid.world, mine, all, 2, DTYPE_F64);
+    for (int r = 0; r < n && r < 64 && t->grid.world_rank == 0; r++) {
+        char a[32], b[32];
+        info("  rank %d: buffers' peak %s, predicted %s (%+.1f%%)", r,
+             format_bytes(all[2 * r], a, sizeof a), format_bytes(all[2 * r + 1], b, sizeof b),
+             100.0 * (all[2 * r] - all[2 * r + 1]) / all[2 * r + 1]);
+    }
+    free(all);
+}
+
 static void report_peak_memory(const Trainer *t) {
     double mine = peak_memory(t), all = mine;
     comm_allreduce(&t->grid.world, &all, 1, DTYPE_F64, REDUCE_MAX);
     char a[32], b[32];
     info("measured peak memory: %s on the busiest rank (rank 0: %s)", format_bytes(all, a, sizeof a),
          format_bytes(mine, b, sizeof b));
+    report_buffer_peaks(t);
 }
 
 // A signal stopped the run after this step's save: leave save_dir/preempted.

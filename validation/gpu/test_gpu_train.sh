@@ -104,6 +104,19 @@ CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" tp2 "tp2" 2 "${TP2
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" pp2 "pp2 × 4 micro-batches" 2 "${PP2[@]}"
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero1 "dp2 ZeRO-1" 2 "${DP2[@]}" --zero 1
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero2 "dp2 ZeRO-2" 2 "${DP2[@]}" --zero 2
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero3 "dp2 ZeRO-3" 2 "${DP2[@]}" --zero 3
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero3-offload \
+  "dp2 ZeRO-3, optimizer offloaded" 2 "${DP2[@]}" --zero 3 --offload optimizer
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero1-offload \
+  "dp2 ZeRO-1, optimizer offloaded" 2 "${DP2[@]}" --zero 1 --offload optimizer
+# ZeRO's device memory: each rank's high-water mark of its CUDA allocations
+# within 10% of --describe's prediction (the end-of-run report).
+for name in gpu-mpi-dp2-zero2 gpu-mpi-dp2-zero3 gpu-mpi-dp2-zero3-offload; do
+  worst=$(grep -o "predicted [^(]*([-+][0-9.]*%)" "$TMP/$name.out" | grep -o "[-+][0-9.]*%" | tr -d '%+-' | sort -g | tail -1)
+  if [ "$(grep -c "buffers' peak" "$TMP/$name.out")" = 2 ] && awk -v w="$worst" 'BEGIN { exit !(w != "" && w <= 10) }'; then
+    pass "$name: each rank's device memory within 10% of the prediction (worst $worst%)"
+  else fail "$name: memory against the prediction" "$(grep "buffers' peak" "$TMP/$name.out" | head -2)"; fi
+done
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-overlap \
   "dp2 ZeRO-0, all-reduce overlapped with backward" 2 "${DP2[@]}"
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "4 ranks on one GPU" tp2-pp2 "tp2 × pp2 × 4 micro-batches" \
@@ -114,6 +127,8 @@ if [ "$GPUS" -ge 2 ]; then
   layout nccl "2 GPUs" pp2 "pp2 × 4 micro-batches" 2 "${PP2[@]}"
   layout nccl "2 GPUs" dp2-zero1 "dp2 ZeRO-1" 2 "${DP2[@]}" --zero 1
   layout nccl "2 GPUs" dp2-zero2 "dp2 ZeRO-2" 2 "${DP2[@]}" --zero 2
+  layout nccl "2 GPUs" dp2-zero3 "dp2 ZeRO-3" 2 "${DP2[@]}" --zero 3
+  layout nccl "2 GPUs" dp2-zero3-offload "dp2 ZeRO-3, optimizer offloaded" 2 "${DP2[@]}" --zero 3 --offload optimizer
   layout nccl "2 GPUs" dp2-overlap "dp2 ZeRO-0, all-reduce overlapped with backward" 2 "${DP2[@]}"
 else
   skip "tp2, pp2, dp2 over NCCL" "2 GPUs needed, $GPUS visible (the same layouts ran on one GPU over MPI)"

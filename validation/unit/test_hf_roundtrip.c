@@ -99,7 +99,7 @@ static Model *run(const char *dir, const ModelConfig *cfg, const Grid *grid, con
                   double *loss) {
     char err[1024];
     ModelPart part = {.tp = 1, .n_layers = cfg->n_layers, .first = true, .last = true, .dp = 1};
-    Model *m = model_create(&ops_cpu, cfg, &part, &grid->tp_comm, b->B, b->T, 1, RECOMPUTE_NONE);
+    Model *m = model_create(&ops_cpu, cfg, &part, &grid->tp_comm, b->B, b->T, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
     bool ok = hf_import(m, dir, err, sizeof err);
     CHECK(ok, "%s", err);
     if (!ok) {

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# ZeRO's memory: each rank's measured high-water mark of the backend's buffers
+# (the CPU backend counts its allocations) within 10% of the prediction that
+# --describe prints, for every ZeRO stage on dp4 and for ZeRO-3 on dp2 × tp2
+# and dp2 × pp2 (two stages, each with its own prediction); and each stage
+# holding less than the one before (ZeRO-3 below ZeRO-2 below ZeRO-1 below 0).
+source "$(dirname "$0")/lib.sh"
+scratch
+T=$BIN/llama-train
+COMMON=(-c tiny --bench --steps 2 -l 64 --peak-tflops 1)
+
+# run NAME RANKS ARGS...: one short run; its report lines in $TMP/NAME.out.
+run() {
+  local name=$1 np=$2; shift 2
+  timeout 120 "${MPIRUN[@]}" -np "$np" "$T" "${COMMON[@]}" "$@" >"$TMP/$name.out" 2>&1 ||
+    { fail "$name" "run failed: $(tail -n 3 "$TMP/$name.out")"; return 1; }
+}
+
+# check NAME RANKS: every rank's "buffers' peak X, predicted Y (+d%)" line, |d| ≤ 10.
+check() {
+  local name=$1 np=$2 lines worst
+  lines=$(grep -c "buffers' peak .*, predicted " "$TMP/$name.out")
+  worst=$(grep -o "predicted [^(]*([-+][0-9.]*%)" "$TMP/$name.out" | grep -o "[-+][0-9.]*%" | tr -d '%+-' | sort -g | tail -1)
+  if [ "$lines" = "$np" ] && awk -v w="$worst" 'BEGIN { exit !(w != "" && w <= 10) }'; then
+    pass "$name: every rank's buffers within 10% of the prediction (worst $worst%)"
+  else fail "$name" "$lines of $np ranks reported, worst difference '${worst}'%: $(grep "buffers' peak" "$TMP/$name.out" | head -2)"; fi
+}
+
+# predicted NAME: rank 0's predicted total in bytes (the start-up report).
+predicted() {
+  grep -o "memory (rank 0): .*total [0-9.]* [KMG]*i*B" "$TMP/$1.out" | grep -o "total [0-9.]* [KMG]*i*B" |
+    awk '{ v = $2; u = $3; f = u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : 1; printf "%.0f\n", v * f }'
+}
+
+for z in 0 1 2 3; do run "dp4-zero$z" 4 -b 2 --zero "$z" && check "dp4-zero$z" 4; done
+run dp2tp2-zero3 4 -b 2 --tp 2 --zero 3 && check dp2tp2-zero3 4
+run dp2pp2-zero3 4 -b 2 --pp 2 --grad-accum 2 --zero 3 --offload optimizer && check dp2pp2-zero3 4
+
+p0=$(predicted dp4-zero0) p1=$(predicted dp4-zero1) p2=$(predicted dp4-zero2) p3=$(predicted dp4-zero3)
+if [ -n "$p0" ] && [ -n "$p3" ] && [ "$p3" -lt "$p2" ] && [ "$p2" -lt "$p1" ] && [ "$p1" -lt "$p0" ]; then
+  pass "dp4: each ZeRO stage predicts less memory than the one before ($p0 > $p1 > $p2 > $p3 bytes)"
+else fail "ZeRO stages' memory" "predicted $p0, $p1, $p2, $p3 bytes for ZeRO 0-3"; fi
+finish
