@@ -107,7 +107,8 @@ else
 fi
 
 # ---- (c) 2 ranks, NaN on rank 1 only: every rank decides alike, the same model as one rank ----
-for layout in "dp2-zero1:-b 2 --zero 1" "tp2:-b 4 --tp 2"; do
+# ZeRO-3 must drop the weights it gathered before the rollback.
+for layout in "dp2-zero1:-b 2 --zero 1" "tp2:-b 4 --tp 2" "dp2-zero3:-b 2 --zero 3"; do
   name=${layout%%:*}
   # shellcheck disable=SC2086
   LLAMA_TEST_NAN_SAMPLES=20:32:1 run "$name" 2 ${layout#*:} --steps 12 -i 4 -o "$TMP/$name" --max-bad-steps 3

@@ -52,4 +52,16 @@ kb=$(tail -1 "$TMP/time")
 if grep -q "parameters: 65.3 B total" <<<"$out" && grep -q "memory per rank, stage 3" <<<"$out" && [ $((kb - kb0)) -lt 65536 ]; then
   pass "--describe of 65B on 64 ranks without allocating it (${kb} KiB resident, tiny ${kb0} KiB)"
 else fail "--describe" "$out (peak ${kb} KiB, tiny ${kb0} KiB)"; fi
+
+# The pipeline bubble --describe states: (pp - 1)/(m + pp - 1) of the step.
+for pm in "4 32" "2 3" "8 8"; do
+  set -- $pm
+  want=$(awk -v p="$1" -v m="$2" 'BEGIN { printf "%.1f%%", 100 * (p - 1) / (m + p - 1) }')
+  line=$("$T" -c 7b --pp "$1" --world-size "$1" --grad-accum "$2" -b 1 -l 2048 --describe 2>&1 | grep "^pipeline:")
+  if grep -q "over $2 micro-batches on $1 stages: each stage idles $want of the step" <<<"$line"; then
+    pass "--describe: pp $1 with $2 micro-batches idles $want"
+  else fail "--describe bubble pp $1, $2 micro-batches" "want $want: '$line'"; fi
+done
+"$T" -c 7b --describe 2>&1 | grep -q "^pipeline:" && fail "--describe without a pipeline" "states a bubble" ||
+  pass "--describe without a pipeline states no bubble"
 finish

@@ -54,6 +54,10 @@ int pipeline_slots(int pp, int pp_rank, int M) {
     return in_flight < M ? in_flight : M;
 }
 
+double pipeline_bubble(int pp, int M) {
+    return pp > 1 ? (double)(pp - 1) / (double)(M + pp - 1) : 0.0;
+}
+
 struct Pipeline {
     Model *m;
     const Grid *g;

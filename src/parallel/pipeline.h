@@ -24,6 +24,9 @@ bool pipeline_part(const char *spec, const ModelConfig *cfg, int tp, int tp_rank
 // Activation slots stage pp_rank of pp needs for M micro-batches (1F1B: the
 // micro-batches in flight).
 int pipeline_slots(int pp, int pp_rank, int M);
+// The share of a 1F1B step each stage idles (fill and drain), for M micro-batches
+// of equal stages: (pp − 1) / (M + pp − 1); 0 without a pipeline.
+double pipeline_bubble(int pp, int M);
 // The schedule's state that lives across steps (host staging, pending sends):
 // made once, so no step allocates.
 typedef struct Pipeline Pipeline;

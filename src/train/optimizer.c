@@ -91,6 +91,7 @@ void optimizer_sync_master(Optimizer *o) {
 
 void optimizer_weights_loaded(Optimizer *o) {
     if (o->compute_owned) act_from_master(o, o->zero->compute_shard, o->master, o->shard_len);
+    zero_drop_gathered(o->zero);   // a rollback: what was gathered before is stale
 }
 
 void optimizer_before_backward(Optimizer *o, bool last) {
@@ -189,8 +190,10 @@ static void adam_update(Optimizer *o, float lr, float grad_scale) {
             continue;
         }
         o->state_ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, NULL, n, step);
-        o->ops->act_from_host_f32(compute_copy(o, &r), o->master + k, n);
+        if (o->cfg.zero < 3) o->ops->act_from_host_f32(compute_copy(o, &r), o->master + k, n);
     }
+    if (o->offload && o->cfg.zero >= 3)   // the compute shard is contiguous: one copy
+        o->ops->act_from_host_f32(o->zero->compute_shard, o->master, o->shard_len);
 }
 
 double optimizer_reduce(Optimizer *o) {

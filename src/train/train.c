@@ -93,11 +93,14 @@ static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int dp, 
     return p;
 }
 
+// --eval-only holds the full weights, one micro-batch, no optimizer (its
+// prediction: weights and activations).
 static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg, int pp_rank) {
     return (MemoryLayout){.B = o->batch_size, .T = trainer_seq_len(o, cfg),
-                          .grad_accum = o->grad_accum, .pp = o->pp, .pp_rank = pp_rank,
-                          .zero = o->zero, .recompute = options_recompute(o),
-                          .offload = o->offload == 1 && o->device != DEVICE_CPU,
+                          .grad_accum = o->eval_only ? 1 : o->grad_accum, .pp = o->pp,
+                          .pp_rank = pp_rank, .zero = o->eval_only ? 0 : o->zero,
+                          .recompute = options_recompute(o),
+                          .offload = o->offload == 1 && o->device != DEVICE_CPU && !o->eval_only,
                           .act_bytes = o->precision == PRECISION_BF16 ? 2 : 4,
                           .flash_attention = o->device == DEVICE_CUDA};
 }
@@ -130,6 +133,10 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
                                       : ", gradient reduce-scatter per layer during the backward pass",
          o->offload != 1 ? "" : o->device == DEVICE_CPU ? ", offload optimizer (host memory already)"
                                                         : ", optimizer offloaded to host memory");
+    if (o->pp > 1)
+        info("pipeline: 1F1B over %d micro-batches on %d stages: each stage idles %.1f%% of the "
+             "step (bubble (pp - 1)/(micro-batches + pp - 1), equal stages)", o->grad_accum, o->pp,
+             100.0 * pipeline_bubble(o->pp, o->grad_accum));
     char err[256];
     info("attention: %s",
          ops_attention_for(o->device, o->attention, err, sizeof err));
@@ -1052,7 +1059,8 @@ static void report_buffer_peaks(const Trainer *t) {
     MemoryLayout lay = memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
     MemoryEstimate e = memory_estimate(&t->cfg, &t->part, &lay);
     const Ops *ops = t->model->ops;
-    double mine[2] = {(double)ops->buffer_peak_bytes(), e.total};
+    double predicted = t->opt.eval_only ? e.weights + e.grads + e.activations : e.total;
+    double mine[2] = {(double)ops->buffer_peak_bytes(), predicted};
     int n = t->grid.world_size;
     double *all = xmalloc(sizeof(double) * 2 * (size_t)n);   // (measured, predicted) per rank
     comm_allgather(&t->grid.world, mine, all, 2, DTYPE_F64);

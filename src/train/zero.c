@@ -305,13 +305,18 @@ void zero_finish_reduce(Zero *z) {
 
 // Stages 1–2: each unit's updated chunk to every rank; 3: gathered weights
 // are stale (a prefetch in flight too: waited for and dropped).
+void zero_drop_gathered(Zero *z) {
+    if (z->lay.stage < 3) return;
+    for (int i = 0; i < ZERO_SLOTS; i++) {
+        slot_wait(z, &z->w[i]);
+        z->w[i].unit = -1;
+    }
+}
+
 void zero_publish_weights(Zero *z) {
     Model *m = z->model;
     if (z->lay.stage == 3) {
-        for (int i = 0; i < ZERO_SLOTS; i++) {
-            slot_wait(z, &z->w[i]);
-            z->w[i].unit = -1;
-        }
+        zero_drop_gathered(z);
         return;
     }
     if (z->lay.stage == 0) return;

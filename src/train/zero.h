@@ -93,6 +93,9 @@ float *zero_grads(const Zero *z);
 // After an update of the shard: the compute weights everywhere they are used
 // (stages 1–2: all-gathered into the model's buffer; 3: gathered on next use).
 void zero_publish_weights(Zero *z);
+// ZeRO-3: the gathered weights are stale (the compute shard was updated or
+// loaded): every buffer is dropped, a gather in flight waited for first.
+void zero_drop_gathered(Zero *z);
 // Clears the gradients for the next step.
 void zero_clear_grads(Zero *z);
 // ZeRO-3, for what needs every weight at once (--init-hf, --export-hf): the
