@@ -307,6 +307,7 @@ CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, Red
 
 CommRequest comm_dev_ireduce_scatter(const Comm *c, const void *send, void *recv, size_t n,
                                      DType t) {
+    if (n == 0) return comm_request_none();   // every rank's n is the same: nothing moves
     if (c->dev) return device_ops->ireduce_scatter(c->dev, send, recv, n, t);
     if (c->size == 1 || n > (size_t)INT_MAX) {   // a copy; or refused by the blocking call
         comm_reduce_scatter(c, send, recv, n, t);
@@ -320,6 +321,7 @@ CommRequest comm_dev_ireduce_scatter(const Comm *c, const void *send, void *recv
 }
 
 CommRequest comm_dev_iallgather(const Comm *c, const void *send, void *recv, size_t n, DType t) {
+    if (n == 0) return comm_request_none();
     if (c->dev) return device_ops->iallgather(c->dev, send, recv, n, t);
     bool in_place = (const char *)send == (char *)recv + (size_t)c->rank * n * dtype_bytes(t);
     if (c->size == 1 || n > (size_t)INT_MAX) {   // a copy; or refused by the blocking call

@@ -68,9 +68,9 @@ void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, D
 // touched.  Several may be in flight on one Comm when every rank posts them in
 // the same order (waits may come in any order).
 CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op);
-// send (size·n) → recv (n), summed; recv apart from send.
+// send (size·n) → recv (n), summed; recv apart from send; n may be 0.
 CommRequest comm_dev_ireduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t);
-// send (n) → recv (size·n) in rank order; send may be recv + rank·n (in place).
+// send (n) → recv (size·n) in rank order; send may be recv + rank·n (in place); n may be 0.
 CommRequest comm_dev_iallgather(const Comm *c, const void *send, void *recv, size_t n, DType t);
 // Point-to-point: a pair's messages match in the order they are posted (the
 // tag is used by MPI only).  comm_dev_wait: the transfer is complete (send:

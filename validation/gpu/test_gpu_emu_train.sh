@@ -57,9 +57,8 @@ for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" \
          "bf16-tp2 text 2 -c tiny -x bf16 --tp 2 -d $TMP/data" \
          "bf16-pp2 text 2 -c tiny -x bf16 --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
          "bf16-dp2-zero2 text 2 -c tiny -x bf16 --zero 2 -b 2 -d $TMP/data" \
-         "bf16-dp2-zero3 text 2 -c tiny -x bf16 --zero 3 -b 1 --grad-accum 2 -d $TMP/data" \
-         "bf16-dp2-zero3-offload text 2 -c tiny -x bf16 --zero 3 --offload optimizer -b 2 -d $TMP/data" \
-         "bf16-offload text 1 -c tiny -x bf16 --offload optimizer -d $TMP/data" \
+         "bf16-dp2-zero3-offload text3 2 -c tiny -x bf16 --steps 3 --zero 3 --offload optimizer -b 2 -d $TMP/data" \
+         "bf16-offload text3 1 -c tiny -x bf16 --steps 3 --offload optimizer -d $TMP/data" \
          "bf16-dp2-overlap text 2 -c tiny -x bf16 -b 1 --grad-accum 2 -d $TMP/data" \
          "bf16-hd64 hd64 1 -c $TMP/hd64.model -x bf16 -d $TMP/data" \
          "mpi-tp2 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --tp 2 -d $TMP/data" \

@@ -156,6 +156,10 @@ static void test_nonblocking(const Comm *c, const char *label, bool bf16) {
                         comm_dev_iallgather(c, mine, out, n, DTYPE_BF16),
                         comm_dev_iallgather(c, in + (size_t)R * n, in, n, DTYPE_BF16)};
     for (int k = 3; k >= 0; k--) comm_dev_wait(c, &q[k]);
+    CommRequest none[2] = {comm_dev_ireduce_scatter(c, f, fr, 0, DTYPE_F32),
+                           comm_dev_iallgather(c, mine, out, 0, DTYPE_BF16)};
+    for (int k = 0; k < 2; k++)
+        CHECK(!none[k].host && !none[k].event, "a count of 0 left something to wait for (%d)", k);
     for (size_t i = 0; i < n; i++) {
         float w = want_sum((size_t)R * n + i, 11), wb = want_sum((size_t)R * n + i, 12);
         CHECK(fr[i] == w, "f32 [%zu]: %g, want %g", i, fr[i], w);
