@@ -52,5 +52,15 @@ wait_for() {
   done
 }
 
+# buffer_peaks_within FILE RANKS PCT: FILE (a run's output) holds RANKS lines
+# "rank r: buffers' peak X, predicted Y (±d%)" and every |d| ≤ PCT; prints the
+# worst |d| (empty when none).
+buffer_peaks_within() {
+  local worst
+  worst=$(grep -o "predicted [^(]*([-+][0-9.]*%)" "$1" | grep -o "[-+][0-9.]*%" | tr -d '%+-' | sort -g | tail -1)
+  echo "$worst"
+  [ "$(grep -c "buffers' peak .*, predicted " "$1")" = "$2" ] && awk -v w="$worst" -v p="$3" 'BEGIN { exit !(w != "" && w <= p) }'
+}
+
 # losses FILE: the logged per-step losses, one per line, as printed (%.9g).
 losses() { grep -o '"loss": [^,]*' "$1" | cut -d' ' -f2; }

@@ -18,12 +18,10 @@ run() {
 
 # check NAME RANKS: every rank's "buffers' peak X, predicted Y (+d%)" line, |d| ≤ 10.
 check() {
-  local name=$1 np=$2 lines worst
-  lines=$(grep -c "buffers' peak .*, predicted " "$TMP/$name.out")
-  worst=$(grep -o "predicted [^(]*([-+][0-9.]*%)" "$TMP/$name.out" | grep -o "[-+][0-9.]*%" | tr -d '%+-' | sort -g | tail -1)
-  if [ "$lines" = "$np" ] && awk -v w="$worst" 'BEGIN { exit !(w != "" && w <= 10) }'; then
+  local name=$1 np=$2 worst
+  if worst=$(buffer_peaks_within "$TMP/$name.out" "$np" 10); then
     pass "$name: every rank's buffers within 10% of the prediction (worst $worst%)"
-  else fail "$name" "$lines of $np ranks reported, worst difference '${worst}'%: $(grep "buffers' peak" "$TMP/$name.out" | head -2)"; fi
+  else fail "$name" "$(grep -c "buffers' peak" "$TMP/$name.out") of $np ranks reported, worst difference '${worst}'%: $(grep "buffers' peak" "$TMP/$name.out" | head -2)"; fi
 }
 
 # predicted NAME: rank 0's predicted total in bytes (the start-up report).

@@ -123,6 +123,16 @@ void params_free(ParamTable *pt) {
     memset(pt, 0, sizeof *pt);
 }
 
+void params_unit_sizes(const ParamTable *pt, size_t *largest, size_t *largest_plain) {
+    *largest = *largest_plain = 0;
+    for (int u = 0; u < pt->n_units; u++) {
+        size_t n = pt->units[u].numel;
+        if (n > *largest) *largest = n;
+        if (!pt->units[u].vocab && n > *largest_plain) *largest_plain = n;
+    }
+    if (*largest_plain == 0) *largest_plain = *largest;
+}
+
 const ParamTensor *params_find(const ParamTable *pt, const char *name) {
     for (int i = 0; i < pt->n; i++)
         if (strcmp(pt->t[i].name, name) == 0) return &pt->t[i];

@@ -82,6 +82,9 @@ static inline const ParamTensor *params_layer(const ParamTable *pt, int l, int k
     return &pt->t[pt->layers + l * LP_COUNT + kind];
 }
 const ParamTensor *params_find(const ParamTable *pt, const char *name);
+// The largest unit and the largest without a vocabulary matrix (the largest
+// when every unit has one): what ZeRO's per-unit buffers must hold.
+void params_unit_sizes(const ParamTable *pt, size_t *largest, size_t *largest_plain);
 // Local layer l's unit.
 static inline int params_layer_unit(const ParamTable *pt, int l) { return pt->layer_unit + l; }
 // Rows of the vocabulary each tensor-parallel rank holds (vocab padded to a multiple of tp).

@@ -7,26 +7,17 @@
 #include "parallel/pipeline.h"
 #include "train/optimizer.h"
 
-// The largest unit, and the largest without a vocabulary matrix (train/zero.c's buffers).
-static void unit_sizes(const ParamTable *pt, double *big, double *small) {
-    *big = *small = 0;
-    for (int u = 0; u < pt->n_units; u++) {
-        double n = (double)pt->units[u].numel;
-        if (n > *big) *big = n;
-        if (!pt->units[u].vocab && n > *small) *small = n;
-    }
-    if (*small == 0) *small = *big;
-}
-
 MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
                                const MemoryLayout *lay) {
     ParamTable pt;
     params_build(&pt, cfg, part);
     MemoryEstimate e = {.n_params = (int64_t)pt.n_params};
-    double n = (double)pt.numel, dp = part->dp > 0 ? part->dp : 1, big, small;
-    unit_sizes(&pt, &big, &small);
+    size_t big, small;   // ZeRO-2/3's buffers for the units in flight (train/zero.c)
+    params_unit_sizes(&pt, &big, &small);
+    double n = (double)pt.numel, dp = part->dp > 0 ? part->dp : 1;
     params_free(&pt);
-    double shard = lay->zero > 0 ? n / dp : n, act = (double)lay->act_bytes, units = big + small;
+    double shard = lay->zero > 0 ? n / dp : n, act = (double)lay->act_bytes;
+    double units = (double)big + (double)small;
     bool master = lay->offload || optimizer_keeps_master(lay->zero, (size_t)lay->act_bytes);
     // ZeRO-3: the compute shard is the master weights when both are fp32 on the device.
     bool own_compute = lay->offload || lay->act_bytes != sizeof(float);

@@ -185,12 +185,10 @@ static void adam_update(Optimizer *o, float lr, float grad_scale) {
     while (next_run(o, &r, same_decay)) {
         size_t k = r.at, n = r.b - r.a;
         const AdamwStep *step = o->model->table.t[r.first].decay ? &decay : &plain;
-        if (!o->offload) {
-            o->state_ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, compute_copy(o, &r), n, step);
-            continue;
-        }
-        o->state_ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, NULL, n, step);
-        if (o->cfg.zero < 3) o->ops->act_from_host_f32(compute_copy(o, &r), o->master + k, n);
+        // Offloaded, the host's update cannot write device weights: they follow it.
+        void *param = o->offload ? NULL : compute_copy(o, &r);
+        o->state_ops->adamw(o->master + k, o->m1 + k, o->m2 + k, g + k, param, n, step);
+        if (o->offload && o->cfg.zero < 3) o->ops->act_from_host_f32(compute_copy(o, &r), o->master + k, n);
     }
     if (o->offload && o->cfg.zero >= 3)   // the compute shard is contiguous: one copy
         o->ops->act_from_host_f32(o->zero->compute_shard, o->master, o->shard_len);

@@ -70,17 +70,10 @@ static ZeroSlot *slot_take(Zero *z, ZeroSlot *slots, int u) {
     return s;
 }
 
-// Caps: the largest unit, and the largest without a vocabulary matrix (or the
-// largest when every unit has one).
+// Caps: the largest unit, and the largest without a vocabulary matrix.
 static void slots_alloc(Zero *z, ZeroSlot *slots, size_t elem_bytes) {
-    const ParamTable *pt = &z->model->table;
-    size_t big = 0, small = 0;
-    for (int u = 0; u < pt->n_units; u++) {
-        size_t n = pt->units[u].numel;
-        if (n > big) big = n;
-        if (!pt->units[u].vocab && n > small) small = n;
-    }
-    size_t caps[ZERO_SLOTS] = {big, small ? small : big};
+    size_t caps[ZERO_SLOTS];
+    params_unit_sizes(&z->model->table, &caps[0], &caps[1]);
     for (int i = 0; i < ZERO_SLOTS; i++)
         slots[i] = (ZeroSlot){.buf = z->ops->alloc(caps[i] * elem_bytes), .cap = caps[i],
                               .unit = -1};

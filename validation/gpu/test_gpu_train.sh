@@ -112,8 +112,7 @@ CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero1-offload 
 # ZeRO's device memory: each rank's high-water mark of its CUDA allocations
 # within 10% of --describe's prediction (the end-of-run report).
 for name in gpu-mpi-dp2-zero2 gpu-mpi-dp2-zero3 gpu-mpi-dp2-zero3-offload; do
-  worst=$(grep -o "predicted [^(]*([-+][0-9.]*%)" "$TMP/$name.out" | grep -o "[-+][0-9.]*%" | tr -d '%+-' | sort -g | tail -1)
-  if [ "$(grep -c "buffers' peak" "$TMP/$name.out")" = 2 ] && awk -v w="$worst" 'BEGIN { exit !(w != "" && w <= 10) }'; then
+  if worst=$(buffer_peaks_within "$TMP/$name.out" 2 10); then
     pass "$name: each rank's device memory within 10% of the prediction (worst $worst%)"
   else fail "$name: memory against the prediction" "$(grep "buffers' peak" "$TMP/$name.out" | head -2)"; fi
 done
