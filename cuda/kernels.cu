@@ -66,6 +66,8 @@ void kernels_add(void *y, const void *a, const void *b, size_t n) {
     g_cuda.bf16 ? add_t<bf16>(y, a, b, n) : add_t<float>(y, a, b, n);
 }
 
+void kernels_add_f32(float *y, const float *a, const float *b, size_t n) { add_t<float>(y, a, b, n); }
+
 // ---- RMSNorm ----
 //
 // One warp per row (NORM_WARPS rows per block in the forward pass): the row's

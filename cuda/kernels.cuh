@@ -12,6 +12,7 @@ extern "C" {
 void kernels_f32_to_bf16(void *dst, const float *src, size_t n);
 void kernels_bf16_to_f32(float *dst, const void *src, size_t n);
 void kernels_add(void *y, const void *a, const void *b, size_t n);
+void kernels_add_f32(float *y, const float *a, const float *b, size_t n);
 void kernels_rmsnorm_forward(void *y, float *rstd, const void *x, const void *w, int N, int D,
                              float eps);
 void kernels_rmsnorm_backward(void *dx, float *dw, const void *dy, const void *x, const void *w,

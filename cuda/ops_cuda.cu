@@ -280,6 +280,7 @@ static void fill_table(bool bf16) {
     o.rmsnorm_forward = cuda_rmsnorm_forward;
     o.rmsnorm_backward = cuda_rmsnorm_backward;
     o.add = kernels_add;
+    o.add_f32 = kernels_add_f32;
     o.rope_forward = cuda_rope_forward;
     o.rope_backward = cuda_rope_backward;
     o.attention_state_bytes = attention_state_bytes;

@@ -9,13 +9,15 @@
 # grad-accum 1 and 4, over the whole grid of at most 8 ranks: dp2 dp4 tp2 tp4
 # pp2 pp4 dp2×tp2 dp2×pp2 tp2×pp2 dp2×tp2×pp2, each with --zero 0/1/2/3 where
 # DP > 1 (48 runs, about a minute and a half on 2 cores), ZeRO 0 and 1 with the
-# gradient reduction after the backward pass instead of overlapped with it.
+# gradient reduction after the backward pass instead of overlapped with it;
+# then offload, recomputation and sequence parallelism on a selection of them.
 source "$(dirname "$0")/lib.sh"
 scratch
 DATA=$TMP/data
 make_byte_shards "$DATA"
 GLOBAL=16   # sequences per optimizer step, whatever the layout
-COMMON=(-c tiny -d "$DATA" -l 32 --steps 10 --lr 1e-3 --warmup-steps 2 --seed 7 --peak-tflops 1)
+BASE=(-c tiny -d "$DATA" -l 32 --steps 10 --lr 1e-3 --warmup-steps 2 --seed 7 --peak-tflops 1)
+COMMON=("${BASE[@]}")
 
 # run NAME RANKS TP PP ZERO ACCUM: trains, logs to $TMP/NAME.jsonl, exports to $TMP/NAME.hf
 run() {
@@ -81,6 +83,20 @@ check_layout "dp2tp2-zero3-accum1-recompute-full" 4 2 1 3 1
 COMMON+=(--recompute selective)
 check_layout "dp2pp2-zero2-accum4-recompute-selective" 4 1 2 2 4
 
+# Sequence parallelism (--sp): norms, residual adds and the embedding's output
+# on each TP rank's share of the rows, with the pipeline, ZeRO and recomputation.
+COMMON=("${BASE[@]}" --sp)
+check_layout "tp2-sp-accum4" 2 2 1 0 4
+check_layout "tp4-sp-accum1" 4 4 1 0 1
+check_layout "dp2tp2-sp-zero2-accum4" 4 2 1 2 4
+check_layout "dp2tp2-sp-zero3-accum1" 4 2 1 3 1
+check_layout "tp2pp2-sp-accum4" 4 2 2 0 4
+check_layout "dp2tp2pp2-sp-zero1-accum4" 8 2 2 1 4
+COMMON+=(--recompute full)
+check_layout "tp2pp2-sp-accum4-recompute-full" 4 2 2 0 4
+COMMON+=(--recompute selective)
+check_layout "dp2tp2-sp-zero2-accum1-recompute-selective" 4 2 1 2 1
+
 # A vocabulary TP does not divide (padded to 252 on tp4) and a hand-made
 # uneven pipeline split, on synthetic tokens.
 cat >"$TMP/v250.model" <<'M'
@@ -98,6 +114,9 @@ COMMON=(-c "$TMP/v250.model" --bench -l 32 --steps 10 --lr 1e-3 --warmup-steps 2
 run "ref-v250" 1 1 1 0 4 || fail "vocab-250 reference" "$(tail -n 3 "$TMP/ref-v250.out")"
 cp "$TMP/ref-v250.jsonl" "$TMP/ref4.jsonl"; rm -rf "$TMP/ref4.hf"; cp -r "$TMP/ref-v250.hf" "$TMP/ref4.hf"
 check_layout "vocab250-tp4-padded" 4 4 1 0 4
+COMMON+=(--sp)
+check_layout "vocab250-tp4-padded-sp" 4 4 1 0 4
+unset 'COMMON[${#COMMON[@]}-1]'
 COMMON+=(--pp-layers 1,3)
 check_layout "vocab250-pp2-layers-1-3" 2 1 2 0 4
 
@@ -132,6 +151,9 @@ for l in "tp2 2 2 1 0" "pp2 2 1 2 0" "pp4 4 1 4 0" "dp2-zero1 2 1 1 1" "tp2pp2 4
   set -- $l
   check_layout "tied-$1" "$2" "$3" "$4" "$5" 4
 done
+COMMON+=(--sp)
+check_layout "tied-tp2-sp" 2 2 1 0 4
+check_layout "tied-tp2pp2-sp" 4 2 2 0 4
 
 # Greedy sampling with the vocabulary split over TP ranks (each rank's argmax,
 # then the best of them): the random model transformers wrote for the HF round
@@ -145,7 +167,7 @@ sample() {
   grep -a -A1 '^sample (greedy, 24 new tokens)' "$TMP/$name.out" | tail -n 1 | od -An -tx1 | tr -d ' \n'
 }
 if want=$(sample sample-1 1) && [ ${#want} -ge 40 ]; then
-  for layout in "tp2 2 --tp 2" "tp4 4 --tp 4" "tp2pp2 4 --tp 2 --pp 2"; do
+  for layout in "tp2 2 --tp 2" "tp4 4 --tp 4" "tp2pp2 4 --tp 2 --pp 2" "tp2sp 2 --tp 2 --sp"; do
     set -- $layout
     name=$1 np=$2; shift 2
     if got=$(sample "sample-$name" "$np" "$@") && [ "$got" = "$want" ]; then

@@ -82,6 +82,8 @@ expect_error "PP beyond the layer count" "--pp 8 is larger than the 4 layers" "$
 expect_error "ZeRO-2 with DP 1" "--zero 2 shards over data-parallel ranks, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --tp 2 --zero 2
 expect_error "ZeRO-3 with DP 1" "--zero 3 shards over data-parallel ranks, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --zero 3
 expect_error "ZeRO stage 4" "--zero must be 0, 1, 2 or 3 \(got 4\)" "${M[@]}" -np 2 "$T" "${D[@]}" --zero 4
+expect_error "--sp without TP" "--sp splits the sequence over the tensor-parallel group, but --tp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --sp
+expect_error "--sp with TP not dividing the sequence" "--sp with --tp 4 needs a sequence length divisible by 4 \(got 30\)" "${M[@]}" -np 4 "$T" "${D[@]}" -l 30 --tp 4 --sp
 expect_error "--offload of something else" "--offload: expected none or optimizer, got 'gradients'" "$T" "${D[@]}" --offload gradients
 # The message comes once, from rank 0.
 n=$("${M[@]}" -np 4 "$T" "${D[@]}" --tp 3 2>&1 >/dev/null | grep -c "cannot form a grid")

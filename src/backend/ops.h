@@ -76,6 +76,8 @@ typedef struct Ops {
                              const float *rstd, int N, int D);
     // y = a + b elementwise, n elements (y may alias a).
     void (*add)(void *y, const void *a, const void *b, size_t n);
+    // The same on fp32 buffers (gradients).
+    void (*add_f32)(float *y, const float *a, const float *b, size_t n);
     // Rotary embedding in place (Hugging Face rotate-half layout) on the first
     // n_heads heads of each row of qkv (N, row_stride); row r is position r % T.
     // cos, sin: (T, head_dim / 2).  Backward applies the inverse rotation.

@@ -119,12 +119,12 @@ static void cpu_rmsnorm_backward(void *dx_, float *dw, const void *dy_, const vo
     }
 }
 
-static void cpu_add(void *y_, const void *a_, const void *b_, size_t n) {
-    float *y = y_;
-    const float *a = a_, *b = b_;
+static void cpu_add_f32(float *y, const float *a, const float *b, size_t n) {
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
+
+static void cpu_add(void *y, const void *a, const void *b, size_t n) { cpu_add_f32(y, a, b, n); }
 
 // ---- rotary embedding ----
 
@@ -450,6 +450,7 @@ const Ops ops_cpu = {
     .rmsnorm_forward = cpu_rmsnorm_forward,
     .rmsnorm_backward = cpu_rmsnorm_backward,
     .add = cpu_add,
+    .add_f32 = cpu_add_f32,
     .rope_forward = cpu_rope_forward,
     .rope_backward = cpu_rope_backward,
     .attention_state_bytes = cpu_attention_state_bytes,

@@ -9,15 +9,16 @@
 
 // ---- allocation ----
 
-// Element counts of one slot's per-layer buffers.
+// Element counts of one slot's per-layer buffers: rd on this rank's R rows
+// of the residual stream, the rest on all N rows.
 typedef struct {
-    size_t nd, qkv, att, gu, h;
+    size_t nd, rd, qkv, att, gu, h;
 } LayerSizes;
 
 static LayerSizes layer_sizes(const Model *m) {
-    size_t N = (size_t)m->N;
-    return (LayerSizes){N * m->cfg.dim, N * m->qkv_dim, N * m->heads * m->hd, N * 2 * m->ffn,
-                        N * m->ffn};
+    size_t N = (size_t)m->N, D = (size_t)m->cfg.dim;
+    return (LayerSizes){N * D, (size_t)m->R * D, N * m->qkv_dim, N * m->heads * m->hd,
+                        N * 2 * m->ffn, N * m->ffn};
 }
 
 static void set_local_widths(Model *m) {
@@ -33,6 +34,7 @@ static void set_local_widths(Model *m) {
     int end = m->vocab_start + m->vocab_rows;
     m->vocab_valid = (end < c->vocab_size ? end : c->vocab_size) - m->vocab_start;
     if (m->vocab_valid < 0) m->vocab_valid = 0;
+    m->R = m->part.sp ? m->N / tp : m->N;
 }
 
 // Allocates n elements of the compute type, counting them.
@@ -57,20 +59,20 @@ static size_t cheap_layers(Recompute r, int n_layers) {
 
 static void alloc_slot(Model *m, Activations *a) {
     LayerSizes z = layer_sizes(m);
-    size_t L = (size_t)m->part.n_layers, N = (size_t)m->N;
+    size_t L = (size_t)m->part.n_layers, N = (size_t)m->N, R = (size_t)m->R;
     size_t Lk = kept_layers(m->recompute, m->part.n_layers);
     size_t Lc = cheap_layers(m->recompute, m->part.n_layers);
-    a->res = alloc_act(m, (L + 1) * z.nd);
-    a->mid = alloc_act(m, Lk * z.nd);
-    a->xn1 = alloc_act(m, Lc * z.nd);
+    a->res = alloc_act(m, (L + 1) * z.rd);
+    a->mid = alloc_act(m, Lk * z.rd);
+    a->xn1 = alloc_act(m, Lc * z.rd);
     a->qkv = alloc_act(m, Lk * z.qkv);
     a->att = alloc_act(m, Lk * z.att);
     a->att_state = alloc_bytes(m, Lk * m->state_bytes);
-    a->xn2 = alloc_act(m, Lc * z.nd);
+    a->xn2 = alloc_act(m, Lc * z.rd);
     a->gu = alloc_act(m, Lk * z.gu);
     a->h = alloc_act(m, Lc * z.h);
-    a->rstd1 = alloc_bytes(m, Lc * N * sizeof(float));
-    a->rstd2 = alloc_bytes(m, Lc * N * sizeof(float));
+    a->rstd1 = alloc_bytes(m, Lc * R * sizeof(float));
+    a->rstd2 = alloc_bytes(m, Lc * R * sizeof(float));
     a->tokens = alloc_bytes(m, N * sizeof(int32_t));
     a->targets = alloc_bytes(m, N * sizeof(int32_t));
 }
@@ -104,14 +106,19 @@ static void alloc_scratch(Model *m) {
     size_t N = (size_t)m->N;
     if (m->part.last) {
         m->xnf = alloc_act(m, z.nd);
-        m->rstdf = alloc_bytes(m, N * sizeof(float));
+        m->rstdf = alloc_bytes(m, (size_t)m->R * sizeof(float));
         m->logits = alloc_act(m, N * m->vocab_rows);
         m->ce_max = alloc_bytes(m, N * sizeof(float));
         m->ce_stats = alloc_bytes(m, 2 * N * sizeof(float));
         m->ce_loss = alloc_bytes(m, N * sizeof(float));
     }
-    m->d_res = alloc_act(m, z.nd);
+    m->d_res = alloc_act(m, z.rd);
     m->d_xn = alloc_act(m, z.nd);
+    if (m->part.sp) {
+        m->gathered = alloc_act(m, z.nd);
+        m->rows_scratch = alloc_act(m, z.rd);
+        m->norm_grads = alloc_bytes(m, 2 * (size_t)m->cfg.dim * sizeof(float));
+    }
     m->d_qkv = alloc_act(m, z.qkv);
     m->d_att = alloc_act(m, z.att);
     m->att_work = alloc_bytes(m, m->ops->attention_work_bytes(m->B, m->T, m->heads, m->hd));
@@ -129,6 +136,9 @@ Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *par
     m->N = B * T;
     m->recompute = recompute;
     m->n_slots = n_slots;
+    if (part->sp && (part->tp < 2 || m->N % part->tp != 0))
+        fatal("sequence parallelism splits the %d rows of a micro-batch over the tensor-parallel "
+              "group: tp %d must be at least 2 and divide them", m->N, part->tp);
     set_local_widths(m);
     params_build(&m->table, cfg, part);
     m->flat_numel = m->table.numel;
@@ -155,7 +165,8 @@ void model_free(Model *m) {
     free(m->slots);
     void *bufs[] = {m->params, m->grads, m->xnf, m->rstdf, m->logits, m->ce_max, m->ce_stats,
                     m->ce_loss, m->d_res, m->d_xn, m->d_qkv, m->d_att,
-                    m->att_work, m->rope_cos, m->rope_sin};
+                    m->att_work, m->rope_cos, m->rope_sin, m->gathered, m->rows_scratch,
+                    m->norm_grads};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) m->ops->release(bufs[i]);
     params_free(&m->table);
@@ -174,15 +185,17 @@ double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int
     Model m = {.cfg = *cfg, .part = *part, .B = B, .T = T, .N = B * T};
     set_local_widths(&m);
     LayerSizes z = layer_sizes(&m);
-    double L = part->n_layers, N = m.N;
+    double L = part->n_layers, N = m.N, R = m.R;
     double Lk = (double)kept_layers(recompute, part->n_layers);
     double Lc = (double)cheap_layers(recompute, part->n_layers);
     // mid, qkv, att, gu, the attention state | xn1, xn2, h, rstd1, rstd2
-    double kept = (1.0 * z.nd + z.qkv + z.att + z.gu) * act_bytes + attention_state_bytes;
-    double cheap = (2.0 * z.nd + z.h) * act_bytes + 2 * N * sizeof(float);
-    double slot = (L + 1) * z.nd * act_bytes + Lk * kept + Lc * cheap + 2 * N * sizeof(int32_t);
-    double scratch = (2.0 * z.nd + z.qkv + z.att) * act_bytes;   // ∂gu, ∂h: in gu, h
-    if (part->last) scratch += (z.nd + N * m.vocab_rows) * act_bytes + 5 * N * sizeof(float);
+    double kept = (1.0 * z.rd + z.qkv + z.att + z.gu) * act_bytes + attention_state_bytes;
+    double cheap = (2.0 * z.rd + z.h) * act_bytes + 2 * R * sizeof(float);
+    double slot = (L + 1) * z.rd * act_bytes + Lk * kept + Lc * cheap + 2 * N * sizeof(int32_t);
+    // d_res, d_xn, d_qkv, d_att (∂gu and ∂h go to gu and h)
+    double scratch = (1.0 * z.rd + z.nd + z.qkv + z.att) * act_bytes;
+    if (part->sp) scratch += (1.0 * z.nd + z.rd) * act_bytes + 2.0 * cfg->dim * sizeof(float);
+    if (part->last) scratch += (z.nd + N * m.vocab_rows) * act_bytes + (R + 4 * N) * sizeof(float);
     return n_slots * slot + scratch;
 }
 
@@ -197,6 +210,53 @@ void model_set_batch(Model *m, int s, const int32_t *tokens, const int32_t *targ
 // Sums a partial activation over the tensor-parallel group (Megatron's "g").
 static void tp_sum(const Model *m, void *buf, size_t n) {
     if (m->tp->size > 1) comm_dev_allreduce(m->tp, buf, n, model_act_dtype(m), REDUCE_SUM);
+}
+
+// ---- the residual stream's rows under sequence parallelism (Megatron's) ----
+// A column-parallel matmul reads all N rows: all-gathered from the TP group
+// (the identity without SP).  A row-parallel matmul's partial sums go to a
+// full-size buffer and are reduce-scattered to this rank's rows (summed in
+// place without SP).  The backward pass does the transposes: gradients of the
+// rows gathered, gradients of gathered inputs reduce-scattered.
+
+// x (R, D) on this rank → (N, D).
+static const void *rows_gather(const Model *m, const void *x) {
+    if (!m->part.sp) return x;
+    comm_dev_allgather(m->tp, x, m->gathered, model_stage_elems(m), model_act_dtype(m));
+    return m->gathered;
+}
+// Where a row-parallel result of all N rows goes before rows_reduce to dst.
+static void *rows_partial(const Model *m, void *dst) { return m->part.sp ? m->gathered : dst; }
+// partial (N, D) summed over the TP group → dst (R, D); partial is
+// rows_partial(m, dst).
+static void rows_reduce(const Model *m, void *partial, void *dst) {
+    if (m->part.sp)
+        comm_dev_reduce_scatter(m->tp, partial, dst, model_stage_elems(m), model_act_dtype(m));
+    else tp_sum(m, dst, (size_t)m->N * m->cfg.dim);
+}
+// The gradient of a gathered norm output, dx (N, D) partial → this rank's rows.
+static const void *rows_grad(const Model *m, void *dx) {
+    if (!m->part.sp) {
+        tp_sum(m, dx, (size_t)m->N * m->cfg.dim);
+        return dx;
+    }
+    rows_reduce(m, dx, m->rows_scratch);
+    return m->rows_scratch;
+}
+// Under SP a norm's weight gradient from this rank's rows goes to
+// m->norm_grads (slot 0 or 1) first and is summed over the TP group by
+// norm_grads_reduce; otherwise straight to g.
+static float *norm_grad(const Model *m, float *g, int slot) {
+    return m->part.sp ? m->norm_grads + (size_t)slot * m->cfg.dim : g;
+}
+// g0 += Σ_TP norm_grads[0], g1 (NULL: none) += Σ_TP norm_grads[1]; clears them.
+static void norm_grads_reduce(const Model *m, float *g0, float *g1) {
+    if (!m->part.sp) return;
+    size_t D = (size_t)m->cfg.dim, n = g1 ? 2 * D : D;
+    comm_dev_allreduce(m->tp, m->norm_grads, n, DTYPE_F32, REDUCE_SUM);
+    m->ops->add_f32(g0, g0, m->norm_grads, D);
+    if (g1) m->ops->add_f32(g1, g1, m->norm_grads + D, D);
+    m->ops->zero(m->norm_grads, n * sizeof(float));
 }
 
 static void *W(const Model *m, int l, int kind) {
@@ -228,37 +288,39 @@ static LayerActs layer_acts(const Model *m, const Activations *a, int l) {
     LayerSizes z = layer_sizes(m);
     size_t k = m->recompute == RECOMPUTE_FULL ? 0 : (size_t)l;   // kept: mid, qkv, att, state, gu
     size_t c = m->recompute == RECOMPUTE_NONE ? (size_t)l : 0;   // cheap: xn1, xn2, h, rstd
-    size_t N = (size_t)m->N;
+    size_t R = (size_t)m->R;
     return (LayerActs){
-        .x = act_at(m->ops, a->res, (size_t)l * z.nd), .out = act_at(m->ops, a->res, (size_t)(l + 1) * z.nd),
-        .mid = act_at(m->ops, a->mid, k * z.nd), .xn1 = act_at(m->ops, a->xn1, c * z.nd),
+        .x = act_at(m->ops, a->res, (size_t)l * z.rd), .out = act_at(m->ops, a->res, (size_t)(l + 1) * z.rd),
+        .mid = act_at(m->ops, a->mid, k * z.rd), .xn1 = act_at(m->ops, a->xn1, c * z.rd),
         .qkv = act_at(m->ops, a->qkv, k * z.qkv), .att = act_at(m->ops, a->att, k * z.att),
-        .state = (char *)a->att_state + k * m->state_bytes, .xn2 = act_at(m->ops, a->xn2, c * z.nd),
+        .state = (char *)a->att_state + k * m->state_bytes, .xn2 = act_at(m->ops, a->xn2, c * z.rd),
         .gu = act_at(m->ops, a->gu, k * z.gu), .h = act_at(m->ops, a->h, c * z.h),
-        .rstd1 = a->rstd1 + c * N, .rstd2 = a->rstd2 + c * N};
+        .rstd1 = a->rstd1 + c * R, .rstd2 = a->rstd2 + c * R};
 }
 
 // One decoder layer.  With `recomputing`, stops once h is known: the
 // layer's output is already stored.
 static void layer_forward(Model *m, const Activations *a, int l, bool recomputing) {
     LayerActs v = layer_acts(m, a, l);
-    int N = m->N, D = m->cfg.dim, F = m->ffn;
+    int N = m->N, R = m->R, D = m->cfg.dim, F = m->ffn;
     float eps = (float)m->cfg.norm_eps;
-    m->ops->rmsnorm_forward(v.xn1, v.rstd1, v.x, W(m, l, LP_ATTN_NORM), N, D, eps);
-    m->ops->linear_forward(v.qkv, v.xn1, W(m, l, LP_WQ), N, D, m->qkv_dim);
+    m->ops->rmsnorm_forward(v.xn1, v.rstd1, v.x, W(m, l, LP_ATTN_NORM), R, D, eps);
+    m->ops->linear_forward(v.qkv, rows_gather(m, v.xn1), W(m, l, LP_WQ), N, D, m->qkv_dim);
     m->ops->rope_forward(v.qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
                       m->heads + m->kv_heads, m->hd);
     m->ops->attention_forward(v.att, v.state, v.qkv, m->B, m->T, m->heads, m->kv_heads, m->hd);
-    m->ops->linear_forward(v.mid, v.att, W(m, l, LP_WO), N, m->heads * m->hd, D);
-    tp_sum(m, v.mid, (size_t)N * D);
-    m->ops->add(v.mid, v.mid, v.x, (size_t)N * D);
-    m->ops->rmsnorm_forward(v.xn2, v.rstd2, v.mid, W(m, l, LP_FFN_NORM), N, D, eps);
-    m->ops->linear_forward(v.gu, v.xn2, W(m, l, LP_GATE), N, D, 2 * F);
+    void *o = rows_partial(m, v.mid);
+    m->ops->linear_forward(o, v.att, W(m, l, LP_WO), N, m->heads * m->hd, D);
+    rows_reduce(m, o, v.mid);
+    m->ops->add(v.mid, v.mid, v.x, (size_t)R * D);
+    m->ops->rmsnorm_forward(v.xn2, v.rstd2, v.mid, W(m, l, LP_FFN_NORM), R, D, eps);
+    m->ops->linear_forward(v.gu, rows_gather(m, v.xn2), W(m, l, LP_GATE), N, D, 2 * F);
     m->ops->swiglu_forward(v.h, v.gu, N, F);
     if (recomputing) return;
-    m->ops->linear_forward(v.out, v.h, W(m, l, LP_DOWN), N, F, D);
-    tp_sum(m, v.out, (size_t)N * D);
-    m->ops->add(v.out, v.out, v.mid, (size_t)N * D);
+    o = rows_partial(m, v.out);
+    m->ops->linear_forward(o, v.h, W(m, l, LP_DOWN), N, F, D);
+    rows_reduce(m, o, v.out);
+    m->ops->add(v.out, v.out, v.mid, (size_t)R * D);
 }
 
 void model_forward(Model *m, int s) {
@@ -266,10 +328,11 @@ void model_forward(Model *m, int s) {
     const ParamTable *t = &m->table;
     if (m->part.first) {
         unit_begin(m, t->embed_unit, PASS_FORWARD);
-        m->ops->embedding_forward(a->res, a->tokens, model_param(m, &t->t[t->embed]), m->N,
+        void *e = rows_partial(m, a->res);   // vocab-parallel: each rank's rows of the table
+        m->ops->embedding_forward(e, a->tokens, model_param(m, &t->t[t->embed]), m->N,
                                   m->cfg.dim, m->vocab_start, m->vocab_rows);
         unit_end(m, t->embed_unit, PASS_FORWARD);
-        tp_sum(m, a->res, (size_t)m->N * m->cfg.dim);
+        rows_reduce(m, e, a->res);
     }
     for (int l = 0; l < m->part.n_layers; l++) {
         unit_begin(m, params_layer_unit(t, l), PASS_FORWARD);
@@ -282,11 +345,14 @@ double model_head_forward(Model *m, int s, float grad_scale) {
     Activations *a = &m->slots[s];
     const ParamTable *t = &m->table;
     int N = m->N, D = m->cfg.dim, V = m->vocab_rows;
-    void *x = act_at(m->ops, a->res, (size_t)m->part.n_layers * N * D);
+    void *x = act_at(m->ops, a->res, (size_t)m->part.n_layers * model_stage_elems(m));
     if (head_is_embedding(m)) unit_begin(m, t->embed_unit, PASS_FORWARD);   // the larger first
     unit_begin(m, t->head_unit, PASS_FORWARD);
-    m->ops->rmsnorm_forward(m->xnf, m->rstdf, x, model_param(m, &t->t[t->final_norm]), N, D,
+    void *xn = m->part.sp ? m->rows_scratch : m->xnf;   // (R, D)
+    m->ops->rmsnorm_forward(xn, m->rstdf, x, model_param(m, &t->t[t->final_norm]), m->R, D,
                          (float)m->cfg.norm_eps);
+    if (m->part.sp)
+        comm_dev_allgather(m->tp, xn, m->xnf, model_stage_elems(m), model_act_dtype(m));
     m->ops->linear_forward(m->logits, m->xnf, model_param(m, &t->t[t->lm_head]), N, D, V);
     unit_end(m, t->head_unit, PASS_FORWARD);
     if (head_is_embedding(m)) unit_end(m, t->embed_unit, PASS_FORWARD);
@@ -337,38 +403,41 @@ double model_loss_sum(Model *m, int rows) {
 // of layer l, from the kept res[l], mid and gu: the forward pass's ops on the
 // same inputs, so the same bits.  h first: the backward pass overwrites gu.
 static void layer_recompute_cheap(Model *m, const LayerActs *v, int l) {
-    int N = m->N, D = m->cfg.dim;
+    int R = m->R, D = m->cfg.dim;
     float eps = (float)m->cfg.norm_eps;
-    m->ops->swiglu_forward(v->h, v->gu, N, m->ffn);
-    m->ops->rmsnorm_forward(v->xn2, v->rstd2, v->mid, W(m, l, LP_FFN_NORM), N, D, eps);
-    m->ops->rmsnorm_forward(v->xn1, v->rstd1, v->x, W(m, l, LP_ATTN_NORM), N, D, eps);
+    m->ops->swiglu_forward(v->h, v->gu, m->N, m->ffn);
+    m->ops->rmsnorm_forward(v->xn2, v->rstd2, v->mid, W(m, l, LP_FFN_NORM), R, D, eps);
+    m->ops->rmsnorm_forward(v->xn1, v->rstd1, v->x, W(m, l, LP_ATTN_NORM), R, D, eps);
 }
 
-// d_res holds ∂loss/∂(layer output) on entry and ∂loss/∂(layer input) on exit.
+// d_res holds ∂loss/∂(layer output) on entry and ∂loss/∂(layer input) on exit
+// (this rank's rows).
 static void layer_backward(Model *m, const Activations *a, int l) {
     if (m->recompute == RECOMPUTE_FULL) layer_forward(m, a, l, true);
     LayerActs v = layer_acts(m, a, l);
     if (m->recompute == RECOMPUTE_SELECTIVE) layer_recompute_cheap(m, &v, l);
-    int N = m->N, D = m->cfg.dim, F = m->ffn, HD = m->heads * m->hd;
+    int N = m->N, R = m->R, D = m->cfg.dim, F = m->ffn, HD = m->heads * m->hd;
+    float *g_ffn_norm = G(m, l, LP_FFN_NORM), *g_attn_norm = G(m, l, LP_ATTN_NORM);
     // ∂h and ∂gu overwrite h and gu: nothing reads them after this layer's backward.
     void *d_h = v.h, *d_gu = v.gu;
-    m->ops->linear_backward(d_h, G(m, l, LP_DOWN), m->d_res, v.h, W(m, l, LP_DOWN), N, F, D);
+    m->ops->linear_backward(d_h, G(m, l, LP_DOWN), rows_gather(m, m->d_res), v.h,
+                            W(m, l, LP_DOWN), N, F, D);
     m->ops->swiglu_backward(d_gu, d_h, v.gu, N, F);
-    m->ops->linear_backward(m->d_xn, G(m, l, LP_GATE), d_gu, v.xn2, W(m, l, LP_GATE), N, D,
-                         2 * F);
-    tp_sum(m, m->d_xn, (size_t)N * D);
-    m->ops->rmsnorm_backward(m->d_res, G(m, l, LP_FFN_NORM), m->d_xn, v.mid, W(m, l, LP_FFN_NORM),
-                          v.rstd2, N, D);
-    m->ops->linear_backward(m->d_att, G(m, l, LP_WO), m->d_res, v.att, W(m, l, LP_WO), N, HD, D);
+    m->ops->linear_backward(m->d_xn, G(m, l, LP_GATE), d_gu, rows_gather(m, v.xn2),
+                            W(m, l, LP_GATE), N, D, 2 * F);
+    m->ops->rmsnorm_backward(m->d_res, norm_grad(m, g_ffn_norm, 0), rows_grad(m, m->d_xn), v.mid,
+                             W(m, l, LP_FFN_NORM), v.rstd2, R, D);
+    m->ops->linear_backward(m->d_att, G(m, l, LP_WO), rows_gather(m, m->d_res), v.att,
+                            W(m, l, LP_WO), N, HD, D);
     m->ops->attention_backward(m->d_qkv, m->att_work, m->d_att, v.qkv, v.att, v.state, m->B, m->T,
                             m->heads, m->kv_heads, m->hd);
     m->ops->rope_backward(m->d_qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
                        m->heads + m->kv_heads, m->hd);
-    m->ops->linear_backward(m->d_xn, G(m, l, LP_WQ), m->d_qkv, v.xn1, W(m, l, LP_WQ), N, D,
-                         m->qkv_dim);
-    tp_sum(m, m->d_xn, (size_t)N * D);
-    m->ops->rmsnorm_backward(m->d_res, G(m, l, LP_ATTN_NORM), m->d_xn, v.x, W(m, l, LP_ATTN_NORM),
-                          v.rstd1, N, D);
+    m->ops->linear_backward(m->d_xn, G(m, l, LP_WQ), m->d_qkv, rows_gather(m, v.xn1),
+                            W(m, l, LP_WQ), N, D, m->qkv_dim);
+    m->ops->rmsnorm_backward(m->d_res, norm_grad(m, g_attn_norm, 1), rows_grad(m, m->d_xn), v.x,
+                             W(m, l, LP_ATTN_NORM), v.rstd1, R, D);
+    norm_grads_reduce(m, g_ffn_norm, g_attn_norm);
 }
 
 static void head_backward(Model *m, const Activations *a) {
@@ -377,11 +446,12 @@ static void head_backward(Model *m, const Activations *a) {
     int N = m->N, D = m->cfg.dim;
     m->ops->linear_backward(m->d_xn, model_grad(m, head), m->logits, m->xnf,
                          model_param(m, head), N, D, m->vocab_rows);
-    tp_sum(m, m->d_xn, (size_t)N * D);
-    m->ops->zero(m->d_res, (size_t)N * D * m->ops->act_bytes);
-    void *x = act_at(m->ops, a->res, (size_t)m->part.n_layers * N * D);
-    m->ops->rmsnorm_backward(m->d_res, model_grad(m, norm), m->d_xn, x, model_param(m, norm),
-                          m->rstdf, N, D);
+    const void *d_xn = rows_grad(m, m->d_xn);
+    m->ops->zero(m->d_res, model_stage_elems(m) * m->ops->act_bytes);
+    void *x = act_at(m->ops, a->res, (size_t)m->part.n_layers * model_stage_elems(m));
+    m->ops->rmsnorm_backward(m->d_res, norm_grad(m, model_grad(m, norm), 0), d_xn, x,
+                             model_param(m, norm), m->rstdf, m->R, D);
+    norm_grads_reduce(m, model_grad(m, norm), NULL);
 }
 
 // The embedding tied to the head on this rank is begun with the head and
@@ -405,8 +475,8 @@ void model_backward(Model *m, int s) {
     if (m->part.first) {
         const ParamTensor *e = &t->t[t->embed];
         if (!head_is_embedding(m)) unit_begin(m, t->embed_unit, PASS_BACKWARD);
-        m->ops->embedding_backward(model_grad(m, e), m->d_res, a->tokens, m->N, m->cfg.dim,
-                                   m->vocab_start, m->vocab_rows);
+        m->ops->embedding_backward(model_grad(m, e), rows_gather(m, m->d_res), a->tokens, m->N,
+                                   m->cfg.dim, m->vocab_start, m->vocab_rows);
         unit_end(m, t->embed_unit, PASS_BACKWARD);
     }
 }

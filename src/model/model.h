@@ -20,22 +20,24 @@ typedef enum {
     RECOMPUTE_FULL,        // only the residual stream kept; each layer's forward rerun
 } Recompute;
 
-// Activations of one micro-batch in flight through this stage.  Lk is the
+// Activations of one micro-batch in flight through this stage.  R is the
+// residual stream's rows on this rank: N = B·T, or N / tp under sequence
+// parallelism (part.sp: rank r of the TP group holds rows [r·R, (r + 1)·R)).  Lk is the
 // number of local layers, or 1 under full recomputation (then only the
 // residual stream is kept per layer); Lc is the number of local layers
 // without recomputation, or 1 under either (the norms' outputs, their 1/rms
 // and SwiGLU's output are recomputed from what is kept, into one layer's room).
 typedef struct {
-    void *res;          // (L + 1, N, D)  residual stream: res[l] enters layer l
-    void *mid;          // (Lk, N, D)     residual after attention
-    void *xn1;          // (Lc, N, D)     RMSNorm output feeding Q/K/V
+    void *res;          // (L + 1, R, D)  residual stream: res[l] enters layer l
+    void *mid;          // (Lk, R, D)     residual after attention
+    void *xn1;          // (Lc, R, D)     RMSNorm output feeding Q/K/V
     void *qkv;          // (Lk, N, qkv)   queries and keys after RoPE, values
     void *att;          // (Lk, N, heads·hd) attention output
     void *att_state;    // (Lk, state)    what the attention backward pass needs
-    void *xn2;          // (Lc, N, D)     RMSNorm output feeding gate/up
+    void *xn2;          // (Lc, R, D)     RMSNorm output feeding gate/up
     void *gu;           // (Lk, N, 2F)    gate | up projections
     void *h;            // (Lc, N, F)     SwiGLU output
-    float *rstd1, *rstd2;   // (Lc, N)    1/rms of the two norms
+    float *rstd1, *rstd2;   // (Lc, R)    1/rms of the two norms
     int32_t *tokens;    // (N) input ids
     int32_t *targets;   // (N) next-token ids
 } Activations;
@@ -64,6 +66,7 @@ typedef struct Model {
     ModelPart part;
     const Comm *tp;         // tensor-parallel group (size 1 without TP)
     int B, T, N;            // micro-batch, sequence, rows = B·T
+    int R;                  // residual-stream rows on this rank: N, or N / tp under part.sp
     // Local widths of this tensor-parallel rank.
     int hd, heads, kv_heads, qkv_dim, ffn, vocab_rows, vocab_start, vocab_valid;
     ParamTable table;
@@ -79,13 +82,18 @@ typedef struct Model {
     Activations *slots;     // one per micro-batch in flight
     size_t state_bytes;     // attention state per layer
     // Head (last stage), one micro-batch at a time.
-    void *xnf;              // (N, D) final norm output
-    float *rstdf;           // (N)
+    void *xnf;              // (N, D) final norm output (all rows)
+    float *rstdf;           // (R)
     void *logits;           // (N, vocab_rows), overwritten by their gradient
     float *ce_max, *ce_stats, *ce_loss;   // (N), (N, 2), (N)
     // Backward scratch.
-    void *d_res;            // (N, D) gradient of the residual stream
+    void *d_res;            // (R, D) gradient of the residual stream
     void *d_xn;             // (N, D)
+    // Sequence parallel only (NULL otherwise).
+    void *gathered;         // (N, D) a norm's output or a gradient gathered from the TP group,
+                            // or a row-parallel matmul's partial sums before their reduce-scatter
+    void *rows_scratch;     // (R, D) a norm's output or input gradient on this rank's rows
+    float *norm_grads;      // (2, D) the norms' weight gradients from this rank's rows
     void *d_qkv;            // (N, qkv)
     void *d_att;            // (N, heads·hd)
     void *att_work;         // attention backward scratch
@@ -133,6 +141,9 @@ double model_loss_sum(Model *m, int rows);
 static inline DType model_act_dtype(const Model *m) {
     return m->ops->act_bytes == 2 ? DTYPE_BF16 : DTYPE_F32;
 }
+
+// The residual stream's rows on this rank (a stage's activations sent on).
+static inline size_t model_stage_elems(const Model *m) { return (size_t)m->R * m->cfg.dim; }
 
 // Tensor t's weights and gradients, wherever its unit's are now.
 static inline void *model_param(const Model *m, const ParamTensor *t) {

@@ -57,6 +57,8 @@ typedef struct {
     int layer0, n_layers;     // pipeline stage: layers [layer0, layer0 + n_layers)
     bool first, last;         // holds the embedding / the final norm and LM head
     int dp;                   // data-parallel size: flat buffers are padded to a multiple of it
+    bool sp;                  // sequence parallel: the residual stream's rows split over the
+                              // tensor-parallel group (activations only; the weights are the same)
 } ModelPart;
 
 typedef struct {

@@ -97,9 +97,8 @@ void pipeline_free(Pipeline *p) {
     free(p);
 }
 
-static size_t stage_elems(const Model *m) { return (size_t)m->N * m->cfg.dim; }
 static void *stage_output(const Model *m, int slot) {
-    return act_at(m->ops, m->slots[slot].res, (size_t)m->part.n_layers * stage_elems(m));
+    return act_at(m->ops, m->slots[slot].res, (size_t)m->part.n_layers * model_stage_elems(m));
 }
 
 
@@ -115,13 +114,13 @@ static void forward_one(Schedule *s, int mb, bool train) {
     comm_dev_wait(pp, &s->p->act_send[slot]);   // the slot's previous output has left
     load_batch(s, mb, slot);
     if (!m->part.first) {
-        CommRequest r = comm_dev_irecv(pp, m->slots[slot].res, stage_elems(m), model_act_dtype(m),
+        CommRequest r = comm_dev_irecv(pp, m->slots[slot].res, model_stage_elems(m), model_act_dtype(m),
                                        pp->rank - 1, 2 * mb);
         comm_dev_wait(pp, &r);
     }
     model_forward(m, slot);
     if (!m->part.last)
-        s->p->act_send[slot] = comm_dev_isend(pp, stage_output(m, slot), stage_elems(m),
+        s->p->act_send[slot] = comm_dev_isend(pp, stage_output(m, slot), model_stage_elems(m),
                                            model_act_dtype(m), pp->rank + 1, 2 * mb);
     else s->loss += model_head_forward(m, slot, train ? s->grad_scale : 0.0f);
 }
@@ -131,14 +130,14 @@ static void backward_one(Schedule *s, int mb) {
     const Comm *pp = &s->g->pp_grad_comm;
     comm_dev_wait(pp, &s->p->grad_send);     // d_res is free again
     if (!m->part.last) {
-        CommRequest r = comm_dev_irecv(pp, m->d_res, stage_elems(m), model_act_dtype(m), pp->rank + 1,
+        CommRequest r = comm_dev_irecv(pp, m->d_res, model_stage_elems(m), model_act_dtype(m), pp->rank + 1,
                                        2 * mb + 1);
         comm_dev_wait(pp, &r);
     }
     if (s->feed->before_backward) s->feed->before_backward(s->feed->ctx, mb == s->M - 1);
     model_backward(m, mb % m->n_slots);
     if (!m->part.first)
-        s->p->grad_send = comm_dev_isend(pp, m->d_res, stage_elems(m), model_act_dtype(m), pp->rank - 1,
+        s->p->grad_send = comm_dev_isend(pp, m->d_res, model_stage_elems(m), model_act_dtype(m), pp->rank - 1,
                                       2 * mb + 1);
 }
 
@@ -177,13 +176,13 @@ void pipeline_forward_logits(Pipeline *p) {
     Model *m = p->m;
     const Comm *pp = &p->g->pp_comm;
     if (!m->part.first) {
-        CommRequest r = comm_dev_irecv(pp, m->slots[0].res, stage_elems(m), model_act_dtype(m),
+        CommRequest r = comm_dev_irecv(pp, m->slots[0].res, model_stage_elems(m), model_act_dtype(m),
                                        pp->rank - 1, 0);
         comm_dev_wait(pp, &r);
     }
     model_forward(m, 0);
     if (!m->part.last) {
-        CommRequest r = comm_dev_isend(pp, stage_output(m, 0), stage_elems(m), model_act_dtype(m),
+        CommRequest r = comm_dev_isend(pp, stage_output(m, 0), model_stage_elems(m), model_act_dtype(m),
                                        pp->rank + 1, 0);
         comm_dev_wait(pp, &r);
     } else model_head_forward(m, 0, 0.0f);

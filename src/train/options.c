@@ -51,6 +51,9 @@ static const CliOption specs[] = {
     {"min-lr-ratio", 0, NUM(CLI_DOUBLE, min_lr_ratio), "cosine decays to this fraction of --lr"},
     {"grad-clip", 0, NUM(CLI_DOUBLE, grad_clip), "global gradient-norm clip (0: none)"},
     {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size"},
+    {"sp", 0, NUM(CLI_FLAG, sp),
+     "sequence parallel (Megatron's, with --tp > 1): norms, residual adds and the embedding's "
+     "output split along the sequence over the tensor-parallel group (activations / tp)"},
     {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
     {"pp-layers", 0, STR(pp_layers), "layers per pipeline stage, e.g. 3,5"},
     {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage over data-parallel ranks: 0 none, 1 optimizer states, 2 and gradients, 3 and weights"},

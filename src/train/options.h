@@ -28,6 +28,7 @@ typedef struct {
     double lr, weight_decay, min_lr_ratio, grad_clip;
     int64_t warmup_steps;
     int tp, pp, zero;
+    bool sp;                 // --sp: sequence parallel over the tensor-parallel group
     char pp_layers[256];     // layers per pipeline stage by hand, "a,b,..."
     bool tie_embeddings;     // --tie-embeddings: the model's LM head is its embedding
     bool grad_checkpoint;    // -g: the old spelling of --recompute full

@@ -28,6 +28,25 @@ static double tp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLay
     return mb * lay->grad_accum;
 }
 
+// The same under sequence parallelism, in all-gathers and reduce-scatters of
+// (N, D) (each ring_half): per layer forward two of each (the recomputed
+// forward of --recompute full two gathers and one reduce-scatter more);
+// backward the gathers of the two output gradients and, again, of the two
+// norms' outputs, and two reduce-scatters; the norms' weight gradients summed
+// (fp32).  The embedding scatters forward and gathers backward; the head the
+// other way round.
+static double tp_sp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay) {
+    double act = (double)lay->B * lay->T * c->dim * (double)lay->act_bytes;
+    double halves = 4.0 + 6.0 + (lay->recompute == RECOMPUTE_FULL ? 3.0 : 0.0);
+    double norms = ring_allreduce(2.0 * c->dim * 4.0, p->tp);
+    double mb = p->n_layers * (halves * ring_half(act, p->tp) + norms);
+    if (p->first) mb += 2.0 * ring_half(act, p->tp);
+    if (p->last)
+        mb += 2.0 * ring_half(act, p->tp) + ring_allreduce(c->dim * 4.0, p->tp) +
+              ring_allreduce(3.0 * lay->B * lay->T * 4.0, p->tp);
+    return mb * lay->grad_accum;
+}
+
 // Tied embeddings over a pipeline: the first and last stage sum the tensor's
 // gradient (fp32, this rank's vocabulary rows); under ZeRO each end first
 // gathers the tensor's reduced gradient over DP (optimizer.c, reduce_tied).
@@ -40,7 +59,7 @@ static double tied_bytes(const ModelConfig *c, const ModelPart *p, const MemoryL
 // Pipeline: each micro-batch's activation forward and its gradient back, and
 // the tied embedding's gradient.
 static double pp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay, int dp) {
-    double act = (double)lay->B * lay->T * c->dim * (double)lay->act_bytes;
+    double act = (double)lay->B * lay->T * c->dim * (double)lay->act_bytes / (p->sp ? p->tp : 1);
     return lay->grad_accum * act * ((p->last ? 0 : 1) + (p->first ? 0 : 1)) +
            tied_bytes(c, p, lay, dp);
 }
@@ -51,7 +70,8 @@ Traffic traffic_estimate(const ModelConfig *cfg, const ModelPart *part, const Me
     params_build(&pt, cfg, part);
     double n = (double)pt.numel;
     params_free(&pt);
-    return (Traffic){dp_bytes(n, lay, dp), tp_bytes(cfg, part, lay), pp_bytes(cfg, part, lay, dp)};
+    double tp = part->sp ? tp_sp_bytes(cfg, part, lay) : tp_bytes(cfg, part, lay);
+    return (Traffic){dp_bytes(n, lay, dp), tp, pp_bytes(cfg, part, lay, dp)};
 }
 
 void traffic_print(const char *title, const Traffic *t) {

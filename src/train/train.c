@@ -72,12 +72,27 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     return true;
 }
 
+// --sp splits each micro-batch's sequences over the tensor-parallel group.
+static bool check_sequence_parallel(const TrainOptions *o, const ModelConfig *cfg, char *err,
+                                    int err_len) {
+    int T = trainer_seq_len(o, cfg);
+    if (o->sp && o->tp < 2)
+        snprintf(err, err_len, "--sp splits the sequence over the tensor-parallel group, but "
+                 "--tp is %d; give --tp 2 or more, or leave --sp out", o->tp);
+    else if (o->sp && T % o->tp != 0)
+        snprintf(err, err_len, "--sp with --tp %d needs a sequence length divisible by %d (got "
+                 "%d); change --max-length", o->tp, o->tp, T);
+    else return true;
+    return false;
+}
+
 bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
                            int err_len) {
     if (!check_ranges(o, cfg, err, err_len)) return false;
     if (!ops_attention_for(o->device, o->attention, err, err_len))
         return false;
     if (!grid_check_layout(cfg, world, o->tp, o->pp, o->zero, err, err_len)) return false;
+    if (!check_sequence_parallel(o, cfg, err, err_len)) return false;
     int *counts = xcalloc((size_t)o->pp, sizeof *counts);   // layers per stage
     bool ok = pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, err_len);
     free(counts);
@@ -90,6 +105,7 @@ static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int dp, 
     char err[256];
     if (!pipeline_part(o->pp_layers, cfg, o->tp, tp_rank, dp, o->pp, pp_rank, &p, err, sizeof err))
         fatal("%s", err);
+    p.sp = o->sp;
     return p;
 }
 
@@ -125,8 +141,9 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
     info("model FLOPs per token at sequence %d: %.4g (6N + 12·layers·dim·seq)", T,
          config_flops_per_token(c, T));
     bool overlap = optimizer_overlaps(o->overlap_grad_reduce, o->zero, dp) || (o->zero >= 2 && dp > 1);
-    info("layout: %d ranks = dp %d × tp %d × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
-         "%s on %s, recompute %s%s%s", world, dp, o->tp, o->pp, o->zero, o->batch_size, o->grad_accum,
+    info("layout: %d ranks = dp %d × tp %d%s × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
+         "%s on %s, recompute %s%s%s", world, dp, o->tp, o->sp ? " (sequence parallel)" : "",
+         o->pp, o->zero, o->batch_size, o->grad_accum,
          precision_name(o->precision), device_name(o->device),
          model_recompute_name(options_recompute(o)),
          !overlap ? "" : o->zero == 0 ? ", gradient all-reduce per layer during the backward pass"
@@ -928,6 +945,7 @@ static void print_bench(Trainer *t) {
     if (t->model->recompute != RECOMPUTE_NONE)
         snprintf(recompute, sizeof recompute, ", recompute %s",
                  model_recompute_name(t->model->recompute));
+    if (t->part.sp) strcat(recompute, ", sequence parallel");
     const char *peak_from = t->opt.peak_tflops > 0            ? "given"
                             : t->model->ops->host_memory ? "measured sgemm"
                                                          : "datasheet";

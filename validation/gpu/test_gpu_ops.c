@@ -284,6 +284,21 @@ static void test_add(size_t n) {
     check_end();
 }
 
+// The fp32 sum (gradients): exact, whatever the compute type.
+static void test_add_f32(size_t n) {
+    if (!wanted("add")) return;
+    begin("add_f32 n %zu (in place)", n);
+    float *a = rnd(n, 1.0f), *b = rnd(n, 1.0f), *y = nans(n);
+    ops_cpu.add_f32(y, a, b, n);
+    float *ga = dev_f32(a, n), *gb = dev_f32(b, n);
+    gpu->add_f32(ga, ga, gb, n);
+    float *ha = host_f32(ga, n);
+    CHECK(memcmp(ha, y, n * sizeof(float)) == 0, "y = a + b bit for bit");
+    gpu->release(ga), gpu->release(gb);
+    free(a), free(b), free(y), free(ha);
+    check_end();
+}
+
 // ---- rotary embedding ----
 
 static void rope_tables(int T, int hd, float **c, float **s) {
@@ -858,6 +873,8 @@ static void run_all(const char *precision) {
     if (big) test_rmsnorm(300, 4096);
     test_add(1000);
     test_add(1001);
+    test_add_f32(1000);
+    test_add_f32(1001);
     test_rope(2, 7, 4, 2, 8);
     test_rope(2, 5, 2, 1, 64);
     // Attention: T not a multiple of the tiles (64 queries, 64 keys),

@@ -101,6 +101,7 @@ layout() {
 ONE_GPU=${CUDA_VISIBLE_DEVICES:-0}
 ONE_GPU=${ONE_GPU%%,*}
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" tp2 "tp2" 2 "${TP2[@]}"
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" tp2-sp "tp2, sequence parallel" 2 "${TP2[@]}" --sp
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" pp2 "pp2 × 4 micro-batches" 2 "${PP2[@]}"
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero1 "dp2 ZeRO-1" 2 "${DP2[@]}" --zero 1
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero2 "dp2 ZeRO-2" 2 "${DP2[@]}" --zero 2
@@ -123,6 +124,7 @@ CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "4 ranks on one GPU" tp2-pp2 "tp2 × pp
 
 if [ "$GPUS" -ge 2 ]; then
   layout nccl "2 GPUs" tp2 "tp2" 2 "${TP2[@]}"
+  layout nccl "2 GPUs" tp2-sp "tp2, sequence parallel" 2 "${TP2[@]}" --sp
   layout nccl "2 GPUs" pp2 "pp2 × 4 micro-batches" 2 "${PP2[@]}"
   layout nccl "2 GPUs" dp2-zero1 "dp2 ZeRO-1" 2 "${DP2[@]}" --zero 1
   layout nccl "2 GPUs" dp2-zero2 "dp2 ZeRO-2" 2 "${DP2[@]}" --zero 2
