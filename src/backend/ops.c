@@ -87,6 +87,6 @@ void ops_attention_summary(const Ops *o, char *out, int out_len) {
         snprintf(out, out_len, "the own flash-attention kernels (tensor cores for bf16 at "
                  "head dims 64 and 128)");
     } else {
-        snprintf(out, out_len, "the CPU backend's attention (fp32, the probabilities kept)");
+        snprintf(out, out_len, "the CPU backend's flash-style attention (fp32, log-sum-exp kept)");
     }
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "backend/attention_cpu.h"
 #include "backend/elementwise.h"
 #include "backend/ops.h"
 #include "core/util.h"
@@ -151,141 +152,6 @@ static void cpu_rope_forward(void *qkv, const float *cos_t, const float *sin_t, 
 static void cpu_rope_backward(void *dqkv, const float *cos_t, const float *sin_t, int N, int T,
                               int stride, int n_heads, int hd) {
     rope_rotate(dqkv, cos_t, sin_t, N, T, stride, n_heads, hd, -1.0f);
-}
-
-// ---- causal grouped-query attention ----
-// The CPU keeps the probabilities P (B, nh, T, T) for the backward pass.
-
-static size_t cpu_attention_state_bytes(int B, int T, int nh) {
-    return (size_t)B * nh * T * T * sizeof(float);
-}
-
-static size_t cpu_attention_work_bytes(int B, int T, int nh, int hd) {
-    (void)B, (void)nh, (void)hd;
-    return (size_t)omp_get_max_threads() * T * T * sizeof(float);
-}
-
-// Causal attention works on row blocks: block [r0, r1) of queries only
-// sees keys [0, r1), so the matmuls skip most of the masked upper triangle.
-#define ATT_BLOCK 64
-
-// Causal softmax of rows [r0, r1) of S (T, T), columns [0, r1) in place;
-// zeros above the diagonal.
-static void causal_softmax(float *S, int T, int r0, int r1) {
-    for (int i = r0; i < r1; i++) {
-        float *row = S + (size_t)i * T;
-        float mx = row[0];
-        for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-        float sum = 0;
-        for (int j = 0; j <= i; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = 1.0f / sum;
-        for (int j = 0; j <= i; j++) row[j] *= inv;
-        for (int j = i + 1; j < r1; j++) row[j] = 0.0f;
-    }
-}
-
-// One (batch, head): P = softmax(scale · Q Kᵀ) causal, O = P V.
-static void attention_head_forward(float *P, float *O, int ldo, const float *q, const float *k,
-                                   const float *v, int ld, int T, int hd, float scale) {
-    for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-        int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rb = r1 - r0;
-        float *Pr = P + (size_t)r0 * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hd, scale,
-                    q + (size_t)r0 * ld, ld, k, ld, 0.0f, Pr, T);
-        causal_softmax(P, T, r0, r1);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hd, r1, 1.0f, Pr, T, v, ld,
-                    0.0f, O + (size_t)r0 * ldo, ldo);
-    }
-}
-
-static void cpu_attention_forward(void *out_, void *state, const void *qkv_, int B, int T,
-                                  int nh, int nkv, int hd) {
-    float *out = out_;
-    const float *qkv = qkv_;
-    int ld = (nh + 2 * nkv) * hd, group = nh / nkv, ldo = nh * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < nh; h++) {
-            const float *base = qkv + (size_t)b * T * ld;
-            attention_head_forward((float *)state + ((size_t)b * nh + h) * T * T,
-                                   out + (size_t)b * T * ldo + h * hd, ldo, base + h * hd,
-                                   base + (nh + h / group) * hd,
-                                   base + (nh + nkv + h / group) * hd, ld, T, hd, scale);
-        }
-}
-
-// dP rows [r0, r1) → dS = P ⊙ (dP − rowsum(P ⊙ dP)) in place, columns [0, r1).
-static void softmax_backward(float *dP, const float *P, int T, int r0, int r1) {
-    for (int i = r0; i < r1; i++) {
-        const float *p = P + (size_t)i * T;
-        float *d = dP + (size_t)i * T;
-        double dot = 0;
-        for (int j = 0; j <= i; j++) dot += (double)p[j] * d[j];
-        for (int j = 0; j <= i; j++) d[j] = p[j] * (d[j] - (float)dot);
-        for (int j = i + 1; j < r1; j++) d[j] = 0.0f;
-    }
-}
-
-typedef struct {
-    const float *q, *k, *v, *dO;
-    float *dq, *dk, *dv;
-    int ld, ldo;
-} HeadGrads;
-
-// One head's backward pass; dk and dv accumulate (the group's heads share them).
-static void attention_head_backward(const HeadGrads *g, const float *P, float *dS, int T, int hd,
-                                    float scale) {
-    int ld = g->ld, ldo = g->ldo;
-    for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
-        int r1 = r0 + ATT_BLOCK < T ? r0 + ATT_BLOCK : T, rb = r1 - r0;
-        const float *Pr = P + (size_t)r0 * T, *dOr = g->dO + (size_t)r0 * ldo;
-        float *dSr = dS + (size_t)r0 * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rb, r1, hd, 1.0f, dOr, ldo, g->v, ld,
-                    0.0f, dSr, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, rb, 1.0f, Pr, T, dOr, ldo,
-                    1.0f, g->dv, ld);
-        softmax_backward(dS, P, T, r0, r1);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rb, hd, r1, scale, dSr, T, g->k, ld,
-                    0.0f, g->dq + (size_t)r0 * ld, ld);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, hd, rb, scale, dSr, T,
-                    g->q + (size_t)r0 * ld, ld, 1.0f, g->dk, ld);
-    }
-}
-
-static void zero_columns(float *x, int rows, int ld, int width) {
-    for (int r = 0; r < rows; r++) memset(x + (size_t)r * ld, 0, (size_t)width * sizeof(float));
-}
-
-static void cpu_attention_backward(void *dqkv_, void *work, const void *dout_, const void *qkv_,
-                                   const void *out, const void *state, int B, int T, int nh,
-                                   int nkv, int hd) {
-    (void)out;
-    float *dqkv = dqkv_;
-    const float *qkv = qkv_, *dout = dout_;
-    int ld = (nh + 2 * nkv) * hd, group = nh / nkv, ldo = nh * hd;
-    float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int g = 0; g < nkv; g++) {
-            float *dS = (float *)work + (size_t)omp_get_thread_num() * T * T;
-            size_t row0 = (size_t)b * T * ld;
-            HeadGrads hg = {.k = qkv + row0 + (nh + g) * hd, .v = qkv + row0 + (nh + nkv + g) * hd,
-                            .dk = dqkv + row0 + (nh + g) * hd,
-                            .dv = dqkv + row0 + (nh + nkv + g) * hd, .ld = ld, .ldo = ldo};
-            zero_columns(hg.dk, T, ld, hd);
-            zero_columns(hg.dv, T, ld, hd);
-            for (int h = g * group; h < (g + 1) * group; h++) {
-                hg.q = qkv + row0 + h * hd;
-                hg.dq = dqkv + row0 + h * hd;
-                hg.dO = dout + (size_t)b * T * ldo + h * hd;
-                attention_head_backward(&hg, (const float *)state + ((size_t)b * nh + h) * T * T,
-                                        dS, T, hd, scale);
-            }
-        }
 }
 
 // ---- SwiGLU ----
@@ -453,10 +319,10 @@ const Ops ops_cpu = {
     .add_f32 = cpu_add_f32,
     .rope_forward = cpu_rope_forward,
     .rope_backward = cpu_rope_backward,
-    .attention_state_bytes = cpu_attention_state_bytes,
-    .attention_work_bytes = cpu_attention_work_bytes,
-    .attention_forward = cpu_attention_forward,
-    .attention_backward = cpu_attention_backward,
+    .attention_state_bytes = attention_cpu_state_bytes,
+    .attention_work_bytes = attention_cpu_work_bytes,
+    .attention_forward = attention_cpu_forward,
+    .attention_backward = attention_cpu_backward,
     .swiglu_forward = cpu_swiglu_forward,
     .swiglu_backward = cpu_swiglu_backward,
     .embedding_forward = cpu_embedding_forward,

@@ -27,9 +27,7 @@ MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
     e.adam = lay->offload ? 0 : 2.0 * shard * 4.0;
     e.host = lay->offload ? 4.0 * shard * 4.0 : 0;   // master, m, v, the gradient's copy
     int heads = cfg->n_heads / part->tp;
-    double state = lay->flash_attention
-                       ? (double)lay->B * heads * lay->T * 4.0
-                       : (double)lay->B * heads * lay->T * lay->T * 4.0;
+    double state = (double)lay->B * heads * lay->T * 4.0;   // attention: log-sum-exp per row
     int slots = pipeline_slots(lay->pp, lay->pp_rank, lay->grad_accum);
     e.activations = model_activation_bytes(cfg, part, lay->B, lay->T, slots, lay->recompute,
                                            lay->act_bytes, (size_t)state);

@@ -17,7 +17,6 @@ typedef struct {
     bool offload;              // --offload optimizer on a device backend: its state in host memory
     Recompute recompute;       // what the backward pass recomputes (model/model.h)
     size_t act_bytes;          // compute type width (4 fp32, 2 bf16)
-    bool flash_attention;      // CUDA keeps only softmax statistics; the CPU keeps P (T×T)
 } MemoryLayout;
 
 // Bytes of a rank's device memory (the CPU's memory on CPU ranks) by kind;

@@ -117,8 +117,7 @@ static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg,
                           .pp_rank = pp_rank, .zero = o->eval_only ? 0 : o->zero,
                           .recompute = options_recompute(o),
                           .offload = o->offload == 1 && o->device != DEVICE_CPU && !o->eval_only,
-                          .act_bytes = o->precision == PRECISION_BF16 ? 2 : 4,
-                          .flash_attention = o->device == DEVICE_CUDA};
+                          .act_bytes = o->precision == PRECISION_BF16 ? 2 : 4};
 }
 
 void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {

@@ -1,0 +1,29 @@
+// Causal grouped-query attention of the CPU backend (attention_cpu.c), the
+// four .attention_* entries of ops_cpu (the contract is in ops.h).
+//
+// Flash-style: the forward pass walks tiles of queries and keys with an
+// online softmax and keeps, for the backward pass, only the log-sum-exp of
+// every (batch, head, query row): state (B, nh, T) fp32, natural log, as the
+// CUDA kernels do.  The backward pass (FlashAttention-2) recomputes the
+// probabilities tile by tile from q, k and that state.  fp32 throughout;
+// scores scaled by 1/sqrt(hd).
+#ifndef LLAMA_ATTENTION_CPU_H
+#define LLAMA_ATTENTION_CPU_H
+
+#include <stddef.h>
+
+// B·nh·T floats: the log-sum-exp of every query row.
+size_t attention_cpu_state_bytes(int B, int T, int nh);
+// The backward pass's scratch: D = rowsum(dO ∘ O) (B, nh, T) and two score
+// tiles per OpenMP thread (omp_get_max_threads() when it is called).
+size_t attention_cpu_work_bytes(int B, int T, int nh, int hd);
+// out (B·T, nh·hd), state (B, nh, T) from qkv (B·T, (nh + 2·nkv)·hd).
+void attention_cpu_forward(void *out, void *state, const void *qkv, int B, int T, int nh, int nkv,
+                           int hd);
+// dqkv (B·T, (nh + 2·nkv)·hd), overwritten, from dout (B·T, nh·hd), the
+// forward's qkv, out and state.
+void attention_cpu_backward(void *dqkv, void *work, const void *dout, const void *qkv,
+                            const void *out, const void *state, int B, int T, int nh, int nkv,
+                            int hd);
+
+#endif
