@@ -61,6 +61,15 @@ reshard "tp4" 4 -b 8 --grad-accum 2 --tp 4
 reshard "dp4-zero2" 4 -b 2 --grad-accum 2 --zero 2
 reshard "pp2" 2 -b 8 --grad-accum 2 --pp 2
 reshard "dp2pp2-zero3" 4 -b 4 --grad-accum 2 --pp 2 --zero 3
+# Interleaved chunks (stage 0 holds layers 0 and 2): loaded, and saved at step 8
+# for one rank to finish.
+reshard "pp2-vpp2" 2 -b 8 --grad-accum 2 --pp 2 --vpp 2 -i 8 -o "$TMP/vpp"
+"${MPIRUN[@]}" -np 1 "$T" "${COMMON[@]}" -b 8 --grad-accum 2 --steps 10 -f "$TMP/vpp/step_0000008" \
+  --log "$TMP/vpp-one.jsonl" >"$TMP/vpp-one.out" 2>&1 || fail "pp2 vpp2 → one rank" "$(tail -3 "$TMP/vpp-one.out")"
+why=$(paste <(echo "$want" | tail -n 2) <(losses "$TMP/vpp-one.jsonl") |
+      awk '{d=$1-$2; if (d<0) d=-d; if (NF != 2 || d > 1e-5*$1) {print "step " NR+8 ": " $1 " vs " $2; exit 1}} END {if (NR != 2) {print NR " steps"; exit 1}}') &&
+  pass "a pp2 vpp2 checkpoint (step 8) → one rank: steps 9-10 within 1e-5 of the 8-rank run" ||
+  fail "pp2 vpp2 checkpoint → one rank" "$why"
 
 # ---- ZeRO-3 checkpoints are layout-free: dp4 ZeRO-3 (step 5) → one rank (step 8) → dp2×tp2 ZeRO-1 ----
 "${MPIRUN[@]}" -np 4 "$T" "${COMMON[@]}" -b 2 --grad-accum 2 --zero 3 --steps 10 -i 5 -o "$TMP/z3" \

@@ -73,7 +73,7 @@ if evaluate epp 2 -b 4 --eval-steps 3 --pp 2 -f "$TMP/ckpp/step_0000004"; then
     pass "eval-only on pp2 logs the pp2 training run's eval loss ($got)"
   else fail "eval-only on pp2" "eval loss '$got', the pp2 training run logged '$wantpp'"; fi
 fi
-for layout in "tp2 2 -b 4 --tp 2" "dp2 2 -b 2"; do
+for layout in "tp2 2 -b 4 --tp 2" "dp2 2 -b 2" "pp2-vpp2 2 -b 4 --pp 2 --vpp 2"; do
   set -- $layout
   name=$1 np=$2; shift 2
   evaluate "e-$name" "$np" "$@" --eval-steps 3 -f "$TMP/ck1/step_0000004" || continue
@@ -142,7 +142,7 @@ if want=$(SEED=3 sample s1 1 --sample-seed 3) && [ ${#want} -ge 48 ]; then
   other=$(SEED=4 sample s1-seed4 1 --sample-seed 4)
   if [ -n "$other" ] && [ "$other" != "$want" ]; then pass "another --sample-seed samples another continuation"
   else fail "--sample-seed" "seeds 3 and 4 both gave '$want' ('$other')"; fi
-  for layout in "tp2 2 --tp 2" "pp2 2 --pp 2" "tp2pp2 4 --tp 2 --pp 2"; do
+  for layout in "tp2 2 --tp 2" "pp2 2 --pp 2" "tp2pp2 4 --tp 2 --pp 2" "pp2-vpp2 2 --pp 2 --vpp 2"; do
     set -- $layout
     name=$1 np=$2; shift 2
     if got=$(SEED=3 sample "s-$name" "$np" --sample-seed 3 "$@") && [ "$got" = "$want" ]; then

@@ -84,6 +84,11 @@ expect_error "ZeRO-3 with DP 1" "--zero 3 shards over data-parallel ranks, but t
 expect_error "ZeRO stage 4" "--zero must be 0, 1, 2 or 3 \(got 4\)" "${M[@]}" -np 2 "$T" "${D[@]}" --zero 4
 expect_error "--sp without TP" "--sp splits the sequence over the tensor-parallel group, but --tp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --sp
 expect_error "--sp with TP not dividing the sequence" "--sp with --tp 4 needs a sequence length divisible by 4 \(got 30\)" "${M[@]}" -np 4 "$T" "${D[@]}" -l 30 --tp 4 --sp
+expect_error "--vpp without a pipeline" "--vpp 2 interleaves model chunks over pipeline stages, but --pp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --vpp 2
+expect_error "--vpp chunks not dividing the layers" "--pp 2 × --vpp 4 = 8 model chunks do not divide the 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 4 --grad-accum 2
+expect_error "--vpp with micro-batches not a multiple of pp" "--grad-accum 3 is not a multiple of it" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 3
+expect_error "--vpp over NCCL" "--vpp 2 on GPUs needs --device-comm mpi for now" "$T" -c tiny --describe --device cuda --pp 2 --vpp 2 --grad-accum 2 --world-size 2
+expect_error "--pp-layers not one count per chunk" "--pp-layers '1,3' must give 4 chunks summing to the model's 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 2 --pp-layers 1,3
 expect_error "--offload of something else" "--offload: expected none or optimizer, got 'gradients'" "$T" "${D[@]}" --offload gradients
 # The message comes once, from rank 0.
 n=$("${M[@]}" -np 4 "$T" "${D[@]}" --tp 3 2>&1 >/dev/null | grep -c "cannot form a grid")

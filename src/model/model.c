@@ -59,9 +59,10 @@ static size_t cheap_layers(Recompute r, int n_layers) {
 
 static void alloc_slot(Model *m, Activations *a) {
     LayerSizes z = layer_sizes(m);
-    size_t L = (size_t)m->part.n_layers, N = (size_t)m->N, R = (size_t)m->R;
-    size_t Lk = kept_layers(m->recompute, m->part.n_layers);
-    size_t Lc = cheap_layers(m->recompute, m->part.n_layers);
+    int chunk_layers = part_chunk_max_layers(&m->part);
+    size_t L = (size_t)chunk_layers, N = (size_t)m->N, R = (size_t)m->R;
+    size_t Lk = kept_layers(m->recompute, chunk_layers);
+    size_t Lc = cheap_layers(m->recompute, chunk_layers);
     a->res = alloc_act(m, (L + 1) * z.rd);
     a->mid = alloc_act(m, Lk * z.rd);
     a->xn1 = alloc_act(m, Lc * z.rd);
@@ -185,9 +186,10 @@ double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int
     Model m = {.cfg = *cfg, .part = *part, .B = B, .T = T, .N = B * T};
     set_local_widths(&m);
     LayerSizes z = layer_sizes(&m);
-    double L = part->n_layers, N = m.N, R = m.R;
-    double Lk = (double)kept_layers(recompute, part->n_layers);
-    double Lc = (double)cheap_layers(recompute, part->n_layers);
+    int chunk_layers = part_chunk_max_layers(part);
+    double L = chunk_layers, N = m.N, R = m.R;
+    double Lk = (double)kept_layers(recompute, chunk_layers);
+    double Lc = (double)cheap_layers(recompute, chunk_layers);
     // mid, qkv, att, gu, the attention state | xn1, xn2, h, rstd1, rstd2
     double kept = (1.0 * z.rd + z.qkv + z.att + z.gu) * act_bytes + attention_state_bytes;
     double cheap = (2.0 * z.rd + z.h) * act_bytes + 2 * R * sizeof(float);
@@ -298,35 +300,43 @@ static LayerActs layer_acts(const Model *m, const Activations *a, int l) {
         .rstd1 = a->rstd1 + c * R, .rstd2 = a->rstd2 + c * R};
 }
 
-// One decoder layer.  With `recomputing`, stops once h is known: the
-// layer's output is already stored.
-static void layer_forward(Model *m, const Activations *a, int l, bool recomputing) {
+// One decoder layer: local layer lt (its weights), the slot's layer l (its
+// activations: the layer's place in its chunk).  With `recomputing`, stops
+// once h is known: the layer's output is already stored.
+static void layer_forward(Model *m, const Activations *a, int lt, int l, bool recomputing) {
     LayerActs v = layer_acts(m, a, l);
     int N = m->N, R = m->R, D = m->cfg.dim, F = m->ffn;
     float eps = (float)m->cfg.norm_eps;
-    m->ops->rmsnorm_forward(v.xn1, v.rstd1, v.x, W(m, l, LP_ATTN_NORM), R, D, eps);
-    m->ops->linear_forward(v.qkv, rows_gather(m, v.xn1), W(m, l, LP_WQ), N, D, m->qkv_dim);
+    m->ops->rmsnorm_forward(v.xn1, v.rstd1, v.x, W(m, lt, LP_ATTN_NORM), R, D, eps);
+    m->ops->linear_forward(v.qkv, rows_gather(m, v.xn1), W(m, lt, LP_WQ), N, D, m->qkv_dim);
     m->ops->rope_forward(v.qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
                       m->heads + m->kv_heads, m->hd);
     m->ops->attention_forward(v.att, v.state, v.qkv, m->B, m->T, m->heads, m->kv_heads, m->hd);
     void *o = rows_partial(m, v.mid);
-    m->ops->linear_forward(o, v.att, W(m, l, LP_WO), N, m->heads * m->hd, D);
+    m->ops->linear_forward(o, v.att, W(m, lt, LP_WO), N, m->heads * m->hd, D);
     rows_reduce(m, o, v.mid);
     m->ops->add(v.mid, v.mid, v.x, (size_t)R * D);
-    m->ops->rmsnorm_forward(v.xn2, v.rstd2, v.mid, W(m, l, LP_FFN_NORM), R, D, eps);
-    m->ops->linear_forward(v.gu, rows_gather(m, v.xn2), W(m, l, LP_GATE), N, D, 2 * F);
+    m->ops->rmsnorm_forward(v.xn2, v.rstd2, v.mid, W(m, lt, LP_FFN_NORM), R, D, eps);
+    m->ops->linear_forward(v.gu, rows_gather(m, v.xn2), W(m, lt, LP_GATE), N, D, 2 * F);
     m->ops->swiglu_forward(v.h, v.gu, N, F);
     if (recomputing) return;
     o = rows_partial(m, v.out);
-    m->ops->linear_forward(o, v.h, W(m, l, LP_DOWN), N, F, D);
+    m->ops->linear_forward(o, v.h, W(m, lt, LP_DOWN), N, F, D);
     rows_reduce(m, o, v.out);
     m->ops->add(v.out, v.out, v.mid, (size_t)R * D);
 }
 
-void model_forward(Model *m, int s) {
+void *model_chunk_output(const Model *m, int s, int chunk) {
+    return act_at(m->ops, m->slots[s].res,
+                  (size_t)part_chunk_layers(&m->part, chunk) * model_stage_elems(m));
+}
+
+static int last_chunk(const Model *m) { return part_chunks(&m->part) - 1; }
+
+void model_forward(Model *m, int s, int chunk) {
     Activations *a = &m->slots[s];
     const ParamTable *t = &m->table;
-    if (m->part.first) {
+    if (m->part.first && chunk == 0) {
         unit_begin(m, t->embed_unit, PASS_FORWARD);
         void *e = rows_partial(m, a->res);   // vocab-parallel: each rank's rows of the table
         m->ops->embedding_forward(e, a->tokens, model_param(m, &t->t[t->embed]), m->N,
@@ -334,10 +344,12 @@ void model_forward(Model *m, int s) {
         unit_end(m, t->embed_unit, PASS_FORWARD);
         rows_reduce(m, e, a->res);
     }
-    for (int l = 0; l < m->part.n_layers; l++) {
-        unit_begin(m, params_layer_unit(t, l), PASS_FORWARD);
-        layer_forward(m, a, l, false);
-        unit_end(m, params_layer_unit(t, l), PASS_FORWARD);
+    int l0 = part_chunk_local0(&m->part, chunk);
+    for (int l = 0; l < part_chunk_layers(&m->part, chunk); l++) {
+        int u = params_layer_unit(t, l0 + l);
+        unit_begin(m, u, PASS_FORWARD);
+        layer_forward(m, a, l0 + l, l, false);
+        unit_end(m, u, PASS_FORWARD);
     }
 }
 
@@ -345,7 +357,7 @@ double model_head_forward(Model *m, int s, float grad_scale) {
     Activations *a = &m->slots[s];
     const ParamTable *t = &m->table;
     int N = m->N, D = m->cfg.dim, V = m->vocab_rows;
-    void *x = act_at(m->ops, a->res, (size_t)m->part.n_layers * model_stage_elems(m));
+    void *x = model_chunk_output(m, s, last_chunk(m));
     if (head_is_embedding(m)) unit_begin(m, t->embed_unit, PASS_FORWARD);   // the larger first
     unit_begin(m, t->head_unit, PASS_FORWARD);
     void *xn = m->part.sp ? m->rows_scratch : m->xnf;   // (R, D)
@@ -402,45 +414,45 @@ double model_loss_sum(Model *m, int rows) {
 // Selective recomputation: the norms' outputs and 1/rms and SwiGLU's output
 // of layer l, from the kept res[l], mid and gu: the forward pass's ops on the
 // same inputs, so the same bits.  h first: the backward pass overwrites gu.
-static void layer_recompute_cheap(Model *m, const LayerActs *v, int l) {
+static void layer_recompute_cheap(Model *m, const LayerActs *v, int lt) {
     int R = m->R, D = m->cfg.dim;
     float eps = (float)m->cfg.norm_eps;
     m->ops->swiglu_forward(v->h, v->gu, m->N, m->ffn);
-    m->ops->rmsnorm_forward(v->xn2, v->rstd2, v->mid, W(m, l, LP_FFN_NORM), R, D, eps);
-    m->ops->rmsnorm_forward(v->xn1, v->rstd1, v->x, W(m, l, LP_ATTN_NORM), R, D, eps);
+    m->ops->rmsnorm_forward(v->xn2, v->rstd2, v->mid, W(m, lt, LP_FFN_NORM), R, D, eps);
+    m->ops->rmsnorm_forward(v->xn1, v->rstd1, v->x, W(m, lt, LP_ATTN_NORM), R, D, eps);
 }
 
 // d_res holds ∂loss/∂(layer output) on entry and ∂loss/∂(layer input) on exit
 // (this rank's rows).
-static void layer_backward(Model *m, const Activations *a, int l) {
-    if (m->recompute == RECOMPUTE_FULL) layer_forward(m, a, l, true);
+static void layer_backward(Model *m, const Activations *a, int lt, int l) {
+    if (m->recompute == RECOMPUTE_FULL) layer_forward(m, a, lt, l, true);
     LayerActs v = layer_acts(m, a, l);
-    if (m->recompute == RECOMPUTE_SELECTIVE) layer_recompute_cheap(m, &v, l);
+    if (m->recompute == RECOMPUTE_SELECTIVE) layer_recompute_cheap(m, &v, lt);
     int N = m->N, R = m->R, D = m->cfg.dim, F = m->ffn, HD = m->heads * m->hd;
-    float *g_ffn_norm = G(m, l, LP_FFN_NORM), *g_attn_norm = G(m, l, LP_ATTN_NORM);
+    float *g_ffn_norm = G(m, lt, LP_FFN_NORM), *g_attn_norm = G(m, lt, LP_ATTN_NORM);
     // ∂h and ∂gu overwrite h and gu: nothing reads them after this layer's backward.
     void *d_h = v.h, *d_gu = v.gu;
-    m->ops->linear_backward(d_h, G(m, l, LP_DOWN), rows_gather(m, m->d_res), v.h,
-                            W(m, l, LP_DOWN), N, F, D);
+    m->ops->linear_backward(d_h, G(m, lt, LP_DOWN), rows_gather(m, m->d_res), v.h,
+                            W(m, lt, LP_DOWN), N, F, D);
     m->ops->swiglu_backward(d_gu, d_h, v.gu, N, F);
-    m->ops->linear_backward(m->d_xn, G(m, l, LP_GATE), d_gu, rows_gather(m, v.xn2),
-                            W(m, l, LP_GATE), N, D, 2 * F);
+    m->ops->linear_backward(m->d_xn, G(m, lt, LP_GATE), d_gu, rows_gather(m, v.xn2),
+                            W(m, lt, LP_GATE), N, D, 2 * F);
     m->ops->rmsnorm_backward(m->d_res, norm_grad(m, g_ffn_norm, 0), rows_grad(m, m->d_xn), v.mid,
-                             W(m, l, LP_FFN_NORM), v.rstd2, R, D);
-    m->ops->linear_backward(m->d_att, G(m, l, LP_WO), rows_gather(m, m->d_res), v.att,
-                            W(m, l, LP_WO), N, HD, D);
+                             W(m, lt, LP_FFN_NORM), v.rstd2, R, D);
+    m->ops->linear_backward(m->d_att, G(m, lt, LP_WO), rows_gather(m, m->d_res), v.att,
+                            W(m, lt, LP_WO), N, HD, D);
     m->ops->attention_backward(m->d_qkv, m->att_work, m->d_att, v.qkv, v.att, v.state, m->B, m->T,
                             m->heads, m->kv_heads, m->hd);
     m->ops->rope_backward(m->d_qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
                        m->heads + m->kv_heads, m->hd);
-    m->ops->linear_backward(m->d_xn, G(m, l, LP_WQ), m->d_qkv, rows_gather(m, v.xn1),
-                            W(m, l, LP_WQ), N, D, m->qkv_dim);
+    m->ops->linear_backward(m->d_xn, G(m, lt, LP_WQ), m->d_qkv, rows_gather(m, v.xn1),
+                            W(m, lt, LP_WQ), N, D, m->qkv_dim);
     m->ops->rmsnorm_backward(m->d_res, norm_grad(m, g_attn_norm, 1), rows_grad(m, m->d_xn), v.x,
-                             W(m, l, LP_ATTN_NORM), v.rstd1, R, D);
+                             W(m, lt, LP_ATTN_NORM), v.rstd1, R, D);
     norm_grads_reduce(m, g_ffn_norm, g_attn_norm);
 }
 
-static void head_backward(Model *m, const Activations *a) {
+static void head_backward(Model *m, int s) {
     const ParamTable *t = &m->table;
     const ParamTensor *norm = &t->t[t->final_norm], *head = &t->t[t->lm_head];
     int N = m->N, D = m->cfg.dim;
@@ -448,7 +460,7 @@ static void head_backward(Model *m, const Activations *a) {
                          model_param(m, head), N, D, m->vocab_rows);
     const void *d_xn = rows_grad(m, m->d_xn);
     m->ops->zero(m->d_res, model_stage_elems(m) * m->ops->act_bytes);
-    void *x = act_at(m->ops, a->res, (size_t)m->part.n_layers * model_stage_elems(m));
+    void *x = model_chunk_output(m, s, last_chunk(m));
     m->ops->rmsnorm_backward(m->d_res, norm_grad(m, model_grad(m, norm), 0), d_xn, x,
                              model_param(m, norm), m->rstdf, m->R, D);
     norm_grads_reduce(m, model_grad(m, norm), NULL);
@@ -458,21 +470,23 @@ static void head_backward(Model *m, const Activations *a) {
 // ended after the embedding's own backward pass, so its gradient sums both
 // uses.  It is begun first: a holder of units (train/zero.c) has one buffer
 // for the largest unit, and gives a unit begun second the other.
-void model_backward(Model *m, int s) {
+void model_backward(Model *m, int s, int chunk) {
     Activations *a = &m->slots[s];
     const ParamTable *t = &m->table;
-    if (m->part.last) {
+    if (m->part.last && chunk == last_chunk(m)) {
         if (head_is_embedding(m)) unit_begin(m, t->embed_unit, PASS_BACKWARD);
         unit_begin(m, t->head_unit, PASS_BACKWARD);
-        head_backward(m, a);
+        head_backward(m, s);
         unit_end(m, t->head_unit, PASS_BACKWARD);
     }
-    for (int l = m->part.n_layers - 1; l >= 0; l--) {
-        unit_begin(m, params_layer_unit(t, l), PASS_BACKWARD);
-        layer_backward(m, a, l);
-        unit_end(m, params_layer_unit(t, l), PASS_BACKWARD);
+    int l0 = part_chunk_local0(&m->part, chunk);
+    for (int l = part_chunk_layers(&m->part, chunk) - 1; l >= 0; l--) {
+        int u = params_layer_unit(t, l0 + l);
+        unit_begin(m, u, PASS_BACKWARD);
+        layer_backward(m, a, l0 + l, l);
+        unit_end(m, u, PASS_BACKWARD);
     }
-    if (m->part.first) {
+    if (m->part.first && chunk == 0) {
         const ParamTensor *e = &t->t[t->embed];
         if (!head_is_embedding(m)) unit_begin(m, t->embed_unit, PASS_BACKWARD);
         m->ops->embedding_backward(model_grad(m, e), rows_gather(m, m->d_res), a->tokens, m->N,

@@ -20,14 +20,16 @@ typedef enum {
     RECOMPUTE_FULL,        // only the residual stream kept; each layer's forward rerun
 } Recompute;
 
-// Activations of one micro-batch in flight through this stage.  R is the
+// Activations of one micro-batch in flight through one chunk of this stage
+// (the whole stage without an interleaved pipeline).  R is the
 // residual stream's rows on this rank: N = B·T, or N / tp under sequence
 // parallelism (part.sp: rank r of the TP group holds rows [r·R, (r + 1)·R)).  Lk is the
-// number of local layers, or 1 under full recomputation (then only the
-// residual stream is kept per layer); Lc is the number of local layers
+// number of the chunk's layers, or 1 under full recomputation (then only the
+// residual stream is kept per layer); Lc is the number of the chunk's layers
 // without recomputation, or 1 under either (the norms' outputs, their 1/rms
 // and SwiGLU's output are recomputed from what is kept, into one layer's room).
 typedef struct {
+    // L: the layers of the largest chunk (all of the stage's without --vpp).
     void *res;          // (L + 1, R, D)  residual stream: res[l] enters layer l
     void *mid;          // (Lk, R, D)     residual after attention
     void *xn1;          // (Lc, R, D)     RMSNorm output feeding Q/K/V
@@ -87,7 +89,8 @@ typedef struct Model {
     void *logits;           // (N, vocab_rows), overwritten by their gradient
     float *ce_max, *ce_stats, *ce_loss;   // (N), (N, 2), (N)
     // Backward scratch.
-    void *d_res;            // (R, D) gradient of the residual stream
+    void *d_res;            // (R, D) gradient of the residual stream (the pipeline swaps in
+                            // its own buffer of the same size when a gradient arrives)
     void *d_xn;             // (N, D)
     // Sequence parallel only (NULL otherwise).
     void *gathered;         // (N, D) a norm's output or a gradient gathered from the TP group,
@@ -114,18 +117,21 @@ double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int
 
 // Copies a micro-batch's ids (host, N each) into slot s.
 void model_set_batch(Model *m, int s, const int32_t *tokens, const int32_t *targets);
-// First stage: embeds slot s's tokens into res[0].  Then runs this stage's
-// layers: res[0] → res[L].
-void model_forward(Model *m, int s);
+// Chunk `chunk` of this rank's model (part.n_chunks; 0 without an interleaved
+// pipeline) on slot s: on the first stage chunk 0 embeds the slot's tokens
+// into res[0]; then the chunk's L layers: res[0] → res[L].
+void model_forward(Model *m, int s, int chunk);
+// res[L] of slot s after chunk `chunk`: what goes to the next stage.
+void *model_chunk_output(const Model *m, int s, int chunk);
 // Last stage: final norm, LM head, vocab-parallel cross-entropy on res[L] of
-// slot s.  Returns Σ of the per-token losses of the micro-batch.  With
+// slot s (after the last chunk).  Returns Σ of the per-token losses of the micro-batch.  With
 // grad_scale != 0 the logits are replaced by grad_scale · ∂loss/∂logits.
 double model_head_forward(Model *m, int s, float grad_scale);
-// Backward pass of slot s: on the last stage from the head's logit gradient,
-// otherwise from d_res (the gradient of res[L] received from the next
-// stage).  Leaves the gradient of res[0] in d_res (first stage: applied to
-// the embedding).  Accumulates into the units' gradients.
-void model_backward(Model *m, int s);
+// Backward pass of chunk `chunk` on slot s: on the last stage's last chunk
+// from the head's logit gradient, otherwise from d_res (the gradient of res[L]
+// received from the next stage).  Leaves the gradient of res[0] in d_res (first
+// stage's chunk 0: applied to the embedding).  Accumulates into the units' gradients.
+void model_backward(Model *m, int s, int chunk);
 // Greedy next token at row `row` of slot s after model_forward +
 // model_head_forward(…, 0): argmax over the whole vocabulary (last stage).
 int32_t model_argmax(Model *m, int row);

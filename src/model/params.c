@@ -99,11 +99,12 @@ void params_build(ParamTable *pt, const ModelConfig *c, const ModelPart *part) {
     }
     pt->layers = pt->n;
     pt->layer_unit = pt->n_units;
-    for (int l = 0; l < part->n_layers; l++) {
-        int first = pt->n;
-        add_layer(pt, c, part, part->layer0 + l);
-        end_unit(pt, first, part, false);
-    }
+    for (int v = 0; v < part_chunks(part); v++)
+        for (int l = 0; l < part_chunk_layers(part, v); l++) {
+            int first = pt->n;
+            add_layer(pt, c, part, part_chunk_layer0(part, v) + l);
+            end_unit(pt, first, part, false);
+        }
     if (part->last) {
         pt->final_norm = pt->n;
         add_tensor(pt, "model.norm.weight", 1, c->dim, 1, SPLIT_NONE, part, -1);

@@ -52,14 +52,44 @@ enum {
 };
 
 // What part of the model this rank holds.
+enum { PART_MAX_CHUNKS = 16 };
 typedef struct {
     int tp, tp_rank;          // tensor-parallel size and coordinate
-    int layer0, n_layers;     // pipeline stage: layers [layer0, layer0 + n_layers)
-    bool first, last;         // holds the embedding / the final norm and LM head
+    int layer0, n_layers;     // pipeline stage: layers [layer0, layer0 + n_layers); with
+                              // chunks, n_layers counts all of them and layer0 is unused
+    // Interleaved pipeline (--vpp): the model chunks this rank holds, in the order
+    // they come in the model; chunk v is layers [chunk_layer0[v], + chunk_layers[v]).
+    // n_chunks 0 is one chunk, [layer0, layer0 + n_layers).
+    int n_chunks;
+    int chunk_layer0[PART_MAX_CHUNKS], chunk_layers[PART_MAX_CHUNKS];
+    bool first, last;         // holds the embedding (in its first chunk) / the final norm and
+                              // LM head (in its last)
     int dp;                   // data-parallel size: flat buffers are padded to a multiple of it
     bool sp;                  // sequence parallel: the residual stream's rows split over the
                               // tensor-parallel group (activations only; the weights are the same)
 } ModelPart;
+
+static inline int part_chunks(const ModelPart *p) { return p->n_chunks > 0 ? p->n_chunks : 1; }
+// Chunk v's first global layer and its layer count.
+static inline int part_chunk_layer0(const ModelPart *p, int v) {
+    return p->n_chunks > 0 ? p->chunk_layer0[v] : p->layer0;
+}
+static inline int part_chunk_layers(const ModelPart *p, int v) {
+    return p->n_chunks > 0 ? p->chunk_layers[v] : p->n_layers;
+}
+// Chunk v's first local layer (the local layers are the chunks' back to back).
+static inline int part_chunk_local0(const ModelPart *p, int v) {
+    int l = 0;
+    for (int c = 0; c < v; c++) l += part_chunk_layers(p, c);
+    return l;
+}
+// The most layers a chunk has.
+static inline int part_chunk_max_layers(const ModelPart *p) {
+    int most = 0;
+    for (int v = 0; v < part_chunks(p); v++)
+        if (part_chunk_layers(p, v) > most) most = part_chunk_layers(p, v);
+    return most;
+}
 
 typedef struct {
     ParamTensor *t;

@@ -104,12 +104,29 @@ bool hf_import(Model *m, const char *dir, char *err, int err_len) {
 
 // ---- export ----
 
-// The pipeline stage holding global tensor t, from every stage's first layer.
-static int owner_stage(const ParamTensor *t, const int *stage_layer0, int pp) {
+// The pipeline stage holding each layer (n_layers), from every stage's chunks.
+static int *layer_owners(const Model *m, const Grid *g) {
+    int mine[2 * PART_MAX_CHUNKS] = {0};   // (first layer, layer count) per chunk
+    for (int v = 0; v < part_chunks(&m->part); v++) {
+        mine[2 * v] = part_chunk_layer0(&m->part, v);
+        mine[2 * v + 1] = part_chunk_layers(&m->part, v);
+    }
+    int *all = xmalloc(sizeof mine * (size_t)g->pp);   // (pp, 2 · PART_MAX_CHUNKS)
+    comm_allgather(&g->pp_comm, mine, all, 2 * PART_MAX_CHUNKS, DTYPE_I32);
+    int *owner = xcalloc((size_t)m->cfg.n_layers, sizeof *owner);
+    for (int s = 0; s < g->pp; s++)
+        for (int v = 0; v < PART_MAX_CHUNKS; v++) {
+            const int *c = all + (size_t)s * 2 * PART_MAX_CHUNKS + 2 * v;
+            for (int l = c[0]; l < c[0] + c[1] && l < m->cfg.n_layers; l++) owner[l] = s;
+        }
+    free(all);
+    return owner;
+}
+
+// The pipeline stage holding global tensor t.
+static int owner_stage(const ParamTensor *t, const int *layer_owner, int pp) {
     if (t->layer < 0) return strcmp(t->name, "model.embed_tokens.weight") == 0 ? 0 : pp - 1;
-    int s = pp - 1;
-    while (s > 0 && stage_layer0[s] > t->layer) s--;
-    return s;
+    return layer_owner[t->layer];
 }
 
 // This rank's block of a tensor as fp32 on the host.
@@ -194,12 +211,12 @@ static SafetensorsWriter *open_export(const ParamTable *global, const char *dir,
 // Rank 0: gathers every tensor (all of them whatever happens, so that the
 // senders finish) and writes them while the writes succeed.
 static bool write_tensors(const Model *m, const Grid *g, const ParamTable *global,
-                          const int *stage_layer0, SafetensorsWriter *w, char *err, int len) {
+                          const int *layer_owner, SafetensorsWriter *w, char *err, int len) {
     bool ok = true;
     for (int i = 0; i < global->n; i++) {
         const ParamTensor *t = &global->t[i];
         float *full = xcalloc((size_t)(t->rows * t->cols), sizeof(float));
-        gather_tensor(m, g, t, i, owner_stage(t, stage_layer0, g->pp), full);
+        gather_tensor(m, g, t, i, owner_stage(t, layer_owner, g->pp), full);
         if (ok && !(ok = safetensors_writer_put(w, i, full, err, len))) safetensors_writer_abort(w);
         free(full);
     }
@@ -298,19 +315,18 @@ bool hf_export_try(const Model *m, const Grid *g, const char *dir, const HfExpor
                    char *err, int len) {
     ParamTable global;
     params_build_global(&global, &m->cfg);
-    int *stage_layer0 = xmalloc((size_t)g->pp * sizeof(int));
-    comm_allgather(&g->pp_comm, &m->part.layer0, stage_layer0, 1, DTYPE_I32);
+    int *layer_owner = layer_owners(m, g);   // (n_layers) pipeline stage
     bool root = g->world_rank == 0;
     err[0] = 0;
     SafetensorsWriter *w = root && tokenizer_fits(m, x, err, len)
                                ? open_export(&global, dir, x->bf16, err, len) : NULL;
     bool ok = agree_root(g, !root || w, err, len);
     if (ok && root)
-        ok = write_tensors(m, g, &global, stage_layer0, w, err, len) &&
+        ok = write_tensors(m, g, &global, layer_owner, w, err, len) &&
              write_config(m, dir, x, err, len);
     else if (ok)
         send_my_blocks(m, g, &global);
-    free(stage_layer0);
+    free(layer_owner);
     params_free(&global);
     return agree_root(g, ok, err, len);
 }

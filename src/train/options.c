@@ -55,7 +55,11 @@ static const CliOption specs[] = {
      "sequence parallel (Megatron's, with --tp > 1): norms, residual adds and the embedding's "
      "output split along the sequence over the tensor-parallel group (activations / tp)"},
     {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
-    {"pp-layers", 0, STR(pp_layers), "layers per pipeline stage, e.g. 3,5"},
+    {"vpp", 0, NUM(CLI_INT, vpp),
+     "model chunks per pipeline rank, run with interleaved 1F1B (Megatron's virtual pipeline: "
+     "the bubble shrinks vpp-fold; --grad-accum a multiple of --pp)"},
+    {"pp-layers", 0, STR(pp_layers), "layers per pipeline stage (with --vpp: per model chunk, "
+     "pp · vpp of them in model order), e.g. 3,5"},
     {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage over data-parallel ranks: 0 none, 1 optimizer states, 2 and gradients, 3 and weights"},
     {"overlap-grad-reduce", 0, NUM(CLI_INT, overlap_grad_reduce),
      "ZeRO 0: all-reduce each layer's gradients during the backward pass (1) or after it (0)"},
@@ -146,7 +150,7 @@ void options_defaults(TrainOptions *o) {
     o->weight_decay = 0.1;
     o->min_lr_ratio = 0.1;
     o->grad_clip = 1.0;
-    o->tp = o->pp = 1;
+    o->tp = o->pp = o->vpp = 1;
     o->overlap_grad_reduce = 1;
     o->device = DEVICE_CPU;
     o->mixed_precision = PRECISION_OF_DEVICE;

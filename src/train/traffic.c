@@ -56,11 +56,12 @@ static double tied_bytes(const ModelConfig *c, const ModelPart *p, const MemoryL
     return ring_allreduce(grad, 2) + (lay->zero > 0 ? ring_allreduce(grad, dp) : 0);
 }
 
-// Pipeline: each micro-batch's activation forward and its gradient back, and
-// the tied embedding's gradient.
+// Pipeline: each micro-batch's activation forward and its gradient back from
+// each chunk (but the model's last and first), and the tied embedding's gradient.
 static double pp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay, int dp) {
     double act = (double)lay->B * lay->T * c->dim * (double)lay->act_bytes / (p->sp ? p->tp : 1);
-    return lay->grad_accum * act * ((p->last ? 0 : 1) + (p->first ? 0 : 1)) +
+    int V = part_chunks(p);
+    return lay->grad_accum * act * ((V - (p->last ? 1 : 0)) + (V - (p->first ? 1 : 0))) +
            tied_bytes(c, p, lay, dp);
 }
 

@@ -86,6 +86,26 @@ static bool check_sequence_parallel(const TrainOptions *o, const ModelConfig *cf
     return false;
 }
 
+// --vpp: model chunks per pipeline rank, run interleaved.
+static bool check_interleaving(const TrainOptions *o, char *err, int err_len) {
+    if (o->vpp < 1 || o->vpp > PART_MAX_CHUNKS)
+        snprintf(err, err_len, "--vpp %d: give 1 to %d model chunks per pipeline rank", o->vpp,
+                 PART_MAX_CHUNKS);
+    else if (o->vpp > 1 && o->pp < 2)
+        snprintf(err, err_len, "--vpp %d interleaves model chunks over pipeline stages, but --pp "
+                 "is %d; give --pp 2 or more, or leave --vpp out", o->vpp, o->pp);
+    else if (o->vpp > 1 && o->device == DEVICE_CUDA && o->device_comm == DEVICE_COMM_NCCL)
+        snprintf(err, err_len, "--vpp %d on GPUs needs --device-comm mpi for now: over NCCL the "
+                 "interleaved schedule's sends and receives on one stream per direction could "
+                 "deadlock (validation/gpu/pipeline_streams.py)", o->vpp);
+    else if (o->vpp > 1 && !o->eval_only && o->grad_accum % o->pp != 0)
+        snprintf(err, err_len, "--vpp %d runs micro-batches in groups of --pp %d: --grad-accum %d "
+                 "is not a multiple of it; give a multiple of %d", o->vpp, o->pp, o->grad_accum,
+                 o->pp);
+    else return true;
+    return false;
+}
+
 bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
                            int err_len) {
     if (!check_ranges(o, cfg, err, err_len)) return false;
@@ -93,8 +113,10 @@ bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int wo
         return false;
     if (!grid_check_layout(cfg, world, o->tp, o->pp, o->zero, err, err_len)) return false;
     if (!check_sequence_parallel(o, cfg, err, err_len)) return false;
-    int *counts = xcalloc((size_t)o->pp, sizeof *counts);   // layers per stage
-    bool ok = pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, counts, err, err_len);
+    if (!check_interleaving(o, err, err_len)) return false;
+    int *counts = xcalloc((size_t)(o->pp * o->vpp), sizeof *counts);   // layers per chunk
+    bool ok = pipeline_split_layers(o->pp_layers, cfg->n_layers, o->pp, o->vpp, counts, err,
+                                    err_len);
     free(counts);
     return ok;
 }
@@ -103,7 +125,8 @@ static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int dp, 
                          int pp_rank) {
     ModelPart p;
     char err[256];
-    if (!pipeline_part(o->pp_layers, cfg, o->tp, tp_rank, dp, o->pp, pp_rank, &p, err, sizeof err))
+    if (!pipeline_part(o->pp_layers, cfg, o->tp, tp_rank, dp, o->pp, o->vpp, pp_rank, &p, err,
+                       sizeof err))
         fatal("%s", err);
     p.sp = o->sp;
     return p;
@@ -140,19 +163,27 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
     info("model FLOPs per token at sequence %d: %.4g (6N + 12·layers·dim·seq)", T,
          config_flops_per_token(c, T));
     bool overlap = optimizer_overlaps(o->overlap_grad_reduce, o->zero, dp) || (o->zero >= 2 && dp > 1);
-    info("layout: %d ranks = dp %d × tp %d%s × pp %d, ZeRO-%d, micro-batch %d, grad-accum %d, "
+    char vpp[32] = "";
+    if (o->vpp > 1) snprintf(vpp, sizeof vpp, " (%d chunks each)", o->vpp);
+    info("layout: %d ranks = dp %d × tp %d%s × pp %d%s, ZeRO-%d, micro-batch %d, grad-accum %d, "
          "%s on %s, recompute %s%s%s", world, dp, o->tp, o->sp ? " (sequence parallel)" : "",
-         o->pp, o->zero, o->batch_size, o->grad_accum,
+         o->pp, vpp, o->zero, o->batch_size, o->grad_accum,
          precision_name(o->precision), device_name(o->device),
          model_recompute_name(options_recompute(o)),
          !overlap ? "" : o->zero == 0 ? ", gradient all-reduce per layer during the backward pass"
                                       : ", gradient reduce-scatter per layer during the backward pass",
          o->offload != 1 ? "" : o->device == DEVICE_CPU ? ", offload optimizer (host memory already)"
                                                         : ", optimizer offloaded to host memory");
-    if (o->pp > 1)
+    if (o->pp > 1 && o->vpp == 1)
         info("pipeline: 1F1B over %d micro-batches on %d stages: each stage idles %.1f%% of the "
              "step (bubble (pp - 1)/(micro-batches + pp - 1), equal stages)", o->grad_accum, o->pp,
-             100.0 * pipeline_bubble(o->pp, o->grad_accum));
+             100.0 * pipeline_bubble(o->pp, o->grad_accum, 1));
+    else if (o->pp > 1)
+        info("pipeline: interleaved 1F1B over %d micro-batches on %d stages of %d model chunks "
+             "each: each stage idles %.1f%% of the step (bubble (pp - 1)/(vpp · micro-batches + "
+             "pp - 1), equal chunks; plain 1F1B: %.1f%%)", o->grad_accum, o->pp, o->vpp,
+             100.0 * pipeline_bubble(o->pp, o->grad_accum, o->vpp),
+             100.0 * pipeline_bubble(o->pp, o->grad_accum, 1));
     char err[256];
     info("attention: %s",
          ops_attention_for(o->device, o->attention, err, sizeof err));
@@ -495,7 +526,7 @@ static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const Model
     t->M = M;
     grid_create(&t->grid, o->tp, o->pp, cfg->tie_embeddings);
     t->part = part_of(o, cfg, t->grid.dp, t->grid.tp_rank, t->grid.pp_rank);
-    int slots = pipeline_slots(t->grid.pp, t->grid.pp_rank, M);
+    int slots = pipeline_slots(t->grid.pp, t->grid.pp_rank, M, part_chunks(&t->part));
     t->model = model_create(ops, cfg, &t->part, &t->grid.tp_comm, B, T, slots,
                             options_recompute(o), o->eval_only ? MODEL_HOLDS_ALL : zero_model_holds(o->zero));
     t->pipeline = pipeline_create(t->model, &t->grid);
@@ -760,6 +791,7 @@ static bool train_step(Trainer *t) {
     uint64_t first = t->state.consumed;
     fill_rows(t);
     double lr = lr_at(&t->optim->cfg, t->optim->step);
+    double idle0 = pipeline_idle_seconds(t->pipeline);
     double local = pipeline_train(t->pipeline, &(PipelineFeed){feed_batch, feed_before_backward, t}, t->M, grad_scale(t, first));
     double norm = optimizer_reduce(t->optim);
     double loss = global_loss_sum(t, local) / step_tokens(t);
@@ -777,6 +809,7 @@ static bool train_step(Trainer *t) {
     if (t->step >= t->opt.bench_warmup) {
         t->bench_tokens += step_tokens(t);
         t->bench_seconds += seconds;
+        t->bench_idle += pipeline_idle_seconds(t->pipeline) - idle0;
     }
     t->step++;
     if (t->opt.max_bad_steps == 0 || t->bad_steps < t->opt.max_bad_steps) return true;
@@ -929,6 +962,22 @@ int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, const 
     return len;
 }
 
+// The pipeline's idle share of the benchmarked steps, measured (each rank's
+// time waiting for another stage, averaged over the ranks) and predicted; 0
+// without a pipeline.
+static double print_bench_bubble(Trainer *t) {
+    if (t->grid.pp == 1) return 0;
+    double share = t->bench_idle / t->bench_seconds;
+    comm_allreduce(&t->grid.world, &share, 1, DTYPE_F64, REDUCE_SUM);
+    share /= t->grid.world_size;
+    int V = part_chunks(&t->part);
+    info("bench: pipeline idle %.1f%% of the step (measured: waiting for another stage, mean of "
+         "the ranks); bubble %.1f%% predicted for %d micro-batches on %d stages%s", 100 * share,
+         100 * pipeline_bubble(t->grid.pp, t->M, V), t->M, t->grid.pp,
+         V > 1 ? " interleaved" : "");
+    return share;
+}
+
 static void print_bench(Trainer *t) {
     if (!t->opt.bench) return;
     if (t->bench_seconds <= 0) {
@@ -940,11 +989,14 @@ static void print_bench(Trainer *t) {
                        t->grid.world_size, t->peak_tflops);
     s.peak_mem = peak_memory(t);
     comm_allreduce(&t->grid.world, &s.peak_mem, 1, DTYPE_F64, REDUCE_MAX);
-    char mem[32], recompute[32] = "";
+    char mem[32], recompute[96] = "";
     if (t->model->recompute != RECOMPUTE_NONE)
         snprintf(recompute, sizeof recompute, ", recompute %s",
                  model_recompute_name(t->model->recompute));
     if (t->part.sp) strcat(recompute, ", sequence parallel");
+    if (part_chunks(&t->part) > 1)
+        snprintf(recompute + strlen(recompute), sizeof recompute - strlen(recompute),
+                 ", %d chunks per stage interleaved", part_chunks(&t->part));
     const char *peak_from = t->opt.peak_tflops > 0            ? "given"
                             : t->model->ops->host_memory ? "measured sgemm"
                                                          : "datasheet";
@@ -954,12 +1006,14 @@ static void print_bench(Trainer *t) {
          t->B, t->M, t->T, recompute, s.tokens_per_s / t->T,
          s.tokens_per_s, s.tflops, 100 * s.mfu, t->peak_tflops,
          peak_from, format_bytes(s.peak_mem, mem, sizeof mem));
+    double idle = print_bench_bubble(t);
     if (t->log) {
         char line[512];
         snprintf(line, sizeof line, "{\"bench\": true, \"samples_per_s\": %.6g, \"tokens_per_s\": %.6g, "
                  "\"tflops\": %.6g, \"mfu\": %.6g, \"peak_tflops\": %.6g, \"peak_mem_gib\": %.6g, "
-                 "\"steps\": %lld}", s.tokens_per_s / t->T, s.tokens_per_s, s.tflops, s.mfu,
-                 t->peak_tflops, s.peak_mem / 1073741824.0, (long long)(t->step - t->opt.bench_warmup));
+                 "\"pipeline_idle\": %.6g, \"steps\": %lld}", s.tokens_per_s / t->T, s.tokens_per_s,
+                 s.tflops, s.mfu, t->peak_tflops, s.peak_mem / 1073741824.0, idle,
+                 (long long)(t->step - t->opt.bench_warmup));
         logfile_line(t->log, line);
     }
 }

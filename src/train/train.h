@@ -32,6 +32,7 @@ typedef struct Trainer {
     double start_time;
     LogFile *log, *dump;
     double bench_tokens, bench_seconds;   // after the warm-up steps
+    double bench_idle;       // of bench_seconds: waiting for another pipeline stage
     // Divergence handling (see DESIGN.md): skipped steps, spikes, rollback.
     LossWindow losses;           // losses of recent healthy steps, for spike z-scores
     int bad_steps;               // skipped or spiking steps in a row

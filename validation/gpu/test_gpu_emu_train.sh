@@ -7,7 +7,8 @@
 # emulator's collectives go through MPI on its host-memory "device").  Then
 # the host-staged device communication (--device-comm mpi, src/comm/comm_staged.c)
 # in every parallel layout, 3 steps each against a 3-step CPU run: tp2 with
-# sequence parallelism (plain tp2 is in tp2 × pp2), pp2,
+# sequence parallelism (plain tp2 is in tp2 × pp2), pp2 interleaved (two chunks
+# per stage; plain pp2 is in tp2 × pp2 too),
 # dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2.  This
 # checks the whole op table inside the model, the optimizer and the schedule
 # without a GPU; the same runs on a real GPU are test_gpu_train.sh.
@@ -63,7 +64,7 @@ for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" \
          "bf16-dp2-overlap text 2 -c tiny -x bf16 -b 1 --grad-accum 2 -d $TMP/data" \
          "bf16-hd64 hd64 1 -c $TMP/hd64.model -x bf16 -d $TMP/data" \
          "mpi-tp2-sp text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --tp 2 --sp -d $TMP/data" \
-         "mpi-pp2 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
+         "mpi-pp2-vpp2 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --pp 2 --vpp 2 --grad-accum 2 -b 2 -d $TMP/data" \
          "mpi-dp2-zero1 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --zero 1 -b 2 -d $TMP/data" \
          "mpi-dp2-zero2 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --zero 2 -b 1 --grad-accum 2 -d $TMP/data" \
          "mpi-dp2-zero3-offload text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --zero 3 --offload optimizer -b 1 --grad-accum 2 -d $TMP/data" \

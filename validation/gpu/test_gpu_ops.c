@@ -629,9 +629,9 @@ static void test_model(Recompute recompute, int dim, int heads, int kv_heads) {
             for (size_t i = 0; i < m->table.numel; i++) host[i] = bf16_round(host[i]);
         ops->act_from_host_f32(m->params, host, m->table.numel);
         model_set_batch(m, 0, tok, tgt);
-        model_forward(m, 0);
+        model_forward(m, 0, 0);
         loss[k] = model_head_forward(m, 0, 1.0f / m->N) / m->N;
-        model_backward(m, 0);
+        model_backward(m, 0, 0);
         numel = m->table.numel;
         grads[k] = malloc(numel * sizeof(float));
         ops->to_host(grads[k], m->grads, numel * sizeof(float));

@@ -103,6 +103,8 @@ ONE_GPU=${ONE_GPU%%,*}
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" tp2 "tp2" 2 "${TP2[@]}"
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" tp2-sp "tp2, sequence parallel" 2 "${TP2[@]}" --sp
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" pp2 "pp2 × 4 micro-batches" 2 "${PP2[@]}"
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" pp2-vpp3 "pp2 × 4 micro-batches, 3 chunks each" \
+  2 "${PP2[@]}" --vpp 3
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero1 "dp2 ZeRO-1" 2 "${DP2[@]}" --zero 1
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero2 "dp2 ZeRO-2" 2 "${DP2[@]}" --zero 2
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-zero3 "dp2 ZeRO-3" 2 "${DP2[@]}" --zero 3

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The 1F1B schedule cannot deadlock on the CUDA backend's NCCL streams: a model
+# The 1F1B schedule cannot deadlock on the CUDA backend's NCCL streams (and the
+# interleaved one could, so it is refused there): a model
 # of the schedule's host calls and device streams (validation/gpu/pipeline_streams.py).
 source "$(dirname "$0")/../lib.sh"
 if ! command -v python3 >/dev/null; then skip "1F1B on NCCL streams" "python3 is not installed"; finish; fi

@@ -32,7 +32,7 @@ static void set_batch(uint64_t seed) {
 
 // Mean token loss at the current weights.
 static double loss(void) {
-    model_forward(m, 0);
+    model_forward(m, 0, 0);
     return model_head_forward(m, 0, 0.0f) / m->N;
 }
 
@@ -143,9 +143,9 @@ int main(int argc, char **argv) {
                     : params[t->offset + k] * 8.0f;
         }
         set_batch(7);
-        model_forward(m, 0);
+        model_forward(m, 0, 0);
         model_head_forward(m, 0, 1.0f / m->N);
-        model_backward(m, 0);
+        model_backward(m, 0, 0);
         for (int i = 0; i < m->table.n; i++) check_tensor(&m->table.t[i], params, m->grads);
         check_end();
         model_free(m);

@@ -107,7 +107,7 @@ static Model *run(const char *dir, const ModelConfig *cfg, const Grid *grid, con
         return NULL;
     }
     model_set_batch(m, 0, b->in, b->tg);
-    model_forward(m, 0);
+    model_forward(m, 0, 0);
     *loss = model_head_forward(m, 0, 0.0f) / (b->B * b->T);
     return m;
 }

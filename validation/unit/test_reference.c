@@ -73,7 +73,7 @@ static double max_rel_error(const float *a, const float *b, size_t n) {
 static void check_logits_and_grads(Model *m, const float *tokens) {
     check_begin("reference logits and loss match transformers to 1e-5");
     set_step_batch(m, tokens, 0);
-    model_forward(m, 0);
+    model_forward(m, 0, 0);
     double loss = model_head_forward(m, 0, 0.0f) / m->N;
     int64_t n;
     float *want = golden_tensor("logits", &n), *want_loss = golden_tensor("loss", &n);
@@ -86,7 +86,7 @@ static void check_logits_and_grads(Model *m, const float *tokens) {
 
     check_begin("reference gradients of every tensor match transformers to 1e-4");
     model_head_forward(m, 0, 1.0f / m->N);
-    model_backward(m, 0);
+    model_backward(m, 0, 0);
     for (int i = 0; i < m->table.n; i++) {
         const ParamTensor *t = &m->table.t[i];
         char name[160];
@@ -124,9 +124,9 @@ static void check_training(Model *m, Grid *g, const float *tokens) {
     float *want = golden_tensor("step_losses", &n), *norms = golden_tensor("step_grad_norms", &n);
     for (int s = 0; s < steps; s++) {
         set_step_batch(m, tokens, s);
-        model_forward(m, 0);
+        model_forward(m, 0, 0);
         double loss = model_head_forward(m, 0, 1.0f / m->N) / m->N;
-        model_backward(m, 0);
+        model_backward(m, 0, 0);
         double norm = optimizer_step(o);
         char what[64];
         snprintf(what, sizeof what, "loss of step %d", s + 1);
