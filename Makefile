@@ -3,6 +3,7 @@
 #
 #   make SANITIZE=1 ...   AddressSanitizer + UndefinedBehaviorSanitizer build (in build-asan/)
 #   make test-asan        the whole suite under that build
+#   make test-full        the long suites (validation/full/: every layout of <= 8 ranks)
 #   make CUDA=0           leave the CUDA backend out even when nvcc is found
 #   make CUDNN=0          leave cuDNN's flash attention out even when cuDNN is found
 #                         (CUDNN_HOME=dir: cuDNN outside the CUDA toolkit)
@@ -118,7 +119,7 @@ TESTS     := $(TEST_SRC:validation/unit/%.c=$(BUILD)/tests/%)
 GPU_TEST_SRC := $(wildcard validation/gpu/test_*.c)
 TESTS     += $(GPU_TEST_SRC:validation/gpu/%.c=$(BUILD)/tests/%) $(EMU_BINS)
 
-.PHONY: all deps programs run run-spm test test-asan test-mutants bench fuzz fuzz-build clean
+.PHONY: all deps programs run run-spm test test-full test-asan test-mutants bench fuzz fuzz-build clean
 .DEFAULT_GOAL := all
 
 all: deps
@@ -214,6 +215,11 @@ run-spm: all
 # The whole validation suite; its last line is "N passed, N failed".
 test: all
 	@BUILD=$(BUILD) bash validation/run.sh
+
+# The long suites (validation/full/): every layout of at most 8 ranks against one
+# rank; about 7 minutes on 2 cores.
+test-full: all
+	@BUILD=$(BUILD) LLAMA_FULL=1 bash validation/run.sh full/
 
 test-asan:
 	@$(MAKE) --no-print-directory SANITIZE=1 test

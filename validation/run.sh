@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The validation suite behind `make test`: every C unit test in $BUILD/tests and
 # every validation/test_*.sh and validation/gpu/test_*.sh script (the GPU tests
-# report themselves skipped where no GPU is visible).  `run.sh NAME` runs the
+# report themselves skipped where no GPU is visible); with LLAMA_FULL=1 also the
+# long suites of validation/full/ (`make test-full` runs those alone).  `run.sh NAME` runs the
 # tests whose path contains NAME (`run.sh gpu`: the GPU tests).  Each prints PASS/FAIL/SKIP lines
 # (also read when indented or prefixed by mpirun's "[1,0]<stdout>:"); one failure each is
 # counted for a program that exits non-zero without a FAIL line, one that prints no result
@@ -63,7 +64,9 @@ for t in "$BUILD"/tests/test_*; do
   [ -n "$only" ] && [[ "$t" != *"$only"* ]] && continue
   run_one "$(basename "$t")" "$t"
 done
-for t in validation/test_*.sh validation/gpu/test_*.sh; do
+full=""
+[ -n "${LLAMA_FULL:-}" ] && full="validation/full/test_*.sh"   # make test-full
+for t in validation/test_*.sh validation/gpu/test_*.sh $full; do
   [ -f "$t" ] || continue
   [ -n "$only" ] && [[ "$t" != *"$only"* ]] && continue
   run_one "$(basename "$t" .sh)" bash "$t"

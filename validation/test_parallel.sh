@@ -13,47 +13,13 @@
 # then offload, recomputation, sequence parallelism and the interleaved
 # pipeline on a selection of them.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/layout_lib.sh"
 scratch
 DATA=$TMP/data
 make_byte_shards "$DATA"
 GLOBAL=16   # sequences per optimizer step, whatever the layout
 BASE=(-c tiny -d "$DATA" -l 32 --steps 10 --lr 1e-3 --warmup-steps 2 --seed 7 --peak-tflops 1)
 COMMON=("${BASE[@]}")
-
-# run NAME RANKS TP PP ZERO ACCUM [ARGS...]: trains, logs to $TMP/NAME.jsonl, exports to $TMP/NAME.hf
-run() {
-  local name=$1 np=$2 tp=$3 pp=$4 zero=$5 accum=$6
-  shift 6
-  local dp=$((np / (tp * pp)))
-  local b=$((GLOBAL / (dp * accum)))
-  timeout 300 "${MPIRUN[@]}" -np "$np" "$BIN/llama-train" "${COMMON[@]}" -b "$b" \
-    --grad-accum "$accum" --tp "$tp" --pp "$pp" --zero "$zero" --log "$TMP/$name.jsonl" \
-    --export-hf "$TMP/$name.hf" "$@" >"$TMP/$name.out" 2>&1
-}
-
-# field_match KEY A B: every logged KEY of A within 1e-5 relative of B's; a
-# value that is not a finite number (null, nan: awk would read 0) never matches.
-field_match() {
-  awk -v key="\"$1\": " 'FNR==1{f++} index($0, key) {split(substr($0, index($0, key) + length(key)), v, /[,}]/);
-      x[f,FNR]=v[1]; n[f]=FNR}
-    END { if (n[1] != 10 || n[2] != 10) { print "steps " n[1] " vs " n[2]; exit 1 }
-          num = "^-?[0-9]+(\\.[0-9]*)?([eE][-+]?[0-9]+)?$"
-          for (i = 1; i <= 10; i++) { a = x[1,i]; b = x[2,i]
-            if (a !~ num || b !~ num) { printf "step %d: %s vs %s (not finite)\n", i, a, b; exit 1 }
-            d = a - b; if (d < 0) d = -d;
-            if (d > 1e-5 * (b < 0 ? -b : b)) { printf "step %d: %s vs %s\n", i, a, b; exit 1 } } }' "$2" "$3"
-}
-losses_match() { field_match loss "$1" "$2" && field_match grad_norm "$1" "$2"; }
-
-check_layout() {
-  local name=$1 accum=$6 why
-  if ! run "$@"; then fail "$name" "run failed: $(tail -n 3 "$TMP/$name.out")"; return; fi
-  if ! why=$(losses_match "$TMP/$name.jsonl" "$TMP/ref$accum.jsonl"); then fail "$name" "losses: $why"; return; fi
-  if ! why=$("$BIN/llama-ckpt" compare "$TMP/$name.hf" "$TMP/ref$accum.hf" --rtol 1e-5 2>&1); then
-    fail "$name" "weights: $why"; return
-  fi
-  pass "$name: 10 losses, gradient norms and final weights equal one rank's"
-}
 
 for accum in 1 4; do
   run "ref$accum" 1 1 1 0 "$accum" || { fail "one-rank reference" "$(tail -n 3 "$TMP/ref$accum.out")"; finish; }
