@@ -195,6 +195,26 @@ static void wait_input(Pipeline *p, const Comm *c, CommRequest *r) {
     p->idle += now_seconds() - t0;
 }
 
+// Item it's input into slot's res[0], from the previous stage (the last
+// stage's chunk v − 1 for the first stage's v); nothing for the model's first chunk.
+static CommRequest input_post(const Schedule *s, int slot, Item it) {
+    const Model *m = s->m;
+    if (starts_model(s, it)) return comm_request_none();
+    return comm_dev_irecv(&s->g->pp_comm, m->slots[slot].res, model_stage_elems(m),
+                          model_act_dtype(m), prev_stage(s->g), act_tag(s, it.mb, it.chunk));
+}
+
+// Item it's output in slot, sent to the next stage (the last stage's chunk v
+// feeds the first stage's v + 1); nothing after the model's last chunk.
+static CommRequest output_post(const Schedule *s, int slot, Item it) {
+    const Model *m = s->m;
+    if (ends_model(s, it)) return comm_request_none();
+    int to_chunk = s->g->pp_rank == s->g->pp - 1 ? it.chunk + 1 : it.chunk;
+    return comm_dev_isend(&s->g->pp_comm, model_chunk_output(m, slot, it.chunk),
+                          model_stage_elems(m), model_act_dtype(m), next_stage(s->g),
+                          act_tag(s, it.mb, to_chunk));
+}
+
 static void load_batch(Schedule *s, int mb, int slot) {
     s->feed->batch(s->feed->ctx, mb, s->p->tokens, s->p->targets);
     model_set_batch(s->m, slot, s->p->tokens, s->p->targets);
@@ -210,22 +230,13 @@ static void forward_one(Schedule *s, int k, bool train) {
     Item it = schedule_item(s, k, true);
     int slot = slot_take(s, it, k, train);
     const Comm *pp = &s->g->pp_comm;
-    CommRequest r = comm_request_none();
-    if (!starts_model(s, it))
-        r = comm_dev_irecv(pp, m->slots[slot].res, model_stage_elems(m), model_act_dtype(m),
-                           prev_stage(s->g), act_tag(s, it.mb, it.chunk));
+    CommRequest r = input_post(s, slot, it);
     comm_dev_wait(pp, &s->p->act_send[slot]);   // the slot's previous output has left
     load_batch(s, it.mb, slot);
     wait_input(s->p, pp, &r);
     model_forward(m, slot, it.chunk);
-    if (ends_model(s, it)) {
-        s->loss += model_head_forward(m, slot, train ? s->grad_scale : 0.0f);
-        return;
-    }
-    int to_chunk = s->g->pp_rank == s->g->pp - 1 ? it.chunk + 1 : it.chunk;
-    s->p->act_send[slot] = comm_dev_isend(pp, model_chunk_output(m, slot, it.chunk),
-                                          model_stage_elems(m), model_act_dtype(m),
-                                          next_stage(s->g), act_tag(s, it.mb, to_chunk));
+    if (ends_model(s, it)) s->loss += model_head_forward(m, slot, train ? s->grad_scale : 0.0f);
+    s->p->act_send[slot] = output_post(s, slot, it);
 }
 
 static void backward_one(Schedule *s, int k) {
@@ -283,24 +294,15 @@ double pipeline_eval(Pipeline *p, const PipelineFeed *feed, int M) {
 
 // Slot 0 through every chunk in turn; nothing else is in flight.
 void pipeline_forward_logits(Pipeline *p) {
-    Model *m = p->m;
     const Comm *pp = &p->g->pp_comm;
     Schedule s = schedule_begin(p, NULL, 1, 0.0f);
     for (int v = 0; v < p->V; v++) {
         Item it = {0, v};
-        if (!starts_model(&s, it)) {
-            CommRequest r = comm_dev_irecv(pp, m->slots[0].res, model_stage_elems(m),
-                                           model_act_dtype(m), prev_stage(p->g), act_tag(&s, 0, v));
-            comm_dev_wait(pp, &r);
-        }
-        model_forward(m, 0, v);
-        if (ends_model(&s, it)) {
-            model_head_forward(m, 0, 0.0f);
-            continue;
-        }
-        int to_chunk = p->g->pp_rank == p->g->pp - 1 ? v + 1 : v;
-        CommRequest r = comm_dev_isend(pp, model_chunk_output(m, 0, v), model_stage_elems(m),
-                                       model_act_dtype(m), next_stage(p->g), act_tag(&s, 0, to_chunk));
+        CommRequest r = input_post(&s, 0, it);
+        comm_dev_wait(pp, &r);
+        model_forward(p->m, 0, v);
+        if (ends_model(&s, it)) model_head_forward(p->m, 0, 0.0f);
+        r = output_post(&s, 0, it);
         comm_dev_wait(pp, &r);
     }
 }
