@@ -38,3 +38,10 @@ check_layout() {
   fi
   pass "$name: 10 losses, gradient norms and final weights equal one rank's"
 }
+
+# layout_model FILE LAYERS: the layout tests' model file, LAYERS layers of dim 64
+# with grouped-query attention (8 heads, 4 KV heads) and a vocabulary of 250
+# (padded to 252 under TP 4).
+layout_model() {
+  printf 'dim = 64\nn_layers = %d\nn_heads = 8\nn_kv_heads = 4\nffn_dim = 192\nvocab_size = 250\nmax_seq_len = 64\nrope_theta = 10000\nnorm_eps = 1e-5\n' "$2" >"$1"
+}

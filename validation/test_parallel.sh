@@ -79,17 +79,7 @@ check_layout "tp2pp2-vpp2-accum4-recompute-selective" 4 2 2 0 4
 
 # A vocabulary TP does not divide (padded to 252 on tp4) and a hand-made
 # uneven pipeline split, on synthetic tokens.
-cat >"$TMP/v250.model" <<'M'
-dim = 64
-n_layers = 4
-n_heads = 8
-n_kv_heads = 4
-ffn_dim = 192
-vocab_size = 250
-max_seq_len = 64
-rope_theta = 10000
-norm_eps = 1e-5
-M
+layout_model "$TMP/v250.model" 4
 COMMON=(-c "$TMP/v250.model" --bench -l 32 --steps 10 --lr 1e-3 --warmup-steps 2 --seed 7 --peak-tflops 1)
 run "ref-v250" 1 1 1 0 4 || fail "vocab-250 reference" "$(tail -n 3 "$TMP/ref-v250.out")"
 cp "$TMP/ref-v250.jsonl" "$TMP/ref4.jsonl"; rm -rf "$TMP/ref4.hf"; cp -r "$TMP/ref-v250.hf" "$TMP/ref4.hf"
@@ -104,7 +94,7 @@ check_layout "vocab250-pp2-layers-1-3" 2 1 2 0 4
 # uneven sizes by hand (model order: stage 0, 1, 0, 1).  At lr 1e-3 Adam makes
 # the reduction-order noise of dp2 × pp4 ZeRO-2 1.3e-5 of the weights, with or
 # without --vpp (the two runs agree to every digit); at 3e-4, 4e-6.
-sed -e 's/^n_layers = 4/n_layers = 8/' "$TMP/v250.model" >"$TMP/l8.model"
+layout_model "$TMP/l8.model" 8
 COMMON=(-c "$TMP/l8.model" --bench -l 32 --steps 10 --lr 3e-4 --warmup-steps 2 --seed 7 --peak-tflops 1)
 run "ref-l8" 1 1 1 0 4 || fail "8-layer reference" "$(tail -n 3 "$TMP/ref-l8.out")"
 cp "$TMP/ref-l8.jsonl" "$TMP/ref4.jsonl"; rm -rf "$TMP/ref4.hf"; cp -r "$TMP/ref-l8.hf" "$TMP/ref4.hf"

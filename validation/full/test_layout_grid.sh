@@ -13,17 +13,7 @@ source "$(dirname "$0")/../layout_lib.sh"
 scratch
 GLOBAL=32
 ACCUM=4
-cat >"$TMP/l8.model" <<'M'
-dim = 64
-n_layers = 8
-n_heads = 8
-n_kv_heads = 4
-ffn_dim = 192
-vocab_size = 250
-max_seq_len = 64
-rope_theta = 10000
-norm_eps = 1e-5
-M
+layout_model "$TMP/l8.model" 8
 COMMON=(-c "$TMP/l8.model" --bench -l 32 --steps 10 --lr 3e-4 --warmup-steps 2 --seed 7 --peak-tflops 1)
 run "ref$ACCUM" 1 1 1 0 "$ACCUM" || { fail "one-rank reference" "$(tail -n 3 "$TMP/ref$ACCUM.out")"; finish; }
 
