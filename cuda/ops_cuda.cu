@@ -143,6 +143,16 @@ static void cuda_copy(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_cuda.stream));
 }
 
+// Rows of act elements: the width is the table's (ops_cuda.act_bytes).
+static size_t act_width(void);
+static void cuda_copy_rows(void *dst, size_t dst_ld, const void *src, size_t src_ld, size_t rows,
+                           size_t cols) {
+    size_t w = act_width();
+    if (rows && cols)
+        CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_ld * w, src, src_ld * w, cols * w, rows,
+                                     cudaMemcpyDeviceToDevice, g_cuda.stream));
+}
+
 static void cuda_zero(void *p, size_t bytes) {
     if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, g_cuda.stream));
 }
@@ -251,6 +261,7 @@ static double cuda_sum(const float *x, size_t n) { return kernels_reduce(x, n, f
 
 static Ops ops_cuda;
 static char gpu_name[256];
+static size_t act_width(void) { return ops_cuda.act_bytes; }
 
 static void fill_table(bool bf16) {
     Ops o;
@@ -264,6 +275,7 @@ static void fill_table(bool bf16) {
     o.to_device = cuda_to_device;
     o.to_host = cuda_to_host;
     o.copy = cuda_copy;
+    o.copy_rows = cuda_copy_rows;   // the ring attention entries stay NULL: --cp runs on CPU ranks
     o.zero = cuda_zero;
     o.sync = cuda_sync;
     o.peak_bytes = cuda_peak_bytes;

@@ -4,11 +4,14 @@
 # arguments every run shares) and, for check_layout, the one-rank runs
 # $TMP/refACCUM.jsonl and $TMP/refACCUM.hf.
 
-# run NAME RANKS TP PP ZERO ACCUM [ARGS...]: trains, logs to $TMP/NAME.jsonl, exports to $TMP/NAME.hf
+# run NAME RANKS TP PP ZERO ACCUM [ARGS...]: trains, logs to $TMP/NAME.jsonl, exports to
+# $TMP/NAME.hf; a --cp N among ARGS (or in COMMON) takes N of the ranks from data parallelism.
 run() {
   local name=$1 np=$2 tp=$3 pp=$4 zero=$5 accum=$6
   shift 6
-  local dp=$((np / (tp * pp)))
+  local cp=1 prev=""
+  for a in "${COMMON[@]}" "$@"; do [ "$prev" = --cp ] && cp=$a; prev=$a; done
+  local dp=$((np / (tp * pp * cp)))
   local b=$((GLOBAL / (dp * accum)))
   timeout 300 "${MPIRUN[@]}" -np "$np" "$BIN/llama-train" "${COMMON[@]}" -b "$b" \
     --grad-accum "$accum" --tp "$tp" --pp "$pp" --zero "$zero" --log "$TMP/$name.jsonl" \

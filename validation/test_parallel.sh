@@ -10,8 +10,8 @@
 # pp2 pp4 dp2×tp2 dp2×pp2 tp2×pp2 dp2×tp2×pp2, each with --zero 0/1/2/3 where
 # DP > 1 (48 runs, about a minute and a half on 2 cores), ZeRO 0 and 1 with the
 # gradient reduction after the backward pass instead of overlapped with it;
-# then offload, recomputation, sequence parallelism and the interleaved
-# pipeline on a selection of them.
+# then offload, recomputation, sequence parallelism, the interleaved pipeline
+# and context parallelism on a selection of them.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/layout_lib.sh"
 scratch
@@ -76,6 +76,18 @@ COMMON+=(--recompute full)
 check_layout "pp2-vpp2-accum4-recompute-full" 2 1 2 0 4
 COMMON+=(--recompute selective)
 check_layout "tp2pp2-vpp2-accum4-recompute-selective" 4 2 2 0 4
+
+# Context parallelism (--cp): each sequence split over the CP ranks, ring
+# attention between them; the ranks of a (TP, PP) place (data- and
+# context-parallel) sum gradients and share ZeRO's shards.
+COMMON=("${BASE[@]}" --cp 2)
+check_layout "cp2-accum4" 2 1 1 0 4
+check_layout "cp2-zero3-accum1" 2 1 1 3 1
+check_layout "dp2cp2-zero2-accum4" 4 1 1 2 4
+check_layout "tp2cp2-sp-accum4-recompute-full" 4 2 1 0 4 --sp --recompute full
+check_layout "cp2pp2-vpp2-zero0-accum4-recompute-selective" 4 1 2 0 4 --vpp 2 --recompute selective
+COMMON=("${BASE[@]}" --cp 4)
+check_layout "cp4-accum1" 4 1 1 0 1
 
 # A vocabulary TP does not divide (padded to 252 on tp4) and a hand-made
 # uneven pipeline split, on synthetic tokens.

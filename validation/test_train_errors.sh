@@ -73,14 +73,14 @@ else fail "bf16 safetensors read" "a bf16 export did not load"; fi
 
 # Layouts that cannot work: one message, every rank exits non-zero, no hang.
 M=("${MPIRUN[@]}")
-expect_error "7 ranks for dp2×tp2×pp2" "7 ranks cannot form a grid with tp 2 × pp 2" "${M[@]}" -np 7 "$T" "${D[@]}" --tp 2 --pp 2
+expect_error "7 ranks for dp2×tp2×pp2" "7 ranks cannot form a grid with tp 2 × cp 1 × pp 2" "${M[@]}" -np 7 "$T" "${D[@]}" --tp 2 --pp 2
 expect_error "TP not dividing heads" "--tp 3 does not divide attention heads \(8\)" "${M[@]}" -np 3 "$T" "${D[@]}" --tp 3
 expect_error "TP not dividing KV heads" "--tp 8 does not divide KV heads \(4\)" "${M[@]}" -np 8 "$T" "${D[@]}" --tp 8
 sed 's/^ffn_dim = 0/ffn_dim = 130/' "$TMP/zero.model" | sed 's/^n_kv_heads = 2/n_kv_heads = 4/' >"$TMP/ffn.model"
 expect_error "TP not dividing the FFN width" "--tp 4 does not divide the FFN width \(130\)" "${M[@]}" -np 4 "$T" -c "$TMP/ffn.model" "${D[@]}" --tp 4
 expect_error "PP beyond the layer count" "--pp 8 is larger than the 4 layers" "${M[@]}" -np 8 "$T" "${D[@]}" --pp 8
-expect_error "ZeRO-2 with DP 1" "--zero 2 shards over data-parallel ranks, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --tp 2 --zero 2
-expect_error "ZeRO-3 with DP 1" "--zero 3 shards over data-parallel ranks, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --zero 3
+expect_error "ZeRO-2 with DP 1" "--zero 2 shards over data-parallel ranks .*, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --tp 2 --zero 2
+expect_error "ZeRO-3 with DP 1" "--zero 3 shards over data-parallel ranks .*, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --zero 3
 expect_error "ZeRO stage 4" "--zero must be 0, 1, 2 or 3 \(got 4\)" "${M[@]}" -np 2 "$T" "${D[@]}" --zero 4
 expect_error "--sp without TP" "--sp splits the sequence over the tensor-parallel group, but --tp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --sp
 expect_error "--sp with TP not dividing the sequence" "--sp with --tp 4 needs a sequence length divisible by 4 \(got 30\)" "${M[@]}" -np 4 "$T" "${D[@]}" -l 30 --tp 4 --sp
@@ -88,6 +88,11 @@ expect_error "--vpp without a pipeline" "--vpp 2 interleaves model chunks over p
 expect_error "--vpp chunks not dividing the layers" "--pp 2 × --vpp 4 = 8 model chunks do not divide the 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 4 --grad-accum 2
 expect_error "--vpp with micro-batches not a multiple of pp" "--grad-accum 3 is not a multiple of it" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 3
 expect_error "--vpp over NCCL" "--vpp 2 on GPUs needs --device-comm mpi for now" "$T" -c tiny --describe --device cuda --pp 2 --vpp 2 --grad-accum 2 --world-size 2
+expect_error "--cp not dividing the sequence" "--cp 2 cuts each sequence in 2·cp = 4 equal chunks .* the sequence length 30 is not a multiple of 4" "${M[@]}" -np 2 "$T" "${D[@]}" -l 30 --cp 2
+expect_error "--cp of zero" "--cp 0: the context-parallel size must be at least 1" "$T" "${D[@]}" --cp 0
+expect_error "ranks not a multiple of tp·cp·pp" "3 ranks cannot form a grid with tp 1 × cp 2 × pp 1" "${M[@]}" -np 3 "$T" "${D[@]}" --cp 2
+expect_error "--cp on GPUs" "--cp 2: ring attention runs on CPU ranks in this version" "$T" -c tiny --describe --device cuda --cp 2 --world-size 2
+expect_error "--cp with token-by-token sampling" "--sample-tokens generates token by token on one sequence, which --cp 2 splits" "${M[@]}" -np 2 "$T" "${D[@]}" --cp 2 --sample-tokens 4 --tokenizer bytes
 expect_error "--pp-layers not one count per chunk" "--pp-layers '1,3' must give 4 chunks summing to the model's 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 2 --pp-layers 1,3
 expect_error "--offload of something else" "--offload: expected none or optimizer, got 'gradients'" "$T" "${D[@]}" --offload gradients
 # The message comes once, from rank 0.

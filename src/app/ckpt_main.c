@@ -148,13 +148,13 @@ typedef struct {
 
 static void bare_create(Bare *b, const ModelConfig *cfg, int tp, int pp) {
     char err[2048];
-    if (!grid_check_layout(cfg, util_world_size(), tp, pp, 0, err, sizeof err)) fatal_all("%s", err);
-    grid_create(&b->grid, tp, pp, false);   // no optimizer: no gradient to sum
+    if (!grid_check_layout(cfg, util_world_size(), tp, 1, pp, 0, err, sizeof err)) fatal_all("%s", err);
+    grid_create(&b->grid, tp, 1, pp, false);   // no optimizer: no gradient to sum
     const Grid *g = &b->grid;
     ModelPart part;
     agree_or_exit(pipeline_part(NULL, cfg, tp, g->tp_rank, g->dp, pp, 1, g->pp_rank, &part, err,
                                 sizeof err), err);
-    b->model = model_create(&ops_cpu, cfg, &part, &g->tp_comm, 1, 1, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
+    b->model = model_create(&ops_cpu, cfg, &part, &g->tp_comm, NULL, 1, 1, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
 }
 
 static void bare_free(Bare *b) {

@@ -208,7 +208,7 @@ int main(int argc, char **argv) {
     if (o.describe && world > 1 && o.world_size > 0 && o.world_size != world)
         fatal_all("--world-size %d differs from the %d ranks started; give one or the other",
                   o.world_size, world);
-    if (o.describe && world == 1) world = o.world_size > 0 ? o.world_size : o.tp * o.pp;
+    if (o.describe && world == 1) world = o.world_size > 0 ? o.world_size : o.tp * o.cp * o.pp;
     if (!trainer_check_options(&o, &cfg, world, err, sizeof err)) fatal_all("%s", err);
     if (o.describe) {
         trainer_describe(&o, &cfg, world);

@@ -6,11 +6,16 @@
 // every (batch, head, query row): state (B, nh, T) fp32, natural log, as the
 // CUDA kernels do.  The backward pass (FlashAttention-2) recomputes the
 // probabilities tile by tile from q, k and that state.  fp32 throughout;
-// scores scaled by 1/sqrt(hd).
+// scores scaled by 1/sqrt(hd).  The block entries are ring attention's
+// (context parallelism): this rank's queries against another rank's keys and
+// values, causal on global positions, merged into what earlier blocks left.
 #ifndef LLAMA_ATTENTION_CPU_H
 #define LLAMA_ATTENTION_CPU_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "backend/ops.h"
 
 // B·nh·T floats: the log-sum-exp of every query row.
 size_t attention_cpu_state_bytes(int B, int T, int nh);
@@ -25,5 +30,11 @@ void attention_cpu_forward(void *out, void *state, const void *qkv, int B, int T
 void attention_cpu_backward(void *dqkv, void *work, const void *dout, const void *qkv,
                             const void *out, const void *state, int B, int T, int nh, int nkv,
                             int hd);
+// The .attention_block_* entries (ops.h).
+void attention_cpu_block_forward(void *out, float *lse, const void *qkv, const void *kv,
+                                 const AttentionBlock *a, bool first);
+void attention_cpu_block_backward(void *dqkv, void *dkv, void *work, const void *dout,
+                                  const void *qkv, const void *kv, const void *out,
+                                  const float *lse, const AttentionBlock *a);
 
 #endif

@@ -17,6 +17,16 @@
 
 struct AdamwStep;   // elementwise.h
 
+// Ring attention's unit of work (context parallelism): the Tq query rows of
+// each of B sequences on this rank against Tk rows of keys and values, from
+// this or another rank of the context-parallel group, causal on the rows'
+// global positions (a key is seen by queries at its position and later).
+// Positions (device memory) increase along the rows.
+typedef struct AttentionBlock {
+    int B, Tq, Tk, nh, nkv, hd;
+    const int32_t *q_pos, *k_pos;   // (Tq), (Tk) positions of a sequence's rows
+} AttentionBlock;
+
 // Where the model runs, and the type it computes in (act buffers).
 typedef enum { DEVICE_CPU, DEVICE_CUDA } Device;
 typedef enum { PRECISION_FP32, PRECISION_BF16 } Precision;
@@ -96,6 +106,22 @@ typedef struct Ops {
     void (*attention_backward)(void *dqkv, void *work, const void *dout, const void *qkv,
                                const void *out, const void *state, int B, int T, int nh,
                                int nkv, int hd);
+    // Ring attention (NULL where the backend has none).  q in the rows of qkv
+    // (B·Tq, (nh + 2·nkv)·hd) as above; kv (B·Tk, 2·nkv·hd): k heads, then v heads.
+    // Forward: out (B·Tq, nh·hd) and lse (B, nh, Tq) (the attention state) are
+    // written (`first`: rows that see no key get out 0 and lse −∞) or merged with
+    // the blocks before (softmaxes weighted by their sums).
+    void (*attention_block_forward)(void *out, float *lse, const void *qkv, const void *kv,
+                                    const AttentionBlock *a, bool first);
+    // Backward from the final out, lse and dout (B·Tq, nh·hd): adds to the q
+    // columns of dqkv (laid out as qkv) and to dkv (laid out as kv); work
+    // (attention_work_bytes(B, Tq, nh, hd)) is scratch.
+    void (*attention_block_backward)(void *dqkv, void *dkv, void *work, const void *dout,
+                                     const void *qkv, const void *kv, const void *out,
+                                     const float *lse, const AttentionBlock *a);
+    // dst (rows, cols) = src (rows, cols), act elements; rows dst_ld and src_ld apart.
+    void (*copy_rows)(void *dst, size_t dst_ld, const void *src, size_t src_ld, size_t rows,
+                      size_t cols);
     // SwiGLU: gu (N, 2F) = [gate | up];  h (N, F) = silu(gate) · up.
     void (*swiglu_forward)(void *h, const void *gu, int N, int F);
     // dgu (N, 2F) from dh (N, F) and gu; dgu may be gu itself (each element is read

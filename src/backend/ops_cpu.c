@@ -41,6 +41,12 @@ static void cpu_copy(void *dst, const void *src, size_t bytes) {
     if (dst != src) memmove(dst, src, bytes);
 }
 static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
+
+static void cpu_copy_rows(void *dst, size_t dst_ld, const void *src, size_t src_ld, size_t rows,
+                          size_t cols) {
+    for (size_t r = 0; r < rows; r++)
+        memcpy((float *)dst + r * dst_ld, (const float *)src + r * src_ld, cols * sizeof(float));
+}
 static void cpu_sync(void) {}
 // The process's resident peak: the CPU backend's buffers are host memory.
 static size_t cpu_peak_bytes(void) {
@@ -323,6 +329,9 @@ const Ops ops_cpu = {
     .attention_work_bytes = attention_cpu_work_bytes,
     .attention_forward = attention_cpu_forward,
     .attention_backward = attention_cpu_backward,
+    .attention_block_forward = attention_cpu_block_forward,
+    .attention_block_backward = attention_cpu_block_backward,
+    .copy_rows = cpu_copy_rows,
     .swiglu_forward = cpu_swiglu_forward,
     .swiglu_backward = cpu_swiglu_backward,
     .embedding_forward = cpu_embedding_forward,

@@ -6,6 +6,7 @@
 
 #include "core/util.h"
 #include "model/rope.h"
+#include "model/context_parallel.h"
 
 // ---- allocation ----
 
@@ -84,22 +85,42 @@ static void free_slot(const Model *m, Activations *a) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) m->ops->release(bufs[i]);
 }
 
+// Row t of the tables: the rotation of this rank's row t of a sequence (its
+// global position under context parallelism).
 static void alloc_rope_tables(Model *m) {
-    int half = m->hd / 2;
+    int half = m->hd / 2, cp = part_cp(&m->part);
     size_t n = (size_t)m->T * half;
     float *c = xmalloc(n * sizeof(float)), *s = xmalloc(n * sizeof(float));
-    for (int pos = 0; pos < m->T; pos++)
+    for (int t = 0; t < m->T; t++) {
+        int pos = cp_position(m->T * cp, cp, m->part.cp_rank, t);
         for (int i = 0; i < half; i++) {
             double inv_freq = rope_inv_freq(&m->cfg, i, m->hd);
-            c[(size_t)pos * half + i] = (float)cos(pos * inv_freq);
-            s[(size_t)pos * half + i] = (float)sin(pos * inv_freq);
+            c[(size_t)t * half + i] = (float)cos(pos * inv_freq);
+            s[(size_t)t * half + i] = (float)sin(pos * inv_freq);
         }
+    }
     m->rope_cos = alloc_bytes(m, n * sizeof(float));
     m->rope_sin = alloc_bytes(m, n * sizeof(float));
     m->ops->to_device(m->rope_cos, c, n * sizeof(float));
     m->ops->to_device(m->rope_sin, s, n * sizeof(float));
     free(c);
     free(s);
+}
+
+// Context parallel: the ring's buffers and every CP rank's row positions.
+static void alloc_ring(Model *m) {
+    int cp = m->part.cp;
+    size_t kv = (size_t)m->N * 2 * m->kv_heads * m->hd, n = (size_t)cp * m->T;
+    for (int i = 0; i < 2; i++) {
+        m->kv_ring[i] = alloc_act(m, kv);
+        m->dkv_ring[i] = alloc_act(m, kv);
+    }
+    int32_t *pos = xmalloc(n * sizeof(int32_t));   // (cp, T)
+    for (int r = 0; r < cp; r++)
+        for (int t = 0; t < m->T; t++) pos[(size_t)r * m->T + t] = cp_position(m->T * cp, cp, r, t);
+    m->cp_pos = alloc_bytes(m, n * sizeof(int32_t));
+    m->ops->to_device(m->cp_pos, pos, n * sizeof(int32_t));
+    free(pos);
 }
 
 static void alloc_scratch(Model *m) {
@@ -122,19 +143,35 @@ static void alloc_scratch(Model *m) {
     }
     m->d_qkv = alloc_act(m, z.qkv);
     m->d_att = alloc_act(m, z.att);
+    if (part_cp(&m->part) > 1) alloc_ring(m);
     m->att_work = alloc_bytes(m, m->ops->attention_work_bytes(m->B, m->T, m->heads, m->hd));
 }
 
+// Context parallelism's demands on the layout, fatal when unmet.
+static void check_context_parallel(const Model *m, int T) {
+    int cp = part_cp(&m->part);
+    if (cp == 1) return;
+    if (!m->cp || m->cp->size != cp || T % (2 * cp) != 0)
+        fatal("context parallelism splits each sequence of %d tokens in 2·cp = %d chunks over "
+              "a group of cp = %d ranks: cp must divide the sequence into %d equal chunks", T,
+              2 * cp, cp, 2 * cp);
+    if (!m->ops->attention_block_forward || !m->ops->copy_rows)
+        fatal("context parallelism: the %s backend has no ring attention (run --cp on CPU ranks)",
+              m->ops->name);
+}
+
 Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
-                    int B, int T, int n_slots, Recompute recompute, int holds) {
+                    const Comm *cp, int B, int T, int n_slots, Recompute recompute, int holds) {
     Model *m = xcalloc(1, sizeof *m);
     m->ops = ops;
     m->cfg = *cfg;
     m->part = *part;
     m->tp = tp;
+    m->cp = part_cp(part) > 1 ? cp : NULL;
+    check_context_parallel(m, T);
     m->B = B;
-    m->T = T;
-    m->N = B * T;
+    m->T = T / part_cp(part);
+    m->N = B * m->T;
     m->recompute = recompute;
     m->n_slots = n_slots;
     if (part->sp && (part->tp < 2 || m->N % part->tp != 0))
@@ -152,7 +189,7 @@ Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *par
         if (m->params) m->unit_w[u] = act_at(ops, m->params, at);
         if (m->grads) m->unit_g[u] = m->grads + at;
     }
-    m->state_bytes = m->ops->attention_state_bytes(B, T, m->heads);
+    m->state_bytes = m->ops->attention_state_bytes(B, m->T, m->heads);
     m->slots = xcalloc((size_t)n_slots, sizeof *m->slots);
     for (int s = 0; s < n_slots; s++) alloc_slot(m, &m->slots[s]);
     alloc_scratch(m);
@@ -167,7 +204,8 @@ void model_free(Model *m) {
     void *bufs[] = {m->params, m->grads, m->xnf, m->rstdf, m->logits, m->ce_max, m->ce_stats,
                     m->ce_loss, m->d_res, m->d_xn, m->d_qkv, m->d_att,
                     m->att_work, m->rope_cos, m->rope_sin, m->gathered, m->rows_scratch,
-                    m->norm_grads};
+                    m->norm_grads, m->cp_pos, m->kv_ring[0], m->kv_ring[1], m->dkv_ring[0],
+                    m->dkv_ring[1]};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) m->ops->release(bufs[i]);
     params_free(&m->table);
@@ -183,7 +221,8 @@ const char *model_recompute_name(Recompute r) {
 double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int B, int T,
                               int n_slots, Recompute recompute, size_t act_bytes,
                               size_t attention_state_bytes) {
-    Model m = {.cfg = *cfg, .part = *part, .B = B, .T = T, .N = B * T};
+    int Tl = T / part_cp(part);   // this rank's rows of a sequence
+    Model m = {.cfg = *cfg, .part = *part, .B = B, .T = Tl, .N = B * Tl};
     set_local_widths(&m);
     LayerSizes z = layer_sizes(&m);
     int chunk_layers = part_chunk_max_layers(part);
@@ -197,6 +236,8 @@ double model_activation_bytes(const ModelConfig *cfg, const ModelPart *part, int
     // d_res, d_xn, d_qkv, d_att (∂gu and ∂h go to gu and h)
     double scratch = (1.0 * z.rd + z.nd + z.qkv + z.att) * act_bytes;
     if (part->sp) scratch += (1.0 * z.nd + z.rd) * act_bytes + 2.0 * cfg->dim * sizeof(float);
+    if (part_cp(part) > 1)   // the ring's keys and values and their gradients, the positions
+        scratch += 4.0 * N * 2 * m.kv_heads * m.hd * act_bytes + (double)T * sizeof(int32_t);
     if (part->last) scratch += (z.nd + N * m.vocab_rows) * act_bytes + (R + 4 * N) * sizeof(float);
     return n_slots * slot + scratch;
 }
@@ -311,7 +352,8 @@ static void layer_forward(Model *m, const Activations *a, int lt, int l, bool re
     m->ops->linear_forward(v.qkv, rows_gather(m, v.xn1), W(m, lt, LP_WQ), N, D, m->qkv_dim);
     m->ops->rope_forward(v.qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
                       m->heads + m->kv_heads, m->hd);
-    m->ops->attention_forward(v.att, v.state, v.qkv, m->B, m->T, m->heads, m->kv_heads, m->hd);
+    if (m->cp) cp_attention_forward(m, v.att, v.state, v.qkv);
+    else m->ops->attention_forward(v.att, v.state, v.qkv, m->B, m->T, m->heads, m->kv_heads, m->hd);
     void *o = rows_partial(m, v.mid);
     m->ops->linear_forward(o, v.att, W(m, lt, LP_WO), N, m->heads * m->hd, D);
     rows_reduce(m, o, v.mid);
@@ -441,8 +483,9 @@ static void layer_backward(Model *m, const Activations *a, int lt, int l) {
                              W(m, lt, LP_FFN_NORM), v.rstd2, R, D);
     m->ops->linear_backward(m->d_att, G(m, lt, LP_WO), rows_gather(m, m->d_res), v.att,
                             W(m, lt, LP_WO), N, HD, D);
-    m->ops->attention_backward(m->d_qkv, m->att_work, m->d_att, v.qkv, v.att, v.state, m->B, m->T,
-                            m->heads, m->kv_heads, m->hd);
+    if (m->cp) cp_attention_backward(m, m->d_qkv, m->d_att, v.qkv, v.att, v.state);
+    else m->ops->attention_backward(m->d_qkv, m->att_work, m->d_att, v.qkv, v.att, v.state, m->B,
+                                    m->T, m->heads, m->kv_heads, m->hd);
     m->ops->rope_backward(m->d_qkv, m->rope_cos, m->rope_sin, N, m->T, m->qkv_dim,
                        m->heads + m->kv_heads, m->hd);
     m->ops->linear_backward(m->d_xn, G(m, lt, LP_WQ), m->d_qkv, rows_gather(m, v.xn1),

@@ -67,7 +67,8 @@ typedef struct Model {
     ModelConfig cfg;
     ModelPart part;
     const Comm *tp;         // tensor-parallel group (size 1 without TP)
-    int B, T, N;            // micro-batch, sequence, rows = B·T
+    int B, T, N;            // micro-batch, sequence rows on this rank (the sequence's length,
+                            // or its length / cp under context parallelism), rows = B·T
     int R;                  // residual-stream rows on this rank: N, or N / tp under part.sp
     // Local widths of this tensor-parallel rank.
     int hd, heads, kv_heads, qkv_dim, ffn, vocab_rows, vocab_start, vocab_valid;
@@ -97,6 +98,11 @@ typedef struct Model {
                             // or a row-parallel matmul's partial sums before their reduce-scatter
     void *rows_scratch;     // (R, D) a norm's output or input gradient on this rank's rows
     float *norm_grads;      // (2, D) the norms' weight gradients from this rank's rows
+    // Context parallel only (part.cp > 1; NULL otherwise).
+    const Comm *cp;         // the context-parallel group
+    int32_t *cp_pos;        // (cp, T) global positions of every CP rank's rows of a sequence
+    void *kv_ring[2];       // (N, 2·kv_heads·hd) keys and values travelling round the group
+    void *dkv_ring[2];      // (N, 2·kv_heads·hd) their gradients
     void *d_qkv;            // (N, qkv)
     void *d_att;            // (N, heads·hd)
     void *att_work;         // attention backward scratch
@@ -104,9 +110,11 @@ typedef struct Model {
     size_t activation_bytes;      // what the buffers above take
 } Model;
 
-// holds: MODEL_HOLDS_* flags, which flat buffers to allocate.
+// A micro-batch of B sequences of T tokens (part.cp > 1: T / cp of them on
+// this rank, over the group cp; NULL otherwise).  holds: MODEL_HOLDS_* flags,
+// which flat buffers to allocate.
 Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
-                    int B, int T, int n_slots, Recompute recompute, int holds);
+                    const Comm *cp, int B, int T, int n_slots, Recompute recompute, int holds);
 void model_free(Model *m);
 // "none", "selective" or "full".
 const char *model_recompute_name(Recompute r);

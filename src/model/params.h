@@ -64,11 +64,15 @@ typedef struct {
     int chunk_layer0[PART_MAX_CHUNKS], chunk_layers[PART_MAX_CHUNKS];
     bool first, last;         // holds the embedding (in its first chunk) / the final norm and
                               // LM head (in its last)
-    int dp;                   // data-parallel size: flat buffers are padded to a multiple of it
+    int dp;                   // ranks holding the same weights (data-parallel × context-
+                              // parallel size): flat buffers are padded to a multiple of it
     bool sp;                  // sequence parallel: the residual stream's rows split over the
                               // tensor-parallel group (activations only; the weights are the same)
+    int cp, cp_rank;          // context parallel (0 or 1: none): each sequence split over cp
+                              // ranks (model/context_parallel.h); weights the same on all
 } ModelPart;
 
+static inline int part_cp(const ModelPart *p) { return p->cp > 1 ? p->cp : 1; }
 static inline int part_chunks(const ModelPart *p) { return p->n_chunks > 0 ? p->n_chunks : 1; }
 // Chunk v's first global layer and its layer count.
 static inline int part_chunk_layer0(const ModelPart *p, int v) {

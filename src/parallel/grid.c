@@ -4,16 +4,17 @@
 
 #include "core/util.h"
 
-bool grid_check_layout(const ModelConfig *c, int world, int tp, int pp, int zero, char *err,
-                       int err_len) {
-    if (tp < 1 || pp < 1) {
-        snprintf(err, err_len, "--tp and --pp must be at least 1 (got tp %d, pp %d)", tp, pp);
+bool grid_check_layout(const ModelConfig *c, int world, int tp, int cp, int pp, int zero,
+                       char *err, int err_len) {
+    if (tp < 1 || cp < 1 || pp < 1) {
+        snprintf(err, err_len, "--tp, --cp and --pp must be at least 1 (got tp %d, cp %d, pp %d)",
+                 tp, cp, pp);
         return false;
     }
-    if (world % (tp * pp) != 0) {
-        snprintf(err, err_len, "%d ranks cannot form a grid with tp %d × pp %d: the rank count "
-                 "must be a multiple of tp·pp = %d (data-parallel size = ranks / (tp·pp))",
-                 world, tp, pp, tp * pp);
+    if (world % (tp * cp * pp) != 0) {
+        snprintf(err, err_len, "%d ranks cannot form a grid with tp %d × cp %d × pp %d: the rank "
+                 "count must be a multiple of tp·cp·pp = %d (data-parallel size = ranks / "
+                 "(tp·cp·pp))", world, tp, cp, pp, tp * cp * pp);
         return false;
     }
     const char *what = NULL;
@@ -32,45 +33,53 @@ bool grid_check_layout(const ModelConfig *c, int world, int tp, int pp, int zero
                  c->n_layers, c->name);
         return false;
     }
-    int dp = world / (tp * pp);
+    int replicas = world / (tp * pp);
     if (zero < 0 || zero > 3) {
         snprintf(err, err_len, "--zero must be 0, 1, 2 or 3 (got %d)", zero);
         return false;
     }
-    if (zero > 0 && dp == 1) {
-        snprintf(err, err_len, "--zero %d shards over data-parallel ranks, but the data-parallel "
-                 "size is 1 (%d ranks / (tp %d · pp %d)); use --zero 0 or more ranks", zero,
-                 world, tp, pp);
+    if (zero > 0 && replicas == 1) {
+        snprintf(err, err_len, "--zero %d shards over data-parallel ranks (and context-"
+                 "parallel ones), but the data-parallel size is 1 (%d ranks / (tp %d · pp %d)); "
+                 "use --zero 0 or more ranks", zero, world, tp, pp);
         return false;
     }
     return true;
 }
 
-void grid_create(Grid *g, int tp, int pp, bool tied_embeddings) {
+void grid_create(Grid *g, int tp, int cp, int pp, bool tied_embeddings) {
     comm_world(&g->world);
     g->world_rank = g->world.rank;
     g->world_size = g->world.size;
     g->tp = tp;
+    g->cp = cp;
     g->pp = pp;
-    g->dp = g->world_size / (tp * pp);
+    g->dp = g->world_size / (tp * cp * pp);
+    g->replicas = g->dp * cp;
     int r = g->world_rank;
     g->tp_rank = r % tp;
-    g->dp_rank = (r / tp) % g->dp;
-    g->pp_rank = r / (tp * g->dp);
-    // Same color = same group; key orders ranks inside it.
-    comm_split(&g->world, g->pp_rank * g->dp + g->dp_rank, g->tp_rank, &g->tp_comm);
-    comm_split(&g->world, g->pp_rank * tp + g->tp_rank, g->dp_rank, &g->dp_comm);
-    comm_split(&g->world, g->dp_rank * tp + g->tp_rank, g->pp_rank, &g->pp_comm);
-    comm_split(&g->world, g->dp_rank * tp + g->tp_rank, g->pp_rank, &g->pp_grad_comm);
+    g->cp_rank = (r / tp) % cp;
+    g->dp_rank = (r / (tp * cp)) % g->dp;
+    g->pp_rank = r / (tp * g->replicas);
+    g->replica_rank = g->cp_rank + cp * g->dp_rank;
+    // Same color = same group; key orders ranks inside it.  A (replica, tp)
+    // place is the same on every stage.
+    int place = g->replica_rank * tp + g->tp_rank;
+    comm_split(&g->world, r / tp, g->tp_rank, &g->tp_comm);
+    comm_split(&g->world, (g->pp_rank * g->dp + g->dp_rank) * tp + g->tp_rank, g->cp_rank,
+               &g->cp_comm);
+    comm_split(&g->world, g->pp_rank * tp + g->tp_rank, g->replica_rank, &g->replica_comm);
+    comm_split(&g->world, place, g->pp_rank, &g->pp_comm);
+    comm_split(&g->world, place, g->pp_rank, &g->pp_grad_comm);
     bool ends = tied_embeddings && (g->pp_rank == 0 || g->pp_rank == pp - 1);
-    int place = g->dp_rank * tp + g->tp_rank;
-    comm_split(&g->world, ends ? place : g->dp * tp + r, g->pp_rank, &g->embed_comm);
+    comm_split(&g->world, ends ? place : g->replicas * tp + r, g->pp_rank, &g->embed_comm);
     comm_node_rank(&g->local_rank, &g->local_size);
 }
 
 void grid_free(Grid *g) {
     comm_free(&g->tp_comm);
-    comm_free(&g->dp_comm);
+    comm_free(&g->cp_comm);
+    comm_free(&g->replica_comm);
     comm_free(&g->pp_comm);
     comm_free(&g->pp_grad_comm);
     comm_free(&g->embed_comm);

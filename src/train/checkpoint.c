@@ -481,7 +481,7 @@ static int owned_slabs(const CheckpointRun *r, const CheckpointParts *p, const P
     size_t lo, hi;
     int64_t e1;
     if (t->tied_copy || (t->split == SPLIT_NONE && r->grid->tp_rank != 0)) return 0;
-    if ((!p->optim || p->optim->zero == 0) && r->grid->dp_rank != 0) return 0;
+    if ((!p->optim || p->optim->zero == 0) && r->grid->replica_rank != 0) return 0;
     shard_range(p, t, &lo, &hi);
     if (!local_range(t, lo, hi, e0, &e1)) return 0;
     return global_slabs(t, *e0, e1, s);

@@ -153,7 +153,7 @@ static void place_block(const ParamTensor *local, int r, const float *block, flo
 
 // Every block this rank owns goes to world rank 0, tagged with the tensor's global index.
 static void send_my_blocks(const Model *m, const Grid *g, const ParamTable *global) {
-    if (g->dp_rank != 0 || g->world_rank == 0) return;
+    if (g->replica_rank != 0 || g->world_rank == 0) return;
     for (int i = 0; i < global->n; i++) {
         const ParamTensor *t = params_find(&m->table, global->t[i].name);
         if (!t || t->tied_copy || (t->split == SPLIT_NONE && g->tp_rank != 0)) continue;
@@ -175,7 +175,7 @@ static void gather_tensor(const Model *m, const Grid *g, const ParamTensor *gt, 
     const ParamTensor *t = params_find(&shape, gt->name);
     int owners = t->split == SPLIT_NONE ? 1 : g->tp;
     for (int r = 0; r < owners; r++) {
-        int src = s * g->dp * g->tp + r;   // (pp s, dp 0, tp r)
+        int src = s * g->replicas * g->tp + r;   // (pp s, replica 0, tp r)
         float *block;
         if (src == 0) block = host_block(m, params_find(&m->table, gt->name));
         else {

@@ -27,12 +27,13 @@ MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
     e.adam = lay->offload ? 0 : 2.0 * shard * 4.0;
     e.host = lay->offload ? 4.0 * shard * 4.0 : 0;   // master, m, v, the gradient's copy
     int heads = cfg->n_heads / part->tp;
-    double state = (double)lay->B * heads * lay->T * 4.0;   // attention: log-sum-exp per row
+    double rows = (double)lay->B * lay->T / part_cp(part);   // this rank's token rows
+    double state = rows * heads * 4.0;   // attention: log-sum-exp per row
     int slots = pipeline_slots(lay->pp, lay->pp_rank, lay->grad_accum, part_chunks(part));
     e.activations = model_activation_bytes(cfg, part, lay->B, lay->T, slots, lay->recompute,
                                            lay->act_bytes, (size_t)state);
     if (lay->pp > 1)   // the pipeline's second buffer for a stage's incoming gradient
-        e.activations += (double)lay->B * lay->T / (part->sp ? part->tp : 1) * cfg->dim * act;
+        e.activations += rows / (part->sp ? part->tp : 1) * cfg->dim * act;
     e.total = e.weights + e.grads + e.master + e.adam + e.activations;
     return e;
 }

@@ -147,7 +147,7 @@ static double global_grad_norm(const Optimizer *o) {
     const float *g = zero_grads(o->zero);
     double local = 0;
     Run r = {0};
-    if (o->cfg.zero > 0 || o->grid->dp_rank == 0)
+    if (o->cfg.zero > 0 || o->grid->replica_rank == 0)
         while (next_run(o, &r, counts_in_norm))
             local += o->ops->sum_squares(g + r.at, r.b - r.a);
     comm_allreduce(&o->grid->world, &local, 1, DTYPE_F64, REDUCE_SUM);
@@ -237,7 +237,7 @@ static double max_abs(const Ops *ops, const float *x, size_t n, float *host, siz
 double optimizer_max_abs_weight(const Optimizer *o) {
     const size_t chunk = (size_t)1 << 20;
     double m = 0;
-    if (o->cfg.zero > 0 || o->grid->dp_rank == 0) {   // ZeRO 0: DP replicas hold the same
+    if (o->cfg.zero > 0 || o->grid->replica_rank == 0) {   // ZeRO 0: DP replicas hold the same
         float *host = xmalloc(chunk * sizeof(float));
         m = max_abs(o->state_ops, o->master, o->shard_len, host, chunk);   // shard padding: zeros
         free(host);

@@ -54,6 +54,9 @@ static const CliOption specs[] = {
     {"sp", 0, NUM(CLI_FLAG, sp),
      "sequence parallel (Megatron's, with --tp > 1): norms, residual adds and the embedding's "
      "output split along the sequence over the tensor-parallel group (activations / tp)"},
+    {"cp", 0, NUM(CLI_INT, cp),
+     "context-parallel size: each sequence split over cp ranks (two chunks each, load-balanced), "
+     "attention as ring attention over them (CPU ranks; sequence a multiple of 2·cp)"},
     {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
     {"vpp", 0, NUM(CLI_INT, vpp),
      "model chunks per pipeline rank, run with interleaved 1F1B (Megatron's virtual pipeline: "
@@ -110,7 +113,7 @@ static const CliOption specs[] = {
     {"data-mix", 0, STR(data_mix), "source=weight,... sampling proportions"},
     {"describe", 0, NUM(CLI_FLAG, describe), "print sizes and memory per rank, then exit"},
     {"world-size", 0, NUM(CLI_INT, world_size),
-     "--describe: ranks of the described job (default: the ranks started, or tp·pp)"},
+     "--describe: ranks of the described job (default: the ranks started, or tp·cp·pp)"},
     {"tokenizer", 0, STR(tokenizer),
      "tokenizer.json (or bytes) of the dataset, to print the generated sample"},
     {"sample-prompt", 0, STR(sample_prompt), "prompt for the samples at the end"},
@@ -150,7 +153,7 @@ void options_defaults(TrainOptions *o) {
     o->weight_decay = 0.1;
     o->min_lr_ratio = 0.1;
     o->grad_clip = 1.0;
-    o->tp = o->pp = o->vpp = 1;
+    o->tp = o->pp = o->vpp = o->cp = 1;
     o->overlap_grad_reduce = 1;
     o->device = DEVICE_CPU;
     o->mixed_precision = PRECISION_OF_DEVICE;

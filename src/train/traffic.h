@@ -7,11 +7,12 @@
 #include "train/memory.h"
 
 typedef struct {
-    double dp, tp, pp;   // bytes each rank sends per step, by grid dimension
+    double dp, tp, pp, cp;   // bytes each rank sends per step, by grid dimension (dp: over
+                             // the ranks holding the same weights, data- and context-parallel)
 } Traffic;
 
-// For the rank of pipeline stage lay->pp_rank holding `part`, with data-parallel
-// size dp, tensor-parallel size part->tp.
+// For the rank of pipeline stage lay->pp_rank holding `part`, with `dp` ranks
+// holding the same weights (data- × context-parallel), tensor-parallel size part->tp.
 Traffic traffic_estimate(const ModelConfig *cfg, const ModelPart *part, const MemoryLayout *lay,
                          int dp);
 void traffic_print(const char *title, const Traffic *t);

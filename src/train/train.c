@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/context_parallel.h"
 #include "parallel/agreement.h"
 #include "train/checkpoint.h"
 #include "fs/ckpt_dir.h"
@@ -79,9 +80,30 @@ static bool check_sequence_parallel(const TrainOptions *o, const ModelConfig *cf
     if (o->sp && o->tp < 2)
         snprintf(err, err_len, "--sp splits the sequence over the tensor-parallel group, but "
                  "--tp is %d; give --tp 2 or more, or leave --sp out", o->tp);
-    else if (o->sp && T % o->tp != 0)
-        snprintf(err, err_len, "--sp with --tp %d needs a sequence length divisible by %d (got "
-                 "%d); change --max-length", o->tp, o->tp, T);
+    else if (o->sp && o->cp > 0 && T % (o->tp * o->cp) != 0)
+        snprintf(err, err_len, "--sp with --tp %d%s needs a sequence length divisible by %d (got "
+                 "%d); change --max-length", o->tp, o->cp > 1 ? " and --cp" : "", o->tp * o->cp, T);
+    else return true;
+    return false;
+}
+
+// --cp splits each sequence in 2·cp chunks over the context-parallel group.
+static bool check_context_parallel(const TrainOptions *o, const ModelConfig *cfg, char *err,
+                                   int err_len) {
+    int T = trainer_seq_len(o, cfg);
+    if (o->cp < 1)
+        snprintf(err, err_len, "--cp %d: the context-parallel size must be at least 1", o->cp);
+    else if (o->cp > 1 && T % (2 * o->cp) != 0)
+        snprintf(err, err_len, "--cp %d cuts each sequence in 2·cp = %d equal chunks (two per "
+                 "rank, for the causal mask's balance), but the sequence length %d is not a "
+                 "multiple of %d; change --max-length or --cp", o->cp, 2 * o->cp, T, 2 * o->cp);
+    else if (o->cp > 1 && o->device != DEVICE_CPU)
+        snprintf(err, err_len, "--cp %d: ring attention runs on CPU ranks in this version (the "
+                 "CUDA backend has no block attention kernels yet); use --device cpu or --cp 1",
+                 o->cp);
+    else if (o->cp > 1 && o->sample_tokens > 0)
+        snprintf(err, err_len, "--sample-tokens generates token by token on one sequence, which "
+                 "--cp %d splits over ranks; sample from a run or checkpoint with --cp 1", o->cp);
     else return true;
     return false;
 }
@@ -111,7 +133,8 @@ bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int wo
     if (!check_ranges(o, cfg, err, err_len)) return false;
     if (!ops_attention_for(o->device, o->attention, err, err_len))
         return false;
-    if (!grid_check_layout(cfg, world, o->tp, o->pp, o->zero, err, err_len)) return false;
+    if (!check_context_parallel(o, cfg, err, err_len)) return false;
+    if (!grid_check_layout(cfg, world, o->tp, o->cp, o->pp, o->zero, err, err_len)) return false;
     if (!check_sequence_parallel(o, cfg, err, err_len)) return false;
     if (!check_interleaving(o, err, err_len)) return false;
     int *counts = xcalloc((size_t)(o->pp * o->vpp), sizeof *counts);   // layers per chunk
@@ -121,14 +144,17 @@ bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int wo
     return ok;
 }
 
-static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int dp, int tp_rank,
-                         int pp_rank) {
+// The part of (tp_rank, cp_rank, pp_rank); `replicas` ranks hold the same weights.
+static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int replicas, int tp_rank,
+                         int cp_rank, int pp_rank) {
     ModelPart p;
     char err[256];
-    if (!pipeline_part(o->pp_layers, cfg, o->tp, tp_rank, dp, o->pp, o->vpp, pp_rank, &p, err,
-                       sizeof err))
+    if (!pipeline_part(o->pp_layers, cfg, o->tp, tp_rank, replicas, o->pp, o->vpp, pp_rank, &p,
+                       err, sizeof err))
         fatal("%s", err);
     p.sp = o->sp;
+    p.cp = o->cp;
+    p.cp_rank = cp_rank;
     return p;
 }
 
@@ -144,7 +170,7 @@ static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg,
 }
 
 void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
-    int T = trainer_seq_len(o, c), dp = world / (o->tp * o->pp);
+    int T = trainer_seq_len(o, c), dp = world / (o->tp * o->cp * o->pp), replicas = dp * o->cp;
     char scaling[256] = "";
     if (c->rope_scaling.kind != ROPE_SCALING_NONE) {
         strcpy(scaling, ", RoPE scaling ");
@@ -162,11 +188,13 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
          format_count((double)config_params_flop(c), flop, sizeof flop));
     info("model FLOPs per token at sequence %d: %.4g (6N + 12·layers·dim·seq)", T,
          config_flops_per_token(c, T));
-    bool overlap = optimizer_overlaps(o->overlap_grad_reduce, o->zero, dp) || (o->zero >= 2 && dp > 1);
-    char vpp[32] = "";
+    bool overlap = optimizer_overlaps(o->overlap_grad_reduce, o->zero, replicas) ||
+                   (o->zero >= 2 && replicas > 1);
+    char vpp[32] = "", cp[32] = "";
     if (o->vpp > 1) snprintf(vpp, sizeof vpp, " (%d chunks each)", o->vpp);
-    info("layout: %d ranks = dp %d × tp %d%s × pp %d%s, ZeRO-%d, micro-batch %d, grad-accum %d, "
-         "%s on %s, recompute %s%s%s", world, dp, o->tp, o->sp ? " (sequence parallel)" : "",
+    if (o->cp > 1) snprintf(cp, sizeof cp, " × cp %d", o->cp);
+    info("layout: %d ranks = dp %d × tp %d%s%s × pp %d%s, ZeRO-%d, micro-batch %d, grad-accum %d, "
+         "%s on %s, recompute %s%s%s", world, dp, o->tp, o->sp ? " (sequence parallel)" : "", cp,
          o->pp, vpp, o->zero, o->batch_size, o->grad_accum,
          precision_name(o->precision), device_name(o->device),
          model_recompute_name(options_recompute(o)),
@@ -184,12 +212,16 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
              "pp - 1), equal chunks; plain 1F1B: %.1f%%)", o->grad_accum, o->pp, o->vpp,
              100.0 * pipeline_bubble(o->pp, o->grad_accum, o->vpp),
              100.0 * pipeline_bubble(o->pp, o->grad_accum, 1));
+    if (o->cp > 1)
+        info("context parallel: each sequence of %d in %d chunks of %d, two per rank; ring "
+             "attention passes keys and values round %d ranks", T, 2 * o->cp, T / (2 * o->cp),
+             o->cp);
     char err[256];
     info("attention: %s",
          ops_attention_for(o->device, o->attention, err, sizeof err));
     for (int s = 0; s < o->pp; s++) {
         if (s > 0 && s < o->pp - 1) continue;   // middle stages look like stage 0 without the embedding
-        ModelPart part = part_of(o, c, dp, 0, s);
+        ModelPart part = part_of(o, c, replicas, 0, 0, s);
         MemoryLayout lay = memory_layout(o, c, s);
         MemoryEstimate e = memory_estimate(c, &part, &lay);
         char title[64];
@@ -199,7 +231,7 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
         if (e.host > 0)
             info("  host memory of the offloaded optimizer, stage %d: %s per rank, %s per node of 8 "
                  "GPUs", s, format_bytes(e.host, h, sizeof h), format_bytes(8 * e.host, node, sizeof node));
-        Traffic tr = traffic_estimate(c, &part, &lay, dp);
+        Traffic tr = traffic_estimate(c, &part, &lay, replicas);
         snprintf(title, sizeof title, "communication, stage %d", s);
         traffic_print(title, &tr);
     }
@@ -432,6 +464,7 @@ static void open_outputs(Trainer *t) {
         fatal("%s", err);
     if (t->opt.dump_batches[0] && !t->opt.eval_only && t->grid.tp_rank == 0 && t->grid.pp_rank == 0) {
         char path[1100];
+        if (t->grid.cp_rank != 0) return;   // the same rows as CP rank 0
         if (t->grid.dp > 1) snprintf(path, sizeof path, "%s.dp%d", t->opt.dump_batches, t->grid.dp_rank);
         else snprintf(path, sizeof path, "%s", t->opt.dump_batches);
         if (!(t->dump = logfile_open(path, err, sizeof err))) fatal("%s", err);
@@ -497,7 +530,7 @@ static void report_memory(Trainer *t) {
     double *all = xmalloc(sizeof(double) * 2 * (size_t)n);   // (bytes, parameters) per rank
     comm_allgather(&t->grid.world, mine, all, 2, DTYPE_F64);
     memory_print("memory (rank 0)", &e);
-    Traffic tr = traffic_estimate(&t->cfg, &t->part, &lay, t->grid.dp);
+    Traffic tr = traffic_estimate(&t->cfg, &t->part, &lay, t->grid.replicas);
     traffic_print("predicted communication (rank 0)", &tr);
     if (t->grid.world_rank == 0 && n > 1) {
         int most = 0;
@@ -524,10 +557,11 @@ static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const Model
     t->B = B;
     t->T = T;
     t->M = M;
-    grid_create(&t->grid, o->tp, o->pp, cfg->tie_embeddings);
-    t->part = part_of(o, cfg, t->grid.dp, t->grid.tp_rank, t->grid.pp_rank);
-    int slots = pipeline_slots(t->grid.pp, t->grid.pp_rank, M, part_chunks(&t->part));
-    t->model = model_create(ops, cfg, &t->part, &t->grid.tp_comm, B, T, slots,
+    grid_create(&t->grid, o->tp, o->cp, o->pp, cfg->tie_embeddings);
+    const Grid *g = &t->grid;
+    t->part = part_of(o, cfg, g->replicas, g->tp_rank, g->cp_rank, g->pp_rank);
+    int slots = pipeline_slots(g->pp, g->pp_rank, M, part_chunks(&t->part));
+    t->model = model_create(ops, cfg, &t->part, &g->tp_comm, &g->cp_comm, B, T, slots,
                             options_recompute(o), o->eval_only ? MODEL_HOLDS_ALL : zero_model_holds(o->zero));
     t->pipeline = pipeline_create(t->model, &t->grid);
     init_weights(t);
@@ -630,11 +664,28 @@ void trainer_free(Trainer *t) {
 
 // ---- steps ----
 
+// Inputs and targets (B, T / cp) of this rank's rows of windows (B, T + 1):
+// under context parallelism its two chunks of each sequence.
+static void split_batch(const Trainer *t, const int32_t *windows, int32_t *tokens,
+                        int32_t *targets) {
+    int cp = t->grid.cp, Tl = t->T / cp;
+    if (cp == 1) {
+        loader_split_rows(windows, t->B, t->T, tokens, targets);
+        return;
+    }
+    for (int b = 0; b < t->B; b++)
+        for (int i = 0; i < Tl; i++) {
+            const int32_t *w = windows + (size_t)b * (t->T + 1) + cp_position(t->T, cp, t->grid.cp_rank, i);
+            tokens[(size_t)b * Tl + i] = w[0];
+            targets[(size_t)b * Tl + i] = w[1];
+        }
+}
+
 // The pipeline schedule's view of a step: micro-batch mb of t->rows
 // ((M, B, T + 1) token windows), and the optimizer's gradient hooks.
 static void feed_batch(void *trainer, int mb, int32_t *tokens, int32_t *targets) {
     const Trainer *t = trainer;
-    loader_split_rows(t->rows + (size_t)mb * t->B * (t->T + 1), t->B, t->T, tokens, targets);
+    split_batch(t, t->rows + (size_t)mb * t->B * (t->T + 1), tokens, targets);
 }
 static void feed_before_backward(void *trainer, bool last) {
     optimizer_before_backward(((Trainer *)trainer)->optim, last);
@@ -883,9 +934,9 @@ static int eval_rows(const Trainer *t, uint64_t consumed, uint64_t samples) {
 // batch (they are computed, and left out).
 static double eval_batch(Trainer *t, int rows) {
     if (rows == t->B) return pipeline_eval(t->pipeline, &(PipelineFeed){feed_batch, NULL, t}, 1);
-    size_t n = (size_t)t->B * t->T;
-    int32_t *ids = xmalloc(2 * n * sizeof(int32_t));   // (2, B, T) inputs, targets
-    loader_split_rows(t->rows, t->B, t->T, ids, ids + n);
+    size_t n = (size_t)t->B * t->T / t->grid.cp;
+    int32_t *ids = xmalloc(2 * n * sizeof(int32_t));   // (2, B, T / cp) inputs, targets
+    split_batch(t, t->rows, ids, ids + n);
     model_set_batch(t->model, 0, ids, ids + n);
     pipeline_forward_logits(t->pipeline);
     free(ids);
@@ -948,8 +999,8 @@ int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, const 
     uint64_t key = rng_key(seed, 0x73616d706c65 /* "sample" */);
     memcpy(out, prompt, (size_t)n * sizeof(int32_t));
     int len = n;
-    // The token comes from the last stage's first rank: world rank (pp − 1)·dp·tp.
-    int root = (t->grid.pp - 1) * t->grid.dp * t->grid.tp;
+    // The token comes from the last stage's first rank: world rank (pp − 1)·replicas·tp.
+    int root = (t->grid.pp - 1) * t->grid.replicas * t->grid.tp;
     while (len < n + n_new && len < t->T) {
         memcpy(tokens, out, (size_t)len * sizeof(int32_t));
         model_set_batch(t->model, 0, tokens, tokens);
@@ -994,6 +1045,9 @@ static void print_bench(Trainer *t) {
         snprintf(recompute, sizeof recompute, ", recompute %s",
                  model_recompute_name(t->model->recompute));
     if (t->part.sp) strcat(recompute, ", sequence parallel");
+    if (t->grid.cp > 1)
+        snprintf(recompute + strlen(recompute), sizeof recompute - strlen(recompute),
+                 ", context parallel %d", t->grid.cp);
     if (part_chunks(&t->part) > 1)
         snprintf(recompute + strlen(recompute), sizeof recompute - strlen(recompute),
                  ", %d chunks per stage interleaved", part_chunks(&t->part));

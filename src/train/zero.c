@@ -36,7 +36,7 @@ bool zero_tensor_part(const ZeroLayout *z, const ParamTensor *t, size_t *a, size
 
 static void slot_wait(Zero *z, ZeroSlot *s) {
     if (!s->pending) return;
-    comm_dev_wait(&z->grid->dp_comm, &s->req);
+    comm_dev_wait(&z->grid->replica_comm, &s->req);
     s->pending = false;
 }
 
@@ -93,7 +93,7 @@ static void gather_post(Zero *z, ZeroSlot *s, int u) {
     const Ops *ops = z->ops;
     void *mine = act_at(ops, s->buf, (size_t)z->lay.dp_rank * c->len);
     ops->copy(mine, act_at(ops, z->compute_shard, c->at), c->len * ops->act_bytes);
-    s->req = comm_dev_iallgather(&z->grid->dp_comm, mine, s->buf, c->len, model_act_dtype(z->model));
+    s->req = comm_dev_iallgather(&z->grid->replica_comm, mine, s->buf, c->len, model_act_dtype(z->model));
     s->pending = true;
     s->posted = ++z->clock;
 }
@@ -149,7 +149,7 @@ static void bucket_begin(Zero *z, int u) {
 static void bucket_end(Zero *z, int u) {
     ZeroSlot *s = slot_of(z->g, u);
     const ZeroChunk *c = &z->lay.chunk[u];
-    s->req = comm_dev_ireduce_scatter(&z->grid->dp_comm, s->buf, z->grad_shard + c->at, c->len,
+    s->req = comm_dev_ireduce_scatter(&z->grid->replica_comm, s->buf, z->grad_shard + c->at, c->len,
                                       DTYPE_F32);
     s->pending = true;
     s->posted = ++z->clock;
@@ -162,7 +162,7 @@ static void bucket_end(Zero *z, int u) {
 static void reduce_post(Zero *z, int u) {
     const ParamUnit *pu = &z->model->table.units[u];
     float *g = z->model->grads + pu->offset;
-    const Comm *dp = &z->grid->dp_comm;
+    const Comm *dp = &z->grid->replica_comm;
     if (z->n_pending == z->lay.n) fatal("ZeRO: more gradient reductions than units (internal error)");
     z->pending[z->n_pending++] =
         z->lay.stage == 0 ? comm_dev_iallreduce(dp, g, pu->numel, DTYPE_F32, REDUCE_SUM)
@@ -196,8 +196,8 @@ Zero *zero_create(int stage, bool overlap, Model *m, const Grid *g) {
     z->model = m;
     z->ops = m->ops;
     z->grid = g;
-    z->overlap = overlap && g->dp > 1;
-    zero_layout_init(&z->lay, &m->table, stage, g->dp, g->dp_rank);
+    z->overlap = overlap && g->replicas > 1;
+    zero_layout_init(&z->lay, &m->table, stage, g->replicas, g->replica_rank);
     if (stage > 0) z->grad_shard = z->ops->alloc(z->lay.len * sizeof(float));
     if (stage >= 3) slots_alloc(z, z->w, z->ops->act_bytes);
     if (stage >= 2) slots_alloc(z, z->g, sizeof(float));
@@ -230,13 +230,13 @@ static void wait_posted(Zero *z) {
     if (z->n_posted != z->model->table.numel)
         fatal("ZeRO: the backward pass reduced %zu of %zu gradients (internal error)", z->n_posted,
               z->model->table.numel);
-    for (int i = 0; i < z->n_pending; i++) comm_dev_wait(&z->grid->dp_comm, &z->pending[i]);
+    for (int i = 0; i < z->n_pending; i++) comm_dev_wait(&z->grid->replica_comm, &z->pending[i]);
     z->n_pending = 0;
     z->n_posted = 0;
 }
 
 static void reduce_all(Zero *z) {
-    const Comm *dp = &z->grid->dp_comm;
+    const Comm *dp = &z->grid->replica_comm;
     Model *m = z->model;
     if (z->lay.stage == 0) {
         comm_dev_allreduce(dp, m->grads, m->flat_numel, DTYPE_F32, REDUCE_SUM);
@@ -275,7 +275,7 @@ static void reduce_tied(Zero *z) {
     if (z->lay.stage > 0) {
         z->ops->zero(g, t->numel * sizeof(float));
         if (mine) z->ops->copy(unit + (a - pu->offset), z->grad_shard + at, bytes);
-        comm_dev_allreduce(&z->grid->dp_comm, g, t->numel, DTYPE_F32, REDUCE_SUM);
+        comm_dev_allreduce(&z->grid->replica_comm, g, t->numel, DTYPE_F32, REDUCE_SUM);
     }
     comm_dev_allreduce(&z->grid->embed_comm, g, t->numel, DTYPE_F32, REDUCE_SUM);
     if (z->lay.stage > 0 && mine) z->ops->copy(z->grad_shard + at, unit + (a - pu->offset), bytes);
@@ -289,7 +289,7 @@ void zero_finish_reduce(Zero *z) {
         }
     } else if (z->overlap) {
         wait_posted(z);
-    } else if (z->grid->dp > 1) {
+    } else if (z->grid->replicas > 1) {
         reduce_all(z);
     }
     z->reducing = false;
@@ -315,7 +315,7 @@ void zero_publish_weights(Zero *z) {
     if (z->lay.stage == 0) return;
     for (int u = 0; u < z->lay.n; u++) {
         const ZeroChunk *c = &z->lay.chunk[u];
-        comm_dev_allgather(&z->grid->dp_comm, act_at(z->ops, m->params, c->begin),
+        comm_dev_allgather(&z->grid->replica_comm, act_at(z->ops, m->params, c->begin),
                            act_at(z->ops, m->params, m->table.units[u].offset), c->len,
                            model_act_dtype(m));
     }
@@ -341,7 +341,7 @@ void zero_full_weights_hold(Zero *z, bool gather) {
     if (!gather) return;
     for (int u = 0; u < z->lay.n; u++) {
         const ZeroChunk *c = &z->lay.chunk[u];
-        comm_dev_allgather(&z->grid->dp_comm, act_at(z->ops, z->compute_shard, c->at), m->unit_w[u],
+        comm_dev_allgather(&z->grid->replica_comm, act_at(z->ops, z->compute_shard, c->at), m->unit_w[u],
                            c->len, model_act_dtype(m));
     }
 }

@@ -32,7 +32,7 @@ typedef struct {
 } ZeroChunk;
 
 typedef struct {
-    int stage, dp, dp_rank;
+    int stage, dp, dp_rank;   // dp: the ranks sharing the shards (data- × context-parallel)
     int n;               // units
     ZeroChunk *chunk;    // (n) this rank's chunk of each unit
     size_t len;          // shard elements: Σ chunk lengths

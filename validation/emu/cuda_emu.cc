@@ -411,6 +411,13 @@ cudaError_t cudaMemcpyAsync(void *d, const void *src, size_t n, enum cudaMemcpyK
     memmove(d, src, n);
     return cudaSuccess;
 }
+cudaError_t cudaMemcpy2DAsync(void *d, size_t dpitch, const void *src, size_t spitch,
+                              size_t width, size_t height, enum cudaMemcpyKind, cudaStream_t s) {
+    emu_stream_drain(s);
+    for (size_t r = 0; r < height; r++)
+        memmove((char *)d + r * dpitch, (const char *)src + r * spitch, width);
+    return cudaSuccess;
+}
 cudaError_t cudaMemcpy(void *d, const void *src, size_t n, enum cudaMemcpyKind) {
     device_synchronize();
     memmove(d, src, n);

@@ -616,7 +616,7 @@ static void test_model(Recompute recompute, int dim, int heads, int kv_heads) {
     size_t numel = 0;
     for (int k = 0; k < 2; k++) {
         const Ops *ops = k ? gpu : &ops_cpu;
-        Model *m = model_create(ops, &cfg, &part, &tp, B, T, 1, recompute, MODEL_HOLDS_ALL);
+        Model *m = model_create(ops, &cfg, &part, &tp, NULL, B, T, 1, recompute, MODEL_HOLDS_ALL);
         float *host = malloc(m->table.numel * sizeof(float));
         params_init_host(&m->table, 99, host);
         for (int i = 0; i < m->table.n; i++) {   // norm weights away from 1

@@ -97,7 +97,7 @@ static void check_activation_bytes(const ModelConfig *cfg, const ModelPart *part
     check_begin("predicted activation bytes equal allocated (recompute none, selective, full)");
     double got[3];
     for (int r = RECOMPUTE_NONE; r <= RECOMPUTE_FULL; r++) {
-        Model *x = model_create(&ops_cpu, cfg, part, &tp, 2, 7, 3, (Recompute)r, MODEL_HOLDS_ALL);
+        Model *x = model_create(&ops_cpu, cfg, part, &tp, NULL, 2, 7, 3, (Recompute)r, MODEL_HOLDS_ALL);
         double tables = 2.0 * x->T * (x->hd / 2) * sizeof(float);
         double work = (double)ops_cpu.attention_work_bytes(x->B, x->T, x->heads, x->hd);
         double want = model_activation_bytes(cfg, part, 2, 7, 3, (Recompute)r, sizeof(float),
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
                     : pass == 2 ? "gradcheck with llama3 RoPE scaling"
                     : pass == 3 ? "gradcheck with selective activation recomputation"
                                 : "gradcheck every tensor (GQA, T=7, vocab 77)");
-        m = model_create(&ops_cpu, &cfg, &part, &tp, 2, 7, 1, recompute, MODEL_HOLDS_ALL);
+        m = model_create(&ops_cpu, &cfg, &part, &tp, NULL, 2, 7, 1, recompute, MODEL_HOLDS_ALL);
         float *params = m->params;
         params_init_host(&m->table, 1234, params);
         // Norm weights away from 1 and larger weights, so every path matters.

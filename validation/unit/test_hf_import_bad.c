@@ -95,9 +95,9 @@ int main(int argc, char **argv) {
     snprintf(base, sizeof base, "/tmp/llama-test-hfbad.%d", (int)getpid());
     mkdir(base, 0755);
     Grid g;
-    grid_create(&g, 1, 1, false);
+    grid_create(&g, 1, 1, 1, false);
     ModelPart part = {.tp = 1, .n_layers = 1, .first = true, .last = true, .dp = 1};
-    Model *m = model_create(&ops_cpu, &cfg, &part, &g.tp_comm, 1, 4, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
+    Model *m = model_create(&ops_cpu, &cfg, &part, &g.tp_comm, NULL, 1, 4, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
 
     snprintf(dir, sizeof dir, "%s/good", base);
     write_folder(dir, NULL, NULL);
@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
     // Tied: a folder may also hold lm_head.weight, but then equal to the embedding.
     ModelConfig tied = cfg;
     tied.tie_embeddings = true;
-    m = model_create(&ops_cpu, &tied, &part, &g.tp_comm, 1, 4, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
+    m = model_create(&ops_cpu, &tied, &part, &g.tp_comm, NULL, 1, 4, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
     snprintf(dir, sizeof dir, "%s/tied-equal", base);
     write_tied_folder(dir, NULL, NULL, TIED_HEAD_EQUAL);
     check_begin("hf import: a tied model whose file also holds an equal lm_head.weight loads");

@@ -99,7 +99,7 @@ static Model *run(const char *dir, const ModelConfig *cfg, const Grid *grid, con
                   double *loss) {
     char err[1024];
     ModelPart part = {.tp = 1, .n_layers = cfg->n_layers, .first = true, .last = true, .dp = 1};
-    Model *m = model_create(&ops_cpu, cfg, &part, &grid->tp_comm, b->B, b->T, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
+    Model *m = model_create(&ops_cpu, cfg, &part, &grid->tp_comm, NULL, b->B, b->T, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
     bool ok = hf_import(m, dir, err, sizeof err);
     CHECK(ok, "%s", err);
     if (!ok) {
@@ -164,7 +164,7 @@ int main(int argc, char **argv) {
                 "with llama3 and linear RoPE scaling: transformers' logits at every position to "
                 "1e-5");
     Grid grid;
-    grid_create(&grid, 1, 1, false);
+    grid_create(&grid, 1, 1, 1, false);
     for (size_t i = 0; i < sizeof goldens / sizeof goldens[0]; i++) check_golden(goldens[i], &grid);
     grid_free(&grid);
     check_end();

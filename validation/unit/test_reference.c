@@ -207,7 +207,7 @@ static void check_golden(Grid *g, const char *dir) {
     B = (int)json_integer_value(json_object_get(meta, "B"));
     T = (int)json_integer_value(json_object_get(meta, "T"));
     ModelPart part = {.tp = 1, .n_layers = hf.model.n_layers, .first = true, .last = true, .dp = 1};
-    Model *m = model_create(&ops_cpu, &hf.model, &part, &g->tp_comm, B, T, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
+    Model *m = model_create(&ops_cpu, &hf.model, &part, &g->tp_comm, NULL, B, T, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
     check_begin("reference weights import from the Hugging Face folder");
     bool ok = hf_import(m, dir, err, sizeof err);
     CHECK(ok, "%s", err);
@@ -231,7 +231,7 @@ static void check_golden(Grid *g, const char *dir) {
 int main(int argc, char **argv) {
     comm_world_start(&argc, &argv);
     Grid g;
-    grid_create(&g, 1, 1, false);
+    grid_create(&g, 1, 1, 1, false);
     check_golden(&g, "validation/golden/llama-tiny");
     check_golden(&g, "validation/golden/llama-tiny-tied");
     grid_free(&g);
