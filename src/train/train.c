@@ -144,9 +144,8 @@ bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int wo
     return ok;
 }
 
-// The part of (tp_rank, cp_rank, pp_rank); `replicas` ranks hold the same weights.
-static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int replicas, int tp_rank,
-                         int cp_rank, int pp_rank) {
+ModelPart trainer_part(const TrainOptions *o, const ModelConfig *cfg, int replicas, int tp_rank,
+                       int cp_rank, int pp_rank) {
     ModelPart p;
     char err[256];
     if (!pipeline_part(o->pp_layers, cfg, o->tp, tp_rank, replicas, o->pp, o->vpp, pp_rank, &p,
@@ -158,9 +157,7 @@ static ModelPart part_of(const TrainOptions *o, const ModelConfig *cfg, int repl
     return p;
 }
 
-// --eval-only holds the full weights, one micro-batch, no optimizer (its
-// prediction: weights and activations).
-static MemoryLayout memory_layout(const TrainOptions *o, const ModelConfig *cfg, int pp_rank) {
+MemoryLayout trainer_memory_layout(const TrainOptions *o, const ModelConfig *cfg, int pp_rank) {
     return (MemoryLayout){.B = o->batch_size, .T = trainer_seq_len(o, cfg),
                           .grad_accum = o->eval_only ? 1 : o->grad_accum, .pp = o->pp,
                           .pp_rank = pp_rank, .zero = o->eval_only ? 0 : o->zero,
@@ -221,8 +218,8 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
          ops_attention_for(o->device, o->attention, err, sizeof err));
     for (int s = 0; s < o->pp; s++) {
         if (s > 0 && s < o->pp - 1) continue;   // middle stages look like stage 0 without the embedding
-        ModelPart part = part_of(o, c, replicas, 0, 0, s);
-        MemoryLayout lay = memory_layout(o, c, s);
+        ModelPart part = trainer_part(o, c, replicas, 0, 0, s);
+        MemoryLayout lay = trainer_memory_layout(o, c, s);
         MemoryEstimate e = memory_estimate(c, &part, &lay);
         char title[64];
         snprintf(title, sizeof title, "memory per rank, stage %d", s);
@@ -523,7 +520,7 @@ static void set_peak(Trainer *t) {
 }
 
 static void report_memory(Trainer *t) {
-    MemoryLayout lay = memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
+    MemoryLayout lay = trainer_memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
     MemoryEstimate e = memory_estimate(&t->cfg, &t->part, &lay);
     int n = t->grid.world_size;
     double mine[2] = {e.total, (double)e.n_params};
@@ -559,7 +556,7 @@ static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const Model
     t->M = M;
     grid_create(&t->grid, o->tp, o->cp, o->pp, cfg->tie_embeddings);
     const Grid *g = &t->grid;
-    t->part = part_of(o, cfg, g->replicas, g->tp_rank, g->cp_rank, g->pp_rank);
+    t->part = trainer_part(o, cfg, g->replicas, g->tp_rank, g->cp_rank, g->pp_rank);
     int slots = pipeline_slots(g->pp, g->pp_rank, M, part_chunks(&t->part));
     t->model = model_create(ops, cfg, &t->part, &g->tp_comm, &g->cp_comm, B, T, slots,
                             options_recompute(o), o->eval_only ? MODEL_HOLDS_ALL : zero_model_holds(o->zero));
@@ -1181,7 +1178,7 @@ static void finish(Trainer *t) {
 // Each rank's high-water mark of the backend's buffers against --describe's
 // prediction (ranks 0–63; the CPU's resident peak adds the program and MPI).
 static void report_buffer_peaks(const Trainer *t) {
-    MemoryLayout lay = memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
+    MemoryLayout lay = trainer_memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
     MemoryEstimate e = memory_estimate(&t->cfg, &t->part, &lay);
     const Ops *ops = t->model->ops;
     double predicted = t->opt.eval_only ? e.weights + e.grads + e.activations : e.total;

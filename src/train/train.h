@@ -8,6 +8,7 @@
 #include "core/config.h"
 #include "parallel/grid.h"
 #include "train/loader.h"
+#include "train/memory.h"
 #include "fs/logfile.h"
 #include "train/metrics.h"
 #include "model/model.h"
@@ -51,6 +52,13 @@ bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int wo
                            int err_len);
 // The sequence length a run uses (--max-length or the model's).
 int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg);
+// The part of the model the rank at (tp_rank, cp_rank, pp_rank) holds under
+// o; `replicas` ranks (data- × context-parallel) hold the same weights.
+ModelPart trainer_part(const TrainOptions *o, const ModelConfig *cfg, int replicas, int tp_rank,
+                       int cp_rank, int pp_rank);
+// What the memory and traffic predictions of pipeline stage pp_rank need to
+// know of o (--eval-only: the full weights, one micro-batch, no optimizer).
+MemoryLayout trainer_memory_layout(const TrainOptions *o, const ModelConfig *cfg, int pp_rank);
 // Prints parameter count, FLOPs per token and memory per rank for the layout.
 void trainer_describe(const TrainOptions *o, const ModelConfig *cfg, int world);
 

@@ -1,0 +1,95 @@
+// llama-calibrate: measures a machine profile (train/machine.h) for CPU ranks
+// on the machine it runs on and prints it; jobs/calibrate.sh runs it under
+// mpirun with one rank per core.  Every rank measures at once (the figures of
+// a loaded node), and the slowest rank's figure is kept.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend/ops.h"
+#include "comm/comm.h"
+#include "core/config.h"
+#include "core/util.h"
+#include "train/calibrate.h"
+#include "train/metrics.h"
+
+// The smallest of the ranks' rates.
+static double slowest(const Comm *c, double rate) {
+    double inverse = 1 / rate;
+    comm_allreduce(c, &inverse, 1, DTYPE_F64, REDUCE_MAX);
+    return 1 / inverse;
+}
+
+static void compute_lines(const Comm *w, const Ops *ops) {
+    ModelConfig tiny, small;
+    config_preset("tiny", &tiny);
+    config_preset("small", &small);
+    int hd = config_head_dim(&small), qkv = (small.n_heads + 2 * small.n_kv_heads) * hd;
+    double peak = slowest(w, metrics_sgemm_tflops());
+    double big = slowest(w, calibrate_matmul(ops, 1024, small.dim, qkv));
+    double little = slowest(w, calibrate_matmul(ops, 512, tiny.dim, 3 * tiny.dim));
+    double fwd, bwd;
+    calibrate_attention(ops, 4, 256, small.n_heads, small.n_kv_heads, hd, &fwd, &bwd);
+    fwd = slowest(w, fwd);
+    bwd = slowest(w, bwd);
+    double el = slowest(w, calibrate_elementwise(ops, 2048, small.dim, small.ffn_dim));
+    double opt = slowest(w, calibrate_optimizer(ops, (size_t)16 << 20));
+    double op = 1 / slowest(w, 1 / calibrate_op_overhead(ops));
+    if (w->rank != 0) return;
+    printf("peak_tflops = %.4g              # measured: fp32 sgemm 1536^3, the peak llama-train's MFU uses on CPU ranks\n", peak);
+    printf("matmul_tflops = %.4g            # measured: linear forward + backward (N 1024, in %d, out %d: the small preset's Q/K/V)\n", big, small.dim, qkv);
+    printf("matmul_small_tflops = %.4g      # measured: the same at (N 512, in %d, out %d: the tiny preset's)\n", little, tiny.dim, 3 * tiny.dim);
+    printf("matmul_small_dim = 256          # chosen: between the two shapes measured\n");
+    printf("attention_fwd_tflops = %.4g     # measured: CPU flash attention, B 4, T 256, %d heads (%d KV) of %d; causal FLOPs 2·B·T²·heads·hd\n", fwd, small.n_heads, small.n_kv_heads, hd);
+    printf("attention_bwd_tflops = %.4g     # measured: its backward pass, counted as 2.5 times the forward FLOPs\n", bwd);
+    printf("elementwise_gbs = %.4g          # measured: RMSNorm + residual add (2048 × %d) and SwiGLU (2048 × %d), bytes read and written once\n", el, small.dim, small.ffn_dim);
+    printf("optimizer_gbs = %.4g            # measured: gradient norm, AdamW and zeroing of 16 M fp32 parameters, 40 bytes each\n", opt);
+    printf("host_link_gbs = %.4g            # CPU ranks: no device link; set to the element-wise rate (unused)\n", el);
+    printf("op_overhead_us = %.3g           # measured: an add of 64 elements, 1000 times\n", op);
+}
+
+static void comm_lines(const Comm *w) {
+    double ar, ar_lat, p2p, p2p_lat;
+    size_t bytes = 16u << 20;
+    calibrate_allreduce(w, bytes, &ar, &ar_lat);
+    calibrate_p2p(w, bytes, &p2p, &p2p_lat);
+    if (w->rank != 0) return;
+    printf("intra_node_gbs = %.4g           # measured: MPI all-reduce of 16 MiB over %d ranks, bus bandwidth 2(n-1)/n·bytes/s\n", ar, w->size);
+    printf("intra_node_p2p_gbs = %.4g       # measured: MPI ping-pong of 16 MiB between ranks 0 and 1, one way\n", p2p);
+    printf("intra_node_latency_us = %.3g    # measured: MPI all-reduce of 8 bytes (ping-pong one way: %.3g µs)\n", ar_lat, p2p_lat);
+    printf("inter_node_gbs = %.4g           # not measured (one node): the intra-node figure\n", ar);
+    printf("inter_node_latency_us = %.3g    # not measured (one node): the intra-node figure\n", ar_lat);
+}
+
+int main(int argc, char **argv) {
+    comm_world_start(&argc, &argv);
+    util_set_program("llama-calibrate");
+    if (argc > 1) fatal_all("llama-calibrate takes no arguments (jobs/calibrate.sh runs it)");
+    Comm world;
+    comm_world(&world);
+    if (world.size < 2) fatal_all("run llama-calibrate under mpirun with 2 or more ranks (one per core): "
+                                  "it measures MPI between them");
+    int local, node_ranks;
+    comm_node_rank(&local, &node_ranks);
+    char err[256];
+    const Ops *ops = ops_select(DEVICE_CPU, PRECISION_FP32, local, err, sizeof err);
+    agree_or_exit(ops != NULL, err);
+    const char *threads = getenv("OMP_NUM_THREADS");
+    if (world.rank == 0) {
+        printf("name = CPU rank (%s OpenMP thread%s)\ndevice = cpu\nprecision = fp32\n",
+               threads ? threads : "default", threads && !strcmp(threads, "1") ? "" : "s");
+        printf("devices_per_node = %d            # measured: the ranks mpirun started on this node\n", node_ranks);
+        printf("nodes = 1                       # this machine: more ranks than devices_per_node share its cores\n");
+        double avail = (double)sysconf(_SC_AVPHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+        printf("device_memory_gib = %.3g          # measured: the memory free now / %d ranks\n",
+               avail / node_ranks / 1073741824.0, node_ranks);
+        printf("usable_memory = 0.9             # assumed: the rest for MPI, the OS and the allocator\n");
+        printf("comm_overlap = 0                # assumed: MPI progresses a non-blocking collective only inside MPI calls\n");
+    }
+    compute_lines(&world, ops);
+    comm_lines(&world);
+    comm_free(&world);
+    comm_world_end();
+    return 0;
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# llama-plan: its memory column is llama-train --describe's prediction (both
+# run, several layouts); its ranking follows its own predicted tokens/s, which
+# agree with the step time, FLOPs per token (from --describe) and the peak;
+# a machine with slow links moves the best layout off tensor parallelism and a
+# small memory onto ZeRO-3; impossible requests end with a clear message; the
+# output is the same every run.  A few seconds.
+source "$(dirname "$0")/lib.sh"
+scratch
+cd "$ROOT"
+# A profile with fixed numbers (the shipped cpu-local.machine is measured).
+profile() {   # FILE MEMORY_GIB INTRA_GBS
+  cat >"$1" <<EOT
+name = test machine
+device = cpu
+precision = fp32
+devices_per_node = 8
+device_memory_gib = $2
+usable_memory = 0.9
+peak_tflops = 1
+matmul_tflops = 0.5
+matmul_small_tflops = 0.25
+matmul_small_dim = 256
+attention_fwd_tflops = 0.2
+attention_bwd_tflops = 0.2
+elementwise_gbs = 10
+optimizer_gbs = 10
+host_link_gbs = 10
+op_overhead_us = 1
+intra_node_gbs = $3
+intra_node_p2p_gbs = $3
+intra_node_latency_us = 1
+inter_node_gbs = 1
+inter_node_latency_us = 10
+EOT
+}
+profile "$TMP/m.machine" 64 10
+PLAN=("$BIN/llama-plan" --machine "$TMP/m.machine")
+
+# 1. memory per rank = --describe's largest stage total, for layouts of several kinds
+ok=1
+while IFS='|' read -r model seq world opts; do
+  [ -z "$model" ] && continue
+  # shellcheck disable=SC2086
+  desc=$("$BIN/llama-train" -c "$model" -l "$seq" --world-size "$world" $opts --describe 2>&1) || {
+    ok=0; fail "plan memory = describe" "--describe $model $opts: $desc"; continue; }
+  want=$(grep -o "memory per rank, stage [0-9]*:.*total [0-9.]* [KMGT]*i*B" <<<"$desc" | sed 's/.*total //' |
+         awk '{m = $2 == "KiB" ? 1 : $2 == "MiB" ? 2 : $2 == "GiB" ? 3 : $2 == "TiB" ? 4 : 0;
+               v = $1 * 1024 ^ m; if (v > best) { best = v; s = $0 } } END { print s }')
+  read -r dp B M <<<"$(sed -n 's/^layout: .*dp \([0-9]*\) ×.*micro-batch \([0-9]*\), grad-accum \([0-9]*\),.*/\1 \2 \3/p' <<<"$desc")"
+  # shellcheck disable=SC2086
+  got=$("${PLAN[@]}" -c "$model" -l "$seq" --devices "$world" --global-batch-tokens $((dp * B * M * seq)) \
+        --exact --all $opts | awk 'NR == 3' | grep -o "[0-9.]* [KMGT]*i*B" | head -1)
+  if [ -z "$want" ] || [ "$got" != "$want" ]; then
+    ok=0; fail "plan memory = describe" "$model $opts: llama-plan '$got', --describe '$want'"; fi
+done <<'EOL'
+small|256|4|--tp 2 -b 4 --grad-accum 2 --zero 1
+small|256|8|--tp 2 --pp 2 -b 2 --grad-accum 4 --zero 3 --recompute selective
+small|256|8|--tp 2 --sp --pp 2 --vpp 3 -b 1 --grad-accum 4 -g
+small|256|4|--pp 2 -b 3 --grad-accum 2 --zero 2
+tiny|64|2|-b 8 --zero 0
+small|256|8|--cp 2 --tp 2 --sp -b 2 --grad-accum 2 --zero 1
+7b|2048|16|--tp 4 --pp 2 -b 1 --grad-accum 16 --zero 1 -g
+EOL
+[ $ok = 1 ] && pass "llama-plan's memory per rank equals llama-train --describe's for 7 layouts (tiny, small, 7b; tp, sp, cp, pp, vpp, ZeRO 0-3, recompute)"
+
+# 2. ranking and the figures behind it
+"${PLAN[@]}" -c small -l 256 --devices 8 --global-batch-tokens 65536 --tsv --top 0 >"$TMP/rank.tsv" 2>&1
+fpt=$("$BIN/llama-train" -c small -l 256 --describe 2>&1 | sed -n 's/^model FLOPs per token at sequence 256: \([0-9.e+]*\) .*/\1/p')
+if awk -F'\t' -v fpt="$fpt" 'NR == 1 { next }
+     { n++; tps = 65536 / $14; tfl = $25 * fpt / 8 / 1e12
+       if ($12 != 1 || (n > 1 && $25 > prev + 1e-9 * prev)) bad = "row " n " out of order"
+       if (($25 - tps) ^ 2 > (1e-4 * tps) ^ 2 || ($26 - tfl) ^ 2 > (1e-4 * tfl) ^ 2 || ($27 - $26) ^ 2 > 1e-8)
+         bad = "row " n ": tokens/s " $25 " vs 65536/" $14 ", TFLOP/s " $26 " vs " tfl
+       sum = 0; for (i = 15; i <= 24; i++) sum += $i
+       if ((sum - $14) ^ 2 > (1e-4 * $14) ^ 2) bad = "row " n ": the parts sum to " sum ", step " $14
+       prev = $25 }
+     END { if (n < 20) bad = "only " n " layouts"; if (bad) { print bad; exit 1 } }' "$TMP/rank.tsv" >"$TMP/rank.why"
+then pass "llama-plan ranks by predicted tokens/s = global batch / step time; TFLOP/s from --describe's FLOPs per token; the parts sum to the step"
+else fail "plan ranking" "$(cat "$TMP/rank.why") $(head -2 "$TMP/rank.tsv")"; fi
+
+# 3. the machine decides: slow links push tensor parallelism out, little memory brings ZeRO-3
+profile "$TMP/slow.machine" 64 0.001
+best_fast=$("${PLAN[@]}" -c small -l 256 --devices 8 --global-batch-tokens 65536 --tsv --tp 2 --top 1 | awk -F'\t' 'NR == 2 { print $25 }')
+best_slow=$("$BIN/llama-plan" --machine "$TMP/slow.machine" -c small -l 256 --devices 8 --global-batch-tokens 65536 --tsv --top 1 | awk -F'\t' 'NR == 2 { print $2 }')
+slow_tp2=$("$BIN/llama-plan" --machine "$TMP/slow.machine" -c small -l 256 --devices 8 --global-batch-tokens 65536 --tsv --tp 2 --top 1 | awk -F'\t' 'NR == 2 { print $25 }')
+if [ "$best_slow" = "1" ] && awk -v a="$best_fast" -v b="$slow_tp2" 'BEGIN { exit !(b < a / 10) }'; then
+  pass "with 10,000× slower links the best layout has no tensor parallelism, and the best with tp 2 is over 10× slower ($best_fast → $slow_tp2 tokens/s)"
+else fail "plan slow links" "best tp '$best_slow' (want 1), tp 2 $best_fast → $slow_tp2 tokens/s"; fi
+full=$("${PLAN[@]}" -c 7b -l 2048 --devices 8 --global-batch-tokens 16384 --tsv --all --tp 1 --cp 1 --pp 1 | awk -F'\t' '$12 == 1')
+need=$("${PLAN[@]}" -c 7b -l 2048 --devices 8 --global-batch-tokens 16384 --tsv --all --tp 1 --cp 1 --pp 1 --zero 3 --recompute full -b 1 | awk -F'\t' 'NR == 2 { printf "%.3f", $13 / 0.9 / 1073741824 + 0.001 }')
+profile "$TMP/small.machine" "$need" 10
+only=$("$BIN/llama-plan" --machine "$TMP/small.machine" -c 7b -l 2048 --devices 8 --global-batch-tokens 16384 --tsv --top 0 --tp 1 --cp 1 --pp 1 | tail -n +2 | cut -f2-11 | sort -u)
+if [ -n "$full" ] && [ "$only" = "$(printf '1\t1\t1\t8\t1\t3\tfull\t0\t1\t1')" ]; then
+  pass "dp 8 of 7B: with memory for ZeRO-3, full recompute and micro-batch 1 only ($need GiB), that is the one layout planned (of $(wc -l <<<"$full") on 64 GiB)"
+else fail "plan small memory" "$need GiB: layouts '$only'"; fi
+
+# 4. impossible requests
+profile "$TMP/tiny.machine" 0.001 10
+expect_error "no layout fits: a clear message" "no layout of model 65b fits 32 devices of test machine: the smallest \(.*\) needs .* per rank" \
+  "$BIN/llama-plan" --machine "$TMP/tiny.machine" -c 65b -l 2048 --devices 32 --global-batch-tokens 4194304
+expect_error "a device count no layout divides: a clear message" "accepts no layout of model tiny on 7 devices" \
+  "${PLAN[@]}" -c tiny -l 128 --devices 7 --global-batch-tokens 1024
+expect_error "a global batch of no whole sequences" "not a whole number of sequences of --max-length 128" \
+  "${PLAN[@]}" -c tiny -l 128 --devices 2 --global-batch-tokens 1000
+sed 's/^matmul_tflops/matmul_tflop/' "$TMP/m.machine" >"$TMP/typo.machine"
+expect_error "a machine profile's unknown key names file and line" "typo.machine:8: unknown key 'matmul_tflop'" \
+  "$BIN/llama-plan" --machine "$TMP/typo.machine" -c tiny -l 128 --devices 2 --global-batch-tokens 1024
+read_ok=1
+for f in inputs/machines/*.machine; do
+  "$BIN/llama-plan" --machine "$f" -c tiny -l 128 --devices 2 --global-batch-tokens 1024 >/dev/null 2>"$TMP/read.err" ||
+    { read_ok=0; fail "shipped profile $f" "$(cat "$TMP/read.err")"; }
+done
+[ $read_ok = 1 ] && pass "every shipped machine profile reads ($(ls inputs/machines/*.machine | wc -l) files)"
+
+# 5. deterministic
+a=$("${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all | md5sum)
+b=$("${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all | md5sum)
+c=$(OMP_NUM_THREADS=2 "${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all | md5sum)
+[ "$a" = "$b" ] && [ "$a" = "$c" ] && pass "llama-plan's output is the same on every run and thread count" ||
+  fail "plan deterministic" "outputs differ"
+finish
