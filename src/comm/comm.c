@@ -273,22 +273,32 @@ void comm_gather_to_root(const Comm *c, const void *mine, size_t n, CommTake tak
 
 CommRequest comm_request_none(void) { return (CommRequest){NULL, NULL}; }
 
+// The host's time inside the blocking device calls and the waits.
+static double dev_busy;
+double comm_dev_busy_seconds(void) { return dev_busy; }
+
 void comm_dev_allreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
     if (c->size == 1) return;
+    double t0 = now_seconds();
     if (c->dev) device_ops->allreduce(c->dev, buf, n, t, op);
     else comm_allreduce(c, buf, n, t, op);
+    dev_busy += now_seconds() - t0;
 }
 
 // A device communicator also serves one rank: its buffers are device memory,
 // which the host-side copies of the MPI versions cannot touch.
 void comm_dev_reduce_scatter(const Comm *c, const void *send, void *recv, size_t n, DType t) {
+    double t0 = now_seconds();
     if (c->dev) device_ops->reduce_scatter(c->dev, send, recv, n, t);
     else comm_reduce_scatter(c, send, recv, n, t);
+    dev_busy += now_seconds() - t0;
 }
 
 void comm_dev_allgather(const Comm *c, const void *send, void *recv, size_t n, DType t) {
+    double t0 = now_seconds();
     if (c->dev) device_ops->allgather(c->dev, send, recv, n, t);
     else comm_allgather(c, send, recv, n, t);
+    dev_busy += now_seconds() - t0;
 }
 
 CommRequest comm_dev_iallreduce(const Comm *c, void *buf, size_t n, DType t, ReduceOp op) {
@@ -346,8 +356,10 @@ CommRequest comm_dev_irecv(const Comm *c, void *buf, size_t n, DType t, int peer
 }
 
 void comm_dev_wait(const Comm *c, CommRequest *r) {
+    double t0 = now_seconds();
     if (c->dev) device_ops->wait(c->dev, r);
     else comm_wait(r);
+    dev_busy += now_seconds() - t0;
 }
 
 MPI_Comm comm_mpi(const Comm *c) { return MPI_OF(c); }

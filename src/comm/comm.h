@@ -78,6 +78,10 @@ CommRequest comm_dev_iallgather(const Comm *c, const void *send, void *recv, siz
 CommRequest comm_dev_isend(const Comm *c, const void *buf, size_t n, DType t, int peer, int tag);
 CommRequest comm_dev_irecv(const Comm *c, void *buf, size_t n, DType t, int peer, int tag);
 void comm_dev_wait(const Comm *c, CommRequest *r);
+// Seconds the host has spent inside the blocking device calls and the waits
+// above (a device backend's collectives: the time to queue them; CPU ranks:
+// the exposed communication, including waiting for the other ranks).
+double comm_dev_busy_seconds(void);
 // A request with nothing to wait for.
 CommRequest comm_request_none(void);
 

@@ -128,6 +128,9 @@ static const CliOption specs[] = {
      "then among the most likely tokens whose probability reaches P (default 1: all)"},
     {"sample-seed", 0, NUM(CLI_UINT64, sample_seed), "seed of the sampled draws (default 0: --seed)"},
     {"peak-tflops", 0, NUM(CLI_DOUBLE, peak_tflops), "per-device peak TFLOP/s for MFU"},
+    {"profile", 0, NUM(CLI_FLAG, profile),
+     "time every op (synchronously: a GPU loses its overlap) over the steps after --bench-warmup; "
+     "a table by op and shape at the end, and in --log"},
     {"profile-step", 0, NUM(CLI_INT64, profile_step),
      "GPU profilers (ncu --profile-from-start off): collect step N only (1 = the first)"},
     {"hang-timeout", 0, NUM(CLI_DOUBLE, hang_timeout),

@@ -31,6 +31,7 @@ typedef struct {
     bool sp;                 // --sp: sequence parallel over the tensor-parallel group
     int vpp;                 // --vpp: model chunks per pipeline rank (interleaved 1F1B)
     int cp;                  // --cp: context-parallel size (each sequence split over cp ranks)
+    bool profile;            // --profile: time every op over the steps after --bench-warmup
     char pp_layers[256];     // layers per pipeline stage by hand, "a,b,..."
     bool tie_embeddings;     // --tie-embeddings: the model's LM head is its embedding
     bool grad_checkpoint;    // -g: the old spelling of --recompute full

@@ -13,6 +13,8 @@
 #include "train/hf.h"
 #include "train/memory.h"
 #include "train/metrics.h"
+#include "train/profile.h"
+#include "backend/ops_profile.h"
 #include "parallel/pipeline.h"
 #include "core/rng.h"
 #include "core/signals.h"
@@ -619,6 +621,7 @@ Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig
     watchdog_start(o->hang_timeout, util_world_rank());
     watchdog_beat("starting up (model, data, checkpoint)", 0);
     select_attention(ops, o);
+    if (o->profile) ops = ops_profile_wrap(ops);
     if (o->eval_only) return create_for_eval(ops, o, cfg);
     Trainer *t = trainer_alloc(ops, o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum);
     open_data(t);
@@ -822,6 +825,24 @@ static void log_step(Trainer *t, double loss, double lr, double norm, double sec
     }
 }
 
+// --profile: the counts start at the first measured step.
+static void profile_start(Trainer *t) {
+    if (!t->opt.profile) return;
+    t->model->ops->sync();
+    ops_profile_reset();
+    t->comm0 = comm_dev_busy_seconds();
+    t->data_seconds = 0;
+}
+
+static void print_profile(Trainer *t) {
+    if (!t->opt.profile || t->grid.world_rank != 0) return;
+    ProfileTotals p = {.steps = (int)(t->step - t->opt.bench_warmup),
+                       .step_seconds = t->bench_seconds,
+                       .comm_seconds = comm_dev_busy_seconds() - t->comm0,
+                       .data_seconds = t->data_seconds};
+    profile_report(&p, t->log);
+}
+
 // One step: forward and backward passes, then the update unless judge_step
 // finds the step bad.  A skipped step still counts as an iteration (its data
 // is consumed, t->step advances) but changes no weight, no Adam moment and not
@@ -835,9 +856,12 @@ static bool train_step(Trainer *t) {
         ops->profiler_range(true);
     }
     watchdog_beat("in a training step", t->step + 1);
+    bool measured = t->step >= t->opt.bench_warmup;
+    if (t->step == t->opt.bench_warmup) profile_start(t);
     double t0 = now_seconds();
     uint64_t first = t->state.consumed;
     fill_rows(t);
+    if (measured) t->data_seconds += now_seconds() - t0;
     double lr = lr_at(&t->optim->cfg, t->optim->step);
     double idle0 = pipeline_idle_seconds(t->pipeline);
     double local = pipeline_train(t->pipeline, &(PipelineFeed){feed_batch, feed_before_backward, t}, t->M, grad_scale(t, first));
@@ -854,7 +878,7 @@ static bool train_step(Trainer *t) {
                   (long long)t->step + 1);
     t->bad_steps = v.skip || v.spike ? t->bad_steps + 1 : 0;
     log_step(t, loss, lr, norm, seconds, &v);
-    if (t->step >= t->opt.bench_warmup) {
+    if (measured) {
         t->bench_tokens += step_tokens(t);
         t->bench_seconds += seconds;
         t->bench_idle += pipeline_idle_seconds(t->pipeline) - idle0;
@@ -1276,5 +1300,6 @@ void trainer_run(Trainer *t) {
     finish(t);
     print_sample(t);
     print_bench(t);
+    print_profile(t);
     report_peak_memory(t);
 }

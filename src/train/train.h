@@ -34,6 +34,8 @@ typedef struct Trainer {
     LogFile *log, *dump;
     double bench_tokens, bench_seconds;   // after the warm-up steps
     double bench_idle;       // of bench_seconds: waiting for another pipeline stage
+    double comm0, data_seconds;   // --profile: communication time at the first measured
+                                  // step, time reading batches since
     // Divergence handling (see DESIGN.md): skipped steps, spikes, rollback.
     LossWindow losses;           // losses of recent healthy steps, for spike z-scores
     int bad_steps;               // skipped or spiking steps in a row
