@@ -12,6 +12,14 @@
 #include "backend/ops.h"
 #include "core/util.h"
 
+// glibc's vector expf (libmvec): with this declaration the `omp simd` loops
+// of SwiGLU and the cross-entropy call it 8 floats at a time (AVX2) instead
+// of expf once per element (attention_cpu.c does the same).
+#if defined(__GLIBC__) && defined(__x86_64__) && !defined(__clang__)
+#pragma omp declare simd notinbranch
+extern float expf(float);
+#endif
+
 // ---- memory ----
 
 // Buffers carry their size in a header, so the backend knows its own
@@ -169,6 +177,7 @@ static void cpu_swiglu_forward(void *h_, const void *gu_, int N, int F) {
     for (int r = 0; r < N; r++) {
         const float *g = gu + (size_t)r * 2 * F, *u = g + F;
         float *hr = h + (size_t)r * F;
+#pragma omp simd
         for (int i = 0; i < F; i++) hr[i] = swiglu(g[i], u[i]);
     }
 }
@@ -180,6 +189,7 @@ static void cpu_swiglu_backward(void *dgu_, const void *dh_, const void *gu_, in
     for (int r = 0; r < N; r++) {
         const float *g = gu + (size_t)r * 2 * F, *u = g + F, *d = dh + (size_t)r * F;
         float *dg = dgu + (size_t)r * 2 * F, *du = dg + F;
+#pragma omp simd
         for (int i = 0; i < F; i++) swiglu_grad(g[i], u[i], d[i], &dg[i], &du[i]);
     }
 }
@@ -224,6 +234,7 @@ static void cpu_ce_row_max(float *row_max, const void *logits_, int N, int V, in
     for (int r = 0; r < N; r++) {
         const float *l = logits + (size_t)r * V;
         float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
         for (int j = 0; j < valid; j++) mx = l[j] > mx ? l[j] : mx;
         row_max[r] = mx;
     }
@@ -236,7 +247,9 @@ static void cpu_ce_stats(float *stats, const void *logits_, const float *row_max
     for (int r = 0; r < N; r++) {
         const float *l = logits + (size_t)r * V;
         double sum = 0;
-        for (int j = 0; j < valid; j++) sum += expf(l[j] - row_max[r]);
+        float mx = row_max[r];
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < valid; j++) sum += expf(l[j] - mx);
         int t = targets[r] - vocab_start;
         stats[2 * r] = (float)sum;
         stats[2 * r + 1] = t >= 0 && t < valid ? l[t] : 0.0f;
@@ -255,6 +268,7 @@ static void cpu_ce_loss_grad(float *loss, void *logits_, const float *row_max,
         float *l = logits + (size_t)r * V;
         float inv = 1.0f / sum;
         int t = targets[r] - vocab_start;
+#pragma omp simd
         for (int j = 0; j < valid; j++) l[j] = ce_grad(l[j], mx, inv, grad_scale);
         for (int j = valid; j < V; j++) l[j] = 0.0f;
         if (t >= 0 && t < valid) l[t] -= grad_scale;
@@ -279,16 +293,22 @@ static void cpu_argmax(int32_t *index, float *value, const void *logits_, int N,
 static void cpu_adamw(float *w, float *m, float *v, const float *g, void *param_, size_t n,
                       const AdamwStep *a) {
     float *param = param_;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        adamw_update(&w[i], &m[i], &v[i], g[i], *a);
-        if (param) param[i] = w[i];
+    AdamwStep k = *a;
+    if (param) {   // the compute copy in the same pass; two loops so both vectorise
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            adamw_update(&w[i], &m[i], &v[i], g[i], k);
+            param[i] = w[i];
+        }
+        return;
     }
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) adamw_update(&w[i], &m[i], &v[i], g[i], k);
 }
 
 static double cpu_sum_squares(const float *x, size_t n) {
     double s = 0;
-#pragma omp parallel for reduction(+ : s) schedule(static)
+#pragma omp parallel for simd reduction(+ : s) schedule(static)
     for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
     return s;
 }
