@@ -78,6 +78,12 @@ if awk -F'\t' -v fpt="$fpt" 'NR == 1 { next }
      END { if (n < 20) bad = "only " n " layouts"; if (bad) { print bad; exit 1 } }' "$TMP/rank.tsv" >"$TMP/rank.why"
 then pass "llama-plan ranks by predicted tokens/s = global batch / step time; TFLOP/s from --describe's FLOPs per token; the parts sum to the step"
 else fail "plan ranking" "$(cat "$TMP/rank.why") $(head -2 "$TMP/rank.tsv")"; fi
+# Colossal-AI's convention: 8 · all parameters per token (--describe's total, printed to 3 digits).
+total=$("$BIN/llama-train" -c small -l 256 --describe 2>&1 | sed -n 's/^parameters: \([0-9.]*\) M total.*/\1e6/p')
+if awk -F'\t' -v p="$total" -v fpt="$fpt" 'NR > 1 { r = $28 / $26; w = 8 * p / fpt; if ((r - w) ^ 2 > (0.005 * w) ^ 2) bad = NR ": " r " vs " w }
+     END { if (bad || NR < 2) { print "row " bad; exit 1 } }' "$TMP/rank.tsv" >"$TMP/8n.why"
+then pass "llama-plan's 8N TFLOP/s are the model TFLOP/s × 8 · parameters / --describe's FLOPs per token"
+else fail "plan 8N convention" "$(cat "$TMP/8n.why")"; fi
 
 # 3. the machine decides: slow links push tensor parallelism out, little memory brings ZeRO-3
 profile "$TMP/slow.machine" 64 0.001

@@ -276,6 +276,7 @@ void plan_predict(const PlanRequest *r, const PlanLayout *l, PlanRow *out) {
     out->tokens_per_s = (double)r->global_tokens / out->step;
     out->tflops = out->tokens_per_s * config_flops_per_token(&r->cfg, r->T) / r->devices / 1e12;
     out->mfu = out->tflops / m->peak_tflops;
+    out->tflops_8n = out->tokens_per_s * 8.0 * (double)config_params_total(&r->cfg) / r->devices / 1e12;
 }
 
 // ---- enumeration ----
@@ -471,11 +472,11 @@ static void print_row(const PlanRow *w, int rank, bool tsv) {
     const PlanLayout *l = &w->lay;
     if (tsv) {
         printf("%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%.0f\t%.6g\t%.6g\t%.6g\t%.6g\t"
-               "%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%s\n", rank, l->tp,
+               "%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%s\n", rank, l->tp,
                l->cp, l->pp, l->dp, l->vpp, l->zero, model_recompute_name(l->recompute), l->sp, l->B,
                l->M, w->fits, w->mem, w->step, w->matmul, w->attention, w->elementwise, w->overhead,
                w->tp_comm, w->cp_comm, w->pp_comm, w->dp_comm, w->bubble, w->optimizer,
-               w->tokens_per_s, w->tflops, w->mfu, w->fits ? "" : w->why);
+               w->tokens_per_s, w->tflops, w->mfu, w->tflops_8n, w->fits ? "" : w->why);
         return;
     }
     char at[16] = "-";
@@ -489,9 +490,10 @@ static void print_row(const PlanRow *w, int rank, bool tsv) {
         return;
     }
     double compute = w->matmul + w->attention + w->elementwise + w->overhead;
-    printf("%4s  %-58s %10s %9.4g %9.4g %8.3g %8.3g %8.3g %8.3g %8.3g %8.3g %11.4g %8.4g %5.1f%%\n",
-           at, name, mem, w->step, compute, w->tp_comm, w->cp_comm, w->pp_comm, w->dp_comm,
-           w->bubble, w->optimizer, w->tokens_per_s, w->tflops, 100 * w->mfu);
+    printf("%4s  %-58s %10s %9.4g %9.4g %8.3g %8.3g %8.3g %8.3g %8.3g %8.3g %11.4g %8.4g %5.1f%% "
+           "%8.4g\n", at, name, mem, w->step, compute, w->tp_comm, w->cp_comm, w->pp_comm,
+           w->dp_comm, w->bubble, w->optimizer, w->tokens_per_s, w->tflops, 100 * w->mfu,
+           w->tflops_8n);
 }
 
 void plan_print_table(const PlanRequest *r, const PlanRow *rows, int n, bool tsv) {
@@ -499,10 +501,10 @@ void plan_print_table(const PlanRequest *r, const PlanRow *rows, int n, bool tsv
     if (tsv)
         printf("rank\ttp\tcp\tpp\tdp\tvpp\tzero\trecompute\tsp\tb\tga\tfits\tmem_bytes\tstep_s\t"
                "matmul_s\tattention_s\telementwise_s\toverhead_s\ttp_s\tcp_s\tpp_s\tdp_s\tbubble_s\t"
-               "optimizer_s\ttokens_per_s\ttflops_per_device\tmfu\twhy\n");
+               "optimizer_s\ttokens_per_s\ttflops_per_device\tmfu\ttflops_8n\twhy\n");
     else
-        printf("%4s  %-58s %10s %9s %9s %8s %8s %8s %8s %8s %8s %11s %8s %6s\n", "rank", "layout",
-               "mem/rank", "step s", "compute", "TP", "CP", "PP", "DP", "bubble", "optim",
-               "tokens/s", "TFLOP/s", "MFU");
+        printf("%4s  %-58s %10s %9s %9s %8s %8s %8s %8s %8s %8s %11s %8s %6s %8s\n", "rank",
+               "layout", "mem/rank", "step s", "compute", "TP", "CP", "PP", "DP", "bubble",
+               "optim", "tokens/s", "TFLOP/s", "MFU", "8N TF/s");
     for (int i = 0; i < n; i++) print_row(&rows[i], i + 1, tsv);
 }

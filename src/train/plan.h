@@ -47,6 +47,8 @@ typedef struct {
     double tp_comm, cp_comm, pp_comm, dp_comm;        // exposed communication, seconds per step
     double bubble, optimizer, step;                   // seconds per step
     double tokens_per_s, tflops, mfu;                 // tflops: model TFLOP/s per device
+    double tflops_8n;        // Colossal-AI's convention: 8 · parameters FLOPs per token
+                             // (6N with recomputation's forward), TFLOP/s per device
 } PlanRow;
 
 // What to plan.  Filters: -1 (or RECOMPUTE -1) is any; sp_filter -1 any, 0 off, 1 on.
