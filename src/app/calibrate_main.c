@@ -43,6 +43,7 @@ static void compute_lines(const Comm *w, const Ops *ops) {
     printf("matmul_small_dim = 256          # chosen: between the two shapes measured\n");
     printf("attention_fwd_tflops = %.4g     # measured: CPU flash attention, B 4, T 256, %d heads (%d KV) of %d; causal FLOPs 2·B·T²·heads·hd\n", fwd, small.n_heads, small.n_kv_heads, hd);
     printf("attention_bwd_tflops = %.4g     # measured: its backward pass, counted as 2.5 times the forward FLOPs\n", bwd);
+    printf("attention_head_dim = %d         # the head dim measured (the planner scales the rates to others)\n", hd);
     printf("elementwise_gbs = %.4g          # measured: RMSNorm + residual add (2048 × %d) and SwiGLU (2048 × %d), bytes read and written once\n", el, small.dim, small.ffn_dim);
     printf("optimizer_gbs = %.4g            # measured: gradient norm, AdamW and zeroing of 16 M fp32 parameters, 40 bytes each\n", opt);
     printf("host_link_gbs = %.4g            # CPU ranks: no device link; set to the element-wise rate (unused)\n", el);

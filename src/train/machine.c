@@ -15,7 +15,7 @@ typedef struct {
     bool optional;
 } MachineKey;
 
-enum { MACHINE_KEYS = 22 };
+enum { MACHINE_KEYS = 23 };
 
 static int machine_keys(Machine *m, MachineKey *k) {
     const double big = 1e12;
@@ -30,6 +30,7 @@ static int machine_keys(Machine *m, MachineKey *k) {
         {"matmul_small_dim", &m->matmul_small_dim, NULL, 0, 1 << 30, false},
         {"attention_fwd_tflops", NULL, &m->attention_fwd_tflops, 1e-9, big, false},
         {"attention_bwd_tflops", NULL, &m->attention_bwd_tflops, 1e-9, big, false},
+        {"attention_head_dim", &m->attention_head_dim, NULL, 1, 1024, true},
         {"elementwise_gbs", NULL, &m->elementwise_gbs, 1e-6, big, false},
         {"optimizer_gbs", NULL, &m->optimizer_gbs, 1e-6, big, false},
         {"host_link_gbs", NULL, &m->host_link_gbs, 1e-6, big, false},
@@ -111,6 +112,7 @@ static bool machine_from_deck(const Deck *deck, Machine *m, char *err, int err_l
 bool machine_read(const char *path, Machine *m, char *err, int err_len) {
     memset(m, 0, sizeof *m);
     m->comm_overlap = 1;
+    m->attention_head_dim = 64;
     snprintf(m->path, sizeof m->path, "%s", path);
     Deck deck;
     if (!deck_read(path, &deck, err, err_len)) return false;

@@ -2,7 +2,7 @@
 // lines (a deck, io/text/deck.h) saying what one device computes and moves
 // per second, how much memory it has, and how devices talk inside a node and
 // between nodes.  Every key below is required once, except `nodes`,
-// `comm_overlap` and `name`; unknown keys are errors (a typo must not leave a
+// `comm_overlap`, `attention_head_dim` and `name`; unknown keys are errors (a typo must not leave a
 // rate at zero).  Rates are what a program reaches, not peaks, except
 // peak_tflops (the MFU denominator).  The files say where each number comes
 // from: "datasheet", "assumed" or "measured" (jobs/calibrate.sh).
@@ -29,6 +29,8 @@ typedef struct {
     int matmul_small_dim;
     double attention_fwd_tflops;   // causal attention, FLOPs performed (FlashAttention's count:
     double attention_bwd_tflops;   // forward 2·N·T·width, backward 2.5 times that)
+    int attention_head_dim;        // the head dim those rates are for (optional, default 64);
+                                   // other head dims are scaled (train/plan.c)
     double elementwise_gbs;        // GB/s of element-wise kernels and the optimizer
     double optimizer_gbs;          // GB/s of the optimizer step (train/calibrate.h counts its bytes)
     double host_link_gbs;          // device <-> host, GB/s per device per direction

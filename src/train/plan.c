@@ -91,6 +91,16 @@ static void work_add(Work *w, double matmul, double attention, double bytes, dou
     w->overhead += oh;
 }
 
+// Attention's rate at head dim hd relative to the profile's at hd0: per score
+// a tile does hd multiply-adds and the softmax's fixed work, worth about
+// ATTENTION_SCORE_WORK of them (fitted: the CPU kernels at hd 8 and 64, and
+// FlashAttention-2's published hd 64 and 128 rates, both give 27–34), so
+// the rate goes as hd / (hd + ATTENTION_SCORE_WORK).
+#define ATTENTION_SCORE_WORK 32.0
+static double attention_head_dim_factor(double hd, double hd0) {
+    return (hd / (hd + ATTENTION_SCORE_WORK)) / (hd0 / (hd0 + ATTENTION_SCORE_WORK));
+}
+
 // One decoder layer, forward (and what recomputation reruns) and backward.
 static void layer_work(const PlanRequest *r, const PlanLayout *l, Work *w) {
     const ModelConfig *c = &r->cfg;
@@ -101,8 +111,9 @@ static void layer_work(const PlanRequest *r, const PlanLayout *l, Work *w) {
     double mm = matmul_seconds(m, N, D, q + 2 * kv) + matmul_seconds(m, N, q, D) +
                 matmul_seconds(m, N, D, 2 * F) + matmul_seconds(m, N, F, D);
     // Causal: this rank's N queries see T / 2 keys on average (CP's chunks balance it).
-    double att_f = 2.0 * N * r->T * q / (m->attention_fwd_tflops * 1e12);
-    double att_b = 2.5 * 2.0 * N * r->T * q / (m->attention_bwd_tflops * 1e12);
+    double slow = attention_head_dim_factor(hd, m->attention_head_dim);
+    double att_f = 2.0 * N * r->T * q / (slow * m->attention_fwd_tflops * 1e12);
+    double att_b = 2.5 * 2.0 * N * r->T * q / (slow * m->attention_bwd_tflops * 1e12);
     // Element-wise bytes: norms, RoPE, residual adds, SwiGLU (forward), their backward.
     double norms = 2 * R * D * a, rope = 2 * N * (q + kv) * a, add = 3 * R * D * a;
     double swiglu = 3 * N * F * a;
@@ -268,8 +279,10 @@ void plan_predict(const PlanRequest *r, const PlanLayout *l, PlanRow *out) {
     out->tp_comm = share * M * slow->tp;
     out->cp_comm = share * M * slow->cp;
     out->pp_comm = share * M * slow->pp;
-    double busy = share * M * mb_seconds(slow);
-    out->bubble = busy / (1 - bubble) - busy;
+    // A stage waiting for another lends its core to the ranks sharing it: with
+    // more ranks than cores the bubble hides behind their work.
+    double busy = share * M * mb_seconds(slow), own = M * mb_seconds(slow);
+    out->bubble = fmax(busy, own / (1 - bubble)) - busy;
     out->dp_comm = share * fmax(first.dp, last.dp);
     out->optimizer = share * fmax(first.optimizer, last.optimizer);
     out->step = busy + out->bubble + out->dp_comm + out->optimizer;

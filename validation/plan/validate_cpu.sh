@@ -44,7 +44,7 @@ for l in "${layouts[@]}"; do
   tokens=$((dp * B * M * seq))
   # shellcheck disable=SC2086
   pred=$("$BUILD/llama-plan" -c "$model" -l "$seq" --devices "$np" --machine "$MACHINE" \
-         --global-batch-tokens "$tokens" --exact --tsv $opts | awk -F'\t' 'NR == 2 {print $13, $12}')
+         --global-batch-tokens "$tokens" --exact --tsv $opts | awk -F'\t' 'NR == 2 {print $14, $13}')
   read -r pstep pmem <<<"$pred"
   awk -v l="$np $model $seq $opts" -v tps="$tps" -v tok="$tokens" -v p="$pstep" -v buf="$buf" -v pm="$pmem" 'BEGIN {
     m = tok / tps; e = 100 * (p - m) / m; pmb = pm / 1048576; em = 100 * (pmb - buf) / buf;
