@@ -6,10 +6,17 @@
 // l of exp(score − m), the output accumulated unnormalised and rescaled when m
 // grows; at the end out = O / l and lse = m + log l.
 //
+// The block entries (ring attention) run the same loops on a query block and
+// another block's keys and values: rows carry global positions (increasing,
+// so a query row sees a prefix of each key tile, and tiles past the last
+// query's position are skipped); the forward pass merges its (O / l, lse)
+// into the blocks before by their softmax sums, the backward pass adds to
+// the gradients instead of writing them.
+//
 // Backward (FlashAttention-2): D = rowsum(dO ∘ O) first; then one task per
 // (batch, KV head) owns dK and dV of that KV head and dQ of the query heads of
 // its group, so no two threads write the same element.  Per key tile, per head
-// of the group, per query tile from the diagonal on, it recomputes
+// of the group, per query tile that sees the key tile, it recomputes
 // P = exp(scale · Q Kᵀ − lse) and accumulates
 //   dV += Pᵀ dO,   dS = P ∘ (dO Vᵀ − D),   dQ += scale · dS K,   dK += scale · dSᵀ Q.
 //
