@@ -1,4 +1,4 @@
-# Shared by the layout tests (test_parallel.sh, full/test_layout_grid.sh): a
+# Shared by the layout tests (test_parallel.sh, full/layout_grid.inc): a
 # training run of a layout and its comparison with the one-rank reference.
 # The caller sets GLOBAL (sequences per optimizer step), COMMON (llama-train's
 # arguments every run shares) and, for check_layout, the one-rank runs
