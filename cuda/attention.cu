@@ -19,6 +19,14 @@
 //    added to the fp32 accumulators with atomics;
 //  - a SIMT path for any even head dim up to 256 and for fp32 (one warp per
 //    query or key row, one key or query per lane), deterministic.
+//
+// Ring attention's blocks (context parallelism, ops.h's AttentionBlock) run
+// the SIMT kernels alone: queries of one rank against another rank's packed
+// keys and values (kv (B·Tk, 2·nkv·hd)), causal on the rows' global positions
+// (device arrays, increasing, so a query sees a prefix of the keys and a key
+// a suffix of the queries).  The forward pass merges its result into out and
+// lse by the softmax sums; the backward pass adds to dq (dqkv's q columns),
+// dk and dv (dkv) in the act type, D in the backend's scratch.
 #include "common.cuh"
 #include "attention_mma.cuh"
 
@@ -40,54 +48,171 @@ static size_t backward_scratch_bytes(int B, int T, int nh, int hd) {
 
 // ---- SIMT path ----
 
+// One call's shape as the SIMT kernels see it: queries of Tq rows per
+// sequence against keys and values of Tk rows, causal on the rows' positions
+// (a key is seen by queries at its position and later).  Plain attention has
+// q, k and v in the rows of qkv and positions = row indices; a ring block
+// (ops.h's AttentionBlock) has k and v in their own buffer and global positions.
+struct AttnShape {
+    int Tq, Tk, nh, nkv, hd;
+    int ldq;                        // row stride of q and dq: (nh + 2·nkv)·hd
+    int ldk, k_col, v_col;          // row stride of k, v, dk, dv; columns of KV head 0's k, v
+    const int32_t *q_pos, *k_pos;   // (Tq), (Tk) positions, increasing; NULL: the row index
+    float scale;                    // 1/sqrt(hd)
+    bool accumulate;                // backward: add to dq, dk, dv instead of writing them
+};
+
+__device__ __forceinline__ int min_int(int a, int b) { return a < b ? a : b; }
+
+__device__ __forceinline__ int q_position(const AttnShape &s, int i) {
+    return s.q_pos ? s.q_pos[i] : i;
+}
+__device__ __forceinline__ int k_position(const AttnShape &s, int j) {
+    return s.k_pos ? s.k_pos[j] : j;
+}
+
+// How many keys (a prefix: positions increase) a query at position p sees.
+__device__ __forceinline__ int keys_seen_by(const AttnShape &s, int p) {
+    if (!s.k_pos) return min_int(p + 1, s.Tk);
+    int lo = 0, hi = s.Tk;   // the first key past p
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (s.k_pos[mid] <= p) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+// The first query that sees a key at position p (Tq when none does).
+__device__ __forceinline__ int first_query_seeing(const AttnShape &s, int p) {
+    if (!s.q_pos) return min_int(p, s.Tq);
+    int lo = 0, hi = s.Tq;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (s.q_pos[mid] < p) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+// Element offsets of row i (of sequence b) of query head h in q (or dq) and
+// of KV head g's k and v in kv (or dkv), and of head h's out (or dout) row.
+__device__ __forceinline__ size_t q_at(const AttnShape &s, int b, int i, int h) {
+    return ((size_t)b * s.Tq + i) * s.ldq + (size_t)h * s.hd;
+}
+__device__ __forceinline__ size_t k_at(const AttnShape &s, int b, int j, int g) {
+    return ((size_t)b * s.Tk + j) * s.ldk + s.k_col + (size_t)g * s.hd;
+}
+__device__ __forceinline__ size_t v_at(const AttnShape &s, int b, int j, int g) {
+    return ((size_t)b * s.Tk + j) * s.ldk + s.v_col + (size_t)g * s.hd;
+}
+__device__ __forceinline__ size_t o_at(const AttnShape &s, int b, int i, int h) {
+    return ((size_t)b * s.Tq + i) * s.nh * s.hd + (size_t)h * s.hd;
+}
+// lse or D (B, nh, Tq) of row i of head h.
+__device__ __forceinline__ size_t stat_at(const AttnShape &s, int b, int h, int i) {
+    return ((size_t)b * s.nh + h) * s.Tq + i;
+}
+
+// A tile of SIMT_TILE key rows [j0, j0 + SIMT_TILE) of KV head g into shared
+// memory, k rows ks and v rows vs floats apart; zeros from row `end` on.
+template <class T>
+__device__ __forceinline__ void load_kv_tile(float *sk, int ks, float *sv, int vs, const T *kv,
+                                             const AttnShape &s, int b, int g, int j0, int end) {
+    for (int e = threadIdx.x; e < SIMT_TILE * s.hd; e += blockDim.x) {
+        int jj = e / s.hd, d = e % s.hd, j = j0 + jj;
+        bool in = j < end;
+        sk[jj * ks + d] = in ? to_f(kv[k_at(s, b, j, g) + d]) : 0.0f;
+        sv[jj * vs + d] = in ? to_f(kv[v_at(s, b, j, g) + d]) : 0.0f;
+    }
+}
+
+// x (hd, d = lane + 32·k per lane) · c into a head's row of dst: written, or
+// added to what is there.
+template <class T>
+__device__ __forceinline__ void store_head_row(T *row, const float *x, float c, int hd,
+                                               bool accumulate) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int k = 0; k < MAX_HD / 32; k++) {
+        int d = lane + 32 * k;
+        if (d < hd) row[d] = from_f<T>(accumulate ? to_f(row[d]) + x[k] * c : x[k] * c);
+    }
+}
+
+// A query row's result from this call's unnormalised o (the lane's dims), m
+// and l (running max and sum of exp(score − m)): written (`first`), or merged
+// with the blocks before by their softmax sums.  A row that saw no key (l = 0)
+// is left as it was, or on `first` gets out 0 and lse −∞.  Warp-wide.
+template <class T>
+__device__ __forceinline__ void fwd_finish_row(T *orow, float *lse_at, const float *o, float m,
+                                               float l, int hd, bool first) {
+    int lane = threadIdx.x & 31;
+    float before = first ? -INFINITY : *lse_at;
+    __syncwarp();   // every lane has read the lse before lane 0 writes it
+    if (l == 0.0f) {
+        float zero[MAX_HD / 32] = {};
+        if (first) store_head_row(orow, zero, 0.0f, hd, false);
+        if (first && lane == 0) *lse_at = -INFINITY;
+        return;
+    }
+    float mine = m + logf(l), lse = mine, w_before = 0.0f, w_mine = 1.0f / l;
+    if (before != -INFINITY) {   // out = out_before·w_before + (o / l)·w_mine
+        float mx = fmaxf(before, mine), a = expf(before - mx), c = expf(mine - mx);
+        w_before = a / (a + c), w_mine = c / ((a + c) * l), lse = mx + logf(a + c);
+    }
+#pragma unroll
+    for (int k = 0; k < MAX_HD / 32; k++) {
+        int d = lane + 32 * k;
+        if (d < hd)
+            orow[d] = from_f<T>((w_before != 0.0f ? to_f(orow[d]) * w_before : 0.0f) +
+                                o[k] * w_mine);
+    }
+    if (lane == 0) *lse_at = lse;
+}
+
 // One warp per query row i: lanes score the keys of a 32-key tile, then the
 // probabilities are shared to accumulate the output dims each lane owns
-// (d = lane + 32·k).
+// (d = lane + 32·k).  Key tiles no row of the block sees are not loaded; a
+// warp skips the tiles its row does not see.
+// out (B·Tq, nh·hd), lse (B, nh, Tq); q rows (B·Tq) and kv rows (B·Tk) as in s.
 template <class T>
 __global__ void __launch_bounds__(SIMT_ROWS * 32)
-attn_fwd_simt(T *out, float *lse, const T *qkv, int T_, int nh, int nkv, int hd, float scale) {
+attn_fwd_simt(T *out, float *lse, const T *q, const T *kv, AttnShape s, bool first) {
     DYNAMIC_SMEM(smem);
-    const int ks = hd + 1;                        // padded: lanes read different rows
+    const int hd = s.hd, ks = hd + 1;             // padded: lanes read different rows
     float *sk = reinterpret_cast<float *>(smem);  // [SIMT_TILE][hd + 1]
     float *sv = sk + SIMT_TILE * ks;              // [SIMT_TILE][hd]
     float *sq = sv + SIMT_TILE * hd;              // [SIMT_ROWS][hd]
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int b = blockIdx.z, h = blockIdx.y, g = h / (nh / nkv), ld = (nh + 2 * nkv) * hd;
+    int b = blockIdx.z, h = blockIdx.y, g = h / (s.nh / s.nkv);
     int row0 = blockIdx.x * SIMT_ROWS, i = row0 + warp;
-    bool active = i < T_;
-    const T *base = qkv + (size_t)b * T_ * ld;
+    int rows_end = min_int(s.Tq, row0 + SIMT_ROWS);
+    bool active = i < s.Tq;
+    int pos_i = active ? q_position(s, i) : -1;
+    int kend = keys_seen_by(s, q_position(s, rows_end - 1));   // keys the block's rows see
     for (int d = lane; d < hd; d += 32)
-        sq[warp * hd + d] = active ? to_f(base[(size_t)i * ld + h * hd + d]) : 0.0f;
+        sq[warp * hd + d] = active ? to_f(q[q_at(s, b, i, h) + d]) : 0.0f;
     float o[MAX_HD / 32];
 #pragma unroll
     for (int k = 0; k < MAX_HD / 32; k++) o[k] = 0.0f;
     float m = -INFINITY, l = 0.0f;
-    int last = (T_ < row0 + SIMT_ROWS ? T_ : row0 + SIMT_ROWS) - 1;   // keys 0..last
-    for (int j0 = 0; j0 <= last; j0 += SIMT_TILE) {
+    for (int j0 = 0; j0 < kend; j0 += SIMT_TILE) {
         __syncthreads();
-        for (int e = threadIdx.x; e < SIMT_TILE * hd; e += blockDim.x) {
-            int jj = e / hd, d = e % hd, j = j0 + jj;
-            float kv = 0.0f, vv = 0.0f;
-            if (j <= last) {
-                const T *row = base + (size_t)j * ld;
-                kv = to_f(row[(nh + g) * hd + d]);
-                vv = to_f(row[(nh + nkv + g) * hd + d]);
-            }
-            sk[jj * ks + d] = kv;
-            sv[jj * hd + d] = vv;
-        }
+        load_kv_tile(sk, ks, sv, hd, kv, s, b, g, j0, kend);
         __syncthreads();
-        if (active && j0 <= i) {
+        if (active && k_position(s, j0) <= pos_i) {   // the same for every lane of the warp
             int j = j0 + lane;
-            float s = -INFINITY;
-            if (j <= i) {
+            bool seen = j < kend && k_position(s, j) <= pos_i;
+            float sc = -INFINITY;
+            if (seen) {
                 float acc = 0.0f;
                 for (int d = 0; d < hd; d++) acc += sq[warp * hd + d] * sk[lane * ks + d];
-                s = acc * scale;
+                sc = acc * s.scale;
             }
-            float m_new = fmaxf(m, warp_max(s));   // finite: key j0 <= i
+            float m_new = fmaxf(m, warp_max(sc));   // finite: key j0 is seen
             float alpha = expf(m - m_new);
-            float p = j <= i ? expf(s - m_new) : 0.0f;
+            float p = seen ? expf(sc - m_new) : 0.0f;
             l = l * alpha + warp_sum(p);
             m = m_new;
 #pragma unroll
@@ -102,16 +227,8 @@ attn_fwd_simt(T *out, float *lse, const T *qkv, int T_, int nh, int nkv, int hd,
             }
         }
     }
-    if (active) {
-        float inv = 1.0f / l;
-        T *orow = out + ((size_t)b * T_ + i) * nh * hd + (size_t)h * hd;
-#pragma unroll
-        for (int k = 0; k < MAX_HD / 32; k++) {
-            int d = lane + 32 * k;
-            if (d < hd) orow[d] = from_f<T>(o[k] * inv);
-        }
-        if (lane == 0) lse[((size_t)b * nh + h) * T_ + i] = m + logf(l);
-    }
+    if (active)
+        fwd_finish_row(out + o_at(s, b, i, h), lse + stat_at(s, b, h, i), o, m, l, hd, first);
 }
 
 // D (B, nh, T) = rowsum(dO ∘ O): one warp per (row, head).
@@ -133,58 +250,49 @@ __global__ void attn_bwd_dot(float *Dv, const T *dout, const T *out, int T_, int
     }
 }
 
-// dQ of one query row per warp: over the keys j <= i, p = exp(scale·q·k − lse),
-// dS = p · (dO·v − D), dq += dS · k · scale.
+// dQ of one query row per warp: over the keys it sees, p = exp(scale·q·k − lse),
+// dS = p · (dO·v − D), dq += dS · k · scale.  dq rows as q's (s).
 template <class T>
 __global__ void __launch_bounds__(SIMT_ROWS * 32)
-attn_bwd_dq_simt(T *dqkv, const T *qkv, const T *dout, const float *lse, const float *Dv, int T_,
-                 int nh, int nkv, int hd, float scale) {
+attn_bwd_dq_simt(T *dq, const T *q, const T *kv, const T *dout, const float *lse,
+                 const float *Dv, AttnShape s) {
     DYNAMIC_SMEM(smem);
-    const int ks = hd + 1;
+    const int hd = s.hd, ks = hd + 1;
     float *sk = reinterpret_cast<float *>(smem);  // [SIMT_TILE][hd + 1]
     float *sv = sk + SIMT_TILE * ks;              // [SIMT_TILE][hd + 1]
     float *sq = sv + SIMT_TILE * ks;              // [SIMT_ROWS][hd]
     float *sdo = sq + SIMT_ROWS * hd;             // [SIMT_ROWS][hd]
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int b = blockIdx.z, h = blockIdx.y, g = h / (nh / nkv), ld = (nh + 2 * nkv) * hd;
+    int b = blockIdx.z, h = blockIdx.y, g = h / (s.nh / s.nkv);
     int row0 = blockIdx.x * SIMT_ROWS, i = row0 + warp;
-    bool active = i < T_;
-    const T *base = qkv + (size_t)b * T_ * ld;
-    const T *dorow = dout + ((size_t)b * T_ + (active ? i : 0)) * nh * hd + (size_t)h * hd;
+    int rows_end = min_int(s.Tq, row0 + SIMT_ROWS);
+    bool active = i < s.Tq;
+    int pos_i = active ? q_position(s, i) : -1;
+    int kend = keys_seen_by(s, q_position(s, rows_end - 1));
+    const T *dorow = dout + o_at(s, b, active ? i : 0, h);
     for (int d = lane; d < hd; d += 32) {
-        sq[warp * hd + d] = active ? to_f(base[(size_t)i * ld + h * hd + d]) : 0.0f;
+        sq[warp * hd + d] = active ? to_f(q[q_at(s, b, i, h) + d]) : 0.0f;
         sdo[warp * hd + d] = active ? to_f(dorow[d]) : 0.0f;
     }
-    float L = active ? lse[((size_t)b * nh + h) * T_ + i] : 0.0f;
-    float Di = active ? Dv[((size_t)b * nh + h) * T_ + i] : 0.0f;
-    float dq[MAX_HD / 32];
+    float L = active ? lse[stat_at(s, b, h, i)] : 0.0f;
+    float Di = active ? Dv[stat_at(s, b, h, i)] : 0.0f;
+    float acc[MAX_HD / 32];
 #pragma unroll
-    for (int k = 0; k < MAX_HD / 32; k++) dq[k] = 0.0f;
-    int last = (T_ < row0 + SIMT_ROWS ? T_ : row0 + SIMT_ROWS) - 1;
-    for (int j0 = 0; j0 <= last; j0 += SIMT_TILE) {
+    for (int k = 0; k < MAX_HD / 32; k++) acc[k] = 0.0f;
+    for (int j0 = 0; j0 < kend; j0 += SIMT_TILE) {
         __syncthreads();
-        for (int e = threadIdx.x; e < SIMT_TILE * hd; e += blockDim.x) {
-            int jj = e / hd, d = e % hd, j = j0 + jj;
-            float kv = 0.0f, vv = 0.0f;
-            if (j <= last) {
-                const T *row = base + (size_t)j * ld;
-                kv = to_f(row[(nh + g) * hd + d]);
-                vv = to_f(row[(nh + nkv + g) * hd + d]);
-            }
-            sk[jj * ks + d] = kv;
-            sv[jj * ks + d] = vv;
-        }
+        load_kv_tile(sk, ks, sv, ks, kv, s, b, g, j0, kend);
         __syncthreads();
-        if (active && j0 <= i) {
+        if (active && k_position(s, j0) <= pos_i) {   // the same for every lane of the warp
             int j = j0 + lane;
             float ds = 0.0f;
-            if (j <= i) {
+            if (j < kend && k_position(s, j) <= pos_i) {
                 float qk = 0.0f, dp = 0.0f;
                 for (int d = 0; d < hd; d++) {
                     qk += sq[warp * hd + d] * sk[lane * ks + d];
                     dp += sdo[warp * hd + d] * sv[lane * ks + d];
                 }
-                float p = expf(qk * scale - L);
+                float p = expf(qk * s.scale - L);
                 ds = p * (dp - Di);
             }
             for (int jj = 0; jj < SIMT_TILE; jj++) {
@@ -192,29 +300,44 @@ attn_bwd_dq_simt(T *dqkv, const T *qkv, const T *dout, const float *lse, const f
 #pragma unroll
                 for (int k = 0; k < MAX_HD / 32; k++) {
                     int d = lane + 32 * k;
-                    if (d < hd) dq[k] += dsj * sk[jj * ks + d];
+                    if (d < hd) acc[k] += dsj * sk[jj * ks + d];
                 }
             }
         }
     }
-    if (active) {
-        T *row = dqkv + ((size_t)b * T_ + i) * ld + (size_t)h * hd;
-#pragma unroll
-        for (int k = 0; k < MAX_HD / 32; k++) {
-            int d = lane + 32 * k;
-            if (d < hd) row[d] = from_f<T>(dq[k] * scale);
-        }
+    if (active) store_head_row(dq + q_at(s, b, i, h), acc, s.scale, hd, s.accumulate);
+}
+
+// A tile of SIMT_TILE query rows [i0, i0 + SIMT_TILE) of head h into shared
+// memory: q and dO (rows qs floats apart), lse and D; zeros from row Tq on.
+template <class T>
+__device__ __forceinline__ void load_q_tile(float *sq, float *sdo, int qs, float *sl, float *sD,
+                                            const T *q, const T *dout, const float *lse,
+                                            const float *Dv, const AttnShape &s, int b, int h,
+                                            int i0) {
+    for (int e = threadIdx.x; e < SIMT_TILE * s.hd; e += blockDim.x) {
+        int ii = e / s.hd, d = e % s.hd, i = i0 + ii;
+        bool in = i < s.Tq;
+        sq[ii * qs + d] = in ? to_f(q[q_at(s, b, i, h) + d]) : 0.0f;
+        sdo[ii * qs + d] = in ? to_f(dout[o_at(s, b, i, h) + d]) : 0.0f;
+    }
+    for (int ii = threadIdx.x; ii < SIMT_TILE; ii += blockDim.x) {
+        int i = i0 + ii;
+        sl[ii] = i < s.Tq ? lse[stat_at(s, b, h, i)] : 0.0f;
+        sD[ii] = i < s.Tq ? Dv[stat_at(s, b, h, i)] : 0.0f;
     }
 }
 
 // dK and dV of one key row j of kv head g per warp, summed over the group's
-// query heads and the queries i >= j (lanes take one query each).
+// query heads and the queries that see it (lanes take one query each).  The
+// query tiles start at the first query that sees the block's first key; a
+// warp skips the tiles none of whose queries sees its key.  dkv rows as kv's (s).
 template <class T>
 __global__ void __launch_bounds__(SIMT_ROWS * 32)
-attn_bwd_dkv_simt(T *dqkv, const T *qkv, const T *dout, const float *lse, const float *Dv,
-                  int T_, int nh, int nkv, int hd, float scale) {
+attn_bwd_dkv_simt(T *dkv, const T *q, const T *kv, const T *dout, const float *lse,
+                  const float *Dv, AttnShape s) {
     DYNAMIC_SMEM(smem);
-    const int qs = hd + 1;
+    const int hd = s.hd, qs = hd + 1;
     float *sq = reinterpret_cast<float *>(smem);  // [SIMT_TILE][hd + 1]
     float *sdo = sq + SIMT_TILE * qs;             // [SIMT_TILE][hd + 1]
     float *sl = sdo + SIMT_TILE * qs;             // [SIMT_TILE] lse
@@ -222,47 +345,34 @@ attn_bwd_dkv_simt(T *dqkv, const T *qkv, const T *dout, const float *lse, const 
     float *skj = sD + SIMT_TILE;                  // [SIMT_ROWS][hd]
     float *svj = skj + SIMT_ROWS * hd;            // [SIMT_ROWS][hd]
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int b = blockIdx.z, g = blockIdx.y, group = nh / nkv, ld = (nh + 2 * nkv) * hd;
+    int b = blockIdx.z, g = blockIdx.y, group = s.nh / s.nkv;
     int row0 = blockIdx.x * SIMT_ROWS, j = row0 + warp;
-    bool active = j < T_;
-    const T *base = qkv + (size_t)b * T_ * ld;
+    bool active = j < s.Tk;
+    int pos_j = active ? k_position(s, j) : 0;
+    int i_begin = first_query_seeing(s, k_position(s, row0));
     for (int d = lane; d < hd; d += 32) {
-        skj[warp * hd + d] = active ? to_f(base[(size_t)j * ld + (nh + g) * hd + d]) : 0.0f;
-        svj[warp * hd + d] = active ? to_f(base[(size_t)j * ld + (nh + nkv + g) * hd + d]) : 0.0f;
+        skj[warp * hd + d] = active ? to_f(kv[k_at(s, b, j, g) + d]) : 0.0f;
+        svj[warp * hd + d] = active ? to_f(kv[v_at(s, b, j, g) + d]) : 0.0f;
     }
     float dk[MAX_HD / 32], dv[MAX_HD / 32];
 #pragma unroll
     for (int k = 0; k < MAX_HD / 32; k++) dk[k] = dv[k] = 0.0f;
     for (int h = g * group; h < (g + 1) * group; h++) {
-        const float *lse_h = lse + ((size_t)b * nh + h) * T_, *D_h = Dv + ((size_t)b * nh + h) * T_;
-        for (int i0 = row0; i0 < T_; i0 += SIMT_TILE) {
+        for (int i0 = i_begin; i0 < s.Tq; i0 += SIMT_TILE) {
             __syncthreads();
-            for (int e = threadIdx.x; e < SIMT_TILE * hd; e += blockDim.x) {
-                int ii = e / hd, d = e % hd, i = i0 + ii;
-                float qv = 0.0f, ov = 0.0f;
-                if (i < T_) {
-                    qv = to_f(base[(size_t)i * ld + h * hd + d]);
-                    ov = to_f(dout[((size_t)b * T_ + i) * nh * hd + (size_t)h * hd + d]);
-                }
-                sq[ii * qs + d] = qv;
-                sdo[ii * qs + d] = ov;
-            }
-            for (int ii = threadIdx.x; ii < SIMT_TILE; ii += blockDim.x) {
-                int i = i0 + ii;
-                sl[ii] = i < T_ ? lse_h[i] : 0.0f;
-                sD[ii] = i < T_ ? D_h[i] : 0.0f;
-            }
+            load_q_tile(sq, sdo, qs, sl, sD, q, dout, lse, Dv, s, b, h, i0);
             __syncthreads();
-            if (active && i0 + SIMT_TILE - 1 >= j) {
+            int tile_last = min_int(i0 + SIMT_TILE, s.Tq) - 1;   // warp-uniform test:
+            if (active && q_position(s, tile_last) >= pos_j) {
                 int i = i0 + lane;
                 float p = 0.0f, ds = 0.0f;
-                if (i < T_ && i >= j) {
+                if (i < s.Tq && q_position(s, i) >= pos_j) {
                     float qk = 0.0f, dp = 0.0f;
                     for (int d = 0; d < hd; d++) {
                         qk += sq[lane * qs + d] * skj[warp * hd + d];
                         dp += sdo[lane * qs + d] * svj[warp * hd + d];
                     }
-                    p = expf(qk * scale - sl[lane]);
+                    p = expf(qk * s.scale - sl[lane]);
                     ds = p * (dp - sD[lane]);
                 }
                 for (int ii = 0; ii < SIMT_TILE; ii++) {
@@ -281,15 +391,8 @@ attn_bwd_dkv_simt(T *dqkv, const T *qkv, const T *dout, const float *lse, const 
         }
     }
     if (active) {
-        T *row = dqkv + ((size_t)b * T_ + j) * ld;
-#pragma unroll
-        for (int k = 0; k < MAX_HD / 32; k++) {
-            int d = lane + 32 * k;
-            if (d < hd) {
-                row[(nh + g) * hd + d] = from_f<T>(dk[k] * scale);
-                row[(nh + nkv + g) * hd + d] = from_f<T>(dv[k]);
-            }
-        }
+        store_head_row(dkv + k_at(s, b, j, g), dk, s.scale, hd, s.accumulate);
+        store_head_row(dkv + v_at(s, b, j, g), dv, 1.0f, hd, s.accumulate);
     }
 }
 
@@ -345,6 +448,49 @@ static void check_shape(int nh, int nkv, int hd) {
               "head dims up to %d, KV heads dividing heads)", hd, nh, nkv, MAX_HD);
 }
 
+// Plain causal attention: q, k and v in the rows of qkv, positions the row indices.
+static AttnShape plain_shape(int T, int nh, int nkv, int hd) {
+    AttnShape s = {};
+    s.Tq = s.Tk = T, s.nh = nh, s.nkv = nkv, s.hd = hd;
+    s.ldq = s.ldk = (nh + 2 * nkv) * hd;
+    s.k_col = nh * hd, s.v_col = (nh + nkv) * hd;
+    s.scale = 1.0f / sqrtf((float)hd);
+    return s;
+}
+
+// A ring block (ops.h): q in qkv, k and v in kv (Tk rows, k heads then v
+// heads), global positions; the backward pass adds to the gradients.
+static AttnShape block_shape(const AttentionBlock *a) {
+    AttnShape s = plain_shape(a->Tq, a->nh, a->nkv, a->hd);
+    s.Tk = a->Tk;
+    s.ldk = 2 * a->nkv * a->hd, s.k_col = 0, s.v_col = a->nkv * a->hd;
+    s.q_pos = a->q_pos, s.k_pos = a->k_pos;
+    s.accumulate = true;
+    return s;
+}
+
+template <class T>
+static void attention_forward_simt(T *out, float *lse, const T *q, const T *kv,
+                                   const AttnShape &s, int B, bool first) {
+    int hd = s.hd;
+    size_t smem = ((size_t)SIMT_TILE * (hd + 1) + SIMT_TILE * hd + SIMT_ROWS * hd) * 4;
+    cuda_allow_smem(attn_fwd_simt<T>, smem);
+    LAUNCH(dim3((s.Tq + SIMT_ROWS - 1) / SIMT_ROWS, s.nh, B), SIMT_ROWS * 32, smem,
+           attn_fwd_simt<T>)(out, lse, q, kv, s, first);
+    KERNEL_CHECK();
+}
+
+// The SIMT path in the backend's precision.
+static void forward_simt(void *out, float *lse, const void *q, const void *kv, const AttnShape &s,
+                         int B, bool first) {
+    if (g_cuda.bf16)
+        attention_forward_simt<bf16>((bf16 *)out, lse, (const bf16 *)q, (const bf16 *)kv, s, B,
+                                     first);
+    else
+        attention_forward_simt<float>((float *)out, lse, (const float *)q, (const float *)kv, s,
+                                      B, first);
+}
+
 void attention_forward(void *out, void *state, const void *qkv, int B, int T, int nh, int nkv,
                        int hd) {
     if (B == 0 || T == 0) return;
@@ -354,39 +500,62 @@ void attention_forward(void *out, void *state, const void *qkv, int B, int T, in
     float scale = 1.0f / sqrtf((float)hd);
     if (hd == 64 && use_tensor_cores(hd, FwdTiles<64>::smem, out, qkv, state, NULL)) {
         attention_forward_tc<64>((bf16 *)out, lse, (const bf16 *)qkv, B, T, nh, nkv, scale);
+        KERNEL_CHECK();
     } else if (hd == 128 && use_tensor_cores(hd, FwdTiles<128>::smem, out, qkv, state, NULL)) {
         attention_forward_tc<128>((bf16 *)out, lse, (const bf16 *)qkv, B, T, nh, nkv, scale);
+        KERNEL_CHECK();
     } else {
-        size_t smem = ((size_t)SIMT_TILE * (hd + 1) + SIMT_TILE * hd + SIMT_ROWS * hd) * 4;
-        dim3 grid((T + SIMT_ROWS - 1) / SIMT_ROWS, nh, B);
-        if (g_cuda.bf16) {
-            cuda_allow_smem(attn_fwd_simt<bf16>, smem);
-            LAUNCH(grid, SIMT_ROWS * 32, smem, attn_fwd_simt<bf16>)(
-                (bf16 *)out, lse, (const bf16 *)qkv, T, nh, nkv, hd, scale);
-        } else {
-            cuda_allow_smem(attn_fwd_simt<float>, smem);
-            LAUNCH(grid, SIMT_ROWS * 32, smem, attn_fwd_simt<float>)(
-                (float *)out, lse, (const float *)qkv, T, nh, nkv, hd, scale);
-        }
+        forward_simt(out, lse, qkv, qkv, plain_shape(T, nh, nkv, hd), B, true);
     }
+}
+
+void attention_block_forward(void *out, float *lse, const void *qkv, const void *kv,
+                             const AttentionBlock *a, bool first) {
+    if (a->B == 0 || a->Tq == 0) return;
+    check_shape(a->nh, a->nkv, a->hd);
+    forward_simt(out, lse, qkv, kv, block_shape(a), a->B, first);
+}
+
+// D (B, nh, T) = rowsum(dO ∘ O) of dout and out (B·T, nh·hd).
+static void rowsum_dout_out(float *Dv, const void *dout, const void *out, int B, int T, int nh,
+                            int hd) {
+    size_t rows = (size_t)B * T * nh;
+    if (g_cuda.bf16)
+        LAUNCH(grid_for(rows, 8), 256, 0, attn_bwd_dot<bf16>)(Dv, (const bf16 *)dout,
+                                                              (const bf16 *)out, T, nh, hd, rows);
+    else
+        LAUNCH(grid_for(rows, 8), 256, 0, attn_bwd_dot<float>)(Dv, (const float *)dout,
+                                                               (const float *)out, T, nh, hd, rows);
     KERNEL_CHECK();
 }
 
+// dq into dq's rows (as q's), dk and dv into dkv's rows (as kv's): written, or
+// added (s.accumulate).
 template <class T>
-static void attention_backward_simt(T *dqkv, float *Dv, const T *dout, const T *qkv,
-                                    const float *lse, int B, int T_, int nh, int nkv, int hd,
-                                    float scale) {
+static void attention_backward_simt(T *dq, T *dkv, const float *Dv, const T *dout, const T *q,
+                                    const T *kv, const float *lse, const AttnShape &s, int B) {
+    int hd = s.hd;
     size_t smem_q = ((size_t)2 * SIMT_TILE * (hd + 1) + 2 * SIMT_ROWS * hd) * 4;
     size_t smem_kv = ((size_t)2 * SIMT_TILE * (hd + 1) + 2 * SIMT_TILE + 2 * SIMT_ROWS * hd) * 4;
     cuda_allow_smem(attn_bwd_dq_simt<T>, smem_q);
     cuda_allow_smem(attn_bwd_dkv_simt<T>, smem_kv);
-    unsigned tiles = (T_ + SIMT_ROWS - 1) / SIMT_ROWS;
-    LAUNCH(dim3(tiles, nh, B), SIMT_ROWS * 32, smem_q, attn_bwd_dq_simt<T>)(
-        dqkv, qkv, dout, lse, Dv, T_, nh, nkv, hd, scale);
+    LAUNCH(dim3((s.Tq + SIMT_ROWS - 1) / SIMT_ROWS, s.nh, B), SIMT_ROWS * 32, smem_q,
+           attn_bwd_dq_simt<T>)(dq, q, kv, dout, lse, Dv, s);
     KERNEL_CHECK();
-    LAUNCH(dim3(tiles, nkv, B), SIMT_ROWS * 32, smem_kv, attn_bwd_dkv_simt<T>)(
-        dqkv, qkv, dout, lse, Dv, T_, nh, nkv, hd, scale);
+    LAUNCH(dim3((s.Tk + SIMT_ROWS - 1) / SIMT_ROWS, s.nkv, B), SIMT_ROWS * 32, smem_kv,
+           attn_bwd_dkv_simt<T>)(dkv, q, kv, dout, lse, Dv, s);
     KERNEL_CHECK();
+}
+
+// The SIMT path in the backend's precision.
+static void backward_simt(void *dq, void *dkv, const float *Dv, const void *dout, const void *q,
+                          const void *kv, const float *lse, const AttnShape &s, int B) {
+    if (g_cuda.bf16)
+        attention_backward_simt<bf16>((bf16 *)dq, (bf16 *)dkv, Dv, (const bf16 *)dout,
+                                      (const bf16 *)q, (const bf16 *)kv, lse, s, B);
+    else
+        attention_backward_simt<float>((float *)dq, (float *)dkv, Dv, (const float *)dout,
+                                       (const float *)q, (const float *)kv, lse, s, B);
 }
 
 template <int HDIM>
@@ -418,24 +587,26 @@ void attention_backward(void *dqkv, void *work, const void *dout, const void *qk
     float *dq = (float *)cuda_scratch(backward_scratch_bytes(B, T, nh, hd));
     float *Dv = dq + (size_t)B * T * nh * hd;
     float scale = 1.0f / sqrtf((float)hd);
-    size_t rows = (size_t)B * T * nh;
-    if (g_cuda.bf16)
-        LAUNCH(grid_for(rows, 8), 256, 0, attn_bwd_dot<bf16>)(Dv, (const bf16 *)dout,
-                                                              (const bf16 *)out, T, nh, hd, rows);
-    else
-        LAUNCH(grid_for(rows, 8), 256, 0, attn_bwd_dot<float>)(Dv, (const float *)dout,
-                                                               (const float *)out, T, nh, hd, rows);
-    KERNEL_CHECK();
+    rowsum_dout_out(Dv, dout, out, B, T, nh, hd);
     if (hd == 64 && use_tensor_cores(hd, BwdTiles<64>::smem, dqkv, dout, qkv, out))
         attention_backward_tc<64>((bf16 *)dqkv, dq, Dv, (const bf16 *)dout, (const bf16 *)qkv,
                                   lse, B, T, nh, nkv, scale);
     else if (hd == 128 && use_tensor_cores(hd, BwdTiles<128>::smem, dqkv, dout, qkv, out))
         attention_backward_tc<128>((bf16 *)dqkv, dq, Dv, (const bf16 *)dout, (const bf16 *)qkv,
                                    lse, B, T, nh, nkv, scale);
-    else if (g_cuda.bf16)
-        attention_backward_simt<bf16>((bf16 *)dqkv, Dv, (const bf16 *)dout, (const bf16 *)qkv,
-                                      lse, B, T, nh, nkv, hd, scale);
     else
-        attention_backward_simt<float>((float *)dqkv, Dv, (const float *)dout, (const float *)qkv,
-                                       lse, B, T, nh, nkv, hd, scale);
+        backward_simt(dqkv, dqkv, Dv, dout, qkv, qkv, lse, plain_shape(T, nh, nkv, hd), B);
+}
+
+// A block's backward pass: D (B, nh, Tq) in the backend's scratch; the
+// gradients added to dqkv's q columns and to dkv.
+void attention_block_backward(void *dqkv, void *dkv, void *work, const void *dout,
+                              const void *qkv, const void *kv, const void *out, const float *lse,
+                              const AttentionBlock *a) {
+    if (a->B == 0 || a->Tq == 0 || a->Tk == 0) return;
+    check_shape(a->nh, a->nkv, a->hd);
+    (void)work;
+    float *Dv = (float *)cuda_scratch((size_t)a->B * a->nh * a->Tq * sizeof(float));
+    rowsum_dout_out(Dv, dout, out, a->B, a->Tq, a->nh, a->hd);
+    backward_simt(dqkv, dkv, Dv, dout, qkv, kv, lse, block_shape(a), a->B);
 }

@@ -173,4 +173,9 @@ void attention_forward(void *out, void *state, const void *qkv, int B, int T, in
 void attention_backward(void *dqkv, void *work, const void *dout, const void *qkv,
                         const void *out, const void *state, int B, int T, int nh, int nkv,
                         int hd);
+void attention_block_forward(void *out, float *lse, const void *qkv, const void *kv,
+                             const AttentionBlock *a, bool first);
+void attention_block_backward(void *dqkv, void *dkv, void *work, const void *dout,
+                              const void *qkv, const void *kv, const void *out, const float *lse,
+                              const AttentionBlock *a);
 

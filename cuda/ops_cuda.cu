@@ -275,7 +275,7 @@ static void fill_table(bool bf16) {
     o.to_device = cuda_to_device;
     o.to_host = cuda_to_host;
     o.copy = cuda_copy;
-    o.copy_rows = cuda_copy_rows;   // the ring attention entries stay NULL: --cp runs on CPU ranks
+    o.copy_rows = cuda_copy_rows;
     o.zero = cuda_zero;
     o.sync = cuda_sync;
     o.peak_bytes = cuda_peak_bytes;
@@ -299,6 +299,8 @@ static void fill_table(bool bf16) {
     o.attention_work_bytes = attention_work_bytes;
     o.attention_forward = attention_forward;
     o.attention_backward = attention_backward;
+    o.attention_block_forward = attention_block_forward;
+    o.attention_block_backward = attention_block_backward;
     o.swiglu_forward = kernels_swiglu_forward;
     o.swiglu_backward = kernels_swiglu_backward;
     o.embedding_forward = kernels_embedding_forward;

@@ -91,7 +91,12 @@ expect_error "--vpp over NCCL" "--vpp 2 on GPUs needs --device-comm mpi for now"
 expect_error "--cp not dividing the sequence" "--cp 2 cuts each sequence in 2·cp = 4 equal chunks .* the sequence length 30 is not a multiple of 4" "${M[@]}" -np 2 "$T" "${D[@]}" -l 30 --cp 2
 expect_error "--cp of zero" "--cp 0: the context-parallel size must be at least 1" "$T" "${D[@]}" --cp 0
 expect_error "ranks not a multiple of tp·cp·pp" "3 ranks cannot form a grid with tp 1 × cp 2 × pp 1" "${M[@]}" -np 3 "$T" "${D[@]}" --cp 2
-expect_error "--cp on GPUs" "--cp 2: ring attention runs on CPU ranks in this version" "$T" -c tiny --describe --device cuda --cp 2 --world-size 2
+# GPUs take --cp (the CUDA backend's block attention), over NCCL or host-staged MPI.
+for dc in nccl mpi; do
+  if out=$(timeout 60 "$T" -c tiny --describe --device cuda --device-comm $dc --cp 2 --world-size 2 2>&1) &&
+     grep -q "ring attention passes keys and values round 2 ranks" <<<"$out"; then pass "--cp 2 on GPUs (--device-comm $dc) is accepted"
+  else fail "--cp 2 on GPUs (--device-comm $dc) is accepted" "$(tail -2 <<<"$out")"; fi
+done
 expect_error "--cp with token-by-token sampling" "--sample-tokens generates token by token on one sequence, which --cp 2 splits" "${M[@]}" -np 2 "$T" "${D[@]}" --cp 2 --sample-tokens 4 --tokenizer bytes
 expect_error "--pp-layers not one count per chunk" "--pp-layers '1,3' must give 4 chunks summing to the model's 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 2 --pp-layers 1,3
 expect_error "--offload of something else" "--offload: expected none or optimizer, got 'gradients'" "$T" "${D[@]}" --offload gradients

@@ -39,7 +39,9 @@ static AttentionBlock block_of(const Model *m, int src) {
 }
 
 // One hop's transfers: a block on to the next rank, the next block from the
-// previous rank.
+// previous rank.  Even ranks post the send first, odd ranks the receive: over
+// NCCL a Comm's transfers run one after the other on its one stream, and a
+// receive every rank posted first would wait for sends queued behind it.
 typedef struct {
     CommRequest send, recv;
 } Hop;
@@ -48,8 +50,9 @@ static Hop hop_start(const Model *m, const void *buf, void *into, int tag) {
     int n = m->part.cp, r = m->part.cp_rank;
     DType t = model_act_dtype(m);
     Hop h;
+    if (r % 2 == 0) h.send = comm_dev_isend(m->cp, buf, kv_elems(m), t, (r + 1) % n, tag);
     h.recv = comm_dev_irecv(m->cp, into, kv_elems(m), t, (r + n - 1) % n, tag);
-    h.send = comm_dev_isend(m->cp, buf, kv_elems(m), t, (r + 1) % n, tag);
+    if (r % 2 == 1) h.send = comm_dev_isend(m->cp, buf, kv_elems(m), t, (r + 1) % n, tag);
     return h;
 }
 

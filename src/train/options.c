@@ -56,7 +56,7 @@ static const CliOption specs[] = {
      "output split along the sequence over the tensor-parallel group (activations / tp)"},
     {"cp", 0, NUM(CLI_INT, cp),
      "context-parallel size: each sequence split over cp ranks (two chunks each, load-balanced), "
-     "attention as ring attention over them (CPU ranks; sequence a multiple of 2·cp)"},
+     "attention as ring attention over them (sequence a multiple of 2·cp)"},
     {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
     {"vpp", 0, NUM(CLI_INT, vpp),
      "model chunks per pipeline rank, run with interleaved 1F1B (Megatron's virtual pipeline: "

@@ -62,8 +62,8 @@ static bool layout_accepted(const PlanRequest *r, const PlanLayout *l, char *err
         return false;
     }
     if (l->cp > 1 && r->machine->gpu) {
-        snprintf(err, len, "--cp runs on CPU ranks in this version (no ring attention kernels on "
-                 "GPUs yet)");
+        snprintf(err, len, "--cp on GPUs runs ring attention on the SIMT kernels, far below the "
+                 "profile's flash-attention rates: not planned");
         return false;
     }
     return true;
@@ -452,7 +452,7 @@ PlanRow *plan_layouts(const PlanRequest *r, int *n, char *err, int err_len) {
     for (int tp = 1; tp <= r->devices; tp++) {
         if (r->devices % tp || !wanted(r->tp, tp)) continue;
         for (int cp = 1; cp <= r->devices / tp; cp++) {
-            // GPUs refuse --cp today: listed with the reason when asked (--all, --cp).
+            // GPU profiles do not plan --cp (SIMT ring kernels): listed when asked (--all, --cp).
             if ((r->devices / tp) % cp || !wanted(r->cp, cp) ||
                 (cp > 1 && r->machine->gpu && !r->all && r->cp < 0))
                 continue;

@@ -9,7 +9,8 @@
 # in every parallel layout, 3 steps each against a 3-step CPU run: tp2 with
 # sequence parallelism (plain tp2 is in tp2 × pp2), pp2 interleaved (two chunks
 # per stage; plain pp2 is in tp2 × pp2 too),
-# dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2.  This
+# dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2; and cp2's
+# ring attention (the block kernels) over NCCL and host-staged.  This
 # checks the whole op table inside the model, the optimizer and the schedule
 # without a GPU; the same runs on a real GPU are test_gpu_train.sh.
 source "$(dirname "$0")/../lib.sh"
@@ -69,7 +70,9 @@ for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" \
          "mpi-dp2-zero2 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --zero 2 -b 1 --grad-accum 2 -d $TMP/data" \
          "mpi-dp2-zero3-offload text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --zero 3 --offload optimizer -b 1 --grad-accum 2 -d $TMP/data" \
          "mpi-dp2-overlap text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi -b 1 --grad-accum 2 -d $TMP/data" \
-         "mpi-tp2-pp2 text3 4 -c tiny -x bf16 --steps 3 --device-comm mpi --tp 2 --pp 2 --grad-accum 2 -b 2 -d $TMP/data"; do
+         "mpi-tp2-pp2 text3 4 -c tiny -x bf16 --steps 3 --device-comm mpi --tp 2 --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
+         "bf16-cp2 text3 2 -c tiny -x bf16 --steps 3 --cp 2 -d $TMP/data" \
+         "mpi-cp2 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --cp 2 -d $TMP/data"; do
   set -- $c
   name=$1 data=$2 np=$3; shift 3
   tol=5e-3 norm_tol=8e-2; [[ $name == fp32* ]] && tol=1e-4 norm_tol=1e-4

@@ -20,6 +20,7 @@
 #include "check.h"
 #include "comm/comm_mpi.h"
 #include "backend/elementwise.h"
+#include "model/context_parallel.h"
 #include "model/model.h"
 #include "backend/ops.h"
 #include "core/rng.h"
@@ -418,6 +419,209 @@ static void test_attention(int B, int T, int nh, int nkv, int hd, bool simt) {
         if (attention_wanted("own")) test_attention_with(ATT_OWN, B, T, nh, nkv, hd);
     }
     attention_use(ATT_CUDNN);   // back to the default where built in
+}
+
+// ---- ring attention's blocks (context parallelism) ----
+
+// cp ranks' rows of B sequences of T tokens, Tl = T / cp rows per sequence
+// per rank at the global positions cp_position gives, all in this process.
+#define RING_MAX 4
+typedef struct {
+    int cp, B, T, Tl, nh, nkv, hd;
+    int ld, kvw, ldo;   // row widths of qkv, kv and out
+} RingShape;
+
+// One backend's buffers, per rank (host memory for the CPU, device memory for the GPU).
+typedef struct {
+    void *qkv[RING_MAX], *kv[RING_MAX], *dout[RING_MAX];   // (B·Tl, ld), (B·Tl, kvw), (B·Tl, ldo)
+    void *out[RING_MAX], *dqkv[RING_MAX], *dkv[RING_MAX];  // (B·Tl, ldo), (B·Tl, ld), (B·Tl, kvw)
+    float *lse[RING_MAX];                                   // (B, nh, Tl)
+    int32_t *pos;                                           // (cp, Tl) global positions
+} RingSide;
+
+// Rank r's rows (B·Tl, width) of columns [c0, c0 + width) of x (B·T, ld).
+static float *ring_rows(const RingShape *z, const int32_t *pos, const float *x, int ld, int c0,
+                        int width, int r) {
+    float *y = malloc((size_t)z->B * z->Tl * width * sizeof(float));
+    for (int b = 0; b < z->B; b++)
+        for (int i = 0; i < z->Tl; i++)
+            memcpy(y + ((size_t)b * z->Tl + i) * width,
+                   x + ((size_t)b * z->T + pos[r * z->Tl + i]) * ld + c0, width * sizeof(float));
+    return y;
+}
+
+static AttentionBlock ring_block(const RingShape *z, const RingSide *x, int r, int j) {
+    return (AttentionBlock){z->B, z->Tl, z->Tl, z->nh, z->nkv, z->hd, x->pos + r * z->Tl,
+                            x->pos + j * z->Tl};
+}
+
+// Each rank's queries against `hops` blocks, from rank r − start's on down
+// the ring (the first written, the others merged).
+static void ring_forward(const Ops *o, const RingShape *z, RingSide *x, int start, int hops) {
+    for (int r = 0; r < z->cp; r++)
+        for (int s = 0; s < hops; s++) {
+            int j = ((r - start - s) % z->cp + z->cp) % z->cp;
+            AttentionBlock a = ring_block(z, x, r, j);
+            o->attention_block_forward(x->out[r], x->lse[r], x->qkv[r], x->kv[j], &a, s == 0);
+        }
+}
+
+// Every (queries, keys) pair's backward pass, added to dqkv and dkv.
+static void ring_backward(const Ops *o, const RingShape *z, RingSide *x, void *work) {
+    for (int r = 0; r < z->cp; r++)
+        for (int j = 0; j < z->cp; j++) {
+            AttentionBlock a = ring_block(z, x, r, j);
+            o->attention_block_backward(x->dqkv[r], x->dkv[j], work, x->dout[r], x->qkv[r],
+                                        x->kv[j], x->out[r], x->lse[r], &a);
+        }
+}
+
+// The ranks' buffers bufs[r] of n elements each, one after the other, on the
+// host: act elements (GPU) or fp32 (CPU, and the GPU's lse).
+static float *ring_gather(void *const *bufs, int cp, size_t n, bool on_gpu, bool f32) {
+    float *y = malloc((size_t)cp * n * sizeof(float));
+    for (int r = 0; r < cp; r++) {
+        float *h = !on_gpu ? copy_of(bufs[r], n)
+                   : f32   ? host_f32(bufs[r], n)
+                           : host_act(bufs[r], n);
+        memcpy(y + (size_t)r * n, h, n * sizeof(float));
+        free(h);
+    }
+    return y;
+}
+
+// Columns [c0, c0 + w) of `rows` rows ld wide.
+static float *columns(const float *x, size_t rows, int ld, int c0, int w) {
+    float *y = malloc(rows * w * sizeof(float));
+    for (size_t i = 0; i < rows; i++) memcpy(y + i * w, x + i * ld + c0, w * sizeof(float));
+    return y;
+}
+
+// The GPU's out and lse against the CPU's; rows that saw no key must agree
+// exactly (lse −∞), the rest within the tolerance.
+static void ring_compare_forward(const RingShape *z, RingSide *c, RingSide *g, const char *when) {
+    size_t no = (size_t)z->B * z->Tl * z->ldo, nl = (size_t)z->B * z->nh * z->Tl;
+    float *co = ring_gather(c->out, z->cp, no, false, true);
+    float *go = ring_gather(g->out, z->cp, no, true, false);
+    float *cl = ring_gather((void **)c->lse, z->cp, nl, false, true);
+    float *gl = ring_gather((void **)g->lse, z->cp, nl, true, true);
+    for (size_t i = 0; i < z->cp * nl; i++)
+        if (isinf(cl[i]) || isinf(gl[i])) {
+            CHECK(cl[i] == gl[i], "%s: lse %zu is %g on the GPU, %g on the CPU", when, i, gl[i],
+                  cl[i]);
+            cl[i] = gl[i] = 0.0f;
+        }
+    char what[96];
+    snprintf(what, sizeof what, "out, %s", when);
+    EXPECT_CLOSE(go, co, z->cp * no, what);
+    snprintf(what, sizeof what, "lse, %s", when);
+    EXPECT_CLOSE(gl, cl, z->cp * nl, what);
+    free(co), free(go), free(cl), free(gl);
+}
+
+// The GPU's dq (dqkv's q columns), dk and dv (dkv) against the CPU's; dqkv's
+// k and v columns must be untouched (dqkv0: their start values).
+static void ring_compare_backward(const RingShape *z, RingSide *c, RingSide *g,
+                                  const float *dqkv0) {
+    size_t rows = (size_t)z->B * z->Tl, nq = rows * z->ld, nkv = rows * z->kvw;
+    int qw = z->nh * z->hd;
+    float *cq = ring_gather(c->dqkv, z->cp, nq, false, true);
+    float *gq = ring_gather(g->dqkv, z->cp, nq, true, false);
+    float *ck = ring_gather(c->dkv, z->cp, nkv, false, true);
+    float *gk = ring_gather(g->dkv, z->cp, nkv, true, false);
+    float *cdq = columns(cq, z->cp * rows, z->ld, 0, qw);
+    float *gdq = columns(gq, z->cp * rows, z->ld, 0, qw);
+    EXPECT_CLOSE(gdq, cdq, z->cp * rows * qw, "dq (added to dqkv's q columns)");
+    EXPECT_CLOSE(gk, ck, z->cp * nkv, "dk, dv (added to dkv)");
+    for (int r = 0; r < z->cp; r++)
+        for (size_t i = 0; i < rows; i++)
+            for (int x = qw; x < z->ld; x++) {
+                size_t e = (size_t)r * nq + i * z->ld + x;
+                CHECK(gq[e] == dqkv0[e], "dqkv's k/v column %d of rank %d row %zu changed", x, r,
+                      i);
+            }
+    free(cq), free(gq), free(ck), free(gk), free(cdq), free(gdq);
+}
+
+// Both backends' buffers from the same host tensors: qkv, dout (B·T rows of
+// the whole sequences) and the gradients' start values dqkv0 (cp·B·Tl, ld)
+// and dkv0 (cp·B·Tl, kvw).
+static void ring_sides(const RingShape *z, RingSide *c, RingSide *g, const float *qkv,
+                       const float *dout, const float *dqkv0, const float *dkv0) {
+    size_t rows = (size_t)z->B * z->Tl;
+    c->pos = malloc((size_t)z->cp * z->Tl * sizeof(int32_t));
+    for (int r = 0; r < z->cp; r++)
+        for (int i = 0; i < z->Tl; i++) c->pos[r * z->Tl + i] = cp_position(z->T, z->cp, r, i);
+    g->pos = gpu->alloc((size_t)z->cp * z->Tl * sizeof(int32_t));
+    gpu->to_device(g->pos, c->pos, (size_t)z->cp * z->Tl * sizeof(int32_t));
+    for (int r = 0; r < z->cp; r++) {
+        c->qkv[r] = ring_rows(z, c->pos, qkv, z->ld, 0, z->ld, r);
+        c->kv[r] = ring_rows(z, c->pos, qkv, z->ld, z->nh * z->hd, z->kvw, r);
+        c->dout[r] = ring_rows(z, c->pos, dout, z->ldo, 0, z->ldo, r);
+        c->out[r] = nans(rows * z->ldo);
+        c->lse[r] = nans(rows * z->nh);
+        c->dqkv[r] = copy_of(dqkv0 + r * rows * z->ld, rows * z->ld);
+        c->dkv[r] = copy_of(dkv0 + r * rows * z->kvw, rows * z->kvw);
+        g->qkv[r] = dev_act(c->qkv[r], rows * z->ld);
+        g->kv[r] = dev_act(c->kv[r], rows * z->kvw);
+        g->dout[r] = dev_act(c->dout[r], rows * z->ldo);
+        g->out[r] = dev_act(c->out[r], rows * z->ldo);
+        g->lse[r] = dev_f32(c->lse[r], rows * z->nh);
+        g->dqkv[r] = dev_act(c->dqkv[r], rows * z->ld);
+        g->dkv[r] = dev_act(c->dkv[r], rows * z->kvw);
+    }
+}
+
+static void ring_sides_free(const RingShape *z, RingSide *c, RingSide *g) {
+    for (int r = 0; r < z->cp; r++) {
+        void *bc[] = {c->qkv[r], c->kv[r], c->dout[r], c->out[r], c->lse[r], c->dqkv[r], c->dkv[r]};
+        void *bg[] = {g->qkv[r], g->kv[r], g->dout[r], g->out[r], g->lse[r], g->dqkv[r], g->dkv[r]};
+        for (int k = 0; k < 7; k++) free(bc[k]), gpu->release(bg[k]);
+    }
+    free(c->pos), gpu->release(g->pos);
+}
+
+// The CUDA block ops against the CPU's on a ring of cp ranks: the forward
+// pass's first hop alone and the whole ring, starting from the rank's own
+// block (training's order: every row sees a key) and from the next rank's
+// (rank 0's first chunk sees none of it: out 0, lse −∞, merged later); then
+// every pair's backward pass, added to gradients that start non-zero.
+static void test_ring_attention(int cp, int B, int T, int nh, int nkv, int hd) {
+    if (!wanted("attention") || !attention_wanted("own")) return;
+    begin("ring attention blocks cp %d B %d T %d heads %d kv %d hd %d", cp, B, T, nh, nkv, hd);
+    if (cp > RING_MAX || T % (2 * cp)) {
+        check_failed(__FILE__, __LINE__, "a ring of at most %d ranks, T a multiple of 2·cp",
+                     RING_MAX);
+        return;
+    }
+    RingShape z = {cp, B, T, T / cp, nh, nkv, hd, (nh + 2 * nkv) * hd, 2 * nkv * hd, nh * hd};
+    size_t rows = (size_t)cp * B * z.Tl;
+    float *qkv = rnd(rows * z.ld, 1.5f), *dout = rnd(rows * z.ldo, 1.0f);
+    float *dqkv0 = rnd(rows * z.ld, 0.1f), *dkv0 = rnd(rows * z.kvw, 0.1f);
+    RingSide c, g;
+    ring_sides(&z, &c, &g, qkv, dout, dqkv0, dkv0);
+    const int starts[2] = {0, cp - 1};   // rank r's own block first, or rank r + 1's
+    for (int k = 0; k < 2; k++) {
+        const char *from = k == 0 ? "own block first" : "rank r + 1's first";
+        char when[64];
+        snprintf(when, sizeof when, "first hop, %s", from);
+        ring_forward(&ops_cpu, &z, &c, starts[k], 1);
+        ring_forward(gpu, &z, &g, starts[k], 1);
+        ring_compare_forward(&z, &c, &g, when);
+        snprintf(when, sizeof when, "%d hops, %s", cp, from);
+        ring_forward(&ops_cpu, &z, &c, starts[k], cp);
+        ring_forward(gpu, &z, &g, starts[k], cp);
+        ring_compare_forward(&z, &c, &g, when);
+    }
+    void *work = malloc(ops_cpu.attention_work_bytes(B, z.Tl, nh, hd));
+    void *gwork = gpu->alloc(gpu->attention_work_bytes(B, z.Tl, nh, hd));
+    ring_backward(&ops_cpu, &z, &c, work);
+    ring_backward(gpu, &z, &g, gwork);   // from the GPU's own out and lse, as in training
+    ring_compare_backward(&z, &c, &g, dqkv0);
+    ring_sides_free(&z, &c, &g);
+    gpu->release(gwork);
+    free(work), free(qkv), free(dout), free(dqkv0), free(dkv0);
+    check_end();
 }
 
 // ---- SwiGLU ----
@@ -888,6 +1092,10 @@ static void run_all(const char *precision) {
     if (bf16) test_attention(2, 37, 4, 2, 64, true);
     test_attention(1, 40, 8, 1, 64, false);    // GQA group 8
     test_attention(1, 33, 8, 2, 128, false);   // GQA group 4
+    // Ring attention's blocks: chunks of 20 rows across the 32-key tiles, GQA;
+    // three ranks at a head dim the plain path runs on tensor cores.
+    test_ring_attention(2, 2, 80, 4, 2, 16);
+    test_ring_attention(3, 1, 36, 2, 1, 64);
     if (big) {
         test_attention(2, 300, 8, 2, 64, false);
         test_attention(1, 257, 4, 1, 128, false);

@@ -10,9 +10,9 @@
 # with the own kernels (--attention own), -g too.  Then the parallel layouts
 # of the small preset against the same one-rank CPU run: on ONE GPU shared by
 # 2 or 4 ranks with the host-staged device communication (--device-comm mpi):
-# tp2, pp2, dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2;
-# with 2 or more GPUs the same over NCCL, one GPU per rank (tp2 × pp2 with 4
-# or more).  GPU_TEST_STEPS shortens every run (compute-sanitizer:
+# tp2, pp2, dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2,
+# cp2 (ring attention: the block kernels); with 2 or more GPUs the same over
+# NCCL, one GPU per rank (tp2 × pp2 with 4 or more).  GPU_TEST_STEPS shortens every run (compute-sanitizer:
 # test_gpu_sanitize.sh).  Prints one SKIP where no GPU is visible.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/gpu_lib.sh"
@@ -89,6 +89,7 @@ TP2=(-c small -b 4 -l 256 --tp 2)
 PP2=(-c small -b 1 --grad-accum 4 -l 256 --pp 2)
 DP2=(-c small -b 2 -l 256)
 TP2PP2=(-c small -b 1 --grad-accum 4 -l 256 --tp 2 --pp 2)
+CP2=(-c small -b 4 -l 256 --cp 2)
 # layout COMM WHERE NAME LABEL RANKS ARGS...: checks gpu-COMM-NAME against one CPU rank.
 layout() {
   local comm=$1 where=$2 name=$3 label=$4 np=$5; shift 5
@@ -123,6 +124,7 @@ CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" dp2-overlap \
   "dp2 ZeRO-0, all-reduce overlapped with backward" 2 "${DP2[@]}"
 CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "4 ranks on one GPU" tp2-pp2 "tp2 × pp2 × 4 micro-batches" \
   4 "${TP2PP2[@]}"
+CUDA_VISIBLE_DEVICES=$ONE_GPU layout mpi "2 ranks on one GPU" cp2 "cp2, ring attention" 2 "${CP2[@]}"
 
 if [ "$GPUS" -ge 2 ]; then
   layout nccl "2 GPUs" tp2 "tp2" 2 "${TP2[@]}"
@@ -133,8 +135,9 @@ if [ "$GPUS" -ge 2 ]; then
   layout nccl "2 GPUs" dp2-zero3 "dp2 ZeRO-3" 2 "${DP2[@]}" --zero 3
   layout nccl "2 GPUs" dp2-zero3-offload "dp2 ZeRO-3, optimizer offloaded" 2 "${DP2[@]}" --zero 3 --offload optimizer
   layout nccl "2 GPUs" dp2-overlap "dp2 ZeRO-0, all-reduce overlapped with backward" 2 "${DP2[@]}"
+  layout nccl "2 GPUs" cp2 "cp2, ring attention" 2 "${CP2[@]}"
 else
-  skip "tp2, pp2, dp2 over NCCL" "2 GPUs needed, $GPUS visible (the same layouts ran on one GPU over MPI)"
+  skip "tp2, pp2, dp2, cp2 over NCCL" "2 GPUs needed, $GPUS visible (the same layouts ran on one GPU over MPI)"
 fi
 if [ "$GPUS" -ge 4 ]; then
   layout nccl "4 GPUs" tp2-pp2 "tp2 × pp2 × 4 micro-batches" 4 "${TP2PP2[@]}"
