@@ -262,27 +262,45 @@ static double mb_seconds(const StageTime *s) {
     return w->matmul + w->attention + w->elementwise + w->overhead + s->tp + s->cp + s->pp;
 }
 
+// The mean of the end stages' times per micro-batch (the middle stages are
+// the first one's layers without the embedding).
+static StageTime stage_mean(const StageTime *a, const StageTime *b) {
+    StageTime s = *a;
+    s.work.matmul = (a->work.matmul + b->work.matmul) / 2;
+    s.work.attention = (a->work.attention + b->work.attention) / 2;
+    s.work.elementwise = (a->work.elementwise + b->work.elementwise) / 2;
+    s.work.overhead = (a->work.overhead + b->work.overhead) / 2;
+    s.tp = (a->tp + b->tp) / 2, s.cp = (a->cp + b->cp) / 2, s.pp = (a->pp + b->pp) / 2;
+    return s;
+}
+
+// The pipeline's time: M micro-batches at the slowest stage's pace plus the
+// fill and drain, which pass through the other stages (the mean stage's
+// time: the bubble fraction of equal stages applied to it).  With more ranks
+// than cores (share > 1) the ranks' work shares the cores, a waiting stage
+// lending its core: the step is the larger of the shared work and the
+// pipeline's critical path, and the parts shown are the mean stage's.
 void plan_predict(const PlanRequest *r, const PlanLayout *l, PlanRow *out) {
     const Machine *m = r->machine;
     memset(out, 0, sizeof *out);
     out->lay = *l;
     StageTime first = stage_time(r, l, 0), last = l->pp > 1 ? stage_time(r, l, l->pp - 1) : first;
+    StageTime mean = stage_mean(&first, &last);
     const StageTime *slow = mb_seconds(&last) >= mb_seconds(&first) ? &last : &first;
-    double M = l->M, bubble = pipeline_bubble(l->pp, l->M, l->vpp);
-    // CPU ranks beyond the cores of the nodes share them.
+    double M = l->M, b = pipeline_bubble(l->pp, l->M, l->vpp);
     double share = m->nodes > 0 ? fmax(1.0, (double)r->devices / (m->nodes * m->devices_per_node)) : 1;
+    const StageTime *shown = share > 1 ? &mean : slow;
     out->mem = fmax(first.mem, last.mem);
-    out->matmul = share * M * slow->work.matmul;
-    out->attention = share * M * slow->work.attention;
-    out->elementwise = share * M * slow->work.elementwise;
-    out->overhead = share * M * slow->work.overhead;
-    out->tp_comm = share * M * slow->tp;
-    out->cp_comm = share * M * slow->cp;
-    out->pp_comm = share * M * slow->pp;
-    // A stage waiting for another lends its core to the ranks sharing it: with
-    // more ranks than cores the bubble hides behind their work.
-    double busy = share * M * mb_seconds(slow), own = M * mb_seconds(slow);
-    out->bubble = fmax(busy, own / (1 - bubble)) - busy;
+    out->matmul = share * M * shown->work.matmul;
+    out->attention = share * M * shown->work.attention;
+    out->elementwise = share * M * shown->work.elementwise;
+    out->overhead = share * M * shown->work.overhead;
+    out->tp_comm = share * M * shown->tp;
+    out->cp_comm = share * M * shown->cp;
+    out->pp_comm = share * M * shown->pp;
+    double busy = share * M * mb_seconds(shown);
+    double path = M * mb_seconds(slow) + M * mb_seconds(&mean) * b / (1 - b);
+    out->bubble = fmax(busy, path) - busy;
     out->dp_comm = share * fmax(first.dp, last.dp);
     out->optimizer = share * fmax(first.optimizer, last.optimizer);
     out->step = busy + out->bubble + out->dp_comm + out->optimizer;
