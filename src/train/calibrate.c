@@ -169,17 +169,25 @@ static double agreed(const Comm *c, double seconds) {
     return seconds;
 }
 
-void calibrate_allreduce(const Comm *c, size_t bytes, double *gbs, double *latency_us) {
+// Seconds of one repetition of `pass` over the group, agreed: with a message
+// of two floats (*small: the latency) and one of `bytes` (*large).
+static void time_small_and_large(const Comm *c, size_t bytes, void (*pass)(void *),
+                                 double *small, double *large) {
     Coll k = {c, xcalloc(bytes / 4 + 2, 4), 2, 200};
     comm_barrier(c);
-    *latency_us = agreed(c, best_seconds(NULL, allreduce_pass, &k)) / k.reps * 1e6;
+    *small = agreed(c, best_seconds(NULL, pass, &k)) / k.reps;
     k.n = bytes / 4;
     k.reps = 4;
     comm_barrier(c);
-    double s = agreed(c, best_seconds(NULL, allreduce_pass, &k)) / k.reps;
-    double n = c->size;
-    *gbs = 2.0 * (n - 1) / n * (double)bytes / s / 1e9;
+    *large = agreed(c, best_seconds(NULL, pass, &k)) / k.reps;
     free(k.buf);
+}
+
+void calibrate_allreduce(const Comm *c, size_t bytes, double *gbs, double *latency_us) {
+    double small, large, n = c->size;
+    time_small_and_large(c, bytes, allreduce_pass, &small, &large);
+    *latency_us = small * 1e6;
+    *gbs = 2.0 * (n - 1) / n * (double)bytes / large / 1e9;
 }
 
 static void ping_pong(void *ctx) {
@@ -196,13 +204,8 @@ static void ping_pong(void *ctx) {
 }
 
 void calibrate_p2p(const Comm *c, size_t bytes, double *gbs, double *latency_us) {
-    Coll k = {c, xcalloc(bytes / 4 + 2, 4), 2, 200};
-    comm_barrier(c);
-    *latency_us = agreed(c, best_seconds(NULL, ping_pong, &k)) / (2.0 * k.reps) * 1e6;
-    k.n = bytes / 4;
-    k.reps = 4;
-    comm_barrier(c);
-    double s = agreed(c, best_seconds(NULL, ping_pong, &k)) / (2.0 * k.reps);
-    *gbs = (double)bytes / s / 1e9;
-    free(k.buf);
+    double small, large;   // a repetition is a round trip: two one-way messages
+    time_small_and_large(c, bytes, ping_pong, &small, &large);
+    *latency_us = small / 2.0 * 1e6;
+    *gbs = (double)bytes / (large / 2.0) / 1e9;
 }

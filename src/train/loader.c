@@ -8,6 +8,7 @@
 #include "core/rng.h"
 #include "hdf5/shards.h"
 #include "core/util.h"
+#include "model/context_parallel.h"
 
 typedef struct {
     Shard shard;
@@ -308,12 +309,16 @@ void loader_synthetic_next(uint64_t seed, int vocab_size, int max_length, Loader
     st->consumed += (uint64_t)dp * B;
 }
 
-void loader_split_rows(const int32_t *rows, int B, int T, int32_t *tokens, int32_t *targets) {
-    for (int b = 0; b < B; b++) {
-        const int32_t *r = rows + (size_t)b * (T + 1);
-        memcpy(tokens + (size_t)b * T, r, (size_t)T * sizeof(int32_t));
-        memcpy(targets + (size_t)b * T, r + 1, (size_t)T * sizeof(int32_t));
-    }
+void loader_split_rows(const int32_t *rows, int B, int T, int cp, int cp_rank, int32_t *tokens,
+                       int32_t *targets) {
+    int Tl = T / cp, pieces = cp > 1 ? 2 : 1, len = Tl / pieces;   // the rank's chunks
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < pieces; k++) {
+            const int32_t *r = rows + (size_t)b * (T + 1) + cp_position(T, cp, cp_rank, k * len);
+            size_t at = (size_t)b * Tl + (size_t)k * len;
+            memcpy(tokens + at, r, (size_t)len * sizeof(int32_t));
+            memcpy(targets + at, r + 1, (size_t)len * sizeof(int32_t));
+        }
 }
 
 // ---- the position ----

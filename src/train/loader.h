@@ -68,7 +68,10 @@ void loader_next(Loader *l, LoaderState *st, int dp_rank, int dp, int B, int32_t
 // function of (seed, g, j), uniform over the vocabulary; no I/O.
 void loader_synthetic_next(uint64_t seed, int vocab_size, int max_length, LoaderState *st,
                            int dp_rank, int dp, int B, int32_t *rows);
-// Splits rows (B, max_length + 1) into inputs and next-token targets (B·T each).
-void loader_split_rows(const int32_t *rows, int B, int T, int32_t *tokens, int32_t *targets);
+// Splits rows (B, max_length + 1) into inputs and next-token targets of the
+// rows context-parallel rank cp_rank of cp holds (B·T / cp each: its two
+// chunks of each sequence, model/context_parallel.h; cp 1: all of them).
+void loader_split_rows(const int32_t *rows, int B, int T, int cp, int cp_rank, int32_t *tokens,
+                       int32_t *targets);
 
 #endif

@@ -27,7 +27,7 @@ MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
     e.adam = lay->offload ? 0 : 2.0 * shard * 4.0;
     e.host = lay->offload ? 4.0 * shard * 4.0 : 0;   // master, m, v, the gradient's copy
     int heads = cfg->n_heads / part->tp;
-    double rows = (double)lay->B * lay->T / part_cp(part);   // this rank's token rows
+    double rows = memory_rows(part, lay);
     double state = rows * heads * 4.0;   // attention: log-sum-exp per row
     int slots = pipeline_slots(lay->pp, lay->pp_rank, lay->grad_accum, part_chunks(part));
     e.activations = model_activation_bytes(cfg, part, lay->B, lay->T, slots, lay->recompute,

@@ -30,6 +30,10 @@ typedef struct {
 
 MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
                                const MemoryLayout *lay);
+// This rank's token rows of a micro-batch: B·T, or B·T / cp under context parallelism.
+static inline double memory_rows(const ModelPart *part, const MemoryLayout *lay) {
+    return (double)lay->B * lay->T / part_cp(part);
+}
 // Prints the estimate as a few aligned lines (rank 0 prints).
 void memory_print(const char *title, const MemoryEstimate *e);
 

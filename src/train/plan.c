@@ -280,17 +280,17 @@ static StageTime stage_mean(const StageTime *a, const StageTime *b) {
 // than cores (share > 1) the ranks' work shares the cores, a waiting stage
 // lending its core: the step is the larger of the shared work and the
 // pipeline's critical path, and the parts shown are the mean stage's.
-void plan_predict(const PlanRequest *r, const PlanLayout *l, PlanRow *out) {
+static void predict_from(const PlanRequest *r, const PlanLayout *l, const StageTime *first,
+                         const StageTime *last, PlanRow *out) {
     const Machine *m = r->machine;
     memset(out, 0, sizeof *out);
     out->lay = *l;
-    StageTime first = stage_time(r, l, 0), last = l->pp > 1 ? stage_time(r, l, l->pp - 1) : first;
-    StageTime mean = stage_mean(&first, &last);
-    const StageTime *slow = mb_seconds(&last) >= mb_seconds(&first) ? &last : &first;
+    StageTime mean = stage_mean(first, last);
+    const StageTime *slow = mb_seconds(last) >= mb_seconds(first) ? last : first;
     double M = l->M, b = pipeline_bubble(l->pp, l->M, l->vpp);
     double share = m->nodes > 0 ? fmax(1.0, (double)r->devices / (m->nodes * m->devices_per_node)) : 1;
     const StageTime *shown = share > 1 ? &mean : slow;
-    out->mem = fmax(first.mem, last.mem);
+    out->mem = fmax(first->mem, last->mem);
     out->matmul = share * M * shown->work.matmul;
     out->attention = share * M * shown->work.attention;
     out->elementwise = share * M * shown->work.elementwise;
@@ -301,13 +301,27 @@ void plan_predict(const PlanRequest *r, const PlanLayout *l, PlanRow *out) {
     double busy = share * M * mb_seconds(shown);
     double path = M * mb_seconds(slow) + M * mb_seconds(&mean) * b / (1 - b);
     out->bubble = fmax(busy, path) - busy;
-    out->dp_comm = share * fmax(first.dp, last.dp);
-    out->optimizer = share * fmax(first.optimizer, last.optimizer);
+    out->dp_comm = share * fmax(first->dp, last->dp);
+    out->optimizer = share * fmax(first->optimizer, last->optimizer);
     out->step = busy + out->bubble + out->dp_comm + out->optimizer;
     out->tokens_per_s = (double)r->global_tokens / out->step;
     out->tflops = out->tokens_per_s * config_flops_per_token(&r->cfg, r->T) / r->devices / 1e12;
     out->mfu = out->tflops / m->peak_tflops;
     out->tflops_8n = out->tokens_per_s * 8.0 * (double)config_params_total(&r->cfg) / r->devices / 1e12;
+}
+
+// The first and the last stage (the largest in memory and the slowest; the
+// middle ones are the first's layers without the embedding).
+static void end_stages(const PlanRequest *r, const PlanLayout *l, StageTime *first,
+                       StageTime *last) {
+    *first = stage_time(r, l, 0);
+    *last = l->pp > 1 ? stage_time(r, l, l->pp - 1) : *first;
+}
+
+void plan_predict(const PlanRequest *r, const PlanLayout *l, PlanRow *out) {
+    StageTime first, last;
+    end_stages(r, l, &first, &last);
+    predict_from(r, l, &first, &last, out);
 }
 
 // ---- enumeration ----
@@ -340,25 +354,16 @@ static void add_layout(const PlanRequest *r, const PlanLayout *l, Rows *rs) {
 
 static bool refused(const PlanRow *row) { return strncmp(row->why, "refused: ", 9) == 0; }
 
-// The largest stage's memory per rank (the first and the last are the largest).
-static double layout_memory(const PlanRequest *r, const PlanLayout *l) {
-    double most = 0;
-    for (int stage = 0; stage < l->pp; stage += l->pp > 1 ? l->pp - 1 : 1) {
-        ModelPart p = stage_part(r, l, stage);
-        MemoryLayout lay = stage_memory_layout(r, l, stage);
-        most = fmax(most, memory_estimate(&r->cfg, &p, &lay).total);
-    }
-    return most;
-}
-
 // Judges an accepted layout's memory, and predicts its time when it fits.
 static void judge(const PlanRequest *r, PlanRow *row) {
     const Machine *m = r->machine;
     double usable = m->usable_memory * m->device_memory_gib * 1073741824.0;
-    double mem = layout_memory(r, &row->lay);
+    StageTime first, last;
+    end_stages(r, &row->lay, &first, &last);
+    double mem = fmax(first.mem, last.mem);
     if (mem <= usable) {
         PlanLayout l = row->lay;
-        plan_predict(r, &l, row);
+        predict_from(r, &l, &first, &last, row);
         row->fits = true;
         return;
     }

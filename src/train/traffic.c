@@ -21,17 +21,12 @@ static double dp_bytes(double n_params, const MemoryLayout *lay, int dp) {
 // Tensor parallel, per micro-batch: two all-reduces of (N, D) per layer forward
 // (one more for the recomputed attention under --recompute full) and two backward, the
 // embedding's forward, the head's backward, the cross-entropy statistics.
-// This rank's token rows of a micro-batch: B·T, or B·T / cp under context parallelism.
-static double rows_of(const ModelPart *p, const MemoryLayout *lay) {
-    return (double)lay->B * lay->T / part_cp(p);
-}
-
 static double tp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay) {
-    double act = rows_of(p, lay) * c->dim * (double)lay->act_bytes;
+    double act = memory_rows(p, lay) * c->dim * (double)lay->act_bytes;
     double per_layer = (lay->recompute == RECOMPUTE_FULL ? 5.0 : 4.0) * ring_allreduce(act, p->tp);
     double mb = p->n_layers * per_layer;
     if (p->first) mb += ring_allreduce(act, p->tp);
-    if (p->last) mb += ring_allreduce(act, p->tp) + ring_allreduce(3.0 * rows_of(p, lay) * 4.0, p->tp);
+    if (p->last) mb += ring_allreduce(act, p->tp) + ring_allreduce(3.0 * memory_rows(p, lay) * 4.0, p->tp);
     return mb * lay->grad_accum;
 }
 
@@ -43,14 +38,14 @@ static double tp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLay
 // (fp32).  The embedding scatters forward and gathers backward; the head the
 // other way round.
 static double tp_sp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay) {
-    double act = rows_of(p, lay) * c->dim * (double)lay->act_bytes;
+    double act = memory_rows(p, lay) * c->dim * (double)lay->act_bytes;
     double halves = 4.0 + 6.0 + (lay->recompute == RECOMPUTE_FULL ? 3.0 : 0.0);
     double norms = ring_allreduce(2.0 * c->dim * 4.0, p->tp);
     double mb = p->n_layers * (halves * ring_half(act, p->tp) + norms);
     if (p->first) mb += 2.0 * ring_half(act, p->tp);
     if (p->last)
         mb += 2.0 * ring_half(act, p->tp) + ring_allreduce(c->dim * 4.0, p->tp) +
-              ring_allreduce(3.0 * rows_of(p, lay) * 4.0, p->tp);
+              ring_allreduce(3.0 * memory_rows(p, lay) * 4.0, p->tp);
     return mb * lay->grad_accum;
 }
 
@@ -66,7 +61,7 @@ static double tied_bytes(const ModelConfig *c, const ModelPart *p, const MemoryL
 // Pipeline: each micro-batch's activation forward and its gradient back from
 // each chunk (but the model's last and first), and the tied embedding's gradient.
 static double pp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay, int dp) {
-    double act = rows_of(p, lay) * c->dim * (double)lay->act_bytes / (p->sp ? p->tp : 1);
+    double act = memory_rows(p, lay) * c->dim * (double)lay->act_bytes / (p->sp ? p->tp : 1);
     int V = part_chunks(p);
     return lay->grad_accum * act * ((V - (p->last ? 1 : 0)) + (V - (p->first ? 1 : 0))) +
            tied_bytes(c, p, lay, dp);
@@ -79,7 +74,7 @@ static double pp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLay
 static double cp_bytes(const ModelConfig *c, const ModelPart *p, const MemoryLayout *lay) {
     int cp = part_cp(p);
     if (cp == 1) return 0;
-    double kv = rows_of(p, lay) * 2.0 * c->n_kv_heads / p->tp * config_head_dim(c) *
+    double kv = memory_rows(p, lay) * 2.0 * c->n_kv_heads / p->tp * config_head_dim(c) *
                 (double)lay->act_bytes;
     double hops = (lay->recompute == RECOMPUTE_FULL ? 3.0 : 2.0) * (cp - 1) + cp;
     return p->n_layers * hops * kv * lay->grad_accum;

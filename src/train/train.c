@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/context_parallel.h"
 #include "parallel/agreement.h"
 #include "train/checkpoint.h"
 #include "fs/ckpt_dir.h"
@@ -82,7 +81,7 @@ static bool check_sequence_parallel(const TrainOptions *o, const ModelConfig *cf
     if (o->sp && o->tp < 2)
         snprintf(err, err_len, "--sp splits the sequence over the tensor-parallel group, but "
                  "--tp is %d; give --tp 2 or more, or leave --sp out", o->tp);
-    else if (o->sp && o->cp > 0 && T % (o->tp * o->cp) != 0)
+    else if (o->sp && T % (o->tp * o->cp) != 0)   // cp ≥ 1: check_context_parallel ran first
         snprintf(err, err_len, "--sp with --tp %d%s needs a sequence length divisible by %d (got "
                  "%d); change --max-length", o->tp, o->cp > 1 ? " and --cp" : "", o->tp * o->cp, T);
     else return true;
@@ -458,9 +457,10 @@ static void open_outputs(Trainer *t) {
     char err[1024];
     if (t->opt.log[0] && t->grid.world_rank == 0 && !(t->log = logfile_open(t->opt.log, err, sizeof err)))
         fatal("%s", err);
-    if (t->opt.dump_batches[0] && !t->opt.eval_only && t->grid.tp_rank == 0 && t->grid.pp_rank == 0) {
+    // One writer per data-parallel rank (its TP, CP and PP ranks read the same rows).
+    if (t->opt.dump_batches[0] && !t->opt.eval_only && t->grid.tp_rank == 0 &&
+        t->grid.cp_rank == 0 && t->grid.pp_rank == 0) {
         char path[1100];
-        if (t->grid.cp_rank != 0) return;   // the same rows as CP rank 0
         if (t->grid.dp > 1) snprintf(path, sizeof path, "%s.dp%d", t->opt.dump_batches, t->grid.dp_rank);
         else snprintf(path, sizeof path, "%s", t->opt.dump_batches);
         if (!(t->dump = logfile_open(path, err, sizeof err))) fatal("%s", err);
@@ -661,28 +661,12 @@ void trainer_free(Trainer *t) {
 
 // ---- steps ----
 
-// Inputs and targets (B, T / cp) of this rank's rows of windows (B, T + 1):
-// under context parallelism its two chunks of each sequence.
-static void split_batch(const Trainer *t, const int32_t *windows, int32_t *tokens,
-                        int32_t *targets) {
-    int cp = t->grid.cp, Tl = t->T / cp;
-    if (cp == 1) {
-        loader_split_rows(windows, t->B, t->T, tokens, targets);
-        return;
-    }
-    for (int b = 0; b < t->B; b++)
-        for (int i = 0; i < Tl; i++) {
-            const int32_t *w = windows + (size_t)b * (t->T + 1) + cp_position(t->T, cp, t->grid.cp_rank, i);
-            tokens[(size_t)b * Tl + i] = w[0];
-            targets[(size_t)b * Tl + i] = w[1];
-        }
-}
-
 // The pipeline schedule's view of a step: micro-batch mb of t->rows
 // ((M, B, T + 1) token windows), and the optimizer's gradient hooks.
 static void feed_batch(void *trainer, int mb, int32_t *tokens, int32_t *targets) {
     const Trainer *t = trainer;
-    split_batch(t, t->rows + (size_t)mb * t->B * (t->T + 1), tokens, targets);
+    loader_split_rows(t->rows + (size_t)mb * t->B * (t->T + 1), t->B, t->T, t->grid.cp,
+                      t->grid.cp_rank, tokens, targets);
 }
 static void feed_before_backward(void *trainer, bool last) {
     optimizer_before_backward(((Trainer *)trainer)->optim, last);
@@ -954,7 +938,7 @@ static double eval_batch(Trainer *t, int rows) {
     if (rows == t->B) return pipeline_eval(t->pipeline, &(PipelineFeed){feed_batch, NULL, t}, 1);
     size_t n = (size_t)t->B * t->T / t->grid.cp;
     int32_t *ids = xmalloc(2 * n * sizeof(int32_t));   // (2, B, T / cp) inputs, targets
-    split_batch(t, t->rows, ids, ids + n);
+    loader_split_rows(t->rows, t->B, t->T, t->grid.cp, t->grid.cp_rank, ids, ids + n);
     model_set_batch(t->model, 0, ids, ids + n);
     pipeline_forward_logits(t->pipeline);
     free(ids);
