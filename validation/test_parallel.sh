@@ -115,6 +115,17 @@ check_layout "l8-pp4-vpp2" 4 1 4 0 4
 check_layout "l8-dp2pp4-vpp2-zero2" 8 1 4 2 4
 check_layout "l8-pp2-vpp2-layers-1-3-2-2" 2 1 2 0 4 --pp-layers 1,3,2,2
 
+# An odd ring: on three stages the pipeline's links are built in three rounds
+# (src/parallel/grid.c), and the link from the last stage back to the first
+# carries the second chunk's input.  12 sequences a step, 3 micro-batches.
+layout_model "$TMP/l6.model" 6
+GLOBAL=12
+COMMON=(-c "$TMP/l6.model" --bench -l 32 --steps 10 --lr 3e-4 --warmup-steps 2 --seed 7 --peak-tflops 1)
+run "ref3" 1 1 1 0 3 || fail "6-layer reference" "$(tail -n 3 "$TMP/ref3.out")"
+COMMON+=(--vpp 2)
+check_layout "l6-pp3-vpp2" 3 1 3 0 3
+GLOBAL=16
+
 # Tied embeddings larger than a layer, 3 layers, under ZeRO-3: the embedding
 # and the head it serves are in use at once, the larger one in the larger
 # gathered-weight buffer whichever buffer the last layer left the head in.

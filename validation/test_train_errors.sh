@@ -87,7 +87,6 @@ expect_error "--sp with TP not dividing the sequence" "--sp with --tp 4 needs a 
 expect_error "--vpp without a pipeline" "--vpp 2 interleaves model chunks over pipeline stages, but --pp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --vpp 2
 expect_error "--vpp chunks not dividing the layers" "--pp 2 × --vpp 4 = 8 model chunks do not divide the 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 4 --grad-accum 2
 expect_error "--vpp with micro-batches not a multiple of pp" "--grad-accum 3 is not a multiple of it" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 3
-expect_error "--vpp over NCCL" "--vpp 2 on GPUs needs --device-comm mpi for now" "$T" -c tiny --describe --device cuda --pp 2 --vpp 2 --grad-accum 2 --world-size 2
 expect_error "--cp not dividing the sequence" "--cp 2 cuts each sequence in 2·cp = 4 equal chunks .* the sequence length 30 is not a multiple of 4" "${M[@]}" -np 2 "$T" "${D[@]}" -l 30 --cp 2
 expect_error "--cp of zero" "--cp 0: the context-parallel size must be at least 1" "$T" "${D[@]}" --cp 0
 expect_error "ranks not a multiple of tp·cp·pp" "3 ranks cannot form a grid with tp 1 × cp 2 × pp 1" "${M[@]}" -np 3 "$T" "${D[@]}" --cp 2

@@ -19,8 +19,15 @@ typedef struct Grid {
     int local_rank, local_size;      // within the node (GPU binding)
     Comm world, tp_comm, cp_comm, pp_comm;
     Comm replica_comm;               // the replicas: gradient sums, ZeRO's shards
-    Comm pp_grad_comm;               // pp_comm's twin for gradients flowing back (a device
-                                     // backend then never orders the two directions)
+    // The pipeline ring's point-to-point links (link s joins stage s and stage
+    // s + 1 mod pp; in it, rank 0 is stage s, so the peer is 1 − rank): one
+    // communicator per link and per direction of data, so a device backend that
+    // runs a communicator's transfers in order (NCCL, one stream each) never
+    // queues a send to one neighbour behind a receive from the other, nor a
+    // gradient behind an activation (validation/gpu/pipeline_streams.py).
+    // Zeroed when pp is 1 (nothing is sent).
+    Comm act_to_next, act_from_prev;     // activations flowing down the pipeline
+    Comm grad_from_next, grad_to_prev;   // their gradients flowing back
     Comm embed_comm;                 // the first and last stage's ranks at this (replica, tp) place
                                      // (Megatron's embedding group: tied embeddings sum their
                                      // gradients there); a group of one on other stages
@@ -38,5 +45,7 @@ bool grid_check_layout(const ModelConfig *cfg, int world, int tp, int cp, int pp
 // must have passed grid_check_layout.
 void grid_create(Grid *g, int tp, int cp, int pp, bool tied_embeddings);
 void grid_free(Grid *g);
+// The other stage on a pipeline link.
+static inline int grid_link_peer(const Comm *link) { return 1 - link->rank; }
 
 #endif

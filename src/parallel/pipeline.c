@@ -160,9 +160,8 @@ static bool ends_model(const Schedule *s, Item it) {
     return s->m->part.last && it.chunk == s->p->V - 1;
 }
 
-// Stages pass activations round a ring: the last stage's chunk v feeds the first stage's v + 1.
-static int next_stage(const Grid *g) { return (g->pp_rank + 1) % g->pp; }
-static int prev_stage(const Grid *g) { return (g->pp_rank + g->pp - 1) % g->pp; }
+// Stages pass activations round a ring (the last stage's chunk v feeds the
+// first stage's v + 1), each link of it on communicators of its own (grid.h).
 // MPI tags: an item's activation (even) and gradient (odd), by the receiving chunk.
 static int act_tag(const Schedule *s, int mb, int chunk) { return 2 * (mb * s->p->V + chunk); }
 
@@ -200,8 +199,9 @@ static void wait_input(Pipeline *p, const Comm *c, CommRequest *r) {
 static CommRequest input_post(const Schedule *s, int slot, Item it) {
     const Model *m = s->m;
     if (starts_model(s, it)) return comm_request_none();
-    return comm_dev_irecv(&s->g->pp_comm, m->slots[slot].res, model_stage_elems(m),
-                          model_act_dtype(m), prev_stage(s->g), act_tag(s, it.mb, it.chunk));
+    const Comm *link = &s->g->act_from_prev;
+    return comm_dev_irecv(link, m->slots[slot].res, model_stage_elems(m), model_act_dtype(m),
+                          grid_link_peer(link), act_tag(s, it.mb, it.chunk));
 }
 
 // Item it's output in slot, sent to the next stage (the last stage's chunk v
@@ -210,9 +210,9 @@ static CommRequest output_post(const Schedule *s, int slot, Item it) {
     const Model *m = s->m;
     if (ends_model(s, it)) return comm_request_none();
     int to_chunk = s->g->pp_rank == s->g->pp - 1 ? it.chunk + 1 : it.chunk;
-    return comm_dev_isend(&s->g->pp_comm, model_chunk_output(m, slot, it.chunk),
-                          model_stage_elems(m), model_act_dtype(m), next_stage(s->g),
-                          act_tag(s, it.mb, to_chunk));
+    const Comm *link = &s->g->act_to_next;
+    return comm_dev_isend(link, model_chunk_output(m, slot, it.chunk), model_stage_elems(m),
+                          model_act_dtype(m), grid_link_peer(link), act_tag(s, it.mb, to_chunk));
 }
 
 static void load_batch(Schedule *s, int mb, int slot) {
@@ -229,11 +229,11 @@ static void forward_one(Schedule *s, int k, bool train) {
     Model *m = s->m;
     Item it = schedule_item(s, k, true);
     int slot = slot_take(s, it, k, train);
-    const Comm *pp = &s->g->pp_comm;
     CommRequest r = input_post(s, slot, it);
-    comm_dev_wait(pp, &s->p->act_send[slot]);   // the slot's previous output has left
+    // The slot's previous output has left.
+    comm_dev_wait(&s->g->act_to_next, &s->p->act_send[slot]);
     load_batch(s, it.mb, slot);
-    wait_input(s->p, pp, &r);
+    wait_input(s->p, &s->g->act_from_prev, &r);
     model_forward(m, slot, it.chunk);
     if (ends_model(s, it)) s->loss += model_head_forward(m, slot, train ? s->grad_scale : 0.0f);
     s->p->act_send[slot] = output_post(s, slot, it);
@@ -242,14 +242,14 @@ static void forward_one(Schedule *s, int k, bool train) {
 static void backward_one(Schedule *s, int k) {
     Model *m = s->m;
     Item it = schedule_item(s, k, false);
-    const Comm *pp = &s->g->pp_grad_comm;
+    const Comm *in = &s->g->grad_from_next, *out = &s->g->grad_to_prev;
     CommRequest r = comm_request_none();
     if (!ends_model(s, it))
-        r = comm_dev_irecv(pp, s->p->grad_in, model_stage_elems(m), model_act_dtype(m),
-                           next_stage(s->g), act_tag(s, it.mb, it.chunk) + 1);
-    comm_dev_wait(pp, &s->p->grad_send);     // d_res is free again
+        r = comm_dev_irecv(in, s->p->grad_in, model_stage_elems(m), model_act_dtype(m),
+                           grid_link_peer(in), act_tag(s, it.mb, it.chunk) + 1);
+    comm_dev_wait(out, &s->p->grad_send);     // d_res is free again
     if (!ends_model(s, it)) {
-        wait_input(s->p, pp, &r);
+        wait_input(s->p, in, &r);
         void *received = s->p->grad_in;
         s->p->grad_in = m->d_res;
         m->d_res = received;
@@ -258,8 +258,8 @@ static void backward_one(Schedule *s, int k) {
     model_backward(m, slot_release(s, it), it.chunk);
     if (starts_model(s, it)) return;
     int to_chunk = s->g->pp_rank == 0 ? it.chunk - 1 : it.chunk;
-    s->p->grad_send = comm_dev_isend(pp, m->d_res, model_stage_elems(m), model_act_dtype(m),
-                                     prev_stage(s->g), act_tag(s, it.mb, to_chunk) + 1);
+    s->p->grad_send = comm_dev_isend(out, m->d_res, model_stage_elems(m), model_act_dtype(m),
+                                     grid_link_peer(out), act_tag(s, it.mb, to_chunk) + 1);
 }
 
 static Schedule schedule_begin(Pipeline *p, const PipelineFeed *feed, int M, float grad_scale) {
@@ -269,8 +269,8 @@ static Schedule schedule_begin(Pipeline *p, const PipelineFeed *feed, int M, flo
 
 // Every transfer of the step has completed.
 static double schedule_end(Schedule *s) {
-    for (int i = 0; i < s->m->n_slots; i++) comm_dev_wait(&s->g->pp_comm, &s->p->act_send[i]);
-    comm_dev_wait(&s->g->pp_grad_comm, &s->p->grad_send);
+    for (int i = 0; i < s->m->n_slots; i++) comm_dev_wait(&s->g->act_to_next, &s->p->act_send[i]);
+    comm_dev_wait(&s->g->grad_to_prev, &s->p->grad_send);
     return s->loss;
 }
 
@@ -294,15 +294,14 @@ double pipeline_eval(Pipeline *p, const PipelineFeed *feed, int M) {
 
 // Slot 0 through every chunk in turn; nothing else is in flight.
 void pipeline_forward_logits(Pipeline *p) {
-    const Comm *pp = &p->g->pp_comm;
     Schedule s = schedule_begin(p, NULL, 1, 0.0f);
     for (int v = 0; v < p->V; v++) {
         Item it = {0, v};
         CommRequest r = input_post(&s, 0, it);
-        comm_dev_wait(pp, &r);
+        comm_dev_wait(&p->g->act_from_prev, &r);
         model_forward(p->m, 0, v);
         if (ends_model(&s, it)) model_head_forward(p->m, 0, 0.0f);
         r = output_post(&s, 0, it);
-        comm_dev_wait(pp, &r);
+        comm_dev_wait(&p->g->act_to_next, &r);
     }
 }

@@ -57,10 +57,6 @@ static int layout_ranks(const PlanLayout *l) { return l->tp * l->cp * l->pp * l-
 static bool layout_accepted(const PlanRequest *r, const PlanLayout *l, char *err, int len) {
     TrainOptions o = layout_options(r, l);
     if (!trainer_check_options(&o, &r->cfg, layout_ranks(l), err, len)) return false;
-    if (l->vpp > 1 && r->machine->gpu) {
-        snprintf(err, len, "--vpp on GPUs needs --device-comm mpi (host-staged, not planned)");
-        return false;
-    }
     if (l->cp > 1 && r->machine->gpu) {
         snprintf(err, len, "--cp on GPUs runs ring attention on the SIMT kernels, far below the "
                  "profile's flash-attention rates: not planned");

@@ -113,10 +113,6 @@ static bool check_interleaving(const TrainOptions *o, char *err, int err_len) {
     else if (o->vpp > 1 && o->pp < 2)
         snprintf(err, err_len, "--vpp %d interleaves model chunks over pipeline stages, but --pp "
                  "is %d; give --pp 2 or more, or leave --vpp out", o->vpp, o->pp);
-    else if (o->vpp > 1 && o->device == DEVICE_CUDA && o->device_comm == DEVICE_COMM_NCCL)
-        snprintf(err, err_len, "--vpp %d on GPUs needs --device-comm mpi for now: over NCCL the "
-                 "interleaved schedule's sends and receives on one stream per direction could "
-                 "deadlock (validation/gpu/pipeline_streams.py)", o->vpp);
     else if (o->vpp > 1 && !o->eval_only && o->grad_accum % o->pp != 0)
         snprintf(err, err_len, "--vpp %d runs micro-batches in groups of --pp %d: --grad-accum %d "
                  "is not a multiple of it; give a multiple of %d", o->vpp, o->pp, o->grad_accum,

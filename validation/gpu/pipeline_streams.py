@@ -3,7 +3,10 @@
 to check it cannot deadlock under NCCL's semantics (cuda/comm_nccl.cu).
 
 Each rank has a host program (the calls pipeline.c makes) and device streams:
-the compute stream and one stream per point-to-point communicator.  Posting a
+the compute stream and one stream per point-to-point communicator.  As in
+src/parallel/grid.c, every link of the pipeline ring (stage s to s + 1 mod pp)
+has a communicator for activations and one for gradients; the negative
+controls share communicators instead (one per direction, or one for all).  Posting a
 transfer records an event on the compute stream that the communicator's stream
 waits for, then queues the send or receive there; a send and its receive
 complete only when both are at the head of their streams (rendezvous, the
@@ -12,6 +15,7 @@ blocks where the backend synchronises (a batch's ids when copies are
 synchronous, the loss of each micro-batch on the last stage, the end of the
 step) and at the step's MPI reduction.  Prints PASS/FAIL lines (and runs a
 negative control: one communicator for both directions must deadlock)."""
+import collections
 import itertools
 import sys
 
@@ -29,7 +33,7 @@ def items(pp, M, V, forward):
             yield (group * pp + i % pp, chunk if forward else V - 1 - chunk)
 
 
-def program(pp, rank, M, sync_load, act, grad, V=1):
+def program(pp, rank, M, sync_load, act, grad, V=1, links=True):
     """Host actions of one optimizer step of rank `rank` (pipeline_train), V chunks per rank."""
     P = []
     total = M * V
@@ -40,6 +44,10 @@ def program(pp, rank, M, sync_load, act, grad, V=1):
     in_slot, act_send, grad_send = [None] * n_slots, [None] * n_slots, [None]
     F, B = list(items(pp, M, V, True)), list(items(pp, M, V, False))
     ids = itertools.count()
+
+    def link(comm, lower):
+        """The communicator of `comm`'s kind on the link from stage `lower` to the next."""
+        return f"{comm}{lower}" if links else comm
 
     def tag(mb, chunk):
         return 2 * (mb * V + chunk)
@@ -57,7 +65,7 @@ def program(pp, rank, M, sync_load, act, grad, V=1):
         mb, c = F[k]
         slot = in_slot.index(None)
         in_slot[slot] = (mb, c)
-        r = None if first and c == 0 else post(act, "recv", prv, tag(mb, c))
+        r = None if first and c == 0 else post(link(act, prv), "recv", prv, tag(mb, c))
         wait(act_send[slot])
         act_send[slot] = None
         if sync_load:
@@ -68,18 +76,20 @@ def program(pp, rank, M, sync_load, act, grad, V=1):
             P.append(("compute",))
             P.append(("hostsync",))   # ops->sum of the losses
         else:
-            act_send[slot] = post(act, "send", nxt, tag(mb, c + 1 if last else c))
+            act_send[slot] = post(link(act, rank), "send", nxt,
+                                  tag(mb, c + 1 if last else c))
 
     def backward(k):
         mb, c = B[k]
-        r = None if last and c == V - 1 else post(grad, "recv", nxt, tag(mb, c) + 1)
+        r = None if last and c == V - 1 else post(link(grad, rank), "recv", nxt, tag(mb, c) + 1)
         wait(grad_send[0])
         grad_send[0] = None
         wait(r)
         in_slot[in_slot.index((mb, c))] = None
         P.append(("compute",))
         if not (first and c == 0):
-            grad_send[0] = post(grad, "send", prv, tag(mb, c - 1 if first else c) + 1)
+            grad_send[0] = post(link(grad, prv), "send", prv,
+                                tag(mb, c - 1 if first else c) + 1)
 
     for k in range(warm):
         forward(k)
@@ -94,12 +104,12 @@ def program(pp, rank, M, sync_load, act, grad, V=1):
     return P
 
 
-def deadlocks(pp, M, sync_load, act="act", grad="grad", steps=2, V=1):
-    progs = [sum((program(pp, r, M, sync_load, act, grad, V) for _ in range(steps)), [])
+def deadlocks(pp, M, sync_load, act="act", grad="grad", steps=2, V=1, links=True):
+    progs = [sum((program(pp, r, M, sync_load, act, grad, V, links) for _ in range(steps)), [])
              for r in range(pp)]
     host = [0] * pp
-    streams = {(r, s): [] for r in range(pp) for s in ("c", act, grad)}
-    head = dict.fromkeys(streams, 0)
+    streams = collections.defaultdict(list)   # (rank, stream) → queued work
+    head = collections.defaultdict(int)       # (rank, stream) → index of the next item
     where = {}
     at_barrier = set()
     progress = True
@@ -135,7 +145,7 @@ def deadlocks(pp, M, sync_load, act="act", grad="grad", steps=2, V=1):
                             host[q] += 1
                 host[r] += 1
                 progress = True
-        for key, s in streams.items():
+        for key, s in list(streams.items()):
             while head[key] < len(s):
                 it = s[head[key]]
                 if it[0] == "run":
@@ -162,32 +172,32 @@ def deadlocks(pp, M, sync_load, act="act", grad="grad", steps=2, V=1):
 
 def main():
     ok = True
-    cases = [(pp, M, s) for pp in range(2, 7) for M in range(1, 10) for s in (False, True)]
-    bad = [c for c in cases if deadlocks(*c)]
-    if bad:
-        ok = False
-        print(f"FAIL 1F1B on NCCL streams: deadlock at pp, micro-batches, sync = {bad[:5]}")
-    else:
-        print(f"PASS 1F1B on NCCL streams, two communicators: no deadlock in {len(cases)} "
-              "schedules (pp 2-6, 1-9 micro-batches, host-synchronous or staged batch copies)")
-    # Interleaved (--vpp): a stage sends to the next and receives from the previous
-    # stage on one stream per direction, so two stages' sends meet head to head;
-    # llama-train refuses --vpp over NCCL for that reason (host-staged MPI only).
-    inter = [(pp, M, s) for pp in range(2, 5) for M in range(pp, 9, pp) for s in (False, True)]
-    stuck = [c for c in inter if deadlocks(*c, V=2)]
-    if stuck:
-        print(f"PASS interleaved 1F1B stays refused over NCCL: the model deadlocks in "
-              f"{len(stuck)} of {len(inter)} schedules (pp 2-4, vpp 2)")
-    else:
-        print("FAIL interleaved 1F1B over NCCL: the model finds no deadlock; --vpp may be "
-              "allowed with --device-comm nccl (src/train/train.c, check_interleaving)")
-    control = [c for c in cases if deadlocks(*c, act="one", grad="one")]
-    if control:
-        print(f"PASS the model sees deadlocks: one communicator for both directions deadlocks "
-              f"in {len(control)} of {len(cases)} schedules")
-    else:
-        ok = False
-        print("FAIL the model sees deadlocks: one shared communicator should deadlock somewhere")
+
+    def check(label, cases, expect_deadlock, **kw):
+        nonlocal ok
+        stuck = [c for c in cases if deadlocks(*c, **kw)]
+        if bool(stuck) == expect_deadlock:
+            what = f"deadlocks in {len(stuck)} of" if stuck else "no deadlock in"
+            print(f"PASS {label}: {what} {len(cases)} schedules")
+        else:
+            ok = False
+            what = f"deadlock at (pp, micro-batches, sync) = {stuck[:5]}" if stuck else \
+                "no deadlock anywhere"
+            print(f"FAIL {label}: {what}")
+
+    plain = [(pp, M, s) for pp in range(2, 7) for M in range(1, 10) for s in (False, True)]
+    inter = [(pp, M, s) for pp in range(2, 6) for M in range(pp, 3 * pp + 1, pp)
+             for s in (False, True)]
+    check("1F1B on NCCL streams, a link's two communicators (pp 2-6, 1-9 micro-batches, "
+          "host-synchronous or staged batch copies)", plain, False)
+    for V in (2, 3):
+        check(f"interleaved 1F1B (vpp {V}) on NCCL streams, a link's two communicators "
+              "(pp 2-5, pp to 3·pp micro-batches)", inter, False, V=V)
+    # Negative controls: the model must see the deadlocks that shared streams make.
+    check("control: one communicator per direction, interleaved (vpp 2) -- two stages' "
+          "sends meet head to head", inter, True, V=2, links=False)
+    check("control: one communicator for both directions, 1F1B", plain, True,
+          act="one", grad="one", links=False)
     return 0 if ok else 1
 
 

@@ -8,7 +8,7 @@
 # the host-staged device communication (--device-comm mpi, src/comm/comm_staged.c)
 # in every parallel layout, 3 steps each against a 3-step CPU run: tp2 with
 # sequence parallelism (plain tp2 is in tp2 × pp2), pp2 interleaved (two chunks
-# per stage; plain pp2 is in tp2 × pp2 too),
+# per stage, over NCCL too; plain pp2 is in tp2 × pp2 too),
 # dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2; and cp2's
 # ring attention (the block kernels) over NCCL and host-staged.  This
 # checks the whole op table inside the model, the optimizer and the schedule
@@ -59,6 +59,7 @@ for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" \
          "bf16-text text 1 -c tiny -x bf16 -d $TMP/data -i 6 -o $TMP/ck-emu-bf16-text" "bf16-recompute text 1 -c tiny -x bf16 -g -d $TMP/data" \
          "bf16-tp2 text 2 -c tiny -x bf16 --tp 2 -d $TMP/data" \
          "bf16-pp2 text 2 -c tiny -x bf16 --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
+         "bf16-pp2-vpp2 text 2 -c tiny -x bf16 --pp 2 --vpp 2 --grad-accum 2 -b 2 -d $TMP/data" \
          "bf16-dp2-zero2 text 2 -c tiny -x bf16 --zero 2 -b 2 -d $TMP/data" \
          "bf16-dp2-zero3-offload text3 2 -c tiny -x bf16 --steps 3 --zero 3 --offload optimizer -b 2 -d $TMP/data" \
          "bf16-offload text3 1 -c tiny -x bf16 --steps 3 --offload optimizer -d $TMP/data" \

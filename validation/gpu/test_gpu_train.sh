@@ -130,6 +130,7 @@ if [ "$GPUS" -ge 2 ]; then
   layout nccl "2 GPUs" tp2 "tp2" 2 "${TP2[@]}"
   layout nccl "2 GPUs" tp2-sp "tp2, sequence parallel" 2 "${TP2[@]}" --sp
   layout nccl "2 GPUs" pp2 "pp2 × 4 micro-batches" 2 "${PP2[@]}"
+  layout nccl "2 GPUs" pp2-vpp2 "pp2 × 4 micro-batches, 2 chunks each" 2 "${PP2[@]}" --vpp 2
   layout nccl "2 GPUs" dp2-zero1 "dp2 ZeRO-1" 2 "${DP2[@]}" --zero 1
   layout nccl "2 GPUs" dp2-zero2 "dp2 ZeRO-2" 2 "${DP2[@]}" --zero 2
   layout nccl "2 GPUs" dp2-zero3 "dp2 ZeRO-3" 2 "${DP2[@]}" --zero 3
