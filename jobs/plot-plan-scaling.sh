@@ -18,11 +18,11 @@ csv=$out/plan-scaling.csv
 echo "model,devices,layout,tokens_per_s,tflops_per_device,mfu,tflops_8n" >"$csv"
 for m in $MODELS; do
   for d in 8 16 32 64 128 256 512 1024; do
-    # The best layout's row of --tsv: columns 2-11 the layout, 25-28 the rates.
+    # The best layout's row of --tsv: columns 2-11 and 29 the layout, 25-28 the rates.
     "$BUILD/llama-plan" -c "$m" --devices "$d" --machine "$MACHINE" -l "$SEQ" \
       --global-batch-tokens "$TOKENS" --tsv --top 1 2>/dev/null |
-      awk -F'\t' -v m="$m" -v d="$d" 'NR == 2 { printf "%s,%d,tp %s cp %s pp %s dp %s vpp %s zero %s %s sp %s b %s ga %s,%s,%s,%s,%s\n",
-        m, d, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $25, $26, $27, $28 }' >>"$csv" || true
+      awk -F'\t' -v m="$m" -v d="$d" 'NR == 2 { printf "%s,%d,tp %s cp %s pp %s dp %s vpp %s zero %s%s %s sp %s b %s ga %s,%s,%s,%s,%s\n",
+        m, d, $2, $3, $4, $5, $6, $7, $29 == 1 ? " offload" : "", $8, $9, $10, $11, $25, $26, $27, $28 }' >>"$csv" || true
   done
 done
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT

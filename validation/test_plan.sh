@@ -119,7 +119,36 @@ for f in inputs/machines/*.machine; do
 done
 [ $read_ok = 1 ] && pass "every shipped machine profile reads ($(ls inputs/machines/*.machine | wc -l) files)"
 
-# 5. deterministic
+# 5. --offload optimizer on a GPU profile (bf16, 80 GiB, host memory and AdamW rate given):
+# its device and host memory are --describe's; 7B fits one 80 GiB device only offloaded,
+# and not at all when the node's host memory cannot hold the optimizer.
+gpu_profile() {   # FILE HOST_GIB
+  profile "$1" 80 10
+  sed -i -e 's/^device = cpu/device = cuda/' -e 's/^precision = fp32/precision = bf16/' "$1"
+  printf 'host_memory_gib = %s\nhost_optimizer_gbs = 10\n' "$2" >>"$1"
+}
+gpu_profile "$TMP/gpu.machine" 2000
+GPLAN=("$BIN/llama-plan" --machine "$TMP/gpu.machine" -c 7b -l 2048 --devices 1)
+desc=$("$BIN/llama-train" -c 7b -l 2048 --world-size 1 --device cuda --offload optimizer -b 1 --grad-accum 4 --describe 2>&1)
+want_dev=$(grep -o "total [0-9.]* [KMGT]*i*B" <<<"$desc" | head -1 | sed 's/total //')
+want_host=$(grep -o "host (offload) [0-9.]* [KMGT]*i*B" <<<"$desc" | head -1 | sed 's/host (offload) //')
+got_dev=$("${GPLAN[@]}" --global-batch-tokens 8192 --exact --offload optimizer -b 1 --grad-accum 4 --all |
+          awk 'NR == 3' | grep -o "[0-9.]* [KMGT]*i*B" | head -1)
+got_host=$("${GPLAN[@]}" --global-batch-tokens 8192 --exact --offload optimizer -b 1 --grad-accum 4 --all --tsv |
+           awk -F'\t' 'NR == 2 { printf "%.2f GiB", $30 / 1073741824 }')
+if [ -n "$want_dev" ] && [ "$got_dev" = "$want_dev" ] && [ "$got_host" = "$want_host" ]; then
+  pass "offloaded 7B on one GPU: llama-plan's device ($got_dev) and host memory ($got_host) are --describe's"
+else fail "plan offload memory = describe" "device '$got_dev' vs '$want_dev', host '$got_host' vs '$want_host'"; fi
+best=$("${GPLAN[@]}" --global-batch-tokens 65536 --tsv --top 1 | awk -F'\t' 'NR == 2 { print $29 }')
+if [ "$best" = 1 ]; then pass "7B on one 80 GiB GPU: the best planned layout offloads the optimizer"
+else fail "plan offload chosen" "best layout's offload column '$best', want 1"; fi
+expect_error "7B on one 80 GiB GPU without offload: nothing fits" "no layout of model 7b fits 1 devices of test machine: the smallest .* needs .* per rank" \
+  "${GPLAN[@]}" --global-batch-tokens 65536 --offload none
+gpu_profile "$TMP/gpu-little-host.machine" 50
+expect_error "offload with too little host memory: nothing fits" "the offloaded optimizer needs 100.41 GiB of host memory per node, 45.00 GiB usable of 50.00 GiB" \
+  "$BIN/llama-plan" --machine "$TMP/gpu-little-host.machine" -c 7b -l 2048 --devices 1 --global-batch-tokens 65536 --offload optimizer
+
+# 6. deterministic
 a=$("${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all | md5sum)
 b=$("${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all | md5sum)
 c=$(OMP_NUM_THREADS=2 "${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all | md5sum)

@@ -17,7 +17,7 @@ typedef struct {
     bool tie_embeddings, all, tsv, exact, grad_checkpoint;
     int max_length, devices, top, max_micro_batch;
     int64_t global_tokens;
-    int tp, cp, pp, vpp, zero, batch_size, grad_accum, recompute;
+    int tp, cp, pp, vpp, zero, batch_size, grad_accum, recompute, offload;
     bool sp;
 } PlanOptions;
 
@@ -28,6 +28,7 @@ typedef struct {
 static const CliName recomputes[] = {{"", -1}, {"any", -1}, {"none", RECOMPUTE_NONE},
                                      {"selective", RECOMPUTE_SELECTIVE},
                                      {"full", RECOMPUTE_FULL}, {NULL, 0}};
+static const CliName offloads[] = {{"", -1}, {"any", -1}, {"none", 0}, {"optimizer", 1}, {NULL, 0}};
 
 static const CliOption specs[] = {
     {"config", 'c', STR(config), "model: a preset (tiny, small, 1b, 7b, ..., 65b, llama2-70b, ...) "
@@ -51,6 +52,8 @@ static const CliOption specs[] = {
     {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
     {"vpp", 0, NUM(CLI_INT, vpp), "model chunks per pipeline rank"},
     {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage"},
+    {"offload", 0, .kind = CLI_CHOICE, .names = offloads, .offset = offsetof(PlanOptions, offload),
+     "none or optimizer (planned on GPU profiles with host_memory_gib and host_optimizer_gbs)"},
     {"sp", 0, NUM(CLI_FLAG, sp), "sequence parallel layouts only"},
     {"batch-size", 'b', NUM(CLI_INT, batch_size), "micro-batch"},
     {"grad-accum", 0, NUM(CLI_INT, grad_accum), "micro-batches per step"},
@@ -65,6 +68,7 @@ static void defaults(PlanOptions *o) {
     o->top = 20;
     o->max_micro_batch = 64;
     o->tp = o->cp = o->pp = o->vpp = o->zero = o->batch_size = o->grad_accum = o->recompute = -1;
+    o->offload = -1;
 }
 
 static void usage(void) {
@@ -90,6 +94,7 @@ static void exact_defaults(PlanOptions *o) {
     for (int i = 0; i < 4; i++)
         if (*one[i] < 0) *one[i] = 1;
     if (o->zero < 0) o->zero = 0;
+    if (o->offload < 0) o->offload = 0;
     if (o->recompute < 0) o->recompute = RECOMPUTE_NONE;
     if (o->batch_size < 0 && o->grad_accum < 0) o->batch_size = 4;
 }
@@ -103,7 +108,7 @@ static void request_of(const PlanOptions *o, const ModelConfig *cfg, const Machi
     r->devices = o->devices;
     r->machine = m;
     r->tp = o->tp, r->cp = o->cp, r->pp = o->pp, r->vpp = o->vpp, r->zero = o->zero;
-    r->B = o->batch_size, r->M = o->grad_accum;
+    r->B = o->batch_size, r->M = o->grad_accum, r->offload = o->offload;
     r->recompute = o->grad_checkpoint ? RECOMPUTE_FULL : o->recompute;
     r->sp = o->sp ? 1 : o->exact ? 0 : -1;
     r->all = o->all;

@@ -34,6 +34,8 @@ static int machine_keys(Machine *m, MachineKey *k) {
         {"elementwise_gbs", NULL, &m->elementwise_gbs, 1e-6, big, false},
         {"optimizer_gbs", NULL, &m->optimizer_gbs, 1e-6, big, false},
         {"host_link_gbs", NULL, &m->host_link_gbs, 1e-6, big, false},
+        {"host_memory_gib", NULL, &m->host_memory_gib, 1e-3, big, true},
+        {"host_optimizer_gbs", NULL, &m->host_optimizer_gbs, 1e-6, big, true},
         {"op_overhead_us", NULL, &m->op_overhead_us, 0, big, false},
         {"intra_node_gbs", NULL, &m->intra_node_gbs, 1e-6, big, false},
         {"intra_node_p2p_gbs", NULL, &m->intra_node_p2p_gbs, 1e-6, big, false},

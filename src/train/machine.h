@@ -2,7 +2,7 @@
 // lines (a deck, io/text/deck.h) saying what one device computes and moves
 // per second, how much memory it has, and how devices talk inside a node and
 // between nodes.  Every key below is required once, except `nodes`,
-// `comm_overlap`, `attention_head_dim` and `name`; unknown keys are errors (a typo must not leave a
+// `comm_overlap`, `attention_head_dim`, `host_memory_gib`, `host_optimizer_gbs` and `name`; unknown keys are errors (a typo must not leave a
 // rate at zero).  Rates are what a program reaches, not peaks, except
 // peak_tflops (the MFU denominator).  The files say where each number comes
 // from: "datasheet", "assumed" or "measured" (jobs/calibrate.sh).
@@ -34,6 +34,10 @@ typedef struct {
     double elementwise_gbs;        // GB/s of element-wise kernels and the optimizer
     double optimizer_gbs;          // GB/s of the optimizer step (train/calibrate.h counts its bytes)
     double host_link_gbs;          // device <-> host, GB/s per device per direction
+    double host_memory_gib;        // host memory of a node (optional; with host_optimizer_gbs
+                                   // the planner plans --offload optimizer on GPU profiles)
+    double host_optimizer_gbs;     // GB/s per device of the host's AdamW under --offload (optional;
+                                   // the node's memory bandwidth shared by its devices)
     double op_overhead_us;         // fixed cost of one op (a kernel launch, an OpenMP region)
     double intra_node_gbs;         // collective bus bandwidth inside a node, GB/s per device
     double intra_node_p2p_gbs;     // point-to-point inside a node, GB/s

@@ -16,6 +16,7 @@
 void plan_request_defaults(PlanRequest *r) {
     memset(r, 0, sizeof *r);
     r->tp = r->cp = r->pp = r->vpp = r->zero = r->B = r->M = r->recompute = r->sp = -1;
+    r->offload = -1;
     r->max_micro_batch = 64;
 }
 
@@ -23,8 +24,8 @@ void plan_layout_name(const PlanLayout *l, char *out, int len) {
     char vpp[16] = "", cp[16] = "";
     if (l->vpp > 1) snprintf(vpp, sizeof vpp, " vpp %d", l->vpp);
     if (l->cp > 1) snprintf(cp, sizeof cp, " cp %d", l->cp);
-    snprintf(out, (size_t)len, "tp %d%s%s pp %d%s dp %d zero %d recompute %s b %d ga %d", l->tp,
-             l->sp ? " sp" : "", cp, l->pp, vpp, l->dp, l->zero,
+    snprintf(out, (size_t)len, "tp %d%s%s pp %d%s dp %d zero %d%s recompute %s b %d ga %d", l->tp,
+             l->sp ? " sp" : "", cp, l->pp, vpp, l->dp, l->zero, l->offload ? " offload" : "",
              model_recompute_name(l->recompute), l->B, l->M);
 }
 
@@ -46,8 +47,16 @@ static TrainOptions layout_options(const PlanRequest *r, const PlanLayout *l) {
     o.zero = l->zero;
     o.sp = l->sp;
     o.recompute = l->recompute;
+    o.offload = l->offload ? 1 : 0;
+    o.device = r->machine->gpu ? DEVICE_CUDA : DEVICE_CPU;
     o.precision = r->machine->act_bytes == 2 ? PRECISION_BF16 : PRECISION_FP32;
     return o;
+}
+
+// --offload optimizer is planned on GPU profiles that say what the host holds and how
+// fast its AdamW runs.
+static bool offload_planned(const Machine *m) {
+    return m->gpu && m->host_memory_gib > 0 && m->host_optimizer_gbs > 0;
 }
 
 static int layout_ranks(const PlanLayout *l) { return l->tp * l->cp * l->pp * l->dp; }
@@ -60,6 +69,12 @@ static bool layout_accepted(const PlanRequest *r, const PlanLayout *l, char *err
     if (l->cp > 1 && r->machine->gpu) {
         snprintf(err, len, "--cp on GPUs runs ring attention on the SIMT kernels, far below the "
                  "profile's flash-attention rates: not planned");
+        return false;
+    }
+    if (l->offload && !offload_planned(r->machine)) {
+        snprintf(err, len, "--offload optimizer: %s", r->machine->gpu
+                 ? "the machine profile gives no host_memory_gib and host_optimizer_gbs"
+                 : "CPU ranks keep the optimizer in host memory already");
         return false;
     }
     return true;
@@ -189,7 +204,7 @@ typedef struct {
     Work work;              // per micro-batch
     double tp, cp, pp;      // per micro-batch, exposed
     double dp, optimizer;   // per step, exposed
-    double mem;
+    double mem, host;       // bytes per rank: the device's, the offloaded optimizer's
 } StageTime;
 
 static ModelPart stage_part(const PlanRequest *r, const PlanLayout *l, int stage) {
@@ -227,13 +242,27 @@ static double dp_exposed(const PlanRequest *r, const PlanLayout *l, const ModelP
     return t - hidden;
 }
 
+// The optimizer step: on the device, master weights, moments and gradients
+// streamed once; offloaded, the fp32 gradient shard down the host link, the
+// host's AdamW (the same bytes) and the compute weights back up.
+static double optimizer_seconds(const Machine *m, const MemoryEstimate *e) {
+    double a = (double)m->act_bytes, fixed = 4 * m->op_overhead_us * 1e-6;
+    if (e->host > 0) {
+        double shard = e->host / 16.0;   // master, m, v and the gradient's copy, fp32 each
+        return shard * (4 + a) / (m->host_link_gbs * 1e9) +
+               shard * (32 + a) / (m->host_optimizer_gbs * 1e9) + fixed;
+    }
+    double shard = e->adam / 8.0;   // Adam: two fp32 moments
+    return (shard * (32 + a) + e->grads) / (m->optimizer_gbs * 1e9) + fixed;
+}
+
 static StageTime stage_time(const PlanRequest *r, const PlanLayout *l, int stage) {
     const Machine *m = r->machine;
     ModelPart p = stage_part(r, l, stage);
     MemoryLayout lay = stage_memory_layout(r, l, stage);
     MemoryEstimate e = memory_estimate(&r->cfg, &p, &lay);
     Traffic tr = traffic_estimate(&r->cfg, &p, &lay, l->dp * l->cp);
-    StageTime s = {.work = stage_work(r, l, &p), .mem = e.total};
+    StageTime s = {.work = stage_work(r, l, &p), .mem = e.total, .host = e.host};
     double lat, rate = link_rate(m, 1, l->tp, false, &lat);
     if (l->tp > 1) s.tp = tr.tp / l->M / rate + tp_collectives(l, &p) * lat;
     if (l->cp > 1) {   // per layer: (cp − 1) hops forward (again when recomputed), 2·cp − 1 back
@@ -247,9 +276,7 @@ static StageTime stage_time(const PlanRequest *r, const PlanLayout *l, int stage
         s.pp = tr.pp / l->M / rate + sends * lat;
     }
     s.dp = dp_exposed(r, l, &p, &s.work, tr.dp);
-    double shard = e.adam / 8.0, a = (double)m->act_bytes;   // Adam: two fp32 moments
-    s.optimizer = (shard * (32 + a) + e.grads) / (m->optimizer_gbs * 1e9) +
-                  4 * m->op_overhead_us * 1e-6;
+    s.optimizer = optimizer_seconds(m, &e);
     return s;
 }
 
@@ -270,6 +297,12 @@ static StageTime stage_mean(const StageTime *a, const StageTime *b) {
     return s;
 }
 
+// The offloaded optimizer's host memory on a node: its devices' share at the
+// largest stage's (stages may share a node).
+static double node_host_bytes(const PlanRequest *r, const StageTime *first, const StageTime *last) {
+    return fmax(first->host, last->host) * fmin(r->devices, r->machine->devices_per_node);
+}
+
 // The pipeline's time: M micro-batches at the slowest stage's pace plus the
 // fill and drain, which pass through the other stages (the mean stage's
 // time: the bubble fraction of equal stages applied to it).  With more ranks
@@ -287,6 +320,7 @@ static void predict_from(const PlanRequest *r, const PlanLayout *l, const StageT
     double share = m->nodes > 0 ? fmax(1.0, (double)r->devices / (m->nodes * m->devices_per_node)) : 1;
     const StageTime *shown = share > 1 ? &mean : slow;
     out->mem = fmax(first->mem, last->mem);
+    out->host_mem = node_host_bytes(r, first, last);
     out->matmul = share * M * shown->work.matmul;
     out->attention = share * M * shown->work.attention;
     out->elementwise = share * M * shown->work.elementwise;
@@ -356,18 +390,26 @@ static void judge(const PlanRequest *r, PlanRow *row) {
     double usable = m->usable_memory * m->device_memory_gib * 1073741824.0;
     StageTime first, last;
     end_stages(r, &row->lay, &first, &last);
-    double mem = fmax(first.mem, last.mem);
-    if (mem <= usable) {
+    double mem = fmax(first.mem, last.mem), host = node_host_bytes(r, &first, &last);
+    double host_usable = m->usable_memory * m->host_memory_gib * 1073741824.0;
+    if (mem <= usable && host <= host_usable) {
         PlanLayout l = row->lay;
         predict_from(r, &l, &first, &last, row);
         row->fits = true;
         return;
     }
     row->mem = mem;
+    row->host_mem = host;
     char need[32], have[32], dev[32];
-    snprintf(row->why, sizeof row->why, "needs %s per rank, %s usable of %s",
-             format_bytes(mem, need, sizeof need), format_bytes(usable, have, sizeof have),
-             format_bytes(m->device_memory_gib * 1073741824.0, dev, sizeof dev));
+    if (mem > usable)
+        snprintf(row->why, sizeof row->why, "needs %s per rank, %s usable of %s",
+                 format_bytes(mem, need, sizeof need), format_bytes(usable, have, sizeof have),
+                 format_bytes(m->device_memory_gib * 1073741824.0, dev, sizeof dev));
+    else
+        snprintf(row->why, sizeof row->why, "the offloaded optimizer needs %s of host memory "
+                 "per node, %s usable of %s", format_bytes(host, need, sizeof need),
+                 format_bytes(host_usable, have, sizeof have),
+                 format_bytes(m->host_memory_gib * 1073741824.0, dev, sizeof dev));
 }
 
 // Micro-batches B dividing the DP rank's sequences, in increasing order.
@@ -380,28 +422,39 @@ static void add_micro_batches(const PlanRequest *r, PlanLayout l, int64_t per_ra
     }
 }
 
-// Every interleaving, ZeRO stage, recomputation and sequence-parallel choice
-// of a grid; the micro-batches of each choice come together (a group), the
-// smallest first.
+// Every recomputation and sequence-parallel choice of a layout; the
+// micro-batches of each choice come together (a group), the smallest first.
+static void add_recompute_choices(const PlanRequest *r, PlanLayout l, int64_t seqs, Rows *rs,
+                                  int **groups, int *n_groups) {
+    for (int rc = RECOMPUTE_NONE; rc <= RECOMPUTE_FULL; rc++) {
+        for (int sp = 0; sp <= (l.tp > 1 ? 1 : 0) && wanted(r->recompute, rc); sp++) {
+            if (!wanted(r->sp, sp)) continue;
+            l.recompute = (Recompute)rc;
+            l.sp = sp;
+            *groups = xrealloc(*groups, (size_t)(*n_groups + 2) * sizeof **groups);
+            (*groups)[(*n_groups)++] = rs->n;
+            add_micro_batches(r, l, seqs / l.dp, rs);
+        }
+    }
+}
+
+// Every interleaving, ZeRO stage and offload choice of a grid, then add_recompute_choices.
 static void add_choices(const PlanRequest *r, PlanLayout l, int64_t seqs, Rows *rs,
                         int **groups, int *n_groups) {
+    // Offload where the profile plans it, or listed (refused) when asked for.
+    int offloads = offload_planned(r->machine) || r->offload == 1 ? 1 : 0;
     for (int vpp = 1; vpp <= PART_MAX_CHUNKS; vpp++) {
         bool splits = vpp == 1 || (l.pp > 1 && r->cfg.n_layers % (l.pp * vpp) == 0);
         if (!splits || !wanted(r->vpp, vpp)) continue;
         for (int zero = 0; zero <= 3; zero++) {
             // ZeRO without replicas: refused, listed only when asked for.
             if (!wanted(r->zero, zero) || (zero > 0 && l.dp * l.cp == 1 && r->zero < 0)) continue;
-            for (int rc = RECOMPUTE_NONE; rc <= RECOMPUTE_FULL; rc++) {
-                for (int sp = 0; sp <= (l.tp > 1 ? 1 : 0) && wanted(r->recompute, rc); sp++) {
-                    if (!wanted(r->sp, sp)) continue;
-                    l.vpp = vpp;
-                    l.zero = zero;
-                    l.recompute = (Recompute)rc;
-                    l.sp = sp;
-                    *groups = xrealloc(*groups, (size_t)(*n_groups + 2) * sizeof **groups);
-                    (*groups)[(*n_groups)++] = rs->n;
-                    add_micro_batches(r, l, seqs / l.dp, rs);
-                }
+            for (int offload = 0; offload <= offloads; offload++) {
+                if (!wanted(r->offload, offload)) continue;
+                l.vpp = vpp;
+                l.zero = zero;
+                l.offload = offload;
+                add_recompute_choices(r, l, seqs, rs, groups, n_groups);
             }
         }
     }
@@ -451,9 +504,9 @@ static int compare_rows(const void *pa, const void *pb) {
     if (a->tokens_per_s != b->tokens_per_s) return a->tokens_per_s > b->tokens_per_s ? -1 : 1;
     if (a->mem != b->mem) return a->mem < b->mem ? -1 : 1;
     const PlanLayout *x = &a->lay, *y = &b->lay;
-    int kx[] = {x->tp, x->cp, x->pp, x->vpp, x->zero, (int)x->recompute, x->sp, x->B};
-    int ky[] = {y->tp, y->cp, y->pp, y->vpp, y->zero, (int)y->recompute, y->sp, y->B};
-    for (int i = 0; i < 8; i++)
+    int kx[] = {x->tp, x->cp, x->pp, x->vpp, x->zero, x->offload, (int)x->recompute, x->sp, x->B};
+    int ky[] = {y->tp, y->cp, y->pp, y->vpp, y->zero, y->offload, (int)y->recompute, y->sp, y->B};
+    for (int i = 0; i < 9; i++)
         if (kx[i] != ky[i]) return kx[i] < ky[i] ? -1 : 1;
     return 0;
 }
@@ -504,11 +557,13 @@ static void print_row(const PlanRow *w, int rank, bool tsv) {
     const PlanLayout *l = &w->lay;
     if (tsv) {
         printf("%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%.0f\t%.6g\t%.6g\t%.6g\t%.6g\t"
-               "%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%s\n", rank, l->tp,
+               "%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%.6g\t%d\t%.0f\t%s\n",
+               rank, l->tp,
                l->cp, l->pp, l->dp, l->vpp, l->zero, model_recompute_name(l->recompute), l->sp, l->B,
                l->M, w->fits, w->mem, w->step, w->matmul, w->attention, w->elementwise, w->overhead,
                w->tp_comm, w->cp_comm, w->pp_comm, w->dp_comm, w->bubble, w->optimizer,
-               w->tokens_per_s, w->tflops, w->mfu, w->tflops_8n, w->fits ? "" : w->why);
+               w->tokens_per_s, w->tflops, w->mfu, w->tflops_8n, l->offload, w->host_mem,
+               w->fits ? "" : w->why);
         return;
     }
     char at[16] = "-";
@@ -533,7 +588,8 @@ void plan_print_table(const PlanRequest *r, const PlanRow *rows, int n, bool tsv
     if (tsv)
         printf("rank\ttp\tcp\tpp\tdp\tvpp\tzero\trecompute\tsp\tb\tga\tfits\tmem_bytes\tstep_s\t"
                "matmul_s\tattention_s\telementwise_s\toverhead_s\ttp_s\tcp_s\tpp_s\tdp_s\tbubble_s\t"
-               "optimizer_s\ttokens_per_s\ttflops_per_device\tmfu\ttflops_8n\twhy\n");
+               "optimizer_s\ttokens_per_s\ttflops_per_device\tmfu\ttflops_8n\toffload\t"
+               "host_mem_bytes_per_node\twhy\n");
     else
         printf("%4s  %-58s %10s %9s %9s %8s %8s %8s %8s %8s %8s %11s %8s %6s %8s\n", "rank",
                "layout", "mem/rank", "step s", "compute", "TP", "CP", "PP", "DP", "bubble",

@@ -18,7 +18,10 @@
 // during the backward pass (ZeRO-0/1: the last micro-batch's; 2: every one's;
 // 3: forward and backward) hides behind it, times the machine's comm_overlap,
 // except the last layer's share; the optimizer: master weights, Adam moments
-// and gradients moved once at element-wise bandwidth.  Model FLOPs per token:
+// and gradients moved once at the optimizer's bandwidth, or with --offload
+// optimizer (GPU profiles that give the host's memory and AdamW rate) the
+// gradient shard down and the weights up the host link, and the host's AdamW;
+// the offloaded state must fit the node's host memory.  Model FLOPs per token:
 // config_flops_per_token (the convention of llama-train's MFU).
 #ifndef LLAMA_PLAN_H
 #define LLAMA_PLAN_H
@@ -34,6 +37,7 @@ typedef struct {
     int tp, cp, pp, dp, vpp, zero;
     int B, M;                  // micro-batch (sequences per DP rank), micro-batches per step
     bool sp;
+    bool offload;              // --offload optimizer
     Recompute recompute;
 } PlanLayout;
 
@@ -43,6 +47,7 @@ typedef struct {
     char why[336];             // when not: the reason
     bool dropped;              // not judged: a smaller micro-batch of the layout did not fit
     double mem;                // bytes per rank, the largest stage's (memory_estimate's total)
+    double host_mem;           // --offload: host bytes per node (its devices at the largest stage's)
     double matmul, attention, elementwise, overhead;   // compute seconds per step, slowest stage
     double tp_comm, cp_comm, pp_comm, dp_comm;        // exposed communication, seconds per step
     double bubble, optimizer, step;                   // seconds per step
@@ -58,7 +63,7 @@ typedef struct {
     int64_t global_tokens;     // tokens per optimizer step
     int devices;
     const Machine *machine;
-    int tp, cp, pp, vpp, zero, B, M, recompute, sp;   // filters
+    int tp, cp, pp, vpp, zero, B, M, recompute, sp, offload;   // filters
     int max_micro_batch;       // largest B tried (default 64)
     bool all;                  // judge every layout (else a layout's larger micro-batches are
                                // left out once one does not fit)
@@ -73,7 +78,7 @@ void plan_request_defaults(PlanRequest *r);
 PlanRow *plan_layouts(const PlanRequest *r, int *n, char *err, int err_len);
 // Memory and time of one layout accepted by llama-train (no fit check).
 void plan_predict(const PlanRequest *r, const PlanLayout *l, PlanRow *out);
-// "tp 8 sp cp 2 pp 4 vpp 2 dp 1 zero 1 recompute full b 1 ga 64".
+// "tp 8 sp cp 2 pp 4 vpp 2 dp 1 zero 1 offload recompute full b 1 ga 64".
 void plan_layout_name(const PlanLayout *l, char *out, int len);
 // The ranked table (rows [0, n)), one line per layout.
 void plan_print_table(const PlanRequest *r, const PlanRow *rows, int n, bool tsv);

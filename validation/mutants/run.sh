@@ -35,6 +35,9 @@ BUDGET=${MUTANT_BUDGET:-3300}
 TEST_TIMEOUT=${MUTANT_TEST_TIMEOUT:-400}
 JOBS=${MUTANT_JOBS:-2}
 EMU_TARGETS=(tests/test_gpu_emu tests/test_mma_emu emu/llama-train)
+# The programs every script may run: the Makefile's PROGRAMS, one per src/app/*_main.c.
+PROGRAM_TARGETS=()
+for f in "$ROOT"/src/app/*_main.c; do f=${f##*/}; PROGRAM_TARGETS+=("cpu:llama-${f%_main.c}"); done
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 BUILD=build
 START=$(date +%s)
 
@@ -210,7 +213,7 @@ build_targets() {
 }
 
 build_all() {
-  local t all=(cpu:llama-train cpu:llama-ckpt cpu:llama-tokenize)
+  local t all=("${PROGRAM_TARGETS[@]}")
   for t in "$TREE"/validation/unit/test_*.c "$TREE"/validation/gpu/test_*.c; do
     t=${t##*/}; all+=("cpu:tests/${t%.c}")
   done
@@ -236,7 +239,7 @@ test_targets() {
   case $name in
     test_gpu_emu | test_mma_emu) echo "emu:tests/$name" ;;
     *.sh)
-      echo cpu:llama-train cpu:llama-ckpt cpu:llama-tokenize
+      echo "${PROGRAM_TARGETS[@]}"
       for t in $(grep -o '\$BIN/[a-z]*/[a-z_0-9-]*' "$TREE/$name" | sort -u); do
         t=${t#\$BIN/}
         case $t in tests/test_gpu_emu | tests/test_mma_emu | emu/*) echo "emu:$t" ;; *) echo "cpu:$t" ;; esac
