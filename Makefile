@@ -14,6 +14,9 @@
 #                         FUZZ_NAMES="jsonl deck" runs only those
 #   make test-mutants     mutation testing (validation/mutants/mutants.txt): every listed
 #                         breakage must fail a test; MUTANTS=a,b runs those only
+#   make BLAS=blis        the CPU backend's sgemm from BLIS (libblis-dev), or BLAS=onednn from
+#                         oneDNN (libdnnl-dev), in build-blis/ or build-onednn/; the default
+#                         is OpenBLAS (the fastest here on the small preset: README, "CPU speed")
 #   make DEPS=/prefix     MPI, HDF5, OpenBLAS, ... unpacked under /prefix instead of / (the
 #                         GPU machine: jobs/gpu/setup-prefix.sh); NCCL_HOME=dir when nccl.h
 #                         and libnccl are not in the CUDA toolkit
@@ -22,8 +25,27 @@ SHELL     := /bin/bash
 CC        := mpicc
 MULTIARCH := $(shell gcc -print-multiarch)
 DEPS      ?=
-BLAS_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)/openblas-openmp
 HDF5_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)/hdf5/openmpi
+# The BLAS of the CPU backend's sgemm (src/backend/sgemm.c): OpenBLAS (OpenMP build), BLIS
+# (OpenMP build) or oneDNN; a non-default one builds in a folder of its own.
+BLAS      ?= openblas
+ifeq ($(BLAS),openblas)
+BLAS_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)/openblas-openmp
+BLAS_INC  := -I$(DEPS)/usr/include/$(MULTIARCH)/openblas-openmp
+BLAS_LIB  := -lopenblas
+else ifeq ($(BLAS),blis)
+BLAS_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)/blis-openmp
+BLAS_INC  := -isystem $(DEPS)/usr/include/$(MULTIARCH)/blis-openmp -DLLAMA_BLIS
+BLAS_LIB  := -lblis
+BUILD     ?= build-blis
+else ifeq ($(BLAS),onednn)
+BLAS_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)
+BLAS_INC  := -DLLAMA_ONEDNN
+BLAS_LIB  := -ldnnl
+BUILD     ?= build-onednn
+else
+$(error BLAS=$(BLAS): choose openblas, blis or onednn)
+endif
 
 ifeq ($(SANITIZE),1)
 BUILD     ?= build-asan
@@ -34,8 +56,7 @@ BUILD     ?= build
 OPT       ?= -O3 -g -march=native
 endif
 
-CPPFLAGS  += -D_GNU_SOURCE -Isrc -Iio -I$(DEPS)/usr/include/hdf5/openmpi \
-             -I$(DEPS)/usr/include/$(MULTIARCH)/openblas-openmp
+CPPFLAGS  += -D_GNU_SOURCE -Isrc -Iio -I$(DEPS)/usr/include/hdf5/openmpi $(BLAS_INC)
 CFLAGS    += -std=c11 -Wall -Wextra -fopenmp $(OPT) -MMD -MP
 LDFLAGS   += -fopenmp $(LDSAN) -L$(HDF5_DIR) -Wl,-rpath,$(HDF5_DIR) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
 ifneq ($(DEPS),)
@@ -46,7 +67,7 @@ endif
 # the one C++ file of io/, is its C face): pkg-config's flags, or the plain names.
 SPM_CFLAGS := $(shell pkg-config --cflags sentencepiece 2>/dev/null)
 SPM_LIBS  := $(or $(shell pkg-config --libs sentencepiece 2>/dev/null),-lsentencepiece -lsentencepiece_train)
-LDLIBS    += -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto -lopenblas $(SPM_LIBS) -lstdc++ -lm
+LDLIBS    += -lhdf5 -ljansson -lpcre2-8 -lzstd -lcrypto $(BLAS_LIB) $(SPM_LIBS) -lstdc++ -lm
 CPU_LDLIBS := $(LDLIBS)
 IO_CXXFLAGS = -std=c++17 -Wall -Wextra $(OPT) $(SPM_CFLAGS) -MMD -MP
 

@@ -22,18 +22,18 @@
 //
 // The backward pass has B·nkv tasks: fewer than the threads leaves some idle.
 //
-// Tile products are OpenBLAS sgemm calls (single-threaded inside the parallel
-// regions): on AVX2 they ran the whole op about twice as fast as plain C loops
+// Tile products are sgemm calls (backend/sgemm.h; single-threaded inside the
+// parallel regions): on AVX2 they ran the whole op about twice as fast as plain C loops
 // (a 4×16 register-blocked kernel the compiler vectorises), 64-row tiles the
 // best of 32 to 128.  The softmax steps are plain loops over a tile row.
 #include "backend/attention_cpu.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/sgemm.h"
 #include "core/util.h"
 
 // glibc's vector expf (libmvec, reached through libm): with this declaration
@@ -123,7 +123,7 @@ static bool tile_visible(const Shape *s, int q0, int nq, int k0) {
 
 // S (nq, nk), rows BK apart = scale · Q Kᵀ; q (nq, hd) rows ldq apart, k (nk, hd) rows ldk apart.
 static void tile_scores(float *S, const float *q, const float *k, int nq, int nk, const Shape *s) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, s->hd, s->scale, q, s->ldq, k,
+    sgemm(false, true, nq, nk, s->hd, s->scale, q, s->ldq, k,
                 s->ldk, 0.0f, S, BK);
 }
 
@@ -210,7 +210,7 @@ static void forward_tile(const Shape *s, const FwdTiles *w, float *o, float *lse
             scale_row(w->O + r * hd, hd, c);
         }
         // O (nq, hd) += S (nq, nk) · V (nk, hd)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, 1.0f, w->S, BK,
+        sgemm(false, false, nq, hd, nk, 1.0f, w->S, BK,
                     v + (size_t)k0 * s->ldk, s->ldk, 1.0f, w->O, hd);
     }
     for (int r = 0; r < nq; r++)
@@ -309,19 +309,19 @@ static void backward_tile(const Shape *s, const HeadGrad *g, int q0, int nq, int
     for (int r = 0; r < nq; r++)
         probs_row(g->P + r * BK, visible_keys(s, q0 + r, k0, nk), nk, g->lse[q0 + r]);
     // dV (nk, hd) += Pᵀ (nk, nq) · dO (nq, hd)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, 1.0f, g->P, BK, dO, s->ldo,
+    sgemm(true, false, nk, hd, nq, 1.0f, g->P, BK, dO, s->ldo,
                 1.0f, g->dv + (size_t)k0 * s->ldk, s->ldk);
     // dP (nq, nk) = dO (nq, hd) · Vᵀ (hd, nk), then dS in place
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nk, hd, 1.0f, dO, s->ldo, v, s->ldk,
+    sgemm(false, true, nq, nk, hd, 1.0f, dO, s->ldo, v, s->ldk,
                 0.0f, g->dS, BK);
     for (int r = 0; r < nq; r++) dscores_row(g->dS + r * BK, g->P + r * BK, nk, g->D[q0 + r]);
     // Position 0 sees key 0 alone: P = 1 and dP = D, so dS = 0 exactly (not rounding noise).
     if (q_pos(s, q0) == 0 && k_pos(s, k0) == 0) memset(g->dS, 0, (size_t)nk * sizeof(float));
     // dQ (nq, hd) += scale · dS (nq, nk) · K (nk, hd)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, nk, s->scale, g->dS, BK, k,
+    sgemm(false, false, nq, hd, nk, s->scale, g->dS, BK, k,
                 s->ldk, 1.0f, g->dq + (size_t)q0 * s->ldq, s->ldq);
     // dK (nk, hd) += scale · dSᵀ (nk, nq) · Q (nq, hd)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, hd, nq, s->scale, g->dS, BK, q,
+    sgemm(true, false, nk, hd, nq, s->scale, g->dS, BK, q,
                 s->ldq, 1.0f, g->dk + (size_t)k0 * s->ldk, s->ldk);
 }
 

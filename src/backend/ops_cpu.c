@@ -1,6 +1,5 @@
-// The CPU reference backend: fp32 everywhere, OpenBLAS sgemm for every
-// matmul (attention included), OpenMP for the rest.
-#include <cblas.h>
+// The CPU reference backend: fp32 everywhere, the build's BLAS sgemm
+// (backend/sgemm.h) for every matmul (attention included), OpenMP for the rest.
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include "backend/attention_cpu.h"
 #include "backend/elementwise.h"
 #include "backend/ops.h"
+#include "backend/sgemm.h"
 #include "core/util.h"
 
 // glibc's vector expf (libmvec): with this declaration the `omp simd` loops
@@ -72,16 +72,16 @@ static void cpu_f32_copy_out(float *dst, const void *src, size_t n) {
 // ---- linear ----
 
 static void cpu_linear_forward(void *y, const void *x, const void *w, int N, int in, int out) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, x, in, w, in, 0.0f,
+    sgemm(false, true, N, out, in, 1.0f, x, in, w, in, 0.0f,
                 y, out);
 }
 
 static void cpu_linear_backward(void *dx, float *dw, const void *dy, const void *x,
                                 const void *w, int N, int in, int out) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f,
+    sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f,
                 dw, in);
     if (dx)   // after dw: dx may overwrite x
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, w, in,
+        sgemm(false, false, N, in, out, 1.0f, dy, out, w, in,
                     0.0f, dx, in);
 }
 
