@@ -123,8 +123,7 @@ static bool tile_visible(const Shape *s, int q0, int nq, int k0) {
 
 // S (nq, nk), rows BK apart = scale · Q Kᵀ; q (nq, hd) rows ldq apart, k (nk, hd) rows ldk apart.
 static void tile_scores(float *S, const float *q, const float *k, int nq, int nk, const Shape *s) {
-    sgemm(false, true, nq, nk, s->hd, s->scale, q, s->ldq, k,
-                s->ldk, 0.0f, S, BK);
+    sgemm(false, true, nq, nk, s->hd, s->scale, q, s->ldq, k, s->ldk, 0.0f, S, BK);
 }
 
 size_t attention_cpu_state_bytes(int B, int T, int nh) {
@@ -210,8 +209,8 @@ static void forward_tile(const Shape *s, const FwdTiles *w, float *o, float *lse
             scale_row(w->O + r * hd, hd, c);
         }
         // O (nq, hd) += S (nq, nk) · V (nk, hd)
-        sgemm(false, false, nq, hd, nk, 1.0f, w->S, BK,
-                    v + (size_t)k0 * s->ldk, s->ldk, 1.0f, w->O, hd);
+        sgemm(false, false, nq, hd, nk, 1.0f, w->S, BK, v + (size_t)k0 * s->ldk, s->ldk, 1.0f,
+              w->O, hd);
     }
     for (int r = 0; r < nq; r++)
         finish_row(o + (size_t)(q0 + r) * s->ldo, &lse[q0 + r], w->O + r * hd, w->m[r], w->l[r],
@@ -309,20 +308,19 @@ static void backward_tile(const Shape *s, const HeadGrad *g, int q0, int nq, int
     for (int r = 0; r < nq; r++)
         probs_row(g->P + r * BK, visible_keys(s, q0 + r, k0, nk), nk, g->lse[q0 + r]);
     // dV (nk, hd) += Pᵀ (nk, nq) · dO (nq, hd)
-    sgemm(true, false, nk, hd, nq, 1.0f, g->P, BK, dO, s->ldo,
-                1.0f, g->dv + (size_t)k0 * s->ldk, s->ldk);
+    sgemm(true, false, nk, hd, nq, 1.0f, g->P, BK, dO, s->ldo, 1.0f, g->dv + (size_t)k0 * s->ldk,
+          s->ldk);
     // dP (nq, nk) = dO (nq, hd) · Vᵀ (hd, nk), then dS in place
-    sgemm(false, true, nq, nk, hd, 1.0f, dO, s->ldo, v, s->ldk,
-                0.0f, g->dS, BK);
+    sgemm(false, true, nq, nk, hd, 1.0f, dO, s->ldo, v, s->ldk, 0.0f, g->dS, BK);
     for (int r = 0; r < nq; r++) dscores_row(g->dS + r * BK, g->P + r * BK, nk, g->D[q0 + r]);
     // Position 0 sees key 0 alone: P = 1 and dP = D, so dS = 0 exactly (not rounding noise).
     if (q_pos(s, q0) == 0 && k_pos(s, k0) == 0) memset(g->dS, 0, (size_t)nk * sizeof(float));
     // dQ (nq, hd) += scale · dS (nq, nk) · K (nk, hd)
-    sgemm(false, false, nq, hd, nk, s->scale, g->dS, BK, k,
-                s->ldk, 1.0f, g->dq + (size_t)q0 * s->ldq, s->ldq);
+    sgemm(false, false, nq, hd, nk, s->scale, g->dS, BK, k, s->ldk, 1.0f,
+          g->dq + (size_t)q0 * s->ldq, s->ldq);
     // dK (nk, hd) += scale · dSᵀ (nk, nq) · Q (nq, hd)
-    sgemm(true, false, nk, hd, nq, s->scale, g->dS, BK, q,
-                s->ldq, 1.0f, g->dk + (size_t)k0 * s->ldk, s->ldk);
+    sgemm(true, false, nk, hd, nq, s->scale, g->dS, BK, q, s->ldq, 1.0f,
+          g->dk + (size_t)k0 * s->ldk, s->ldk);
 }
 
 // Zeros hd columns of `rows` rows ld apart.

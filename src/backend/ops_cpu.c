@@ -72,17 +72,14 @@ static void cpu_f32_copy_out(float *dst, const void *src, size_t n) {
 // ---- linear ----
 
 static void cpu_linear_forward(void *y, const void *x, const void *w, int N, int in, int out) {
-    sgemm(false, true, N, out, in, 1.0f, x, in, w, in, 0.0f,
-                y, out);
+    sgemm(false, true, N, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
 }
 
 static void cpu_linear_backward(void *dx, float *dw, const void *dy, const void *x,
                                 const void *w, int N, int in, int out) {
-    sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f,
-                dw, in);
+    sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);
     if (dx)   // after dw: dx may overwrite x
-        sgemm(false, false, N, in, out, 1.0f, dy, out, w, in,
-                    0.0f, dx, in);
+        sgemm(false, false, N, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
 }
 
 // ---- RMSNorm ----

@@ -224,6 +224,36 @@ void comm_split(const Comm *parent, int color, int key, Comm *out) {
     MPI_Comm_free(&c);
 }
 
+// Neighbouring links of a ring differ in colour: parity, and a third colour
+// for the last link of an odd ring.
+static int link_colour(int link, int n) { return n % 2 && link == n - 1 ? 2 : link % 2; }
+
+// A rank sits on two links, so each colour's links are split off in a round
+// of their own; a rank with no link of the round's colour gets a group of its
+// own and frees it.
+void comm_ring_links(const Comm *parent, int ring, int rings, int pos, int n, int kinds,
+                     CommRing *out) {
+    memset(out, 0, (size_t)kinds * sizeof *out);
+    if (n == 1) return;
+    int down = pos, up = (pos + n - 1) % n;   // the links to the next and from the previous
+    for (int colour = 0; colour < (n % 2 ? 3 : 2); colour++) {
+        int link = link_colour(down, n) == colour ? down : link_colour(up, n) == colour ? up : -1;
+        int group = link < 0 ? rings * n + parent->rank : ring * n + link;
+        for (int k = 0; k < kinds; k++) {
+            Comm c;
+            comm_split(parent, group, link == pos ? 0 : 1, &c);
+            if (link == down) out[k].next = c;
+            else if (link == up) out[k].prev = c;
+            else comm_free(&c);
+        }
+    }
+}
+
+void comm_ring_free(CommRing *r) {
+    comm_free(&r->next);
+    comm_free(&r->prev);
+}
+
 void comm_node_rank(int *rank, int *size) {
     MPI_Comm node;
     check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank(), MPI_INFO_NULL,

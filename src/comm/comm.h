@@ -96,6 +96,25 @@ void comm_world(Comm *c);
 const Comm *comm_job(void);
 // The ranks of parent with the same color, ordered by key (collective over parent).
 void comm_split(const Comm *parent, int color, int key, Comm *out);
+// A rank's two links round a ring of ranks, link i joining positions i and
+// i + 1 mod n: communicators of two ranks, position i first, so the peer is
+// comm_link_peer.  Point-to-point transfers round a ring go on its links: a
+// device backend that runs a communicator's transfers in order (NCCL, one
+// stream each) never queues a send to the next rank behind a receive from the
+// previous one, and a ring per kind of data keeps the kinds apart.
+typedef struct {
+    Comm next;   // the link to the next position (this rank is its rank 0)
+    Comm prev;   // the link from the previous position (this rank is its rank 1)
+} CommRing;
+// `kinds` rings over the same ranks, one per kind of data (collective over
+// parent): this rank is at position pos of ring number `ring` (the same number
+// on every member; 0 ≤ ring < rings) of n positions.  n = 1: zeroed rings
+// (nothing is sent).  Built in two rounds of splits (three for an odd ring).
+void comm_ring_links(const Comm *parent, int ring, int rings, int pos, int n, int kinds,
+                     CommRing *out);
+void comm_ring_free(CommRing *r);
+// The other rank on a link.
+static inline int comm_link_peer(const Comm *link) { return 1 - link->rank; }
 // This rank's index among the ranks sharing its node's memory, and their number
 // (collective over every rank).
 void comm_node_rank(int *rank, int *size);

@@ -38,40 +38,41 @@ static AttentionBlock block_of(const Model *m, int src) {
                             .k_pos = m->cp_pos + (size_t)src * m->T};
 }
 
-// One hop's transfers: a block on to the next rank, the next block from the
-// previous rank.  Even ranks post the send first, odd ranks the receive: over
-// NCCL a Comm's transfers run one after the other on its one stream, and a
-// receive every rank posted first would wait for sends queued behind it.
+// One hop's transfers on a ring (keys and values, or their gradients): a
+// block on to the next rank, the next block from the previous rank, each on
+// its own link, so over NCCL the two run at once (and the gradients' hop
+// beside the keys' and values').
 typedef struct {
+    const CommRing *ring;
     CommRequest send, recv;
 } Hop;
 
-static Hop hop_start(const Model *m, const void *buf, void *into, int tag) {
-    int n = m->part.cp, r = m->part.cp_rank;
+static Hop hop_start(const Model *m, const CommRing *ring, const void *buf, void *into, int tag) {
     DType t = model_act_dtype(m);
-    Hop h;
-    if (r % 2 == 0) h.send = comm_dev_isend(m->cp, buf, kv_elems(m), t, (r + 1) % n, tag);
-    h.recv = comm_dev_irecv(m->cp, into, kv_elems(m), t, (r + n - 1) % n, tag);
-    if (r % 2 == 1) h.send = comm_dev_isend(m->cp, buf, kv_elems(m), t, (r + 1) % n, tag);
+    Hop h = {.ring = ring};
+    h.recv = comm_dev_irecv(&ring->prev, into, kv_elems(m), t, comm_link_peer(&ring->prev), tag);
+    h.send = comm_dev_isend(&ring->next, buf, kv_elems(m), t, comm_link_peer(&ring->next), tag);
     return h;
 }
 
-static void hop_wait(const Model *m, Hop *h) {
-    comm_dev_wait(m->cp, &h->send);
-    comm_dev_wait(m->cp, &h->recv);
+static void hop_wait(Hop *h) {
+    if (!h->ring) return;
+    comm_dev_wait(&h->ring->next, &h->send);
+    comm_dev_wait(&h->ring->prev, &h->recv);
 }
 
-static Hop hop_none(void) { return (Hop){comm_request_none(), comm_request_none()}; }
+static Hop hop_none(void) { return (Hop){NULL, comm_request_none(), comm_request_none()}; }
 
 void cp_attention_forward(Model *m, void *out, void *state, const void *qkv) {
     int n = m->part.cp, r = m->part.cp_rank;
     kv_pack(m, m->kv_ring[0], qkv);
     for (int s = 0; s < n; s++) {
         void *kv = m->kv_ring[s % 2];
-        Hop h = s + 1 < n ? hop_start(m, kv, m->kv_ring[(s + 1) % 2], TAG_KV) : hop_none();
+        Hop h = s + 1 < n ? hop_start(m, &m->cp[0], kv, m->kv_ring[(s + 1) % 2], TAG_KV)
+                          : hop_none();
         AttentionBlock b = block_of(m, (r - s + n) % n);
         m->ops->attention_block_forward(out, state, qkv, kv, &b, s == 0);
-        hop_wait(m, &h);
+        hop_wait(&h);
     }
 }
 
@@ -84,13 +85,14 @@ void cp_attention_backward(Model *m, void *dqkv, const void *dout, const void *q
     Hop grad = hop_none();   // the gradient of the block before: to r + 1, the next from r − 1
     for (int s = 0; s < n; s++) {
         void *kv = m->kv_ring[s % 2], *dkv = m->dkv_ring[s % 2];
-        Hop h = s + 1 < n ? hop_start(m, kv, m->kv_ring[(s + 1) % 2], TAG_KV) : hop_none();
-        hop_wait(m, &grad);   // this block's gradient so far is here; its buffer's send is done
+        Hop h = s + 1 < n ? hop_start(m, &m->cp[0], kv, m->kv_ring[(s + 1) % 2], TAG_KV)
+                          : hop_none();
+        hop_wait(&grad);   // this block's gradient so far is here; its buffer's send is done
         AttentionBlock b = block_of(m, (r - s + n) % n);
         m->ops->attention_block_backward(dqkv, dkv, m->att_work, dout, qkv, kv, out, state, &b);
-        grad = hop_start(m, dkv, m->dkv_ring[(s + 1) % 2], TAG_DKV);
-        hop_wait(m, &h);
+        grad = hop_start(m, &m->cp[1], dkv, m->dkv_ring[(s + 1) % 2], TAG_DKV);
+        hop_wait(&h);
     }
-    hop_wait(m, &grad);   // this rank's own block's gradient, summed over the ring
+    hop_wait(&grad);   // this rank's own block's gradient, summed over the ring
     kv_unpack(m, dqkv, m->dkv_ring[n % 2]);
 }

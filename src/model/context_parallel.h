@@ -19,7 +19,7 @@ static inline int cp_position(int T, int cp, int rank, int i) {
     return i < c ? rank * c + i : (2 * cp - 1 - rank) * c + (i - c);
 }
 
-// Ring attention on m->cp: out (N, heads·hd) and state (the log-sum-exp,
+// Ring attention on m->cp's rings: out (N, heads·hd) and state (the log-sum-exp,
 // (B, heads, T)) from this rank's qkv (N, qkv) after RoPE.  Collective over the group.
 void cp_attention_forward(struct Model *m, void *out, void *state, const void *qkv);
 // dqkv (N, qkv), overwritten, from dout (N, heads·hd) and the forward's qkv,

@@ -151,9 +151,9 @@ static void alloc_scratch(Model *m) {
 static void check_context_parallel(const Model *m, int T) {
     int cp = part_cp(&m->part);
     if (cp == 1) return;
-    if (!m->cp || m->cp->size != cp || T % (2 * cp) != 0)
+    if (!m->cp || m->cp[0].next.size != 2 || m->cp[1].next.size != 2 || T % (2 * cp) != 0)
         fatal("context parallelism splits each sequence of %d tokens in 2·cp = %d chunks over "
-              "a group of cp = %d ranks: cp must divide the sequence into %d equal chunks", T,
+              "a ring of cp = %d ranks: cp must divide the sequence into %d equal chunks", T,
               2 * cp, cp, 2 * cp);
     if (!m->ops->attention_block_forward || !m->ops->copy_rows)
         fatal("context parallelism: the %s backend has no ring attention (run --cp on CPU ranks)",
@@ -161,7 +161,7 @@ static void check_context_parallel(const Model *m, int T) {
 }
 
 Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
-                    const Comm *cp, int B, int T, int n_slots, Recompute recompute, int holds) {
+                    const CommRing *cp, int B, int T, int n_slots, Recompute recompute, int holds) {
     Model *m = xcalloc(1, sizeof *m);
     m->ops = ops;
     m->cfg = *cfg;

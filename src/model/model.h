@@ -99,7 +99,8 @@ typedef struct Model {
     void *rows_scratch;     // (R, D) a norm's output or input gradient on this rank's rows
     float *norm_grads;      // (2, D) the norms' weight gradients from this rank's rows
     // Context parallel only (part.cp > 1; NULL otherwise).
-    const Comm *cp;         // the context-parallel group
+    const CommRing *cp;     // the context-parallel group's rings: [0] keys and values, [1] their
+                            // gradients (comm.h)
     int32_t *cp_pos;        // (cp, T) global positions of every CP rank's rows of a sequence
     void *kv_ring[2];       // (N, 2·kv_heads·hd) keys and values travelling round the group
     void *dkv_ring[2];      // (N, 2·kv_heads·hd) their gradients
@@ -111,10 +112,10 @@ typedef struct Model {
 } Model;
 
 // A micro-batch of B sequences of T tokens (part.cp > 1: T / cp of them on
-// this rank, over the group cp; NULL otherwise).  holds: MODEL_HOLDS_* flags,
+// this rank, ring attention over the two rings cp[0], cp[1]; NULL otherwise).  holds: MODEL_HOLDS_* flags,
 // which flat buffers to allocate.
 Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
-                    const Comm *cp, int B, int T, int n_slots, Recompute recompute, int holds);
+                    const CommRing *cp, int B, int T, int n_slots, Recompute recompute, int holds);
 void model_free(Model *m);
 // "none", "selective" or "full".
 const char *model_recompute_name(Recompute r);

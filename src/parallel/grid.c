@@ -47,31 +47,6 @@ bool grid_check_layout(const ModelConfig *c, int world, int tp, int cp, int pp, 
     return true;
 }
 
-// Neighbouring links of the ring differ in colour: parity, and a third colour
-// for the last link of an odd ring.
-static int link_colour(int link, int pp) { return pp % 2 && link == pp - 1 ? 2 : link % 2; }
-
-// A rank sits on two links (to the next and from the previous stage), so the
-// links are split off the world in rounds, one per colour; a rank with no link
-// of the round's colour gets a group of its own and frees it.
-static void links_create(Grid *g, int place) {
-    g->act_to_next = g->act_from_prev = g->grad_from_next = g->grad_to_prev = (Comm){0};
-    if (g->pp == 1) return;
-    int pp = g->pp, stage = g->pp_rank, down = stage, up = (stage + pp - 1) % pp;
-    int places = g->world_size / pp;
-    for (int colour = 0; colour < (pp % 2 ? 3 : 2); colour++) {
-        int link = link_colour(down, pp) == colour ? down : link_colour(up, pp) == colour ? up : -1;
-        int group = link < 0 ? places * pp + g->world_rank : place * pp + link;
-        int key = link == stage ? 0 : 1;
-        Comm act, grad;
-        comm_split(&g->world, group, key, &act);
-        comm_split(&g->world, group, key, &grad);
-        if (link == down) g->act_to_next = act, g->grad_from_next = grad;
-        else if (link == up) g->act_from_prev = act, g->grad_to_prev = grad;
-        else comm_free(&act), comm_free(&grad);
-    }
-}
-
 void grid_create(Grid *g, int tp, int cp, int pp, bool tied_embeddings) {
     comm_world(&g->world);
     g->world_rank = g->world.rank;
@@ -91,11 +66,14 @@ void grid_create(Grid *g, int tp, int cp, int pp, bool tied_embeddings) {
     // place is the same on every stage.
     int place = g->replica_rank * tp + g->tp_rank;
     comm_split(&g->world, r / tp, g->tp_rank, &g->tp_comm);
-    comm_split(&g->world, (g->pp_rank * g->dp + g->dp_rank) * tp + g->tp_rank, g->cp_rank,
-               &g->cp_comm);
+    CommRing stages[2];   // activations, gradients
+    comm_ring_links(&g->world, place, g->world_size / pp, g->pp_rank, pp, 2, stages);
+    g->pp_act = stages[0];
+    g->pp_grad = stages[1];
+    comm_ring_links(&g->world, (g->pp_rank * g->dp + g->dp_rank) * tp + g->tp_rank,
+                    g->world_size / cp, g->cp_rank, cp, 2, g->cp_ring);
     comm_split(&g->world, g->pp_rank * tp + g->tp_rank, g->replica_rank, &g->replica_comm);
     comm_split(&g->world, place, g->pp_rank, &g->pp_comm);
-    links_create(g, place);
     bool ends = tied_embeddings && (g->pp_rank == 0 || g->pp_rank == pp - 1);
     comm_split(&g->world, ends ? place : g->replicas * tp + r, g->pp_rank, &g->embed_comm);
     comm_node_rank(&g->local_rank, &g->local_size);
@@ -103,13 +81,12 @@ void grid_create(Grid *g, int tp, int cp, int pp, bool tied_embeddings) {
 
 void grid_free(Grid *g) {
     comm_free(&g->tp_comm);
-    comm_free(&g->cp_comm);
     comm_free(&g->replica_comm);
     comm_free(&g->pp_comm);
-    comm_free(&g->act_to_next);
-    comm_free(&g->act_from_prev);
-    comm_free(&g->grad_from_next);
-    comm_free(&g->grad_to_prev);
+    comm_ring_free(&g->pp_act);
+    comm_ring_free(&g->pp_grad);
+    comm_ring_free(&g->cp_ring[0]);
+    comm_ring_free(&g->cp_ring[1]);
     comm_free(&g->embed_comm);
     comm_free(&g->world);
 }

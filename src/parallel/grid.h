@@ -17,17 +17,15 @@ typedef struct Grid {
     int dp_rank, tp_rank, pp_rank, cp_rank;   // this rank's coordinates
     int replicas, replica_rank;      // dp · cp ranks holding the same weights; cp_rank + cp · dp_rank
     int local_rank, local_size;      // within the node (GPU binding)
-    Comm world, tp_comm, cp_comm, pp_comm;
+    Comm world, tp_comm, pp_comm;
     Comm replica_comm;               // the replicas: gradient sums, ZeRO's shards
-    // The pipeline ring's point-to-point links (link s joins stage s and stage
-    // s + 1 mod pp; in it, rank 0 is stage s, so the peer is 1 − rank): one
-    // communicator per link and per direction of data, so a device backend that
-    // runs a communicator's transfers in order (NCCL, one stream each) never
-    // queues a send to one neighbour behind a receive from the other, nor a
-    // gradient behind an activation (validation/gpu/pipeline_streams.py).
-    // Zeroed when pp is 1 (nothing is sent).
-    Comm act_to_next, act_from_prev;     // activations flowing down the pipeline
-    Comm grad_from_next, grad_to_prev;   // their gradients flowing back
+    // Point-to-point rings (comm.h's CommRing; zeroed when of one rank): the
+    // pipeline's stages round a ring (activations flow to the next stage, their
+    // gradients back; validation/gpu/pipeline_streams.py shows why each needs
+    // links of its own over NCCL), and ring attention's context-parallel group
+    // (keys and values, and their gradients, both to the next rank).
+    CommRing pp_act, pp_grad;
+    CommRing cp_ring[2];             // [0] keys and values, [1] their gradients
     Comm embed_comm;                 // the first and last stage's ranks at this (replica, tp) place
                                      // (Megatron's embedding group: tied embeddings sum their
                                      // gradients there); a group of one on other stages
@@ -45,7 +43,5 @@ bool grid_check_layout(const ModelConfig *cfg, int world, int tp, int cp, int pp
 // must have passed grid_check_layout.
 void grid_create(Grid *g, int tp, int cp, int pp, bool tied_embeddings);
 void grid_free(Grid *g);
-// The other stage on a pipeline link.
-static inline int grid_link_peer(const Comm *link) { return 1 - link->rank; }
 
 #endif

@@ -199,9 +199,9 @@ static void wait_input(Pipeline *p, const Comm *c, CommRequest *r) {
 static CommRequest input_post(const Schedule *s, int slot, Item it) {
     const Model *m = s->m;
     if (starts_model(s, it)) return comm_request_none();
-    const Comm *link = &s->g->act_from_prev;
+    const Comm *link = &s->g->pp_act.prev;
     return comm_dev_irecv(link, m->slots[slot].res, model_stage_elems(m), model_act_dtype(m),
-                          grid_link_peer(link), act_tag(s, it.mb, it.chunk));
+                          comm_link_peer(link), act_tag(s, it.mb, it.chunk));
 }
 
 // Item it's output in slot, sent to the next stage (the last stage's chunk v
@@ -210,9 +210,9 @@ static CommRequest output_post(const Schedule *s, int slot, Item it) {
     const Model *m = s->m;
     if (ends_model(s, it)) return comm_request_none();
     int to_chunk = s->g->pp_rank == s->g->pp - 1 ? it.chunk + 1 : it.chunk;
-    const Comm *link = &s->g->act_to_next;
+    const Comm *link = &s->g->pp_act.next;
     return comm_dev_isend(link, model_chunk_output(m, slot, it.chunk), model_stage_elems(m),
-                          model_act_dtype(m), grid_link_peer(link), act_tag(s, it.mb, to_chunk));
+                          model_act_dtype(m), comm_link_peer(link), act_tag(s, it.mb, to_chunk));
 }
 
 static void load_batch(Schedule *s, int mb, int slot) {
@@ -231,9 +231,9 @@ static void forward_one(Schedule *s, int k, bool train) {
     int slot = slot_take(s, it, k, train);
     CommRequest r = input_post(s, slot, it);
     // The slot's previous output has left.
-    comm_dev_wait(&s->g->act_to_next, &s->p->act_send[slot]);
+    comm_dev_wait(&s->g->pp_act.next, &s->p->act_send[slot]);
     load_batch(s, it.mb, slot);
-    wait_input(s->p, &s->g->act_from_prev, &r);
+    wait_input(s->p, &s->g->pp_act.prev, &r);
     model_forward(m, slot, it.chunk);
     if (ends_model(s, it)) s->loss += model_head_forward(m, slot, train ? s->grad_scale : 0.0f);
     s->p->act_send[slot] = output_post(s, slot, it);
@@ -242,11 +242,11 @@ static void forward_one(Schedule *s, int k, bool train) {
 static void backward_one(Schedule *s, int k) {
     Model *m = s->m;
     Item it = schedule_item(s, k, false);
-    const Comm *in = &s->g->grad_from_next, *out = &s->g->grad_to_prev;
+    const Comm *in = &s->g->pp_grad.next, *out = &s->g->pp_grad.prev;
     CommRequest r = comm_request_none();
     if (!ends_model(s, it))
         r = comm_dev_irecv(in, s->p->grad_in, model_stage_elems(m), model_act_dtype(m),
-                           grid_link_peer(in), act_tag(s, it.mb, it.chunk) + 1);
+                           comm_link_peer(in), act_tag(s, it.mb, it.chunk) + 1);
     comm_dev_wait(out, &s->p->grad_send);     // d_res is free again
     if (!ends_model(s, it)) {
         wait_input(s->p, in, &r);
@@ -259,7 +259,7 @@ static void backward_one(Schedule *s, int k) {
     if (starts_model(s, it)) return;
     int to_chunk = s->g->pp_rank == 0 ? it.chunk - 1 : it.chunk;
     s->p->grad_send = comm_dev_isend(out, m->d_res, model_stage_elems(m), model_act_dtype(m),
-                                     grid_link_peer(out), act_tag(s, it.mb, to_chunk) + 1);
+                                     comm_link_peer(out), act_tag(s, it.mb, to_chunk) + 1);
 }
 
 static Schedule schedule_begin(Pipeline *p, const PipelineFeed *feed, int M, float grad_scale) {
@@ -269,8 +269,8 @@ static Schedule schedule_begin(Pipeline *p, const PipelineFeed *feed, int M, flo
 
 // Every transfer of the step has completed.
 static double schedule_end(Schedule *s) {
-    for (int i = 0; i < s->m->n_slots; i++) comm_dev_wait(&s->g->act_to_next, &s->p->act_send[i]);
-    comm_dev_wait(&s->g->grad_to_prev, &s->p->grad_send);
+    for (int i = 0; i < s->m->n_slots; i++) comm_dev_wait(&s->g->pp_act.next, &s->p->act_send[i]);
+    comm_dev_wait(&s->g->pp_grad.prev, &s->p->grad_send);
     return s->loss;
 }
 
@@ -298,10 +298,10 @@ void pipeline_forward_logits(Pipeline *p) {
     for (int v = 0; v < p->V; v++) {
         Item it = {0, v};
         CommRequest r = input_post(&s, 0, it);
-        comm_dev_wait(&p->g->act_from_prev, &r);
+        comm_dev_wait(&p->g->pp_act.prev, &r);
         model_forward(p->m, 0, v);
         if (ends_model(&s, it)) model_head_forward(p->m, 0, 0.0f);
         r = output_post(&s, 0, it);
-        comm_dev_wait(&p->g->act_to_next, &r);
+        comm_dev_wait(&p->g->pp_act.next, &r);
     }
 }

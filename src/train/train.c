@@ -553,7 +553,7 @@ static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const Model
     const Grid *g = &t->grid;
     t->part = trainer_part(o, cfg, g->replicas, g->tp_rank, g->cp_rank, g->pp_rank);
     int slots = pipeline_slots(g->pp, g->pp_rank, M, part_chunks(&t->part));
-    t->model = model_create(ops, cfg, &t->part, &g->tp_comm, &g->cp_comm, B, T, slots,
+    t->model = model_create(ops, cfg, &t->part, &g->tp_comm, g->cp_ring, B, T, slots,
                             options_recompute(o), o->eval_only ? MODEL_HOLDS_ALL : zero_model_holds(o->zero));
     t->pipeline = pipeline_create(t->model, &t->grid);
     init_weights(t);
