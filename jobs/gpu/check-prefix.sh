@@ -23,7 +23,7 @@ for deb in .gpu/debs/*.deb; do
   pkg=$(dpkg-deb -f "$deb" Package)
   # The system's own libraries (PCRE2, zstd, OpenSSL, Kerberos, ...) stay: a
   # base Ubuntu has them too, and mount, tar and the compilers need them.
-  grep -Eq '^(openmpi|libopenmpi|libhdf5|libopenblas|libjansson|libpmix|libevent|libhwloc|libfabric|libucx|libpsm|libibverbs|ibverbs|librdmacm|libmunge|libaec|libsz|libgfortran|libnl-|libnuma)|-dev$' <<<"$pkg" || continue
+  grep -Eq '^(openmpi|libopenmpi|libhdf5|libdnnl|ocl-icd|libopenblas|libjansson|libpmix|libevent|libhwloc|libfabric|libucx|libpsm|libibverbs|ibverbs|librdmacm|libmunge|libaec|libsz|libgfortran|libnl-|libnuma)|-dev$' <<<"$pkg" || continue
   dpkg -L "$pkg" >/dev/null 2>&1 || continue
   while read -r f; do
     if [ -L "$f" ]; then continue
@@ -45,7 +45,7 @@ mpicc --showme:incdirs
 make -j"$(nproc)" BUILD=build-prefix DEPS="$DEPS" programs >build-prefix.log 2>&1 ||
   { tail -20 build-prefix.log; exit 1; }
 echo "check-prefix: built build-prefix/ with DEPS=$DEPS"
-ldd build-prefix/llama-train | grep -E "mpi|hdf5|openblas|jansson|pcre|zstd|crypto" | sed 's/^/  /'
+ldd build-prefix/llama-train | grep -E "mpi|hdf5|dnnl|openblas|jansson|pcre|zstd|crypto" | sed 's/^/  /'
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mpirun --oversubscribe -np 2 build-prefix/llama-train -c tiny --bench --steps 3 -b 2 -l 32 --tp 2 \
   --peak-tflops 1 </dev/null 2>&1 | tail -3
