@@ -26,7 +26,7 @@ static void compute_lines(const Comm *w, const Ops *ops) {
     config_preset("tiny", &tiny);
     config_preset("small", &small);
     int hd = config_head_dim(&small), qkv = (small.n_heads + 2 * small.n_kv_heads) * hd;
-    double peak = slowest(w, metrics_sgemm_tflops());
+    double peak = slowest(w, metrics_sgemm_tflops(false));
     double big = slowest(w, calibrate_matmul(ops, 1024, small.dim, qkv));
     double little = slowest(w, calibrate_matmul(ops, 512, tiny.dim, 3 * tiny.dim));
     double fwd, bwd;

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "backend/ops.h"
+#include "backend/sgemm.h"
 
 const char *device_name(Device d) { return d == DEVICE_CUDA ? "cuda" : "cpu"; }
 const char *precision_name(Precision p) { return p == PRECISION_BF16 ? "bf16" : "fp32"; }
@@ -27,12 +28,16 @@ bool precision_parse(const char *name, Precision *p) {
 const Ops *ops_select(Device device, Precision precision, int local_rank, char *err,
                       int err_len) {
     if (device == DEVICE_CPU) {
-        if (precision != PRECISION_FP32) {
-            snprintf(err, err_len, "--mixed-precision %s needs --device cuda; the CPU backend "
-                     "computes in fp32", precision_name(precision));
-            return NULL;
-        }
-        return &ops_cpu;
+        if (precision == PRECISION_FP32) return &ops_cpu;
+        if (sgemm_bf16_available()) return ops_cpu_bf16();
+        if (strcmp(sgemm_library(), "oneDNN") == 0)
+            snprintf(err, err_len, "--mixed-precision bf16 on the CPU needs a bf16 matmul: oneDNN "
+                     "finds no AVX-512 BF16 (or AMX) on this CPU; use -x fp32, or --device cuda");
+        else
+            snprintf(err, err_len, "--mixed-precision bf16 on the CPU needs a bf16 matmul: this "
+                     "build's BLAS, %s, has none; rebuild with make BLAS=onednn (on a CPU with "
+                     "AVX-512 BF16), use -x fp32, or --device cuda", sgemm_library());
+        return NULL;
     }
 #ifdef LLAMA_CUDA
     return ops_cuda_create(precision, local_rank, err, err_len);
@@ -45,7 +50,7 @@ const Ops *ops_select(Device device, Precision precision, int local_rank, char *
 }
 
 bool ops_select_attention(const Ops *o, Attention requested, char *err, int err_len) {
-    if (o == &ops_cpu) return true;
+    if (o->host_memory) return true;   // the CPU tables: one attention
 #ifdef LLAMA_CUDA
     return ops_cuda_set_attention(requested, err, err_len);
 #else

@@ -167,13 +167,18 @@ typedef struct Ops {
     double (*sum)(const float *x, size_t n);
 } Ops;
 
-// Picks the backend: the CPU (fp32 only), or CUDA (bf16 or fp32); the model
+// Picks the backend: the CPU (fp32, or bf16 matmul operands where the CPU and
+// the BLAS have a bf16 product), or CUDA (bf16 or fp32); the model
 // and optimizer are then built on it (they hold it).  NULL with a reason when it is not available in this
 // build or on this machine.
 const Ops *ops_select(Device device, Precision precision, int local_rank, char *err,
                       int err_len);
 
 extern const Ops ops_cpu;
+// -x bf16 on the CPU: ops_cpu with the linears' products on bf16 operands and
+// fp32 accumulation (backend/sgemm.h's sgemm_bf16); activations, attention
+// and everything else stay fp32.  Only where sgemm_bf16_available().
+const Ops *ops_cpu_bf16(void);
 
 // The attention implementation of backend o (--attention); the CPU backend
 // has one and ignores it.  False with a reason when it is not built in.

@@ -82,6 +82,17 @@ static void cpu_linear_backward(void *dx, float *dw, const void *dy, const void 
         sgemm(false, false, N, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
 }
 
+// -x bf16 on the CPU: the same products on bf16 operands (sgemm_bf16).
+static void cpu_linear_forward_bf16(void *y, const void *x, const void *w, int N, int in, int out) {
+    sgemm_bf16(false, true, N, out, in, x, in, w, in, 0.0f, y, out);
+}
+
+static void cpu_linear_backward_bf16(void *dx, float *dw, const void *dy, const void *x,
+                                     const void *w, int N, int in, int out) {
+    sgemm_bf16(true, false, out, in, N, dy, out, x, in, 1.0f, dw, in);
+    if (dx) sgemm_bf16(false, false, N, in, out, dy, out, w, in, 0.0f, dx, in);
+}
+
 // ---- RMSNorm ----
 
 static void cpu_rmsnorm_forward(void *y_, float *rstd, const void *x_, const void *w_, int N,
@@ -361,3 +372,14 @@ const Ops ops_cpu = {
     .sum_squares = cpu_sum_squares,
     .sum = cpu_sum,
 };
+
+const Ops *ops_cpu_bf16(void) {
+    static Ops bf16;
+    if (!bf16.name) {
+        bf16 = ops_cpu;
+        bf16.name = "cpu (bf16 matmul operands)";
+        bf16.linear_forward = cpu_linear_forward_bf16;
+        bf16.linear_backward = cpu_linear_backward_bf16;
+    }
+    return &bf16;
+}

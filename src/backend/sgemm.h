@@ -13,4 +13,12 @@ void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const f
 // The library behind sgemm, for the start-up line and the benchmarks.
 const char *sgemm_library(void);
 
+// -x bf16 on the CPU: sgemm with alpha 1 and beta 0 or 1, A and B rounded to
+// bf16 (to nearest even), products accumulated and C kept in fp32, as on the
+// GPU.  oneDNN's bf16 matmul; the rounded copies live in buffers of its own,
+// so not from several threads at once.
+bool sgemm_bf16_available(void);   // a oneDNN build on a CPU with AVX-512 BF16 (or AMX)
+void sgemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc);
+
 #endif

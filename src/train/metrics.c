@@ -63,16 +63,22 @@ void metrics_throughput(StepMetrics *s, double tokens, double seconds, double fl
     s->mfu = peak_tflops > 0 ? s->tflops / peak_tflops : 0;
 }
 
-double metrics_sgemm_tflops(void) {
+// One 1536³ product on the CPU, fp32 or bf16 operands.
+static void peak_product(bool bf16, int n, const float *a, const float *b, float *c) {
+    if (bf16) sgemm_bf16(false, false, n, n, n, a, n, b, n, 0, c, n);
+    else sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
+}
+
+double metrics_sgemm_tflops(bool bf16) {
     const int n = 1536, reps = 3;
     float *a = xmalloc((size_t)n * n * sizeof(float)), *b = xmalloc((size_t)n * n * sizeof(float));
     float *c = xcalloc((size_t)n * n, sizeof(float));
     for (size_t i = 0; i < (size_t)n * n; i++) a[i] = b[i] = (float)(i % 7) * 0.01f;
-    sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
+    peak_product(bf16, n, a, b, c);
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now_seconds();
-        sgemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n);
+        peak_product(bf16, n, a, b, c);
         double t = now_seconds() - t0;
         if (t < best) best = t;
     }

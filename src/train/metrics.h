@@ -30,9 +30,9 @@ void metrics_console(const StepMetrics *s, char *out, int len);
 // Fills throughput figures from tokens processed in `seconds`.
 void metrics_throughput(StepMetrics *s, double tokens, double seconds, double flops_per_token,
                         int devices, double peak_tflops);
-// Measured fp32 sgemm rate of this process's threads (TFLOP/s): the CPU
-// backend's peak for MFU.
-double metrics_sgemm_tflops(void);
+// Measured sgemm rate of this process's threads (TFLOP/s), on fp32 or (bf16)
+// bf16-rounded operands: the CPU backend's peak for MFU.
+double metrics_sgemm_tflops(bool bf16);
 // A GPU's dense (no sparsity) tensor-core peak in TFLOP/s for bf16, or its
 // fp32 (non-tensor) peak, from the device name (cudaGetDeviceProperties /
 // nvidia-smi); 0 when the table does not know the card.

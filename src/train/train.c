@@ -156,7 +156,8 @@ MemoryLayout trainer_memory_layout(const TrainOptions *o, const ModelConfig *cfg
                           .pp_rank = pp_rank, .zero = o->eval_only ? 0 : o->zero,
                           .recompute = options_recompute(o),
                           .offload = o->offload == 1 && o->device != DEVICE_CPU && !o->eval_only,
-                          .act_bytes = o->precision == PRECISION_BF16 ? 2 : 4};
+                          .act_bytes = o->precision == PRECISION_BF16 && o->device == DEVICE_CUDA
+                                           ? 2 : 4};   // the CPU's activations stay fp32
 }
 
 void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
@@ -492,7 +493,8 @@ static void read_test_hooks(Trainer *t) {
 
 static bool in_window(const uint64_t w[2], uint64_t sample) { return sample >= w[0] && sample < w[1]; }
 
-// Peak for MFU: --peak-tflops, else on the CPU the measured sgemm rate, on a
+// Peak for MFU: --peak-tflops, else on the CPU the measured sgemm rate (of
+// bf16 operands with -x bf16), on a
 // GPU the datasheet's dense rate for the compute precision (0, no MFU, for a
 // card the table does not know).
 static void set_peak(Trainer *t) {
@@ -501,7 +503,7 @@ static void set_peak(Trainer *t) {
     if (t->peak_tflops > 0) return;
     const Ops *ops = t->model->ops;
     if (ops->host_memory) {   // the CPU: measured
-        if (t->grid.world_rank == 0) t->peak_tflops = metrics_sgemm_tflops();
+        if (t->grid.world_rank == 0) t->peak_tflops = metrics_sgemm_tflops(t->opt.precision == PRECISION_BF16);
         comm_broadcast(&t->grid.world, &t->peak_tflops, 1, DTYPE_F64, 0);
         return;
     }
@@ -1050,8 +1052,9 @@ static void print_bench(Trainer *t) {
         snprintf(recompute + strlen(recompute), sizeof recompute - strlen(recompute),
                  ", %d chunks per stage interleaved", part_chunks(&t->part));
     const char *peak_from = t->opt.peak_tflops > 0            ? "given"
-                            : t->model->ops->host_memory ? "measured sgemm"
-                                                         : "datasheet";
+                            : !t->model->ops->host_memory ? "datasheet"
+                            : t->opt.precision == PRECISION_BF16 ? "measured bf16 sgemm"
+                                                                  : "measured sgemm";
     info("bench: %s, %d ranks (dp %d tp %d pp %d), micro-batch %d × %d, seq %d%s: %.2f samples/s, "
          "%.1f tokens/s, %.4f model TFLOP/s per device, MFU %.1f%% of %.4g TFLOP/s (%s), peak "
          "memory %s per rank", t->cfg.name, t->grid.world_size, t->grid.dp, t->grid.tp, t->grid.pp,
