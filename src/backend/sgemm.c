@@ -143,7 +143,8 @@ static uint16_t *to_bf16(uint16_t **buf, size_t *cap, const float *x, int rows, 
     uint16_t *out = *buf;
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) out[(size_t)r * cols + c] = bf16_from_f32(x[(size_t)r * ld + c]);
+        for (int c = 0; c < cols; c++)
+            out[(size_t)r * cols + c] = bf16_from_f32(x[(size_t)r * ld + c]);
     return out;
 }
 

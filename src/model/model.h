@@ -112,8 +112,8 @@ typedef struct Model {
 } Model;
 
 // A micro-batch of B sequences of T tokens (part.cp > 1: T / cp of them on
-// this rank, ring attention over the two rings cp[0], cp[1]; NULL otherwise).  holds: MODEL_HOLDS_* flags,
-// which flat buffers to allocate.
+// this rank, ring attention on the two rings cp[0] and cp[1]; NULL otherwise).
+// holds: MODEL_HOLDS_* flags, which flat buffers to allocate.
 Model *model_create(const Ops *ops, const ModelConfig *cfg, const ModelPart *part, const Comm *tp,
                     const CommRing *cp, int B, int T, int n_slots, Recompute recompute, int holds);
 void model_free(Model *m);

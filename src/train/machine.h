@@ -2,7 +2,8 @@
 // lines (a deck, io/text/deck.h) saying what one device computes and moves
 // per second, how much memory it has, and how devices talk inside a node and
 // between nodes.  Every key below is required once, except `nodes`,
-// `comm_overlap`, `attention_head_dim`, `host_memory_gib`, `host_optimizer_gbs` and `name`; unknown keys are errors (a typo must not leave a
+// `comm_overlap`, `attention_head_dim`, `host_memory_gib`, `host_optimizer_gbs`
+// and `name`; unknown keys are errors (a typo must not leave a
 // rate at zero).  Rates are what a program reaches, not peaks, except
 // peak_tflops (the MFU denominator).  The files say where each number comes
 // from: "datasheet", "assumed" or "measured" (jobs/calibrate.sh).

@@ -47,7 +47,8 @@ typedef struct {
     char why[336];             // when not: the reason
     bool dropped;              // not judged: a smaller micro-batch of the layout did not fit
     double mem;                // bytes per rank, the largest stage's (memory_estimate's total)
-    double host_mem;           // --offload: host bytes per node (its devices at the largest stage's)
+    double host_mem;           // --offload: host bytes per node (its devices at the largest
+                               // stage's)
     double matmul, attention, elementwise, overhead;   // compute seconds per step, slowest stage
     double tp_comm, cp_comm, pp_comm, dp_comm;        // exposed communication, seconds per step
     double bubble, optimizer, step;                   // seconds per step

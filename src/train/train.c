@@ -503,7 +503,8 @@ static void set_peak(Trainer *t) {
     if (t->peak_tflops > 0) return;
     const Ops *ops = t->model->ops;
     if (ops->host_memory) {   // the CPU: measured
-        if (t->grid.world_rank == 0) t->peak_tflops = metrics_sgemm_tflops(t->opt.precision == PRECISION_BF16);
+        bool bf16 = t->opt.precision == PRECISION_BF16;
+        if (t->grid.world_rank == 0) t->peak_tflops = metrics_sgemm_tflops(bf16);
         comm_broadcast(&t->grid.world, &t->peak_tflops, 1, DTYPE_F64, 0);
         return;
     }
