@@ -1,13 +1,39 @@
 #define _POSIX_C_SOURCE 200809L
 #include "core/signals.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "core/util.h"
 
 static volatile sig_atomic_t received = 0;
 
 static void on_signal(int sig) { received = sig; }
 
+static void preemption_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGUSR1);
+}
+
+// The one thread of this process that takes the signals: it only waits.
+static void *signal_thread(void *arg) {
+    (void)arg;
+    sigset_t set;
+    preemption_signals(&set);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    for (;;) pause();
+    return NULL;
+}
+
+// The handler, then the calling thread (and every thread it starts from now
+// on: OpenMP's workers, the BLAS's) blocks the signals and a thread of their
+// own takes them, so a signal never interrupts the computation: with oneDNN's
+// JIT kernels interrupted by SIGTERM the heap was corrupted now and then.
+// Threads started earlier (MPI's, the watchdog) may take them too; the
+// handler only sets a flag.
 void signals_install(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -16,6 +42,16 @@ void signals_install(void) {
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    static bool started = false;
+    if (started) return;
+    sigset_t set;
+    preemption_signals(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pthread_t t;
+    if (pthread_create(&t, NULL, signal_thread, NULL) != 0)
+        fatal("cannot start the thread that takes SIGTERM and SIGUSR1 (pthread_create failed)");
+    pthread_detach(t);
+    started = true;
 }
 
 int signals_pending(void) { return received; }
