@@ -29,14 +29,10 @@ const Ops *ops_select(Device device, Precision precision, int local_rank, char *
                       int err_len) {
     if (device == DEVICE_CPU) {
         if (precision == PRECISION_FP32) return &ops_cpu;
-        if (sgemm_bf16_available()) return ops_cpu_bf16();
-        if (strcmp(sgemm_library(), "oneDNN") == 0)
-            snprintf(err, err_len, "--mixed-precision bf16 on the CPU needs a bf16 matmul: oneDNN "
-                     "finds no AVX-512 BF16 (or AMX) on this CPU; use -x fp32, or --device cuda");
-        else
-            snprintf(err, err_len, "--mixed-precision bf16 on the CPU needs a bf16 matmul: this "
-                     "build's BLAS, %s, has none; rebuild with make BLAS=onednn (on a CPU with "
-                     "AVX-512 BF16), use -x fp32, or --device cuda", sgemm_library());
+        const char *missing = sgemm_bf16_missing();
+        if (!missing) return ops_cpu_bf16();
+        snprintf(err, err_len, "--mixed-precision bf16 on the CPU needs a bf16 matmul: %s; use -x "
+                 "fp32, or --device cuda", missing);
         return NULL;
     }
 #ifdef LLAMA_CUDA

@@ -74,6 +74,10 @@ bool sgemm_bf16_available(void) {
     return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
 
+const char *sgemm_bf16_missing(void) {
+    return sgemm_bf16_available() ? NULL : "oneDNN finds no AVX-512 BF16 (or AMX) on this CPU";
+}
+
 static void bf16_start(void) {
     if (g_bf16.engine) return;
     DNNL_CHECK(dnnl_engine_create(&g_bf16.engine, dnnl_cpu, 0), "engine_create");
@@ -167,12 +171,21 @@ void sgemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, const float *A,
 
 bool sgemm_bf16_available(void) { return false; }
 
+const char *sgemm_bf16_missing(void) {
+#ifdef LLAMA_BLIS
+    return "this build's BLAS, BLIS, has none; rebuild with make BLAS=onednn (on a CPU with "
+           "AVX-512 BF16)";
+#else
+    return "this build's BLAS, OpenBLAS, has none; rebuild with make BLAS=onednn (on a CPU with "
+           "AVX-512 BF16)";
+#endif
+}
+
 void sgemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc) {
     (void)trans_a, (void)trans_b, (void)M, (void)N, (void)K, (void)A, (void)lda, (void)B;
     (void)ldb, (void)beta, (void)C, (void)ldc;
-    fatal("bf16 matmul: this build's BLAS is %s; the bf16 product needs oneDNN (make BLAS=onednn)",
-          sgemm_library());
+    fatal("bf16 matmul: %s", sgemm_bf16_missing());
 }
 
 #endif

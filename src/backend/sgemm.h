@@ -18,6 +18,8 @@ const char *sgemm_library(void);
 // GPU.  oneDNN's bf16 matmul; the rounded copies live in buffers of its own,
 // so not from several threads at once.
 bool sgemm_bf16_available(void);   // a oneDNN build on a CPU with AVX-512 BF16 (or AMX)
+// Why sgemm_bf16 is not available here, in a phrase (NULL when it is).
+const char *sgemm_bf16_missing(void);
 void sgemm_bf16(bool trans_a, bool trans_b, int M, int N, int K, const float *A, int lda,
                 const float *B, int ldb, float beta, float *C, int ldc);
 

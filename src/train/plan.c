@@ -31,8 +31,8 @@ void plan_layout_name(const PlanLayout *l, char *out, int len) {
 
 // ---- what llama-train accepts ----
 
-// The layout as llama-train's options (on CPU ranks: a GPU profile's
-// refusals are the planner's, below).
+// The layout as llama-train's options, on the profile's device (what
+// llama-train refuses on GPUs beyond its own checks is the planner's, below).
 static TrainOptions layout_options(const PlanRequest *r, const PlanLayout *l) {
     TrainOptions o;
     options_defaults(&o);
