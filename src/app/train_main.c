@@ -12,6 +12,7 @@
 #include "train/options.h"
 #include "tokenizer/tokenizer.h"
 #include "train/train.h"
+#include "core/signals.h"
 #include "core/util.h"
 #include "train/model_file.h"
 
@@ -189,6 +190,10 @@ static void device_comm_select(const TrainOptions *o, const Ops *backend, int no
 }
 
 int main(int argc, char **argv) {
+    // Before MPI starts its threads, so that they too leave SIGTERM and
+    // SIGUSR1 to the thread that takes them; a signal during start-up is
+    // acted on at the first step.
+    signals_install();
     comm_world_start(&argc, &argv);
     util_set_program("llama-train");
     TrainOptions o;

@@ -32,8 +32,7 @@ static void *signal_thread(void *arg) {
 // on: OpenMP's workers, the BLAS's) blocks the signals and a thread of their
 // own takes them, so a signal never interrupts the computation: with oneDNN's
 // JIT kernels interrupted by SIGTERM the heap was corrupted now and then.
-// Threads started earlier (MPI's, the watchdog) may take them too; the
-// handler only sets a flag.
+// llama-train calls this first thing, before MPI starts its threads.
 void signals_install(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
