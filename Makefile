@@ -58,7 +58,9 @@ OPT       ?= -O3 -g -march=native
 endif
 
 CPPFLAGS  += -D_GNU_SOURCE -Isrc -Iio -I$(DEPS)/usr/include/hdf5/openmpi $(BLAS_INC)
-CFLAGS    += -std=c11 -Wall -Wextra -fopenmp $(OPT) -MMD -MP
+# -fno-math-errno: nothing reads errno after sqrtf/expf, and with errno to set
+# GCC vectorises no loop that calls them (AdamW ran 6× under the memory's pace).
+CFLAGS    += -std=c11 -Wall -Wextra -fopenmp -fno-math-errno $(OPT) -MMD -MP
 LDFLAGS   += -fopenmp $(LDSAN) -L$(HDF5_DIR) -Wl,-rpath,$(HDF5_DIR) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR)
 ifneq ($(DEPS),)
 CPPFLAGS  += -I$(DEPS)/usr/include -I$(DEPS)/usr/include/$(MULTIARCH)
