@@ -14,10 +14,9 @@
 #                         FUZZ_NAMES="jsonl deck" runs only those
 #   make test-mutants     mutation testing (validation/mutants/mutants.txt): every listed
 #                         breakage must fail a test; MUTANTS=a,b runs those only
-#   make BLAS=onednn      the CPU backend's sgemm from oneDNN (libdnnl-dev; the fastest here, and
-#                         -x bf16 on CPUs with AVX-512 BF16), or BLAS=blis from BLIS
-#                         (libblis-dev), in build-onednn/ or build-blis/; the default is
-#                         OpenBLAS (README, "CPU speed", says why)
+#   make BLAS=openblas    the CPU backend's sgemm from OpenBLAS (libopenblas-openmp-dev), or
+#                         BLAS=blis from BLIS (libblis-dev), in build-openblas/ or build-blis/;
+#                         the default is oneDNN's (the fastest here: README, "CPU speed")
 #   make DEPS=/prefix     MPI, HDF5, OpenBLAS, ... unpacked under /prefix instead of / (the
 #                         GPU machine: jobs/gpu/setup-prefix.sh); NCCL_HOME=dir when nccl.h
 #                         and libnccl are not in the CUDA toolkit
@@ -27,13 +26,14 @@ CC        := mpicc
 MULTIARCH := $(shell gcc -print-multiarch)
 DEPS      ?=
 HDF5_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)/hdf5/openmpi
-# The BLAS of the CPU backend's sgemm (src/backend/sgemm.c): OpenBLAS (OpenMP build),
-# oneDNN or BLIS (OpenMP build); a non-default one builds in a folder of its own.
-BLAS      ?= openblas
+# The BLAS of the CPU backend's sgemm (src/backend/sgemm.c): oneDNN, OpenBLAS (OpenMP
+# build) or BLIS (OpenMP build); a non-default one builds in a folder of its own.
+BLAS      ?= onednn
 ifeq ($(BLAS),openblas)
 BLAS_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)/openblas-openmp
 BLAS_INC  := -I$(DEPS)/usr/include/$(MULTIARCH)/openblas-openmp
 BLAS_LIB  := -lopenblas
+BUILD     ?= build-openblas
 else ifeq ($(BLAS),blis)
 BLAS_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)/blis-openmp
 BLAS_INC  := -isystem $(DEPS)/usr/include/$(MULTIARCH)/blis-openmp -DLLAMA_BLIS
@@ -43,7 +43,6 @@ else ifeq ($(BLAS),onednn)
 BLAS_DIR  := $(DEPS)/usr/lib/$(MULTIARCH)
 BLAS_INC  := -DLLAMA_ONEDNN
 BLAS_LIB  := -ldnnl
-BUILD     ?= build-onednn
 else
 $(error BLAS=$(BLAS): choose openblas, blis or onednn)
 endif

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Compares the BLAS libraries Debian ships on the sgemm shapes of one
-# training step (jobs/bench/blas_compare.c): OpenBLAS (llama-hpc's default),
+# training step (jobs/bench/blas_compare.c): OpenBLAS,
 # BLIS and oneDNN, each with OMP_NUM_THREADS threads (default: the cores),
 # three times, alternating.  Needs libopenblas-openmp-dev, libblis-dev and
 # libdnnl-dev; a library that is not installed is skipped.

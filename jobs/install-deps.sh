@@ -7,8 +7,9 @@ packages=(
   build-essential pkg-config
   openmpi-bin libopenmpi-dev          # MPI: the process grid and CPU collectives
   libhdf5-openmpi-dev hdf5-tools      # parallel HDF5 (token shards, checkpoints); h5dump/h5ls
-  libopenblas-openmp-dev              # sgemm, the OpenMP build so it nests under our OpenMP
-  libdnnl-dev                         # oneDNN: sgemm and the CPU's bf16 matmul with make BLAS=onednn
+  libdnnl-dev                         # oneDNN: the CPU backend's sgemm (the default BLAS)
+  libopenblas-openmp-dev              # sgemm with make BLAS=openblas (the OpenMP build, so it nests
+                                      # under our OpenMP); the tests' plain compiles find cblas.h here
   libjansson-dev                      # JSON: corpus records, tokenizer.json, safetensors headers
   libpcre2-dev                        # the tokenizer's Unicode pre-tokenizer regex
   libzstd-dev                         # .jsonl.zst corpora

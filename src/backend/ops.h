@@ -1,5 +1,5 @@
 // The op interface the model is written against.  Two implementations: the
-// CPU reference (ops_cpu.c: fp32, OpenBLAS sgemm, OpenMP) and the CUDA backend
+// CPU reference (ops_cpu.c: fp32, the build's sgemm, OpenMP) and the CUDA backend
 // (cuda/: bf16 storage, cuBLASLt, fused kernels).
 //
 // Buffers are device memory of the active backend.  "act" buffers (activations,

@@ -1,5 +1,5 @@
 // The CPU backend's one matrix product, by the BLAS chosen at build time
-// (make BLAS=openblas, the default; blis; onednn): row-major
+// (make BLAS=onednn, the default; openblas; blis): row-major
 // C (M, N) = alpha · op(A) · op(B) + beta · C, op(X) = Xᵀ when its flag is set;
 // A is (M, K) after op, B (K, N), rows lda, ldb, ldc elements apart.  Called
 // inside an OpenMP parallel region it runs on the calling thread.
