@@ -4,7 +4,8 @@
 # agree with the step time, FLOPs per token (from --describe) and the peak;
 # a machine with slow links moves the best layout off tensor parallelism and a
 # small memory onto ZeRO-3; impossible requests end with a clear message; the
-# output is the same every run.  A few seconds.
+# output is the same every run; jobs/calibrate.sh writes a profile it reads.
+# About ten seconds.
 source "$(dirname "$0")/lib.sh"
 scratch
 cd "$ROOT"
@@ -154,4 +155,22 @@ b=$("${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all 
 c=$(OMP_NUM_THREADS=2 "${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all | md5sum)
 [ "$a" = "$b" ] && [ "$a" = "$c" ] && pass "llama-plan's output is the same on every run and thread count" ||
   fail "plan deterministic" "outputs differ"
+# 8. jobs/calibrate.sh (llama-calibrate under mpirun, 2 ranks) writes a profile
+# llama-plan reads: every measured rate positive, the linears' rate not above
+# the measured sgemm peak by more than noise, the file written whole.
+if OUT="$TMP/cal.machine" BUILD="$BUILD" bash jobs/calibrate.sh >"$TMP/cal.out" 2>&1 &&
+   "$BIN/llama-plan" -c small --devices 2 --machine "$TMP/cal.machine" -l 256 \
+     --global-batch-tokens 2048 >"$TMP/cal.plan" 2>&1; then
+  why=$(awk -F'[ =#]+' '
+    /^(peak_tflops|matmul_tflops|matmul_small_tflops|attention_fwd_tflops|attention_bwd_tflops|elementwise_gbs|optimizer_gbs|op_overhead_us|intra_node_gbs|intra_node_p2p_gbs) / {
+      v[$1] = $2; if (!($2 > 0)) bad = bad " " $1 " = " $2 }
+    END {
+      if (length(v) != 10) bad = bad " " length(v) " of the 10 measured keys"
+      if (v["matmul_tflops"] > 1.3 * v["peak_tflops"]) bad = bad " linears " v["matmul_tflops"] " > 1.3 x peak " v["peak_tflops"]
+      print bad }' "$TMP/cal.machine")
+  if [ -z "$why" ] && grep -q "tokens/s" "$TMP/cal.plan" && ! ls "$TMP"/cal.machine.* >/dev/null 2>&1
+  then pass "jobs/calibrate.sh measures a profile llama-plan plans with (10 rates positive, linears at or under the sgemm peak)"
+  else fail "calibrate" "$why $(head -3 "$TMP/cal.plan")"; fi
+else fail "calibrate" "$(tail -3 "$TMP/cal.out") $(tail -3 "$TMP/cal.plan" 2>/dev/null)"; fi
+
 finish

@@ -21,14 +21,30 @@ static double slowest(const Comm *c, double rate) {
     return 1 / inverse;
 }
 
+// The linears of a step of model c on N tokens (Q/K/V, output, gate/up, down,
+// LM head), forward and backward: their FLOPs over their summed seconds, as a
+// step meets them (each shape's rate alone differs by up to a third).
+static double linears_tflops(const Ops *ops, const ModelConfig *c, int N) {
+    int hd = config_head_dim(c), shapes[5][2] = {
+        {c->dim, (c->n_heads + 2 * c->n_kv_heads) * hd}, {c->n_heads * hd, c->dim},
+        {c->dim, 2 * c->ffn_dim}, {c->ffn_dim, c->dim}, {c->dim, c->vocab_size}};
+    double flops = 0, seconds = 0;
+    for (int i = 0; i < 5; i++) {
+        double f = 6.0 * N * shapes[i][0] * shapes[i][1];
+        flops += f;
+        seconds += f / (calibrate_matmul(ops, N, shapes[i][0], shapes[i][1]) * 1e12);
+    }
+    return flops / seconds / 1e12;
+}
+
 static void compute_lines(const Comm *w, const Ops *ops) {
     ModelConfig tiny, small;
     config_preset("tiny", &tiny);
     config_preset("small", &small);
-    int hd = config_head_dim(&small), qkv = (small.n_heads + 2 * small.n_kv_heads) * hd;
+    int hd = config_head_dim(&small);
     double peak = slowest(w, metrics_sgemm_tflops(false));
-    double big = slowest(w, calibrate_matmul(ops, 1024, small.dim, qkv));
-    double little = slowest(w, calibrate_matmul(ops, 512, tiny.dim, 3 * tiny.dim));
+    double big = slowest(w, linears_tflops(ops, &small, 1024));
+    double little = slowest(w, linears_tflops(ops, &tiny, 512));
     double fwd, bwd;
     calibrate_attention(ops, 4, 256, small.n_heads, small.n_kv_heads, hd, &fwd, &bwd);
     fwd = slowest(w, fwd);
@@ -38,8 +54,8 @@ static void compute_lines(const Comm *w, const Ops *ops) {
     double op = 1 / slowest(w, 1 / calibrate_op_overhead(ops));
     if (w->rank != 0) return;
     printf("peak_tflops = %.4g              # measured: fp32 sgemm 1536^3, the peak llama-train's MFU uses on CPU ranks\n", peak);
-    printf("matmul_tflops = %.4g            # measured: linear forward + backward (N 1024, in %d, out %d: the small preset's Q/K/V)\n", big, small.dim, qkv);
-    printf("matmul_small_tflops = %.4g      # measured: the same at (N 512, in %d, out %d: the tiny preset's)\n", little, tiny.dim, 3 * tiny.dim);
+    printf("matmul_tflops = %.4g            # measured: the small preset's linears (Q/K/V, output, gate/up, down, LM head), forward + backward, N 1024\n", big);
+    printf("matmul_small_tflops = %.4g      # measured: the same for the tiny preset's linears, N 512\n", little);
     printf("matmul_small_dim = 256          # chosen: between the two shapes measured\n");
     printf("attention_fwd_tflops = %.4g     # measured: CPU flash attention, B 4, T 256, %d heads (%d KV) of %d; causal FLOPs 2·B·T²·heads·hd\n", fwd, small.n_heads, small.n_kv_heads, hd);
     printf("attention_bwd_tflops = %.4g     # measured: its backward pass, counted as 2.5 times the forward FLOPs\n", bwd);
