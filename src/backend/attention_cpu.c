@@ -26,7 +26,8 @@
 // parallel regions): on AVX2 they ran the whole op about twice as fast as plain C loops
 // (a 4×16 register-blocked kernel the compiler vectorises), 64-row tiles the
 // best of 32 to 128.  The products against Kᵀ and Vᵀ read transposed copies
-// of K and V (hd, Tk), made once per call (forward) or per task (backward):
+// of K and V, made once per call (forward: all of Kᵀ) or per key tile of a
+// task (backward: that tile's Kᵀ and Vᵀ):
 // a 64³ product with a transposed operand ran at half the plain one's rate
 // in oneDNN (10.8 µs against 6.5 on Zen 4) and 20% under it in OpenBLAS.
 // The softmax steps are plain loops over a tile row.
@@ -126,15 +127,16 @@ static bool tile_visible(const Shape *s, int q0, int nq, int k0) {
 }
 
 // S (nq, nk), rows BK apart = scale · Q Kᵀ; q (nq, hd) rows ldq apart, kt
-// (hd, nk) the tile's columns of Kᵀ, rows Tk apart.
-static void tile_scores(float *S, const float *q, const float *kt, int nq, int nk, const Shape *s) {
-    sgemm(false, false, nq, nk, s->hd, s->scale, q, s->ldq, kt, s->Tk, 0.0f, S, BK);
+// (hd, nk) the tile's columns of Kᵀ, rows ldkt apart.
+static void tile_scores(float *S, const float *q, const float *kt, int ldkt, int nq, int nk,
+                        const Shape *s) {
+    sgemm(false, false, nq, nk, s->hd, s->scale, q, s->ldq, kt, ldkt, 0.0f, S, BK);
 }
 
-// dst (hd, rows), rows `rows` apart = srcᵀ; src (rows, hd) rows ld apart.
-static void transpose_head(float *dst, const float *src, int rows, int ld, int hd) {
+// dst (hd, rows), rows ld_dst apart = srcᵀ; src (rows, hd) rows ld apart.
+static void transpose_rows(float *dst, int ld_dst, const float *src, int rows, int ld, int hd) {
     for (int j = 0; j < rows; j++)
-        for (int d = 0; d < hd; d++) dst[(size_t)d * rows + j] = src[(size_t)j * ld + d];
+        for (int d = 0; d < hd; d++) dst[(size_t)d * ld_dst + j] = src[(size_t)j * ld + d];
 }
 
 size_t attention_cpu_state_bytes(int B, int T, int nh) {
@@ -205,7 +207,8 @@ static void finish_row(float *o, float *lse, const float *O, float m, float l, i
 }
 
 // Query rows [q0, q0 + nq) of one head: o (rows ldo apart) and lse (Tq) of
-// those rows, from q (Tq, hd) rows ldq apart, k and v (Tk, hd) rows ldk apart.
+// those rows, from q (Tq, hd) rows ldq apart, kt = Kᵀ (hd, Tk) rows Tk apart
+// and v (Tk, hd) rows ldk apart.
 static void forward_tile(const Shape *s, const FwdTiles *w, float *o, float *lse, const float *q,
                          const float *kt, const float *v, int q0, int nq, bool first) {
     int hd = s->hd;
@@ -213,7 +216,7 @@ static void forward_tile(const Shape *s, const FwdTiles *w, float *o, float *lse
     for (int r = 0; r < nq; r++) w->m[r] = -INFINITY, w->l[r] = 0.0f;
     for (int k0 = 0; k0 < s->Tk && tile_visible(s, q0, nq, k0); k0 += BK) {
         int nk = min_int(BK, s->Tk - k0);
-        tile_scores(w->S, q + (size_t)q0 * s->ldq, kt + k0, nq, nk, s);
+        tile_scores(w->S, q + (size_t)q0 * s->ldq, kt + k0, s->Tk, nq, nk, s);
         for (int r = 0; r < nq; r++) {
             float c = online_softmax_row(w->S + r * BK, visible_keys(s, q0 + r, k0, nk), nk,
                                          &w->m[r], &w->l[r]);
@@ -245,7 +248,8 @@ static void forward_all(const Shape *s, float *out, float *lse, const float *q_b
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int g = 0; g < s->nkv; g++)
-                transpose_head(kt + kt_at(s, b, g), kv_base + k_at(s, b, g), s->Tk, s->ldk, s->hd);
+                transpose_rows(kt + kt_at(s, b, g), s->Tk, kv_base + k_at(s, b, g), s->Tk, s->ldk,
+                               s->hd);
         FwdTiles w = fwd_tiles_new(s->hd);
 #pragma omp for collapse(3) schedule(dynamic)
         for (int t = tiles - 1; t >= 0; t--)
@@ -277,7 +281,7 @@ void attention_cpu_block_forward(void *out, float *lse, const void *qkv, const v
 // ---- backward ----
 
 size_t attention_cpu_work_bytes(int B, int T, int nh, int hd) {
-    size_t per_thread = 2 * BQ * BK + 2 * (size_t)hd * T;   // P, dS; Kᵀ, Vᵀ
+    size_t per_thread = 2 * BQ * BK + 2 * (size_t)hd * BK;   // P, dS; a tile of Kᵀ and of Vᵀ
     return ((size_t)B * nh * T + (size_t)omp_get_max_threads() * per_thread) * sizeof(float);
 }
 
@@ -285,7 +289,7 @@ size_t attention_cpu_work_bytes(int B, int T, int nh, int hd) {
 typedef struct {
     const float *q;            // (Tq, hd) rows ldq apart
     const float *k;            // (Tk, hd) rows ldk apart
-    const float *kt, *vt;      // Kᵀ, Vᵀ (hd, Tk), rows Tk apart
+    const float *kt, *vt;      // the key tile's Kᵀ, Vᵀ (hd, nk), rows BK apart
     const float *dO;           // (Tq, hd) rows ldo apart
     const float *lse, *D;      // (Tq)
     float *dq;                 // (Tq, hd) rows ldq apart, accumulated
@@ -327,14 +331,14 @@ static void backward_tile(const Shape *s, const HeadGrad *g, int q0, int nq, int
     int hd = s->hd;
     const float *q = g->q + (size_t)q0 * s->ldq, *k = g->k + (size_t)k0 * s->ldk;
     const float *dO = g->dO + (size_t)q0 * s->ldo;
-    tile_scores(g->P, q, g->kt + k0, nq, nk, s);
+    tile_scores(g->P, q, g->kt, BK, nq, nk, s);
     for (int r = 0; r < nq; r++)
         probs_row(g->P + r * BK, visible_keys(s, q0 + r, k0, nk), nk, g->lse[q0 + r]);
     // dV (nk, hd) += Pᵀ (nk, nq) · dO (nq, hd)
     sgemm(true, false, nk, hd, nq, 1.0f, g->P, BK, dO, s->ldo, 1.0f, g->dv + (size_t)k0 * s->ldk,
           s->ldk);
     // dP (nq, nk) = dO (nq, hd) · Vᵀ (hd, nk), then dS in place
-    sgemm(false, false, nq, nk, hd, 1.0f, dO, s->ldo, g->vt + k0, s->Tk, 0.0f, g->dS, BK);
+    sgemm(false, false, nq, nk, hd, 1.0f, dO, s->ldo, g->vt, BK, 0.0f, g->dS, BK);
     for (int r = 0; r < nq; r++) dscores_row(g->dS + r * BK, g->P + r * BK, nk, g->D[q0 + r]);
     // Position 0 sees key 0 alone: P = 1 and dP = D, so dS = 0 exactly (not rounding noise).
     if (q_pos(s, q0) == 0 && k_pos(s, k0) == 0) memset(g->dS, 0, (size_t)nk * sizeof(float));
@@ -368,7 +372,8 @@ static HeadGrad head_grad(const Shape *s, const BwdBuffers *x, int b, int h) {
                       .dv = x->dkv_base + v_at(s, b, g)};
 }
 
-// The thread's scratch: score tiles P and dS (BQ, BK), Kᵀ and Vᵀ (hd, Tk).
+// The thread's scratch: score tiles P and dS (BQ, BK), the key tile's Kᵀ
+// and Vᵀ (hd, BK).
 typedef struct {
     float *P, *dS, *kt, *vt;
 } BwdTiles;
@@ -382,10 +387,12 @@ static void backward_group(const Shape *s, const BwdBuffers *x, int b, int g, co
         for (int h = g * s->group; h < (g + 1) * s->group; h++)
             zero_head(x->dq_base + q_at(s, b, h), s->Tq, s->ldq, s->hd);
     }
-    transpose_head(w->kt, x->kv_base + k_at(s, b, g), s->Tk, s->ldk, s->hd);
-    transpose_head(w->vt, x->kv_base + v_at(s, b, g), s->Tk, s->ldk, s->hd);
     for (int k0 = 0; k0 < s->Tk; k0 += BK) {
         int nk = min_int(BK, s->Tk - k0);
+        transpose_rows(w->kt, BK, x->kv_base + k_at(s, b, g) + (size_t)k0 * s->ldk, nk, s->ldk,
+                       s->hd);
+        transpose_rows(w->vt, BK, x->kv_base + v_at(s, b, g) + (size_t)k0 * s->ldk, nk, s->ldk,
+                       s->hd);
         for (int h = g * s->group; h < (g + 1) * s->group; h++) {
             HeadGrad hg = head_grad(s, x, b, h);
             hg.P = w->P, hg.dS = w->dS, hg.kt = w->kt, hg.vt = w->vt;
@@ -400,14 +407,14 @@ static void backward_group(const Shape *s, const BwdBuffers *x, int b, int g, co
 // One task per (batch, KV head); D first.
 static void backward_all(const Shape *s, BwdBuffers *x, float *work, const float *out, int B) {
     float *D = work, *tiles = D + (size_t)B * s->nh * s->Tq;   // D (B, nh, Tq); per thread BwdTiles
-    size_t per_thread = 2 * BQ * BK + 2 * (size_t)s->hd * s->Tk;
+    size_t per_thread = 2 * BQ * BK + 2 * (size_t)s->hd * BK;
     rowsum_dout_out(D, x->dout, out, B, s);
     x->D = D;
 #pragma omp parallel
     {
         float *p = tiles + (size_t)omp_get_thread_num() * per_thread;
         BwdTiles w = {.P = p, .dS = p + BQ * BK, .kt = p + 2 * BQ * BK,
-                      .vt = p + 2 * BQ * BK + (size_t)s->hd * s->Tk};
+                      .vt = p + 2 * BQ * BK + (size_t)s->hd * BK};
 #pragma omp for collapse(2) schedule(dynamic)
         for (int b = 0; b < B; b++)
             for (int g = 0; g < s->nkv; g++) backward_group(s, x, b, g, &w);
@@ -427,8 +434,6 @@ void attention_cpu_block_backward(void *dqkv, void *dkv, void *work, const void 
                                   const void *qkv, const void *kv, const void *out,
                                   const float *lse, const AttentionBlock *a) {
     Shape s = block_shape(a);
-    if (a->Tk > a->Tq) fatal("attention_cpu_block_backward: %d keys against %d queries; the "
-                             "scratch holds Tq keys (ops.h)", a->Tk, a->Tq);
     BwdBuffers x = {.dq_base = dqkv, .dkv_base = dkv, .q_base = qkv, .kv_base = kv,
                     .dout = dout, .lse = lse, .overwrite = false};
     backward_all(&s, &x, work, out, a->B);

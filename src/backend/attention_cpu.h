@@ -20,9 +20,9 @@
 // B·nh·T floats: the log-sum-exp of every query row.
 size_t attention_cpu_state_bytes(int B, int T, int nh);
 // The backward pass's scratch: D = rowsum(dO ∘ O) (B, nh, T), and per OpenMP
-// thread (omp_get_max_threads() when it is called) two score tiles and Kᵀ,
-// Vᵀ (hd, T) of the KV head it works on.  The forward pass allocates its own
-// (Kᵀ of every KV head, B·nkv·hd·T floats, for the call).
+// thread (omp_get_max_threads() when it is called) two score tiles and a key
+// tile's Kᵀ and Vᵀ.  The forward pass allocates its own (Kᵀ of every KV
+// head, B·nkv·hd·T floats, for the call).
 size_t attention_cpu_work_bytes(int B, int T, int nh, int hd);
 // out (B·T, nh·hd), state (B, nh, T) from qkv (B·T, (nh + 2·nkv)·hd).
 void attention_cpu_forward(void *out, void *state, const void *qkv, int B, int T, int nh, int nkv,
