@@ -280,9 +280,24 @@ void attention_cpu_block_forward(void *out, float *lse, const void *qkv, const v
 
 // ---- backward ----
 
+// A thread's scratch: score tiles P and dS (BQ, BK), the key tile's Kᵀ and
+// Vᵀ (hd, BK).
+typedef struct {
+    float *P, *dS, *kt, *vt;
+} BwdTiles;
+
+static size_t bwd_tiles_floats(int hd) { return 2 * BQ * BK + 2 * (size_t)hd * BK; }
+
+// Thread t's tiles in the scratch `tiles` (one bwd_tiles_floats per thread).
+static BwdTiles bwd_tiles_at(float *tiles, int t, int hd) {
+    float *p = tiles + (size_t)t * bwd_tiles_floats(hd);
+    return (BwdTiles){.P = p, .dS = p + BQ * BK, .kt = p + 2 * BQ * BK,
+                      .vt = p + 2 * BQ * BK + (size_t)hd * BK};
+}
+
 size_t attention_cpu_work_bytes(int B, int T, int nh, int hd) {
-    size_t per_thread = 2 * BQ * BK + 2 * (size_t)hd * BK;   // P, dS; a tile of Kᵀ and of Vᵀ
-    return ((size_t)B * nh * T + (size_t)omp_get_max_threads() * per_thread) * sizeof(float);
+    size_t tiles = (size_t)omp_get_max_threads() * bwd_tiles_floats(hd);
+    return ((size_t)B * nh * T + tiles) * sizeof(float);
 }
 
 // One (batch, query head) and its KV head, for the backward pass.
@@ -372,12 +387,6 @@ static HeadGrad head_grad(const Shape *s, const BwdBuffers *x, int b, int h) {
                       .dv = x->dkv_base + v_at(s, b, g)};
 }
 
-// The thread's scratch: score tiles P and dS (BQ, BK), the key tile's Kᵀ
-// and Vᵀ (hd, BK).
-typedef struct {
-    float *P, *dS, *kt, *vt;
-} BwdTiles;
-
 // Everything KV head g of batch b writes: its dK and dV, and dQ of its
 // group's query heads.
 static void backward_group(const Shape *s, const BwdBuffers *x, int b, int g, const BwdTiles *w) {
@@ -407,14 +416,11 @@ static void backward_group(const Shape *s, const BwdBuffers *x, int b, int g, co
 // One task per (batch, KV head); D first.
 static void backward_all(const Shape *s, BwdBuffers *x, float *work, const float *out, int B) {
     float *D = work, *tiles = D + (size_t)B * s->nh * s->Tq;   // D (B, nh, Tq); per thread BwdTiles
-    size_t per_thread = 2 * BQ * BK + 2 * (size_t)s->hd * BK;
     rowsum_dout_out(D, x->dout, out, B, s);
     x->D = D;
 #pragma omp parallel
     {
-        float *p = tiles + (size_t)omp_get_thread_num() * per_thread;
-        BwdTiles w = {.P = p, .dS = p + BQ * BK, .kt = p + 2 * BQ * BK,
-                      .vt = p + 2 * BQ * BK + (size_t)s->hd * BK};
+        BwdTiles w = bwd_tiles_at(tiles, omp_get_thread_num(), s->hd);
 #pragma omp for collapse(2) schedule(dynamic)
         for (int b = 0; b < B; b++)
             for (int g = 0; g < s->nkv; g++) backward_group(s, x, b, g, &w);
