@@ -21,12 +21,13 @@
 //    query or key row, one key or query per lane), deterministic.
 //
 // Ring attention's blocks (context parallelism, ops.h's AttentionBlock) run
-// the SIMT kernels alone: queries of one rank against another rank's packed
-// keys and values (kv (B·Tk, 2·nkv·hd)), causal on the rows' global positions
-// (device arrays, increasing, so a query sees a prefix of the keys and a key
-// a suffix of the queries).  The forward pass merges its result into out and
-// lse by the softmax sums; the backward pass adds to dq (dqkv's q columns),
-// dk and dv (dkv) in the act type, D in the backend's scratch.
+// on both paths (the tensor-core kernels' POS instances): queries of one rank
+// against another rank's packed keys and values (kv (B·Tk, 2·nkv·hd)), causal
+// on the rows' global positions (device arrays, increasing, so a query sees a
+// prefix of the keys and a key a suffix of the queries).  The forward pass
+// merges its result into out and lse by the softmax sums; the backward pass
+// adds to dq (dqkv's q columns; on tensor cores through the fp32 accumulators
+// in the scratch), dk and dv (dkv) in the act type, D in the backend's scratch.
 #include "common.cuh"
 #include "attention_mma.cuh"
 
@@ -62,8 +63,6 @@ struct AttnShape {
     bool accumulate;                // backward: add to dq, dk, dv instead of writing them
 };
 
-__device__ __forceinline__ int min_int(int a, int b) { return a < b ? a : b; }
-
 __device__ __forceinline__ int q_position(const AttnShape &s, int i) {
     return s.q_pos ? s.q_pos[i] : i;
 }
@@ -73,26 +72,12 @@ __device__ __forceinline__ int k_position(const AttnShape &s, int j) {
 
 // How many keys (a prefix: positions increase) a query at position p sees.
 __device__ __forceinline__ int keys_seen_by(const AttnShape &s, int p) {
-    if (!s.k_pos) return min_int(p + 1, s.Tk);
-    int lo = 0, hi = s.Tk;   // the first key past p
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (s.k_pos[mid] <= p) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
+    return s.k_pos ? positions_upto(s.k_pos, s.Tk, p, false) : min_int(p + 1, s.Tk);
 }
 
 // The first query that sees a key at position p (Tq when none does).
 __device__ __forceinline__ int first_query_seeing(const AttnShape &s, int p) {
-    if (!s.q_pos) return min_int(p, s.Tq);
-    int lo = 0, hi = s.Tq;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (s.q_pos[mid] < p) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
+    return s.q_pos ? positions_upto(s.q_pos, s.Tq, p, true) : min_int(p, s.Tq);
 }
 
 // Element offsets of row i (of sequence b) of query head h in q (or dq) and
@@ -396,13 +381,17 @@ attn_bwd_dkv_simt(T *dkv, const T *q, const T *kv, const T *dout, const float *l
     }
 }
 
-// The q columns of dqkv from the fp32 accumulators dq (B·T, nh·hd).
+// The q columns of dqkv from the fp32 accumulators dq (B·T, nh·hd): written,
+// or added to (`accumulate`).
 template <class T>
-__global__ void attn_dq_store(T *dqkv, const float *dq, size_t rows, int nh, int nkv, int hd) {
+__global__ void attn_dq_store(T *dqkv, const float *dq, size_t rows, int nh, int nkv, int hd,
+                              bool accumulate) {
     size_t w = (size_t)nh * hd, n = rows * w, ld = (size_t)(nh + 2 * nkv) * hd;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n;
-         e += (size_t)gridDim.x * blockDim.x)
-        dqkv[(e / w) * ld + e % w] = from_f<T>(dq[e]);
+         e += (size_t)gridDim.x * blockDim.x) {
+        T *x = dqkv + (e / w) * ld + e % w;
+        *x = from_f<T>(accumulate ? to_f(*x) + dq[e] : dq[e]);
+    }
 }
 
 // ---- dispatch ----
@@ -422,24 +411,43 @@ template <> struct MmaCfg<128> {
 // dim 64 or 128, 16-byte aligned buffers, and the shared memory they need.
 static bool use_tensor_cores(int hd, size_t smem, const void *a, const void *b, const void *c,
                              const void *d) {
-    static int simt_only = -1;
-    if (simt_only < 0) simt_only = getenv("LLAMA_ATTENTION_SIMT") != NULL;
-    return g_cuda.bf16 && !simt_only && (hd == 64 || hd == 128) && aligned16(a) &&
-           aligned16(b) && aligned16(c) && (!d || aligned16(d)) &&
+    // read at every call: the GPU op test sets it for some cases only
+    return g_cuda.bf16 && !getenv("LLAMA_ATTENTION_SIMT") && (hd == 64 || hd == 128) &&
+           aligned16(a) && aligned16(b) && aligned16(c) && (!d || aligned16(d)) &&
            smem <= g_cuda.prop.sharedMemPerBlockOptin;
 }
 
 template <int HDIM> using FwdTiles = FwdMma<HDIM, MmaCfg<HDIM>::FWD_WARPS, MmaCfg<HDIM>::FWD_BN>;
 template <int HDIM> using BwdTiles = BwdMma<HDIM, MmaCfg<HDIM>::BWD_BM>;
 
-template <int HDIM>
-static void attention_forward_tc(bf16 *out, float *lse, const bf16 *qkv, int B, int T, int nh,
-                                 int nkv, float scale) {
+// The tensor-core forward pass of B sequences: plain attention, or with POS
+// a ring block (a.q_pos, a.k_pos set).
+template <int HDIM, bool POS> static void attention_forward_tc(const FwdArgs &a, int B) {
     typedef MmaCfg<HDIM> C;
     typedef FwdTiles<HDIM> F;
-    cuda_allow_smem(attn_fwd_mma<HDIM, C::FWD_WARPS, C::FWD_BN>, F::smem);
-    LAUNCH(dim3(nh * B, (T + F::BM - 1) / F::BM), F::THREADS, F::smem,
-           attn_fwd_mma<HDIM, C::FWD_WARPS, C::FWD_BN>)(out, lse, qkv, T, nh, nkv, scale * LOG2E);
+    cuda_allow_smem(attn_fwd_mma<HDIM, C::FWD_WARPS, C::FWD_BN, POS>, F::smem);
+    LAUNCH(dim3(a.nh * B, (a.Tq + F::BM - 1) / F::BM), F::THREADS, F::smem,
+           attn_fwd_mma<HDIM, C::FWD_WARPS, C::FWD_BN, POS>)(a);
+    KERNEL_CHECK();
+}
+
+// The tensor-core kernels' arguments for plain attention over qkv, and for a
+// ring block (q in qkv; k, v in kv: ops.h).
+static FwdArgs plain_fwd_args(void *out, float *lse, const void *qkv, int T, int nh, int nkv,
+                              int hd) {
+    const bf16 *x = (const bf16 *)qkv;
+    size_t ld = (size_t)(nh + 2 * nkv) * hd;
+    return FwdArgs{(bf16 *)out, lse, x, x + (size_t)nh * hd, x + (size_t)(nh + nkv) * hd, ld, ld,
+                   T, T, nh, nkv, NULL, NULL, LOG2E / sqrtf((float)hd), false};
+}
+
+static FwdArgs block_fwd_args(void *out, float *lse, const void *qkv, const void *kv,
+                              const AttentionBlock *a, bool first) {
+    const bf16 *k = (const bf16 *)kv;
+    FwdArgs f = plain_fwd_args(out, lse, qkv, a->Tq, a->nh, a->nkv, a->hd);
+    f.k = k, f.v = k + (size_t)a->nkv * a->hd, f.ldkv = (size_t)2 * a->nkv * a->hd;
+    f.Tk = a->Tk, f.q_pos = a->q_pos, f.k_pos = a->k_pos, f.merge = !first;
+    return f;
 }
 
 static void check_shape(int nh, int nkv, int hd) {
@@ -497,23 +505,25 @@ void attention_forward(void *out, void *state, const void *qkv, int B, int T, in
     check_shape(nh, nkv, hd);
     if (attention_cudnn_forward(out, state, qkv, B, T, nh, nkv, hd)) return;
     float *lse = (float *)state;
-    float scale = 1.0f / sqrtf((float)hd);
-    if (hd == 64 && use_tensor_cores(hd, FwdTiles<64>::smem, out, qkv, state, NULL)) {
-        attention_forward_tc<64>((bf16 *)out, lse, (const bf16 *)qkv, B, T, nh, nkv, scale);
-        KERNEL_CHECK();
-    } else if (hd == 128 && use_tensor_cores(hd, FwdTiles<128>::smem, out, qkv, state, NULL)) {
-        attention_forward_tc<128>((bf16 *)out, lse, (const bf16 *)qkv, B, T, nh, nkv, scale);
-        KERNEL_CHECK();
-    } else {
+    if (hd == 64 && use_tensor_cores(hd, FwdTiles<64>::smem, out, qkv, state, NULL))
+        attention_forward_tc<64, false>(plain_fwd_args(out, lse, qkv, T, nh, nkv, hd), B);
+    else if (hd == 128 && use_tensor_cores(hd, FwdTiles<128>::smem, out, qkv, state, NULL))
+        attention_forward_tc<128, false>(plain_fwd_args(out, lse, qkv, T, nh, nkv, hd), B);
+    else
         forward_simt(out, lse, qkv, qkv, plain_shape(T, nh, nkv, hd), B, true);
-    }
 }
 
 void attention_block_forward(void *out, float *lse, const void *qkv, const void *kv,
                              const AttentionBlock *a, bool first) {
     if (a->B == 0 || a->Tq == 0) return;
     check_shape(a->nh, a->nkv, a->hd);
-    forward_simt(out, lse, qkv, kv, block_shape(a), a->B, first);
+    const int hd = a->hd;
+    if (hd == 64 && use_tensor_cores(hd, FwdTiles<64>::smem, out, qkv, kv, NULL))
+        attention_forward_tc<64, true>(block_fwd_args(out, lse, qkv, kv, a, first), a->B);
+    else if (hd == 128 && use_tensor_cores(hd, FwdTiles<128>::smem, out, qkv, kv, NULL))
+        attention_forward_tc<128, true>(block_fwd_args(out, lse, qkv, kv, a, first), a->B);
+    else
+        forward_simt(out, lse, qkv, kv, block_shape(a), a->B, first);
 }
 
 // D (B, nh, T) = rowsum(dO ∘ O) of dout and out (B·T, nh·hd).
@@ -558,22 +568,44 @@ static void backward_simt(void *dq, void *dkv, const float *Dv, const void *dout
                                        (const float *)q, (const float *)kv, lse, s, B);
 }
 
-template <int HDIM>
-static void attention_backward_tc(bf16 *dqkv, float *dq, const float *Dv, const bf16 *dout,
-                                  const bf16 *qkv, const float *lse, int B, int T, int nh,
-                                  int nkv, float scale) {
+// The tensor-core backward pass of B sequences: dk and dv as the args say
+// (plain: written; POS, a ring block: added to), dq through the fp32
+// accumulators a.dq into dqkv's q columns (written, or with POS added to).
+template <int HDIM, bool POS>
+static void attention_backward_tc(const BwdArgs &a, void *dqkv, int B) {
     typedef MmaCfg<HDIM> C;
     typedef BwdTiles<HDIM> F;
-    CUDA_CHECK(cudaMemsetAsync(dq, 0, (size_t)B * T * nh * HDIM * sizeof(float), g_cuda.stream));
-    cuda_allow_smem(attn_bwd_mma<HDIM, C::BWD_BM, C::BWD_QC>, F::smem);
-    LAUNCH(dim3(nkv * B, (T + F::BN - 1) / F::BN), F::THREADS, F::smem,
-           attn_bwd_mma<HDIM, C::BWD_BM, C::BWD_QC>)(dqkv, dq, qkv, dout, lse, Dv, T, nh, nkv,
-                                                     scale);
+    const size_t smem = POS ? F::smem_pos : F::smem, rows = (size_t)B * a.Tq;
+    CUDA_CHECK(cudaMemsetAsync(a.dq, 0, rows * a.nh * HDIM * sizeof(float), g_cuda.stream));
+    cuda_allow_smem(attn_bwd_mma<HDIM, C::BWD_BM, C::BWD_QC, POS>, smem);
+    LAUNCH(dim3(a.nkv * B, (a.Tk + F::BN - 1) / F::BN), F::THREADS, smem,
+           attn_bwd_mma<HDIM, C::BWD_BM, C::BWD_QC, POS>)(a);
     KERNEL_CHECK();
-    size_t rows = (size_t)B * T;
-    LAUNCH(grid_for(rows * nh * HDIM, 256, 16384), 256, 0, attn_dq_store<bf16>)(dqkv, dq, rows, nh,
-                                                                              nkv, HDIM);
+    LAUNCH(grid_for(rows * a.nh * HDIM, 256, 16384), 256, 0, attn_dq_store<bf16>)(
+        (bf16 *)dqkv, a.dq, rows, a.nh, a.nkv, HDIM, POS);
     KERNEL_CHECK();
+}
+
+// The backward kernels' arguments for plain attention over qkv (dk and dv
+// into dqkv's columns), and for a ring block (k, v in kv; dk, dv in dkv).
+static BwdArgs plain_bwd_args(void *dqkv, float *dq, const float *Dv, const void *dout,
+                              const void *qkv, const float *lse, int T, int nh, int nkv, int hd) {
+    const bf16 *x = (const bf16 *)qkv;
+    bf16 *dx = (bf16 *)dqkv;
+    size_t ld = (size_t)(nh + 2 * nkv) * hd, k_col = (size_t)nh * hd, v_col = k_col + nkv * hd;
+    return BwdArgs{dx + k_col, dx + v_col, dq, x, x + k_col, x + v_col, (const bf16 *)dout,
+                   lse, Dv, ld, ld, T, T, nh, nkv, NULL, NULL, 1.0f / sqrtf((float)hd)};
+}
+
+static BwdArgs block_bwd_args(void *dkv, float *dq, const float *Dv, const void *dout,
+                              const void *qkv, const void *kv, const float *lse,
+                              const AttentionBlock *a) {
+    BwdArgs r = plain_bwd_args(NULL, dq, Dv, dout, qkv, lse, a->Tq, a->nh, a->nkv, a->hd);
+    size_t v_col = (size_t)a->nkv * a->hd;
+    r.dk = (bf16 *)dkv, r.dv = (bf16 *)dkv + v_col;
+    r.k = (const bf16 *)kv, r.v = (const bf16 *)kv + v_col, r.ldkv = 2 * v_col;
+    r.Tk = a->Tk, r.q_pos = a->q_pos, r.k_pos = a->k_pos;
+    return r;
 }
 
 void attention_backward(void *dqkv, void *work, const void *dout, const void *qkv,
@@ -586,14 +618,13 @@ void attention_backward(void *dqkv, void *work, const void *dout, const void *qk
     const float *lse = (const float *)state;
     float *dq = (float *)cuda_scratch(backward_scratch_bytes(B, T, nh, hd));
     float *Dv = dq + (size_t)B * T * nh * hd;
-    float scale = 1.0f / sqrtf((float)hd);
     rowsum_dout_out(Dv, dout, out, B, T, nh, hd);
     if (hd == 64 && use_tensor_cores(hd, BwdTiles<64>::smem, dqkv, dout, qkv, out))
-        attention_backward_tc<64>((bf16 *)dqkv, dq, Dv, (const bf16 *)dout, (const bf16 *)qkv,
-                                  lse, B, T, nh, nkv, scale);
+        attention_backward_tc<64, false>(
+            plain_bwd_args(dqkv, dq, Dv, dout, qkv, lse, T, nh, nkv, hd), dqkv, B);
     else if (hd == 128 && use_tensor_cores(hd, BwdTiles<128>::smem, dqkv, dout, qkv, out))
-        attention_backward_tc<128>((bf16 *)dqkv, dq, Dv, (const bf16 *)dout, (const bf16 *)qkv,
-                                   lse, B, T, nh, nkv, scale);
+        attention_backward_tc<128, false>(
+            plain_bwd_args(dqkv, dq, Dv, dout, qkv, lse, T, nh, nkv, hd), dqkv, B);
     else
         backward_simt(dqkv, dqkv, Dv, dout, qkv, qkv, lse, plain_shape(T, nh, nkv, hd), B);
 }
@@ -606,7 +637,21 @@ void attention_block_backward(void *dqkv, void *dkv, void *work, const void *dou
     if (a->B == 0 || a->Tq == 0 || a->Tk == 0) return;
     check_shape(a->nh, a->nkv, a->hd);
     (void)work;
-    float *Dv = (float *)cuda_scratch((size_t)a->B * a->nh * a->Tq * sizeof(float));
-    rowsum_dout_out(Dv, dout, out, a->B, a->Tq, a->nh, a->hd);
-    backward_simt(dqkv, dkv, Dv, dout, qkv, kv, lse, block_shape(a), a->B);
+    const int hd = a->hd;
+    const size_t smem = hd == 64 ? BwdTiles<64>::smem_pos : BwdTiles<128>::smem_pos;
+    const bool tc = (hd == 64 || hd == 128) && aligned16(dout) &&
+                    use_tensor_cores(hd, smem, dqkv, dkv, qkv, kv);
+    // D, after the tensor cores' dq accumulators
+    const size_t dq_elems = tc ? (size_t)a->B * a->Tq * a->nh * hd : 0;
+    float *dq = (float *)cuda_scratch((dq_elems + (size_t)a->B * a->nh * a->Tq) * sizeof(float));
+    float *Dv = dq + dq_elems;
+    rowsum_dout_out(Dv, dout, out, a->B, a->Tq, a->nh, hd);
+    if (!tc)
+        backward_simt(dqkv, dkv, Dv, dout, qkv, kv, lse, block_shape(a), a->B);
+    else if (hd == 64)
+        attention_backward_tc<64, true>(block_bwd_args(dkv, dq, Dv, dout, qkv, kv, lse, a), dqkv,
+                                        a->B);
+    else
+        attention_backward_tc<128, true>(block_bwd_args(dkv, dq, Dv, dout, qkv, kv, lse, a),
+                                         dqkv, a->B);
 }

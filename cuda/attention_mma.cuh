@@ -16,6 +16,12 @@
 // diagonal: Sᵀ = K Qᵀ, Pᵀ = 2^(Sᵀ·scale·log2 e − lse·log2 e), dPᵀ = V dOᵀ,
 // dSᵀ = Pᵀ ∘ (dPᵀ − D)·scale, dV += Pᵀ dO, dK += dSᵀ Q, and through shared
 // memory dQ = dS K, added to the fp32 dq buffer with atomics.
+//
+// Both kernels also run ring attention's blocks (POS = true): keys and values
+// in a buffer of their own, causal on global positions rather than row
+// indices (tiles skipped and masked by position), the forward pass's rows
+// merged with the blocks before by their softmax sums, the backward pass's
+// dK and dV added to the gradients of the blocks before.
 #pragma once
 
 #include "common.cuh"
@@ -132,12 +138,48 @@ __device__ __forceinline__ void store_strip(bf16 *dst, size_t ld, int row0, int 
     }
 }
 
+__device__ __forceinline__ int min_int(int a, int b) { return a < b ? a : b; }
+
+// ---- positions ----
+//
+// Plain attention has a query at row i see the keys of rows ≤ i; a ring block
+// (context parallelism) has its queries and keys at global positions (POS
+// kernels: device arrays, increasing along the rows), a key seen by the
+// queries at its position and later.  So a query sees a prefix of the keys
+// and a key a suffix of the queries.
+
+// How many of the n increasing positions p are ≤ x (< x with `strict`).
+__device__ __forceinline__ int positions_upto(const int32_t *p, int n, int x, bool strict) {
+    int lo = 0, hi = n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (strict ? p[mid] < x : p[mid] <= x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 // ---- forward ----
 
 template <int HDIM, int WARPS, int BN> struct FwdMma {
     static constexpr int BM = 16 * WARPS, THREADS = 32 * WARPS, S = tile_stride<HDIM>();
     // Q [BM][S], then two buffers of K [BN][S] and V [BN][S]
     static constexpr size_t smem = (size_t)(BM + 4 * BN) * S * sizeof(bf16);
+};
+
+// What the forward kernel reads and writes.  Plain attention: q, k and v are
+// column ranges of one qkv buffer (ldq = ldkv), Tq = Tk.  A ring block (POS):
+// k and v in a buffer of their own, the positions, and the rows merged with
+// the blocks before (`merge`) or written.
+struct FwdArgs {
+    bf16 *out;                     // (B·Tq, nh·HDIM)
+    float *lse;                    // (B, nh, Tq), natural log
+    const bf16 *q, *k, *v;         // head 0's columns of row 0
+    size_t ldq, ldkv;              // row strides of q, and of k and v
+    int Tq, Tk, nh, nkv;
+    const int32_t *q_pos, *k_pos;  // POS: (Tq), (Tk)
+    float scale_log2;              // scale · log2 e
+    bool merge;                    // POS: merge with out and lse as they are
 };
 
 // -inf for the keys k0 + col after the lane's queries q (row g) and q + 8.
@@ -151,10 +193,27 @@ __device__ __forceinline__ void mask_causal(float s[N / 8][4], int q, int k0, in
             if (k0 + 8 * j + 2 * t + (e & 1) > q + 8 * (e >> 1)) s[j][e] = -INFINITY;
 }
 
+// -inf for the keys k0 + col at positions after qp[0] (the lane's row g) and
+// qp[1] (row g + 8), and for the keys from Tk on (zero rows of the tile).
+template <int N>
+__device__ __forceinline__ void mask_positions(float s[N / 8][4], const int qp[2],
+                                               const int32_t *k_pos, int k0, int Tk, int lane) {
+    const int t = lane & 3;
+#pragma unroll
+    for (int j = 0; j < N / 8; j++)
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            const int k = k0 + 8 * j + 2 * t + c, kp = k < Tk ? k_pos[k] : INT32_MAX;
+#pragma unroll
+            for (int r = 0; r < 2; r++)
+                if (kp > qp[r]) s[j][2 * r + c] = -INFINITY;
+        }
+}
+
 // One key tile of the online softmax on the lane's two rows (g, g + 8): the
 // running maxima m (of s·scale_log2) and this lane's partial sums l, rescaling
-// the O fragments o; s becomes P = 2^(s·scale_log2 − m).  The row's first key
-// tile holds key 0, so m is finite from then on.
+// the O fragments o; s becomes P = 2^(s·scale_log2 − m).  A row that has seen
+// no key yet (all −∞: only in ring blocks) keeps m = −∞ and gets P = 0.
 template <int N, int HDIM>
 __device__ __forceinline__ void softmax_tile(float s[N / 8][4], float m[2], float l[2],
                                              float o[HDIM / 8][4], float scale_log2) {
@@ -165,7 +224,8 @@ __device__ __forceinline__ void softmax_tile(float s[N / 8][4], float m[2], floa
         for (int j = 0; j < N / 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));   // the row's 4 lanes
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        float m_new = fmaxf(m[r], mx * scale_log2), alpha = exp2f(m[r] - m_new);
+        const float m_new = fmaxf(m[r], mx * scale_log2);
+        const float m_use = m_new == -INFINITY ? 0.0f : m_new, alpha = exp2f(m[r] - m_use);
         m[r] = m_new;
         l[r] *= alpha;
 #pragma unroll
@@ -174,42 +234,136 @@ __device__ __forceinline__ void softmax_tile(float s[N / 8][4], float m[2], floa
         for (int j = 0; j < N / 8; j++)
 #pragma unroll
             for (int e = 2 * r; e < 2 * r + 2; e++) {
-                s[j][e] = exp2f(fmaf(s[j][e], scale_log2, -m_new));
+                s[j][e] = exp2f(fmaf(s[j][e], scale_log2, -m_use));
                 l[r] += s[j][e];
             }
     }
 }
 
-// K and V rows [k0, k0 + BN) of kv head g into buf (K, then V), zeros from
-// row limit on.
+// K and V rows [k0, k0 + BN) of one kv head (k, v: its columns of row 0) into
+// buf (K, then V), zeros from row limit on.
 template <int HDIM, int BN, int THREADS>
-__device__ __forceinline__ void load_kv(bf16 *buf, const bf16 *base, size_t ld, int nh, int nkv,
-                                        int g, int k0, int limit) {
+__device__ __forceinline__ void load_kv(bf16 *buf, const bf16 *k, const bf16 *v, size_t ld,
+                                        int k0, int limit) {
     constexpr int S = tile_stride<HDIM>();
-    cp_async_rows<BN, HDIM, THREADS>(buf, base + (size_t)(nh + g) * HDIM, ld, k0, limit);
-    cp_async_rows<BN, HDIM, THREADS>(buf + BN * S, base + (size_t)(nh + nkv + g) * HDIM, ld, k0,
-                                     limit);
+    cp_async_rows<BN, HDIM, THREADS>(buf, k, ld, k0, limit);
+    cp_async_rows<BN, HDIM, THREADS>(buf + BN * S, v, ld, k0, limit);
 }
 
-// The row sums of the lane's rows q, q + 8 from its partial sums l (all 4
-// lanes of each row get them), 1 / sum into inv, and the natural-log
-// log-sum-exp of the rows before T into lse_h (the head's (T) vector).
-__device__ __forceinline__ void finish_rows(float inv[2], float *lse_h, int q, int T_,
-                                            const float m[2], float l[2], int lane) {
+// Both row sums of the lane (rows q, q + 8) from its partial sums l: all 4
+// lanes of each row get them.
+__device__ __forceinline__ void sum_rows(float l[2]) {
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    }
+}
+
+// Plain attention: 1 / sum of the lane's rows q, q + 8 into inv, and their
+// natural-log log-sum-exp into lse_h (the head's (T) vector), rows before T.
+__device__ __forceinline__ void finish_rows(float inv[2], float *lse_h, int q, int T_,
+                                            const float m[2], float l[2], int lane) {
+    sum_rows(l);
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
         inv[r] = 1.0f / l[r];
         if ((lane & 3) == 0 && q + 8 * r < T_) lse_h[q + 8 * r] = (m[r] + log2f(l[r])) * LN2;
     }
 }
 
+// c (the warp's 16 × HDIM strip) += w[0] · row row0 + g of src (row stride
+// ld) and w[1] · row row0 + g + 8, g the lane's fragment row; rows from limit
+// on, and rows whose weight is 0, are not read.
+template <int HDIM>
+__device__ __forceinline__ void add_rows(float c[HDIM / 8][4], const float w[2], const bf16 *src,
+                                         size_t ld, int row0, int limit, int lane) {
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = row0 + g + 8 * r;
+        if (row >= limit || w[r] == 0.0f) continue;
+        const bf16 *x = src + (size_t)row * ld + 2 * t;
+#pragma unroll
+        for (int j = 0; j < HDIM / 8; j++) {
+            c[j][2 * r] += w[r] * to_f(x[8 * j]);
+            c[j][2 * r + 1] += w[r] * to_f(x[8 * j + 1]);
+        }
+    }
+}
+
+// A ring block's rows q, q + 8 (the lane's, q = wq + g) from this block's o, m and the
+// partial sums l: out (rows of the head, stride ldo) and lse_h written, or
+// with `merge` combined with what they hold by the softmax sums: out =
+// out·w_before + (o / l)·w_mine.  A row that saw no key stays as it was (with
+// `merge`) or gets out 0 and lse −∞.  o becomes the rows' final values.
+template <int HDIM>
+__device__ __forceinline__ void merge_rows(float o[HDIM / 8][4], const bf16 *out_h, size_t ldo,
+                                           float *lse_h, int wq, int Tq, const float m[2],
+                                           float l[2], bool merge, int lane) {
+    const int q = wq + (lane >> 2);
+    sum_rows(l);
+    float w_before[2], lse[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const bool valid = q + 8 * r < Tq;
+        const float before = merge && valid ? lse_h[q + 8 * r] : -INFINITY;
+        float w_mine = 0.0f;
+        w_before[r] = merge ? 1.0f : 0.0f, lse[r] = before;   // no key seen
+        if (l[r] > 0.0f) {
+            const float mine = (m[r] + log2f(l[r])) * LN2;
+            w_before[r] = 0.0f, w_mine = 1.0f / l[r], lse[r] = mine;
+            if (before != -INFINITY) {
+                const float mx = fmaxf(before, mine), a = expf(before - mx), c = expf(mine - mx);
+                w_before[r] = a / (a + c), w_mine = c / ((a + c) * l[r]), lse[r] = mx + logf(a + c);
+            }
+        }
+#pragma unroll
+        for (int d = 0; d < HDIM / 8; d++) o[d][2 * r] *= w_mine, o[d][2 * r + 1] *= w_mine;
+    }
+    add_rows<HDIM>(o, w_before, out_h, ldo, wq, Tq, lane);
+    __syncwarp();   // every lane has read the rows' lse before lane 4g writes it
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+        if ((lane & 3) == 0 && q + 8 * r < Tq) lse_h[q + 8 * r] = lse[r];
+}
+
+// The rows of one warp as the forward pass's tile tests see them: its first
+// row wq and its last; with POS the positions of the lane's rows and of the
+// warp's first and last rows.
+struct WarpRows {
+    int first, last;   // last < first: the warp has no rows
+    int qp[2], qp_first, qp_last;
+};
+
+template <bool POS>
+__device__ __forceinline__ WarpRows warp_rows(const FwdArgs &a, int wq, int block_last, int q) {
+    WarpRows w = {};
+    w.first = wq, w.last = POS ? min_int(wq + 15, block_last) : wq + 15;
+    if (POS && w.first <= w.last) {
+        w.qp[0] = a.q_pos[min_int(q, w.last)], w.qp[1] = a.q_pos[min_int(q + 8, w.last)];
+        w.qp_first = a.q_pos[w.first], w.qp_last = a.q_pos[w.last];
+    }
+    return w;
+}
+
+// Whether key tile [k0, k0 + BN) holds a key some row of the warp sees, and
+// whether it holds one some row does not see (a mask is needed).
+template <bool POS>
+__device__ __forceinline__ bool tile_seen(const FwdArgs &a, const WarpRows &w, int k0) {
+    if (!POS) return k0 <= w.last;
+    return w.first <= w.last && a.k_pos[k0] <= w.qp_last;
+}
+template <bool POS, int BN>
+__device__ __forceinline__ bool tile_masked(const FwdArgs &a, const WarpRows &w, int k0) {
+    if (!POS) return k0 + BN - 1 > w.first;
+    return k0 + BN > a.Tk || a.k_pos[k0 + BN - 1] > w.qp_first;
+}
+
 // (a minimum of 8 warps per SM: without one, ptxas caps head dim 64 at 128
 // registers and spills)
-template <int HDIM, int WARPS, int BN>
-__global__ void __launch_bounds__(32 * WARPS, 8 / WARPS)
-attn_fwd_mma(bf16 *out, float *lse, const bf16 *qkv, int T_, int nh, int nkv, float scale_log2) {
+template <int HDIM, int WARPS, int BN, bool POS>
+__global__ void __launch_bounds__(32 * WARPS, 8 / WARPS) attn_fwd_mma(FwdArgs a) {
     typedef FwdMma<HDIM, WARPS, BN> F;
     constexpr int BM = F::BM, S = F::S;
     DYNAMIC_SMEM(smem);
@@ -218,16 +372,20 @@ attn_fwd_mma(bf16 *out, float *lse, const bf16 *qkv, int T_, int nh, int nkv, fl
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     // grid (nh · B, query tiles): the longest query tiles (the last) of every
     // head and batch start first, so the short ones fill the tail
-    const int b = blockIdx.x / nh, h = blockIdx.x % nh, g = h / (nh / nkv);
-    const int q0 = (gridDim.y - 1 - blockIdx.y) * BM;
+    const int b = blockIdx.x / a.nh, h = blockIdx.x % a.nh, g = h / (a.nh / a.nkv);
+    const int q0 = (gridDim.y - 1 - blockIdx.y) * BM, block_last = min_int(a.Tq, q0 + BM) - 1;
     const int wq = q0 + 16 * warp, q = wq + (lane >> 2);   // the warp's first row, the lane's
-    const size_t ld = (size_t)(nh + 2 * nkv) * HDIM;
-    const bf16 *base = qkv + (size_t)b * T_ * ld;
-    const int kv_end = T_ < q0 + BM ? T_ : q0 + BM;   // the keys [0, kv_end) of any row
+    const WarpRows w = warp_rows<POS>(a, wq, block_last, q);
+    const bf16 *qb = a.q + (size_t)b * a.Tq * a.ldq + (size_t)h * HDIM;
+    const size_t kv_off = (size_t)b * a.Tk * a.ldkv + (size_t)g * HDIM;
+    const bf16 *kb = a.k + kv_off, *vb = a.v + kv_off;
+    // the keys [0, kv_end) some row of the block sees
+    const int kv_end = POS ? positions_upto(a.k_pos, a.Tk, a.q_pos[block_last], false)
+                           : block_last + 1;
     const int tiles = (kv_end + BN - 1) / BN;
 
-    cp_async_rows<BM, HDIM, F::THREADS>(sq, base + (size_t)h * HDIM, ld, q0, T_);
-    load_kv<HDIM, BN, F::THREADS>(skv, base, ld, nh, nkv, g, 0, kv_end);
+    cp_async_rows<BM, HDIM, F::THREADS>(sq, qb, a.ldq, q0, a.Tq);
+    load_kv<HDIM, BN, F::THREADS>(skv, kb, vb, a.ldkv, 0, kv_end);
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();
@@ -241,27 +399,33 @@ attn_fwd_mma(bf16 *out, float *lse, const bf16 *qkv, int T_, int nh, int nkv, fl
     for (int n = 0; n < tiles; n++) {
         const int k0 = n * BN;
         if (n + 1 < tiles) {   // the next tile into the other buffer, freed by the last sync
-            load_kv<HDIM, BN, F::THREADS>(skv + ((n + 1) & 1) * 2 * BN * S, base, ld, nh, nkv, g,
+            load_kv<HDIM, BN, F::THREADS>(skv + ((n + 1) & 1) * 2 * BN * S, kb, vb, a.ldkv,
                                           k0 + BN, kv_end);
             cp_async_commit();
         }
         const bf16 *sk = skv + (n & 1) * 2 * BN * S, *sv = sk + BN * S;
-        if (k0 <= wq + 15) {   // some key of the tile precedes some row of the warp
+        if (tile_seen<POS>(a, w, k0)) {
             float s[BN / 8][4];
             zero_frags<BN>(s);
             mma_regs_bt<HDIM, BN>(s, qf, sk, S, lane);
-            if (k0 + BN - 1 > wq) mask_causal<BN>(s, q, k0, lane);
-            softmax_tile<BN, HDIM>(s, m, l, o, scale_log2);
+            if (tile_masked<POS, BN>(a, w, k0)) {
+                if (POS) mask_positions<BN>(s, w.qp, a.k_pos, k0, a.Tk, lane);
+                else mask_causal<BN>(s, q, k0, lane);
+            }
+            softmax_tile<BN, HDIM>(s, m, l, o, a.scale_log2);
             mma_cfrag_b<BN, HDIM>(o, s, sv, S, lane);
         }
         cp_async_wait<0>();
         __syncthreads();   // the next tile is visible; this one's buffer is free
     }
 
-    float inv[2];
-    finish_rows(inv, lse + ((size_t)b * nh + h) * T_, q, T_, m, l, lane);
-    store_strip<HDIM>(out + (size_t)b * T_ * nh * HDIM + (size_t)h * HDIM, (size_t)nh * HDIM, wq,
-                      T_, o, inv, sq + 16 * warp * S, lane);
+    const size_t ldo = (size_t)a.nh * HDIM;
+    bf16 *out_h = a.out + (size_t)b * a.Tq * ldo + (size_t)h * HDIM;
+    float *lse_h = a.lse + ((size_t)b * a.nh + h) * a.Tq;
+    float scale[2] = {1.0f, 1.0f};
+    if (POS) merge_rows<HDIM>(o, out_h, ldo, lse_h, wq, a.Tq, m, l, a.merge, lane);
+    else finish_rows(scale, lse_h, q, a.Tq, m, l, lane);
+    store_strip<HDIM>(out_h, ldo, wq, a.Tq, o, scale, sq + 16 * warp * S, lane);
 }
 
 // ---- backward ----
@@ -272,6 +436,8 @@ template <int HDIM, int BM> struct BwdMma {
     // buffers of lse and D [BM] fp32
     static constexpr size_t smem = (size_t)(2 * BN + 4 * BM) * S * sizeof(bf16) +
                                    (size_t)BN * SP * sizeof(bf16) + (size_t)4 * BM * sizeof(float);
+    // POS kernels: two buffers of the query tile's positions [BM] after the rest
+    static constexpr size_t smem_pos = smem + (size_t)2 * BM * sizeof(int32_t);
 };
 
 // The shared-memory carving of the backward kernel (buffers selected by
@@ -280,19 +446,37 @@ template <int HDIM, int BM> struct BwdSmem {
     typedef BwdMma<HDIM, BM> F;
     static constexpr int QT = BM * F::S;   // elements of one Q or dO tile
     bf16 *k, *v, *dst;
-    bf16 *qd;   // Q of buffer 0, Q of buffer 1, dO of buffer 0, dO of buffer 1
-    float *ld;  // lse of buffer 0 and 1, D of buffer 0 and 1
+    bf16 *qd;     // Q of buffer 0, Q of buffer 1, dO of buffer 0, dO of buffer 1
+    float *ld;    // lse of buffer 0 and 1, D of buffer 0 and 1
+    int32_t *qp;  // POS: positions of buffer 0 and 1
     __device__ __forceinline__ explicit BwdSmem(unsigned char *p) {
         k = reinterpret_cast<bf16 *>(p);
         v = k + F::BN * F::S;
         qd = v + F::BN * F::S;
         dst = qd + 4 * QT;
         ld = reinterpret_cast<float *>(dst + F::BN * F::SP);
+        qp = reinterpret_cast<int32_t *>(ld + 4 * BM);
     }
     __device__ __forceinline__ bf16 *q(int buf) const { return qd + buf * QT; }
     __device__ __forceinline__ bf16 *dout(int buf) const { return qd + (2 + buf) * QT; }
     __device__ __forceinline__ float *lse(int buf) const { return ld + buf * BM; }
     __device__ __forceinline__ float *D(int buf) const { return ld + (2 + buf) * BM; }
+    __device__ __forceinline__ int32_t *qpos(int buf) const { return qp + buf * BM; }
+};
+
+// What the backward kernel reads and writes.  Plain attention: q, k and v
+// (and dk, dv) are column ranges of one qkv buffer (ldq = ldkv), Tq = Tk, dk
+// and dv written.  A ring block (POS): k, v, dk and dv in buffers of their
+// own, the positions, dk and dv added to.
+struct BwdArgs {
+    bf16 *dk, *dv;                 // head 0's columns of row 0, rows ldkv apart
+    float *dq;                     // (B·Tq, nh·HDIM) fp32 accumulators, added to
+    const bf16 *q, *k, *v, *dout;  // head 0's columns of row 0; dout (B·Tq, nh·HDIM)
+    const float *lse, *D;          // (B, nh, Tq)
+    size_t ldq, ldkv;              // row strides of q, and of k, v, dk and dv
+    int Tq, Tk, nh, nkv;
+    const int32_t *q_pos, *k_pos;  // POS: (Tq), (Tk)
+    float scale;
 };
 
 // One query tile of the backward pass: the q head and the first query.
@@ -300,47 +484,71 @@ struct QTile {
     int h, i0;
 };
 
-// What the backward kernel reads of batch b.
+// What the backward kernel reads of batch b's queries.
 struct BwdInputs {
-    const bf16 *qkv, *dout;   // the batch's rows: (T, ld), (T, ldo)
-    const float *lse, *D;     // the batch's (nh, T)
-    size_t ld, ldo;
-    int T, nh;
+    const bf16 *q, *dout;     // head 0's columns of the batch's rows: (Tq, ldq), (Tq, ldo)
+    const float *lse, *D;     // the batch's (nh, Tq)
+    const int32_t *q_pos;     // POS: (Tq)
+    size_t ldq, ldo;
+    int Tq;
 };
 
-// Q, dO, lse and D of query tile qt into buffer `buf`.
-template <int HDIM, int BM>
+// Q, dO, lse and D (and with POS the positions) of query tile qt into buffer `buf`.
+template <int HDIM, int BM, bool POS>
 __device__ __forceinline__ void load_qtile(const BwdSmem<HDIM, BM> &sm, int buf, QTile qt,
                                            const BwdInputs &in) {
     typedef BwdMma<HDIM, BM> F;
     size_t col = (size_t)qt.h * HDIM;
-    cp_async_rows<BM, HDIM, F::THREADS>(sm.q(buf), in.qkv + col, in.ld, qt.i0, in.T);
-    cp_async_rows<BM, HDIM, F::THREADS>(sm.dout(buf), in.dout + col, in.ldo, qt.i0, in.T);
+    cp_async_rows<BM, HDIM, F::THREADS>(sm.q(buf), in.q + col, in.ldq, qt.i0, in.Tq);
+    cp_async_rows<BM, HDIM, F::THREADS>(sm.dout(buf), in.dout + col, in.ldo, qt.i0, in.Tq);
+    constexpr int VECTORS = (POS ? 3 : 2) * BM;   // lse, D, positions
 #pragma unroll
-    for (int k = 0; k < (2 * BM + F::THREADS - 1) / F::THREADS; k++) {   // lse, then D
+    for (int k = 0; k < (VECTORS + F::THREADS - 1) / F::THREADS; k++) {
         const int e = threadIdx.x + k * F::THREADS, r = e % BM, i = qt.i0 + r;
-        if (e >= 2 * BM) break;
-        const bool valid = i < in.T;   // zeros past T: with zero Q and dO rows, P·dO = dS = 0
-        const size_t off = (size_t)qt.h * in.T + (valid ? i : 0);
+        if (e >= VECTORS) break;
+        const bool valid = i < in.Tq;   // zeros past Tq: with zero Q and dO rows, P·dO = dS = 0
+        const size_t off = (size_t)qt.h * in.Tq + (valid ? i : 0);
         if (e < BM) cp_async_4(sm.lse(buf) + r, in.lse + off, valid);
-        else cp_async_4(sm.D(buf) + r, in.D + off, valid);
+        else if (e < 2 * BM) cp_async_4(sm.D(buf) + r, in.D + off, valid);
+        else cp_async_4(sm.qpos(buf) + r, in.q_pos + (valid ? i : 0), valid);
     }
 }
 
+// The warp's 16 keys as its masks see them: positions (POS) or row indices.
+struct WarpKeys {
+    bool any;         // some key before Tk
+    int first, last;  // of the warp's first and last keys (before Tk)
+    int kp[2];        // of the lane's keys (fragment rows g, g + 8; clamped as last)
+};
+
+template <bool POS>
+__device__ __forceinline__ WarpKeys warp_keys(const BwdArgs &a, int wk, int lane) {
+    const int kr = wk + (lane >> 2);
+    if (!POS) return WarpKeys{true, wk, wk + 15, {kr, kr + 8}};
+    const int end = a.Tk - 1;
+    WarpKeys w = {wk <= end, 0, 0, {0, 0}};
+    if (w.any)
+        w = WarpKeys{true, a.k_pos[wk], a.k_pos[min_int(wk + 15, end)],
+                     {a.k_pos[min_int(kr, end)], a.k_pos[min_int(kr + 8, end)]}};
+    return w;
+}
+
 // Pᵀ = 2^(Sᵀ·scale·log2 e − lse·log2 e) in place of Sᵀ (16 keys × QC queries);
-// sl: the chunk's lse; with `masked`, 0 where the query qi0 + column precedes
-// the key kr + row (kr: the lane's key of row g).
-template <int QC>
+// sl: the chunk's lse; with `masked`, 0 where the query of a column precedes
+// the key of the row (the lane's keys kp: rows g, g + 8); the queries are
+// qi0 + column, or with POS at the positions sp (the chunk's).
+template <int QC, bool POS>
 __device__ __forceinline__ void bwd_probs(float p[QC / 8][4], const float *sl, float scale,
-                                          bool masked, int qi0, int kr, int lane) {
+                                          bool masked, const int32_t *sp, int qi0,
+                                          const int kp[2], int lane) {
     const int t = lane & 3;
 #pragma unroll
     for (int j = 0; j < QC / 8; j++)
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            int col = 8 * j + 2 * t + (e & 1);
+            int col = 8 * j + 2 * t + (e & 1), qp = POS ? sp[col] : qi0 + col;
             float v = exp2f(fmaf(p[j][e], scale * LOG2E, -sl[col] * LOG2E));
-            p[j][e] = masked && qi0 + col < kr + 8 * (e >> 1) ? 0.0f : v;
+            p[j][e] = masked && qp < kp[e >> 1] ? 0.0f : v;
         }
 }
 
@@ -369,20 +577,21 @@ __device__ __forceinline__ void store_cfrags(bf16 *dst, int sd, const float c[N 
     }
 }
 
-// Pᵀ and dSᵀ of the warp's 16 keys (fragment rows g, g + 8: the lane's keys
-// kr, kr + 8) and the QC queries [i0 + qc, + QC) (columns); adds to dk, dv
-// and writes dSᵀ (scaled) into the warp's rows of sm.dst.
-template <int HDIM, int BM, int QC>
+// Pᵀ and dSᵀ of the warp's 16 keys (fragment rows g, g + 8: the lane's keys,
+// kp) and the QC queries [i0 + qc, + QC) (columns); adds to dk, dv and writes
+// dSᵀ (scaled) into the warp's rows of sm.dst.
+template <int HDIM, int BM, int QC, bool POS>
 __device__ __forceinline__ void bwd_chunk(float dk[HDIM / 8][4], float dv[HDIM / 8][4],
                                           const BwdSmem<HDIM, BM> &sm, int buf, int i0, int qc,
-                                          int kr, bool masked, float scale, int warp, int lane) {
+                                          const int kp[2], bool masked, float scale, int warp,
+                                          int lane) {
     typedef BwdMma<HDIM, BM> F;
     constexpr int S = F::S;
     const bf16 *sq = sm.q(buf) + qc * S, *sdo = sm.dout(buf) + qc * S;
     float p[QC / 8][4];   // Sᵀ = K Qᵀ, then Pᵀ
     zero_frags<QC>(p);
     mma_smem_bt<HDIM, QC>(p, sm.k + 16 * warp * S, S, sq, S, lane);
-    bwd_probs<QC>(p, sm.lse(buf) + qc, scale, masked, i0 + qc, kr, lane);
+    bwd_probs<QC, POS>(p, sm.lse(buf) + qc, scale, masked, sm.qpos(buf) + qc, i0 + qc, kp, lane);
     mma_cfrag_b<QC, HDIM>(dv, p, sdo, S, lane);   // dV += Pᵀ dO
     float ds[QC / 8][4];   // dPᵀ = V dOᵀ, then dSᵀ
     zero_frags<QC>(ds);
@@ -403,19 +612,30 @@ __device__ __forceinline__ void zero_dst(const BwdSmem<HDIM, BM> &sm, int qc, in
 
 // The warp's part of one (key tile, query tile) pair, QC queries at a time
 // (16 × QC fp32 strips of Sᵀ and dPᵀ in registers besides dK and dV);
-// chunks whose queries all precede the warp's keys are zeros.
-template <int HDIM, int BM, int QC>
+// chunks whose queries all precede the warp's keys (or that have no query
+// before Tq, or no key before Tk: POS) are zeros.
+template <int HDIM, int BM, int QC, bool POS>
 __device__ __forceinline__ void bwd_pair(float dk[HDIM / 8][4], float dv[HDIM / 8][4],
-                                         const BwdSmem<HDIM, BM> &sm, int buf, int i0, int wk,
-                                         float scale, int warp, int lane) {
+                                         const BwdSmem<HDIM, BM> &sm, int buf, int i0, int Tq,
+                                         const WarpKeys &keys, float scale, int warp, int lane) {
     static_assert(BM % QC == 0 && QC % 16 == 0, "whole chunks of 16-query k-steps");
+    const int32_t *sp = sm.qpos(buf);
 #pragma unroll
     for (int qc = 0; qc < BM; qc += QC) {
-        if (i0 + qc + QC - 1 < wk)
+        bool skip, masked;
+        if (POS) {
+            const int last = min_int(qc + QC, Tq - i0) - 1;   // the chunk's last query before Tq
+            skip = !keys.any || last < qc || sp[last] < keys.first;
+            masked = !skip && sp[qc] < keys.last;
+        } else {
+            skip = i0 + qc + QC - 1 < keys.first;
+            masked = i0 + qc < keys.last;
+        }
+        if (skip)
             zero_dst<HDIM, BM, QC>(sm, qc, warp, lane);
         else
-            bwd_chunk<HDIM, BM, QC>(dk, dv, sm, buf, i0, qc, wk + (lane >> 2), i0 + qc < wk + 15,
-                                    scale, warp, lane);
+            bwd_chunk<HDIM, BM, QC, POS>(dk, dv, sm, buf, i0, qc, keys.kp, masked, scale, warp,
+                                         lane);
     }
 }
 
@@ -494,10 +714,8 @@ __device__ __forceinline__ void bwd_dq(float *dq, size_t ldo, int rows_left,
     }
 }
 
-template <int HDIM, int BM, int QC>
-__global__ void __launch_bounds__(128, 2)
-attn_bwd_mma(bf16 *dqkv, float *dq, const bf16 *qkv, const bf16 *dout, const float *lse,
-             const float *Dv, int T_, int nh, int nkv, float scale) {
+template <int HDIM, int BM, int QC, bool POS>
+__global__ void __launch_bounds__(128, 2) attn_bwd_mma(BwdArgs a) {
     typedef BwdMma<HDIM, BM> F;
     constexpr int BN = F::BN, S = F::S;
     DYNAMIC_SMEM(smem);
@@ -505,24 +723,29 @@ attn_bwd_mma(bf16 *dqkv, float *dq, const bf16 *qkv, const bf16 *dout, const flo
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     // grid (nkv · B, key tiles): the key tiles with the most query tiles after
     // them start first, of every head and batch, so the short ones fill the tail
-    const int b = blockIdx.x / nkv, g = blockIdx.x % nkv, group = nh / nkv;
+    const int b = blockIdx.x / a.nkv, g = blockIdx.x % a.nkv, group = a.nh / a.nkv;
     const int k0 = blockIdx.y * BN, wk = k0 + 16 * warp;   // the warp's first key
-    const size_t ld = (size_t)(nh + 2 * nkv) * HDIM, ldo = (size_t)nh * HDIM;
-    const bf16 *base = qkv + (size_t)b * T_ * ld;
-    const BwdInputs in = {base, dout + (size_t)b * T_ * ldo, lse + (size_t)b * nh * T_,
-                          Dv + (size_t)b * nh * T_, ld, ldo, T_, nh};
-    // the query tiles: for each q head of the group, those from the diagonal on
-    const int first = k0 / BM, per_head = (T_ + BM - 1) / BM - first, total = group * per_head;
+    const size_t ldo = (size_t)a.nh * HDIM;
+    const size_t kv_off = (size_t)b * a.Tk * a.ldkv + (size_t)g * HDIM;
+    const BwdInputs in = {a.q + (size_t)b * a.Tq * a.ldq, a.dout + (size_t)b * a.Tq * ldo,
+                          a.lse + (size_t)b * a.nh * a.Tq, a.D + (size_t)b * a.nh * a.Tq,
+                          a.q_pos, a.ldq, ldo, a.Tq};
+    // the query tiles: for each q head of the group, those from the first
+    // query that sees key k0 on (plain: the diagonal tile's first)
+    const int i_begin = POS ? positions_upto(a.q_pos, a.Tq, a.k_pos[k0], true) : k0 / BM * BM;
+    const int per_head = (a.Tq - i_begin + BM - 1) / BM, total = group * per_head;
     auto qtile = [&](int it) {
-        return QTile{g * group + it / per_head, (first + it % per_head) * BM};
+        return QTile{g * group + it / per_head, i_begin + it % per_head * BM};
     };
+    if (total == 0) return;   // POS: no query sees these keys; nothing to add
 
-    cp_async_rows<BN, HDIM, F::THREADS>(sm.k, base + (size_t)(nh + g) * HDIM, ld, k0, T_);
-    cp_async_rows<BN, HDIM, F::THREADS>(sm.v, base + (size_t)(nh + nkv + g) * HDIM, ld, k0, T_);
-    load_qtile<HDIM, BM>(sm, 0, qtile(0), in);
+    cp_async_rows<BN, HDIM, F::THREADS>(sm.k, a.k + kv_off, a.ldkv, k0, a.Tk);
+    cp_async_rows<BN, HDIM, F::THREADS>(sm.v, a.v + kv_off, a.ldkv, k0, a.Tk);
+    load_qtile<HDIM, BM, POS>(sm, 0, qtile(0), in);
     cp_async_commit();
     cp_async_wait<0>();
     __syncthreads();
+    const WarpKeys keys = warp_keys<POS>(a, wk, lane);
     float dk[HDIM / 8][4], dv[HDIM / 8][4];
     zero_frags<HDIM>(dk);
     zero_frags<HDIM>(dv);
@@ -531,21 +754,22 @@ attn_bwd_mma(bf16 *dqkv, float *dq, const bf16 *qkv, const bf16 *dout, const flo
         const QTile qt = qtile(it);
         const int buf = it & 1;
         if (it + 1 < total) {   // the next tile into the other buffer, freed by the last sync
-            load_qtile<HDIM, BM>(sm, buf ^ 1, qtile(it + 1), in);
+            load_qtile<HDIM, BM, POS>(sm, buf ^ 1, qtile(it + 1), in);
             cp_async_commit();
         }
-        bwd_pair<HDIM, BM, QC>(dk, dv, sm, buf, qt.i0, wk, scale, warp, lane);
+        bwd_pair<HDIM, BM, QC, POS>(dk, dv, sm, buf, qt.i0, a.Tq, keys, a.scale, warp, lane);
         __syncthreads();   // dSᵀ complete
-        bwd_dq<HDIM, BM>(dq + ((size_t)b * T_ + qt.i0) * ldo + (size_t)qt.h * HDIM, ldo,
-                         T_ - qt.i0, sm, warp, lane);
+        bwd_dq<HDIM, BM>(a.dq + ((size_t)b * a.Tq + qt.i0) * ldo + (size_t)qt.h * HDIM, ldo,
+                         a.Tq - qt.i0, sm, warp, lane);
         cp_async_wait<0>();
         __syncthreads();   // the next tile is visible; dSᵀ and this tile's buffer are free
     }
 
     const float one[2] = {1.0f, 1.0f};   // dSᵀ carried the scale
-    bf16 *drow = dqkv + (size_t)b * T_ * ld;
-    store_strip<HDIM>(drow + (size_t)(nh + g) * HDIM, ld, wk, T_, dk, one, sm.k + 16 * warp * S,
-                      lane);
-    store_strip<HDIM>(drow + (size_t)(nh + nkv + g) * HDIM, ld, wk, T_, dv, one,
-                      sm.v + 16 * warp * S, lane);
+    if (POS) {   // added to the gradients of the blocks before
+        add_rows<HDIM>(dk, one, a.dk + kv_off, a.ldkv, wk, a.Tk, lane);
+        add_rows<HDIM>(dv, one, a.dv + kv_off, a.ldkv, wk, a.Tk, lane);
+    }
+    store_strip<HDIM>(a.dk + kv_off, a.ldkv, wk, a.Tk, dk, one, sm.k + 16 * warp * S, lane);
+    store_strip<HDIM>(a.dv + kv_off, a.ldkv, wk, a.Tk, dv, one, sm.v + 16 * warp * S, lane);
 }

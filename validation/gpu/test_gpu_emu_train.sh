@@ -10,7 +10,8 @@
 # sequence parallelism (plain tp2 is in tp2 × pp2), pp2 interleaved (two chunks
 # per stage, over NCCL too; plain pp2 is in tp2 × pp2 too),
 # dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2; and cp2's
-# ring attention (the block kernels) over NCCL and host-staged.  This
+# ring attention (the block kernels) over NCCL and host-staged, and at head
+# dim 64 (the tensor-core block kernels).  This
 # checks the whole op table inside the model, the optimizer and the schedule
 # without a GPU; the same runs on a real GPU are test_gpu_train.sh.
 source "$(dirname "$0")/../lib.sh"
@@ -73,6 +74,7 @@ for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" \
          "mpi-dp2-overlap text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi -b 1 --grad-accum 2 -d $TMP/data" \
          "mpi-tp2-pp2 text3 4 -c tiny -x bf16 --steps 3 --device-comm mpi --tp 2 --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
          "bf16-cp2 text3 2 -c tiny -x bf16 --steps 3 --cp 2 -d $TMP/data" \
+         "bf16-hd64-cp2 hd64 2 -c $TMP/hd64.model -x bf16 --cp 2 -d $TMP/data" \
          "mpi-cp2 text3 2 -c tiny -x bf16 --steps 3 --device-comm mpi --cp 2 -d $TMP/data"; do
   set -- $c
   name=$1 data=$2 np=$3; shift 3

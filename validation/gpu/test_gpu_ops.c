@@ -585,10 +585,13 @@ static void ring_sides_free(const RingShape *z, RingSide *c, RingSide *g) {
 // pass's first hop alone and the whole ring, starting from the rank's own
 // block (training's order: every row sees a key) and from the next rank's
 // (rank 0's first chunk sees none of it: out 0, lse −∞, merged later); then
-// every pair's backward pass, added to gradients that start non-zero.
-static void test_ring_attention(int cp, int B, int T, int nh, int nkv, int hd) {
+// every pair's backward pass, added to gradients that start non-zero.  simt
+// forces the SIMT kernels where the tensor-core ones would run.
+static void test_ring_attention(int cp, int B, int T, int nh, int nkv, int hd, bool simt) {
     if (!wanted("attention") || !attention_wanted("own")) return;
-    begin("ring attention blocks cp %d B %d T %d heads %d kv %d hd %d", cp, B, T, nh, nkv, hd);
+    begin("ring attention blocks cp %d B %d T %d heads %d kv %d hd %d (%s)", cp, B, T, nh, nkv, hd,
+          attention_label(simt ? ATT_SIMT : ATT_OWN, B, T, nh, nkv, hd));
+    if (simt) setenv("LLAMA_ATTENTION_SIMT", "1", 1);
     if (cp > RING_MAX || T % (2 * cp)) {
         check_failed(__FILE__, __LINE__, "a ring of at most %d ranks, T a multiple of 2·cp",
                      RING_MAX);
@@ -621,6 +624,7 @@ static void test_ring_attention(int cp, int B, int T, int nh, int nkv, int hd) {
     ring_sides_free(&z, &c, &g);
     gpu->release(gwork);
     free(work), free(qkv), free(dout), free(dqkv0), free(dkv0);
+    unsetenv("LLAMA_ATTENTION_SIMT");
     check_end();
 }
 
@@ -968,6 +972,16 @@ static void test_collectives(void) {
 
 // ---- attention micro-benchmark (--bench-attention) ----
 
+// The median of n times in seconds, in milliseconds (v is sorted).
+static double median_ms(double *v, int n) {
+    for (int i = 1; i < n; i++)   // insertion sort
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            double x = v[j];
+            v[j] = v[j - 1], v[j - 1] = x;
+        }
+    return 1e3 * v[n / 2];
+}
+
 // Milliseconds per call of fwd (or fwd then bwd when backward), the median of
 // `reps` synchronised calls after warm-up.
 static double time_attention(bool backward, void *o, void *st, void *q, void *dq, void *work,
@@ -984,13 +998,7 @@ static double time_attention(bool backward, void *o, void *st, void *q, void *dq
         double t2 = MPI_Wtime();
         if (r >= 0) fwd_only[r] = t1 - t0, t[r] = t2 - t1;
     }
-    double *v = backward ? t : fwd_only;
-    for (int i = 1; i < reps; i++)   // insertion sort: the median
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-            double x = v[j];
-            v[j] = v[j - 1], v[j - 1] = x;
-        }
-    return 1e3 * v[reps / 2];
+    return median_ms(backward ? t : fwd_only, reps);
 }
 
 // Causal attention TFLOP/s of one implementation at one shape: forward
@@ -1019,8 +1027,74 @@ static void bench_attention(AttentionImpl impl, int B, int T, int nh, int nkv, i
     free(hq), free(hdo);
 }
 
+// Milliseconds of one rank's share of ring attention (the own kernels' block
+// ops): its queries against the cp ranks' blocks, forward (own block first,
+// as in training) or backward; the median of `reps` synchronised rounds.
+static double time_ring(bool backward, const RingShape *z, RingSide *x, void *work, int reps) {
+    double t[64];
+    for (int r = -3; r < reps; r++) {
+        gpu->sync();
+        double t0 = MPI_Wtime();
+        for (int j = 0; j < z->cp; j++) {   // rank 0 − j's block (its keys: kv[0] for all)
+            AttentionBlock a = ring_block(z, x, 0, (z->cp - j) % z->cp);
+            if (backward)
+                gpu->attention_block_backward(x->dqkv[0], x->dkv[0], work, x->dout[0], x->qkv[0],
+                                              x->kv[0], x->out[0], x->lse[0], &a);
+            else
+                gpu->attention_block_forward(x->out[0], x->lse[0], x->qkv[0], x->kv[0], &a,
+                                             j == 0);
+        }
+        gpu->sync();
+        if (r >= 0) t[r] = MPI_Wtime() - t0;
+    }
+    return median_ms(t, reps);
+}
+
+// Rank 0's ring attention blocks at cp ranks (sequence T, its 2 chunks),
+// TFLOP/s over the (query, key) pairs it computes: 4·hd per pair and head
+// forward, 2.5 times that backward.  Every block reads the same keys and adds
+// to the same gradients (the values do not change the time), at the positions
+// of its rank.
+static void bench_ring(int cp, int B, int T, int nh, int nkv, int hd) {
+    attention_use(ATT_OWN);
+    RingShape z = {cp, B, T, T / cp, nh, nkv, hd, (nh + 2 * nkv) * hd, 2 * nkv * hd, nh * hd};
+    RingSide x = {0};
+    size_t rows = (size_t)B * z.Tl;
+    int32_t *pos = malloc((size_t)cp * z.Tl * sizeof(int32_t));
+    for (int r = 0; r < cp; r++)
+        for (int i = 0; i < z.Tl; i++) pos[r * z.Tl + i] = cp_position(T, cp, r, i);
+    double pairs = 0;   // rank 0's queries against every rank's keys
+    for (int i = 0; i < z.Tl; i++)
+        for (int k = 0; k < cp * z.Tl; k++) pairs += pos[k] <= pos[i];
+    x.pos = gpu->alloc((size_t)cp * z.Tl * sizeof(int32_t));
+    gpu->to_device(x.pos, pos, (size_t)cp * z.Tl * sizeof(int32_t));
+    float *hq = rnd(rows * z.ld, 1.0f), *hdo = rnd(rows * z.ldo, 1.0f);
+    float *hkv = rnd(rows * z.kvw, 1.0f);
+    x.qkv[0] = dev_act(hq, rows * z.ld), x.dout[0] = dev_act(hdo, rows * z.ldo);
+    x.kv[0] = dev_act(hkv, rows * z.kvw);
+    x.out[0] = gpu->alloc(rows * z.ldo * gpu->act_bytes);
+    x.dqkv[0] = gpu->alloc(rows * z.ld * gpu->act_bytes);
+    x.dkv[0] = gpu->alloc(rows * z.kvw * gpu->act_bytes);
+    x.lse[0] = gpu->alloc(rows * nh * sizeof(float));
+    gpu->zero(x.dqkv[0], rows * z.ld * gpu->act_bytes);
+    gpu->zero(x.dkv[0], rows * z.kvw * gpu->act_bytes);
+    void *work = gpu->alloc(gpu->attention_work_bytes(B, z.Tl, nh, hd));
+    double flops = 4.0 * B * nh * hd * pairs;
+    double f = time_ring(false, &z, &x, work, 21), b = time_ring(true, &z, &x, work, 21);
+    printf("attention-bench ring blocks cp %d (%s) B %d T %d heads %d kv %d hd %3d, rank 0: "
+           "forward %7.3f ms %6.1f TFLOP/s, backward %7.3f ms %6.1f TFLOP/s\n", cp,
+           attention_label(ATT_OWN, B, z.Tl, nh, nkv, hd), B, T, nh, nkv, hd, f,
+           flops / f / 1e9, b, 2.5 * flops / b / 1e9);
+    fflush(stdout);
+    void *bufs[] = {x.qkv[0], x.dout[0], x.kv[0], x.out[0], x.dqkv[0], x.dkv[0], x.lse[0],
+                    x.pos, work};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) gpu->release(bufs[i]);
+    free(pos), free(hq), free(hdo), free(hkv);
+}
+
 // The 1b preset's attention (32 heads, 4 KV, head dim 64) at sequence 2048,
-// micro-batch 8, and the same at head dim 128 (16 heads), both implementations.
+// micro-batch 8, and the same at head dim 128 (16 heads), both implementations;
+// then the ring blocks of cp 2 and 4 at the first shape.
 static void bench_attention_all(void) {
     char err[512];
     gpu = ops_cuda_create(PRECISION_BF16, 0, err, sizeof err);
@@ -1034,6 +1108,8 @@ static void bench_attention_all(void) {
         for (int impl = ATT_CUDNN; impl <= ATT_OWN; impl++)
             bench_attention((AttentionImpl)impl, shapes[s][0], shapes[s][1], shapes[s][2],
                             shapes[s][3], shapes[s][4]);
+    bench_ring(2, 8, 2048, 32, 4, 64);
+    bench_ring(4, 8, 2048, 32, 4, 64);
 }
 
 // The rank's index among the ranks of its node: its GPU, as in llama-train.
@@ -1092,10 +1168,16 @@ static void run_all(const char *precision) {
     if (bf16) test_attention(2, 37, 4, 2, 64, true);
     test_attention(1, 40, 8, 1, 64, false);    // GQA group 8
     test_attention(1, 33, 8, 2, 128, false);   // GQA group 4
-    // Ring attention's blocks: chunks of 20 rows across the 32-key tiles, GQA;
-    // three ranks at a head dim the plain path runs on tensor cores.
-    test_ring_attention(2, 2, 80, 4, 2, 16);
-    test_ring_attention(3, 1, 36, 2, 1, 64);
+    // Ring attention's blocks: chunks of 20 rows across the SIMT kernels'
+    // 32-key tiles, GQA; in bf16 at head dims 64 and 128 the tensor-core
+    // kernels: chunks of 6 rows inside one tile, and chunks of 40 and 18 rows
+    // across the 64-row tiles (GQA 2 and 4, four ranks); and the SIMT
+    // kernels forced at head dim 64.
+    test_ring_attention(2, 2, 80, 4, 2, 16, false);
+    test_ring_attention(3, 1, 36, 2, 1, 64, false);
+    test_ring_attention(2, 2, 160, 4, 2, 64, false);
+    test_ring_attention(4, 1, 144, 8, 2, 128, false);
+    if (bf16) test_ring_attention(3, 1, 36, 2, 1, 64, true);
     if (big) {
         test_attention(2, 300, 8, 2, 64, false);
         test_attention(1, 257, 4, 1, 128, false);
