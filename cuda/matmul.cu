@@ -44,7 +44,7 @@ struct Gemm {
 static cublasLtHandle_t lt;
 static cublasHandle_t legacy;   // cublasGemmEx, for products cuBLASLt has no algorithm for
 static void *workspace;
-static const size_t WORKSPACE_BYTES = (size_t)32 << 20;
+static const size_t WORKSPACE_BYTES = CUDA_MATMUL_WORKSPACE_BYTES;   // (ops.h)
 
 struct PlanKey {
     int m, n, k, lda, ldb, ldd;

@@ -96,7 +96,7 @@ void *cuda_scratch(size_t bytes) {
             CUDA_CHECK(cudaStreamSynchronize(g_cuda.stream));
             device_free(g_cuda.scratch);
         }
-        size_t n = bytes < ((size_t)1 << 20) ? (size_t)1 << 20 : bytes + bytes / 4;
+        size_t n = cuda_scratch_size(bytes);   // (ops.h: the memory model counts it)
         g_cuda.scratch = cuda_device_alloc(n);
         g_cuda.scratch_bytes = n;
     }

@@ -74,6 +74,17 @@ const char *ops_attention_for(Device device, Attention requested, char *err, int
     return "cudnn";
 }
 
+double ops_backend_reserved_bytes(Device device, const char *attention, Precision precision,
+                                  int B, int T, int nh, int hd, int cp) {
+    if (device != DEVICE_CUDA) return 0;
+    double rows = (double)B * T / cp, D = rows * nh * 4.0, dq = rows * nh * hd * 4.0;
+    bool bf16 = precision == PRECISION_BF16, tensor_cores = bf16 && (hd == 64 || hd == 128);
+    double attn;
+    if (cp > 1) attn = tensor_cores ? dq + D : D;   // ring blocks: the own kernels
+    else attn = bf16 && strcmp(attention, "cudnn") == 0 ? 0 : dq + D;
+    return (double)CUDA_MATMUL_WORKSPACE_BYTES + (double)cuda_scratch_size((size_t)attn);
+}
+
 void ops_attention_summary(const Ops *o, char *out, int out_len) {
     if (strcmp(o->attention, "cudnn") == 0) {
 #ifdef LLAMA_CUDA

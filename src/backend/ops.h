@@ -186,6 +186,23 @@ bool ops_select_attention(const Ops *o, Attention requested, char *err, int err_
 // What a --device/--attention pair resolves to in this build, without
 // touching a GPU ("cpu", "cudnn" or "own"); NULL with a reason when it cannot.
 const char *ops_attention_for(Device device, Attention requested, char *err, int err_len);
+
+// The CUDA backend's device memory besides the buffers it is asked for:
+// cuBLASLt's workspace, and one scratch buffer that grows to its largest
+// request (cuda_scratch_size of it): the own attention kernels' backward pass
+// (fp32 dQ accumulators and D, per row and head), cuDNN's workspace, the
+// norms' and argmax's partial results.
+#define CUDA_MATMUL_WORKSPACE_BYTES ((size_t)32 << 20)
+static inline size_t cuda_scratch_size(size_t request) {
+    return request < ((size_t)1 << 20) ? (size_t)1 << 20 : request + request / 4;
+}
+// Predicted bytes of both on a rank of `device` (0 on the CPU) whose attention
+// is `attention` (ops_attention_for's name) over B sequences of T tokens, nh
+// heads of hd on the rank, context parallel over cp ranks (ring blocks).
+// cuDNN's own workspace is not known before its plans are built: counted as 0
+// (and a shape cuDNN refuses takes the own kernels' scratch, not counted).
+double ops_backend_reserved_bytes(Device device, const char *attention, Precision precision,
+                                  int B, int T, int nh, int hd, int cp);
 // One line on backend o's attention, for the start-up log.
 void ops_attention_summary(const Ops *o, char *out, int out_len);
 

@@ -34,19 +34,20 @@ MemoryEstimate memory_estimate(const ModelConfig *cfg, const ModelPart *part,
                                            lay->act_bytes, (size_t)state);
     if (lay->pp > 1)   // the pipeline's second buffer for a stage's incoming gradient
         e.activations += rows / (part->sp ? part->tp : 1) * cfg->dim * act;
-    e.total = e.weights + e.grads + e.master + e.adam + e.activations;
+    e.backend = lay->backend;
+    e.total = e.weights + e.grads + e.master + e.adam + e.activations + e.backend;
     return e;
 }
 
 void memory_print(const char *title, const MemoryEstimate *e) {
-    char a[32], b[32], c[32], d[32], f[32], t[32], h[64] = "";
-    if (e->host > 0) {
-        char x[32];
+    char a[32], b[32], c[32], d[32], f[32], t[32], x[32], h[64] = "", w[64] = "";
+    if (e->host > 0)
         snprintf(h, sizeof h, " | host (offload) %s", format_bytes(e->host, x, sizeof x));
-    }
+    if (e->backend > 0)
+        snprintf(w, sizeof w, " | backend %s", format_bytes(e->backend, x, sizeof x));
     info("%s: %.3g M parameters | weights %s | grads %s | master %s | Adam %s | "
-         "activations %s | total %s%s", title, (double)e->n_params / 1e6,
+         "activations %s%s | total %s%s", title, (double)e->n_params / 1e6,
          format_bytes(e->weights, a, sizeof a), format_bytes(e->grads, b, sizeof b),
          format_bytes(e->master, c, sizeof c), format_bytes(e->adam, d, sizeof d),
-         format_bytes(e->activations, f, sizeof f), format_bytes(e->total, t, sizeof t), h);
+         format_bytes(e->activations, f, sizeof f), w, format_bytes(e->total, t, sizeof t), h);
 }

@@ -17,6 +17,7 @@ typedef struct {
     bool offload;              // --offload optimizer on a device backend: its state in host memory
     Recompute recompute;       // what the backward pass recomputes (model/model.h)
     size_t act_bytes;          // compute type width (4 fp32, 2 bf16)
+    double backend;            // the backend's own memory (ops_backend_reserved_bytes)
 } MemoryLayout;
 
 // Bytes of a rank's device memory (the CPU's memory on CPU ranks) by kind;
@@ -25,6 +26,7 @@ typedef struct {
 typedef struct {
     int64_t n_params;          // parameters this rank holds (its TP block of its stage)
     double weights, grads, master, adam, activations, total;   // bytes; total: the device's
+    double backend;            // the backend's workspace and scratch (in total)
     double host;               // --offload optimizer: master, Adam and a gradient copy on the host
 } MemoryEstimate;
 

@@ -151,13 +151,20 @@ ModelPart trainer_part(const TrainOptions *o, const ModelConfig *cfg, int replic
 }
 
 MemoryLayout trainer_memory_layout(const TrainOptions *o, const ModelConfig *cfg, int pp_rank) {
-    return (MemoryLayout){.B = o->batch_size, .T = trainer_seq_len(o, cfg),
+    char err[256];
+    const char *attention = ops_attention_for(o->device, o->attention, err, sizeof err);
+    int T = trainer_seq_len(o, cfg);
+    return (MemoryLayout){.B = o->batch_size, .T = T,
                           .grad_accum = o->eval_only ? 1 : o->grad_accum, .pp = o->pp,
                           .pp_rank = pp_rank, .zero = o->eval_only ? 0 : o->zero,
                           .recompute = options_recompute(o),
                           .offload = o->offload == 1 && o->device != DEVICE_CPU && !o->eval_only,
                           .act_bytes = o->precision == PRECISION_BF16 && o->device == DEVICE_CUDA
-                                           ? 2 : 4};   // the CPU's activations stay fp32
+                                           ? 2 : 4,   // the CPU's activations stay fp32
+                          .backend = ops_backend_reserved_bytes(
+                              o->device, attention ? attention : "own", o->precision,
+                              o->batch_size, T, cfg->n_heads / o->tp, config_head_dim(cfg),
+                              o->cp)};
 }
 
 void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
@@ -1186,7 +1193,8 @@ static void report_buffer_peaks(const Trainer *t) {
     MemoryLayout lay = trainer_memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
     MemoryEstimate e = memory_estimate(&t->cfg, &t->part, &lay);
     const Ops *ops = t->model->ops;
-    double predicted = t->opt.eval_only ? e.weights + e.grads + e.activations : e.total;
+    double predicted =
+        t->opt.eval_only ? e.weights + e.grads + e.activations + e.backend : e.total;
     double mine[2] = {(double)ops->buffer_peak_bytes(), predicted};
     int n = t->grid.world_size;
     double *all = xmalloc(sizeof(double) * 2 * (size_t)n);   // (measured, predicted) per rank

@@ -11,7 +11,9 @@
 # per stage, over NCCL too; plain pp2 is in tp2 × pp2 too),
 # dp2 with ZeRO-1, ZeRO-2 and the overlapped all-reduce, tp2 × pp2; and cp2's
 # ring attention (the block kernels) over NCCL and host-staged, and at head
-# dim 64 (the tensor-core block kernels).  This
+# dim 64 (the tensor-core block kernels); ZeRO-3 with the optimizer offloaded
+# in fp32 too (1e-4).  Each rank's emulated device memory equals --describe's
+# prediction (cuBLASLt's workspace and the scratch included).  This
 # checks the whole op table inside the model, the optimizer and the schedule
 # without a GPU; the same runs on a real GPU are test_gpu_train.sh.
 source "$(dirname "$0")/../lib.sh"
@@ -57,6 +59,7 @@ for name in text hd64; do
 done
 for c in "bf16-bench bench 1 -c tiny -x bf16 --bench" \
          "fp32-bench bench 1 -c tiny -x fp32 --bench -i 6 -o $TMP/ck-emu-fp32-bench" \
+         "fp32-dp2-zero3-offload bench 2 -c tiny -x fp32 --bench -b 2 --zero 3 --offload optimizer" \
          "bf16-text text 1 -c tiny -x bf16 -d $TMP/data -i 6 -o $TMP/ck-emu-bf16-text" "bf16-recompute text 1 -c tiny -x bf16 -g -d $TMP/data" \
          "bf16-tp2 text 2 -c tiny -x bf16 --tp 2 -d $TMP/data" \
          "bf16-pp2 text 2 -c tiny -x bf16 --pp 2 --grad-accum 2 -b 2 -d $TMP/data" \
@@ -88,4 +91,13 @@ done
 # tensor, ‖a−b‖/‖b‖), a model frozen at lr 1e-9 differs by ~0.38; fp32 to ~5e-6.
 weights emu-bf16-text cpu-text 6e-2 "emulated bf16 on text: the weights after step 6 within 6% of the CPU's"
 weights emu-fp32-bench cpu-bench 1e-4 "emulated fp32: the weights after step 6 within 1e-4 of the CPU's"
+# The emulated device memory each rank allocated (the model's buffers,
+# cuBLASLt's workspace, the scratch) equals --describe's prediction.
+for c in "bf16-hd64 1" "bf16-dp2-zero2 2" "bf16-dp2-zero3-offload 2" "fp32-dp2-zero3-offload 2" \
+         "bf16-pp2-vpp2 2" "bf16-hd64-cp2 2"; do
+  set -- $c
+  if worst=$(buffer_peaks_within "$TMP/emu-$1.out" "$2" 0.5); then
+    pass "emulated $1: each rank's device memory within 0.5% of the prediction ($worst%)"
+  else fail "emulated $1: device memory against the prediction" "$(grep "buffers' peak" "$TMP/emu-$1.out")"; fi
+done
 finish

@@ -79,6 +79,15 @@ check gpu-small-own cpu-small $BF16_TOL $BF16_NORM_TOL "small bf16, --attention 
   1 "${SMALL[@]}" --device cuda -x bf16 --attention own
 check gpu-small-own-g cpu-small $BF16_TOL $BF16_NORM_TOL "small bf16, --attention own with -g: within 1%, norms 8%" \
   1 "${SMALL[@]}" --device cuda -x bf16 --attention own -g
+# The device memory the run allocated (the model's buffers, cuBLASLt's
+# workspace, the own attention's fp32 dQ scratch) against --describe's; with
+# cuDNN its workspace is not predicted (10%).
+for c in "gpu-small-own 2" "gpu-small-own-g 2" "gpu-small 10"; do
+  set -- $c
+  if worst=$(buffer_peaks_within "$TMP/$1.out" 1 "$2"); then
+    pass "$1: the device memory allocated within $2% of the prediction ($worst%)"
+  else fail "$1: device memory against the prediction" "$(grep "buffers' peak" "$TMP/$1.out")"; fi
+done
 check gpu-tiny-fp32 cpu-tiny 1e-4 1e-4 "tiny fp32 on the GPU: within 1e-4, norms 1e-4" 1 "${TINY[@]}" --device cuda -x fp32 \
   $(save gpu-tiny-fp32) \
   && weights gpu-tiny-fp32 cpu-tiny 1e-3 "tiny fp32 on the GPU: the weights after the last step within 1e-3 of the CPU's"
