@@ -11,10 +11,11 @@ int params_vocab_rows(const ModelConfig *cfg, int tp) { return (cfg->vocab_size 
 
 static ParamTensor *add_tensor(ParamTable *pt, const char *name, int ndim, int64_t rows,
                                int64_t cols, TpSplit split, const ModelPart *part, int layer) {
-    pt->t = xrealloc(pt->t, (size_t)(pt->n + 1) * sizeof *pt->t);
-    ParamTensor *t = &pt->t[pt->n++];
+    ParamTensor *t = &pt->t[pt->n++];   // params_build reserved room for every tensor
     memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
+    size_t len = strlen(name);
+    if (len >= sizeof t->name) fatal("params: tensor name %s is too long", name);
+    memcpy(t->name, name, len + 1);
     t->ndim = ndim;
     t->rows = rows;
     t->cols = cols;
@@ -54,9 +55,12 @@ static void add_layer(ParamTable *pt, const ModelConfig *c, const ModelPart *par
         [LP_UP] = {"mlp.up_proj", 2, f, d, SPLIT_ROWS},
         [LP_DOWN] = {"mlp.down_proj", 2, d, f, SPLIT_COLS},
     };
-    for (int k = 0; k < LP_COUNT; k++) {
-        char name[96];
-        snprintf(name, sizeof name, "model.layers.%d.%s.weight", layer, spec[k].name);
+    char name[96];
+    int prefix = snprintf(name, sizeof name, "model.layers.%d.", layer);
+    for (int k = 0; k < LP_COUNT; k++) {   // the layer's prefix, then the tensor's name
+        size_t len = strlen(spec[k].name);
+        memcpy(name + prefix, spec[k].name, len);
+        memcpy(name + prefix + len, ".weight", sizeof ".weight");
         add_tensor(pt, name, spec[k].ndim, spec[k].rows, spec[k].cols, spec[k].split, part,
                    layer);
     }
@@ -81,7 +85,6 @@ static int end_unit(ParamTable *pt, int first, const ModelPart *part, bool vocab
     size_t dp = part->dp > 0 ? (size_t)part->dp : 1;
     size_t offset = pt->t[first].offset;
     pt->numel = (pt->numel + dp - 1) / dp * dp;
-    pt->units = xrealloc(pt->units, (size_t)(pt->n_units + 1) * sizeof *pt->units);
     pt->units[pt->n_units] = (ParamUnit){.offset = offset, .numel = pt->numel - offset,
                                          .first = first, .count = pt->n - first, .vocab = vocab};
     return pt->n_units++;
@@ -89,6 +92,10 @@ static int end_unit(ParamTable *pt, int first, const ModelPart *part, bool vocab
 
 void params_build(ParamTable *pt, const ModelConfig *c, const ModelPart *part) {
     memset(pt, 0, sizeof *pt);
+    int layers = 0;   // room for every tensor and unit at once (the planner builds thousands)
+    for (int v = 0; v < part_chunks(part); v++) layers += part_chunk_layers(part, v);
+    pt->t = xmalloc((size_t)(1 + layers * LP_COUNT + 2) * sizeof *pt->t);
+    pt->units = xmalloc((size_t)(1 + layers + 1) * sizeof *pt->units);
     pt->embed = pt->final_norm = pt->lm_head = -1;
     pt->embed_unit = pt->head_unit = pt->layer_unit = -1;
     if (part->first) {
