@@ -48,7 +48,7 @@ static const CliOption specs[] = {
      "them (defaults: tp 1, cp 1, pp 1, vpp 1, zero 0, recompute none, no sp, micro-batch 4 unless "
      "the global batch decides it); without it each one given narrows the search"},
     {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size"},
-    {"cp", 0, NUM(CLI_INT, cp), "context-parallel size (planned on CPU profiles)"},
+    {"cp", 0, NUM(CLI_INT, cp), "context-parallel size (on GPU profiles planned where ring attention runs on tensor cores: bf16, head dim 64 or 128)"},
     {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
     {"vpp", 0, NUM(CLI_INT, vpp), "model chunks per pipeline rank"},
     {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage"},

@@ -61,14 +61,23 @@ static bool offload_planned(const Machine *m) {
 
 static int layout_ranks(const PlanLayout *l) { return l->tp * l->cp * l->pp * l->dp; }
 
+// Whether ring attention (--cp) runs at the profile's flash-attention rates:
+// on CPU ranks, and on GPUs where its blocks take the tensor-core kernels
+// (bf16, head dim 64 or 128); elsewhere the SIMT kernels, far slower.
+static bool ring_at_flash_rates(const PlanRequest *r) {
+    int hd = config_head_dim(&r->cfg);
+    return !r->machine->gpu || (r->machine->act_bytes == 2 && (hd == 64 || hd == 128));
+}
+
 // llama-train's own check of the layout (trainer_check_options), and what it
 // refuses on GPUs today.
 static bool layout_accepted(const PlanRequest *r, const PlanLayout *l, char *err, int len) {
     TrainOptions o = layout_options(r, l);
     if (!trainer_check_options(&o, &r->cfg, layout_ranks(l), err, len)) return false;
-    if (l->cp > 1 && r->machine->gpu) {
-        snprintf(err, len, "--cp on GPUs runs ring attention on the SIMT kernels, far below the "
-                 "profile's flash-attention rates: not planned");
+    if (l->cp > 1 && !ring_at_flash_rates(r)) {
+        snprintf(err, len, "--cp on GPUs runs ring attention on the tensor-core kernels in bf16 at "
+                 "head dims 64 and 128 only (here the SIMT ones, far below the profile's "
+                 "flash-attention rates): not planned");
         return false;
     }
     if (l->offload && !offload_planned(r->machine)) {
@@ -524,9 +533,9 @@ PlanRow *plan_layouts(const PlanRequest *r, int *n, char *err, int err_len) {
     for (int tp = 1; tp <= r->devices; tp++) {
         if (r->devices % tp || !wanted(r->tp, tp)) continue;
         for (int cp = 1; cp <= r->devices / tp; cp++) {
-            // GPU profiles do not plan --cp (SIMT ring kernels): listed when asked (--all, --cp).
+            // --cp where its blocks would run on the SIMT kernels: listed when asked (--all, --cp).
             if ((r->devices / tp) % cp || !wanted(r->cp, cp) ||
-                (cp > 1 && r->machine->gpu && !r->all && r->cp < 0))
+                (cp > 1 && !ring_at_flash_rates(r) && !r->all && r->cp < 0))
                 continue;
             for (int pp = 1; pp <= r->devices / (tp * cp); pp++) {
                 if ((r->devices / (tp * cp)) % pp || !wanted(r->pp, pp)) continue;
