@@ -149,6 +149,18 @@ gpu_profile "$TMP/gpu-little-host.machine" 50
 expect_error "offload with too little host memory: nothing fits" "the offloaded optimizer needs 100.41 GiB of host memory per node, 45.00 GiB usable of 50.00 GiB" \
   "$BIN/llama-plan" --machine "$TMP/gpu-little-host.machine" -c 7b -l 2048 --devices 1 --global-batch-tokens 65536 --offload optimizer
 
+# Context parallelism on a GPU profile: planned where its ring blocks take the
+# tensor-core kernels (7B: bf16, head dim 128), refused with the reason at
+# head dim 80 (the SIMT kernels).
+cp2=$("$BIN/llama-plan" --machine "$TMP/gpu.machine" -c 7b -l 2048 --devices 8 --global-batch-tokens 131072 --tsv --top 0 --cp 2 |
+      awk -F'\t' 'NR > 1 && $3 == 2' | wc -l)
+printf 'dim = 640\nn_layers = 2\nn_heads = 8\nn_kv_heads = 8\nffn_dim = 1024\nvocab_size = 256\nmax_seq_len = 4096\nrope_theta = 10000\nnorm_eps = 1e-5\n' >"$TMP/hd80.model"
+hd80=$("$BIN/llama-plan" --machine "$TMP/gpu.machine" -c "$TMP/hd80.model" -l 4096 --devices 2 --global-batch-tokens 8192 --cp 2 --all 2>&1)
+if [ "$cp2" -gt 0 ] && grep -q "tensor-core kernels in bf16 at head dims 64 and 128 only" <<<"$hd80" &&
+   ! grep -qE '^ *[0-9]+  tp ' <<<"$hd80"; then   # no ranked (planned) row
+  pass "a GPU profile plans --cp where ring attention runs on tensor cores ($cp2 cp 2 layouts of 7B on 8) and refuses it at head dim 80 with the reason"
+else fail "plan cp on GPUs" "$cp2 cp2 layouts of 7B; head dim 80: $(head -5 <<<"$hd80")"; fi
+
 # 6. deterministic
 a=$("${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all | md5sum)
 b=$("${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all | md5sum)
