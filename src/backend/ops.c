@@ -75,8 +75,9 @@ const char *ops_attention_for(Device device, Attention requested, char *err, int
 }
 
 double ops_backend_reserved_bytes(Device device, const char *attention, Precision precision,
-                                  int B, int T, int nh, int hd, int cp) {
+                                  int B, int T, int nh, int hd, int cp, bool backward) {
     if (device != DEVICE_CUDA) return 0;
+    if (!backward) return (double)CUDA_MATMUL_WORKSPACE_BYTES + (double)cuda_scratch_size(0);
     double rows = (double)B * T / cp, D = rows * nh * 4.0, dq = rows * nh * hd * 4.0;
     bool bf16 = precision == PRECISION_BF16, tensor_cores = bf16 && (hd == 64 || hd == 128);
     double attn;

@@ -198,11 +198,13 @@ static inline size_t cuda_scratch_size(size_t request) {
 }
 // Predicted bytes of both on a rank of `device` (0 on the CPU) whose attention
 // is `attention` (ops_attention_for's name) over B sequences of T tokens, nh
-// heads of hd on the rank, context parallel over cp ranks (ring blocks).
-// cuDNN's own workspace is not known before its plans are built: counted as 0
-// (and a shape cuDNN refuses takes the own kernels' scratch, not counted).
+// heads of hd on the rank, context parallel over cp ranks (ring blocks),
+// with backward passes (training) or without (evaluation: no attention
+// scratch).  cuDNN's own workspace is not known before its plans are built:
+// counted as 0 (and a shape cuDNN refuses takes the own kernels' scratch, not
+// counted).
 double ops_backend_reserved_bytes(Device device, const char *attention, Precision precision,
-                                  int B, int T, int nh, int hd, int cp);
+                                  int B, int T, int nh, int hd, int cp, bool backward);
 // One line on backend o's attention, for the start-up log.
 void ops_attention_summary(const Ops *o, char *out, int out_len);
 

@@ -164,7 +164,7 @@ MemoryLayout trainer_memory_layout(const TrainOptions *o, const ModelConfig *cfg
                           .backend = ops_backend_reserved_bytes(
                               o->device, attention ? attention : "own", o->precision,
                               o->batch_size, T, cfg->n_heads / o->tp, config_head_dim(cfg),
-                              o->cp)};
+                              o->cp, !o->eval_only)};
 }
 
 void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
