@@ -11,6 +11,7 @@
 #include "comm/comm.h"
 #include "core/config.h"
 #include "core/util.h"
+#include "model/params.h"
 #include "train/calibrate.h"
 #include "train/metrics.h"
 
@@ -25,14 +26,13 @@ static double slowest(const Comm *c, double rate) {
 // LM head), forward and backward: their FLOPs over their summed seconds, as a
 // step meets them (each shape's rate alone differs by up to a third).
 static double linears_tflops(const Ops *ops, const ModelConfig *c, int N) {
-    int hd = config_head_dim(c), shapes[5][2] = {
-        {c->dim, (c->n_heads + 2 * c->n_kv_heads) * hd}, {c->n_heads * hd, c->dim},
-        {c->dim, 2 * c->ffn_dim}, {c->ffn_dim, c->dim}, {c->dim, c->vocab_size}};
+    LinearShape s[LINEAR_COUNT];
+    params_linear_shapes(c, 1, s);
     double flops = 0, seconds = 0;
-    for (int i = 0; i < 5; i++) {
-        double f = 6.0 * N * shapes[i][0] * shapes[i][1];
+    for (int i = 0; i < LINEAR_COUNT; i++) {
+        double f = 6.0 * N * s[i].in * s[i].out;
         flops += f;
-        seconds += f / (calibrate_matmul(ops, N, shapes[i][0], shapes[i][1]) * 1e12);
+        seconds += f / (calibrate_matmul(ops, N, s[i].in, s[i].out) * 1e12);
     }
     return flops / seconds / 1e12;
 }

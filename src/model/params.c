@@ -9,6 +9,16 @@
 
 int params_vocab_rows(const ModelConfig *cfg, int tp) { return (cfg->vocab_size + tp - 1) / tp; }
 
+void params_linear_shapes(const ModelConfig *c, int tp, LinearShape s[LINEAR_COUNT]) {
+    int hd = config_head_dim(c), q = c->n_heads * hd / tp, kv = c->n_kv_heads * hd / tp;
+    int f = c->ffn_dim / tp;
+    s[LINEAR_QKV] = (LinearShape){c->dim, q + 2 * kv};
+    s[LINEAR_O] = (LinearShape){q, c->dim};
+    s[LINEAR_GATE_UP] = (LinearShape){c->dim, 2 * f};
+    s[LINEAR_DOWN] = (LinearShape){f, c->dim};
+    s[LINEAR_HEAD] = (LinearShape){c->dim, params_vocab_rows(c, tp)};
+}
+
 static ParamTensor *add_tensor(ParamTable *pt, const char *name, int ndim, int64_t rows,
                                int64_t cols, TpSplit split, const ModelPart *part, int layer) {
     ParamTensor *t = &pt->t[pt->n++];   // params_build reserved room for every tensor

@@ -125,6 +125,16 @@ void params_unit_sizes(const ParamTable *pt, size_t *largest, size_t *largest_pl
 static inline int params_layer_unit(const ParamTable *pt, int l) { return pt->layer_unit + l; }
 // Rows of the vocabulary each tensor-parallel rank holds (vocab padded to a multiple of tp).
 int params_vocab_rows(const ModelConfig *cfg, int tp);
+
+// The (in, out) widths of the linears on one of tp ranks: a decoder layer's
+// four (Q/K/V fused, attention output, gate/up fused, down) and the LM head
+// (its vocabulary rows padded as params_vocab_rows).  The planner's time
+// model and llama-calibrate's matmul rate weigh the same products.
+enum { LINEAR_QKV, LINEAR_O, LINEAR_GATE_UP, LINEAR_DOWN, LINEAR_HEAD, LINEAR_COUNT };
+typedef struct {
+    int in, out;
+} LinearShape;
+void params_linear_shapes(const ModelConfig *cfg, int tp, LinearShape s[LINEAR_COUNT]);
 // Fills host fp32 values (pt->numel) like transformers' LLaMA: normal(0, 0.02)
 // for matrices, ones for norm weights, zeros in vocab padding.  Each element
 // depends only on (seed, tensor name, its index in the full tensor).

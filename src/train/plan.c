@@ -127,9 +127,10 @@ static void layer_work(const PlanRequest *r, const PlanLayout *l, Work *w) {
     const Machine *m = r->machine;
     double N = (double)l->B * r->T / l->cp, tp = l->tp, a = (double)m->act_bytes, D = c->dim;
     double hd = config_head_dim(c), q = c->n_heads * hd / tp, kv = c->n_kv_heads * hd / tp;
-    double F = c->ffn_dim / tp, R = l->sp ? N / tp : N;
-    double mm = matmul_seconds(m, N, D, q + 2 * kv) + matmul_seconds(m, N, q, D) +
-                matmul_seconds(m, N, D, 2 * F) + matmul_seconds(m, N, F, D);
+    double F = c->ffn_dim / tp, R = l->sp ? N / tp : N, mm = 0;
+    LinearShape s[LINEAR_COUNT];
+    params_linear_shapes(c, l->tp, s);
+    for (int k = 0; k < LINEAR_HEAD; k++) mm += matmul_seconds(m, N, s[k].in, s[k].out);
     // Causal: this rank's N queries see T / 2 keys on average (CP's chunks balance it).
     double slow = attention_head_dim_factor(hd, m->attention_head_dim);
     double att_f = 2.0 * N * r->T * q / (slow * m->attention_fwd_tflops * 1e12);
@@ -163,7 +164,9 @@ static void ends_work(const PlanRequest *r, const PlanLayout *l, const ModelPart
     double R = l->sp ? N / l->tp : N, V = params_vocab_rows(&r->cfg, l->tp);
     Work f = {0}, b = {0};
     if (p->last) {
-        double mm = matmul_seconds(m, N, D, V);
+        LinearShape s[LINEAR_COUNT];
+        params_linear_shapes(&r->cfg, l->tp, s);
+        double mm = matmul_seconds(m, N, s[LINEAR_HEAD].in, s[LINEAR_HEAD].out);
         work_add(&f, mm, 0, 2 * R * D * a + 2 * N * V * a, 4, m);
         work_add(&b, 2 * mm, 0, 4 * R * D * a + 2 * N * V * a, 4, m);
     }
