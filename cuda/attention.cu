@@ -600,12 +600,12 @@ static BwdArgs plain_bwd_args(void *dqkv, float *dq, const float *Dv, const void
 static BwdArgs block_bwd_args(void *dkv, float *dq, const float *Dv, const void *dout,
                               const void *qkv, const void *kv, const float *lse,
                               const AttentionBlock *a) {
-    BwdArgs r = plain_bwd_args(NULL, dq, Dv, dout, qkv, lse, a->Tq, a->nh, a->nkv, a->hd);
-    size_t v_col = (size_t)a->nkv * a->hd;
-    r.dk = (bf16 *)dkv, r.dv = (bf16 *)dkv + v_col;
-    r.k = (const bf16 *)kv, r.v = (const bf16 *)kv + v_col, r.ldkv = 2 * v_col;
-    r.Tk = a->Tk, r.q_pos = a->q_pos, r.k_pos = a->k_pos;
-    return r;
+    const bf16 *k = (const bf16 *)kv;
+    bf16 *dk = (bf16 *)dkv;
+    size_t v_col = (size_t)a->nkv * a->hd, ldq = (size_t)(a->nh + 2 * a->nkv) * a->hd;
+    return BwdArgs{dk, dk + v_col, dq, (const bf16 *)qkv, k, k + v_col, (const bf16 *)dout,
+                   lse, Dv, ldq, 2 * v_col, a->Tq, a->Tk, a->nh, a->nkv, a->q_pos, a->k_pos,
+                   1.0f / sqrtf((float)a->hd)};
 }
 
 void attention_backward(void *dqkv, void *work, const void *dout, const void *qkv,
