@@ -108,6 +108,8 @@ expect_error "no layout fits: a clear message" "no layout of model 65b fits 32 d
   "$BIN/llama-plan" --machine "$TMP/tiny.machine" -c 65b -l 2048 --devices 32 --global-batch-tokens 4194304
 expect_error "a device count no layout divides: a clear message" "accepts no layout of model tiny on 7 devices" \
   "${PLAN[@]}" -c tiny -l 128 --devices 7 --global-batch-tokens 1024
+expect_error "--devices beyond what the search counts in int" "--devices N: the number of ranks, 1 to 1048576 \(got 2147483647\)" \
+  "${PLAN[@]}" -c tiny -l 128 --devices 2147483647 --global-batch-tokens 1024
 expect_error "a global batch of no whole sequences" "not a whole number of sequences of --max-length 128" \
   "${PLAN[@]}" -c tiny -l 128 --devices 2 --global-batch-tokens 1000
 sed 's/^matmul_tflops/matmul_tflop/' "$TMP/m.machine" >"$TMP/typo.machine"

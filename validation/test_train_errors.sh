@@ -101,6 +101,13 @@ done
 expect_error "--cp with token-by-token sampling" "--sample-tokens generates token by token on one sequence, which --cp 2 splits" "${M[@]}" -np 2 "$T" "${D[@]}" --cp 2 --sample-tokens 4 --tokenizer bytes
 expect_error "--pp-layers not one count per chunk" "--pp-layers '1,3' must give 4 chunks summing to the model's 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 2 --pp-layers 1,3
 expect_error "--offload of something else" "--offload: expected none or optimizer, got 'gradients'" "$T" "${D[@]}" --offload gradients
+# Counts whose sum wraps a 32-bit int (2·(2^31 − 1) + 5 = 3 layers) must not pass.
+expect_error "--pp-layers counts that overflow" "--pp-layers '2147483647,2147483647,5': expected 3 layer counts from 1 to 4" \
+  "$T" -c tiny --describe --world-size 3 --pp 3 --pp-layers 2147483647,2147483647,5
+# Weights each finite whose sum is not: every source's share would be 0 (all from the first).
+mkdir -p "$TMP/two" && cp "$DATA"/*.h5 "$TMP/short"/*.h5 "$TMP/two/"
+expect_error "--data-mix weights whose sum overflows" "--data-mix: the weights' sum overflows" \
+  "$T" -d "$TMP/two" -l 4 --steps 1 --data-mix wikipedia_sample=1e308,short=1e308
 # The message comes once, from rank 0.
 n=$("${M[@]}" -np 4 "$T" "${D[@]}" --tp 3 2>&1 >/dev/null | grep -c "cannot form a grid")
 [ "$n" -eq 1 ] && pass "a layout error is printed once" || fail "a layout error is printed once" "printed $n times"

@@ -12,6 +12,10 @@
 #include "train/model_file.h"
 #include "train/plan.h"
 
+// The largest --devices planned: the layout search walks every divisor (1,024
+// nodes of 8 GPUs with room to spare; beyond, int arithmetic would wrap).
+#define PLAN_MAX_DEVICES (1 << 20)
+
 typedef struct {
     char config[256], machine[1024];
     bool tie_embeddings, all, tsv, exact, grad_checkpoint;
@@ -82,7 +86,8 @@ static void usage(void) {
 static void check_required(const PlanOptions *o) {
     if (!o->config[0]) fatal("give the model: -c PRESET|FILE");
     if (!o->machine[0]) fatal("give a machine profile: --machine FILE (inputs/machines/)");
-    if (o->devices < 1) fatal("--devices N: the number of ranks, at least 1 (got %d)", o->devices);
+    if (o->devices < 1 || o->devices > PLAN_MAX_DEVICES)
+        fatal("--devices N: the number of ranks, 1 to %d (got %d)", PLAN_MAX_DEVICES, o->devices);
     if (o->global_tokens < 1) fatal("give --global-batch-tokens N: tokens per optimizer step");
     if (o->max_length < 0 || o->top < 0 || o->max_micro_batch < 1)
         fatal("--max-length and --top must not be negative, --max-micro-batch at least 1");

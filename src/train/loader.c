@@ -1,5 +1,6 @@
 #include "train/loader.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,9 @@ static bool parse_mix(Loader *l, const char *mix, char *err, int err_len) {
         total += w;
     }
     if (!(total > 0)) return fail(err, err_len, "--data-mix: the weights sum to zero");
+    if (!isfinite(total))
+        return fail(err, err_len, "--data-mix: the weights' sum overflows; give smaller weights "
+                    "(only their ratios matter)");
     for (int s = 0; s < l->n_sources; s++) l->sources[s].weight /= total;
     return true;
 }
