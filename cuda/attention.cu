@@ -133,27 +133,16 @@ template <class T>
 __device__ __forceinline__ void fwd_finish_row(T *orow, float *lse_at, const float *o, float m,
                                                float l, int hd, bool first) {
     int lane = threadIdx.x & 31;
-    float before = first ? -INFINITY : *lse_at;
+    const SoftmaxMerge w = softmax_merge(first ? -INFINITY : *lse_at, m, l);
     __syncwarp();   // every lane has read the lse before lane 0 writes it
-    if (l == 0.0f) {
-        float zero[MAX_HD / 32] = {};
-        if (first) store_head_row(orow, zero, 0.0f, hd, false);
-        if (first && lane == 0) *lse_at = -INFINITY;
-        return;
-    }
-    float mine = m + logf(l), lse = mine, w_before = 0.0f, w_mine = 1.0f / l;
-    if (before != -INFINITY) {   // out = out_before·w_before + (o / l)·w_mine
-        float mx = fmaxf(before, mine), a = expf(before - mx), c = expf(mine - mx);
-        w_before = a / (a + c), w_mine = c / ((a + c) * l), lse = mx + logf(a + c);
-    }
 #pragma unroll
-    for (int k = 0; k < MAX_HD / 32; k++) {
+    for (int k = 0; k < MAX_HD / 32; k++) {   // (a row that saw no key: o = 0)
         int d = lane + 32 * k;
         if (d < hd)
-            orow[d] = from_f<T>((w_before != 0.0f ? to_f(orow[d]) * w_before : 0.0f) +
-                                o[k] * w_mine);
+            orow[d] = from_f<T>((w.before != 0.0f ? to_f(orow[d]) * w.before : 0.0f) +
+                                o[k] * w.mine);
     }
-    if (lane == 0) *lse_at = lse;
+    if (lane == 0) *lse_at = w.lse;
 }
 
 // One warp per query row i: lanes score the keys of a 32-key tile, then the

@@ -292,6 +292,22 @@ __device__ __forceinline__ void add_rows(float c[HDIM / 8][4], const float w[2],
     }
 }
 
+// How a block's softmax joins the blocks before it (ring attention, both
+// paths): out = out_before·before + (o / l)·mine, log-sum-exp lse.  From the
+// blocks' log-sum-exp so far (−∞: none, or none saw a key), this block's
+// running max m (natural log) and sum l (0: it saw no key, so out and lse
+// stay as they are).
+struct SoftmaxMerge {
+    float before, mine, lse;
+};
+__device__ __forceinline__ SoftmaxMerge softmax_merge(float lse_before, float m, float l) {
+    if (l == 0.0f) return {lse_before == -INFINITY ? 0.0f : 1.0f, 0.0f, lse_before};
+    const float mine = m + logf(l);
+    if (lse_before == -INFINITY) return {0.0f, 1.0f / l, mine};
+    const float mx = fmaxf(lse_before, mine), a = expf(lse_before - mx), c = expf(mine - mx);
+    return {a / (a + c), c / ((a + c) * l), mx + logf(a + c)};
+}
+
 // A ring block's rows q, q + 8 (the lane's, q = wq + g) from this block's o, m and the
 // partial sums l: out (rows of the head, stride ldo) and lse_h written, or
 // with `merge` combined with what they hold by the softmax sums: out =
@@ -307,19 +323,11 @@ __device__ __forceinline__ void merge_rows(float o[HDIM / 8][4], const bf16 *out
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         const bool valid = q + 8 * r < Tq;
-        const float before = merge && valid ? lse_h[q + 8 * r] : -INFINITY;
-        float w_mine = 0.0f;
-        w_before[r] = merge ? 1.0f : 0.0f, lse[r] = before;   // no key seen
-        if (l[r] > 0.0f) {
-            const float mine = (m[r] + log2f(l[r])) * LN2;
-            w_before[r] = 0.0f, w_mine = 1.0f / l[r], lse[r] = mine;
-            if (before != -INFINITY) {
-                const float mx = fmaxf(before, mine), a = expf(before - mx), c = expf(mine - mx);
-                w_before[r] = a / (a + c), w_mine = c / ((a + c) * l[r]), lse[r] = mx + logf(a + c);
-            }
-        }
+        const SoftmaxMerge w = softmax_merge(merge && valid ? lse_h[q + 8 * r] : -INFINITY,
+                                             m[r] * LN2, l[r]);   // m: base 2
+        w_before[r] = w.before, lse[r] = w.lse;
 #pragma unroll
-        for (int d = 0; d < HDIM / 8; d++) o[d][2 * r] *= w_mine, o[d][2 * r + 1] *= w_mine;
+        for (int d = 0; d < HDIM / 8; d++) o[d][2 * r] *= w.mine, o[d][2 * r + 1] *= w.mine;
     }
     add_rows<HDIM>(o, w_before, out_h, ldo, wq, Tq, lane);
     __syncwarp();   // every lane has read the rows' lse before lane 4g writes it
