@@ -161,12 +161,12 @@ static void layer_work(const PlanRequest *r, const PlanLayout *l, Work *w) {
 static void ends_work(const PlanRequest *r, const PlanLayout *l, const ModelPart *p, Work *w) {
     const Machine *m = r->machine;
     double N = (double)l->B * r->T / l->cp, a = (double)m->act_bytes, D = r->cfg.dim;
-    double R = l->sp ? N / l->tp : N, V = params_vocab_rows(&r->cfg, l->tp);
+    double R = l->sp ? N / l->tp : N;
     Work f = {0}, b = {0};
     if (p->last) {
         LinearShape s[LINEAR_COUNT];
         params_linear_shapes(&r->cfg, l->tp, s);
-        double mm = matmul_seconds(m, N, s[LINEAR_HEAD].in, s[LINEAR_HEAD].out);
+        double V = s[LINEAR_HEAD].out, mm = matmul_seconds(m, N, D, V);   // this rank's vocab rows
         work_add(&f, mm, 0, 2 * R * D * a + 2 * N * V * a, 4, m);
         work_add(&b, 2 * mm, 0, 4 * R * D * a + 2 * N * V * a, 4, m);
     }
