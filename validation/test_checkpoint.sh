@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checkpoints: bit-exact resume after SIGKILL, resharding to other layouts,
 # crash safety of saves, preemption by SIGTERM (also during an evaluation),
-# a format-2 checkpoint (the loader position as 65 values) of a --data-mix run
-# resuming bit-exact.
+# format-2 and format-3 checkpoints (the loader position as 65 values, or
+# without its sources' names) of a --data-mix run resuming bit-exact, and a
+# source added between save and resume (positions matched by name).
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -158,4 +159,44 @@ elif [ "$(losses "$TMP/mix-full.jsonl" | wc -l)" = 6 ] &&
 else
   fail "format-2 resume" "losses: $(paste <(losses "$TMP/mix-full.jsonl" | tail -n 3) <(losses "$TMP/mix-resumed.jsonl") | head -3); $(tail -2 "$TMP/mix-resumed.out")"
 fi
+# ---- format 3: the same run's position without its sources' names ----
+cp -r "$TMP/mix/step_0000003" "$TMP/mix-v3"
+"$BIN/tests/test_checkpoint_bad" --as-format3 "$TMP/mix-v3" >"$TMP/mix-v3.out" 2>&1
+"$BIN/llama-ckpt" info "$TMP/mix-v3" >>"$TMP/mix-v3.out" 2>&1
+"${MPIRUN[@]}" "${M[@]}" --steps 6 -f "$TMP/mix-v3" --log "$TMP/mix-v3.jsonl" >"$TMP/mix-v3-resumed.out" 2>&1
+if grep -q "(format 3)" "$TMP/mix-v3.out" &&
+   diff <(losses "$TMP/mix-full.jsonl" | tail -n 3) <(losses "$TMP/mix-v3.jsonl") >/dev/null; then
+  pass "format-3 checkpoint of a --data-mix run (counts without names): steps 4-6 resume to the last bit"
+else
+  fail "format-3 resume" "$(grep format "$TMP/mix-v3.out" | head -2); $(tail -2 "$TMP/mix-v3-resumed.out")"
+fi
+# ---- a source added to the data between save and resume ----
+# github sorts between c4 and wikipedia_sample: by index, wikipedia_sample's
+# position would become github's.  With github at weight 0 the draws are the
+# two-source run's, so the resumed losses must equal the uninterrupted ones.
+mkdir -p "$TMP/mix2"
+ln -s "$MIX"/c4.* "$MIX"/wikipedia_sample.* "$TMP/mix2/"
+M2=(-np 2 "$T" -c tiny -l 32 -b 2 --lr 3e-3 --warmup-steps 2 --seed 5 --peak-tflops 1)
+TWO=(-d "$TMP/mix2" --data-mix c4=0.3,wikipedia_sample=0.5)
+"${MPIRUN[@]}" "${M2[@]}" "${TWO[@]}" --steps 6 --log "$TMP/add-full.jsonl" >"$TMP/add-full.out" 2>&1
+"${MPIRUN[@]}" "${M2[@]}" "${TWO[@]}" --steps 3 -i 3 -o "$TMP/add" >"$TMP/add-part.out" 2>&1
+ADDED=(-d "$MIX" --data-mix c4=0.3,github=0,wikipedia_sample=0.5 --steps 6)
+"${MPIRUN[@]}" "${M2[@]}" "${ADDED[@]}" -f "$TMP/add/step_0000003" --log "$TMP/add-resumed.jsonl" >"$TMP/add-resumed.out" 2>&1
+if [ "$(losses "$TMP/add-full.jsonl" | wc -l)" = 6 ] &&
+   diff <(losses "$TMP/add-full.jsonl" | tail -n 3) <(losses "$TMP/add-resumed.jsonl") >/dev/null; then
+  pass "a source added before another in name order: the resumed run continues each source's position to the last bit"
+else
+  fail "source added" "losses: $(paste <(losses "$TMP/add-full.jsonl" | tail -n 3) <(losses "$TMP/add-resumed.jsonl") | head -3); $(tail -2 "$TMP/add-resumed.out")"
+fi
+# 3 steps × 2 ranks × 2 sequences; llama-ckpt info names each source's share
+counts=$("$BIN/llama-ckpt" info "$TMP/add/step_0000003" 2>&1 |
+  sed -nE 's/.*data position: 12 samples drawn \(per source: c4 ([0-9]+), wikipedia_sample ([0-9]+)\)$/\1 \2/p')
+if [ -n "$counts" ] && [ $(( ${counts% *} + ${counts#* } )) = 12 ]; then
+  pass "llama-ckpt info: the data position with each source's count by name"
+else fail "llama-ckpt info data position" "$("$BIN/llama-ckpt" info "$TMP/add/step_0000003" 2>&1 | grep -i "data" | head -2)"; fi
+cp -r "$TMP/add/step_0000003" "$TMP/add-v3"
+"$BIN/tests/test_checkpoint_bad" --as-format3 "$TMP/add-v3" >/dev/null 2>&1
+expect_error "format 3 (counts by index) into a dataset with a source added: refused" \
+  "counts samples of 2 sources by index .* this run's data has 3 sources: they cannot be matched" \
+  "${MPIRUN[@]}" "${M2[@]}" "${ADDED[@]}" -f "$TMP/add-v3"
 finish

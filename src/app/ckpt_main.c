@@ -114,6 +114,10 @@ static void print_info(const char *dir) {
     config_rope_scaling_describe(&c->rope_scaling, scaling, sizeof scaling);
     info("RoPE theta %g, scaling %s; norm eps %g", c->rope_theta, scaling, c->norm_eps);
     info("tokenizer sha256: %s", ci.tokenizer_sha256[0] ? ci.tokenizer_sha256 : "(none)");
+    char data[4096];
+    loader_state_describe(ci.pos.loader, ci.pos.loader_len, ci.pos.loader_sources, data,
+                          sizeof data);
+    info("data position: %s", data);
     ParamTable pt;
     params_build_global(&pt, c);
     for (int i = 0; i < pt.n; i++)
@@ -121,7 +125,7 @@ static void print_info(const char *dir) {
              (long long)pt.t[i].rows, (long long)pt.t[i].cols);
     params_free(&pt);
     if (ci.options) info("options of the run that saved it:\n%s", ci.options);
-    free(ci.options);
+    checkpoint_info_free(&ci);
     Comm world;
     comm_world(&world);
     CheckpointHealth h;
@@ -173,7 +177,7 @@ static void export_hf(const char *dir, const char *out, const CkptOptions *o) {
     CheckpointInfo ci;
     char err[2048];
     agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
-    free(ci.options);
+    checkpoint_info_free(&ci);
     Bare b;
     bare_create(&b, &ci.cfg, o->tp, o->pp);
     CheckpointRun r = {.grid = &b.grid};
@@ -240,7 +244,7 @@ static void open_source(const char *path, Source *s) {
     s->is_ckpt = checkpoint_info(path, &ci, err, sizeof err);
     if (s->is_ckpt) {
         s->cfg = ci.cfg;
-        free(ci.options);
+        checkpoint_info_free(&ci);
         s->ckpt = ckpt_file_open(probe, err, sizeof err);
         if (!s->ckpt) fatal("%s", err);
         return;

@@ -14,13 +14,15 @@
 #include "hdf5/ckpt_file.h"
 #include "core/util.h"
 
-// The "format" attribute: FORMAT_PREFIX and the version.  Format 3 stores the
-// loader position with its own length; format 2 stored it as 65 values (still
+// The "format" attribute: FORMAT_PREFIX and the version.  Format 4 adds
+// "loader_sources", the names of the loader position's per-source counts (a
+// JSON array), so a resumed run matches them by name; format 3 stored the
+// loader position with its own length (its counts in the loader's order); format 2 stored it as 65 values (still
 // read: the same encoding, 64 per-source counts); format 1 had no
 // "state_sha256" (still read, with a note).  "rope_scaling" (and its
 // "rope_scaling_params") came later within format 3: absent, plain RoPE.
 #define FORMAT_PREFIX "llama-hpc checkpoint "
-#define FORMAT_VERSION 3          // what this build writes
+#define FORMAT_VERSION 4          // what this build writes
 #define FORMAT_OLDEST 1           // the oldest it reads
 #define N_GROUPS 3
 static const char *const groups[N_GROUPS] = {"master", "adam_m", "adam_v"};
@@ -89,6 +91,7 @@ typedef struct {
     int64_t optimizer_step;   // updates made: step less the skipped ones (format 1: step)
     int64_t *loader;          // (loader_len) the encoded data position (malloc'ed)
     int loader_len;
+    char *loader_sources;     // format 4: JSON names of loader[1..] (malloc'ed); before, NULL
     double rope_theta, norm_eps;
     RopeScaling rope_scaling;   // absent (checkpoints from before it): none
     char *model_name, *options, *tokenizer, *digest;   // malloc'ed; digest NULL in format 1
@@ -96,6 +99,7 @@ typedef struct {
 
 static void state_free(State *s) {
     free(s->loader);
+    free(s->loader_sources);
     free(s->model_name);
     free(s->options);
     free(s->tokenizer);
@@ -114,6 +118,7 @@ static void state_of_parts(const CheckpointRun *r, const CheckpointParts *p, Sta
     s->loader = xcalloc((size_t)s->loader_len, sizeof *s->loader);
     if (p->pos.loader_len > 0)
         memcpy(s->loader, p->pos.loader, (size_t)p->pos.loader_len * sizeof *s->loader);
+    s->loader_sources = xstrdup(p->pos.loader_sources ? p->pos.loader_sources : "[]");
     int64_t shape[7] = {c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->vocab_size,
                         c->max_seq_len};
     memcpy(s->shape, shape, sizeof shape);
@@ -172,6 +177,7 @@ static void state_digest(const State *s, const ParamTable *g, const uint64_t *su
     digest_i64(c, "optimizer_step", &s->optimizer_step, 1);
     digest_i64(c, "seed", &s->seed, 1);
     digest_i64(c, "loader", s->loader, s->loader_len);
+    if (s->version >= 4) digest_str(c, "loader_sources", s->loader_sources);
     digest_i64(c, "model_shape", s->shape, 7);
     if (s->tied) digest_i64(c, "tie_embeddings", &s->tied, 1);   // untied: as before it existed
     digest_i64(c, "layout", s->layout, 4);
@@ -211,6 +217,7 @@ static bool write_state(CkptFile *f, const State *s) {
     ok = ckpt_file_set_i64(f, "optimizer_step", &s->optimizer_step, 1) && ok;
     ok = ckpt_file_set_i64(f, "seed", &s->seed, 1) && ok;
     ok = ckpt_file_set_i64(f, "loader", s->loader, s->loader_len) && ok;
+    ok = ckpt_file_set_str(f, "loader_sources", s->loader_sources) && ok;
     ok = ckpt_file_set_i64(f, "model_shape", s->shape, 7) && ok;
     ok = ckpt_file_set_i64(f, "tie_embeddings", &s->tied, 1) && ok;
     ok = ckpt_file_set_f64(f, "rope_theta", s->rope_theta) && ok;
@@ -268,6 +275,13 @@ static bool read_loader(CkptFile *f, State *s) {
     return ckpt_file_get_i64(f, "loader", s->loader, s->loader_len);
 }
 
+// "loader_sources" (format 4 on; before, the counts had no names: NULL).
+static bool read_sources(CkptFile *f, State *s) {
+    if (s->version < 4) return true;
+    s->loader_sources = ckpt_file_get_str(f, "loader_sources");
+    return s->loader_sources != NULL;
+}
+
 // "tie_embeddings": 0 or 1; absent (older checkpoints): untied.
 static bool read_tied(CkptFile *f, State *s) {
     s->tied = 0;
@@ -297,6 +311,7 @@ static bool read_state(CkptFile *f, State *s, char *err, int len) {
     const char *missing = !ckpt_file_get_i64(f, "step", &s->step, 1) ? "step"
                         : !ckpt_file_get_i64(f, "seed", &s->seed, 1) ? "seed"
                         : !read_loader(f, s) ? "loader"
+                        : !read_sources(f, s) ? "loader_sources"
                         : !ckpt_file_get_i64(f, "model_shape", s->shape, 7) ? "model_shape"
                         : !read_tied(f, s) ? "tie_embeddings"
                         : !ckpt_file_get_i64(f, "layout", s->layout, 4) ? "layout"
@@ -918,8 +933,10 @@ static void load(const CheckpointRun *r, const CheckpointParts *parts, const cha
         info("note: %s is a format-1 checkpoint: its step, loader position and options carry no "
              "checksum (checkpoints saved from now on do)", dir);
     if (pos) {
-        *pos = (CheckpointPosition){s.step, s.optimizer_step, s.loader, s.loader_len};
+        *pos = (CheckpointPosition){s.step, s.optimizer_step, s.loader, s.loader_len,
+                                    s.loader_sources};
         s.loader = NULL;   // now pos's
+        s.loader_sources = NULL;
     }
     int64_t step = s.step;
     state_free(&s);
@@ -943,8 +960,10 @@ void checkpoint_load_weights(const CheckpointRun *r, const CheckpointParts *p, c
 
 void checkpoint_position_free(CheckpointPosition *pos) {
     free(pos->loader);
+    free(pos->loader_sources);
     pos->loader = NULL;
     pos->loader_len = 0;
+    pos->loader_sources = NULL;
 }
 
 bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len) {
@@ -964,12 +983,22 @@ bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len
         memcpy(ci->layout, s.layout, sizeof ci->layout);
         snprintf(ci->tokenizer_sha256, sizeof ci->tokenizer_sha256, "%s", s.tokenizer ? s.tokenizer : "");
         ci->options = s.options ? xstrdup(s.options) : NULL;
+        ci->pos = (CheckpointPosition){s.step, s.optimizer_step, s.loader, s.loader_len,
+                                       s.loader_sources};
+        s.loader = NULL;   // now ci's
+        s.loader_sources = NULL;
         state_free(&s);
         params_free(&global);
         free(want);
     }
     ckpt_file_close(f);
     return ok;
+}
+
+void checkpoint_info_free(CheckpointInfo *ci) {
+    free(ci->options);
+    ci->options = NULL;
+    checkpoint_position_free(&ci->pos);
 }
 
 void checkpoint_verify(const Comm *world, const char *dir, CheckpointHealth *h) {

@@ -5,9 +5,10 @@
 // the step, the loader position, the seed, the layout, the model shape, the
 // tokenizer hash and the run's options; every dataset carries a checksum, and
 // "state_sha256" covers every attribute and every dataset checksum.
-// Formats: 3 stores the loader position with its own length (1 + the sources
-// of the run's --data-mix); 2 stored it as 65 values; 1 had no state_sha256.
-// This build reads all three and writes 3; any other format is refused with
+// Formats: 4 stores the names of the loader position's per-source counts
+// beside it; 3 stored the position with its own length (1 + the sources of
+// the run's --data-mix); 2 stored it as 65 values; 1 had no state_sha256.
+// This build reads all four and writes 4; any other format is refused with
 // its version and these.
 // Each rank writes and reads only its own hyperslabs, so a checkpoint saved
 // by one layout (DP, TP, PP, ZeRO stage) loads into any other.
@@ -62,6 +63,8 @@ typedef struct {
     int64_t optimizer_step;   // updates made: step less the skipped ones (the schedule's clock)
     int64_t *loader;          // the data position as loader_state_encode wrote it
     int loader_len;           // (checkpoint_load: malloc'ed; checkpoint_position_free)
+    char *loader_sources;     // names of loader[1..], loader_state_sources' JSON array; NULL:
+                              // none (saves: "[]"; loads: a checkpoint before format 4)
 } CheckpointPosition;
 
 // What a checkpoint is saved from and loaded into.
@@ -118,13 +121,16 @@ void checkpoint_release(const CheckpointRun *r);
 // names another step.
 typedef struct {
     ModelConfig cfg;
-    int format;               // 1, 2 or 3
+    int format;               // 1 to 4
     int64_t step, seed;
+    CheckpointPosition pos;   // its loader values and their names (checkpoint_position_free)
     int64_t layout[4];        // dp, tp, pp, ZeRO stage of the run that saved it
     char *options;            // that run's options as a run deck (malloc'ed)
     char tokenizer_sha256[72];
 } CheckpointInfo;
 bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len);
+// Releases what checkpoint_info allocated (also after it failed).
+void checkpoint_info_free(CheckpointInfo *ci);
 
 // Non-finite values (NaN, ±Inf) found by checkpoint_verify.
 typedef struct {

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core/permutation.h"
 #include "core/rng.h"
 #include "hdf5/shards.h"
@@ -365,4 +367,100 @@ bool loader_state_decode(const int64_t *v, int n, LoaderState *st, char *err, in
     loader_state_free(st);
     *st = d;
     return true;
+}
+
+char *loader_state_sources(const Loader *l, const LoaderState *st) {
+    json_t *a = json_array();
+    for (int i = 0; i < st->n_sources && i < l->n_sources; i++)
+        json_array_append_new(a, json_string(l->sources[i].name));
+    char *out = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    if (!out) fatal("out of memory encoding the data sources' names");
+    return out;
+}
+
+// Counts stored in order (no names): they are this loader's only when their
+// count is its source count (or none, or format 2's 64 with the rest zero).
+static bool restore_unnamed(const Loader *l, LoaderState *d, char *err, int err_len) {
+    int stored = d->n_sources, m = l->n_sources;
+    bool extra = false;
+    for (int i = m; i < stored; i++) extra = extra || d->source_consumed[i] > 0;
+    if (stored == 0 || stored == m || (stored == 64 && !extra)) {
+        if (stored > m) d->n_sources = m;
+        return true;
+    }
+    snprintf(err, err_len, "the checkpoint's data position counts samples of %d sources by index "
+             "(written before positions were stored by source name) and this run's data has %d "
+             "sources: they cannot be matched; resume with the sources it was saved with", stored, m);
+    return false;
+}
+
+// Moves d's counts (stored in the order of the names in `sources`) to this
+// loader's order.
+static bool restore_named(const Loader *l, LoaderState *d, const char *sources, char *err,
+                          int err_len) {
+    json_error_t je;
+    json_t *a = json_loads(sources, 0, &je);
+    bool ok = json_is_array(a) && (int)json_array_size(a) == d->n_sources;
+    uint64_t *counts = xcalloc((size_t)l->n_sources + 1, sizeof *counts);
+    for (int i = 0; ok && i < d->n_sources; i++) {
+        const char *name = json_string_value(json_array_get(a, (size_t)i));
+        int s = name ? find_source(l, name) : -1;
+        for (int k = 0; name && k < i; k++)
+            ok = ok && strcmp(name, json_string_value(json_array_get(a, (size_t)k))) != 0;
+        if (!name || !ok) ok = false;
+        else if (s >= 0) counts[s] = d->source_consumed[i];
+        else if (d->source_consumed[i] > 0)
+            info("note: source '%s' of the checkpoint (%llu samples drawn) is not in this run's "
+                 "data: its position is dropped", name, (unsigned long long)d->source_consumed[i]);
+    }
+    json_decref(a);
+    if (!ok) {
+        free(counts);
+        snprintf(err, err_len, "the stored names of the data sources are malformed (%d counts "
+                 "for '%.200s')", d->n_sources, sources);
+        return false;
+    }
+    free(d->source_consumed);
+    d->source_consumed = counts;
+    d->n_sources = l->n_sources;
+    return true;
+}
+
+bool loader_state_restore(const Loader *l, const int64_t *v, int n, const char *sources,
+                          LoaderState *st, char *err, int err_len) {
+    LoaderState d = {0};
+    if (!loader_state_decode(v, n, &d, err, err_len)) return false;
+    bool drawn = false;
+    for (int i = 0; i < d.n_sources; i++) drawn = drawn || d.source_consumed[i] > 0;
+    if (l && !l->mixed && drawn)
+        info("note: the checkpoint's per-source data positions (--data-mix) are dropped: this "
+             "run reads its sources as one stream");
+    if (l && !l->mixed) d.n_sources = 0;
+    bool ok = !l || !l->mixed || (sources ? restore_named(l, &d, sources, err, err_len)
+                                          : restore_unnamed(l, &d, err, err_len));
+    if (!ok) {
+        loader_state_free(&d);
+        return false;
+    }
+    loader_state_free(st);
+    *st = d;
+    return true;
+}
+
+void loader_state_describe(const int64_t *v, int n, const char *sources, char *out, size_t len) {
+    json_t *a = sources ? json_loads(sources, 0, NULL) : NULL;
+    size_t at = (size_t)snprintf(out, len, "%lld samples drawn", n > 0 ? (long long)v[0] : 0LL);
+    int last = n - 1;   // the last non-zero count: format 2 stored 64
+    while (last > 0 && v[last] == 0 && !a) last--;
+    for (int i = 1; i <= last && at < len; i++) {
+        const char *name = a ? json_string_value(json_array_get(a, (size_t)(i - 1))) : NULL;
+        char unnamed[32];
+        snprintf(unnamed, sizeof unnamed, "source %d", i);
+        int k = snprintf(out + at, len - at, "%s%s %lld", i == 1 ? " (per source: " : ", ",
+                         name ? name : unnamed, (long long)v[i]);
+        at += k > 0 ? (size_t)k : 0;
+    }
+    if (last >= 1 && at < len) snprintf(out + at, len - at, ")");
+    json_decref(a);
 }

@@ -310,6 +310,7 @@ void trainer_checkpoint_save(Trainer *t) {
     char *options = options_format(&t->opt);
     p.options = options;
     p.pos.loader_len = loader_state_encode(&t->state, &p.pos.loader);
+    if (t->train) p.pos.loader_sources = loader_state_sources(t->train, &t->state);
     checkpoint_save(&r, &p);
     checkpoint_position_free(&p.pos);
     free(options);
@@ -327,7 +328,8 @@ static void ckpt_load(Trainer *t, const char *dir) {
     CheckpointParts p = ckpt_parts(t, &o);
     checkpoint_load(&r, &p, dir);
     char err[512], msg[5000];
-    bool ok = loader_state_decode(p.pos.loader, p.pos.loader_len, &t->state, err, sizeof err);
+    bool ok = loader_state_restore(t->train, p.pos.loader, p.pos.loader_len, p.pos.loader_sources,
+                                   &t->state, err, sizeof err);
     snprintf(msg, sizeof msg, "%s: %s; use another checkpoint", dir, err);
     comm_agree(&t->grid.world, ok, msg);
     t->step = p.pos.step;
@@ -418,7 +420,7 @@ static void check_eval_checkpoint(Trainer *t, const char *dir) {
             ok = false;
         }
         if (ok) step = ci.step;
-        free(ci.options);   // NULL when checkpoint_info failed
+        checkpoint_info_free(&ci);
     }
     comm_agree(&t->grid.world, ok, err);
     comm_broadcast(&t->grid.world, &step, 1, DTYPE_I64, 0);

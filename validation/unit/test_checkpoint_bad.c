@@ -2,9 +2,11 @@
 // shape, a flipped byte in a tensor, a checkpoint of another model, a missing
 // path, a patched step, loader position or option (issue 11, case 6), a folder
 // named for another step, an unknown format (refused naming its version and
-// the ones this build reads); format-1 and format-2 checkpoints still load,
-// format 2's 65-value loader position decoded (`--as-format2 DIR` rewrites a
-// checkpoint the way format 2 stored it, for validation/test_checkpoint.sh).
+// the ones this build reads); format-1, -2 and -3 checkpoints still load,
+// format 2's 65-value loader position decoded (`--as-format2 DIR` and
+// `--as-format3 DIR` rewrite a checkpoint the way those formats stored it,
+// for validation/test_checkpoint.sh); format 4's names of the sources guarded
+// by the digest.
 // A good checkpoint is saved here, copies are damaged with the HDF5 library,
 // and llama-train --load must refuse each with a clear message.  Non-finite
 // weights (case 11): llama-ckpt compare, info and llama-train --load report
@@ -151,7 +153,7 @@ static void make_format1(const char *ckpt) {
     patch_str(ckpt, "format", "llama-hpc checkpoint 1");
 }
 
-// ---- format 2, as the version before format 3 wrote it ----
+// ---- formats 2 and 3, as the versions before wrote them ----
 
 // Replaces the int64 attribute name on "/" by v (n values).
 static void put_i64(const char *ckpt, const char *name, const int64_t *v, int n) {
@@ -176,6 +178,7 @@ static void sha_str(EVP_MD_CTX *c, const char *key, const char *v) {
 
 static void sha_i64(EVP_MD_CTX *c, CkptFile *f, const char *key, int n) {
     int64_t v[65] = {0};
+    if (n > 65) n = 65;   // no test checkpoint holds more
     char line[64];
     ckpt_file_get_i64(f, key, v, n);
     EVP_DigestUpdate(c, key, strlen(key));
@@ -184,9 +187,11 @@ static void sha_i64(EVP_MD_CTX *c, CkptFile *f, const char *key, int n) {
     EVP_DigestUpdate(c, "\n", 1);
 }
 
-// Format 2's state_sha256 of a checkpoint file (an independent copy of the
-// definition: the attributes, then every dataset's checksum).
-static void format2_digest(CkptFile *f, char out[65]) {
+// Format 2's or 3's state_sha256 of a checkpoint file of an untied model
+// without RoPE scaling (an independent copy of the definition: the
+// attributes, then every dataset's checksum); the loader position holds
+// n_loader values (format 2: 65).
+static void legacy_digest(CkptFile *f, int n_loader, char out[65]) {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     EVP_DigestInit_ex(c, EVP_sha256(), NULL);
     char *s = ckpt_file_get_str(f, "format");
@@ -195,7 +200,7 @@ static void format2_digest(CkptFile *f, char out[65]) {
     sha_i64(c, f, "step", 1);
     sha_i64(c, f, "optimizer_step", 1);
     sha_i64(c, f, "seed", 1);
-    sha_i64(c, f, "loader", 65);
+    sha_i64(c, f, "loader", n_loader);
     sha_i64(c, f, "model_shape", 7);
     sha_i64(c, f, "layout", 4);
     double rope = 0, eps = 0;
@@ -250,7 +255,23 @@ static bool make_format2(const char *ckpt, const int64_t *loader) {
     patch_str(ckpt, "format", "llama-hpc checkpoint 2");
     c = ckpt_file_open(f, err, sizeof err);
     if (!c) return false;
-    format2_digest(c, digest);
+    legacy_digest(c, 65, digest);
+    ckpt_file_close(c);
+    patch_str(ckpt, "state_sha256", digest);
+    return true;
+}
+
+// Rewrites a checkpoint the way format 3 stored it: no names of the loader
+// position's counts, format 3's name and digest.  False when the file cannot
+// be read.
+static bool make_format3(const char *ckpt) {
+    char f[700], err[512], digest[65];
+    snprintf(f, sizeof f, "%s/checkpoint.h5", ckpt);
+    patch_str(ckpt, "loader_sources", NULL);
+    patch_str(ckpt, "format", "llama-hpc checkpoint 3");
+    CkptFile *c = ckpt_file_open(f, err, sizeof err);
+    if (!c) return false;
+    legacy_digest(c, ckpt_file_attr_len(c, "loader"), digest);
     ckpt_file_close(c);
     patch_str(ckpt, "state_sha256", digest);
     return true;
@@ -299,6 +320,14 @@ static void attribute_cases(void) {
     copy_ckpt("loader", path, sizeof path);
     patch_i64(path, "loader", 0, 64);
     expect_refused("patched loader position: refused", path, "tiny", "do not match their digest");
+    copy_ckpt("sources", path, sizeof path);
+    patch_str(path, "loader_sources", "[\"c4\"]");
+    expect_refused("patched names of the data sources: refused", path, "tiny",
+                   "do not match their digest");
+    copy_ckpt("nosources", path, sizeof path);
+    patch_str(path, "loader_sources", NULL);
+    expect_refused("format 4 without the names of the data sources: refused", path, "tiny",
+                   "attribute 'loader_sources' missing");
     copy_ckpt("options", path, sizeof path);
     patch_options(path, "lr = 1\n");
     expect_refused("patched options: refused", path, "tiny", "do not match their digest");
@@ -311,7 +340,7 @@ static void attribute_cases(void) {
     copy_ckpt("future", path, sizeof path);
     patch_str(path, "format", "llama-hpc checkpoint 99");
     const char *future = "format 'llama-hpc checkpoint 99', which this build cannot read: that is "
-                         "format version 99, and this build reads format versions 1, 2 and 3";
+                         "format version 99, and this build reads format versions 1, 2, 3 and 4";
     expect_refused("a future format (99): refused, naming its version and the ones read", path,
                    "tiny", future);
     check_begin("a future format (99): llama-ckpt info refuses it with the same message");
@@ -322,7 +351,7 @@ static void attribute_cases(void) {
     patch_str(path, "format", "some other program 3");
     expect_refused("a foreign format string: refused", path, "tiny",
                    "format 'some other program 3', which this build cannot read: that is no "
-                   "llama-hpc format version, and this build reads format versions 1, 2 and 3");
+                   "llama-hpc format version, and this build reads format versions 1, 2, 3 and 4");
 
     check_begin("format-1 checkpoints still load (with a note)");
     copy_ckpt("v1", path, sizeof path);
@@ -546,6 +575,12 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--as-format2") == 0) {
         bool ok = make_format2(argv[2], NULL);
         if (!ok) printf("--as-format2: %s is not a checkpoint this test can rewrite\n", argv[2]);
+        comm_world_end();
+        return ok ? 0 : 1;
+    }
+    if (argc == 3 && strcmp(argv[1], "--as-format3") == 0) {
+        bool ok = make_format3(argv[2]);
+        if (!ok) printf("--as-format3: %s is not a checkpoint this test can rewrite\n", argv[2]);
         comm_world_end();
         return ok ? 0 : 1;
     }

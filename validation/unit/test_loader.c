@@ -1,5 +1,6 @@
 // The loader: every sample of an epoch seen exactly once across DP = 1..4,
-// resume from a stored position (encoded as checkpoints store it), mixing
+// resume from a stored position (encoded as checkpoints store it), also with
+// sources added or removed (matched by name), mixing
 // weights, a dataset of more sources than the old fixed limit of 64, and
 // refusal of token ids outside the model's vocabulary.  Shards are written here: token i of a
 // file is i + base (vocab 65536), so a window's first token names it.
@@ -168,6 +169,82 @@ static void test_many_sources(void) {
     check_end();
 }
 
+// Saves the position after `before` draws from `from` (mix fmix) as a
+// checkpoint does (counts and their names), restores it into a loader of
+// `to` (mix tmix); *out holds both loaders' next `after` draws compared.
+static bool restore_across(const char *from, const char *fmix, const char *to, const char *tmix,
+                           int before, int after, char *err, int err_len) {
+    Loader *a = open_loader(from, fmix, 65536), *b = open_loader(to, tmix, 65536);
+    LoaderState sa = {0}, sb = {0};
+    int32_t ra[2 * (L + 1)], rb[2 * (L + 1)];
+    for (int k = 0; k < before; k++) loader_next(a, &sa, 0, 1, 2, ra);
+    int64_t *stored;
+    int n = loader_state_encode(&sa, &stored);
+    char *names = loader_state_sources(a, &sa);
+    bool ok = loader_state_restore(b, stored, n, names, &sb, err, err_len);
+    for (int k = 0; ok && k < after; k++) {
+        loader_next(a, &sa, 0, 1, 2, ra);
+        loader_next(b, &sb, 0, 1, 2, rb);
+        if (memcmp(ra, rb, sizeof ra) != 0) {
+            snprintf(err, err_len, "draw %d after the restart differs", k);
+            ok = false;
+        }
+    }
+    free(stored);
+    free(names);
+    loader_state_free(&sa);
+    loader_state_free(&sb);
+    loader_close(a);
+    loader_close(b);
+    return ok;
+}
+
+// A source added before the others in name order (or removed) moves the
+// others' indices; the position follows them by name.
+static void test_sources_changed(void) {
+    check_begin("loader: a position restored into a dataset with a source added or removed");
+    char pair[300], trio[300], err[512] = "";
+    snprintf(pair, sizeof pair, "%s/pair", dir);
+    snprintf(trio, sizeof trio, "%s/trio", dir);
+    mkdir(pair, 0755);
+    mkdir(trio, 0755);
+    write_shard("pair/b.h5", "b", 3001, 0, 65536);
+    write_shard("pair/d.h5", "d", 1201, 30000, 65536);
+    write_shard("trio/a.h5", "a", 801, 50000, 65536);
+    write_shard("trio/b.h5", "b", 3001, 0, 65536);
+    write_shard("trio/d.h5", "d", 1201, 30000, 65536);
+    CHECK(restore_across(pair, "b=0.4,d=0.6", trio, "a=0,b=0.4,d=0.6", 60, 200, err, sizeof err),
+          "source a added (weight 0): %s", err);
+    CHECK(restore_across(trio, "a=0,b=0.4,d=0.6", pair, "b=0.4,d=0.6", 60, 200, err, sizeof err),
+          "source a removed (never drawn): %s", err);
+    CHECK(!restore_across(trio, "a=0.5,b=0.2,d=0.3", pair, "b=0.2,d=0.3", 60, 1, err, sizeof err),
+          "source a removed after draws: the draws cannot match, yet they did");
+    Loader *l = open_loader(trio, "a=1,b=1,d=1", 65536);
+    LoaderState st = {0};
+    int64_t two[3] = {50, 20, 30}, three[4] = {50, 10, 20, 20};
+    CHECK(!loader_state_restore(l, two, 3, NULL, &st, err, sizeof err) &&
+              strstr(err, "cannot be matched") && st.consumed == 0,
+          "2 unnamed counts into 3 sources: '%s'", err);
+    CHECK(loader_state_restore(l, three, 4, NULL, &st, err, sizeof err) && st.n_sources == 3 &&
+              st.source_consumed[0] == 10, "3 unnamed counts into 3 sources: '%s'", err);
+    CHECK(!loader_state_restore(l, three, 4, "[\"b\",\"d\"]", &st, err, sizeof err) &&
+              strstr(err, "malformed"), "3 counts, 2 names: '%s'", err);
+    CHECK(!loader_state_restore(l, two, 3, "[\"b\",\"d\",\"a\"]", &st, err, sizeof err) &&
+              strstr(err, "malformed"), "2 counts, 3 names: '%s'", err);
+    CHECK(!loader_state_restore(l, two, 3, "[\"b\",\"b\"]", &st, err, sizeof err) &&
+              strstr(err, "malformed"), "a name twice: '%s'", err);
+    CHECK(loader_state_restore(l, two, 3, "[\"d\",\"b\"]", &st, err, sizeof err) &&
+              st.source_consumed[0] == 0 && st.source_consumed[1] == 30 &&
+              st.source_consumed[2] == 20, "names in another order: '%s'", err);
+    loader_close(l);
+    Loader *one = open_loader(trio, NULL, 65536);
+    CHECK(loader_state_restore(one, two, 3, "[\"b\",\"d\"]", &st, err, sizeof err) &&
+              st.consumed == 50 && st.n_sources == 0, "per-source counts into one stream: '%s'", err);
+    loader_close(one);
+    loader_state_free(&st);
+    check_end();
+}
+
 static void test_mix(void) {
     check_begin("loader: --data-mix weights honoured within sampling error");
     Loader *l = open_loader(dir, "one=0.3,two=0.7", 65536);
@@ -227,6 +304,7 @@ int main(int argc, char **argv) {
     test_resume();
     test_position_codec();
     test_many_sources();
+    test_sources_changed();
     test_mix();
     test_bad_ids();
     char cmd[600];
