@@ -3,7 +3,8 @@
 # checkpoint moves the newer ones aside and loses nothing (case 1); pruning
 # keeps the checkpoint just written, the one loaded and a live run's .tmp;
 # import-hf refuses a run's folder (case 3); one live run per --save-dir (the
-# lock), a dead run's lock is taken over.
+# lock), a dead run's lock is taken over; a run without -o or -i stopped by a
+# signal saves nothing and leaves the default folder of another run alone.
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -114,4 +115,25 @@ else fail "lock takeover" "$(grep -i "lock\|error" "$TMP/c.out" | head -3)"; fi
 printf 'host %s\npid %s\n' other-host.example 4242 >"$L/lock"
 expect_error "lock: another host's run is refused (it cannot be checked)" \
   "in use by another run: pid 4242 on host other-host.example .*cannot check" "$T" -c tiny --bench -l 16 --steps 1 -i 1 -o "$L"
+
+# ---- a run that asked for no checkpoints, stopped by SIGTERM (a plain `timeout`) ----
+# in a folder whose ./checkpoints (the default -o) holds another run's, preempted
+W=$TMP/cwd
+mkdir -p "$W"
+(cd "$W" && "$T" -c tiny --bench -l 16 --steps 4 -i 2 >"$TMP/w1.out" 2>&1) ||
+  fail "default folder: the other run" "$(tail -3 "$TMP/w1.out")"
+echo "step 4" >"$W/checkpoints/preempted"   # as a job script requeued on it would see it
+before=$(listing "$W/checkpoints"; cat "$W/checkpoints/preempted")
+(cd "$W" && exec "$T" -c tiny --bench -l 16 --steps 100000000 >"$TMP/w2.out" 2>&1) & wpid=$!
+if wait_for "^step 2/" "$TMP/w2.out" 120; then
+  kill -TERM $(pgrep -f "^$T -c tiny --bench -l 16 --steps 100000000$") 2>/dev/null
+  wait $wpid; rc=$?
+  after=$(listing "$W/checkpoints"; cat "$W/checkpoints/preempted")
+  if [ $rc -eq 143 ] && grep -q "stopped at step [0-9]* by a signal; nothing saved" "$TMP/w2.out" &&
+     [ "$before" = "$after" ] && [ "$(ls "$W")" = checkpoints ]; then
+    pass "SIGTERM to a run without -o or -i: exit 143, nothing saved, ./checkpoints of another run untouched"
+  else fail "SIGTERM without -o" "exit $rc; $(tail -2 "$TMP/w2.out"); folder changed: $(diff <(echo "$before") <(echo "$after") | head -4)"; fi
+else
+  kill -9 $wpid 2>/dev/null; fail "SIGTERM without -o" "the run did not start: $(tail -3 "$TMP/w2.out")"
+fi
 finish

@@ -99,6 +99,13 @@ if mount -t tmpfs -o size=256k tmpfs "$MNT" 2>"$TMP/mount.err"; then
      "$BIN/llama-ckpt" info "$TMP/ck-rescue/step_0000002" >/dev/null 2>&1; then
     pass "a full disk at the final export with -i 0: the weights are saved and named"
   else fail "export failure with -i 0" "exit $rc: $(grep error "$TMP/rescue.out")"; fi
+  # Without any checkpoint folder: not ./checkpoints (another run's, maybe) but its own.
+  mkdir -p "$TMP/rc"
+  (cd "$TMP/rc" && exec "${MPIRUN[@]}" -np 2 "$T" "${D[@]}" --export-hf "$MNT/hf") >"$TMP/rc.out" 2>&1; rc=$?
+  if [ $rc -ne 0 ] && grep -q -- "the trained weights are in checkpoints-rescue/step_0000002" "$TMP/rc.out" &&
+     "$BIN/llama-ckpt" info "$TMP/rc/checkpoints-rescue/step_0000002" >/dev/null 2>&1 && [ ! -e "$TMP/rc/checkpoints" ]; then
+    pass "a full disk at the final export without -o: the weights saved in ./checkpoints-rescue, not ./checkpoints"
+  else fail "export failure without -o" "exit $rc: $(grep error "$TMP/rc.out"; ls "$TMP/rc")"; fi
 else
   skip "a full disk at the final export" "cannot mount a tmpfs here ($(cat "$TMP/mount.err")); needs root"
 fi

@@ -104,7 +104,7 @@ static bool named(const char *what, bool ok, char *err, int len) {
 
 // Every path the run writes: a typo ends the job now, not after training.
 static bool check_outputs(const TrainOptions *o, char *err, int len) {
-    bool saves = !o->eval_only && (o->save_interval > 0 || strcmp(o->load, "auto") == 0);
+    bool saves = !o->eval_only && o->save_dir[0];
     return (!saves || folder_usable("--save-dir", o->save_dir, err, len)) &&
            (!o->export_hf[0] || (folder_usable("--export-hf", o->export_hf, err, len) &&
                                  named("--export-hf", hf_export_dir_check(o->export_hf, err, len),
@@ -229,8 +229,8 @@ int main(int argc, char **argv) {
     device_comm_select(&o, backend, node_ranks);
     Trainer *t = trainer_create(backend, &o, &cfg);
     check_tokenizer_of_data(t, tokenizer_sha);
-    trainer_run(t);
+    int status = trainer_run(t);
     trainer_free(t);
     comm_world_end();
-    return 0;
+    return status;
 }

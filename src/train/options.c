@@ -82,7 +82,8 @@ static const CliOption specs[] = {
     {"device-comm", 0, CHOICE(device_comm, device_comms),
      "cuda: nccl (default) or mpi (host-staged MPI: several ranks may share one GPU)"},
     {"save-interval", 'i', NUM(CLI_INT64, save_interval), "save a checkpoint every N steps"},
-    {"save-dir", 'o', STR(save_dir), "checkpoint folder"},
+    {"save-dir", 'o', STR(save_dir), "checkpoint folder (default: " DEFAULT_SAVE_DIR " when -i or "
+     "--load auto is given; a run with none saves nothing, also on SIGTERM)"},
     {"load", 'f', STR(load), "checkpoint to resume from, or auto (newest in --save-dir)"},
     {"override-checkpoint-config", 0, NUM(CLI_FLAG, override_checkpoint_config),
      "--load: accept a checkpoint whose rope_theta, RoPE scaling or norm_eps differ from the "
@@ -163,7 +164,6 @@ void options_defaults(TrainOptions *o) {
     o->precision = PRECISION_FP32;
     o->attention = ATTENTION_DEFAULT;
     o->device_comm = DEVICE_COMM_NCCL;
-    strcpy(o->save_dir, "checkpoints");
     o->eval_steps = 10;
     o->seed = 42;
     o->bench_warmup = 2;
@@ -190,10 +190,14 @@ static bool apply_deck(TrainOptions *o, const char *path, char *err, int err_len
     return ok;
 }
 
-// The compute precision: --mixed-precision, else the device's own.
-static void resolve_precision(TrainOptions *o) {
+void options_resolve(TrainOptions *o) {
     if (o->mixed_precision != PRECISION_OF_DEVICE) o->precision = (Precision)o->mixed_precision;
     else o->precision = o->device == DEVICE_CUDA ? PRECISION_BF16 : PRECISION_FP32;
+    // Only a run that asked for checkpoints uses the shared default folder: a
+    // signal must not make a run without -o save (and claim, and move aside
+    // another run's checkpoints) there.
+    if (!o->save_dir[0] && (o->save_interval > 0 || strcmp(o->load, "auto") == 0))
+        snprintf(o->save_dir, sizeof o->save_dir, "%s", DEFAULT_SAVE_DIR);
 }
 
 bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err, int err_len) {
@@ -211,7 +215,7 @@ bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err
         ok = false;
     }
     cli_list_free(&extra);
-    resolve_precision(o);
+    options_resolve(o);
     return ok;
 }
 

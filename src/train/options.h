@@ -44,7 +44,8 @@ typedef struct {
     Attention attention;     // --attention (backend/ops.h)
     DeviceComm device_comm;
     int64_t save_interval;
-    char save_dir[1024];
+    char save_dir[1024];     // -o; "" (none given): DEFAULT_SAVE_DIR when the run saves
+                             // (--save-interval or --load auto), else the run saves nothing
     char load[1024];         // checkpoint path or "auto"
     bool override_checkpoint_config;   // --load: the model's rope_theta/norm_eps win over the checkpoint's
     int keep_checkpoints;    // newest complete checkpoints kept (0: all)
@@ -74,11 +75,17 @@ typedef struct {
     int max_bad_steps;       // consecutive skipped/spiking steps before a rollback (0: none)
 } TrainOptions;
 
+#define DEFAULT_SAVE_DIR "checkpoints"
+
 void options_defaults(TrainOptions *o);
+// The settings that follow from others: the compute precision (for the
+// device) and the checkpoint folder (DEFAULT_SAVE_DIR when the run saves and
+// none was given).  options_parse and trainer_create call it; idempotent.
+void options_resolve(TrainOptions *o);
 // What the backward pass recomputes: full with -g, else --recompute.
 Recompute options_recompute(const TrainOptions *o);
 // Parses a run deck (when argv[1] is not an option) and the command line,
-// then resolves o->precision.  On error returns false with one line in err.
+// then resolves it (options_resolve).  On error returns false with one line in err.
 // --help sets *help.
 bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err, int err_len);
 // Checks what the options alone decide (no model, no files): non-negative

@@ -557,6 +557,7 @@ static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const Model
                               int T, int M) {
     Trainer *t = xcalloc(1, sizeof *t);
     t->opt = *o;
+    options_resolve(&t->opt);
     t->cfg = *cfg;
     t->B = B;
     t->T = T;
@@ -766,6 +767,9 @@ static void rollback(Trainer *t, const char *why) {
     if (t->opt.max_bad_steps == 0)
         fatal_all("%s; --max-bad-steps 0 disables rolling back, so the run stops here (the newest "
                   "checkpoint is kept): lower --lr or raise --warmup-steps", why);
+    if (!t->opt.save_dir[0])
+        fatal_all("%s, and the run saves no checkpoints to roll back to: lower --lr or raise "
+                  "--warmup-steps, and save checkpoints (-i N)", why);
     CheckpointRun r = ckpt_run(t);
     if (!checkpoint_newest(&r, dir, sizeof dir))
         fatal_all("%s, and %s holds no checkpoint to roll back to: lower --lr or raise "
@@ -1084,9 +1088,11 @@ static void print_bench(Trainer *t) {
 }
 
 // True (on every rank) when any rank received SIGTERM or SIGUSR1.
-static bool stop_requested(const Trainer *t) {
+static bool stop_requested(Trainer *t) {
     int sig = signal_anywhere(t);
-    if (sig) info("received %s: saving a checkpoint and exiting", sig == SIGTERM ? "SIGTERM" : "SIGUSR1");
+    if (sig) info("received %s: %s", sig == SIGTERM ? "SIGTERM" : "SIGUSR1",
+                  t->opt.save_dir[0] ? "saving a checkpoint and exiting" : "exiting");
+    t->stop_signal = sig;
     return sig != 0;
 }
 
@@ -1180,6 +1186,8 @@ static void finish(Trainer *t) {
     bool ok = hf_export_try(t->model, &t->grid, t->opt.export_hf, &x, err, sizeof err);
     if (sharded) zero_full_weights_drop(t->optim->zero, false);
     if (!ok) {
+        if (!t->opt.save_dir[0])   // not the default folder other runs may use
+            snprintf(t->opt.save_dir, sizeof t->opt.save_dir, "%s", DEFAULT_SAVE_DIR "-rescue");
         if (t->saved_step != t->step) trainer_checkpoint_save(t);   // the weights must survive
         ckpt_dir_name(t->opt.save_dir, t->step, false, ck, sizeof ck);
         fatal_all("--export-hf %s failed: %s; the trained weights are in %s (llama-ckpt "
@@ -1219,6 +1227,13 @@ static void report_peak_memory(const Trainer *t) {
     report_buffer_peaks(t);
 }
 
+// A signal stopped a run that saves nothing: its exit status says so.
+static void stopped_unsaved(const Trainer *t) {
+    info("stopped at step %lld by a signal; nothing saved: the run has no --save-dir (-o) or "
+         "--save-interval (-i), so its training is lost; give one to save on preemption",
+         (long long)t->step);
+}
+
 // A signal stopped the run after this step's save: leave save_dir/preempted.
 static void mark_preempted(Trainer *t) {
     char err[1024] = "";
@@ -1237,6 +1252,10 @@ static bool train_to_end(Trainer *t) {
             log_eval(t);
         if (periodic_save_due(t) && !save_checked(t)) continue;
         if (stop_requested(t)) {
+            if (!t->opt.save_dir[0]) {
+                stopped_unsaved(t);
+                return false;
+            }
             if (t->saved_step != t->step && !save_checked(t)) continue;
             mark_preempted(t);
             return false;
@@ -1274,23 +1293,24 @@ static void run_eval_only(Trainer *t) {
     report_peak_memory(t);
 }
 
-void trainer_run(Trainer *t) {
+int trainer_run(Trainer *t) {
     t->start_time = now_seconds();
     signals_install();
     if (t->opt.eval_only) {
         run_eval_only(t);
-        return;
+        return 0;
     }
-    if (t->grid.world_rank == 0) ckpt_dir_clear_preempted(t->opt.save_dir);
+    if (t->grid.world_rank == 0 && t->opt.save_dir[0]) ckpt_dir_clear_preempted(t->opt.save_dir);
     info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
          t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,
          t->grid.pp, step_tokens(t));
     do {
-        if (!train_to_end(t)) return;
+        if (!train_to_end(t)) return t->opt.save_dir[0] ? 0 : 128 + t->stop_signal;
     } while (!close_training(t));
     finish(t);
     print_sample(t);
     print_bench(t);
     print_profile(t);
     report_peak_memory(t);
+    return 0;
 }

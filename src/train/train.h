@@ -41,6 +41,7 @@ typedef struct Trainer {
     int bad_steps;               // skipped or spiking steps in a row
     int rollbacks;               // rollbacks since this run last saved a checkpoint
     int64_t saved_step;          // step of this run's last save (-1: none yet)
+    int stop_signal;             // SIGTERM or SIGUSR1 that stopped the run (0: none)
     double weight_max0;          // largest |master weight| of the last save (or the start)
     uint64_t nan_window[2];      // test hooks (train.c): steps starting in these global
     int nan_rank;                // sample ranges [a, b) get NaN gradients (on this world
@@ -73,7 +74,9 @@ Trainer *trainer_create_bare(const Ops *ops, const TrainOptions *o, const ModelC
 // built from t), and checkpoint_release of its --save-dir.
 void trainer_checkpoint_save(Trainer *t);
 void trainer_checkpoint_release(const Trainer *t);
-void trainer_run(Trainer *t);
+// Trains (or evaluates) to the end.  Returns the exit status: 0, or 128 +
+// the signal when one stopped a run that saves nothing.
+int trainer_run(Trainer *t);
 void trainer_free(Trainer *t);
 
 // Held-out loss, the mean over the tokens of --eval-steps micro-batches of
