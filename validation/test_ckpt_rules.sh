@@ -4,7 +4,9 @@
 # keeps the checkpoint just written, the one loaded and a live run's .tmp;
 # import-hf refuses a run's folder (case 3); one live run per --save-dir (the
 # lock), a dead run's lock is taken over; a run without -o or -i stopped by a
-# signal saves nothing and leaves the default folder of another run alone.
+# signal saves nothing and leaves the default folder of another run alone; a
+# --save-dir the ranks do not share is refused at the start, and a collective
+# file create in a folder some rank lacks fails on every rank (no hang).
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -136,4 +138,20 @@ if wait_for "^step 2/" "$TMP/w2.out" 120; then
 else
   kill -9 $wpid 2>/dev/null; fail "SIGTERM without -o" "the run did not start: $(tail -3 "$TMP/w2.out")"
 fi
+
+# ---- a --save-dir the ranks do not share (each node's own disk) ----
+# mpirun -wdir gives each rank its own working folder; -o is relative.
+mkdir -p "$TMP/node0" "$TMP/node1"
+R=(-c tiny --bench -l 16 --steps 2 -i 1 -o ck --hang-timeout 120)
+expect_error "a --save-dir the ranks do not share: refused at the start, naming the rank" \
+  "--save-dir ck: rank 1 .* does not see the lock that rank 0 .* wrote there \(no such file\): checkpoints need a folder that every rank shares" \
+  "${MPIRUN[@]}" -np 1 -wdir "$TMP/node0" "$T" "${R[@]}" : -np 1 -wdir "$TMP/node1" "$T" "${R[@]}"
+[ -z "$(ls -A "$TMP/node0/ck" 2>/dev/null)" ] && [ ! -e "$TMP/node1/ck" ] &&
+  pass "a --save-dir the ranks do not share: nothing left behind (lock released)" ||
+  fail "unshared --save-dir" "left: $(find "$TMP/node0" "$TMP/node1")"
+mkdir -p "$TMP/split/0/x" "$TMP/split/1"
+timeout 60 "${MPIRUN[@]}" -np 2 "$BIN/tests/test_checkpoint_bad" --create-split "$TMP/split" >"$TMP/split.out" 2>&1
+rc=$?
+grep -q "^PASS" "$TMP/split.out" && [ $rc -eq 0 ] && grep "^PASS" "$TMP/split.out" ||
+  fail "a collective create in a folder rank 1 lacks" "exit $rc$([ $rc = 124 ] && echo ' (hung)'): $(grep -E "^FAIL|rror" "$TMP/split.out" | head -3)"
 finish

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad input to llama-tokenize: every case ends with one clear message naming
 # the file (and line), a non-zero exit, no crash, no hang, no rank left
-# behind, and no shard written; with --skip-bad bad records are skipped and
+# behind, and no shard written (also an --output the ranks do not share); with --skip-bad bad records are skipped and
 # counted instead.  Fixtures are made here, in the scratch folder.
 source "$(dirname "$0")/lib.sh"
 scratch
@@ -169,4 +169,13 @@ if "$TOK" --help | grep -q -- '--val-fraction' && "$TOK" --help | grep -q -- '--
 else
   fail help_documents_options "--help lacks options"
 fi
+# An --output the ranks do not share (mpirun -wdir: each rank its own folder):
+# refused before the corpus is read, no probe file left.
+mkdir -p "$TMP/node0" "$TMP/node1"
+E=(encode --tokenizer bytes --input "$ROOT/inputs/redpajama-mini" --output out)
+expect_error unshared_output \
+  "--output out: rank 1 does not see the file rank 0 wrote there .* the folder must be one they all share" \
+  "${MPIRUN[@]}" -np 1 -wdir "$TMP/node0" "$TOK" "${E[@]}" : -np 1 -wdir "$TMP/node1" "$TOK" "${E[@]}"
+[ -z "$(ls -A "$TMP/node0/out")" ] && pass unshared_output_leaves_nothing ||
+  fail unshared_output_leaves_nothing "$(ls -A "$TMP/node0/out")"
 finish

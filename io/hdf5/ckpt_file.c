@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "hdf5/collective_create.h"
 #include "core/util.h"
 
 struct CkptFile {
@@ -40,19 +42,35 @@ int slabs_of_range(int64_t cols, int64_t e0, int64_t e1, Slab out[3]) {
 
 static void quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+static bool unclean;   // a close failed or was skipped: HDF5 holds a dangling file handle
+
 CkptFile *ckpt_file_create(MPI_Comm comm, const char *path, char *err, int err_len) {
     quiet();
+    char why[4096];
+    if (!collective_create_check(comm, path, why, sizeof why)) {
+        snprintf(err, err_len, "cannot create checkpoint file '%s': %s", path, why);
+        return NULL;
+    }
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
     H5Pset_all_coll_metadata_ops(fapl, true);
     H5Pset_coll_metadata_write(fapl, true);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    int ok = f >= 0, all;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_LAND, comm);
-    if (!all) {
-        if (f >= 0) H5Fclose(f);
-        snprintf(err, err_len, "cannot create checkpoint file '%s' (is the folder writable?)", path);
+    int rank, size, failed[2] = {f < 0, f < 0 ? 0 : INT_MAX}, any[2];   // count, lowest rank
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    if (f < 0) failed[1] = rank;
+    MPI_Allreduce(&failed[0], &any[0], 1, MPI_INT, MPI_SUM, comm);
+    MPI_Allreduce(&failed[1], &any[1], 1, MPI_INT, MPI_MIN, comm);
+    if (any[0] > 0) {
+        // Closing is collective over the ranks that opened it: with some
+        // ranks out it would wait for them forever.  The handle is left
+        // (unclean: the caller ends the job without HDF5's clean-up).
+        if (f >= 0) unclean = true;
+        snprintf(err, err_len, "cannot create checkpoint file '%s' on %d of %d ranks (rank %d "
+                 "first): is the folder writable there, on a filesystem every rank shares?",
+                 path, any[0], size, any[1]);
         return NULL;
     }
     CkptFile *c = xcalloc(1, sizeof *c);
@@ -72,8 +90,6 @@ CkptFile *ckpt_file_open(const char *path, char *err, int err_len) {
     *c = (CkptFile){f, false, MPI_COMM_NULL, xstrdup(path)};
     return c;
 }
-
-static bool unclean;   // a close failed: HDF5 holds a dangling file handle
 
 bool ckpt_file_unclean(void) { return unclean; }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "hdf5/collective_create.h"
 
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
@@ -535,6 +536,11 @@ bool shard_write_collective(MPI_Comm comm, const char *path, const ShardMeta *me
     MPI_Comm_rank(comm, &rank);
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char why[4096];
+    if (!collective_create_check(comm, tmp, why, sizeof why)) {
+        snprintf(err, err_len, "cannot create shard '%s': %s", tmp, why);
+        return false;
+    }
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);

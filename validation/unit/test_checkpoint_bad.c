@@ -26,6 +26,7 @@
 #include "train/checkpoint.h"
 #include "fs/ckpt_dir.h"
 #include "hdf5/ckpt_file.h"
+#include "hdf5/shards.h"
 #include "train/loader.h"
 #include "train/train.h"
 #include "train/model_file.h"
@@ -569,8 +570,34 @@ static int save_nan(const char *save_dir) {
     return 0;
 }
 
+// --create-split DIR, under mpirun: rank r works in DIR/r, where only rank
+// 0's holds the folder x (a folder not shared by the ranks).  Creating a
+// checkpoint file and writing a shard in x must fail on every rank, naming
+// rank 1, instead of leaving rank 0 waiting in the collective create.
+static int create_split(const char *root) {
+    int rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    char here[600], err[8192] = "", err2[8192] = "";
+    snprintf(here, sizeof here, "%s/%d", root, rank);
+    bool in = chdir(here) == 0;
+    CkptFile *f = in ? ckpt_file_create(MPI_COMM_WORLD, "x/c.h5", err, sizeof err) : NULL;
+    uint32_t tok[4] = {1, 2, 3, 4};
+    uint64_t len = 4;
+    ShardMeta meta = {256, -1, -1, "test", "s", "train", "generated"};
+    bool wrote = in && shard_write_collective(MPI_COMM_WORLD, "x/s.h5", &meta, tok, 4, &len, 1,
+                                              err2, sizeof err2);
+    const char *want = "rank 1 of 2 cannot write in 'x' (No such file or directory)";
+    bool ok = in && !f && !wrote && strstr(err, want) && strstr(err2, want);
+    if (rank == 0)
+        printf("%s a checkpoint file and a shard in a folder rank 1 lacks: refused on every rank "
+               "(checkpoint: '%s'; shard: '%s')\n", ok ? "PASS" : "FAIL", err, err2);
+    comm_world_end();
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     comm_world_start(&argc, &argv);
+    if (argc == 3 && strcmp(argv[1], "--create-split") == 0) return create_split(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--save-nan") == 0) return save_nan(argv[2]);
     if (argc == 3 && strcmp(argv[1], "--as-format2") == 0) {
         bool ok = make_format2(argv[2], NULL);
