@@ -50,4 +50,19 @@ expect_error "llama-ckpt export-hf with a tokenizer larger than the model's voca
   "inputs/tokenizer.json has 8192 ids but the model's vocabulary holds 97" \
   "$BIN/llama-ckpt" export-hf "$TMP/ck97/step_0000000" "$TMP/tok2" --tokenizer "$ROOT/inputs/tokenizer.json"
 [ -e "$TMP/tok2" ] && fail "the refused export wrote nothing" "$(ls "$TMP/tok2")" || pass "the refused export wrote nothing"
+# export-hf over 3 pipeline stages of uneven size (tiny: 4 layers): the
+# message for --pp 3 alone points to --pp-layers, which llama-ckpt takes; the
+# export equals one rank's exactly.
+"$BIN/llama-train" -c tiny --bench --steps 1 -l 16 -b 1 -i 1 -o "$TMP/ck4" >"$TMP/ck4.out" 2>&1 ||
+  fail "a tiny checkpoint" "$(tail -n 2 "$TMP/ck4.out")"
+expect_error "llama-ckpt export-hf --pp 3 of 4 layers: refused, pointing to --pp-layers" \
+  "--pp 3 does not divide the 4 layers; .* --pp-layers" \
+  "${MPIRUN[@]}" -np 3 "$BIN/llama-ckpt" export-hf "$TMP/ck4/step_0000001" "$TMP/pp3" --pp 3
+if "$BIN/llama-ckpt" export-hf "$TMP/ck4/step_0000001" "$TMP/pp1" >"$TMP/pp1.out" 2>&1 &&
+   "${MPIRUN[@]}" -np 3 "$BIN/llama-ckpt" export-hf "$TMP/ck4/step_0000001" "$TMP/pp3" --pp 3 --pp-layers 1,2,1 >"$TMP/pp3.out" 2>&1 &&
+   why=$("$BIN/llama-ckpt" compare "$TMP/pp3" "$TMP/pp1" --rtol 0 2>&1); then
+  pass "llama-ckpt export-hf --pp 3 --pp-layers 1,2,1: the export of one rank, exactly ($why)"
+else fail "export-hf --pp-layers" "$(tail -n 2 "$TMP/pp3.out") $why"; fi
+expect_error "llama-ckpt compare --rtol -1: refused" "--rtol: expected a number >= 0, got '-1'" \
+  "$BIN/llama-ckpt" compare "$TMP/pp3" "$TMP/pp1" --rtol -1
 finish

@@ -187,4 +187,14 @@ if OUT="$TMP/cal.machine" BUILD="$BUILD" bash jobs/calibrate.sh >"$TMP/cal.out" 
   else fail "calibrate" "$why $(head -3 "$TMP/cal.plan")"; fi
 else fail "calibrate" "$(tail -3 "$TMP/cal.out") $(tail -3 "$TMP/cal.plan" 2>/dev/null)"; fi
 
+# --exact without -b or --grad-accum: llama-train's grad-accum 1, the global
+# batch gives the micro-batch (1 sequence on 1 device: b 1).
+CPUM=(-c tiny --machine "$ROOT/inputs/machines/cpu-local.machine" -l 256 --exact)
+if out=$("${PLAN[@]}" "${CPUM[@]}" --devices 1 --global-batch-tokens 256 2>&1) &&
+   grep -q "tp 1 pp 1 dp 1 zero 0 recompute none b 1 ga 1 " <<<"$out"; then
+  pass "llama-plan --exact, a global batch of 1 sequence on 1 device: micro-batch 1, grad-accum 1"
+else fail "llama-plan --exact with one sequence" "$(tail -n 2 <<<"$out")"; fi
+expect_error "llama-plan --exact: 1 sequence over data-parallel 2 refused in good grammar" \
+  "the global batch of 1 sequence does not split over data-parallel size 2" \
+  "${PLAN[@]}" "${CPUM[@]}" --devices 2 --global-batch-tokens 256
 finish

@@ -111,4 +111,12 @@ expect_error "--data-mix weights whose sum overflows" "--data-mix: the weights' 
 # The message comes once, from rank 0.
 n=$("${M[@]}" -np 4 "$T" "${D[@]}" --tp 3 2>&1 >/dev/null | grep -c "cannot form a grid")
 [ "$n" -eq 1 ] && pass "a layout error is printed once" || fail "a layout error is printed once" "printed $n times"
+# A model whose buffers cannot fit the node's memory (65b: about 1 TiB on the
+# CPU) is refused before it is allocated, not killed by the kernel midway.
+expect_error "a model larger than the node's memory (1 rank)" \
+  "the 1 rank on this node needs [0-9.]+ [GT]iB for the model's buffers .*, more than the [0-9.]+ [MGT]iB available \((MemAvailable|the limit of the memory cgroup)" \
+  "$T" -c 65b --bench -l 16 -b 1 --steps 1
+expect_error "a model larger than the node's memory (2 ranks, tp 2)" \
+  "the 2 ranks on this node need [0-9.]+ [GT]iB for the model's buffers" \
+  "${MPIRUN[@]}" -np 2 "$T" -c 65b --bench -l 16 -b 1 --steps 1 --tp 2
 finish

@@ -25,6 +25,7 @@
 typedef struct {
     Precision dtype;   // export-hf --dtype
     int tp, pp;        // export-hf --tp, --pp
+    char pp_layers[256];    // export-hf --pp-layers ("": pp equal stages)
     char tokenizer[1024];   // export-hf --tokenizer
     double rtol;       // compare --rtol
 } CkptOptions;
@@ -39,6 +40,10 @@ static const CliOption export_options[] = {
      .bounds = CLI_AT_LEAST, .min = 1},
     {"pp", 0, NUM(CLI_INT, pp), "export-hf: pipeline stages that share the model (default 1)",
      .bounds = CLI_AT_LEAST, .min = 1},
+    {"pp-layers", 0, .kind = CLI_STRING, .size = sizeof(((CkptOptions *)0)->pp_layers),
+     .offset = offsetof(CkptOptions, pp_layers),
+     "export-hf: layers per pipeline stage, comma-separated (default: --pp equal stages)",
+     .arg = "N,N,..."},
     {"tokenizer", 0, .kind = CLI_STRING, .size = sizeof(((CkptOptions *)0)->tokenizer),
      .offset = offsetof(CkptOptions, tokenizer),
      "export-hf: copy this tokenizer (tokenizer.json or tokenizer.model) into OUT_DIR and\n"
@@ -46,7 +51,7 @@ static const CliOption export_options[] = {
 };
 static const CliOption compare_options[] = {
     {"rtol", 0, NUM(CLI_DOUBLE, rtol), "compare: the largest ‖a−b‖/‖b‖ accepted (default 1e-5)",
-     .arg = "R"},
+     .arg = "R", .bounds = CLI_AT_LEAST, .min = 0},
 };
 
 // A command: its positional arguments (names for the usage, and how many),
@@ -62,7 +67,7 @@ static const Command commands[] = {
     {"info", "CKPT_DIR", 1, {NULL, 0, NULL, "info"},
      "step, layout, options, tensors; verifies checksums and\n"
      "finite values (exit 1 on NaN or Inf)"},
-    {"export-hf", "CKPT_DIR OUT_DIR", 2, {export_options, 4, NULL, "export-hf"},
+    {"export-hf", "CKPT_DIR OUT_DIR", 2, {export_options, 5, NULL, "export-hf"},
      "Hugging Face folder (model.safetensors + config.json)"},
     {"import-hf", "HF_DIR SAVE_DIR", 2, {NULL, 0, NULL, "import-hf"},
      "a step-0 checkpoint to continue with llama-train --load\n(SAVE_DIR new or empty)"},
@@ -150,13 +155,13 @@ typedef struct {
     Model *model;
 } Bare;
 
-static void bare_create(Bare *b, const ModelConfig *cfg, int tp, int pp) {
+static void bare_create(Bare *b, const ModelConfig *cfg, int tp, int pp, const char *pp_layers) {
     char err[2048];
     if (!grid_check_layout(cfg, util_world_size(), tp, 1, pp, 0, err, sizeof err)) fatal_all("%s", err);
     grid_create(&b->grid, tp, 1, pp, false);   // no optimizer: no gradient to sum
     const Grid *g = &b->grid;
     ModelPart part;
-    agree_or_exit(pipeline_part(NULL, cfg, tp, g->tp_rank, g->dp, pp, 1, g->pp_rank, &part, err,
+    agree_or_exit(pipeline_part(pp_layers, cfg, tp, g->tp_rank, g->dp, pp, 1, g->pp_rank, &part, err,
                                 sizeof err), err);
     b->model = model_create(&ops_cpu, cfg, &part, &g->tp_comm, NULL, 1, 1, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
 }
@@ -179,7 +184,7 @@ static void export_hf(const char *dir, const char *out, const CkptOptions *o) {
     agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
     checkpoint_info_free(&ci);
     Bare b;
-    bare_create(&b, &ci.cfg, o->tp, o->pp);
+    bare_create(&b, &ci.cfg, o->tp, o->pp, o->pp_layers);
     CheckpointRun r = {.grid = &b.grid};
     CheckpointParts p = bare_parts(&b);
     checkpoint_load_weights(&r, &p, dir);
@@ -210,7 +215,7 @@ static void import_hf(const char *hf_dir, const char *save_dir) {
     agree_or_exit(hf_config_read(hf_dir, &hf, err, sizeof err), err);
     snprintf(hf.model.name, sizeof hf.model.name, "%s", "hf-import");
     Bare b;
-    bare_create(&b, &hf.model, 1, 1);
+    bare_create(&b, &hf.model, 1, 1, NULL);
     agree_or_exit(hf_import(b.model, hf_dir, err, sizeof err), err);
     info("initialised from Hugging Face weights in %s", hf_dir);
     CheckpointRun r = {.grid = &b.grid, .save_dir = save_dir, .writes_dir = true};

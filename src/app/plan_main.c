@@ -49,8 +49,8 @@ static const CliOption specs[] = {
     {"tsv", 0, NUM(CLI_FLAG, tsv), "tab-separated numbers (bytes, seconds) instead of the table"},
     {"max-micro-batch", 0, NUM(CLI_INT, max_micro_batch), "largest micro-batch tried (default 64)"},
     {"exact", 0, NUM(CLI_FLAG, exact), "the options below are the layout, as llama-train reads "
-     "them (defaults: tp 1, cp 1, pp 1, vpp 1, zero 0, recompute none, no sp, micro-batch 4 unless "
-     "the global batch decides it); without it each one given narrows the search"},
+     "them (defaults: tp 1, cp 1, pp 1, vpp 1, zero 0, recompute none, no sp, grad-accum 1 with the "
+     "micro-batch the global batch gives, when neither -b nor --grad-accum is); without it each one given narrows the search"},
     {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size"},
     {"cp", 0, NUM(CLI_INT, cp), "context-parallel size (on GPU profiles planned where ring attention runs on tensor cores: bf16, head dim 64 or 128)"},
     {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
@@ -101,7 +101,7 @@ static void exact_defaults(PlanOptions *o) {
     if (o->zero < 0) o->zero = 0;
     if (o->offload < 0) o->offload = 0;
     if (o->recompute < 0) o->recompute = RECOMPUTE_NONE;
-    if (o->batch_size < 0 && o->grad_accum < 0) o->batch_size = 4;
+    if (o->batch_size < 0 && o->grad_accum < 0) o->grad_accum = 1;   // the global batch gives B
 }
 
 static void request_of(const PlanOptions *o, const ModelConfig *cfg, const Machine *m,

@@ -263,6 +263,16 @@ void comm_node_rank(int *rank, int *size) {
     MPI_Comm_free(&node);
 }
 
+double comm_node_sum(double v) {
+    MPI_Comm node;
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank(), MPI_INFO_NULL,
+                              &node), "Comm_split_type (the ranks of this node)");
+    double sum = 0;
+    check(MPI_Allreduce(&v, &sum, 1, MPI_DOUBLE, MPI_SUM, node), "Allreduce (this node's ranks)");
+    MPI_Comm_free(&node);
+    return sum;
+}
+
 char *comm_allgather_bytes(const Comm *c, const void *mine, size_t n, size_t *total) {
     if (n > (size_t)INT_MAX) fatal("comm: all-gather of %zu bytes from one rank is too large", n);
     int count = (int)n, *sizes = xmalloc((size_t)c->size * sizeof *sizes);

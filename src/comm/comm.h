@@ -118,6 +118,9 @@ static inline int comm_link_peer(const Comm *link) { return 1 - link->rank; }
 // This rank's index among the ranks sharing its node's memory, and their number
 // (collective over every rank).
 void comm_node_rank(int *rank, int *size);
+// The sum of v over the ranks sharing this rank's node (collective over every
+// rank).
+double comm_node_sum(double v);
 
 // Every rank's n bytes, concatenated in rank order (malloc'ed, NUL-terminated;
 // *total: their length).  Collective.

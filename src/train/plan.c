@@ -477,8 +477,8 @@ static bool grid_refused(const PlanRequest *r, const PlanLayout *l, int64_t seqs
     char why[320];
     if (grid_check_layout(&r->cfg, r->devices, l->tp, l->cp, l->pp, 0, why, sizeof why)) {
         if (seqs % l->dp == 0) return false;
-        snprintf(why, sizeof why, "the global batch of %lld sequences does not split over "
-                 "data-parallel size %d", (long long)seqs, l->dp);
+        snprintf(why, sizeof why, "the global batch of %lld sequence%s does not split over "
+                 "data-parallel size %d", (long long)seqs, seqs == 1 ? "" : "s", l->dp);
     }
     PlanRow *row = rows_push(rs);
     row->lay = *l;

@@ -20,6 +20,7 @@
 #include "train/sampler.h"
 #include "train/traffic.h"
 #include "tokenizer/tokenizer.h"
+#include "core/host_memory.h"
 #include "core/util.h"
 #include "train/watchdog.h"
 
@@ -552,9 +553,33 @@ static void report_memory(Trainer *t) {
     free(all);
 }
 
-// Grid, model part and model for micro-batch B, sequence T, M micro-batches.
+// On the CPU the buffers of every rank of a node come out of its memory:
+// when --describe's prediction for them exceeds what the node has left, the
+// kernel would kill the run midway (OOM) without a word.  Collective.
+static void check_host_memory(const Trainer *t, const Ops *ops) {
+    if (!ops->host_memory) return;
+    MemoryLayout lay = trainer_memory_layout(&t->opt, &t->cfg, t->grid.pp_rank);
+    MemoryEstimate e = memory_estimate(&t->cfg, &t->part, &lay);
+    double need = comm_node_sum(e.total);
+    int node_rank, node_ranks;
+    comm_node_rank(&node_rank, &node_ranks);
+    char source[400] = "", err[1400] = "", a[32], b[32];
+    double avail = node_rank == 0 ? host_memory_available(source, sizeof source) : 0;
+    bool ok = avail <= 0 || need <= avail;   // 0: unknown (no check)
+    if (!ok)
+        snprintf(err, sizeof err, "the %d rank%s on this node need%s %s for the model's buffers "
+                 "(--describe's prediction), more than the %s available (%s): the kernel would "
+                 "kill the run; use more nodes or fewer ranks per node, --zero 3, --tp or --pp, "
+                 "a smaller --batch-size or -g, or a smaller model", node_ranks,
+                 node_ranks > 1 ? "s" : "", node_ranks > 1 ? "" : "s", format_bytes(need, a, sizeof a),
+                 format_bytes(avail, b, sizeof b), source);
+    comm_agree(&t->grid.world, ok, err);
+}
+
+// Grid, model part and model for micro-batch B, sequence T, M micro-batches;
+// `check` the node's memory first (runs, not the bare trainers of tests).
 static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg, int B,
-                              int T, int M) {
+                              int T, int M, bool check) {
     Trainer *t = xcalloc(1, sizeof *t);
     t->opt = *o;
     options_resolve(&t->opt);
@@ -565,6 +590,7 @@ static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const Model
     grid_create(&t->grid, o->tp, o->cp, o->pp, cfg->tie_embeddings);
     const Grid *g = &t->grid;
     t->part = trainer_part(o, cfg, g->replicas, g->tp_rank, g->cp_rank, g->pp_rank);
+    if (check) check_host_memory(t, ops);
     int slots = pipeline_slots(g->pp, g->pp_rank, M, part_chunks(&t->part));
     t->model = model_create(ops, cfg, &t->part, &g->tp_comm, g->cp_ring, B, T, slots,
                             options_recompute(o), o->eval_only ? MODEL_HOLDS_ALL : zero_model_holds(o->zero));
@@ -614,7 +640,7 @@ static void agree_on_job(const TrainOptions *o, const ModelConfig *c) {
 // --eval-only: the model (seeded, --init-hf or --load's weights), the
 // validation split and --log; no optimizer, no training data.
 static Trainer *create_for_eval(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg) {
-    Trainer *t = trainer_alloc(ops, o, cfg, o->batch_size, trainer_seq_len(o, cfg), 1);
+    Trainer *t = trainer_alloc(ops, o, cfg, o->batch_size, trainer_seq_len(o, cfg), 1, true);
     open_val(t);
     load_for_eval(t);
     t->rows = xmalloc((size_t)t->B * (t->T + 1) * sizeof(int32_t));
@@ -629,7 +655,8 @@ Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig
     select_attention(ops, o);
     if (o->profile) ops = ops_profile_wrap(ops);
     if (o->eval_only) return create_for_eval(ops, o, cfg);
-    Trainer *t = trainer_alloc(ops, o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum);
+    Trainer *t = trainer_alloc(ops, o, cfg, o->batch_size, trainer_seq_len(o, cfg), o->grad_accum,
+                               true);
     open_data(t);
     count_steps(t);
     create_optimizer(t);
@@ -646,7 +673,7 @@ Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig
 }
 
 Trainer *trainer_create_bare(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg) {
-    Trainer *t = trainer_alloc(ops, o, cfg, 1, 1, 1);
+    Trainer *t = trainer_alloc(ops, o, cfg, 1, 1, 1, false);
     t->total_steps = 1;
     create_optimizer(t);
     return t;
