@@ -139,6 +139,14 @@ else
   kill -9 $wpid 2>/dev/null; fail "SIGTERM without -o" "the run did not start: $(tail -3 "$TMP/w2.out")"
 fi
 
+# ---- a folder named 'latest' in --save-dir: refused at the start, not at the first save ----
+mkdir -p "$TMP/lat/latest"
+expect_error "a folder named latest in --save-dir: refused at the start" \
+  "'$TMP/lat/latest' is a folder, not a file: this run writes that name" \
+  "$T" -c tiny --bench -l 16 --steps 100 -i 50 -o "$TMP/lat"
+[ -z "$(ls "$TMP/lat" | grep -v '^latest$')" ] && pass "a folder named latest: nothing written beside it" ||
+  fail "a folder named latest" "written: $(ls "$TMP/lat")"
+
 # ---- a --save-dir the ranks do not share (each node's own disk) ----
 # mpirun -wdir gives each rank its own working folder; -o is relative.
 mkdir -p "$TMP/node0" "$TMP/node1"

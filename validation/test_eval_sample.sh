@@ -162,4 +162,11 @@ expect_error "--eval-only --load auto with no checkpoint" "--eval-only --load au
 expect_error "--sample-top-p 0" "--sample-top-p 0: must be in \(0, 1\]" "$T" "${COMMON[@]}" --sample-top-p 0
 expect_error "--sample-temperature -1" "--sample-temperature -1: must be a number >= 0" \
   "$T" "${COMMON[@]}" --sample-temperature -1
+# --sample-tokens beyond the sequence length (even INT_MAX: once an overflow
+# of prompt + new that generated nothing): as many as fit, with a note.
+if out=$("$BIN/llama-train" -c tiny --bench -l 16 --steps 1 --sample-tokens 2147483647 --tokenizer bytes 2>&1) &&
+   grep -q "note: the samples stop at the sequence length, 16 tokens: the prompt's 1 and 15 new (of --sample-tokens 2147483647)" <<<"$out" &&
+   grep -q "sample (greedy, 15 new tokens)" <<<"$out"; then
+  pass "--sample-tokens 2147483647: 15 new tokens up to the sequence length, with a note"
+else fail "--sample-tokens past the sequence length" "$(grep -i "sample\|error" <<<"$out" | head -3)"; fi
 finish

@@ -197,4 +197,7 @@ else fail "llama-plan --exact with one sequence" "$(tail -n 2 <<<"$out")"; fi
 expect_error "llama-plan --exact: 1 sequence over data-parallel 2 refused in good grammar" \
   "the global batch of 1 sequence does not split over data-parallel size 2" \
   "${PLAN[@]}" "${CPUM[@]}" --devices 2 --global-batch-tokens 256
+if out=$("$BIN/llama-calibrate" --help 2>&1) && grep -q "^usage: mpirun -np N llama-calibrate" <<<"$out"; then
+  pass "llama-calibrate --help: the usage, exit 0"
+else fail "llama-calibrate --help" "$out"; fi
 finish

@@ -111,6 +111,9 @@ expect_error "--data-mix weights whose sum overflows" "--data-mix: the weights' 
 # The message comes once, from rank 0.
 n=$("${M[@]}" -np 4 "$T" "${D[@]}" --tp 3 2>&1 >/dev/null | grep -c "cannot form a grid")
 [ "$n" -eq 1 ] && pass "a layout error is printed once" || fail "a layout error is printed once" "printed $n times"
+n=$("${M[@]}" -np 3 "$T" -d "$TMP/truncated.h5" -l 32 --steps 1 2>&1 >/dev/null | grep -c "not a readable HDF5 file")
+[ "$n" -eq 1 ] && pass "a damaged shard's error is printed once (3 ranks)" ||
+  fail "a damaged shard's error is printed once" "printed $n times"
 # A model whose buffers cannot fit the node's memory (65b: about 1 TiB on the
 # CPU) is refused before it is allocated, not killed by the kernel midway.
 expect_error "a model larger than the node's memory (1 rank)" \

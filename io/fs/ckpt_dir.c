@@ -250,9 +250,27 @@ static bool take_away(const char *lock, const CkptOwner *dead) {
     return same;
 }
 
+// The names the folder's rules write (latest, latest.tmp, preempted) are
+// files, links (replaced) or absent: a folder there would fail the first
+// save, hours in.
+static bool names_writable(const char *save_dir, char *err, int err_len) {
+    const char *names[] = {"latest", "latest.tmp", "preempted"};
+    for (int i = 0; i < 3; i++) {
+        char path[PATH_LEN];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", save_dir, names[i]);
+        if (lstat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)) continue;
+        snprintf(err, err_len, "'%s' is %s, not a file: this run writes that name (it names the "
+                 "newest checkpoint or a preemption); rename or remove it", path,
+                 S_ISDIR(st.st_mode) ? "a folder" : "a special file");
+        return false;
+    }
+    return true;
+}
+
 bool ckpt_dir_lock(const char *save_dir, char *note, int note_len, char *err, int err_len) {
     note[0] = 0;
-    if (!make_dirs(save_dir, err, err_len)) return false;
+    if (!make_dirs(save_dir, err, err_len) || !names_writable(save_dir, err, err_len)) return false;
     char lock[PATH_LEN], who[512];
     snprintf(lock, sizeof lock, "%s/lock", save_dir);
     CkptOwner me, other;

@@ -10,6 +10,7 @@
 #include "backend/ops.h"
 #include "comm/comm.h"
 #include "core/config.h"
+#include "core/host_memory.h"
 #include "core/util.h"
 #include "model/params.h"
 #include "train/calibrate.h"
@@ -79,10 +80,22 @@ static void comm_lines(const Comm *w) {
     printf("inter_node_latency_us = %.3g    # not measured (one node): the intra-node figure\n", ar_lat);
 }
 
+static void usage(void) {
+    printf("usage: mpirun -np N llama-calibrate > cpu.machine   (N ≥ 2: one rank per core)\n\n"
+           "Measures a machine profile for CPU ranks on this machine (sgemm and linear rates,\n"
+           "attention, AdamW, MPI bandwidth and latency between the ranks, free memory) and\n"
+           "prints it for llama-plan --machine.  jobs/calibrate.sh runs it.  No options.\n");
+}
+
 int main(int argc, char **argv) {
     comm_world_start(&argc, &argv);
     util_set_program("llama-calibrate");
-    if (argc > 1) fatal_all("llama-calibrate takes no arguments (jobs/calibrate.sh runs it)");
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        if (util_world_rank() == 0) usage();
+        comm_world_end();
+        return 0;
+    }
+    if (argc > 1) fatal_all("llama-calibrate takes no arguments (see --help; jobs/calibrate.sh runs it)");
     Comm world;
     comm_world(&world);
     if (world.size < 2) fatal_all("run llama-calibrate under mpirun with 2 or more ranks (one per core): "
@@ -98,9 +111,10 @@ int main(int argc, char **argv) {
                threads ? threads : "default", threads && !strcmp(threads, "1") ? "" : "s");
         printf("devices_per_node = %d            # measured: the ranks mpirun started on this node\n", node_ranks);
         printf("nodes = 1                       # this machine: more ranks than devices_per_node share its cores\n");
-        double avail = (double)sysconf(_SC_AVPHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-        printf("device_memory_gib = %.3g          # measured: the memory free now / %d ranks\n",
-               avail / node_ranks / 1073741824.0, node_ranks);
+        char source[400];
+        double avail = host_memory_available(source, sizeof source);
+        printf("device_memory_gib = %.3g          # measured: the memory available now / %d ranks "
+               "(%s)\n", avail / node_ranks / 1073741824.0, node_ranks, source);
         printf("usable_memory = 0.9             # assumed: the rest for MPI, the OS and the allocator\n");
         printf("comm_overlap = 0                # assumed: MPI progresses a non-blocking collective only inside MPI calls\n");
     }

@@ -381,13 +381,15 @@ static void open_data(Trainer *t) {
                        .vocab_size = t->cfg.vocab_size, .seed = t->opt.seed,
                        .data_mix = t->opt.data_mix, .shuffle = true};
     t->train = loader_open(&lc, err, sizeof err);
-    if (!t->train) fatal("%s", err);
+    comm_agree(&t->grid.world, t->train != NULL, err);   // one message, not one per rank
     lc.split = "val";
     lc.shuffle = false;
     lc.data_mix = NULL;
     t->val = loader_open(&lc, err, sizeof err);
-    if (!t->val && t->opt.eval_interval > 0)
-        fatal("--eval-interval needs a validation split: %s (tokenize with --val-fraction)", err);
+    char msg[1400];
+    snprintf(msg, sizeof msg, "--eval-interval needs a validation split: %s (tokenize with "
+             "--val-fraction)", err);
+    comm_agree(&t->grid.world, t->val != NULL || t->opt.eval_interval <= 0, msg);
     agree_on_data(t);
 }
 
@@ -1042,7 +1044,7 @@ int trainer_generate(Trainer *t, const int32_t *prompt, int n, int n_new, const 
     int len = n;
     // The token comes from the last stage's first rank: world rank (pp − 1)·replicas·tp.
     int root = (t->grid.pp - 1) * t->grid.replicas * t->grid.tp;
-    while (len < n + n_new && len < t->T) {
+    while (len - n < n_new && len < t->T) {   // (n + n_new may overflow)
         memcpy(tokens, out, (size_t)len * sizeof(int32_t));
         model_set_batch(t->model, 0, tokens, tokens);
         pipeline_forward_logits(t->pipeline);
@@ -1182,6 +1184,9 @@ static void print_sample(Trainer *t) {
     watchdog_beat("generating the sample", t->step);
     int n = encode_prompt(t, tok, ids, t->T - 1);
     if (n == 0) ids[n++] = 0;
+    if ((int64_t)n + t->opt.sample_tokens > t->T)
+        info("note: the samples stop at the sequence length, %d tokens: the prompt's %d and %d new "
+             "(of --sample-tokens %d)", t->T, n, t->T - n, t->opt.sample_tokens);
     int len = trainer_generate(t, ids, n, t->opt.sample_tokens, NULL, 0, out);
     print_continuation(t, tok, out, len, n, "greedy");
     if (t->opt.sample_temperature > 0) {
