@@ -190,7 +190,7 @@ else
 fi
 # 3 steps × 2 ranks × 2 sequences; llama-ckpt info names each source's share
 counts=$("$BIN/llama-ckpt" info "$TMP/add/step_0000003" 2>&1 |
-  sed -nE 's/.*data position: 12 samples drawn \(per source: c4 ([0-9]+), wikipedia_sample ([0-9]+)\)$/\1 \2/p')
+  sed -nE 's/.*data position: 12 samples drawn of 32 tokens \(per source: c4 ([0-9]+), wikipedia_sample ([0-9]+)\)$/\1 \2/p')
 if [ -n "$counts" ] && [ $(( ${counts% *} + ${counts#* } )) = 12 ]; then
   pass "llama-ckpt info: the data position with each source's count by name"
 else fail "llama-ckpt info data position" "$("$BIN/llama-ckpt" info "$TMP/add/step_0000003" 2>&1 | grep -i "data" | head -2)"; fi
@@ -199,4 +199,17 @@ cp -r "$TMP/add/step_0000003" "$TMP/add-v3"
 expect_error "format 3 (counts by index) into a dataset with a source added: refused" \
   "counts samples of 2 sources by index .* this run's data has 3 sources: they cannot be matched" \
   "${MPIRUN[@]}" "${M2[@]}" "${ADDED[@]}" -f "$TMP/add-v3"
+# ---- data that changed under a saved position: said, not silent ----
+# another --max-length (windows of 16 tokens, not 32); one stream of more samples
+# (the three-source folder for the two-source one).
+"${MPIRUN[@]}" "${M2[@]}" "${TWO[@]}" -l 16 --steps 4 -f "$TMP/add/step_0000003" >"$TMP/win.out" 2>&1
+if grep -q "note: the checkpoint's data position counts windows of 32 tokens, this run's are 16: .*resume with --max-length 32" "$TMP/win.out" &&
+   [ "$(grep -c "holds .* samples now" "$TMP/win.out")" = 0 ]; then
+  pass "resume with another --max-length: one note, naming the saved length"
+else fail "resume with another --max-length" "$(grep -i "note\|error" "$TMP/win.out" | head -3)"; fi
+"${MPIRUN[@]}" "${M2[@]}" -d "$TMP/mix2" --steps 2 -i 2 -o "$TMP/one" >"$TMP/one.out" 2>&1
+"${MPIRUN[@]}" "${M2[@]}" -d "$MIX" --steps 3 -f auto -o "$TMP/one" >"$TMP/one2.out" 2>&1
+if grep -q "note: the dataset holds [0-9]* samples now, [0-9]* when the checkpoint was saved" "$TMP/one2.out"; then
+  pass "resume on a dataset of more samples (one stream): a note that the epoch's order changed"
+else fail "resume on a changed dataset" "$(grep -i "note\|error" "$TMP/one2.out" | head -3)"; fi
 finish

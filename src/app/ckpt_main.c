@@ -120,7 +120,7 @@ static void print_info(const char *dir) {
     info("RoPE theta %g, scaling %s; norm eps %g", c->rope_theta, scaling, c->norm_eps);
     info("tokenizer sha256: %s", ci.tokenizer_sha256[0] ? ci.tokenizer_sha256 : "(none)");
     char data[4096];
-    loader_state_describe(ci.pos.loader, ci.pos.loader_len, ci.pos.loader_sources, data,
+    loader_state_describe(ci.pos.loader, ci.pos.loader_len, ci.pos.loader_data, data,
                           sizeof data);
     info("data position: %s", data);
     ParamTable pt;

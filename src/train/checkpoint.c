@@ -15,7 +15,7 @@
 #include "core/util.h"
 
 // The "format" attribute: FORMAT_PREFIX and the version.  Format 4 adds
-// "loader_sources", the names of the loader position's per-source counts (a
+// "loader_data", the names of the loader position's per-source counts (a
 // JSON array), so a resumed run matches them by name; format 3 stored the
 // loader position with its own length (its counts in the loader's order); format 2 stored it as 65 values (still
 // read: the same encoding, 64 per-source counts); format 1 had no
@@ -91,7 +91,7 @@ typedef struct {
     int64_t optimizer_step;   // updates made: step less the skipped ones (format 1: step)
     int64_t *loader;          // (loader_len) the encoded data position (malloc'ed)
     int loader_len;
-    char *loader_sources;     // format 4: JSON names of loader[1..] (malloc'ed); before, NULL
+    char *loader_data;        // format 4: JSON names of loader[1..] (malloc'ed); before, NULL
     double rope_theta, norm_eps;
     RopeScaling rope_scaling;   // absent (checkpoints from before it): none
     char *model_name, *options, *tokenizer, *digest;   // malloc'ed; digest NULL in format 1
@@ -99,7 +99,7 @@ typedef struct {
 
 static void state_free(State *s) {
     free(s->loader);
-    free(s->loader_sources);
+    free(s->loader_data);
     free(s->model_name);
     free(s->options);
     free(s->tokenizer);
@@ -118,7 +118,7 @@ static void state_of_parts(const CheckpointRun *r, const CheckpointParts *p, Sta
     s->loader = xcalloc((size_t)s->loader_len, sizeof *s->loader);
     if (p->pos.loader_len > 0)
         memcpy(s->loader, p->pos.loader, (size_t)p->pos.loader_len * sizeof *s->loader);
-    s->loader_sources = xstrdup(p->pos.loader_sources ? p->pos.loader_sources : "[]");
+    s->loader_data = xstrdup(p->pos.loader_data ? p->pos.loader_data : "{}");
     int64_t shape[7] = {c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->ffn_dim, c->vocab_size,
                         c->max_seq_len};
     memcpy(s->shape, shape, sizeof shape);
@@ -177,7 +177,7 @@ static void state_digest(const State *s, const ParamTable *g, const uint64_t *su
     digest_i64(c, "optimizer_step", &s->optimizer_step, 1);
     digest_i64(c, "seed", &s->seed, 1);
     digest_i64(c, "loader", s->loader, s->loader_len);
-    if (s->version >= 4) digest_str(c, "loader_sources", s->loader_sources);
+    if (s->version >= 4) digest_str(c, "loader_data", s->loader_data);
     digest_i64(c, "model_shape", s->shape, 7);
     if (s->tied) digest_i64(c, "tie_embeddings", &s->tied, 1);   // untied: as before it existed
     digest_i64(c, "layout", s->layout, 4);
@@ -217,7 +217,7 @@ static bool write_state(CkptFile *f, const State *s) {
     ok = ckpt_file_set_i64(f, "optimizer_step", &s->optimizer_step, 1) && ok;
     ok = ckpt_file_set_i64(f, "seed", &s->seed, 1) && ok;
     ok = ckpt_file_set_i64(f, "loader", s->loader, s->loader_len) && ok;
-    ok = ckpt_file_set_str(f, "loader_sources", s->loader_sources) && ok;
+    ok = ckpt_file_set_str(f, "loader_data", s->loader_data) && ok;
     ok = ckpt_file_set_i64(f, "model_shape", s->shape, 7) && ok;
     ok = ckpt_file_set_i64(f, "tie_embeddings", &s->tied, 1) && ok;
     ok = ckpt_file_set_f64(f, "rope_theta", s->rope_theta) && ok;
@@ -275,11 +275,11 @@ static bool read_loader(CkptFile *f, State *s) {
     return ckpt_file_get_i64(f, "loader", s->loader, s->loader_len);
 }
 
-// "loader_sources" (format 4 on; before, the counts had no names: NULL).
+// "loader_data" (format 4 on; before, the counts had no names: NULL).
 static bool read_sources(CkptFile *f, State *s) {
     if (s->version < 4) return true;
-    s->loader_sources = ckpt_file_get_str(f, "loader_sources");
-    return s->loader_sources != NULL;
+    s->loader_data = ckpt_file_get_str(f, "loader_data");
+    return s->loader_data != NULL;
 }
 
 // "tie_embeddings": 0 or 1; absent (older checkpoints): untied.
@@ -311,7 +311,7 @@ static bool read_state(CkptFile *f, State *s, char *err, int len) {
     const char *missing = !ckpt_file_get_i64(f, "step", &s->step, 1) ? "step"
                         : !ckpt_file_get_i64(f, "seed", &s->seed, 1) ? "seed"
                         : !read_loader(f, s) ? "loader"
-                        : !read_sources(f, s) ? "loader_sources"
+                        : !read_sources(f, s) ? "loader_data"
                         : !ckpt_file_get_i64(f, "model_shape", s->shape, 7) ? "model_shape"
                         : !read_tied(f, s) ? "tie_embeddings"
                         : !ckpt_file_get_i64(f, "layout", s->layout, 4) ? "layout"
@@ -960,9 +960,9 @@ static void load(const CheckpointRun *r, const CheckpointParts *parts, const cha
              "checksum (checkpoints saved from now on do)", dir);
     if (pos) {
         *pos = (CheckpointPosition){s.step, s.optimizer_step, s.loader, s.loader_len,
-                                    s.loader_sources};
+                                    s.loader_data};
         s.loader = NULL;   // now pos's
-        s.loader_sources = NULL;
+        s.loader_data = NULL;
     }
     int64_t step = s.step;
     state_free(&s);
@@ -986,10 +986,10 @@ void checkpoint_load_weights(const CheckpointRun *r, const CheckpointParts *p, c
 
 void checkpoint_position_free(CheckpointPosition *pos) {
     free(pos->loader);
-    free(pos->loader_sources);
+    free(pos->loader_data);
     pos->loader = NULL;
     pos->loader_len = 0;
-    pos->loader_sources = NULL;
+    pos->loader_data = NULL;
 }
 
 bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len) {
@@ -1010,9 +1010,9 @@ bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len
         snprintf(ci->tokenizer_sha256, sizeof ci->tokenizer_sha256, "%s", s.tokenizer ? s.tokenizer : "");
         ci->options = s.options ? xstrdup(s.options) : NULL;
         ci->pos = (CheckpointPosition){s.step, s.optimizer_step, s.loader, s.loader_len,
-                                       s.loader_sources};
+                                       s.loader_data};
         s.loader = NULL;   // now ci's
-        s.loader_sources = NULL;
+        s.loader_data = NULL;
         state_free(&s);
         params_free(&global);
         free(want);

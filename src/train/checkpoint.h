@@ -63,7 +63,7 @@ typedef struct {
     int64_t optimizer_step;   // updates made: step less the skipped ones (the schedule's clock)
     int64_t *loader;          // the data position as loader_state_encode wrote it
     int loader_len;           // (checkpoint_load: malloc'ed; checkpoint_position_free)
-    char *loader_sources;     // names of loader[1..], loader_state_sources' JSON array; NULL:
+    char *loader_data;        // names of loader[1..], loader_state_data' JSON array; NULL:
                               // none (saves: "[]"; loads: a checkpoint before format 4)
 } CheckpointPosition;
 

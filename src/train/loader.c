@@ -369,13 +369,18 @@ bool loader_state_decode(const int64_t *v, int n, LoaderState *st, char *err, in
     return true;
 }
 
-char *loader_state_sources(const Loader *l, const LoaderState *st) {
-    json_t *a = json_array();
-    for (int i = 0; i < st->n_sources && i < l->n_sources; i++)
-        json_array_append_new(a, json_string(l->sources[i].name));
-    char *out = json_dumps(a, JSON_COMPACT);
-    json_decref(a);
-    if (!out) fatal("out of memory encoding the data sources' names");
+char *loader_state_data(const Loader *l, const LoaderState *st) {
+    json_t *names = json_array(), *samples = json_array();
+    for (int i = 0; i < st->n_sources && i < l->n_sources; i++) {
+        json_array_append_new(names, json_string(l->sources[i].name));
+        json_array_append_new(samples, json_integer((json_int_t)l->sources[i].n_samples));
+    }
+    json_t *o = json_pack("{s:i, s:I, s:o, s:o}", "window", l->max_length, "samples",
+                          (json_int_t)loader_samples(l), "sources", names, "source_samples",
+                          samples);
+    char *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!out) fatal("out of memory encoding the data position's sources");
     return out;
 }
 
@@ -395,50 +400,103 @@ static bool restore_unnamed(const Loader *l, LoaderState *d, char *err, int err_
     return false;
 }
 
-// Moves d's counts (stored in the order of the names in `sources`) to this
-// loader's order.
-static bool restore_named(const Loader *l, LoaderState *d, const char *sources, char *err,
-                          int err_len) {
-    json_error_t je;
-    json_t *a = json_loads(sources, 0, &je);
-    bool ok = json_is_array(a) && (int)json_array_size(a) == d->n_sources;
-    uint64_t *counts = xcalloc((size_t)l->n_sources + 1, sizeof *counts);
-    for (int i = 0; ok && i < d->n_sources; i++) {
-        const char *name = json_string_value(json_array_get(a, (size_t)i));
-        int s = name ? find_source(l, name) : -1;
-        for (int k = 0; name && k < i; k++)
-            ok = ok && strcmp(name, json_string_value(json_array_get(a, (size_t)k))) != 0;
-        if (!name || !ok) ok = false;
-        else if (s >= 0) counts[s] = d->source_consumed[i];
-        else if (d->source_consumed[i] > 0)
+// An optional member is absent or an integer.
+static bool optional_integer(const json_t *o, const char *key) {
+    const json_t *v = json_object_get(o, key);
+    return !v || json_is_integer(v);
+}
+
+// The stored object is well formed: a name and a sample count per count,
+// each name once ({} from a run without data: no counts, nothing known).
+static bool data_valid(const json_t *o, int n_counts) {
+    const json_t *names = json_object_get(o, "sources");
+    bool ok = json_is_object(o) && optional_integer(o, "window") &&
+              optional_integer(o, "samples") &&
+              (int)json_array_size(names) == n_counts &&
+              (n_counts == 0 || json_is_array(names)) &&
+              json_array_size(json_object_get(o, "source_samples")) == (size_t)n_counts;
+    for (int i = 0; ok && i < n_counts; i++) {
+        const char *a = json_string_value(json_array_get(names, (size_t)i));
+        ok = a != NULL;
+        for (int k = 0; ok && k < i; k++)
+            ok = strcmp(a, json_string_value(json_array_get(names, (size_t)k))) != 0;
+    }
+    return ok;
+}
+
+// The checkpoint's source i ("sources"[i], with "source_samples"[i]): its
+// count moved to counts[its index here], or a note when it is gone; one when
+// its sample count changed too, unless `resized` (another window length:
+// every source's changed, said once).
+static void restore_source(const Loader *l, const json_t *data, int i, uint64_t drawn,
+                           bool resized, uint64_t *counts) {
+    const char *name = json_string_value(json_array_get(json_object_get(data, "sources"),
+                                                        (size_t)i));
+    json_int_t had = json_integer_value(json_array_get(json_object_get(data, "source_samples"),
+                                                       (size_t)i));
+    int s = find_source(l, name);
+    if (s < 0) {
+        if (drawn > 0)
             info("note: source '%s' of the checkpoint (%llu samples drawn) is not in this run's "
-                 "data: its position is dropped", name, (unsigned long long)d->source_consumed[i]);
+                 "data: its position is dropped", name, (unsigned long long)drawn);
+        return;
     }
-    json_decref(a);
-    if (!ok) {
-        free(counts);
-        snprintf(err, err_len, "the stored names of the data sources are malformed (%d counts "
-                 "for '%.200s')", d->n_sources, sources);
-        return false;
-    }
+    counts[s] = drawn;
+    if (!resized && drawn > 0 && had > 0 && (uint64_t)had != l->sources[s].n_samples)
+        info("note: source '%s' holds %llu samples now, %lld when the checkpoint was saved: its "
+             "epochs are permuted anew, so its position continues with other samples (some seen "
+             "again, some skipped)", name, (unsigned long long)l->sources[s].n_samples,
+             (long long)had);
+}
+
+// Moves d's counts (stored in the order of data's names) to this loader's.
+static void restore_named(const Loader *l, LoaderState *d, const json_t *data, bool resized) {
+    uint64_t *counts = xcalloc((size_t)l->n_sources + 1, sizeof *counts);
+    for (int i = 0; i < d->n_sources; i++)
+        restore_source(l, data, i, d->source_consumed[i], resized, counts);
     free(d->source_consumed);
     d->source_consumed = counts;
     d->n_sources = l->n_sources;
-    return true;
 }
 
-bool loader_state_restore(const Loader *l, const int64_t *v, int n, const char *sources,
+// Notes for data that changed under a position: the window, the one stream's
+// epoch (the sources' epochs: restore_source).  True when the window did.
+static bool note_changed_data(const Loader *l, const json_t *data, uint64_t consumed) {
+    json_int_t window = json_integer_value(json_object_get(data, "window"));
+    json_int_t samples = json_integer_value(json_object_get(data, "samples"));
+    bool resized = window > 0 && window != l->max_length;
+    if (consumed == 0) return resized;
+    if (resized)
+        info("note: the checkpoint's data position counts windows of %lld tokens, this run's are "
+             "%d: it continues at the same sample count, not after the tokens the saved run "
+             "read (resume with --max-length %lld to continue them)", (long long)window,
+             l->max_length, (long long)window);
+    else if (!l->mixed && samples > 0 && (uint64_t)samples != loader_samples(l))
+        info("note: the dataset holds %llu samples now, %lld when the checkpoint was saved: the "
+             "epoch is permuted anew, so the position continues with other samples (some seen "
+             "again, some skipped)", (unsigned long long)loader_samples(l), (long long)samples);
+    return resized;
+}
+
+bool loader_state_restore(const Loader *l, const int64_t *v, int n, const char *data,
                           LoaderState *st, char *err, int err_len) {
     LoaderState d = {0};
     if (!loader_state_decode(v, n, &d, err, err_len)) return false;
+    json_t *o = data ? json_loads(data, 0, NULL) : NULL;
+    bool ok = !data || data_valid(o, d.n_sources);
+    if (!ok)
+        snprintf(err, err_len, "the stored description of the data position is malformed (%d "
+                 "counts for '%.200s')", d.n_sources, data);
     bool drawn = false;
     for (int i = 0; i < d.n_sources; i++) drawn = drawn || d.source_consumed[i] > 0;
-    if (l && !l->mixed && drawn)
+    if (ok && l && !l->mixed && drawn)
         info("note: the checkpoint's per-source data positions (--data-mix) are dropped: this "
              "run reads its sources as one stream");
-    if (l && !l->mixed) d.n_sources = 0;
-    bool ok = !l || !l->mixed || (sources ? restore_named(l, &d, sources, err, err_len)
-                                          : restore_unnamed(l, &d, err, err_len));
+    bool resized = ok && l && o && note_changed_data(l, o, d.consumed);
+    if (ok && l && !l->mixed) d.n_sources = 0;
+    if (ok && l && l->mixed && o) restore_named(l, &d, o, resized);
+    if (ok && l && l->mixed && !o) ok = restore_unnamed(l, &d, err, err_len);
+    json_decref(o);
     if (!ok) {
         loader_state_free(&d);
         return false;
@@ -448,9 +506,12 @@ bool loader_state_restore(const Loader *l, const int64_t *v, int n, const char *
     return true;
 }
 
-void loader_state_describe(const int64_t *v, int n, const char *sources, char *out, size_t len) {
-    json_t *a = sources ? json_loads(sources, 0, NULL) : NULL;
+void loader_state_describe(const int64_t *v, int n, const char *data, char *out, size_t len) {
+    json_t *o = data ? json_loads(data, 0, NULL) : NULL, *a = json_object_get(o, "sources");
     size_t at = (size_t)snprintf(out, len, "%lld samples drawn", n > 0 ? (long long)v[0] : 0LL);
+    json_int_t window = json_integer_value(json_object_get(o, "window"));
+    if (window > 0 && at < len)
+        at += (size_t)snprintf(out + at, len - at, " of %lld tokens", (long long)window);
     int last = n - 1;   // the last non-zero count: format 2 stored 64
     while (last > 0 && v[last] == 0 && !a) last--;
     for (int i = 1; i <= last && at < len; i++) {
@@ -462,5 +523,5 @@ void loader_state_describe(const int64_t *v, int n, const char *sources, char *o
         at += k > 0 ? (size_t)k : 0;
     }
     if (last >= 1 && at < len) snprintf(out + at, len - at, ")");
-    json_decref(a);
+    json_decref(o);
 }

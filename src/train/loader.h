@@ -61,23 +61,29 @@ const char *loader_tokenizer_sha256(const Loader *l);
 void loader_describe(const Loader *l, char *out, size_t len);
 // Shards without token checksums (written before encode kept them).
 int loader_unchecked_shards(const Loader *l);
-// The names of st's per-source counts (this loader's first st->n_sources
-// sources) as a JSON array, what checkpoints store beside the counts so that
-// a resumed run finds each source's position by name; malloc'ed.
-char *loader_state_sources(const Loader *l, const LoaderState *st);
+// What checkpoints store beside the counts of st, as a JSON object: the
+// tokens per window, the samples of an epoch, the names of st's per-source
+// counts (this loader's first st->n_sources sources) and each one's samples,
+// {"window": T, "samples": N, "sources": [...], "source_samples": [...]}, so
+// that a resumed run finds each source's position by name and notices data
+// that changed under it; malloc'ed.
+char *loader_state_data(const Loader *l, const LoaderState *st);
 // Decodes a stored position (loader_state_encode's v, n) into *st with the
-// counts matched to this loader's sources by name: `sources` is
-// loader_state_sources' array for it.  A source of the checkpoint that this
+// counts matched to this loader's sources by name: `data` is
+// loader_state_data's object for it.  A source of the checkpoint that this
 // run lacks loses its position (a note says so); a new source starts at 0.
-// sources NULL (checkpoints before format 4 stored no names): the counts are
-// taken in order, refused when the source count differs from this loader's
-// (added or removed sources would shift them).  False with a reason in err
-// (a malformed list, a negative count), *st untouched.
-// The stored position in words for `llama-ckpt info`: "48 samples drawn
-// (per source: c4 20, wikipedia_sample 28)"; sources NULL: "source 1 20, ...".
-void loader_state_describe(const int64_t *v, int n, const char *sources, char *out, size_t len);
-bool loader_state_restore(const Loader *l, const int64_t *v, int n, const char *sources,
+// Another window length, or a source (or the stream) with another number of
+// samples, gets a note: the position then no longer continues the same
+// samples.  data NULL (checkpoints before format 4): the counts are taken in
+// order, refused when the source count differs from this loader's (added or
+// removed sources would shift them).  False with a reason in err (malformed
+// data, a negative count), *st untouched.
+bool loader_state_restore(const Loader *l, const int64_t *v, int n, const char *data,
                           LoaderState *st, char *err, int err_len);
+// The stored position in words for `llama-ckpt info`: "48 samples drawn of
+// 256 tokens (per source: c4 20, wikipedia_sample 28)"; data NULL: "source 1
+// 20, ...".
+void loader_state_describe(const int64_t *v, int n, const char *data, char *out, size_t len);
 // Draws dp·B global samples at st->consumed; this rank's B samples (rows of
 // max_length + 1 tokens) go to rows.  Fatal on I/O errors or bad token ids.
 void loader_next(Loader *l, LoaderState *st, int dp_rank, int dp, int B, int32_t *rows);

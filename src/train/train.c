@@ -311,7 +311,7 @@ void trainer_checkpoint_save(Trainer *t) {
     char *options = options_format(&t->opt);
     p.options = options;
     p.pos.loader_len = loader_state_encode(&t->state, &p.pos.loader);
-    if (t->train) p.pos.loader_sources = loader_state_sources(t->train, &t->state);
+    if (t->train) p.pos.loader_data = loader_state_data(t->train, &t->state);
     checkpoint_save(&r, &p);
     checkpoint_position_free(&p.pos);
     free(options);
@@ -329,7 +329,7 @@ static void ckpt_load(Trainer *t, const char *dir) {
     CheckpointParts p = ckpt_parts(t, &o);
     checkpoint_load(&r, &p, dir);
     char err[512], msg[5000];
-    bool ok = loader_state_restore(t->train, p.pos.loader, p.pos.loader_len, p.pos.loader_sources,
+    bool ok = loader_state_restore(t->train, p.pos.loader, p.pos.loader_len, p.pos.loader_data,
                                    &t->state, err, sizeof err);
     snprintf(msg, sizeof msg, "%s: %s; use another checkpoint", dir, err);
     comm_agree(&t->grid.world, ok, msg);

@@ -268,7 +268,7 @@ static bool make_format2(const char *ckpt, const int64_t *loader) {
 static bool make_format3(const char *ckpt) {
     char f[700], err[512], digest[65];
     snprintf(f, sizeof f, "%s/checkpoint.h5", ckpt);
-    patch_str(ckpt, "loader_sources", NULL);
+    patch_str(ckpt, "loader_data", NULL);
     patch_str(ckpt, "format", "llama-hpc checkpoint 3");
     CkptFile *c = ckpt_file_open(f, err, sizeof err);
     if (!c) return false;
@@ -322,13 +322,13 @@ static void attribute_cases(void) {
     patch_i64(path, "loader", 0, 64);
     expect_refused("patched loader position: refused", path, "tiny", "do not match their digest");
     copy_ckpt("sources", path, sizeof path);
-    patch_str(path, "loader_sources", "[\"c4\"]");
+    patch_str(path, "loader_data", "[\"c4\"]");
     expect_refused("patched names of the data sources: refused", path, "tiny",
                    "do not match their digest");
     copy_ckpt("nosources", path, sizeof path);
-    patch_str(path, "loader_sources", NULL);
+    patch_str(path, "loader_data", NULL);
     expect_refused("format 4 without the names of the data sources: refused", path, "tiny",
-                   "attribute 'loader_sources' missing");
+                   "attribute 'loader_data' missing");
     copy_ckpt("options", path, sizeof path);
     patch_options(path, "lr = 1\n");
     expect_refused("patched options: refused", path, "tiny", "do not match their digest");

@@ -180,7 +180,7 @@ static bool restore_across(const char *from, const char *fmix, const char *to, c
     for (int k = 0; k < before; k++) loader_next(a, &sa, 0, 1, 2, ra);
     int64_t *stored;
     int n = loader_state_encode(&sa, &stored);
-    char *names = loader_state_sources(a, &sa);
+    char *names = loader_state_data(a, &sa);
     bool ok = loader_state_restore(b, stored, n, names, &sb, err, err_len);
     for (int k = 0; ok && k < after; k++) {
         loader_next(a, &sa, 0, 1, 2, ra);
@@ -198,6 +198,10 @@ static bool restore_across(const char *from, const char *fmix, const char *to, c
     loader_close(b);
     return ok;
 }
+
+// What loader_state_data writes, with these names and sample counts.
+#define DATA(names, samples) \
+    "{\"window\": 8, \"samples\": 1, \"sources\": " names ", \"source_samples\": " samples "}"
 
 // A source added before the others in name order (or removed) moves the
 // others' indices; the position follows them by name.
@@ -227,18 +231,23 @@ static void test_sources_changed(void) {
           "2 unnamed counts into 3 sources: '%s'", err);
     CHECK(loader_state_restore(l, three, 4, NULL, &st, err, sizeof err) && st.n_sources == 3 &&
               st.source_consumed[0] == 10, "3 unnamed counts into 3 sources: '%s'", err);
-    CHECK(!loader_state_restore(l, three, 4, "[\"b\",\"d\"]", &st, err, sizeof err) &&
+    CHECK(!loader_state_restore(l, three, 4, DATA("[\"b\",\"d\"]", "[1,1,1]"), &st, err, sizeof err) &&
               strstr(err, "malformed"), "3 counts, 2 names: '%s'", err);
-    CHECK(!loader_state_restore(l, two, 3, "[\"b\",\"d\",\"a\"]", &st, err, sizeof err) &&
+    CHECK(!loader_state_restore(l, two, 3, DATA("[\"b\",\"d\",\"a\"]", "[1,1]"), &st, err, sizeof err) &&
               strstr(err, "malformed"), "2 counts, 3 names: '%s'", err);
-    CHECK(!loader_state_restore(l, two, 3, "[\"b\",\"b\"]", &st, err, sizeof err) &&
+    CHECK(!loader_state_restore(l, two, 3, DATA("[\"b\",\"b\"]", "[1,1]"), &st, err, sizeof err) &&
               strstr(err, "malformed"), "a name twice: '%s'", err);
-    CHECK(loader_state_restore(l, two, 3, "[\"d\",\"b\"]", &st, err, sizeof err) &&
+    CHECK(!loader_state_restore(l, two, 3, "[\"d\",\"b\"]", &st, err, sizeof err) &&
+              strstr(err, "malformed"), "names alone (an array): '%s'", err);
+    CHECK(!loader_state_restore(l, two, 3, "{\"window\": \"8\", \"sources\": [\"d\", \"b\"], "
+                                "\"source_samples\": [1, 1]}", &st, err, sizeof err) &&
+              strstr(err, "malformed"), "a window that is a string: '%s'", err);
+    CHECK(loader_state_restore(l, two, 3, DATA("[\"d\",\"b\"]", "[1,1]"), &st, err, sizeof err) &&
               st.source_consumed[0] == 0 && st.source_consumed[1] == 30 &&
               st.source_consumed[2] == 20, "names in another order: '%s'", err);
     loader_close(l);
     Loader *one = open_loader(trio, NULL, 65536);
-    CHECK(loader_state_restore(one, two, 3, "[\"b\",\"d\"]", &st, err, sizeof err) &&
+    CHECK(loader_state_restore(one, two, 3, DATA("[\"b\",\"d\"]", "[1,1]"), &st, err, sizeof err) &&
               st.consumed == 50 && st.n_sources == 0, "per-source counts into one stream: '%s'", err);
     loader_close(one);
     loader_state_free(&st);
