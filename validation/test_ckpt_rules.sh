@@ -139,6 +139,14 @@ else
   kill -9 $wpid 2>/dev/null; fail "SIGTERM without -o" "the run did not start: $(tail -3 "$TMP/w2.out")"
 fi
 
+# ---- -o without -i: a save at the end (Megatron's --save); a 400-character path ----
+LONG=$TMP/$(printf 'd%.0s' $(seq 60))/$(printf 'e%.0s' $(seq 60))/$(printf 'f%.0s' $(seq 60))
+LONG=$LONG/$(printf 'g%.0s' $(seq 60))/$(printf 'h%.0s' $(seq 60))/$(printf 'i%.0s' $(seq 60))/ck
+if "$T" -c tiny --bench -l 16 --steps 3 -o "$LONG" >"$TMP/long.out" 2>&1 &&
+   [ -d "$LONG/step_0000003" ] && [ "$(cat "$LONG/latest")" = step_0000003 ]; then
+  pass "-o without -i saves the final step; a ${#LONG}-character --save-dir works (Open MPI's lockedfile overflowed at ~215)"
+else fail "-o without -i, long path" "$(grep -E "error|overflow|saved" "$TMP/long.out" | head -3)"; fi
+
 # ---- a folder named 'latest' in --save-dir: refused at the start, not at the first save ----
 mkdir -p "$TMP/lat/latest"
 expect_error "a folder named latest in --save-dir: refused at the start" \

@@ -197,6 +197,11 @@ static void world_leave(void) {
 static const UtilWorld mpi_world = {world_rank, world_size, world_abort, world_leave};
 
 void comm_world_start(int *argc, char ***argv) {
+    // Open MPI 4's OMPIO queries its "lockedfile" shared-file-pointer
+    // component on every MPI_File_open, which overflows a fixed buffer
+    // (abort: "buffer overflow detected") for paths of about 215 characters
+    // or more; HDF5 uses no shared file pointer.  Unless the user chose.
+    setenv("OMPI_MCA_sharedfp", "^lockedfile", 0);
     int provided;
     check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "Init_thread");
     util_set_world(&mpi_world);

@@ -287,7 +287,7 @@ static void init_shard(Trainer *t) {
 static CheckpointRun ckpt_run(const Trainer *t) {
     return (CheckpointRun){.grid = &t->grid, .save_dir = t->opt.save_dir,
                            .keep_checkpoints = t->opt.keep_checkpoints,
-                           .writes_dir = t->opt.save_interval > 0 || strcmp(t->opt.load, "auto") == 0};
+                           .writes_dir = t->opt.save_dir[0] != 0 && !t->opt.eval_only};
 }
 
 // The parts of t a checkpoint holds (no options text, no data position);
@@ -1296,11 +1296,12 @@ static bool train_to_end(Trainer *t) {
     return true;
 }
 
-// The closing evaluation and save; false when the final model diverged and
-// the run rolled back.
+// The closing evaluation and save (any run with a checkpoint folder, as
+// Megatron saves at the end whenever --save is given); false when the final
+// model diverged and the run rolled back.
 static bool close_training(Trainer *t) {
     if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval != 0) log_eval(t);
-    return t->opt.save_interval <= 0 || t->saved_step == t->step || save_checked(t);
+    return !t->opt.save_dir[0] || t->saved_step == t->step || save_checked(t);
 }
 
 // --eval-only: the held-out loss and perplexity, printed and logged, then
