@@ -19,14 +19,15 @@ scratch() {
   [ -n "${KEEP:-}" ] && echo "keeping $TMP" || trap 'rm -rf "$TMP"' EXIT
 }
 
-# expect_error NAME PATTERN CMD...: CMD must exit non-zero within 60 s and print
+# expect_error NAME PATTERN CMD...: CMD must exit non-zero within 60 s (killed 10 s after
+# the SIGTERM that ends it then) and print
 # a line matching PATTERN (extended regex) on stderr.
 expect_error() {
   local name=$1 pattern=$2; shift 2
   local out rc
-  out=$(timeout 60 "$@" 2>&1 >/dev/null); rc=$?
+  out=$(timeout -k 10 60 "$@" 2>&1 >/dev/null); rc=$?
   if [ $rc -eq 0 ]; then fail "$name" "exited 0, expected an error"
-  elif [ $rc -eq 124 ]; then fail "$name" "timed out (hang)"
+  elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then fail "$name" "timed out (hang)"
   elif [ $rc -gt 128 ]; then fail "$name" "crashed with signal $((rc - 128)): $out"
   elif ! grep -Eq -- "$pattern" <<<"$out"; then fail "$name" "message '$out' does not match /$pattern/"
   else pass "$name"; fi

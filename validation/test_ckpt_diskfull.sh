@@ -131,4 +131,22 @@ if grep -q "loaded checkpoint $MNT/ck/step_0000002 at step 2" "$TMP/resumed.out"
 else
   fail "resume after disk full" "$(grep -h "loaded\|error" "$TMP/resumed.out" | head -3); losses $(losses "$TMP/resumed.jsonl" | tr '\n' ' ')"
 fi
+# A full disk under --log: one warning, the run goes on and saves elsewhere
+# (Megatron's metric writers do the same); the log's partial last line is
+# ended before a later run appends, so every line stays one JSON object.
+rm -rf "$MNT"/*
+head -c 16m /dev/zero >"$MNT/fill" 2>/dev/null
+"$T" "${D[@]}" -i 3 -o "$TMP/logfull" --log "$MNT/log.jsonl" >"$TMP/logfull.out" 2>&1; rc=$?
+if [ $rc -eq 0 ] && [ "$(grep -c "warning: writing '$MNT/log.jsonl' failed: No space left on device" "$TMP/logfull.out")" = 1 ] &&
+   [ -d "$TMP/logfull/step_0000006" ]; then
+  pass "a full disk under --log: one warning, the run trains to the end and saves"
+else fail "a full disk under --log" "exit $rc: $(grep -E "error|warning" "$TMP/logfull.out" | head -2)"; fi
+rm -f "$MNT/fill"
+printf '{"step": 0, "loss": 1}\n{"step": 1, "lo' >"$MNT/log.jsonl"
+"$T" "${D[@]}" --steps 2 --log "$MNT/log.jsonl" >/dev/null 2>&1
+if [ "$(sed -n 2p "$MNT/log.jsonl")" = '{"step": 1, "lo' ] &&
+   [ "$(sed -n '3,$p' "$MNT/log.jsonl" | grep -vc '^{"step": [0-9]*, "loss": [0-9.]*, .*}$')" = 0 ] &&
+   [ "$(wc -l <"$MNT/log.jsonl")" -ge 4 ]; then
+  pass "a log left with a partial line: the next run ends it, its own lines each start a line"
+else fail "partial log line" "$(head -c 300 "$MNT/log.jsonl")"; fi
 finish

@@ -122,4 +122,25 @@ expect_error "a model larger than the node's memory (1 rank)" \
 expect_error "a model larger than the node's memory (2 ranks, tp 2)" \
   "the 2 ranks on this node need [0-9.]+ [GT]iB for the model's buffers" \
   "${MPIRUN[@]}" -np 2 "$T" -c 65b --bench -l 16 -b 1 --steps 1 --tp 2
+# Outputs the run appends to (--log, --dump-batches) that are its inputs, or
+# one file: refused before anything is written (appending destroyed them).
+printf 'steps = 1\n' >"$TMP/run.deck"
+cp "$ROOT/inputs/tokenizer.json" "$TMP/tok.json"
+expect_error "--log into the run deck" "--log $TMP/run.deck is the run deck" "$T" "$TMP/run.deck" "${D[@]}" --log "$TMP/run.deck"
+expect_error "--dump-batches into --tokenizer" "--dump-batches $TMP/tok.json is --tokenizer" \
+  "$T" "${D[@]}" --dump-batches "$TMP/tok.json" --tokenizer "$TMP/tok.json"
+expect_error "--log into a shard of --dataset" "--log $DATA/wikipedia_sample.val.h5 is a file of --dataset" \
+  "$T" "${D[@]}" --log "$DATA/wikipedia_sample.val.h5"
+expect_error "--log and --dump-batches one file" "--log and --dump-batches are one file" \
+  "$T" "${D[@]}" --log "$TMP/same.jsonl" --dump-batches "$TMP/same.jsonl"
+cmp -s "$TMP/tok.json" "$ROOT/inputs/tokenizer.json" && [ "$(cat "$TMP/run.deck")" = "steps = 1" ] &&
+  pass "the refused outputs' files are untouched" || fail "refused outputs" "an input file changed"
+# FIFOs: opening one blocks until its other end opens (a start-up deaf to SIGTERM).
+mkfifo "$TMP/fifo"
+expect_error "a FIFO as the run deck" "'$TMP/fifo' is a FIFO, not a file of key = value lines" "$T" "$TMP/fifo" "${D[@]}"
+expect_error "a FIFO as the model file" "'$TMP/fifo' is a FIFO" "$T" -c "$TMP/fifo" "${D[@]}"
+expect_error "a FIFO as --tokenizer" "tokenizer file '$TMP/fifo' is a FIFO" \
+  "$T" "${D[@]}" --tokenizer "$TMP/fifo" --sample-tokens 2
+expect_error "a FIFO no process reads as --log" "cannot open '$TMP/fifo' for writing: a FIFO that no process reads" \
+  "$T" "${D[@]}" --log "$TMP/fifo"
 finish

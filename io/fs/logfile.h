@@ -9,12 +9,17 @@
 
 typedef struct LogFile LogFile;
 
-// Opens for appending (creating the folder is the caller's business).
-// NULL with a reason in err when it cannot be opened.
+// Opens for appending (creating the folder is the caller's business); a FIFO
+// that no process reads is refused, not waited on.  NULL with a reason in err
+// when it cannot be opened.
 LogFile *logfile_open(const char *path, char *err, int err_len);
-// Appends bytes; fatal (naming the file) when the write fails.
+// Appends bytes.  A failed write (a full disk) warns once, naming the file,
+// and the file takes no more: a run does not end for its log (Megatron's
+// writers do the same).
 void logfile_write(LogFile *f, const void *data, size_t bytes);
-void logfile_line(LogFile *f, const char *line);   // line + '\n'
+// line + '\n'; the first one ends a partial line left at the file's end (a
+// run killed mid-write) so that every line stays one JSON object.
+void logfile_line(LogFile *f, const char *line);
 void logfile_close(LogFile *f);
 
 #endif

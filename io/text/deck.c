@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file_kind.h"
 #include "core/util.h"
 
 static char *trim(char *s) {
@@ -100,6 +101,12 @@ static char *skip_bom(char *line, int lineno) {
 
 bool deck_read(const char *path, Deck *deck, char *err, int err_len) {
     *deck = (Deck){xstrdup(path), NULL, 0};
+    const char *kind = file_kind_irregular(path);
+    if (kind) {
+        snprintf(err, err_len, "'%s' is %s, not a file of key = value lines", path, kind);
+        deck_free(deck);
+        return false;
+    }
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, err_len, "cannot open '%s': %s", path, strerror(errno));

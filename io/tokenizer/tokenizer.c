@@ -13,6 +13,7 @@
 #include "tokenizer/normalizer.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/sentencepiece_model.h"
+#include "core/file_kind.h"
 #include "core/util.h"
 
 struct Tokenizer {
@@ -39,6 +40,12 @@ struct Tokenizer {
 // ---- helpers ------------------------------------------------------------------
 
 static char *read_whole(const char *path, size_t *len, char *err, int err_len) {
+    const char *kind = file_kind_irregular(path);
+    if (kind) {
+        snprintf(err, err_len, "tokenizer file '%s' is %s, not a file (give a tokenizer.json, "
+                 "or 'bytes')", path, kind);
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, err_len, "cannot open tokenizer file '%s': %s (give a tokenizer.json, or "

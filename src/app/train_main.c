@@ -1,4 +1,5 @@
 // llama-train: pretrains a LLaMA-family model; every rank runs it (SPMD).
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -102,10 +103,60 @@ static bool named(const char *what, bool ok, char *err, int len) {
     return false;
 }
 
+// Whether a and b name the same existing file.
+static bool same_file(const char *a, const char *b) {
+    struct stat x, y;
+    return a[0] && b[0] && stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev &&
+           x.st_ino == y.st_ino;
+}
+
+// Whether out is a file in folder dir (or dir itself).
+static bool in_folder(const char *out, const char *dir) {
+    if (same_file(out, dir)) return true;
+    DIR *d = dir[0] ? opendir(dir) : NULL;
+    bool found = false;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        found = e->d_name[0] != '.' && same_file(out, path);
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+// An existing file the run appends to (--log, --dump-batches) is none of its
+// inputs: appending would destroy the run deck, model file, tokenizer, an
+// --init-hf file or a shard.
+static bool output_not_input(const char *what, const char *out, const TrainOptions *o,
+                             const char *deck, char *err, int len) {
+    const char *inputs[] = {deck ? deck : "", o->config, o->tokenizer, o->init_hf, o->dataset};
+    const char *names[] = {"the run deck", "the model file (-c)", "--tokenizer",
+                           "a file of --init-hf", "a file of --dataset"};
+    for (int i = 0; i < 5; i++)
+        if (i < 3 ? same_file(out, inputs[i]) : in_folder(out, inputs[i])) {
+            snprintf(err, len, "%s %s is %s (%s): the run appends to it, which would destroy "
+                     "it; give another file", what, out, names[i], inputs[i]);
+            return false;
+        }
+    return true;
+}
+
+// --log and --dump-batches are not one file, nor an input.
+static bool outputs_apart(const TrainOptions *o, const char *deck, char *err, int len) {
+    bool dump = o->dump_batches[0] && !o->eval_only;
+    if (dump && o->log[0] && (!strcmp(o->log, o->dump_batches) || same_file(o->log, o->dump_batches))) {
+        snprintf(err, len, "--log and --dump-batches are one file (%s): give two", o->log);
+        return false;
+    }
+    return (!o->log[0] || output_not_input("--log", o->log, o, deck, err, len)) &&
+           (!dump || output_not_input("--dump-batches", o->dump_batches, o, deck, err, len));
+}
+
 // Every path the run writes: a typo ends the job now, not after training.
-static bool check_outputs(const TrainOptions *o, char *err, int len) {
+static bool check_outputs(const TrainOptions *o, const char *deck, char *err, int len) {
     bool saves = !o->eval_only && o->save_dir[0];
-    return (!saves || folder_usable("--save-dir", o->save_dir, err, len)) &&
+    return outputs_apart(o, deck, err, len) &&
+           (!saves || folder_usable("--save-dir", o->save_dir, err, len)) &&
            (!o->export_hf[0] || (folder_usable("--export-hf", o->export_hf, err, len) &&
                                  named("--export-hf", hf_export_dir_check(o->export_hf, err, len),
                                        err, len))) &&
@@ -135,12 +186,13 @@ static bool check_tokenizer(const TrainOptions *o, const ModelConfig *cfg, char 
     return false;
 }
 
-// Rank 0 checks, every rank ends on a failure.
-static void check_before_start(const TrainOptions *o, const ModelConfig *cfg, char sha[65]) {
+// Rank 0 checks, every rank ends on a failure; deck: the run deck (or NULL).
+static void check_before_start(const TrainOptions *o, const ModelConfig *cfg, const char *deck,
+                               char sha[65]) {
     char err[8192] = "";
     sha[0] = 0;   // rank 0 alone loads the tokenizer
-    bool ok = util_world_rank() != 0 ||
-              (check_outputs(o, err, sizeof err) && check_tokenizer(o, cfg, sha, err, sizeof err));
+    bool ok = util_world_rank() != 0 || (check_outputs(o, deck, err, sizeof err) &&
+                                         check_tokenizer(o, cfg, sha, err, sizeof err));
     agree_or_exit(ok, err);
     if (o->bench && (o->dataset[0] || o->data_mix[0]))
         info("note: --bench trains on synthetic tokens; --dataset and --data-mix are not read");
@@ -221,7 +273,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     char tokenizer_sha[65];
-    check_before_start(&o, &cfg, tokenizer_sha);
+    check_before_start(&o, &cfg, argc > 1 && argv[1][0] != '-' ? argv[1] : NULL, tokenizer_sha);
     int local_rank = 0, node_ranks = 1;   // one GPU per rank: its index on the node
     comm_node_rank(&local_rank, &node_ranks);
     const Ops *backend = ops_select(o.device, o.precision, local_rank, err, sizeof err);

@@ -1,0 +1,11 @@
+// What a path is, for the files a program opens by name: opening a FIFO
+// blocks until another process opens its other end (a run that would never
+// start, deaf to SIGTERM), and a device or folder is no input file.
+#ifndef LLAMA_FILE_KIND_H
+#define LLAMA_FILE_KIND_H
+
+// NULL when path is absent or a regular file (links followed); else what it
+// is instead: "a FIFO", "a folder", "a device", "a socket".
+const char *file_kind_irregular(const char *path);
+
+#endif
