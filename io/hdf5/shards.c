@@ -36,6 +36,7 @@ static bool read_attr_str(hid_t file, const char *name, char *out, size_t len) {
         char *v = NULL;
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(t));   // h5py writes UTF-8: an ASCII read of it fails
         ok = H5Aread(a, mt, &v) >= 0 && v;
         if (ok) snprintf(out, len, "%s", v);
         if (v) H5free_memory(v);
@@ -218,9 +219,18 @@ static bool shard_check(Shard *s, char *err, int err_len) {
     }
     if (!read_attr_i64(s->file, "bos_id", &i->bos_id)) i->bos_id = -1;
     if (!read_attr_i64(s->file, "eos_id", &i->eos_id)) i->eos_id = -1;
-    read_attr_str(s->file, "tokenizer_sha256", i->tokenizer_sha256, sizeof i->tokenizer_sha256);
-    read_attr_str(s->file, "source", i->source, sizeof i->source);
-    if (!read_attr_str(s->file, "split", i->split, sizeof i->split)) strcpy(i->split, "train");
+    const char *names[3] = {"tokenizer_sha256", "source", "split"};
+    char *values[3] = {i->tokenizer_sha256, i->source, i->split};
+    size_t sizes[3] = {sizeof i->tokenizer_sha256, sizeof i->source, sizeof i->split};
+    for (int k = 0; k < 3; k++)   // absent: unknown ("" and train); present: must read
+        if (!read_attr_str(s->file, names[k], values[k], sizes[k]) &&
+            H5Aexists(s->file, names[k]) > 0) {
+            snprintf(err, err_len, "%s: its '%s' attribute cannot be read as a string; the "
+                     "shard is damaged, or written by another tool: write it again", s->path,
+                     names[k]);
+            return false;
+        }
+    if (!i->split[0]) strcpy(i->split, "train");
     if (strcmp(i->split, "train") != 0 && strcmp(i->split, "val") != 0) {
         snprintf(err, err_len, "%s: split attribute '%s' is neither 'train' nor 'val'", s->path,
                  i->split);

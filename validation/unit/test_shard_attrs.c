@@ -1,6 +1,9 @@
 // A shard whose vocab_size attribute is not positive (0 or negative: a
 // damaged or hand-made file) is refused with a message about vocab_size,
-// not about n_tokens (issue 11's validation list).
+// not about n_tokens (issue 11's validation list).  A split written as
+// h5py writes strings (variable-length UTF-8) reads as written, not as
+// "train"; a split that is no string is refused.
+#include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +38,48 @@ static void test_vocab(const char *dir, int64_t vocab) {
     check_end();
 }
 
+// Replaces the shard's "split" by v: a variable-length UTF-8 string (h5py's
+// way), or with utf8 false an integer.
+static void set_split(const char *path, const char *v, bool utf8) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), sp = H5Screate(H5S_SCALAR);
+    H5Adelete(f, "split");
+    hid_t t = utf8 ? H5Tcopy(H5T_C_S1) : H5Tcopy(H5T_NATIVE_INT);
+    if (utf8) {
+        H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+    }
+    int one = 1;
+    hid_t a = H5Acreate2(f, "split", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, utf8 ? (const void *)&v : (const void *)&one);
+    H5Aclose(a);
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Fclose(f);
+}
+
+static void test_split(const char *dir) {
+    check_begin("a split attribute as h5py writes it (UTF-8, variable length) reads as written");
+    char path[512], err[1024] = "";
+    uint32_t tok[16] = {0};
+    uint64_t len = 16;
+    ShardMeta meta = {256, -1, -1, "test", "src", "train", "generated"};
+    snprintf(path, sizeof path, "%s/split.h5", dir);
+    bool ok = shard_write_collective(MPI_COMM_SELF, path, &meta, tok, 16, &len, 1, err, sizeof err);
+    CHECK(ok, "writing the test shard: %s", err);
+    set_split(path, "val", true);
+    Shard s;
+    ok = ok && shard_open(path, &s, err, sizeof err);
+    CHECK(ok && strcmp(s.info.split, "val") == 0, "split read as '%s' (%s)", ok ? s.info.split : "",
+          err);
+    if (ok) shard_close(&s);
+    set_split(path, NULL, false);
+    ok = shard_open(path, &s, err, sizeof err);
+    if (ok) shard_close(&s);
+    CHECK(!ok && strstr(err, "its 'split' attribute cannot be read as a string"), "an integer "
+          "split: %s", ok ? "opened" : err);
+    check_end();
+}
+
 int main(int argc, char **argv) {
     comm_world_start(&argc, &argv);
     char dir[256], cmd[300];
@@ -42,6 +87,7 @@ int main(int argc, char **argv) {
     mkdir(dir, 0755);
     test_vocab(dir, 0);
     test_vocab(dir, -3);
+    test_split(dir);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
     comm_world_end();
