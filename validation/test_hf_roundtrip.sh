@@ -65,4 +65,7 @@ if "$BIN/llama-ckpt" export-hf "$TMP/ck4/step_0000001" "$TMP/pp1" >"$TMP/pp1.out
 else fail "export-hf --pp-layers" "$(tail -n 2 "$TMP/pp3.out") $why"; fi
 expect_error "llama-ckpt compare --rtol -1: refused" "--rtol: expected a number >= 0, got '-1'" \
   "$BIN/llama-ckpt" compare "$TMP/pp3" "$TMP/pp1" --rtol -1
+expect_error "llama-ckpt export-hf into a Hugging Face folder it did not write" \
+  "is a Hugging Face folder this program did not export" \
+  "$BIN/llama-ckpt" export-hf "$TMP/ck4/step_0000001" "$ROOT/validation/golden/llama-tiny"
 finish

@@ -51,6 +51,22 @@ if "$T" "${D[@]}" --seed 2 --export-hf "$TMP/hf" >"$TMP/again.out" 2>&1 && [ -s 
    grep -q "exported Hugging Face weights to $TMP/hf" "$TMP/again.out"; then
   pass "--export-hf replaces an earlier export"
 else fail "--export-hf replaces an earlier export" "$(tail -2 "$TMP/again.out")"; fi
+# A Hugging Face folder this program did not write (a released model's: its
+# own config.json, sharded weights, an index, its tokenizer) is not replaced.
+mkdir -p "$TMP/released" && cp "$ROOT/validation/golden/llama-tiny/config.json" "$ROOT/inputs/tokenizer.json" "$TMP/released/"
+echo '{}' >"$TMP/released/model.safetensors.index.json"
+early_error "--export-hf into a released model's folder (an index)" \
+  "--export-hf: $TMP/released is a Hugging Face folder this program did not export \(it holds 'model.safetensors.index.json'\)" \
+  "$T" "${D[@]}" --export-hf "$TMP/released"
+mkdir -p "$TMP/released2" && cp "$TMP/released/config.json" "$TMP/released/tokenizer.json" "$TMP/released2/"
+early_error "--export-hf into a released model's folder (only names an export writes)" \
+  "$TMP/released2 is a Hugging Face folder this program did not export \(its config.json has no \"exported_by\": \"llama-hpc\"\)" \
+  "$T" "${D[@]}" --export-hf "$TMP/released2"
+cp "$TMP/released/model.safetensors.index.json" "$TMP/hf/"
+early_error "--export-hf over an earlier export with a foreign file" \
+  "this program did not export \(it holds 'model.safetensors.index.json'\)" "$T" "${D[@]}" --export-hf "$TMP/hf"
+[ -s "$TMP/released/tokenizer.json" ] && [ -s "$TMP/released2/tokenizer.json" ] && [ -s "$TMP/hf/model.safetensors" ] &&
+  pass "the refused exports removed nothing" || fail "refused export" "a file was removed"
 # On 2 ranks: one message, both ranks exit, no hang.
 out=$(timeout 60 "${MPIRUN[@]}" -np 2 "$T" "${D[@]}" --export-hf "$TMP/afile/hf" 2>&1 >/dev/null); rc=$?
 n=$(grep -c "cannot be a folder" <<<"$out")

@@ -417,10 +417,21 @@ bool hf_config_write(const char *path, const HfConfig *hf, char *err, int err_le
     const char *dtype;
     bool ok = write_check(hf, file, &dtype, err, err_len);
     json_t *o = ok ? config_json(hf, dtype) : NULL;
+    if (o) json_object_set_new(o, "exported_by", json_string("llama-hpc"));
     ok = ok && hf_json_write(file, o, config_digits(&hf->model), err, err_len);
     json_decref(o);
     free(file);
     return ok;
+}
+
+bool hf_config_is_own_export(const char *dir) {
+    char *file = config_path(dir);
+    json_t *o = json_load_file(file, 0, NULL);
+    const char *by = json_string_value(json_object_get(o, "exported_by"));
+    bool own = by && strcmp(by, "llama-hpc") == 0;
+    json_decref(o);
+    free(file);
+    return own;
 }
 
 bool hf_generation_config_write(const char *dir, const HfConfig *hf, char *err, int err_len) {

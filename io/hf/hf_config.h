@@ -34,6 +34,9 @@ bool hf_config_read(const char *path, HfConfig *hf, char *err, int err_len);
 // config.json), atomically (via "<path>.tmp").  tie_word_embeddings is the
 // model's tie_embeddings (tied: the folder holds no lm_head.weight).
 bool hf_config_write(const char *path, const HfConfig *hf, char *err, int err_len);
+// Whether dir's config.json says this program wrote it ("exported_by":
+// "llama-hpc", which hf_config_write adds): an export it may replace.
+bool hf_config_is_own_export(const char *dir);
 // o as indented JSON with sorted keys (reals with `digits` significant digits)
 // and a newline, to file atomically; false with the reason (o NULL: it could
 // not be built).

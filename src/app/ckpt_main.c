@@ -181,6 +181,7 @@ static CheckpointParts bare_parts(const Bare *b) {
 static void export_hf(const char *dir, const char *out, const CkptOptions *o) {
     CheckpointInfo ci;
     char err[2048];
+    agree_or_exit(util_world_rank() != 0 || hf_export_dir_check(out, err, sizeof err), err);
     agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
     checkpoint_info_free(&ci);
     Bare b;

@@ -1,5 +1,6 @@
 #include "train/hf.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,25 @@ static bool agree_root(const Grid *g, bool ok, char *err, int len) {
     return v;
 }
 
+// The first file of dir that an export does not write (NULL: none).
+static const char *foreign_file(const char *dir) {
+    static const char *const own[] = {"config.json", "generation_config.json", "model.safetensors",
+                                      "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                                      "special_tokens_map.json"};
+    static char name[256];
+    DIR *d = opendir(dir);
+    const char *found = NULL;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        bool mine = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+        for (size_t i = 0; !mine && i < sizeof own / sizeof own[0]; i++)
+            mine = strcmp(e->d_name, own[i]) == 0;
+        if (!mine) snprintf(name, sizeof name, "%s", e->d_name);
+        if (!mine) found = name;
+    }
+    if (d) closedir(d);
+    return found;
+}
+
 bool hf_export_dir_check(const char *dir, char *err, int len) {
     struct stat st;
     char first[512], config[4200];
@@ -304,11 +324,23 @@ bool hf_export_dir_check(const char *dir, char *err, int len) {
         return false;
     }
     snprintf(config, sizeof config, "%s/config.json", dir);
-    if (stat(config, &st) == 0 || ckpt_dir_is_empty(dir, first, sizeof first)) return true;
-    snprintf(err, len, "%s is neither empty nor a Hugging Face folder (it holds '%s' and no "
-             "config.json): give a new or empty folder, or an earlier export to replace", dir,
-             first);
-    return false;
+    if (ckpt_dir_is_empty(dir, first, sizeof first)) return true;
+    if (stat(config, &st) != 0) {
+        snprintf(err, len, "%s is neither empty nor a Hugging Face folder (it holds '%s' and no "
+                 "config.json): give a new or empty folder, or an earlier export to replace",
+                 dir, first);
+        return false;
+    }
+    const char *other = foreign_file(dir);
+    if (!hf_config_is_own_export(dir) || other) {
+        snprintf(err, len, "%s is a Hugging Face folder this program did not export (%s%s%s): "
+                 "replacing its weights would leave its other files (sharded weights, an index, "
+                 "its tokenizer) beside them or remove them; export into a new or empty folder",
+                 dir, other ? "it holds '" : "its config.json has no \"exported_by\": "
+                 "\"llama-hpc\"", other ? other : "", other ? "'" : "");
+        return false;
+    }
+    return true;
 }
 
 bool hf_export_try(const Model *m, const Grid *g, const char *dir, const HfExportOptions *x,
