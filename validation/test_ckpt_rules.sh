@@ -155,6 +155,24 @@ expect_error "a folder named latest in --save-dir: refused at the start" \
 [ -z "$(ls "$TMP/lat" | grep -v '^latest$')" ] && pass "a folder named latest: nothing written beside it" ||
   fail "a folder named latest" "written: $(ls "$TMP/lat")"
 
+# ---- a file named step_N; --load of a save folder, of a .tmp; --steps already reached ----
+mkdir -p "$TMP/sf" && echo x >"$TMP/sf/step_0000004"
+expect_error "a file named step_0000004 in --save-dir: refused at the start" \
+  "'$TMP/sf/step_0000004' is a file, not a checkpoint folder" "$T" -c tiny --bench -l 16 --steps 6 -i 2 -o "$TMP/sf"
+"$T" -c tiny --bench -l 16 --steps 2 -o "$TMP/ld" >/dev/null 2>&1
+expect_error "--load of a --save-dir: says how to load its checkpoints" \
+  "--load $TMP/ld holds no checkpoint.h5: a --save-dir\? give --load auto --save-dir it" \
+  "$T" -c tiny --bench -l 16 --steps 4 --load "$TMP/ld"
+cp -r "$TMP/ld/step_0000002" "$TMP/ld/step_0000003.tmp"
+expect_error "--load of an unfinished save (.tmp): refused" "--load $TMP/ld/step_0000003.tmp is an unfinished save" \
+  "$T" -c tiny --bench -l 16 --steps 4 --load "$TMP/ld/step_0000003.tmp"
+rm -rf "$TMP/ld/step_0000003.tmp"
+if out=$("$T" -c tiny --bench -l 16 --steps 1 --load "$TMP/ld/step_0000002" 2>&1) &&
+   grep -q "note: the run is at step 2, already at or past its 1 steps: nothing to train" <<<"$out" &&
+   ! grep -q "^step " <<<"$out"; then
+  pass "--steps at or below the loaded step: a note, nothing trained"
+else fail "--steps below the loaded step" "$(tail -2 <<<"$out")"; fi
+
 # ---- a --save-dir the ranks do not share (each node's own disk) ----
 # mpirun -wdir gives each rank its own working folder; -o is relative.
 mkdir -p "$TMP/node0" "$TMP/node1"

@@ -169,4 +169,15 @@ if out=$("$BIN/llama-train" -c tiny --bench -l 16 --steps 1 --sample-tokens 2147
    grep -q "sample (greedy, 15 new tokens)" <<<"$out"; then
   pass "--sample-tokens 2147483647: 15 new tokens up to the sequence length, with a note"
 else fail "--sample-tokens past the sequence length" "$(grep -i "sample\|error" <<<"$out" | head -3)"; fi
+# An --eval-only run stopped by SIGTERM has no result: it exits 128 + 15, so a
+# script's `eval && next` does not go on (its eval of 10^8 batches runs until
+# the signal).
+"$BIN/llama-train" -c tiny -d "$DATA" -l 16 -b 1 --eval-only --eval-steps 100000000 >"$TMP/evsig.out" 2>&1 &
+pid=$!
+if wait_for "^attention:" "$TMP/evsig.out" 60; then
+  kill -TERM $pid; wait $pid; rc=$?
+  if [ $rc -eq 143 ] && ! grep -q "^eval loss" "$TMP/evsig.out"; then
+    pass "--eval-only stopped by SIGTERM: exit 143, no result printed"
+  else fail "--eval-only stopped by SIGTERM" "exit $rc: $(tail -2 "$TMP/evsig.out")"; fi
+else kill -9 $pid 2>/dev/null; fail "--eval-only stopped by SIGTERM" "it did not start: $(tail -2 "$TMP/evsig.out")"; fi
 finish

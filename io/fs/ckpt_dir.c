@@ -250,6 +250,26 @@ static bool take_away(const char *lock, const CkptOwner *dead) {
     return same;
 }
 
+// Every step_N entry is a folder (or a link: one to a folder is a
+// checkpoint, and pruning removes links alone): a file there would fail the
+// save of step N, long after the start.
+static bool steps_are_folders(const char *save_dir, char *err, int err_len) {
+    DIR *d = opendir(save_dir);
+    bool ok = true;
+    for (struct dirent *e; d && ok && (e = readdir(d));) {
+        char path[PATH_LEN];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", save_dir, e->d_name);
+        ok = step_of_name(e->d_name) < 0 || lstat(path, &st) != 0 || S_ISDIR(st.st_mode) ||
+             S_ISLNK(st.st_mode);
+        if (!ok)
+            snprintf(err, err_len, "'%s' is a file, not a checkpoint folder: a save of that step "
+                     "would fail; rename or remove it", path);
+    }
+    if (d) closedir(d);
+    return ok;
+}
+
 // The names the folder's rules write (latest, latest.tmp, preempted) are
 // files, links (replaced) or absent: a folder there would fail the first
 // save, hours in.
@@ -265,7 +285,7 @@ static bool names_writable(const char *save_dir, char *err, int err_len) {
                  S_ISDIR(st.st_mode) ? "a folder" : "a special file");
         return false;
     }
-    return true;
+    return steps_are_folders(save_dir, err, err_len);
 }
 
 bool ckpt_dir_lock(const char *save_dir, char *note, int note_len, char *err, int err_len) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend/ops.h"
 #include "comm/comm_mpi.h"
@@ -759,10 +760,20 @@ void checkpoint_save(const CheckpointRun *r, const CheckpointParts *p) {
 bool checkpoint_resolve(const CheckpointRun *r, const char *load, char *dir, int len) {
     if (strcmp(load, "auto") == 0) return checkpoint_newest(r, dir, len);
     if (r->writes_dir) checkpoint_claim(r);
-    bool ok = ckpt_dir_exists(load);
+    char msg[9000], probe[4300];
     snprintf(dir, (size_t)len, "%s", load);
-    char msg[4400];
-    snprintf(msg, sizeof msg, "--load %s: no such checkpoint folder", load);
+    ckpt_dir_file(load, probe, sizeof probe);
+    size_t n = strlen(load);
+    bool ok = ckpt_dir_exists(load);
+    if (!ok) snprintf(msg, sizeof msg, "--load %s: no such checkpoint folder", load);
+    else if (n > 4 && strcmp(load + n - 4, ".tmp") == 0 && (ok = false, true))
+        snprintf(msg, sizeof msg, "--load %s is an unfinished save (a .tmp folder: never "
+                 "verified, and removed by the next save); load a step_N folder", load);
+    else if (access(probe, F_OK) != 0 && (ok = false, true))
+        snprintf(msg, sizeof msg, "--load %s holds no checkpoint.h5%s", load,
+                 ckpt_dir_is_empty(load, probe, sizeof probe) ? ""
+                 : ": a --save-dir? give --load auto --save-dir it (its newest complete "
+                   "checkpoint), or one of its step_N folders");
     comm_agree(&r->grid->world, ok, msg);
     return true;
 }

@@ -1306,10 +1306,11 @@ static bool close_training(Trainer *t) {
 
 // --eval-only: the held-out loss and perplexity, printed and logged, then
 // the samples; nothing trained or saved.
-static void run_eval_only(Trainer *t) {
+static int run_eval_only(Trainer *t) {
     double tokens;
     double loss = trainer_evaluate(t, &tokens);
-    if (isnan(loss) && signal_anywhere(t)) return;   // stopped by a signal: nothing to report
+    int sig = isnan(loss) ? signal_anywhere(t) : 0;
+    if (sig) return 128 + sig;   // stopped by a signal: no result, and the status says so
     info("eval loss %.6f perplexity %.4f over %.0f tokens", loss, exp(loss), tokens);
     info("  (%s at step %lld; %s: %.0f sequences of %d tokens)", t->opt.load[0] ? "checkpoint"
          : t->opt.init_hf[0] ? t->opt.init_hf : "initial weights", (long long)t->step,
@@ -1324,15 +1325,17 @@ static void run_eval_only(Trainer *t) {
     }
     print_sample(t);
     report_peak_memory(t);
+    return 0;
 }
 
 int trainer_run(Trainer *t) {
     t->start_time = now_seconds();
     signals_install();
-    if (t->opt.eval_only) {
-        run_eval_only(t);
-        return 0;
-    }
+    if (t->opt.eval_only) return run_eval_only(t);
+    if (t->step >= t->total_steps)
+        info("note: the run is at step %lld, already at or past its %lld steps: nothing to "
+             "train (give a larger --steps to continue)", (long long)t->step,
+             (long long)t->total_steps);
     if (t->grid.world_rank == 0 && t->opt.save_dir[0]) ckpt_dir_clear_preempted(t->opt.save_dir);
     info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
          t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,

@@ -75,7 +75,7 @@ Trainer *trainer_create_bare(const Ops *ops, const TrainOptions *o, const ModelC
 void trainer_checkpoint_save(Trainer *t);
 void trainer_checkpoint_release(const Trainer *t);
 // Trains (or evaluates) to the end.  Returns the exit status: 0, or 128 +
-// the signal when one stopped a run that saves nothing.
+// the signal when one stopped a run that saves nothing or an --eval-only run.
 int trainer_run(Trainer *t);
 void trainer_free(Trainer *t);
 
