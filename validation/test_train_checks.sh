@@ -51,6 +51,15 @@ if "$T" "${D[@]}" --seed 2 --export-hf "$TMP/hf" >"$TMP/again.out" 2>&1 && [ -s 
    grep -q "exported Hugging Face weights to $TMP/hf" "$TMP/again.out"; then
   pass "--export-hf replaces an earlier export"
 else fail "--export-hf replaces an earlier export" "$(tail -2 "$TMP/again.out")"; fi
+# The export's folder holds the export alone: checkpoints or a log inside it
+# would fail the export after training (an export inside -o is fine).
+early_error "--export-hf holding the --save-dir" "--export-hf $TMP/xs and --save-dir share a folder" \
+  "$T" "${D[@]}" -i 1 -o "$TMP/xs/ck" --export-hf "$TMP/xs"
+early_error "--export-hf holding the --log" "--export-hf $TMP/xl/ and --log share a folder" \
+  "$T" "${D[@]}" --log "$TMP/xl/./log.jsonl" --export-hf "$TMP/xl/"
+if "$T" "${D[@]}" -o "$TMP/xo" --export-hf "$TMP/xo/hf" >"$TMP/xo.out" 2>&1 && [ -s "$TMP/xo/hf/model.safetensors" ] &&
+   [ -d "$TMP/xo/step_0000002" ]; then pass "--export-hf inside the --save-dir: both written"
+else fail "--export-hf inside the --save-dir" "$(tail -2 "$TMP/xo.out")"; fi
 # A Hugging Face folder this program did not write (a released model's: its
 # own config.json, sharded weights, an index, its tokenizer) is not replaced.
 mkdir -p "$TMP/released" && cp "$ROOT/validation/golden/llama-tiny/config.json" "$ROOT/inputs/tokenizer.json" "$TMP/released/"

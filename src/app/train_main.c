@@ -141,6 +141,42 @@ static bool output_not_input(const char *what, const char *out, const TrainOptio
     return true;
 }
 
+// path made absolute (cwd in front), "." components and repeated or trailing
+// slashes removed: a lexical form (links are not followed) for comparisons.
+static void lexical_path(const char *path, char *out, size_t len) {
+    char cwd[4096] = "", raw[8400];
+    if (path[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+    snprintf(raw, sizeof raw, "%s/%s", cwd, path);
+    size_t at = 0;
+    for (char *save, *c = strtok_r(raw, "/", &save); c && at + 1 < len; c = strtok_r(NULL, "/", &save))
+        if (strcmp(c, ".") != 0) at += (size_t)snprintf(out + at, len - at, "/%s", c);
+    if (at == 0) snprintf(out, len, "/");
+}
+
+// Whether path is dir or lies inside it (lexically).
+static bool path_within(const char *path, const char *dir) {
+    char p[8400], d[8400];
+    lexical_path(path, p, sizeof p);
+    lexical_path(dir, d, sizeof d);
+    size_t n = strlen(d);
+    return strncmp(p, d, n) == 0 && (p[n] == 0 || p[n] == '/' || n == 1);
+}
+
+// --export-hf's folder holds the export alone: the checkpoints, the log or
+// the dump inside it would fail the export after the whole run (an export
+// inside the checkpoint folder is fine: its rules see only step_N names).
+static bool export_apart(const TrainOptions *o, char *err, int len) {
+    const char *x = o->export_hf, *what = NULL;
+    if (!x[0]) return true;
+    if (o->save_dir[0] && !o->eval_only && path_within(o->save_dir, x)) what = "--save-dir";
+    else if (o->log[0] && path_within(o->log, x)) what = "--log";
+    else if (o->dump_batches[0] && path_within(o->dump_batches, x)) what = "--dump-batches";
+    if (!what) return true;
+    snprintf(err, len, "--export-hf %s and %s share a folder: an export's folder holds the export "
+             "alone (it would be refused after training); give separate folders", x, what);
+    return false;
+}
+
 // --log and --dump-batches are not one file, nor an input.
 static bool outputs_apart(const TrainOptions *o, const char *deck, char *err, int len) {
     bool dump = o->dump_batches[0] && !o->eval_only;
@@ -155,7 +191,7 @@ static bool outputs_apart(const TrainOptions *o, const char *deck, char *err, in
 // Every path the run writes: a typo ends the job now, not after training.
 static bool check_outputs(const TrainOptions *o, const char *deck, char *err, int len) {
     bool saves = !o->eval_only && o->save_dir[0];
-    return outputs_apart(o, deck, err, len) &&
+    return outputs_apart(o, deck, err, len) && export_apart(o, err, len) &&
            (!saves || folder_usable("--save-dir", o->save_dir, err, len)) &&
            (!o->export_hf[0] || (folder_usable("--export-hf", o->export_hf, err, len) &&
                                  named("--export-hf", hf_export_dir_check(o->export_hf, err, len),
