@@ -185,6 +185,9 @@ ADDED=(-d "$MIX" --data-mix c4=0.3,github=0,wikipedia_sample=0.5 --steps 6)
 if [ "$(losses "$TMP/add-full.jsonl" | wc -l)" = 6 ] &&
    diff <(losses "$TMP/add-full.jsonl" | tail -n 3) <(losses "$TMP/add-resumed.jsonl") >/dev/null; then
   pass "a source added before another in name order: the resumed run continues each source's position to the last bit"
+  grep -q "note: --data-mix leaves out (weight 0) the dataset's sources github$" "$TMP/add-resumed.out" &&
+    pass "--data-mix with a source at weight 0: a note names it" ||
+    fail "--data-mix leaving a source out" "no note: $(grep note "$TMP/add-resumed.out" | head -2)"
 else
   fail "source added" "losses: $(paste <(losses "$TMP/add-full.jsonl" | tail -n 3) <(losses "$TMP/add-resumed.jsonl") | head -3); $(tail -2 "$TMP/add-resumed.out")"
 fi

@@ -180,4 +180,9 @@ if wait_for "^attention:" "$TMP/evsig.out" 60; then
     pass "--eval-only stopped by SIGTERM: exit 143, no result printed"
   else fail "--eval-only stopped by SIGTERM" "exit $rc: $(tail -2 "$TMP/evsig.out")"; fi
 else kill -9 $pid 2>/dev/null; fail "--eval-only stopped by SIGTERM" "it did not start: $(tail -2 "$TMP/evsig.out")"; fi
+# --eval-steps past the validation split (it wraps): a note.
+out=$(timeout -k 5 60 "$BIN/llama-train" -c tiny -d "$DATA" -l 16 -b 2 --steps 1 --eval-interval 1 --eval-steps 1000 2>&1)
+if grep -q "note: --eval-steps 1000 reads 2000 sequences, the validation split holds [0-9]*: an evaluation wraps around" <<<"$out"; then
+  pass "--eval-steps past the validation split: a note that it wraps"
+else fail "--eval-steps past the split" "$(grep -i "note\|error" <<<"$out" | head -2)"; fi
 finish

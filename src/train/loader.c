@@ -148,7 +148,14 @@ static bool parse_mix(Loader *l, const char *mix, char *err, int err_len) {
     if (!isfinite(total))
         return fail(err, err_len, "--data-mix: the weights' sum overflows; give smaller weights "
                     "(only their ratios matter)");
-    for (int s = 0; s < l->n_sources; s++) l->sources[s].weight /= total;
+    char left[512] = "";
+    for (int s = 0; s < l->n_sources; s++) {
+        l->sources[s].weight /= total;
+        if (l->sources[s].weight == 0 && strlen(left) + strlen(l->sources[s].name) + 3 < sizeof left)
+            snprintf(left + strlen(left), sizeof left - strlen(left), "%s%s", left[0] ? ", " : "",
+                     l->sources[s].name);
+    }
+    if (left[0]) info("note: --data-mix leaves out (weight 0) the dataset's sources %s", left);
     return true;
 }
 

@@ -371,7 +371,17 @@ static void agree_on_data(const Trainer *t) {
     if (unchecked > 0)
         info("notice: %d shard%s of %s carry no token checksums (encoded before llama-tokenize "
              "kept them): their tokens are read unchecked; encode them again to have them checked",
-             unchecked, unchecked == 1 ? "" : "s", t->opt.dataset);
+             unchecked, unchecked == 1 ? "" : "s", t->opt.dataset);}
+
+// --eval-steps past the validation split: an evaluation wraps around.
+static void note_eval_wrap(const Trainer *t) {
+    uint64_t per_eval = (uint64_t)t->opt.eval_steps * (uint64_t)t->B * (uint64_t)t->grid.dp;
+    bool evaluates = t->opt.eval_interval > 0 || t->opt.eval_only;
+    if (t->val && evaluates && t->opt.eval_steps > 0 && per_eval > loader_samples(t->val))
+        info("note: --eval-steps %lld reads %llu sequences, the validation split holds %llu: an "
+             "evaluation wraps around and scores windows again (--eval-steps 0: each once)",
+             (long long)t->opt.eval_steps, (unsigned long long)per_eval,
+             (unsigned long long)loader_samples(t->val));
 }
 
 static void open_data(Trainer *t) {
@@ -391,6 +401,7 @@ static void open_data(Trainer *t) {
              "--val-fraction)", err);
     comm_agree(&t->grid.world, t->val != NULL || t->opt.eval_interval <= 0, msg);
     agree_on_data(t);
+    note_eval_wrap(t);
 }
 
 // --eval-only: the validation split alone, which it needs.
@@ -403,6 +414,7 @@ static void open_val(Trainer *t) {
              "with --val-fraction)", err);
     comm_agree(&t->grid.world, t->val != NULL, msg);
     agree_on_data(t);
+    note_eval_wrap(t);
 }
 
 // --eval-only --load: the step and tokenizer of the checkpoint (rank 0 reads
