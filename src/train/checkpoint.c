@@ -14,6 +14,7 @@
 #include "fs/ckpt_dir.h"
 #include "hdf5/ckpt_file.h"
 #include "core/util.h"
+#include "train/watchdog.h"
 
 // The "format" attribute: FORMAT_PREFIX and the version.  Format 4 adds
 // "loader_data", the names of the loader position's per-source counts (a
@@ -385,6 +386,7 @@ static bool read_verified_state(CkptFile *f, const char *dir, State *s, ModelCon
     bool ok = true;
     for (int i = 0; ok && i < global->n; i++)
         for (int k = 0; ok && k < N_GROUPS; k++) {
+            watchdog_alive();
             const ParamTensor *gt = &global->t[i];
             int64_t rows, cols;
             if (!(ok = ckpt_file_shape(f, groups[k], gt->name, &rows, &cols)))
@@ -440,6 +442,7 @@ static bool verify_data(const Comm *world, CkptFile *f, const ParamTable *global
     float *buf = xmalloc((size_t)chunk * sizeof(float));
     for (int i = 0; ok && i < global->n; i++)
         for (int k = 0; ok && k < N_GROUPS; k++) {
+            watchdog_alive();
             const ParamTensor *gt = &global->t[i];
             int64_t total = gt->rows * gt->cols, e0 = total * r / W, e1 = total * (r + 1) / W;
             int64_t rows, cols;
@@ -559,8 +562,10 @@ static bool save_file(const CheckpointRun *r, const CheckpointParts *p, const ch
     params_build_global(&global, p->cfg);
     uint64_t *sums = xcalloc((size_t)global.n * N_GROUPS, sizeof *sums);
     bool ok = true;
-    for (int i = 0; ok && i < global.n; i++)
+    for (int i = 0; ok && i < global.n; i++) {
+        watchdog_alive();
         ok = save_tensor(r, p, f, &global.t[i], sums + N_GROUPS * i, err, len);
+    }
     if (ok && !(ok = save_attributes(r, p, f, &global, sums)))   // every rank got here
         snprintf(err, len, "writing the checksums and attributes of '%s' failed (disk full?)", path);
     bool closed = ckpt_file_close(f);
@@ -895,6 +900,7 @@ static bool load_weights(const CheckpointParts *parts, CkptFile *f, char *err, i
     bool ok = true;
     if (!parts->weights) return true;
     for (int i = 0; ok && i < parts->table->n; i++) {
+        watchdog_alive();
         const ParamTensor *p = &parts->table->t[i];
         float *host = xcalloc(p->numel, sizeof(float));
         Slab s[3];
@@ -914,6 +920,7 @@ static bool load_optimizer(const CheckpointParts *parts, CkptFile *f, char *err,
     o->ops->zero(o->v, o->layout->len * sizeof(float));
     bool ok = true;
     for (int i = 0; ok && i < parts->table->n; i++) {
+        watchdog_alive();
         const ParamTensor *p = &parts->table->t[i];
         int64_t e0, e1;
         size_t lo, hi;

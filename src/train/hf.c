@@ -15,6 +15,7 @@
 #include "hf/safetensors.h"
 #include "tokenizer/tokenizer.h"
 #include "core/util.h"
+#include "train/watchdog.h"
 
 static bool same_shape(const ModelConfig *a, const ModelConfig *b) {
     return a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
@@ -91,6 +92,7 @@ bool hf_import(Model *m, const char *dir, char *err, int err_len) {
     if (!safetensors_open(dir, &st, err, err_len)) return false;
     bool ok = true;
     for (int i = 0; ok && i < m->table.n; i++) {
+        watchdog_alive();
         const ParamTensor *t = &m->table.t[i];
         float *host = xmalloc(t->numel * sizeof(float));
         ok = read_block(&st, t, t->name, host, err, err_len);
@@ -156,6 +158,7 @@ static void place_block(const ParamTensor *local, int r, const float *block, flo
 static void send_my_blocks(const Model *m, const Grid *g, const ParamTable *global) {
     if (g->replica_rank != 0 || g->world_rank == 0) return;
     for (int i = 0; i < global->n; i++) {
+        watchdog_alive();
         const ParamTensor *t = params_find(&m->table, global->t[i].name);
         if (!t || t->tied_copy || (t->split == SPLIT_NONE && g->tp_rank != 0)) continue;
         float *b = host_block(m, t);
@@ -215,6 +218,7 @@ static bool write_tensors(const Model *m, const Grid *g, const ParamTable *globa
                           const int *layer_owner, SafetensorsWriter *w, char *err, int len) {
     bool ok = true;
     for (int i = 0; i < global->n; i++) {
+        watchdog_alive();
         const ParamTensor *t = &global->t[i];
         float *full = xcalloc((size_t)(t->rows * t->cols), sizeof(float));
         gather_tensor(m, g, t, i, owner_stage(t, layer_owner, g->pp), full);

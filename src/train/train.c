@@ -715,6 +715,7 @@ void trainer_free(Trainer *t) {
 // ((M, B, T + 1) token windows), and the optimizer's gradient hooks.
 static void feed_batch(void *trainer, int mb, int32_t *tokens, int32_t *targets) {
     const Trainer *t = trainer;
+    watchdog_alive();   // a micro-batch of the step
     loader_split_rows(t->rows + (size_t)mb * t->B * (t->T + 1), t->B, t->T, t->grid.cp,
                       t->grid.cp_rank, tokens, targets);
 }

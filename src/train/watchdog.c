@@ -74,6 +74,12 @@ void watchdog_beat(const char *what, int64_t step) {
     pthread_mutex_unlock(&w.lock);
 }
 
+void watchdog_alive(void) {
+    pthread_mutex_lock(&w.lock);
+    w.last = monotonic_seconds();
+    pthread_mutex_unlock(&w.lock);
+}
+
 void watchdog_stop(void) {
     if (!w.running) return;
     pthread_mutex_lock(&w.lock);

@@ -13,6 +13,10 @@
 void watchdog_start(double timeout_s, int rank);
 // Progress: the rank now does `what` (a string that outlives the call) at step.
 void watchdog_beat(const char *what, int64_t step);
+// Progress within what it does: one tensor of a save, load or export, one
+// micro-batch of a step.  A 65B step, save or load takes longer than the
+// timeout in all, but no one of these parts should.
+void watchdog_alive(void);
 void watchdog_stop(void);
 
 #endif
