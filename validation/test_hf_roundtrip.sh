@@ -68,4 +68,22 @@ expect_error "llama-ckpt compare --rtol -1: refused" "--rtol: expected a number 
 expect_error "llama-ckpt export-hf into a Hugging Face folder it did not write" \
   "is a Hugging Face folder this program did not export" \
   "$BIN/llama-ckpt" export-hf "$TMP/ck4/step_0000001" "$ROOT/validation/golden/llama-tiny"
+# Imported weights with a NaN: refused at the import, naming the tensor (it
+# was blamed on the learning rate after every step had been skipped).
+cp -r "$TMP/pp1" "$TMP/nan"
+python3 - "$TMP/nan/model.safetensors" <<'PY'
+import json, struct, sys
+f = open(sys.argv[1], "r+b")
+n = struct.unpack("<Q", f.read(8))[0]
+head = json.loads(f.read(n))
+name = next(k for k in head if k.endswith("mlp.down_proj.weight"))
+assert head[name]["dtype"] == "F32"
+f.seek(8 + n + head[name]["data_offsets"][0] + 4 * 7)
+f.write(struct.pack("<f", float("nan")))
+PY
+expect_error "--init-hf of weights holding a NaN: refused at the import, naming the tensor" \
+  "$TMP/nan: tensor '.*' holds a non-finite value \(nan at element 7 of this rank's block\): the weights are damaged" \
+  "$BIN/llama-train" -c tiny --bench -l 16 --steps 1 --init-hf "$TMP/nan"
+expect_error "llama-ckpt import-hf of weights holding a NaN: refused" "holds a non-finite value" \
+  "$BIN/llama-ckpt" import-hf "$TMP/nan" "$TMP/nan-ck"
 finish

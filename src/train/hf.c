@@ -1,6 +1,7 @@
 #include "train/hf.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,20 @@ static bool tied_head_check(const Safetensors *st, const ParamTensor *t, const f
     return ok && i == t->numel;
 }
 
+// The block holds finite values only: a NaN or Inf in imported weights is a
+// damaged file, not a learning rate to lower (which every later check says).
+static bool finite_block(const ParamTensor *t, const float *host, const char *dir, char *err,
+                         int err_len) {
+    for (size_t k = 0; k < t->numel; k++)
+        if (!isfinite(host[k])) {
+            snprintf(err, err_len, "%s: tensor '%s' holds a non-finite value (%g at element %zu of "
+                     "this rank's block): the weights are damaged; import a good copy", dir,
+                     t->name, (double)host[k], k);
+            return false;
+        }
+    return true;
+}
+
 bool hf_import(Model *m, const char *dir, char *err, int err_len) {
     HfConfig hf;
     if (!check_config(m, dir, &hf, err, err_len)) return false;
@@ -95,7 +110,8 @@ bool hf_import(Model *m, const char *dir, char *err, int err_len) {
         watchdog_alive();
         const ParamTensor *t = &m->table.t[i];
         float *host = xmalloc(t->numel * sizeof(float));
-        ok = read_block(&st, t, t->name, host, err, err_len);
+        ok = read_block(&st, t, t->name, host, err, err_len) &&
+             finite_block(t, host, dir, err, err_len);
         if (ok && m->cfg.tie_embeddings && i == m->table.lm_head)
             ok = tied_head_check(&st, t, host, dir, err, err_len);
         if (ok) m->ops->act_from_host_f32(model_param(m, t), host, t->numel);
