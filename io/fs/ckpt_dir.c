@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fs/dirs.h"
+#include "core/file_kind.h"
 #include "core/util.h"
 
 #define PATH_LEN 4400
@@ -60,11 +61,6 @@ int64_t ckpt_dir_step_of(const char *path) {
 bool ckpt_dir_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool ckpt_dir_same(const char *a, const char *b) {
-    struct stat x, y;
-    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -531,7 +527,7 @@ void ckpt_dir_prune(const char *save_dir, int keep, const char *const *protect, 
     for (int i = keep; i < n; i++) {
         bool kept = false;
         for (int k = 0; k < n_protect && !kept; k++)
-            kept = protect[k] && protect[k][0] && ckpt_dir_same(c[i].path, protect[k]);
+            kept = protect[k] && protect[k][0] && file_kind_same(c[i].path, protect[k]);
         if (!kept) retire_tree(c[i].path);
     }
     entries_free(c, n);

@@ -26,8 +26,6 @@ void ckpt_dir_file(const char *dir, char *out, int len);
 // trailing slashes ignored; N of 1 to 18 digits), else -1.
 int64_t ckpt_dir_step_of(const char *path);
 bool ckpt_dir_exists(const char *path);
-// True when a and b are the same folder (device and inode).
-bool ckpt_dir_same(const char *a, const char *b);
 
 // ---- owners of the lock and of temporary folders ----
 

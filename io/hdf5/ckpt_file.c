@@ -57,20 +57,20 @@ CkptFile *ckpt_file_create(MPI_Comm comm, const char *path, char *err, int err_l
     H5Pset_coll_metadata_write(fapl, true);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    int rank, size, failed[2] = {f < 0, f < 0 ? 0 : INT_MAX}, any[2];   // count, lowest rank
+    int rank, size, failed = f < 0, first, count;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
-    if (f < 0) failed[1] = rank;
-    MPI_Allreduce(&failed[0], &any[0], 1, MPI_INT, MPI_SUM, comm);
-    MPI_Allreduce(&failed[1], &any[1], 1, MPI_INT, MPI_MIN, comm);
-    if (any[0] > 0) {
+    int mine = failed ? rank : INT_MAX;
+    MPI_Allreduce(&failed, &count, 1, MPI_INT, MPI_SUM, comm);
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (count > 0) {
         // Closing is collective over the ranks that opened it: with some
         // ranks out it would wait for them forever.  The handle is left
         // (unclean: the caller ends the job without HDF5's clean-up).
         if (f >= 0) unclean = true;
         snprintf(err, err_len, "cannot create checkpoint file '%s' on %d of %d ranks (rank %d "
                  "first): is the folder writable there, on a filesystem every rank shares?",
-                 path, any[0], size, any[1]);
+                 path, count, size, first);
         return NULL;
     }
     CkptFile *c = xcalloc(1, sizeof *c);

@@ -78,6 +78,12 @@ static bool remove_stale(const char *dir, const char *keep, char *err, int err_l
     return true;
 }
 
+bool hf_tokenizer_is_file(const char *name) {
+    for (size_t i = 0; i < sizeof tokenizer_files / sizeof tokenizer_files[0]; i++)
+        if (strcmp(name, tokenizer_files[i]) == 0) return true;
+    return false;
+}
+
 bool hf_tokenizer_remove(const char *dir, char *err, int err_len) {
     return remove_stale(dir, NULL, err, err_len);
 }

@@ -23,5 +23,7 @@ bool hf_tokenizer_write(const char *dir, const HfTokenizerFiles *t, char *err, i
 // Removes every tokenizer file an earlier export left in dir (an export
 // without a tokenizer), so none is taken for the new weights'.
 bool hf_tokenizer_remove(const char *dir, char *err, int err_len);
+// Whether name is one of the tokenizer files an export writes or removes.
+bool hf_tokenizer_is_file(const char *name);
 
 #endif

@@ -14,6 +14,7 @@
 #include "tokenizer/tokenizer.h"
 #include "train/train.h"
 #include "core/signals.h"
+#include "core/file_kind.h"
 #include "core/util.h"
 #include "train/model_file.h"
 
@@ -103,22 +104,15 @@ static bool named(const char *what, bool ok, char *err, int len) {
     return false;
 }
 
-// Whether a and b name the same existing file.
-static bool same_file(const char *a, const char *b) {
-    struct stat x, y;
-    return a[0] && b[0] && stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev &&
-           x.st_ino == y.st_ino;
-}
-
 // Whether out is a file in folder dir (or dir itself).
 static bool in_folder(const char *out, const char *dir) {
-    if (same_file(out, dir)) return true;
+    if (file_kind_same(out, dir)) return true;
     DIR *d = dir[0] ? opendir(dir) : NULL;
     bool found = false;
     for (struct dirent *e; d && !found && (e = readdir(d));) {
         char path[8192];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        found = e->d_name[0] != '.' && same_file(out, path);
+        found = e->d_name[0] != '.' && file_kind_same(out, path);
     }
     if (d) closedir(d);
     return found;
@@ -133,7 +127,7 @@ static bool output_not_input(const char *what, const char *out, const TrainOptio
     const char *names[] = {"the run deck", "the model file (-c)", "--tokenizer",
                            "a file of --init-hf", "a file of --dataset"};
     for (int i = 0; i < 5; i++)
-        if (i < 3 ? same_file(out, inputs[i]) : in_folder(out, inputs[i])) {
+        if (i < 3 ? file_kind_same(out, inputs[i]) : in_folder(out, inputs[i])) {
             snprintf(err, len, "%s %s is %s (%s): the run appends to it, which would destroy "
                      "it; give another file", what, out, names[i], inputs[i]);
             return false;
@@ -180,7 +174,7 @@ static bool export_apart(const TrainOptions *o, char *err, int len) {
 // --log and --dump-batches are not one file, nor an input.
 static bool outputs_apart(const TrainOptions *o, const char *deck, char *err, int len) {
     bool dump = o->dump_batches[0] && !o->eval_only;
-    if (dump && o->log[0] && (!strcmp(o->log, o->dump_batches) || same_file(o->log, o->dump_batches))) {
+    if (dump && o->log[0] && (!strcmp(o->log, o->dump_batches) || file_kind_same(o->log, o->dump_batches))) {
         snprintf(err, len, "--log and --dump-batches are one file (%s): give two", o->log);
         return false;
     }

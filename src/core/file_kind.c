@@ -3,6 +3,11 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
+bool file_kind_same(const char *a, const char *b) {
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
 const char *file_kind_irregular(const char *path) {
     struct stat st;
     if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return NULL;

@@ -4,8 +4,12 @@
 #ifndef LLAMA_FILE_KIND_H
 #define LLAMA_FILE_KIND_H
 
+#include <stdbool.h>
+
 // NULL when path is absent or a regular file (links followed); else what it
 // is instead: "a FIFO", "a folder", "a device", "a socket".
 const char *file_kind_irregular(const char *path);
+// Whether a and b name the same existing file or folder (device and inode).
+bool file_kind_same(const char *a, const char *b);
 
 #endif

@@ -13,6 +13,7 @@
 #include "comm/comm_mpi.h"
 #include "fs/ckpt_dir.h"
 #include "hdf5/ckpt_file.h"
+#include "core/file_kind.h"
 #include "core/util.h"
 #include "train/watchdog.h"
 
@@ -709,7 +710,7 @@ static void prune(const CheckpointRun *r) {
 // as it is and becomes "latest" again.  True when that was the case.
 static bool keep_loaded(const CheckpointRun *r, int64_t step, const char *final) {
     int same = r->grid->world_rank == 0 && session.loaded[0] && step == session.start_step &&
-               ckpt_dir_same(final, session.loaded);
+               file_kind_same(final, session.loaded);
     comm_broadcast(&r->grid->world, &same, 1, DTYPE_I32, 0);
     if (!same) return false;
     char err[8192] = "";

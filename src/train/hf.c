@@ -318,14 +318,13 @@ static bool agree_root(const Grid *g, bool ok, char *err, int len) {
 
 // The first file of dir that an export does not write (NULL: none).
 static const char *foreign_file(const char *dir) {
-    static const char *const own[] = {"config.json", "generation_config.json", "model.safetensors",
-                                      "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                                      "special_tokens_map.json"};
+    static const char *const own[] = {"config.json", "generation_config.json", "model.safetensors"};
     static char name[256];
     DIR *d = opendir(dir);
     const char *found = NULL;
     for (struct dirent *e; d && !found && (e = readdir(d));) {
-        bool mine = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+        bool mine = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+                    hf_tokenizer_is_file(e->d_name);
         for (size_t i = 0; !mine && i < sizeof own / sizeof own[0]; i++)
             mine = strcmp(e->d_name, own[i]) == 0;
         if (!mine) snprintf(name, sizeof name, "%s", e->d_name);
