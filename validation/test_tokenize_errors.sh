@@ -130,6 +130,24 @@ if "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o13" --overwrite >/dev/nu
 else
   fail output_overwrite_replaces_shards "folder holds: $(ls "$TMP/o13")"
 fi
+# --overwrite deletes only what the tokenizer wrote: another *.h5 there is refused
+# before anything is deleted; a failed write's *.train.h5.tmp goes with the shards.
+echo "the user's own file" >"$TMP/o13/results.h5"
+: >"$TMP/o13/new.train.h5.tmp"
+expect_error overwrite_keeps_other_h5 "--overwrite: output folder '$TMP/o13' holds 'results.h5', which is not a token shard" \
+  "${ENC[@]}" --input "$TMP/old.jsonl" --output "$TMP/o13" --overwrite
+if [ "$(cd "$TMP/o13" && echo *)" = "new.train.h5 new.train.h5.tmp results.h5" ]; then
+  pass overwrite_refusal_deletes_nothing
+else
+  fail overwrite_refusal_deletes_nothing "folder holds: $(ls "$TMP/o13")"
+fi
+rm "$TMP/o13/results.h5"
+if "${ENC[@]}" --input "$TMP/old.jsonl" --output "$TMP/o13" --overwrite >/dev/null 2>&1 \
+   && [ "$(cd "$TMP/o13" && echo *)" = "old.train.h5" ]; then
+  pass overwrite_deletes_shard_tmp
+else
+  fail overwrite_deletes_shard_tmp "folder holds: $(ls "$TMP/o13")"
+fi
 
 # A corpus without documents (an empty file; only empty texts) is an error, not exit 0.
 : >"$TMP/nothing.jsonl"

@@ -1,5 +1,6 @@
 #include "fs/dirs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,4 +25,31 @@ bool make_dirs(const char *path, char *err, int err_len) {
     }
     free(buf);
     return ok;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **dir_names(const char *dir, bool (*keep)(const char *name), int *n) {
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    char **names = xmalloc(sizeof *names);
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (keep(e->d_name)) {
+            names = xrealloc(names, sizeof *names * (size_t)(*n + 1));
+            names[(*n)++] = xstrdup(e->d_name);
+        }
+    int saved = errno;
+    closedir(d);
+    errno = saved;
+    qsort(names, (size_t)*n, sizeof *names, by_name);
+    return names;
+}
+
+void dir_names_free(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
 }

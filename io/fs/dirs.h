@@ -1,4 +1,4 @@
-// Folders: mkdir -p.
+// Folders: mkdir -p, and their entries by name.
 #ifndef LLAMA_DIRS_H
 #define LLAMA_DIRS_H
 
@@ -7,5 +7,10 @@
 // Makes path and every missing folder above it (mode 0777 less the umask);
 // false with the folder that could not be made and why.
 bool make_dirs(const char *path, char *err, int err_len);
+// The names in folder dir that keep accepts, sorted by strcmp; the count in
+// *n.  NULL (errno set) when the folder cannot be read.  Free with
+// dir_names_free.
+char **dir_names(const char *dir, bool (*keep)(const char *name), int *n);
+void dir_names_free(char **names, int n);
 
 #endif

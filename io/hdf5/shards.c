@@ -4,13 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/util.h"
+#include "fs/dirs.h"
 #include "hdf5/collective_create.h"
 
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
@@ -279,6 +279,14 @@ bool shard_open(const char *path, Shard *s, char *err, int err_len) {
         return false;
     }
     return true;
+}
+
+bool shard_is_complete(const char *path) {
+    Shard s;
+    char err[512];
+    bool ok = shard_open(path, &s, err, sizeof err);
+    if (ok) shard_close(&s);
+    return ok;
 }
 
 static bool read_slab(hid_t dset, hid_t memtype, int64_t start, int64_t count, void *out) {
@@ -577,8 +585,41 @@ bool shard_write_collective(MPI_Comm comm, const char *path, const ShardMeta *me
 
 // ---- dataset listing ----
 
-static int compare_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+static bool is_h5_name(const char *name) {
+    size_t len = strlen(name);
+    return len >= 4 && strcmp(name + len - 3, ".h5") == 0;
+}
+
+// The folder's *.h5 files as paths, sorted; 0 with err set when there are
+// none or one is not a regular file.
+static int shards_in_folder(const char *path, char ***files, char *err, int err_len) {
+    int n = 0;
+    char **names = dir_names(path, is_h5_name, &n);
+    if (!names) {
+        snprintf(err, err_len, "cannot list dataset folder '%s': %s", path, strerror(errno));
+        return 0;
+    }
+    *files = xmalloc(sizeof **files * (size_t)(n + 1));
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        char full[4096];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", path, names[i]);
+        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) {   // opening a FIFO would block
+            snprintf(err, err_len, "'%s' in the dataset folder is not a regular file (a FIFO, "
+                     "device or dangling link?): remove it or move it out of the folder", full);
+            break;
+        }
+        (*files)[kept++] = xstrdup(full);
+    }
+    if (n == 0) snprintf(err, err_len, "dataset folder '%s' holds no *.h5 shards", path);
+    if (kept < n || n == 0) {
+        shards_list_free(*files, kept);
+        *files = NULL;
+        kept = 0;
+    }
+    dir_names_free(names, n);
+    return kept;
 }
 
 int shards_list(const char *path, char ***files, char *err, int err_len) {
@@ -594,42 +635,10 @@ int shards_list(const char *path, char ***files, char *err, int err_len) {
                  "device?)", path);
         return 0;
     }
-    if (!S_ISDIR(st.st_mode)) {
-        *files = xmalloc(sizeof **files);
-        (*files)[0] = xstrdup(path);
-        return 1;
-    }
-    DIR *d = opendir(path);
-    if (!d) {
-        snprintf(err, err_len, "cannot list dataset folder '%s'", path);
-        return 0;
-    }
-    int n = 0;
-    bool bad = false;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0) continue;
-        char full[4096];
-        snprintf(full, sizeof full, "%s/%s", path, e->d_name);
-        if (stat(full, &st) != 0 || !S_ISREG(st.st_mode)) {   // opening a FIFO would block
-            snprintf(err, err_len, "'%s' in the dataset folder is not a regular file (a FIFO, "
-                     "device or dangling link?): remove it or move it out of the folder", full);
-            bad = true;
-            break;
-        }
-        *files = xrealloc(*files, (size_t)(n + 1) * sizeof **files);
-        (*files)[n++] = xstrdup(full);
-    }
-    closedir(d);
-    if (bad) {
-        shards_list_free(*files, n);
-        *files = NULL;
-        return 0;
-    }
-    if (n == 0) snprintf(err, err_len, "dataset folder '%s' holds no *.h5 shards", path);
-    else qsort(*files, (size_t)n, sizeof **files, compare_names);
-    return n;
+    if (S_ISDIR(st.st_mode)) return shards_in_folder(path, files, err, err_len);
+    *files = xmalloc(sizeof **files);
+    (*files)[0] = xstrdup(path);
+    return 1;
 }
 
 void shards_list_free(char **files, int n) {

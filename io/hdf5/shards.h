@@ -45,6 +45,8 @@ typedef struct {
 // Opens a shard read-only on this rank alone.  Fails with a reason naming the
 // file for anything that is not a complete shard of this format.
 bool shard_open(const char *path, Shard *s, char *err, int err_len);
+// True when path opens as a complete shard (shard_open succeeds).
+bool shard_is_complete(const char *path);
 // Reads tokens [start, start + count) into out as int32 (a hyperslab read of
 // the whole blocks around them, each checked against its SHA-256).
 bool shard_read_tokens(const Shard *s, int64_t start, int64_t count, int32_t *out, char *err,

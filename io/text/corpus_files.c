@@ -1,6 +1,5 @@
 #include "text/corpus_files.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,35 +43,25 @@ static bool add_file(CorpusFiles *c, const char *path, char *err, int err_len) {
     return true;
 }
 
-static int by_name(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+static bool is_visible_corpus_name(const char *name) {
+    return name[0] != '.' && is_corpus_name(name);
 }
 
 static bool add_dir(CorpusFiles *c, const char *dir, char *err, int err_len) {
-    DIR *d = opendir(dir);
-    if (!d) {
+    int n = 0;
+    char **names = dir_names(dir, is_visible_corpus_name, &n);
+    if (!names) {
         snprintf(err, err_len, "cannot read input folder '%s': %s", dir, strerror(errno));
         return false;
     }
-    char **names = NULL;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.' && is_corpus_name(e->d_name)) {
-            names = xrealloc(names, (size_t)(n + 1) * sizeof *names);
-            names[n++] = xstrdup(e->d_name);
-        }
-    closedir(d);
-    if (n > 0) qsort(names, (size_t)n, sizeof *names, by_name);
     bool ok = n > 0;
     if (!ok) snprintf(err, err_len, "input folder '%s' holds no .jsonl or .jsonl.zst file", dir);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; ok && i < n; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s%s%s", dir, has_suffix(dir, "/") ? "" : "/", names[i]);
-        ok = ok && add_file(c, path, err, err_len);
-        free(names[i]);
+        ok = add_file(c, path, err, err_len);
     }
-    free(names);
+    dir_names_free(names, n);
     return ok;
 }
 
@@ -111,6 +100,11 @@ static bool is_shard_name(const char *name) {
     return has_suffix(name, ".h5") || has_suffix(name, ".h5.tmp");
 }
 
+// The temporary file of an interrupted shard write: "<source>.<split>.h5.tmp".
+static bool is_shard_tmp_name(const char *name) {
+    return has_suffix(name, ".train.h5.tmp") || has_suffix(name, ".val.h5.tmp");
+}
+
 // Deletes dir/name; false with a reason.
 static bool remove_in(const char *dir, const char *name, char *err, int err_len) {
     char path[4096];
@@ -120,28 +114,42 @@ static bool remove_in(const char *dir, const char *name, char *err, int err_len)
     return false;
 }
 
-bool corpus_clear_output(const char *dir, bool overwrite, char *err, int err_len) {
-    DIR *d = opendir(dir);
-    if (!d) {
+// --overwrite deletes only what a tokenizer run wrote: complete shards and
+// its temporary files.  False naming the first other file, before anything
+// is deleted.
+static bool all_deletable(const char *dir, char **names, int n, bool (*is_shard)(const char *),
+                          char *err, int err_len) {
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (is_shard_tmp_name(names[i]) || (!has_suffix(names[i], ".tmp") && is_shard(path)))
+            continue;
+        snprintf(err, err_len, "--overwrite: output folder '%s' holds '%s', which is not a "
+                 "token shard this program wrote (it deletes only those); training would read "
+                 "it too: move it away or give another folder", dir, names[i]);
+        return false;
+    }
+    return true;
+}
+
+bool corpus_clear_output(const char *dir, bool overwrite, bool (*is_shard)(const char *path),
+                         char *err, int err_len) {
+    int n = 0;
+    char **names = dir_names(dir, is_shard_name, &n);
+    if (!names) {
         snprintf(err, err_len, "cannot read output folder '%s': %s", dir, strerror(errno));
         return false;
     }
-    int found = 0;
-    char first[256] = "";
     bool ok = true;
-    struct dirent *e;
-    while (ok && (e = readdir(d)))
-        if (is_shard_name(e->d_name)) {
-            if (found++ == 0) snprintf(first, sizeof first, "%s", e->d_name);
-            if (overwrite) ok = remove_in(dir, e->d_name, err, err_len);
-        }
-    closedir(d);
-    if (ok && found > 0 && !overwrite) {
+    if (n > 0 && !overwrite) {
         snprintf(err, err_len, "output folder '%s' already holds %d shard file%s (%s%s), which "
                  "training would mix with this corpus's: give an empty or new folder, or "
-                 "--overwrite to delete them first", dir, found, found > 1 ? "s" : "", first,
-                 found > 1 ? ", ..." : "");
+                 "--overwrite to delete them first", dir, n, n > 1 ? "s" : "", names[0],
+                 n > 1 ? ", ..." : "");
         ok = false;
     }
+    if (ok) ok = all_deletable(dir, names, n, is_shard, err, err_len);
+    for (int i = 0; ok && i < n; i++) ok = remove_in(dir, names[i], err, err_len);
+    dir_names_free(names, n);
     return ok;
 }

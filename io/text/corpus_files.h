@@ -28,8 +28,10 @@ void corpus_files_free(CorpusFiles *c);
 bool corpus_make_dir(const char *path, char *err, int err_len);
 // An output folder must not hold shards of another run (*.h5, or the *.h5.tmp
 // of a failed one): training would read them with the new ones.  False with a
-// reason naming them, or with overwrite true, deletes them (false when that
-// fails).
-bool corpus_clear_output(const char *dir, bool overwrite, char *err, int err_len);
+// reason naming them, or with overwrite true, deletes them: only files
+// is_shard accepts and "*.train.h5.tmp" / "*.val.h5.tmp"; any other *.h5 is
+// refused before anything is deleted.
+bool corpus_clear_output(const char *dir, bool overwrite, bool (*is_shard)(const char *path),
+                         char *err, int err_len);
 
 #endif

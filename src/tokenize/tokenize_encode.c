@@ -285,7 +285,8 @@ static void check_output_shared(const TokenizeOptions *o, const Comm *world) {
 static void prepare_output(const TokenizeOptions *o, const Comm *world) {
     char err[1024] = "";
     bool ok = world->rank != 0 || (corpus_make_dir(o->output, err, sizeof err) &&
-                                   corpus_clear_output(o->output, o->overwrite, err, sizeof err));
+                                   corpus_clear_output(o->output, o->overwrite, shard_is_complete, err,
+                                                       sizeof err));
     agree_or_exit(ok, err);
     check_output_shared(o, world);
 }
