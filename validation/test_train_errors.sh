@@ -50,6 +50,8 @@ expect_error "max-length beyond the model" "--max-length 4096 exceeds the model'
 # A CPU without AVX-512 BF16, as oneDNN sees it when told to stop at AVX-512 (other BLAS: none).
 expect_error "bf16 on a CPU without a bf16 matmul" "bf16 on the CPU needs a bf16 matmul" \
   env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$T" "${D[@]}" -x bf16
+expect_error "micro-batch beyond int tokens" "-b 1100000 × --max-length 2048 = 2252800000 tokens per micro-batch, more than the 2147483647" \
+  "$T" -c 7b --describe -b 1100000 -l 2048
 expect_error "negative --max-length" "--max-length -3: must be at least 1 \(or 0 for the model's max_seq_len\)" "$T" "${D[@]}" -l -3
 expect_error "negative --keep-checkpoints" "--keep-checkpoints -1: must not be negative \(0 keeps every checkpoint\)" \
   "$T" "${D[@]}" -i 1 -o "$TMP/keep" --keep-checkpoints -1

@@ -1,5 +1,6 @@
 #include "train/train.h"
 
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,6 +71,12 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     if (T > cfg->max_seq_len) {
         snprintf(err, len, "--max-length %d exceeds the model's max_seq_len %d", T,
                  cfg->max_seq_len);
+        return false;
+    }
+    if ((int64_t)o->batch_size * T > INT_MAX) {   // the kernels index a micro-batch's rows in int
+        snprintf(err, len, "-b %d × --max-length %d = %lld tokens per micro-batch, more than "
+                 "the %d one micro-batch may hold: lower -b (and raise --grad-accum)",
+                 o->batch_size, T, (long long)o->batch_size * T, INT_MAX);
         return false;
     }
     return true;
