@@ -139,6 +139,31 @@ else
   kill -9 $wpid 2>/dev/null; fail "SIGTERM without -o" "the run did not start: $(tail -3 "$TMP/w2.out")"
 fi
 
+# ---- a signal during start-up stops the run before its first step ----
+# (LLAMA_TEST_SIGNAL_AT_START=1: rank 1 sends itself SIGTERM as start-up begins)
+S=$TMP/startsig
+sig_run() { LLAMA_TEST_SIGNAL_AT_START=1 "${MPIRUN[@]}" -x LLAMA_TEST_SIGNAL_AT_START -np 2 "$T" "${D[@]}" "$@"; }
+"$T" "${D[@]}" --steps 2 -o "$S" >"$TMP/s0.out" 2>&1 || fail "start-up signal: the first run" "$(tail -3 "$TMP/s0.out")"
+sig_run --steps 4 -o "$S" -f auto --log "$TMP/s1.jsonl" >"$TMP/s1.out" 2>&1; rc=$?
+if [ $rc -eq 0 ] && grep -q "stopped at step 2 by a signal; resume with --load auto" "$TMP/s1.out" &&
+   grep -q "received SIGTERM: exiting" "$TMP/s1.out" && ! grep -q "sav" "$TMP/s1.out" && [ ! -s "$TMP/s1.jsonl" ] &&
+   [ "$(cat "$S/preempted" 2>/dev/null)" ] && [ "$(ls "$S" | tr '\n' ' ')" = "latest preempted step_0000002 " ]; then
+  pass "start-up signal after --load auto: no step, no second save of the loaded checkpoint, preempted, exit 0"
+else fail "start-up signal, --load auto" "exit $rc, folder: $(ls "$S" | tr '\n' ' '); $(grep -i "signal\|saved\|rror" "$TMP/s1.out" | head -3)"; fi
+sig_run --steps 4 --load "$S/step_0000002" -o "$TMP/startsig2" >"$TMP/s2.out" 2>&1; rc=$?
+if [ $rc -eq 0 ] && [ "$(cat "$TMP/startsig2/latest" 2>/dev/null)" = step_0000002 ] && [ -e "$TMP/startsig2/preempted" ]; then
+  pass "start-up signal after --load of another folder: the loaded step saved into -o (a requeue resumes there)"
+else fail "start-up signal, --load elsewhere" "exit $rc: $(ls "$TMP/startsig2" 2>&1 | tr '\n' ' '); $(tail -2 "$TMP/s2.out")"; fi
+sig_run --steps 4 -o "$TMP/startsig3" >"$TMP/s3.out" 2>&1; rc=$?
+if [ $rc -eq 0 ] && grep -q "stopped at step 0 by a signal" "$TMP/s3.out" &&
+   [ "$(ls "$TMP/startsig3" | tr '\n' ' ')" = "preempted " ]; then
+  pass "start-up signal in a fresh run: nothing to save, preempted, exit 0"
+else fail "start-up signal, fresh run" "exit $rc: $(ls "$TMP/startsig3" 2>&1 | tr '\n' ' '); $(tail -2 "$TMP/s3.out")"; fi
+sig_run --steps 4 >"$TMP/s4.out" 2>&1; rc=$?
+[ $rc -eq 143 ] && grep -q "stopped at step 0 by a signal; nothing saved" "$TMP/s4.out" &&
+  pass "start-up signal without -o: exit 143, nothing saved" ||
+  fail "start-up signal without -o" "exit $rc: $(tail -2 "$TMP/s4.out")"
+
 # ---- -o without -i: a save at the end (Megatron's --save); a 400-character path ----
 LONG=$TMP/$(printf 'd%.0s' $(seq 60))/$(printf 'e%.0s' $(seq 60))/$(printf 'f%.0s' $(seq 60))
 LONG=$LONG/$(printf 'g%.0s' $(seq 60))/$(printf 'h%.0s' $(seq 60))/$(printf 'i%.0s' $(seq 60))/ck

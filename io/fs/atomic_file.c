@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "fs/paths.h"
 
 int atomic_file_create(const char *path, char **tmp, char *err, int err_len) {
     size_t n = strlen(path) + 5;
@@ -30,15 +31,11 @@ void atomic_file_discard(int fd, const char *tmp) {
 
 // fsync the directory holding path, so a rename in it survives a crash.
 static int dir_sync(const char *path) {
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) strcpy(dir, ".");
-    else if (slash == dir) dir[1] = 0;   // "/name": the root
-    else *slash = 0;
+    char dir[4096];
+    path_parent(path, dir, sizeof dir);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int e = fd < 0 || fsync(fd) != 0 ? errno : 0;
     if (fd >= 0) close(fd);
-    free(dir);
     return e;
 }
 

@@ -6,13 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fs/paths.h"
+
 bool collective_create_check(MPI_Comm comm, const char *path, char *err, int err_len) {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) dir[1] = 0;
-    else if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
+    path_parent(path, dir, sizeof dir);
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);

@@ -14,6 +14,7 @@
 
 #include "core/bf16.h"
 #include "core/util.h"
+#include "fs/paths.h"
 
 // The reference implementation's limit; a real header is a few hundred KB.
 #define HEADER_MAX 100000000ull
@@ -454,13 +455,10 @@ static bool index_open(Safetensors *st, const char *index_path, char *err, int e
     if (!ok)
         snprintf(err, err_len, "%s: no \"weight_map\" object: not a safetensors index",
                  index_path);
-    char *dir = xstrdup(index_path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else strcpy(dir, ".");
+    char dir[4096];
+    path_parent(index_path, dir, sizeof dir);
     ok = ok && index_files_open(st, dir, map, err, err_len) &&
          names_index(st, err, err_len) && index_map_check(st, dir, map, err, err_len);
-    free(dir);
     json_decref(root);
     return ok;
 }

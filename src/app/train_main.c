@@ -1,10 +1,6 @@
 // llama-train: pretrains a LLaMA-family model; every rank runs it (SPMD).
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "comm/comm.h"
 #include "train/hf.h"
@@ -12,9 +8,9 @@
 #include "backend/ops.h"
 #include "train/options.h"
 #include "tokenizer/tokenizer.h"
+#include "train/outputs.h"
 #include "train/train.h"
 #include "core/signals.h"
-#include "core/file_kind.h"
 #include "core/util.h"
 #include "train/model_file.h"
 
@@ -37,164 +33,6 @@ static bool model_config(TrainOptions *o, ModelConfig *cfg, char *err, int len) 
 
 // ---- before anything is allocated: the paths the run writes, the sample's tokenizer ----
 
-// path's parent in place ("a/b/" -> "a", "a" -> ".", "/a" -> "/").
-static void parent_of(char *path) {
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') path[--n] = 0;
-    char *slash = strrchr(path, '/');
-    if (!slash) strcpy(path, ".");
-    else if (slash == path) path[1] = 0;
-    else *slash = 0;
-}
-
-// A folder the run creates (mkdir -p) and writes in: a writable folder, or
-// one its nearest existing ancestor is.  what: the option that names it.
-static bool folder_usable(const char *what, const char *dir, char *err, int len) {
-    char at[4096];
-    struct stat st;
-    snprintf(at, sizeof at, "%s", dir);
-    while (stat(at, &st) != 0) {
-        bool top = !strcmp(at, ".") || !strcmp(at, "/");
-        if ((errno != ENOENT && errno != ENOTDIR) || top) {
-            snprintf(err, len, "%s %s: cannot look at '%s': %s", what, dir, at, strerror(errno));
-            return false;
-        }
-        parent_of(at);
-    }
-    if (!S_ISDIR(st.st_mode))
-        snprintf(err, len, "%s %s cannot be a folder: '%s' is a file; give another path", what,
-                 dir, at);
-    else if (access(at, W_OK | X_OK) != 0)
-        snprintf(err, len, "%s %s: cannot write in '%s' (%s); give a folder you can write to",
-                 what, dir, at, strerror(errno));
-    else return true;
-    return false;
-}
-
-// A file the run appends to: writable if it exists, else its folder exists
-// and is writable (the folder is not created).
-static bool file_usable(const char *what, const char *path, char *err, int len) {
-    struct stat st;
-    if (stat(path, &st) == 0) {
-        if (S_ISDIR(st.st_mode))
-            snprintf(err, len, "%s %s is a folder; give a file name", what, path);
-        else if (access(path, W_OK) != 0)
-            snprintf(err, len, "%s %s: cannot write it (%s)", what, path, strerror(errno));
-        else return true;
-        return false;
-    }
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    parent_of(dir);
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        snprintf(err, len, "%s %s: the folder '%s' does not exist; create it or give another "
-                 "path", what, path, dir);
-    else if (access(dir, W_OK | X_OK) != 0)
-        snprintf(err, len, "%s %s: cannot write in '%s' (%s)", what, path, dir, strerror(errno));
-    else return true;
-    return false;
-}
-
-// A check of io that does not name the option: its message gets it in front.
-static bool named(const char *what, bool ok, char *err, int len) {
-    if (ok) return true;
-    char why[4096];
-    snprintf(why, sizeof why, "%s", err);
-    snprintf(err, len, "%s: %s", what, why);
-    return false;
-}
-
-// Whether out is a file in folder dir (or dir itself).
-static bool in_folder(const char *out, const char *dir) {
-    if (file_kind_same(out, dir)) return true;
-    DIR *d = dir[0] ? opendir(dir) : NULL;
-    bool found = false;
-    for (struct dirent *e; d && !found && (e = readdir(d));) {
-        char path[8192];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        found = e->d_name[0] != '.' && file_kind_same(out, path);
-    }
-    if (d) closedir(d);
-    return found;
-}
-
-// An existing file the run appends to (--log, --dump-batches) is none of its
-// inputs: appending would destroy the run deck, model file, tokenizer, an
-// --init-hf file or a shard.
-static bool output_not_input(const char *what, const char *out, const TrainOptions *o,
-                             const char *deck, char *err, int len) {
-    const char *inputs[] = {deck ? deck : "", o->config, o->tokenizer, o->init_hf, o->dataset};
-    const char *names[] = {"the run deck", "the model file (-c)", "--tokenizer",
-                           "a file of --init-hf", "a file of --dataset"};
-    for (int i = 0; i < 5; i++)
-        if (i < 3 ? file_kind_same(out, inputs[i]) : in_folder(out, inputs[i])) {
-            snprintf(err, len, "%s %s is %s (%s): the run appends to it, which would destroy "
-                     "it; give another file", what, out, names[i], inputs[i]);
-            return false;
-        }
-    return true;
-}
-
-// path made absolute (cwd in front), "." components and repeated or trailing
-// slashes removed: a lexical form (links are not followed) for comparisons.
-static void lexical_path(const char *path, char *out, size_t len) {
-    char cwd[4096] = "", raw[8400];
-    if (path[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = 0;
-    snprintf(raw, sizeof raw, "%s/%s", cwd, path);
-    size_t at = 0;
-    for (char *save, *c = strtok_r(raw, "/", &save); c && at + 1 < len; c = strtok_r(NULL, "/", &save))
-        if (strcmp(c, ".") != 0) at += (size_t)snprintf(out + at, len - at, "/%s", c);
-    if (at == 0) snprintf(out, len, "/");
-}
-
-// Whether path is dir or lies inside it (lexically).
-static bool path_within(const char *path, const char *dir) {
-    char p[8400], d[8400];
-    lexical_path(path, p, sizeof p);
-    lexical_path(dir, d, sizeof d);
-    size_t n = strlen(d);
-    return strncmp(p, d, n) == 0 && (p[n] == 0 || p[n] == '/' || n == 1);
-}
-
-// --export-hf's folder holds the export alone: the checkpoints, the log or
-// the dump inside it would fail the export after the whole run (an export
-// inside the checkpoint folder is fine: its rules see only step_N names).
-static bool export_apart(const TrainOptions *o, char *err, int len) {
-    const char *x = o->export_hf, *what = NULL;
-    if (!x[0]) return true;
-    if (o->save_dir[0] && !o->eval_only && path_within(o->save_dir, x)) what = "--save-dir";
-    else if (o->log[0] && path_within(o->log, x)) what = "--log";
-    else if (o->dump_batches[0] && path_within(o->dump_batches, x)) what = "--dump-batches";
-    if (!what) return true;
-    snprintf(err, len, "--export-hf %s and %s share a folder: an export's folder holds the export "
-             "alone (it would be refused after training); give separate folders", x, what);
-    return false;
-}
-
-// --log and --dump-batches are not one file, nor an input.
-static bool outputs_apart(const TrainOptions *o, const char *deck, char *err, int len) {
-    bool dump = o->dump_batches[0] && !o->eval_only;
-    if (dump && o->log[0] && (!strcmp(o->log, o->dump_batches) || file_kind_same(o->log, o->dump_batches))) {
-        snprintf(err, len, "--log and --dump-batches are one file (%s): give two", o->log);
-        return false;
-    }
-    return (!o->log[0] || output_not_input("--log", o->log, o, deck, err, len)) &&
-           (!dump || output_not_input("--dump-batches", o->dump_batches, o, deck, err, len));
-}
-
-// Every path the run writes: a typo ends the job now, not after training.
-static bool check_outputs(const TrainOptions *o, const char *deck, char *err, int len) {
-    bool saves = !o->eval_only && o->save_dir[0];
-    return outputs_apart(o, deck, err, len) && export_apart(o, err, len) &&
-           (!saves || folder_usable("--save-dir", o->save_dir, err, len)) &&
-           (!o->export_hf[0] || (folder_usable("--export-hf", o->export_hf, err, len) &&
-                                 named("--export-hf", hf_export_dir_check(o->export_hf, err, len),
-                                       err, len))) &&
-           (!o->log[0] || file_usable("--log", o->log, err, len)) &&
-           (!o->dump_batches[0] || o->eval_only ||
-            file_usable("--dump-batches", o->dump_batches, err, len));
-}
-
 // --tokenizer (which --sample-tokens needs) loads and its ids fit the model's
 // vocabulary; sha: its SHA-256, which the dataset's must match.
 static bool check_tokenizer(const TrainOptions *o, const ModelConfig *cfg, char sha[65],
@@ -205,7 +43,7 @@ static bool check_tokenizer(const TrainOptions *o, const ModelConfig *cfg, char 
                  "dataset was encoded with, or bytes)", o->sample_tokens);
     if (!o->tokenizer[0]) return o->sample_tokens <= 0;
     Tokenizer *tok = tokenizer_load(o->tokenizer, err, len);
-    if (!named("--tokenizer", tok != NULL, err, len)) return false;
+    if (!prefix_error("--tokenizer", tok != NULL, err, len)) return false;
     int64_t vocab = tokenizer_vocab_size(tok);
     snprintf(sha, 65, "%s", tokenizer_sha256(tok));
     tokenizer_free(tok);
@@ -221,7 +59,7 @@ static void check_before_start(const TrainOptions *o, const ModelConfig *cfg, co
                                char sha[65]) {
     char err[8192] = "";
     sha[0] = 0;   // rank 0 alone loads the tokenizer
-    bool ok = util_world_rank() != 0 || (check_outputs(o, deck, err, sizeof err) &&
+    bool ok = util_world_rank() != 0 || (outputs_check(o, deck, err, sizeof err) &&
                                          check_tokenizer(o, cfg, sha, err, sizeof err));
     agree_or_exit(ok, err);
     if (o->bench && (o->dataset[0] || o->data_mix[0]))
@@ -274,7 +112,7 @@ static void device_comm_select(const TrainOptions *o, const Ops *backend, int no
 int main(int argc, char **argv) {
     // Before MPI starts its threads, so that they too leave SIGTERM and
     // SIGUSR1 to the thread that takes them; a signal during start-up is
-    // acted on at the first step.
+    // acted on before the first step.
     signals_install();
     comm_world_start(&argc, &argv);
     util_set_program("llama-train");

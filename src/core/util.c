@@ -175,3 +175,11 @@ void sha256_hex(const void *data, size_t len, char out[65]) {
     sha256_digest(data, len, md);
     hex_encode(md, 32, out);
 }
+
+bool prefix_error(const char *what, bool ok, char *err, int len) {
+    if (ok) return true;
+    char *why = xstrdup(err);
+    snprintf(err, (size_t)len, "%s: %s", what, why);
+    free(why);
+    return false;
+}

@@ -20,6 +20,10 @@ void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)))
 // and exits 1.
 void fatal_all(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+// ok, and when it is false: what and ": " put in front of the reason in err
+// (for a check whose message does not name the option it checks).
+bool prefix_error(const char *what, bool ok, char *err, int len);
+
 // Informational line from rank 0 only, to stdout.
 void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // A warning from this rank, to stderr.

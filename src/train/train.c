@@ -2,10 +2,12 @@
 
 #include <limits.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "parallel/agreement.h"
 #include "train/checkpoint.h"
@@ -21,6 +23,7 @@
 #include "train/sampler.h"
 #include "train/traffic.h"
 #include "tokenizer/tokenizer.h"
+#include "core/file_kind.h"
 #include "core/host_memory.h"
 #include "core/util.h"
 #include "train/watchdog.h"
@@ -347,12 +350,21 @@ static void ckpt_load(Trainer *t, const char *dir) {
 }
 
 // --load: a checkpoint folder, or "auto" for the newest in --save-dir.
+// Loads --load's checkpoint.  One that is --save-dir's own checkpoint of
+// the step counts as saved: a signal before the next step saves nothing again.
 static void resume(Trainer *t) {
+    t->saved_step = -1;
     if (!t->opt.load[0]) return;
-    char dir[4200];
+    char dir[4200], own[4200];
     CheckpointRun r = ckpt_run(t);
-    if (checkpoint_resolve(&r, t->opt.load, dir, sizeof dir)) ckpt_load(t, dir);
-    else info("no checkpoint in %s: starting from step 0", t->opt.save_dir);
+    if (!checkpoint_resolve(&r, t->opt.load, dir, sizeof dir)) {
+        info("no checkpoint in %s: starting from step 0", t->opt.save_dir);
+        return;
+    }
+    ckpt_load(t, dir);
+    t->loaded = true;
+    ckpt_dir_name(t->opt.save_dir, t->step, false, own, sizeof own);
+    if (t->opt.save_dir[0] && file_kind_same(dir, own)) t->saved_step = t->step;
 }
 
 static void ckpt_start(const Trainer *t) {
@@ -669,10 +681,21 @@ static Trainer *create_for_eval(const Ops *ops, const TrainOptions *o, const Mod
     return t;
 }
 
+// Test hook LLAMA_TEST_SIGNAL_AT_START=RANK: that rank sends itself SIGTERM
+// as start-up begins and goes on once the signal thread has taken it.
+static void test_signal_at_start(void) {
+    const char *e = getenv("LLAMA_TEST_SIGNAL_AT_START");
+    if (!e || !e[0] || atoi(e) != util_world_rank()) return;
+    info("test hook LLAMA_TEST_SIGNAL_AT_START: rank %d sends itself SIGTERM", util_world_rank());
+    kill(getpid(), SIGTERM);
+    while (!signals_pending()) sched_yield();
+}
+
 Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig *cfg) {
     agree_on_job(o, cfg);
     watchdog_start(o->hang_timeout, util_world_rank());
     watchdog_beat("starting up (model, data, checkpoint)", 0);
+    test_signal_at_start();
     select_attention(ops, o);
     if (o->profile) ops = ops_profile_wrap(ops);
     if (o->eval_only) return create_for_eval(ops, o, cfg);
@@ -683,7 +706,6 @@ Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig
     create_optimizer(t);
     resume(t);
     ckpt_start(t);   // the --save-dir lock, newer checkpoints moved aside, before training
-    t->saved_step = -1;
     t->weight_max0 = optimizer_max_abs_weight(t->optim);
     read_test_hooks(t);
     t->rows = xmalloc((size_t)t->M * t->B * (t->T + 1) * sizeof(int32_t));
@@ -1136,11 +1158,19 @@ static void print_bench(Trainer *t) {
     }
 }
 
+// Whether stopping now needs a save: not when this step's checkpoint is in
+// --save-dir already, nor before the first step of a run that loaded none
+// (a rerun with --load auto starts the same way).
+static bool stop_needs_save(const Trainer *t) {
+    return t->saved_step != t->step && (t->loaded || t->step > 0);
+}
+
 // True (on every rank) when any rank received SIGTERM or SIGUSR1.
 static bool stop_requested(Trainer *t) {
     int sig = signal_anywhere(t);
     if (sig) info("received %s: %s", sig == SIGTERM ? "SIGTERM" : "SIGUSR1",
-                  t->opt.save_dir[0] ? "saving a checkpoint and exiting" : "exiting");
+                  t->opt.save_dir[0] && stop_needs_save(t) ? "saving a checkpoint and exiting"
+                                                           : "exiting");
     t->stop_signal = sig;
     return sig != 0;
 }
@@ -1296,22 +1326,24 @@ static void mark_preempted(Trainer *t) {
 }
 
 // Steps to the end, evaluating and saving on the way.  False when a signal
-// stopped the run.  A step or a save that rolls back just goes on from there.
+// stopped the run: one received before a step (during start-up too: loading
+// a large checkpoint takes a while) stops it there, after a save when
+// stop_needs_save.  A step or a save that rolls back just goes on from there.
 static bool train_to_end(Trainer *t) {
     while (t->step < t->total_steps) {
-        if (!train_step(t)) continue;
-        if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval == 0)
-            log_eval(t);
-        if (periodic_save_due(t) && !save_checked(t)) continue;
         if (stop_requested(t)) {
             if (!t->opt.save_dir[0]) {
                 stopped_unsaved(t);
                 return false;
             }
-            if (t->saved_step != t->step && !save_checked(t)) continue;
+            if (stop_needs_save(t) && !save_checked(t)) continue;
             mark_preempted(t);
             return false;
         }
+        if (!train_step(t)) continue;
+        if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval == 0)
+            log_eval(t);
+        if (periodic_save_due(t) && !save_checked(t)) continue;
     }
     return true;
 }

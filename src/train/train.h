@@ -40,7 +40,10 @@ typedef struct Trainer {
     LossWindow losses;           // losses of recent healthy steps, for spike z-scores
     int bad_steps;               // skipped or spiking steps in a row
     int rollbacks;               // rollbacks since this run last saved a checkpoint
-    int64_t saved_step;          // step of this run's last save (-1: none yet)
+    int64_t saved_step;          // step of this run's last save (-1: none yet), or of the
+                                 // --save-dir checkpoint it loaded
+    bool loaded;                 // it started from a checkpoint (else from initial or
+                                 // --init-hf weights, which a rerun makes again)
     int stop_signal;             // SIGTERM or SIGUSR1 that stopped the run (0: none)
     double weight_max0;          // largest |master weight| of the last save (or the start)
     uint64_t nan_window[2];      // test hooks (train.c): steps starting in these global

@@ -1,0 +1,83 @@
+#include "train/outputs.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/file_kind.h"
+#include "core/util.h"
+#include "fs/paths.h"
+#include "train/hf.h"
+
+// Whether out is a file in folder dir (or dir itself).
+static bool in_folder(const char *out, const char *dir) {
+    if (file_kind_same(out, dir)) return true;
+    DIR *d = dir[0] ? opendir(dir) : NULL;
+    bool found = false;
+    for (struct dirent *e; d && !found && (e = readdir(d));) {
+        char path[8192];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        found = e->d_name[0] != '.' && file_kind_same(out, path);
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+// An existing file the run appends to (--log, --dump-batches) is none of its
+// inputs: appending would destroy the run deck, model file, tokenizer, an
+// --init-hf file or a shard.
+static bool output_not_input(const char *what, const char *out, const TrainOptions *o,
+                             const char *deck, char *err, int len) {
+    const char *inputs[] = {deck ? deck : "", o->config, o->tokenizer, o->init_hf, o->dataset};
+    const char *names[] = {"the run deck", "the model file (-c)", "--tokenizer",
+                           "a file of --init-hf", "a file of --dataset"};
+    for (int i = 0; i < 5; i++)
+        if (i < 3 ? file_kind_same(out, inputs[i]) : in_folder(out, inputs[i])) {
+            snprintf(err, len, "%s %s is %s (%s): the run appends to it, which would destroy "
+                     "it; give another file", what, out, names[i], inputs[i]);
+            return false;
+        }
+    return true;
+}
+
+// --export-hf's folder holds the export alone: the checkpoints, the log or
+// the dump inside it would fail the export after the whole run (an export
+// inside the checkpoint folder is fine: its rules see only step_N names).
+static bool export_apart(const TrainOptions *o, char *err, int len) {
+    const char *x = o->export_hf, *what = NULL;
+    if (!x[0]) return true;
+    if (o->save_dir[0] && !o->eval_only && path_within(o->save_dir, x)) what = "--save-dir";
+    else if (o->log[0] && path_within(o->log, x)) what = "--log";
+    else if (o->dump_batches[0] && path_within(o->dump_batches, x)) what = "--dump-batches";
+    if (!what) return true;
+    snprintf(err, len, "--export-hf %s and %s share a folder: an export's folder holds the export "
+             "alone (it would be refused after training); give separate folders", x, what);
+    return false;
+}
+
+// --log and --dump-batches are not one file, nor an input.
+static bool outputs_apart(const TrainOptions *o, const char *deck, char *err, int len) {
+    bool dump = o->dump_batches[0] && !o->eval_only;
+    if (dump && o->log[0] && (!strcmp(o->log, o->dump_batches) || file_kind_same(o->log, o->dump_batches))) {
+        snprintf(err, len, "--log and --dump-batches are one file (%s): give two", o->log);
+        return false;
+    }
+    return (!o->log[0] || output_not_input("--log", o->log, o, deck, err, len)) &&
+           (!dump || output_not_input("--dump-batches", o->dump_batches, o, deck, err, len));
+}
+
+// --export-hf names a folder the export may fill (hf_export_dir_check).
+static bool export_usable(const char *dir, char *err, int len) {
+    return path_folder_usable("--export-hf", dir, err, len) &&
+           prefix_error("--export-hf", hf_export_dir_check(dir, err, len), err, len);
+}
+
+bool outputs_check(const TrainOptions *o, const char *deck, char *err, int len) {
+    bool saves = !o->eval_only && o->save_dir[0];
+    return outputs_apart(o, deck, err, len) && export_apart(o, err, len) &&
+           (!saves || path_folder_usable("--save-dir", o->save_dir, err, len)) &&
+           (!o->export_hf[0] || export_usable(o->export_hf, err, len)) &&
+           (!o->log[0] || path_file_usable("--log", o->log, err, len)) &&
+           (!o->dump_batches[0] || o->eval_only ||
+            path_file_usable("--dump-batches", o->dump_batches, err, len));
+}
