@@ -46,7 +46,7 @@ static const CliOption export_options[] = {
      .arg = "N,N,..."},
     {"tokenizer", 0, .kind = CLI_STRING, .size = sizeof(((CkptOptions *)0)->tokenizer),
      .offset = offsetof(CkptOptions, tokenizer),
-     "export-hf: copy this tokenizer (tokenizer.json or tokenizer.model) into OUT_DIR and\n"
+     "export-hf: copy this tokenizer (tokenizer.json or tokenizer.model) into OUT_DIR and "
      "write its special token ids (else bos/eos are null)", .arg = "FILE"},
 };
 static const CliOption compare_options[] = {
