@@ -12,4 +12,11 @@
 // line and rank 0's, then `remedy`.  Collective over c.
 void agree_on_text(const Comm *c, const char *what, const char *text, const char *remedy);
 
+// Every rank of c must see the file rank 0 writes into folder dir (which
+// exists on rank 0): a folder on each node's own disk, or one missing on
+// some, fails.  Otherwise every rank ends with "<what> <dir>: rank N (host H)
+// does not see the file rank 0 (host H0) wrote there (<probe>): <why>".  The
+// probe file is removed.  Collective over c.
+void agree_folder_shared(const Comm *c, const char *what, const char *dir, const char *why);
+
 #endif

@@ -15,6 +15,7 @@
 #include "tokenize/corpus_walk.h"
 #include "comm/comm_mpi.h"
 #include "hdf5/shards.h"
+#include "parallel/agreement.h"
 #include "tokenize/tokenize.h"
 #include "tokenizer/tokenizer.h"
 #include "core/util.h"
@@ -252,43 +253,17 @@ static Tokenizer *load_tokenizer(const TokenizeOptions *o) {
     return t;
 }
 
-// Every rank reads the probe file rank 0 wrote into the output folder: the
-// shards are written collectively, so a folder on each node's own disk (or
-// missing on some) would fail only after the whole corpus was encoded.
-static void check_output_shared(const TokenizeOptions *o, const Comm *world) {
-    char probe[4200], text[128] = "", seen[128] = "", err[4600] = "";
-    bool ok = true;
-    if (world->rank == 0) {
-        snprintf(text, sizeof text, "llama-tokenize pid %ld at %.6f", (long)getpid(), now_seconds());
-        snprintf(probe, sizeof probe, "%s/.probe-%ld", o->output, (long)getpid());
-        FILE *f = fopen(probe, "w");
-        ok = f && fputs(text, f) >= 0;
-        if (f) ok = fclose(f) == 0 && ok;
-        if (!ok) snprintf(err, sizeof err, "cannot write in --output %s: %s", o->output, strerror(errno));
-    }
-    agree_or_exit(ok, err);
-    comm_broadcast(world, probe, sizeof probe, DTYPE_U8, 0);
-    comm_broadcast(world, text, sizeof text, DTYPE_U8, 0);
-    FILE *f = fopen(probe, "r");
-    ok = f && fgets(seen, sizeof seen, f) && strcmp(seen, text) == 0;
-    if (f) fclose(f);
-    if (!ok)
-        snprintf(err, sizeof err, "--output %s: rank %d does not see the file rank 0 wrote there "
-                 "(%s): the shards are written by every rank together, so the folder must be one "
-                 "they all share (a parallel or network file system, the same path on every "
-                 "node)", o->output, world->rank, probe);
-    comm_barrier(world);   // every rank has read it
-    if (world->rank == 0) unlink(probe);
-    comm_agree(world, ok, err);
-}
-
 static void prepare_output(const TokenizeOptions *o, const Comm *world) {
     char err[1024] = "";
     bool ok = world->rank != 0 || (corpus_make_dir(o->output, err, sizeof err) &&
                                    corpus_clear_output(o->output, o->overwrite, shard_is_complete, err,
                                                        sizeof err));
     agree_or_exit(ok, err);
-    check_output_shared(o, world);
+    // The shards are written collectively: a folder on each node's own disk
+    // (or missing on some) would fail only after the whole corpus was encoded.
+    agree_folder_shared(world, "--output", o->output, "the shards are written by every rank "
+                        "together, so the folder must be one they all share (a parallel or "
+                        "network file system, the same path on every node)");
 }
 
 static void free_state(EncodeState *s) {

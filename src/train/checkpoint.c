@@ -13,6 +13,7 @@
 #include "comm/comm_mpi.h"
 #include "fs/ckpt_dir.h"
 #include "hdf5/ckpt_file.h"
+#include "parallel/agreement.h"
 #include "core/file_kind.h"
 #include "core/util.h"
 #include "train/watchdog.h"
@@ -635,31 +636,10 @@ static void save_failed(const CheckpointRun *r, int64_t step, const char *tmp, b
     comm_barrier(&g->world);   // until that rank's MPI_Abort ends the job
 }
 
-// Every rank reads the lock rank 0 just wrote: the folder is one they all
-// share.  On each node's own disk, each rank would write its own part of a
+// Rank 0 locks the folder; every rank must see the file rank 0 writes there:
+// on each node's own disk, each rank would write its own part of a
 // checkpoint (none complete), and where the folder is missing the collective
 // file creation waits for ranks that gave up.
-static void check_shared(const CheckpointRun *r) {
-    const Grid *g = r->grid;
-    char path[4200], err[8192] = "";
-    CkptOwner root, seen;
-    snprintf(path, sizeof path, "%s/lock", r->save_dir);
-    if (g->world_rank == 0 && !ckpt_owner_read(path, &root)) memset(&root, 0, sizeof root);
-    comm_broadcast(&g->world, &root, sizeof root, DTYPE_U8, 0);
-    bool ok = ckpt_owner_read(path, &seen) && strcmp(seen.host, root.host) == 0 &&
-              seen.pid == root.pid && seen.started == root.started;
-    if (!ok) {
-        CkptOwner me;
-        ckpt_owner_self(&me);
-        snprintf(err, sizeof err, "--save-dir %s: rank %d (host %s) does not see the lock that "
-                 "rank 0 (host %s, pid %lld) wrote there (%s): checkpoints need a folder that "
-                 "every rank shares (a parallel or network file system, the same path on every "
-                 "node); give such a --save-dir", r->save_dir, g->world_rank, me.host, root.host,
-                 root.pid, seen.host[0] ? "it holds another run's" : "no such file");
-    }
-    comm_agree(&g->world, ok, err);
-}
-
 void checkpoint_claim(const CheckpointRun *r) {
     if (session.claimed) return;
     char note[1024] = "", err[8192] = "";
@@ -668,7 +648,9 @@ void checkpoint_claim(const CheckpointRun *r) {
     comm_agree(&r->grid->world, ok, err);
     if (note[0]) info("%s", note);
     session.claimed = true;
-    check_shared(r);
+    agree_folder_shared(&r->grid->world, "--save-dir", r->save_dir, "checkpoints need a folder "
+                        "that every rank shares (a parallel or network file system, the same "
+                        "path on every node); give such a --save-dir");
 }
 
 void checkpoint_release(const CheckpointRun *r) {
