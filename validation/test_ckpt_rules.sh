@@ -160,7 +160,7 @@ if [ $rc -eq 0 ] && grep -q "stopped at step 0 by a signal" "$TMP/s3.out" &&
   pass "start-up signal in a fresh run: nothing to save, preempted, exit 0"
 else fail "start-up signal, fresh run" "exit $rc: $(ls "$TMP/startsig3" 2>&1 | tr '\n' ' '); $(tail -2 "$TMP/s3.out")"; fi
 sig_run --steps 4 >"$TMP/s4.out" 2>&1; rc=$?
-[ $rc -eq 143 ] && grep -q "stopped at step 0 by a signal; nothing saved" "$TMP/s4.out" &&
+[ $rc -eq 143 ] && grep -q "stopped at step 0 by a signal, before training; nothing saved" "$TMP/s4.out" &&
   pass "start-up signal without -o: exit 143, nothing saved" ||
   fail "start-up signal without -o" "exit $rc: $(tail -2 "$TMP/s4.out")"
 

@@ -1311,9 +1311,13 @@ static void report_peak_memory(const Trainer *t) {
 
 // A signal stopped a run that saves nothing: its exit status says so.
 static void stopped_unsaved(const Trainer *t) {
-    info("stopped at step %lld by a signal; nothing saved: the run has no --save-dir (-o) or "
-         "--save-interval (-i), so its training is lost; give one to save on preemption",
-         (long long)t->step);
+    if (stop_needs_save(t))
+        info("stopped at step %lld by a signal; nothing saved: the run has no --save-dir (-o) "
+             "or --save-interval (-i), so its training is lost; give one to save on preemption",
+             (long long)t->step);
+    else
+        info("stopped at step %lld by a signal, before training; nothing saved (a run without "
+             "--save-dir (-o) or --save-interval (-i) saves nothing)", (long long)t->step);
 }
 
 // A signal stopped the run after this step's save: leave save_dir/preempted.
