@@ -349,9 +349,9 @@ static void ckpt_load(Trainer *t, const char *dir) {
     checkpoint_position_free(&p.pos);
 }
 
-// --load: a checkpoint folder, or "auto" for the newest in --save-dir.
-// Loads --load's checkpoint.  One that is --save-dir's own checkpoint of
-// the step counts as saved: a signal before the next step saves nothing again.
+// --load: a checkpoint folder, or "auto" for the newest in --save-dir.  One
+// that is --save-dir's own checkpoint of the step counts as saved: a signal
+// before the next step saves nothing again.
 static void resume(Trainer *t) {
     t->saved_step = -1;
     if (!t->opt.load[0]) return;
@@ -365,6 +365,7 @@ static void resume(Trainer *t) {
     t->loaded = true;
     ckpt_dir_name(t->opt.save_dir, t->step, false, own, sizeof own);
     if (t->opt.save_dir[0] && file_kind_same(dir, own)) t->saved_step = t->step;
+    t->start_step = t->step;
 }
 
 static void ckpt_start(const Trainer *t) {
@@ -1311,7 +1312,7 @@ static void report_peak_memory(const Trainer *t) {
 
 // A signal stopped a run that saves nothing: its exit status says so.
 static void stopped_unsaved(const Trainer *t) {
-    if (stop_needs_save(t))
+    if (t->step > t->start_step)
         info("stopped at step %lld by a signal; nothing saved: the run has no --save-dir (-o) "
              "or --save-interval (-i), so its training is lost; give one to save on preemption",
              (long long)t->step);
