@@ -181,6 +181,17 @@ expect_error bad_val_fraction "--val-fraction: expected a number in \[0, 1\), go
 expect_error missing_tokenizer_option "encode needs --tokenizer" "$TOK" encode --input x --output y
 expect_error train_small_vocab "vocab-size 100 leaves no room" \
   "$TOK" train --vocab-size 100 --input inputs/redpajama-mini --output "$TMP/t.json"
+# train's --output is no corpus file (by any name): writing it would destroy the corpus.
+head -50 inputs/redpajama-mini/c4_sample.jsonl >"$TMP/corpus.jsonl"
+cp "$TMP/corpus.jsonl" "$TMP/corpus.before"
+ln -s "$TMP/corpus.jsonl" "$TMP/alias.json"
+expect_error train_output_is_input "--output $TMP/alias.json is the corpus file $TMP/corpus.jsonl: writing the tokenizer there would destroy it" \
+  "${MPI2[@]}" "$TOK" train --vocab-size 300 --input "$TMP/corpus.jsonl" --output "$TMP/alias.json"
+cp "$TMP/corpus.jsonl" "$TMP/corpus.model"
+expect_error train_spm_output_is_input "--output $TMP/corpus.model is the corpus file $TMP/corpus.model" \
+  "$TOK" train --kind sentencepiece --vocab-size 300 --input "$TMP/corpus.model" --output "$TMP/corpus"
+cmp -s "$TMP/corpus.jsonl" "$TMP/corpus.before" && cmp -s "$TMP/corpus.model" "$TMP/corpus.before" &&
+  pass train_output_refusal_keeps_corpus || fail train_output_refusal_keeps_corpus "a corpus file changed"
 if "$TOK" --help | grep -q -- '--val-fraction' && "$TOK" --help | grep -q -- '--max-record-bytes' \
    && "$TOK" --help | grep -q -- '--overwrite'; then
   pass help_documents_options

@@ -21,6 +21,19 @@ static bool is_corpus_name(const char *name) {
            has_suffix(name, ".json") || has_suffix(name, ".json.zst");
 }
 
+static int find_file(const CorpusFiles *c, const struct stat *st) {
+    for (int i = 0; i < c->n; i++)
+        if (c->files[i].dev == (uint64_t)st->st_dev && c->files[i].ino == (uint64_t)st->st_ino)
+            return i;
+    return -1;
+}
+
+const char *corpus_files_find(const CorpusFiles *c, const char *path) {
+    struct stat st;
+    int i = stat(path, &st) == 0 ? find_file(c, &st) : -1;
+    return i >= 0 ? c->files[i].path : NULL;
+}
+
 static bool add_file(CorpusFiles *c, const char *path, char *err, int err_len) {
     struct stat st;
     if (stat(path, &st) != 0 || access(path, R_OK) != 0) {
@@ -31,12 +44,12 @@ static bool add_file(CorpusFiles *c, const char *path, char *err, int err_len) {
         snprintf(err, err_len, "input '%s' is not a regular file", path);
         return false;
     }
-    for (int i = 0; i < c->n; i++)
-        if (c->files[i].dev == (uint64_t)st.st_dev && c->files[i].ino == (uint64_t)st.st_ino) {
-            snprintf(err, err_len, "input '%s' is the same file as input '%s': each file is "
-                     "encoded once; give it once", path, c->files[i].path);
-            return false;
-        }
+    int same = find_file(c, &st);
+    if (same >= 0) {
+        snprintf(err, err_len, "input '%s' is the same file as input '%s': each file is "
+                 "encoded once; give it once", path, c->files[same].path);
+        return false;
+    }
     c->files = xrealloc(c->files, (size_t)(c->n + 1) * sizeof *c->files);
     c->files[c->n++] = (CorpusFile){xstrdup(path), (int64_t)st.st_size, jsonl_is_zst(path),
                                     (uint64_t)st.st_dev, (uint64_t)st.st_ino};

@@ -24,6 +24,9 @@ typedef struct {
 // links, or as itself and in its folder) in err.
 bool corpus_files_expand(char **inputs, int n_inputs, CorpusFiles *out, char *err, int err_len);
 void corpus_files_free(CorpusFiles *c);
+// The input that is the file path names (device and inode: by any name or
+// link), as the input was given; NULL when none is.
+const char *corpus_files_find(const CorpusFiles *c, const char *path);
 // Makes a folder and its parents (like mkdir -p).
 bool corpus_make_dir(const char *path, char *err, int err_len);
 // An output folder must not hold shards of another run (*.h5, or the *.h5.tmp

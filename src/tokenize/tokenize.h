@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "core/cli.h"
+#include "text/corpus_files.h"
 
 // What train makes (--kind).
 typedef enum {
@@ -37,6 +38,9 @@ typedef struct {
 void tokenize_encode(const TokenizeOptions *o);
 void tokenize_train(const TokenizeOptions *o);
 void tokenize_train_sentencepiece(const TokenizeOptions *o);
+// train: the tokenizer file path is none of the corpus files c (writing it
+// would destroy that input); else every rank ends with the reason.
+void tokenize_train_output_check(const CorpusFiles *c, const char *path);
 void tokenize_inspect(const TokenizeOptions *o);
 void tokenize_verify(const TokenizeOptions *o);
 void tokenize_bench(const TokenizeOptions *o);

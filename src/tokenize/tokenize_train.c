@@ -47,6 +47,13 @@ static char **special_list(const TokenizeOptions *o, int *n) {
     return list;
 }
 
+void tokenize_train_output_check(const CorpusFiles *c, const char *path) {
+    const char *input = corpus_files_find(c, path);
+    if (input)
+        fatal_all("--output %s is the corpus file %s: writing the tokenizer there would destroy "
+                  "it; give another path", path, input);
+}
+
 void tokenize_train(const TokenizeOptions *o) {
     if (o->kind == TOKENIZER_KIND_SENTENCEPIECE) {
         tokenize_train_sentencepiece(o);
@@ -55,6 +62,7 @@ void tokenize_train(const TokenizeOptions *o) {
     char err[1024] = "";
     CorpusFiles c;
     agree_or_exit(corpus_files_expand(o->inputs.items, o->inputs.n, &c, err, sizeof err), err);
+    tokenize_train_output_check(&c, o->output);
     int n_specials;
     char **specials = special_list(o, &n_specials);
     int n_merges = o->vocab_size - 256 - n_specials;
