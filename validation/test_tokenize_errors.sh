@@ -19,8 +19,9 @@ fixture() {
 }
 
 ENC=("$TOK" encode --tokenizer bytes --progress 0 --val-fraction 0)
-no_shards() {  # no_shards NAME DIR: a failed run left nothing behind
-  if compgen -G "$2/*.h5*" >/dev/null; then fail "$1" "shards left: $(ls "$2")"; else pass "$1"; fi
+no_shards() {  # no_shards NAME DIR: a failed run left nothing behind (no staging folder either)
+  if compgen -G "$2/*.h5*" >/dev/null || [ -e "$2/.encode.tmp" ]; then fail "$1" "left: $(ls -A "$2")"
+  else pass "$1"; fi
 }
 
 notjson=$(fixture notjson.jsonl 'this is not json')
@@ -148,6 +149,29 @@ if "${ENC[@]}" --input "$TMP/old.jsonl" --output "$TMP/o13" --overwrite >/dev/nu
 else
   fail overwrite_deletes_shard_tmp "folder holds: $(ls "$TMP/o13")"
 fi
+# --overwrite replaces the old shards only once the new ones are written: a
+# corpus that fails (a bad record) leaves the old dataset as it was.
+cp "$TMP/o13/old.train.h5" "$TMP/old.copy"
+expect_error overwrite_failed_encode "notjson.jsonl:31: not valid JSON" \
+  "${MPI2[@]}" "$TOK" encode --tokenizer bytes --input "$TMP/new.jsonl" "$notjson" --output "$TMP/o13" --overwrite
+if [ "$(cd "$TMP/o13" && echo *)" = "old.train.h5" ] && cmp -s "$TMP/o13/old.train.h5" "$TMP/old.copy"; then
+  pass overwrite_failed_encode_keeps_old_shards
+else
+  fail overwrite_failed_encode_keeps_old_shards "folder holds: $(ls -A "$TMP/o13")"
+fi
+if "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o13" --overwrite >"$TMP/o13.out" 2>&1 &&
+   [ "$(ls -A "$TMP/o13")" = "new.train.h5" ] &&
+   grep -q "the new shards replaced the 1 shard file $TMP/o13 held" "$TMP/o13.out"; then
+  pass overwrite_after_failed_run_replaces
+else
+  fail overwrite_after_failed_run_replaces "folder holds: $(ls -A "$TMP/o13"); $(tail -2 "$TMP/o13.out")"
+fi
+if "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o13" --overwrite >"$TMP/o13.out" 2>&1 &&
+   [ "$(ls -A "$TMP/o13")" = "new.train.h5" ]; then
+  pass overwrite_same_source_again
+else
+  fail overwrite_same_source_again "folder holds: $(ls -A "$TMP/o13"); $(tail -2 "$TMP/o13.out")"
+fi
 
 # A corpus without documents (an empty file; only empty texts) is an error, not exit 0.
 : >"$TMP/nothing.jsonl"
@@ -164,10 +188,10 @@ full=$TMP/full
 mkdir -p "$full"
 if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=1m tmpfs "$full" 2>/dev/null; then
   wiki=inputs/redpajama-mini/wikipedia_sample.jsonl
-  expect_error disk_full "writing shard '$full/a/wikipedia_sample.train.h5' failed \(disk full" \
+  expect_error disk_full "writing shard '$full/a/.encode.tmp/wikipedia_sample.train.h5' failed \(disk full" \
     "${ENC[@]}" --input "$wiki" --output "$full/a"
   no_shards disk_full_no_shard "$full/a"
-  expect_error disk_full_2_ranks "writing shard '$full/b/wikipedia_sample.train.h5' failed \(disk full" \
+  expect_error disk_full_2_ranks "writing shard '$full/b/.encode.tmp/wikipedia_sample.train.h5' failed \(disk full" \
     "${MPI2[@]}" "${ENC[@]}" --input "$wiki" --output "$full/b"
   no_shards disk_full_2_ranks_no_shard "$full/b"
   umount "$full"

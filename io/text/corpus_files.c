@@ -123,7 +123,7 @@ static bool remove_in(const char *dir, const char *name, char *err, int err_len)
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (unlink(path) == 0) return true;
-    snprintf(err, err_len, "--overwrite: cannot delete '%s': %s", path, strerror(errno));
+    snprintf(err, err_len, "cannot delete '%s': %s", path, strerror(errno));
     return false;
 }
 
@@ -145,24 +145,75 @@ static bool all_deletable(const char *dir, char **names, int n, bool (*is_shard)
     return true;
 }
 
-bool corpus_clear_output(const char *dir, bool overwrite, bool (*is_shard)(const char *path),
-                         char *err, int err_len) {
-    int n = 0;
-    char **names = dir_names(dir, is_shard_name, &n);
+char **corpus_output_old(const char *dir, bool overwrite, bool (*is_shard)(const char *path),
+                         int *n, char *err, int err_len) {
+    char **names = dir_names(dir, is_shard_name, n);
     if (!names) {
         snprintf(err, err_len, "cannot read output folder '%s': %s", dir, strerror(errno));
+        return NULL;
+    }
+    bool ok = true;
+    if (*n > 0 && !overwrite) {
+        snprintf(err, err_len, "output folder '%s' already holds %d shard file%s (%s%s), which "
+                 "training would mix with this corpus's: give an empty or new folder, or "
+                 "--overwrite to replace them", dir, *n, *n > 1 ? "s" : "", names[0],
+                 *n > 1 ? ", ..." : "");
+        ok = false;
+    }
+    if (ok && all_deletable(dir, names, *n, is_shard, err, err_len)) return names;
+    dir_names_free(names, *n);
+    return NULL;
+}
+
+void corpus_output_old_free(char **old, int n) { dir_names_free(old, n); }
+
+static bool is_h5_name(const char *name) { return has_suffix(name, ".h5"); }
+
+static bool any_name(const char *name) { return strcmp(name, ".") && strcmp(name, ".."); }
+
+static bool listed(char **names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) return true;
+    return false;
+}
+
+// Renames dir_from/name to dir_to/name; false with the reason.
+static bool move_in(const char *from, const char *to, const char *name, char *err, int err_len) {
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/%s", from, name);
+    snprintf(b, sizeof b, "%s/%s", to, name);
+    if (rename(a, b) == 0) return true;
+    snprintf(err, err_len, "cannot move the new shard '%s' to '%s': %s", a, b, strerror(errno));
+    return false;
+}
+
+bool corpus_output_commit(const char *dir, const char *staging, char **old, int n_old, char *err,
+                          int err_len) {
+    int n = 0;
+    char **fresh = dir_names(staging, is_h5_name, &n);
+    if (!fresh) {
+        snprintf(err, err_len, "cannot read the new shards' folder '%s': %s", staging,
+                 strerror(errno));
         return false;
     }
     bool ok = true;
-    if (n > 0 && !overwrite) {
-        snprintf(err, err_len, "output folder '%s' already holds %d shard file%s (%s%s), which "
-                 "training would mix with this corpus's: give an empty or new folder, or "
-                 "--overwrite to delete them first", dir, n, n > 1 ? "s" : "", names[0],
-                 n > 1 ? ", ..." : "");
+    for (int i = 0; ok && i < n; i++) ok = move_in(staging, dir, fresh[i], err, err_len);
+    for (int i = 0; ok && i < n_old; i++)
+        if (!listed(fresh, n, old[i])) ok = remove_in(dir, old[i], err, err_len);
+    dir_names_free(fresh, n);
+    return ok && corpus_output_discard(staging, err, err_len);
+}
+
+bool corpus_output_discard(const char *staging, char *err, int err_len) {
+    int n = 0;
+    char **names = dir_names(staging, any_name, &n);
+    if (!names) return errno == ENOENT;
+    bool ok = true;
+    for (int i = 0; ok && i < n; i++) ok = remove_in(staging, names[i], err, err_len);
+    dir_names_free(names, n);
+    if (ok && rmdir(staging) != 0) {
+        snprintf(err, err_len, "cannot remove the folder '%s': %s", staging, strerror(errno));
         ok = false;
     }
-    if (ok) ok = all_deletable(dir, names, n, is_shard, err, err_len);
-    for (int i = 0; ok && i < n; i++) ok = remove_in(dir, names[i], err, err_len);
-    dir_names_free(names, n);
     return ok;
 }

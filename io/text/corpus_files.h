@@ -29,12 +29,25 @@ void corpus_files_free(CorpusFiles *c);
 const char *corpus_files_find(const CorpusFiles *c, const char *path);
 // Makes a folder and its parents (like mkdir -p).
 bool corpus_make_dir(const char *path, char *err, int err_len);
-// An output folder must not hold shards of another run (*.h5, or the *.h5.tmp
-// of a failed one): training would read them with the new ones.  False with a
-// reason naming them, or with overwrite true, deletes them: only files
-// is_shard accepts and "*.train.h5.tmp" / "*.val.h5.tmp"; any other *.h5 is
-// refused before anything is deleted.
-bool corpus_clear_output(const char *dir, bool overwrite, bool (*is_shard)(const char *path),
-                         char *err, int err_len);
+// Encoding replaces a folder's shards only once every new one is written
+// (into a staging folder inside it), so a failed run leaves the old dataset
+// as it was.
+//
+// The shard files already in output folder dir (*.h5, and a failed write's
+// *.h5.tmp), which training would mix with the new corpus's: refused without
+// overwrite; with it, their names (*n) to delete at the commit.  Only files
+// is_shard accepts and "*.train.h5.tmp" / "*.val.h5.tmp" may be; any other
+// *.h5 is refused.  NULL with the reason in err.
+char **corpus_output_old(const char *dir, bool overwrite, bool (*is_shard)(const char *path),
+                         int *n, char *err, int err_len);
+void corpus_output_old_free(char **old, int n);
+// Moves every *.h5 of folder staging into dir (replacing files of the same
+// name), deletes the old files no new one replaced, removes staging.  False
+// with the reason.
+bool corpus_output_commit(const char *dir, const char *staging, char **old, int n_old, char *err,
+                          int err_len);
+// Removes folder staging and the files in it; true when it is gone (or was
+// never there).
+bool corpus_output_discard(const char *staging, char *err, int err_len);
 
 #endif

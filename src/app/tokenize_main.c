@@ -72,8 +72,8 @@ static const CliOption options[] = {
      "holding *.h5 shards is refused); train: the tokenizer.json (or tokenizer.model) to "
      "write", .arg = "PATH"},
     {"overwrite", 0, NUM(CLI_FLAG, overwrite),
-     "encode: delete the token shards already in --output first (and a failed run's "
-     "*.h5.tmp); any other *.h5 there is refused, nothing deleted"},
+     "encode: replace the token shards already in --output (and a failed run's *.h5.tmp) "
+     "once every new shard is written; any other *.h5 there is refused, nothing deleted"},
     {"val-fraction", 0, NUM(CLI_DOUBLE, val_fraction), "encode: the share of documents held out "
      "for validation, chosen by a hash of the document's text and --seed (default 0.01; 0: no "
      "validation shards)", .arg = "F", .bounds = CLI_BELOW, .min = 0, .max = 1},

@@ -44,6 +44,9 @@ typedef struct {
     double val_fraction;
     uint64_t seed;
     int64_t docs[2], tokens;
+    char staging[4200];          // OUTPUT/.encode.tmp: the new shards until all are written
+    char **old;                  // rank 0: the shards they replace (--overwrite)
+    int n_old;
 } EncodeState;
 
 static void u64vec_push(U64Vec *v, uint64_t x) {
@@ -175,8 +178,13 @@ static char *source_files(const Comm *world, const CorpusFiles *c, const SourceB
 // half-closed file, which its clean-up at MPI_Finalize or exit dereferences
 // (HDF5 1.10: a segfault after the message).  Every rank learns of the failure
 // together (shard_write_collective agrees), so each ends here, after the
-// others, without that clean-up.
-static void write_failed(const Comm *world, const char *err) {
+// others, without that clean-up.  The new shards written so far go; the old
+// ones stay.
+static void write_failed(const EncodeState *s, const char *err) {
+    const Comm *world = &s->world;
+    char why[1024];
+    if (world->rank == 0 && !corpus_output_discard(s->staging, why, sizeof why))
+        fprintf(stderr, "%s: warning: %s\n", util_program(), why);
     if (world->rank == 0) fprintf(stderr, "%s: error: %s\n", util_program(), err);
     fflush(stdout);
     fflush(stderr);
@@ -200,18 +208,20 @@ static void write_source(const TokenizeOptions *o, const EncodeState *s, const C
         if (total[0] == 0) continue;  // no shard without documents
         char safe[256], err[1024];
         file_safe(name, safe, sizeof safe);
+        char path[4600];
         snprintf(done[split].path, sizeof done[split].path, "%s/%s.%s.h5", o->output, safe,
                  SPLIT_NAME[split]);
+        snprintf(path, sizeof path, "%s/%s.%s.h5", s->staging, safe, SPLIT_NAME[split]);
         static uint32_t no_tokens[1];
         static uint64_t no_lengths[1];
         ShardMeta meta = {tokenizer_vocab_size(s->tok), tokenizer_bos_id(s->tok),
                           tokenizer_eos_id(s->tok), tokenizer_sha256(s->tok), name,
                           SPLIT_NAME[split], files};
-        if (!shard_write_collective(comm_mpi(&s->world), done[split].path, &meta,
+        if (!shard_write_collective(comm_mpi(&s->world), path, &meta,
                                     local[1] ? b->tokens[split].ids : no_tokens, local[1],
                                     local[0] ? b->lengths[split].v : no_lengths, local[0], err,
                                     sizeof err))
-            write_failed(&s->world, err);
+            write_failed(s, err);
     }
     free(files);
 }
@@ -253,17 +263,45 @@ static Tokenizer *load_tokenizer(const TokenizeOptions *o) {
     return t;
 }
 
-static void prepare_output(const TokenizeOptions *o, const Comm *world) {
-    char err[1024] = "";
-    bool ok = world->rank != 0 || (corpus_make_dir(o->output, err, sizeof err) &&
-                                   corpus_clear_output(o->output, o->overwrite, shard_is_complete, err,
-                                                       sizeof err));
+// The output folder and the shards it holds already (refused, or with
+// --overwrite replaced at the end).
+static void prepare_output(const TokenizeOptions *o, EncodeState *s) {
+    char err[5000] = "";
+    snprintf(s->staging, sizeof s->staging, "%s/.encode.tmp", o->output);
+    bool ok = s->world.rank != 0 ||
+              (corpus_make_dir(o->output, err, sizeof err) &&
+               (s->old = corpus_output_old(o->output, o->overwrite, shard_is_complete, &s->n_old,
+                                           err, sizeof err)));
     agree_or_exit(ok, err);
     // The shards are written collectively: a folder on each node's own disk
     // (or missing on some) would fail only after the whole corpus was encoded.
-    agree_folder_shared(world, "--output", o->output, "the shards are written by every rank "
+    agree_folder_shared(&s->world, "--output", o->output, "the shards are written by every rank "
                         "together, so the folder must be one they all share (a parallel or "
                         "network file system, the same path on every node)");
+}
+
+// The staging folder, made once the corpus is read (a failed run's left
+// there is removed first).
+static void open_staging(EncodeState *s) {
+    char err[5000] = "";
+    bool ok = s->world.rank != 0 || (corpus_output_discard(s->staging, err, sizeof err) &&
+                                     corpus_make_dir(s->staging, err, sizeof err));
+    agree_or_exit(ok, err);
+}
+
+// Every shard written: they replace the old ones.  n_names 0: no shard, the
+// old ones stay.
+static void commit_output(const TokenizeOptions *o, EncodeState *s, int n_names) {
+    char err[5000] = "";
+    bool ok = s->world.rank != 0 ||
+              (n_names > 0 ? corpus_output_commit(o->output, s->staging, s->old, s->n_old, err,
+                                                  sizeof err)
+                           : corpus_output_discard(s->staging, err, sizeof err));
+    if (s->world.rank == 0) corpus_output_old_free(s->old, s->n_old);
+    agree_or_exit(ok, err);
+    if (n_names > 0 && s->n_old > 0)
+        info("--overwrite: the new shards replaced the %d shard file%s %s held", s->n_old,
+             s->n_old > 1 ? "s" : "", o->output);
 }
 
 static void free_state(EncodeState *s) {
@@ -288,7 +326,7 @@ void tokenize_encode(const TokenizeOptions *o) {
     EncodeState s = {.tok = load_tokenizer(o), .last = -1, .n_files = c.n,
                      .val_fraction = o->val_fraction, .seed = (uint64_t)o->seed};
     comm_world(&s.world);
-    prepare_output(o, &s.world);
+    prepare_output(o, &s);
     JsonlOptions jo = {o->text_key, (size_t)o->max_record_bytes, o->skip_bad};
     double t0 = now_seconds();
     JsonlCounts counts;
@@ -297,7 +335,9 @@ void tokenize_encode(const TokenizeOptions *o) {
     char **names = all_sources(&s, &n_names);
     check_distinct_names(names, n_names);
     ShardDone (*done)[2] = xcalloc((size_t)n_names + 1, sizeof *done);
+    open_staging(&s);
     for (int i = 0; i < n_names; i++) write_source(o, &s, &c, names[i], done[i]);
+    commit_output(o, &s, n_names);
     double slowest = now_seconds() - t0;
     comm_allreduce(&s.world, &slowest, 1, DTYPE_F64, REDUCE_MAX);
     print_summary(&s, &counts, slowest, n_names, done);
