@@ -137,6 +137,19 @@ expect_error "--log and --dump-batches one file" "--log and --dump-batches are o
   "$T" "${D[@]}" --log "$TMP/same.jsonl" --dump-batches "$TMP/same.jsonl"
 cmp -s "$TMP/tok.json" "$ROOT/inputs/tokenizer.json" && [ "$(cat "$TMP/run.deck")" = "steps = 1" ] &&
   pass "the refused outputs' files are untouched" || fail "refused outputs" "an input file changed"
+# --log and --dump-batches fall on no name the checkpoint folder's rules write, move or
+# delete (the lock went at the end, latest was replaced by each save); a log beside them
+# in a --save-dir the run makes is fine.
+expect_error "--log on the save folder's lock" "--log $TMP/sv/lock is 'lock' in --save-dir $TMP/sv" \
+  "$T" "${D[@]}" -o "$TMP/sv" --log "$TMP/sv/lock"
+expect_error "--log on latest, spelt otherwise" "--log $TMP/sv/./latest is 'latest' in --save-dir $TMP/sv/" \
+  "$T" "${D[@]}" -o "$TMP/sv/" --log "$TMP/sv/./latest"
+expect_error "--dump-batches inside a step folder" "--dump-batches $TMP/sv/step_0000001/d is 'step_0000001' in --save-dir" \
+  "$T" "${D[@]}" -o "$TMP/sv" --dump-batches "$TMP/sv/step_0000001/d"
+if "$T" "${D[@]}" -o "$TMP/sv2" --log "$TMP/sv2/metrics.jsonl" >"$TMP/sv2.out" 2>&1 &&
+   [ "$(wc -l <"$TMP/sv2/metrics.jsonl")" = 1 ] && [ -d "$TMP/sv2/step_0000001" ]; then
+  pass "--log in the --save-dir the run makes, beside its checkpoints"
+else fail "--log in a new --save-dir" "$(tail -2 "$TMP/sv2.out")"; fi
 # FIFOs: opening one blocks until its other end opens (a start-up deaf to SIGTERM).
 mkfifo "$TMP/fifo"
 expect_error "a FIFO as the run deck" "'$TMP/fifo' is a FIFO, not a file of key = value lines" "$T" "$TMP/fifo" "${D[@]}"

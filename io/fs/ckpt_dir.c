@@ -266,6 +266,16 @@ static bool steps_are_folders(const char *save_dir, char *err, int err_len) {
     return ok;
 }
 
+bool ckpt_dir_owns_name(const char *name) {
+    const char *fixed[] = {"latest", "latest.tmp", "lock", "preempted"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, fixed[i]) == 0) return true;
+    const char *prefixes[] = {"step_", "abandoned_", ".shared-probe-"};
+    for (int i = 0; i < 3; i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return true;
+    return false;
+}
+
 // The names the folder's rules write (latest, latest.tmp, preempted) are
 // files, links (replaced) or absent: a folder there would fail the first
 // save, hours in.

@@ -26,6 +26,11 @@ void ckpt_dir_file(const char *dir, char *out, int len);
 // trailing slashes ignored; N of 1 to 18 digits), else -1.
 int64_t ckpt_dir_step_of(const char *path);
 bool ckpt_dir_exists(const char *path);
+// Whether the folder's rules write or move a file or folder of this name in
+// save_dir (step_N and its .tmp / .deleting forms, abandoned_*, latest,
+// latest.tmp, lock, preempted, the shared-folder probe): anything else put
+// there under such a name would be replaced, moved or deleted.
+bool ckpt_dir_owns_name(const char *name);
 
 // ---- owners of the lock and of temporary folders ----
 

@@ -3,9 +3,11 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/file_kind.h"
 #include "core/util.h"
+#include "fs/ckpt_dir.h"
 #include "fs/paths.h"
 #include "train/hf.h"
 
@@ -40,6 +42,23 @@ static bool output_not_input(const char *what, const char *out, const TrainOptio
     return true;
 }
 
+// A file the run appends to (--log, --dump-batches) lies under none of the
+// names --save-dir's rules write or move: the lock is deleted at the end,
+// latest replaced at each save, step_N folders renamed and pruned.
+static bool outside_ckpt_names(const char *what, const char *out, const TrainOptions *o,
+                               char *err, int len) {
+    if (!o->save_dir[0] || o->eval_only || !path_within(out, o->save_dir)) return true;
+    char p[8400], d[8400], first[256];
+    path_lexical(out, p, sizeof p);
+    path_lexical(o->save_dir, d, sizeof d);
+    const char *rel = p + strlen(d) + (strcmp(d, "/") != 0);
+    snprintf(first, sizeof first, "%.*s", (int)strcspn(rel, "/"), rel);
+    if (!first[0] || !ckpt_dir_owns_name(first)) return true;
+    snprintf(err, len, "%s %s is '%s' in --save-dir %s, a name the checkpoint folder's rules "
+             "write, replace or delete: give another file", what, out, first, o->save_dir);
+    return false;
+}
+
 // --export-hf's folder holds the export alone: the checkpoints, the log or
 // the dump inside it would fail the export after the whole run (an export
 // inside the checkpoint folder is fine: its rules see only step_N names).
@@ -62,8 +81,10 @@ static bool outputs_apart(const TrainOptions *o, const char *deck, char *err, in
         snprintf(err, len, "--log and --dump-batches are one file (%s): give two", o->log);
         return false;
     }
-    return (!o->log[0] || output_not_input("--log", o->log, o, deck, err, len)) &&
-           (!dump || output_not_input("--dump-batches", o->dump_batches, o, deck, err, len));
+    return (!o->log[0] || (output_not_input("--log", o->log, o, deck, err, len) &&
+                           outside_ckpt_names("--log", o->log, o, err, len))) &&
+           (!dump || (output_not_input("--dump-batches", o->dump_batches, o, deck, err, len) &&
+                      outside_ckpt_names("--dump-batches", o->dump_batches, o, err, len)));
 }
 
 // --export-hf names a folder the export may fill (hf_export_dir_check).
@@ -72,12 +93,25 @@ static bool export_usable(const char *dir, char *err, int len) {
            prefix_error("--export-hf", hf_export_dir_check(dir, err, len), err, len);
 }
 
+// A file the run appends to: path_file_usable, or one directly in the
+// --save-dir the run makes (checked as that folder).
+static bool appended_usable(const char *what, const char *path, bool saves, const TrainOptions *o,
+                            char *err, int len) {
+    char folder[4096], a[8400], b[8400];
+    path_parent(path, folder, sizeof folder);
+    path_lexical(folder, a, sizeof a);
+    path_lexical(o->save_dir, b, sizeof b);
+    struct stat st;
+    if (saves && strcmp(a, b) == 0 && stat(path, &st) != 0) return true;
+    return path_file_usable(what, path, err, len);
+}
+
 bool outputs_check(const TrainOptions *o, const char *deck, char *err, int len) {
     bool saves = !o->eval_only && o->save_dir[0];
     return outputs_apart(o, deck, err, len) && export_apart(o, err, len) &&
            (!saves || path_folder_usable("--save-dir", o->save_dir, err, len)) &&
            (!o->export_hf[0] || export_usable(o->export_hf, err, len)) &&
-           (!o->log[0] || path_file_usable("--log", o->log, err, len)) &&
+           (!o->log[0] || appended_usable("--log", o->log, saves, o, err, len)) &&
            (!o->dump_batches[0] || o->eval_only ||
-            path_file_usable("--dump-batches", o->dump_batches, err, len));
+            appended_usable("--dump-batches", o->dump_batches, saves, o, err, len));
 }
