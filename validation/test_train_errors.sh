@@ -158,4 +158,23 @@ expect_error "a FIFO as --tokenizer" "tokenizer file '$TMP/fifo' is a FIFO" \
   "$T" "${D[@]}" --tokenizer "$TMP/fifo" --sample-tokens 2
 expect_error "a FIFO no process reads as --log" "cannot open '$TMP/fifo' for writing: a FIFO that no process reads" \
   "$T" "${D[@]}" --log "$TMP/fifo"
+# A FIFO where a checkpoint, a Hugging Face file or a shard is read (llama-train, llama-ckpt,
+# llama-tokenize inspect): refused, where opening it waited for ever.
+"$T" -c tiny --bench -l 16 --steps 1 -o "$TMP/fck" --export-hf "$TMP/fifo-src-hf" >"$TMP/fck.out" 2>&1 ||
+  fail "FIFO inputs: the run that makes them" "$(tail -2 "$TMP/fck.out")"
+mkdir -p "$TMP/ff/step_0000001" && mkfifo "$TMP/ff/step_0000001/checkpoint.h5"
+cp -r "$TMP/fifo-src-hf" "$TMP/fhf" && rm "$TMP/fhf/config.json" && mkfifo "$TMP/fhf/config.json"
+cp -r "$TMP/fifo-src-hf" "$TMP/fst" && rm "$TMP/fst/model.safetensors" && mkfifo "$TMP/fst/model.safetensors"
+CK=$BIN/llama-ckpt
+expect_error "--load of a FIFO checkpoint file" "'$TMP/ff/step_0000001/checkpoint.h5' is a FIFO, not a checkpoint file" \
+  "$T" -c tiny --bench -l 16 --steps 2 --load "$TMP/ff/step_0000001" --hang-timeout 600
+expect_error "--init-hf with a FIFO config.json" "'$TMP/fhf/config.json' is a FIFO, not a config.json file" \
+  "$T" --bench -l 16 --steps 1 --init-hf "$TMP/fhf" --hang-timeout 600
+expect_error "llama-ckpt info of a FIFO checkpoint file" "is a FIFO, not a checkpoint file" "$CK" info "$TMP/ff/step_0000001"
+expect_error "llama-ckpt compare with a FIFO checkpoint file" "is a FIFO, not a checkpoint file" \
+  "$CK" compare "$TMP/ff/step_0000001" "$TMP/fck/step_0000001"
+expect_error "llama-ckpt import-hf of a FIFO safetensors" "'$TMP/fst/model.safetensors' is a FIFO, not a safetensors file" \
+  "$CK" import-hf "$TMP/fst" "$TMP/imp"
+expect_error "llama-tokenize inspect of a FIFO" "'$TMP/fifo' is a FIFO, not a token shard" \
+  "$BIN/llama-tokenize" inspect "$TMP/fifo"
 finish

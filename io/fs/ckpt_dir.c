@@ -155,7 +155,7 @@ static bool owner_write(const char *path, const CkptOwner *o, bool exclusive, ch
 
 bool ckpt_owner_read(const char *path, CkptOwner *o) {
     memset(o, 0, sizeof *o);
-    FILE *f = fopen(path, "r");
+    FILE *f = file_kind_irregular(path) ? NULL : fopen(path, "r");
     if (!f) return false;
     char line[512];
     while (fgets(line, sizeof line, f)) {
@@ -453,7 +453,7 @@ static void latest_name(const char *save_dir, char *name, int len) {
     char path[PATH_LEN];
     snprintf(path, sizeof path, "%s/latest", save_dir);
     name[0] = 0;
-    FILE *f = fopen(path, "r");
+    FILE *f = file_kind_irregular(path) ? NULL : fopen(path, "r");
     if (!f) return;
     if (!fgets(name, len, f)) name[0] = 0;
     fclose(f);

@@ -11,6 +11,7 @@
 
 #include "core/rng.h"
 #include "hdf5/collective_create.h"
+#include "core/file_kind.h"
 #include "core/util.h"
 
 struct CkptFile {
@@ -80,6 +81,7 @@ CkptFile *ckpt_file_create(MPI_Comm comm, const char *path, char *err, int err_l
 
 CkptFile *ckpt_file_open(const char *path, char *err, int err_len) {
     quiet();
+    if (!file_kind_check(path, "a checkpoint file", err, err_len)) return NULL;
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
         snprintf(err, err_len, "cannot open checkpoint file '%s': missing, truncated or not HDF5",

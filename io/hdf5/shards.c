@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/file_kind.h"
 #include "core/util.h"
 #include "fs/dirs.h"
 #include "hdf5/collective_create.h"
@@ -258,6 +259,10 @@ bool shard_open(const char *path, Shard *s, char *err, int err_len) {
     s->path = xstrdup(path);
     if (access(path, R_OK) != 0) {
         snprintf(err, err_len, "cannot read dataset '%s': no such file or not readable", path);
+        shard_close(s);
+        return false;
+    }
+    if (!file_kind_check(path, "a token shard (an HDF5 file)", err, err_len)) {
         shard_close(s);
         return false;
     }

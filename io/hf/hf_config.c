@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fs/atomic_file.h"
+#include "core/file_kind.h"
 #include "core/util.h"
 
 // path itself, or path + "/config.json" when path is a directory; malloc'd.
@@ -298,8 +299,9 @@ bool hf_config_read(const char *path, HfConfig *hf, char *err, int err_len) {
     char *file = config_path(path);
     json_error_t je;
     Json j = {file, NULL, err, err_len};
-    if (access(file, R_OK) != 0) {
-        snprintf(err, err_len, "cannot read '%s': %s", file, strerror(errno));
+    bool readable = access(file, R_OK) == 0;
+    if (!readable) snprintf(err, err_len, "cannot read '%s': %s", file, strerror(errno));
+    if (!readable || !file_kind_check(file, "a config.json file", err, err_len)) {
         free(file);
         return false;
     }
@@ -426,7 +428,7 @@ bool hf_config_write(const char *path, const HfConfig *hf, char *err, int err_le
 
 bool hf_config_is_own_export(const char *dir) {
     char *file = config_path(dir);
-    json_t *o = json_load_file(file, 0, NULL);
+    json_t *o = file_kind_irregular(file) ? NULL : json_load_file(file, 0, NULL);
     const char *by = json_string_value(json_object_get(o, "exported_by"));
     bool own = by && strcmp(by, "llama-hpc") == 0;
     json_decref(o);

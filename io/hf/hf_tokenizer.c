@@ -7,12 +7,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/file_kind.h"
 #include "core/util.h"
 #include "fs/atomic_file.h"
 #include "hf/hf_config.h"
 
 // The whole of path (malloc'ed, length in *n), or NULL with the reason.
 static char *read_all(const char *path, size_t *n, char *err, int err_len) {
+    if (!file_kind_check(path, "a tokenizer file", err, err_len)) return NULL;
     errno = 0;
     FILE *f = fopen(path, "rb");
     char *data = NULL;

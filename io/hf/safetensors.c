@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/bf16.h"
+#include "core/file_kind.h"
 #include "core/util.h"
 #include "fs/paths.h"
 
@@ -134,6 +135,7 @@ static char *path_join(const char *dir, const char *name) {
 
 // Opens f->path, checks the header length against the file and parses the JSON.
 static bool header_load(SafetensorsFile *f, json_t **root, char *err, int err_len) {
+    if (!file_kind_check(f->path, "a safetensors file", err, err_len)) return false;
     f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
     if (f->fd < 0) {
         snprintf(err, err_len, "cannot open '%s': %s", f->path, strerror(errno));
@@ -444,6 +446,7 @@ static bool index_map_check(const Safetensors *st, const char *dir, json_t *map,
 
 static bool index_open(Safetensors *st, const char *index_path, char *err, int err_len) {
     json_error_t je;
+    if (!file_kind_check(index_path, "a safetensors index", err, err_len)) return false;
     json_t *root = json_load_file(index_path, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         snprintf(err, err_len, "%s: not a readable JSON file (%s, line %d)", index_path, je.text,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "comm/comm.h"
 #include "core/cli.h"
@@ -255,11 +256,7 @@ static void open_source(const char *path, Source *s) {
         if (!s->ckpt) fatal("%s", err);
         return;
     }
-    FILE *probe_file = fopen(probe, "rb");
-    if (probe_file) {   // a checkpoint that does not verify
-        fclose(probe_file);
-        fatal("%s", err);
-    }
+    if (access(probe, F_OK) == 0) fatal("%s", err);   // a checkpoint that does not verify
     HfConfig hf;
     if (!hf_config_read(path, &hf, err, sizeof err) || !safetensors_open(path, &s->st, err, sizeof err))
         fatal("%s is neither a checkpoint nor a Hugging Face folder: %s", path, err);
