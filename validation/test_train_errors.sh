@@ -175,6 +175,12 @@ expect_error "llama-ckpt compare with a FIFO checkpoint file" "is a FIFO, not a 
   "$CK" compare "$TMP/ff/step_0000001" "$TMP/fck/step_0000001"
 expect_error "llama-ckpt import-hf of a FIFO safetensors" "'$TMP/fst/model.safetensors' is a FIFO, not a safetensors file" \
   "$CK" import-hf "$TMP/fst" "$TMP/imp"
+# --describe or --help on some ranks only (an MPMD launch, a per-node deck): those ranks
+# would leave, the others wait for them in their first collective.
+expect_error "--describe on one rank of two" "--help or --describe was given to some ranks only" \
+  "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench --steps 1 --describe : -np 1 "$T" -c tiny --bench --steps 1
+expect_error "llama-ckpt --help on one rank of two" "--help was given to some ranks only" \
+  "${MPIRUN[@]}" -np 1 "$CK" --help : -np 1 "$CK" info "$TMP/fck/step_0000001"
 expect_error "llama-tokenize inspect of a FIFO" "'$TMP/fifo' is a FIFO, not a token shard" \
   "$BIN/llama-tokenize" inspect "$TMP/fifo"
 finish

@@ -90,7 +90,9 @@ static void usage(void) {
 int main(int argc, char **argv) {
     comm_world_start(&argc, &argv);
     util_set_program("llama-calibrate");
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+    bool help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+    agree_on_choice(help, "--help");
+    if (help) {
         if (util_world_rank() == 0) usage();
         comm_world_end();
         return 0;

@@ -410,6 +410,7 @@ int main(int argc, char **argv) {
     bool help;
     char why[1024];
     const Command *c = parse_command(argc, argv, &o, &paths, &help, why, sizeof why);
+    agree_on_choice(help, "--help");
     if (help) {
         if (util_world_rank() == 0) usage(stdout);
         comm_world_end();

@@ -174,6 +174,7 @@ static int run(int argc, char **argv) {
     if (!help && !cli_parse(shards ? &no_options : &table, &o, argc, argv, 2,
                             shards ? &o.shards : NULL, &help, err, sizeof err))
         usage_error("%s", err);
+    agree_on_choice(help, "--help");
     if (help) print_help();
     else if (shards) run_on_shards(&o, command);
     else run_on_corpus(&o, command);

@@ -121,6 +121,7 @@ int main(int argc, char **argv) {
     bool help;
     char err[1024];
     if (!options_parse(&o, argc, argv, &help, err, sizeof err)) fatal_all("%s", err);
+    agree_on_choice(help ? 2 : o.describe, "--help or --describe");
     if (help) {
         if (util_world_rank() == 0) options_print_help("llama-train");
         comm_world_end();

@@ -164,14 +164,24 @@ void comm_agree(const Comm *c, bool ok, const char *message) {
 
 void agree_or_exit(bool ok, const char *message) { comm_agree(comm_job(), ok, message); }
 
-// ---- the job and its communicators ----
-
 static bool mpi_running(void) {
     int init = 0, fin = 0;
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
     return init && !fin;
 }
+
+void agree_on_choice(int choice, const char *what) {
+    if (!mpi_running()) return;
+    int range[2] = {choice, -choice};   // the largest choice, minus the smallest
+    MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (range[0] != -range[1])
+        fatal_all("%s was given to some ranks only: start every rank with the same command line",
+                  what);
+}
+
+// ---- the job and its communicators ----
+
 
 static int world_rank(void) {
     int r = 0;

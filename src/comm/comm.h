@@ -152,5 +152,12 @@ size_t dtype_bytes(DType t);
 void comm_agree(const Comm *c, bool ok, const char *message);
 // comm_agree over every rank (comm_job).
 void agree_or_exit(bool ok, const char *message);
+// A rank that leaves early with status 0 (--help, --describe) while the
+// others go on would leave them waiting in their first collective: every
+// rank must make that choice alike.  Ends every rank with "<what> was given
+// to some ranks only: start every rank with the same command line" unless
+// every rank of the job holds the same `choice`.  Collective over the job
+// (nothing when MPI is not running).
+void agree_on_choice(int choice, const char *what);
 
 #endif
