@@ -175,6 +175,21 @@ expect_error "llama-ckpt compare with a FIFO checkpoint file" "is a FIFO, not a 
   "$CK" compare "$TMP/ff/step_0000001" "$TMP/fck/step_0000001"
 expect_error "llama-ckpt import-hf of a FIFO safetensors" "'$TMP/fst/model.safetensors' is a FIFO, not a safetensors file" \
   "$CK" import-hf "$TMP/fst" "$TMP/imp"
+# One dataset, one tokenizer and one document separator: a validation split of another
+# tokenizer, or shards encoded with another --eos, are refused (both once trained and
+# scored without a word).
+head -60 "$ROOT/inputs/redpajama-mini/wikipedia_sample.jsonl" >"$TMP/w60.jsonl"
+TOKJ=(encode --tokenizer "$ROOT/inputs/tokenizer.json" --input "$TMP/w60.jsonl" --progress 0)
+"$BIN/llama-tokenize" "${TOKJ[@]}" --output "$TMP/d8k" --val-fraction 0.05 >/dev/null 2>&1 &&
+  "$BIN/llama-tokenize" "${TOKJ[@]}" --output "$TMP/deos" --eos a --val-fraction 0 >/dev/null 2>&1 ||
+  fail "datasets of two tokenizers" "llama-tokenize failed"
+mkdir -p "$TMP/mixval" "$TMP/mixeos"
+cp "$TMP/d8k/w60.train.h5" "$TMP/mixval/" && cp "$DATA/wikipedia_sample.val.h5" "$TMP/mixval/"
+cp "$TMP/d8k/w60.train.h5" "$TMP/mixeos/a.train.h5" && cp "$TMP/deos/w60.train.h5" "$TMP/mixeos/b.train.h5"
+expect_error "a validation split of another tokenizer" "the validation split of --dataset $TMP/mixval: .*wikipedia_sample.val.h5 was made with another tokenizer" \
+  "$T" -c small -d "$TMP/mixval" -l 32 -b 1 --steps 1
+expect_error "shards of two document separators (--eos)" "b.train.h5 separates documents with other ids \(end 97, beginning -1\) than .*a.train.h5 \(8191, -1\)" \
+  "$T" -c small -d "$TMP/mixeos" -l 32 -b 1 --steps 1
 # --describe or --help on some ranks only (an MPMD launch, a per-node deck): those ranks
 # would leave, the others wait for them in their first collective.
 expect_error "--describe on one rank of two" "--help or --describe was given to some ranks only" \

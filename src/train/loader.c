@@ -71,18 +71,32 @@ static bool open_files(Loader *l, const LoaderConfig *c, char *err, int err_len)
     return ok;
 }
 
+// Shards a and b hold ids of one tokenizer, documents separated alike (the
+// end-of-text and beginning ids of --eos are not part of the tokenizer's hash).
+static bool same_tokens(const Shard *a, const Shard *b, char *err, int err_len) {
+    const ShardInfo *x = &a->info, *y = &b->info;
+    if (strcmp(x->tokenizer_sha256, y->tokenizer_sha256) != 0)
+        snprintf(err, err_len, "%s was made with another tokenizer (sha256 %.12s…) than %s "
+                 "(%.12s…); one dataset needs one tokenizer", b->path, y->tokenizer_sha256,
+                 a->path, x->tokenizer_sha256);
+    else if (x->eos_id != y->eos_id || x->bos_id != y->bos_id)
+        snprintf(err, err_len, "%s separates documents with other ids (end %lld, beginning %lld) "
+                 "than %s (%lld, %lld): one dataset needs one separator; encode them with the "
+                 "same --eos", b->path, (long long)y->eos_id, (long long)y->bos_id, a->path,
+                 (long long)x->eos_id, (long long)x->bos_id);
+    else return true;
+    return false;
+}
+
 static bool check_tokenizers(Loader *l, char *err, int err_len) {
-    for (int i = 0; i < l->n_files; i++) {
-        const char *h = l->files[i].shard.info.tokenizer_sha256;
-        if (i == 0) snprintf(l->sha256, sizeof l->sha256, "%s", h);
-        else if (strcmp(h, l->sha256) != 0) {
-            snprintf(err, err_len, "%s was made with another tokenizer (sha256 %.12s…) than %s "
-                     "(%.12s…); one dataset needs one tokenizer", l->files[i].shard.path, h,
-                     l->files[0].shard.path, l->sha256);
-            return false;
-        }
-    }
+    snprintf(l->sha256, sizeof l->sha256, "%s", l->files[0].shard.info.tokenizer_sha256);
+    for (int i = 1; i < l->n_files; i++)
+        if (!same_tokens(&l->files[0].shard, &l->files[i].shard, err, err_len)) return false;
     return true;
+}
+
+bool loader_same_tokens(const Loader *a, const Loader *b, char *err, int err_len) {
+    return same_tokens(&a->files[0].shard, &b->files[0].shard, err, err_len);
 }
 
 static int find_source(const Loader *l, const char *name) {

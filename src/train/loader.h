@@ -55,6 +55,9 @@ void loader_close(Loader *l);
 uint64_t loader_samples(const Loader *l);          // samples per epoch (all sources)
 int loader_sources(const Loader *l, const char ***names, const double **weights);
 const char *loader_tokenizer_sha256(const Loader *l);
+// The two datasets (a run's training and validation splits) hold ids of one
+// tokenizer with one document separator; false with the reason.
+bool loader_same_tokens(const Loader *a, const Loader *b, char *err, int err_len);
 // One line per shard, in the loader's order: file name, split, source,
 // tokens, documents, vocabulary and token checksum root ("unchecked" for a
 // shard without checksums), for ranks to compare at start.

@@ -416,10 +416,13 @@ static void open_data(Trainer *t) {
     lc.shuffle = false;
     lc.data_mix = NULL;
     t->val = loader_open(&lc, err, sizeof err);
-    char msg[1400];
+    char msg[6000];
     snprintf(msg, sizeof msg, "--eval-interval needs a validation split: %s (tokenize with "
              "--val-fraction)", err);
     comm_agree(&t->grid.world, t->val != NULL || t->opt.eval_interval <= 0, msg);
+    bool same = !t->val || loader_same_tokens(t->train, t->val, err, sizeof err);
+    snprintf(msg, sizeof msg, "the validation split of --dataset %s: %s", t->opt.dataset, err);
+    comm_agree(&t->grid.world, same, msg);
     agree_on_data(t);
     note_eval_wrap(t);
 }
