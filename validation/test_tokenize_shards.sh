@@ -159,4 +159,21 @@ for n in 1 2; do
     fail "regression_train_reproduces_bundled_tokenizer_${n}_ranks" "$(tail -n 2 "$TMP/t$n.log"; cmp "$TMP/tok$n.json" inputs/tokenizer.json)"
   fi
 done
+# ---- source names past 127 bytes or holding NUL stay distinct -----------------------
+# (shards and the loader keep 127 bytes: such names used to be cut there and merge)
+P=$(printf 'x%.0s' $(seq 130))
+{ printf '{"text": "one", "meta": {"source": "%sA"}}\n' "$P"
+  printf '{"text": "two", "meta": {"source": "%sB"}}\n' "$P"
+  printf '{"text": "three", "meta": {"source": "a\\u0000b"}}\n'
+  printf '{"text": "four", "meta": {"source": "a"}}\n'; } >"$TMP/names.jsonl"
+if encode_ranks 2 "$TMP/names" --tokenizer bytes --input "$TMP/names.jsonl" --val-fraction 0; then
+  sources=$("$TOK" inspect "$TMP/names" | sed -n 's/^source: //p' | sort)
+  long=$(grep -cE "^x{110}~[0-9a-f]{16}$" <<<"$sources")
+  nul=$(grep -cE "^a~[0-9a-f]{16}$" <<<"$sources")
+  one=$(grep -m1 "^x" <<<"$sources")
+  if [ "$(wc -l <<<"$sources")" = 4 ] && [ "$long" = 2 ] && [ "$nul" = 1 ] && grep -qx a <<<"$sources" &&
+     "$BIN/llama-train" -c tiny -d "$TMP/names" -l 2 -b 1 --steps 1 --data-mix "$one=1,a=1" >"$TMP/names.out" 2>&1; then
+    pass "source names past 127 bytes or holding NUL: shortened with a hash, four sources stay four"
+  else fail "long source names" "$(tr '\n' ' ' <<<"$sources"); $(tail -2 "$TMP/names.out" 2>/dev/null)"; fi
+else fail "long source names" "$(tail -n 3 "$TMP/names.log")"; fi
 finish

@@ -632,7 +632,7 @@ int shards_list(const char *path, char ***files, char *err, int err_len) {
     *files = NULL;
     if (stat(path, &st) != 0) {
         snprintf(err, err_len, "dataset '%s' does not exist (make shards with llama-tokenize "
-                 "encode, or train with --bench)", path);
+                 "encode)", path);
         return 0;
     }
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {

@@ -15,6 +15,7 @@
 struct JsonlReader {
     char *path;
     char stem[256];
+    char source[JSONL_SOURCE_MAX + 1];   // a shortened source name (source_name)
     FILE *f;
     bool zst;
     ZSTD_DCtx *dctx;
@@ -249,14 +250,28 @@ static bool parse_record(JsonlReader *r, const char *line, size_t len, char *why
     return true;
 }
 
+// A source name of at most JSONL_SOURCE_MAX bytes without NUL, as given;
+// else its first bytes (to the first NUL, whole UTF-8 characters) + "~" + 16
+// hex digits of the SHA-256 of all its bytes: distinct names stay distinct.
+static const char *source_name(JsonlReader *r, const char *s, size_t len) {
+    if (len <= JSONL_SOURCE_MAX && strlen(s) == len) return s;
+    size_t keep = strnlen(s, JSONL_SOURCE_MAX - 17);
+    while (keep > 0 && ((unsigned char)s[keep] & 0xC0) == 0x80) keep--;   // a character's start
+    char hex[65];
+    sha256_hex(s, len, hex);
+    snprintf(r->source, sizeof r->source, "%.*s~%.16s", (int)keep, s, hex);
+    return r->source;
+}
+
 static const char *record_source(JsonlReader *r) {
     json_t *meta = json_object_get(r->doc, "meta");
     const char *keys[] = {"redpajama_set_name", "source"};
     for (int i = 0; meta && json_is_object(meta) && i < 2; i++) {
         json_t *s = json_object_get(meta, keys[i]);
-        if (json_is_string(s) && json_string_length(s) > 0) return json_string_value(s);
+        if (json_is_string(s) && json_string_length(s) > 0)
+            return source_name(r, json_string_value(s), json_string_length(s));
     }
-    return r->stem;
+    return source_name(r, r->stem, strlen(r->stem));
 }
 
 // A bad record: an error, or (skip_bad) counted, reported while few, skipped.

@@ -21,6 +21,9 @@
 #include <stdint.h>
 
 #define JSONL_DEFAULT_MAX_RECORD_BYTES ((size_t)64 << 20)
+// The longest source name a record carries (a shard's `source` attribute and
+// the loader keep 127 bytes and a NUL).
+#define JSONL_SOURCE_MAX 127
 
 typedef struct {
     const char *text_key;     // field holding the document; NULL means "text"
@@ -31,7 +34,9 @@ typedef struct {
 typedef struct {
     const char *text;    // the document, valid UTF-8 (may hold NUL bytes); valid
     size_t len;          //   until the next jsonl_next or jsonl_close
-    const char *source;  // meta.redpajama_set_name, else meta.source, else the file's stem
+    const char *source;  // meta.redpajama_set_name, else meta.source, else the file's stem;
+                         //   one longer than JSONL_SOURCE_MAX bytes or holding NUL is
+                         //   shortened to its start + "~" + 16 hex digits of its SHA-256
     int64_t offset;      // byte offset of the line in the (decompressed) file
 } JsonlRecord;
 

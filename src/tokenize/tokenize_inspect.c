@@ -37,20 +37,28 @@ static bool content_hashes(const Shard *s, char tok_hex[65], char off_hex[65], c
     return ok;
 }
 
+static void inspect_one(const char *path) {
+    Shard s;
+    char err[1024], tok[65], off[65];
+    if (!shard_open(path, &s, err, sizeof err) || !content_hashes(&s, tok, off, err, sizeof err))
+        fatal("%s", err);
+    const ShardInfo *f = &s.info;
+    printf("path: %s\nsource: %s\nsplit: %s\nvocab_size: %lld\nbos_id: %lld\neos_id: %lld\n"
+           "n_documents: %lld\nn_tokens: %lld\ntokenizer_sha256: %s\ntokens_sha256: %s\n"
+           "doc_offsets_sha256: %s\n", path, f->source, f->split, (long long)f->vocab_size,
+           (long long)f->bos_id, (long long)f->eos_id, (long long)f->n_documents,
+           (long long)f->n_tokens, f->tokenizer_sha256, tok, off);
+    shard_close(&s);
+}
+
+// Each argument: a shard, or a folder's shards in name order.
 void tokenize_inspect(const TokenizeOptions *o) {
     if (util_world_rank() != 0) return;
     for (int i = 0; i < o->shards.n; i++) {
-        Shard s;
-        char err[1024], tok[65], off[65];
-        if (!shard_open(o->shards.items[i], &s, err, sizeof err) ||
-            !content_hashes(&s, tok, off, err, sizeof err))
-            fatal("%s", err);
-        const ShardInfo *f = &s.info;
-        printf("path: %s\nsource: %s\nsplit: %s\nvocab_size: %lld\nbos_id: %lld\neos_id: %lld\n"
-               "n_documents: %lld\nn_tokens: %lld\ntokenizer_sha256: %s\ntokens_sha256: %s\n"
-               "doc_offsets_sha256: %s\n", o->shards.items[i], f->source, f->split,
-               (long long)f->vocab_size, (long long)f->bos_id, (long long)f->eos_id,
-               (long long)f->n_documents, (long long)f->n_tokens, f->tokenizer_sha256, tok, off);
-        shard_close(&s);
+        char **files, err[1024];
+        int n = shards_list(o->shards.items[i], &files, err, sizeof err);
+        if (n == 0) fatal("%s", err);
+        for (int k = 0; k < n; k++) inspect_one(files[k]);
+        shards_list_free(files, n);
     }
 }
