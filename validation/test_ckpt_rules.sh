@@ -197,6 +197,11 @@ if out=$("$T" -c tiny --bench -l 16 --steps 1 --load "$TMP/ld/step_0000002" 2>&1
    ! grep -q "^step " <<<"$out"; then
   pass "--steps at or below the loaded step: a note, nothing trained"
 else fail "--steps below the loaded step" "$(tail -2 <<<"$out")"; fi
+if out=$("$T" -c tiny --bench -l 16 --steps 3 --load "$TMP/ld/step_0000002" 2>&1) &&
+   grep -q "note: this run continues a checkpoint but saves none" <<<"$out" &&
+   ! "$T" -c tiny --bench -l 16 --steps 3 --load "$TMP/ld/step_0000002" -o "$TMP/ld2" 2>&1 | grep -q "saves none"; then
+  pass "--load without -o or -i: a note that the run saves nothing (none with -o)"
+else fail "--load without -o" "$(tail -3 <<<"$out")"; fi
 
 # ---- a --save-dir the ranks do not share (each node's own disk) ----
 # mpirun -wdir gives each rank its own working folder; -o is relative.

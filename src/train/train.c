@@ -1396,6 +1396,10 @@ int trainer_run(Trainer *t) {
         info("note: the run is at step %lld, already at or past its %lld steps: nothing to "
              "train (give a larger --steps to continue)", (long long)t->step,
              (long long)t->total_steps);
+    if (t->loaded && !t->opt.save_dir[0] && !t->opt.export_hf[0])
+        info("note: this run continues a checkpoint but saves none (no --save-dir (-o) or "
+             "--save-interval (-i)) and exports none: its training ends with it; add -o DIR to "
+             "keep it");
     if (t->grid.world_rank == 0 && t->opt.save_dir[0]) ckpt_dir_clear_preempted(t->opt.save_dir);
     info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
          t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,
