@@ -203,6 +203,17 @@ if out=$("$T" -c tiny --bench -l 16 --steps 3 --load "$TMP/ld/step_0000002" 2>&1
   pass "--load without -o or -i: a note that the run saves nothing (none with -o)"
 else fail "--load without -o" "$(tail -3 <<<"$out")"; fi
 
+# ---- latest left behind by a save stopped between its rename and latest's update ----
+LB=$TMP/behind
+"$T" -c tiny --bench -l 16 --steps 6 -i 3 -o "$LB" >"$TMP/lb1.out" 2>&1 || fail "latest behind: the first run" "$(tail -2 "$TMP/lb1.out")"
+echo step_0000003 >"$LB/latest"
+if "$T" -c tiny --bench -l 16 --steps 7 -o "$LB" -f auto >"$TMP/lb2.out" 2>&1 &&
+   grep -q "note: $LB/latest names step_0000003, but step_0000006 is a newer complete checkpoint" "$TMP/lb2.out" &&
+   grep -q "loaded checkpoint $LB/step_0000006 at step 6" "$TMP/lb2.out" && [ -z "$(ls -d "$LB"/abandoned_* 2>/dev/null)" ] &&
+   [ "$(cat "$LB/latest")" = step_0000007 ]; then
+  pass "--load auto with latest behind a newer complete checkpoint: the newer one, a note, nothing abandoned"
+else fail "latest behind" "$(ls "$LB" | tr '\n' ' '); $(grep -iE "note|loaded|abandon" "$TMP/lb2.out" | head -3)"; fi
+
 # ---- a --save-dir the ranks do not share (each node's own disk) ----
 # mpirun -wdir gives each rank its own working folder; -o is relative.
 mkdir -p "$TMP/node0" "$TMP/node1"

@@ -448,8 +448,7 @@ bool ckpt_dir_commit(const char *save_dir, const char *tmp_dir, const char *fina
 
 // ---- finding, pruning, abandoning ----
 
-// The name in save_dir/latest ("" when none or malformed).
-static void latest_name(const char *save_dir, char *name, int len) {
+void ckpt_dir_latest(const char *save_dir, char *name, int len) {
     char path[PATH_LEN];
     snprintf(path, sizeof path, "%s/latest", save_dir);
     name[0] = 0;
@@ -500,9 +499,11 @@ int ckpt_dir_list(const char *save_dir, char ***dirs) {
     Entry *e;
     int n = complete_folders(save_dir, &e), out = 0;
     char name[256], target[PATH_LEN];
-    latest_name(save_dir, name, sizeof name);
+    ckpt_dir_latest(save_dir, name, sizeof name);
     snprintf(target, sizeof target, "%s/%s", save_dir, name);
     bool has_latest = name[0] && ckpt_dir_exists(target);
+    if (has_latest && n > 0 && e[0].step > step_of_name(name))
+        has_latest = false;   // a save stopped between its rename and latest's update
     *dirs = xmalloc((size_t)(n + 1) * sizeof **dirs);
     if (has_latest) (*dirs)[out++] = xstrdup(target);
     for (int i = 0; i < n; i++)
@@ -551,7 +552,7 @@ int ckpt_dir_abandon_newer(const char *save_dir, int64_t step, char *moved, int 
     time_t now = time(NULL);
     struct tm tm;
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&now, &tm));
-    latest_name(save_dir, latest, sizeof latest);
+    ckpt_dir_latest(save_dir, latest, sizeof latest);
     moved[0] = 0;
     for (int i = n - 1; i >= 0; i--) {   // oldest first, for the message
         if (c[i].step <= step) continue;

@@ -91,9 +91,13 @@ bool ckpt_dir_point_latest(const char *save_dir, const char *dir, char *err, int
 
 // Complete checkpoint folders in save_dir, newest first by step (step_N
 // without suffix), full paths in *dirs; the "latest" marker's target comes
-// first when it exists.  Returns the count.
+// first when it exists and no complete folder is newer (a save stopped
+// between renaming its folder and updating latest leaves latest behind).
+// Returns the count.
 int ckpt_dir_list(const char *save_dir, char ***dirs);
 void ckpt_dir_list_free(char **dirs, int n);
+// The folder name save_dir/latest holds ("" when none or malformed).
+void ckpt_dir_latest(const char *save_dir, char *name, int len);
 // Keeps the `keep` newest complete checkpoints (keep <= 0: all) and every
 // folder in protect (the one just written, the one loaded), removing the
 // others; removes .deleting folders and the .tmp folders of this process,

@@ -773,6 +773,13 @@ bool checkpoint_newest(const CheckpointRun *r, char *dir, int len) {
     char chosen[4200] = "";
     if (n > 0) snprintf(chosen, sizeof chosen, "%s", dirs[0]);
     if (r->grid->world_rank == 0) ckpt_dir_list_free(dirs, n);
+    char latest[256] = "";
+    if (r->grid->world_rank == 0) ckpt_dir_latest(r->save_dir, latest, sizeof latest);
+    const char *base = strrchr(chosen, '/');
+    if (latest[0] && base && strcmp(base + 1, latest) != 0 &&
+        ckpt_dir_step_of(chosen) > ckpt_dir_step_of(latest))
+        info("note: %s/latest names %s, but %s is a newer complete checkpoint (a save stopped "
+             "before it updated latest): loading %s", r->save_dir, latest, base + 1, base + 1);
     comm_broadcast(&r->grid->world, chosen, sizeof chosen, DTYPE_U8, 0);
     snprintf(dir, (size_t)len, "%s", chosen);
     return chosen[0] != 0;
