@@ -203,6 +203,12 @@ if out=$("$T" -c tiny --bench -l 16 --steps 3 --load "$TMP/ld/step_0000002" 2>&1
   pass "--load without -o or -i: a note that the run saves nothing (none with -o)"
 else fail "--load without -o" "$(tail -3 <<<"$out")"; fi
 
+# llama-ckpt given a --save-dir or a checkpoint.h5 file says what to give instead.
+expect_error "llama-ckpt info of a --save-dir" "$TMP/ld is a checkpoint folder \(--save-dir\), not a checkpoint: give one of its step_N folders \(the newest complete: $TMP/ld/step_" \
+  "$BIN/llama-ckpt" info "$TMP/ld"
+expect_error "llama-ckpt info of a checkpoint.h5" "$TMP/ld/step_0000002/checkpoint.h5 is a file: give the checkpoint folder that holds it" \
+  "$BIN/llama-ckpt" info "$TMP/ld/step_0000002/checkpoint.h5"
+
 # ---- latest left behind by a save stopped between its rename and latest's update ----
 LB=$TMP/behind
 "$T" -c tiny --bench -l 16 --steps 6 -i 3 -o "$LB" >"$TMP/lb1.out" 2>&1 || fail "latest behind: the first run" "$(tail -2 "$TMP/lb1.out")"

@@ -51,11 +51,13 @@ static const CliOption specs[] = {
     {"exact", 0, NUM(CLI_FLAG, exact), "the options below are the layout, as llama-train reads "
      "them (defaults: tp 1, cp 1, pp 1, vpp 1, zero 0, recompute none, no sp, grad-accum 1 with the "
      "micro-batch the global batch gives, when neither -b nor --grad-accum is); without it each one given narrows the search"},
-    {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size"},
+    {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size", .bounds = CLI_AT_LEAST, .min = 1},
     {"cp", 0, NUM(CLI_INT, cp), "context-parallel size (on GPU profiles planned where ring attention runs on tensor cores: bf16, head dim 64 or 128)"},
-    {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
-    {"vpp", 0, NUM(CLI_INT, vpp), "model chunks per pipeline rank"},
-    {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage"},
+    {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size", .bounds = CLI_AT_LEAST, .min = 1},
+    {"vpp", 0, NUM(CLI_INT, vpp), "model chunks per pipeline rank", .bounds = CLI_AT_LEAST,
+     .min = 1},
+    {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage (0 to 3)", .bounds = CLI_BETWEEN, .min = 0,
+     .max = 3},
     {"offload", 0, .kind = CLI_CHOICE, .names = offloads, .offset = offsetof(PlanOptions, offload),
      "none or optimizer (planned on GPU profiles with host_memory_gib and host_optimizer_gbs)"},
     {"sp", 0, NUM(CLI_FLAG, sp), "sequence parallel layouts only"},

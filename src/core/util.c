@@ -132,8 +132,8 @@ bool parse_double(const char *s, double *out) {
     if (!s || !*s) return false;
     char *end;
     errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v)) return false;
+    double v = strtod(s, &end);   // ERANGE with a finite value: an underflow, kept (1e-320)
+    if ((errno && errno != ERANGE) || *end || !isfinite(v)) return false;
     *out = v;
     return true;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend/ops.h"
@@ -1000,10 +1001,29 @@ void checkpoint_position_free(CheckpointPosition *pos) {
     pos->loader_data = NULL;
 }
 
+// Why dir holds no checkpoint file, when it is something else a user may
+// give for one: the file itself, or a --save-dir.  False when neither.
+static bool not_a_checkpoint_folder(const char *dir, const char *file, char *err, int err_len) {
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISREG(st.st_mode)) {
+        snprintf(err, err_len, "%s is a file: give the checkpoint folder that holds it", dir);
+        return true;
+    }
+    if (access(file, F_OK) == 0) return false;
+    char **dirs;
+    int n = ckpt_dir_list(dir, &dirs);
+    if (n > 0)
+        snprintf(err, err_len, "%s is a checkpoint folder (--save-dir), not a checkpoint: give one "
+                 "of its step_N folders (the newest complete: %s)", dir, dirs[0]);
+    ckpt_dir_list_free(dirs, n);
+    return n > 0;
+}
+
 bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len) {
     char path[4300];
     ckpt_dir_file(dir, path, sizeof path);
     memset(ci, 0, sizeof *ci);
+    if (not_a_checkpoint_folder(dir, path, err, err_len)) return false;
     CkptFile *f = ckpt_file_open(path, err, err_len);
     if (!f) return false;
     State s;

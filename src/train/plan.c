@@ -523,6 +523,23 @@ static int compare_rows(const void *pa, const void *pb) {
     return 0;
 }
 
+// Why no layout matched: the first grid size given that does not divide
+// what is left of the devices, else the options together.
+static void no_layout_why(const PlanRequest *r, char *err, int err_len) {
+    const char *names[] = {"--tp", "--cp", "--pp"};
+    int sizes[] = {r->tp, r->cp, r->pp}, left = r->devices;
+    for (int i = 0; i < 3; i++) {
+        if (sizes[i] > 0 && left % sizes[i]) {
+            snprintf(err, err_len, "no layout of %d devices: %s %d does not divide the %d "
+                     "devices left for it", r->devices, names[i], sizes[i], left);
+            return;
+        }
+        if (sizes[i] > 0) left /= sizes[i];
+    }
+    snprintf(err, err_len, "no layout of %d devices matches the options given (--all lists "
+             "the layouts refused and why)", r->devices);
+}
+
 PlanRow *plan_layouts(const PlanRequest *r, int *n, char *err, int err_len) {
     *n = 0;
     if (r->T < 1 || r->global_tokens < r->T || r->global_tokens % r->T) {
@@ -549,7 +566,7 @@ PlanRow *plan_layouts(const PlanRequest *r, int *n, char *err, int err_len) {
         }
     }
     if (rs.n == 0) {
-        snprintf(err, err_len, "no layout of %d devices matches the options given", r->devices);
+        no_layout_why(r, err, err_len);
         free(rs.rows);
         return NULL;
     }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "core/util.h"
 #include "core/cli.h"
 #include "train/options.h"
 
@@ -315,7 +316,23 @@ static void test_train_enums(void) {
     check_end();
 }
 
+// The strict number parsers: the whole string, in range; an underflow to a
+// subnormal (or zero) is a number, an overflow is not.
+static void test_parse_numbers(void) {
+    check_begin("parse_double/parse_int64: whole strings, overflow refused, underflow kept");
+    double d = -1;
+    CHECK(parse_double("1e-320", &d) && d > 0 && d < 1e-300, "1e-320 (subnormal): %g", d);
+    CHECK(parse_double("1e-400", &d) && d == 0, "1e-400 (to zero): %g", d);
+    CHECK(!parse_double("1e999", &d) && !parse_double("nan", &d) && !parse_double("1.5x", &d) &&
+          !parse_double("", &d), "overflow, NaN, trailing text, empty refused");
+    int64_t v = 0;
+    CHECK(parse_int64("-9223372036854775808", &v) && v == INT64_MIN, "INT64_MIN: %lld", (long long)v);
+    CHECK(!parse_int64("9223372036854775808", &v) && !parse_int64("12 ", &v), "overflow, trailing space");
+    check_end();
+}
+
 int main(void) {
+    test_parse_numbers();
     test_kinds();
     test_lists();
     test_bad_values();
