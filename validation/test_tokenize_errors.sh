@@ -166,6 +166,9 @@ if "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o13" --overwrite >"$TMP/o
 else
   fail overwrite_after_failed_run_replaces "folder holds: $(ls -A "$TMP/o13"); $(tail -2 "$TMP/o13.out")"
 fi
+mkdir -p "$TMP/o15" && : >"$TMP/o15/.encode.tmp"
+expect_error staging_name_taken "cannot clear the staging folder '$TMP/o15/.encode.tmp' \(Not a directory\): remove it" \
+  "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o15"
 if "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o13" --overwrite >"$TMP/o13.out" 2>&1 &&
    [ "$(ls -A "$TMP/o13")" = "new.train.h5" ]; then
   pass overwrite_same_source_again

@@ -207,7 +207,11 @@ bool corpus_output_commit(const char *dir, const char *staging, char **old, int 
 bool corpus_output_discard(const char *staging, char *err, int err_len) {
     int n = 0;
     char **names = dir_names(staging, any_name, &n);
-    if (!names) return errno == ENOENT;
+    int why = names ? 0 : errno;
+    if (!names && why != ENOENT)
+        snprintf(err, err_len, "cannot clear the staging folder '%s' (%s): remove it", staging,
+                 strerror(why));
+    if (!names) return why == ENOENT;
     bool ok = true;
     for (int i = 0; ok && i < n; i++) ok = remove_in(staging, names[i], err, err_len);
     dir_names_free(names, n);
