@@ -63,7 +63,10 @@ static bool probe_write(const char *what, const char *dir, char probe[4200], cha
     FILE *f = fopen(probe, "w");
     bool ok = f && fputs(text, f) >= 0;
     if (f) ok = fclose(f) == 0 && ok;
-    if (!ok) snprintf(err, len, "%s %s: cannot write in it: %s", what, dir, strerror(errno));
+    if (!ok) {
+        snprintf(err, len, "%s %s: cannot write in it: %s", what, dir, strerror(errno));
+        unlink(probe);
+    }
     return ok;
 }
 
