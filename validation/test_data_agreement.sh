@@ -77,7 +77,7 @@ fi
 mkfifo "$TMP/a/data/x.train.h5"
 expect_error fifo_in_dataset "x.train.h5' in the dataset folder is not a regular file" \
   "${MPIRUN[@]}" -np 1 -wdir "$TMP/a" "$T" $RUN
-expect_error fifo_as_dataset "dataset '.*x.train.h5' is neither a shard file nor a folder" \
+expect_error fifo_as_dataset "dataset '.*x.train.h5' is a FIFO, neither a shard file nor a folder" \
   "${MPIRUN[@]}" -np 1 -wdir "$TMP/a" "$T" -c tiny -d data/x.train.h5 -l 32 -b 4 --steps 2
 # ---- a step longer than --hang-timeout, of many short micro-batches (and a
 # save of many tensors): progress within it, so the watchdog lets it be ----

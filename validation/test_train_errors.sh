@@ -196,6 +196,6 @@ expect_error "--describe on one rank of two" "--help or --describe was given to 
   "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench --steps 1 --describe : -np 1 "$T" -c tiny --bench --steps 1
 expect_error "llama-ckpt --help on one rank of two" "--help was given to some ranks only" \
   "${MPIRUN[@]}" -np 1 "$CK" --help : -np 1 "$CK" info "$TMP/fck/step_0000001"
-expect_error "llama-tokenize inspect of a FIFO" "'$TMP/fifo' is a FIFO, not a token shard" \
+expect_error "llama-tokenize inspect of a FIFO" "dataset '$TMP/fifo' is a FIFO, neither a shard file nor a folder" \
   "$BIN/llama-tokenize" inspect "$TMP/fifo"
 finish

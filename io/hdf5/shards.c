@@ -636,8 +636,8 @@ int shards_list(const char *path, char ***files, char *err, int err_len) {
         return 0;
     }
     if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
-        snprintf(err, err_len, "dataset '%s' is neither a shard file nor a folder (a FIFO or "
-                 "device?)", path);
+        snprintf(err, err_len, "dataset '%s' is %s, neither a shard file nor a folder", path,
+                 file_kind_irregular(path));
         return 0;
     }
     if (S_ISDIR(st.st_mode)) return shards_in_folder(path, files, err, err_len);
