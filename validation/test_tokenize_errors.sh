@@ -166,9 +166,28 @@ if "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o13" --overwrite >"$TMP/o
 else
   fail overwrite_after_failed_run_replaces "folder holds: $(ls -A "$TMP/o13"); $(tail -2 "$TMP/o13.out")"
 fi
-mkdir -p "$TMP/o15" && : >"$TMP/o15/.encode.tmp"
-expect_error staging_name_taken "cannot clear the staging folder '$TMP/o15/.encode.tmp' \(Not a directory\): remove it" \
+# The staging folder is the encode's own: a file or a link by its name is refused and left
+# as it is (a link's target is not emptied), an --output inside one is refused, and a live
+# encode's lock on the folder refuses a second one.
+mkdir -p "$TMP/o15" "$TMP/victim" && : >"$TMP/o15/.encode.tmp"
+expect_error staging_name_taken "'$TMP/o15/.encode.tmp' is not the staging folder llama-tokenize makes" \
   "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o15"
+rm "$TMP/o15/.encode.tmp" && echo precious >"$TMP/victim/keep.h5" && echo x >"$TMP/victim/b.h5"
+ln -s "$TMP/victim" "$TMP/o15/.encode.tmp"
+expect_error staging_is_a_link "'$TMP/o15/.encode.tmp' is not the staging folder llama-tokenize makes" \
+  "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o15"
+[ "$(ls "$TMP/victim" | tr '\n' ' ')" = "b.h5 keep.h5 " ] && pass staging_link_target_untouched ||
+  fail staging_link_target_untouched "left: $(ls "$TMP/victim")"
+expect_error output_inside_staging "--output $TMP/o16/.encode.tmp lies in a folder named .encode.tmp" \
+  "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o16/.encode.tmp"
+mkdir -p "$TMP/o17"
+sleep 300 & live=$!
+printf 'host %s\npid %s\nsince 2026-01-01T00:00:00\n' "$(uname -n)" $live >"$TMP/o17/.encode.lock"
+expect_error output_locked "--output '$TMP/o17' is in use by another run: pid $live" \
+  "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o17"
+kill $live; wait $live 2>/dev/null
+[ "$(ls -A "$TMP/o17")" = ".encode.lock" ] && pass output_locked_writes_nothing ||
+  fail output_locked_writes_nothing "left: $(ls -A "$TMP/o17")"
 if "${ENC[@]}" --input "$TMP/new.jsonl" --output "$TMP/o13" --overwrite >"$TMP/o13.out" 2>&1 &&
    [ "$(ls -A "$TMP/o13")" = "new.train.h5" ]; then
   pass overwrite_same_source_again

@@ -297,8 +297,14 @@ static bool names_writable(const char *save_dir, char *err, int err_len) {
 bool ckpt_dir_lock(const char *save_dir, char *note, int note_len, char *err, int err_len) {
     note[0] = 0;
     if (!make_dirs(save_dir, err, err_len) || !names_writable(save_dir, err, err_len)) return false;
+    return folder_lock(save_dir, "lock", "--save-dir", note, note_len, err, err_len);
+}
+
+bool folder_lock(const char *dir, const char *name, const char *option, char *note,
+                 int note_len, char *err, int err_len) {
+    note[0] = 0;
     char lock[PATH_LEN], who[512];
-    snprintf(lock, sizeof lock, "%s/lock", save_dir);
+    snprintf(lock, sizeof lock, "%s/%s", dir, name);
     CkptOwner me, other;
     ckpt_owner_self(&me);
     for (int attempt = 0; attempt < 5; attempt++) {
@@ -307,23 +313,23 @@ bool ckpt_dir_lock(const char *save_dir, char *note, int note_len, char *err, in
         if (rc == 0 && !ckpt_owner_read(lock, &other)) {
             if (access(lock, F_OK) != 0) continue;   // released meanwhile
             snprintf(err, err_len, "'%s' exists but names no run (host and pid): remove it if no "
-                     "run uses --save-dir '%s'", lock, save_dir);
+                     "run uses %s '%s'", lock, option, dir);
             return false;
         }
         OwnerState s = rc == 1 ? OWNER_SELF : ckpt_owner_state(&other);
         if (s == OWNER_ALIVE || s == OWNER_UNKNOWN) {
             describe_owner(&other, who, sizeof who);
-            snprintf(err, err_len, "--save-dir '%s' is in use by another run: %s%s; two runs must not "
-                     "share a checkpoint folder: wait for it to end or give another --save-dir "
-                     "(remove '%s' only if that run is gone)", save_dir, who,
-                     s == OWNER_UNKNOWN ? ", which this host cannot check" : "", lock);
+            snprintf(err, err_len, "%s '%s' is in use by another run: %s%s; two runs must not "
+                     "write one folder at once: wait for it to end or give another %s (remove "
+                     "'%s' only if that run is gone)", option, dir, who,
+                     s == OWNER_UNKNOWN ? ", which this host cannot check" : "", option, lock);
             return false;
         }
         if (s == OWNER_DEAD) {
             if (!take_away(lock, &other)) continue;
             describe_owner(&other, who, sizeof who);
             snprintf(note, (size_t)note_len, "took over the lock of '%s' left by %s, which is no "
-                     "longer running", save_dir, who);
+                     "longer running", dir, who);
             continue;
         }
         if (!held_lock[0]) atexit(release_at_exit);
@@ -334,9 +340,11 @@ bool ckpt_dir_lock(const char *save_dir, char *note, int note_len, char *err, in
     return false;
 }
 
-void ckpt_dir_unlock(const char *save_dir) {
+void ckpt_dir_unlock(const char *save_dir) { folder_unlock(save_dir, "lock"); }
+
+void folder_unlock(const char *dir, const char *name) {
     char lock[PATH_LEN];
-    snprintf(lock, sizeof lock, "%s/lock", save_dir);
+    snprintf(lock, sizeof lock, "%s/%s", dir, name);
     CkptOwner o;
     if (ckpt_owner_read(lock, &o) && ckpt_owner_state(&o) == OWNER_SELF) unlink(lock);
     if (strcmp(held_lock, lock) == 0) held_lock[0] = 0;

@@ -69,6 +69,11 @@ OwnerState ckpt_owner_state(const CkptOwner *o);
 bool ckpt_dir_lock(const char *save_dir, char *note, int note_len, char *err, int err_len);
 // Removes save_dir/lock if this process holds it.
 void ckpt_dir_unlock(const char *save_dir);
+// The same lock for any folder a run writes alone: dir/name (dir exists),
+// option names the folder in messages.  One lock per process.
+bool folder_lock(const char *dir, const char *name, const char *option, char *note,
+                 int note_len, char *err, int err_len);
+void folder_unlock(const char *dir, const char *name);
 
 // ---- saving ----
 

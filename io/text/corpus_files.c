@@ -162,6 +162,7 @@ char **corpus_output_old(const char *dir, bool overwrite, bool (*is_shard)(const
     }
     if (ok && all_deletable(dir, names, *n, is_shard, err, err_len)) return names;
     dir_names_free(names, *n);
+    *n = 0;
     return NULL;
 }
 
@@ -204,15 +205,38 @@ bool corpus_output_commit(const char *dir, const char *staging, char **old, int 
     return ok && corpus_output_discard(staging, err, err_len);
 }
 
+// Only a real folder holding shard files is the staging folder this program
+// makes: a link (its target's files would go), a file, or a folder holding
+// anything else is left alone, with the reason.
+static bool staging_is_own(const char *staging, const struct stat *at, char **names, int n,
+                           char *err, int err_len) {
+    struct stat st;
+    bool ok = S_ISDIR(at->st_mode);
+    for (int i = 0; ok && i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", staging, names[i]);
+        ok = is_shard_name(names[i]) && lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+    }
+    if (!ok)
+        snprintf(err, err_len, "'%s' is not the staging folder llama-tokenize makes (a link, a "
+                 "file, or a folder holding other things than shard files): move it away", staging);
+    return ok;
+}
+
 bool corpus_output_discard(const char *staging, char *err, int err_len) {
+    struct stat st;
+    if (lstat(staging, &st) != 0) {
+        if (errno == ENOENT) return true;
+        snprintf(err, err_len, "cannot look at '%s': %s", staging, strerror(errno));
+        return false;
+    }
     int n = 0;
-    char **names = dir_names(staging, any_name, &n);
-    int why = names ? 0 : errno;
-    if (!names && why != ENOENT)
-        snprintf(err, err_len, "cannot clear the staging folder '%s' (%s): remove it", staging,
-                 strerror(why));
-    if (!names) return why == ENOENT;
-    bool ok = true;
+    char **names = S_ISDIR(st.st_mode) ? dir_names(staging, any_name, &n) : NULL;
+    if (!names && S_ISDIR(st.st_mode)) {
+        snprintf(err, err_len, "cannot read '%s': %s", staging, strerror(errno));
+        return false;
+    }
+    bool ok = staging_is_own(staging, &st, names, n, err, err_len);
     for (int i = 0; ok && i < n; i++) ok = remove_in(staging, names[i], err, err_len);
     dir_names_free(names, n);
     if (ok && rmdir(staging) != 0) {

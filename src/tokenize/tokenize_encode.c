@@ -14,6 +14,8 @@
 #include "text/corpus_files.h"
 #include "tokenize/corpus_walk.h"
 #include "comm/comm_mpi.h"
+#include "fs/ckpt_dir.h"
+#include "fs/paths.h"
 #include "hdf5/shards.h"
 #include "parallel/agreement.h"
 #include "tokenize/tokenize.h"
@@ -35,6 +37,9 @@ typedef struct {
     unsigned char *from_file;  // which input files gave it documents
 } SourceBuf;
 
+#define STAGING ".encode.tmp"   // OUTPUT/STAGING: the new shards until every one is written
+#define LOCK ".encode.lock"     // OUTPUT/LOCK: one encode per folder at a time
+
 typedef struct {
     Comm world;
     Tokenizer *tok;
@@ -44,6 +49,7 @@ typedef struct {
     double val_fraction;
     uint64_t seed;
     int64_t docs[2], tokens;
+    const char *output;          // --output
     char staging[4200];          // OUTPUT/.encode.tmp: the new shards until all are written
     char **old;                  // rank 0: the shards they replace (--overwrite)
     int n_old;
@@ -185,6 +191,7 @@ static void write_failed(const EncodeState *s, const char *err) {
     char why[1024];
     if (world->rank == 0 && !corpus_output_discard(s->staging, why, sizeof why))
         fprintf(stderr, "%s: warning: %s\n", util_program(), why);
+    if (world->rank == 0) folder_unlock(s->output, LOCK);
     if (world->rank == 0) fprintf(stderr, "%s: error: %s\n", util_program(), err);
     fflush(stdout);
     fflush(stderr);
@@ -263,15 +270,33 @@ static Tokenizer *load_tokenizer(const TokenizeOptions *o) {
     return t;
 }
 
+// An --output inside a staging folder would be emptied by the encode that
+// owns it.
+static bool output_outside_staging(const char *output, char *err, int len) {
+    char path[8400];
+    path_lexical(output, path, sizeof path);
+    bool inside = strstr(path, "/" STAGING "/") || !strcmp(strrchr(path, '/'), "/" STAGING);
+    if (inside)
+        snprintf(err, len, "--output %s lies in a folder named %s, which an encode into the "
+                 "folder above uses for its unfinished shards (and empties): give another path",
+                 output, STAGING);
+    return !inside;
+}
+
 // The output folder and the shards it holds already (refused, or with
-// --overwrite replaced at the end).
+// --overwrite replaced at the end), checked before the corpus is read.
 static void prepare_output(const TokenizeOptions *o, EncodeState *s) {
     char err[5000] = "";
-    snprintf(s->staging, sizeof s->staging, "%s/.encode.tmp", o->output);
+    snprintf(s->staging, sizeof s->staging, "%s/" STAGING, o->output);
+    s->output = o->output;
     bool ok = s->world.rank != 0 ||
-              (corpus_make_dir(o->output, err, sizeof err) &&
+              (output_outside_staging(o->output, err, sizeof err) &&
+               corpus_make_dir(o->output, err, sizeof err) &&
                (s->old = corpus_output_old(o->output, o->overwrite, shard_is_complete, &s->n_old,
                                            err, sizeof err)));
+    corpus_output_old_free(s->old, s->n_old);
+    s->old = NULL;
+    s->n_old = 0;
     agree_or_exit(ok, err);
     // The shards are written collectively: a folder on each node's own disk
     // (or missing on some) would fail only after the whole corpus was encoded.
@@ -280,13 +305,20 @@ static void prepare_output(const TokenizeOptions *o, EncodeState *s) {
                         "network file system, the same path on every node)");
 }
 
-// The staging folder, made once the corpus is read (a failed run's left
-// there is removed first).
-static void open_staging(EncodeState *s) {
-    char err[5000] = "";
-    bool ok = s->world.rank != 0 || (corpus_output_discard(s->staging, err, sizeof err) &&
-                                     corpus_make_dir(s->staging, err, sizeof err));
+// Once the corpus is read: the output folder locked for this run until its
+// shards are in place (two encodes at once would mix theirs), its shards
+// listed again under the lock, the staging folder made (a failed run's left
+// there removed first).
+static void open_staging(const TokenizeOptions *o, EncodeState *s) {
+    char err[5000] = "", note[1024] = "";
+    bool ok = s->world.rank != 0 ||
+              (folder_lock(o->output, LOCK, "--output", note, sizeof note, err, sizeof err) &&
+               (s->old = corpus_output_old(o->output, o->overwrite, shard_is_complete, &s->n_old,
+                                           err, sizeof err)) &&
+               corpus_output_discard(s->staging, err, sizeof err) &&
+               corpus_make_dir(s->staging, err, sizeof err));
     agree_or_exit(ok, err);
+    if (note[0]) info("%s", note);
 }
 
 // Every shard written: they replace the old ones.  n_names 0: no shard, the
@@ -298,6 +330,7 @@ static void commit_output(const TokenizeOptions *o, EncodeState *s, int n_names)
                                                   sizeof err)
                            : corpus_output_discard(s->staging, err, sizeof err));
     if (s->world.rank == 0) corpus_output_old_free(s->old, s->n_old);
+    if (s->world.rank == 0) folder_unlock(o->output, LOCK);
     agree_or_exit(ok, err);
     if (n_names > 0 && s->n_old > 0)
         info("--overwrite: the new shards replaced the %d shard file%s %s held", s->n_old,
@@ -335,7 +368,7 @@ void tokenize_encode(const TokenizeOptions *o) {
     char **names = all_sources(&s, &n_names);
     check_distinct_names(names, n_names);
     ShardDone (*done)[2] = xcalloc((size_t)n_names + 1, sizeof *done);
-    open_staging(&s);
+    open_staging(o, &s);
     for (int i = 0; i < n_names; i++) write_source(o, &s, &c, names[i], done[i]);
     commit_output(o, &s, n_names);
     double slowest = now_seconds() - t0;
