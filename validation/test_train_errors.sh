@@ -146,8 +146,8 @@ expect_error "--log on latest, spelt otherwise" "--log $TMP/sv/./latest is 'late
   "$T" "${D[@]}" -o "$TMP/sv/" --log "$TMP/sv/./latest"
 expect_error "--dump-batches inside a step folder" "--dump-batches $TMP/sv/step_0000001/d is 'step_0000001' in --save-dir" \
   "$T" "${D[@]}" -o "$TMP/sv" --dump-batches "$TMP/sv/step_0000001/d"
-if "$T" "${D[@]}" -o "$TMP/sv2" --log "$TMP/sv2/metrics.jsonl" >"$TMP/sv2.out" 2>&1 &&
-   [ "$(wc -l <"$TMP/sv2/metrics.jsonl")" = 1 ] && [ -d "$TMP/sv2/step_0000001" ]; then
+if "$T" "${D[@]}" -o "$TMP/sv2" --log "$TMP/sv2/step_losses.jsonl" >"$TMP/sv2.out" 2>&1 &&
+   [ "$(wc -l <"$TMP/sv2/step_losses.jsonl")" = 1 ] && [ -d "$TMP/sv2/step_0000001" ]; then
   pass "--log in the --save-dir the run makes, beside its checkpoints"
 else fail "--log in a new --save-dir" "$(tail -2 "$TMP/sv2.out")"; fi
 # FIFOs: opening one blocks until its other end opens (a start-up deaf to SIGTERM).
@@ -196,6 +196,15 @@ expect_error "--describe on one rank of two" "--help or --describe was given to 
   "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench --steps 1 --describe : -np 1 "$T" -c tiny --bench --steps 1
 expect_error "llama-ckpt --help on one rank of two" "--help was given to some ranks only" \
   "${MPIRUN[@]}" -np 1 "$CK" --help : -np 1 "$CK" info "$TMP/fck/step_0000001"
+# An error one rank alone finds in its command line or model file (a node's copy missing)
+# ends every rank with that rank's message.
+expect_error "an unknown option on one rank of two" "unknown option '--bogus'" \
+  "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench -l 16 --steps 1 : -np 1 "$T" -c tiny --bench -l 16 --steps 1 --bogus
+expect_error "a model file missing on one rank of two" "cannot open '$TMP/missing.cfg'" \
+  "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench -l 16 --steps 1 : -np 1 "$T" -c "$TMP/missing.cfg" --bench -l 16 --steps 1
+expect_error "llama-tokenize: a bad option on one rank of two" "a bad command line was given to some ranks only" \
+  "${MPIRUN[@]}" -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz" : \
+  -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz" --bogus
 expect_error "llama-tokenize inspect of a FIFO" "dataset '$TMP/fifo' is a FIFO, neither a shard file nor a folder" \
   "$BIN/llama-tokenize" inspect "$TMP/fifo"
 finish

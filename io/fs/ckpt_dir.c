@@ -266,14 +266,27 @@ static bool steps_are_folders(const char *save_dir, char *err, int err_len) {
     return ok;
 }
 
+// Whether name is "step_N" followed by one of the suffixes ("" included).
+static bool is_step_name(const char *name, const char *const *suffixes, int n) {
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(name), k = strlen(suffixes[i]);
+        char stem[256];
+        if (len <= k || len - k >= sizeof stem || strcmp(name + len - k, suffixes[i]) != 0) continue;
+        snprintf(stem, sizeof stem, "%.*s", (int)(len - k), name);
+        if (step_of_name(stem) >= 0) return true;
+    }
+    return false;
+}
+
 bool ckpt_dir_owns_name(const char *name) {
     const char *fixed[] = {"latest", "latest.tmp", "lock", "preempted"};
     for (int i = 0; i < 4; i++)
         if (strcmp(name, fixed[i]) == 0) return true;
-    const char *prefixes[] = {"step_", "abandoned_", ".shared-probe-"};
-    for (int i = 0; i < 3; i++)
-        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return true;
-    return false;
+    const char *suffixes[] = {"", ".tmp", ".deleting"};
+    const char *prefixes[] = {"abandoned_step_", ".shared-probe-"};   // + step and time, + pid
+    bool prefixed = false;
+    for (int i = 0; i < 2; i++) prefixed |= strncmp(name, prefixes[i], strlen(prefixes[i])) == 0;
+    return prefixed || is_step_name(name, suffixes, 3);
 }
 
 // The names the folder's rules write (latest, latest.tmp, preempted) are

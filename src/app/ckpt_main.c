@@ -411,6 +411,7 @@ int main(int argc, char **argv) {
     char why[1024];
     const Command *c = parse_command(argc, argv, &o, &paths, &help, why, sizeof why);
     agree_on_choice(help, "--help");
+    agree_on_choice(!help && !c, "a bad command line");   // a usage error on some ranks only
     if (help) {
         if (util_world_rank() == 0) usage(stdout);
         comm_world_end();

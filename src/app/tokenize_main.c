@@ -171,9 +171,10 @@ static int run(int argc, char **argv) {
     TokenizeOptions o = {.val_fraction = 0.01, .progress_every = 10,
                          .max_record_bytes = (int64_t)JSONL_DEFAULT_MAX_RECORD_BYTES};
     char err[1024];
-    if (!help && !cli_parse(shards ? &no_options : &table, &o, argc, argv, 2,
-                            shards ? &o.shards : NULL, &help, err, sizeof err))
-        usage_error("%s", err);
+    bool parsed = help || cli_parse(shards ? &no_options : &table, &o, argc, argv, 2,
+                                    shards ? &o.shards : NULL, &help, err, sizeof err);
+    agree_on_choice(!parsed, "a bad command line");   // a usage error on some ranks only
+    if (!parsed) usage_error("%s", err);
     agree_on_choice(help, "--help");
     if (help) print_help();
     else if (shards) run_on_shards(&o, command);

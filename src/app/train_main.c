@@ -118,24 +118,27 @@ int main(int argc, char **argv) {
     util_set_program("llama-train");
     TrainOptions o;
     options_defaults(&o);
-    bool help;
-    char err[1024];
-    if (!options_parse(&o, argc, argv, &help, err, sizeof err)) fatal_all("%s", err);
+    bool help = false;
+    char err[1024] = "";
+    // Each check agreed over the ranks: a rank whose command line, deck or
+    // model file differs (one node's copy missing) ends them all, not itself
+    // alone while the others wait in their first collective.
+    agree_or_exit(options_parse(&o, argc, argv, &help, err, sizeof err), err);
     agree_on_choice(help ? 2 : o.describe, "--help or --describe");
     if (help) {
         if (util_world_rank() == 0) options_print_help("llama-train");
         comm_world_end();
         return 0;
     }
-    if (!options_check(&o, err, sizeof err)) fatal_all("%s", err);
+    agree_or_exit(options_check(&o, err, sizeof err), err);
     ModelConfig cfg;
-    if (!model_config(&o, &cfg, err, sizeof err)) fatal_all("%s", err);
+    agree_or_exit(model_config(&o, &cfg, err, sizeof err), err);
     int world = util_world_size();
     if (o.describe && world > 1 && o.world_size > 0 && o.world_size != world)
         fatal_all("--world-size %d differs from the %d ranks started; give one or the other",
                   o.world_size, world);
     if (o.describe && world == 1) world = o.world_size > 0 ? o.world_size : o.tp * o.cp * o.pp;
-    if (!trainer_check_options(&o, &cfg, world, err, sizeof err)) fatal_all("%s", err);
+    agree_or_exit(trainer_check_options(&o, &cfg, world, err, sizeof err), err);
     if (o.describe) {
         trainer_describe(&o, &cfg, world);
         comm_world_end();
