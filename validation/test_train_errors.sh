@@ -190,6 +190,11 @@ expect_error "a validation split of another tokenizer" "the validation split of 
   "$T" -c small -d "$TMP/mixval" -l 32 -b 1 --steps 1
 expect_error "shards of two document separators (--eos)" "b.train.h5 separates documents with other ids \(end 97, beginning -1\) than .*a.train.h5 \(8191, -1\)" \
   "$T" -c small -d "$TMP/mixeos" -l 32 -b 1 --steps 1
+# A checkpoint trained on one separator resumed on data encoded with another --eos.
+"$T" -c small -d "$TMP/d8k" -l 32 -b 1 --steps 1 -o "$TMP/ck8k" >"$TMP/ck8k.out" 2>&1 ||
+  fail "resume onto another separator: the first run" "$(tail -2 "$TMP/ck8k.out")"
+expect_error "resume onto data of another separator (--eos)" "the checkpoint's data separated documents with other ids \(end 8191, beginning -1\) than this dataset's \(97, -1\)" \
+  "$T" -c small -d "$TMP/deos" -l 32 -b 1 --steps 2 -o "$TMP/ck8k" -f auto
 # --describe or --help on some ranks only (an MPMD launch, a per-node deck): those ranks
 # would leave, the others wait for them in their first collective.
 expect_error "--describe on one rank of two" "--help or --describe was given to some ranks only" \

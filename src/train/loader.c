@@ -396,9 +396,11 @@ char *loader_state_data(const Loader *l, const LoaderState *st) {
         json_array_append_new(names, json_string(l->sources[i].name));
         json_array_append_new(samples, json_integer((json_int_t)l->sources[i].n_samples));
     }
-    json_t *o = json_pack("{s:i, s:I, s:o, s:o}", "window", l->max_length, "samples",
+    const ShardInfo *f = &l->files[0].shard.info;
+    json_t *o = json_pack("{s:i, s:I, s:o, s:o, s:I, s:I}", "window", l->max_length, "samples",
                           (json_int_t)loader_samples(l), "sources", names, "source_samples",
-                          samples);
+                          samples, "eos_id", (json_int_t)f->eos_id, "bos_id",
+                          (json_int_t)f->bos_id);
     char *out = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!out) fatal("out of memory encoding the data position's sources");
@@ -432,7 +434,8 @@ static bool optional_integer(const json_t *o, const char *key) {
 static bool data_valid(const json_t *o, int n_counts) {
     const json_t *names = json_object_get(o, "sources");
     bool ok = json_is_object(o) && optional_integer(o, "window") &&
-              optional_integer(o, "samples") &&
+              optional_integer(o, "samples") && optional_integer(o, "eos_id") &&
+              optional_integer(o, "bos_id") &&
               (int)json_array_size(names) == n_counts &&
               (n_counts == 0 || json_is_array(names)) &&
               json_array_size(json_object_get(o, "source_samples")) == (size_t)n_counts;
@@ -499,6 +502,29 @@ static bool note_changed_data(const Loader *l, const json_t *data, uint64_t cons
     return resized;
 }
 
+// The checkpoint's data separated documents by the ids this data does
+// (stored since the end and beginning ids were; --eos is not part of the
+// tokenizer's hash).
+static bool same_separator(const Loader *l, const json_t *data, char *err, int err_len) {
+    const json_t *eos = json_object_get(data, "eos_id"), *bos = json_object_get(data, "bos_id");
+    const ShardInfo *f = &l->files[0].shard.info;
+    if (!eos || !bos || (json_integer_value(eos) == f->eos_id &&
+                         json_integer_value(bos) == f->bos_id))
+        return true;
+    snprintf(err, err_len, "the checkpoint's data separated documents with other ids (end %lld, "
+             "beginning %lld) than this dataset's (%lld, %lld): encode it with the same --eos, or "
+             "start a new run", (long long)json_integer_value(eos),
+             (long long)json_integer_value(bos), (long long)f->eos_id, (long long)f->bos_id);
+    return false;
+}
+
+bool loader_data_same_separator(const Loader *l, const char *data, char *err, int err_len) {
+    json_t *o = data ? json_loads(data, 0, NULL) : NULL;
+    bool ok = !o || same_separator(l, o, err, err_len);
+    json_decref(o);
+    return ok;
+}
+
 bool loader_state_restore(const Loader *l, const int64_t *v, int n, const char *data,
                           LoaderState *st, char *err, int err_len) {
     LoaderState d = {0};
@@ -513,6 +539,7 @@ bool loader_state_restore(const Loader *l, const int64_t *v, int n, const char *
     if (ok && l && !l->mixed && drawn)
         info("note: the checkpoint's per-source data positions (--data-mix) are dropped: this "
              "run reads its sources as one stream");
+    ok = ok && (!l || !o || same_separator(l, o, err, err_len));
     bool resized = ok && l && o && note_changed_data(l, o, d.consumed);
     if (ok && l && !l->mixed) d.n_sources = 0;
     if (ok && l && l->mixed && o) restore_named(l, &d, o, resized);

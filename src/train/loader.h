@@ -58,6 +58,10 @@ const char *loader_tokenizer_sha256(const Loader *l);
 // The two datasets (a run's training and validation splits) hold ids of one
 // tokenizer with one document separator; false with the reason.
 bool loader_same_tokens(const Loader *a, const Loader *b, char *err, int err_len);
+// A checkpoint's stored data description (loader_state_data) names the
+// document separator of l's data, or none (older checkpoints); false with
+// the reason.
+bool loader_data_same_separator(const Loader *l, const char *data, char *err, int err_len);
 // One line per shard, in the loader's order: file name, split, source,
 // tokens, documents, vocabulary and token checksum root ("unchecked" for a
 // shard without checksums), for ranks to compare at start.

@@ -457,6 +457,11 @@ static void check_eval_checkpoint(Trainer *t, const char *dir) {
                      ci.tokenizer_sha256, t->opt.dataset, data);
             ok = false;
         }
+        char why[1024];
+        if (ok && !loader_data_same_separator(t->val, ci.pos.loader_data, why, sizeof why)) {
+            snprintf(err, sizeof err, "%s: %s", dir, why);
+            ok = false;
+        }
         if (ok) step = ci.step;
         checkpoint_info_free(&ci);
     }
