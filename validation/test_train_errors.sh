@@ -210,6 +210,9 @@ expect_error "a model file missing on one rank of two" "cannot open '$TMP/missin
 expect_error "llama-tokenize: a bad option on one rank of two" "a bad command line was given to some ranks only" \
   "${MPIRUN[@]}" -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz" : \
   -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz" --bogus
+expect_error "llama-tokenize: --tokenizer missing on one rank of two" "a bad command line was given to some ranks only" \
+  "${MPIRUN[@]}" -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz" : \
+  -np 1 "$BIN/llama-tokenize" encode --input "$TMP/w60.jsonl" --output "$TMP/zz"
 expect_error "llama-tokenize inspect of a FIFO" "dataset '$TMP/fifo' is a FIFO, neither a shard file nor a folder" \
   "$BIN/llama-tokenize" inspect "$TMP/fifo"
 finish

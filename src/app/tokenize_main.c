@@ -113,41 +113,48 @@ static void usage_error(const char *fmt, const char *arg) {
     fatal_all("%s (see llama-tokenize --help)", msg);
 }
 
-static void require(const char *value, const char *what, const char *command) {
-    char msg[256];
-    snprintf(msg, sizeof msg, "%s needs %s", command, what);
-    if (!value) usage_error("%s", msg);
+// What is wrong with the options of encode or train (NULL: nothing), in buf.
+static const char *options_problem(const TokenizeOptions *o, const char *command, char *buf,
+                                   size_t len) {
+    bool encode = strcmp(command, "encode") == 0;
+    const char *need = o->inputs.n == 0 ? "--input FILE|DIR ..."
+                     : !o->output ? (encode ? "--output DIR" : "--output tokenizer.json")
+                     : encode && !o->tokenizer ? "--tokenizer FILE|bytes"
+                     : !encode && o->vocab_size == 0 ? "--vocab-size N" : NULL;
+    if (need) snprintf(buf, len, "%s needs %s", command, need);
+    else if (encode && (o->vocab_size || o->specials.n || o->kind))
+        snprintf(buf, len, "--vocab-size, --special and --kind belong to train, not encode");
+    else if (!encode && (o->tokenizer || o->eos || o->overwrite))
+        snprintf(buf, len, "--tokenizer, --eos and --overwrite belong to encode, not train");
+    else return NULL;
+    return buf;
 }
 
-static void check_options(const TokenizeOptions *o, const char *command) {
-    bool encode = strcmp(command, "encode") == 0;
-    if (o->inputs.n == 0) usage_error("%s needs --input FILE|DIR ...", command);
-    require(o->output, encode ? "--output DIR" : "--output tokenizer.json", command);
-    if (encode) require(o->tokenizer, "--tokenizer FILE|bytes", command);
-    if (encode && (o->vocab_size || o->specials.n || o->kind))
-        usage_error("%s", "--vocab-size, --special and --kind belong to train, not encode");
-    if (!encode && o->vocab_size == 0) usage_error("%s", "train needs --vocab-size N");
-    if (!encode && (o->tokenizer || o->eos || o->overwrite))
-        usage_error("%s", "--tokenizer, --eos and --overwrite belong to encode, not train");
+// A usage problem found after parsing: agreed first (on some ranks only, it
+// ends them all), then reported.
+static void refuse_if(const char *why) {
+    agree_on_choice(why != NULL, "a bad command line");
+    if (why) usage_error("%s", why);
 }
 
 // inspect and verify: one or more shards (or folders of them).
 static void run_on_shards(const TokenizeOptions *o, const char *command) {
-    if (o->shards.n == 0)
-        usage_error("%s", strcmp(command, "inspect") == 0 ? "inspect needs one or more shard files"
-                              : "verify needs one or more shard files or folders");
-    if (strcmp(command, "inspect") == 0) tokenize_inspect(o);
+    bool inspect = strcmp(command, "inspect") == 0;
+    refuse_if(o->shards.n > 0 ? NULL : inspect ? "inspect needs one or more shard files"
+                                               : "verify needs one or more shard files or folders");
+    if (inspect) tokenize_inspect(o);
     else tokenize_verify(o);
 }
 
 static void run_on_corpus(const TokenizeOptions *o, const char *command) {
+    char buf[256];
     if (strcmp(command, "bench") == 0) {
-        if (!o->tokenizer || o->inputs.n == 0)
-            usage_error("%s", "bench needs --tokenizer FILE|bytes and --input FILE|DIR ...");
+        refuse_if(o->tokenizer && o->inputs.n > 0 ? NULL
+                  : "bench needs --tokenizer FILE|bytes and --input FILE|DIR ...");
         tokenize_bench(o);
         return;
     }
-    check_options(o, command);
+    refuse_if(options_problem(o, command, buf, sizeof buf));
     if (strcmp(command, "encode") == 0) tokenize_encode(o);
     else tokenize_train(o);
 }
