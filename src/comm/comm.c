@@ -182,7 +182,6 @@ void agree_on_choice(int choice, const char *what) {
 
 // ---- the job and its communicators ----
 
-
 static int world_rank(void) {
     int r = 0;
     if (mpi_running()) MPI_Comm_rank(MPI_COMM_WORLD, &r);

@@ -1,6 +1,5 @@
 #include "train/hf.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,22 +315,25 @@ static bool agree_root(const Grid *g, bool ok, char *err, int len) {
     return v;
 }
 
-// The first file of dir that an export does not write (NULL: none).
+// Whether an export writes (or removes) a file of this name.
+static bool export_writes(const char *name) {
+    static const char *const own[] = {".", "..", "config.json", "generation_config.json",
+                                      "model.safetensors"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if (strcmp(name, own[i]) == 0) return true;
+    return hf_tokenizer_is_file(name);
+}
+
+static bool not_export_file(const char *name) { return !export_writes(name); }
+
+// The first file of dir, by name, that an export does not write (NULL: none).
 static const char *foreign_file(const char *dir) {
-    static const char *const own[] = {"config.json", "generation_config.json", "model.safetensors"};
     static char name[256];
-    DIR *d = opendir(dir);
-    const char *found = NULL;
-    for (struct dirent *e; d && !found && (e = readdir(d));) {
-        bool mine = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-                    hf_tokenizer_is_file(e->d_name);
-        for (size_t i = 0; !mine && i < sizeof own / sizeof own[0]; i++)
-            mine = strcmp(e->d_name, own[i]) == 0;
-        if (!mine) snprintf(name, sizeof name, "%s", e->d_name);
-        if (!mine) found = name;
-    }
-    if (d) closedir(d);
-    return found;
+    int n = 0;
+    char **names = dir_names(dir, not_export_file, &n);
+    if (n > 0) snprintf(name, sizeof name, "%s", names[0]);
+    dir_names_free(names, n);
+    return n > 0 ? name : NULL;
 }
 
 bool hf_export_dir_check(const char *dir, char *err, int len) {

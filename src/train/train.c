@@ -391,7 +391,8 @@ static void agree_on_data(const Trainer *t) {
     if (unchecked > 0)
         info("notice: %d shard%s of %s carry no token checksums (encoded before llama-tokenize "
              "kept them): their tokens are read unchecked; encode them again to have them checked",
-             unchecked, unchecked == 1 ? "" : "s", t->opt.dataset);}
+             unchecked, unchecked == 1 ? "" : "s", t->opt.dataset);
+}
 
 // --eval-steps past the validation split: an evaluation wraps around.
 static void note_eval_wrap(const Trainer *t) {
