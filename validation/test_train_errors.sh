@@ -213,6 +213,11 @@ expect_error "llama-tokenize: a bad option on one rank of two" "a bad command li
 expect_error "llama-tokenize: --tokenizer missing on one rank of two" "a bad command line was given to some ranks only" \
   "${MPIRUN[@]}" -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz" : \
   -np 1 "$BIN/llama-tokenize" encode --input "$TMP/w60.jsonl" --output "$TMP/zz"
+# --help and inspect need no MPI on their own; under a launcher of several ranks they
+# start it, so that a rank given another command is not left waiting for them.
+expect_error "llama-tokenize: --help on one rank of two, encode on the other" "a different command was given to some ranks only" \
+  "${MPIRUN[@]}" -np 1 "$BIN/llama-tokenize" --help : \
+  -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz"
 expect_error "llama-tokenize inspect of a FIFO" "dataset '$TMP/fifo' is a FIFO, neither a shard file nor a folder" \
   "$BIN/llama-tokenize" inspect "$TMP/fifo"
 finish

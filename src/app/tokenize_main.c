@@ -168,6 +168,16 @@ static bool is_command(const char *s, const char *const *names) {
     return false;
 }
 
+// 1, 2, ...: the command's place in the lists above.
+static int command_number(const char *command) {
+    int n = 1;
+    for (const char *const *c = SHARD_COMMANDS; *c; c++, n++)
+        if (strcmp(command, *c) == 0) return n;
+    for (const char *const *c = CORPUS_COMMANDS; *c; c++, n++)
+        if (strcmp(command, *c) == 0) return n;
+    return n;
+}
+
 static int run(int argc, char **argv) {
     if (argc < 2) usage_error("%s", "a command is needed: encode, train, inspect, verify or bench");
     const char *command = argv[1];
@@ -175,6 +185,8 @@ static int run(int argc, char **argv) {
     bool shards = is_command(command, SHARD_COMMANDS);
     if (!help && !shards && !is_command(command, CORPUS_COMMANDS))
         usage_error("unknown command '%s' (encode, train, inspect, verify or bench)", command);
+    // Ranks given different commands would wait for each other in different places.
+    agree_on_choice(help ? 0 : command_number(command), "a different command");
     TokenizeOptions o = {.val_fraction = 0.01, .progress_every = 10,
                          .max_record_bytes = (int64_t)JSONL_DEFAULT_MAX_RECORD_BYTES};
     char err[1024];
@@ -190,10 +202,13 @@ static int run(int argc, char **argv) {
 }
 
 // inspect and --help run on one process and need no MPI (whose start-up
-// costs a good part of a second).
+// costs a good part of a second), unless a launcher started several: then
+// every rank starts MPI, so that ranks given different commands agree on
+// what to do instead of some waiting in MPI's start-up for the others.
 static bool needs_mpi(int argc, char **argv) {
-    return argc >= 2 && (strcmp(argv[1], "encode") == 0 || strcmp(argv[1], "train") == 0 ||
-                         strcmp(argv[1], "verify") == 0);
+    return comm_launched_ranks() > 1 ||
+           (argc >= 2 && (strcmp(argv[1], "encode") == 0 || strcmp(argv[1], "train") == 0 ||
+                          strcmp(argv[1], "verify") == 0));
 }
 
 int main(int argc, char **argv) {

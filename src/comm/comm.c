@@ -205,6 +205,18 @@ static void world_leave(void) {
 
 static const UtilWorld mpi_world = {world_rank, world_size, world_abort, world_leave};
 
+int comm_launched_ranks(void) {
+    // Open MPI, MPICH/Hydra (and Intel MPI), Slurm's srun for its job step.
+    static const char *const names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        const char *v = getenv(names[i]);
+        char *end;
+        long n = v ? strtol(v, &end, 10) : 0;
+        if (v && *v && !*end && n > 0 && n <= INT_MAX) return (int)n;
+    }
+    return 1;
+}
+
 void comm_world_start(int *argc, char ***argv) {
     // Open MPI 4's OMPIO queries its "lockedfile" shared-file-pointer
     // component on every MPI_File_open, which overflows a fixed buffer

@@ -88,6 +88,9 @@ CommRequest comm_request_none(void);
 // The job: starts MPI (threads: funneled) and installs this rank's place in
 // the job for util.h's messages and fatal errors; comm_world_end finalizes.
 void comm_world_start(int *argc, char ***argv);
+// The number of ranks a launcher (mpirun, mpiexec, srun) started, read from
+// its environment before MPI starts; 1 when none did or none says.
+int comm_launched_ranks(void);
 void comm_world_end(void);
 // Every rank of the job, as a communicator of its own (comm_free it).
 void comm_world(Comm *c);
