@@ -225,7 +225,7 @@ else fail "latest behind" "$(ls "$LB" | tr '\n' ' '); $(grep -iE "note|loaded|ab
 mkdir -p "$TMP/node0" "$TMP/node1"
 R=(-c tiny --bench -l 16 --steps 2 -i 1 -o ck --hang-timeout 120)
 expect_error "a --save-dir the ranks do not share: refused at the start, naming the rank" \
-  "--save-dir ck: rank 1 \(host .*\) does not see the file rank 0 \(host .*\) wrote there \(ck/.shared-probe-[0-9]*: no such file\): checkpoints need a folder that every rank shares" \
+  "--save-dir ck: rank 1 \(host $(hostname)\) does not see the file rank 0 \(host $(hostname)\) wrote there \(ck/.shared-probe-[0-9]*: no such file\): checkpoints need a folder that every rank shares" \
   "${MPIRUN[@]}" -np 1 -wdir "$TMP/node0" "$T" "${R[@]}" : -np 1 -wdir "$TMP/node1" "$T" "${R[@]}"
 [ -z "$(ls -A "$TMP/node0/ck" 2>/dev/null)" ] && [ ! -e "$TMP/node1/ck" ] &&
   pass "a --save-dir the ranks do not share: nothing left behind (lock released)" ||

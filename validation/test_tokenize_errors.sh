@@ -249,7 +249,7 @@ fi
 mkdir -p "$TMP/node0" "$TMP/node1"
 E=(encode --tokenizer bytes --input "$ROOT/inputs/redpajama-mini" --output out)
 expect_error unshared_output \
-  "--output out: rank 1 \(host .*\) does not see the file rank 0 \(host .*\) wrote there \(out/.shared-probe-[0-9]*: no such file\): the shards .* the folder must be one they all share" \
+  "--output out: rank 1 \(host $(hostname)\) does not see the file rank 0 \(host $(hostname)\) wrote there \(out/.shared-probe-[0-9]*: no such file\): the shards .* the folder must be one they all share" \
   "${MPIRUN[@]}" -np 1 -wdir "$TMP/node0" "$TOK" "${E[@]}" : -np 1 -wdir "$TMP/node1" "$TOK" "${E[@]}"
 [ -z "$(ls -A "$TMP/node0/out")" ] && pass unshared_output_leaves_nothing ||
   fail unshared_output_leaves_nothing "$(ls -A "$TMP/node0/out")"

@@ -53,3 +53,8 @@ void dir_names_free(char **names, int n) {
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
 }
+
+bool name_has_suffix(const char *name, const char *suffix) {
+    size_t n = strlen(name), k = strlen(suffix);
+    return n > k && strcmp(name + n - k, suffix) == 0;
+}

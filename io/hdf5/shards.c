@@ -590,10 +590,7 @@ bool shard_write_collective(MPI_Comm comm, const char *path, const ShardMeta *me
 
 // ---- dataset listing ----
 
-static bool is_h5_name(const char *name) {
-    size_t len = strlen(name);
-    return len >= 4 && strcmp(name + len - 3, ".h5") == 0;
-}
+static bool is_h5_name(const char *name) { return name_has_suffix(name, ".h5"); }
 
 // The folder's *.h5 files as paths, sorted; 0 with err set when there are
 // none or one is not a regular file.

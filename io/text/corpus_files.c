@@ -11,14 +11,9 @@
 #include "text/jsonl.h"
 #include "core/util.h"
 
-static bool has_suffix(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n > k && strcmp(s + n - k, suffix) == 0;
-}
-
 static bool is_corpus_name(const char *name) {
-    return has_suffix(name, ".jsonl") || has_suffix(name, ".jsonl.zst") ||
-           has_suffix(name, ".json") || has_suffix(name, ".json.zst");
+    return name_has_suffix(name, ".jsonl") || name_has_suffix(name, ".jsonl.zst") ||
+           name_has_suffix(name, ".json") || name_has_suffix(name, ".json.zst");
 }
 
 static int find_file(const CorpusFiles *c, const struct stat *st) {
@@ -71,7 +66,7 @@ static bool add_dir(CorpusFiles *c, const char *dir, char *err, int err_len) {
     if (!ok) snprintf(err, err_len, "input folder '%s' holds no .jsonl or .jsonl.zst file", dir);
     for (int i = 0; ok && i < n; i++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s%s%s", dir, has_suffix(dir, "/") ? "" : "/", names[i]);
+        snprintf(path, sizeof path, "%s%s%s", dir, name_has_suffix(dir, "/") ? "" : "/", names[i]);
         ok = add_file(c, path, err, err_len);
     }
     dir_names_free(names, n);
@@ -110,12 +105,12 @@ bool corpus_make_dir(const char *path, char *err, int err_len) {
 }
 
 static bool is_shard_name(const char *name) {
-    return has_suffix(name, ".h5") || has_suffix(name, ".h5.tmp");
+    return name_has_suffix(name, ".h5") || name_has_suffix(name, ".h5.tmp");
 }
 
 // The temporary file of an interrupted shard write: "<source>.<split>.h5.tmp".
 static bool is_shard_tmp_name(const char *name) {
-    return has_suffix(name, ".train.h5.tmp") || has_suffix(name, ".val.h5.tmp");
+    return name_has_suffix(name, ".train.h5.tmp") || name_has_suffix(name, ".val.h5.tmp");
 }
 
 // Deletes dir/name; false with a reason.
@@ -135,7 +130,7 @@ static bool all_deletable(const char *dir, char **names, int n, bool (*is_shard)
     for (int i = 0; i < n; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (is_shard_tmp_name(names[i]) || (!has_suffix(names[i], ".tmp") && is_shard(path)))
+        if (is_shard_tmp_name(names[i]) || (!name_has_suffix(names[i], ".tmp") && is_shard(path)))
             continue;
         snprintf(err, err_len, "--overwrite: output folder '%s' holds '%s', which is not a "
                  "token shard this program wrote (it deletes only those); training would read "
@@ -168,7 +163,7 @@ char **corpus_output_old(const char *dir, bool overwrite, bool (*is_shard)(const
 
 void corpus_output_old_free(char **old, int n) { dir_names_free(old, n); }
 
-static bool is_h5_name(const char *name) { return has_suffix(name, ".h5"); }
+static bool is_h5_name(const char *name) { return name_has_suffix(name, ".h5"); }
 
 static bool any_name(const char *name) { return strcmp(name, ".") && strcmp(name, ".."); }
 

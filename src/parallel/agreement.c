@@ -53,10 +53,8 @@ void agree_on_text(const Comm *c, const char *what, const char *text, const char
 }
 
 // Rank 0's probe: a file in dir holding a text no other run writes.
-static bool probe_write(const char *what, const char *dir, char probe[4200], char text[160],
-                        char *err, int len) {
-    char host[64] = "";
-    gethostname(host, sizeof host - 1);
+static bool probe_write(const char *what, const char *dir, const char *host, char probe[4200],
+                        char text[160], char *err, int len) {
     snprintf(text, 160, "%s pid %ld on %.63s at %.6f", util_program(), (long)getpid(), host,
              now_seconds());
     snprintf(probe, 4200, "%s/.shared-probe-%ld", dir, (long)getpid());
@@ -72,17 +70,18 @@ static bool probe_write(const char *what, const char *dir, char probe[4200], cha
 
 void agree_folder_shared(const Comm *c, const char *what, const char *dir, const char *why) {
     char probe[4200] = "", text[160] = "", seen[160] = "", err[8192] = "";
-    bool ok = c->rank != 0 || probe_write(what, dir, probe, text, err, sizeof err);
+    char host[64] = "", host0[64] = "";
+    gethostname(host, sizeof host - 1);
+    bool ok = c->rank != 0 || probe_write(what, dir, host, probe, text, err, sizeof err);
     comm_agree(c, ok, err);
+    if (c->rank == 0) memcpy(host0, host, sizeof host0);
+    comm_broadcast(c, host0, sizeof host0, DTYPE_U8, 0);
     comm_broadcast(c, probe, sizeof probe, DTYPE_U8, 0);
     comm_broadcast(c, text, sizeof text, DTYPE_U8, 0);
     FILE *f = fopen(probe, "r");
     ok = f && fgets(seen, sizeof seen, f) && strcmp(seen, text) == 0;
     if (f) fclose(f);
     if (!ok) {
-        char host[64] = "", host0[64] = "";
-        gethostname(host, sizeof host - 1);
-        sscanf(text, "%*s pid %*[0-9] on %63s", host0);
         snprintf(err, sizeof err, "%s %s: rank %d (host %s) does not see the file rank 0 (host "
                  "%s) wrote there (%s%s): %s", what, dir, c->rank, host, host0, probe,
                  f ? ", another file by that name" : ": no such file", why);
