@@ -174,4 +174,24 @@ ckpt_usage "llama-ckpt export-hf with one path" "error: export-hf takes 2 paths,
 ckpt_usage "llama-ckpt with an option its command lacks" "error: info does not take the option '--tp'" info "$TMP/ck/step_0000002" --tp 2
 if "$C" --help 2>/dev/null | grep -q "^usage:"; then pass "llama-ckpt --help: usage on stdout, exit 0"
 else fail "llama-ckpt --help" "no usage on stdout or a non-zero exit"; fi
+
+# ---- the learning-rate schedule's styles, step by step ----
+# lr_schedule_check STYLE WANT OPTIONS...: the steps' learning rates (the step
+# lines' "lr" column) are WANT, worked out by hand from the definitions: warm-up
+# (s + 1)/warmup·lr; linear: lr − (lr − min)·(s − warmup)/(end − warmup);
+# wsd: lr until end − wsd, then linear to min at end; min after end.
+lr_schedule_check() {
+  local style=$1 want=$2; shift 2
+  local out got
+  out=$("$T" --bench -c tiny -l 16 -b 1 --steps 7 --lr 1e-3 --min-lr-ratio 0.5 --warmup-steps 2 \
+        --lr-decay-style "$style" "$@" 2>&1)
+  got=$(sed -n 's/^step [0-9]*\/7 | loss [^|]*| lr \([^ ]*\) .*/\1/p' <<<"$out" | tr '\n' ' ')
+  if [ "$got" = "$want" ]; then pass "--lr-decay-style $style${*:+ $*}: the learning rates of the 7 steps"
+  else fail "--lr-decay-style $style $*" "learning rates '$got', expected '$want'"; fi
+}
+lr_schedule_check linear "5.000e-04 1.000e-03 1.000e-03 8.750e-04 7.500e-04 6.250e-04 5.000e-04 " \
+  --lr-decay-steps 6
+lr_schedule_check wsd "5.000e-04 1.000e-03 1.000e-03 1.000e-03 1.000e-03 7.500e-04 5.000e-04 " \
+  --lr-decay-steps 6 --lr-wsd-decay-steps 2
+lr_schedule_check constant "5.000e-04 1.000e-03 1.000e-03 1.000e-03 1.000e-03 1.000e-03 1.000e-03 "
 finish

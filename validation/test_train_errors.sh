@@ -13,6 +13,20 @@ expect_error "malformed number" "--lr: expected a number, got '1e-3x'" "$T" "${D
 expect_error "malformed integer" "--batch-size: expected an integer, got 'four'" "$T" "${D[@]}" -b four
 expect_error "option without its value" "option '--steps' needs a value" "$T" --steps
 expect_error "unknown preset" "unknown preset 'llama9'" "$T" -c llama9 "${D[@]}"
+# The learning-rate schedule and AdamW's settings.
+expect_error "--adam-beta2 1" "--adam-beta1 and --adam-beta2 must be in \[0, 1\)" "$T" "${D[@]}" --adam-beta2 1
+expect_error "--adam-eps 0" "--adam-eps must be positive" "$T" "${D[@]}" --adam-eps 0
+expect_error "--lr-decay-style unknown" "--lr-decay-style: expected cosine, linear, constant or wsd, got .step." \
+  "$T" "${D[@]}" --lr-decay-style step
+expect_error "wsd without its decay steps" "--lr-decay-style wsd needs --lr-wsd-decay-steps N" \
+  "$T" "${D[@]}" --lr-decay-style wsd
+expect_error "--lr-wsd-decay-steps without wsd" "--lr-wsd-decay-steps belongs to --lr-decay-style wsd" \
+  "$T" "${D[@]}" --lr-wsd-decay-steps 2
+expect_error "a decay ending inside the warm-up" "--lr-decay-steps 3 ends the decay before the warm-up's 5 steps do" \
+  "$T" "${D[@]}" --warmup-steps 5 --lr-decay-steps 3
+# Without --steps, the run's length comes from the data: checked once it is read.
+expect_error "a WSD decay longer than the epoch's steps" "--lr-wsd-decay-steps 100000 is longer than the [0-9]+ steps between the warm-up's end \(0\) and the decay's \([0-9]+\) \(this run has [0-9]+ steps: --num-epochs 1 of the data\)" \
+  "$T" -d "$DATA" -l 32 --lr-decay-style wsd --lr-wsd-decay-steps 100000
 
 cat >"$TMP/missing.model" <<'M'
 dim = 64

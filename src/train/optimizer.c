@@ -7,15 +7,6 @@
 #include "backend/elementwise.h"
 #include "core/util.h"
 
-double lr_at(const OptimizerConfig *c, int64_t step) {
-    if (step < c->warmup_steps) return c->lr * (double)(step + 1) / (double)c->warmup_steps;
-    int64_t span = c->total_steps - c->warmup_steps;
-    double progress = span > 0 ? (double)(step - c->warmup_steps) / (double)span : 1.0;
-    if (progress > 1.0) progress = 1.0;
-    double min_lr = c->lr * c->min_lr_ratio;
-    return min_lr + 0.5 * (c->lr - min_lr) * (1.0 + cos(M_PI * progress));
-}
-
 bool optimizer_keeps_master(int zero, size_t act_bytes) {
     return zero > 0 || act_bytes != sizeof(float);
 }
@@ -202,7 +193,7 @@ double optimizer_reduce(Optimizer *o) {
 void optimizer_apply(Optimizer *o, double norm) {
     double coef = o->cfg.grad_clip / (norm + 1e-6);   // torch.nn.utils.clip_grad_norm_
     float grad_scale = o->cfg.grad_clip > 0 && coef < 1.0 ? (float)coef : 1.0f;
-    double lr = lr_at(&o->cfg, o->step);
+    double lr = lr_schedule_at(&o->cfg.schedule, o->step);
     o->step++;
     adam_update(o, (float)lr, grad_scale);
     zero_publish_weights(o->zero);

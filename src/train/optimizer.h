@@ -6,13 +6,14 @@
 #include <stdint.h>
 
 #include "parallel/grid.h"
+#include "train/lr_schedule.h"
 #include "model/model.h"
 #include "train/zero.h"
 
 typedef struct {
-    double lr, min_lr_ratio, weight_decay, grad_clip;
-    double beta1, beta2, eps;
-    int64_t warmup_steps, total_steps;
+    LrSchedule schedule;
+    double weight_decay, grad_clip;
+    double beta1, beta2, eps;   // Adam's moment decays and its denominator's epsilon
     int zero;
     bool overlap_grad_reduce;   // ZeRO 0/1: reduce each layer's gradients during the backward pass
     bool offload;               // --offload optimizer: master weights and moments in host
@@ -35,10 +36,6 @@ typedef struct {
     float *m1, *m2;     // (shard_len) Adam moments
     int64_t step;       // optimizer steps taken
 } Optimizer;
-
-// Learning rate of optimizer step `step` (0-based): linear warm-up over
-// warmup_steps, then cosine from lr to lr·min_lr_ratio at total_steps.
-double lr_at(const OptimizerConfig *c, int64_t step);
 
 Optimizer *optimizer_create(const OptimizerConfig *cfg, Model *m, const Grid *g);
 // Whether the optimizer keeps fp32 master weights of its own (its shard): with

@@ -30,6 +30,9 @@ static const CliName attentions[] = {{"cudnn", ATTENTION_CUDNN}, {"own", ATTENTI
 static const CliName recomputes[] = {{"none", RECOMPUTE_NONE}, {"selective", RECOMPUTE_SELECTIVE},
                                      {"full", RECOMPUTE_FULL}, {NULL, 0}};
 static const CliName offloads[] = {{"none", 0}, {"optimizer", 1}, {NULL, 0}};
+static const CliName lr_decay_styles[] = {{"cosine", LR_DECAY_COSINE}, {"linear", LR_DECAY_LINEAR},
+                                          {"constant", LR_DECAY_CONSTANT}, {"wsd", LR_DECAY_WSD},
+                                          {NULL, 0}};
 static const CliName device_comms[] = {{"nccl", DEVICE_COMM_NCCL}, {"mpi", DEVICE_COMM_MPI},
                                        {NULL, 0}};
 
@@ -48,7 +51,18 @@ static const CliOption specs[] = {
     {"lr", 0, NUM(CLI_DOUBLE, lr), "peak learning rate"},
     {"weight-decay", 'w', NUM(CLI_DOUBLE, weight_decay), "AdamW decoupled weight decay"},
     {"warmup-steps", 's', NUM(CLI_INT64, warmup_steps), "linear warm-up steps"},
-    {"min-lr-ratio", 0, NUM(CLI_DOUBLE, min_lr_ratio), "cosine decays to this fraction of --lr"},
+    {"min-lr-ratio", 0, NUM(CLI_DOUBLE, min_lr_ratio), "the decay ends at this fraction of --lr"},
+    {"lr-decay-style", 0, CHOICE(lr_decay_style, lr_decay_styles),
+     "after the warm-up: cosine (default), linear, constant, or wsd (stable at --lr, then a "
+     "linear decay over the last --lr-wsd-decay-steps)"},
+    {"lr-decay-steps", 0, NUM(CLI_INT64, lr_decay_steps),
+     "the step at which the decay reaches --min-lr-ratio·--lr, counted from step 0 like "
+     "Megatron's --lr-decay-iters (default 0: the run's last step)"},
+    {"lr-wsd-decay-steps", 0, NUM(CLI_INT64, lr_wsd_decay_steps),
+     "wsd: the steps of the final decay, ending at --lr-decay-steps"},
+    {"adam-beta1", 0, NUM(CLI_DOUBLE, adam_beta1), "AdamW's first-moment decay (default 0.9)"},
+    {"adam-beta2", 0, NUM(CLI_DOUBLE, adam_beta2), "AdamW's second-moment decay (default 0.95)"},
+    {"adam-eps", 0, NUM(CLI_DOUBLE, adam_eps), "AdamW's denominator epsilon (default 1e-8)"},
     {"grad-clip", 0, NUM(CLI_DOUBLE, grad_clip), "global gradient-norm clip (0: none)"},
     {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size"},
     {"sp", 0, NUM(CLI_FLAG, sp),
@@ -140,7 +154,7 @@ static const CliOption specs[] = {
 static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "llama-train", NULL};
 _Static_assert(sizeof(Device) == sizeof(int) && sizeof(Precision) == sizeof(int) &&
                sizeof(Attention) == sizeof(int) && sizeof(DeviceComm) == sizeof(int) &&
-               sizeof(Recompute) == sizeof(int),
+               sizeof(Recompute) == sizeof(int) && sizeof(LrDecayStyle) == sizeof(int),
                "CLI_CHOICE fields are int-sized enums");
 
 Recompute options_recompute(const TrainOptions *o) {
@@ -156,6 +170,9 @@ void options_defaults(TrainOptions *o) {
     o->lr = 3e-4;
     o->weight_decay = 0.1;
     o->min_lr_ratio = 0.1;
+    o->adam_beta1 = 0.9;
+    o->adam_beta2 = 0.95;
+    o->adam_eps = 1e-8;
     o->grad_clip = 1.0;
     o->tp = o->pp = o->vpp = o->cp = 1;
     o->overlap_grad_reduce = 1;
@@ -272,6 +289,7 @@ bool options_check(const TrainOptions *o, char *err, int err_len) {
 // The options of training alone: --eval-only ignores them.
 static const char *const training_only[] = {
     "grad-accum", "steps", "num-epochs", "lr", "weight-decay", "warmup-steps", "min-lr-ratio",
+    "lr-decay-style", "lr-decay-steps", "lr-wsd-decay-steps", "adam-beta1", "adam-beta2", "adam-eps",
     "grad-clip", "zero", "overlap-grad-reduce", "recompute", "grad-checkpoint", "offload", "save-interval",
     "keep-checkpoints", "spike-threshold", "max-bad-steps", "eval-interval", "bench-warmup",
     "dump-batches", "data-mix", "profile-step", NULL};

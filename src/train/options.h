@@ -11,6 +11,7 @@
 
 #include "backend/ops.h"   // Device, Precision
 #include "model/model.h"   // Recompute
+#include "train/lr_schedule.h"   // LrDecayStyle
 
 // --device-comm: how CUDA ranks exchange device buffers.
 typedef enum { DEVICE_COMM_NCCL, DEVICE_COMM_MPI } DeviceComm;   // nccl | mpi (host-staged)
@@ -26,7 +27,11 @@ typedef struct {
     int64_t steps;           // optimizer steps (0: from num_epochs)
     int num_epochs;
     double lr, weight_decay, min_lr_ratio, grad_clip;
+    double adam_beta1, adam_beta2, adam_eps;
     int64_t warmup_steps;
+    LrDecayStyle lr_decay_style;
+    int64_t lr_decay_steps;     // the step the decay ends at (0: the run's last)
+    int64_t lr_wsd_decay_steps; // wsd: the final decay's length
     int tp, pp, zero;
     bool sp;                 // --sp: sequence parallel over the tensor-parallel group
     int vpp;                 // --vpp: model chunks per pipeline rank (interleaved 1F1B)

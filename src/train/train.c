@@ -28,6 +28,8 @@
 #include "core/util.h"
 #include "train/watchdog.h"
 
+#define BENCH_STEPS 10   // --bench without --steps
+
 // ---- options and layout ----
 
 int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg) {
@@ -45,6 +47,11 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     else if (!(o->lr > 0) && !o->eval_only) bad = "--lr must be positive";
     else if (o->weight_decay < 0) bad = "--weight-decay must not be negative";
     else if (o->min_lr_ratio < 0 || o->min_lr_ratio > 1) bad = "--min-lr-ratio must be in [0, 1]";
+    else if (!(o->adam_beta1 >= 0 && o->adam_beta1 < 1) || !(o->adam_beta2 >= 0 && o->adam_beta2 < 1))
+        bad = "--adam-beta1 and --adam-beta2 must be in [0, 1)";
+    else if (!(o->adam_eps > 0)) bad = "--adam-eps must be positive";
+    else if (o->lr_decay_steps < 0) bad = "--lr-decay-steps must not be negative (0: the run's last step)";
+    else if (o->lr_wsd_decay_steps < 0) bad = "--lr-wsd-decay-steps must not be negative";
     else if (o->grad_clip < 0) bad = "--grad-clip must not be negative (0 disables clipping)";
     else if (o->warmup_steps < 0) bad = "--warmup-steps must not be negative";
     else if (o->eval_interval < 0 || o->eval_steps < 0)
@@ -132,9 +139,26 @@ static bool check_interleaving(const TrainOptions *o, char *err, int err_len) {
     return false;
 }
 
+LrSchedule trainer_lr_schedule(const TrainOptions *o, int64_t total_steps) {
+    return (LrSchedule){.lr = o->lr, .min_lr_ratio = o->min_lr_ratio,
+                        .warmup_steps = o->warmup_steps,
+                        .decay_end = o->lr_decay_steps > 0 ? o->lr_decay_steps : total_steps,
+                        .style = o->lr_decay_style, .wsd_decay_steps = o->lr_wsd_decay_steps};
+}
+
+// The schedule, where its end is known before the data is (--steps,
+// --lr-decay-steps or --bench); count_steps checks the others.
+static bool check_schedule(const TrainOptions *o, char *err, int err_len) {
+    int64_t total = o->steps > 0 ? o->steps : o->bench ? BENCH_STEPS : 0;
+    if (o->eval_only || (total == 0 && o->lr_decay_steps == 0)) return true;
+    LrSchedule s = trainer_lr_schedule(o, total);
+    return lr_schedule_check(&s, err, err_len);
+}
+
 bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
                            int err_len) {
     if (!check_ranges(o, cfg, err, err_len)) return false;
+    if (!check_schedule(o, err, err_len)) return false;
     if (!ops_attention_for(o->device, o->attention, err, err_len))
         return false;
     if (!check_context_parallel(o, cfg, err, err_len)) return false;
@@ -495,12 +519,17 @@ static void load_for_eval(Trainer *t) {
 static void count_steps(Trainer *t) {
     uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
     if (t->opt.steps > 0) t->total_steps = t->opt.steps;
-    else if (t->opt.bench) t->total_steps = 10;
+    else if (t->opt.bench) t->total_steps = BENCH_STEPS;
     else t->total_steps = (int64_t)(loader_samples(t->train) * t->opt.num_epochs / per_step);
     if (t->total_steps < 1)
         fatal("the dataset has %llu samples of %d tokens, fewer than one step's %llu; use a "
               "smaller --batch-size or --max-length", (unsigned long long)loader_samples(t->train),
               t->T + 1, (unsigned long long)per_step);
+    char err[512];
+    LrSchedule s = trainer_lr_schedule(&t->opt, t->total_steps);
+    if (!lr_schedule_check(&s, err, sizeof err))
+        fatal_all("%s (this run has %lld steps: --num-epochs %d of the data)", err,
+                  (long long)t->total_steps, t->opt.num_epochs);
 }
 
 static void open_outputs(Trainer *t) {
@@ -642,14 +671,16 @@ static Trainer *trainer_alloc(const Ops *ops, const TrainOptions *o, const Model
     return t;
 }
 
+OptimizerConfig trainer_optimizer_config(const TrainOptions *o, int64_t total_steps) {
+    return (OptimizerConfig){.schedule = trainer_lr_schedule(o, total_steps),
+                             .weight_decay = o->weight_decay, .grad_clip = o->grad_clip,
+                             .beta1 = o->adam_beta1, .beta2 = o->adam_beta2, .eps = o->adam_eps,
+                             .zero = o->zero, .overlap_grad_reduce = o->overlap_grad_reduce,
+                             .offload = o->offload == 1};
+}
+
 static void create_optimizer(Trainer *t) {
-    const TrainOptions *o = &t->opt;
-    OptimizerConfig oc = {.lr = o->lr, .min_lr_ratio = o->min_lr_ratio,
-                          .weight_decay = o->weight_decay, .grad_clip = o->grad_clip,
-                          .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
-                          .warmup_steps = o->warmup_steps, .total_steps = t->total_steps,
-                          .zero = o->zero, .overlap_grad_reduce = o->overlap_grad_reduce,
-                          .offload = o->offload == 1};
+    OptimizerConfig oc = trainer_optimizer_config(&t->opt, t->total_steps);
     t->optim = optimizer_create(&oc, t->model, &t->grid);
     if (!t->model->params) init_shard(t);
     optimizer_sync_master(t->optim);
@@ -936,7 +967,7 @@ static bool train_step(Trainer *t) {
     uint64_t first = t->state.consumed;
     fill_rows(t);
     if (measured) t->data_seconds += now_seconds() - t0;
-    double lr = lr_at(&t->optim->cfg, t->optim->step);
+    double lr = lr_schedule_at(&t->optim->cfg.schedule, t->optim->step);
     double idle0 = pipeline_idle_seconds(t->pipeline);
     double local = pipeline_train(t->pipeline, &(PipelineFeed){feed_batch, feed_before_backward, t}, t->M, grad_scale(t, first));
     double norm = optimizer_reduce(t->optim);
@@ -1410,6 +1441,9 @@ int trainer_run(Trainer *t) {
     info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
          t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,
          t->grid.pp, step_tokens(t));
+    char schedule[256];
+    lr_schedule_describe(&t->optim->cfg.schedule, schedule, sizeof schedule);
+    info("learning rate: %s", schedule);
     do {
         if (!train_to_end(t)) return t->opt.save_dir[0] ? 0 : 128 + t->stop_signal;
     } while (!close_training(t));

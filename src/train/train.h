@@ -57,6 +57,10 @@ typedef struct Trainer {
 // False with one line in err.
 bool trainer_check_options(const TrainOptions *o, const ModelConfig *cfg, int world, char *err,
                            int err_len);
+// The learning-rate schedule of a run of total_steps steps under o.
+LrSchedule trainer_lr_schedule(const TrainOptions *o, int64_t total_steps);
+// The optimizer's settings under o (schedule, AdamW, ZeRO, offload).
+OptimizerConfig trainer_optimizer_config(const TrainOptions *o, int64_t total_steps);
 // The sequence length a run uses (--max-length or the model's).
 int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg);
 // The part of the model the rank at (tp_rank, cp_rank, pp_rank) holds under

@@ -9,10 +9,15 @@ gradient clipping.
 Run once (PyTorch, transformers, safetensors from PyPI); make test never needs Python:
     python3 validation/reference/make_llama_golden.py validation/golden/llama-tiny
     python3 validation/reference/make_llama_golden.py validation/golden/llama-tiny-tied --tied
+    python3 validation/reference/make_llama_golden.py validation/golden/llama-tiny-wsd --wsd
 --tied: tie_word_embeddings=True (one tensor is the embedding and the LM head,
 its gradient the sum of both uses), vocab 99, FFN 72, 4 layers, seed 2 (seed
 1's model has v_proj gradients near zero in layer 2, which Adam turns into
 8e-5 weight differences between tp2 and one rank, tied or not).
+--wsd: the untied model trained with other optimizer settings (betas 0.8/0.99, eps
+1e-6, a warm-up-stable-decay schedule ending before the last step: Megatron-LM's
+--lr-decay-style WSD with a linear final decay, --lr-decay-iters 9,
+--lr-wsd-decay-iters 4), for llama-train's --adam-* and --lr-decay-* options.
 """
 import json
 import math
@@ -25,10 +30,14 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 TIED = "--tied" in sys.argv[1:]
+WSD = "--wsd" in sys.argv[1:]
 OUT = ARGS[0] if ARGS else "validation/golden/llama-tiny"
 B, T, STEPS = 2, 11, 10
 OPT = dict(lr=3e-3, warmup=3, min_lr_ratio=0.1, weight_decay=0.1, clip=1.0,
            betas=(0.9, 0.95), eps=1e-8)
+if WSD:
+    OPT.update(lr=2e-3, warmup=2, min_lr_ratio=0.2, betas=(0.8, 0.99), eps=1e-6,
+               lr_decay_style="wsd", lr_decay_steps=9, lr_wsd_decay_steps=4)
 
 torch.manual_seed(2 if TIED else 0)
 torch.set_default_dtype(torch.float32)
@@ -71,11 +80,15 @@ for name, p in model.named_parameters():
 model.zero_grad(set_to_none=True)
 
 
-def lr_lambda(step):  # the schedule of src/train/optimizer.c, as a multiple of lr
+def lr_lambda(step):  # the learning rate of step `step` (from 0), as a multiple of lr
     if step < OPT["warmup"]:
         return (step + 1) / OPT["warmup"]
-    progress = min(1.0, (step - OPT["warmup"]) / max(1, STEPS - OPT["warmup"]))
-    return OPT["min_lr_ratio"] + 0.5 * (1 - OPT["min_lr_ratio"]) * (1 + math.cos(math.pi * progress))
+    end = OPT.get("lr_decay_steps", STEPS)  # where the decay reaches min_lr_ratio
+    style = OPT.get("lr_decay_style", "cosine")
+    start = end - OPT["lr_wsd_decay_steps"] if style == "wsd" else OPT["warmup"]
+    progress = min(1.0, max(0.0, (step - start) / max(1, end - start)))
+    left = 0.5 * (1 + math.cos(math.pi * progress)) if style == "cosine" else 1 - progress
+    return OPT["min_lr_ratio"] + (1 - OPT["min_lr_ratio"]) * left
 
 
 decay = [p for p in model.parameters() if p.dim() == 2]

@@ -22,6 +22,8 @@
 #include "hf/hf_config.h"
 #include "model/model.h"
 #include "train/optimizer.h"
+#include "train/options.h"
+#include "train/train.h"
 #include "hf/safetensors.h"
 
 
@@ -101,6 +103,45 @@ static void check_logits_and_grads(Model *m, const float *tokens) {
     memset(m->grads, 0, m->flat_numel * sizeof(float));
 }
 
+// The golden run's optimizer settings as llama-train's options (the
+// transformers names in golden.json), parsed as a command line is and
+// turned into the optimizer's settings as a run does.
+static OptimizerConfig optimizer_config_of_golden(const ModelConfig *cfg, int64_t steps) {
+    static const char *const names[][2] = {
+        {"lr", "--lr"}, {"min_lr_ratio", "--min-lr-ratio"}, {"warmup", "--warmup-steps"},
+        {"weight_decay", "--weight-decay"}, {"clip", "--grad-clip"}, {"eps", "--adam-eps"},
+        {"lr_decay_style", "--lr-decay-style"}, {"lr_decay_steps", "--lr-decay-steps"},
+        {"lr_wsd_decay_steps", "--lr-wsd-decay-steps"}};
+    char values[16][64], *argv[40] = {"llama-train", "--bench", "--steps", values[0]};
+    int argc = 4, n = 1;
+    snprintf(values[0], 64, "%lld", (long long)steps);
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        json_t *v = json_object_get(meta, names[i][0]);
+        if (!v) continue;   // the goldens before --lr-decay-style: the defaults
+        if (json_is_string(v)) snprintf(values[n], 64, "%s", json_string_value(v));
+        else if (json_is_integer(v)) snprintf(values[n], 64, "%lld", (long long)json_integer_value(v));
+        else snprintf(values[n], 64, "%.17g", json_number_value(v));
+        argv[argc++] = (char *)names[i][1];
+        argv[argc++] = values[n++];
+    }
+    json_t *betas = json_object_get(meta, "betas");
+    for (int i = 0; i < 2; i++, n++) {
+        snprintf(values[n], 64, "%.17g", json_number_value(json_array_get(betas, i)));
+        argv[argc++] = i == 0 ? "--adam-beta1" : "--adam-beta2";
+        argv[argc++] = values[n];
+    }
+    TrainOptions opt;
+    options_defaults(&opt);
+    char err[512] = "";
+    bool help;
+    if (!options_parse(&opt, argc, argv, &help, err, sizeof err) ||
+        !trainer_check_options(&opt, cfg, 1, err, sizeof err)) {
+        printf("FAIL reference: the golden's optimizer settings as options: %s\n", err);
+        exit(1);
+    }
+    return trainer_optimizer_config(&opt, steps);
+}
+
 // Tolerance: 1e-6 untied; tied, 1e-5 (the bound): the tied gradient
 // sums the head's and the embedding's parts in another order than autograd,
 // and the gradient norm of step 5 comes out 1.2e-6 away.
@@ -108,16 +149,12 @@ static void check_training(Model *m, Grid *g, const float *tokens) {
     double tol = m->cfg.tie_embeddings ? 1e-5 : 1e-6;
     check_begin(m->cfg.tie_embeddings
                     ? "reference: 10 AdamW steps of a tied model match transformers to 1e-5"
+                : json_object_get(meta, "lr_decay_style")
+                    ? "reference: 10 AdamW steps (betas 0.8/0.99, eps 1e-6, warm-up-stable-decay "
+                      "ending at step 9) match transformers to 1e-6"
                     : "reference: 10 AdamW steps (warm-up, cosine, clipping) match transformers to 1e-6");
     int steps = (int)json_integer_value(json_object_get(meta, "steps"));
-    OptimizerConfig oc = {
-        .lr = json_real_value(json_object_get(meta, "lr")),
-        .min_lr_ratio = json_real_value(json_object_get(meta, "min_lr_ratio")),
-        .weight_decay = json_real_value(json_object_get(meta, "weight_decay")),
-        .grad_clip = json_number_value(json_object_get(meta, "clip")),
-        .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8,
-        .warmup_steps = json_integer_value(json_object_get(meta, "warmup")),
-        .total_steps = steps};
+    OptimizerConfig oc = optimizer_config_of_golden(&m->cfg, steps);
     Optimizer *o = optimizer_create(&oc, m, g);
     optimizer_sync_master(o);
     int64_t n;
@@ -234,6 +271,7 @@ int main(int argc, char **argv) {
     grid_create(&g, 1, 1, 1, false);
     check_golden(&g, "validation/golden/llama-tiny");
     check_golden(&g, "validation/golden/llama-tiny-tied");
+    check_golden(&g, "validation/golden/llama-tiny-wsd");
     grid_free(&g);
     comm_world_end();
     return check_exit_code();
