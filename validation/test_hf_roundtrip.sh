@@ -65,6 +65,15 @@ if "$BIN/llama-ckpt" export-hf "$TMP/ck4/step_0000001" "$TMP/pp1" >"$TMP/pp1.out
 else fail "export-hf --pp-layers" "$(tail -n 2 "$TMP/pp3.out") $why"; fi
 expect_error "llama-ckpt compare --rtol -1: refused" "--rtol: expected a number >= 0, got '-1'" \
   "$BIN/llama-ckpt" compare "$TMP/pp3" "$TMP/pp1" --rtol -1
+# The same tensors under other heads or another norm epsilon are another model.
+cp -r "$TMP/pp1" "$TMP/heads" && cp -r "$TMP/pp1" "$TMP/eps"
+sed -i 's/"head_dim": 8/"head_dim": 16/; s/"num_attention_heads": 8/"num_attention_heads": 4/; s/"num_key_value_heads": 4/"num_key_value_heads": 2/' "$TMP/heads/config.json"
+sed -i 's/"rms_norm_eps": 1e-5/"rms_norm_eps": 0.5/' "$TMP/eps/config.json"
+expect_error "llama-ckpt compare of two head splits: refused" \
+  "has 8 attention heads \(4 key/value\) and .*/heads 4 \(2\): not the same model" \
+  "$BIN/llama-ckpt" compare "$TMP/ck4/step_0000001" "$TMP/heads"
+expect_error "llama-ckpt compare of two norm epsilons: refused" \
+  "has norm eps 1e-05 and .*/eps 0.5: not the same model" "$BIN/llama-ckpt" compare "$TMP/pp1" "$TMP/eps"
 expect_error "llama-ckpt export-hf into a Hugging Face folder it did not write" \
   "is a Hugging Face folder this program did not export" \
   "$BIN/llama-ckpt" export-hf "$TMP/ck4/step_0000001" "$ROOT/validation/golden/llama-tiny"

@@ -16,13 +16,22 @@
 
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+// Whether attribute a holds one value (a scalar or one element): an array
+// would be read whole into room for one.
+static bool attr_is_single(hid_t a) {
+    hid_t s = H5Aget_space(a);
+    bool one = s >= 0 && H5Sget_simple_extent_npoints(s) == 1;
+    if (s >= 0) H5Sclose(s);
+    return one;
+}
+
 static bool read_attr_i64(hid_t file, const char *name, int64_t *out) {
     if (H5Aexists(file, name) <= 0) return false;
     hid_t a = H5Aopen(file, name, H5P_DEFAULT);
     if (a < 0) return false;
-    herr_t r = H5Aread(a, H5T_NATIVE_INT64, out);
+    bool ok = attr_is_single(a) && H5Aread(a, H5T_NATIVE_INT64, out) >= 0;
     H5Aclose(a);
-    return r >= 0;
+    return ok;
 }
 
 // A string attribute, fixed-length (what this program writes) or
@@ -31,7 +40,7 @@ static bool read_attr_str(hid_t file, const char *name, char *out, size_t len) {
     out[0] = 0;
     if (H5Aexists(file, name) <= 0) return false;
     hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+    hid_t t = a >= 0 && attr_is_single(a) ? H5Aget_type(a) : -1;
     bool ok = false;
     if (t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0) {
         char *v = NULL;
@@ -214,12 +223,21 @@ static bool shard_check(Shard *s, char *err, int err_len) {
     if (!read_attr_i64(s->file, "vocab_size", &i->vocab_size) ||
         !read_attr_i64(s->file, "n_tokens", &i->n_tokens) ||
         !read_attr_i64(s->file, "n_documents", &i->n_documents)) {
-        snprintf(err, err_len, "%s: shard lacks the attributes vocab_size/n_tokens/n_documents",
-                 s->path);
+        snprintf(err, err_len, "%s: shard lacks the attributes vocab_size/n_tokens/n_documents, "
+                 "or one of them is not a single integer", s->path);
         return false;
     }
-    if (!read_attr_i64(s->file, "bos_id", &i->bos_id)) i->bos_id = -1;
-    if (!read_attr_i64(s->file, "eos_id", &i->eos_id)) i->eos_id = -1;
+    const char *ids[2] = {"bos_id", "eos_id"};   // absent: none (-1); present: one integer
+    int64_t *id_of[2] = {&i->bos_id, &i->eos_id};
+    for (int k = 0; k < 2; k++)
+        if (!read_attr_i64(s->file, ids[k], id_of[k])) {
+            *id_of[k] = -1;
+            if (H5Aexists(s->file, ids[k]) > 0) {
+                snprintf(err, err_len, "%s: its '%s' attribute is not a single integer; the shard "
+                         "is damaged, or written by another tool: write it again", s->path, ids[k]);
+                return false;
+            }
+        }
     const char *names[3] = {"tokenizer_sha256", "source", "split"};
     char *values[3] = {i->tokenizer_sha256, i->source, i->split};
     size_t sizes[3] = {sizeof i->tokenizer_sha256, sizeof i->source, sizeof i->split};

@@ -252,6 +252,11 @@ static void open_source(const char *path, Source *s) {
     if (s->is_ckpt) {
         s->cfg = ci.cfg;
         checkpoint_info_free(&ci);
+        Comm world;   // every tensor against its checksum first, as --load does
+        comm_world(&world);
+        CheckpointHealth h;
+        checkpoint_verify(&world, path, &h);
+        comm_free(&world);
         s->ckpt = ckpt_file_open(probe, err, sizeof err);
         if (!s->ckpt) fatal("%s", err);
         return;
@@ -329,6 +334,14 @@ static int compare(const char *pa, const char *pb, double rtol) {
     if (a.cfg.dim != b.cfg.dim || a.cfg.n_layers != b.cfg.n_layers ||
         a.cfg.vocab_size != b.cfg.vocab_size || a.cfg.ffn_dim != b.cfg.ffn_dim)
         fatal("%s and %s hold models of different shapes", pa, pb);
+    // The same tensors split into other heads, or normalised with another
+    // epsilon, compute something else.
+    if (a.cfg.n_heads != b.cfg.n_heads || a.cfg.n_kv_heads != b.cfg.n_kv_heads)
+        fatal("%s has %d attention heads (%d key/value) and %s %d (%d): not the same model", pa,
+              a.cfg.n_heads, a.cfg.n_kv_heads, pb, b.cfg.n_heads, b.cfg.n_kv_heads);
+    if (a.cfg.norm_eps != b.cfg.norm_eps)
+        fatal("%s has norm eps %g and %s %g: not the same model", pa, a.cfg.norm_eps, pb,
+              b.cfg.norm_eps);
     if (a.cfg.tie_embeddings != b.cfg.tie_embeddings)
         fatal("%s %s its LM head to the embedding and %s %s: not the same model", pa,
               a.cfg.tie_embeddings ? "ties" : "does not tie", pb,

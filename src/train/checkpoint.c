@@ -309,6 +309,13 @@ static bool read_scaling(CkptFile *f, State *s) {
     return ok;
 }
 
+// An optional string attribute: *out NULL when absent; false when present
+// but not one string.
+static bool read_str(CkptFile *f, const char *name, char **out) {
+    *out = ckpt_file_get_str(f, name);
+    return *out || ckpt_file_attr_len(f, name) < 0;
+}
+
 static bool read_state(CkptFile *f, State *s, char *err, int len) {
     memset(s, 0, sizeof *s);
     s->version = read_version(f, err, len);
@@ -323,10 +330,10 @@ static bool read_state(CkptFile *f, State *s, char *err, int len) {
                         : !ckpt_file_get_f64(f, "rope_theta", &s->rope_theta) ? "rope_theta"
                         : !read_scaling(f, s) ? "rope_scaling"
                         : !ckpt_file_get_f64(f, "norm_eps", &s->norm_eps) ? "norm_eps" : NULL;
-    s->model_name = ckpt_file_get_str(f, "model_name");
-    s->options = ckpt_file_get_str(f, "options");
-    s->tokenizer = ckpt_file_get_str(f, "tokenizer_sha256");
-    s->digest = s->version >= 2 ? ckpt_file_get_str(f, "state_sha256") : NULL;
+    if (!missing && !read_str(f, "model_name", &s->model_name)) missing = "model_name";
+    if (!missing && !read_str(f, "options", &s->options)) missing = "options";
+    if (!missing && !read_str(f, "tokenizer_sha256", &s->tokenizer)) missing = "tokenizer_sha256";
+    s->digest = s->version >= 2 && !missing ? ckpt_file_get_str(f, "state_sha256") : NULL;
     if (!missing && s->version >= 2 && !s->digest) missing = "state_sha256";
     s->optimizer_step = s->step;   // format 1 had no skipped steps
     if (!missing && s->version >= 2 && !ckpt_file_get_i64(f, "optimizer_step", &s->optimizer_step, 1))
@@ -334,10 +341,21 @@ static bool read_state(CkptFile *f, State *s, char *err, int len) {
     if (missing) {
         snprintf(err, len, "%s is not a complete llama-hpc checkpoint (attribute '%s' missing or "
                  "malformed)", ckpt_file_path(f), missing);
-        state_free(s);
-        return false;
+    } else if (s->step < 0 || s->optimizer_step < 0 || s->optimizer_step > s->step) {
+        snprintf(err, len, "%s holds step %lld and optimizer step %lld: impossible counts (a "
+                 "damaged or edited checkpoint); use another", ckpt_file_path(f),
+                 (long long)s->step, (long long)s->optimizer_step);
+    } else if (s->version == 1 && ckpt_file_attr_len(f, "state_sha256") >= 0) {
+        // Format 1 has no digest: a later checkpoint relabelled as format 1
+        // would have its attributes read unchecked.
+        snprintf(err, len, "%s says format 1 but holds a digest (state_sha256), which format 1 "
+                 "never wrote: its format attribute was changed after it was saved; use another "
+                 "checkpoint", ckpt_file_path(f));
+    } else {
+        return true;
     }
-    return true;
+    state_free(s);
+    return false;
 }
 
 static void config_of_state(const State *s, ModelConfig *c) {

@@ -33,16 +33,24 @@ static void bad_step_console(const StepMetrics *s, char *out, int len) {
     else out[0] = 0;
 }
 
+// v with 6 significant digits, or null (JSON has no inf or NaN).
+static const char *json6(double v, char *buf) {
+    if (isfinite(v)) snprintf(buf, 32, "%.6g", v);
+    else snprintf(buf, 32, "null");
+    return buf;
+}
+
 void metrics_json(const StepMetrics *s, char *out, int len) {
-    char loss[32], norm[32], bad[96];
+    char loss[32], lr[32], norm[32], rate[32], tflops[32], mfu[32], el[32], dt[32], mem[32], bad[96];
     bad_step_json(s, bad, sizeof bad);
     snprintf(out, (size_t)len,
-             "{\"step\": %lld, \"loss\": %s, \"lr\": %.9g, \"grad_norm\": %s, "
-             "\"tokens_per_s\": %.6g, \"tflops\": %.6g, \"mfu\": %.6g, \"elapsed\": %.6g, "
-             "\"step_time\": %.6g, \"peak_mem_gib\": %.6g%s}",
-             (long long)s->step, metrics_json_number(s->loss, loss), s->lr,
-             metrics_json_number(s->grad_norm, norm), s->tokens_per_s, s->tflops, s->mfu,
-             s->elapsed, s->step_time, s->peak_mem / 1073741824.0, bad);
+             "{\"step\": %lld, \"loss\": %s, \"lr\": %s, \"grad_norm\": %s, "
+             "\"tokens_per_s\": %s, \"tflops\": %s, \"mfu\": %s, \"elapsed\": %s, "
+             "\"step_time\": %s, \"peak_mem_gib\": %s%s}",
+             (long long)s->step, metrics_json_number(s->loss, loss), metrics_json_number(s->lr, lr),
+             metrics_json_number(s->grad_norm, norm), json6(s->tokens_per_s, rate),
+             json6(s->tflops, tflops), json6(s->mfu, mfu), json6(s->elapsed, el),
+             json6(s->step_time, dt), json6(s->peak_mem / 1073741824.0, mem), bad);
 }
 
 void metrics_console(const StepMetrics *s, char *out, int len) {

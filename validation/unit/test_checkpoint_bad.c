@@ -154,6 +154,25 @@ static void make_format1(const char *ckpt) {
     patch_str(ckpt, "format", "llama-hpc checkpoint 1");
 }
 
+// Replaces the string attribute name on "/" by an array of n 65-byte strings
+// (a hand-made file): it used to be read whole into room for one.
+static void put_str_array(const char *ckpt, const char *name, int n) {
+    hid_t file = open_rw(ckpt);
+    if (H5Aexists(file, name) > 0) H5Adelete(file, name);
+    hsize_t dims = (hsize_t)n;
+    hid_t sp = H5Screate_simple(1, &dims, NULL), t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, 65);
+    char *v = calloc((size_t)n, 65);
+    for (int i = 0; i < n; i++) memset(v + 65 * i, 'a', 64);
+    hid_t a = H5Acreate2(file, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, v);
+    H5Aclose(a);
+    free(v);
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Fclose(file);
+}
+
 // ---- formats 2 and 3, as the versions before wrote them ----
 
 // Replaces the int64 attribute name on "/" by v (n values).
@@ -361,6 +380,20 @@ static void attribute_cases(void) {
     CHECK(run(cmd, out, sizeof out) == 0, "refused: %s", out);
     CHECK(strstr(out, "is a format-1 checkpoint") && strstr(out, "loaded checkpoint"), "%s", out);
     check_end();
+    copy_ckpt("relabel1", path, sizeof path);
+    patch_str(path, "format", "llama-hpc checkpoint 1");   // the digest kept: a later format
+    expect_refused("a later format relabelled as format 1 (digest kept): refused", path, "tiny",
+                   "says format 1 but holds a digest (state_sha256)");
+    copy_ckpt("v1neg", path, sizeof path);
+    make_format1(path);
+    patch_i64(path, "step", 0, -5);
+    expect_refused("format 1 with a negative step: refused", path, "tiny",
+                   "holds step -5 and optimizer step -5: impossible counts");
+    copy_ckpt("strarray", path, sizeof path);
+    put_str_array(path, "tokenizer_sha256", 900);
+    expect_refused("a string attribute holding 900 strings: refused as malformed", path, "tiny",
+                   "is not a complete llama-hpc checkpoint (attribute 'tokenizer_sha256' missing or "
+                   "malformed)");
     snprintf(from, sizeof from, "%s/good/step_0000000 %s/v1step/step_0000000", dir, dir);
     sh("mkdir -p %s/v1step && cp -r %s", dir, from);
     snprintf(path, sizeof path, "%s/v1step/step_0000000", dir);
@@ -640,6 +673,12 @@ int main(int argc, char **argv) {
     flip_byte(path);
     expect_refused("bad checkpoint: a flipped byte", path, "tiny",
                    "master/model.layers.1.mlp.up_proj.weight fails its checksum");
+    check_begin("llama-ckpt compare: a checkpoint with a flipped byte is refused, not compared");
+    char cmd[2048], out[8192];
+    snprintf(cmd, sizeof cmd, "%s compare %s %s/good/step_0000000", ckpt_bin, path, dir);
+    CHECK(run(cmd, out, sizeof out) != 0 &&
+          strstr(out, "master/model.layers.1.mlp.up_proj.weight fails its checksum"), "%s", out);
+    check_end();
     snprintf(path, sizeof path, "%s/good/step_0000000", dir);
     expect_refused("bad checkpoint: another model", path, "small", "holds a model of dim 64");
     snprintf(path, sizeof path, "%s/nowhere", dir);

@@ -79,6 +79,19 @@ static void test_json(void) {
     }
     json_decref(j);
     check_end();
+    check_begin("metrics JSON: a non-finite learning rate, rate or time is null, the line valid JSON");
+    StepMetrics inf = {.step = 1, .loss = 3, .lr = -INFINITY, .grad_norm = 1, .tokens_per_s = INFINITY,
+                       .tflops = INFINITY, .mfu = NAN, .step_time = 0};
+    metrics_json(&inf, line, sizeof line);
+    j = parse(line);
+    if (j) {
+        CHECK(json_is_null(json_object_get(j, "lr")), "lr not null: %s", line);
+        CHECK(json_is_null(json_object_get(j, "tokens_per_s")), "tokens_per_s not null: %s", line);
+        CHECK(json_is_null(json_object_get(j, "mfu")), "mfu not null: %s", line);
+        CHECK(json_real_value(json_object_get(j, "step_time")) == 0, "step_time: %s", line);
+    }
+    json_decref(j);
+    check_end();
     check_begin("metrics JSON: a spike has \"spike\" and \"loss_z\"; a healthy step neither key");
     StepMetrics p = {.step = 8, .loss = 7.25, .lr = 1e-3, .grad_norm = 2, .spike = true, .loss_z = 12.5};
     metrics_json(&p, line, sizeof line);

@@ -80,6 +80,54 @@ static void test_split(const char *dir) {
     check_end();
 }
 
+// Replaces attribute name by an array of n values (int64 or, with str,
+// fixed-length strings of 64 bytes): what a hand-made file may hold.
+static void set_array(const char *path, const char *name, int n, bool str) {
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hsize_t dims[1] = {(hsize_t)n};
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t t = str ? H5Tcopy(H5T_C_S1) : H5Tcopy(H5T_NATIVE_INT64);
+    if (str) H5Tset_size(t, 64);
+    char *v = calloc((size_t)n, 64);
+    for (int i = 0; i < n; i++) {
+        if (str) snprintf(v + 64 * i, 64, "train");
+        else ((int64_t *)v)[i] = 256 + i;
+    }
+    H5Adelete(f, name);
+    hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, v);
+    H5Aclose(a);
+    free(v);
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Fclose(f);
+}
+
+// An attribute holding an array where one value belongs (a damaged or
+// hand-made shard) is refused by name; it used to be read whole into room
+// for one value, overwriting memory.
+static void test_arrays(const char *dir) {
+    check_begin("shard attributes holding arrays (vocab_size, eos_id, split) are refused by name");
+    const char *names[3] = {"vocab_size", "eos_id", "split"};
+    const char *want[3] = {"not a single integer", "'eos_id' attribute is not a single integer",
+                           "'split' attribute cannot be read as a string"};
+    for (int k = 0; k < 3; k++) {
+        char path[512], err[1024] = "";
+        uint32_t tok[16] = {0};
+        uint64_t len = 16;
+        ShardMeta meta = {256, -1, 7, "test", "src", "train", "generated"};
+        snprintf(path, sizeof path, "%s/array%d.h5", dir, k);
+        bool ok = shard_write_collective(MPI_COMM_SELF, path, &meta, tok, 16, &len, 1, err, sizeof err);
+        CHECK(ok, "writing the test shard: %s", err);
+        set_array(path, names[k], k == 2 ? 900 : 4000, k == 2);   // < 64 KiB: an attribute's limit
+        Shard s;
+        ok = shard_open(path, &s, err, sizeof err);
+        if (ok) shard_close(&s);
+        CHECK(!ok && strstr(err, want[k]), "%s as an array: %s", names[k], ok ? "opened" : err);
+    }
+    check_end();
+}
+
 int main(int argc, char **argv) {
     comm_world_start(&argc, &argv);
     char dir[256], cmd[300];
@@ -88,6 +136,7 @@ int main(int argc, char **argv) {
     test_vocab(dir, 0);
     test_vocab(dir, -3);
     test_split(dir);
+    test_arrays(dir);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
     comm_world_end();
