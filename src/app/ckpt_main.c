@@ -266,6 +266,7 @@ static void open_source(const char *path, Source *s) {
     if (!hf_config_read(path, &hf, err, sizeof err) || !safetensors_open(path, &s->st, err, sizeof err))
         fatal("%s is neither a checkpoint nor a Hugging Face folder: %s", path, err);
     s->cfg = hf.model;
+    if (!hf_tensors_all_used(&s->st, &s->cfg, path, err, sizeof err)) fatal("%s", err);
 }
 
 static bool read_full(Source *s, const ParamTensor *t, float *out, char *err, int len) {

@@ -99,12 +99,41 @@ static bool finite_block(const ParamTensor *t, const float *host, const char *di
     return true;
 }
 
+// Every tensor in the folder has a place in the model config.json describes:
+// weights it does not (layers past num_hidden_layers, biases) would be left
+// out without a word, and the model trained be another than the folder's.
+// Tolerated: RoPE's inv_freq buffers (older exports) and a tied model's
+// lm_head.weight (tied_head_check).
+bool hf_tensors_all_used(const Safetensors *st, const ModelConfig *cfg, const char *dir,
+                         char *err, int err_len) {
+    ParamTable pt;
+    params_build_global(&pt, cfg);
+    int unused = 0;
+    const char *first = NULL;
+    for (int i = 0; i < st->n_tensors; i++) {
+        const char *name = st->tensors[i].name;
+        size_t n = strlen(name), k = strlen(".rotary_emb.inv_freq");
+        bool buffer = n > k && strcmp(name + n - k, ".rotary_emb.inv_freq") == 0;
+        bool tied_head = cfg->tie_embeddings && strcmp(name, "lm_head.weight") == 0;
+        if (buffer || tied_head || params_find(&pt, name)) continue;
+        if (!first) first = name;
+        unused++;
+    }
+    if (unused)
+        snprintf(err, err_len, "%s holds %d tensor%s that the model its config.json describes has "
+                 "no place for (first '%s'): more layers than num_hidden_layers, biases, or another "
+                 "architecture; importing would leave them out", dir, unused,
+                 unused > 1 ? "s" : "", first);
+    params_free(&pt);
+    return unused == 0;
+}
+
 bool hf_import(Model *m, const char *dir, char *err, int err_len) {
     HfConfig hf;
     if (!check_config(m, dir, &hf, err, err_len)) return false;
     Safetensors st;
     if (!safetensors_open(dir, &st, err, err_len)) return false;
-    bool ok = true;
+    bool ok = hf_tensors_all_used(&st, &m->cfg, dir, err, err_len);
     for (int i = 0; ok && i < m->table.n; i++) {
         watchdog_alive();
         const ParamTensor *t = &m->table.t[i];

@@ -6,12 +6,18 @@
 #include <stdbool.h>
 
 #include "parallel/grid.h"
+#include "hf/safetensors.h"
 #include "model/model.h"
 
 // Loads this rank's block of every tensor it holds from DIR into the compute
 // weights (each rank reads only its own slices).  The folder's config must
 // describe the same model shape.  False with one line in err otherwise.
 bool hf_import(Model *m, const char *dir, char *err, int err_len);
+// Every tensor of st (the folder dir) has a place in the model cfg (RoPE's
+// inv_freq buffers and a tied model's lm_head.weight aside): false naming
+// the first that has none and how many.
+bool hf_tensors_all_used(const Safetensors *st, const ModelConfig *cfg, const char *dir,
+                         char *err, int err_len);
 // How an export writes: the weights' type, and the tokenizer whose files go
 // beside them (its special ids into config.json and generation_config.json).
 typedef struct {

@@ -26,9 +26,11 @@ static ModelConfig cfg = {.name = "bad-import", .dim = 16, .n_layers = 1, .n_hea
 typedef enum { UNTIED, TIED_HEAD_EQUAL, TIED_HEAD_OTHER } Tying;
 
 // Writes DIR/config.json and DIR/model.safetensors with every tensor of the
-// untied cfg except `skip`, and `reshape` (if not NULL) one row short; tensor
-// i holds the value i, or with TIED_HEAD_EQUAL the head the embedding's.
-static void write_tied_folder(const char *dir, const char *skip, const char *reshape, Tying tying) {
+// untied cfg except `skip`, and `reshape` (if not NULL) one row short, and
+// `extra` (if not NULL: a tensor of 8 values the model has no place for);
+// tensor i holds the value i, or with TIED_HEAD_EQUAL the head the embedding's.
+static void write_tensors(const char *dir, const char *skip, const char *reshape, Tying tying,
+                          const char *extra) {
     mkdir(dir, 0755);
     char err[512], path[512];
     HfConfig hf = {.model = cfg, .bos_id = -1, .eos_id = -1, .pad_id = -1};
@@ -45,6 +47,11 @@ static void write_tied_folder(const char *dir, const char *skip, const char *res
         index[i] = skip && !strcmp(t->name, skip) ? -1
                    : safetensors_writer_declare(w, t->name, SAFETENSORS_F32, t->ndim, shape, err, sizeof err);
     }
+    int64_t eight = 8;
+    int extra_at = extra ? safetensors_writer_declare(w, extra, SAFETENSORS_F32, 1, &eight, err,
+                                                      sizeof err) : -1;
+    float zeros[8] = {0};
+    if (extra) safetensors_writer_put(w, extra_at, zeros, err, sizeof err);
     for (int i = 0; i < pt.n; i++) {
         if (index[i] < 0) continue;
         size_t n = (size_t)(pt.t[i].rows * pt.t[i].cols);
@@ -60,7 +67,7 @@ static void write_tied_folder(const char *dir, const char *skip, const char *res
 }
 
 static void write_folder(const char *dir, const char *skip, const char *reshape) {
-    write_tied_folder(dir, skip, reshape, UNTIED);
+    write_tensors(dir, skip, reshape, UNTIED, NULL);
 }
 
 // A file whose first tensor (the embedding, the first the import reads) is
@@ -114,6 +121,22 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/shape", base);
     write_folder(dir, NULL, "lm_head.weight");
     expect(m, dir, "hf import: a tensor of the wrong shape", "'lm_head.weight' has shape [39, 16], expected [40, 16]");
+    // Weights config.json does not describe: refused, not left out; RoPE's
+    // inv_freq buffer (older exports) is no weight.
+    snprintf(dir, sizeof dir, "%s/bias", base);
+    write_tensors(dir, NULL, NULL, UNTIED, "model.layers.0.self_attn.q_proj.bias");
+    expect(m, dir, "hf import: a tensor the model has no place for (a bias)",
+           "holds 1 tensor that the model its config.json describes has no place for (first "
+           "'model.layers.0.self_attn.q_proj.bias')");
+    snprintf(dir, sizeof dir, "%s/layer1", base);
+    write_tensors(dir, NULL, NULL, UNTIED, "model.layers.1.input_layernorm.weight");
+    expect(m, dir, "hf import: a layer past num_hidden_layers",
+           "(first 'model.layers.1.input_layernorm.weight')");
+    snprintf(dir, sizeof dir, "%s/invfreq", base);
+    write_tensors(dir, NULL, NULL, UNTIED, "model.layers.0.self_attn.rotary_emb.inv_freq");
+    check_begin("hf import: a folder with RoPE's inv_freq buffer loads");
+    CHECK(hf_import(m, dir, err, sizeof err), "%s", err);
+    check_end();
     model_free(m);
 
     // Tied: a folder may also hold lm_head.weight, but then equal to the embedding.
@@ -121,12 +144,12 @@ int main(int argc, char **argv) {
     tied.tie_embeddings = true;
     m = model_create(&ops_cpu, &tied, &part, &g.tp_comm, NULL, 1, 4, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
     snprintf(dir, sizeof dir, "%s/tied-equal", base);
-    write_tied_folder(dir, NULL, NULL, TIED_HEAD_EQUAL);
+    write_tensors(dir, NULL, NULL, TIED_HEAD_EQUAL, NULL);
     check_begin("hf import: a tied model whose file also holds an equal lm_head.weight loads");
     CHECK(hf_import(m, dir, err, sizeof err), "%s", err);
     check_end();
     snprintf(dir, sizeof dir, "%s/tied-other", base);
-    write_tied_folder(dir, NULL, NULL, TIED_HEAD_OTHER);
+    write_tensors(dir, NULL, NULL, TIED_HEAD_OTHER, NULL);
     expect(m, dir, "hf import: a tied model whose file holds another lm_head.weight",
            "hold an lm_head.weight that differs from model.embed_tokens.weight");
     check_begin("hf import: the error names the folder");
