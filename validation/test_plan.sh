@@ -114,6 +114,20 @@ expect_error "a device count no layout divides: a clear message" "accepts no lay
   "${PLAN[@]}" -c tiny -l 128 --devices 7 --global-batch-tokens 1024
 expect_error "--devices beyond what the search counts in int" "--devices N: the number of ranks, 1 to 1048576 \(got 2147483647\)" \
   "${PLAN[@]}" -c tiny -l 128 --devices 2147483647 --global-batch-tokens 1024
+expect_error "a global batch of more sequences than a step takes (int)" \
+  "--global-batch-tokens 9223372036854775552 is 36028797018963967 sequences of 256 tokens, more than the 2147483647 a step can take" \
+  "${PLAN[@]}" -c tiny -l 256 --devices 4 --global-batch-tokens 9223372036854775552
+# A model too large to plan: the allocation fails in several of the search's
+# threads at once; one message, exit 1 (two exits at once crashed).
+printf 'dim = 64\nn_layers = 100000000\nn_heads = 8\nn_kv_heads = 4\nffn_dim = 192\nvocab_size = 256\nmax_seq_len = 256\nrope_theta = 10000\nnorm_eps = 1e-5\n' >"$TMP/deep.model"
+deep_ok=1
+for i in 1 2 3; do
+  out=$(OMP_NUM_THREADS=2 timeout 60 "$BIN/llama-plan" -c "$TMP/deep.model" --devices 8 --machine inputs/machines/a100-80gb.machine \
+        --global-batch-tokens 4096 -l 64 --top 1 2>&1); rc=$?
+  [ $rc -eq 1 ] && [ "$(grep -c 'out of memory allocating' <<<"$out")" = 1 ] || { deep_ok=0; break; }
+done
+if [ $deep_ok = 1 ]; then pass "a model too large to plan: one out-of-memory message, exit 1 (three runs, two threads)"
+else fail "a model too large to plan" "exit $rc: $out"; fi
 expect_error "a global batch of no whole sequences" "not a whole number of sequences of --max-length 128" \
   "${PLAN[@]}" -c tiny -l 128 --devices 2 --global-batch-tokens 1000
 sed 's/^matmul_tflops/matmul_tflop/' "$TMP/m.machine" >"$TMP/typo.machine"

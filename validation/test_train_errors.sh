@@ -43,6 +43,10 @@ sed 's/^ffn_dim = 128/ffn_dim = 0/' "$TMP/missing.model" >"$TMP/zero.model"; ech
 expect_error "model file with a non-positive key" "'ffn_dim' must be a positive integer, got '0'" "$T" -c "$TMP/zero.model" "${D[@]}"
 sed 's/^n_heads = 4/n_heads = 5/' "$TMP/zero.model" | sed 's/^ffn_dim = 0/ffn_dim = 128/' >"$TMP/heads.model"
 expect_error "heads not dividing dim" "n_heads 5 does not divide dim 64" "$T" -c "$TMP/heads.model" "${D[@]}"
+# Sizes whose counts would wrap int64 (--describe printed negative parameters).
+sed 's/^dim = 64/dim = 2147483520/; s/^ffn_dim = 0/ffn_dim = 128/' "$TMP/zero.model" >"$TMP/huge.model"
+expect_error "a model too large to count" "2.77e\+19 parameters, more than the 1.13e\+15 this program can count" \
+  "$T" -c "$TMP/huge.model" -l 64 --describe
 sed 's/^n_kv_heads = 2/n_kv_heads = 3/' "$TMP/zero.model" | sed 's/^ffn_dim = 0/ffn_dim = 128/' >"$TMP/kv.model"
 expect_error "KV heads not dividing heads" "n_kv_heads 3 does not divide n_heads 4" "$T" -c "$TMP/kv.model" "${D[@]}"
 expect_error "missing model file" "cannot open '$TMP/none.model'" "$T" -c "$TMP/none.model" "${D[@]}"

@@ -165,6 +165,16 @@ bool config_validate(const ModelConfig *c, char *err, int err_len) {
                  c->name, config_head_dim(c));
         return false;
     }
+    // Counted in double: the int64 counts below would wrap for such sizes.
+    double d = c->dim, layer = 2 * d + 2 * d * d + 2 * d * c->n_kv_heads * (d / c->n_heads) +
+                              3 * d * c->ffn_dim;
+    double total = c->n_layers * layer + d + 2 * d * c->vocab_size;
+    if (total > CONFIG_MAX_PARAMS) {
+        snprintf(err, err_len, "model %s: %.3g parameters, more than the %.3g this program can "
+                 "count; check dim, n_layers, ffn_dim and vocab_size", c->name, total,
+                 CONFIG_MAX_PARAMS);
+        return false;
+    }
     return rope_scaling_check(c, err, err_len);
 }
 

@@ -38,7 +38,11 @@ typedef struct {
 // Fills cfg from the preset of that name; false when there is none.  (A
 // preset or a model file: config_load, train/model_file.h.)
 bool config_preset(const char *name, ModelConfig *cfg);
-// Checks the shape is usable (positive sizes, heads divide dim, KV-heads divide heads).
+// The most parameters a model may have (2^50, ~1e15: counts, bytes and
+// FLOPs of it stay exact in int64 and double).
+#define CONFIG_MAX_PARAMS 1125899906842624.0
+// Checks the shape is usable (positive sizes, heads divide dim, KV-heads
+// divide heads, at most CONFIG_MAX_PARAMS parameters).
 bool config_validate(const ModelConfig *cfg, char *err, int err_len);
 // "none", "linear", "llama3" (transformers' rope_type); NULL for another kind.
 const char *config_rope_scaling_name(RopeScalingKind kind);

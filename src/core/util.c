@@ -4,10 +4,12 @@
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *program = "llama";
 
@@ -37,7 +39,21 @@ static void print_error(const char *fmt, va_list ap, bool with_rank) {
     fflush(stderr);
 }
 
+// The first thread to meet a fatal error ends the process; another thread
+// meeting one meanwhile (an OpenMP loop's other iterations) waits for that,
+// as two exit()s at once crash.  A fatal error while reporting one ends at once.
+static atomic_flag ending = ATOMIC_FLAG_INIT;
+static _Thread_local bool this_thread_ending;
+
+static void fatal_begin(void) {
+    if (this_thread_ending) _exit(1);
+    this_thread_ending = true;
+    if (atomic_flag_test_and_set(&ending))
+        for (;;) pause();
+}
+
 void fatal(const char *fmt, ...) {
+    fatal_begin();
     va_list ap;
     va_start(ap, fmt);
     print_error(fmt, ap, true);
@@ -48,6 +64,7 @@ void fatal(const char *fmt, ...) {
 }
 
 void fatal_all(const char *fmt, ...) {
+    fatal_begin();
     if (util_world_rank() == 0) {
         va_list ap;
         va_start(ap, fmt);

@@ -133,7 +133,7 @@ bool hf_import(Model *m, const char *dir, char *err, int err_len) {
     if (!check_config(m, dir, &hf, err, err_len)) return false;
     Safetensors st;
     if (!safetensors_open(dir, &st, err, err_len)) return false;
-    bool ok = hf_tensors_all_used(&st, &m->cfg, dir, err, err_len);
+    bool ok = true;
     for (int i = 0; ok && i < m->table.n; i++) {
         watchdog_alive();
         const ParamTensor *t = &m->table.t[i];
@@ -145,6 +145,8 @@ bool hf_import(Model *m, const char *dir, char *err, int err_len) {
         if (ok) m->ops->act_from_host_f32(model_param(m, t), host, t->numel);
         free(host);
     }
+    // After the model's own tensors: a shape that differs says more ("another model").
+    ok = ok && hf_tensors_all_used(&st, &m->cfg, dir, err, err_len);
     safetensors_close(&st);
     return ok;
 }

@@ -1,6 +1,7 @@
 // The planner: layouts, their memory (memory_estimate) and predicted time.
 #include "train/plan.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -548,6 +549,13 @@ PlanRow *plan_layouts(const PlanRequest *r, int *n, char *err, int err_len) {
         return NULL;
     }
     int64_t seqs = r->global_tokens / r->T;
+    if (seqs > INT_MAX) {   // a layout's micro-batch and grad-accum are ints, as llama-train's
+        snprintf(err, err_len, "--global-batch-tokens %lld is %lld sequences of %d tokens, more than "
+                 "the 2147483647 a step can take (micro-batch × --grad-accum × data-parallel "
+                 "ranks); give a smaller global batch", (long long)r->global_tokens,
+                 (long long)seqs, r->T);
+        return NULL;
+    }
     Rows rs = {0};
     int *groups = NULL, n_groups = 0;   // where each group of micro-batches starts in rs
     for (int tp = 1; tp <= r->devices; tp++) {
