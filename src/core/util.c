@@ -13,7 +13,24 @@
 
 static const char *program = "llama";
 
-void util_set_program(const char *name) { program = name; }
+// At exit: output that could not be written (a full disk under "> plan.txt")
+// is an error, not a success with a truncated file.
+static void check_stdout(void) {
+    int failed = fflush(stdout) != 0 ? errno : 0;
+    if (!failed && !ferror(stdout)) return;
+    if (failed)
+        fprintf(stderr, "%s: error: writing the output failed: %s\n", program, strerror(failed));
+    else   // an earlier flush failed; errno has moved on since
+        fprintf(stderr, "%s: error: writing the output failed (a full disk?)\n", program);
+    _exit(1);
+}
+
+void util_set_program(const char *name) {
+    static bool registered;
+    program = name;
+    if (!registered) atexit(check_stdout);
+    registered = true;
+}
 const char *util_program(void) { return program; }
 
 // Outside a job (or before the communicator installs it): rank 0 of 1.
