@@ -45,6 +45,13 @@ for n in 1 2; do
     pass "verify_finds_damage_${n}_ranks"
   else fail "verify_finds_damage_${n}_ranks" "exit $rc: $out"; fi
 done
+# A checkpoint given to verify is no damaged shard: said so, exit 1.
+"$T" -c tiny --bench -l 16 -b 1 --steps 1 -i 1 -o "$TMP/vck" >/dev/null 2>&1
+out=$("$TOK" verify "$TMP/vck/step_0000001/checkpoint.h5" 2>&1); rc=$?
+if [ $rc -eq 1 ] && grep -q "^UNREADABLE .*checkpoint.h5" <<<"$out" && grep -q "has no /tokens dataset: not a token shard" <<<"$out" &&
+   grep -q "1 path not readable as token shards" <<<"$out" && ! grep -q "damaged" <<<"$out"; then
+  pass "verify of a checkpoint: not readable as a token shard, not 'damaged'"
+else fail "verify of a checkpoint" "exit $rc: $out"; fi
 # One epoch reads every window, so the damaged block too.
 expect_error train_stops_at_damage "tokens \[4096, 8192\) \(block 1\) do not match their SHA-256" \
   "${MPIRUN[@]}" -np 1 -wdir "$TMP/c" "$T" -c tiny -d data -l 32 -b 16 --seed 1 -e 1

@@ -124,6 +124,10 @@ expect_error "--offload of something else" "--offload: expected none or optimize
 # Counts whose sum wraps a 32-bit int (2·(2^31 − 1) + 5 = 3 layers) must not pass.
 expect_error "--pp-layers counts that overflow" "--pp-layers '2147483647,2147483647,5': expected 3 layer counts from 1 to 4" \
   "$T" -c tiny --describe --world-size 3 --pp 3 --pp-layers 2147483647,2147483647,5
+expect_error "--pp-layers with an empty item" "--pp-layers '2,,2': expected 2 layer counts from 1 to 4" \
+  "$T" -c tiny --describe --world-size 2 --pp 2 --pp-layers 2,,2
+expect_error "--data-mix with a trailing comma" "--data-mix 'c4=1,' has an empty item" \
+  "$T" -c tiny --bench --steps 1 -l 16 --data-mix c4=1,
 # Weights each finite whose sum is not: every source's share would be 0 (all from the first).
 mkdir -p "$TMP/two" && cp "$DATA"/*.h5 "$TMP/short"/*.h5 "$TMP/two/"
 expect_error "--data-mix weights whose sum overflows" "--data-mix: the weights' sum overflows" \

@@ -217,3 +217,8 @@ bool prefix_error(const char *what, bool ok, char *err, int len) {
     free(why);
     return false;
 }
+
+bool list_has_empty_item(const char *list) {
+    size_t n = strlen(list);
+    return n > 0 && (list[0] == ',' || list[n - 1] == ',' || strstr(list, ",,") != NULL);
+}

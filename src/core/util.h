@@ -54,6 +54,9 @@ char *xstrdup(const char *s);
 bool parse_int64(const char *s, int64_t *out);
 bool parse_int(const char *s, int *out);
 bool parse_double(const char *s, double *out);
+// Whether a comma-separated list has an empty item ("2,,2", "2,", ",2"),
+// which splitting with strtok would pass over without a word.
+bool list_has_empty_item(const char *list);
 
 double now_seconds(void);    // monotonic clock
 // Human-readable byte count into buf ("1.50 GiB").

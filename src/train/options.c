@@ -238,6 +238,11 @@ bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err
 
 // --data-mix names each source once ("c4=1,c4=5" would keep only the last).
 static bool check_data_mix(const char *mix, char *err, int err_len) {
+    if (list_has_empty_item(mix)) {
+        snprintf(err, err_len, "--data-mix '%s' has an empty item (a comma too many); give "
+                 "source=weight,... with one comma between items", mix);
+        return false;
+    }
     char buf[sizeof ((TrainOptions *)0)->data_mix];
     snprintf(buf, sizeof buf, "%s", mix);
     const char *names[sizeof buf / 2];
