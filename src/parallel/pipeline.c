@@ -29,7 +29,7 @@ bool pipeline_split_layers(const char *spec, int n_layers, int pp, int vpp, int 
     bool empty_item = list_has_empty_item(spec);
     for (char *save, *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         int v;
-        if (n == pp || !parse_int(item, &v) || v < 1 || v > n_layers || empty_item) {   // (no sum overflow)   // (no sum overflow)
+        if (n == pp || !parse_int(item, &v) || v < 1 || v > n_layers || empty_item) {   // (no sum overflow)
             snprintf(err, err_len, "--pp-layers '%s': expected %d layer counts from 1 to %d, one "
                      "per pipeline stage%s", spec, pp, n_layers,
                      vpp > 1 ? "'s model chunk (pp · vpp)" : "");
