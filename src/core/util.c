@@ -1,5 +1,6 @@
 #include "core/util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <openssl/evp.h>
@@ -145,8 +146,16 @@ char *xstrdup(const char *s) {
     return d;
 }
 
+// A number as a person writes it: no leading space (strtoll and strtod skip
+// it) and, for decimals, no hexadecimal ("0x1p3", which strtod reads).
+static bool plain_number(const char *s, bool decimal) {
+    if (!s || !*s || isspace((unsigned char)*s)) return false;
+    if (*s == '+' || *s == '-') s++;
+    return !decimal || !(s[0] == '0' && (s[1] == 'x' || s[1] == 'X'));
+}
+
 bool parse_int64(const char *s, int64_t *out) {
-    if (!s || !*s) return false;
+    if (!plain_number(s, false)) return false;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
@@ -163,7 +172,7 @@ bool parse_int(const char *s, int *out) {
 }
 
 bool parse_double(const char *s, double *out) {
-    if (!s || !*s) return false;
+    if (!plain_number(s, true)) return false;
     char *end;
     errno = 0;
     double v = strtod(s, &end);   // ERANGE with a finite value: an underflow, kept (1e-320)

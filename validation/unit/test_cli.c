@@ -328,6 +328,10 @@ static void test_parse_numbers(void) {
     int64_t v = 0;
     CHECK(parse_int64("-9223372036854775808", &v) && v == INT64_MIN, "INT64_MIN: %lld", (long long)v);
     CHECK(!parse_int64("9223372036854775808", &v) && !parse_int64("12 ", &v), "overflow, trailing space");
+    CHECK(!parse_int64(" 12", &v) && !parse_double(" 1", &d) && !parse_double("\t1", &d),
+          "leading space refused");
+    CHECK(!parse_double("0x1p3", &d) && !parse_double("-0X10", &d) && parse_double("-0.5", &d) &&
+          d == -0.5 && parse_double("+2", &d) && d == 2, "hexadecimal refused, signs kept");
     check_end();
 }
 
