@@ -194,4 +194,7 @@ lr_schedule_check linear "5.000e-04 1.000e-03 1.000e-03 8.750e-04 7.500e-04 6.25
 lr_schedule_check wsd "5.000e-04 1.000e-03 1.000e-03 1.000e-03 1.000e-03 7.500e-04 5.000e-04 " \
   --lr-decay-steps 6 --lr-wsd-decay-steps 2
 lr_schedule_check constant "5.000e-04 1.000e-03 1.000e-03 1.000e-03 1.000e-03 1.000e-03 1.000e-03 "
+# A run that ends inside its warm-up (the default decay end is then the warm-up's).
+lr_schedule_check cosine "1.000e-04 2.000e-04 3.000e-04 4.000e-04 5.000e-04 6.000e-04 7.000e-04 " \
+  --warmup-steps 10
 finish

@@ -142,7 +142,9 @@ static bool check_interleaving(const TrainOptions *o, char *err, int err_len) {
 LrSchedule trainer_lr_schedule(const TrainOptions *o, int64_t total_steps) {
     return (LrSchedule){.lr = o->lr, .min_lr_ratio = o->min_lr_ratio,
                         .warmup_steps = o->warmup_steps,
-                        .decay_end = o->lr_decay_steps > 0 ? o->lr_decay_steps : total_steps,
+                        // default: the run's end (a run inside its warm-up never decays)
+                        .decay_end = o->lr_decay_steps > 0 ? o->lr_decay_steps
+                                     : total_steps > o->warmup_steps ? total_steps : o->warmup_steps,
                         .style = o->lr_decay_style, .wsd_decay_steps = o->lr_wsd_decay_steps};
 }
 
