@@ -13,6 +13,14 @@ expect_error "malformed number" "--lr: expected a number, got '1e-3x'" "$T" "${D
 expect_error "malformed integer" "--batch-size: expected an integer, got 'four'" "$T" "${D[@]}" -b four
 expect_error "option without its value" "option '--steps' needs a value" "$T" --steps
 expect_error "unknown preset" "unknown preset 'llama9'" "$T" -c llama9 "${D[@]}"
+# One shard under two names (a link) or a copy: every epoch would read it twice.
+mkdir -p "$TMP/twice" "$TMP/copies"
+cp "$DATA"/*.h5 "$TMP/twice/" && ln -s wikipedia_sample.train.h5 "$TMP/twice/again.train.h5"
+cp "$DATA"/*.h5 "$TMP/copies/" && cp "$DATA/wikipedia_sample.train.h5" "$TMP/copies/copy.train.h5"
+expect_error "a shard linked under a second name" "again.train.h5 and .*wikipedia_sample.train.h5 are one file under two names: every epoch would read its tokens twice" \
+  "$T" -d "$TMP/twice" -l 32 --steps 1
+expect_error "a copy of a shard" "copy.train.h5 and .*wikipedia_sample.train.h5 are copies of one shard" \
+  "$T" -d "$TMP/copies" -l 32 --steps 1
 # The learning-rate schedule and AdamW's settings.
 expect_error "--adam-beta2 1" "--adam-beta1 and --adam-beta2 must be in \[0, 1\)" "$T" "${D[@]}" --adam-beta2 1
 expect_error "--adam-eps 0" "--adam-eps must be positive" "$T" "${D[@]}" --adam-eps 0

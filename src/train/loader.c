@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -86,6 +87,31 @@ static bool same_tokens(const Shard *a, const Shard *b, char *err, int err_len) 
                  (long long)x->eos_id, (long long)x->bos_id);
     else return true;
     return false;
+}
+
+// No two files of the split hold the same tokens: one file under two names
+// (a link) or a copy would be read twice in every epoch.  Copies are known by
+// their checksum table's root (shards without one are not compared).
+static bool check_distinct(const Loader *l, char *err, int err_len) {
+    struct stat *st = xcalloc((size_t)l->n_files, sizeof *st);
+    bool ok = true;
+    for (int i = 0; i < l->n_files; i++)
+        if (stat(l->files[i].shard.path, &st[i]) != 0) memset(&st[i], 0, sizeof st[i]);
+    for (int i = 0; ok && i < l->n_files; i++)
+        for (int j = i + 1; ok && j < l->n_files; j++) {
+            const ShardInfo *a = &l->files[i].shard.info, *b = &l->files[j].shard.info;
+            bool same_file = st[i].st_ino && st[i].st_dev == st[j].st_dev && st[i].st_ino == st[j].st_ino;
+            bool copy = a->token_sha256_root[0] && strcmp(a->token_sha256_root, b->token_sha256_root) == 0;
+            if (!same_file && !copy) continue;
+            snprintf(err, err_len, "%s and %s are %s: every epoch would read its tokens twice; "
+                     "leave one out (--data-mix weights sources, if that was the aim)",
+                     l->files[i].shard.path, l->files[j].shard.path,
+                     same_file ? "one file under two names" : "copies of one shard (the same "
+                     "token checksums)");
+            ok = false;
+        }
+    free(st);
+    return ok;
 }
 
 static bool check_tokenizers(Loader *l, char *err, int err_len) {
@@ -197,7 +223,7 @@ Loader *loader_open(const LoaderConfig *c, char *err, int err_len) {
         snprintf(err, err_len, "dataset '%s' has no %s shards", c->path, c->split);
         ok = false;
     }
-    ok = ok && check_tokenizers(l, err, err_len);
+    ok = ok && check_tokenizers(l, err, err_len) && check_distinct(l, err, err_len);
     if (ok) group_sources(l);
     if (ok && l->mixed) ok = parse_mix(l, c->data_mix, err, err_len);
     ok = ok && check_sizes(l, c, err, err_len);
