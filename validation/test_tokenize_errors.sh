@@ -26,6 +26,13 @@ no_shards() {  # no_shards NAME DIR: a failed run left nothing behind (no stagin
 
 notjson=$(fixture notjson.jsonl 'this is not json')
 expect_error bad_json "notjson.jsonl:31: not valid JSON" "${ENC[@]}" --input "$notjson" --output "$TMP/o1"
+# A special token whose text is a vocabulary string would take that string's place:
+# "café" encoded é as the special token, which decodes to a lone byte 0xE9.
+expect_error special_is_a_byte_symbol "--special 'é' is the byte-level vocabulary's symbol for byte 0xE9" \
+  "$TOK" train --vocab-size 300 --special 'é' --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" --output "$TMP/sp.json"
+expect_error special_is_a_learned_token 'special token "Ġthe" is also the string of a learned token' \
+  "$TOK" train --vocab-size 400 --special 'Ġthe' --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" --output "$TMP/sp.json"
+[ -e "$TMP/sp.json" ] && fail special_refused_writes_nothing "$TMP/sp.json exists" || pass special_refused_writes_nothing
 no_shards bad_json_no_shard "$TMP/o1"
 # On 2 ranks the bad line is in rank 1's half: still its file and line, every rank ends.
 expect_error bad_json_2_ranks "notjson.jsonl:31: not valid JSON" "${MPI2[@]}" "$TOK" encode \

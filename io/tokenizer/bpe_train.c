@@ -318,8 +318,8 @@ static json_t *token_string(const BpeVocab *v, int id) {
     return j;
 }
 
-// The model part; special tokens get the ids after the merges, or the id of
-// an identical vocabulary token.  Their ids go to special_ids.
+// The model part; special tokens get the ids after the merges (none is a
+// vocabulary string: bpe_train_write checks).  Their ids go to special_ids.
 static json_t *model_part(const BpeVocab *v, char **specials, int n_specials, int *special_ids) {
     json_t *vocab = json_object(), *merges = json_array();
     for (int id = 0; id < v->n_tokens; id++) {
@@ -329,9 +329,8 @@ static json_t *model_part(const BpeVocab *v, char **specials, int n_specials, in
     }
     int next = v->n_tokens;
     for (int i = 0; i < n_specials; i++) {
-        json_t *have = json_object_get(vocab, specials[i]);
-        special_ids[i] = have ? (int)json_integer_value(have) : next++;
-        if (!have) json_object_set_new(vocab, specials[i], json_integer(special_ids[i]));
+        special_ids[i] = next++;
+        json_object_set_new(vocab, specials[i], json_integer(special_ids[i]));
     }
     for (int m = 0; m < v->n_merges; m++) {
         json_t *a = token_string(v, v->merges[m][0]), *b = token_string(v, v->merges[m][1]);
@@ -363,6 +362,26 @@ static json_t *tokenizer_json(const BpeVocab *v, char **specials, int n_specials
                      "model", model);
 }
 
+int bpe_train_vocab_id(const BpeVocab *v, const char *text) {
+    int found = -1;
+    for (int id = 0; id < v->n_tokens && found < 0; id++) {
+        json_t *s = token_string(v, id);
+        if (strcmp(json_string_value(s), text) == 0) found = id;
+        json_decref(s);
+    }
+    return found;
+}
+
+int bpe_train_byte_symbol(const char *text) {
+    for (int b = 0; b < 256; b++) {
+        unsigned char byte = (unsigned char)b;
+        char s[8];
+        s[byte_level_encode(&byte, 1, s)] = 0;
+        if (strcmp(s, text) == 0) return b;
+    }
+    return -1;
+}
+
 bool bpe_train_write(const BpeVocab *v, char **specials, int n_specials, const char *path,
                      char *err, int err_len) {
     for (int i = 0; i < n_specials; i++) {
@@ -372,6 +391,13 @@ bool bpe_train_write(const BpeVocab *v, char **specials, int n_specials, const c
             return false;
         }
         json_decref(s);
+        int id = bpe_train_vocab_id(v, specials[i]);
+        if (id >= 0) {   // the text's own token would be taken over by the special one
+            snprintf(err, err_len, "special token \"%s\" is also the string of a learned token "
+                     "(id %d): text holding it would encode differently; choose a special string "
+                     "that is not (e.g. <|%s|>)", specials[i], id, specials[i]);
+            return false;
+        }
     }
     json_t *root = tokenizer_json(v, specials, n_specials);
     char tmp[4096];

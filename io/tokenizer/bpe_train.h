@@ -42,7 +42,13 @@ typedef struct {
 // Learns up to n_merges merges.  Fewer when the words run out of pairs.
 void bpe_train_learn(const WordCounts *w, int n_merges, BpeVocab *out);
 void bpe_vocab_free(BpeVocab *v);
+// The id of the vocabulary token whose (byte-level) string is text, or -1.
+int bpe_train_vocab_id(const BpeVocab *v, const char *text);
+// The byte whose byte-level symbol is text ("é" is byte 0xE9's), or -1.
+int bpe_train_byte_symbol(const char *text);
 // Writes the tokenizer.json (via a temporary name, renamed when complete).
+// False when a special token's text is a vocabulary string: text holding it
+// would then encode as the special token.
 bool bpe_train_write(const BpeVocab *v, char **specials, int n_specials, const char *path,
                      char *err, int err_len);
 
