@@ -33,6 +33,11 @@ expect_error special_is_a_byte_symbol "--special 'é' is the byte-level vocabula
 expect_error special_is_a_learned_token 'special token "Ġthe" is also the string of a learned token' \
   "$TOK" train --vocab-size 400 --special 'Ġthe' --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" --output "$TMP/sp.json"
 [ -e "$TMP/sp.json" ] && fail special_refused_writes_nothing "$TMP/sp.json exists" || pass special_refused_writes_nothing
+# An added token whose text the vocabulary holds under another id: Hugging Face
+# keeps the vocabulary's; the file is refused rather than followed one way.
+sed '0,/"id": 8191,/s//"id": 100,/' "$ROOT/inputs/tokenizer.json" >"$TMP/tk100.json"
+expect_error added_token_id_disagrees 'added token 0 "<\|endoftext\|>" has id 100, but the vocabulary gives that text id 8191' \
+  "${ENC[@]}" --tokenizer "$TMP/tk100.json" --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" --output "$TMP/o100"
 no_shards bad_json_no_shard "$TMP/o1"
 # On 2 ranks the bad line is in rank 1's half: still its file and line, every rank ends.
 expect_error bad_json_2_ranks "notjson.jsonl:31: not valid JSON" "${MPI2[@]}" "$TOK" encode \
@@ -107,7 +112,7 @@ expect_error unknown_eos "eos <\|nope\|>: no such token" "$TOK" encode --tokeniz
 no_shards bad_tokenizer_no_shard "$TMP/o10"
 
 # A tokenizer id far beyond its vocabulary (issue 11, case 15: encode took all memory).
-sed 's/"<|endoftext|>": *[0-9]*/"<|endoftext|>": 1000000000/' inputs/tokenizer.json >"$TMP/hugeid.json"
+sed 's/"<|endoftext|>": *[0-9]*/"<|endoftext|>": 1000000000/; 0,/"id": 8191,/s//"id": 1000000000,/' inputs/tokenizer.json >"$TMP/hugeid.json"
 if grep -q '1000000000' "$TMP/hugeid.json"; then
   expect_error tokenizer_id_far_beyond_vocab 'hugeid.json: token id 1000000000 is out of range: the vocab and added_tokens hold [0-9]+ tokens' \
     "${ENC[@]}" --tokenizer "$TMP/hugeid.json" --input "$f" --output "$TMP/o11"

@@ -220,6 +220,15 @@ static bool load_added_tokens(Tokenizer *t, const json_t *list, char *why, int w
             snprintf(why, why_len, "added token %zu has no id or content", i);
             return false;
         }
+        int32_t in_vocab = vocab_id(t, json_string_value(content), json_string_length(content));
+        if (in_vocab >= 0 && in_vocab != json_integer_value(id)) {
+            // Hugging Face keeps the vocabulary's id and warns; the shards would follow
+            // one and the model's embedding rows the other.  A file to fix.
+            snprintf(why, why_len, "added token %zu \"%s\" has id %lld, but the vocabulary gives "
+                     "that text id %d: one of the two ids is wrong; fix the file", i,
+                     json_string_value(content), (long long)json_integer_value(id), in_vocab);
+            return false;
+        }
         AddedToken a = {(char *)json_string_value(content), json_string_length(content),
                         (int32_t)json_integer_value(id),
                         json_is_true(json_object_get(o, "single_word")),
