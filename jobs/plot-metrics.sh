@@ -7,10 +7,10 @@ log=${1:?metrics.jsonl}; out=${2:-${1%.jsonl}.png}
 command -v gnuplot >/dev/null || { echo "plot-metrics: gnuplot is missing (apt-get install gnuplot-nox)" >&2; exit 1; }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 val() { grep -o "\"$1\": [^,}]*" | cut -d' ' -f2; }
-grep '"loss"' "$log" | while read -r line; do
+{ grep '"loss"' "$log" || true; } | while read -r line; do   # none: said below
   echo "$(echo "$line" | val step) $(echo "$line" | val loss) $(echo "$line" | val tokens_per_s)"
 done >"$tmp/train.dat"
-grep '"eval_loss"' "$log" | while read -r line; do
+{ grep '"eval_loss"' "$log" || true; } | while read -r line; do   # a run without evaluations
   echo "$(echo "$line" | val step) $(echo "$line" | val eval_loss)"
 done >"$tmp/eval.dat"
 [ -s "$tmp/train.dat" ] || { echo "plot-metrics: $log has no training steps" >&2; exit 1; }

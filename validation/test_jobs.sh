@@ -30,6 +30,31 @@ else
   kill -9 $pid 2>/dev/null; fail "pretrain.sh TERM" "the run did not reach step 5: $(tail -3 "$TMP/stop.out")"
 fi
 
+# Ctrl-C: the terminal sends SIGINT to the whole foreground process group, the
+# script and mpirun alike; mpirun began its abort and the ranks never saved.
+# With job control on (set -m) the launcher gets a process group of its own and
+# SIGINT as a terminal's foreground job has it (a plain background job of a
+# script ignores it, and bash cannot trap a signal ignored at its start); the
+# group gets the SIGINT.
+set -m
+HOSTFILE=$TMP/hosts BUILD=$BUILD bash jobs/mpirun/pretrain.sh -c tiny --bench -l 32 -b 2 --steps 100000 \
+  -o "$TMP/ctrlc" -i 100000 --log "$TMP/ctrlc.jsonl" >"$TMP/ctrlc.out" 2>&1 &
+pid=$!
+set +m
+if wait_for '"step": 5,' "$TMP/ctrlc.jsonl" 60; then
+  kill -INT -- -"$pid"
+  deadline=$(($(date +%s) + 120))   # the old launcher waited out mpirun's 600 s grace
+  while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null && { kill -9 -- -"$pid"; pkill -9 -f "$TMP/ctrlc" 2>/dev/null; }
+  wait $pid; rc=$?
+  stopped=$(grep -o "stopped at step [0-9]*" "$TMP/ctrlc.out" | grep -o "[0-9]*$")
+  if [ $rc -eq 0 ] && [ -n "$stopped" ] && [ -f "$TMP/ctrlc/step_$(printf %07d "$stopped")/checkpoint.h5" ]; then
+    pass "Ctrl-C (SIGINT to the launcher's process group): the ranks saved step $stopped and exited 0"
+  else fail "pretrain.sh Ctrl-C" "exit $rc, stopped at '$stopped': $(tail -3 "$TMP/ctrlc.out")"; fi
+else
+  kill -9 -- -"$pid" 2>/dev/null; fail "pretrain.sh Ctrl-C" "the run did not reach step 5: $(tail -3 "$TMP/ctrlc.out")"
+fi
+
 export BUILD PRESET=tiny BATCH=4 SEQ=32 STEPS=4 WARMUP=1
 if OUT=$TMP/scaling SWEEP="1:1:1 2:1:1 2:2:1 2:1:2" bash jobs/scaling.sh --peak-tflops 1 >"$TMP/scaling.out" 2>&1; then
   rows=$(($(wc -l <"$TMP/scaling/scaling.csv") - 1))
@@ -48,6 +73,9 @@ else fail "benchmark driver" "$(cat "$TMP/bench.csv" "$TMP/bench.out" | tail -4)
 
 "$BIN/llama-train" -c tiny --bench -l 16 --steps 6 --peak-tflops 1 --log "$TMP/m.jsonl" >/dev/null 2>&1
 echo '{"step": 6, "eval_loss": 5.5}' >>"$TMP/m.jsonl"
+grep -v eval_loss "$TMP/m.jsonl" >"$TMP/noeval.jsonl"
 bash jobs/plot-metrics.sh "$TMP/m.jsonl" "$TMP/m.png" >/dev/null 2>&1 && [ -s "$TMP/m.png" ] \
   && pass "metrics plot (loss, held-out loss, throughput)" || fail "metrics plot" "no PNG"
+bash jobs/plot-metrics.sh "$TMP/noeval.jsonl" "$TMP/noeval.png" >/dev/null 2>&1 && [ -s "$TMP/noeval.png" ] \
+  && pass "metrics plot of a run without evaluations" || fail "metrics plot without evaluations" "no PNG"
 finish

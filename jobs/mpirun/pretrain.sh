@@ -13,7 +13,9 @@
 # sends mpirun SIGUSR1, which Open MPI forwards to the ranks; SIGTERM or SIGINT
 # to mpirun itself would give them only odls_base_sigkill_timeout (1 s by
 # default; raised to KILL_GRACE, default 600 s, here) and stop relaying their
-# output meanwhile.  A second TERM/INT stops mpirun outright.
+# output meanwhile; so mpirun runs in a session of its own (setsid), where a
+# terminal's Ctrl-C (SIGINT to the whole foreground process group) does not
+# reach it.  A second TERM/INT stops mpirun outright; a hang-up counts as TERM.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -28,7 +30,9 @@ mpi=(mpirun --hostfile "$HOSTFILE" -np "$NP" --map-by "ppr:$GPUS_PER_NODE:node" 
 [ -n "${MPIRUN_EXTRA:-}" ] && mpi+=($MPIRUN_EXTRA)
 mpi+=(--mca odls_base_sigkill_timeout "${KILL_GRACE:-600}")
 echo "llama-train on $NODES nodes × $GPUS_PER_NODE ranks ($NP) from $HOSTFILE"
-"${mpi[@]}" "$BUILD/llama-train" "$@" &
+own_session=()
+command -v setsid >/dev/null && own_session=(setsid)   # a background job: setsid does not fork
+"${own_session[@]}" "${mpi[@]}" "$BUILD/llama-train" "$@" &
 pid=$!
 stops=0
 stop() {
@@ -38,6 +42,6 @@ stop() {
     kill -USR1 "$pid" 2>/dev/null || true
   else kill -TERM "$pid" 2>/dev/null || true; fi
 }
-trap stop TERM INT
+trap stop TERM INT HUP
 while kill -0 "$pid" 2>/dev/null; do wait "$pid" || true; done   # a trapped signal ends a wait early
 wait "$pid"   # mpirun's exit status (bash keeps it)
