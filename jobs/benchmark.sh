@@ -10,9 +10,13 @@
 # Settings (environment): PRESET, RANKS (default tp·pp), TP, PP, ZERO, BATCH
 # (micro-batch), ACCUM (micro-batches per step), SEQ, RECOMPUTE=1, DEVICE
 # (cpu|cuda), PRECISION (fp32|bf16), STEPS (10), WARMUP (2), CSV
-# (runs/bench.csv), LAUNCH (srun inside a Slurm job, else mpirun; HOSTFILE
-# for mpirun across nodes).  Extra arguments go to llama-train.
+# (runs/bench.csv in the repository; a relative CSV given is taken from the
+# folder the script is called from), LAUNCH (srun inside a Slurm job, else
+# mpirun; HOSTFILE for mpirun across nodes).  Extra arguments go to
+# llama-train, which runs in the repository root (relative paths in them are
+# taken from there).
 set -euo pipefail
+[ -n "${CSV:-}" ] && [ "${CSV#/}" = "$CSV" ] && CSV=$PWD/$CSV
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PRESET=${PRESET:-small} TP=${TP:-1} PP=${PP:-1} ZERO=${ZERO:-0}

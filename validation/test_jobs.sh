@@ -70,6 +70,9 @@ if [ "$(wc -l <"$TMP/bench.csv")" = 3 ] && grep -q "samples/s .* tokens/s .* TFL
    && tail -1 "$TMP/bench.csv" | grep -q ",tiny,1,1,1,1,0,4,1,32,1,cpu,fp32,"; then
   pass "benchmark driver: figures printed, one CSV row per run"
 else fail "benchmark driver" "$(cat "$TMP/bench.csv" "$TMP/bench.out" | tail -4)"; fi
+(cd "$TMP" && CSV=rel.csv RANKS=1 bash "$ROOT/jobs/benchmark.sh" >"$TMP/rel.out" 2>&1)
+[ -s "$TMP/rel.csv" ] && [ ! -e "$ROOT/rel.csv" ] && pass "benchmark driver: a relative CSV is taken from the caller's folder" ||
+  { rm -f "$ROOT/rel.csv"; fail "benchmark driver relative CSV" "$(tail -2 "$TMP/rel.out")"; }
 
 "$BIN/llama-train" -c tiny --bench -l 16 --steps 6 --peak-tflops 1 --log "$TMP/m.jsonl" >/dev/null 2>&1
 echo '{"step": 6, "eval_loss": 5.5}' >>"$TMP/m.jsonl"

@@ -33,6 +33,15 @@ expect_error special_is_a_byte_symbol "--special 'é' is the byte-level vocabula
 expect_error special_is_a_learned_token 'special token "Ġthe" is also the string of a learned token' \
   "$TOK" train --vocab-size 400 --special 'Ġthe' --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" --output "$TMP/sp.json"
 [ -e "$TMP/sp.json" ] && fail special_refused_writes_nothing "$TMP/sp.json exists" || pass special_refused_writes_nothing
+: >"$TMP/empty.jsonl"
+printf '\xef\xbb\xbf{"text":"hi"}\n' >"$TMP/bom.jsonl"
+expect_error corpus_line_with_bom "bom.jsonl:1: the line starts with a byte order mark \(U\+FEFF, bytes EF BB BF\)" \
+  "${ENC[@]}" --input "$TMP/bom.jsonl" --output "$TMP/obom"
+: >"$TMP/empty.jsonl.zst"
+expect_error empty_zst "empty.jsonl.zst is empty \(0 bytes\): no zstd data" \
+  "${ENC[@]}" --input "$TMP/empty.jsonl.zst" --output "$TMP/oezst"
+expect_error bench_of_no_documents "the corpus holds no documents \(0 records, 0 bad, 0 empty\): nothing to time" \
+  "$TOK" bench --tokenizer bytes --input "$TMP/empty.jsonl"
 # An added token whose text the vocabulary holds under another id: Hugging Face
 # keeps the vocabulary's; the file is refused rather than followed one way.
 sed '0,/"id": 8191,/s//"id": 100,/' "$ROOT/inputs/tokenizer.json" >"$TMP/tk100.json"

@@ -23,6 +23,7 @@ struct JsonlReader {
     char *zbuf;
     size_t zlast;        // last ZSTD_decompressStream result: 0 = between frames
     bool in_eof;         // the underlying file is exhausted
+    uint64_t zbytes;     // compressed bytes read so far
     bool eof;            // no more decompressed bytes
     char *buf;           // unread bytes are buf[lo, hi)
     size_t cap, lo, hi, scanned;
@@ -75,6 +76,7 @@ static int64_t zst_read(JsonlReader *r, char *dst, size_t cap, char *err, int er
                     return -1;
                 }
                 r->in_eof = n == 0;
+                r->zbytes += n;
                 r->zin = (ZSTD_inBuffer){r->zbuf, n, 0};
             }
             if (r->zin.pos == r->zin.size && r->zlast == 0) break;  // clean end between frames
@@ -88,6 +90,11 @@ static int64_t zst_read(JsonlReader *r, char *dst, size_t cap, char *err, int er
         }
         r->zlast = ret;
         if (out.pos == 0 && r->in_eof && r->zin.pos == in_before) break;  // no progress
+    }
+    if (out.pos == 0 && r->zlast != 0 && r->zbytes == 0) {
+        snprintf(err, err_len, "%s is empty (0 bytes): no zstd data; compress the corpus file "
+                 "again, or leave it out", r->path);
+        return -1;
     }
     if (out.pos == 0 && r->zlast != 0) {
         snprintf(err, err_len, "%s: truncated zstd file (it ends inside a compressed frame); "
@@ -229,6 +236,9 @@ static bool parse_record(JsonlReader *r, const char *line, size_t len, char *why
         if (bad >= 0)
             snprintf(why, why_len, "invalid UTF-8 (byte 0x%02x at byte %lld of the line); the "
                      "corpus must be UTF-8", (unsigned char)line[bad], (long long)bad + 1);
+        else if (len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)   // invisible in the message
+            snprintf(why, why_len, "the line starts with a byte order mark (U+FEFF, bytes EF BB "
+                     "BF), which JSON Lines does not allow; save the file as UTF-8 without BOM");
         else
             snprintf(why, why_len, "not valid JSON (%s, column %d)", e.text, e.column);
         return false;

@@ -77,7 +77,7 @@ static const CliOption options[] = {
     {"val-fraction", 0, NUM(CLI_DOUBLE, val_fraction), "encode: the share of documents held out "
      "for validation, chosen by a hash of the document's text and --seed (default 0.01; 0: no "
      "validation shards)", .arg = "F", .bounds = CLI_BELOW, .min = 0, .max = 1},
-    {"seed", 0, NUM(CLI_INT64, seed), "encode: the seed of that choice (default 0)"},
+    {"seed", 0, NUM(CLI_UINT64, seed), "encode: the seed of that choice (default 0)"},
     {"text-key", 0, STR(text_key), "the JSON field holding the document (default text)",
      .arg = "KEY"},
     {"eos", 0, STR(eos), "the end-of-text token after each document (default: the tokenizer's "

@@ -80,7 +80,7 @@ static void expected(const CliOption *o, char *out, size_t len) {
     switch (o->kind) {
     case CLI_INT:
     case CLI_INT64: snprintf(out, len, "an integer%s", b); break;
-    case CLI_UINT64: snprintf(out, len, "a non-negative integer%s", b); break;
+    case CLI_UINT64: snprintf(out, len, "an integer from 0 to 2^63-1%s", b); break;
     case CLI_DOUBLE: snprintf(out, len, "a number%s", b); break;
     case CLI_FLAG: snprintf(out, len, "true or false"); break;
     case CLI_CHOICE: list_names(o->names, ", ", " or ", out, len); break;

@@ -24,7 +24,7 @@ typedef struct {
     const char *text_key;     // --text-key
     const char *eos;          // --eos TOKEN
     double val_fraction;      // --val-fraction
-    int64_t seed;             // --seed
+    uint64_t seed;            // --seed
     bool skip_bad;            // --skip-bad
     bool overwrite;           // --overwrite (encode: delete the output folder's shards)
     int64_t max_record_bytes; // --max-record-bytes

@@ -38,6 +38,9 @@ void tokenize_bench(const TokenizeOptions *o) {
     Texts t = {0};
     JsonlCounts k;
     corpus_walk(&c, &jo, 0, keep_text, &t, &k);
+    if (t.n == 0)   // nothing to time: a rate of 0 would read as a measurement
+        fatal("the corpus holds no documents (%lld records, %lld bad, %lld empty): nothing to "
+              "time", (long long)k.records, (long long)k.bad, (long long)k.empty);
     TokenIds ids = {0};
     double t0 = now_seconds(), secs = 0;
     int64_t rounds = 0, tokens = 0;

@@ -61,7 +61,7 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     else if (o->bench_warmup < 0) bad = "--bench-warmup must not be negative";
     else if (o->profile_step < 0) bad = "--profile-step must not be negative";
     else if (!(o->hang_timeout >= 0 && o->hang_timeout < 1e9))
-        bad = "--hang-timeout must be a number of seconds >= 0 (0 disables the watchdog)";
+        bad = "--hang-timeout must be a number of seconds from 0 (disables the watchdog) to below 1e9";
     else if (!(o->spike_threshold >= 0))
         bad = "--spike-threshold must be a non-negative number (0 disables spike detection)";
     else if (o->max_bad_steps < 0)

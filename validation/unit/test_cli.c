@@ -135,7 +135,7 @@ static void test_bad_values(void) {
         "--num 0", "--num: expected an integer >= 1, got '0'",
         "--num 3000000000", "--num: expected an integer >= 1, got '3000000000'",
         "--big 1.5", "--big: expected an integer, got '1.5'",
-        "--seed -1", "--seed: expected a non-negative integer, got '-1'",
+        "--seed -1", "--seed: expected an integer from 0 to 2^63-1, got '-1'",
         "--frac 1", "--frac: expected a number in [0, 1), got '1'",
         "--frac nan", "--frac: expected a number in [0, 1), got 'nan'",
         "--frac 0.5x", "--frac: expected a number in [0, 1), got '0.5x'",
