@@ -175,6 +175,19 @@ ckpt_usage "llama-ckpt with an option its command lacks" "error: info does not t
 if "$C" --help 2>/dev/null | grep -q "^usage:"; then pass "llama-ckpt --help: usage on stdout, exit 0"
 else fail "llama-ckpt --help" "no usage on stdout or a non-zero exit"; fi
 
+# ---- Ctrl-C (SIGINT) of a run: like SIGTERM, it saves and exits 0 ----
+"$T" -c tiny --bench -l 32 -b 2 --steps 1000000 -o "$TMP/ctrlc" --log "$TMP/ctrlc.jsonl" >"$TMP/ctrlc.out" 2>&1 &
+pid=$!
+if wait_for '"step": 3,' "$TMP/ctrlc.jsonl" 60; then
+  kill -INT $pid
+  wait $pid; rc=$?
+  stopped=$(grep -o "stopped at step [0-9]*" "$TMP/ctrlc.out" | grep -o "[0-9]*$")
+  if [ $rc -eq 0 ] && grep -q "received SIGINT (Ctrl-C): saving a checkpoint" "$TMP/ctrlc.out" &&
+     [ -n "$stopped" ] && [ -f "$TMP/ctrlc/step_$(printf %07d "$stopped")/checkpoint.h5" ] && [ ! -e "$TMP/ctrlc/lock" ]; then
+    pass "SIGINT (Ctrl-C): the step finished, step $stopped saved, the lock released, exit 0"
+  else fail "SIGINT" "exit $rc: $(tail -3 "$TMP/ctrlc.out")"; fi
+else kill -9 $pid 2>/dev/null; fail "SIGINT" "the run did not reach step 3"; fi
+
 # ---- the learning-rate schedule's styles, step by step ----
 # lr_schedule_check STYLE WANT OPTIONS...: the steps' learning rates (the step
 # lines' "lr" column) are WANT, worked out by hand from the definitions: warm-up

@@ -10,12 +10,18 @@
 
 static volatile sig_atomic_t received = 0;
 
-static void on_signal(int sig) { received = sig; }
+// A second Ctrl-C ends the process at once (the user does not want to wait
+// for the step and the save).
+static void on_signal(int sig) {
+    if (sig == SIGINT && received == SIGINT) _exit(128 + SIGINT);
+    received = sig;
+}
 
 static void preemption_signals(sigset_t *set) {
     sigemptyset(set);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGINT);
 }
 
 // The one thread of this process that takes the signals: it only waits.
@@ -41,6 +47,7 @@ void signals_install(void) {
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     static bool started = false;
     if (started) return;
     sigset_t set;
@@ -48,7 +55,8 @@ void signals_install(void) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     pthread_t t;
     if (pthread_create(&t, NULL, signal_thread, NULL) != 0)
-        fatal("cannot start the thread that takes SIGTERM and SIGUSR1 (pthread_create failed)");
+        fatal("cannot start the thread that takes SIGTERM, SIGUSR1 and SIGINT (pthread_create "
+              "failed)");
     pthread_detach(t);
     started = true;
 }

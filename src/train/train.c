@@ -1035,7 +1035,7 @@ static bool save_checked(Trainer *t) {
     return true;
 }
 
-// Whether any rank received SIGTERM or SIGUSR1 (collective).
+// Whether any rank received SIGTERM, SIGUSR1 or SIGINT (collective).
 static int signal_anywhere(const Trainer *t) {
     int sig = signals_pending();
     comm_allreduce(&t->grid.world, &sig, 1, DTYPE_I32, REDUCE_MAX);
@@ -1208,12 +1208,14 @@ static bool stop_needs_save(const Trainer *t) {
     return t->saved_step != t->step && (t->loaded || t->step > 0);
 }
 
-// True (on every rank) when any rank received SIGTERM or SIGUSR1.
+// True (on every rank) when any rank received SIGTERM, SIGUSR1 or SIGINT.
 static bool stop_requested(Trainer *t) {
     int sig = signal_anywhere(t);
-    if (sig) info("received %s: %s", sig == SIGTERM ? "SIGTERM" : "SIGUSR1",
+    if (sig) info("received %s: %s%s", sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1"
+                                        : "SIGINT (Ctrl-C)",
                   t->opt.save_dir[0] && stop_needs_save(t) ? "saving a checkpoint and exiting"
-                                                           : "exiting");
+                                                           : "exiting",
+                  sig == SIGINT ? " (Ctrl-C again to stop at once)" : "");
     t->stop_signal = sig;
     return sig != 0;
 }

@@ -2,11 +2,14 @@
 // SIGUSR1 have the handler, and the calling thread and a thread it starts
 // afterwards (as OpenMP and the BLAS start theirs) block them, so a signal
 // never interrupts the computation; one sent to the process is still taken
-// (by the signal thread) and reported by signals_pending.
+// (by the signal thread) and reported by signals_pending.  SIGINT (Ctrl-C)
+// likewise, and a second one ends the process.
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,7 +27,20 @@ static void *report_mask(void *out) {
     return NULL;
 }
 
-int main(void) {
+// The child of the SIGINT check: 130 when the second SIGINT ends it.
+static int sigint_child(void) {
+    signals_install();
+    kill(getpid(), SIGINT);
+    for (int i = 0; i < 10000 && signals_pending() != SIGINT; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    if (signals_pending() != SIGINT) return 3;
+    kill(getpid(), SIGINT);
+    for (int i = 0; i < 10000; i++) nanosleep(&(struct timespec){0, 1000000}, NULL);
+    return 4;   // still alive 10 s after the second
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--sigint-child") == 0) return sigint_child();
     check_begin("SIGTERM and SIGUSR1 handled, and blocked in the computing threads");
     signals_install();
     struct sigaction term, usr1;
@@ -47,6 +63,21 @@ int main(void) {
     for (int i = 0; i < 10000 && signals_pending() == 0; i++)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     CHECK(signals_pending() == SIGUSR1, "signals_pending() is %d, not SIGUSR1", signals_pending());
+    check_end();
+
+    // Ctrl-C: the first asks for a stop like SIGTERM, a second ends the process
+    // at once with 130.  In a child process, which the second one ends.
+    check_begin("SIGINT: the first is reported like SIGTERM, a second ends the process (exit 130)");
+    pid_t pid = fork();
+    if (pid == 0) {   // a fresh process (a fork has no signal thread): this test again
+        execl("/proc/self/exe", "test_signals", "--sigint-child", (char *)NULL);
+        _exit(5);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 130, "the child ended with status %d "
+          "(3: the first SIGINT not reported, 4: the second did not end it, 5: no exec)",
+          WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
     check_end();
     return check_exit_code();
 }
