@@ -33,6 +33,10 @@ expect_error special_is_a_byte_symbol "--special 'é' is the byte-level vocabula
 expect_error special_is_a_learned_token 'special token "Ġthe" is also the string of a learned token' \
   "$TOK" train --vocab-size 400 --special 'Ġthe' --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" --output "$TMP/sp.json"
 [ -e "$TMP/sp.json" ] && fail special_refused_writes_nothing "$TMP/sp.json exists" || pass special_refused_writes_nothing
+# --eos naming an ordinary token: allowed (the user's choice), with a warning.
+out=$("$TOK" encode --tokenizer "$ROOT/inputs/tokenizer.json" --eos the --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" \
+      --output "$TMP/oeos" --progress 0 2>&1) && grep -q "warning: --eos the is an ordinary token (id 791)" <<<"$out" &&
+  pass eos_ordinary_token_warned || fail eos_ordinary_token_warned "$out"
 : >"$TMP/empty.jsonl"
 printf '\xef\xbb\xbf{"text":"hi"}\n' >"$TMP/bom.jsonl"
 expect_error corpus_line_with_bom "bom.jsonl:1: the line starts with a byte order mark \(U\+FEFF, bytes EF BB BF\)" \

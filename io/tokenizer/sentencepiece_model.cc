@@ -204,8 +204,12 @@ extern "C" bool spm_train_bpe(const char *text, size_t len, int vocab_size, cons
         std::string model;
         auto st = spm::SentencePieceTrainer::Train(llama_bpe_spec(vocab_size), &lines, &model);
         if (st.ok()) return write_file(model, path, err, err_len);
-        set_err(err, err_len, std::string(path) + ": SentencePiece training failed: " +
-                st.ToString());
+        std::string why = st.ToString();
+        // The library's advice names its own flag, which llama-tokenize does not have.
+        if (why.find("Vocabulary size is smaller than required_chars") != std::string::npos)
+            why += " (llama-tokenize keeps character_coverage at 0.99995: give a --vocab-size of "
+                   "at least the second number above)";
+        set_err(err, err_len, std::string(path) + ": SentencePiece training failed: " + why);
     } catch (...) {
         set_err(err, err_len, std::string(path) + ": SentencePiece training failed: " +
                 what_of(std::current_exception()));

@@ -601,6 +601,11 @@ bool tokenizer_set_eos(Tokenizer *t, const char *token, char *err, int err_len) 
     return true;
 }
 
+bool tokenizer_is_special(const Tokenizer *t, const char *token) {
+    int i = added_tokens_find(&t->added, token, strlen(token));
+    return i >= 0 && t->added.tokens[i].special;
+}
+
 // ---- encode / decode ----------------------------------------------------------
 
 // Text between the added tokens with normalized=false, as tokenizers: it is

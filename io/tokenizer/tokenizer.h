@@ -46,6 +46,8 @@ int64_t tokenizer_bos_id(const Tokenizer *t);
 int64_t tokenizer_eos_id(const Tokenizer *t);
 // Chooses the end-of-text token by its text (a vocabulary or added token).
 bool tokenizer_set_eos(Tokenizer *t, const char *token, char *err, int err_len);
+// Whether token is a special added token (text never produces it by accident).
+bool tokenizer_is_special(const Tokenizer *t, const char *token);
 // The text of token id as the tokenizer's files name it (an added token's
 // content, a vocabulary entry, a SentencePiece piece: "<s>", not what it
 // decodes to), malloc'ed; NULL for none (and for the byte tokenizer).

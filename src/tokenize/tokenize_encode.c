@@ -264,6 +264,10 @@ static Tokenizer *load_tokenizer(const TokenizeOptions *o) {
         t = NULL;
     }
     agree_or_exit(t != NULL, err);
+    if (t && o->eos && !tokenizer_is_special(t, o->eos) && util_world_rank() == 0)
+        warn("--eos %s is an ordinary token (id %lld), which text produces too: the model cannot "
+             "tell a document's end from it; a special token (added_tokens, \"special\": true) "
+             "is the usual separator", o->eos, (long long)tokenizer_eos_id(t));
     if (tokenizer_eos_id(t) < 0 && strcmp(o->tokenizer, "bytes") != 0 && util_world_rank() == 0)
         warn("%s names no end-of-text token: documents are not separated (use --eos TOKEN)",
              o->tokenizer);
