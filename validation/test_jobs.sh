@@ -55,6 +55,26 @@ else
   kill -9 -- -"$pid" 2>/dev/null; fail "pretrain.sh Ctrl-C" "the run did not reach step 5: $(tail -3 "$TMP/ctrlc.out")"
 fi
 
+# A hang-up (the terminal closed): HUP to the launcher, whose stderr is gone
+# (here /dev/full: writing the note fails, which ended the script under set -e
+# before it told mpirun, and mpirun, in its own session, trained on alone).
+HOSTFILE=$TMP/hosts BUILD=$BUILD bash jobs/mpirun/pretrain.sh -c tiny --bench -l 32 -b 2 --steps 100000 \
+  -o "$TMP/hup" -i 100000 --log "$TMP/hup.jsonl" >"$TMP/hup.out" 2>/dev/full &
+pid=$!
+if wait_for '"step": 5,' "$TMP/hup.jsonl" 60; then
+  kill -HUP $pid
+  deadline=$(($(date +%s) + 120))
+  while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+  sleep 1; left=$(pgrep -f -- "-o $TMP/hup" | wc -l)
+  [ "$left" -gt 0 ] && pkill -9 -f -- "-o $TMP/hup"
+  wait $pid; rc=$?
+  if [ $rc -eq 0 ] && [ "$left" = 0 ] && ls "$TMP/hup"/step_*/checkpoint.h5 >/dev/null 2>&1; then
+    pass "a hang-up of jobs/mpirun/pretrain.sh (its stderr gone): the ranks saved and exited, none left running"
+  else fail "pretrain.sh HUP" "exit $rc, $left processes left: $(ls "$TMP/hup" 2>&1 | tr '\n' ' ')"; fi
+else
+  kill -9 $pid 2>/dev/null; pkill -9 -f -- "-o $TMP/hup"; fail "pretrain.sh HUP" "the run did not reach step 5"
+fi
+
 export BUILD PRESET=tiny BATCH=4 SEQ=32 STEPS=4 WARMUP=1
 if OUT=$TMP/scaling SWEEP="1:1:1 2:1:1 2:2:1 2:1:2" bash jobs/scaling.sh --peak-tflops 1 >"$TMP/scaling.out" 2>&1; then
   rows=$(($(wc -l <"$TMP/scaling/scaling.csv") - 1))

@@ -210,4 +210,12 @@ lr_schedule_check constant "5.000e-04 1.000e-03 1.000e-03 1.000e-03 1.000e-03 1.
 # A run that ends inside its warm-up (the default decay end is then the warm-up's).
 lr_schedule_check cosine "1.000e-04 2.000e-04 3.000e-04 4.000e-04 5.000e-04 6.000e-04 7.000e-04 " \
   --warmup-steps 10
+lr_schedule_check wsd "1.000e-04 2.000e-04 3.000e-04 4.000e-04 5.000e-04 6.000e-04 7.000e-04 " \
+  --warmup-steps 10 --lr-wsd-decay-steps 3
+# The start-up line numbers steps as the step lines do (from 1).
+out=$("$T" --bench -c tiny -l 16 -b 1 --steps 7 --lr 1e-3 --min-lr-ratio 0.5 --warmup-steps 2 \
+      --lr-decay-style wsd --lr-decay-steps 6 --lr-wsd-decay-steps 2 2>&1)
+want="learning rate: warm-up 2 steps, stable at 0.001 through step 5, then linear to 0.0005, reached at step 7; step 7, this run's last, uses 0.0005"
+grep -qF "$want" <<<"$out" && pass "the schedule's start-up line counts steps as the step lines do" ||
+  fail "schedule start-up line" "$(grep 'learning rate' <<<"$out")"
 finish

@@ -35,11 +35,11 @@ command -v setsid >/dev/null && own_session=(setsid)   # a background job: setsi
 "${own_session[@]}" "${mpi[@]}" "$BUILD/llama-train" "$@" &
 pid=$!
 stops=0
-stop() {
+stop() {   # the signal first, then the note: after a hang-up the terminal is gone
   stops=$((stops + 1))
   if [ $stops -eq 1 ]; then
-    echo "pretrain.sh: stopping: the ranks finish their step, save and exit (again to abort)" >&2
     kill -USR1 "$pid" 2>/dev/null || true
+    echo "pretrain.sh: stopping: the ranks finish their step, save and exit (again to abort)" >&2 || true
   else kill -TERM "$pid" 2>/dev/null || true; fi
 }
 trap stop TERM INT HUP

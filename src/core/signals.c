@@ -4,16 +4,28 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/util.h"
 
 static volatile sig_atomic_t received = 0;
 
+static double now(void) {   // clock_gettime is async-signal-safe
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 // A second Ctrl-C ends the process at once (the user does not want to wait
-// for the step and the save).
+// for the step and the save); one within a second of the first is the same
+// Ctrl-C delivered twice (GNU timeout and some launchers pass a signal on
+// to the process and again to its group).
+static volatile double first_sigint = 0;
+
 static void on_signal(int sig) {
-    if (sig == SIGINT && received == SIGINT) _exit(128 + SIGINT);
+    if (sig == SIGINT && received == SIGINT && now() - first_sigint > 1.0) _exit(128 + SIGINT);
+    if (sig == SIGINT && received != SIGINT) first_sigint = now();
     received = sig;
 }
 
@@ -48,6 +60,9 @@ void signals_install(void) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    // A closed pipe on stdout (llama-train ... | head) makes writes fail
+    // instead of killing the run before it saves; the exit says so.
+    signal(SIGPIPE, SIG_IGN);
     static bool started = false;
     if (started) return;
     sigset_t set;

@@ -22,7 +22,8 @@ static void check_stdout(void) {
     if (failed)
         fprintf(stderr, "%s: error: writing the output failed: %s\n", program, strerror(failed));
     else   // an earlier flush failed; errno has moved on since
-        fprintf(stderr, "%s: error: writing the output failed (a full disk?)\n", program);
+        fprintf(stderr, "%s: error: writing the output failed (a full disk, or a closed or broken "
+                "output?)\n", program);
     _exit(1);
 }
 

@@ -43,19 +43,25 @@ bool lr_schedule_check(const LrSchedule *s, char *err, int len) {
     return false;
 }
 
-void lr_schedule_describe(const LrSchedule *s, char *out, int len) {
+// Steps as the step lines number them (from 1): index i is step i + 1.
+void lr_schedule_describe(const LrSchedule *s, int64_t total_steps, char *out, int len) {
     double min_lr = s->lr * s->min_lr_ratio;
-    long long w = (long long)s->warmup_steps, end = (long long)s->decay_end;
+    long long w = (long long)s->warmup_steps, end = (long long)s->decay_end + 1;
+    int n = 0;
     switch (s->style) {
     case LR_DECAY_CONSTANT:
-        snprintf(out, len, "warm-up %lld steps, then constant %g", w, s->lr);
+        n = snprintf(out, len, "warm-up %lld steps, then constant %g", w, s->lr);
         break;
     case LR_DECAY_WSD:
-        snprintf(out, len, "warm-up %lld steps, stable %g to step %lld, linear decay to %g at "
-                 "step %lld", w, s->lr, end - (long long)s->wsd_decay_steps, min_lr, end);
+        n = snprintf(out, len, "warm-up %lld steps, stable at %g through step %lld, then linear to "
+                     "%g, reached at step %lld", w, s->lr, end - (long long)s->wsd_decay_steps,
+                     min_lr, end);
         break;
     default:
-        snprintf(out, len, "warm-up %lld steps to %g, %s decay to %g at step %lld", w, s->lr,
-                 s->style == LR_DECAY_LINEAR ? "linear" : "cosine", min_lr, end);
+        n = snprintf(out, len, "warm-up %lld steps to %g, then %s decay to %g, reached at step %lld",
+                     w, s->lr, s->style == LR_DECAY_LINEAR ? "linear" : "cosine", min_lr, end);
     }
+    if (n > 0 && n < len && total_steps > 0)
+        snprintf(out + n, (size_t)(len - n), "; step %lld, this run's last, uses %.4g",
+                 (long long)total_steps, lr_schedule_at(s, total_steps - 1));
 }

@@ -30,7 +30,8 @@ double lr_schedule_at(const LrSchedule *s, int64_t step);
 // decay that fits between them (and only with WSD).  False with the reason
 // in err, naming the options.
 bool lr_schedule_check(const LrSchedule *s, char *err, int len);
-// One line saying what the schedule does, for the start of a run.
-void lr_schedule_describe(const LrSchedule *s, char *out, int len);
+// One line saying what the schedule does, for the start of a run of
+// total_steps steps, numbered as the step lines number them (from 1).
+void lr_schedule_describe(const LrSchedule *s, int64_t total_steps, char *out, int len);
 
 #endif

@@ -47,9 +47,12 @@ static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *er
     else if (!(o->lr > 0) && !o->eval_only) bad = "--lr must be positive";
     else if (o->weight_decay < 0) bad = "--weight-decay must not be negative";
     else if (o->min_lr_ratio < 0 || o->min_lr_ratio > 1) bad = "--min-lr-ratio must be in [0, 1]";
-    else if (!(o->adam_beta1 >= 0 && o->adam_beta1 < 1) || !(o->adam_beta2 >= 0 && o->adam_beta2 < 1))
-        bad = "--adam-beta1 and --adam-beta2 must be in [0, 1)";
-    else if (!(o->adam_eps > 0)) bad = "--adam-eps must be positive";
+    // AdamW computes in float: a beta that rounds to 1 or an eps that rounds to 0 breaks it.
+    else if (!(o->adam_beta1 >= 0 && (float)o->adam_beta1 < 1) ||
+             !(o->adam_beta2 >= 0 && (float)o->adam_beta2 < 1))
+        bad = "--adam-beta1 and --adam-beta2 must be in [0, 1), and below 1 in float (at most "
+              "0.99999994)";
+    else if (!((float)o->adam_eps > 0)) bad = "--adam-eps must be positive, and in float (at least 1.5e-45)";
     else if (o->lr_decay_steps < 0) bad = "--lr-decay-steps must not be negative (0: the run's last step)";
     else if (o->lr_wsd_decay_steps < 0) bad = "--lr-wsd-decay-steps must not be negative";
     else if (o->grad_clip < 0) bad = "--grad-clip must not be negative (0 disables clipping)";
@@ -142,9 +145,12 @@ static bool check_interleaving(const TrainOptions *o, char *err, int err_len) {
 LrSchedule trainer_lr_schedule(const TrainOptions *o, int64_t total_steps) {
     return (LrSchedule){.lr = o->lr, .min_lr_ratio = o->min_lr_ratio,
                         .warmup_steps = o->warmup_steps,
-                        // default: the run's end (a run inside its warm-up never decays)
+                        // default: the run's end; a run inside its warm-up never decays,
+                        // whatever the decay would be
                         .decay_end = o->lr_decay_steps > 0 ? o->lr_decay_steps
-                                     : total_steps > o->warmup_steps ? total_steps : o->warmup_steps,
+                                     : total_steps > o->warmup_steps ? total_steps
+                                     : o->warmup_steps + (o->lr_decay_style == LR_DECAY_WSD
+                                                          ? o->lr_wsd_decay_steps : 0),
                         .style = o->lr_decay_style, .wsd_decay_steps = o->lr_wsd_decay_steps};
 }
 
@@ -1446,7 +1452,7 @@ int trainer_run(Trainer *t) {
          t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,
          t->grid.pp, step_tokens(t));
     char schedule[256];
-    lr_schedule_describe(&t->optim->cfg.schedule, schedule, sizeof schedule);
+    lr_schedule_describe(&t->optim->cfg.schedule, t->total_steps, schedule, sizeof schedule);
     info("learning rate: %s", schedule);
     do {
         if (!train_to_end(t)) return t->opt.save_dir[0] ? 0 : 128 + t->stop_signal;

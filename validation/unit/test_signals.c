@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,16 +28,22 @@ static void *report_mask(void *out) {
     return NULL;
 }
 
-// The child of the SIGINT check: 130 when the second SIGINT ends it.
+// The child of the SIGINT check: 130 when the second SIGINT ends it.  One
+// right after the first is the same Ctrl-C delivered twice (GNU timeout
+// sends it to the process and to its group): it must not end the process.
 static int sigint_child(void) {
     signals_install();
     kill(getpid(), SIGINT);
     for (int i = 0; i < 10000 && signals_pending() != SIGINT; i++)
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     if (signals_pending() != SIGINT) return 3;
-    kill(getpid(), SIGINT);
+    kill(getpid(), SIGINT);   // the duplicate
+    nanosleep(&(struct timespec){1, 200000000}, NULL);
+    printf("survived the duplicate\n");   // to the parent's pipe
+    fflush(stdout);
+    kill(getpid(), SIGINT);   // a second Ctrl-C
     for (int i = 0; i < 10000; i++) nanosleep(&(struct timespec){0, 1000000}, NULL);
-    return 4;   // still alive 10 s after the second
+    return 4;   // still alive 10 s after it
 }
 
 int main(int argc, char **argv) {
@@ -67,14 +74,24 @@ int main(int argc, char **argv) {
 
     // Ctrl-C: the first asks for a stop like SIGTERM, a second ends the process
     // at once with 130.  In a child process, which the second one ends.
-    check_begin("SIGINT: the first is reported like SIGTERM, a second ends the process (exit 130)");
+    check_begin("SIGINT: the first is reported like SIGTERM, its duplicate ignored, a second a second later ends the process (exit 130)");
+    int out[2];
+    if (pipe(out) != 0) out[0] = out[1] = -1;
     pid_t pid = fork();
     if (pid == 0) {   // a fresh process (a fork has no signal thread): this test again
+        dup2(out[1], STDOUT_FILENO);
         execl("/proc/self/exe", "test_signals", "--sigint-child", (char *)NULL);
         _exit(5);
     }
+    close(out[1]);
+    char said[64] = "";
+    ssize_t n = read(out[0], said, sizeof said - 1);
+    said[n > 0 ? n : 0] = 0;
+    close(out[0]);
     int status = 0;
     waitpid(pid, &status, 0);
+    CHECK(strstr(said, "survived the duplicate"), "the SIGINT right after the first ended the "
+          "process (it is the same Ctrl-C delivered twice)");
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 130, "the child ended with status %d "
           "(3: the first SIGINT not reported, 4: the second did not end it, 5: no exec)",
           WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
