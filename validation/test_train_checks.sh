@@ -212,6 +212,14 @@ lr_schedule_check cosine "1.000e-04 2.000e-04 3.000e-04 4.000e-04 5.000e-04 6.00
   --warmup-steps 10
 lr_schedule_check wsd "1.000e-04 2.000e-04 3.000e-04 4.000e-04 5.000e-04 6.000e-04 7.000e-04 " \
   --warmup-steps 10 --lr-wsd-decay-steps 3
+# A resume with other optimizer settings: one note naming each, old and new.
+"$T" -c tiny --bench -l 16 -b 1 --steps 2 -o "$TMP/resopt" >/dev/null 2>&1
+out=$("$T" -c tiny --bench -l 16 -b 1 --steps 3 -o "$TMP/resopt" -f auto --lr 1e-3 --adam-beta2 0.99 --lr-decay-style linear 2>&1)
+same=$("$T" -c tiny --bench -l 16 -b 1 --steps 4 -o "$TMP/resopt" -f auto --lr 1e-3 --adam-beta2 0.99 --lr-decay-style linear 2>&1)
+if grep -q "note: this run's optimizer settings differ from those of the run that saved .*step_0000002: --lr 0.001 (was 0.0003), --lr-decay-style linear (was cosine), --adam-beta2 0.99 (was 0.95); the schedule continues at its step 2" <<<"$out" &&
+   ! grep -q "optimizer settings differ" <<<"$same"; then
+  pass "a resume with another --lr, --adam-beta2 and decay style: a note naming each; with the same: none"
+else fail "resume with other optimizer settings" "$(grep -E 'note|error' <<<"$out$same")"; fi
 # The start-up line numbers steps as the step lines do (from 1).
 out=$("$T" --bench -c tiny -l 16 -b 1 --steps 7 --lr 1e-3 --min-lr-ratio 0.5 --warmup-steps 2 \
       --lr-decay-style wsd --lr-decay-steps 6 --lr-wsd-decay-steps 2 2>&1)

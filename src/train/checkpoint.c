@@ -987,9 +987,10 @@ static void load(const CheckpointRun *r, const CheckpointParts *parts, const cha
              "checksum (checkpoints saved from now on do)", dir);
     if (pos) {
         *pos = (CheckpointPosition){s.step, s.optimizer_step, s.loader, s.loader_len,
-                                    s.loader_data};
+                                    s.loader_data, s.options};
         s.loader = NULL;   // now pos's
         s.loader_data = NULL;
+        s.options = NULL;
     }
     int64_t step = s.step;
     state_free(&s);
@@ -1014,6 +1015,8 @@ void checkpoint_load_weights(const CheckpointRun *r, const CheckpointParts *p, c
 void checkpoint_position_free(CheckpointPosition *pos) {
     free(pos->loader);
     free(pos->loader_data);
+    free(pos->options);
+    pos->options = NULL;
     pos->loader = NULL;
     pos->loader_len = 0;
     pos->loader_data = NULL;
@@ -1056,7 +1059,7 @@ bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len
         snprintf(ci->tokenizer_sha256, sizeof ci->tokenizer_sha256, "%s", s.tokenizer ? s.tokenizer : "");
         ci->options = s.options ? xstrdup(s.options) : NULL;
         ci->pos = (CheckpointPosition){s.step, s.optimizer_step, s.loader, s.loader_len,
-                                       s.loader_data};
+                                       s.loader_data, NULL};   // the options: ci->options
         s.loader = NULL;   // now ci's
         s.loader_data = NULL;
         state_free(&s);

@@ -65,6 +65,7 @@ typedef struct {
     int loader_len;           // (checkpoint_load: malloc'ed; checkpoint_position_free)
     char *loader_data;        // names of loader[1..], loader_state_data' JSON array; NULL:
                               // none (saves: "[]"; loads: a checkpoint before format 4)
+    char *options;            // loads: the saving run's options as a run deck (NULL: none)
 } CheckpointPosition;
 
 // What a checkpoint is saved from and loaded into.

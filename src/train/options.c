@@ -328,6 +328,43 @@ void options_ignored_by_eval_only(const TrainOptions *o, char *out, int len) {
     free(plain);
 }
 
+static const char *const optimizer_keys[] = {
+    "lr", "min-lr-ratio", "warmup-steps", "lr-decay-style", "lr-decay-steps", "lr-wsd-decay-steps",
+    "weight-decay", "grad-clip", "adam-beta1", "adam-beta2", "adam-eps", NULL};
+
+// The value of a "name = value" line (of line_of's length n) into out.
+static void value_of(const char *line, size_t n, char *out, size_t len) {
+    const char *eq = memchr(line, '=', n);
+    size_t skip = eq ? (size_t)(eq - line) + 2 : n;
+    snprintf(out, len, "%.*s", (int)(n > skip ? n - skip : 0), line + skip);
+}
+
+void options_optimizer_changes(const char *saved, const TrainOptions *o, char *out, int len) {
+    TrainOptions d;
+    options_defaults(&d);
+    char *now = options_format(o), *plain = options_format(&d);
+    int at = 0;
+    out[0] = 0;
+    for (int i = 0; optimizer_keys[i] && at < len; i++) {
+        size_t a, b;
+        const char *x = line_of(now, optimizer_keys[i], &a), *y = line_of(saved, optimizer_keys[i], &b);
+        if (b == 0) y = line_of(plain, optimizer_keys[i], &b);   // saved before the key existed
+        char va[64], vb[64];
+        value_of(x, a, va, sizeof va);
+        value_of(y, b, vb, sizeof vb);
+        double da, db;
+        bool numbers = parse_double(va, &da) && parse_double(vb, &db);
+        if (numbers ? da == db : strcmp(va, vb) == 0) continue;
+        int n = numbers ? snprintf(out + at, (size_t)(len - at), "%s--%s %g (was %g)", at ? ", " : "",
+                                   optimizer_keys[i], da, db)
+                        : snprintf(out + at, (size_t)(len - at), "%s--%s %s (was %s)", at ? ", " : "",
+                                   optimizer_keys[i], va, vb);
+        at += n > 0 ? n : 0;
+    }
+    free(now);
+    free(plain);
+}
+
 void options_print_help(const char *program) {
     printf("usage: %s [RUN_DECK] [options]\n\nTrains a LLaMA-family model. Every option may also "
            "come from a run deck\n(\"key = value\" lines, same names), given first; the command "

@@ -102,6 +102,10 @@ bool options_check(const TrainOptions *o, char *err, int err_len);
 // --eval-only: the training options given (set to other than their
 // defaults), which it ignores, as "--steps, --lr, ..." in out ("" if none).
 void options_ignored_by_eval_only(const TrainOptions *o, char *out, int len);
+// A resume: the schedule and AdamW settings of o that differ from saved (the
+// options text of the run that saved the checkpoint; a key it lacks counts
+// as its default), as "--lr 0.001 (was 0.0003), ..." in out ("" if none).
+void options_optimizer_changes(const char *saved, const TrainOptions *o, char *out, int len);
 void options_print_help(const char *program);
 // The options as "key = value" lines (a run deck that reproduces the run); malloc'd.
 char *options_format(const TrainOptions *o);

@@ -377,6 +377,13 @@ static void ckpt_load(Trainer *t, const char *dir) {
     comm_agree(&t->grid.world, ok, msg);
     t->step = p.pos.step;
     t->optim->step = p.pos.optimizer_step;   // the schedule's clock: skipped steps made no update
+    char changed[1024] = "";
+    if (p.pos.options && p.pos.options[0])
+        options_optimizer_changes(p.pos.options, &t->opt, changed, sizeof changed);
+    if (changed[0])
+        info("note: this run's optimizer settings differ from those of the run that saved %s: %s; "
+             "the schedule continues at its step %lld with this run's", dir, changed,
+             (long long)p.pos.optimizer_step);
     optimizer_weights_loaded(t->optim);
     checkpoint_position_free(&p.pos);
 }
