@@ -271,7 +271,7 @@ static bool is_step_name(const char *name, const char *const *suffixes, int n) {
     for (int i = 0; i < n; i++) {
         size_t len = strlen(name), k = strlen(suffixes[i]);
         char stem[256];
-        if (len <= k || len - k >= sizeof stem || strcmp(name + len - k, suffixes[i]) != 0) continue;
+        if (!name_has_suffix(name, suffixes[i]) || len - k >= sizeof stem) continue;
         snprintf(stem, sizeof stem, "%.*s", (int)(len - k), name);
         if (step_of_name(stem) >= 0) return true;
     }

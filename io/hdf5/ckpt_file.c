@@ -326,14 +326,12 @@ bool ckpt_file_get_u64_on(CkptFile *f, const char *group, const char *dataset,
 }
 
 char *ckpt_file_get_str(CkptFile *f, const char *name) {
-    if (H5Aexists(f->file, name) <= 0) return NULL;
-    hid_t a = H5Aopen(f->file, name, H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1, s = a >= 0 ? H5Aget_space(a) : -1;
-    char *out = NULL;
     // One string: an array of them would be read whole into room for one.
-    bool one = s >= 0 && H5Sget_simple_extent_npoints(s) == 1;
-    if (s >= 0) H5Sclose(s);
-    if (one && t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
+    if (ckpt_file_attr_len(f, name) != 1) return NULL;
+    hid_t a = H5Aopen(f->file, name, H5P_DEFAULT);
+    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+    char *out = NULL;
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
         size_t n = H5Tget_size(t);
         out = xcalloc(n + 1, 1);
         if (H5Aread(a, t, out) < 0) {

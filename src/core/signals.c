@@ -4,28 +4,22 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "core/util.h"
 
 static volatile sig_atomic_t received = 0;
 
-static double now(void) {   // clock_gettime is async-signal-safe
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // A second Ctrl-C ends the process at once (the user does not want to wait
 // for the step and the save); one within a second of the first is the same
 // Ctrl-C delivered twice (GNU timeout and some launchers pass a signal on
 // to the process and again to its group).
-static volatile double first_sigint = 0;
+static volatile double first_sigint = 0;   // now_seconds: clock_gettime, async-signal-safe
 
 static void on_signal(int sig) {
-    if (sig == SIGINT && received == SIGINT && now() - first_sigint > 1.0) _exit(128 + SIGINT);
-    if (sig == SIGINT && received != SIGINT) first_sigint = now();
+    if (sig == SIGINT && received == SIGINT && now_seconds() - first_sigint > 1.0)
+        _exit(128 + SIGINT);
+    if (sig == SIGINT && received != SIGINT) first_sigint = now_seconds();
     received = sig;
 }
 

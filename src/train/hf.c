@@ -112,8 +112,7 @@ bool hf_tensors_all_used(const Safetensors *st, const ModelConfig *cfg, const ch
     const char *first = NULL;
     for (int i = 0; i < st->n_tensors; i++) {
         const char *name = st->tensors[i].name;
-        size_t n = strlen(name), k = strlen(".rotary_emb.inv_freq");
-        bool buffer = n > k && strcmp(name + n - k, ".rotary_emb.inv_freq") == 0;
+        bool buffer = name_has_suffix(name, ".rotary_emb.inv_freq");
         bool tied_head = cfg->tie_embeddings && strcmp(name, "lm_head.weight") == 0;
         if (buffer || tied_head || params_find(&pt, name)) continue;
         if (!first) first = name;

@@ -8,11 +8,14 @@
 #include "backend/sgemm.h"
 #include "core/util.h"
 
-const char *metrics_json_number(double v, char *buf) {
-    if (isfinite(v)) snprintf(buf, 32, "%.9g", v);
+// v with `digits` significant digits, or null (JSON has no inf or NaN).
+static const char *json_number(double v, int digits, char *buf) {
+    if (isfinite(v)) snprintf(buf, 32, "%.*g", digits, v);
     else snprintf(buf, 32, "null");
     return buf;
 }
+
+const char *metrics_json_number(double v, char *buf) { return json_number(v, 9, buf); }
 
 // The keys a bad step adds (both JSON and console forms).
 static void bad_step_json(const StepMetrics *s, char *out, int len) {
@@ -33,12 +36,7 @@ static void bad_step_console(const StepMetrics *s, char *out, int len) {
     else out[0] = 0;
 }
 
-// v with 6 significant digits, or null (JSON has no inf or NaN).
-static const char *json6(double v, char *buf) {
-    if (isfinite(v)) snprintf(buf, 32, "%.6g", v);
-    else snprintf(buf, 32, "null");
-    return buf;
-}
+static const char *json6(double v, char *buf) { return json_number(v, 6, buf); }
 
 void metrics_json(const StepMetrics *s, char *out, int len) {
     char loss[32], lr[32], norm[32], rate[32], tflops[32], mfu[32], el[32], dt[32], mem[32], bad[96];

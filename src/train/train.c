@@ -154,10 +154,16 @@ LrSchedule trainer_lr_schedule(const TrainOptions *o, int64_t total_steps) {
                         .style = o->lr_decay_style, .wsd_decay_steps = o->lr_wsd_decay_steps};
 }
 
+// The run's steps when the options alone decide them (--steps, --bench);
+// 0 when the data does (--num-epochs).
+static int64_t steps_of_options(const TrainOptions *o) {
+    return o->steps > 0 ? o->steps : o->bench ? BENCH_STEPS : 0;
+}
+
 // The schedule, where its end is known before the data is (--steps,
 // --lr-decay-steps or --bench); count_steps checks the others.
 static bool check_schedule(const TrainOptions *o, char *err, int err_len) {
-    int64_t total = o->steps > 0 ? o->steps : o->bench ? BENCH_STEPS : 0;
+    int64_t total = steps_of_options(o);
     if (o->eval_only || (total == 0 && o->lr_decay_steps == 0)) return true;
     LrSchedule s = trainer_lr_schedule(o, total);
     return lr_schedule_check(&s, err, err_len);
@@ -533,9 +539,9 @@ static void load_for_eval(Trainer *t) {
 
 static void count_steps(Trainer *t) {
     uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
-    if (t->opt.steps > 0) t->total_steps = t->opt.steps;
-    else if (t->opt.bench) t->total_steps = BENCH_STEPS;
-    else t->total_steps = (int64_t)(loader_samples(t->train) * t->opt.num_epochs / per_step);
+    t->total_steps = steps_of_options(&t->opt);
+    if (t->total_steps == 0)
+        t->total_steps = (int64_t)(loader_samples(t->train) * t->opt.num_epochs / per_step);
     if (t->total_steps < 1)
         fatal("the dataset has %llu samples of %d tokens, fewer than one step's %llu; use a "
               "smaller --batch-size or --max-length", (unsigned long long)loader_samples(t->train),
