@@ -22,13 +22,19 @@ scratch() {
 # expect_error NAME PATTERN CMD...: CMD must exit non-zero within 60 s (killed 10 s after
 # the SIGTERM that ends it then) and print
 # a line matching PATTERN (extended regex) on stderr.
-expect_error() {
-  local name=$1 pattern=$2; shift 2
+expect_error() { expect_exit "" "$@"; }
+# expect_usage_error NAME PATTERN CMD...: as expect_error, with the exit status
+# of a bad command line, 2.
+expect_usage_error() { expect_exit 2 "$@"; }
+# expect_exit STATUS NAME PATTERN CMD...: STATUS "" is any failure.
+expect_exit() {
+  local status=$1 name=$2 pattern=$3; shift 3
   local out rc
   out=$(timeout -k 10 60 "$@" 2>&1 >/dev/null); rc=$?
   if [ $rc -eq 0 ]; then fail "$name" "exited 0, expected an error"
   elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then fail "$name" "timed out (hang)"
   elif [ $rc -gt 128 ]; then fail "$name" "crashed with signal $((rc - 128)): $out"
+  elif [ -n "$status" ] && [ $rc -ne "$status" ]; then fail "$name" "exit status $rc, expected $status: $out"
   elif ! grep -Eq -- "$pattern" <<<"$out"; then fail "$name" "message '$out' does not match /$pattern/"
   else pass "$name"; fi
 }

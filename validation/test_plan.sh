@@ -108,11 +108,11 @@ expect_error "no layout fits: a clear message" "no layout of model 65b fits 32 d
   "$BIN/llama-plan" --machine "$TMP/tiny.machine" -c 65b -l 2048 --devices 32 --global-batch-tokens 4194304
 expect_error "--exact --tp that does not divide the devices: named" "no layout of 8 devices: --tp 3 does not divide the 8 devices left for it" \
   "$BIN/llama-plan" -c 7b --devices 8 --machine inputs/machines/h200.machine -l 2048 --global-batch-tokens 4194304 --exact --tp 3
-expect_error "--zero 4: the stages are 0 to 3" "--zero: expected an integer in \[0, 3\], got '4'" \
+expect_usage_error "--zero 4: the stages are 0 to 3" "--zero: expected an integer in \[0, 3\], got '4'" \
   "$BIN/llama-plan" -c 7b --devices 8 --machine inputs/machines/h200.machine -l 2048 --global-batch-tokens 4194304 --zero 4
 expect_error "a device count no layout divides: a clear message" "accepts no layout of model tiny on 7 devices" \
   "${PLAN[@]}" -c tiny -l 128 --devices 7 --global-batch-tokens 1024
-expect_error "--devices beyond what the search counts in int" "--devices N: the number of ranks, 1 to 1048576 \(got 2147483647\)" \
+expect_usage_error "--devices beyond what the search counts in int" "--devices N: the number of ranks, 1 to 1048576 \(got 2147483647\)" \
   "${PLAN[@]}" -c tiny -l 128 --devices 2147483647 --global-batch-tokens 1024
 # A table that could not be written (a full disk): an error, not exit 0.
 expect_error "llama-plan > /dev/full: the failed write is an error" "llama-plan: error: writing the output failed" \
@@ -225,4 +225,6 @@ expect_error "llama-plan --exact: 1 sequence over data-parallel 2 refused in goo
 if out=$("$BIN/llama-calibrate" --help 2>&1) && grep -q "^usage: mpirun -np N llama-calibrate" <<<"$out"; then
   pass "llama-calibrate --help: the usage, exit 0"
 else fail "llama-calibrate --help" "$out"; fi
+expect_usage_error "llama-calibrate with an argument: bad usage" "llama-calibrate takes no arguments" \
+  "$BIN/llama-calibrate" --ranks 4
 finish

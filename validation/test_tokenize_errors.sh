@@ -247,9 +247,9 @@ else
 fi
 
 # Options.
-expect_error unknown_option "unknown option '--frobnicate'" "${MPI2[@]}" "$TOK" encode --frobnicate
-expect_error bad_val_fraction "--val-fraction: expected a number in \[0, 1\), got '2'" "${ENC[@]}" --input x --output y --val-fraction 2
-expect_error missing_tokenizer_option "encode needs --tokenizer" "$TOK" encode --input x --output y
+expect_usage_error unknown_option "unknown option '--frobnicate'" "${MPI2[@]}" "$TOK" encode --frobnicate
+expect_usage_error bad_val_fraction "--val-fraction: expected a number in \[0, 1\), got '2'" "${ENC[@]}" --input x --output y --val-fraction 2
+expect_usage_error missing_tokenizer_option "encode needs --tokenizer" "$TOK" encode --input x --output y
 expect_error train_small_vocab "vocab-size 100 leaves no room" \
   "$TOK" train --vocab-size 100 --input inputs/redpajama-mini --output "$TMP/t.json"
 # train's --output is no corpus file (by any name): writing it would destroy the corpus.

@@ -8,10 +8,10 @@ DATA=$TMP/data
 make_byte_shards "$DATA"
 D=(-d "$DATA" -l 32 --steps 1)
 
-expect_error "unknown option" "unknown option '--frobnicate'" "$T" --frobnicate 3
-expect_error "malformed number" "--lr: expected a number, got '1e-3x'" "$T" "${D[@]}" --lr 1e-3x
-expect_error "malformed integer" "--batch-size: expected an integer, got 'four'" "$T" "${D[@]}" -b four
-expect_error "option without its value" "option '--steps' needs a value" "$T" --steps
+expect_usage_error "unknown option" "unknown option '--frobnicate'" "$T" --frobnicate 3
+expect_usage_error "malformed number" "--lr: expected a number, got '1e-3x'" "$T" "${D[@]}" --lr 1e-3x
+expect_usage_error "malformed integer" "--batch-size: expected an integer, got 'four'" "$T" "${D[@]}" -b four
+expect_usage_error "option without its value" "option '--steps' needs a value" "$T" --steps
 expect_error "unknown preset" "unknown preset 'llama9'" "$T" -c llama9 "${D[@]}"
 # One shard under two names (a link) or a copy: every epoch would read it twice.
 mkdir -p "$TMP/twice" "$TMP/copies"
@@ -236,7 +236,7 @@ expect_error "llama-ckpt --help on one rank of two" "--help was given to some ra
   "${MPIRUN[@]}" -np 1 "$CK" --help : -np 1 "$CK" info "$TMP/fck/step_0000001"
 # An error one rank alone finds in its command line or model file (a node's copy missing)
 # ends every rank with that rank's message.
-expect_error "an unknown option on one rank of two" "unknown option '--bogus'" \
+expect_usage_error "an unknown option on one rank of two" "unknown option '--bogus'" \
   "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench -l 16 --steps 1 : -np 1 "$T" -c tiny --bench -l 16 --steps 1 --bogus
 expect_error "a model file missing on one rank of two" "cannot open '$TMP/missing.cfg'" \
   "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench -l 16 --steps 1 : -np 1 "$T" -c "$TMP/missing.cfg" --bench -l 16 --steps 1

@@ -97,7 +97,7 @@ int main(int argc, char **argv) {
         comm_world_end();
         return 0;
     }
-    if (argc > 1) fatal_all("llama-calibrate takes no arguments (see --help; jobs/calibrate.sh runs it)");
+    if (argc > 1) fatal_usage("llama-calibrate takes no arguments (see --help; jobs/calibrate.sh runs it)");
     Comm world;
     comm_world(&world);
     if (world.size < 2) fatal_all("run llama-calibrate under mpirun with 2 or more ranks (one per core): "

@@ -404,7 +404,7 @@ static int usage_error(const char *why) {
         usage(stderr);
     }
     comm_world_end();
-    return 2;
+    return EXIT_USAGE;
 }
 
 static int run_command(const Command *c, const CkptOptions *o, char **path) {

@@ -86,13 +86,13 @@ static void usage(void) {
 }
 
 static void check_required(const PlanOptions *o) {
-    if (!o->config[0]) fatal("give the model: -c PRESET|FILE");
-    if (!o->machine[0]) fatal("give a machine profile: --machine FILE (inputs/machines/)");
+    if (!o->config[0]) fatal_usage("give the model: -c PRESET|FILE");
+    if (!o->machine[0]) fatal_usage("give a machine profile: --machine FILE (inputs/machines/)");
     if (o->devices < 1 || o->devices > PLAN_MAX_DEVICES)
-        fatal("--devices N: the number of ranks, 1 to %d (got %d)", PLAN_MAX_DEVICES, o->devices);
-    if (o->global_tokens < 1) fatal("give --global-batch-tokens N: tokens per optimizer step");
+        fatal_usage("--devices N: the number of ranks, 1 to %d (got %d)", PLAN_MAX_DEVICES, o->devices);
+    if (o->global_tokens < 1) fatal_usage("give --global-batch-tokens N: tokens per optimizer step");
     if (o->max_length < 0 || o->top < 0 || o->max_micro_batch < 1)
-        fatal("--max-length and --top must not be negative, --max-micro-batch at least 1");
+        fatal_usage("--max-length and --top must not be negative, --max-micro-batch at least 1");
 }
 
 // --exact: the unset layout options take llama-train's defaults.
@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
     defaults(&o);
     bool help;
     char err[1024];
-    if (!cli_parse(&table, &o, argc, argv, 1, NULL, &help, err, sizeof err)) fatal("%s", err);
+    if (!cli_parse(&table, &o, argc, argv, 1, NULL, &help, err, sizeof err)) fatal_usage("%s", err);
     if (help) {
         usage();
         return 0;

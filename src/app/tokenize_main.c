@@ -110,7 +110,7 @@ static void print_help(void) {
 static void usage_error(const char *fmt, const char *arg) {
     char msg[1024];
     snprintf(msg, sizeof msg, fmt, arg);
-    fatal_all("%s (see llama-tokenize --help)", msg);
+    fatal_usage("%s (see llama-tokenize --help)", msg);
 }
 
 // What is wrong with the options of encode or train (NULL: nothing), in buf.

@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
     // Each check agreed over the ranks: a rank whose command line, deck or
     // model file differs (one node's copy missing) ends them all, not itself
     // alone while the others wait in their first collective.
-    agree_or_exit(options_parse(&o, argc, argv, &help, err, sizeof err), err);
+    agree_on_usage(options_parse(&o, argc, argv, &help, err, sizeof err), err);
     agree_on_choice(help ? 2 : o.describe, "--help or --describe");
     if (help) {
         if (util_world_rank() == 0) options_print_help("llama-train");

@@ -149,7 +149,7 @@ void comm_wait(CommRequest *r) {
     r->host = NULL;
 }
 
-void comm_agree(const Comm *c, bool ok, const char *message) {
+static void agree_or_end(const Comm *c, bool ok, const char *message, int status) {
     int mine = ok ? c->size : c->rank, first;
     MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_OF(c));
     if (first == c->size) return;
@@ -159,10 +159,14 @@ void comm_agree(const Comm *c, bool ok, const char *message) {
     }
     MPI_Barrier(MPI_OF(c));
     MPI_Finalize();
-    exit(1);
+    exit(status);
 }
 
+void comm_agree(const Comm *c, bool ok, const char *message) { agree_or_end(c, ok, message, 1); }
 void agree_or_exit(bool ok, const char *message) { comm_agree(comm_job(), ok, message); }
+void agree_on_usage(bool ok, const char *message) {
+    agree_or_end(comm_job(), ok, message, EXIT_USAGE);
+}
 
 static bool mpi_running(void) {
     int init = 0, fin = 0;

@@ -155,6 +155,8 @@ size_t dtype_bytes(DType t);
 void comm_agree(const Comm *c, bool ok, const char *message);
 // comm_agree over every rank (comm_job).
 void agree_or_exit(bool ok, const char *message);
+// agree_or_exit for the command line: a failure exits EXIT_USAGE (2).
+void agree_on_usage(bool ok, const char *message);
 // A rank that leaves early with status 0 (--help, --describe) while the
 // others go on would leave them waiting in their first collective: every
 // rank must make that choice alike.  Ends every rank with "<what> was given

@@ -82,17 +82,24 @@ void fatal(const char *fmt, ...) {
     exit(1);
 }
 
-void fatal_all(const char *fmt, ...) {
+__attribute__((noreturn)) static void fatal_all_v(int status, const char *fmt, va_list ap) {
     fatal_begin();
-    if (util_world_rank() == 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        print_error(fmt, ap, false);
-        va_end(ap);
-    }
+    if (util_world_rank() == 0) print_error(fmt, ap, false);
     fflush(stdout);
     world->leave();
-    exit(1);
+    exit(status);
+}
+
+void fatal_all(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fatal_all_v(1, fmt, ap);
+}
+
+void fatal_usage(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fatal_all_v(EXIT_USAGE, fmt, ap);
 }
 
 void info(const char *fmt, ...) {

@@ -20,6 +20,12 @@ void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)))
 // and exits 1.
 void fatal_all(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+// A bad command line every rank has found together (unknown option, bad or
+// missing value): as fatal_all, with exit status EXIT_USAGE, as getopt-style
+// tools and Python's argparse use.
+#define EXIT_USAGE 2
+void fatal_usage(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
 // ok, and when it is false: what and ": " put in front of the reason in err
 // (for a check whose message does not name the option it checks).
 bool prefix_error(const char *what, bool ok, char *err, int len);
