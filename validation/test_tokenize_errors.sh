@@ -112,6 +112,24 @@ expect_error missing_input "cannot read input '$TMP/nothere.jsonl'" \
   "${MPI2[@]}" "$TOK" encode --tokenizer bytes --input "$TMP/nothere.jsonl" --output "$TMP/o9"
 mkdir -p "$TMP/emptydir"
 expect_error folder_without_corpus "emptydir' holds no .jsonl" "${ENC[@]}" --input "$TMP/emptydir" --output "$TMP/o9"
+# A folder stands for the corpus files of its whole tree, depth first in name
+# order, hidden ones and other files passed over: the same shard as its files
+# given one by one.
+mkdir -p "$TMP/tree/a" "$TMP/tree/b/c" "$TMP/tree/.git"
+head -3 inputs/redpajama-mini/c4_sample.jsonl >"$TMP/tree/a/x.jsonl"
+sed -n 4,5p inputs/redpajama-mini/c4_sample.jsonl >"$TMP/tree/b/c/y.json"
+cp "$TMP/tree/a/x.jsonl" "$TMP/tree/.git/z.jsonl"
+echo "not a corpus" >"$TMP/tree/README.md"
+shard_digest() { "$TOK" inspect "$1" | grep -E "^(n_documents|tokens_sha256|doc_offsets_sha256):"; }
+if "${ENC[@]}" --input "$TMP/tree" --output "$TMP/tree_out" >/dev/null 2>&1 &&
+   "${ENC[@]}" --input "$TMP/tree/a/x.jsonl" "$TMP/tree/b/c/y.json" --output "$TMP/files_out" >/dev/null 2>&1 &&
+   [ "$(shard_digest "$TMP/tree_out/c4.train.h5")" = "$(shard_digest "$TMP/files_out/c4.train.h5")" ] &&
+   shard_digest "$TMP/tree_out/c4.train.h5" | grep -q "^n_documents: 5$"; then
+  pass folder_tree_is_its_corpus_files
+else fail folder_tree_is_its_corpus_files "$(shard_digest "$TMP/tree_out/c4.train.h5" 2>&1 | head -3)"; fi
+ln -s .. "$TMP/tree/b/c/up"
+expect_error folder_link_loop "input folder '$TMP/tree/b/c/up' is a link to a folder above it" \
+  "${ENC[@]}" --input "$TMP/tree" --output "$TMP/o9"
 
 # Tokenizer files of another kind, or broken.
 echo '{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}}' >"$TMP/wordpiece.json"

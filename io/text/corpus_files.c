@@ -51,26 +51,70 @@ static bool add_file(CorpusFiles *c, const char *path, char *err, int err_len) {
     return true;
 }
 
-static bool is_visible_corpus_name(const char *name) {
-    return name[0] != '.' && is_corpus_name(name);
+static bool is_visible(const char *name) { return name[0] != '.'; }
+
+// The folders from an input folder down to the one being read, to refuse a
+// link back up (which would never end).
+#define MAX_FOLDER_DEPTH 64
+typedef struct {
+    struct stat at[MAX_FOLDER_DEPTH];
+    int depth;
+} FolderPath;
+
+static bool enter_folder(FolderPath *up, const char *dir, const struct stat *st, char *err,
+                         int err_len) {
+    for (int i = 0; i < up->depth; i++)
+        if (up->at[i].st_dev == st->st_dev && up->at[i].st_ino == st->st_ino) {
+            snprintf(err, err_len, "input folder '%s' is a link to a folder above it: the "
+                     "walk would never end; remove the link or give the folders one by one", dir);
+            return false;
+        }
+    if (up->depth == MAX_FOLDER_DEPTH) {
+        snprintf(err, err_len, "input folder '%s' is more than %d folders deep", dir,
+                 MAX_FOLDER_DEPTH);
+        return false;
+    }
+    up->at[up->depth++] = *st;
+    return true;
 }
 
-static bool add_dir(CorpusFiles *c, const char *dir, char *err, int err_len) {
+// The corpus files of folder dir and of every folder below it (not hidden
+// ones), depth first in name order; other files are passed over.
+static bool add_tree(CorpusFiles *c, const char *dir, const struct stat *st, FolderPath *up,
+                     char *err, int err_len) {
+    if (!enter_folder(up, dir, st, err, err_len)) return false;
     int n = 0;
-    char **names = dir_names(dir, is_visible_corpus_name, &n);
+    char **names = dir_names(dir, is_visible, &n);
     if (!names) {
         snprintf(err, err_len, "cannot read input folder '%s': %s", dir, strerror(errno));
         return false;
     }
-    bool ok = n > 0;
-    if (!ok) snprintf(err, err_len, "input folder '%s' holds no .jsonl or .jsonl.zst file", dir);
+    bool ok = true;
     for (int i = 0; ok && i < n; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s%s%s", dir, name_has_suffix(dir, "/") ? "" : "/", names[i]);
-        ok = add_file(c, path, err, err_len);
+        struct stat sub;
+        if (stat(path, &sub) == 0 && S_ISDIR(sub.st_mode))
+            ok = add_tree(c, path, &sub, up, err, err_len);
+        else if (is_corpus_name(names[i]))
+            ok = add_file(c, path, err, err_len);
     }
     dir_names_free(names, n);
+    up->depth--;
     return ok;
+}
+
+static bool add_dir(CorpusFiles *c, const char *dir, const struct stat *st, char *err,
+                    int err_len) {
+    FolderPath *up = xmalloc(sizeof *up);
+    up->depth = 0;
+    int before = c->n;
+    bool ok = add_tree(c, dir, st, up, err, err_len);
+    free(up);
+    if (ok && c->n == before)
+        snprintf(err, err_len, "input folder '%s' holds no .jsonl, .jsonl.zst, .json or "
+                 ".json.zst file, nor do its subfolders", dir);
+    return ok && c->n > before;
 }
 
 bool corpus_files_expand(char **inputs, int n_inputs, CorpusFiles *out, char *err, int err_len) {
@@ -78,7 +122,7 @@ bool corpus_files_expand(char **inputs, int n_inputs, CorpusFiles *out, char *er
     for (int i = 0; i < n_inputs; i++) {
         struct stat st;
         bool ok = stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode)
-                      ? add_dir(out, inputs[i], err, err_len)
+                      ? add_dir(out, inputs[i], &st, err, err_len)
                       : add_file(out, inputs[i], err, err_len);
         if (!ok) {
             corpus_files_free(out);

@@ -1,6 +1,7 @@
 // The corpus files of a run: --input arguments (files, or folders whose
-// *.jsonl / *.jsonl.zst / *.json files are taken in name order) expanded into a list
-// with sizes; and making the output folder.
+// *.jsonl / *.jsonl.zst / *.json / *.json.zst files, their subfolders' too, are
+// taken depth first in name order; hidden names passed over) expanded into a
+// list with sizes; and making the output folder.
 #ifndef LLAMA_CORPUS_FILES_H
 #define LLAMA_CORPUS_FILES_H
 

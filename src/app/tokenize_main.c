@@ -29,8 +29,9 @@ static const char *USAGE =
 static const char *ABOUT =
     "\n"
     "Corpus: JSON Lines, one {\"text\": ..., \"meta\": {...}} object per line, plain (.jsonl)\n"
-    "or zstd-compressed (.jsonl.zst).  A folder stands for its *.jsonl[.zst] files in name\n"
-    "order.  Each document's source is meta.redpajama_set_name, else meta.source, else the\n"
+    "or zstd-compressed (.jsonl.zst).  A folder stands for its *.jsonl[.zst] and *.json[.zst]\n"
+    "files and its subfolders' (depth first, in name order; hidden names passed over).\n"
+    "Each document's source is meta.redpajama_set_name, else meta.source, else the\n"
     "file's name without extensions.  Empty documents are skipped and counted.\n"
     "\n"
     "encode   tokenizes every document and writes one HDF5 shard per source and split,\n"
