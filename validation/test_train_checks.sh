@@ -131,6 +131,24 @@ if mount -t tmpfs -o size=256k tmpfs "$MNT" 2>"$TMP/mount.err"; then
      "$BIN/llama-ckpt" info "$TMP/rc/checkpoints-rescue/step_0000002" >/dev/null 2>&1 && [ ! -e "$TMP/rc/checkpoints" ]; then
     pass "a full disk at the final export without -o: the weights saved in ./checkpoints-rescue, not ./checkpoints"
   else fail "export failure without -o" "exit $rc: $(grep error "$TMP/rc.out"; ls "$TMP/rc")"; fi
+  # A new export that fails after its weights (the disk fills at the tokenizer,
+  # which is larger than this model's weights) leaves an earlier export in the
+  # folder as it was.
+  printf 'dim = 8\nn_layers = 1\nn_heads = 2\nn_kv_heads = 1\nffn_dim = 16\nvocab_size = 8192\nmax_seq_len = 64\nrope_theta = 10000\nnorm_eps = 1e-5\n' >"$TMP/thin.model"
+  "$T" -c "$TMP/thin.model" -d "$TMP/bpe" -l 32 -b 4 --steps 2 -i 1 -o "$TMP/ck-v8k" >/dev/null 2>&1
+  X=(--tokenizer "$ROOT/inputs/tokenizer.json" --dtype bf16)
+  umount "$MNT" && mount -t tmpfs -o size=8m tmpfs "$MNT" &&
+    "$BIN/llama-ckpt" export-hf "$TMP/ck-v8k/step_0000001" "$MNT/prev" "${X[@]}" >/dev/null 2>&1
+  before=$(cd "$MNT/prev" && sha256sum * | sha256sum)
+  weights=$(stat -c %s "$MNT/prev/model.safetensors")
+  mount -o remount,size=$(( $(df -k --output=used "$MNT" | tail -1) + weights / 1024 + 16 ))k "$MNT"
+  out=$("$BIN/llama-ckpt" export-hf "$TMP/ck-v8k/step_0000002" "$MNT/prev" "${X[@]}" 2>&1); rc=$?
+  if [ $rc -eq 1 ] && grep -q "No space left on device" <<<"$out" &&
+     [ "$(cd "$MNT/prev" && sha256sum * | sha256sum)" = "$before" ] &&
+     [ ! -e "$MNT/prev/.export-staging" ]; then
+    pass "an export failing after its weights leaves the earlier export as it was"
+  else fail "an export failing after its weights" "exit $rc: $out; $(ls -A "$MNT/prev")"; fi
+  umount "$MNT"
 else
   skip "a full disk at the final export" "cannot mount a tmpfs here ($(cat "$TMP/mount.err")); needs root"
 fi

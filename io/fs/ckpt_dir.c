@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,15 +65,6 @@ bool ckpt_dir_exists(const char *path) {
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(const char *path) {
-    if (ckpt_dir_exists(path)) nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 // Removes a checkpoint folder so that no crash leaves a half-deleted folder

@@ -7,6 +7,9 @@
 // Makes path and every missing folder above it (mode 0777 less the umask);
 // false with the folder that could not be made and why.
 bool make_dirs(const char *path, char *err, int err_len);
+// Removes folder path (or a link to one: the link) and everything in it,
+// links inside removed, not followed; a path that is no folder is left alone.
+void remove_tree(const char *path);
 // The names in folder dir that keep accepts, sorted by strcmp; the count in
 // *n.  NULL (errno set) when the folder cannot be read.  Free with
 // dir_names_free.

@@ -1,5 +1,6 @@
 #include "train/hf.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,11 +240,23 @@ static void gather_tensor(const Model *m, const Grid *g, const ParamTensor *gt, 
 }
 
 // Rank 0: the folder and the writer, every tensor declared; NULL with err.
+// An export is written into this folder inside its own and moved in only once
+// every file is written: a failure leaves an earlier export there as it was.
+#define EXPORT_STAGING ".export-staging"
+
+static void staging_of(const char *dir, char *out, size_t len) {
+    snprintf(out, len, "%s/" EXPORT_STAGING, dir);
+}
+
+// The weights' writer, in a new staging folder of dir.
 static SafetensorsWriter *open_export(const ParamTable *global, const char *dir, bool bf16,
                                       char *err, int len) {
-    char path[4096];
+    char stage[4096], path[4200];
+    staging_of(dir, stage, sizeof stage);
     if (!hf_export_dir_check(dir, err, len) || !make_dirs(dir, err, len)) return NULL;
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    remove_tree(stage);   // a crashed export's
+    if (!make_dirs(stage, err, len)) return NULL;
+    snprintf(path, sizeof path, "%s/model.safetensors", stage);
     SafetensorsWriter *w = safetensors_writer_create(path, err, len);
     SafetensorsDtype dt = bf16 ? SAFETENSORS_BF16 : SAFETENSORS_F32;
     for (int i = 0; w && i < global->n; i++) {
@@ -319,21 +332,58 @@ static bool write_tokenizer(const Model *m, const char *dir, const char *spec, H
     return ok;
 }
 
-// config.json, generation_config.json and the tokenizer's files (or none: an
-// earlier export's are removed).  On failure the new weights go too: no
-// weights stay without the files that describe them.
-static bool write_config(const Model *m, const char *dir, const HfExportOptions *x, char *err,
+// config.json, generation_config.json and the tokenizer's files (if any)
+// into the staging folder stage.
+static bool write_config(const Model *m, const char *stage, const HfExportOptions *x, char *err,
                          int len) {
     HfConfig hf = {.model = m->cfg, .bos_id = -1, .eos_id = -1, .pad_id = -1};
     snprintf(hf.torch_dtype, sizeof hf.torch_dtype, "%s", x->bf16 ? "bfloat16" : "float32");
-    bool ok = (exports_tokenizer(x) ? write_tokenizer(m, dir, x->tokenizer, &hf, err, len)
-                                    : hf_tokenizer_remove(dir, err, len)) &&
-              hf_config_write(dir, &hf, err, len) && hf_generation_config_write(dir, &hf, err, len);
-    if (!ok) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        unlink(path);
+    return (!exports_tokenizer(x) || write_tokenizer(m, stage, x->tokenizer, &hf, err, len)) &&
+           hf_config_write(stage, &hf, err, len) && hf_generation_config_write(stage, &hf, err, len);
+}
+
+static bool any_name(const char *name) { return name[0] != '.'; }
+
+static bool in_names(char **names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) return true;
+    return false;
+}
+
+// Moves every file of the staging folder into dir, the weights last, then
+// removes the tokenizer files an earlier export left that this one does not
+// have, and the staging folder.
+static bool commit_export(const char *dir, char *err, int len) {
+    char stage[4096];
+    staging_of(dir, stage, sizeof stage);
+    int n = 0, n_old = 0;
+    char **names = dir_names(stage, any_name, &n);
+    char **old = dir_names(dir, hf_tokenizer_is_file, &n_old);
+    bool ok = names && old;
+    if (!ok) snprintf(err, len, "cannot list '%s': %s", names ? dir : stage, strerror(errno));
+    for (int k = 0; ok && k <= n; k++) {   // the weights last: k == n
+        const char *name = k < n ? names[k] : "model.safetensors";
+        if ((k < n) == (strcmp(name, "model.safetensors") == 0)) continue;
+        char from[4400], to[4400];
+        snprintf(from, sizeof from, "%s/%s", stage, name);
+        snprintf(to, sizeof to, "%s/%s", dir, name);
+        if (rename(from, to) != 0) {
+            snprintf(err, len, "moving %s into %s failed (%s): the export in %s is incomplete; "
+                     "write it again", name, dir, strerror(errno), dir);
+            ok = false;
+        }
     }
+    for (int i = 0; ok && i < n_old; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, old[i]);
+        if (!in_names(names, n, old[i]) && unlink(path) != 0 && errno != ENOENT) {
+            snprintf(err, len, "cannot remove the earlier export's %s: %s", path, strerror(errno));
+            ok = false;
+        }
+    }
+    if (names) dir_names_free(names, n);
+    if (old) dir_names_free(old, n_old);
+    if (ok) remove_tree(stage);
     return ok;
 }
 
@@ -348,7 +398,7 @@ static bool agree_root(const Grid *g, bool ok, char *err, int len) {
 // Whether an export writes (or removes) a file of this name.
 static bool export_writes(const char *name) {
     static const char *const own[] = {".", "..", "config.json", "generation_config.json",
-                                      "model.safetensors"};
+                                      "model.safetensors", EXPORT_STAGING};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         if (strcmp(name, own[i]) == 0) return true;
     return hf_tokenizer_is_file(name);
@@ -404,10 +454,14 @@ bool hf_export_try(const Model *m, const Grid *g, const char *dir, const HfExpor
     SafetensorsWriter *w = root && tokenizer_fits(m, x, err, len)
                                ? open_export(&global, dir, x->bf16, err, len) : NULL;
     bool ok = agree_root(g, !root || w, err, len);
-    if (ok && root)
+    char stage[4096];
+    staging_of(dir, stage, sizeof stage);
+    if (ok && root) {
         ok = write_tensors(m, g, &global, layer_owner, w, err, len) &&
-             write_config(m, dir, x, err, len);
-    else if (ok)
+             write_config(m, stage, x, err, len);
+        if (!ok) remove_tree(stage);   // dir as it was
+        ok = ok && commit_export(dir, err, len);
+    } else if (ok)
         send_my_blocks(m, g, &global);
     free(layer_owner);
     params_free(&global);
@@ -417,5 +471,5 @@ bool hf_export_try(const Model *m, const Grid *g, const char *dir, const HfExpor
 void hf_export(const Model *m, const Grid *g, const char *dir, const HfExportOptions *x) {
     char err[2048];
     if (!hf_export_try(m, g, dir, x, err, sizeof err))
-        fatal_all("--export-hf %s failed: %s", dir, err);
+        fatal_all("exporting to %s failed: %s", dir, err);
 }
