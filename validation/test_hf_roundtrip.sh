@@ -63,6 +63,12 @@ if "$BIN/llama-ckpt" export-hf "$TMP/ck4/step_0000001" "$TMP/pp1" >"$TMP/pp1.out
    why=$("$BIN/llama-ckpt" compare "$TMP/pp3" "$TMP/pp1" --rtol 0 2>&1); then
   pass "llama-ckpt export-hf --pp 3 --pp-layers 1,2,1: the export of one rank, exactly ($why)"
 else fail "export-hf --pp-layers" "$(tail -n 2 "$TMP/pp3.out") $why"; fi
+# compare under mpirun: every rank verifies the checkpoint's checksums with
+# the others, rank 0 compares (it waited for them forever before).
+why=$(timeout -k 10 120 "${MPIRUN[@]}" -np 2 "$BIN/llama-ckpt" compare "$TMP/ck4/step_0000001" "$TMP/pp1" --rtol 0 2>&1); rc=$?
+if [ $rc -eq 0 ] && [ "$(grep -c '^largest relative difference ‖a−b‖/‖b‖ 0 ' <<<"$why")" = 1 ]; then
+  pass "llama-ckpt compare of a checkpoint on 2 ranks: equal, said once"
+else fail "llama-ckpt compare on 2 ranks" "exit $rc: $(tail -n 3 <<<"$why")"; fi
 expect_error "llama-ckpt compare --rtol -1: refused" "--rtol: expected a number >= 0, got '-1'" \
   "$BIN/llama-ckpt" compare "$TMP/pp3" "$TMP/pp1" --rtol -1
 # The same tensors under other heads or another norm epsilon are another model.

@@ -328,10 +328,8 @@ static void rope_check(const char *pa, const ModelConfig *a, const char *pb, con
           a->rope_theta, sa, pb, b->rope_theta, sb);
 }
 
-static int compare(const char *pa, const char *pb, double rtol) {
-    Source a, b;
-    open_source(pa, &a);
-    open_source(pb, &b);
+// Rank 0: the comparison of two open models, printed; 0 when they are equal.
+static int compare_sources(const char *pa, Source a, const char *pb, Source b, double rtol) {
     if (a.cfg.dim != b.cfg.dim || a.cfg.n_layers != b.cfg.n_layers ||
         a.cfg.vocab_size != b.cfg.vocab_size || a.cfg.ffn_dim != b.cfg.ffn_dim)
         fatal("%s and %s hold models of different shapes", pa, pb);
@@ -372,9 +370,19 @@ static int compare(const char *pa, const char *pb, double rtol) {
             printf("%s holds %lld non-finite values (NaN or Inf) in %d of %d tensors, first in %s: "
                    "not comparable\n", paths[s], worst.nonfinite[s], bad_tensors[s], pt.n, first_bad[s]);
     params_free(&pt);
+    return worst.frobenius <= rtol && worst.nonfinite[0] + worst.nonfinite[1] == 0 ? 0 : 1;
+}
+
+// Every rank opens both (a checkpoint's checksums are verified by all ranks
+// together), rank 0 compares.
+static int compare(const char *pa, const char *pb, double rtol) {
+    Source a, b;
+    open_source(pa, &a);
+    open_source(pb, &b);
+    int rc = util_world_rank() == 0 ? compare_sources(pa, a, pb, b, rtol) : 0;
     close_source(&a);
     close_source(&b);
-    return worst.frobenius <= rtol && worst.nonfinite[0] + worst.nonfinite[1] == 0 ? 0 : 1;
+    return rc;
 }
 
 // ---- main ----
@@ -412,7 +420,7 @@ static int run_command(const Command *c, const CkptOptions *o, char **path) {
     else if (!strcmp(c->name, "export-hf"))
         export_hf(path[0], path[1], o);
     else if (!strcmp(c->name, "import-hf")) import_hf(path[0], path[1]);
-    else return util_world_rank() == 0 ? compare(path[0], path[1], o->rtol) : 0;
+    else return compare(path[0], path[1], o->rtol);
     return 0;
 }
 
