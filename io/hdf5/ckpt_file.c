@@ -11,6 +11,7 @@
 
 #include "core/rng.h"
 #include "hdf5/collective_create.h"
+#include "hdf5/h5_attr.h"
 #include "core/file_kind.h"
 #include "core/util.h"
 
@@ -281,11 +282,21 @@ bool ckpt_file_set_u64_on(CkptFile *f, const char *group, const char *dataset,
     return ok;
 }
 
+// Whether values stored as `stored` read as `wanted` without loss of kind:
+// integers as integers or floats, floats only as floats (HDF5 would round a
+// float into an integer silently).
+static bool readable_as(hid_t stored, hid_t wanted) {
+    H5T_class_t s = H5Tget_class(stored), w = H5Tget_class(wanted);
+    return s == w || (s == H5T_INTEGER && w == H5T_FLOAT);
+}
+
 static bool read_attr(hid_t obj, const char *name, hid_t type, void *v, hssize_t n) {
     if (H5Aexists(obj, name) <= 0) return false;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t s = a >= 0 ? H5Aget_space(a) : -1;
-    bool ok = s >= 0 && H5Sget_simple_extent_npoints(s) == n && H5Aread(a, type, v) >= 0;
+    hid_t s = a >= 0 ? H5Aget_space(a) : -1, t = a >= 0 ? H5Aget_type(a) : -1;
+    bool ok = s >= 0 && t >= 0 && readable_as(t, type) && H5Sget_simple_extent_npoints(s) == n &&
+              H5Aread(a, type, v) >= 0;
+    if (t >= 0) H5Tclose(t);
     if (s >= 0) H5Sclose(s);
     if (a >= 0) H5Aclose(a);
     return ok;
@@ -325,21 +336,4 @@ bool ckpt_file_get_u64_on(CkptFile *f, const char *group, const char *dataset,
     return ok;
 }
 
-char *ckpt_file_get_str(CkptFile *f, const char *name) {
-    // One string: an array of them would be read whole into room for one.
-    if (ckpt_file_attr_len(f, name) != 1) return NULL;
-    hid_t a = H5Aopen(f->file, name, H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
-    char *out = NULL;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t)) {
-        size_t n = H5Tget_size(t);
-        out = xcalloc(n + 1, 1);
-        if (H5Aread(a, t, out) < 0) {
-            free(out);
-            out = NULL;
-        }
-    }
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
-    return out;
-}
+char *ckpt_file_get_str(CkptFile *f, const char *name) { return h5_attr_string(f->file, name); }

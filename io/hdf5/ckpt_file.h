@@ -67,7 +67,8 @@ bool ckpt_file_get_u64_on(CkptFile *f, const char *group, const char *dataset,
                           const char *name, uint64_t *v);
 bool ckpt_file_get_f64(CkptFile *f, const char *name, double *v);
 bool ckpt_file_get_f64s(CkptFile *f, const char *name, double *v, int n);
-// Returns a malloc'ed string or NULL.
+// One string attribute, fixed- or variable-length (an h5py edit's), malloc'd;
+// NULL when missing, not one string, or unreadable.
 char *ckpt_file_get_str(CkptFile *f, const char *name);
 // Shape of group/name; false when it does not exist.
 bool ckpt_file_shape(CkptFile *f, const char *group, const char *name, int64_t *rows,

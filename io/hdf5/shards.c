@@ -13,56 +13,38 @@
 #include "core/util.h"
 #include "fs/dirs.h"
 #include "hdf5/collective_create.h"
+#include "hdf5/h5_attr.h"
 
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
-
-// Whether attribute a holds one value (a scalar or one element): an array
-// would be read whole into room for one.
-static bool attr_is_single(hid_t a) {
-    hid_t s = H5Aget_space(a);
-    bool one = s >= 0 && H5Sget_simple_extent_npoints(s) == 1;
-    if (s >= 0) H5Sclose(s);
-    return one;
-}
 
 static bool read_attr_i64(hid_t file, const char *name, int64_t *out) {
     if (H5Aexists(file, name) <= 0) return false;
     hid_t a = H5Aopen(file, name, H5P_DEFAULT);
     if (a < 0) return false;
-    bool ok = attr_is_single(a) && H5Aread(a, H5T_NATIVE_INT64, out) >= 0;
+    hid_t type = H5Aget_type(a);
+    bool ok = type >= 0 && H5Tget_class(type) == H5T_INTEGER && h5_attr_is_single(a) &&
+              H5Aread(a, H5T_NATIVE_INT64, out) >= 0;
+    if (type >= 0) H5Tclose(type);
     H5Aclose(a);
     return ok;
 }
 
-// A string attribute, fixed-length (what this program writes) or
-// variable-length (what h5py writes by default).
+// The length of one-dimensional dataset d; -1 when it has another rank or
+// cannot be read (the reads below select one dimension).
+static int64_t length_1d(hid_t d) {
+    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+    bool one = sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1;
+    int64_t n = one ? (int64_t)H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    return n;
+}
+
+// A string attribute (fixed- or variable-length), cut to len - 1 bytes.
 static bool read_attr_str(hid_t file, const char *name, char *out, size_t len) {
-    out[0] = 0;
-    if (H5Aexists(file, name) <= 0) return false;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    hid_t t = a >= 0 && attr_is_single(a) ? H5Aget_type(a) : -1;
-    bool ok = false;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING && H5Tis_variable_str(t) > 0) {
-        char *v = NULL;
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        H5Tset_cset(mt, H5Tget_cset(t));   // h5py writes UTF-8: an ASCII read of it fails
-        ok = H5Aread(a, mt, &v) >= 0 && v;
-        if (ok) snprintf(out, len, "%s", v);
-        if (v) H5free_memory(v);
-        H5Tclose(mt);
-    } else if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
-        size_t n = H5Tget_size(t);
-        char *buf = xcalloc(n + 1, 1);
-        hid_t mt = H5Tcopy(t);
-        ok = H5Aread(a, mt, buf) >= 0;
-        H5Tclose(mt);
-        snprintf(out, len, "%s", buf);
-        free(buf);
-    }
-    if (t >= 0) H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
-    return ok;
+    char *v = h5_attr_string(file, name);
+    snprintf(out, len, "%s", v ? v : "");
+    free(v);
+    return v != NULL;
 }
 
 // ---- token checksums ----
@@ -200,14 +182,12 @@ static bool check_token_type(const Shard *s, char *err, int err_len) {
 static bool check_doc_offsets(const Shard *s, char *err, int err_len) {
     hid_t d = H5Lexists((hid_t)s->file, "doc_offsets", H5P_DEFAULT) > 0
                   ? H5Dopen2((hid_t)s->file, "doc_offsets", H5P_DEFAULT) : -1;
-    hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    if (sp >= 0) H5Sclose(sp);
+    int64_t n = length_1d(d);
     if (d >= 0) H5Dclose(d);
     if (n >= 1 && n - 1 == s->info.n_documents) return true;
     if (n < 0)
-        snprintf(err, err_len, "%s has no readable /doc_offsets dataset: the shard is damaged, "
-                 "write it again", s->path);
+        snprintf(err, err_len, "%s has no readable one-dimensional /doc_offsets dataset: the "
+                 "shard is damaged, write it again", s->path);
     else
         snprintf(err, err_len, "%s: /doc_offsets holds %lld entries but n_documents is %lld "
                  "(want n_documents + 1): the shard is damaged, write it again", s->path,
@@ -216,9 +196,12 @@ static bool check_doc_offsets(const Shard *s, char *err, int err_len) {
 }
 
 static bool shard_check(Shard *s, char *err, int err_len) {
-    hid_t space = H5Dget_space((hid_t)s->tokens);
-    hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
-    if (space >= 0) H5Sclose(space);
+    int64_t n = length_1d((hid_t)s->tokens);
+    if (n < 0) {
+        snprintf(err, err_len, "%s: /tokens is not a one-dimensional dataset of token ids; the "
+                 "shard is damaged, or written by another tool: write it again", s->path);
+        return false;
+    }
     ShardInfo *i = &s->info;
     if (!read_attr_i64(s->file, "vocab_size", &i->vocab_size) ||
         !read_attr_i64(s->file, "n_tokens", &i->n_tokens) ||

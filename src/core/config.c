@@ -145,9 +145,11 @@ static bool rope_scaling_check(const ModelConfig *c, char *err, int err_len) {
 
 bool config_validate(const ModelConfig *c, char *err, int err_len) {
     if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
-        c->ffn_dim <= 0 || c->vocab_size <= 1 || c->max_seq_len <= 0 || !(c->rope_theta > 0) ||
-        !(c->norm_eps > 0)) {
-        snprintf(err, err_len, "model %s: every size must be positive", c->name);
+        c->ffn_dim <= 0 || c->vocab_size <= 1 || c->max_seq_len <= 0 ||
+        !(c->rope_theta > 0 && isfinite(c->rope_theta)) ||
+        !(c->norm_eps > 0 && isfinite(c->norm_eps))) {
+        snprintf(err, err_len, "model %s: every size must be positive (and rope_theta and "
+                 "norm_eps finite)", c->name);
         return false;
     }
     if (c->dim % c->n_heads != 0) {

@@ -358,11 +358,16 @@ static bool read_state(CkptFile *f, State *s, char *err, int len) {
     return false;
 }
 
+// A model_shape entry past int reads as 0, which config_validate refuses.
+static int shape_entry(const State *s, int i) {
+    return s->shape[i] >= INT32_MIN && s->shape[i] <= INT32_MAX ? (int)s->shape[i] : 0;
+}
+
 static void config_of_state(const State *s, ModelConfig *c) {
     memset(c, 0, sizeof *c);
-    c->dim = (int)s->shape[0], c->n_layers = (int)s->shape[1], c->n_heads = (int)s->shape[2];
-    c->n_kv_heads = (int)s->shape[3], c->ffn_dim = (int)s->shape[4], c->vocab_size = (int)s->shape[5];
-    c->max_seq_len = (int)s->shape[6];
+    c->dim = shape_entry(s, 0), c->n_layers = shape_entry(s, 1), c->n_heads = shape_entry(s, 2);
+    c->n_kv_heads = shape_entry(s, 3), c->ffn_dim = shape_entry(s, 4);
+    c->vocab_size = shape_entry(s, 5), c->max_seq_len = shape_entry(s, 6);
     c->tie_embeddings = s->tied;
     c->rope_theta = s->rope_theta;
     c->rope_scaling = s->rope_scaling;

@@ -133,6 +133,28 @@ static void patch_str(const char *ckpt, const char *name, const char *v) {
     H5Fclose(file);
 }
 
+// Rewrites the string attribute name on "/" as h5py writes strings
+// (variable-length UTF-8), its value unchanged.
+static void make_variable_str(const char *ckpt, const char *name) {
+    char f[700], err[256];
+    snprintf(f, sizeof f, "%s/checkpoint.h5", ckpt);
+    CkptFile *c = ckpt_file_open(f, err, sizeof err);
+    char *v = c ? ckpt_file_get_str(c, name) : NULL;
+    ckpt_file_close(c);
+    if (!v) return;
+    hid_t file = open_rw(ckpt), t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    H5Adelete(file, name);
+    hid_t a = H5Acreate2(file, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, t, &v);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    H5Fclose(file);
+    free(v);
+}
+
 // Appends text to the "options" attribute.
 static void patch_options(const char *ckpt, const char *text) {
     char f[700];
@@ -175,17 +197,23 @@ static void put_str_array(const char *ckpt, const char *name, int n) {
 
 // ---- formats 2 and 3, as the versions before wrote them ----
 
-// Replaces the int64 attribute name on "/" by v (n values).
-static void put_i64(const char *ckpt, const char *name, const int64_t *v, int n) {
+// Replaces the attribute name on "/" by n values v of memory type mem,
+// stored as type stored.
+static void put_values(const char *ckpt, const char *name, hid_t stored, hid_t mem, const void *v,
+                       int n) {
     hid_t file = open_rw(ckpt);
     if (H5Aexists(file, name) > 0) H5Adelete(file, name);
     hsize_t dims = (hsize_t)n;
     hid_t sp = H5Screate_simple(1, &dims, NULL);
-    hid_t a = H5Acreate2(file, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    H5Awrite(a, H5T_NATIVE_INT64, v);
+    hid_t a = H5Acreate2(file, name, stored, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, mem, v);
     H5Aclose(a);
     H5Sclose(sp);
     H5Fclose(file);
+}
+
+static void put_i64(const char *ckpt, const char *name, const int64_t *v, int n) {
+    put_values(ckpt, name, H5T_STD_I64LE, H5T_NATIVE_INT64, v, n);
 }
 
 static void sha_str(EVP_MD_CTX *c, const char *key, const char *v) {
@@ -389,6 +417,33 @@ static void attribute_cases(void) {
     patch_i64(path, "step", 0, -5);
     expect_refused("format 1 with a negative step: refused", path, "tiny",
                    "holds step -5 and optimizer step -5: impossible counts");
+    copy_ckpt("v1float", path, sizeof path);
+    make_format1(path);
+    double step = 3.7;
+    put_values(path, "step", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &step, 1);
+    expect_refused("format 1 with a float step (3.7): refused, not rounded", path, "tiny",
+                   "attribute 'step' missing or malformed");
+    copy_ckpt("v1wide", path, sizeof path);
+    make_format1(path);
+    int64_t shape[7] = {64 + (1LL << 32), 4, 8, 4, 192, 256, 256};
+    put_i64(path, "model_shape", shape, 7);
+    expect_refused("format 1 with a dim of 2^32 + 64: refused, not read as 64", path, "tiny",
+                   "impossible model shape");
+    copy_ckpt("v1inf", path, sizeof path);
+    make_format1(path);
+    double theta = INFINITY;
+    put_values(path, "rope_theta", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &theta, 1);
+    expect_refused("format 1 with rope_theta inf: refused as an impossible model", path, "tiny",
+                   "rope_theta and norm_eps finite");
+    check_begin("string attributes as h5py writes them (variable-length UTF-8) read as written");
+    copy_ckpt("vlstr", path, sizeof path);
+    make_variable_str(path, "format");
+    make_variable_str(path, "options");
+    snprintf(cmd, sizeof cmd, "%s info %s", ckpt_bin, path);
+    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "(format 4)"), "llama-ckpt info: %s", out);
+    snprintf(cmd, sizeof cmd, "%s --bench -c tiny -l 8 --steps 1 --load %s", train_bin, path);
+    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "loaded checkpoint"), "--load: %s", out);
+    check_end();
     copy_ckpt("strarray", path, sizeof path);
     put_str_array(path, "tokenizer_sha256", 900);
     expect_refused("a string attribute holding 900 strings: refused as malformed", path, "tiny",

@@ -128,6 +128,67 @@ static void test_arrays(const char *dir) {
     check_end();
 }
 
+// A test shard of 16 tokens at dir/name; false (and a failed check) when it
+// cannot be written.
+static bool write_test_shard(const char *dir, const char *name, char *path, size_t len) {
+    char err[1024] = "";
+    uint32_t tok[16] = {0};
+    uint64_t n = 16;
+    ShardMeta meta = {256, -1, 7, "test", "src", "train", "generated"};
+    snprintf(path, len, "%s/%s", dir, name);
+    bool ok = shard_write_collective(MPI_COMM_SELF, path, &meta, tok, 16, &n, 1, err, sizeof err);
+    CHECK(ok, "writing the test shard: %s", err);
+    return ok;
+}
+
+// A float where an integer belongs is refused, not rounded (255.5 read as 255).
+static void test_float_vocab(const char *dir) {
+    check_begin("a shard whose vocab_size is a float (255.5) is refused, not rounded");
+    char path[512], err[1024] = "";
+    if (write_test_shard(dir, "float.h5", path, sizeof path)) {
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), sp = H5Screate(H5S_SCALAR);
+        H5Adelete(f, "vocab_size");
+        double v = 255.5;
+        hid_t a = H5Acreate2(f, "vocab_size", H5T_NATIVE_DOUBLE, sp, H5P_DEFAULT, H5P_DEFAULT);
+        H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
+        H5Aclose(a);
+        H5Sclose(sp);
+        H5Fclose(f);
+        Shard s;
+        bool ok = shard_open(path, &s, err, sizeof err);
+        if (ok) shard_close(&s);
+        CHECK(!ok && strstr(err, "not a single integer"), "%s", ok ? "opened" : err);
+    }
+    check_end();
+}
+
+// /tokens of 16 × 1 ids (a hand-made file): refused before any read, which
+// selects one dimension (it read past its own arguments into HDF5).
+static void test_tokens_2d(const char *dir) {
+    check_begin("a shard whose /tokens is two-dimensional is refused as such");
+    char path[512], err[1024] = "";
+    if (write_test_shard(dir, "twod.h5", path, sizeof path)) {
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        H5Ldelete(f, "tokens", H5P_DEFAULT);
+        H5Ldelete(f, "token_sha256", H5P_DEFAULT);
+        hsize_t dims[2] = {16, 1};
+        uint32_t tok[16] = {0};
+        hid_t sp = H5Screate_simple(2, dims, NULL);
+        hid_t d = H5Dcreate2(f, "tokens", H5T_NATIVE_UINT32, sp, H5P_DEFAULT, H5P_DEFAULT,
+                             H5P_DEFAULT);
+        H5Dwrite(d, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tok);
+        H5Dclose(d);
+        H5Sclose(sp);
+        H5Fclose(f);
+        Shard s;
+        bool ok = shard_open(path, &s, err, sizeof err);
+        if (ok) shard_close(&s);
+        CHECK(!ok && strstr(err, "/tokens is not a one-dimensional dataset"), "%s",
+              ok ? "opened" : err);
+    }
+    check_end();
+}
+
 int main(int argc, char **argv) {
     comm_world_start(&argc, &argv);
     char dir[256], cmd[300];
@@ -137,6 +198,8 @@ int main(int argc, char **argv) {
     test_vocab(dir, -3);
     test_split(dir);
     test_arrays(dir);
+    test_float_vocab(dir);
+    test_tokens_2d(dir);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
     comm_world_end();
