@@ -481,7 +481,17 @@ static int by_step_desc(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-// Complete checkpoints (step_N folders) of save_dir, newest first.
+// Whether folder dir holds a checkpoint file (a copy stopped early, or a
+// foreign folder named step_N, holds none).
+static bool holds_checkpoint_file(const char *dir) {
+    char file[PATH_LEN + 16];
+    ckpt_dir_file(dir, file, sizeof file);
+    struct stat st;
+    return stat(file, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Complete checkpoints (step_N folders holding a checkpoint file) of
+// save_dir, newest first.
 static int complete_folders(const char *save_dir, Entry **out) {
     *out = NULL;
     int n = 0;
@@ -492,7 +502,7 @@ static int complete_folders(const char *save_dir, Entry **out) {
         int64_t step = step_of_name(e->d_name);
         char full[PATH_LEN];
         snprintf(full, sizeof full, "%s/%s", save_dir, e->d_name);
-        if (step < 0 || !ckpt_dir_exists(full)) continue;
+        if (step < 0 || !ckpt_dir_exists(full) || !holds_checkpoint_file(full)) continue;
         *out = xrealloc(*out, (size_t)(n + 1) * sizeof **out);
         (*out)[n++] = (Entry){step, xstrdup(full)};
     }

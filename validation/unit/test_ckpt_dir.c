@@ -31,10 +31,15 @@ static void sh(const char *cmd) {
     if (system(cmd) != 0) printf("note: '%s' failed\n", cmd);
 }
 
+// A checkpoint folder parent/name: an empty checkpoint.h5 in it stands for
+// the file (which only --load opens).
 static void make_dir(const char *parent, const char *name) {
     char p[1024];
     snprintf(p, sizeof p, "%s/%s", parent, name);
     mkdir(p, 0755);
+    strcat(p, "/checkpoint.h5");
+    FILE *f = fopen(p, "w");
+    if (f) fclose(f);
 }
 
 static bool exists(const char *parent, const char *name) {
@@ -122,8 +127,11 @@ static void test_big_steps(void) {
     const char *names[] = {"step_9", "step_0000010", "step_99999999", "step_100000000000",
                            "step_7x", "step_", "abandoned_step_0000011_20260101-000000"};
     for (int i = 0; i < 7; i++) make_dir(d, names[i]);
+    char bare[700];   // a copy stopped before its file, or a foreign folder
+    snprintf(bare, sizeof bare, "%s/step_200000000000", d);
+    mkdir(bare, 0755);
     n = ckpt_dir_list(d, &dirs);
-    CHECK(n == 4, "listed %d folders, expected the 4 step_N ones", n);
+    CHECK(n == 4, "listed %d folders, expected the 4 step_N ones holding a checkpoint file", n);
     const char *order[4] = {"step_100000000000", "step_99999999", "step_0000010", "step_9"};
     for (int i = 0; i < n && i < 4; i++)
         CHECK(strcmp(strrchr(dirs[i], '/') + 1, order[i]) == 0, "position %d: %s, expected %s", i,
