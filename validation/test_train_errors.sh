@@ -164,10 +164,16 @@ cp "$ROOT/inputs/tokenizer.json" "$TMP/tok.json"
 expect_error "--log into the run deck" "--log $TMP/run.deck is the run deck" "$T" "$TMP/run.deck" "${D[@]}" --log "$TMP/run.deck"
 expect_error "--dump-batches into --tokenizer" "--dump-batches $TMP/tok.json is --tokenizer" \
   "$T" "${D[@]}" --dump-batches "$TMP/tok.json" --tokenizer "$TMP/tok.json"
-expect_error "--log into a shard of --dataset" "--log $DATA/wikipedia_sample.val.h5 is a file of --dataset" \
+expect_error "--log into a shard of --dataset" "--log $DATA/wikipedia_sample.val.h5 is --dataset or a file in it" \
   "$T" "${D[@]}" --log "$DATA/wikipedia_sample.val.h5"
 expect_error "--log and --dump-batches one file" "--log and --dump-batches are one file" \
   "$T" "${D[@]}" --log "$TMP/same.jsonl" --dump-batches "$TMP/same.jsonl"
+expect_error "--log and --dump-batches one new file, spelt two ways" "--log and --dump-batches are one file" \
+  "$T" "${D[@]}" --log "$TMP/same2.bin" --dump-batches "$TMP/./same2.bin"
+expect_error "--log a new .h5 in the --dataset folder" "would be a .h5 file in the --dataset folder" \
+  "$T" "${D[@]}" --log "$DATA/new.h5"
+[ ! -e "$DATA/new.h5" ] && [ ! -e "$TMP/same2.bin" ] && pass "the refused new outputs were not made" ||
+  fail "refused new outputs" "$(ls "$DATA" "$TMP" | grep -e new.h5 -e same2)"
 cmp -s "$TMP/tok.json" "$ROOT/inputs/tokenizer.json" && [ "$(cat "$TMP/run.deck")" = "steps = 1" ] &&
   pass "the refused outputs' files are untouched" || fail "refused outputs" "an input file changed"
 # --log and --dump-batches fall on no name the checkpoint folder's rules write, move or
@@ -183,6 +189,15 @@ if "$T" "${D[@]}" -o "$TMP/sv2" --log "$TMP/sv2/step_losses.jsonl" >"$TMP/sv2.ou
    [ "$(wc -l <"$TMP/sv2/step_losses.jsonl")" = 1 ] && [ -d "$TMP/sv2/step_0000001" ]; then
   pass "--log in the --save-dir the run makes, beside its checkpoints"
 else fail "--log in a new --save-dir" "$(tail -2 "$TMP/sv2.out")"; fi
+ln -s "$TMP/sv2" "$TMP/sv2link"
+expect_error "--log on latest through a link to the --save-dir" "--log $TMP/sv2link/latest is 'latest' in --save-dir $TMP/sv2" \
+  "$T" "${D[@]}" -o "$TMP/sv2" --log "$TMP/sv2link/latest"
+expect_error "--log into the --load checkpoint's file" "--log $TMP/sv2/step_0000001/checkpoint.h5 is --load or a file in it" \
+  "$T" "${D[@]}" --steps 2 --load "$TMP/sv2/step_0000001" --log "$TMP/sv2/step_0000001/checkpoint.h5"
+expect_error "--save-dir that is a checkpoint" "--save-dir $TMP/sv2/step_0000001 is a checkpoint \(it holds checkpoint.h5\)" \
+  "$T" "${D[@]}" --steps 2 -o "$TMP/sv2/step_0000001" --load auto
+"$BIN/llama-ckpt" info "$TMP/sv2/step_0000001" >/dev/null 2>&1 && [ "$(ls "$TMP/sv2/step_0000001" | tr '\n' ' ')" = "checkpoint.h5 owner " ] &&
+  pass "the refused runs left the checkpoint as it was" || fail "refused runs and the checkpoint" "$(ls "$TMP/sv2/step_0000001")"
 # FIFOs: opening one blocks until its other end opens (a start-up deaf to SIGTERM).
 mkfifo "$TMP/fifo"
 expect_error "a FIFO as the run deck" "'$TMP/fifo' is a FIFO, not a file of key = value lines" "$T" "$TMP/fifo" "${D[@]}"

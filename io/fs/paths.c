@@ -1,6 +1,8 @@
 #include "fs/paths.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,10 +28,26 @@ void path_lexical(const char *path, char *out, size_t len) {
     if (at == 0) snprintf(out, len, "/");
 }
 
+void path_resolved(const char *path, char *out, size_t len) {
+    char abs[8400], head[8400], real[PATH_MAX];
+    path_lexical(path, abs, sizeof abs);
+    snprintf(head, sizeof head, "%s", abs);
+    while (!realpath(head, real)) {   // the deepest prefix that exists
+        char *slash = strrchr(head, '/');
+        if (!slash || slash == head) {
+            snprintf(out, len, "%s", abs);
+            return;
+        }
+        *slash = 0;
+    }
+    const char *rest = abs + strlen(head);
+    snprintf(out, len, "%s%s", strcmp(real, "/") == 0 && rest[0] ? "" : real, rest);
+}
+
 bool path_within(const char *path, const char *dir) {
     char p[8400], d[8400];
-    path_lexical(path, p, sizeof p);
-    path_lexical(dir, d, sizeof d);
+    path_resolved(path, p, sizeof p);
+    path_resolved(dir, d, sizeof d);
     size_t n = strlen(d);
     return strncmp(p, d, n) == 0 && (p[n] == 0 || p[n] == '/' || n == 1);
 }

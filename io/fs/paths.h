@@ -11,7 +11,11 @@ void path_parent(const char *path, char *out, size_t len);
 // path made absolute (cwd in front), "." components and repeated or trailing
 // slashes removed: a lexical form (links are not followed) for comparisons.
 void path_lexical(const char *path, char *out, size_t len);
-// Whether path is dir or lies inside it (lexically).
+// path_lexical with the longest part that exists resolved (links followed,
+// ".." taken), the rest as written: one spelling for one place, whether it
+// exists yet or not (a file a run will make).
+void path_resolved(const char *path, char *out, size_t len);
+// Whether path is dir or lies inside it (resolved as path_resolved).
 bool path_within(const char *path, const char *dir);
 // A folder a program creates (mkdir -p) and writes in: a writable folder, or
 // one its nearest existing ancestor is.  False with a reason that starts with

@@ -8,6 +8,7 @@
 #include "core/file_kind.h"
 #include "core/util.h"
 #include "fs/ckpt_dir.h"
+#include "fs/dirs.h"
 #include "fs/paths.h"
 #include "train/hf.h"
 
@@ -30,16 +31,34 @@ static bool in_folder(const char *out, const char *dir) {
 // --init-hf file or a shard.
 static bool output_not_input(const char *what, const char *out, const TrainOptions *o,
                              const char *deck, char *err, int len) {
-    const char *inputs[] = {deck ? deck : "", o->config, o->tokenizer, o->init_hf, o->dataset};
+    const char *load = strcmp(o->load, "auto") != 0 ? o->load : "";
+    const char *inputs[] = {deck ? deck : "", o->config, o->tokenizer, o->init_hf, o->dataset, load};
     const char *names[] = {"the run deck", "the model file (-c)", "--tokenizer",
-                           "a file of --init-hf", "a file of --dataset"};
-    for (int i = 0; i < 5; i++)
+                           "--init-hf or a file in it", "--dataset or a file in it",
+                           "--load or a file in it"};
+    for (int i = 0; i < 6; i++)
         if (i < 3 ? file_kind_same(out, inputs[i]) : in_folder(out, inputs[i])) {
             snprintf(err, len, "%s %s is %s (%s): the run appends to it, which would destroy "
                      "it; give another file", what, out, names[i], inputs[i]);
             return false;
         }
     return true;
+}
+
+// A new file the run makes (--log, --dump-batches) is no *.h5 in the
+// --dataset folder: every later run would read it as a shard.
+static bool not_a_shard(const char *what, const char *out, const TrainOptions *o, char *err,
+                        int len) {
+    char folder[8400], a[8400], b[8400];
+    struct stat st;
+    if (!o->dataset[0] || stat(o->dataset, &st) != 0 || !S_ISDIR(st.st_mode)) return true;
+    path_parent(out, folder, sizeof folder);
+    path_resolved(folder, a, sizeof a);
+    path_resolved(o->dataset, b, sizeof b);
+    if (strcmp(a, b) != 0 || !name_has_suffix(out, ".h5")) return true;
+    snprintf(err, len, "%s %s would be a .h5 file in the --dataset folder %s, which later runs "
+             "read as a shard: give another file", what, out, o->dataset);
+    return false;
 }
 
 // A file the run appends to (--log, --dump-batches) lies under none of the
@@ -49,8 +68,8 @@ static bool outside_ckpt_names(const char *what, const char *out, const TrainOpt
                                char *err, int len) {
     if (!o->save_dir[0] || o->eval_only || !path_within(out, o->save_dir)) return true;
     char p[8400], d[8400], first[256];
-    path_lexical(out, p, sizeof p);
-    path_lexical(o->save_dir, d, sizeof d);
+    path_resolved(out, p, sizeof p);
+    path_resolved(o->save_dir, d, sizeof d);
     const char *rel = p + strlen(d) + (strcmp(d, "/") != 0);
     snprintf(first, sizeof first, "%.*s", (int)strcspn(rel, "/"), rel);
     if (!first[0] || !ckpt_dir_owns_name(first)) return true;
@@ -77,13 +96,18 @@ static bool export_apart(const TrainOptions *o, char *err, int len) {
 // --log and --dump-batches are not one file, nor an input.
 static bool outputs_apart(const TrainOptions *o, const char *deck, char *err, int len) {
     bool dump = o->dump_batches[0] && !o->eval_only;
-    if (dump && o->log[0] && (!strcmp(o->log, o->dump_batches) || file_kind_same(o->log, o->dump_batches))) {
+    char a[8400], b[8400];
+    path_resolved(o->log, a, sizeof a);
+    path_resolved(o->dump_batches, b, sizeof b);
+    if (dump && o->log[0] && (!strcmp(a, b) || file_kind_same(o->log, o->dump_batches))) {
         snprintf(err, len, "--log and --dump-batches are one file (%s): give two", o->log);
         return false;
     }
     return (!o->log[0] || (output_not_input("--log", o->log, o, deck, err, len) &&
+                           not_a_shard("--log", o->log, o, err, len) &&
                            outside_ckpt_names("--log", o->log, o, err, len))) &&
            (!dump || (output_not_input("--dump-batches", o->dump_batches, o, deck, err, len) &&
+                      not_a_shard("--dump-batches", o->dump_batches, o, err, len) &&
                       outside_ckpt_names("--dump-batches", o->dump_batches, o, err, len)));
 }
 
@@ -99,17 +123,30 @@ static bool appended_usable(const char *what, const char *path, bool saves, cons
                             char *err, int len) {
     char folder[4096], a[8400], b[8400];
     path_parent(path, folder, sizeof folder);
-    path_lexical(folder, a, sizeof a);
-    path_lexical(o->save_dir, b, sizeof b);
+    path_resolved(folder, a, sizeof a);
+    path_resolved(o->save_dir, b, sizeof b);
     struct stat st;
     if (saves && strcmp(a, b) == 0 && stat(path, &st) != 0) return true;
     return path_file_usable(what, path, err, len);
 }
 
+// --save-dir is a folder of checkpoints, not one checkpoint (a run would
+// find no checkpoint to resume in it and save inside it).
+static bool save_dir_not_checkpoint(const char *dir, char *err, int len) {
+    char file[8400];
+    ckpt_dir_file(dir, file, sizeof file);
+    struct stat st;
+    if (stat(file, &st) != 0) return true;
+    snprintf(err, len, "--save-dir %s is a checkpoint (it holds checkpoint.h5), not a folder of "
+             "checkpoints: give the folder that holds it", dir);
+    return false;
+}
+
 bool outputs_check(const TrainOptions *o, const char *deck, char *err, int len) {
     bool saves = !o->eval_only && o->save_dir[0];
     return outputs_apart(o, deck, err, len) && export_apart(o, err, len) &&
-           (!saves || path_folder_usable("--save-dir", o->save_dir, err, len)) &&
+           (!saves || (path_folder_usable("--save-dir", o->save_dir, err, len) &&
+                       save_dir_not_checkpoint(o->save_dir, err, len))) &&
            (!o->export_hf[0] || export_usable(o->export_hf, err, len)) &&
            (!o->log[0] || appended_usable("--log", o->log, saves, o, err, len)) &&
            (!o->dump_batches[0] || o->eval_only ||
