@@ -211,6 +211,14 @@ bool cli_set(const CliTable *t, void *target, const char *name, const char *valu
 
 static bool is_option(const char *arg) { return arg[0] == '-' && arg[1]; }
 
+// Whether arg, where a value is due, is an option instead: any "--name", or
+// a short option of the table ("-b"; "-1" is a value).
+static bool names_option(const CliTable *t, const char *arg) {
+    if (arg[0] != '-' || !arg[1]) return false;
+    if (arg[1] == '-') return true;
+    return !arg[2] && (arg[1] == 'h' || find_short(t, arg[1]));
+}
+
 // The option argv[*i] names, or NULL; *value: what follows its '=' (or NULL).
 static const CliOption *option_of(const CliTable *t, const char *arg, const char **value) {
     *value = NULL;
@@ -231,6 +239,11 @@ static bool parse_one(const CliTable *t, void *target, int argc, char **argv, in
     if (!value) {
         if (*i + 1 >= argc) {
             snprintf(err, err_len, "option '%s' needs a value", arg);
+            return false;
+        }
+        if (names_option(t, argv[*i + 1])) {   // "--log --profile": a value left out
+            snprintf(err, err_len, "option '%s' needs a value, and '%s' is an option (a value "
+                     "that starts with '-': --%s=VALUE)", arg, argv[*i + 1], o->name);
             return false;
         }
         value = argv[++*i];

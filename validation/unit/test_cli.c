@@ -154,6 +154,12 @@ static void test_usage_errors(void) {
         "-q", "unknown option '-q' (see prog --help)",
         "-nn 3", "unknown option '-nn' (see prog --help)",
         "-n 3 --num", "option '--num' needs a value",
+        "--name --flag", "option '--name' needs a value, and '--flag' is an option (a value "
+                         "that starts with '-': --name=VALUE)",
+        "--num -n 3", "option '--num' needs a value, and '-n' is an option (a value that "
+                      "starts with '-': --num=VALUE)",
+        "--name --nope", "option '--name' needs a value, and '--nope' is an option (a value "
+                         "that starts with '-': --name=VALUE)",
         "stray", "unexpected argument 'stray'",
         NULL};
     all_refused(&table, cases);
