@@ -33,6 +33,18 @@ expect_error special_is_a_byte_symbol "--special 'é' is the byte-level vocabula
 expect_error special_is_a_learned_token 'special token "Ġthe" is also the string of a learned token' \
   "$TOK" train --vocab-size 400 --special 'Ġthe' --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" --output "$TMP/sp.json"
 [ -e "$TMP/sp.json" ] && fail special_refused_writes_nothing "$TMP/sp.json exists" || pass special_refused_writes_nothing
+# train over an existing tokenizer file (shards encoded with it need it): refused
+# without --overwrite, replaced with it.
+C4=$ROOT/inputs/redpajama-mini/c4_sample.jsonl
+"$TOK" train --vocab-size 300 --input "$C4" --output "$TMP/mine.json" >/dev/null 2>&1
+before=$(sha256sum <"$TMP/mine.json")
+expect_error train_over_existing_tokenizer "--output $TMP/mine.json exists .*--overwrite to replace it" \
+  "$TOK" train --vocab-size 400 --input "$C4" --output "$TMP/mine.json"
+if [ "$(sha256sum <"$TMP/mine.json")" = "$before" ] &&
+   "$TOK" train --vocab-size 400 --input "$C4" --output "$TMP/mine.json" --overwrite >/dev/null 2>&1 &&
+   [ "$(sha256sum <"$TMP/mine.json")" != "$before" ]; then
+  pass train_overwrite_replaces_only_when_asked
+else fail train_overwrite_replaces_only_when_asked "the tokenizer changed without --overwrite, or not with it"; fi
 # --eos naming an ordinary token: allowed (the user's choice), with a warning.
 out=$("$TOK" encode --tokenizer "$ROOT/inputs/tokenizer.json" --eos the --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" \
       --output "$TMP/oeos" --progress 0 2>&1) && grep -q "warning: --eos the is an ordinary token (id 791)" <<<"$out" &&

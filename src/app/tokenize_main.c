@@ -18,7 +18,7 @@ static const char *USAGE =
     "                             [--overwrite]\n"
     "       llama-tokenize train  --vocab-size N --input FILE|DIR ... --output tokenizer.json\n"
     "                             [--kind bpe|sentencepiece] [--special TOKEN,...]\n"
-    "                             [--text-key KEY] [--skip-bad]\n"
+    "                             [--text-key KEY] [--skip-bad] [--overwrite]\n"
     "                             [--max-record-bytes N] [--progress SECONDS]\n"
     "       llama-tokenize inspect SHARD.h5 ...\n"
     "       llama-tokenize verify SHARD.h5|DIR ...\n"
@@ -74,7 +74,8 @@ static const CliOption options[] = {
      "write", .arg = "PATH"},
     {"overwrite", 0, NUM(CLI_FLAG, overwrite),
      "encode: replace the token shards already in --output (and a failed run's *.h5.tmp) "
-     "once every new shard is written; any other *.h5 there is refused, nothing deleted"},
+     "once every new shard is written; any other *.h5 there is refused, nothing deleted; "
+     "train: replace an existing --output file"},
     {"val-fraction", 0, NUM(CLI_DOUBLE, val_fraction), "encode: the share of documents held out "
      "for validation, chosen by a hash of the document's text and --seed (default 0.01; 0: no "
      "validation shards)", .arg = "F", .bounds = CLI_BELOW, .min = 0, .max = 1},
@@ -125,8 +126,8 @@ static const char *options_problem(const TokenizeOptions *o, const char *command
     if (need) snprintf(buf, len, "%s needs %s", command, need);
     else if (encode && (o->vocab_size || o->specials.n || o->kind))
         snprintf(buf, len, "--vocab-size, --special and --kind belong to train, not encode");
-    else if (!encode && (o->tokenizer || o->eos || o->overwrite))
-        snprintf(buf, len, "--tokenizer, --eos and --overwrite belong to encode, not train");
+    else if (!encode && (o->tokenizer || o->eos))
+        snprintf(buf, len, "--tokenizer and --eos belong to encode, not train");
     else return NULL;
     return buf;
 }

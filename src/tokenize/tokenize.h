@@ -39,8 +39,10 @@ void tokenize_encode(const TokenizeOptions *o);
 void tokenize_train(const TokenizeOptions *o);
 void tokenize_train_sentencepiece(const TokenizeOptions *o);
 // train: the tokenizer file path is none of the corpus files c (writing it
-// would destroy that input); else every rank ends with the reason.
-void tokenize_train_output_check(const CorpusFiles *c, const char *path);
+// would destroy that input), no folder, and new unless overwrite (shards
+// encoded with an earlier tokenizer need it); else every rank ends with the
+// reason.
+void tokenize_train_output_check(const CorpusFiles *c, const char *path, bool overwrite);
 void tokenize_inspect(const TokenizeOptions *o);
 void tokenize_verify(const TokenizeOptions *o);
 void tokenize_bench(const TokenizeOptions *o);

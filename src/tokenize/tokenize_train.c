@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "comm/comm.h"
 #include "tokenizer/bpe_train.h"
@@ -47,11 +48,20 @@ static char **special_list(const TokenizeOptions *o, int *n) {
     return list;
 }
 
-void tokenize_train_output_check(const CorpusFiles *c, const char *path) {
+void tokenize_train_output_check(const CorpusFiles *c, const char *path, bool overwrite) {
     const char *input = corpus_files_find(c, path);
     if (input)
         fatal_all("--output %s is the corpus file %s: writing the tokenizer there would destroy "
                   "it; give another path", path, input);
+    struct stat st;
+    bool exists = stat(path, &st) == 0;
+    char err[4500] = "";
+    if (exists && S_ISDIR(st.st_mode))
+        snprintf(err, sizeof err, "--output %s is a folder: give the tokenizer file's path", path);
+    else if (exists && !overwrite)
+        snprintf(err, sizeof err, "--output %s exists (a tokenizer shards were encoded with "
+                 "need it as it is): give another path, or --overwrite to replace it", path);
+    agree_or_exit(!err[0], err);
 }
 
 void tokenize_train(const TokenizeOptions *o) {
@@ -62,7 +72,7 @@ void tokenize_train(const TokenizeOptions *o) {
     char err[1024] = "";
     CorpusFiles c;
     agree_or_exit(corpus_files_expand(o->inputs.items, o->inputs.n, &c, err, sizeof err), err);
-    tokenize_train_output_check(&c, o->output);
+    tokenize_train_output_check(&c, o->output, o->overwrite);
     int n_specials;
     char **specials = special_list(o, &n_specials);
     for (int i = 0; i < n_specials; i++) {
