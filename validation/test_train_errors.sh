@@ -255,6 +255,19 @@ expect_usage_error "an unknown option on one rank of two" "unknown option '--bog
   "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench -l 16 --steps 1 : -np 1 "$T" -c tiny --bench -l 16 --steps 1 --bogus
 expect_error "a model file missing on one rank of two" "cannot open '$TMP/missing.cfg'" \
   "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench -l 16 --steps 1 : -np 1 "$T" -c "$TMP/missing.cfg" --bench -l 16 --steps 1
+# --init-hf read on each rank from its own view of the folder: replicas that read
+# other weights (a node's stale copy) would train other models, their losses averaged.
+mkdir -p "$TMP/hfa" "$TMP/hfb"
+"$T" -c tiny --bench -l 16 --steps 1 --export-hf "$TMP/hfa/hf" >/dev/null 2>&1 &&
+  "$T" -c tiny --bench -l 16 --steps 1 --seed 7 --export-hf "$TMP/hfb/hf" >/dev/null 2>&1 ||
+  fail "two Hugging Face exports" "the runs that make them failed"
+expect_error "--init-hf: two ranks that read different weights" "--init-hf hf: the ranks read different weights" \
+  "${MPIRUN[@]}" -np 1 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 --steps 1 : \
+  -np 1 --wdir "$TMP/hfb" "$T" --init-hf hf --bench -l 16 --steps 1
+if out=$("${MPIRUN[@]}" -np 1 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 --steps 1 : \
+         -np 1 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 --steps 1 2>&1); then
+  pass "--init-hf: two ranks that read the same weights train"
+else fail "--init-hf on two ranks" "$(tail -n 2 <<<"$out")"; fi
 expect_error "llama-tokenize: a bad option on one rank of two" "a bad command line was given to some ranks only" \
   "${MPIRUN[@]}" -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz" : \
   -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz" --bogus

@@ -15,6 +15,7 @@
 #include "hf/hf_tokenizer.h"
 #include "hf/safetensors.h"
 #include "tokenizer/tokenizer.h"
+#include "core/hashmap.h"
 #include "core/util.h"
 #include "train/watchdog.h"
 
@@ -129,7 +130,12 @@ bool hf_tensors_all_used(const Safetensors *st, const ModelConfig *cfg, const ch
 }
 
 bool hf_import(Model *m, const char *dir, char *err, int err_len) {
+    return hf_import_digest(m, dir, NULL, err, err_len);
+}
+
+bool hf_import_digest(Model *m, const char *dir, uint64_t *digest, char *err, int err_len) {
     HfConfig hf;
+    if (digest) *digest = 0;
     if (!check_config(m, dir, &hf, err, err_len)) return false;
     Safetensors st;
     if (!safetensors_open(dir, &st, err, err_len)) return false;
@@ -143,6 +149,7 @@ bool hf_import(Model *m, const char *dir, char *err, int err_len) {
         if (ok && m->cfg.tie_embeddings && i == m->table.lm_head)
             ok = tied_head_check(&st, t, host, dir, err, err_len);
         if (ok) m->ops->act_from_host_f32(model_param(m, t), host, t->numel);
+        if (ok && digest) *digest = hash_u64(*digest ^ hash_bytes(host, t->numel * sizeof(float)));
         free(host);
     }
     // After the model's own tensors: a shape that differs says more ("another model").

@@ -4,15 +4,19 @@
 #define LLAMA_HF_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
-#include "parallel/grid.h"
 #include "hf/safetensors.h"
 #include "model/model.h"
+#include "parallel/grid.h"
 
 // Loads this rank's block of every tensor it holds from DIR into the compute
 // weights (each rank reads only its own slices).  The folder's config must
 // describe the same model shape.  False with one line in err otherwise.
 bool hf_import(Model *m, const char *dir, char *err, int err_len);
+// hf_import, and a 64-bit hash of every value this rank read in *digest
+// (ranks holding the same slices compare theirs: each read its own copy).
+bool hf_import_digest(Model *m, const char *dir, uint64_t *digest, char *err, int err_len);
 // Every tensor of st (the folder dir) has a place in the model cfg (RoPE's
 // inv_freq buffers and a tied model's lm_head.weight aside): false naming
 // the first that has none and how many.

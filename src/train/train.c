@@ -287,9 +287,20 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
 
 // ---- set-up ----
 
+// Every rank reads its slices from its own view of the folder: the replicas
+// of one slice must have read the same values (a node's stale copy would
+// train replicas of other models, their losses averaged).
 static void import_hf(Trainer *t) {
     char err[2048];
-    bool ok = hf_import(t->model, t->opt.init_hf, err, sizeof err);
+    uint64_t digest;
+    bool ok = hf_import_digest(t->model, t->opt.init_hf, &digest, err, sizeof err);
+    comm_agree(&t->grid.world, ok, err);
+    uint64_t seen[2] = {digest, ~digest};   // the largest and the smallest, negated
+    comm_allreduce(&t->grid.replica_comm, seen, 2, DTYPE_U64, REDUCE_MAX);
+    ok = seen[0] == digest && seen[1] == ~digest;
+    snprintf(err, sizeof err, "--init-hf %s: the ranks read different weights for the same part "
+             "of the model (data-parallel replicas differ): every rank must see the same folder "
+             "(a node's copy stale or damaged?)", t->opt.init_hf);
     comm_agree(&t->grid.world, ok, err);
     info("initialised from Hugging Face weights in %s%s", t->opt.init_hf,
          t->cfg.tie_embeddings ? " (tie_word_embeddings: the LM head stays the embedding, "
