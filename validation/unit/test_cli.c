@@ -3,7 +3,8 @@
 // got '...'"), unknown options and missing values, positional arguments and
 // --help, the generated help, synopsis and "key = value" lines; and
 // llama-train's table (src/train/options.c): enums that round-trip through
-// options_format, the precision resolved for the device.
+// options_format, the precision resolved for the device, the note of a resume
+// with other optimizer settings.
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -341,6 +342,46 @@ static void test_parse_numbers(void) {
     check_end();
 }
 
+// The note of a resume with other optimizer settings (options_optimizer_changes)
+// against a checkpoint's stored options: a key an older checkpoint lacks
+// stands for its default, not for an empty value.
+static void test_optimizer_changes(void) {
+    check_begin("options: a resume's optimizer changes, against a checkpoint without the newer keys");
+    TrainOptions o;
+    char err[512] = "", out[512];
+    CHECK(train_parse(&o, "", err), "%s", err);
+    char *saved = options_format(&o);
+    options_optimizer_changes(saved, &o, out, sizeof out);
+    CHECK(out[0] == 0, "the same options: '%s'", out);
+    // An older checkpoint: its options without the schedule's newer keys and AdamW's.
+    static const char *const newer[] = {"lr-decay-style = ", "lr-decay-steps = ",
+                                        "lr-wsd-decay-steps = ", "adam-beta1 = ", "adam-beta2 = ",
+                                        "adam-eps = ", NULL};
+    char *old = malloc(strlen(saved) + 1), *w = old;
+    for (const char *p = saved; *p;) {
+        size_t n = strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n');
+        bool drop = false;
+        for (int i = 0; newer[i]; i++) drop |= strncmp(p, newer[i], strlen(newer[i])) == 0;
+        if (!drop) w += sprintf(w, "%.*s", (int)n, p);
+        p += n;
+    }
+    CHECK(!strstr(old, "adam-beta2 = ") && !strstr(old, "lr-decay-style = ") && strstr(old, "lr = "),
+          "the older options:\n%s", old);
+    options_optimizer_changes(old, &o, out, sizeof out);
+    CHECK(out[0] == 0, "the defaults against an older checkpoint: '%s'", out);
+    CHECK(train_parse(&o, "--adam-beta2 0.99 --lr-decay-style linear", err), "%s", err);
+    options_optimizer_changes(old, &o, out, sizeof out);
+    CHECK(!strcmp(out, "--lr-decay-style linear (was cosine), --adam-beta2 0.99 (was 0.95)"),
+          "other settings against an older checkpoint: '%s'", out);
+    CHECK(train_parse(&o, "--weight-decay 0.05 --grad-clip 0.5", err), "%s", err);
+    options_optimizer_changes(saved, &o, out, sizeof out);
+    CHECK(!strcmp(out, "--weight-decay 0.05 (was 0.1), --grad-clip 0.5 (was 1)"),
+          "another weight decay and clip: '%s'", out);
+    free(old);
+    free(saved);
+    check_end();
+}
+
 int main(void) {
     test_parse_numbers();
     test_kinds();
@@ -352,5 +393,6 @@ int main(void) {
     test_help();
     test_format();
     test_train_enums();
+    test_optimizer_changes();
     return check_exit_code();
 }
