@@ -3,8 +3,10 @@
 // afterwards (as OpenMP and the BLAS start theirs) block them, so a signal
 // never interrupts the computation; one sent to the process is still taken
 // (by the signal thread) and reported by signals_pending.  SIGINT (Ctrl-C)
-// likewise, and a second one ends the process.
+// likewise, and a second one ends the process.  SIGPIPE is ignored, so a write
+// to a closed pipe fails instead of killing the process.
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -48,6 +50,8 @@ static int sigint_child(void) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--sigint-child") == 0) return sigint_child();
+    // SIGPIPE: whatever the disposition this process inherited, signals_install sets it.
+    signal(SIGPIPE, SIG_DFL);
     check_begin("SIGTERM and SIGUSR1 handled, and blocked in the computing threads");
     signals_install();
     struct sigaction term, usr1;
@@ -62,6 +66,22 @@ int main(int argc, char **argv) {
     pthread_create(&t, NULL, report_mask, &child);
     pthread_join(t, NULL);
     CHECK(child, "a thread started afterwards does not block them");
+    check_end();
+
+    // llama-train ... | head: a write to the closed pipe fails (EPIPE), the
+    // run is not killed by SIGPIPE before it saves.
+    check_begin("SIGPIPE ignored: a write to a pipe without a reader fails with EPIPE");
+    struct sigaction pipe_action;
+    sigaction(SIGPIPE, NULL, &pipe_action);
+    CHECK(pipe_action.sa_handler == SIG_IGN, "SIGPIPE is not ignored");
+    int closed[2];
+    if (pipe(closed) == 0) {
+        close(closed[0]);
+        errno = 0;
+        ssize_t n = write(closed[1], "x", 1);   // without the ignore, SIGPIPE ends the test here
+        CHECK(n == -1 && errno == EPIPE, "write returned %zd (%s)", n, strerror(errno));
+        close(closed[1]);
+    } else CHECK(false, "pipe: %s", strerror(errno));
     check_end();
 
     check_begin("a SIGUSR1 sent to the process is taken and reported");
