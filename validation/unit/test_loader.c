@@ -1,9 +1,12 @@
 // The loader: every sample of an epoch seen exactly once across DP = 1..4,
 // resume from a stored position (encoded as checkpoints store it), also with
 // sources added or removed (matched by name), mixing
-// weights, a dataset of more sources than the old fixed limit of 64, and
-// refusal of token ids outside the model's vocabulary.  Shards are written here: token i of a
+// weights (an epoch counting the sources drawn), a dataset of more sources than
+// the old fixed limit of 64, refusal of token ids outside the model's
+// vocabulary, the windows of a shard of a multiple of the length, and shards
+// without checksum tables.  Shards are written here: token i of a
 // file is i + base (vocab 65536), so a window's first token names it.
+#include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +21,7 @@
 #include "hdf5/shards.h"
 
 #define L 8
-static char dir[256];
+static char dir[256], dir1[256], dir2[256];
 
 static void write_shard(const char *name, const char *source, int64_t n, uint32_t base,
                         int64_t vocab) {
@@ -255,8 +258,11 @@ static void test_sources_changed(void) {
 }
 
 static void test_mix(void) {
-    check_begin("loader: --data-mix weights honoured within sampling error");
+    check_begin("loader: --data-mix weights honoured within sampling error, an epoch of the sources drawn");
     Loader *l = open_loader(dir, "one=0.3,two=0.7", 65536);
+    // An epoch: the windows of the sources drawn, not of "bad" (weight 0).
+    CHECK(loader_samples(l) == (4001 - 1) / L + (2001 - 1) / L, "%llu samples in an epoch, expected %d",
+          (unsigned long long)loader_samples(l), (4001 - 1) / L + (2001 - 1) / L);
     LoaderState st = {0};
     int32_t rows[L + 1];
     int n = 20000, from_one = 0;
@@ -299,10 +305,59 @@ static void test_bad_ids(void) {
     check_end();
 }
 
+// A shard of exactly k·L tokens holds k − 1 windows of L + 1 tokens (the last
+// token of one is the first of the next), every one readable; shards without
+// checksum tables (h5py-made, older) are not taken for copies of each other.
+static void test_window_count_and_unchecked(void) {
+    check_begin("loader: k·L tokens make k − 1 samples, all read; distinct unchecked shards accepted");
+    char path[512], sub[600];
+    snprintf(path, sizeof path, "%s/exact/e.h5", dir2);
+    snprintf(sub, sizeof sub, "%s/exact", dir2);
+    mkdir(sub, 0755);
+    snprintf(dir, sizeof dir, "%s", dir2);   // write_shard writes under dir
+    write_shard("exact/e.h5", "e", 100 * L, 0, 65536);
+    Loader *l = open_loader(path, NULL, 65536);
+    uint64_t n = l ? loader_samples(l) : 0;
+    CHECK(n == 99, "%llu samples in %d tokens, expected 99", (unsigned long long)n, 100 * L);
+    if (n == 99) {
+        int seen[99] = {0};
+        draw(l, 1, 1, n, seen, 99);
+        for (int i = 0; i < 99; i++) CHECK(seen[i] == 1, "window %d seen %d times", i, seen[i]);
+    }
+    if (l) loader_close(l);
+    // Two shards of other tokens, their checksum tables removed.
+    snprintf(sub, sizeof sub, "%s/plain", dir2);
+    mkdir(sub, 0755);
+    write_shard("plain/p1.h5", "p", 400, 0, 65536);
+    write_shard("plain/p2.h5", "p", 400, 1000, 65536);
+    for (int k = 1; k <= 2; k++) {
+        snprintf(path, sizeof path, "%s/plain/p%d.h5", dir2, k);
+        hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+        CHECK(f >= 0 && H5Ldelete(f, "token_sha256", H5P_DEFAULT) >= 0 &&
+              H5Adelete(f, "token_sha256_root") >= 0, "removing the checksums of %s", path);
+        if (f >= 0) H5Fclose(f);
+    }
+    char err[512] = "";
+    LoaderConfig c = {sub, "train", L, 65536, 11, NULL, true};
+    l = loader_open(&c, err, sizeof err);
+    CHECK(l, "two distinct shards without checksums refused: %s", err);
+    if (l) {
+        CHECK(loader_unchecked_shards(l) == 2 && loader_samples(l) == 2 * ((400 - 1) / L),
+              "%d unchecked shards, %llu samples", loader_unchecked_shards(l),
+              (unsigned long long)loader_samples(l));
+        loader_close(l);
+    }
+    snprintf(dir, sizeof dir, "%s", dir1);
+    check_end();
+}
+
 int main(int argc, char **argv) {
     comm_world_start(&argc, &argv);
     snprintf(dir, sizeof dir, "/tmp/llama-test-loader.%d", (int)getpid());
     mkdir(dir, 0755);
+    snprintf(dir1, sizeof dir1, "%s", dir);
+    snprintf(dir2, sizeof dir2, "%.200s.more", dir);   // not under dir: its own sources
+    mkdir(dir2, 0755);
     write_shard("a.h5", "one", 4001, 0, 65536);
     write_shard("b.h5", "two", 2001, 30000, 65536);
     char bad[600];
@@ -316,8 +371,9 @@ int main(int argc, char **argv) {
     test_sources_changed();
     test_mix();
     test_bad_ids();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    test_window_count_and_unchecked();
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, dir2);
     if (system(cmd) != 0) printf("note: could not remove %s\n", dir);
     comm_world_end();
     return check_exit_code();
