@@ -1,7 +1,8 @@
 // The loss-spike window (z-scores against an independent long-double
 // computation, the minimum history, the sliding window, an all-equal window)
 // and the metrics JSON of bad steps (valid JSON: non-finite numbers as null,
-// "skipped" and "spike" keys), read back with jansson.
+// "skipped" and "spike" keys), read back with jansson; the GPUs' datasheet
+// peaks behind MFU.
 #include <jansson.h>
 #include <math.h>
 #include <string.h>
@@ -110,10 +111,35 @@ static void test_json(void) {
     check_end();
 }
 
+// The datasheet peaks behind MFU on a GPU, for names as cudaGetDeviceProperties
+// gives them: dense bf16 tensor-core TFLOP/s for bf16 runs, fp32 (non-tensor)
+// for fp32 runs, from NVIDIA's datasheets (H100 SXM 989.4 / 67, PCIe 756 / 51,
+// NVL 835 / 60 per GPU; H200 as H100 SXM; A100 312 / 19.5; A10G 70 / 31.2,
+// A10 125 / 31.2; L40S 362 / 91.6, L40 181 / 90.5); the longer names matched first.
+static void test_gpu_peaks(void) {
+    check_begin("GPU datasheet peaks: bf16 and fp32 figures per model, specific names before their prefixes");
+    static const struct { const char *name; double bf16, fp32; } want[] = {
+        {"NVIDIA H200", 989, 67},          {"NVIDIA GH200 480GB", 989, 67},
+        {"NVIDIA H200 NVL", 835, 60},      {"NVIDIA H100 80GB HBM3", 989, 67},
+        {"NVIDIA H100 NVL", 835, 60},      {"NVIDIA H100 PCIe", 756, 51},
+        {"NVIDIA A100-SXM4-80GB", 312, 19.5}, {"NVIDIA A10G", 70, 31.2},
+        {"NVIDIA A10", 125, 31.2},         {"NVIDIA L40S", 362, 91.6},
+        {"NVIDIA L40", 181, 90.5},         {"Tesla V100-SXM2-16GB", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        double b = metrics_gpu_peak_tflops(want[i].name, true), f = metrics_gpu_peak_tflops(want[i].name, false);
+        CHECK(b == want[i].bf16 && f == want[i].fp32, "%s: bf16 %g, fp32 %g; expected %g, %g",
+              want[i].name, b, f, want[i].bf16, want[i].fp32);
+    }
+    CHECK(metrics_gpu_peak_tflops(NULL, true) == 0, "no device name");
+    check_end();
+}
+
 int main(void) {
     test_known_values();
     test_minimum_history();
     test_sliding();
     test_json();
+    test_gpu_peaks();
     return check_exit_code();
 }
