@@ -4,7 +4,9 @@
 # and the sample's --tokenizer are refused before the first step, on rank 0,
 # with every rank exiting; a failed export at the end leaves the final
 # checkpoint; resuming into another rope_theta or norm_eps is refused unless
-# --override-checkpoint-config; llama-ckpt's bad usage exits 2.
+# --override-checkpoint-config, and an --init-hf into another rope_theta is
+# noted; llama-ckpt's bad usage exits 2; the learning-rate schedule's step
+# lines, and its start-up line against them; a resume's optimizer-change note.
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -171,6 +173,13 @@ if "$T" -c "$TMP/rope.model" "${R[@]}" --override-checkpoint-config >"$TMP/overr
    grep -q "^step 3/3" "$TMP/override.out"; then
   pass "--override-checkpoint-config resumes with the model's rope_theta, and says so"
 else fail "--override-checkpoint-config" "$(tail -2 "$TMP/override.out")"; fi
+# --init-hf into a model of another rope_theta: trained with the model's, and said.
+I=(--init-hf "$TMP/xo/hf" -d "$TMP/data" -l 16 -b 1 --steps 1)
+other=$("$T" -c "$TMP/rope.model" "${I[@]}" 2>&1); same=$("$T" -c tiny "${I[@]}" 2>&1)
+if grep -q "note: $TMP/xo/hf's config.json has RoPE theta 10000, scaling none, norm eps 1e-05; the model $TMP/rope.model trains its weights with theta 500000, scaling none, norm eps 1e-05" <<<"$other" &&
+   grep -q "^step 1/1" <<<"$other" && grep -q "^step 1/1" <<<"$same" && ! grep -q "config.json has RoPE theta" <<<"$same"; then
+  pass "--init-hf into another rope_theta: a note naming both; into the same: none"
+else fail "--init-hf into another rope_theta" "$(grep -E 'note|error' <<<"$other$same")"; fi
 if "$T" -c "$TMP/seq.model" "${R[@]}" >"$TMP/seq.out" 2>&1 &&
    grep -q "saved by a model with max_seq_len 256, this run's has 128" "$TMP/seq.out"; then
   pass "another max_seq_len resumes with a notice"
@@ -219,6 +228,21 @@ lr_schedule_check() {
   got=$(sed -n 's/^step [0-9]*\/7 | loss [^|]*| lr \([^ ]*\) .*/\1/p' <<<"$out" | tr '\n' ' ')
   if [ "$got" = "$want" ]; then pass "--lr-decay-style $style${*:+ $*}: the learning rates of the 7 steps"
   else fail "--lr-decay-style $style $*" "learning rates '$got', expected '$want'"; fi
+  # The start-up line agrees with the step lines: the last step's learning
+  # rate, and (when the run ends at the minimum, 5e-4) the step that first
+  # reaches it for good.
+  local line uses reached first
+  line=$(grep '^learning rate: ' <<<"$out")
+  uses=$(sed -n "s/.*this run's last, uses \([^ ]*\)$/\1/p" <<<"$line")
+  if awk -v u="$uses" -v l="${want% }" 'BEGIN { n = split(l, a, " "); exit !(u != "" && (u - a[n])^2 <= (1e-4 * a[n])^2) }'
+  then pass "--lr-decay-style $style${*:+ $*}: the start-up line's last-step rate is step 7's"
+  else fail "--lr-decay-style $style $*: last-step rate" "start-up line '$line', step lines '$want'"; fi
+  if [ "${want##* 5.000e-04 }" = "" ]; then
+    first=$(awk '{ f = NF; while (f > 1 && $(f - 1) == "5.000e-04") f--; print f }' <<<"$want")
+    reached=$(sed -n 's/.*reached at step \([0-9]*\).*/\1/p' <<<"$line")
+    [ "$reached" = "$first" ] && pass "--lr-decay-style $style${*:+ $*}: the minimum reached at step $first, as the start-up line says" ||
+      fail "--lr-decay-style $style $*: decay end" "start-up line '$line', the step lines reach 5e-4 at step $first"
+  fi
 }
 lr_schedule_check linear "5.000e-04 1.000e-03 1.000e-03 8.750e-04 7.500e-04 6.250e-04 5.000e-04 " \
   --lr-decay-steps 6
@@ -230,13 +254,20 @@ lr_schedule_check cosine "1.000e-04 2.000e-04 3.000e-04 4.000e-04 5.000e-04 6.00
   --warmup-steps 10
 lr_schedule_check wsd "1.000e-04 2.000e-04 3.000e-04 4.000e-04 5.000e-04 6.000e-04 7.000e-04 " \
   --warmup-steps 10 --lr-wsd-decay-steps 3
+# A WSD run exactly as long as its warm-up: the decay would come after it.
+lr_schedule_check wsd "1.429e-04 2.857e-04 4.286e-04 5.714e-04 7.143e-04 8.571e-04 1.000e-03 " \
+  --warmup-steps 7 --lr-wsd-decay-steps 3
+# A run that ends inside its decay.
+lr_schedule_check linear "5.000e-04 1.000e-03 1.000e-03 9.167e-04 8.333e-04 7.500e-04 6.667e-04 " \
+  --lr-decay-steps 8
 # A resume with other optimizer settings: one note naming each, old and new.
 "$T" -c tiny --bench -l 16 -b 1 --steps 2 -o "$TMP/resopt" >/dev/null 2>&1
-out=$("$T" -c tiny --bench -l 16 -b 1 --steps 3 -o "$TMP/resopt" -f auto --lr 1e-3 --adam-beta2 0.99 --lr-decay-style linear 2>&1)
-same=$("$T" -c tiny --bench -l 16 -b 1 --steps 4 -o "$TMP/resopt" -f auto --lr 1e-3 --adam-beta2 0.99 --lr-decay-style linear 2>&1)
-if grep -q "note: this run's optimizer settings differ from those of the run that saved .*step_0000002: --lr 0.001 (was 0.0003), --lr-decay-style linear (was cosine), --adam-beta2 0.99 (was 0.95); the schedule continues at its step 2" <<<"$out" &&
+O=(--lr 1e-3 --weight-decay 0.05 --grad-clip 0.5 --adam-beta2 0.99 --lr-decay-style linear)
+out=$("$T" -c tiny --bench -l 16 -b 1 --steps 3 -o "$TMP/resopt" -f auto "${O[@]}" 2>&1)
+same=$("$T" -c tiny --bench -l 16 -b 1 --steps 4 -o "$TMP/resopt" -f auto "${O[@]}" 2>&1)
+if grep -q "note: this run's optimizer settings differ from those of the run that saved .*step_0000002: --lr 0.001 (was 0.0003), --lr-decay-style linear (was cosine), --weight-decay 0.05 (was 0.1), --grad-clip 0.5 (was 1), --adam-beta2 0.99 (was 0.95); the schedule continues at its step 2" <<<"$out" &&
    ! grep -q "optimizer settings differ" <<<"$same"; then
-  pass "a resume with another --lr, --adam-beta2 and decay style: a note naming each; with the same: none"
+  pass "a resume with another --lr, --weight-decay, --grad-clip, --adam-beta2 and decay style: a note naming each; with the same: none"
 else fail "resume with other optimizer settings" "$(grep -E 'note|error' <<<"$out$same")"; fi
 # The start-up line numbers steps as the step lines do (from 1).
 out=$("$T" --bench -c tiny -l 16 -b 1 --steps 7 --lr 1e-3 --min-lr-ratio 0.5 --warmup-steps 2 \
