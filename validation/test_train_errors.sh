@@ -26,6 +26,7 @@ expect_error "--adam-beta2 1" "--adam-beta1 and --adam-beta2 must be in \[0, 1\)
 expect_error "--adam-eps 0" "--adam-eps must be positive" "$T" "${D[@]}" --adam-eps 0
 # AdamW computes in float: 0.99999999 rounds to 1 there (NaN from step 2), 1e-50 to 0.
 expect_error "--adam-beta2 that is 1 in float" "below 1 in float \(at most 0.99999994\)" "$T" "${D[@]}" --adam-beta2 0.99999999
+expect_error "--adam-beta1 that is 1 in float" "below 1 in float \(at most 0.99999994\)" "$T" "${D[@]}" --adam-beta1 0.99999999
 expect_error "--adam-eps that is 0 in float" "--adam-eps must be positive, and in float" "$T" "${D[@]}" --adam-eps 1e-50
 expect_error "--lr-decay-style unknown" "--lr-decay-style: expected cosine, linear, constant or wsd, got .step." \
   "$T" "${D[@]}" --lr-decay-style step
