@@ -49,6 +49,16 @@ else fail train_overwrite_replaces_only_when_asked "the tokenizer changed withou
 out=$("$TOK" encode --tokenizer "$ROOT/inputs/tokenizer.json" --eos the --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" \
       --output "$TMP/oeos" --progress 0 2>&1) && grep -q "warning: --eos the is an ordinary token (id 791)" <<<"$out" &&
   pass eos_ordinary_token_warned || fail eos_ordinary_token_warned "$out"
+# An added token that is not special (normalized: text produces it too) is as
+# ordinary: warned; the same token special is the usual separator: not warned.
+sed 's/"special": *true/"special": false/' "$ROOT/inputs/tokenizer.json" >"$TMP/nonspecial.json"
+head -n 3 "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" >"$TMP/three.jsonl"
+out=$("$TOK" encode --tokenizer "$TMP/nonspecial.json" --eos '<|endoftext|>' --input "$TMP/three.jsonl" \
+      --output "$TMP/oeos2" --progress 0 2>&1) &&
+  special=$("$TOK" encode --tokenizer "$ROOT/inputs/tokenizer.json" --eos '<|endoftext|>' --input "$TMP/three.jsonl" \
+            --output "$TMP/oeos3" --progress 0 2>&1) &&
+  grep -qF "warning: --eos <|endoftext|> is an ordinary token (id 8191)" <<<"$out" && ! grep -q "warning: --eos" <<<"$special" &&
+  pass eos_nonspecial_added_token_warned || fail eos_nonspecial_added_token_warned "$out $special"
 : >"$TMP/empty.jsonl"
 printf '\xef\xbb\xbf{"text":"hi"}\n' >"$TMP/bom.jsonl"
 expect_error corpus_line_with_bom "bom.jsonl:1: the line starts with a byte order mark \(U\+FEFF, bytes EF BB BF\)" \
@@ -58,6 +68,20 @@ expect_error empty_zst "empty.jsonl.zst is empty \(0 bytes\): no zstd data" \
   "${ENC[@]}" --input "$TMP/empty.jsonl.zst" --output "$TMP/oezst"
 expect_error bench_of_no_documents "the corpus holds no documents \(0 records, 0 bad, 0 empty\): nothing to time" \
   "$TOK" bench --tokenizer bytes --input "$TMP/empty.jsonl"
+# The rate is of every round: MB x rounds / seconds, from its own printed
+# figures; with the byte tokenizer (one token per byte) it is also the token rate.
+out=$("$TOK" bench --tokenizer bytes --input "$ROOT/inputs/redpajama-mini/wikipedia_sample.jsonl" 2>&1)
+if awk '{ for (i = 1; i < NF; i++) { if ($(i + 1) == "MB" && $(i + 2) == "x") { mb = $i; r = $(i + 3) }
+                                      if ($(i + 1) == "s:") s = $i; if ($(i + 1) == "MB/s,") v = $i
+                                      if ($(i + 1) == "M" && $(i + 2) == "tokens/s") t = $i } }
+         END { want = mb * r / s; exit !(mb > 3 && r > 1 && s >= 2 && (v - want)^2 < (0.02 * want)^2 &&
+                                        (t - v)^2 < (0.01 * v)^2) }' <<<"$out"; then
+  pass bench_rate_of_all_rounds
+else fail bench_rate_of_all_rounds "'$out': MB/s is not MB x rounds / s, or not the byte tokenizer's token rate"; fi
+# verify of a path without shards (missing, or a folder of none): why, and exit 1.
+mkdir -p "$TMP/noshards"
+expect_error verify_missing_path "dataset '$TMP/nothere' does not exist" "$TOK" verify "$TMP/nothere"
+expect_error verify_folder_without_shards "verify: 1 path not readable as token shards" "$TOK" verify "$TMP/noshards"
 # An added token whose text the vocabulary holds under another id: Hugging Face
 # keeps the vocabulary's; the file is refused rather than followed one way.
 sed '0,/"id": 8191,/s//"id": 100,/' "$ROOT/inputs/tokenizer.json" >"$TMP/tk100.json"
