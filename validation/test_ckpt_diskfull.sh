@@ -9,7 +9,9 @@
 #  - writes that MPI-IO reports as done but that never reach the file, with
 #    space to spare (an LD_PRELOAD shim drops the writes past 1 MiB of the
 #    step-4 file): only re-reading the file catches these;
-#  - a file-size limit (RLIMIT_FSIZE, EFBIG): HDF5 fails to close the file.
+#  - a file-size limit (RLIMIT_FSIZE, EFBIG): HDF5 fails to close the file;
+#  - a save that succeeds fsyncs checkpoint.h5 before its folder is renamed
+#    (an LD_PRELOAD shim logs the fsyncs and renames).
 # Each time the run must exit non-zero saying the save failed, leave neither
 # step_0000004 nor its .tmp nor a lock, and keep step_0000002 verifiable with
 # 'latest' on it.
@@ -90,6 +92,54 @@ else
   check "writes lost silently past 1 MiB on 4 ranks" "$TMP/lost" $? "$TMP/lost.out"
   grep -q "does not read back complete" "$TMP/lost.out" && pass "writes lost silently: caught by the re-read after close" ||
     fail "writes lost silently" "not caught by the re-read: $(grep error "$TMP/lost.out")"
+fi
+
+# ---- the file reaches the disk before its folder is renamed ----
+# An LD_PRELOAD shim logs (to $SYNC_LOG) every fsync/fdatasync of a file
+# named checkpoint.h5 and every rename, in the order they happen: a power loss
+# after the rename must not leave latest on a file whose data is in no disk.
+cat >"$TMP/synclog.c" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static void note(const char *what, const char *a, const char *b) {
+  const char *log = getenv("SYNC_LOG");
+  char line[8400];
+  int n = snprintf(line, sizeof line, "%s %s %s\n", what, a, b);
+  int fd = log ? open(log, O_WRONLY | O_APPEND | O_CREAT, 0644) : -1;
+  if (fd >= 0) { if (write(fd, line, (size_t)n) < 0) {} close(fd); }
+}
+static void note_fd(const char *what, int fd) {
+  char link[64], path[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  if (n < 0) return;
+  path[n] = 0;
+  if (strstr(path, "/checkpoint.h5")) note(what, path, "-");
+}
+typedef int (*sync_fn)(int);
+typedef int (*rename_fn)(const char *, const char *);
+#define REAL(name, type) static type real; if (!real) real = (type)dlsym(RTLD_NEXT, name)
+int fsync(int fd) { REAL("fsync", sync_fn); note_fd("fsync", fd); return real(fd); }
+int fdatasync(int fd) { REAL("fdatasync", sync_fn); note_fd("fsync", fd); return real(fd); }
+int rename(const char *a, const char *b) { REAL("rename", rename_fn); note("rename", a, b); return real(a, b); }
+C
+if ! ${CC:-cc} -shared -fPIC -O1 -o "$TMP/synclog.so" "$TMP/synclog.c" -ldl 2>"$TMP/cc.err"; then
+  skip "checkpoint.h5 synced before the rename" "cannot build the LD_PRELOAD shim: $(head -1 "$TMP/cc.err")"
+else
+  LD_PRELOAD="$TMP/synclog.so" SYNC_LOG="$TMP/sync.log" "$T" "${D[@]}" --steps 2 -i 2 -o "$TMP/synced" >"$TMP/synced.out" 2>&1; rc=$?
+  ck=$TMP/synced/step_0000002
+  order=$(awk -v file="$ck.tmp/checkpoint.h5" -v from="$ck.tmp" -v to="$ck" '
+            $1 == "fsync" && $2 == file && !synced { synced = NR }
+            $1 == "rename" && $2 == from && $3 == to { renamed = NR }
+            END { print (synced ? "fsync" : "no-fsync"), (renamed ? "rename" : "no-rename"), (synced < renamed ? "before" : "after") }' "$TMP/sync.log" 2>/dev/null)
+  if [ $rc -eq 0 ] && [ "$order" = "fsync rename before" ]; then
+    pass "checkpoint.h5 fsynced before step_0000002.tmp is renamed to step_0000002"
+  else fail "checkpoint.h5 synced before the rename" "exit $rc, $order: $(cat "$TMP/sync.log" 2>/dev/null | head -5)"; fi
 fi
 
 # ---- a file-size limit: the writes and HDF5's close fail (EFBIG) ----
