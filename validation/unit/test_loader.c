@@ -259,8 +259,12 @@ static void test_sources_changed(void) {
 
 static void test_mix(void) {
     check_begin("loader: --data-mix weights honoured within sampling error, an epoch of the sources drawn");
-    Loader *l = open_loader(dir, "one=0.3,two=0.7", 65536);
-    // An epoch: the windows of the sources drawn, not of "bad" (weight 0).
+    // An epoch: the windows of the sources drawn, not of one left out (weight 0).
+    Loader *l = open_loader(dir, "one=1,two=0", 65536);
+    CHECK(loader_samples(l) == (4001 - 1) / L, "%llu samples in an epoch of source one alone, "
+          "expected %d", (unsigned long long)loader_samples(l), (4001 - 1) / L);
+    loader_close(l);
+    l = open_loader(dir, "one=0.3,two=0.7", 65536);
     CHECK(loader_samples(l) == (4001 - 1) / L + (2001 - 1) / L, "%llu samples in an epoch, expected %d",
           (unsigned long long)loader_samples(l), (4001 - 1) / L + (2001 - 1) / L);
     LoaderState st = {0};
