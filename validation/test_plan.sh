@@ -110,6 +110,11 @@ expect_error "--exact --tp that does not divide the devices: named" "no layout o
   "$BIN/llama-plan" -c 7b --devices 8 --machine inputs/machines/h200.machine -l 2048 --global-batch-tokens 4194304 --exact --tp 3
 expect_usage_error "--zero 4: the stages are 0 to 3" "--zero: expected an integer in \[0, 3\], got '4'" \
   "$BIN/llama-plan" -c 7b --devices 8 --machine inputs/machines/h200.machine -l 2048 --global-batch-tokens 4194304 --zero 4
+P7=("$BIN/llama-plan" -c 7b --devices 8 --machine inputs/machines/h200.machine -l 2048 --global-batch-tokens 4194304)
+expect_usage_error "--cp -2: refused, not read as 'any'" "--cp: expected an integer >= 1, got '-2'" "${P7[@]}" --cp -2
+expect_usage_error "--grad-accum 0: refused" "--grad-accum: expected an integer >= 1, got '0'" "${P7[@]}" --grad-accum 0
+expect_usage_error "-g with --recompute selective: refused as llama-train does" \
+  "--grad-checkpoint \(-g\) is --recompute full and contradicts --recompute selective" "${P7[@]}" -g --recompute selective
 expect_error "a device count no layout divides: a clear message" "accepts no layout of model tiny on 7 devices" \
   "${PLAN[@]}" -c tiny -l 128 --devices 7 --global-batch-tokens 1024
 expect_usage_error "--devices beyond what the search counts in int" "--devices N: the number of ranks, 1 to 1048576 \(got 2147483647\)" \

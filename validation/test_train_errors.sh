@@ -265,6 +265,14 @@ mkdir -p "$TMP/hfa" "$TMP/hfb"
 expect_error "--init-hf: two ranks that read different weights" "--init-hf hf: the ranks read different weights" \
   "${MPIRUN[@]}" -np 1 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 --steps 1 : \
   -np 1 --wdir "$TMP/hfb" "$T" --init-hf hf --bench -l 16 --steps 1
+# The same for --load: each rank checks its share of the checksums against the
+# sums it read; ranks that see different checkpoints are told so, not "corrupt".
+"$T" -c tiny --bench -l 16 --steps 1 -i 1 -o "$TMP/hfa/ck" >/dev/null 2>&1 &&
+  "$T" -c tiny --bench -l 16 --steps 1 -i 1 --lr 0.01 -o "$TMP/hfb/ck" >/dev/null 2>&1 ||
+  fail "two checkpoints" "the runs that make them failed"
+expect_error "--load: two ranks that read different checkpoints" "the ranks read different checkpoints under this name" \
+  "${MPIRUN[@]}" -np 1 --wdir "$TMP/hfa" "$T" --load ck/step_0000001 --bench -l 16 --steps 2 : \
+  -np 1 --wdir "$TMP/hfb" "$T" --load ck/step_0000001 --bench -l 16 --steps 2
 if out=$("${MPIRUN[@]}" -np 1 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 --steps 1 : \
          -np 1 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 --steps 1 2>&1); then
   pass "--init-hf: two ranks that read the same weights train"

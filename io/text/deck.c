@@ -9,6 +9,8 @@
 #include "core/file_kind.h"
 #include "core/util.h"
 
+#define DECK_LINE_MAX 4095   // characters in a line, its newline included
+
 static char *trim(char *s) {
     while (isspace((unsigned char)*s)) s++;
     char *e = s + strlen(s);
@@ -113,22 +115,25 @@ bool deck_read(const char *path, Deck *deck, char *err, int err_len) {
         deck_free(deck);
         return false;
     }
-    char line[4096];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
     int lineno = 0;
     bool ok = true;
-    while (ok && fgets(line, sizeof line, f)) {
+    while (ok && (n = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        if (!strchr(line, '\n') && !feof(f)) {  // cut short, or a NUL hides the newline
-            if (strlen(line) == sizeof line - 1)
-                snprintf(err, err_len, "%s:%d: line longer than %zu characters", path, lineno,
-                         sizeof line - 1);
-            else
-                snprintf(err, err_len, "%s:%d: a NUL byte: not a text file", path, lineno);
+        if (memchr(line, 0, (size_t)n)) {   // the last line too: a NUL hid the rest of it
+            snprintf(err, err_len, "%s:%d: a NUL byte: not a text file", path, lineno);
             ok = false;
-            break;
+        } else if (n > DECK_LINE_MAX) {
+            snprintf(err, err_len, "%s:%d: line longer than %d characters", path, lineno,
+                     DECK_LINE_MAX);
+            ok = false;
+        } else {
+            ok = parse_line(deck, skip_bom(line, lineno), lineno, err, err_len);
         }
-        ok = parse_line(deck, skip_bom(line, lineno), lineno, err, err_len);
     }
+    free(line);
     if (ok && ferror(f)) {
         snprintf(err, err_len, "error reading '%s': %s", path, strerror(errno));
         ok = false;

@@ -120,6 +120,13 @@ static void print_info(const char *dir) {
     config_rope_scaling_describe(&c->rope_scaling, scaling, sizeof scaling);
     info("RoPE theta %g, scaling %s; norm eps %g", c->rope_theta, scaling, c->norm_eps);
     info("tokenizer sha256: %s", ci.tokenizer_sha256[0] ? ci.tokenizer_sha256 : "(none)");
+    LoaderState st = {0};   // what --load checks of the position, without a dataset
+    bool ok = loader_state_restore(NULL, ci.pos.loader, ci.pos.loader_len, ci.pos.loader_data,
+                                   &st, err, sizeof err);
+    loader_state_free(&st);
+    char why[2200];
+    snprintf(why, sizeof why, "checkpoint %s: %s: --load refuses it", dir, err);
+    agree_or_exit(ok, why);
     char data[4096];
     loader_state_describe(ci.pos.loader, ci.pos.loader_len, ci.pos.loader_data, data,
                           sizeof data);

@@ -52,7 +52,8 @@ static const CliOption specs[] = {
      "them (defaults: tp 1, cp 1, pp 1, vpp 1, zero 0, recompute none, no sp, grad-accum 1 with the "
      "micro-batch the global batch gives, when neither -b nor --grad-accum is); without it each one given narrows the search"},
     {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size", .bounds = CLI_AT_LEAST, .min = 1},
-    {"cp", 0, NUM(CLI_INT, cp), "context-parallel size (on GPU profiles planned where ring attention runs on tensor cores: bf16, head dim 64 or 128)"},
+    {"cp", 0, NUM(CLI_INT, cp), "context-parallel size (on GPU profiles planned where ring attention runs on tensor cores: bf16, head dim 64 or 128)",
+     .bounds = CLI_AT_LEAST, .min = 1},
     {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size", .bounds = CLI_AT_LEAST, .min = 1},
     {"vpp", 0, NUM(CLI_INT, vpp), "model chunks per pipeline rank", .bounds = CLI_AT_LEAST,
      .min = 1},
@@ -61,8 +62,9 @@ static const CliOption specs[] = {
     {"offload", 0, .kind = CLI_CHOICE, .names = offloads, .offset = offsetof(PlanOptions, offload),
      "none or optimizer (planned on GPU profiles with host_memory_gib and host_optimizer_gbs)"},
     {"sp", 0, NUM(CLI_FLAG, sp), "sequence parallel layouts only"},
-    {"batch-size", 'b', NUM(CLI_INT, batch_size), "micro-batch"},
-    {"grad-accum", 0, NUM(CLI_INT, grad_accum), "micro-batches per step"},
+    {"batch-size", 'b', NUM(CLI_INT, batch_size), "micro-batch", .bounds = CLI_AT_LEAST, .min = 1},
+    {"grad-accum", 0, NUM(CLI_INT, grad_accum), "micro-batches per step", .bounds = CLI_AT_LEAST,
+     .min = 1},
     {"recompute", 0, .kind = CLI_CHOICE, .names = recomputes,
      .offset = offsetof(PlanOptions, recompute), "none, selective or full"},
     {"grad-checkpoint", 'g', NUM(CLI_FLAG, grad_checkpoint), "the same as --recompute full"},
@@ -93,6 +95,9 @@ static void check_required(const PlanOptions *o) {
     if (o->global_tokens < 1) fatal_usage("give --global-batch-tokens N: tokens per optimizer step");
     if (o->max_length < 0 || o->top < 0 || o->max_micro_batch < 1)
         fatal_usage("--max-length and --top must not be negative, --max-micro-batch at least 1");
+    if (o->grad_checkpoint && o->recompute >= 0 && o->recompute != RECOMPUTE_FULL)
+        fatal_usage("--grad-checkpoint (-g) is --recompute full and contradicts --recompute %s: "
+                    "give one of them", cli_choice_name(recomputes, o->recompute));
 }
 
 // --exact: the unset layout options take llama-train's defaults.

@@ -28,6 +28,7 @@ static void preemption_signals(sigset_t *set) {
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGUSR1);
     sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
 }
 
 // The one thread of this process that takes the signals: it only waits.
@@ -54,6 +55,7 @@ void signals_install(void) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     // A closed pipe on stdout (llama-train ... | head) makes writes fail
     // instead of killing the run before it saves; the exit says so.
     signal(SIGPIPE, SIG_IGN);
@@ -64,8 +66,8 @@ void signals_install(void) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     pthread_t t;
     if (pthread_create(&t, NULL, signal_thread, NULL) != 0)
-        fatal("cannot start the thread that takes SIGTERM, SIGUSR1 and SIGINT (pthread_create "
-              "failed)");
+        fatal("cannot start the thread that takes SIGTERM, SIGUSR1, SIGINT and SIGHUP "
+              "(pthread_create failed)");
     pthread_detach(t);
     started = true;
 }

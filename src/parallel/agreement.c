@@ -30,6 +30,12 @@ static void first_difference(const char *a, const char *b, char *la, char *lb, s
     snprintf(lb, len, "%.*s", (int)strcspn(b, "\n"), b);
 }
 
+bool agree_same_u64(const Comm *c, uint64_t value) {
+    uint64_t seen[2] = {value, ~value};   // the largest, and the smallest negated
+    comm_allreduce(c, seen, 2, DTYPE_U64, REDUCE_MAX);
+    return seen[0] == value && seen[1] == ~value;   // false on every rank when any differs
+}
+
 void agree_on_text(const Comm *c, const char *what, const char *text, const char *remedy) {
     if (c->size == 1) return;
     uint64_t mine = fnv1a(text), ref = mine;

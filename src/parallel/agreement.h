@@ -19,4 +19,8 @@ void agree_on_text(const Comm *c, const char *what, const char *text, const char
 // probe file is removed.  Collective over c.
 void agree_folder_shared(const Comm *c, const char *what, const char *dir, const char *why);
 
+// Whether every rank of c holds the same value (a digest of what each read
+// on its own: the same file must give the same bytes).  Collective over c.
+bool agree_same_u64(const Comm *c, uint64_t value);
+
 #endif

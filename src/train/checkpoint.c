@@ -16,6 +16,7 @@
 #include "hdf5/ckpt_file.h"
 #include "parallel/agreement.h"
 #include "core/file_kind.h"
+#include "core/hashmap.h"
 #include "core/util.h"
 #include "train/watchdog.h"
 
@@ -465,6 +466,13 @@ static bool verify_data(const Comm *world, CkptFile *f, const ParamTable *global
     int64_t *bad = xcalloc(n, sizeof *bad);
     bool ok = true;
     const int64_t chunk = 1 << 22;
+    // Each rank checks its share against the sums it read itself: ranks that
+    // see different checkpoints must say so, not "corrupt".
+    if (!agree_same_u64(world, hash_bytes(want, n * sizeof *want))) {
+        snprintf(err, len, "%s: the ranks read different checkpoints under this name (each "
+                 "holds other checksums): every rank must see the same folder", ckpt_file_path(f));
+        ok = false;
+    }
     float *buf = xmalloc((size_t)chunk * sizeof(float));
     for (int i = 0; ok && i < global->n; i++)
         for (int k = 0; ok && k < N_GROUPS; k++) {

@@ -295,9 +295,7 @@ static void import_hf(Trainer *t) {
     uint64_t digest;
     bool ok = hf_import_digest(t->model, t->opt.init_hf, &digest, err, sizeof err);
     comm_agree(&t->grid.world, ok, err);
-    uint64_t seen[2] = {digest, ~digest};   // the largest and the smallest, negated
-    comm_allreduce(&t->grid.replica_comm, seen, 2, DTYPE_U64, REDUCE_MAX);
-    ok = seen[0] == digest && seen[1] == ~digest;
+    ok = agree_same_u64(&t->grid.replica_comm, digest);
     snprintf(err, sizeof err, "--init-hf %s: the ranks read different weights for the same part "
              "of the model (data-parallel replicas differ): every rank must see the same folder "
              "(a node's copy stale or damaged?)", t->opt.init_hf);
@@ -1065,7 +1063,7 @@ static bool save_checked(Trainer *t) {
     return true;
 }
 
-// Whether any rank received SIGTERM, SIGUSR1 or SIGINT (collective).
+// The signal any rank received (the largest number), or 0 (collective).
 static int signal_anywhere(const Trainer *t) {
     int sig = signals_pending();
     comm_allreduce(&t->grid.world, &sig, 1, DTYPE_I32, REDUCE_MAX);
@@ -1238,10 +1236,11 @@ static bool stop_needs_save(const Trainer *t) {
     return t->saved_step != t->step && (t->loaded || t->step > 0);
 }
 
-// True (on every rank) when any rank received SIGTERM, SIGUSR1 or SIGINT.
+// True (on every rank) when any rank received SIGTERM, SIGUSR1, SIGINT or SIGHUP.
 static bool stop_requested(Trainer *t) {
     int sig = signal_anywhere(t);
     if (sig) info("received %s: %s%s", sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1"
+                                        : sig == SIGHUP ? "SIGHUP (the terminal closed)"
                                         : "SIGINT (Ctrl-C)",
                   t->opt.save_dir[0] && stop_needs_save(t) ? "saving a checkpoint and exiting"
                                                            : "exiting",

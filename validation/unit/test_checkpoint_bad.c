@@ -417,6 +417,14 @@ static void attribute_cases(void) {
     patch_i64(path, "step", 0, -5);
     expect_refused("format 1 with a negative step: refused", path, "tiny",
                    "holds step -5 and optimizer step -5: impossible counts");
+    check_begin("llama-ckpt info: a negative data position (format 1, no digest) fails, as --load");
+    copy_ckpt("v1loader", path, sizeof path);
+    make_format1(path);
+    patch_i64(path, "loader", 0, -1000);
+    snprintf(cmd, sizeof cmd, "%s info %s", ckpt_bin, path);
+    CHECK(run(cmd, out, sizeof out) != 0 && strstr(out, "negative count") &&
+          strstr(out, "--load refuses it"), "%s", out);
+    check_end();
     copy_ckpt("v1float", path, sizeof path);
     make_format1(path);
     double step = 3.7;

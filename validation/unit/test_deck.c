@@ -84,6 +84,10 @@ int main(void) {
                ":1: expected 'key = value', got 'steps 5'");
     read_fails("deck_empty_key", " = 5\n", 0, ":1: empty key before '='");
     read_fails("deck_nul_byte_refused", "steps = 2\nlr\0 = 1\n", 18, ":2: a NUL byte");
+    // In the last line, without a newline: the NUL hid the rest of the line
+    // ("steps = 999" read as "steps = 1").
+    read_fails("deck_nul_byte_last_line_refused", "lr = 1\nsteps = 1\0steps = 999", 28,
+               ":2: a NUL byte");
     read_fails("deck_bom_only_at_start", "a = 1\n\xEF\xBB\xBF" "b = 2\na = 3\n", 0,
                "'a' is set again");
     check_begin("deck_missing_file");

@@ -92,6 +92,15 @@ int main(int argc, char **argv) {
     CHECK(signals_pending() == SIGUSR1, "signals_pending() is %d, not SIGUSR1", signals_pending());
     check_end();
 
+    // A closed terminal or ssh session: saved and stopped like SIGTERM, not
+    // killed (which left the lock and lost the steps since the last save).
+    check_begin("a SIGHUP sent to the process is taken and reported");
+    kill(getpid(), SIGHUP);
+    for (int i = 0; i < 10000 && signals_pending() != SIGHUP; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    CHECK(signals_pending() == SIGHUP, "signals_pending() is %d, not SIGHUP", signals_pending());
+    check_end();
+
     // Ctrl-C: the first asks for a stop like SIGTERM, a second ends the process
     // at once with 130.  In a child process, which the second one ends.
     check_begin("SIGINT: the first is reported like SIGTERM, its duplicate ignored, a second a second later ends the process (exit 130)");
