@@ -69,6 +69,9 @@ why=$(timeout -k 10 120 "${MPIRUN[@]}" -np 2 "$BIN/llama-ckpt" compare "$TMP/ck4
 if [ $rc -eq 0 ] && [ "$(grep -c '^largest relative difference ‖a−b‖/‖b‖ 0 ' <<<"$why")" = 1 ]; then
   pass "llama-ckpt compare of a checkpoint on 2 ranks: equal, said once"
 else fail "llama-ckpt compare on 2 ranks" "exit $rc: $(tail -n 3 <<<"$why")"; fi
+expect_error "llama-ckpt compare of a checkpoint.h5 file: the folder asked for" \
+  "step_0000001/checkpoint.h5 is a file: give the folder that holds it" \
+  "$BIN/llama-ckpt" compare "$TMP/ck4/step_0000001/checkpoint.h5" "$TMP/pp1"
 expect_error "llama-ckpt compare --rtol -1: refused" "--rtol: expected a number >= 0, got '-1'" \
   "$BIN/llama-ckpt" compare "$TMP/pp3" "$TMP/pp1" --rtol -1
 # The same tensors under other heads or another norm epsilon are another model.

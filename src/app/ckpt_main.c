@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "comm/comm.h"
@@ -269,6 +270,10 @@ static void open_source(const char *path, Source *s) {
         return;
     }
     if (access(probe, F_OK) == 0) fatal("%s", err);   // a checkpoint that does not verify
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
+        fatal("%s is a file: give the folder that holds it (a checkpoint's step_N folder, or "
+              "a Hugging Face folder)", path);
     HfConfig hf;
     if (!hf_config_read(path, &hf, err, sizeof err) || !safetensors_open(path, &s->st, err, sizeof err))
         fatal("%s is neither a checkpoint nor a Hugging Face folder: %s", path, err);
