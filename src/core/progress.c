@@ -21,8 +21,9 @@ void progress_update(Progress *p, int64_t done, int64_t docs) {
     if (now - p->last < p->every) return;
     p->last = now;
     double secs = now - p->start, rate = secs > 0 ? (double)done / secs : 0;
-    double frac = p->total > 0 ? (double)done / (double)p->total : 1;
-    double eta = rate > 0 ? (double)(p->total - done) / rate : 0;
+    // A rank reads on to the end of the line its share ends in: past its total.
+    double frac = p->total > 0 && done < p->total ? (double)done / (double)p->total : 1;
+    double eta = rate > 0 && done < p->total ? (double)(p->total - done) / rate : 0;
     char total[32];
     format_bytes((double)p->total, total, sizeof total);
     printf("%s[rank 0 of %d] %lld documents, %.0f%% of its %s, %.2f MB/s per rank, ETA %.0f s%s",
