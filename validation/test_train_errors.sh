@@ -12,6 +12,8 @@ expect_usage_error "unknown option" "unknown option '--frobnicate'" "$T" --frobn
 expect_usage_error "malformed number" "--lr: expected a number, got '1e-3x'" "$T" "${D[@]}" --lr 1e-3x
 expect_usage_error "malformed integer" "--batch-size: expected an integer, got 'four'" "$T" "${D[@]}" -b four
 expect_usage_error "option without its value" "option '--steps' needs a value" "$T" --steps
+expect_usage_error "--peak-tflops -1: refused, not taken for the default" "--peak-tflops: expected a number >= 0, got '-1'" \
+  "$T" "${D[@]}" --peak-tflops -1
 expect_error "unknown preset" "unknown preset 'llama9'" "$T" -c llama9 "${D[@]}"
 # One shard under two names (a link) or a copy: every epoch would read it twice.
 mkdir -p "$TMP/twice" "$TMP/copies"

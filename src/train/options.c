@@ -142,7 +142,9 @@ static const CliOption specs[] = {
     {"sample-top-p", 0, NUM(CLI_DOUBLE, sample_top_p),
      "then among the most likely tokens whose probability reaches P (default 1: all)"},
     {"sample-seed", 0, NUM(CLI_UINT64, sample_seed), "seed of the sampled draws (default 0: --seed)"},
-    {"peak-tflops", 0, NUM(CLI_DOUBLE, peak_tflops), "per-device peak TFLOP/s for MFU"},
+    {"peak-tflops", 0, NUM(CLI_DOUBLE, peak_tflops), "per-device peak TFLOP/s for MFU (default "
+     "0: the GPU's datasheet figure, or the CPU's measured sgemm)", .bounds = CLI_AT_LEAST,
+     .min = 0},
     {"profile", 0, NUM(CLI_FLAG, profile),
      "time every op (synchronously: a GPU loses its overlap) over the steps after --bench-warmup; "
      "a table by op and shape at the end, and in --log"},
