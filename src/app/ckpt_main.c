@@ -16,6 +16,7 @@
 #include "train/hf.h"
 #include "hf/hf_config.h"
 #include "hf/safetensors.h"
+#include "fs/dirs.h"
 #include "train/loader.h"
 #include "model/model.h"
 #include "parallel/pipeline.h"
@@ -147,6 +148,12 @@ static void print_info(const char *dir) {
     comm_free(&world);
     info("complete: yes, every tensor matches its checksum%s",
          ci.format >= 2 ? ", and the attributes their digest" : "");
+    char base[4096];
+    snprintf(base, sizeof base, "%s", dir);
+    for (size_t n = strlen(base); n > 1 && base[n - 1] == '/'; n--) base[n - 1] = 0;
+    if (name_has_suffix(base, ".tmp"))
+        info("note: %s is the folder of a save that did not finish (never renamed to its step_N "
+             "name): --load refuses it, and the next save removes it", dir);
     long long bad = h.nonfinite[0] + h.nonfinite[1] + h.nonfinite[2];
     if (bad > 0)
         fatal_all("%s holds %lld non-finite values (NaN or Inf): %lld master weights, %lld and %lld "
