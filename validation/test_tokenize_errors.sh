@@ -163,6 +163,9 @@ if "${ENC[@]}" --input "$TMP/tree" --output "$TMP/tree_out" >/dev/null 2>&1 &&
    shard_digest "$TMP/tree_out/c4.train.h5" | grep -q "^n_documents: 5$"; then
   pass folder_tree_is_its_corpus_files
 else fail folder_tree_is_its_corpus_files "$(shard_digest "$TMP/tree_out/c4.train.h5" 2>&1 | head -3)"; fi
+mkdir -p "$TMP/meta" && cp "$TMP/tree/a/x.jsonl" "$TMP/meta/" && printf '{\n  "name": "c4"\n}\n' >"$TMP/meta/dataset_info.json"
+expect_error folder_with_json_metadata "dataset_info.json:1: not valid JSON .*: the file looks like one JSON document over many lines" \
+  "${ENC[@]}" --input "$TMP/meta" --output "$TMP/o9"
 ln -s .. "$TMP/tree/b/c/up"
 expect_error folder_link_loop "input folder '$TMP/tree/b/c/up' is a link to a folder above it" \
   "${ENC[@]}" --input "$TMP/tree" --output "$TMP/o9"

@@ -1,5 +1,6 @@
 #include "text/jsonl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -227,6 +228,15 @@ static const char *text_key(const JsonlReader *r) {
     return r->opt.text_key ? r->opt.text_key : "text";
 }
 
+// Whether a line is only "{" or "[" (blanks around): the start of a JSON
+// document printed over many lines.
+static bool opens_document(const char *line, size_t len) {
+    size_t a = 0, b = len;
+    while (a < b && isspace((unsigned char)line[a])) a++;
+    while (b > a && isspace((unsigned char)line[b - 1])) b--;
+    return b == a + 1 && (line[a] == '{' || line[a] == '[');
+}
+
 // Parses one line into r->doc; false with the reason (no file:line prefix).
 static bool parse_record(JsonlReader *r, const char *line, size_t len, char *why, int why_len) {
     json_error_t e;
@@ -239,6 +249,10 @@ static bool parse_record(JsonlReader *r, const char *line, size_t len, char *why
         else if (len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)   // invisible in the message
             snprintf(why, why_len, "the line starts with a byte order mark (U+FEFF, bytes EF BB "
                      "BF), which JSON Lines does not allow; save the file as UTF-8 without BOM");
+        else if (opens_document(line, len))
+            snprintf(why, why_len, "not valid JSON (%s): the file looks like one JSON document "
+                     "over many lines, not JSON Lines (one object per line); metadata "
+                     "(dataset_info.json, ...) belongs outside the corpus folder", e.text);
         else
             snprintf(why, why_len, "not valid JSON (%s, column %d)", e.text, e.column);
         return false;
