@@ -179,11 +179,11 @@ expect_error "--max-bad-steps 0: a non-finite loss stops the run" "the loss beca
   "$T" "${COMMON[@]}" -b 4 --steps 8 -o "$TMP/off2" --max-bad-steps 0 --lr 1e30 -s 0 --grad-clip 0
 
 # ---- (d) the options ----
-expect_error "negative --spike-threshold" "--spike-threshold must be a non-negative number" \
+expect_usage_error "negative --spike-threshold" "--spike-threshold: expected a number >= 0, got '-1'" \
   "$T" "${COMMON[@]}" --steps 1 --spike-threshold -1
-expect_error "negative --max-bad-steps" "--max-bad-steps must not be negative" \
+expect_usage_error "negative --max-bad-steps" "--max-bad-steps: expected an integer >= 0, got '-2'" \
   "$T" "${COMMON[@]}" --steps 1 --max-bad-steps -2
-expect_error "malformed --spike-threshold" "--spike-threshold: expected a number, got 'high'" \
+expect_error "malformed --spike-threshold" "--spike-threshold: expected a number >= 0, got 'high'" \
   "$T" "${COMMON[@]}" --steps 1 --spike-threshold high
 if "$T" --help | grep -q -- "--spike-threshold N" && "$T" --help | grep -q -- "--max-bad-steps N"; then
   pass "--help lists --spike-threshold and --max-bad-steps"

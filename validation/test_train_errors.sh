@@ -10,7 +10,7 @@ D=(-d "$DATA" -l 32 --steps 1)
 
 expect_usage_error "unknown option" "unknown option '--frobnicate'" "$T" --frobnicate 3
 expect_usage_error "malformed number" "--lr: expected a number, got '1e-3x'" "$T" "${D[@]}" --lr 1e-3x
-expect_usage_error "malformed integer" "--batch-size: expected an integer, got 'four'" "$T" "${D[@]}" -b four
+expect_usage_error "malformed integer" "--batch-size: expected an integer >= 1, got 'four'" "$T" "${D[@]}" -b four
 expect_usage_error "option without its value" "option '--steps' needs a value" "$T" --steps
 expect_usage_error "--peak-tflops -1: refused, not taken for the default" "--peak-tflops: expected a number >= 0, got '-1'" \
   "$T" "${D[@]}" --peak-tflops -1
@@ -84,10 +84,14 @@ expect_error "bf16 on a CPU without a bf16 matmul" "bf16 on the CPU needs a bf16
   env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$T" "${D[@]}" -x bf16
 expect_error "micro-batch beyond int tokens" "-b 1100000 × --max-length 2048 = 2252800000 tokens per micro-batch, more than the 2147483647" \
   "$T" -c 7b --describe -b 1100000 -l 2048
-expect_error "negative --max-length" "--max-length -3: must be at least 1 \(or 0 for the model's max_seq_len\)" "$T" "${D[@]}" -l -3
-expect_error "negative --keep-checkpoints" "--keep-checkpoints -1: must not be negative \(0 keeps every checkpoint\)" \
+expect_usage_error "negative --max-length" "--max-length: expected an integer >= 0, got '-3'" "$T" "${D[@]}" -l -3
+expect_usage_error "negative --keep-checkpoints" "--keep-checkpoints: expected an integer >= 0, got '-1'" \
   "$T" "${D[@]}" -i 1 -o "$TMP/keep" --keep-checkpoints -1
-expect_error "negative --world-size" "--world-size -8: must be positive" "$T" -c tiny --describe --world-size -8
+expect_usage_error "negative --world-size" "--world-size: expected an integer >= 0, got '-8'" "$T" -c tiny --describe --world-size -8
+# A bound broken in a run deck: its file and line first.
+printf 'batch-size = 0\n' >"$TMP/b0.deck"
+expect_usage_error "a bound broken in a run deck: named by file and line" "b0.deck:1: --batch-size: expected an integer >= 1, got '0'" \
+  "$T" "$TMP/b0.deck" "${D[@]}"
 expect_error "--world-size without --describe" "--world-size 8 belongs to --describe" "$T" "${D[@]}" --world-size 8
 expect_error "--data-mix naming a source twice" "--data-mix 'c4=1,c4=5' names the source 'c4' twice" \
   "$T" "${D[@]}" --data-mix c4=1,c4=5
@@ -124,7 +128,7 @@ expect_error "--vpp without a pipeline" "--vpp 2 interleaves model chunks over p
 expect_error "--vpp chunks not dividing the layers" "--pp 2 × --vpp 4 = 8 model chunks do not divide the 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 4 --grad-accum 2
 expect_error "--vpp with micro-batches not a multiple of pp" "--grad-accum 3 is not a multiple of it" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 3
 expect_error "--cp not dividing the sequence" "--cp 2 cuts each sequence in 2·cp = 4 equal chunks .* the sequence length 30 is not a multiple of 4" "${M[@]}" -np 2 "$T" "${D[@]}" -l 30 --cp 2
-expect_error "--cp of zero" "--cp 0: the context-parallel size must be at least 1" "$T" "${D[@]}" --cp 0
+expect_usage_error "--cp of zero" "--cp: expected an integer >= 1, got '0'" "$T" "${D[@]}" --cp 0
 expect_error "ranks not a multiple of tp·cp·pp" "3 ranks cannot form a grid with tp 1 × cp 2 × pp 1" "${M[@]}" -np 3 "$T" "${D[@]}" --cp 2
 # GPUs take --cp (the CUDA backend's block attention), over NCCL or host-staged MPI.
 for dc in nccl mpi; do

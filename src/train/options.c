@@ -42,35 +42,47 @@ static const CliOption specs[] = {
      "one tensor for the embedding and the LM head (tied, like LLaMA-3.2 1B/3B); an --init-hf "
      "model keeps its own tie_word_embeddings"},
     {"dataset", 'd', STR(dataset), "HDF5 token shards: a file or a folder of them"},
-    {"batch-size", 'b', NUM(CLI_INT, batch_size), "micro-batch: sequences per data-parallel rank"},
-    {"grad-accum", 0, NUM(CLI_INT, grad_accum), "micro-steps per optimizer step"},
+    {"batch-size", 'b', NUM(CLI_INT, batch_size), "micro-batch: sequences per data-parallel rank",
+     .bounds = CLI_AT_LEAST, .min = 1},
+    {"grad-accum", 0, NUM(CLI_INT, grad_accum), "micro-steps per optimizer step",
+     .bounds = CLI_AT_LEAST, .min = 1},
     {"max-length", 'l', NUM(CLI_INT, max_length),
-     "sequence length (default, or 0: the model's max_seq_len)"},
-    {"steps", 0, NUM(CLI_INT64, steps), "optimizer steps (default: --num-epochs of the data)"},
-    {"num-epochs", 'e', NUM(CLI_INT, num_epochs), "epochs when --steps is not given"},
+     "sequence length (default, or 0: the model's max_seq_len)",
+     .bounds = CLI_AT_LEAST, .min = 0},
+    {"steps", 0, NUM(CLI_INT64, steps), "optimizer steps (default: --num-epochs of the data)",
+     .bounds = CLI_AT_LEAST, .min = 0},
+    {"num-epochs", 'e', NUM(CLI_INT, num_epochs), "epochs when --steps is not given",
+     .bounds = CLI_AT_LEAST, .min = 1},
     {"lr", 0, NUM(CLI_DOUBLE, lr), "peak learning rate"},
-    {"weight-decay", 'w', NUM(CLI_DOUBLE, weight_decay), "AdamW decoupled weight decay"},
-    {"warmup-steps", 's', NUM(CLI_INT64, warmup_steps), "linear warm-up steps"},
-    {"min-lr-ratio", 0, NUM(CLI_DOUBLE, min_lr_ratio), "the decay ends at this fraction of --lr"},
+    {"weight-decay", 'w', NUM(CLI_DOUBLE, weight_decay), "AdamW decoupled weight decay",
+     .bounds = CLI_AT_LEAST, .min = 0},
+    {"warmup-steps", 's', NUM(CLI_INT64, warmup_steps), "linear warm-up steps",
+     .bounds = CLI_AT_LEAST, .min = 0},
+    {"min-lr-ratio", 0, NUM(CLI_DOUBLE, min_lr_ratio), "the decay ends at this fraction of --lr",
+     .bounds = CLI_BETWEEN, .min = 0, .max = 1},
     {"lr-decay-style", 0, CHOICE(lr_decay_style, lr_decay_styles),
      "after the warm-up: cosine (default), linear, constant, or wsd (stable at --lr, then a "
      "linear decay over the last --lr-wsd-decay-steps)"},
     {"lr-decay-steps", 0, NUM(CLI_INT64, lr_decay_steps),
      "the step at which the decay reaches --min-lr-ratio·--lr, counted from step 0 like "
-     "Megatron's --lr-decay-iters (default 0: the run's last step)"},
+     "Megatron's --lr-decay-iters (default 0: the run's last step)",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"lr-wsd-decay-steps", 0, NUM(CLI_INT64, lr_wsd_decay_steps),
-     "wsd: the steps of the final decay, ending at --lr-decay-steps"},
+     "wsd: the steps of the final decay, ending at --lr-decay-steps",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"adam-beta1", 0, NUM(CLI_DOUBLE, adam_beta1), "AdamW's first-moment decay (default 0.9)"},
     {"adam-beta2", 0, NUM(CLI_DOUBLE, adam_beta2), "AdamW's second-moment decay (default 0.95)"},
     {"adam-eps", 0, NUM(CLI_DOUBLE, adam_eps), "AdamW's denominator epsilon (default 1e-8)"},
-    {"grad-clip", 0, NUM(CLI_DOUBLE, grad_clip), "global gradient-norm clip (0: none)"},
+    {"grad-clip", 0, NUM(CLI_DOUBLE, grad_clip), "global gradient-norm clip (0: none)",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size"},
     {"sp", 0, NUM(CLI_FLAG, sp),
      "sequence parallel (Megatron's, with --tp > 1): norms, residual adds and the embedding's "
      "output split along the sequence over the tensor-parallel group (activations / tp)"},
     {"cp", 0, NUM(CLI_INT, cp),
      "context-parallel size: each sequence split over cp ranks (two chunks each, load-balanced), "
-     "attention as ring attention over them (sequence a multiple of 2·cp)"},
+     "attention as ring attention over them (sequence a multiple of 2·cp)",
+     .bounds = CLI_AT_LEAST, .min = 1},
     {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
     {"vpp", 0, NUM(CLI_INT, vpp),
      "model chunks per pipeline rank, run with interleaved 1F1B (Megatron's virtual pipeline: "
@@ -79,7 +91,8 @@ static const CliOption specs[] = {
      "pp · vpp of them in model order), e.g. 3,5"},
     {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage over data-parallel ranks: 0 none, 1 optimizer states, 2 and gradients, 3 and weights"},
     {"overlap-grad-reduce", 0, NUM(CLI_INT, overlap_grad_reduce),
-     "ZeRO 0: all-reduce each layer's gradients during the backward pass (1) or after it (0)"},
+     "ZeRO 0: all-reduce each layer's gradients during the backward pass (1) or after it (0)",
+     .bounds = CLI_BETWEEN, .min = 0, .max = 1},
     {"recompute", 0, CHOICE(recompute, recomputes),
      "activations recomputed in the backward pass: none (default: all kept), selective (the "
      "norms and SwiGLU recomputed, matmul and attention outputs kept) or full (each layer's "
@@ -95,7 +108,8 @@ static const CliOption specs[] = {
      "cuda: cudnn (cuDNN flash attention, the default when built in) or own (our kernels)"},
     {"device-comm", 0, CHOICE(device_comm, device_comms),
      "cuda: nccl (default) or mpi (host-staged MPI: several ranks may share one GPU)"},
-    {"save-interval", 'i', NUM(CLI_INT64, save_interval), "save a checkpoint every N steps"},
+    {"save-interval", 'i', NUM(CLI_INT64, save_interval), "save a checkpoint every N steps",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"save-dir", 'o', STR(save_dir), "checkpoint folder (default: " DEFAULT_SAVE_DIR " when -i or "
      "--load auto is given; a run with none saves nothing, also on SIGTERM)"},
     {"load", 'f', STR(load), "checkpoint to resume from, or auto (newest in --save-dir)"},
@@ -103,15 +117,20 @@ static const CliOption specs[] = {
      "--load: accept a checkpoint whose rope_theta, RoPE scaling or norm_eps differ from the "
      "model's (the model's values are used)"},
     {"keep-checkpoints", 0, NUM(CLI_INT, keep_checkpoints),
-     "keep the newest K complete checkpoints (default 0: all)"},
+     "keep the newest K complete checkpoints (default 0: all)",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"spike-threshold", 0, NUM(CLI_DOUBLE, spike_threshold),
-     "a loss N std devs above the last 100 steps' mean is a spike (default 6; 0: off)"},
+     "a loss N std devs above the last 100 steps' mean is a spike (default 6; 0: off)",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"max-bad-steps", 0, NUM(CLI_INT, max_bad_steps),
      "N skipped or spiking steps in a row: roll back to the newest checkpoint, skip their "
-     "data (default 5; 0: off)"},
-    {"eval-interval", 0, NUM(CLI_INT64, eval_interval), "held-out loss every N steps"},
+     "data (default 5; 0: off)",
+     .bounds = CLI_AT_LEAST, .min = 0},
+    {"eval-interval", 0, NUM(CLI_INT64, eval_interval), "held-out loss every N steps",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"eval-steps", 0, NUM(CLI_INT64, eval_steps),
-     "micro-batches per evaluation (0: the whole validation split)"},
+     "micro-batches per evaluation (0: the whole validation split)",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"eval-only", 0, NUM(CLI_FLAG, eval_only),
      "no training: load the model (--load or --init-hf), print the held-out loss and "
      "perplexity over --eval-steps (and the --sample-tokens sample), exit"},
@@ -119,7 +138,8 @@ static const CliOption specs[] = {
     {"log", 0, STR(log), "metrics, one JSON object per step"},
     {"bench", 0, NUM(CLI_FLAG, bench),
      "synthetic seeded tokens, no I/O: throughput (--dataset and --data-mix are not read)"},
-    {"bench-warmup", 0, NUM(CLI_INT, bench_warmup), "steps left out of --bench figures"},
+    {"bench-warmup", 0, NUM(CLI_INT, bench_warmup), "steps left out of --bench figures",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"init-hf", 0, STR(init_hf), "start from Hugging Face LLaMA weights in DIR"},
     {"export-hf", 0, STR(export_hf),
      "write Hugging Face weights to DIR at the end (DIR new, empty or a Hugging Face folder)"},
@@ -128,13 +148,15 @@ static const CliOption specs[] = {
     {"data-mix", 0, STR(data_mix), "source=weight,... sampling proportions"},
     {"describe", 0, NUM(CLI_FLAG, describe), "print sizes and memory per rank, then exit"},
     {"world-size", 0, NUM(CLI_INT, world_size),
-     "--describe: ranks of the described job (default: the ranks started, or tp·cp·pp)"},
+     "--describe: ranks of the described job (default: the ranks started, or tp·cp·pp)",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"tokenizer", 0, STR(tokenizer),
      "tokenizer.json (or bytes) of the dataset, to print the generated sample"},
     {"sample-prompt", 0, STR(sample_prompt), "prompt for the samples at the end"},
     {"sample-tokens", 0, NUM(CLI_INT, sample_tokens),
      "tokens to generate at the end: a greedy continuation, and a sampled one with "
-     "--sample-temperature"},
+     "--sample-temperature",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"sample-temperature", 0, NUM(CLI_DOUBLE, sample_temperature),
      "> 0: also a sampled continuation at this temperature (default 0: greedy only)"},
     {"sample-top-k", 0, NUM(CLI_INT, sample_top_k),
@@ -149,9 +171,11 @@ static const CliOption specs[] = {
      "time every op (synchronously: a GPU loses its overlap) over the steps after --bench-warmup; "
      "a table by op and shape at the end, and in --log"},
     {"profile-step", 0, NUM(CLI_INT64, profile_step),
-     "GPU profilers (ncu --profile-from-start off): collect step N only (1 = the first)"},
+     "GPU profilers (ncu --profile-from-start off): collect step N only (1 = the first)",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"hang-timeout", 0, NUM(CLI_DOUBLE, hang_timeout),
-     "end the job when a rank makes no progress for S seconds (default 300; 0: never)"},
+     "end the job when a rank makes no progress for S seconds (default 300; 0: never)",
+     .bounds = CLI_BELOW, .min = 0, .max = 1e9},
 };
 static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "llama-train", NULL};
 _Static_assert(sizeof(Device) == sizeof(int) && sizeof(Precision) == sizeof(int) &&
@@ -264,16 +288,7 @@ static bool check_data_mix(const char *mix, char *err, int err_len) {
 }
 
 bool options_check(const TrainOptions *o, char *err, int err_len) {
-    if (o->max_length < 0)
-        snprintf(err, err_len, "--max-length %d: must be at least 1 (or 0 for the model's "
-                 "max_seq_len)", o->max_length);
-    else if (o->keep_checkpoints < 0)
-        snprintf(err, err_len, "--keep-checkpoints %d: must not be negative (0 keeps every "
-                 "checkpoint)", o->keep_checkpoints);
-    else if (o->world_size < 0)
-        snprintf(err, err_len, "--world-size %d: must be positive (the ranks of the layout "
-                 "--describe prints)", o->world_size);
-    else if (o->world_size > 0 && !o->describe)
+    if (o->world_size > 0 && !o->describe)
         snprintf(err, err_len, "--world-size %d belongs to --describe; a run has the ranks mpirun "
                  "or srun starts", o->world_size);
     else if (o->grad_checkpoint && o->recompute == RECOMPUTE_SELECTIVE)
