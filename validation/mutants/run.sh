@@ -322,12 +322,28 @@ run_mutant() {
   restore
 }
 
+# Whether test SPEC names a test that exists: a script by its path, a unit
+# or GPU test by its name.
+test_exists() {
+  local name
+  name=$(test_name "$1")
+  case $name in
+    test_gpu_emu | test_mma_emu) return 0 ;;
+    *.sh) [ -f "$ROOT/$name" ] ;;
+    *) [ -f "$ROOT/validation/unit/$name.c" ] || [ -f "$ROOT/validation/gpu/$name.c" ] ;;
+  esac
+}
+
 check_only() {
-  local i bad=0 n
+  local i bad=0 n spec
   for i in "${SELECTED[@]}"; do
     if [ ! -f "$ROOT/${M_FILE[i]}" ]; then echo "STALE ${M_NAME[i]}: no file ${M_FILE[i]}"; bad=1; continue; fi
     n=$(count_in "$ROOT/${M_FILE[i]}" "${M_FROM[i]}")
     [ "$n" -eq 1 ] || { echo "STALE ${M_NAME[i]}: its snippet occurs $n times in ${M_FILE[i]}"; bad=1; }
+    while IFS= read -r spec; do
+      [ -z "$spec" ] || test_exists "$spec" ||
+        { echo "STALE ${M_NAME[i]}: no test '$spec' (a script by its path, a unit test by its name)"; bad=1; }
+    done <<<"${M_TESTS[i]}"
   done
   echo "${#SELECTED[@]} mutants checked: $([ $bad -eq 0 ] && echo "all apply" || echo "some are stale")"
   exit $bad
