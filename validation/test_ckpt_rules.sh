@@ -195,6 +195,16 @@ out=$("$BIN/llama-ckpt" info "$TMP/ld/step_0000003.tmp" 2>&1)
 grep -q "note: .*step_0000003.tmp is the folder of a save that did not finish" <<<"$out" &&
   pass "llama-ckpt info of an unfinished save (.tmp) says so" || fail "info of a .tmp folder" "$(tail -n 3 <<<"$out")"
 rm -rf "$TMP/ld/step_0000003.tmp"
+# A step_N folder that is no checkpoint (an export saved under that name, a copy
+# stopped early) is passed over by --load auto, and kept aside, not replaced, by
+# the save of its step.
+mkdir -p "$TMP/ld/step_0000004" && echo "mine" >"$TMP/ld/step_0000004/notes.txt"
+if out=$("$T" -c tiny --bench -l 16 --steps 4 -i 2 -o "$TMP/ld" --load auto 2>&1) &&
+   grep -q "loaded checkpoint $TMP/ld/step_0000002" <<<"$out" &&
+   [ "$(cat "$TMP"/ld/abandoned_step_0000004_*/notes.txt 2>/dev/null)" = mine ] &&
+   [ -f "$TMP/ld/step_0000004/checkpoint.h5" ]; then
+  pass "a step_N folder without a checkpoint: passed over by --load auto, kept aside by the save"
+else fail "a step_N folder without a checkpoint" "$(ls "$TMP/ld" | tr '\n' ' '); $(grep -i "error\|loaded" <<<"$out")"; fi
 if out=$("$T" -c tiny --bench -l 16 --steps 1 --load "$TMP/ld/step_0000002" 2>&1) &&
    grep -q "note: the run is at step 2, already at or past its 1 steps: nothing to train" <<<"$out" &&
    ! grep -q "^step " <<<"$out"; then

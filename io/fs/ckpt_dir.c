@@ -490,9 +490,11 @@ static bool holds_checkpoint_file(const char *dir) {
     return stat(file, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-// Complete checkpoints (step_N folders holding a checkpoint file) of
-// save_dir, newest first.
-static int complete_folders(const char *save_dir, Entry **out) {
+// The step_N folders of save_dir, newest first: with need_file only those
+// holding a checkpoint file (the ones to load, prune or point latest at);
+// without, every one (the ones a rollback moves aside: a folder that is no
+// checkpoint is kept, never replaced by a save of its step).
+static int step_folders(const char *save_dir, bool need_file, Entry **out) {
     *out = NULL;
     int n = 0;
     DIR *d = opendir(save_dir);
@@ -502,7 +504,8 @@ static int complete_folders(const char *save_dir, Entry **out) {
         int64_t step = step_of_name(e->d_name);
         char full[PATH_LEN];
         snprintf(full, sizeof full, "%s/%s", save_dir, e->d_name);
-        if (step < 0 || !ckpt_dir_exists(full) || !holds_checkpoint_file(full)) continue;
+        if (step < 0 || !ckpt_dir_exists(full) || (need_file && !holds_checkpoint_file(full)))
+            continue;
         *out = xrealloc(*out, (size_t)(n + 1) * sizeof **out);
         (*out)[n++] = (Entry){step, xstrdup(full)};
     }
@@ -518,7 +521,7 @@ static void entries_free(Entry *e, int n) {
 
 int ckpt_dir_list(const char *save_dir, char ***dirs) {
     Entry *e;
-    int n = complete_folders(save_dir, &e), out = 0;
+    int n = step_folders(save_dir, true, &e), out = 0;
     char name[256], target[PATH_LEN];
     ckpt_dir_latest(save_dir, name, sizeof name);
     snprintf(target, sizeof target, "%s/%s", save_dir, name);
@@ -555,7 +558,7 @@ void ckpt_dir_prune(const char *save_dir, int keep, const char *const *protect, 
     closedir(d);
     if (keep <= 0) return;
     Entry *c;
-    int n = complete_folders(save_dir, &c);
+    int n = step_folders(save_dir, true, &c);
     for (int i = keep; i < n; i++) {
         bool kept = false;
         for (int k = 0; k < n_protect && !kept; k++)
@@ -568,7 +571,7 @@ void ckpt_dir_prune(const char *save_dir, int keep, const char *const *protect, 
 int ckpt_dir_abandon_newer(const char *save_dir, int64_t step, char *moved, int moved_len,
                            char *err, int err_len) {
     Entry *c;
-    int n = complete_folders(save_dir, &c), count = 0;
+    int n = step_folders(save_dir, false, &c), count = 0;
     char stamp[32], latest[256];
     time_t now = time(NULL);
     struct tm tm;
@@ -596,7 +599,7 @@ int ckpt_dir_abandon_newer(const char *save_dir, int64_t step, char *moved, int 
     char target[PATH_LEN];
     snprintf(target, sizeof target, "%s/%s", save_dir, latest);
     if (count > 0 && latest[0] && !ckpt_dir_exists(target)) {   // latest named an abandoned one
-        n = complete_folders(save_dir, &c);
+        n = step_folders(save_dir, true, &c);
         bool ok = true;
         if (n > 0) ok = ckpt_dir_point_latest(save_dir, c[0].path, err, err_len);
         else {

@@ -108,7 +108,8 @@ void ckpt_dir_latest(const char *save_dir, char *name, int len);
 // others; removes .deleting folders and the .tmp folders of this process,
 // of dead owners or without owner, never those of a live process.
 void ckpt_dir_prune(const char *save_dir, int keep, const char *const *protect, int n_protect);
-// Renames every complete checkpoint newer than step to
+// Renames every step_N folder newer than step (a checkpoint or not: one that
+// holds no checkpoint file is kept aside too, never replaced by a save) to
 // "abandoned_step_N_<YYYYmmdd-HHMMSS>" and, when latest named one of them,
 // points latest at the newest remaining one (or removes it).  Returns how
 // many were moved (their old names, comma-separated, in moved), or -1 with

@@ -274,21 +274,24 @@ static void test_prune(void) {
     make_dir(d, "step_0000004");
     make_dir(d, "step_0000006");
     char path[700], moved[512], latest[64];
+    snprintf(path, sizeof path, "%s/step_0000008", d);   // no checkpoint file: kept aside too
+    mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/step_0000006", d);
     ckpt_dir_point_latest(d, path, err, sizeof err);
     int n = ckpt_dir_abandon_newer(d, 2, moved, sizeof moved, err, sizeof err);
-    CHECK(n == 2, "moved %d (%s)", n, err);
-    CHECK(strcmp(moved, "step_0000004, step_0000006") == 0, "moved '%s'", moved);
-    CHECK(exists(d, "step_0000002") && !exists(d, "step_0000004") && !exists(d, "step_0000006"),
-          "wrong folders moved");
+    CHECK(n == 3, "moved %d (%s)", n, err);
+    CHECK(strcmp(moved, "step_0000004, step_0000006, step_0000008") == 0, "moved '%s'", moved);
+    CHECK(exists(d, "step_0000002") && !exists(d, "step_0000004") && !exists(d, "step_0000006") &&
+              !exists(d, "step_0000008"), "wrong folders moved");
     int found = 0;
     DIR *dd = opendir(d);
     struct dirent *e;
     while (dd && (e = readdir(dd)))
         found += !strncmp(e->d_name, "abandoned_step_0000004_", 23) ||
-                 !strncmp(e->d_name, "abandoned_step_0000006_", 23);
+                 !strncmp(e->d_name, "abandoned_step_0000006_", 23) ||
+                 !strncmp(e->d_name, "abandoned_step_0000008_", 23);
     if (dd) closedir(dd);
-    CHECK(found == 2, "%d abandoned_step_* folders, expected 2", found);
+    CHECK(found == 3, "%d abandoned_step_* folders, expected 3", found);
     read_latest(d, latest, sizeof latest);
     CHECK(strcmp(latest, "step_0000002") == 0, "latest names '%s'", latest);
     char **dirs;
