@@ -271,6 +271,20 @@ mkdir -p "$TMP/hfa" "$TMP/hfb"
 expect_error "--init-hf: two ranks that read different weights" "--init-hf hf: the ranks read different weights" \
   "${MPIRUN[@]}" -np 1 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 --steps 1 : \
   -np 1 --wdir "$TMP/hfb" "$T" --init-hf hf --bench -l 16 --steps 1
+# Tensor-parallel ranks both hold the norms; pipeline stages both hold a tied embedding.
+expect_error "--init-hf --tp 2: two ranks that read different norms" "tensor-parallel ranks' norms differ" \
+  "${MPIRUN[@]}" -np 1 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 --steps 1 --tp 2 : \
+  -np 1 --wdir "$TMP/hfb" "$T" --init-hf hf --bench -l 16 --steps 1 --tp 2
+"$T" -c tiny --tie-embeddings --bench -l 16 --steps 1 --export-hf "$TMP/hfa/tied" >/dev/null 2>&1 &&
+  "$T" -c tiny --tie-embeddings --bench -l 16 --steps 1 --seed 7 --export-hf "$TMP/hfb/tied" >/dev/null 2>&1 ||
+  fail "two tied Hugging Face exports" "the runs that make them failed"
+expect_error "--init-hf --pp 2, tied: two stages that read different embeddings" "the first and last stages' tied embedding differ" \
+  "${MPIRUN[@]}" -np 1 --wdir "$TMP/hfa" "$T" --init-hf tied --bench -l 16 --steps 1 --pp 2 : \
+  -np 1 --wdir "$TMP/hfb" "$T" --init-hf tied --bench -l 16 --steps 1 --pp 2
+if out=$("${MPIRUN[@]}" -np 2 --wdir "$TMP/hfa" "$T" --init-hf tied --bench -l 16 --steps 1 --pp 2 2>&1) &&
+   out=$("${MPIRUN[@]}" -np 2 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 --steps 1 --tp 2 2>&1); then
+  pass "--init-hf --tp 2 and --pp 2 (tied) of one folder train"
+else fail "--init-hf --tp 2 / --pp 2 of one folder" "$(tail -n 2 <<<"$out")"; fi
 # The same for --load: each rank checks its share of the checksums against the
 # sums it read; ranks that see different checkpoints are told so, not "corrupt".
 "$T" -c tiny --bench -l 16 --steps 1 -i 1 -o "$TMP/hfa/ck" >/dev/null 2>&1 &&

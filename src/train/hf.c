@@ -133,9 +133,19 @@ bool hf_import(Model *m, const char *dir, char *err, int err_len) {
     return hf_import_digest(m, dir, NULL, err, err_len);
 }
 
-bool hf_import_digest(Model *m, const char *dir, uint64_t *digest, char *err, int err_len) {
+// Adds a tensor's values to the hashes they belong to.
+static void digest_add(HfImportDigest *d, const Model *m, int i, const float *v, size_t n) {
+    const ParamTensor *t = &m->table.t[i];
+    uint64_t h = hash_bytes(v, n * sizeof *v);
+    d->all = hash_u64(d->all ^ h);
+    if (t->split == SPLIT_NONE) d->unsplit = hash_u64(d->unsplit ^ h);
+    if (m->cfg.tie_embeddings && (i == m->table.embed || t->tied_copy))
+        d->embedding = hash_u64(d->embedding ^ h);
+}
+
+bool hf_import_digest(Model *m, const char *dir, HfImportDigest *digest, char *err, int err_len) {
     HfConfig hf;
-    if (digest) *digest = 0;
+    if (digest) *digest = (HfImportDigest){0, 0, 0};
     if (!check_config(m, dir, &hf, err, err_len)) return false;
     Safetensors st;
     if (!safetensors_open(dir, &st, err, err_len)) return false;
@@ -149,7 +159,7 @@ bool hf_import_digest(Model *m, const char *dir, uint64_t *digest, char *err, in
         if (ok && m->cfg.tie_embeddings && i == m->table.lm_head)
             ok = tied_head_check(&st, t, host, dir, err, err_len);
         if (ok) m->ops->act_from_host_f32(model_param(m, t), host, t->numel);
-        if (ok && digest) *digest = hash_u64(*digest ^ hash_bytes(host, t->numel * sizeof(float)));
+        if (ok && digest) digest_add(digest, m, i, host, t->numel);
         free(host);
     }
     // After the model's own tensors: a shape that differs says more ("another model").

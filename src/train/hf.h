@@ -14,9 +14,16 @@
 // weights (each rank reads only its own slices).  The folder's config must
 // describe the same model shape.  False with one line in err otherwise.
 bool hf_import(Model *m, const char *dir, char *err, int err_len);
-// hf_import, and a 64-bit hash of every value this rank read in *digest
-// (ranks holding the same slices compare theirs: each read its own copy).
-bool hf_import_digest(Model *m, const char *dir, uint64_t *digest, char *err, int err_len);
+// 64-bit hashes of what a rank read, for the ranks that hold the same values
+// to compare (each reads its own view of the folder): all of it (the
+// data-parallel replicas), the tensors tensor parallelism does not split
+// (the norms: its group), the embedding or the last stage's tied copy of it
+// (tied, pipelined: the embedding group).
+typedef struct {
+    uint64_t all, unsplit, embedding;
+} HfImportDigest;
+// hf_import, and the hashes of what it read in *d.
+bool hf_import_digest(Model *m, const char *dir, HfImportDigest *d, char *err, int err_len);
 // Every tensor of st (the folder dir) has a place in the model cfg (RoPE's
 // inv_freq buffers and a tied model's lm_head.weight aside): false naming
 // the first that has none and how many.

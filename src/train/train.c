@@ -267,14 +267,20 @@ void trainer_describe(const TrainOptions *o, const ModelConfig *c, int world) {
 // train replicas of other models, their losses averaged).
 static void import_hf(Trainer *t) {
     char err[2048];
-    uint64_t digest;
-    bool ok = hf_import_digest(t->model, t->opt.init_hf, &digest, err, sizeof err);
+    HfImportDigest d;
+    bool ok = hf_import_digest(t->model, t->opt.init_hf, &d, err, sizeof err);
     comm_agree(&t->grid.world, ok, err);
-    ok = agree_same_u64(&t->grid.replica_comm, digest);
+    const Grid *g = &t->grid;   // each check on every rank: they are collectives
+    bool replicas = agree_same_u64(&g->replica_comm, d.all);
+    bool tp = agree_same_u64(&g->tp_comm, d.unsplit);
+    bool tied = agree_same_u64(&g->embed_comm, d.embedding);
+    const char *which = !replicas ? "data-parallel replicas"
+                        : !tp     ? "tensor-parallel ranks' norms"
+                        : !tied   ? "the first and last stages' tied embedding" : NULL;
     snprintf(err, sizeof err, "--init-hf %s: the ranks read different weights for the same part "
-             "of the model (data-parallel replicas differ): every rank must see the same folder "
-             "(a node's copy stale or damaged?)", t->opt.init_hf);
-    comm_agree(&t->grid.world, ok, err);
+             "of the model (%s differ): every rank must see the same folder (a node's copy stale "
+             "or damaged?)", t->opt.init_hf, which ? which : "");
+    comm_agree(&g->world, which == NULL, err);
     info("initialised from Hugging Face weights in %s%s", t->opt.init_hf,
          t->cfg.tie_embeddings ? " (tie_word_embeddings: the LM head stays the embedding, "
                                  "one tensor)" : "");
