@@ -25,7 +25,7 @@ expect_error "a copy of a shard" "copy.train.h5 and .*wikipedia_sample.train.h5 
   "$T" -d "$TMP/copies" -l 32 --steps 1
 # The learning-rate schedule and AdamW's settings.
 expect_error "--adam-beta2 1" "--adam-beta1 and --adam-beta2 must be in \[0, 1\)" "$T" "${D[@]}" --adam-beta2 1
-expect_error "--adam-eps 0" "--adam-eps must be positive" "$T" "${D[@]}" --adam-eps 0
+expect_usage_error "--adam-eps 0" "--adam-eps must be positive" "$T" "${D[@]}" --adam-eps 0
 # AdamW computes in float: 0.99999999 rounds to 1 there (NaN from step 2), 1e-50 to 0.
 expect_error "--adam-beta2 that is 1 in float" "below 1 in float \(at most 0.99999994\)" "$T" "${D[@]}" --adam-beta2 0.99999999
 expect_error "--adam-beta1 that is 1 in float" "below 1 in float \(at most 0.99999994\)" "$T" "${D[@]}" --adam-beta1 0.99999999
@@ -66,7 +66,7 @@ expect_error "KV heads not dividing heads" "n_kv_heads 3 does not divide n_heads
 expect_error "missing model file" "cannot open '$TMP/none.model'" "$T" -c "$TMP/none.model" "${D[@]}"
 
 expect_error "missing dataset" "dataset '$TMP/nothing' does not exist" "$T" -d "$TMP/nothing" -l 32
-expect_error "no dataset at all" "no training data: give --dataset" "$T" -l 32
+expect_usage_error "no dataset at all" "no training data: give --dataset" "$T" -l 32
 "$T" --bench -c tiny -l 16 --steps 1 -i 1 -o "$TMP/ck" >/dev/null 2>&1
 expect_error "HDF5 file without /tokens" "has no /tokens dataset" "$T" -d "$TMP/ck/step_0000001/checkpoint.h5" -l 32
 head -c 3000 "$DATA/wikipedia_sample.train.h5" >"$TMP/truncated.h5"
@@ -121,7 +121,8 @@ expect_error "TP not dividing the FFN width" "--tp 4 does not divide the FFN wid
 expect_error "PP beyond the layer count" "--pp 8 is larger than the 4 layers" "${M[@]}" -np 8 "$T" "${D[@]}" --pp 8
 expect_error "ZeRO-2 with DP 1" "--zero 2 shards over data-parallel ranks .*, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --tp 2 --zero 2
 expect_error "ZeRO-3 with DP 1" "--zero 3 shards over data-parallel ranks .*, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --zero 3
-expect_error "ZeRO stage 4" "--zero must be 0, 1, 2 or 3 \(got 4\)" "${M[@]}" -np 2 "$T" "${D[@]}" --zero 4
+expect_usage_error "ZeRO stage 4" "--zero: expected an integer in \[0, 3\], got '4'" "${M[@]}" -np 2 "$T" "${D[@]}" --zero 4
+expect_usage_error "--tp 0" "--tp: expected an integer >= 1, got '0'" "$T" "${D[@]}" --tp 0
 expect_error "--sp without TP" "--sp splits the sequence over the tensor-parallel group, but --tp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --sp
 expect_error "--sp with TP not dividing the sequence" "--sp with --tp 4 needs a sequence length divisible by 4 \(got 30\)" "${M[@]}" -np 4 "$T" "${D[@]}" -l 30 --tp 4 --sp
 expect_error "--vpp without a pipeline" "--vpp 2 interleaves model chunks over pipeline stages, but --pp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --vpp 2
@@ -297,7 +298,9 @@ if out=$("${MPIRUN[@]}" -np 1 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 
          -np 1 --wdir "$TMP/hfa" "$T" --init-hf hf --bench -l 16 --steps 1 2>&1); then
   pass "--init-hf: two ranks that read the same weights train"
 else fail "--init-hf on two ranks" "$(tail -n 2 <<<"$out")"; fi
-expect_error "llama-tokenize: a bad option on one rank of two" "a bad command line was given to some ranks only" \
+expect_usage_error "llama-tokenize: an unknown command on one rank of two (it hung)" "a different command was given to some ranks only" \
+  "${MPIRUN[@]}" -np 1 "$BIN/llama-tokenize" frob : -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz"
+expect_usage_error "llama-tokenize: a bad option on one rank of two" "a bad command line was given to some ranks only" \
   "${MPIRUN[@]}" -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz" : \
   -np 1 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/w60.jsonl" --output "$TMP/zz" --bogus
 expect_error "llama-tokenize: --tokenizer missing on one rank of two" "a bad command line was given to some ranks only" \

@@ -181,14 +181,15 @@ static int command_number(const char *command) {
 }
 
 static int run(int argc, char **argv) {
-    if (argc < 2) usage_error("%s", "a command is needed: encode, train, inspect, verify or bench");
-    const char *command = argv[1];
+    const char *command = argc >= 2 ? argv[1] : "";
     bool help = !strcmp(command, "-h") || !strcmp(command, "--help");
     bool shards = is_command(command, SHARD_COMMANDS);
+    // Ranks given different commands (an unknown one or none included) would
+    // wait for each other in different places: agreed before anything else.
+    agree_on_choice(help ? 0 : argc < 2 ? -1 : command_number(command), "a different command");
+    if (argc < 2) usage_error("%s", "a command is needed: encode, train, inspect, verify or bench");
     if (!help && !shards && !is_command(command, CORPUS_COMMANDS))
         usage_error("unknown command '%s' (encode, train, inspect, verify or bench)", command);
-    // Ranks given different commands would wait for each other in different places.
-    agree_on_choice(help ? 0 : command_number(command), "a different command");
     TokenizeOptions o = {.val_fraction = 0.01, .progress_every = 10,
                          .max_record_bytes = (int64_t)JSONL_DEFAULT_MAX_RECORD_BYTES};
     char err[1024];

@@ -130,7 +130,7 @@ int main(int argc, char **argv) {
         comm_world_end();
         return 0;
     }
-    agree_or_exit(options_check(&o, err, sizeof err), err);
+    agree_on_usage(options_check(&o, err, sizeof err), err);   // the command line alone
     ModelConfig cfg;
     agree_or_exit(model_config(&o, &cfg, err, sizeof err), err);
     int world = util_world_size();

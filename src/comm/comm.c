@@ -180,8 +180,8 @@ void agree_on_choice(int choice, const char *what) {
     int range[2] = {choice, -choice};   // the largest choice, minus the smallest
     MPI_Allreduce(MPI_IN_PLACE, range, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (range[0] != -range[1])
-        fatal_all("%s was given to some ranks only: start every rank with the same command line",
-                  what);
+        fatal_usage("%s was given to some ranks only: start every rank with the same command "
+                    "line", what);
 }
 
 // ---- the job and its communicators ----

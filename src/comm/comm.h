@@ -161,7 +161,7 @@ void agree_on_usage(bool ok, const char *message);
 // others go on would leave them waiting in their first collective: every
 // rank must make that choice alike.  Ends every rank with "<what> was given
 // to some ranks only: start every rank with the same command line" unless
-// every rank of the job holds the same `choice`.  Collective over the job
+// every rank of the job holds the same `choice` (exit 2: bad usage).  Collective over the job
 // (nothing when MPI is not running).
 void agree_on_choice(int choice, const char *what);
 

@@ -75,7 +75,8 @@ static const CliOption specs[] = {
     {"adam-eps", 0, NUM(CLI_DOUBLE, adam_eps), "AdamW's denominator epsilon (default 1e-8)"},
     {"grad-clip", 0, NUM(CLI_DOUBLE, grad_clip), "global gradient-norm clip (0: none)",
      .bounds = CLI_AT_LEAST, .min = 0},
-    {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size"},
+    {"tp", 0, NUM(CLI_INT, tp), "tensor-parallel size",
+     .bounds = CLI_AT_LEAST, .min = 1},
     {"sp", 0, NUM(CLI_FLAG, sp),
      "sequence parallel (Megatron's, with --tp > 1): norms, residual adds and the embedding's "
      "output split along the sequence over the tensor-parallel group (activations / tp)"},
@@ -83,13 +84,16 @@ static const CliOption specs[] = {
      "context-parallel size: each sequence split over cp ranks (two chunks each, load-balanced), "
      "attention as ring attention over them (sequence a multiple of 2·cp)",
      .bounds = CLI_AT_LEAST, .min = 1},
-    {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size"},
+    {"pp", 0, NUM(CLI_INT, pp), "pipeline-parallel size",
+     .bounds = CLI_AT_LEAST, .min = 1},
     {"vpp", 0, NUM(CLI_INT, vpp),
      "model chunks per pipeline rank, run with interleaved 1F1B (Megatron's virtual pipeline: "
-     "the bubble shrinks vpp-fold; --grad-accum a multiple of --pp)"},
+     "the bubble shrinks vpp-fold; --grad-accum a multiple of --pp)",
+     .bounds = CLI_BETWEEN, .min = 1, .max = PART_MAX_CHUNKS},
     {"pp-layers", 0, STR(pp_layers), "layers per pipeline stage (with --vpp: per model chunk, "
      "pp · vpp of them in model order), e.g. 3,5"},
-    {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage over data-parallel ranks: 0 none, 1 optimizer states, 2 and gradients, 3 and weights"},
+    {"zero", 0, NUM(CLI_INT, zero), "ZeRO stage over data-parallel ranks: 0 none, 1 optimizer states, 2 and gradients, 3 and weights",
+     .bounds = CLI_BETWEEN, .min = 0, .max = 3},
     {"overlap-grad-reduce", 0, NUM(CLI_INT, overlap_grad_reduce),
      "ZeRO 0: all-reduce each layer's gradients during the backward pass (1) or after it (0)",
      .bounds = CLI_BETWEEN, .min = 0, .max = 1},
@@ -158,9 +162,11 @@ static const CliOption specs[] = {
      "--sample-temperature",
      .bounds = CLI_AT_LEAST, .min = 0},
     {"sample-temperature", 0, NUM(CLI_DOUBLE, sample_temperature),
-     "> 0: also a sampled continuation at this temperature (default 0: greedy only)"},
+     "> 0: also a sampled continuation at this temperature (default 0: greedy only)",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"sample-top-k", 0, NUM(CLI_INT, sample_top_k),
-     "sample among the K most likely tokens (after the temperature; 0: all)"},
+     "sample among the K most likely tokens (after the temperature; 0: all)",
+     .bounds = CLI_AT_LEAST, .min = 0},
     {"sample-top-p", 0, NUM(CLI_DOUBLE, sample_top_p),
      "then among the most likely tokens whose probability reaches P (default 1: all)"},
     {"sample-seed", 0, NUM(CLI_UINT64, sample_seed), "seed of the sampled draws (default 0: --seed)"},
@@ -287,8 +293,30 @@ static bool check_data_mix(const char *mix, char *err, int err_len) {
     return true;
 }
 
+// Values no bound of the table says: a rate positive unless nothing trains,
+// AdamW's values as the float arithmetic sees them (a beta that rounds to 1,
+// an eps that rounds to 0 break it), data given.
+static const char *value_problem(const TrainOptions *o) {
+    if (!(o->lr > 0) && !o->eval_only) return "--lr must be positive";
+    if (!(o->adam_beta1 >= 0 && (float)o->adam_beta1 < 1) ||
+        !(o->adam_beta2 >= 0 && (float)o->adam_beta2 < 1))
+        return "--adam-beta1 and --adam-beta2 must be in [0, 1), and below 1 in float (at most "
+               "0.99999994)";
+    if (!((float)o->adam_eps > 0)) return "--adam-eps must be positive, and in float (at least 1.5e-45)";
+    if (o->eval_only && !o->dataset[0])
+        return "--eval-only needs --dataset PATH: HDF5 shards with a validation split "
+               "(llama-tokenize encode --val-fraction)";
+    if (!o->bench && !o->dataset[0] && !o->describe)
+        return "no training data: give --dataset PATH (HDF5 shards from llama-tokenize encode), "
+               "or --bench for synthetic tokens";
+    return NULL;
+}
+
 bool options_check(const TrainOptions *o, char *err, int err_len) {
-    if (o->world_size > 0 && !o->describe)
+    const char *bad = value_problem(o);
+    if (bad)
+        snprintf(err, err_len, "%s", bad);
+    else if (o->world_size > 0 && !o->describe)
         snprintf(err, err_len, "--world-size %d belongs to --describe; a run has the ranks mpirun "
                  "or srun starts", o->world_size);
     else if (o->grad_checkpoint && o->recompute == RECOMPUTE_SELECTIVE)

@@ -93,11 +93,12 @@ Recompute options_recompute(const TrainOptions *o);
 // then resolves it (options_resolve).  On error returns false with one line in err.
 // --help sets *help.
 bool options_parse(TrainOptions *o, int argc, char **argv, bool *help, char *err, int err_len);
-// Checks what the options alone decide (no model, no files): non-negative
-// counts, --world-size with --describe, --data-mix naming each source once,
-// the sampling settings, what --eval-only cannot do (--bench, --export-hf),
-// -g with --recompute selective.
-// False with one line in err.
+// Checks what the options alone decide (no model, no files) beyond the
+// table's bounds: a positive --lr, AdamW's values in float, data given,
+// --world-size with --describe, --data-mix naming each source once, the
+// sampling settings, what --eval-only cannot do (--bench, --export-hf), -g
+// with --recompute selective.  False with one line in err (llama-train: a
+// usage error, exit 2).
 bool options_check(const TrainOptions *o, char *err, int err_len);
 // --eval-only: the training options given (set to other than their
 // defaults), which it ignores, as "--steps, --lr, ..." in out ("" if none).

@@ -36,28 +36,9 @@ int trainer_seq_len(const TrainOptions *o, const ModelConfig *cfg) {
     return o->max_length > 0 ? o->max_length : cfg->max_seq_len;
 }
 
-// What the option table's bounds cannot say (cli.h's bounds refuse the rest
-// as they are read: negative counts, a ratio outside [0, 1], ...).
+// The lengths against the model (the options alone: options_check).
 static bool check_ranges(const TrainOptions *o, const ModelConfig *cfg, char *err, int len) {
     int T = trainer_seq_len(o, cfg);
-    const char *bad = NULL;
-    if (!(o->lr > 0) && !o->eval_only) bad = "--lr must be positive";
-    // AdamW computes in float: a beta that rounds to 1 or an eps that rounds to 0 breaks it.
-    else if (!(o->adam_beta1 >= 0 && (float)o->adam_beta1 < 1) ||
-             !(o->adam_beta2 >= 0 && (float)o->adam_beta2 < 1))
-        bad = "--adam-beta1 and --adam-beta2 must be in [0, 1), and below 1 in float (at most "
-              "0.99999994)";
-    else if (!((float)o->adam_eps > 0)) bad = "--adam-eps must be positive, and in float (at least 1.5e-45)";
-    else if (o->eval_only && !o->dataset[0])
-        bad = "--eval-only needs --dataset PATH: HDF5 shards with a validation split "
-              "(llama-tokenize encode --val-fraction)";
-    else if (!o->bench && !o->dataset[0] && !o->describe)
-        bad = "no training data: give --dataset PATH (HDF5 shards from llama-tokenize encode), "
-              "or --bench for synthetic tokens";
-    if (bad) {
-        snprintf(err, len, "%s", bad);
-        return false;
-    }
     if (T > cfg->max_seq_len) {
         snprintf(err, len, "--max-length %d exceeds the model's max_seq_len %d", T,
                  cfg->max_seq_len);
