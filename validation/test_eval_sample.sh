@@ -160,7 +160,7 @@ expect_error "--eval-only without --dataset" "--eval-only needs --dataset PATH" 
 expect_error "--eval-only --load auto with no checkpoint" "--eval-only --load auto: $TMP/none holds no checkpoint" \
   "$T" "${COMMON[@]}" --eval-only -f auto -o "$TMP/none"
 expect_error "--sample-top-p 0" "--sample-top-p 0: must be in \(0, 1\]" "$T" "${COMMON[@]}" --sample-top-p 0
-expect_error "--sample-temperature -1" "--sample-temperature -1: must be a number >= 0" \
+expect_usage_error "--sample-temperature -1" "--sample-temperature: expected a number >= 0, got '-1'" \
   "$T" "${COMMON[@]}" --sample-temperature -1
 # --sample-tokens beyond the sequence length (even INT_MAX: once an overflow
 # of prompt + new that generated nothing): as many as fit, with a note.

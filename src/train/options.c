@@ -314,9 +314,7 @@ static const char *value_problem(const TrainOptions *o) {
 
 bool options_check(const TrainOptions *o, char *err, int err_len) {
     const char *bad = value_problem(o);
-    if (bad)
-        snprintf(err, err_len, "%s", bad);
-    else if (o->world_size > 0 && !o->describe)
+    if (o->world_size > 0 && !o->describe)
         snprintf(err, err_len, "--world-size %d belongs to --describe; a run has the ranks mpirun "
                  "or srun starts", o->world_size);
     else if (o->grad_checkpoint && o->recompute == RECOMPUTE_SELECTIVE)
@@ -329,6 +327,8 @@ bool options_check(const TrainOptions *o, char *err, int err_len) {
     else if (o->eval_only && o->export_hf[0])
         snprintf(err, err_len, "--eval-only writes nothing; to export a checkpoint use "
                  "llama-ckpt export-hf CHECKPOINT DIR");
+    else if (bad)
+        snprintf(err, err_len, "%s", bad);
     else if (!sampler_check(&(SamplerConfig){o->sample_temperature, o->sample_top_k,
                                              o->sample_top_p}, err, err_len))
         return false;
