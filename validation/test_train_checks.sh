@@ -53,6 +53,13 @@ if "$T" "${D[@]}" --seed 2 --export-hf "$TMP/hf" >"$TMP/again.out" 2>&1 && [ -s 
    grep -q "exported Hugging Face weights to $TMP/hf" "$TMP/again.out"; then
   pass "--export-hf replaces an earlier export"
 else fail "--export-hf replaces an earlier export" "$(tail -2 "$TMP/again.out")"; fi
+# An export killed before its files moved in leaves DIR/.export-staging (in a
+# folder new to it): the next export takes its place.
+mkdir -p "$TMP/crashed/.export-staging" && echo partial >"$TMP/crashed/.export-staging/model.safetensors.tmp"
+if "$T" "${D[@]}" --export-hf "$TMP/crashed" >"$TMP/crashed.out" 2>&1 && [ -s "$TMP/crashed/model.safetensors" ] &&
+   [ ! -e "$TMP/crashed/.export-staging" ]; then
+  pass "--export-hf over a killed export's staging folder"
+else fail "--export-hf over a killed export's staging folder" "$(grep error "$TMP/crashed.out"; ls -A "$TMP/crashed")"; fi
 # The export's folder holds the export alone: checkpoints or a log inside it
 # would fail the export after training (an export inside -o is fine).
 early_error "--export-hf holding the --save-dir" "--export-hf $TMP/xs and --save-dir share a folder" \

@@ -204,6 +204,8 @@ expect_error "--log into the --load checkpoint's file" "--log $TMP/sv2/step_0000
   "$T" "${D[@]}" --steps 2 --load "$TMP/sv2/step_0000001" --log "$TMP/sv2/step_0000001/checkpoint.h5"
 expect_error "--save-dir that is a checkpoint" "--save-dir $TMP/sv2/step_0000001 is a checkpoint \(it holds checkpoint.h5\)" \
   "$T" "${D[@]}" --steps 2 -o "$TMP/sv2/step_0000001" --load auto
+expect_error "--save-dir that is a checkpoint, spelt through a folder yet to be made" "is a checkpoint \(it holds checkpoint.h5\)" \
+  "$T" "${D[@]}" --steps 2 -o "$TMP/nothere/../sv2/step_0000001" --load auto
 "$BIN/llama-ckpt" info "$TMP/sv2/step_0000001" >/dev/null 2>&1 && [ "$(ls "$TMP/sv2/step_0000001" | tr '\n' ' ')" = "checkpoint.h5 owner " ] &&
   pass "the refused runs left the checkpoint as it was" || fail "refused runs and the checkpoint" "$(ls "$TMP/sv2/step_0000001")"
 # FIFOs: opening one blocks until its other end opens (a start-up deaf to SIGTERM).

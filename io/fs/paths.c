@@ -40,8 +40,22 @@ void path_resolved(const char *path, char *out, size_t len) {
         }
         *slash = 0;
     }
+    // The rest does not exist yet: its ".." take back the component before
+    // them, as they will once make_dirs has made it.
+    char joined[8400];
     const char *rest = abs + strlen(head);
-    snprintf(out, len, "%s%s", strcmp(real, "/") == 0 && rest[0] ? "" : real, rest);
+    snprintf(joined, sizeof joined, "%s%s", strcmp(real, "/") == 0 && rest[0] ? "" : real, rest);
+    size_t at = 0;
+    out[0] = 0;
+    for (char *save, *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (strcmp(c, "..") == 0) {
+            while (at > 0 && out[--at] != '/') {}
+            out[at] = 0;
+        } else if (at + strlen(c) + 2 < len) {
+            at += (size_t)snprintf(out + at, len - at, "/%s", c);
+        }
+    }
+    if (at == 0) snprintf(out, len, "/");
 }
 
 bool path_within(const char *path, const char *dir) {

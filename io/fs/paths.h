@@ -12,8 +12,9 @@ void path_parent(const char *path, char *out, size_t len);
 // slashes removed: a lexical form (links are not followed) for comparisons.
 void path_lexical(const char *path, char *out, size_t len);
 // path_lexical with the longest part that exists resolved (links followed,
-// ".." taken), the rest as written: one spelling for one place, whether it
-// exists yet or not (a file a run will make).
+// ".." taken), the rest as written but for its ".." (each takes back the
+// component before it, as the folders made for it will): one spelling for one
+// place, whether it exists yet or not (a file a run will make).
 void path_resolved(const char *path, char *out, size_t len);
 // Whether path is dir or lies inside it (resolved as path_resolved).
 bool path_within(const char *path, const char *dir);

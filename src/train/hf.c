@@ -10,6 +10,7 @@
 
 #include "fs/ckpt_dir.h"
 #include "fs/dirs.h"
+#include "fs/paths.h"
 #include "hf/hf_config.h"
 #include "fs/logfile.h"
 #include "hf/hf_tokenizer.h"
@@ -272,6 +273,8 @@ static SafetensorsWriter *open_export(const ParamTable *global, const char *dir,
     staging_of(dir, stage, sizeof stage);
     if (!hf_export_dir_check(dir, err, len) || !make_dirs(dir, err, len)) return NULL;
     remove_tree(stage);   // a crashed export's
+    struct stat st;
+    if (lstat(stage, &st) == 0 && !S_ISDIR(st.st_mode)) unlink(stage);   // a file or a link
     if (!make_dirs(stage, err, len)) return NULL;
     snprintf(path, sizeof path, "%s/model.safetensors", stage);
     SafetensorsWriter *w = safetensors_writer_create(path, err, len);
@@ -433,20 +436,35 @@ static const char *foreign_file(const char *dir) {
     return n > 0 ? name : NULL;
 }
 
-bool hf_export_dir_check(const char *dir, char *err, int len) {
+static bool not_staging(const char *name) {
+    return strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && strcmp(name, EXPORT_STAGING) != 0;
+}
+
+// Whether folder dir holds nothing but a crashed export's staging folder;
+// else its first other name in first.
+static bool empty_but_staging(const char *dir, char *first, size_t len) {
+    int n = 0;
+    char **names = dir_names(dir, not_staging, &n);
+    if (names && n > 0) snprintf(first, len, "%s", names[0]);
+    if (names) dir_names_free(names, n);
+    return names && n == 0;
+}
+
+bool hf_export_dir_check(const char *dir_given, char *err, int len) {
     struct stat st;
-    char first[512], config[4200];
+    char first[512], config[8500], dir[8400];
+    path_resolved(dir_given, dir, sizeof dir);   // zz/../x is x once zz is made
     if (stat(dir, &st) != 0) return true;   // a new folder (make_dirs says what stops it)
     if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, len, "%s is a file, not a folder; give a new or empty folder", dir);
+        snprintf(err, len, "%s is a file, not a folder; give a new or empty folder", dir_given);
         return false;
     }
     snprintf(config, sizeof config, "%s/config.json", dir);
-    if (ckpt_dir_is_empty(dir, first, sizeof first)) return true;
+    if (empty_but_staging(dir, first, sizeof first)) return true;
     if (stat(config, &st) != 0) {
         snprintf(err, len, "%s is neither empty nor a Hugging Face folder (it holds '%s' and no "
                  "config.json): give a new or empty folder, or an earlier export to replace",
-                 dir, first);
+                 dir_given, first);
         return false;
     }
     const char *other = foreign_file(dir);
@@ -454,7 +472,7 @@ bool hf_export_dir_check(const char *dir, char *err, int len) {
         snprintf(err, len, "%s is a Hugging Face folder this program did not export (%s%s%s): "
                  "replacing its weights would leave its other files (sharded weights, an index, "
                  "its tokenizer) beside them or remove them; export into a new or empty folder",
-                 dir, other ? "it holds '" : "its config.json has no \"exported_by\": "
+                 dir_given, other ? "it holds '" : "its config.json has no \"exported_by\": "
                  "\"llama-hpc\"", other ? other : "", other ? "'" : "");
         return false;
     }

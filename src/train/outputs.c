@@ -133,8 +133,9 @@ static bool appended_usable(const char *what, const char *path, bool saves, cons
 // --save-dir is a folder of checkpoints, not one checkpoint (a run would
 // find no checkpoint to resume in it and save inside it).
 static bool save_dir_not_checkpoint(const char *dir, char *err, int len) {
-    char file[8400];
-    ckpt_dir_file(dir, file, sizeof file);
+    char real[8400], file[8500];
+    path_resolved(dir, real, sizeof real);   // zz/../ck/step_2 is ck/step_2 once zz is made
+    ckpt_dir_file(real, file, sizeof file);
     struct stat st;
     if (stat(file, &st) != 0) return true;
     snprintf(err, len, "--save-dir %s is a checkpoint (it holds checkpoint.h5), not a folder of "

@@ -70,6 +70,27 @@ int main(void) {
         snprintf(p, sizeof p, "%s/ro/sub", tmp);
         expect_usable(true, p, false, "under a read-only folder");
     }
+    check_end();
+
+    check_begin("path_resolved: links followed where the path exists, '..' taken where it does not");
+    char real[4096], link[600], out[8400], want[8400];
+    CHECK(realpath(tmp, real) != NULL, "realpath %s", tmp);
+    snprintf(p, sizeof p, "%s/dir", tmp);
+    mkdir(p, 0755);
+    snprintf(link, sizeof link, "%s/link", tmp);
+    CHECK(symlink(p, link) == 0, "symlink");
+    snprintf(p, sizeof p, "%s/link/latest", tmp);
+    path_resolved(p, out, sizeof out);
+    snprintf(want, sizeof want, "%s/dir/latest", real);
+    CHECK(strcmp(out, want) == 0, "through a link: %s, want %s", out, want);
+    snprintf(p, sizeof p, "%s/notyet/../dir/x", tmp);   // notyet made by make_dirs, then left
+    path_resolved(p, out, sizeof out);
+    snprintf(want, sizeof want, "%s/dir/x", real);
+    CHECK(strcmp(out, want) == 0, "'..' after a missing folder: %s, want %s", out, want);
+    snprintf(p, sizeof p, "%s/dir/./new//y", tmp);
+    path_resolved(p, out, sizeof out);
+    snprintf(want, sizeof want, "%s/dir/new/y", real);
+    CHECK(strcmp(out, want) == 0, "'.' and '//' in the new part: %s, want %s", out, want);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     CHECK(system(cmd) == 0, "%s", cmd);
