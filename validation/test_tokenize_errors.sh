@@ -166,6 +166,9 @@ else fail folder_tree_is_its_corpus_files "$(shard_digest "$TMP/tree_out/c4.trai
 mkdir -p "$TMP/meta" && cp "$TMP/tree/a/x.jsonl" "$TMP/meta/" && printf '{\n  "name": "c4"\n}\n' >"$TMP/meta/dataset_info.json"
 expect_error folder_with_json_metadata "dataset_info.json:1: not valid JSON .*: the file looks like one JSON document over many lines" \
   "${ENC[@]}" --input "$TMP/meta" --output "$TMP/o9"
+mkdir -p "$TMP/fan/d" && cp "$TMP/tree/a/x.jsonl" "$TMP/fan/d/" && ln -s d "$TMP/fan/x" && ln -s d "$TMP/fan/y"
+expect_error folder_reached_twice_through_links "input folder '$TMP/fan/x' is '$TMP/fan/d' again \(through a link\)" \
+  "${ENC[@]}" --input "$TMP/fan" --output "$TMP/o9"
 ln -s .. "$TMP/tree/b/c/up"
 expect_error folder_link_loop "input folder '$TMP/tree/b/c/up' is a link to a folder above it" \
   "${ENC[@]}" --input "$TMP/tree" --output "$TMP/o9"

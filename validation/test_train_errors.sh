@@ -180,6 +180,8 @@ expect_error "--log and --dump-batches one new file, spelt two ways" "--log and 
   "$T" "${D[@]}" --log "$TMP/same2.bin" --dump-batches "$TMP/./same2.bin"
 expect_error "--log a new .h5 in the --dataset folder" "would be a .h5 file in the --dataset folder" \
   "$T" "${D[@]}" --log "$DATA/new.h5"
+expect_error "--log a new .h5 beside the --dataset shard" "would be a .h5 file in the --dataset folder" \
+  "$T" -d "$DATA/wikipedia_sample.train.h5" -l 32 --steps 1 --log "$DATA/new.h5"
 [ ! -e "$DATA/new.h5" ] && [ ! -e "$TMP/same2.bin" ] && pass "the refused new outputs were not made" ||
   fail "refused new outputs" "$(ls "$DATA" "$TMP" | grep -e new.h5 -e same2)"
 cmp -s "$TMP/tok.json" "$ROOT/inputs/tokenizer.json" && [ "$(cat "$TMP/run.deck")" = "steps = 1" ] &&

@@ -53,36 +53,77 @@ static bool add_file(CorpusFiles *c, const char *path, char *err, int err_len) {
 
 static bool is_visible(const char *name) { return name[0] != '.'; }
 
-// The folders from an input folder down to the one being read, to refuse a
-// link back up (which would never end).
+// The folders of an input's walk: all of them (a folder reached twice through
+// links is refused, as a file is: its files would be read twice, and links
+// that fan out would make the walk exponential), those still open being the
+// ancestors of the one being read (a link back up would never end).
 #define MAX_FOLDER_DEPTH 64
 typedef struct {
-    struct stat at[MAX_FOLDER_DEPTH];
-    int depth;
-} FolderPath;
+    struct {
+        dev_t dev;
+        ino_t ino;
+        char *path;
+        bool open;
+    } *seen;
+    int n, depth;
+} FolderWalk;
 
-static bool enter_folder(FolderPath *up, const char *dir, const struct stat *st, char *err,
-                         int err_len) {
-    for (int i = 0; i < up->depth; i++)
-        if (up->at[i].st_dev == st->st_dev && up->at[i].st_ino == st->st_ino) {
+// The folder's place in w->seen, or -1 (err says why it is not walked).
+static int enter_folder(FolderWalk *w, const char *dir, const struct stat *st, char *err,
+                        int err_len) {
+    for (int i = 0; i < w->n; i++) {
+        if (w->seen[i].dev != st->st_dev || w->seen[i].ino != st->st_ino) continue;
+        if (w->seen[i].open)
             snprintf(err, err_len, "input folder '%s' is a link to a folder above it: the "
                      "walk would never end; remove the link or give the folders one by one", dir);
-            return false;
-        }
-    if (up->depth == MAX_FOLDER_DEPTH) {
+        else
+            snprintf(err, err_len, "input folder '%s' is '%s' again (through a link): its files "
+                     "would be read twice; remove the link", dir, w->seen[i].path);
+        return -1;
+    }
+    if (w->depth == MAX_FOLDER_DEPTH) {
         snprintf(err, err_len, "input folder '%s' is more than %d folders deep", dir,
                  MAX_FOLDER_DEPTH);
+        return -1;
+    }
+    w->seen = xrealloc(w->seen, (size_t)(w->n + 1) * sizeof *w->seen);
+    w->seen[w->n].dev = st->st_dev, w->seen[w->n].ino = st->st_ino;
+    w->seen[w->n].path = xstrdup(dir), w->seen[w->n].open = true;
+    w->depth++;
+    return w->n++;
+}
+
+// One entry of a folder: a subfolder walked, a corpus file added, anything
+// else passed over; an entry that cannot be looked at is an error (it may be
+// a folder of corpus files).
+static bool add_tree(CorpusFiles *c, const char *dir, const struct stat *st, FolderWalk *w,
+                     char *err, int err_len);
+
+static bool add_entry(CorpusFiles *c, const char *dir, const char *name, FolderWalk *w, char *err,
+                      int err_len) {
+    char path[4096];
+    struct stat sub;
+    int n = snprintf(path, sizeof path, "%s%s%s", dir, name_has_suffix(dir, "/") ? "" : "/", name);
+    if (n >= (int)sizeof path) {
+        snprintf(err, err_len, "input '%.200s/%.200s...': path longer than %zu bytes", dir, name,
+                 sizeof path - 1);
         return false;
     }
-    up->at[up->depth++] = *st;
-    return true;
+    bool exists = stat(path, &sub) == 0;
+    if (!exists && errno != ENOENT) {   // ENOENT: a dangling link, passed over as a file
+        snprintf(err, err_len, "cannot look at input '%s': %s", path, strerror(errno));
+        return false;
+    }
+    if (exists && S_ISDIR(sub.st_mode)) return add_tree(c, path, &sub, w, err, err_len);
+    return !is_corpus_name(name) || add_file(c, path, err, err_len);
 }
 
 // The corpus files of folder dir and of every folder below it (not hidden
 // ones), depth first in name order; other files are passed over.
-static bool add_tree(CorpusFiles *c, const char *dir, const struct stat *st, FolderPath *up,
+static bool add_tree(CorpusFiles *c, const char *dir, const struct stat *st, FolderWalk *w,
                      char *err, int err_len) {
-    if (!enter_folder(up, dir, st, err, err_len)) return false;
+    int at = enter_folder(w, dir, st, err, err_len);
+    if (at < 0) return false;
     int n = 0;
     char **names = dir_names(dir, is_visible, &n);
     if (!names) {
@@ -90,27 +131,20 @@ static bool add_tree(CorpusFiles *c, const char *dir, const struct stat *st, Fol
         return false;
     }
     bool ok = true;
-    for (int i = 0; ok && i < n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s%s%s", dir, name_has_suffix(dir, "/") ? "" : "/", names[i]);
-        struct stat sub;
-        if (stat(path, &sub) == 0 && S_ISDIR(sub.st_mode))
-            ok = add_tree(c, path, &sub, up, err, err_len);
-        else if (is_corpus_name(names[i]))
-            ok = add_file(c, path, err, err_len);
-    }
+    for (int i = 0; ok && i < n; i++) ok = add_entry(c, dir, names[i], w, err, err_len);
     dir_names_free(names, n);
-    up->depth--;
+    w->seen[at].open = false;
+    w->depth--;
     return ok;
 }
 
 static bool add_dir(CorpusFiles *c, const char *dir, const struct stat *st, char *err,
                     int err_len) {
-    FolderPath *up = xmalloc(sizeof *up);
-    up->depth = 0;
+    FolderWalk w = {NULL, 0, 0};
     int before = c->n;
-    bool ok = add_tree(c, dir, st, up, err, err_len);
-    free(up);
+    bool ok = add_tree(c, dir, st, &w, err, err_len);
+    for (int i = 0; i < w.n; i++) free(w.seen[i].path);
+    free(w.seen);
     if (ok && c->n == before)
         snprintf(err, err_len, "input folder '%s' holds no .jsonl, .jsonl.zst, .json or "
                  ".json.zst file, nor do its subfolders", dir);

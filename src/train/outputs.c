@@ -46,18 +46,21 @@ static bool output_not_input(const char *what, const char *out, const TrainOptio
 }
 
 // A new file the run makes (--log, --dump-batches) is no *.h5 in the
-// --dataset folder: every later run would read it as a shard.
+// --dataset folder (or the folder of a --dataset shard): every later run on
+// the folder would read it as a shard.
 static bool not_a_shard(const char *what, const char *out, const TrainOptions *o, char *err,
                         int len) {
-    char folder[8400], a[8400], b[8400];
+    char folder[8400], data[8400], a[8400], b[8400];
     struct stat st;
-    if (!o->dataset[0] || stat(o->dataset, &st) != 0 || !S_ISDIR(st.st_mode)) return true;
+    if (!o->dataset[0] || stat(o->dataset, &st) != 0) return true;
+    if (S_ISDIR(st.st_mode)) snprintf(data, sizeof data, "%s", o->dataset);
+    else path_parent(o->dataset, data, sizeof data);
     path_parent(out, folder, sizeof folder);
     path_resolved(folder, a, sizeof a);
-    path_resolved(o->dataset, b, sizeof b);
+    path_resolved(data, b, sizeof b);
     if (strcmp(a, b) != 0 || !name_has_suffix(out, ".h5")) return true;
     snprintf(err, len, "%s %s would be a .h5 file in the --dataset folder %s, which later runs "
-             "read as a shard: give another file", what, out, o->dataset);
+             "read as a shard: give another file", what, out, data);
     return false;
 }
 
