@@ -348,30 +348,30 @@ static void rope_check(const char *pa, const ModelConfig *a, const char *pb, con
 }
 
 // Rank 0: the comparison of two open models, printed; 0 when they are equal.
-static int compare_sources(const char *pa, Source a, const char *pb, Source b, double rtol) {
-    if (a.cfg.dim != b.cfg.dim || a.cfg.n_layers != b.cfg.n_layers ||
-        a.cfg.vocab_size != b.cfg.vocab_size || a.cfg.ffn_dim != b.cfg.ffn_dim)
+static int compare_sources(const char *pa, Source *a, const char *pb, Source *b, double rtol) {
+    if (a->cfg.dim != b->cfg.dim || a->cfg.n_layers != b->cfg.n_layers ||
+        a->cfg.vocab_size != b->cfg.vocab_size || a->cfg.ffn_dim != b->cfg.ffn_dim)
         fatal("%s and %s hold models of different shapes", pa, pb);
     // The same tensors split into other heads, or normalised with another
     // epsilon, compute something else.
-    if (a.cfg.n_heads != b.cfg.n_heads || a.cfg.n_kv_heads != b.cfg.n_kv_heads)
+    if (a->cfg.n_heads != b->cfg.n_heads || a->cfg.n_kv_heads != b->cfg.n_kv_heads)
         fatal("%s has %d attention heads (%d key/value) and %s %d (%d): not the same model", pa,
-              a.cfg.n_heads, a.cfg.n_kv_heads, pb, b.cfg.n_heads, b.cfg.n_kv_heads);
-    if (a.cfg.norm_eps != b.cfg.norm_eps)
-        fatal("%s has norm eps %g and %s %g: not the same model", pa, a.cfg.norm_eps, pb,
-              b.cfg.norm_eps);
-    if (a.cfg.tie_embeddings != b.cfg.tie_embeddings)
+              a->cfg.n_heads, a->cfg.n_kv_heads, pb, b->cfg.n_heads, b->cfg.n_kv_heads);
+    if (a->cfg.norm_eps != b->cfg.norm_eps)
+        fatal("%s has norm eps %g and %s %g: not the same model", pa, a->cfg.norm_eps, pb,
+              b->cfg.norm_eps);
+    if (a->cfg.tie_embeddings != b->cfg.tie_embeddings)
         fatal("%s %s its LM head to the embedding and %s %s: not the same model", pa,
-              a.cfg.tie_embeddings ? "ties" : "does not tie", pb,
-              b.cfg.tie_embeddings ? "does" : "does not");
-    rope_check(pa, &a.cfg, pb, &b.cfg);
+              a->cfg.tie_embeddings ? "ties" : "does not tie", pb,
+              b->cfg.tie_embeddings ? "does" : "does not");
+    rope_check(pa, &a->cfg, pb, &b->cfg);
     ParamTable pt;
-    params_build_global(&pt, &a.cfg);
+    params_build_global(&pt, &a->cfg);
     Difference worst = {0, 0, {0, 0}};
     const char *worst_name = pt.t[0].name, *first_bad[2] = {NULL, NULL};
     int bad_tensors[2] = {0, 0};
     for (int i = 0; i < pt.n; i++) {
-        Difference d = compare_tensor(&a, &b, &pt.t[i]);
+        Difference d = compare_tensor(a, b, &pt.t[i]);
         if (d.frobenius > worst.frobenius) worst.frobenius = d.frobenius, worst_name = pt.t[i].name;
         worst.elementwise = fmax(worst.elementwise, d.elementwise);
         for (int s = 0; s < 2; s++) {
@@ -398,7 +398,7 @@ static int compare(const char *pa, const char *pb, double rtol) {
     Source a, b;
     open_source(pa, &a);
     open_source(pb, &b);
-    int rc = util_world_rank() == 0 ? compare_sources(pa, a, pb, b, rtol) : 0;
+    int rc = util_world_rank() == 0 ? compare_sources(pa, &a, pb, &b, rtol) : 0;
     close_source(&a);
     close_source(&b);
     return rc;

@@ -257,7 +257,6 @@ static void gather_tensor(const Model *m, const Grid *g, const ParamTensor *gt, 
     params_free(&shape);
 }
 
-// Rank 0: the folder and the writer, every tensor declared; NULL with err.
 // An export is written into this folder inside its own and moved in only once
 // every file is written: a failure leaves an earlier export there as it was.
 #define EXPORT_STAGING ".export-staging"
@@ -266,7 +265,8 @@ static void staging_of(const char *dir, char *out, size_t len) {
     snprintf(out, len, "%s/" EXPORT_STAGING, dir);
 }
 
-// The weights' writer, in a new staging folder of dir.
+// Rank 0: the weights' writer in a new staging folder of dir, every tensor
+// declared; NULL with err.
 static SafetensorsWriter *open_export(const ParamTable *global, const char *dir, bool bf16,
                                       char *err, int len) {
     char stage[4096], path[4200];
@@ -370,6 +370,16 @@ static bool in_names(char **names, int n, const char *name) {
     return false;
 }
 
+static bool move_in(const char *stage, const char *dir, const char *name, char *err, int len) {
+    char from[4400], to[4400];
+    snprintf(from, sizeof from, "%s/%s", stage, name);
+    snprintf(to, sizeof to, "%s/%s", dir, name);
+    if (rename(from, to) == 0) return true;
+    snprintf(err, len, "moving %s into %s failed (%s): the export in %s is incomplete; write it "
+             "again", name, dir, strerror(errno), dir);
+    return false;
+}
+
 // Moves every file of the staging folder into dir, the weights last, then
 // removes the tokenizer files an earlier export left that this one does not
 // have, and the staging folder.
@@ -381,18 +391,9 @@ static bool commit_export(const char *dir, char *err, int len) {
     char **old = dir_names(dir, hf_tokenizer_is_file, &n_old);
     bool ok = names && old;
     if (!ok) snprintf(err, len, "cannot list '%s': %s", names ? dir : stage, strerror(errno));
-    for (int k = 0; ok && k <= n; k++) {   // the weights last: k == n
-        const char *name = k < n ? names[k] : "model.safetensors";
-        if ((k < n) == (strcmp(name, "model.safetensors") == 0)) continue;
-        char from[4400], to[4400];
-        snprintf(from, sizeof from, "%s/%s", stage, name);
-        snprintf(to, sizeof to, "%s/%s", dir, name);
-        if (rename(from, to) != 0) {
-            snprintf(err, len, "moving %s into %s failed (%s): the export in %s is incomplete; "
-                     "write it again", name, dir, strerror(errno), dir);
-            ok = false;
-        }
-    }
+    for (int k = 0; ok && k < n; k++)
+        if (strcmp(names[k], "model.safetensors") != 0) ok = move_in(stage, dir, names[k], err, len);
+    ok = ok && move_in(stage, dir, "model.safetensors", err, len);   // the weights last
     for (int i = 0; ok && i < n_old; i++) {
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", dir, old[i]);
