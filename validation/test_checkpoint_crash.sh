@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Crash safety: one rank killed with SIGKILL at a random moment around a save,
-# 20 times.  After every kill each complete-looking checkpoint folder must
-# verify; each restart must start right after the checkpoint --load auto names
-# and log every step exactly as the uninterrupted run did.
+# CRASH_KILLS times (12 in make test; validation/full/test_checkpoint_crash_long.sh:
+# 48).  After every kill each complete-looking checkpoint folder must verify;
+# each restart must start right after the checkpoint --load auto names and log
+# every step exactly as the uninterrupted run did.
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -17,7 +18,8 @@ max_seq_len = 64
 rope_theta = 10000
 norm_eps = 1e-5
 M
-RUN=(-np 2 "$T" -c "$TMP/crash.model" --bench -l 16 -b 2 --zero 1 --steps 200 --seed 3 --peak-tflops 1)
+KILLS=${CRASH_KILLS:-12}
+RUN=(-np 2 "$T" -c "$TMP/crash.model" --bench -l 16 -b 2 --zero 1 --steps $((10 * KILLS)) --seed 3 --peak-tflops 1)
 "${MPIRUN[@]}" "${RUN[@]}" --log "$TMP/ref.jsonl" >"$TMP/ref.out" 2>&1 || { fail "reference run" "$(tail -3 "$TMP/ref.out")"; finish; }
 mapfile -t ref < <(losses "$TMP/ref.jsonl")
 
@@ -31,7 +33,7 @@ resume_step() {
   [ -z "$s" ] && s=$(ls -d "$TMP"/ck/step_* 2>/dev/null | grep -E '/step_[0-9]+$' | sed 's/.*step_0*//' | sort -n | tail -1)
   echo "${s:-0}"
 }
-for i in $(seq 1 20); do
+for i in $(seq 1 "$KILLS"); do
   out=$TMP/run$i.out
   expect=$(($(resume_step) + 1))
   "${MPIRUN[@]}" "${RUN[@]}" -i 1 -o "$TMP/ck" -f auto --keep-checkpoints 3 --log "$TMP/run$i.jsonl" >"$out" 2>&1 &
@@ -62,5 +64,5 @@ for i in $(seq 1 20); do
     fi
   done
 done
-[ $bad -eq 0 ] && pass "20 SIGKILLs around saves: every complete folder verifies, every restart resumed from the newest checkpoint and every step is exact (reached $(cat "$TMP/ck/latest"))"
+[ $bad -eq 0 ] && pass "$KILLS SIGKILLs around saves: every complete folder verifies, every restart resumed from the newest checkpoint and every step is exact (reached $(cat "$TMP/ck/latest"))"
 finish
