@@ -282,28 +282,8 @@ bool ckpt_file_set_u64_on(CkptFile *f, const char *group, const char *dataset,
     return ok;
 }
 
-// Whether values stored as `stored` read as `wanted` without loss of kind:
-// integers as integers or floats, floats only as floats (HDF5 would round a
-// float into an integer silently).
-static bool readable_as(hid_t stored, hid_t wanted) {
-    H5T_class_t s = H5Tget_class(stored), w = H5Tget_class(wanted);
-    return s == w || (s == H5T_INTEGER && w == H5T_FLOAT);
-}
-
-static bool read_attr(hid_t obj, const char *name, hid_t type, void *v, hssize_t n) {
-    if (H5Aexists(obj, name) <= 0) return false;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t s = a >= 0 ? H5Aget_space(a) : -1, t = a >= 0 ? H5Aget_type(a) : -1;
-    bool ok = s >= 0 && t >= 0 && readable_as(t, type) && H5Sget_simple_extent_npoints(s) == n &&
-              H5Aread(a, type, v) >= 0;
-    if (t >= 0) H5Tclose(t);
-    if (s >= 0) H5Sclose(s);
-    if (a >= 0) H5Aclose(a);
-    return ok;
-}
-
 bool ckpt_file_get_i64(CkptFile *f, const char *name, int64_t *v, int n) {
-    return read_attr(f->file, name, H5T_NATIVE_INT64, v, n);
+    return h5_attr_read(f->file, name, H5T_NATIVE_INT64, v, n);
 }
 
 int ckpt_file_attr_len(CkptFile *f, const char *name) {
@@ -317,11 +297,11 @@ int ckpt_file_attr_len(CkptFile *f, const char *name) {
 }
 
 bool ckpt_file_get_f64(CkptFile *f, const char *name, double *v) {
-    return read_attr(f->file, name, H5T_NATIVE_DOUBLE, v, 1);
+    return h5_attr_read(f->file, name, H5T_NATIVE_DOUBLE, v, 1);
 }
 
 bool ckpt_file_get_f64s(CkptFile *f, const char *name, double *v, int n) {
-    return read_attr(f->file, name, H5T_NATIVE_DOUBLE, v, n);
+    return h5_attr_read(f->file, name, H5T_NATIVE_DOUBLE, v, n);
 }
 
 bool ckpt_file_get_u64_on(CkptFile *f, const char *group, const char *dataset,
@@ -331,7 +311,7 @@ bool ckpt_file_get_u64_on(CkptFile *f, const char *group, const char *dataset,
     if (H5Lexists(f->file, group, H5P_DEFAULT) <= 0 || H5Lexists(f->file, path, H5P_DEFAULT) <= 0)
         return false;
     hid_t d = H5Dopen2(f->file, path, H5P_DEFAULT);
-    bool ok = d >= 0 && read_attr(d, name, H5T_NATIVE_UINT64, v, 1);
+    bool ok = d >= 0 && h5_attr_read(d, name, H5T_NATIVE_UINT64, v, 1);
     if (d >= 0) H5Dclose(d);
     return ok;
 }

@@ -17,16 +17,9 @@
 
 static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+// One integer, stored as one (HDF5 would round a float into it silently).
 static bool read_attr_i64(hid_t file, const char *name, int64_t *out) {
-    if (H5Aexists(file, name) <= 0) return false;
-    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-    if (a < 0) return false;
-    hid_t type = H5Aget_type(a);
-    bool ok = type >= 0 && H5Tget_class(type) == H5T_INTEGER && h5_attr_is_single(a) &&
-              H5Aread(a, H5T_NATIVE_INT64, out) >= 0;
-    if (type >= 0) H5Tclose(type);
-    H5Aclose(a);
-    return ok;
+    return h5_attr_read(file, name, H5T_NATIVE_INT64, out, 1);
 }
 
 // The length of one-dimensional dataset d; -1 when it has another rank or
