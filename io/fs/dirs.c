@@ -66,6 +66,12 @@ void dir_names_free(char **names, int n) {
     free(names);
 }
 
+bool names_contain(char **names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], name) == 0) return true;
+    return false;
+}
+
 bool name_has_suffix(const char *name, const char *suffix) {
     size_t n = strlen(name), k = strlen(suffix);
     return n > k && strcmp(name + n - k, suffix) == 0;

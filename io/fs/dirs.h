@@ -15,6 +15,8 @@ void remove_tree(const char *path);
 // dir_names_free.
 char **dir_names(const char *dir, bool (*keep)(const char *name), int *n);
 void dir_names_free(char **names, int n);
+// Whether name is one of the n names (dir_names' list).
+bool names_contain(char **names, int n, const char *name);
 // Whether name is longer than suffix and ends with it (a filter's test:
 // "a.h5" ends with ".h5", ".h5" alone does not).
 bool name_has_suffix(const char *name, const char *suffix);

@@ -245,12 +245,6 @@ static bool is_h5_name(const char *name) { return name_has_suffix(name, ".h5"); 
 
 static bool any_name(const char *name) { return strcmp(name, ".") && strcmp(name, ".."); }
 
-static bool listed(char **names, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (strcmp(names[i], name) == 0) return true;
-    return false;
-}
-
 // Renames dir_from/name to dir_to/name; false with the reason.
 static bool move_in(const char *from, const char *to, const char *name, char *err, int err_len) {
     char a[4096], b[4096];
@@ -273,7 +267,7 @@ bool corpus_output_commit(const char *dir, const char *staging, char **old, int 
     bool ok = true;
     for (int i = 0; ok && i < n; i++) ok = move_in(staging, dir, fresh[i], err, err_len);
     for (int i = 0; ok && i < n_old; i++)
-        if (!listed(fresh, n, old[i])) ok = remove_in(dir, old[i], err, err_len);
+        if (!names_contain(fresh, n, old[i])) ok = remove_in(dir, old[i], err, err_len);
     dir_names_free(fresh, n);
     return ok && corpus_output_discard(staging, err, err_len);
 }

@@ -364,12 +364,6 @@ static bool write_config(const Model *m, const char *stage, const HfExportOption
 
 static bool any_name(const char *name) { return name[0] != '.'; }
 
-static bool in_names(char **names, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (strcmp(names[i], name) == 0) return true;
-    return false;
-}
-
 static bool move_in(const char *stage, const char *dir, const char *name, char *err, int len) {
     char from[4400], to[4400];
     snprintf(from, sizeof from, "%s/%s", stage, name);
@@ -397,7 +391,7 @@ static bool commit_export(const char *dir, char *err, int len) {
     for (int i = 0; ok && i < n_old; i++) {
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", dir, old[i]);
-        if (!in_names(names, n, old[i]) && unlink(path) != 0 && errno != ENOENT) {
+        if (!names_contain(names, n, old[i]) && unlink(path) != 0 && errno != ENOENT) {
             snprintf(err, len, "cannot remove the earlier export's %s: %s", path, strerror(errno));
             ok = false;
         }
