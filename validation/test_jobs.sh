@@ -13,17 +13,35 @@ if HOSTFILE=$TMP/hosts BUILD=$BUILD bash jobs/mpirun/pretrain.sh -c tiny --bench
   pass "mpirun with a hostfile (localhost slots=2) runs the tiny job on 2 ranks"
 else fail "mpirun hostfile" "$(tail -3 "$TMP/host.out")"; fi
 
+# launch NAME: jobs/mpirun/pretrain.sh training the tiny model until it is stopped,
+# saving only then, into $TMP/NAME, its log $TMP/NAME.jsonl; in the background
+# (its pid in $pid), its output where the caller redirects the call's.
+launch() {
+  HOSTFILE=$TMP/hosts BUILD=$BUILD bash jobs/mpirun/pretrain.sh -c tiny --bench -l 32 -b 2 --steps 100000 \
+    -o "$TMP/$1" -i 100000 --log "$TMP/$1.jsonl" &
+  pid=$!
+}
+# wait_gone PID: until the process has ended, 120 s at most (the old launcher
+# waited out mpirun's 600 s grace).
+wait_gone() {
+  local deadline=$(($(date +%s) + 120))
+  while kill -0 "$1" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+}
+# saved_at_stop NAME RC: the launcher exited 0 and the step the run says it
+# stopped at (in $stopped) was saved in $TMP/NAME.
+saved_at_stop() {
+  stopped=$(grep -o "stopped at step [0-9]*" "$TMP/$1.out" | grep -o "[0-9]*$")
+  [ "$2" -eq 0 ] && [ -n "$stopped" ] && [ -f "$TMP/$1/step_$(printf %07d "$stopped")/checkpoint.h5" ]
+}
+
 # kill -TERM of the launcher (what a user or scheduler does to mpirun's
 # parent) saves and exits 0: the script relays SIGUSR1 to the ranks through
 # mpirun instead of letting mpirun kill them 1 s into the save (issue 11, case 17).
-HOSTFILE=$TMP/hosts BUILD=$BUILD bash jobs/mpirun/pretrain.sh -c tiny --bench -l 32 -b 2 --steps 100000 \
-  -o "$TMP/stop" -i 100000 --log "$TMP/stop.jsonl" >"$TMP/stop.out" 2>&1 &
-pid=$!
+launch stop >"$TMP/stop.out" 2>&1
 if wait_for '"step": 5,' "$TMP/stop.jsonl" 60; then
   kill -TERM $pid
   wait $pid; rc=$?
-  stopped=$(grep -o "stopped at step [0-9]*" "$TMP/stop.out" | grep -o "[0-9]*$")
-  if [ $rc -eq 0 ] && [ -n "$stopped" ] && [ -f "$TMP/stop/step_$(printf %07d "$stopped")/checkpoint.h5" ]; then
+  if saved_at_stop stop $rc; then
     pass "kill -TERM of jobs/mpirun/pretrain.sh: the ranks saved step $stopped and exited 0"
   else fail "pretrain.sh TERM" "exit $rc, stopped at '$stopped': $(tail -3 "$TMP/stop.out")"; fi
 else
@@ -37,18 +55,14 @@ fi
 # script ignores it, and bash cannot trap a signal ignored at its start); the
 # group gets the SIGINT.
 set -m
-HOSTFILE=$TMP/hosts BUILD=$BUILD bash jobs/mpirun/pretrain.sh -c tiny --bench -l 32 -b 2 --steps 100000 \
-  -o "$TMP/ctrlc" -i 100000 --log "$TMP/ctrlc.jsonl" >"$TMP/ctrlc.out" 2>&1 &
-pid=$!
+launch ctrlc >"$TMP/ctrlc.out" 2>&1
 set +m
 if wait_for '"step": 5,' "$TMP/ctrlc.jsonl" 60; then
   kill -INT -- -"$pid"
-  deadline=$(($(date +%s) + 120))   # the old launcher waited out mpirun's 600 s grace
-  while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+  wait_gone "$pid"
   kill -0 "$pid" 2>/dev/null && { kill -9 -- -"$pid"; pkill -9 -f "$TMP/ctrlc" 2>/dev/null; }
   wait $pid; rc=$?
-  stopped=$(grep -o "stopped at step [0-9]*" "$TMP/ctrlc.out" | grep -o "[0-9]*$")
-  if [ $rc -eq 0 ] && [ -n "$stopped" ] && [ -f "$TMP/ctrlc/step_$(printf %07d "$stopped")/checkpoint.h5" ]; then
+  if saved_at_stop ctrlc $rc; then
     pass "Ctrl-C (SIGINT to the launcher's process group): the ranks saved step $stopped and exited 0"
   else fail "pretrain.sh Ctrl-C" "exit $rc, stopped at '$stopped': $(tail -3 "$TMP/ctrlc.out")"; fi
 else
@@ -58,13 +72,10 @@ fi
 # A hang-up (the terminal closed): HUP to the launcher, whose stderr is gone
 # (here /dev/full: writing the note fails, which ended the script under set -e
 # before it told mpirun, and mpirun, in its own session, trained on alone).
-HOSTFILE=$TMP/hosts BUILD=$BUILD bash jobs/mpirun/pretrain.sh -c tiny --bench -l 32 -b 2 --steps 100000 \
-  -o "$TMP/hup" -i 100000 --log "$TMP/hup.jsonl" >"$TMP/hup.out" 2>/dev/full &
-pid=$!
+launch hup >"$TMP/hup.out" 2>/dev/full
 if wait_for '"step": 5,' "$TMP/hup.jsonl" 60; then
   kill -HUP $pid
-  deadline=$(($(date +%s) + 120))
-  while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.2; done
+  wait_gone "$pid"
   sleep 1; left=$(pgrep -f -- "-o $TMP/hup" | wc -l)
   [ "$left" -gt 0 ] && pkill -9 -f -- "-o $TMP/hup"
   wait $pid; rc=$?
