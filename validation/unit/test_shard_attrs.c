@@ -15,6 +15,29 @@
 #include "check.h"
 #include "hdf5/shards.h"
 
+// A test shard of 16 tokens at dir/name; false (and a failed check) when it
+// cannot be written.
+static bool write_test_shard(const char *dir, const char *name, char *path, size_t len) {
+    char err[1024] = "";
+    uint32_t tok[16] = {0};
+    uint64_t n = 16;
+    ShardMeta meta = {256, -1, 7, "test", "src", "train", "generated"};
+    snprintf(path, len, "%s/%s", dir, name);
+    bool ok = shard_write_collective(MPI_COMM_SELF, path, &meta, tok, 16, &n, 1, err, sizeof err);
+    CHECK(ok, "writing the test shard: %s", err);
+    return ok;
+}
+
+// Opening the shard at path fails with a message holding want (what: the
+// case, for the failure's message).
+static void expect_refused(const char *path, const char *want, const char *what) {
+    Shard s;
+    char err[1024] = "";
+    bool ok = shard_open(path, &s, err, sizeof err);
+    if (ok) shard_close(&s);
+    CHECK(!ok && strstr(err, want), "%s: %s", what, ok ? "opened" : err);
+}
+
 static void test_vocab(const char *dir, int64_t vocab) {
     char name[128], path[512], err[1024] = "", want[128];
     snprintf(name, sizeof name, "a shard with vocab_size %lld is refused for its vocab_size",
@@ -73,10 +96,7 @@ static void test_split(const char *dir) {
           err);
     if (ok) shard_close(&s);
     set_split(path, NULL, false);
-    ok = shard_open(path, &s, err, sizeof err);
-    if (ok) shard_close(&s);
-    CHECK(!ok && strstr(err, "its 'split' attribute cannot be read as a string"), "an integer "
-          "split: %s", ok ? "opened" : err);
+    expect_refused(path, "its 'split' attribute cannot be read as a string", "an integer split");
     check_end();
 }
 
@@ -112,39 +132,19 @@ static void test_arrays(const char *dir) {
     const char *want[3] = {"not a single integer", "'eos_id' attribute is not a single integer",
                            "'split' attribute cannot be read as a string"};
     for (int k = 0; k < 3; k++) {
-        char path[512], err[1024] = "";
-        uint32_t tok[16] = {0};
-        uint64_t len = 16;
-        ShardMeta meta = {256, -1, 7, "test", "src", "train", "generated"};
-        snprintf(path, sizeof path, "%s/array%d.h5", dir, k);
-        bool ok = shard_write_collective(MPI_COMM_SELF, path, &meta, tok, 16, &len, 1, err, sizeof err);
-        CHECK(ok, "writing the test shard: %s", err);
+        char path[512], name[32];
+        snprintf(name, sizeof name, "array%d.h5", k);
+        if (!write_test_shard(dir, name, path, sizeof path)) continue;
         set_array(path, names[k], k == 2 ? 900 : 4000, k == 2);   // < 64 KiB: an attribute's limit
-        Shard s;
-        ok = shard_open(path, &s, err, sizeof err);
-        if (ok) shard_close(&s);
-        CHECK(!ok && strstr(err, want[k]), "%s as an array: %s", names[k], ok ? "opened" : err);
+        expect_refused(path, want[k], names[k]);
     }
     check_end();
-}
-
-// A test shard of 16 tokens at dir/name; false (and a failed check) when it
-// cannot be written.
-static bool write_test_shard(const char *dir, const char *name, char *path, size_t len) {
-    char err[1024] = "";
-    uint32_t tok[16] = {0};
-    uint64_t n = 16;
-    ShardMeta meta = {256, -1, 7, "test", "src", "train", "generated"};
-    snprintf(path, len, "%s/%s", dir, name);
-    bool ok = shard_write_collective(MPI_COMM_SELF, path, &meta, tok, 16, &n, 1, err, sizeof err);
-    CHECK(ok, "writing the test shard: %s", err);
-    return ok;
 }
 
 // A float where an integer belongs is refused, not rounded (255.5 read as 255).
 static void test_float_vocab(const char *dir) {
     check_begin("a shard whose vocab_size is a float (255.5) is refused, not rounded");
-    char path[512], err[1024] = "";
+    char path[512];
     if (write_test_shard(dir, "float.h5", path, sizeof path)) {
         hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), sp = H5Screate(H5S_SCALAR);
         H5Adelete(f, "vocab_size");
@@ -154,10 +154,7 @@ static void test_float_vocab(const char *dir) {
         H5Aclose(a);
         H5Sclose(sp);
         H5Fclose(f);
-        Shard s;
-        bool ok = shard_open(path, &s, err, sizeof err);
-        if (ok) shard_close(&s);
-        CHECK(!ok && strstr(err, "not a single integer"), "%s", ok ? "opened" : err);
+        expect_refused(path, "not a single integer", "a float vocab_size");
     }
     check_end();
 }
@@ -166,7 +163,7 @@ static void test_float_vocab(const char *dir) {
 // selects one dimension (it read past its own arguments into HDF5).
 static void test_tokens_2d(const char *dir) {
     check_begin("a shard whose /tokens is two-dimensional is refused as such");
-    char path[512], err[1024] = "";
+    char path[512];
     if (write_test_shard(dir, "twod.h5", path, sizeof path)) {
         hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
         H5Ldelete(f, "tokens", H5P_DEFAULT);
@@ -180,11 +177,7 @@ static void test_tokens_2d(const char *dir) {
         H5Dclose(d);
         H5Sclose(sp);
         H5Fclose(f);
-        Shard s;
-        bool ok = shard_open(path, &s, err, sizeof err);
-        if (ok) shard_close(&s);
-        CHECK(!ok && strstr(err, "/tokens is not a one-dimensional dataset"), "%s",
-              ok ? "opened" : err);
+        expect_refused(path, "/tokens is not a one-dimensional dataset", "a 2-D /tokens");
     }
     check_end();
 }
