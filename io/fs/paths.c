@@ -32,19 +32,19 @@ void path_resolved(const char *path, char *out, size_t len) {
     char abs[8400], head[8400], real[PATH_MAX];
     path_lexical(path, abs, sizeof abs);
     snprintf(head, sizeof head, "%s", abs);
-    while (!realpath(head, real)) {   // the deepest prefix that exists
+    while (!realpath(head, real)) {   // the deepest prefix that exists ("/" at least)
         char *slash = strrchr(head, '/');
-        if (!slash || slash == head) {
+        if (!slash || strcmp(head, "/") == 0) {
             snprintf(out, len, "%s", abs);
             return;
         }
-        *slash = 0;
+        slash[slash == head] = 0;
     }
     // The rest does not exist yet: its ".." take back the component before
-    // them, as they will once make_dirs has made it.
+    // them, as they will once make_dirs has made it ("//" from "/" + rest
+    // falls away with the other empty components).
     char joined[8400];
-    const char *rest = abs + strlen(head);
-    snprintf(joined, sizeof joined, "%s%s", strcmp(real, "/") == 0 && rest[0] ? "" : real, rest);
+    snprintf(joined, sizeof joined, "%s/%s", real, abs + strlen(head));
     size_t at = 0;
     out[0] = 0;
     for (char *save, *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
