@@ -82,14 +82,14 @@ expect_error spm_random_bytes_model "random.model: not a usable SentencePiece mo
 no_shards spm_random_bytes_model_no_shard "$TMP/o2"
 expect_error train_unsupported_kind "--kind: expected bpe or sentencepiece, got 'wordpiece'" \
   "$TOK" train --kind wordpiece --vocab-size 1000 --input inputs/redpajama-mini --output "$TMP/x"
-expect_error train_spm_special_refused "--special belongs to --kind bpe" \
+expect_usage_error train_spm_special_refused "--special belongs to --kind bpe" \
   "$TOK" train --kind sentencepiece --special '<pad>' --vocab-size 1000 \
   --input inputs/redpajama-mini --output "$TMP/x"
-expect_error train_spm_vocab_too_small "--vocab-size 200 is too small for --kind sentencepiece" \
+expect_usage_error train_spm_vocab_too_small "--vocab-size 200 is too small for --kind sentencepiece" \
   "$TOK" train --kind sentencepiece --vocab-size 200 --input inputs/redpajama-mini --output "$TMP/x"
 expect_error train_spm_unwritable "cannot write the SentencePiece model '$TMP/no/such/dir/x.model'" \
   "$TOK" train --kind sentencepiece --vocab-size 1000 --input inputs/redpajama-mini/c4_sample.jsonl \
   --output "$TMP/no/such/dir/x"
-expect_error encode_kind_refused "--kind belong to train, not encode" \
+expect_usage_error encode_kind_refused "encode does not take the option '--kind'" \
   "$TOK" encode --kind sentencepiece --tokenizer "$MODEL" --input inputs/redpajama-mini --output "$TMP/o3"
 finish

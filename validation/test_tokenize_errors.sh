@@ -28,7 +28,7 @@ notjson=$(fixture notjson.jsonl 'this is not json')
 expect_error bad_json "notjson.jsonl:31: not valid JSON" "${ENC[@]}" --input "$notjson" --output "$TMP/o1"
 # A special token whose text is a vocabulary string would take that string's place:
 # "café" encoded é as the special token, which decodes to a lone byte 0xE9.
-expect_error special_is_a_byte_symbol "--special 'é' is the byte-level vocabulary's symbol for byte 0xE9" \
+expect_usage_error special_is_a_byte_symbol "--special 'é' is the byte-level vocabulary's symbol for byte 0xE9" \
   "$TOK" train --vocab-size 300 --special 'é' --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" --output "$TMP/sp.json"
 expect_error special_is_a_learned_token 'special token "Ġthe" is also the string of a learned token' \
   "$TOK" train --vocab-size 400 --special 'Ġthe' --input "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" --output "$TMP/sp.json"
@@ -310,7 +310,16 @@ fi
 expect_usage_error unknown_option "unknown option '--frobnicate'" "${MPI2[@]}" "$TOK" encode --frobnicate
 expect_usage_error bad_val_fraction "--val-fraction: expected a number in \[0, 1\), got '2'" "${ENC[@]}" --input x --output y --val-fraction 2
 expect_usage_error missing_tokenizer_option "encode needs --tokenizer" "$TOK" encode --input x --output y
-expect_error train_small_vocab "vocab-size 100 leaves no room" \
+# Each command refuses the options of the others (they would be silently ignored).
+expect_usage_error bench_refuses_output "bench does not take the option '--output'" \
+  "$TOK" bench --tokenizer bytes --input x --output y
+expect_usage_error train_refuses_eos "train does not take the option '--eos'" \
+  "$TOK" train --vocab-size 300 --input x --output y.json --eos '</s>'
+expect_usage_error encode_refuses_vocab_size "encode does not take the option '--vocab-size'" \
+  "${ENC[@]}" --input x --output y --vocab-size 300
+expect_usage_error inspect_refuses_options "inspect does not take the option '--seed'" \
+  "$TOK" inspect --seed 1 x.h5
+expect_usage_error train_small_vocab "vocab-size 100 leaves no room" \
   "$TOK" train --vocab-size 100 --input inputs/redpajama-mini --output "$TMP/t.json"
 # train's --output is no corpus file (by any name): writing it would destroy the corpus.
 head -50 inputs/redpajama-mini/c4_sample.jsonl >"$TMP/corpus.jsonl"

@@ -14,7 +14,7 @@ expect_usage_error "malformed integer" "--batch-size: expected an integer >= 1, 
 expect_usage_error "option without its value" "option '--steps' needs a value" "$T" --steps
 expect_usage_error "--peak-tflops -1: refused, not taken for the default" "--peak-tflops: expected a number >= 0, got '-1'" \
   "$T" "${D[@]}" --peak-tflops -1
-expect_error "unknown preset" "unknown preset 'llama9'" "$T" -c llama9 "${D[@]}"
+expect_usage_error "unknown preset" "unknown preset 'llama9'" "$T" -c llama9 "${D[@]}"
 # One shard under two names (a link) or a copy: every epoch would read it twice.
 mkdir -p "$TMP/twice" "$TMP/copies"
 cp "$DATA"/*.h5 "$TMP/twice/" && ln -s wikipedia_sample.train.h5 "$TMP/twice/again.train.h5"
@@ -78,11 +78,11 @@ mkdir -p "$TMP/short"
 echo '{"text": "A document of a few dozen bytes.", "meta": {"source": "short"}}' >"$TMP/short/short.jsonl"
 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/short/short.jsonl" --output "$TMP/short" --val-fraction 0 >/dev/null 2>&1
 expect_error "max-length beyond the data" "holds fewer than max-length \+ 1 = 65 tokens" "$T" -c tiny -d "$TMP/short" -l 64 --steps 1
-expect_error "max-length beyond the model" "--max-length 4096 exceeds the model's max_seq_len 256" "$T" "${D[@]}" -l 4096
+expect_usage_error "max-length beyond the model" "--max-length 4096 exceeds the model's max_seq_len 256" "$T" "${D[@]}" -l 4096
 # A CPU without AVX-512 BF16, as oneDNN sees it when told to stop at AVX-512 (other BLAS: none).
 expect_error "bf16 on a CPU without a bf16 matmul" "bf16 on the CPU needs a bf16 matmul" \
   env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$T" "${D[@]}" -x bf16
-expect_error "micro-batch beyond int tokens" "-b 1100000 × --max-length 2048 = 2252800000 tokens per micro-batch, more than the 2147483647" \
+expect_usage_error "micro-batch beyond int tokens" "-b 1100000 × --max-length 2048 = 2252800000 tokens per micro-batch, more than the 2147483647" \
   "$T" -c 7b --describe -b 1100000 -l 2048
 expect_usage_error "negative --max-length" "--max-length: expected an integer >= 0, got '-3'" "$T" "${D[@]}" -l -3
 expect_usage_error "negative --keep-checkpoints" "--keep-checkpoints: expected an integer >= 0, got '-1'" \
@@ -92,8 +92,8 @@ expect_usage_error "negative --world-size" "--world-size: expected an integer >=
 printf 'batch-size = 0\n' >"$TMP/b0.deck"
 expect_usage_error "a bound broken in a run deck: named by file and line" "b0.deck:1: --batch-size: expected an integer >= 1, got '0'" \
   "$T" "$TMP/b0.deck" "${D[@]}"
-expect_error "--world-size without --describe" "--world-size 8 belongs to --describe" "$T" "${D[@]}" --world-size 8
-expect_error "--data-mix naming a source twice" "--data-mix 'c4=1,c4=5' names the source 'c4' twice" \
+expect_usage_error "--world-size without --describe" "--world-size 8 belongs to --describe" "$T" "${D[@]}" --world-size 8
+expect_usage_error "--data-mix naming a source twice" "--data-mix 'c4=1,c4=5' names the source 'c4' twice" \
   "$T" "${D[@]}" --data-mix c4=1,c4=5
 
 # Hugging Face weights that do not fit.
@@ -113,39 +113,39 @@ else fail "bf16 safetensors read" "a bf16 export did not load"; fi
 
 # Layouts that cannot work: one message, every rank exits non-zero, no hang.
 M=("${MPIRUN[@]}")
-expect_error "7 ranks for dp2×tp2×pp2" "7 ranks cannot form a grid with tp 2 × cp 1 × pp 2" "${M[@]}" -np 7 "$T" "${D[@]}" --tp 2 --pp 2
-expect_error "TP not dividing heads" "--tp 3 does not divide attention heads \(8\)" "${M[@]}" -np 3 "$T" "${D[@]}" --tp 3
-expect_error "TP not dividing KV heads" "--tp 8 does not divide KV heads \(4\)" "${M[@]}" -np 8 "$T" "${D[@]}" --tp 8
+expect_usage_error "7 ranks for dp2×tp2×pp2" "7 ranks cannot form a grid with tp 2 × cp 1 × pp 2" "${M[@]}" -np 7 "$T" "${D[@]}" --tp 2 --pp 2
+expect_usage_error "TP not dividing heads" "--tp 3 does not divide attention heads \(8\)" "${M[@]}" -np 3 "$T" "${D[@]}" --tp 3
+expect_usage_error "TP not dividing KV heads" "--tp 8 does not divide KV heads \(4\)" "${M[@]}" -np 8 "$T" "${D[@]}" --tp 8
 sed 's/^ffn_dim = 0/ffn_dim = 130/' "$TMP/zero.model" | sed 's/^n_kv_heads = 2/n_kv_heads = 4/' >"$TMP/ffn.model"
-expect_error "TP not dividing the FFN width" "--tp 4 does not divide the FFN width \(130\)" "${M[@]}" -np 4 "$T" -c "$TMP/ffn.model" "${D[@]}" --tp 4
-expect_error "PP beyond the layer count" "--pp 8 is larger than the 4 layers" "${M[@]}" -np 8 "$T" "${D[@]}" --pp 8
-expect_error "ZeRO-2 with DP 1" "--zero 2 shards over data-parallel ranks .*, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --tp 2 --zero 2
-expect_error "ZeRO-3 with DP 1" "--zero 3 shards over data-parallel ranks .*, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --zero 3
+expect_usage_error "TP not dividing the FFN width" "--tp 4 does not divide the FFN width \(130\)" "${M[@]}" -np 4 "$T" -c "$TMP/ffn.model" "${D[@]}" --tp 4
+expect_usage_error "PP beyond the layer count" "--pp 8 is larger than the 4 layers" "${M[@]}" -np 8 "$T" "${D[@]}" --pp 8
+expect_usage_error "ZeRO-2 with DP 1" "--zero 2 shards over data-parallel ranks .*, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --tp 2 --zero 2
+expect_usage_error "ZeRO-3 with DP 1" "--zero 3 shards over data-parallel ranks .*, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --zero 3
 expect_usage_error "ZeRO stage 4" "--zero: expected an integer in \[0, 3\], got '4'" "${M[@]}" -np 2 "$T" "${D[@]}" --zero 4
 expect_usage_error "--tp 0" "--tp: expected an integer >= 1, got '0'" "$T" "${D[@]}" --tp 0
-expect_error "--sp without TP" "--sp splits the sequence over the tensor-parallel group, but --tp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --sp
-expect_error "--sp with TP not dividing the sequence" "--sp with --tp 4 needs a sequence length divisible by 4 \(got 30\)" "${M[@]}" -np 4 "$T" "${D[@]}" -l 30 --tp 4 --sp
-expect_error "--vpp without a pipeline" "--vpp 2 interleaves model chunks over pipeline stages, but --pp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --vpp 2
-expect_error "--vpp chunks not dividing the layers" "--pp 2 × --vpp 4 = 8 model chunks do not divide the 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 4 --grad-accum 2
-expect_error "--vpp with micro-batches not a multiple of pp" "--grad-accum 3 is not a multiple of it" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 3
-expect_error "--cp not dividing the sequence" "--cp 2 cuts each sequence in 2·cp = 4 equal chunks .* the sequence length 30 is not a multiple of 4" "${M[@]}" -np 2 "$T" "${D[@]}" -l 30 --cp 2
+expect_usage_error "--sp without TP" "--sp splits the sequence over the tensor-parallel group, but --tp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --sp
+expect_usage_error "--sp with TP not dividing the sequence" "--sp with --tp 4 needs a sequence length divisible by 4 \(got 30\)" "${M[@]}" -np 4 "$T" "${D[@]}" -l 30 --tp 4 --sp
+expect_usage_error "--vpp without a pipeline" "--vpp 2 interleaves model chunks over pipeline stages, but --pp is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --vpp 2
+expect_usage_error "--vpp chunks not dividing the layers" "--pp 2 × --vpp 4 = 8 model chunks do not divide the 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 4 --grad-accum 2
+expect_usage_error "--vpp with micro-batches not a multiple of pp" "--grad-accum 3 is not a multiple of it" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 3
+expect_usage_error "--cp not dividing the sequence" "--cp 2 cuts each sequence in 2·cp = 4 equal chunks .* the sequence length 30 is not a multiple of 4" "${M[@]}" -np 2 "$T" "${D[@]}" -l 30 --cp 2
 expect_usage_error "--cp of zero" "--cp: expected an integer >= 1, got '0'" "$T" "${D[@]}" --cp 0
-expect_error "ranks not a multiple of tp·cp·pp" "3 ranks cannot form a grid with tp 1 × cp 2 × pp 1" "${M[@]}" -np 3 "$T" "${D[@]}" --cp 2
+expect_usage_error "ranks not a multiple of tp·cp·pp" "3 ranks cannot form a grid with tp 1 × cp 2 × pp 1" "${M[@]}" -np 3 "$T" "${D[@]}" --cp 2
 # GPUs take --cp (the CUDA backend's block attention), over NCCL or host-staged MPI.
 for dc in nccl mpi; do
   if out=$(timeout 60 "$T" -c tiny --describe --device cuda --device-comm $dc --cp 2 --world-size 2 2>&1) &&
      grep -q "ring attention passes keys and values round 2 ranks" <<<"$out"; then pass "--cp 2 on GPUs (--device-comm $dc) is accepted"
   else fail "--cp 2 on GPUs (--device-comm $dc) is accepted" "$(tail -2 <<<"$out")"; fi
 done
-expect_error "--cp with token-by-token sampling" "--sample-tokens generates token by token on one sequence, which --cp 2 splits" "${M[@]}" -np 2 "$T" "${D[@]}" --cp 2 --sample-tokens 4 --tokenizer bytes
-expect_error "--pp-layers not one count per chunk" "--pp-layers '1,3' must give 4 chunks summing to the model's 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 2 --pp-layers 1,3
-expect_error "--offload of something else" "--offload: expected none or optimizer, got 'gradients'" "$T" "${D[@]}" --offload gradients
+expect_usage_error "--cp with token-by-token sampling" "--sample-tokens generates token by token on one sequence, which --cp 2 splits" "${M[@]}" -np 2 "$T" "${D[@]}" --cp 2 --sample-tokens 4 --tokenizer bytes
+expect_usage_error "--pp-layers not one count per chunk" "--pp-layers '1,3' must give 4 chunks summing to the model's 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 2 --pp-layers 1,3
+expect_usage_error "--offload of something else" "--offload: expected none or optimizer, got 'gradients'" "$T" "${D[@]}" --offload gradients
 # Counts whose sum wraps a 32-bit int (2·(2^31 − 1) + 5 = 3 layers) must not pass.
-expect_error "--pp-layers counts that overflow" "--pp-layers '2147483647,2147483647,5': expected 3 layer counts from 1 to 4" \
+expect_usage_error "--pp-layers counts that overflow" "--pp-layers '2147483647,2147483647,5': expected 3 layer counts from 1 to 4" \
   "$T" -c tiny --describe --world-size 3 --pp 3 --pp-layers 2147483647,2147483647,5
-expect_error "--pp-layers with an empty item" "--pp-layers '2,,2': expected 2 layer counts from 1 to 4" \
+expect_usage_error "--pp-layers with an empty item" "--pp-layers '2,,2': expected 2 layer counts from 1 to 4" \
   "$T" -c tiny --describe --world-size 2 --pp 2 --pp-layers 2,,2
-expect_error "--data-mix with a trailing comma" "--data-mix 'c4=1,' has an empty item" \
+expect_usage_error "--data-mix with a trailing comma" "--data-mix 'c4=1,' has an empty item" \
   "$T" -c tiny --bench --steps 1 -l 16 --data-mix c4=1,
 # Weights each finite whose sum is not: every source's share would be 0 (all from the first).
 mkdir -p "$TMP/two" && cp "$DATA"/*.h5 "$TMP/short"/*.h5 "$TMP/two/"

@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
     if (argc > 1) fatal_usage("llama-calibrate takes no arguments (see --help; jobs/calibrate.sh runs it)");
     Comm world;
     comm_world(&world);
-    if (world.size < 2) fatal_all("run llama-calibrate under mpirun with 2 or more ranks (one per core): "
+    if (world.size < 2) fatal_usage("run llama-calibrate under mpirun with 2 or more ranks (one per core): "
                                   "it measures MPI between them");
     int local, node_ranks;
     comm_node_rank(&local, &node_ranks);

@@ -67,14 +67,14 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
-    {"info", "CKPT_DIR", 1, {NULL, 0, NULL, "info"},
+    {"info", "CKPT_DIR", 1, {NULL, 0, NULL, "info", NULL},
      "step, layout, options, tensors; verifies checksums and\n"
      "finite values (exit 1 on NaN or Inf)"},
-    {"export-hf", "CKPT_DIR OUT_DIR", 2, {export_options, 5, NULL, "export-hf"},
+    {"export-hf", "CKPT_DIR OUT_DIR", 2, {export_options, 5, NULL, "export-hf", NULL},
      "Hugging Face folder (model.safetensors + config.json)"},
-    {"import-hf", "HF_DIR SAVE_DIR", 2, {NULL, 0, NULL, "import-hf"},
+    {"import-hf", "HF_DIR SAVE_DIR", 2, {NULL, 0, NULL, "import-hf", NULL},
      "a step-0 checkpoint to continue with llama-train --load\n(SAVE_DIR new or empty)"},
-    {"compare", "A B", 2, {compare_options, 1, NULL, "compare"},
+    {"compare", "A B", 2, {compare_options, 1, NULL, "compare", NULL},
      "largest per-tensor relative difference ‖a−b‖/‖b‖ of\n"
      "two checkpoints or Hugging Face folders; exit 1 above R\n"
      "or when either holds NaN or Inf"},
@@ -173,7 +173,7 @@ typedef struct {
 
 static void bare_create(Bare *b, const ModelConfig *cfg, int tp, int pp, const char *pp_layers) {
     char err[2048];
-    if (!grid_check_layout(cfg, util_world_size(), tp, 1, pp, 0, err, sizeof err)) fatal_all("%s", err);
+    if (!grid_check_layout(cfg, util_world_size(), tp, 1, pp, 0, err, sizeof err)) fatal_usage("%s", err);
     grid_create(&b->grid, tp, 1, pp, false);   // no optimizer: no gradient to sum
     const Grid *g = &b->grid;
     ModelPart part;
@@ -224,7 +224,7 @@ static char *import_options(const char *hf_dir, const char *save_dir) {
 static void import_hf(const char *hf_dir, const char *save_dir) {
     HfConfig hf;
     char err[2048], first[512];
-    if (util_world_size() != 1) fatal_all("import-hf runs on one rank");
+    if (util_world_size() != 1) fatal_usage("import-hf runs on one rank");
     if (!ckpt_dir_is_empty(save_dir, first, sizeof first))
         fatal_all("import-hf: '%s' is not an empty folder (it holds '%s'); a step-0 checkpoint "
                   "there would become its 'latest' and --load auto would restart from it: give "

@@ -69,7 +69,7 @@ static const CliOption specs[] = {
      .offset = offsetof(PlanOptions, recompute), "none, selective or full"},
     {"grad-checkpoint", 'g', NUM(CLI_FLAG, grad_checkpoint), "the same as --recompute full"},
 };
-static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "llama-plan", NULL};
+static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "llama-plan", NULL, NULL};
 
 static void defaults(PlanOptions *o) {
     memset(o, 0, sizeof *o);

@@ -99,8 +99,36 @@ static const CliOption options[] = {
      "default) or sentencepiece (a LLaMA-style SentencePiece BPE tokenizer.model)",
      .names = KINDS},
 };
-static const CliTable table = {options, (int)(sizeof options / sizeof options[0]), NULL, NULL};
-static const CliTable no_options = {NULL, 0, NULL, NULL};   // inspect, verify: shards only
+#define N_OPTIONS (int)(sizeof options / sizeof options[0])
+static const CliTable table = {options, N_OPTIONS, NULL, NULL, NULL};
+
+// The options each corpus command reads (the others it refuses, by name:
+// "bench does not take the option '--output'").
+static const struct {
+    const char *command;
+    const char *options;   // " name name ... "
+} COMMAND_OPTIONS[] = {
+    {"encode", " tokenizer input output overwrite val-fraction seed text-key eos skip-bad "
+               "max-record-bytes progress "},
+    {"train", " input output overwrite text-key skip-bad max-record-bytes progress vocab-size "
+              "special kind "},
+    {"bench", " tokenizer input text-key skip-bad max-record-bytes "},
+};
+
+// The table of the options command takes (inspect and verify: none, shards
+// only); its options are copied into kept.
+static CliTable command_table(const char *command, CliOption kept[N_OPTIONS]) {
+    const char *names = "";
+    for (size_t c = 0; c < sizeof COMMAND_OPTIONS / sizeof COMMAND_OPTIONS[0]; c++)
+        if (strcmp(command, COMMAND_OPTIONS[c].command) == 0) names = COMMAND_OPTIONS[c].options;
+    int n = 0;
+    for (int i = 0; i < N_OPTIONS; i++) {
+        char word[64];
+        snprintf(word, sizeof word, " %s ", options[i].name);
+        if (strstr(names, word)) kept[n++] = options[i];
+    }
+    return (CliTable){kept, n, NULL, command, &table};
+}
 
 static void print_help(void) {
     if (util_world_rank() != 0) return;
@@ -123,12 +151,8 @@ static const char *options_problem(const TokenizeOptions *o, const char *command
                      : !o->output ? (encode ? "--output DIR" : "--output tokenizer.json")
                      : encode && !o->tokenizer ? "--tokenizer FILE|bytes"
                      : !encode && o->vocab_size == 0 ? "--vocab-size N" : NULL;
-    if (need) snprintf(buf, len, "%s needs %s", command, need);
-    else if (encode && (o->vocab_size || o->specials.n || o->kind))
-        snprintf(buf, len, "--vocab-size, --special and --kind belong to train, not encode");
-    else if (!encode && (o->tokenizer || o->eos))
-        snprintf(buf, len, "--tokenizer and --eos belong to encode, not train");
-    else return NULL;
+    if (!need) return NULL;
+    snprintf(buf, len, "%s needs %s", command, need);
     return buf;
 }
 
@@ -193,8 +217,10 @@ static int run(int argc, char **argv) {
     TokenizeOptions o = {.val_fraction = 0.01, .progress_every = 10,
                          .max_record_bytes = (int64_t)JSONL_DEFAULT_MAX_RECORD_BYTES};
     char err[1024];
-    bool parsed = help || cli_parse(shards ? &no_options : &table, &o, argc, argv, 2,
-                                    shards ? &o.shards : NULL, &help, err, sizeof err);
+    CliOption kept[N_OPTIONS];
+    CliTable taken = command_table(command, kept);
+    bool parsed = help || cli_parse(&taken, &o, argc, argv, 2, shards ? &o.shards : NULL, &help,
+                                    err, sizeof err);
     agree_on_choice(!parsed, "a bad command line");   // a usage error on some ranks only
     if (!parsed) usage_error("%s", err);
     agree_on_choice(help, "--help");

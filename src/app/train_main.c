@@ -16,19 +16,21 @@
 
 // The model: -c, else the --init-hf folder's config.json, else the tiny
 // preset; --tie-embeddings ties its head (an untied --init-hf folder then
-// fails the import's check, which names both).
-static bool model_config(TrainOptions *o, ModelConfig *cfg, char *err, int len) {
+// fails the import's check, which names both).  A -c that names no preset
+// and no readable model file is bad usage (exit 2); an --init-hf folder is
+// data (exit 1).
+static void model_config(TrainOptions *o, ModelConfig *cfg) {
+    char err[1024] = "";
     if (!o->config[0] && o->init_hf[0]) {
         HfConfig hf;
-        if (!hf_config_read(o->init_hf, &hf, err, len)) return false;
+        agree_or_exit(hf_config_read(o->init_hf, &hf, err, sizeof err), err);
         *cfg = hf.model;
         snprintf(cfg->name, sizeof cfg->name, "%.63s", o->init_hf);
     } else {
         if (!o->config[0]) strcpy(o->config, "tiny");
-        if (!config_load(o->config, cfg, err, len)) return false;
+        agree_on_usage(config_load(o->config, cfg, err, sizeof err), err);
     }
     cfg->tie_embeddings = cfg->tie_embeddings || o->tie_embeddings;
-    return true;
 }
 
 // ---- before anything is allocated: the paths the run writes, the sample's tokenizer ----
@@ -132,13 +134,14 @@ int main(int argc, char **argv) {
     }
     agree_on_usage(options_check(&o, err, sizeof err), err);   // the command line alone
     ModelConfig cfg;
-    agree_or_exit(model_config(&o, &cfg, err, sizeof err), err);
+    model_config(&o, &cfg);
     int world = util_world_size();
     if (o.describe && world > 1 && o.world_size > 0 && o.world_size != world)
-        fatal_all("--world-size %d differs from the %d ranks started; give one or the other",
+        fatal_usage("--world-size %d differs from the %d ranks started; give one or the other",
                   o.world_size, world);
     if (o.describe && world == 1) world = o.world_size > 0 ? o.world_size : o.tp * o.cp * o.pp;
-    agree_or_exit(trainer_check_options(&o, &cfg, world, err, sizeof err), err);
+    // The options against the model and the ranks: still the command line's fault.
+    agree_on_usage(trainer_check_options(&o, &cfg, world, err, sizeof err), err);
     if (o.describe) {
         trainer_describe(&o, &cfg, world);
         comm_world_end();

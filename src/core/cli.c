@@ -31,8 +31,24 @@ static const CliOption *find_short(const CliTable *t, char c) {
     return NULL;
 }
 
+// The option argv[*i] names, or NULL; *value: what follows its '=' (or NULL).
+static const CliOption *option_of(const CliTable *t, const char *arg, const char **value) {
+    *value = NULL;
+    if (arg[1] != '-') return arg[2] ? NULL : find_short(t, arg[1]);
+    const char *eq = strchr(arg, '=');
+    if (eq) *value = eq + 1;
+    return find_long(t, arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
+}
+
+// Whether the option what ("--name", "-x" or a deck's "name") is in table all.
+static bool known_to(const CliTable *all, const char *what) {
+    const char *value;
+    return what[0] == '-' ? option_of(all, what, &value) != NULL
+                          : find_long(all, what, strlen(what)) != NULL;
+}
+
 static bool unknown(const CliTable *t, const char *what, char *err, int err_len) {
-    if (t->command)
+    if (t->command && (!t->all || known_to(t->all, what)))
         snprintf(err, err_len, "%s does not take the option '%s'", t->command, what);
     else if (t->program)
         snprintf(err, err_len, "unknown option '%s' (see %s --help)", what, t->program);
@@ -217,15 +233,6 @@ static bool names_option(const CliTable *t, const char *arg) {
     if (arg[0] != '-' || !arg[1]) return false;
     if (arg[1] == '-') return true;
     return !arg[2] && (arg[1] == 'h' || find_short(t, arg[1]));
-}
-
-// The option argv[*i] names, or NULL; *value: what follows its '=' (or NULL).
-static const CliOption *option_of(const CliTable *t, const char *arg, const char **value) {
-    *value = NULL;
-    if (arg[1] != '-') return arg[2] ? NULL : find_short(t, arg[1]);
-    const char *eq = strchr(arg, '=');
-    if (eq) *value = eq + 1;
-    return find_long(t, arg + 2, eq ? (size_t)(eq - arg - 2) : strlen(arg + 2));
 }
 
 // One option at argv[*i] with its value (the next argument unless "=v" or a

@@ -60,12 +60,14 @@ typedef struct {
                               // option are values too ("--input a b c")
 } CliOption;
 
-typedef struct {
+typedef struct CliTable {
     const CliOption *options;
     int n;
     const char *program;      // unknown options say "(see PROGRAM --help)"; NULL: nothing
     const char *command;      // non-NULL: unknown options say "COMMAND does not take the
                               // option '...'" instead
+    const struct CliTable *all;   // with command: the program's options (another command's
+                              // is "not taken", one of none "unknown"); NULL: all "not taken"
 } CliTable;
 
 // Parses argv[first] to argv[argc - 1] into target.  Arguments that are not

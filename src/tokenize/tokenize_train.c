@@ -78,13 +78,13 @@ void tokenize_train(const TokenizeOptions *o) {
     for (int i = 0; i < n_specials; i++) {
         int b = bpe_train_byte_symbol(specials[i]);
         if (b >= 0)
-            fatal_all("--special '%s' is the byte-level vocabulary's symbol for byte 0x%02X: text "
+            fatal_usage("--special '%s' is the byte-level vocabulary's symbol for byte 0x%02X: text "
                       "holding that byte would encode as the special token; choose a special string "
                       "that is not (e.g. <|%s|>)", specials[i], b, specials[i]);
     }
     int n_merges = o->vocab_size - 256 - n_specials;
     if (n_merges < 0)
-        fatal_all("--vocab-size %d leaves no room: it must be at least 256 bytes + %d special "
+        fatal_usage("--vocab-size %d leaves no room: it must be at least 256 bytes + %d special "
                   "tokens", o->vocab_size, n_specials);
     double t0 = now_seconds();
     WordCounts w;

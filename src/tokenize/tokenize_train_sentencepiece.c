@@ -51,10 +51,10 @@ static void model_path(const char *output, char *path, size_t size) {
 void tokenize_train_sentencepiece(const TokenizeOptions *o) {
     char err[1024] = "", path[4096];
     if (o->specials.n > 0)
-        fatal_all("--special belongs to --kind bpe: a SentencePiece model has <unk>, <s> and "
+        fatal_usage("--special belongs to --kind bpe: a SentencePiece model has <unk>, <s> and "
                   "</s> (see llama-tokenize --help)");
     if (o->vocab_size < 3 + 256 + 1)
-        fatal_all("--vocab-size %d is too small for --kind sentencepiece: it needs 3 special "
+        fatal_usage("--vocab-size %d is too small for --kind sentencepiece: it needs 3 special "
                   "pieces, 256 byte pieces and at least one more", o->vocab_size);
     model_path(o->output, path, sizeof path);
     CorpusFiles c;

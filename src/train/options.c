@@ -183,7 +183,7 @@ static const CliOption specs[] = {
      "end the job when a rank makes no progress for S seconds (default 300; 0: never)",
      .bounds = CLI_BELOW, .min = 0, .max = 1e9},
 };
-static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "llama-train", NULL};
+static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "llama-train", NULL, NULL};
 _Static_assert(sizeof(Device) == sizeof(int) && sizeof(Precision) == sizeof(int) &&
                sizeof(Attention) == sizeof(int) && sizeof(DeviceComm) == sizeof(int) &&
                sizeof(Recompute) == sizeof(int) && sizeof(LrDecayStyle) == sizeof(int),

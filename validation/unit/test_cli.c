@@ -49,7 +49,7 @@ static const CliOption specs[] = {
      "a help text long enough that it has to be wrapped over more than one line of the "
      "printed help, at blanks, never past the ninety-sixth column of the terminal"},
 };
-static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "prog", NULL};
+static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "prog", NULL, NULL};
 
 static void opts_free(Opts *o) {
     cli_list_free(&o->inputs);
@@ -169,6 +169,12 @@ static void test_usage_errors(void) {
     bare.program = NULL;
     refused(&cmd, "--nope", "info does not take the option '--nope'");
     refused(&bare, "--nope", "unknown option '--nope'");
+    // A command taking the first two options of the program's table: another
+    // command's option is not taken, one of no command is unknown.
+    CliTable some = {specs, 2, NULL, "bench", &table};
+    refused(&some, "--flag", "bench does not take the option '--flag'");
+    refused(&some, "-c red", "bench does not take the option '-c'");
+    refused(&some, "--nope", "unknown option '--nope'");
     check_end();
 }
 
@@ -242,7 +248,7 @@ static void test_help(void) {
     CHECK(longest <= 96, "a line of %d columns", longest);
     free(h);
     char syn[256];
-    CliTable two = {specs + 3, 2, NULL, NULL};
+    CliTable two = {specs + 3, 2, NULL, NULL, NULL};
     cli_synopsis(&two, syn, sizeof syn);
     CHECK(strcmp(syn, "[--frac N] [--flag]") == 0, "synopsis '%s'", syn);
     check_end();
