@@ -52,18 +52,18 @@ vocab_size = 256
 max_seq_len = 64
 rope_theta = 10000
 M
-expect_error "model file without a key" "lacks the key 'norm_eps'" "$T" -c "$TMP/missing.model" "${D[@]}"
+expect_usage_error "model file without a key" "lacks the key 'norm_eps'" "$T" -c "$TMP/missing.model" "${D[@]}"
 sed 's/^ffn_dim = 128/ffn_dim = 0/' "$TMP/missing.model" >"$TMP/zero.model"; echo "norm_eps = 1e-5" >>"$TMP/zero.model"
-expect_error "model file with a non-positive key" "'ffn_dim' must be a positive integer, got '0'" "$T" -c "$TMP/zero.model" "${D[@]}"
+expect_usage_error "model file with a non-positive key" "'ffn_dim' must be a positive integer, got '0'" "$T" -c "$TMP/zero.model" "${D[@]}"
 sed 's/^n_heads = 4/n_heads = 5/' "$TMP/zero.model" | sed 's/^ffn_dim = 0/ffn_dim = 128/' >"$TMP/heads.model"
-expect_error "heads not dividing dim" "n_heads 5 does not divide dim 64" "$T" -c "$TMP/heads.model" "${D[@]}"
+expect_usage_error "heads not dividing dim" "n_heads 5 does not divide dim 64" "$T" -c "$TMP/heads.model" "${D[@]}"
 # Sizes whose counts would wrap int64 (--describe printed negative parameters).
 sed 's/^dim = 64/dim = 2147483520/; s/^ffn_dim = 0/ffn_dim = 128/' "$TMP/zero.model" >"$TMP/huge.model"
 expect_error "a model too large to count" "2.77e\+19 parameters, more than the 1.13e\+15 this program can count" \
   "$T" -c "$TMP/huge.model" -l 64 --describe
 sed 's/^n_kv_heads = 2/n_kv_heads = 3/' "$TMP/zero.model" | sed 's/^ffn_dim = 0/ffn_dim = 128/' >"$TMP/kv.model"
-expect_error "KV heads not dividing heads" "n_kv_heads 3 does not divide n_heads 4" "$T" -c "$TMP/kv.model" "${D[@]}"
-expect_error "missing model file" "cannot open '$TMP/none.model'" "$T" -c "$TMP/none.model" "${D[@]}"
+expect_usage_error "KV heads not dividing heads" "n_kv_heads 3 does not divide n_heads 4" "$T" -c "$TMP/kv.model" "${D[@]}"
+expect_usage_error "missing model file" "cannot open '$TMP/none.model'" "$T" -c "$TMP/none.model" "${D[@]}"
 
 expect_error "missing dataset" "dataset '$TMP/nothing' does not exist" "$T" -d "$TMP/nothing" -l 32
 expect_usage_error "no dataset at all" "no training data: give --dataset" "$T" -l 32
@@ -213,7 +213,7 @@ expect_error "--save-dir that is a checkpoint, spelt through a folder yet to be 
 # FIFOs: opening one blocks until its other end opens (a start-up deaf to SIGTERM).
 mkfifo "$TMP/fifo"
 expect_error "a FIFO as the run deck" "'$TMP/fifo' is a FIFO, not a file of key = value lines" "$T" "$TMP/fifo" "${D[@]}"
-expect_error "a FIFO as the model file" "'$TMP/fifo' is a FIFO" "$T" -c "$TMP/fifo" "${D[@]}"
+expect_usage_error "a FIFO as the model file" "'$TMP/fifo' is a FIFO" "$T" -c "$TMP/fifo" "${D[@]}"
 expect_error "a FIFO as --tokenizer" "tokenizer file '$TMP/fifo' is a FIFO" \
   "$T" "${D[@]}" --tokenizer "$TMP/fifo" --sample-tokens 2
 expect_error "a FIFO no process reads as --log" "cannot open '$TMP/fifo' for writing: a FIFO that no process reads" \
@@ -265,7 +265,7 @@ expect_error "llama-ckpt --help on one rank of two" "--help was given to some ra
 # ends every rank with that rank's message.
 expect_usage_error "an unknown option on one rank of two" "unknown option '--bogus'" \
   "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench -l 16 --steps 1 : -np 1 "$T" -c tiny --bench -l 16 --steps 1 --bogus
-expect_error "a model file missing on one rank of two" "cannot open '$TMP/missing.cfg'" \
+expect_usage_error "a model file missing on one rank of two" "cannot open '$TMP/missing.cfg'" \
   "${MPIRUN[@]}" -np 1 "$T" -c tiny --bench -l 16 --steps 1 : -np 1 "$T" -c "$TMP/missing.cfg" --bench -l 16 --steps 1
 # --init-hf read on each rank from its own view of the folder: replicas that read
 # other weights (a node's stale copy) would train other models, their losses averaged.
