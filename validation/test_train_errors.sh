@@ -233,6 +233,11 @@ expect_error "--init-hf with a FIFO config.json" "'$TMP/fhf/config.json' is a FI
 expect_error "llama-ckpt info of a FIFO checkpoint file" "is a FIFO, not a checkpoint file" "$CK" info "$TMP/ff/step_0000001"
 expect_error "llama-ckpt compare with a FIFO checkpoint file" "is a FIFO, not a checkpoint file" \
   "$CK" compare "$TMP/ff/step_0000001" "$TMP/fck/step_0000001"
+# Under mpirun every rank opens both models: a bad one ends them all with one message.
+n=$("${MPIRUN[@]}" -np 2 "$CK" compare "$TMP/fck/step_0000001" "$TMP/nosuch" 2>&1 >/dev/null |
+    grep -c "$TMP/nosuch is neither a checkpoint nor a Hugging Face folder")
+[ "$n" -eq 1 ] && pass "llama-ckpt compare on 2 ranks: a bad model's error is printed once" ||
+  fail "llama-ckpt compare on 2 ranks: a bad model's error is printed once" "printed $n times"
 expect_error "llama-ckpt import-hf of a FIFO safetensors" "'$TMP/fst/model.safetensors' is a FIFO, not a safetensors file" \
   "$CK" import-hf "$TMP/fst" "$TMP/imp"
 # One dataset, one tokenizer and one document separator: a validation split of another

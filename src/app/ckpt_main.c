@@ -21,6 +21,7 @@
 #include "model/model.h"
 #include "parallel/pipeline.h"
 #include "train/options.h"
+#include "parallel/agreement.h"
 #include "core/util.h"
 
 // ---- the commands and their options ----
@@ -258,34 +259,56 @@ typedef struct {
     ModelConfig cfg;
 } Source;
 
-static void open_source(const char *path, Source *s) {
-    char err[2048], probe[4300];
+// What path is, as this rank sees it: a checkpoint (its model read), a
+// Hugging Face folder (opened), or neither (false, the reason in err).
+static bool identify_source(const char *path, Source *s, char *err, int len) {
+    char probe[4300];
     memset(s, 0, sizeof *s);
     ckpt_dir_file(path, probe, sizeof probe);
     CheckpointInfo ci;
-    s->is_ckpt = checkpoint_info(path, &ci, err, sizeof err);
+    s->is_ckpt = checkpoint_info(path, &ci, err, len);
     if (s->is_ckpt) {
         s->cfg = ci.cfg;
         checkpoint_info_free(&ci);
-        Comm world;   // every tensor against its checksum first, as --load does
-        comm_world(&world);
+        return true;
+    }
+    if (access(probe, F_OK) == 0) return false;   // a checkpoint that does not read
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        snprintf(err, len, "%s is a file: give the folder that holds it (a checkpoint's step_N "
+                 "folder, or a Hugging Face folder)", path);
+        return false;
+    }
+    HfConfig hf;
+    char why[2048] = "";
+    if (!hf_config_read(path, &hf, why, sizeof why) ||
+        !safetensors_open(path, &s->st, why, sizeof why)) {
+        snprintf(err, len, "%s is neither a checkpoint nor a Hugging Face folder: %s", path, why);
+        return false;
+    }
+    s->cfg = hf.model;
+    return hf_tensors_all_used(&s->st, &s->cfg, path, err, len);
+}
+
+// Every rank identifies path alike (else all end with the first failing
+// rank's reason); a checkpoint's tensors are then verified against their
+// checksums by all ranks together, as --load does.
+static void open_source(const char *path, Source *s) {
+    char err[2048] = "", probe[4300];
+    agree_or_exit(identify_source(path, s, err, sizeof err), err);
+    Comm world;
+    comm_world(&world);
+    if (!agree_same_u64(&world, s->is_ckpt))
+        fatal_all("%s is a checkpoint on some ranks and a Hugging Face folder on others: run "
+                  "where every rank sees the same files", path);
+    if (s->is_ckpt) {
         CheckpointHealth h;
         checkpoint_verify(&world, path, &h);
-        comm_free(&world);
+        ckpt_dir_file(path, probe, sizeof probe);
         s->ckpt = ckpt_file_open(probe, err, sizeof err);
-        if (!s->ckpt) fatal("%s", err);
-        return;
+        agree_or_exit(s->ckpt != NULL, err);
     }
-    if (access(probe, F_OK) == 0) fatal("%s", err);   // a checkpoint that does not verify
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode))
-        fatal("%s is a file: give the folder that holds it (a checkpoint's step_N folder, or "
-              "a Hugging Face folder)", path);
-    HfConfig hf;
-    if (!hf_config_read(path, &hf, err, sizeof err) || !safetensors_open(path, &s->st, err, sizeof err))
-        fatal("%s is neither a checkpoint nor a Hugging Face folder: %s", path, err);
-    s->cfg = hf.model;
-    if (!hf_tensors_all_used(&s->st, &s->cfg, path, err, sizeof err)) fatal("%s", err);
+    comm_free(&world);
 }
 
 static bool read_full(Source *s, const ParamTensor *t, float *out, char *err, int len) {
