@@ -6,7 +6,8 @@
 # checkpoint; resuming into another rope_theta or norm_eps is refused unless
 # --override-checkpoint-config, and an --init-hf into another rope_theta is
 # noted; llama-ckpt's bad usage exits 2; the learning-rate schedule's step
-# lines, and its start-up line against them; a resume's optimizer-change note.
+# lines, and its start-up line against them; a resume's optimizer-change note;
+# --num-epochs resumed under another global batch draws the epoch once.
 source "$(dirname "$0")/lib.sh"
 scratch
 T=$BIN/llama-train
@@ -282,4 +283,22 @@ out=$("$T" --bench -c tiny -l 16 -b 1 --steps 7 --lr 1e-3 --min-lr-ratio 0.5 --w
 want="learning rate: warm-up 2 steps, stable at 0.001 through step 5, then linear to 0.0005, reached at step 7; step 7, this run's last, uses 0.0005"
 grep -qF "$want" <<<"$out" && pass "the schedule's start-up line counts steps as the step lines do" ||
   fail "schedule start-up line" "$(grep 'learning rate' <<<"$out")"
+
+# ---- --num-epochs resumed under another global batch: the epoch's data, once ----
+# One shard of 24,000 tokens: windows of 32 + 1 tokens overlapping by one give
+# E = (24000 − 1) / 32 = 749 samples (loader.h).  A run of one epoch at 16
+# samples per step, resumed at step 10 (160 drawn) with 32 or 8 per step, draws
+# the rest of the epoch and no more: at most E, and less than one step short.
+printf '{"text": "%s"}\n' "$(head -c 24000 /dev/zero | tr '\0' 'a')" >"$TMP/epoch.jsonl"
+"$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/epoch.jsonl" --output "$TMP/epoch" --val-fraction 0 >/dev/null 2>&1
+E=(-c tiny -d "$TMP/epoch" -l 32 --seed 5 -e 1)
+"$T" "${E[@]}" -b 16 -i 10 -o "$TMP/ep16" >"$TMP/ep16.out" 2>&1 || fail "one epoch at -b 16" "$(tail -2 "$TMP/ep16.out")"
+for b in 32 8; do
+  out=$("$T" "${E[@]}" -b $b -f "$TMP/ep16/step_0000010" -o "$TMP/ep$b" 2>&1)
+  drawn=$("$BIN/llama-ckpt" info "$(ls -d "$TMP/ep$b"/step_* | tail -1)" 2>/dev/null | sed -n 's/^data position: \([0-9]*\) samples drawn.*/\1/p')
+  if [ -n "$drawn" ] && [ "$drawn" -le 749 ] && [ "$drawn" -gt $((749 - b)) ] &&
+     grep -q "note: the checkpoint was saved at 16 samples per step, this run takes $b" <<<"$out"; then
+    pass "--num-epochs 1 resumed at -b $b (saved at -b 16): $drawn of the epoch's 749 samples drawn, and a note"
+  else fail "--num-epochs 1 resumed at -b $b" "drawn '$drawn' of 749; $(grep -E 'note|error' <<<"$out")"; fi
+done
 finish

@@ -178,7 +178,7 @@ static void bare_create(Bare *b, const ModelConfig *cfg, int tp, int pp, const c
     grid_create(&b->grid, tp, 1, pp, false);   // no optimizer: no gradient to sum
     const Grid *g = &b->grid;
     ModelPart part;
-    agree_or_exit(pipeline_part(pp_layers, cfg, tp, g->tp_rank, g->dp, pp, 1, g->pp_rank, &part, err,
+    agree_on_usage(pipeline_part(pp_layers, cfg, tp, g->tp_rank, g->dp, pp, 1, g->pp_rank, &part, err,
                                 sizeof err), err);
     b->model = model_create(&ops_cpu, cfg, &part, &g->tp_comm, NULL, 1, 1, 1, RECOMPUTE_NONE, MODEL_HOLDS_ALL);
 }

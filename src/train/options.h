@@ -81,6 +81,10 @@ typedef struct {
 } TrainOptions;
 
 #define DEFAULT_SAVE_DIR "checkpoints"
+// The samples per step of each data-parallel rank (batch-size × grad-accum)
+// of a checkpoint's saved options (options_format's text); defaults for a
+// key it lacks.
+int64_t options_saved_rank_samples(const char *saved);
 
 void options_defaults(TrainOptions *o);
 // The settings that follow from others: the compute precision (for the
