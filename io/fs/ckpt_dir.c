@@ -358,6 +358,15 @@ void folder_unlock(const char *dir, const char *name) {
 // True when the temporary folder tmp may be removed: its owner is this
 // process or dead, or it has none (only a crash between its creation and
 // the owner file, or an older version, leaves one); else err names the owner.
+// Whether this process holds the lock of the folder that holds path.
+static bool holds_lock_of(const char *path) {
+    char lock[PATH_LEN];
+    const char *slash = strrchr(path, '/');
+    int len = slash ? (int)(slash - path) : 1;
+    snprintf(lock, sizeof lock, "%.*s/lock", len, slash ? path : ".");
+    return held_lock[0] && file_kind_same(lock, held_lock);
+}
+
 static bool tmp_removable(const char *tmp, char *err, int err_len) {
     char path[PATH_LEN], who[512];
     snprintf(path, sizeof path, "%s/owner", tmp);
@@ -365,6 +374,10 @@ static bool tmp_removable(const char *tmp, char *err, int err_len) {
     if (!ckpt_owner_read(path, &o)) return true;
     OwnerState s = ckpt_owner_state(&o);
     if (s == OWNER_SELF || s == OWNER_DEAD) return true;
+    // Another host's run, which this host cannot check, no longer writes
+    // here when this run holds the folder's lock (a run's rank 0 restarted
+    // on another node): its .tmp is an unfinished save, nothing to keep.
+    if (s == OWNER_UNKNOWN && holds_lock_of(tmp)) return true;
     describe_owner(&o, who, sizeof who);
     snprintf(err, err_len, "'%s' is being written by another run, %s%s; give this run another "
              "--save-dir", tmp, who, s == OWNER_UNKNOWN ? ", which this host cannot check" : "");

@@ -267,6 +267,23 @@ static void test_prune(void) {
     CHECK(ckpt_owner_read(owner, &o) && ckpt_owner_state(&o) == OWNER_SELF, "the new folder is not ours");
     check_end();
 
+    check_begin("holding the folder's lock, another host's temporary folder is a dead run's");
+    char note[512];
+    CHECK(ckpt_dir_lock(d, note, sizeof note, err, sizeof err), "lock: %s", err);
+    ckpt_dir_prune(d, 0, NULL, 0);
+    CHECK(!exists(d, "step_0000007.tmp"), "another host's temporary folder was kept");
+    CHECK(exists(d, "step_0000006.tmp"), "a live process's temporary folder was removed");
+    tmp_owned_by(d, "step_0000011.tmp", "another-host.example", 5);
+    snprintf(tmp, sizeof tmp, "%s/step_0000011.tmp", d);
+    CHECK(ckpt_dir_prepare(tmp, err, sizeof err), "another host's folder was not replaced: %s", err);
+    snprintf(owner, sizeof owner, "%s/owner", tmp);
+    CHECK(ckpt_owner_read(owner, &o) && ckpt_owner_state(&o) == OWNER_SELF, "the new folder is not ours");
+    ckpt_dir_unlock(d);
+    tmp_owned_by(d, "step_0000012.tmp", "another-host.example", 5);
+    snprintf(tmp, sizeof tmp, "%s/step_0000012.tmp", d);
+    CHECK(!ckpt_dir_prepare(tmp, err, sizeof err), "without the lock, another host's folder was replaced");
+    check_end();
+
     check_begin("abandoned checkpoints are moved aside, kept, skipped by --load auto; latest follows");
     snprintf(d, sizeof d, "%s/abandon", dir);
     mkdir(d, 0755);
