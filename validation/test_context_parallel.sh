@@ -6,7 +6,7 @@
 # measured peak less the weights, gradients and Adam, which every CP rank holds
 # whole) fall about linearly with cp: at most 0.6 of one rank's on cp2, 0.35 on
 # cp4 (the ring's key/value buffers and the logits' share are the excess over
-# 1/cp).
+# 1/cp); the layout is named with its cp.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/layout_lib.sh"
 scratch
@@ -40,4 +40,14 @@ for cp in 2 4; do
     pass "$name: activations per rank $(awk -v a="$a" -v b="$a1" 'BEGIN { printf "%.3f", a / b }') of one rank's (at most $bound)"
   else fail "$name activations" "rank 0 holds $a bytes of activations, one rank $a1 (bound $bound×)"; fi
 done
+# The layout is named with its cp: the start-up line and llama-ckpt info of its checkpoint
+# ("dp 1 × tp 1 × pp 1 with ZeRO-1" was a layout no run can have).
+grep -q "training .* 2 ranks (dp 1, tp 1, cp 2, pp 1)" "$TMP/seq4096-cp2.out" &&
+  pass "the start-up line names cp 2" || fail "the start-up line names cp" "$(grep '^training' "$TMP/seq4096-cp2.out")"
+"${MPIRUN[@]}" -np 4 "$BIN/llama-train" -c tiny --bench -l 32 -b 2 --cp 2 --pp 2 --vpp 2 --grad-accum 2 \
+  --steps 1 -o "$TMP/cpck" >"$TMP/cpck.out" 2>&1
+if "$BIN/llama-ckpt" info "$TMP/cpck/step_0000001" 2>&1 | head -1 |
+   grep -q "saved by dp 1 × tp 1 × cp 2 × pp 2 (2 chunks each) with ZeRO-0"; then
+  pass "llama-ckpt info names a checkpoint's cp and vpp"
+else fail "llama-ckpt info names cp and vpp" "$("$BIN/llama-ckpt" info "$TMP/cpck/step_0000001" 2>&1 | head -1)"; fi
 finish

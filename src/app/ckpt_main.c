@@ -111,9 +111,15 @@ static void print_info(const char *dir) {
     char err[2048];
     agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
     const ModelConfig *c = &ci.cfg;
-    info("checkpoint %s: step %lld, saved by dp %lld × tp %lld × pp %lld with ZeRO-%lld (format %d%s)",
-         dir, (long long)ci.step, (long long)ci.layout[0], (long long)ci.layout[1],
-         (long long)ci.layout[2], (long long)ci.layout[3], ci.format,
+    const char *saved = ci.options ? ci.options : "";   // cp, vpp and sp: the saved options'
+    int64_t cp = options_saved_int(saved, "cp", 1), vpp = options_saved_int(saved, "vpp", 1);
+    char cps[32] = "", vpps[48] = "";
+    if (cp > 1) snprintf(cps, sizeof cps, " × cp %lld", (long long)cp);
+    if (vpp > 1) snprintf(vpps, sizeof vpps, " (%lld chunks each)", (long long)vpp);
+    info("checkpoint %s: step %lld, saved by dp %lld × tp %lld%s%s × pp %lld%s with ZeRO-%lld "
+         "(format %d%s)", dir, (long long)ci.step, (long long)ci.layout[0],
+         (long long)ci.layout[1], options_saved_flag(saved, "sp") ? " (sequence parallel)" : "",
+         cps, (long long)ci.layout[2], vpps, (long long)ci.layout[3], ci.format,
          ci.format == 1 ? ": step, loader position and options carry no checksum" : "");
     info("model %s: dim %d, %d layers, %d heads (%d KV), FFN %d, vocab %d, max seq %d, "
          "%.4g M parameters%s", c->name, c->dim, c->n_layers, c->n_heads, c->n_kv_heads,

@@ -384,8 +384,7 @@ static void value_of(const char *line, size_t n, char *out, size_t len) {
     snprintf(out, len, "%.*s", (int)(n > skip ? n - skip : 0), line + skip);
 }
 
-// The integer value of key in saved, or fallback where it has none.
-static int64_t saved_int(const char *saved, const char *key, int64_t fallback) {
+int64_t options_saved_int(const char *saved, const char *key, int64_t fallback) {
     size_t n;
     const char *line = line_of(saved, key, &n);
     char value[64];
@@ -394,10 +393,19 @@ static int64_t saved_int(const char *saved, const char *key, int64_t fallback) {
     return n > 0 && parse_int64(value, &v) ? v : fallback;
 }
 
+bool options_saved_flag(const char *saved, const char *key) {
+    size_t n;
+    const char *line = line_of(saved, key, &n);
+    char value[16];
+    value_of(line, n, value, sizeof value);
+    return strcmp(value, "true") == 0;
+}
+
 int64_t options_saved_rank_samples(const char *saved) {
     TrainOptions d;
     options_defaults(&d);
-    return saved_int(saved, "batch-size", d.batch_size) * saved_int(saved, "grad-accum", d.grad_accum);
+    return options_saved_int(saved, "batch-size", d.batch_size) *
+           options_saved_int(saved, "grad-accum", d.grad_accum);
 }
 
 void options_optimizer_changes(const char *saved, const TrainOptions *o, char *out, int len) {

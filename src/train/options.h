@@ -81,6 +81,11 @@ typedef struct {
 } TrainOptions;
 
 #define DEFAULT_SAVE_DIR "checkpoints"
+// The integer value of key ("cp", "batch-size") in a checkpoint's saved
+// options (options_format's text), or fallback where it has none.
+int64_t options_saved_int(const char *saved, const char *key, int64_t fallback);
+// Whether the flag key ("sp") is true in a checkpoint's saved options.
+bool options_saved_flag(const char *saved, const char *key);
 // The samples per step of each data-parallel rank (batch-size × grad-accum)
 // of a checkpoint's saved options (options_format's text); defaults for a
 // key it lacks.

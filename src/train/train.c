@@ -1461,8 +1461,10 @@ int trainer_run(Trainer *t) {
              "--save-interval (-i)) and exports none: its training ends with it; add -o DIR to "
              "keep it");
     if (t->grid.world_rank == 0 && t->opt.save_dir[0]) ckpt_dir_clear_preempted(t->opt.save_dir);
-    info("training %s for %lld steps: %d ranks (dp %d, tp %d, pp %d), %.0f tokens per step",
-         t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp,
+    char cp[32] = "";   // as --describe names the layout
+    if (t->grid.cp > 1) snprintf(cp, sizeof cp, ", cp %d", t->grid.cp);
+    info("training %s for %lld steps: %d ranks (dp %d, tp %d%s, pp %d), %.0f tokens per step",
+         t->cfg.name, (long long)t->total_steps, t->grid.world_size, t->grid.dp, t->grid.tp, cp,
          t->grid.pp, step_tokens(t));
     char schedule[256];
     lr_schedule_describe(&t->optim->cfg.schedule, t->total_steps, schedule, sizeof schedule);
