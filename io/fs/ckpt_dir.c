@@ -25,7 +25,9 @@ void ckpt_dir_name(const char *save_dir, int64_t step, bool tmp, char *out, int 
 }
 
 void ckpt_dir_file(const char *dir, char *out, int len) {
-    snprintf(out, (size_t)len, "%s/checkpoint.h5", dir);
+    int n = (int)strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;   // "step_N/" names step_N/checkpoint.h5
+    snprintf(out, (size_t)len, "%.*s/checkpoint.h5", n, dir);
 }
 
 // The last component of path, trailing slashes ignored, into out.

@@ -106,10 +106,29 @@ static void usage(FILE *out) {
     fprintf(out, "Run under mpirun to spread the work; --tp/--pp split the model for export-hf.\n");
 }
 
+// Whether dir (trailing '/' aside) is a save's .tmp folder: one that never finished.
+static bool unfinished_save(const char *dir) {
+    char base[4096];
+    snprintf(base, sizeof base, "%s", dir);
+    for (size_t n = strlen(base); n > 1 && base[n - 1] == '/'; n--) base[n - 1] = 0;
+    return name_has_suffix(base, ".tmp");
+}
+
+// dir's checkpoint_info, or every rank ends with why it is none (a .tmp
+// folder's failure says what the folder is).
+static void info_or_exit(const char *dir, CheckpointInfo *ci) {
+    char err[2048], msg[2600];
+    bool ok = checkpoint_info(dir, ci, err, sizeof err);
+    snprintf(msg, sizeof msg, "%s%s", err, !ok && unfinished_save(dir)
+             ? "; it is the folder of a save that did not finish (killed while saving): give "
+               "a step_N folder" : "");
+    agree_or_exit(ok, msg);
+}
+
 static void print_info(const char *dir) {
     CheckpointInfo ci;
     char err[2048];
-    agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
+    info_or_exit(dir, &ci);
     const ModelConfig *c = &ci.cfg;
     const char *saved = ci.options ? ci.options : "";   // cp, vpp and sp: the saved options'
     int64_t cp = options_saved_int(saved, "cp", 1), vpp = options_saved_int(saved, "vpp", 1);
@@ -155,10 +174,7 @@ static void print_info(const char *dir) {
     comm_free(&world);
     info("complete: yes, every tensor matches its checksum%s",
          ci.format >= 2 ? ", and the attributes their digest" : "");
-    char base[4096];
-    snprintf(base, sizeof base, "%s", dir);
-    for (size_t n = strlen(base); n > 1 && base[n - 1] == '/'; n--) base[n - 1] = 0;
-    if (name_has_suffix(base, ".tmp"))
+    if (unfinished_save(dir))
         info("note: %s is the folder of a save that did not finish (never renamed to its step_N "
              "name): --load refuses it, and the next save removes it", dir);
     long long bad = h.nonfinite[0] + h.nonfinite[1] + h.nonfinite[2];
@@ -205,7 +221,7 @@ static void export_hf(const char *dir, const char *out, const CkptOptions *o) {
     CheckpointInfo ci;
     char err[2048];
     agree_or_exit(util_world_rank() != 0 || hf_export_dir_check(out, err, sizeof err), err);
-    agree_or_exit(checkpoint_info(dir, &ci, err, sizeof err), err);
+    info_or_exit(dir, &ci);
     checkpoint_info_free(&ci);
     Bare b;
     bare_create(&b, &ci.cfg, o->tp, o->pp, o->pp_layers);
