@@ -12,6 +12,7 @@
 #include "core/file_kind.h"
 #include "core/util.h"
 #include "fs/dirs.h"
+#include "fs/folder_commit.h"
 #include "hdf5/collective_create.h"
 #include "hdf5/h5_attr.h"
 
@@ -589,6 +590,14 @@ static bool is_h5_name(const char *name) { return name_has_suffix(name, ".h5"); 
 // The folder's *.h5 files as paths, sorted; 0 with err set when there are
 // none or one is not a regular file.
 static int shards_in_folder(const char *path, char ***files, char *err, int err_len) {
+    if (folder_commit_unfinished(path)) {
+        snprintf(err, err_len, "dataset folder '%s' holds %s: an encode into it was stopped while "
+                 "moving its shards in, so they may come from two encodes (a document in both "
+                 "splits, a source missing); run llama-tokenize encode into it again with "
+                 "--overwrite", path, FOLDER_COMMIT_MARK);
+        *files = NULL;
+        return 0;
+    }
     int n = 0;
     char **names = dir_names(path, is_h5_name, &n);
     if (!names) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fs/atomic_file.h"
+#include "fs/folder_commit.h"
 #include "core/file_kind.h"
 #include "core/util.h"
 
@@ -294,6 +295,19 @@ static bool extras_read(const Json *j, HfConfig *hf) {
     return token_id(j, "bos_token_id", &hf->bos_id) && token_id(j, "eos_token_id", &hf->eos_id);
 }
 
+// Whether the folder of config.json file holds an export's unfinished commit
+// (then err says so).
+static bool export_unfinished(const char *file, char *err, int err_len) {
+    char dir[4200];
+    const char *slash = strrchr(file, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
+    if (!folder_commit_unfinished(dir)) return false;
+    snprintf(err, err_len, "%s holds %s: an export into it was stopped while moving its files in, "
+             "so its config.json, weights and tokenizer may come from two exports; export into "
+             "it again", dir, FOLDER_COMMIT_MARK);
+    return true;
+}
+
 bool hf_config_read(const char *path, HfConfig *hf, char *err, int err_len) {
     memset(hf, 0, sizeof *hf);
     char *file = config_path(path);
@@ -301,7 +315,8 @@ bool hf_config_read(const char *path, HfConfig *hf, char *err, int err_len) {
     Json j = {file, NULL, err, err_len};
     bool readable = access(file, R_OK) == 0;
     if (!readable) snprintf(err, err_len, "cannot read '%s': %s", file, strerror(errno));
-    if (!readable || !file_kind_check(file, "a config.json file", err, err_len)) {
+    if (!readable || export_unfinished(file, err, err_len) ||
+        !file_kind_check(file, "a config.json file", err, err_len)) {
         free(file);
         return false;
     }

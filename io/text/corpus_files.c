@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "fs/dirs.h"
+#include "fs/folder_commit.h"
 #include "text/jsonl.h"
 #include "core/util.h"
 
@@ -264,12 +265,13 @@ bool corpus_output_commit(const char *dir, const char *staging, char **old, int 
                  strerror(errno));
         return false;
     }
-    bool ok = true;
+    bool ok = folder_commit_begin(dir, "llama-tokenize encode", err, err_len);
     for (int i = 0; ok && i < n; i++) ok = move_in(staging, dir, fresh[i], err, err_len);
     for (int i = 0; ok && i < n_old; i++)
         if (!names_contain(fresh, n, old[i])) ok = remove_in(dir, old[i], err, err_len);
     dir_names_free(fresh, n);
-    return ok && corpus_output_discard(staging, err, err_len);
+    return ok && folder_commit_end(dir, err, err_len) &&
+           corpus_output_discard(staging, err, err_len);
 }
 
 // Only a real folder holding shard files is the staging folder this program

@@ -10,6 +10,7 @@
 
 #include "fs/ckpt_dir.h"
 #include "fs/dirs.h"
+#include "fs/folder_commit.h"
 #include "fs/paths.h"
 #include "hf/hf_config.h"
 #include "fs/logfile.h"
@@ -385,6 +386,8 @@ static bool commit_export(const char *dir, char *err, int len) {
     char **old = dir_names(dir, hf_tokenizer_is_file, &n_old);
     bool ok = names && old;
     if (!ok) snprintf(err, len, "cannot list '%s': %s", names ? dir : stage, strerror(errno));
+    ok = ok && folder_commit_begin(dir, "an export (llama-train --export-hf or llama-ckpt "
+                                   "export-hf)", err, len);
     for (int k = 0; ok && k < n; k++)
         if (strcmp(names[k], "model.safetensors") != 0) ok = move_in(stage, dir, names[k], err, len);
     ok = ok && move_in(stage, dir, "model.safetensors", err, len);   // the weights last
@@ -398,6 +401,7 @@ static bool commit_export(const char *dir, char *err, int len) {
     }
     if (names) dir_names_free(names, n);
     if (old) dir_names_free(old, n_old);
+    ok = ok && folder_commit_end(dir, err, len);
     if (ok) remove_tree(stage);
     return ok;
 }
@@ -413,7 +417,7 @@ static bool agree_root(const Grid *g, bool ok, char *err, int len) {
 // Whether an export writes (or removes) a file of this name.
 static bool export_writes(const char *name) {
     static const char *const own[] = {".", "..", "config.json", "generation_config.json",
-                                      "model.safetensors", EXPORT_STAGING};
+                                      "model.safetensors", EXPORT_STAGING, FOLDER_COMMIT_MARK};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
         if (strcmp(name, own[i]) == 0) return true;
     return hf_tokenizer_is_file(name);
@@ -432,11 +436,12 @@ static const char *foreign_file(const char *dir) {
 }
 
 static bool not_staging(const char *name) {
-    return strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && strcmp(name, EXPORT_STAGING) != 0;
+    return strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && strcmp(name, EXPORT_STAGING) != 0 &&
+           strcmp(name, FOLDER_COMMIT_MARK) != 0;
 }
 
-// Whether folder dir holds nothing but a crashed export's staging folder;
-// else its first other name in first.
+// Whether folder dir holds nothing but a crashed export's staging folder (and
+// mark); else its first other name in first.
 static bool empty_but_staging(const char *dir, char *first, size_t len) {
     int n = 0;
     char **names = dir_names(dir, not_staging, &n);

@@ -1,0 +1,51 @@
+#include "fs/folder_commit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fs/atomic_file.h"
+
+static void mark_path(const char *dir, char *out, size_t len) {
+    snprintf(out, len, "%s/%s", dir, FOLDER_COMMIT_MARK);
+}
+
+bool folder_commit_begin(const char *dir, const char *writer, char *err, int err_len) {
+    char path[4200], text[512];
+    mark_path(dir, path, sizeof path);
+    int n = snprintf(text, sizeof text, "%s was moving its new files into this folder; if this "
+                     "file stays, it was stopped midway and the folder mixes two versions\n",
+                     writer);
+    return atomic_file_write(path, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1,
+                             err, err_len);
+}
+
+// fsync of folder dir: the renames and removals in it are on disk.
+static bool sync_folder(const char *dir, char *err, int err_len) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    bool ok = fd >= 0 && fsync(fd) == 0;
+    if (!ok) snprintf(err, err_len, "cannot sync the folder '%s': %s", dir, strerror(errno));
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+bool folder_commit_end(const char *dir, char *err, int err_len) {
+    char path[4200];
+    mark_path(dir, path, sizeof path);
+    if (!sync_folder(dir, err, err_len)) return false;   // the moves before the mark's removal
+    if (unlink(path) != 0) {
+        snprintf(err, err_len, "cannot remove '%s': %s", path, strerror(errno));
+        return false;
+    }
+    return sync_folder(dir, err, err_len);
+}
+
+bool folder_commit_unfinished(const char *dir) {
+    char path[4200];
+    struct stat st;
+    mark_path(dir, path, sizeof path);
+    return lstat(path, &st) == 0;
+}
