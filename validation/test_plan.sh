@@ -94,6 +94,17 @@ slow_tp2=$("$BIN/llama-plan" --machine "$TMP/slow.machine" -c small -l 256 --dev
 if [ "$best_slow" = "1" ] && awk -v a="$best_fast" -v b="$slow_tp2" 'BEGIN { exit !(b < a / 10) }'; then
   pass "with 10,000× slower links the best layout has no tensor parallelism, and the best with tp 2 is over 10× slower ($best_fast → $slow_tp2 tokens/s)"
 else fail "plan slow links" "best tp '$best_slow' (want 1), tp 2 $best_fast → $slow_tp2 tokens/s"; fi
+# `nodes = 2` for 16 devices of 8 per node is what the profile says without it: a
+# data-parallel group of 16 crosses the (slow) network, not the node's links.
+profile "$TMP/net.machine" 64 10
+sed -i 's/^inter_node_gbs = .*/inter_node_gbs = 0.00001/' "$TMP/net.machine"
+cp "$TMP/net.machine" "$TMP/net2.machine" && echo "nodes = 2" >>"$TMP/net2.machine"
+dp16() { "$BIN/llama-plan" --machine "$1" -c small -l 256 --devices 16 --global-batch-tokens 65536 --tsv --top 1 \
+           --tp 1 --pp 1 --cp 1 --zero 0 --recompute none -b 1 | awk -F'\t' 'NR == 2 { print $25 }'; }
+plain=$(dp16 "$TMP/net.machine") two=$(dp16 "$TMP/net2.machine") fast=$(dp16 "$TMP/m.machine")
+if [ -n "$plain" ] && [ "$plain" = "$two" ] && awk -v a="$plain" -v b="$fast" 'BEGIN { exit !(a < b / 10) }'; then
+  pass "nodes = 2 (16 devices, 8 per node): dp 16 crosses the network as without the key"
+else fail "nodes = 2" "dp 16 at $two tokens/s with nodes = 2, $plain without, $fast on fast links"; fi
 full=$("${PLAN[@]}" -c 7b -l 2048 --devices 8 --global-batch-tokens 16384 --tsv --all --tp 1 --cp 1 --pp 1 | awk -F'\t' '$12 == 1')
 need=$("${PLAN[@]}" -c 7b -l 2048 --devices 8 --global-batch-tokens 16384 --tsv --all --tp 1 --cp 1 --pp 1 --zero 3 --recompute full -b 1 | awk -F'\t' 'NR == 2 { printf "%.3f", $13 / 0.9 / 1073741824 + 0.001 }')
 profile "$TMP/small.machine" "$need" 10

@@ -194,12 +194,21 @@ static Work stage_work(const PlanRequest *r, const PlanLayout *l, const ModelPar
 
 // ---- links ----
 
+// Ranks on one node: devices_per_node, or with `nodes` the devices spread
+// over them (more than devices_per_node when CPU ranks oversubscribe cores).
+static int ranks_per_node(const PlanRequest *r) {
+    const Machine *m = r->machine;
+    int spread = m->nodes > 0 ? (r->devices + m->nodes - 1) / m->nodes : 0;
+    return spread > m->devices_per_node ? spread : m->devices_per_node;
+}
+
 // Bytes/s and latency of a group of `size` ranks `stride` apart in rank order
 // (TP varies fastest, then DP, then PP): inside a node, or across nodes, where
 // the groups of a node share its network bandwidth.
-static double link_rate(const Machine *m, int stride, int size, bool p2p, double *latency) {
-    int dpn = m->devices_per_node;
-    bool one_node = m->nodes > 0 || (long)stride * size <= dpn;
+static double link_rate(const PlanRequest *r, int stride, int size, bool p2p, double *latency) {
+    const Machine *m = r->machine;
+    int dpn = ranks_per_node(r);
+    bool one_node = (long)stride * size <= dpn;
     if (one_node) {
         *latency = m->intra_node_latency_us * 1e-6;
         return (p2p ? m->intra_node_p2p_gbs : m->intra_node_gbs) * 1e9;
@@ -244,7 +253,7 @@ static double dp_exposed(const PlanRequest *r, const PlanLayout *l, const ModelP
                          const Work *w, double bytes) {
     if (l->dp * l->cp == 1) return 0;
     const Machine *m = r->machine;
-    double lat, rate = link_rate(m, l->tp, l->dp * l->cp, false, &lat);
+    double lat, rate = link_rate(r, l->tp, l->dp * l->cp, false, &lat);
     double units = p->n_layers + (p->first ? 1 : 0) + (p->last ? 1 : 0), M = l->M;
     double a = (double)m->act_bytes;
     double colls = units * (l->zero == 0 ? 1 : l->zero == 1 ? 2 : l->zero == 2 ? M + 1 : 3 * M);
@@ -276,15 +285,15 @@ static StageTime stage_time(const PlanRequest *r, const PlanLayout *l, int stage
     MemoryEstimate e = memory_estimate(&r->cfg, &p, &lay);
     Traffic tr = traffic_estimate(&r->cfg, &p, &lay, l->dp * l->cp);
     StageTime s = {.work = stage_work(r, l, &p), .mem = e.total, .host = e.host};
-    double lat, rate = link_rate(m, 1, l->tp, false, &lat);
+    double lat, rate = link_rate(r, 1, l->tp, false, &lat);
     if (l->tp > 1) s.tp = tr.tp / l->M / rate + tp_collectives(l, &p) * lat;
     if (l->cp > 1) {   // per layer: (cp − 1) hops forward (again when recomputed), 2·cp − 1 back
-        rate = link_rate(m, l->tp, l->cp, true, &lat);
+        rate = link_rate(r, l->tp, l->cp, true, &lat);
         double hops = (l->recompute == RECOMPUTE_FULL ? 3.0 : 2.0) * (l->cp - 1) + l->cp;
         s.cp = tr.cp / l->M / rate + p.n_layers * hops * lat;
     }
     if (l->pp > 1) {
-        rate = link_rate(m, l->tp * l->cp * l->dp, l->pp, true, &lat);
+        rate = link_rate(r, l->tp * l->cp * l->dp, l->pp, true, &lat);
         int V = part_chunks(&p), sends = 2 * V - (p.first ? 1 : 0) - (p.last ? 1 : 0);
         s.pp = tr.pp / l->M / rate + sends * lat;
     }
