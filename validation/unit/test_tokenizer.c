@@ -1,9 +1,13 @@
 // The tokenizer beyond parity: decode(encode(x)) == x on seeded fuzz input
 // (byte-level and SentencePiece-style), the two BPE merge algorithms agree,
 // SentencePiece-style words are cut only where no merge crosses, special tokens, BOS/EOS, the byte
-// tokenizer, refusal of other tokenizer kinds, the BPE trainer's word counts
-// against the Hugging Face pre-tokenizer's (validation/golden/word-counts.json)
-// and its merges against a naive re-implementation.
+// tokenizer, refusal of other tokenizer kinds, options of tokenizer.json the
+// goldens' tokenizers do not use (against tokenizers' ids: added tokens'
+// lstrip/rstrip/single_word/normalized, Split behaviours, a template's
+// trailing EOS, Strip decoding, Prepend, byte-level unk, Metaspace schemes),
+// the BPE trainer's word counts against the Hugging Face pre-tokenizer's
+// (validation/golden/word-counts.json) and its merges against a naive
+// re-implementation.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,6 +364,229 @@ static void test_refusals(void) {
     check_end();
 }
 
+// ---- options of tokenizer.json that the goldens' tokenizers do not use ----
+// Small tokenizers made here, each with the part under test.  The expected ids
+// and texts are those of Hugging Face tokenizers 0.23 for the same JSON
+// (validation/reference/check_tokenizer_options.py asserts every one of them
+// there), and follow by hand from the rules quoted with each case.
+
+#define MS "\xe2\x96\x81"   // "▁"
+
+// A BPE tokenizer.json of these parts (JSON texts; "null" for none), loaded.
+static Tokenizer *bpe_json(const char *model_extra, const char *vocab, const char *merges,
+                           const char *added, const char *normalizer, const char *pre,
+                           const char *post, const char *decoder) {
+    char path[] = "/tmp/llama-test-tok-XXXXXX", err[1024] = "";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "{\"added_tokens\": [%s], \"normalizer\": %s, \"pre_tokenizer\": %s, "
+            "\"post_processor\": %s, \"decoder\": %s, \"model\": {\"type\": \"BPE\"%s, "
+            "\"vocab\": {%s}, \"merges\": [%s]}}", added, normalizer, pre, post, decoder,
+            model_extra, vocab, merges);
+    fclose(f);
+    Tokenizer *t = tokenizer_load(path, err, sizeof err);
+    CHECK(t, "load: %s", err);
+    remove(path);
+    return t;
+}
+
+// Encodes text (with the post-processor's tokens when special) and compares with want.
+static void expect_ids(Tokenizer *t, const char *text, bool special, const uint32_t *want,
+                       size_t n, const char *what) {
+    TokenIds ids = {0};
+    if (t) tokenizer_encode(t, text, strlen(text), special, &ids);
+    bool same = t && ids.len == n && (n == 0 || memcmp(ids.ids, want, n * sizeof *want) == 0);
+    char got[256] = "";
+    for (size_t i = 0, at = 0; i < ids.len && at + 12 < sizeof got; i++)
+        at += (size_t)snprintf(got + at, sizeof got - at, " %u", ids.ids[i]);
+    CHECK(same, "%s: \"%s\" gives ids [%s ], tokenizers %zu ids", what, text, got, n);
+    token_ids_free(&ids);
+}
+#define EXPECT_IDS(t, text, special, what, ...)                                            \
+    expect_ids((t), (text), (special), (const uint32_t[]){__VA_ARGS__},                    \
+               sizeof((const uint32_t[]){__VA_ARGS__}) / sizeof(uint32_t), (what))
+#define EXPECT_NO_IDS(t, text, what) expect_ids((t), (text), false, NULL, 0, (what))
+
+// Added tokens' lstrip and rstrip take the white space on their side into the
+// token; single_word matches only where no word character touches the token;
+// normalized=true tokens are matched in the normalized text (here q -> x).
+static void test_added_token_options(void) {
+    check_begin("tokenizer_added_token_lstrip_rstrip_single_word_normalized");
+    Tokenizer *t = bpe_json(
+        ", \"unk_token\": \"<unk>\"",
+        "\"a\": 0, \"b\": 1, \"c\": 2, \"x\": 3, \"y\": 4, \"q\": 5, \" \": 6, \"-\": 7, "
+        "\"_\": 8, \"<unk>\": 9", "",
+        "{\"id\": 10, \"content\": \"<L>\", \"lstrip\": true}, "
+        "{\"id\": 11, \"content\": \"<R>\", \"rstrip\": true}, "
+        "{\"id\": 12, \"content\": \"xy\", \"single_word\": true}, "
+        "{\"id\": 13, \"content\": \"xx\", \"normalized\": true}",
+        "{\"type\": \"Replace\", \"pattern\": {\"String\": \"q\"}, \"content\": \"x\"}", "null",
+        "null", "null");
+    EXPECT_IDS(t, "a  <L>b", false, "lstrip", 0, 10, 1);
+    EXPECT_IDS(t, "a<R>  b", false, "rstrip", 0, 11, 1);
+    EXPECT_IDS(t, "a <L> <R> b", false, "lstrip and rstrip, the space between kept", 0, 10, 6,
+               11, 1);
+    EXPECT_IDS(t, "xy axy xyb  xy", false, "single_word", 12, 6, 0, 3, 4, 6, 3, 4, 1, 6, 6, 12);
+    EXPECT_IDS(t, "a xy-b", false, "single_word before a non-word character", 0, 6, 12, 7, 1);
+    EXPECT_IDS(t, "aqqb", false, "normalized token of normalized text", 0, 13, 1);
+    EXPECT_IDS(t, "xx", false, "normalized token of raw text", 13);
+    tokenizer_free(t);
+    check_end();
+}
+
+// Split's behaviours with the delimiter "-" (String and Regex patterns) and
+// invert, seen through merges that cross the pieces (ranked "- -", "a -", "- b").
+static void test_split_behaviors(void) {
+    check_begin("tokenizer_split_pre_tokenizer_behaviors_and_invert");
+    static const struct {
+        const char *behavior;
+        bool invert;
+        uint32_t a[4], b[3];   // ids of "a--b" and of "-a-", 99 past the end
+    } cases[] = {
+        {"Removed", false, {0, 1, 99}, {0, 99}},            // delimiters dropped
+        {"Removed", true, {2, 2, 99}, {2, 2, 99}},          // the rest dropped
+        {"Isolated", false, {0, 2, 2, 1}, {2, 0, 2}},
+        {"Isolated", true, {0, 2, 2, 1}, {2, 0, 2}},
+        {"MergedWithPrevious", false, {4, 2, 1, 99}, {2, 4, 99}},   // a-, -, b
+        {"MergedWithPrevious", true, {0, 2, 5, 99}, {2, 0, 2}},     // a, -, -b
+        {"MergedWithNext", false, {0, 2, 5, 99}, {2, 0, 2}},
+        {"MergedWithNext", true, {4, 2, 1, 99}, {2, 4, 99}},
+        {"Contiguous", false, {0, 3, 1, 99}, {2, 0, 2}},            // a, --, b
+        {"Contiguous", true, {0, 3, 1, 99}, {2, 0, 2}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (int regex = 0; regex < 2; regex++) {
+            char pre[256], what[96];
+            snprintf(pre, sizeof pre, "{\"type\": \"Split\", \"pattern\": {\"%s\": \"-\"}, "
+                     "\"behavior\": \"%s\", \"invert\": %s}", regex ? "Regex" : "String",
+                     cases[k].behavior, cases[k].invert ? "true" : "false");
+            snprintf(what, sizeof what, "%s%s (%s)", cases[k].behavior,
+                     cases[k].invert ? ", inverted" : "", regex ? "Regex" : "String");
+            Tokenizer *t = bpe_json("", "\"a\": 0, \"b\": 1, \"-\": 2, \"--\": 3, \"a-\": 4, "
+                                    "\"-b\": 5", "\"- -\", \"a -\", \"- b\"", "", "null", pre,
+                                    "null", "null");
+            size_t na = 0, nb = 0;
+            while (na < 4 && cases[k].a[na] != 99) na++;
+            while (nb < 3 && cases[k].b[nb] != 99) nb++;
+            expect_ids(t, "a--b", false, cases[k].a, na, what);
+            expect_ids(t, "-a-", false, cases[k].b, nb, what);
+            tokenizer_free(t);
+        }
+    check_end();
+}
+
+// TemplateProcessing with a token after $A ("$A </s>"), the EOS: it ends every
+// encoding with special tokens, and a document once; an added token named like
+// an EOS (<|endoftext|>) that is not special is not taken for it.  Decoding:
+// Fuse, then Strip("x", start 1, stop 2) takes up to one x off the start and
+// two off the end of the text.
+static void test_template_suffix_and_strip(void) {
+    check_begin("tokenizer_template_suffix_eos_and_strip_decoder");
+    Tokenizer *t = bpe_json(
+        "", "\"a\": 0, \"b\": 1, \"x\": 2, \"</s>\": 3, \"<|endoftext|>\": 4", "",
+        "{\"id\": 3, \"content\": \"</s>\", \"special\": true}, "
+        "{\"id\": 4, \"content\": \"<|endoftext|>\", \"special\": false}",
+        "null", "null",
+        "{\"type\": \"TemplateProcessing\", \"single\": [{\"Sequence\": {\"id\": \"A\"}}, "
+        "{\"SpecialToken\": {\"id\": \"</s>\"}}], \"special_tokens\": {\"</s>\": {\"id\": "
+        "\"</s>\", \"ids\": [3], \"tokens\": [\"</s>\"]}}}",
+        "{\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Fuse\"}, {\"type\": \"Strip\", "
+        "\"content\": \"x\", \"start\": 1, \"stop\": 2}]}");
+    EXPECT_IDS(t, "ab", true, "with the template's tokens", 0, 1, 3);
+    EXPECT_IDS(t, "ab", false, "without them", 0, 1);
+    if (t) {
+        CHECK(tokenizer_eos_id(t) == 3 && tokenizer_bos_id(t) == -1,
+              "eos %lld (want 3, </s>: <|endoftext|> is not special), bos %lld (want none)",
+              (long long)tokenizer_eos_id(t), (long long)tokenizer_bos_id(t));
+        TokenIds ids = {0};
+        tokenizer_encode_document(t, "ab", 2, &ids);
+        CHECK(ids.len == 3 && ids.ids[0] == 0 && ids.ids[1] == 1 && ids.ids[2] == 3,
+              "a document ends with one EOS: %zu ids", ids.len);
+        token_ids_free(&ids);
+        static const struct { uint32_t ids[6]; size_t n; const char *text; } dec[] = {
+            {{2, 2, 0, 2, 2, 2}, 6, "xax"}, {{2, 2, 2, 2}, 4, "x"}, {{2, 0, 1, 2}, 4, "ab"},
+            {{0, 2, 2}, 3, "a"}, {{0, 1}, 2, "ab"}};
+        for (size_t k = 0; k < sizeof dec / sizeof dec[0]; k++) {
+            size_t m;
+            char *text = tokenizer_decode(t, dec[k].ids, dec[k].n, &m);
+            CHECK(m == strlen(dec[k].text) && memcmp(text, dec[k].text, m) == 0,
+                  "decode %zu: \"%.*s\", want \"%s\"", k, (int)m, text, dec[k].text);
+            free(text);
+        }
+    }
+    tokenizer_free(t);
+    check_end();
+}
+
+// A Prepend normalizer leaves an empty text empty, also one that an earlier
+// Replace emptied ("x" -> "").
+static void test_prepend_after_empty(void) {
+    check_begin("tokenizer_prepend_normalizer_leaves_emptied_text_empty");
+    Tokenizer *t = bpe_json(
+        "", "\"a\": 0, \"" MS "\": 1, \"x\": 2, \"<s>\": 3", "",
+        "{\"id\": 3, \"content\": \"<s>\", \"special\": true}",
+        "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Replace\", \"pattern\": "
+        "{\"String\": \"x\"}, \"content\": \"\"}, {\"type\": \"Prepend\", \"prepend\": \"" MS
+        "\"}]}", "null", "null", "null");
+    EXPECT_NO_IDS(t, "x", "emptied text");
+    EXPECT_IDS(t, "xax", false, "text left", 1, 0);
+    EXPECT_IDS(t, "x<s>x", false, "emptied texts around an added token", 3);
+    EXPECT_IDS(t, "<s>xx<s>a", false, "between added tokens", 3, 3, 1, 0);
+    tokenizer_free(t);
+    check_end();
+}
+
+// Byte-level BPE with an unk_token: a byte without a token is unk, and with
+// fuse_unk a run of them one unk.
+static void test_byte_level_unk(void) {
+    check_begin("tokenizer_byte_level_unk_and_fuse_unk");
+    for (int fuse = 0; fuse < 2; fuse++) {
+        Tokenizer *t = bpe_json(fuse ? ", \"unk_token\": \"<unk>\", \"fuse_unk\": true"
+                                     : ", \"unk_token\": \"<unk>\", \"fuse_unk\": false",
+                                "\"a\": 0, \"b\": 1, \"<unk>\": 2", "", "", "null",
+                                "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+                                "\"trim_offsets\": true, \"use_regex\": false}", "null", "null");
+        if (fuse) {
+            EXPECT_IDS(t, "a\xc3\xa9\xc3\xa9" "b", false, "fused", 0, 2, 1);
+            EXPECT_IDS(t, "zz a", false, "fused", 2, 0);
+        } else {
+            EXPECT_IDS(t, "a\xc3\xa9\xc3\xa9" "b", false, "not fused", 0, 2, 2, 2, 2, 1);
+            EXPECT_IDS(t, "zz a", false, "not fused", 2, 2, 2, 0);
+        }
+        tokenizer_free(t);
+    }
+    check_end();
+}
+
+// Metaspace (split false) by prepend_scheme: "first" puts "▁" only before the
+// text's start, not after an added token; "always" before every text; "never" nowhere.
+static void test_metaspace_schemes(void) {
+    check_begin("tokenizer_metaspace_prepend_schemes_and_added_tokens");
+    static const struct { const char *scheme; uint32_t ids[4][3]; } cases[] = {
+        {"first", {{5, 1, 4}, {5, 6, 99}, {1, 3, 99}, {5, 1, 6}}},
+        {"always", {{5, 1, 6}, {5, 6, 99}, {1, 5, 99}, {5, 1, 6}}},
+        {"never", {{3, 1, 4}, {3, 6, 99}, {1, 3, 99}, {5, 1, 6}}},
+    };
+    static const char *texts[4] = {"a<s>b", "a b", "<s>a", " a<s> b"};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char pre[256];
+        snprintf(pre, sizeof pre, "{\"type\": \"Metaspace\", \"replacement\": \"" MS "\", "
+                 "\"prepend_scheme\": \"%s\", \"split\": false}", cases[k].scheme);
+        Tokenizer *t = bpe_json(", \"unk_token\": \"<unk>\"",
+                                "\"<unk>\": 0, \"<s>\": 1, \"" MS "\": 2, \"a\": 3, \"b\": 4, \""
+                                MS "a\": 5, \"" MS "b\": 6", "\"" MS " a\", \"" MS " b\"",
+                                "{\"id\": 1, \"content\": \"<s>\", \"special\": true}", "null",
+                                pre, "null", "null");
+        for (int i = 0; i < 4; i++) {
+            size_t n = 0;
+            while (n < 3 && cases[k].ids[i][n] != 99) n++;
+            expect_ids(t, texts[i], false, cases[k].ids[i], n, cases[k].scheme);
+        }
+        tokenizer_free(t);
+    }
+    check_end();
+}
+
 // ---- the trainer against a naive re-implementation ----------------------------
 
 // Recounts every pair after every merge; the most frequent pair wins, ties to
@@ -535,6 +762,12 @@ int main(void) {
     test_bytes();
     test_refusals();
     test_null_decoder_and_token_text();
+    test_added_token_options();
+    test_split_behaviors();
+    test_template_suffix_and_strip();
+    test_prepend_after_empty();
+    test_byte_level_unk();
+    test_metaspace_schemes();
     test_word_counts(corpus, corpus_len);
     test_trainer(corpus, corpus_len);
     free(corpus);
