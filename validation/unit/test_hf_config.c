@@ -1,6 +1,7 @@
 // Hugging Face config.json <-> ModelConfig: write/read round trip, the keys
 // transformers needs, real released configs (transformers 4 and 5 layouts),
-// and every refusal with its message.
+// and every refusal with its message; model files; the tokenizer files of an
+// export (tokenizer_config.json as transformers reads it).
 #include <ftw.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "check.h"
 #include "core/config.h"
 #include "hf/hf_config.h"
+#include "hf/hf_tokenizer.h"
 #include "train/model_file.h"
 
 static char tmpdir[64];
@@ -458,6 +460,84 @@ static void test_tie_model_file(void) {
     check_end();
 }
 
+// A model file named without a folder ("m.model", in the working directory) is
+// a file, not an unknown preset: a name with a dot or a slash is a path.
+static void test_model_file_in_working_dir(void) {
+    check_begin("model_file_named_without_a_folder");
+    put("m.model", "dim = 64\nn_layers = 2\nn_heads = 4\nn_kv_heads = 2\nffn_dim = 128\n"
+                   "vocab_size = 256\nmax_seq_len = 64\nrope_theta = 10000\nnorm_eps = 1e-5\n");
+    char cwd[4096];
+    ModelConfig c;
+    if (getcwd(cwd, sizeof cwd) && chdir(tmpdir) == 0) {
+        bool ok = config_load("m.model", &c, err, sizeof err);
+        CHECK(ok && c.dim == 64 && c.n_layers == 2, "-c m.model: %s", err);
+        CHECK_FAILS(config_load("m", &c, err, sizeof err), "unknown preset 'm'");
+        CHECK(chdir(cwd) == 0, "cannot return to %s", cwd);
+    } else CHECK(0, "cannot enter %s", tmpdir);
+    check_end();
+}
+
+// tokenizer_config.json's string (or null) value of key.
+static bool config_says(const char *dir, const char *key, const char *want) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    json_t *root = json_load_file(path, 0, NULL), *v = json_object_get(root, key);
+    bool same = want ? json_is_string(v) && strcmp(json_string_value(v), want) == 0
+                     : json_is_null(v);
+    json_decref(root);
+    return same;
+}
+
+static bool config_flag(const char *dir, const char *key, bool want) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    json_t *root = json_load_file(path, 0, NULL), *v = json_object_get(root, key);
+    bool same = json_is_boolean(v) && json_is_true(v) == want;
+    json_decref(root);
+    return same;
+}
+
+static bool same_file(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    bool same = fa && fb;
+    for (int x = 0, y = 0; same && (x != EOF || y != EOF);) same = (x = fgetc(fa)) == (y = fgetc(fb));
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+// The tokenizer files of an export (hf_tokenizer_write), as transformers'
+// AutoTokenizer reads them: a tokenizer.json (also one that starts with white
+// space) beside tokenizer_class PreTrainedTokenizerFast, a SentencePiece model
+// as tokenizer.model beside LlamaTokenizer; add_bos_token only with a BOS;
+// the other kind's file of an earlier export removed.
+static void test_tokenizer_files(void) {
+    check_begin("hf_tokenizer_files_json_and_sentencepiece");
+    char dir[200], file[300];
+    snprintf(dir, sizeof dir, "%s/tok", tmpdir);
+    CHECK(mkdir(dir, 0755) == 0, "mkdir %s", dir);
+    const char *json = put("spaced.json", "\n \t{\"model\": {\"type\": \"BPE\"}}\n");
+    HfTokenizerFiles t = {.file = json, .eos = "</s>", .max_length = 64};
+    CHECK(hf_tokenizer_write(dir, &t, err, sizeof err), "%s", err);
+    snprintf(file, sizeof file, "%s/tokenizer.json", dir);
+    CHECK(same_file(file, json), "a tokenizer.json starting with white space is not tokenizer.json");
+    CHECK(config_says(dir, "tokenizer_class", "PreTrainedTokenizerFast") &&
+          config_says(dir, "bos_token", NULL) && config_says(dir, "eos_token", "</s>") &&
+          config_flag(dir, "add_bos_token", false), "tokenizer_config.json of a tokenizer.json "
+          "without BOS");
+    t = (HfTokenizerFiles){.file = "inputs/tokenizer-spm.model", .bos = "<s>", .eos = "</s>",
+                           .max_length = 64};
+    CHECK(hf_tokenizer_write(dir, &t, err, sizeof err), "%s", err);
+    snprintf(file, sizeof file, "%s/tokenizer.model", dir);
+    CHECK(same_file(file, "inputs/tokenizer-spm.model"), "tokenizer.model not the model's copy");
+    snprintf(file, sizeof file, "%s/tokenizer.json", dir);
+    CHECK(access(file, F_OK) != 0, "the earlier export's tokenizer.json is still there");
+    CHECK(config_says(dir, "tokenizer_class", "LlamaTokenizer") &&
+          config_says(dir, "bos_token", "<s>") && config_flag(dir, "add_bos_token", true),
+          "tokenizer_config.json of a SentencePiece model with BOS");
+    check_end();
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/llama-hfconfig.XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -474,6 +554,8 @@ int main(void) {
     test_rope_scaling_model_file();
     test_tied_presets();
     test_tie_model_file();
+    test_model_file_in_working_dir();
+    test_tokenizer_files();
     nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_exit_code();
 }

@@ -1,7 +1,8 @@
 // safetensors reader and writer: the golden file written by the reference
 // implementation (validation/reference/make_safetensors_golden.py), sub-block
 // reads, C writer -> C reader round trips, a model split over files, and bad
-// files generated from the golden one (each must give its own clear error).
+// files generated from the golden one (each must give its own clear error),
+// sub-byte dtypes that do not fill whole bytes.
 #include <ftw.h>
 #include <jansson.h>
 #include <stdint.h>
@@ -393,9 +394,14 @@ static void test_writer_refusals(void) {
                                                sizeof err) >= 0, "declared twice");
         CHECK_FAILS(safetensors_writer_declare(w, "h", SAFETENSORS_F16, 1, (int64_t[]){1}, err,
                                                sizeof err) >= 0, "only F32 and BF16");
+        CHECK_FAILS(safetensors_writer_declare(w, "n", SAFETENSORS_F32, 2, (int64_t[]){2, -4}, err,
+                                               sizeof err) >= 0, "tensor 'n': negative dimension");
         CHECK_FAILS(safetensors_writer_put_rows(w, 1, 1, 1, v, err, sizeof err), "out of order");
         CHECK_FAILS(safetensors_writer_put(w, 7, v, err, sizeof err), "no tensor number 7");
         CHECK(safetensors_writer_put(w, 0, v, err, sizeof err), "%s", err);
+        // the header is written: metadata would be lost, so it is refused
+        CHECK_FAILS(safetensors_writer_metadata(w, "late", "x", err, sizeof err),
+                    "cannot add metadata 'late' (tensors are already being written)");
         CHECK_FAILS(safetensors_writer_declare(w, "z", SAFETENSORS_F32, 1, (int64_t[]){1}, err,
                                                sizeof err) >= 0, "before the first put");
         CHECK(safetensors_writer_put_rows(w, 1, 0, 1, v, err, sizeof err), "%s", err);
@@ -586,6 +592,42 @@ static void test_duplicate_key(void) {
     check_end();
 }
 
+// A one-tensor file of header hdr and nbytes of data.
+static const char *one_tensor_file(const char *name, const char *hdr, size_t nbytes) {
+    size_t n = strlen(hdr);
+    unsigned char *buf = calloc(1, 8 + n + nbytes);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    memcpy(buf + 8, hdr, n);
+    const char *p = tmp_path(name);
+    file_put(p, buf, 8 + n + nbytes, NULL, 0);
+    free(buf);
+    return p;
+}
+
+// Sub-byte dtypes (F4, F6_E2M3): the format stores whole bytes, so a shape
+// whose bits do not fill them is corrupt (the reference implementation
+// refuses it too); one that does is a tensor, recognised but not read.
+static void test_sub_byte_dtypes(void) {
+    check_begin("safetensors_sub_byte_dtypes");
+    open_fails(one_tensor_file("f4odd.safetensors", "{\"q\":{\"dtype\":\"F4\",\"shape\":[3],"
+                               "\"data_offsets\":[0,1]}}", 1),
+               "tensor 'q' of shape [3] and dtype F4 does not fill whole bytes");
+    open_fails(one_tensor_file("f6odd.safetensors", "{\"q\":{\"dtype\":\"F6_E2M3\",\"shape\":"
+                               "[2,3],\"data_offsets\":[0,4]}}", 4),
+               "tensor 'q' of shape [2, 3] and dtype F6_E2M3 does not fill whole bytes");
+    Safetensors st;
+    const char *p = one_tensor_file("f4.safetensors", "{\"q\":{\"dtype\":\"F4\",\"shape\":[2,3],"
+                                    "\"data_offsets\":[0,3]}}", 3);
+    bool ok = safetensors_open(p, &st, err, sizeof err);
+    CHECK(ok, "F4 of 6 elements in 3 bytes: %s", err);
+    if (ok) {
+        const SafetensorsTensor *t = safetensors_find(&st, "q");
+        CHECK(t && t->dtype == SAFETENSORS_OTHER && t->numel == 6, "F4 tensor described wrongly");
+        safetensors_close(&st);
+    }
+    check_end();
+}
+
 static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb, (void)flag, (void)ftw;
     return remove(path);
@@ -610,6 +652,7 @@ int main(void) {
     test_index();
     test_bad_files();
     test_duplicate_key();
+    test_sub_byte_dtypes();
     nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     for (int i = 0; i < n_expected; i++) free(expected[i].bits);
     free(golden_bytes);
