@@ -4,8 +4,12 @@
 # agree with the step time, FLOPs per token (from --describe) and the peak;
 # a machine with slow links moves the best layout off tensor parallelism and a
 # small memory onto ZeRO-3; impossible requests end with a clear message; the
-# output is the same every run; jobs/calibrate.sh writes a profile it reads.
-# About ten seconds.
+# output is the same every run; jobs/calibrate.sh writes a profile it reads;
+# --describe's communication per rank is what ring collectives send, its
+# pipeline bubble Megatron's; machine profiles' refusals, spellings and
+# defaults; links of a full node, --max-micro-batch, host memory per node,
+# one layer a stage.
+# About fifteen seconds.
 source "$(dirname "$0")/lib.sh"
 scratch
 cd "$ROOT"
@@ -201,6 +205,102 @@ if [ "$cp2" -gt 0 ] && grep -q "tensor-core kernels in bf16 at head dims 64 and 
    ! grep -qE '^ *[0-9]+  tp ' <<<"$hd80"; then   # no ranked (planned) row
   pass "a GPU profile plans --cp where ring attention runs on tensor cores ($cp2 cp 2 layouts of 7B on 8) and refuses it at head dim 80 with the reason"
 else fail "plan cp on GPUs" "$cp2 cp2 layouts of 7B; head dim 80: $(head -5 <<<"$hd80")"; fi
+
+# 7. --describe's communication per rank per step against the byte counts of
+# ring collectives (on n ranks an all-reduce sends 2(n-1)/n of its buffer, a
+# reduce-scatter or all-gather (n-1)/n), for a model file of tiny's shape:
+# P = 256·64 (embedding) + 4 · (2·64·64 + 2·64·32 + 3·64·192 + 2·64) + 64 +
+# 256·64 (LM head) = 229952 fp32 parameters, -l 64.  Data parallel: ZeRO-0
+# all-reduces the gradients (4P bytes on 2 ranks); ZeRO-3 reduce-scatters them
+# each micro-batch and all-gathers the weights for each micro-batch's forward
+# and backward pass (3 × 4P on 2 ranks and 2 micro-batches: 12P).  Tensor
+# parallel (Megatron): per micro-batch two all-reduces of the (B·T, dim)
+# activations per layer forward and two backward, one for the vocab-parallel
+# embedding, one for the head's input gradient, and the cross-entropy's 3
+# floats per row.  Pipeline: each micro-batch's activation forward from the
+# first stage, its gradient back from the last (interleaved: each of the
+# stage's chunks, but the model's first and last).  Context parallel: each
+# layer's ring passes the rank's keys and values (B·T/cp rows, 2 × 4 KV heads
+# × head dim 8) on cp-1 times forward and again backward, and their gradients
+# cp times.  The pipeline's bubble: (pp-1)/(vpp·M + pp-1) (Megatron's interleaved 1F1B).
+printf 'dim = 64\nn_layers = 4\nn_heads = 8\nn_kv_heads = 4\nffn_dim = 192\nvocab_size = 256\nmax_seq_len = 256\nrope_theta = 10000\nnorm_eps = 1e-5\n' >"$TMP/comm.model"
+P=229952 ACT=$((2 * 64 * 64 * 4))   # parameters; one micro-batch's (B·T, dim) fp32 activations at -b 2
+comm_ok=1
+# comm_check NAME STAGE KIND WANT_BYTES --describe's options...
+comm_check() {
+  local name=$1 stage=$2 kind=$3 want=$4 out got; shift 4
+  out=$("$BIN/llama-train" -c "$TMP/comm.model" -l 64 "$@" --describe 2>&1) || {
+    comm_ok=0; fail "communication: $name" "--describe $*: $(tail -n 2 <<<"$out")"; return; }
+  got=$(grep "^communication, stage $stage:" <<<"$out" | grep -o "$kind [0-9.]* [KMG]*i*B" |
+        awk '{ u = $3; print $2 * (u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : 1) }')
+  if [ -z "$got" ] || ! awk -v a="$got" -v b="$want" 'BEGIN { exit !((a - b) ^ 2 <= (0.01 * b) ^ 2) }'; then
+    comm_ok=0; fail "communication: $name" "$kind of stage $stage '$got' bytes, want $want: $(grep '^communication' <<<"$out")"
+  fi
+}
+comm_check "dp2, ZeRO-0" 0 data-parallel $((4 * P)) --world-size 2 -b 2
+comm_check "dp2, ZeRO-3, 2 micro-batches" 0 data-parallel $((12 * P)) --world-size 2 -b 2 --grad-accum 2 --zero 3
+comm_check "tp2, 2 micro-batches" 0 tensor-parallel $((2 * (18 * ACT + 3 * 128 * 4))) --world-size 2 --tp 2 -b 2 --grad-accum 2
+comm_check "pp2, first stage" 0 pipeline $((4 * ACT)) --world-size 2 --pp 2 -b 2 --grad-accum 4
+comm_check "pp2, last stage" 1 pipeline $((4 * ACT)) --world-size 2 --pp 2 -b 2 --grad-accum 4
+comm_check "pp2 vpp2, first stage" 0 pipeline $((4 * 3 * ACT / 2)) --world-size 2 --pp 2 --vpp 2 -b 1 --grad-accum 4
+comm_check "cp2" 0 context-parallel $((4 * 4 * 64 * 2 * 4 * 8 * 4)) --world-size 2 --cp 2 -b 2
+comm_check "cp2: the gradients all-reduced over the CP ranks" 0 data-parallel $((4 * P)) --world-size 2 --cp 2 -b 2
+[ $comm_ok = 1 ] && pass "--describe's communication per rank: ZeRO-0 and -3, tp, pp (also interleaved), cp, as ring collectives count it"
+out=$("$BIN/llama-train" -c "$TMP/comm.model" -l 64 --world-size 2 --pp 2 --vpp 2 -b 1 --grad-accum 4 --describe 2>&1)
+if grep -q "each stage idles 11.1% of the step .*plain 1F1B: 20.0%)" <<<"$out"; then
+  pass "--describe's pipeline bubble: pp 2, vpp 2, 4 micro-batches idle 1/9 (plain 1F1B 1/5)"
+else fail "pipeline bubble" "$(grep '^pipeline' <<<"$out")"; fi
+
+# 8. machine profiles: a required key missing or a number out of its bounds is
+# an error naming it; keys may be spelt with '-' for '_'; comm_overlap is 1
+# when not given (the profile above gives none).
+PL=(-c small -l 256 --devices 8 --global-batch-tokens 65536 --tsv --top 5)
+grep -v '^op_overhead_us' "$TMP/m.machine" >"$TMP/missing.machine"
+expect_error "a machine profile without a required key" "missing.machine: machine profile lacks the key 'op_overhead_us'" \
+  "$BIN/llama-plan" --machine "$TMP/missing.machine" "${PL[@]}"
+sed 's/^usable_memory = .*/usable_memory = 1.5/' "$TMP/m.machine" >"$TMP/bound.machine"
+expect_error "a machine profile's number out of bounds" "bound.machine:6: usable_memory must be a number from 0.001 to 1, got '1.5'" \
+  "$BIN/llama-plan" --machine "$TMP/bound.machine" "${PL[@]}"
+sed 's/^intra_node_gbs/intra-node-gbs/; s/^inter_node_latency_us/inter-node_latency-us/' "$TMP/m.machine" >"$TMP/dash.machine"
+{ cat "$TMP/m.machine"; echo "comm_overlap = 1"; } >"$TMP/overlap1.machine"
+sed '/^comm_overlap/d' "$TMP/overlap1.machine" >"$TMP/overlap0.machine"; echo "comm_overlap = 0" >>"$TMP/overlap0.machine"
+base=$("${PLAN[@]}" "${PL[@]}" 2>&1)
+dash=$("$BIN/llama-plan" --machine "$TMP/dash.machine" "${PL[@]}" 2>&1)
+one=$("$BIN/llama-plan" --machine "$TMP/overlap1.machine" "${PL[@]}" 2>&1)
+zero=$("$BIN/llama-plan" --machine "$TMP/overlap0.machine" "${PL[@]}" 2>&1)
+if [ "$dash" = "$base" ] && [ "$one" = "$base" ] && [ "$zero" != "$base" ]; then
+  pass "machine profiles: '-' for '_' in keys reads the same; no comm_overlap plans as comm_overlap = 1 (and not as 0)"
+else fail "machine profile keys" "dashes $([ "$dash" = "$base" ] && echo same || echo differ), comm_overlap 1 $([ "$one" = "$base" ] && echo same || echo differs), 0 $([ "$zero" != "$base" ] && echo differs || echo same)"; fi
+
+# 9. llama-plan's search: a group of ranks filling one node exactly talks
+# inside it (2 devices a node or 4: the same plan for tp 2 of 2 devices);
+# --max-micro-batch bounds the micro-batches listed; the offloaded optimizer's
+# host memory per node is that of the node's devices (8 of 16 devices; each
+# rank's from --describe).
+sed 's/^devices_per_node = .*/devices_per_node = 2/' "$TMP/m.machine" >"$TMP/node2.machine"
+sed 's/^devices_per_node = .*/devices_per_node = 4/' "$TMP/m.machine" >"$TMP/node4.machine"
+PT=(-c tiny -l 64 --devices 2 --global-batch-tokens 2048 --tp 2 --tsv --top 0)
+n2=$("$BIN/llama-plan" --machine "$TMP/node2.machine" "${PT[@]}" 2>&1)
+n4=$("$BIN/llama-plan" --machine "$TMP/node4.machine" "${PT[@]}" 2>&1)
+if [ -n "$n2" ] && [ "$n2" = "$n4" ] && [ "$(wc -l <<<"$n2")" -gt 1 ]; then
+  pass "tp 2 on 2 devices: the same plan with 2 and 4 devices a node (a full node is one node)"
+else fail "a group filling one node" "$(diff <(echo "$n2") <(echo "$n4") | head -4)"; fi
+bs=$("${PLAN[@]}" -c tiny -l 64 --devices 1 --global-batch-tokens 1024 --tsv --top 0 --all --max-micro-batch 2 |
+     awk -F'\t' 'NR > 1 { print $10 }' | sort -un | tr '\n' ' ')
+[ "$bs" = "1 2 " ] && pass "--max-micro-batch 2: micro-batches 1 and 2 only" ||
+  fail "--max-micro-batch" "micro-batches listed: '$bs', want '1 2 '"
+pp4=$("${PLAN[@]}" -c tiny -l 64 --devices 4 --global-batch-tokens 1024 --exact --pp 4 --tsv 2>&1 | awk -F'\t' 'NR == 2 { print $4, $12 }')
+[ "$pp4" = "4 1" ] && pass "--pp 4 of a 4-layer model (one layer a stage) is planned" ||
+  fail "--pp equal to the layer count" "'$pp4', want pp 4 fitting"
+gpu_profile "$TMP/gpu16.machine" 4000
+desc=$("$BIN/llama-train" -c 7b -l 2048 --world-size 16 --device cuda --offload optimizer --zero 1 -b 1 --describe 2>&1)
+per_rank=$(grep -o "optimizer, stage 0: [0-9.]* [KMGT]*i*B per rank" <<<"$desc" | awk '{ u = $5
+  print $4 * (u == "KiB" ? 1024 : u == "MiB" ? 1048576 : u == "GiB" ? 1073741824 : u == "TiB" ? 1099511627776 : 1) }')
+node=$("$BIN/llama-plan" --machine "$TMP/gpu16.machine" -c 7b -l 2048 --devices 16 --global-batch-tokens 32768 --exact \
+       --tp 1 --cp 1 --pp 1 --zero 1 --offload optimizer -b 1 --grad-accum 1 --all --tsv | awk -F'\t' 'NR == 2 { print $30 }')
+if [ -n "$per_rank" ] && [ -n "$node" ] && awk -v a="$node" -v b="$per_rank" 'BEGIN { exit !((a - 8 * b) ^ 2 <= (0.01 * 8 * b) ^ 2) }'; then
+  pass "offload on 16 devices of 8 a node: host memory per node = 8 × --describe's per rank"
+else fail "offload host memory per node" "per node '$node', per rank '$per_rank' (want 8×)"; fi
 
 # 6. deterministic
 a=$("${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tokens 1048576 --all | md5sum)

@@ -119,6 +119,9 @@ expect_usage_error "TP not dividing KV heads" "--tp 8 does not divide KV heads \
 sed 's/^ffn_dim = 0/ffn_dim = 130/' "$TMP/zero.model" | sed 's/^n_kv_heads = 2/n_kv_heads = 4/' >"$TMP/ffn.model"
 expect_usage_error "TP not dividing the FFN width" "--tp 4 does not divide the FFN width \(130\)" "${M[@]}" -np 4 "$T" -c "$TMP/ffn.model" "${D[@]}" --tp 4
 expect_usage_error "PP beyond the layer count" "--pp 8 is larger than the 4 layers" "${M[@]}" -np 8 "$T" "${D[@]}" --pp 8
+if out=$("$T" -c tiny --world-size 4 --pp 4 --grad-accum 4 --describe 2>&1) && grep -q "^memory per rank, stage 3:" <<<"$out"; then
+  pass "--pp equal to the layer count (one layer a stage) is accepted"
+else fail "--pp equal to the layer count" "$(tail -n 2 <<<"$out")"; fi
 expect_usage_error "ZeRO-2 with DP 1" "--zero 2 shards over data-parallel ranks .*, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --tp 2 --zero 2
 expect_usage_error "ZeRO-3 with DP 1" "--zero 3 shards over data-parallel ranks .*, but the data-parallel size is 1" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --zero 3
 expect_usage_error "ZeRO stage 4" "--zero: expected an integer in \[0, 3\], got '4'" "${M[@]}" -np 2 "$T" "${D[@]}" --zero 4
