@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ZeRO's memory: each rank's measured high-water mark of the backend's buffers
-# (the CPU backend counts its allocations) within 10% of the prediction that
+# (the CPU backend counts its allocations) within 2% of the prediction that
 # --describe prints, for every ZeRO stage on dp4 and for ZeRO-3 on dp2 × tp2
 # and dp2 × pp2 (two stages, each with its own prediction); and each stage
 # holding less than the one before (ZeRO-3 below ZeRO-2 below ZeRO-1 below 0);
@@ -17,11 +17,15 @@ run() {
     { fail "$name" "run failed: $(tail -n 3 "$TMP/$name.out")"; return 1; }
 }
 
-# check NAME RANKS: every rank's "buffers' peak X, predicted Y (+d%)" line, |d| ≤ 10.
+# check NAME RANKS: every rank's "buffers' peak X, predicted Y (+d%)" line, |d| ≤ 2.
+# (The peak is an exact count of the backend's allocations, the same on every
+# run; the prediction is within 1.4% of it on every rank of these layouts, so
+# one buffer it leaves out shows: ZeRO-1's gradient shard, 5% on dp4, or the
+# pipeline's second buffer for an incoming gradient, 1% on dp2pp2.)
 check() {
   local name=$1 np=$2 worst
-  if worst=$(buffer_peaks_within "$TMP/$name.out" "$np" 10); then
-    pass "$name: every rank's buffers within 10% of the prediction (worst $worst%)"
+  if worst=$(buffer_peaks_within "$TMP/$name.out" "$np" 2); then
+    pass "$name: every rank's buffers within 2% of the prediction (worst $worst%)"
   else fail "$name" "$(grep -c "buffers' peak" "$TMP/$name.out") of $np ranks reported, worst difference '${worst}'%: $(grep "buffers' peak" "$TMP/$name.out" | head -2)"; fi
 }
 
