@@ -250,7 +250,7 @@ test-asan:
 # Mutation testing: each deliberate breakage of validation/mutants/mutants.txt,
 # applied to a scratch copy of the tree (MUTANT_DIR, default /tmp/llama-mutants),
 # must make one of its tests fail (validation/mutants/run.sh; MUTANTS=a,b runs
-# those only).  Not part of `make test`: 13 to 16 minutes on 2 cores.
+# those only).  Not part of `make test`: 18 to 21 minutes on 2 cores.
 test-mutants: deps
 	@bash validation/mutants/run.sh
 
