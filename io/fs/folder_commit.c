@@ -36,7 +36,7 @@ bool folder_commit_end(const char *dir, char *err, int err_len) {
     char path[4200];
     mark_path(dir, path, sizeof path);
     if (!sync_folder(dir, err, err_len)) return false;   // the moves before the mark's removal
-    if (unlink(path) != 0) {
+    if (unlink(path) != 0 && errno != ENOENT) {   // removed by hand meanwhile: done all the same
         snprintf(err, err_len, "cannot remove '%s': %s", path, strerror(errno));
         return false;
     }
