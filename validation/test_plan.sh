@@ -130,7 +130,7 @@ expect_usage_error "--cp -2: refused, not read as 'any'" "--cp: expected an inte
 expect_usage_error "--grad-accum 0: refused" "--grad-accum: expected an integer >= 1, got '0'" "${P7[@]}" --grad-accum 0
 expect_usage_error "-g with --recompute selective: refused as llama-train does" \
   "--grad-checkpoint \(-g\) is --recompute full and contradicts --recompute selective" "${P7[@]}" -g --recompute selective
-expect_error "a device count no layout divides: a clear message" "accepts no layout of model tiny on 7 devices" \
+expect_error "a device count no layout divides: a clear message" "no layout of model tiny on 7 devices can be planned with these options" \
   "${PLAN[@]}" -c tiny -l 128 --devices 7 --global-batch-tokens 1024
 expect_usage_error "--devices beyond what the search counts in int" "--devices N: the number of ranks, 1 to 1048576 \(got 2147483647\)" \
   "${PLAN[@]}" -c tiny -l 128 --devices 2147483647 --global-batch-tokens 1024
@@ -338,6 +338,21 @@ else fail "llama-plan --exact with one sequence" "$(tail -n 2 <<<"$out")"; fi
 expect_error "llama-plan --exact: 1 sequence over data-parallel 2 refused in good grammar" \
   "the global batch of 1 sequence does not split over data-parallel size 2" \
   "${PLAN[@]}" "${CPUM[@]}" --devices 2 --global-batch-tokens 256
+# Options that leave nothing to plan say why, in llama-train's words where it is llama-train's refusal.
+expect_error "llama-plan --exact --sp at tp 1: llama-train's reason" \
+  "can be planned with these options: --sp splits the sequence over the tensor-parallel group, but --tp is 1" \
+  "${PLAN[@]}" "${CPUM[@]}" --devices 4 --global-batch-tokens 4096 --sp
+expect_error "llama-plan --exact --vpp 2 at pp 1: llama-train's reason" \
+  "can be planned with these options: --vpp 2 interleaves model chunks over pipeline stages, but --pp is 1" \
+  "${PLAN[@]}" "${CPUM[@]}" --devices 4 --global-batch-tokens 4096 --vpp 2
+expect_error "llama-plan -b not dividing each rank's sequences: the reason" \
+  "the global batch gives each of the 4 data-parallel ranks 4 sequences, not a multiple of -b 3" \
+  "${PLAN[@]}" "${CPUM[@]}" --devices 4 --global-batch-tokens 4096 -b 3
+# --exact without -b: the global batch gives the micro-batch, past --max-micro-batch's default 64.
+if out=$("${PLAN[@]}" "${CPUM[@]}" --devices 1 --global-batch-tokens $((128 * 256)) 2>&1) &&
+   grep -q "tp 1 pp 1 dp 1 zero 0 recompute none b 128 ga 1 " <<<"$out"; then
+  pass "llama-plan --exact: a micro-batch of 128 the global batch gives is planned"
+else fail "llama-plan --exact, micro-batch 128" "$(tail -n 2 <<<"$out")"; fi
 if out=$("$BIN/llama-calibrate" --help 2>&1) && grep -q "^usage: mpirun -np N llama-calibrate" <<<"$out"; then
   pass "llama-calibrate --help: the usage, exit 0"
 else fail "llama-calibrate --help" "$out"; fi

@@ -134,7 +134,7 @@ static void explain_none(const PlanRequest *r, const PlanRow *rows, int n) {
         if (strncmp(rows[i].why, "refused: ", 9) != 0 && (!least || rows[i].mem < least->mem))
             least = &rows[i];
     if (!least)
-        fatal("llama-train accepts no layout of model %s on %d devices with these options: %s",
+        fatal("no layout of model %s on %d devices can be planned with these options: %s",
               r->cfg.name, r->devices, rows[0].why + strlen("refused: "));
     char name[128];
     plan_layout_name(&least->lay, name, sizeof name);

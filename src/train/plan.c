@@ -436,6 +436,24 @@ static void judge(const PlanRequest *r, PlanRow *row) {
 
 // Micro-batches B dividing the DP rank's sequences, in increasing order.
 static void add_micro_batches(const PlanRequest *r, PlanLayout l, int64_t per_rank, Rows *rs) {
+    if (r->B > 0 || r->M > 0) {   // pinned by -b or --grad-accum: the one split they give
+        int64_t B = r->B > 0 ? r->B : per_rank % r->M == 0 ? per_rank / r->M : 0;
+        l.B = (int)(B > 0 ? B : 1);
+        l.M = r->M > 0 ? r->M : (int)(per_rank / l.B);
+        if (B > 0 && per_rank % B == 0 && wanted(r->M, (int)(per_rank / B))) {
+            add_layout(r, &l, rs);
+            return;
+        }
+        PlanRow *row = rows_push(rs);
+        row->lay = l;
+        char given[64];
+        if (r->B > 0 && r->M > 0) snprintf(given, sizeof given, "-b %d × --grad-accum %d", r->B, r->M);
+        else if (r->B > 0) snprintf(given, sizeof given, "a multiple of -b %d", r->B);
+        else snprintf(given, sizeof given, "a multiple of --grad-accum %d", r->M);
+        snprintf(row->why, sizeof row->why, "refused: the global batch gives each of the %d "
+                 "data-parallel ranks %lld sequences, not %s", l.dp, (long long)per_rank, given);
+        return;
+    }
     for (int B = 1; B <= per_rank && B <= r->max_micro_batch; B++) {
         if (per_rank % B || !wanted(r->B, B) || !wanted(r->M, (int)(per_rank / B))) continue;
         l.B = B;
@@ -449,7 +467,8 @@ static void add_micro_batches(const PlanRequest *r, PlanLayout l, int64_t per_ra
 static void add_recompute_choices(const PlanRequest *r, PlanLayout l, int64_t seqs, Rows *rs,
                                   int **groups, int *n_groups) {
     for (int rc = RECOMPUTE_NONE; rc <= RECOMPUTE_FULL; rc++) {
-        for (int sp = 0; sp <= (l.tp > 1 ? 1 : 0) && wanted(r->recompute, rc); sp++) {
+        // --sp at tp 1 asked for: llama-train's refusal is listed, not a silence
+        for (int sp = 0; sp <= (l.tp > 1 || r->sp == 1 ? 1 : 0) && wanted(r->recompute, rc); sp++) {
             if (!wanted(r->sp, sp)) continue;
             l.recompute = (Recompute)rc;
             l.sp = sp;
@@ -466,7 +485,8 @@ static void add_choices(const PlanRequest *r, PlanLayout l, int64_t seqs, Rows *
     // Offload where the profile plans it, or listed (refused) when asked for.
     int offloads = offload_planned(r->machine) || r->offload == 1 ? 1 : 0;
     for (int vpp = 1; vpp <= PART_MAX_CHUNKS; vpp++) {
-        bool splits = vpp == 1 || (l.pp > 1 && r->cfg.n_layers % (l.pp * vpp) == 0);
+        bool splits = vpp == 1 || r->vpp == vpp ||   // asked for: refused with the reason
+                      (l.pp > 1 && r->cfg.n_layers % (l.pp * vpp) == 0);
         if (!splits || !wanted(r->vpp, vpp)) continue;
         for (int zero = 0; zero <= 3; zero++) {
             // ZeRO without replicas: refused, listed only when asked for.
