@@ -26,6 +26,15 @@ no_shards() {  # no_shards NAME DIR: a failed run left nothing behind (no stagin
 
 notjson=$(fixture notjson.jsonl 'this is not json')
 expect_error bad_json "notjson.jsonl:31: not valid JSON" "${ENC[@]}" --input "$notjson" --output "$TMP/o1"
+# A gzip-compressed file says so (it read as invalid UTF-8 on line 1, and --skip-bad was suggested).
+gzip -c "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" >"$TMP/c4.jsonl.gz"
+expect_error gzip_corpus "corpus file '$TMP/c4.jsonl.gz' is gzip-compressed: give plain JSON Lines or zstd" \
+  "${ENC[@]}" --input "$TMP/c4.jsonl.gz" --output "$TMP/ogz"
+# An integer past int64 (or any number) in a field nobody reads is valid JSON: the record is kept.
+printf '{"text": "ok", "meta": {"id": 18446744073709551615}}\n{"text": "ok2", "meta": {"s": 1e300}}\n' >"$TMP/bigint.jsonl"
+if out=$("${ENC[@]}" --input "$TMP/bigint.jsonl" --output "$TMP/obig" 2>&1) &&
+   grep -q "2 documents (2 train, 0 val), 5 tokens" <<<"$out"; then pass "big_integer_in_meta: both records encoded"
+else fail "big_integer_in_meta" "$(tail -n 2 <<<"$out")"; fi
 # A special token whose text is a vocabulary string would take that string's place:
 # "café" encoded é as the special token, which decodes to a lone byte 0xE9.
 expect_usage_error special_is_a_byte_symbol "--special 'é' is the byte-level vocabulary's symbol for byte 0xE9" \

@@ -240,7 +240,9 @@ static bool opens_document(const char *line, size_t len) {
 // Parses one line into r->doc; false with the reason (no file:line prefix).
 static bool parse_record(JsonlReader *r, const char *line, size_t len, char *why, int why_len) {
     json_error_t e;
-    r->doc = json_loadb(line, len, JSON_ALLOW_NUL, &e);
+    // Numbers as doubles: an integer past int64 in a field nobody reads (an id)
+    // must not make the record "not valid JSON".
+    r->doc = json_loadb(line, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &e);
     if (!r->doc) {
         int64_t bad = utf8_invalid_at((const unsigned char *)line, len);
         if (bad >= 0)
@@ -382,11 +384,25 @@ static bool open_range(JsonlReader *r, char *err, int err_len) {
     return skip_line(r, err, err_len) == 0;  // the line that started before the range
 }
 
+// Whether the file f starts with gzip's magic bytes (f rewound).
+static bool starts_gzip(FILE *f) {
+    unsigned char magic[2];
+    bool gz = fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    rewind(f);
+    return gz;
+}
+
 JsonlReader *jsonl_open(const char *path, int64_t begin, int64_t end, const JsonlOptions *opt,
                         char *err, int err_len) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, err_len, "cannot open corpus file '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    if (starts_gzip(f)) {
+        snprintf(err, err_len, "corpus file '%s' is gzip-compressed: give plain JSON Lines or "
+                 "zstd (.jsonl.zst); e.g. gunzip -c FILE | zstd -o FILE.jsonl.zst", path);
+        fclose(f);
         return NULL;
     }
     JsonlReader *r = xcalloc(1, sizeof *r);
