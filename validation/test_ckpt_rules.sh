@@ -55,6 +55,13 @@ if "$BIN/llama-ckpt" import-hf "$ROOT/validation/golden/llama-tiny" "$TMP/empty"
    "$BIN/llama-ckpt" info "$TMP/new/hf/step_0000000" >>"$TMP/imp.out" 2>&1 && [ ! -e "$TMP/new/hf/lock" ]; then
   pass "import-hf into an empty and into a new folder: a verifiable step-0 checkpoint, no lock left"
 else fail "import-hf into an empty or new folder" "$(tail -3 "$TMP/imp.out")"; fi
+# The folder is made before the model is read (minutes for a large one), not after: a
+# folder that cannot be made is the error even where the model would fail later.
+mkdir -p "$TMP/badhf" && cp "$ROOT/validation/golden/llama-tiny/config.json" "$TMP/badhf/"
+head -c 1000 "$ROOT/validation/golden/llama-tiny/model.safetensors" >"$TMP/badhf/model.safetensors"
+touch "$TMP/afile"
+expect_error "import-hf into a path under a file: refused before the model is read" \
+  "cannot create folder '$TMP/afile/ck': '$TMP/afile' is a file, not a folder" "$BIN/llama-ckpt" import-hf "$TMP/badhf" "$TMP/afile/ck"
 
 # --load auto continues from what the resumed run saved last, not the abandoned step 6.
 "$T" "${D[@]}" --steps 5 -i 1 -o "$CK" -f auto --log "$TMP/fwd.jsonl" >"$TMP/r3.out" 2>&1

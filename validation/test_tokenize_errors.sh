@@ -330,6 +330,8 @@ expect_usage_error inspect_refuses_options "inspect does not take the option '--
   "$TOK" inspect --seed 1 x.h5
 expect_usage_error train_small_vocab "vocab-size 100 leaves no room" \
   "$TOK" train --vocab-size 100 --input inputs/redpajama-mini --output "$TMP/t.json"
+expect_error train_output_folder_missing "--output $TMP/nodir/t.json: cannot write in its folder $TMP/nodir" \
+  "$TOK" train --vocab-size 300 --input inputs/redpajama-mini --output "$TMP/nodir/t.json"
 # train's --output is no corpus file (by any name): writing it would destroy the corpus.
 head -50 inputs/redpajama-mini/c4_sample.jsonl >"$TMP/corpus.jsonl"
 cp "$TMP/corpus.jsonl" "$TMP/corpus.before"

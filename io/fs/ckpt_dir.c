@@ -635,7 +635,7 @@ bool ckpt_dir_is_empty(const char *dir, char *first, int first_len) {
     first[0] = 0;
     DIR *d = opendir(dir);
     if (!d) {
-        if (errno == ENOENT) return true;
+        if (errno == ENOENT || errno == ENOTDIR) return true;   // no folder: making it will say why
         snprintf(first, (size_t)first_len, "%s", strerror(errno));
         return false;
     }

@@ -17,8 +17,13 @@ bool make_dirs(const char *path, char *err, int err_len) {
         char c = *p;
         if (c != '/' && c != 0) continue;
         *p = 0;
+        struct stat st;
         if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
             snprintf(err, err_len, "cannot create folder '%s': %s", buf, strerror(errno));
+            ok = false;
+        } else if (stat(buf, &st) == 0 && !S_ISDIR(st.st_mode)) {   // EEXIST of a file
+            snprintf(err, err_len, "cannot create folder '%s': '%s' is a file, not a folder", path,
+                     buf);
             ok = false;
         }
         *p = c;

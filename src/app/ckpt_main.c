@@ -252,6 +252,9 @@ static void import_hf(const char *hf_dir, const char *save_dir) {
         fatal_all("import-hf: '%s' is not an empty folder (it holds '%s'); a step-0 checkpoint "
                   "there would become its 'latest' and --load auto would restart from it: give "
                   "a new or empty folder", save_dir, first);
+    char note[512];   // the folder made and locked before the model is read, not after
+    agree_or_exit(ckpt_dir_lock(save_dir, note, sizeof note, err, sizeof err), err);
+    if (note[0]) info("%s", note);
     agree_or_exit(hf_config_read(hf_dir, &hf, err, sizeof err), err);
     snprintf(hf.model.name, sizeof hf.model.name, "%s", "hf-import");
     Bare b;

@@ -3,11 +3,13 @@
 // tokenize_train_sentencepiece.c).  Every rank counts the words of
 // its share of the corpus; rank 0 sums the counts, learns the merges (the
 // result depends only on the counts, so not on the rank count) and writes.
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "comm/comm.h"
 #include "tokenizer/bpe_train.h"
@@ -61,6 +63,15 @@ void tokenize_train_output_check(const CorpusFiles *c, const char *path, bool ov
     else if (exists && !overwrite)
         snprintf(err, sizeof err, "--output %s exists (a tokenizer shards were encoded with "
                  "need it as it is): give another path, or --overwrite to replace it", path);
+    else if (!exists) {   // its folder, before the corpus is read (minutes), not after
+        char dir[4096];
+        const char *slash = strrchr(path, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1,
+                 slash ? (slash == path ? "/" : path) : ".");
+        if (access(dir, W_OK) != 0)
+            snprintf(err, sizeof err, "--output %s: cannot write in its folder %s: %s", path, dir,
+                     strerror(errno));
+    }
     agree_or_exit(!err[0], err);
 }
 
