@@ -289,16 +289,24 @@ grep -qF "$want" <<<"$out" && pass "the schedule's start-up line counts steps as
 # E = (24000 − 1) / 32 = 749 samples (loader.h).  A run of one epoch at 16
 # samples per step, resumed at step 10 (160 drawn) with 32 or 8 per step, draws
 # the rest of the epoch and no more: at most E, and less than one step short.
+# Resumed again (a requeue) at the same batch, it ends where its first part would.
 printf '{"text": "%s"}\n' "$(head -c 24000 /dev/zero | tr '\0' 'a')" >"$TMP/epoch.jsonl"
 "$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/epoch.jsonl" --output "$TMP/epoch" --val-fraction 0 >/dev/null 2>&1
 E=(-c tiny -d "$TMP/epoch" -l 32 --seed 5 -e 1)
+newest() { ls -d "$1"/step_* | tail -1; }
+drawn_in() { "$BIN/llama-ckpt" info "$(newest "$1")" 2>/dev/null | sed -n 's/^data position: \([0-9]*\) samples drawn.*/\1/p'; }
 "$T" "${E[@]}" -b 16 -i 10 -o "$TMP/ep16" >"$TMP/ep16.out" 2>&1 || fail "one epoch at -b 16" "$(tail -2 "$TMP/ep16.out")"
 for b in 32 8; do
-  out=$("$T" "${E[@]}" -b $b -f "$TMP/ep16/step_0000010" -o "$TMP/ep$b" 2>&1)
-  drawn=$("$BIN/llama-ckpt" info "$(ls -d "$TMP/ep$b"/step_* | tail -1)" 2>/dev/null | sed -n 's/^data position: \([0-9]*\) samples drawn.*/\1/p')
+  out=$("$T" "${E[@]}" -b $b -i 10 -f "$TMP/ep16/step_0000010" -o "$TMP/ep$b" 2>&1)
+  drawn=$(drawn_in "$TMP/ep$b")
   if [ -n "$drawn" ] && [ "$drawn" -le 749 ] && [ "$drawn" -gt $((749 - b)) ] &&
-     grep -q "note: the checkpoint was saved at 16 samples per step, this run takes $b" <<<"$out"; then
+     grep -q "note: 160 of the 749 samples of --num-epochs 1 are drawn at step 10: at $b samples per step" <<<"$out"; then
     pass "--num-epochs 1 resumed at -b $b (saved at -b 16): $drawn of the epoch's 749 samples drawn, and a note"
   else fail "--num-epochs 1 resumed at -b $b" "drawn '$drawn' of 749; $(grep -E 'note|error' <<<"$out")"; fi
+  "$T" "${E[@]}" -b $b -f "$TMP/ep$b/step_0000020" -o "$TMP/req$b" >"$TMP/req$b.out" 2>&1
+  if [ "$(basename "$(newest "$TMP/req$b")")" = "$(basename "$(newest "$TMP/ep$b")")" ] &&
+     [ "$(drawn_in "$TMP/req$b")" = "$drawn" ]; then
+    pass "--num-epochs 1 at -b $b requeued from step 20: ends at $(basename "$(newest "$TMP/ep$b")") as its first part would"
+  else fail "--num-epochs 1 requeued at -b $b" "ends at $(newest "$TMP/req$b"), $(drawn_in "$TMP/req$b") drawn; the run it continues: $(newest "$TMP/ep$b"), $drawn"; fi
 done
 finish

@@ -1000,7 +1000,7 @@ static void load(const CheckpointRun *r, const CheckpointParts *parts, const cha
              "checksum (checkpoints saved from now on do)", dir);
     if (pos) {
         *pos = (CheckpointPosition){s.step, s.optimizer_step, s.loader, s.loader_len,
-                                    s.loader_data, s.options, s.layout[0]};
+                                    s.loader_data, s.options};
         s.loader = NULL;   // now pos's
         s.loader_data = NULL;
         s.options = NULL;
@@ -1072,7 +1072,7 @@ bool checkpoint_info(const char *dir, CheckpointInfo *ci, char *err, int err_len
         snprintf(ci->tokenizer_sha256, sizeof ci->tokenizer_sha256, "%s", s.tokenizer ? s.tokenizer : "");
         ci->options = s.options ? xstrdup(s.options) : NULL;
         ci->pos = (CheckpointPosition){s.step, s.optimizer_step, s.loader, s.loader_len,
-                                       s.loader_data, NULL, s.layout[0]};   // options: ci->options
+                                       s.loader_data, NULL};   // the options: ci->options
         s.loader = NULL;   // now ci's
         s.loader_data = NULL;
         state_free(&s);

@@ -66,7 +66,6 @@ typedef struct {
     char *loader_data;        // names of loader[1..], loader_state_data' JSON array; NULL:
                               // none (saves: "[]"; loads: a checkpoint before format 4)
     char *options;            // loads: the saving run's options as a run deck (NULL: none)
-    int64_t saved_dp;         // loads: the saving run's data-parallel size
 } CheckpointPosition;
 
 // What a checkpoint is saved from and loaded into.

@@ -401,13 +401,6 @@ bool options_saved_flag(const char *saved, const char *key) {
     return strcmp(value, "true") == 0;
 }
 
-int64_t options_saved_rank_samples(const char *saved) {
-    TrainOptions d;
-    options_defaults(&d);
-    return options_saved_int(saved, "batch-size", d.batch_size) *
-           options_saved_int(saved, "grad-accum", d.grad_accum);
-}
-
 void options_optimizer_changes(const char *saved, const TrainOptions *o, char *out, int len) {
     TrainOptions d;
     options_defaults(&d);

@@ -86,10 +86,6 @@ typedef struct {
 int64_t options_saved_int(const char *saved, const char *key, int64_t fallback);
 // Whether the flag key ("sp") is true in a checkpoint's saved options.
 bool options_saved_flag(const char *saved, const char *key);
-// The samples per step of each data-parallel rank (batch-size × grad-accum)
-// of a checkpoint's saved options (options_format's text); defaults for a
-// key it lacks.
-int64_t options_saved_rank_samples(const char *saved);
 
 void options_defaults(TrainOptions *o);
 // The settings that follow from others: the compute precision (for the

@@ -354,8 +354,6 @@ static void ckpt_load(Trainer *t, const char *dir) {
     comm_agree(&t->grid.world, ok, msg);
     t->step = p.pos.step;
     t->optim->step = p.pos.optimizer_step;   // the schedule's clock: skipped steps made no update
-    t->loaded_batch = p.pos.options && p.pos.options[0]
-                          ? (uint64_t)(p.pos.saved_dp * options_saved_rank_samples(p.pos.options)) : 0;
     char changed[1024] = "";
     if (p.pos.options && p.pos.options[0])
         options_optimizer_changes(p.pos.options, &t->opt, changed, sizeof changed);
@@ -526,28 +524,28 @@ static void count_steps(Trainer *t) {
                   (long long)t->total_steps, t->opt.num_epochs);
 }
 
-// --num-epochs decides the end in samples: a run resumed under another
-// global batch (another dp, -b or --grad-accum) ends where the epochs' data
-// does, its remaining steps counted at its own batch, not at the step the
-// first run's batch would have reached (which dropped or repeated data).
-static void recount_steps_after_resume(Trainer *t) {
+// --num-epochs decides the end in samples: the steps so far plus the samples
+// left at this run's global batch.  Recounted after a resume (the checkpoint
+// may have drawn at another batch, or have been recounted itself: a requeue
+// must end where its first run would) and after a rollback that skipped
+// samples; a run that kept one batch throughout keeps its first count.
+static void recount_epoch_end(Trainer *t) {
+    if (steps_of_options(&t->opt) > 0) return;
     uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
-    if (!t->loaded || steps_of_options(&t->opt) > 0 || !t->loaded_batch ||
-        t->loaded_batch == per_step)
-        return;
     uint64_t target = loader_samples(t->train) * (uint64_t)t->opt.num_epochs;
     uint64_t left = t->state.consumed >= target ? 0 : (target - t->state.consumed) / per_step;
     int64_t total = t->step + (int64_t)left;
-    info("note: the checkpoint was saved at %llu samples per step, this run takes %llu: of the "
-         "%llu samples of --num-epochs %d, %llu are drawn, so the run ends at step %lld (not "
-         "%lld) and the learning rate decays to that step", (unsigned long long)t->loaded_batch,
-         (unsigned long long)per_step, (unsigned long long)target, t->opt.num_epochs,
-         (unsigned long long)t->state.consumed, (long long)total, (long long)t->total_steps);
+    if (total == t->total_steps) return;
+    info("note: %llu of the %llu samples of --num-epochs %d are drawn at step %lld: at %llu "
+         "samples per step the run ends at step %lld, not %lld%s", (unsigned long long)t->state.consumed,
+         (unsigned long long)target, t->opt.num_epochs, (long long)t->step,
+         (unsigned long long)per_step, (long long)total, (long long)t->total_steps,
+         t->opt.lr_decay_steps > 0 ? "" : ", and the learning rate decays to that step");
     t->total_steps = total;
     t->optim->cfg.schedule = trainer_lr_schedule(&t->opt, total);
     char err[512];
     if (!lr_schedule_check(&t->optim->cfg.schedule, err, sizeof err))
-        fatal_all("%s (this resumed run ends at step %lld: --num-epochs %d of the data)", err,
+        fatal_all("%s (this run now ends at step %lld: --num-epochs %d of the data)", err,
                   (long long)total, t->opt.num_epochs);
 }
 
@@ -765,7 +763,7 @@ Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig
     count_steps(t);
     create_optimizer(t);
     resume(t);
-    recount_steps_after_resume(t);
+    if (t->loaded) recount_epoch_end(t);
     ckpt_start(t);   // the --save-dir lock, newer checkpoints moved aside, before training
     t->weight_max0 = optimizer_max_abs_weight(t->optim);
     read_test_hooks(t);
@@ -925,6 +923,7 @@ static void rollback(Trainer *t, const char *why) {
     t->bad_steps = 0;
     t->weight_max0 = optimizer_max_abs_weight(t->optim);
     log_rollback(t, from, skipped, why);
+    if (skipped > 0) recount_epoch_end(t);
 }
 
 // This rank's peak memory as its backend counts it: the device's high-water

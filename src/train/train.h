@@ -27,8 +27,6 @@ typedef struct Trainer {
     struct Pipeline *pipeline;
     Loader *train, *val;         // NULL under --bench / without a validation split
     LoaderState state;           // position in the training data
-    uint64_t loaded_batch;       // samples per step of the run that saved the loaded
-                                 // checkpoint (0: none loaded, or unknown)
     int64_t step, total_steps;
     int32_t *rows;               // (M, B, T + 1) this step's token windows
     double flops_per_token, peak_tflops;
