@@ -353,6 +353,9 @@ if out=$("${PLAN[@]}" "${CPUM[@]}" --devices 1 --global-batch-tokens $((128 * 25
    grep -q "tp 1 pp 1 dp 1 zero 0 recompute none b 128 ga 1 " <<<"$out"; then
   pass "llama-plan --exact: a micro-batch of 128 the global batch gives is planned"
 else fail "llama-plan --exact, micro-batch 128" "$(tail -n 2 <<<"$out")"; fi
+expect_error "llama-plan --exact with --max-micro-batch given: the bound holds, and says so" \
+  "micro-batch 128 is above --max-micro-batch 64" \
+  "${PLAN[@]}" "${CPUM[@]}" --devices 1 --global-batch-tokens $((128 * 256)) --max-micro-batch 64
 if out=$("$BIN/llama-calibrate" --help 2>&1) && grep -q "^usage: mpirun -np N llama-calibrate" <<<"$out"; then
   pass "llama-calibrate --help: the usage, exit 0"
 else fail "llama-calibrate --help" "$out"; fi

@@ -87,7 +87,7 @@ expect_usage_error train_spm_special_refused "--special belongs to --kind bpe" \
   --input inputs/redpajama-mini --output "$TMP/x"
 expect_usage_error train_spm_vocab_too_small "--vocab-size 200 is too small for --kind sentencepiece" \
   "$TOK" train --kind sentencepiece --vocab-size 200 --input inputs/redpajama-mini --output "$TMP/x"
-expect_error train_spm_unwritable "cannot write the SentencePiece model '$TMP/no/such/dir/x.model'" \
+expect_error train_spm_unwritable "--output $TMP/no/such/dir/x.model: cannot write in its folder $TMP/no/such/dir" \
   "$TOK" train --kind sentencepiece --vocab-size 1000 --input inputs/redpajama-mini/c4_sample.jsonl \
   --output "$TMP/no/such/dir/x"
 expect_usage_error encode_kind_refused "encode does not take the option '--kind'" \

@@ -30,6 +30,13 @@ expect_error bad_json "notjson.jsonl:31: not valid JSON" "${ENC[@]}" --input "$n
 gzip -c "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" >"$TMP/c4.jsonl.gz"
 expect_error gzip_corpus "corpus file '$TMP/c4.jsonl.gz' is gzip-compressed: give plain JSON Lines or zstd" \
   "${ENC[@]}" --input "$TMP/c4.jsonl.gz" --output "$TMP/ogz"
+# In a folder, a compressed file is passed over (the folder's filter), and a note says so.
+mkdir -p "$TMP/gzdir" && head -3 "$ROOT/inputs/redpajama-mini/c4_sample.jsonl" >"$TMP/gzdir/a.jsonl"
+cp "$TMP/c4.jsonl.gz" "$TMP/gzdir/b.jsonl.gz"
+if out=$("${ENC[@]}" --input "$TMP/gzdir" --output "$TMP/ogzdir" 2>&1) &&
+   grep -q "note: passed over 1 compressed file in the input folders (first: $TMP/gzdir/b.jsonl.gz)" <<<"$out"; then
+  pass "gzip_in_folder: passed over with a note"
+else fail "gzip_in_folder" "$(head -n 2 <<<"$out")"; fi
 # An integer past int64 (or any number) in a field nobody reads is valid JSON: the record is kept.
 printf '{"text": "ok", "meta": {"id": 18446744073709551615}}\n{"text": "ok2", "meta": {"s": 1e300}}\n' >"$TMP/bigint.jsonl"
 if out=$("${ENC[@]}" --input "$TMP/bigint.jsonl" --output "$TMP/obig" 2>&1) &&

@@ -7,20 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs/atomic_file.h"
-
 static void mark_path(const char *dir, char *out, size_t len) {
     snprintf(out, len, "%s/%s", dir, FOLDER_COMMIT_MARK);
-}
-
-bool folder_commit_begin(const char *dir, const char *writer, char *err, int err_len) {
-    char path[4200], text[512];
-    mark_path(dir, path, sizeof path);
-    int n = snprintf(text, sizeof text, "%s was moving its new files into this folder; if this "
-                     "file stays, it was stopped midway and the folder mixes two versions\n",
-                     writer);
-    return atomic_file_write(path, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1,
-                             err, err_len);
 }
 
 // fsync of folder dir: the renames and removals in it are on disk.
@@ -30,6 +18,25 @@ static bool sync_folder(const char *dir, char *err, int err_len) {
     if (!ok) snprintf(err, err_len, "cannot sync the folder '%s': %s", dir, strerror(errno));
     if (fd >= 0) close(fd);
     return ok;
+}
+
+// Written in place, not through a temporary file: its presence is what counts,
+// and a kill while writing it must leave nothing of another name behind.
+bool folder_commit_begin(const char *dir, const char *writer, char *err, int err_len) {
+    char path[4200], text[512];
+    mark_path(dir, path, sizeof path);
+    int n = snprintf(text, sizeof text, "%s was moving its new files into this folder; if this "
+                     "file stays, it was stopped midway and the folder mixes two versions\n",
+                     writer);
+    size_t len = (size_t)n < sizeof text ? (size_t)n : sizeof text - 1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    bool ok = fd >= 0 && write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0) ok = false;
+    if (!ok) {
+        snprintf(err, err_len, "cannot write '%s': %s", path, strerror(errno));
+        return false;
+    }
+    return sync_folder(dir, err, err_len);
 }
 
 bool folder_commit_end(const char *dir, char *err, int err_len) {

@@ -54,6 +54,15 @@ static bool add_file(CorpusFiles *c, const char *path, char *err, int err_len) {
 
 static bool is_visible(const char *name) { return name[0] != '.'; }
 
+// A corpus file in a compression this program does not read (a.jsonl.gz, b.json.xz).
+static bool looks_compressed(const char *name) {
+    static const char *const kinds[] = {".jsonl.gz", ".json.gz", ".jsonl.bz2", ".json.bz2",
+                                        ".jsonl.xz", ".json.xz", ".jsonl.lz4", ".jsonl.zip"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (name_has_suffix(name, kinds[i])) return true;
+    return false;
+}
+
 // The folders of an input's walk: all of them (a folder reached twice through
 // links is refused, as a file is: its files would be read twice, and links
 // that fan out would make the walk exponential), those still open being the
@@ -116,7 +125,10 @@ static bool add_entry(CorpusFiles *c, const char *dir, const char *name, FolderW
         return false;
     }
     if (exists && S_ISDIR(sub.st_mode)) return add_tree(c, path, &sub, w, err, err_len);
-    return !is_corpus_name(name) || add_file(c, path, err, err_len);
+    if (is_corpus_name(name)) return add_file(c, path, err, err_len);
+    if (looks_compressed(name) && c->compressed++ == 0)
+        snprintf(c->compressed_first, sizeof c->compressed_first, "%s", path);
+    return true;
 }
 
 // The corpus files of folder dir and of every folder below it (not hidden

@@ -18,6 +18,8 @@ typedef struct {
 typedef struct {
     CorpusFile *files;
     int n;
+    int compressed;               // files of the folders that look like a compressed corpus
+    char compressed_first[4096];  // (.gz, .bz2, .xz, ...): passed over, not read; the first
 } CorpusFiles;
 
 // Expands the inputs in order.  False with a reason (a missing or unreadable

@@ -2,6 +2,7 @@
 // length, global batch and device count by predicted tokens/s on a machine
 // profile (train/plan.h); no MPI, no device.
 #include <stddef.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,9 @@ static const CliOption specs[] = {
      "refuses, with the reason"},
     {"top", 0, NUM(CLI_INT, top), "layouts that fit to print (default 20; 0: all)"},
     {"tsv", 0, NUM(CLI_FLAG, tsv), "tab-separated numbers (bytes, seconds) instead of the table"},
-    {"max-micro-batch", 0, NUM(CLI_INT, max_micro_batch), "largest micro-batch tried (default 64)"},
+    {"max-micro-batch", 0, NUM(CLI_INT, max_micro_batch), "largest micro-batch tried (default 64; "
+     "with --grad-accum, or --exact without -b: whatever the global batch gives)",
+     .bounds = CLI_AT_LEAST, .min = 1},
     {"exact", 0, NUM(CLI_FLAG, exact), "the options below are the layout, as llama-train reads "
      "them (defaults: tp 1, cp 1, pp 1, vpp 1, zero 0, recompute none, no sp, grad-accum 1 with the "
      "micro-batch the global batch gives, when neither -b nor --grad-accum is); without it each one given narrows the search"},
@@ -74,7 +77,7 @@ static const CliTable table = {specs, (int)(sizeof specs / sizeof specs[0]), "ll
 static void defaults(PlanOptions *o) {
     memset(o, 0, sizeof *o);
     o->top = 20;
-    o->max_micro_batch = 64;
+    o->max_micro_batch = 0;   // not given
     o->tp = o->cp = o->pp = o->vpp = o->zero = o->batch_size = o->grad_accum = o->recompute = -1;
     o->offload = -1;
 }
@@ -93,8 +96,8 @@ static void check_required(const PlanOptions *o) {
     if (o->devices < 1 || o->devices > PLAN_MAX_DEVICES)
         fatal_usage("--devices N: the number of ranks, 1 to %d (got %d)", PLAN_MAX_DEVICES, o->devices);
     if (o->global_tokens < 1) fatal_usage("give --global-batch-tokens N: tokens per optimizer step");
-    if (o->max_length < 0 || o->top < 0 || o->max_micro_batch < 1)
-        fatal_usage("--max-length and --top must not be negative, --max-micro-batch at least 1");
+    if (o->max_length < 0 || o->top < 0)
+        fatal_usage("--max-length and --top must not be negative");
     if (o->grad_checkpoint && o->recompute >= 0 && o->recompute != RECOMPUTE_FULL)
         fatal_usage("--grad-checkpoint (-g) is --recompute full and contradicts --recompute %s: "
                     "give one of them", cli_choice_name(recomputes, o->recompute));
@@ -124,7 +127,9 @@ static void request_of(const PlanOptions *o, const ModelConfig *cfg, const Machi
     r->recompute = o->grad_checkpoint ? RECOMPUTE_FULL : o->recompute;
     r->sp = o->sp ? 1 : o->exact ? 0 : -1;
     r->all = o->all;
-    r->max_micro_batch = o->max_micro_batch > o->batch_size ? o->max_micro_batch : o->batch_size;
+    // Not given: 64, unless --grad-accum pins the split (then the global batch decides).
+    int most = o->max_micro_batch > 0 ? o->max_micro_batch : o->grad_accum > 0 ? INT_MAX : 64;
+    r->max_micro_batch = most > o->batch_size ? most : o->batch_size;
 }
 
 // No layout fits: why, in one line.

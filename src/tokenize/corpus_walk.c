@@ -44,3 +44,10 @@ void corpus_walk(const CorpusFiles *c, const JsonlOptions *opt, double progress_
     progress_finish(&progress);
     free(ranges);
 }
+
+void corpus_note_passed_over(const CorpusFiles *c) {
+    if (c->compressed > 0)
+        info("note: passed over %d compressed file%s in the input folders (first: %s): only "
+             ".jsonl, .json and their .zst are read; decompress them, or recompress with zstd",
+             c->compressed, c->compressed == 1 ? "" : "s", c->compressed_first);
+}

@@ -10,6 +10,10 @@
 
 typedef void (*RecordFn)(void *ctx, const JsonlRecord *rec, int file);
 
+// A note (rank 0) when the input folders held compressed corpus files that
+// are not read (.jsonl.gz, ...): a whole source would be missing silently.
+void corpus_note_passed_over(const CorpusFiles *c);
+
 // Returns this rank's counts in *counts.
 void corpus_walk(const CorpusFiles *c, const JsonlOptions *opt, double progress_every,
                  RecordFn fn, void *ctx, JsonlCounts *counts);

@@ -32,6 +32,7 @@ void tokenize_bench(const TokenizeOptions *o) {
     char err[1024];
     CorpusFiles c;
     if (!corpus_files_expand(o->inputs.items, o->inputs.n, &c, err, sizeof err)) fatal("%s", err);
+    corpus_note_passed_over(&c);
     Tokenizer *tok = tokenizer_load(o->tokenizer, err, sizeof err);
     if (!tok) fatal("%s", err);
     JsonlOptions jo = {o->text_key, (size_t)o->max_record_bytes, o->skip_bad};

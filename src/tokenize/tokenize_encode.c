@@ -360,6 +360,7 @@ void tokenize_encode(const TokenizeOptions *o) {
     char err[1024] = "";
     CorpusFiles c;
     agree_or_exit(corpus_files_expand(o->inputs.items, o->inputs.n, &c, err, sizeof err), err);
+    corpus_note_passed_over(&c);
     EncodeState s = {.tok = load_tokenizer(o), .last = -1, .n_files = c.n,
                      .val_fraction = o->val_fraction, .seed = (uint64_t)o->seed};
     comm_world(&s.world);

@@ -63,7 +63,8 @@ void tokenize_train_output_check(const CorpusFiles *c, const char *path, bool ov
     else if (exists && !overwrite)
         snprintf(err, sizeof err, "--output %s exists (a tokenizer shards were encoded with "
                  "need it as it is): give another path, or --overwrite to replace it", path);
-    else if (!exists) {   // its folder, before the corpus is read (minutes), not after
+    else if (!exists && util_world_rank() == 0) {   // its folder (rank 0 writes the file),
+                                                     // before the corpus is read, not after
         char dir[4096];
         const char *slash = strrchr(path, '/');
         snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1,
@@ -83,6 +84,7 @@ void tokenize_train(const TokenizeOptions *o) {
     char err[1024] = "";
     CorpusFiles c;
     agree_or_exit(corpus_files_expand(o->inputs.items, o->inputs.n, &c, err, sizeof err), err);
+    corpus_note_passed_over(&c);
     tokenize_train_output_check(&c, o->output, o->overwrite);
     int n_specials;
     char **specials = special_list(o, &n_specials);

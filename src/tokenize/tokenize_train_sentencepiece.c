@@ -59,6 +59,7 @@ void tokenize_train_sentencepiece(const TokenizeOptions *o) {
     model_path(o->output, path, sizeof path);
     CorpusFiles c;
     agree_or_exit(corpus_files_expand(o->inputs.items, o->inputs.n, &c, err, sizeof err), err);
+    corpus_note_passed_over(&c);
     tokenize_train_output_check(&c, path, o->overwrite);
     double t0 = now_seconds();
     Text text = {0};

@@ -440,7 +440,8 @@ static void add_micro_batches(const PlanRequest *r, PlanLayout l, int64_t per_ra
         int64_t B = r->B > 0 ? r->B : per_rank % r->M == 0 ? per_rank / r->M : 0;
         l.B = (int)(B > 0 ? B : 1);
         l.M = r->M > 0 ? r->M : (int)(per_rank / l.B);
-        if (B > 0 && per_rank % B == 0 && wanted(r->M, (int)(per_rank / B))) {
+        bool splits = B > 0 && per_rank % B == 0 && wanted(r->M, (int)(per_rank / B));
+        if (splits && B <= r->max_micro_batch) {
             add_layout(r, &l, rs);
             return;
         }
@@ -450,8 +451,12 @@ static void add_micro_batches(const PlanRequest *r, PlanLayout l, int64_t per_ra
         if (r->B > 0 && r->M > 0) snprintf(given, sizeof given, "-b %d × --grad-accum %d", r->B, r->M);
         else if (r->B > 0) snprintf(given, sizeof given, "a multiple of -b %d", r->B);
         else snprintf(given, sizeof given, "a multiple of --grad-accum %d", r->M);
-        snprintf(row->why, sizeof row->why, "refused: the global batch gives each of the %d "
-                 "data-parallel ranks %lld sequences, not %s", l.dp, (long long)per_rank, given);
+        if (splits)
+            snprintf(row->why, sizeof row->why, "refused: micro-batch %lld is above "
+                     "--max-micro-batch %d", (long long)B, r->max_micro_batch);
+        else
+            snprintf(row->why, sizeof row->why, "refused: the global batch gives each of the %d "
+                     "data-parallel ranks %lld sequences, not %s", l.dp, (long long)per_rank, given);
         return;
     }
     for (int B = 1; B <= per_rank && B <= r->max_micro_batch; B++) {
