@@ -95,6 +95,21 @@ else
   fail "schedule after a skipped step and a resume" "exit $rc1/$rc2; lr $(lrs "$TMP/clock.jsonl")vs $(lrs "$TMP/clock2.jsonl")"
 fi
 
+# ---- --num-epochs with a rollback that skips samples: the epoch ends where its data does ----
+# One shard of 4,000 tokens: (4000 − 1) / 32 = 124 samples, 31 steps of 4.  NaN gradients in
+# samples 20-32 (steps 6-8) roll back to step 4 keeping the data position (32 drawn): the
+# 92 samples left are 23 steps, so the run ends at step 27 with all 124 drawn, not at step
+# 31 with 16 samples of a second epoch.
+printf '{"text": "%s"}\n' "$(head -c 4000 /dev/zero | tr '\0' 'e')" >"$TMP/ep.jsonl"
+"$BIN/llama-tokenize" encode --tokenizer bytes --input "$TMP/ep.jsonl" --output "$TMP/ep" --val-fraction 0 >/dev/null 2>&1
+LLAMA_TEST_NAN_SAMPLES=20:32 timeout 120 "$T" -c tiny -d "$TMP/ep" -l 32 --seed 3 -e 1 -b 4 -i 4 -o "$TMP/epr" \
+  --max-bad-steps 3 >"$TMP/epr.out" 2>&1
+last=$(ls -d "$TMP/epr"/step_* | tail -1)
+drawn=$("$BIN/llama-ckpt" info "$last" 2>/dev/null | sed -n 's/^data position: \([0-9]*\) samples drawn.*/\1/p')
+if [ "$(basename "$last")" = step_0000027 ] && [ "$drawn" = 124 ] && grep -q "ROLLBACK" "$TMP/epr.out"; then
+  pass "--num-epochs 1 with a rollback skipping 16 samples: ends at step 27, the epoch's 124 samples drawn"
+else fail "--num-epochs with a rollback" "ends at $(basename "$last"), $drawn drawn; $(grep -E 'ROLLBACK|note|error' "$TMP/epr.out" | head -3)"; fi
+
 # ---- (b) a skipped step leaves master weights and Adam moments bit-identical ----
 run b3 1 -b 4 --steps 3 -i 3 -o "$TMP/b"
 LLAMA_TEST_NAN_SAMPLES=12:16 run b4 1 -b 4 --steps 4 -i 4 -o "$TMP/b" -f "$TMP/b/step_0000003"
@@ -185,7 +200,8 @@ expect_usage_error "negative --max-bad-steps" "--max-bad-steps: expected an inte
   "$T" "${COMMON[@]}" --steps 1 --max-bad-steps -2
 expect_error "malformed --spike-threshold" "--spike-threshold: expected a number >= 0, got 'high'" \
   "$T" "${COMMON[@]}" --steps 1 --spike-threshold high
-if "$T" --help | grep -q -- "--spike-threshold N" && "$T" --help | grep -q -- "--max-bad-steps N"; then
+help=$("$T" --help)   # whole: grep -q leaving early would break llama-train's pipe
+if grep -q -- "--spike-threshold N" <<<"$help" && grep -q -- "--max-bad-steps N" <<<"$help"; then
   pass "--help lists --spike-threshold and --max-bad-steps"
 else
   fail "--help" "the options are not listed"
