@@ -110,6 +110,21 @@ if [ "$(basename "$last")" = step_0000027 ] && [ "$drawn" = 124 ] && grep -q "RO
   pass "--num-epochs 1 with a rollback skipping 16 samples: ends at step 27, the epoch's 124 samples drawn"
 else fail "--num-epochs with a rollback" "ends at $(basename "$last"), $drawn drawn; $(grep -E 'ROLLBACK|note|error' "$TMP/epr.out" | head -3)"; fi
 
+# ---- a save inside a spike streak prunes nothing ----
+# Noise in steps 46-49 (samples 180-196): four spikes in a row, under --max-bad-steps 5, when
+# the run ends.  Its final save holds the suspect model; with --keep-checkpoints 1 it must not
+# prune step 40, the last good checkpoint.
+run sp30 1 -b 4 --lr 3e-3 -s 2 --steps 30 -i 30 -o "$TMP/sp"
+LLAMA_TEST_NOISE_SAMPLES=180:196 run sp49 1 -b 4 --lr 3e-3 -s 2 --steps 49 -i 10 -o "$TMP/sp" \
+  -f "$TMP/sp/step_0000030" --keep-checkpoints 1
+got=$(decisions "$TMP/sp49.jsonl")
+if [[ "$got" != *"46z 47z 48z 49z " ]]; then
+  skip "a save inside a spike streak" "the noise made no streak at the end here: $got"
+elif [ -d "$TMP/sp/step_0000040" ] && [ -d "$TMP/sp/step_0000049" ] &&
+     grep -q "no older checkpoint is pruned" "$TMP/sp49.out"; then
+  pass "the final save inside a spike streak keeps the last good checkpoint (step 40) under --keep-checkpoints 1"
+else fail "a save inside a spike streak" "folders: $(ls "$TMP/sp" | tr '\n' ' '); decisions $got"; fi
+
 # ---- (b) a skipped step leaves master weights and Adam moments bit-identical ----
 run b3 1 -b 4 --steps 3 -i 3 -o "$TMP/b"
 LLAMA_TEST_NAN_SAMPLES=12:16 run b4 1 -b 4 --steps 4 -i 4 -o "$TMP/b" -f "$TMP/b/step_0000003"

@@ -325,6 +325,15 @@ static CheckpointParts ckpt_parts(const Trainer *t, CheckpointOptimizer *o) {
 
 void trainer_checkpoint_save(Trainer *t) {
     CheckpointRun r = ckpt_run(t);
+    // A save inside a run of skipped or spiking steps (the final one, or a
+    // signal's) holds a suspect model: the older checkpoints all stay, so
+    // the last good one is there to go back to.
+    if (t->bad_steps > 0 && r.keep_checkpoints > 0) {
+        info("saving step %lld after %d skipped or spiking steps in a row: no older checkpoint is "
+             "pruned (--keep-checkpoints %d resumes at the next healthy save)", (long long)t->step,
+             t->bad_steps, r.keep_checkpoints);
+        r.keep_checkpoints = 0;
+    }
     CheckpointOptimizer o;
     CheckpointParts p = ckpt_parts(t, &o);
     char *options = options_format(&t->opt);
