@@ -284,6 +284,15 @@ want="learning rate: warm-up 2 steps, stable at 0.001 through step 5, then linea
 grep -qF "$want" <<<"$out" && pass "the schedule's start-up line counts steps as the step lines do" ||
   fail "schedule start-up line" "$(grep 'learning rate' <<<"$out")"
 
+# ---- the metrics log stays JSON when a loss is not finite ----
+# lr 1e300 makes every weight infinite after the first update: the evaluations' loss is
+# NaN, written null (as the step lines do), never "nan" or "inf", which JSON lacks.
+"$T" -c tiny -d "$TMP/data" -l 32 -b 2 --steps 2 --lr 1e300 -s 0 --grad-clip 0 --eval-interval 1 \
+  --eval-steps 1 --log "$TMP/nan.jsonl" >"$TMP/nan.out" 2>&1
+if grep -q '"eval_loss": null' "$TMP/nan.jsonl" && ! grep -Eiq '(: |, )-?(nan|inf)' "$TMP/nan.jsonl"; then
+  pass "a NaN evaluation loss is logged as null"
+else fail "a NaN evaluation loss in the log" "$(grep eval "$TMP/nan.jsonl" | head -2)"; fi
+
 # ---- --num-epochs resumed under another global batch: the epoch's data, once ----
 # One shard of 24,000 tokens: windows of 32 + 1 tokens overlapping by one give
 # E = (24000 − 1) / 32 = 749 samples (loader.h).  A run of one epoch at 16

@@ -1123,9 +1123,9 @@ static void log_eval(Trainer *t) {
     if (isnan(loss) && signal_anywhere(t)) return;   // stopped by a signal: nothing to log
     info("eval  step %lld | loss %.4f | perplexity %.2f", (long long)t->step, loss, exp(loss));
     if (t->log) {
-        char line[256];
-        snprintf(line, sizeof line, "{\"step\": %lld, \"eval_loss\": %.9g}", (long long)t->step,
-                 loss);
+        char line[256], v[32];   // non-finite: null (JSON has no NaN or Infinity)
+        snprintf(line, sizeof line, "{\"step\": %lld, \"eval_loss\": %s}", (long long)t->step,
+                 metrics_json_number(loss, v));
         logfile_line(t->log, line);
     }
 }
@@ -1446,9 +1446,10 @@ static int run_eval_only(Trainer *t) {
          tokens / t->T, t->T);
     if (t->log) {
         char line[320];
-        snprintf(line, sizeof line, "{\"step\": %lld, \"eval_loss\": %.9g, \"eval_perplexity\": "
-                 "%.9g, \"eval_tokens\": %.0f, \"eval_only\": true}", (long long)t->step, loss,
-                 exp(loss), tokens);
+        char v[32], p[32];
+        snprintf(line, sizeof line, "{\"step\": %lld, \"eval_loss\": %s, \"eval_perplexity\": "
+                 "%s, \"eval_tokens\": %.0f, \"eval_only\": true}", (long long)t->step,
+                 metrics_json_number(loss, v), metrics_json_number(exp(loss), p), tokens);
         logfile_line(t->log, line);
     }
     print_sample(t);
