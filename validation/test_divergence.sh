@@ -110,6 +110,17 @@ if [ "$(basename "$last")" = step_0000027 ] && [ "$drawn" = 124 ] && grep -q "RO
   pass "--num-epochs 1 with a rollback skipping 16 samples: ends at step 27, the epoch's 124 samples drawn"
 else fail "--num-epochs with a rollback" "ends at $(basename "$last"), $drawn drawn; $(grep -E 'ROLLBACK|note|error' "$TMP/epr.out" | head -3)"; fi
 
+# ---- a rollback never goes to an older run's checkpoint than the one this run started from ----
+# The run starts from dA's step 4 with -o dB, which holds another run's step 2 (another --lr):
+# NaN gradients at steps 5-7 roll back to dA's step 4, not to dB's step 2.
+run dA 1 -b 4 --steps 4 -o "$TMP/dA"
+run dB 1 -b 4 --steps 2 -o "$TMP/dB" --lr 1e-2
+LLAMA_TEST_NAN_SAMPLES=16:28 run dAB 1 -b 4 --steps 8 -f "$TMP/dA/step_0000004" -o "$TMP/dB" -i 4 --max-bad-steps 3
+if grep -q "rolling back to $TMP/dA/step_0000004" "$TMP/dAB.out" &&
+   grep -q '"rollback": true, "from_step": 7' "$TMP/dAB.jsonl" && [ "$(decisions "$TMP/dAB.jsonl")" = "5s 6s 7s R4 5 6 7 8 " ]; then
+  pass "a rollback in a run loaded from elsewhere goes back to its start (step 4), not to the folder's older step 2"
+else fail "rollback to an older run's checkpoint" "decisions '$(decisions "$TMP/dAB.jsonl")'; $(grep -E 'ROLLBACK|note' "$TMP/dAB.out" | head -3)"; fi
+
 # ---- a save inside a spike streak prunes nothing ----
 # Noise in steps 46-49 (samples 180-196): four spikes in a row, under --max-bad-steps 5, when
 # the run ends.  Its final save holds the suspect model; with --keep-checkpoints 1 it must not

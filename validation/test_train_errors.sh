@@ -181,6 +181,8 @@ expect_error "--log and --dump-batches one file" "--log and --dump-batches are o
   "$T" "${D[@]}" --log "$TMP/same.jsonl" --dump-batches "$TMP/same.jsonl"
 expect_error "--log and --dump-batches one new file, spelt two ways" "--log and --dump-batches are one file" \
   "$T" "${D[@]}" --log "$TMP/same2.bin" --dump-batches "$TMP/./same2.bin"
+expect_error "--log one of --dump-batches' per-rank files" "--log $TMP/dd.dp1 is a file --dump-batches $TMP/dd writes under data parallelism" \
+  "$T" -c tiny --bench -l 16 --steps 1 --log "$TMP/dd.dp1" --dump-batches "$TMP/dd"
 expect_error "--log a new .h5 in the --dataset folder" "would be a .h5 file in the --dataset folder" \
   "$T" "${D[@]}" --log "$DATA/new.h5"
 expect_error "--log a new .h5 beside the --dataset shard" "would be a .h5 file in the --dataset folder" \

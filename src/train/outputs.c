@@ -106,6 +106,14 @@ static bool outputs_apart(const TrainOptions *o, const char *deck, char *err, in
         snprintf(err, len, "--log and --dump-batches are one file (%s): give two", o->log);
         return false;
     }
+    size_t n = strlen(b);   // data-parallel ranks dump into B.dp0, B.dp1, ...
+    if (dump && o->log[0] && !strncmp(a, b, n) && !strncmp(a + n, ".dp", 3) && a[n + 3] &&
+        strspn(a + n + 3, "0123456789") == strlen(a + n + 3)) {
+        snprintf(err, len, "--log %s is a file --dump-batches %s writes under data parallelism "
+                 "(one per data-parallel rank: %s.dp0, %s.dp1, ...): give another", o->log,
+                 o->dump_batches, o->dump_batches, o->dump_batches);
+        return false;
+    }
     return (!o->log[0] || (output_not_input("--log", o->log, o, deck, err, len) &&
                            not_a_shard("--log", o->log, o, err, len) &&
                            outside_ckpt_names("--log", o->log, o, err, len))) &&

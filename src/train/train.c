@@ -388,6 +388,7 @@ static void resume(Trainer *t) {
     }
     ckpt_load(t, dir);
     t->loaded = true;
+    snprintf(t->resumed_from, sizeof t->resumed_from, "%s", dir);
     ckpt_dir_name(t->opt.save_dir, t->step, false, own, sizeof own);
     if (t->opt.save_dir[0] && file_kind_same(dir, own)) t->saved_step = t->step;
     t->start_step = t->step;
@@ -913,6 +914,13 @@ static void rollback(Trainer *t, const char *why) {
     if (!checkpoint_newest(&r, dir, sizeof dir))
         fatal_all("%s, and %s holds no checkpoint to roll back to: lower --lr or raise "
                   "--warmup-steps, and save checkpoints (-i N)", why, t->opt.save_dir);
+    // Older than the checkpoint this run started from: another run's (a --load
+    // from elsewhere into a --save-dir with older checkpoints); back to the start.
+    if (t->resumed_from[0] && ckpt_dir_step_of(dir) < t->start_step) {
+        info("note: the newest checkpoint in %s (%s) is older than the one this run started "
+             "from: rolling back to %s", t->opt.save_dir, dir, t->resumed_from);
+        snprintf(dir, sizeof dir, "%s", t->resumed_from);
+    }
     if (++t->rollbacks > ROLLBACK_LIMIT)
         fatal_all("%s again after %d rollbacks to %s, whatever data it saw: the run diverges; lower "
                   "--lr or raise --warmup-steps and resume with --load auto", why, ROLLBACK_LIMIT, dir);

@@ -45,6 +45,7 @@ typedef struct Trainer {
     bool loaded;                 // it started from a checkpoint (else from initial or
                                  // --init-hf weights, which a rerun makes again)
     int64_t start_step;          // the step it started at
+    char resumed_from[4200];     // the checkpoint it loaded at the start ("": none)
     int stop_signal;             // SIGTERM or SIGUSR1 that stopped the run (0: none)
     double weight_max0;          // largest |master weight| of the last save (or the start)
     uint64_t nan_window[2];      // test hooks (train.c): steps starting in these global
