@@ -223,6 +223,17 @@ if wait_for '"step": 3,' "$TMP/ctrlc.jsonl" 60; then
   else fail "SIGINT" "exit $rc: $(tail -3 "$TMP/ctrlc.out")"; fi
 else kill -9 $pid 2>/dev/null; fail "SIGINT" "the run did not reach step 3"; fi
 
+# ---- a signal during the closing evaluation: saved, marked preempted, the rest left to the requeue ----
+LLAMA_TEST_SIGNAL_AT_CLOSE=0 "$T" "${D[@]}" --steps 3 --eval-interval 2 --eval-steps 0 -o "$TMP/ce" \
+  --export-hf "$TMP/cehf" >"$TMP/ce.out" 2>&1; rc=$?
+"$T" "${D[@]}" --steps 3 --eval-interval 2 --eval-steps 0 -o "$TMP/ce" --load auto --export-hf "$TMP/cehf" \
+  --log "$TMP/ce2.jsonl" >"$TMP/ce2.out" 2>&1; rc2=$?
+if [ $rc -eq 0 ] && grep -q "stopped at step 3 by a signal" "$TMP/ce.out" && ! grep -q "exported" "$TMP/ce.out" &&
+   [ $rc2 -eq 0 ] && grep -q '"step": 3, "eval_loss"' "$TMP/ce2.jsonl" && [ -f "$TMP/cehf/model.safetensors" ] &&
+   [ ! -e "$TMP/ce/preempted" ]; then
+  pass "SIGTERM during the closing evaluation: step 3 saved and marked preempted, no export; the requeue evaluates and exports"
+else fail "SIGTERM during the closing evaluation" "exit $rc/$rc2: $(tail -n 2 "$TMP/ce.out") / $(tail -n 1 "$TMP/ce2.out")"; fi
+
 # ---- the learning-rate schedule's styles, step by step ----
 # lr_schedule_check STYLE WANT OPTIONS...: the steps' learning rates (the step
 # lines' "lr" column) are WANT, worked out by hand from the definitions: warm-up

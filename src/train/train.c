@@ -749,12 +749,13 @@ static Trainer *create_for_eval(const Ops *ops, const TrainOptions *o, const Mod
     return t;
 }
 
-// Test hook LLAMA_TEST_SIGNAL_AT_START=RANK: that rank sends itself SIGTERM
-// as start-up begins and goes on once the signal thread has taken it.
-static void test_signal_at_start(void) {
-    const char *e = getenv("LLAMA_TEST_SIGNAL_AT_START");
+// Test hooks LLAMA_TEST_SIGNAL_AT_START=RANK and LLAMA_TEST_SIGNAL_AT_CLOSE=RANK:
+// that rank sends itself SIGTERM as start-up begins (as the closing evaluation
+// begins) and goes on once the signal thread has taken it.
+static void test_signal_at(const char *hook) {
+    const char *e = getenv(hook);
     if (!e || !e[0] || atoi(e) != util_world_rank()) return;
-    info("test hook LLAMA_TEST_SIGNAL_AT_START: rank %d sends itself SIGTERM", util_world_rank());
+    info("test hook %s: rank %d sends itself SIGTERM", hook, util_world_rank());
     kill(getpid(), SIGTERM);
     while (!signals_pending()) sched_yield();
 }
@@ -763,7 +764,7 @@ Trainer *trainer_create(const Ops *ops, const TrainOptions *o, const ModelConfig
     agree_on_job(o, cfg);
     watchdog_start(o->hang_timeout, util_world_rank());
     watchdog_beat("starting up (model, data, checkpoint)", 0);
-    test_signal_at_start();
+    test_signal_at("LLAMA_TEST_SIGNAL_AT_START");
     select_attention(ops, o);
     if (o->profile) ops = ops_profile_wrap(ops);
     if (o->eval_only) return create_for_eval(ops, o, cfg);
@@ -1436,6 +1437,7 @@ static bool train_to_end(Trainer *t) {
 // Megatron saves at the end whenever --save is given); false when the final
 // model diverged and the run rolled back.
 static bool close_training(Trainer *t) {
+    test_signal_at("LLAMA_TEST_SIGNAL_AT_CLOSE");
     if (t->val && t->opt.eval_interval > 0 && t->step % t->opt.eval_interval != 0) log_eval(t);
     return !t->opt.save_dir[0] || t->saved_step == t->step || save_checked(t);
 }
@@ -1489,6 +1491,14 @@ int trainer_run(Trainer *t) {
     do {
         if (!train_to_end(t)) return t->opt.save_dir[0] ? 0 : 128 + t->stop_signal;
     } while (!close_training(t));
+    // A signal during the closing evaluation or save: the steps are saved, but
+    // what follows (the evaluation's line, the sample, the export) is left to
+    // the requeued run (--load auto), which the preempted mark asks for.
+    if (stop_requested(t)) {
+        if (!t->opt.save_dir[0]) return 128 + t->stop_signal;
+        mark_preempted(t);
+        return 0;
+    }
     finish(t);
     print_sample(t);
     print_bench(t);
