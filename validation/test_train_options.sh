@@ -31,6 +31,13 @@ if [ "$size" = $((2 * 4 * 17 * 4)) ] && cmp -s "$TMP/one.bin" \
      <(for s in 0 1; do for r in 0 1; do dd if="$TMP/two.bin.dp$r" bs=$((2 * 17 * 4)) skip=$s count=1 status=none; done; done); then
   pass "--dump-batches: int32 rows of max-length + 1; two DP ranks' rows are one rank's batch"
 else fail "--dump-batches" "size $size, or the DP rows differ from the one-rank rows"; fi
+# A partial row at the end (a killed run, a full disk) is cut before the next run appends.
+cp "$TMP/one.bin" "$TMP/cut.bin" && printf 'xxxxx' >>"$TMP/cut.bin"
+"$T" "${D[@]}" -b 4 --dump-batches "$TMP/cut.bin" >"$TMP/cut.out" 2>&1
+if [ "$(stat -c %s "$TMP/cut.bin")" = $((2 * size)) ] && cmp -s "$TMP/cut.bin" <(cat "$TMP/one.bin" "$TMP/one.bin") &&
+   grep -q "its last 5 bytes were cut" "$TMP/cut.out"; then
+  pass "--dump-batches after a partial row: the 5 bytes cut, the next run's rows aligned"
+else fail "--dump-batches after a partial row" "size $(stat -c %s "$TMP/cut.bin"), $(grep -i warn "$TMP/cut.out")"; fi
 
 # -l 0 (as a run deck from a checkpoint's options holds it) is the model's max_seq_len.
 if "$T" -c tiny -l 0 --describe | grep -q "model FLOPs per token at sequence 256:"; then

@@ -63,6 +63,20 @@ void logfile_line(LogFile *l, const char *line) {
     logfile_write(l, "\n", 1);
 }
 
+long long logfile_align(LogFile *l, size_t record) {
+    struct stat st;
+    int fd = fileno(l->f);
+    if (record == 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    long long cut = (long long)(st.st_size % (off_t)record);
+    if (cut > 0 && ftruncate(fd, st.st_size - cut) != 0) {
+        warn("cannot cut the partial record at the end of '%s': %s; the run goes on without "
+             "writing it", l->path, strerror(errno));
+        l->failed = true;
+        return 0;
+    }
+    return cut;
+}
+
 void logfile_close(LogFile *l) {
     if (!l) return;
     fclose(l->f);

@@ -20,6 +20,10 @@ void logfile_write(LogFile *f, const void *data, size_t bytes);
 // line + '\n'; the first one ends a partial line left at the file's end (a
 // run killed mid-write) so that every line stays one JSON object.
 void logfile_line(LogFile *f, const char *line);
+// A file of fixed-size records (the token dump): a partial record at its end
+// (a run killed mid-write, a full disk) is cut off before the first append,
+// so that the records after it stay aligned.  The bytes cut, or 0.
+long long logfile_align(LogFile *f, size_t record);
 void logfile_close(LogFile *f);
 
 #endif

@@ -570,6 +570,10 @@ static void open_outputs(Trainer *t) {
         if (t->grid.dp > 1) snprintf(path, sizeof path, "%s.dp%d", t->opt.dump_batches, t->grid.dp_rank);
         else snprintf(path, sizeof path, "%s", t->opt.dump_batches);
         if (!(t->dump = logfile_open(path, err, sizeof err))) fatal("%s", err);
+        long long cut = logfile_align(t->dump, (size_t)(t->T + 1) * sizeof(int32_t));   // one row
+        if (cut > 0)
+            warn("%s ended in a partial row of tokens (a killed run, a full disk): its last %lld "
+                 "bytes were cut so that the rows appended stay aligned", path, cut);
     }
 }
 
