@@ -215,4 +215,12 @@ else fail "resume with another --max-length" "$(grep -i "note\|error" "$TMP/win.
 if grep -q "note: the dataset holds [0-9]* samples now, [0-9]* when the checkpoint was saved" "$TMP/one2.out"; then
   pass "resume on a dataset of more samples (one stream): a note that the epoch's order changed"
 else fail "resume on a changed dataset" "$(grep -i "note\|error" "$TMP/one2.out" | head -3)"; fi
+# A one-stream checkpoint resumed with --data-mix: the sources start at their beginnings, and
+# a note says that samples may come again (no per-source position to continue from).
+"$T" -c tiny -d "$MIX" -l 32 -b 2 --seed 5 --steps 2 -o "$TMP/stream" >/dev/null 2>&1
+out=$("$T" -c tiny -d "$MIX" -l 32 -b 2 --seed 5 --steps 3 -o "$TMP/stream" -f auto \
+      --data-mix c4=0.5,wikipedia_sample=0.5 2>&1)
+grep -q "note: the checkpoint drew 4 samples as one stream (no --data-mix): each source of --data-mix starts at its beginning" <<<"$out" &&
+  pass "a one-stream checkpoint resumed with --data-mix: a note that the sources start over" ||
+  fail "one stream to --data-mix" "$(grep -E 'note|error' <<<"$out" | head -3)"
 finish

@@ -565,6 +565,10 @@ bool loader_state_restore(const Loader *l, const int64_t *v, int n, const char *
     if (ok && l && !l->mixed && drawn)
         info("note: the checkpoint's per-source data positions (--data-mix) are dropped: this "
              "run reads its sources as one stream");
+    if (ok && l && l->mixed && !drawn && d.consumed > 0)
+        info("note: the checkpoint drew %llu samples as one stream (no --data-mix): each source "
+             "of --data-mix starts at its beginning, so samples trained on may come again",
+             (unsigned long long)d.consumed);
     ok = ok && (!l || !o || same_separator(l, o, err, err_len));
     bool resized = ok && l && o && note_changed_data(l, o, d.consumed);
     if (ok && l && !l->mixed) d.n_sources = 0;
