@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/util.h"
+#include "fs/dirs.h"
 #include "fs/paths.h"
 
 int atomic_file_create(const char *path, char **tmp, char *err, int err_len) {
@@ -29,14 +30,11 @@ void atomic_file_discard(int fd, const char *tmp) {
     if (tmp) unlink(tmp);
 }
 
-// fsync the directory holding path, so a rename in it survives a crash.
+// fsync the directory holding path, so a rename in it survives a crash; 0 or errno.
 static int dir_sync(const char *path) {
     char dir[4096];
     path_parent(path, dir, sizeof dir);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int e = fd < 0 || fsync(fd) != 0 ? errno : 0;
-    if (fd >= 0) close(fd);
-    return e;
+    return folder_sync(dir) ? 0 : errno;
 }
 
 bool atomic_file_commit(int fd, const char *tmp, const char *path, char *err, int err_len) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fs/dirs.h"
+#include "fs/paths.h"
 #include "core/file_kind.h"
 #include "core/util.h"
 
@@ -77,15 +78,6 @@ static void retire_tree(const char *path) {
     snprintf(doomed, sizeof doomed, "%s.deleting", path);
     remove_tree(doomed);
     if (rename(path, doomed) == 0) remove_tree(doomed);
-}
-
-// fsync of a file or folder, so a renamed checkpoint survives a power loss.
-static bool sync_path(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return false;
-    bool ok = fsync(fd) == 0;
-    close(fd);
-    return ok;
 }
 
 // ---- owners ----
@@ -357,18 +349,17 @@ void folder_unlock(const char *dir, const char *name) {
 
 // ---- saving ----
 
-// True when the temporary folder tmp may be removed: its owner is this
-// process or dead, or it has none (only a crash between its creation and
-// the owner file, or an older version, leaves one); else err names the owner.
 // Whether this process holds the lock of the folder that holds path.
 static bool holds_lock_of(const char *path) {
-    char lock[PATH_LEN];
-    const char *slash = strrchr(path, '/');
-    int len = slash ? (int)(slash - path) : 1;
-    snprintf(lock, sizeof lock, "%.*s/lock", len, slash ? path : ".");
+    char folder[PATH_LEN], lock[PATH_LEN + 8];
+    path_parent(path, folder, sizeof folder);
+    snprintf(lock, sizeof lock, "%s/lock", folder);
     return held_lock[0] && file_kind_same(lock, held_lock);
 }
 
+// True when the temporary folder tmp may be removed: its owner is this
+// process or dead, or it has none (only a crash between its creation and
+// the owner file, or an older version, leaves one); else err names the owner.
 static bool tmp_removable(const char *tmp, char *err, int err_len) {
     char path[PATH_LEN], who[512];
     snprintf(path, sizeof path, "%s/owner", tmp);
@@ -433,7 +424,7 @@ bool ckpt_dir_point_latest(const char *save_dir, const char *dir, char *err, int
 bool ckpt_dir_commit(const char *save_dir, const char *tmp_dir, const char *final_dir,
                      char *err, int err_len) {
     char latest_tmp[PATH_LEN], latest[PATH_LEN], doomed[PATH_LEN];
-    if (!sync_path(tmp_dir)) {
+    if (!folder_sync(tmp_dir)) {
         snprintf(err, err_len, "cannot flush '%s' to disk: %s", tmp_dir, strerror(errno));
         return false;
     }
@@ -464,7 +455,7 @@ bool ckpt_dir_commit(const char *save_dir, const char *tmp_dir, const char *fina
         return false;
     }
     if (replaced) remove_tree(doomed);
-    if (!sync_path(save_dir)) {
+    if (!folder_sync(save_dir)) {
         snprintf(err, err_len, "'%s' is saved, but flushing the folder '%s' failed: %s", final_dir,
                  save_dir, strerror(errno));
         return false;
@@ -624,7 +615,7 @@ int ckpt_dir_abandon_newer(const char *save_dir, int64_t step, char *moved, int 
         entries_free(c, n);
         if (!ok) return -1;
     }
-    if (count > 0 && !sync_path(save_dir)) {
+    if (count > 0 && !folder_sync(save_dir)) {
         snprintf(err, err_len, "cannot flush the folder '%s': %s", save_dir, strerror(errno));
         return -1;
     }

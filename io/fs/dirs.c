@@ -2,11 +2,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/util.h"
 
@@ -69,6 +71,16 @@ char **dir_names(const char *dir, bool (*keep)(const char *name), int *n) {
 void dir_names_free(char **names, int n) {
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
+}
+
+bool folder_sync(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool ok = fsync(fd) == 0;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return ok;
 }
 
 bool names_contain(char **names, int n, const char *name) {

@@ -15,6 +15,9 @@ void remove_tree(const char *path);
 // dir_names_free.
 char **dir_names(const char *dir, bool (*keep)(const char *name), int *n);
 void dir_names_free(char **names, int n);
+// fsync of folder dir, so the renames and removals in it survive a crash (a
+// power loss); false with errno set.
+bool folder_sync(const char *dir);
 // Whether name is one of the n names (dir_names' list).
 bool names_contain(char **names, int n, const char *name);
 // Whether name is longer than suffix and ends with it (a filter's test:

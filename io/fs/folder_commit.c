@@ -7,17 +7,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fs/dirs.h"
+
 static void mark_path(const char *dir, char *out, size_t len) {
     snprintf(out, len, "%s/%s", dir, FOLDER_COMMIT_MARK);
 }
 
-// fsync of folder dir: the renames and removals in it are on disk.
+// folder_sync, or false with the reason.
 static bool sync_folder(const char *dir, char *err, int err_len) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    bool ok = fd >= 0 && fsync(fd) == 0;
-    if (!ok) snprintf(err, err_len, "cannot sync the folder '%s': %s", dir, strerror(errno));
-    if (fd >= 0) close(fd);
-    return ok;
+    if (folder_sync(dir)) return true;
+    snprintf(err, err_len, "cannot sync the folder '%s': %s", dir, strerror(errno));
+    return false;
 }
 
 // Written in place, not through a temporary file: its presence is what counts,

@@ -11,6 +11,7 @@
 
 #include "fs/atomic_file.h"
 #include "fs/folder_commit.h"
+#include "fs/paths.h"
 #include "core/file_kind.h"
 #include "core/util.h"
 
@@ -299,8 +300,7 @@ static bool extras_read(const Json *j, HfConfig *hf) {
 // (then err says so).
 static bool export_unfinished(const char *file, char *err, int err_len) {
     char dir[4200];
-    const char *slash = strrchr(file, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1, slash ? file : ".");
+    path_parent(file, dir, sizeof dir);
     if (!folder_commit_unfinished(dir)) return false;
     snprintf(err, err_len, "%s holds %s: an export into it was stopped while moving its files in, "
              "so its config.json, weights and tokenizer may come from two exports; export into "

@@ -13,6 +13,7 @@
 
 #include "comm/comm.h"
 #include "tokenizer/bpe_train.h"
+#include "fs/paths.h"
 #include "text/corpus_files.h"
 #include "tokenize/corpus_walk.h"
 #include "tokenize/tokenize.h"
@@ -66,9 +67,7 @@ void tokenize_train_output_check(const CorpusFiles *c, const char *path, bool ov
     else if (!exists && util_world_rank() == 0) {   // its folder (rank 0 writes the file),
                                                      // before the corpus is read, not after
         char dir[4096];
-        const char *slash = strrchr(path, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1,
-                 slash ? (slash == path ? "/" : path) : ".");
+        path_parent(path, dir, sizeof dir);
         if (access(dir, W_OK) != 0)
             snprintf(err, sizeof err, "--output %s: cannot write in its folder %s: %s", path, dir,
                      strerror(errno));
