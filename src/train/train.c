@@ -518,45 +518,54 @@ static void load_for_eval(Trainer *t) {
     checkpoint_load_weights(&r, &p, dir);
 }
 
+static uint64_t samples_per_step(const Trainer *t) { return (uint64_t)t->B * t->M * t->grid.dp; }
+
+// --num-epochs decides the end in samples: the step at which they are all
+// drawn is the steps so far plus the whole global batches left at this
+// run's batch (at the start: the epochs' samples over the batch).
+static int64_t epoch_end_step(const Trainer *t) {
+    uint64_t target = loader_samples(t->train) * (uint64_t)t->opt.num_epochs;
+    uint64_t left = t->state.consumed >= target ? 0 : (target - t->state.consumed) / samples_per_step(t);
+    return t->step + (int64_t)left;
+}
+
+// The schedule of a run that ends at step total (its end set by --num-epochs).
+static LrSchedule epoch_schedule(const Trainer *t, int64_t total) {
+    char err[512];
+    LrSchedule s = trainer_lr_schedule(&t->opt, total);
+    if (!lr_schedule_check(&s, err, sizeof err))
+        fatal_all("%s (this run has %lld steps: --num-epochs %d of the data)", err,
+                  (long long)total, t->opt.num_epochs);
+    return s;
+}
+
 static void count_steps(Trainer *t) {
-    uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
     t->total_steps = steps_of_options(&t->opt);
-    if (t->total_steps == 0)
-        t->total_steps = (int64_t)(loader_samples(t->train) * t->opt.num_epochs / per_step);
+    if (t->total_steps > 0) return;
+    t->total_steps = epoch_end_step(t);
     if (t->total_steps < 1)
         fatal("the dataset has %llu samples of %d tokens, fewer than one step's %llu; use a "
               "smaller --batch-size or --max-length", (unsigned long long)loader_samples(t->train),
-              t->T + 1, (unsigned long long)per_step);
-    char err[512];
-    LrSchedule s = trainer_lr_schedule(&t->opt, t->total_steps);
-    if (!lr_schedule_check(&s, err, sizeof err))
-        fatal_all("%s (this run has %lld steps: --num-epochs %d of the data)", err,
-                  (long long)t->total_steps, t->opt.num_epochs);
+              t->T + 1, (unsigned long long)samples_per_step(t));
+    epoch_schedule(t, t->total_steps);
 }
 
-// --num-epochs decides the end in samples: the steps so far plus the samples
-// left at this run's global batch.  Recounted after a resume (the checkpoint
-// may have drawn at another batch, or have been recounted itself: a requeue
-// must end where its first run would) and after a rollback that skipped
-// samples; a run that kept one batch throughout keeps its first count.
+// Recounted after a resume (the checkpoint may have drawn at another batch,
+// or have been recounted itself: a requeue must end where its first run
+// would) and after a rollback that skipped samples; a run that kept one
+// batch throughout keeps its first count.
 static void recount_epoch_end(Trainer *t) {
     if (steps_of_options(&t->opt) > 0) return;
-    uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
-    uint64_t target = loader_samples(t->train) * (uint64_t)t->opt.num_epochs;
-    uint64_t left = t->state.consumed >= target ? 0 : (target - t->state.consumed) / per_step;
-    int64_t total = t->step + (int64_t)left;
+    int64_t total = epoch_end_step(t);
     if (total == t->total_steps) return;
     info("note: %llu of the %llu samples of --num-epochs %d are drawn at step %lld: at %llu "
          "samples per step the run ends at step %lld, not %lld%s", (unsigned long long)t->state.consumed,
-         (unsigned long long)target, t->opt.num_epochs, (long long)t->step,
-         (unsigned long long)per_step, (long long)total, (long long)t->total_steps,
+         (unsigned long long)(loader_samples(t->train) * (uint64_t)t->opt.num_epochs),
+         t->opt.num_epochs, (long long)t->step, (unsigned long long)samples_per_step(t),
+         (long long)total, (long long)t->total_steps,
          t->opt.lr_decay_steps > 0 ? "" : ", and the learning rate decays to that step");
     t->total_steps = total;
-    t->optim->cfg.schedule = trainer_lr_schedule(&t->opt, total);
-    char err[512];
-    if (!lr_schedule_check(&t->optim->cfg.schedule, err, sizeof err))
-        fatal_all("%s (this run now ends at step %lld: --num-epochs %d of the data)", err,
-                  (long long)total, t->opt.num_epochs);
+    t->optim->cfg.schedule = epoch_schedule(t, total);
 }
 
 static void open_outputs(Trainer *t) {
@@ -889,7 +898,7 @@ static Verdict judge_step(Trainer *t, double loss, double norm) {
 }
 
 static void log_rollback(Trainer *t, int64_t from, uint64_t skipped, const char *why) {
-    uint64_t per_step = (uint64_t)t->B * t->M * t->grid.dp;
+    uint64_t per_step = samples_per_step(t);
     info("ROLLBACK: %s: back from step %lld to the checkpoint of step %lld (rollback %d of at most "
          "%d before a newer checkpoint); skipping the %llu samples (%llu steps) read since, the "
          "next step reads from sample %llu", why, (long long)from, (long long)t->step, t->rollbacks,
