@@ -396,12 +396,17 @@ static PlanRow *rows_push(Rows *rs) {
 static bool wanted(int filter, int value) { return filter < 0 || filter == value; }
 
 // A layout, with llama-train's reason when it refuses it (predicted later).
-static void add_layout(const PlanRequest *r, const PlanLayout *l, Rows *rs) {
-    char why[320];
+// A row for a layout that cannot be planned, with the reason (--all lists it).
+static void add_refused(Rows *rs, const PlanLayout *l, const char *why) {
     PlanRow *row = rows_push(rs);
     row->lay = *l;
-    if (!layout_accepted(r, l, why, sizeof why))
-        snprintf(row->why, sizeof row->why, "refused: %s", why);
+    snprintf(row->why, sizeof row->why, "refused: %s", why);
+}
+
+static void add_layout(const PlanRequest *r, const PlanLayout *l, Rows *rs) {
+    char why[320];
+    if (layout_accepted(r, l, why, sizeof why)) rows_push(rs)->lay = *l;
+    else add_refused(rs, l, why);
 }
 
 static bool refused(const PlanRow *row) { return strncmp(row->why, "refused: ", 9) == 0; }
@@ -434,29 +439,35 @@ static void judge(const PlanRequest *r, PlanRow *row) {
                  format_bytes(m->host_memory_gib * 1073741824.0, dev, sizeof dev));
 }
 
-// Micro-batches B dividing the DP rank's sequences, in increasing order.
+// The one split of the DP rank's sequences a pinned -b or --grad-accum
+// gives, or a refused row saying why there is none.
+static void add_pinned_split(const PlanRequest *r, PlanLayout l, int64_t per_rank, Rows *rs) {
+    int64_t B = r->B > 0 ? r->B : per_rank % r->M == 0 ? per_rank / r->M : 0;
+    l.B = (int)(B > 0 ? B : 1);
+    l.M = r->M > 0 ? r->M : (int)(per_rank / l.B);
+    bool splits = B > 0 && per_rank % B == 0 && wanted(r->M, (int)(per_rank / B));
+    if (splits && B <= r->max_micro_batch) {
+        add_layout(r, &l, rs);
+        return;
+    }
+    char given[64], why[320];
+    if (r->B > 0 && r->M > 0) snprintf(given, sizeof given, "-b %d × --grad-accum %d", r->B, r->M);
+    else if (r->B > 0) snprintf(given, sizeof given, "a multiple of -b %d", r->B);
+    else snprintf(given, sizeof given, "a multiple of --grad-accum %d", r->M);
+    if (splits)
+        snprintf(why, sizeof why, "micro-batch %lld is above --max-micro-batch %d", (long long)B,
+                 r->max_micro_batch);
+    else
+        snprintf(why, sizeof why, "the global batch gives each of the %d data-parallel ranks %lld "
+                 "sequences, not %s", l.dp, (long long)per_rank, given);
+    add_refused(rs, &l, why);
+}
+
+// Micro-batches B dividing the DP rank's sequences, in increasing order (the
+// one pinned by -b or --grad-accum).
 static void add_micro_batches(const PlanRequest *r, PlanLayout l, int64_t per_rank, Rows *rs) {
-    if (r->B > 0 || r->M > 0) {   // pinned by -b or --grad-accum: the one split they give
-        int64_t B = r->B > 0 ? r->B : per_rank % r->M == 0 ? per_rank / r->M : 0;
-        l.B = (int)(B > 0 ? B : 1);
-        l.M = r->M > 0 ? r->M : (int)(per_rank / l.B);
-        bool splits = B > 0 && per_rank % B == 0 && wanted(r->M, (int)(per_rank / B));
-        if (splits && B <= r->max_micro_batch) {
-            add_layout(r, &l, rs);
-            return;
-        }
-        PlanRow *row = rows_push(rs);
-        row->lay = l;
-        char given[64];
-        if (r->B > 0 && r->M > 0) snprintf(given, sizeof given, "-b %d × --grad-accum %d", r->B, r->M);
-        else if (r->B > 0) snprintf(given, sizeof given, "a multiple of -b %d", r->B);
-        else snprintf(given, sizeof given, "a multiple of --grad-accum %d", r->M);
-        if (splits)
-            snprintf(row->why, sizeof row->why, "refused: micro-batch %lld is above "
-                     "--max-micro-batch %d", (long long)B, r->max_micro_batch);
-        else
-            snprintf(row->why, sizeof row->why, "refused: the global batch gives each of the %d "
-                     "data-parallel ranks %lld sequences, not %s", l.dp, (long long)per_rank, given);
+    if (r->B > 0 || r->M > 0) {
+        add_pinned_split(r, l, per_rank, rs);
         return;
     }
     for (int B = 1; B <= per_rank && B <= r->max_micro_batch; B++) {
@@ -515,9 +526,7 @@ static bool grid_refused(const PlanRequest *r, const PlanLayout *l, int64_t seqs
         snprintf(why, sizeof why, "the global batch of %lld sequence%s does not split over "
                  "data-parallel size %d", (long long)seqs, seqs == 1 ? "" : "s", l->dp);
     }
-    PlanRow *row = rows_push(rs);
-    row->lay = *l;
-    snprintf(row->why, sizeof row->why, "refused: %s", why);
+    add_refused(rs, l, why);
     return true;
 }
 
