@@ -384,20 +384,23 @@ static void value_of(const char *line, size_t n, char *out, size_t len) {
     snprintf(out, len, "%.*s", (int)(n > skip ? n - skip : 0), line + skip);
 }
 
-int64_t options_saved_int(const char *saved, const char *key, int64_t fallback) {
+// The value of key in saved options text into out ("" when it has none).
+static void saved_value(const char *saved, const char *key, char *out, size_t len) {
     size_t n;
     const char *line = line_of(saved, key, &n);
+    value_of(line, n, out, len);
+}
+
+int64_t options_saved_int(const char *saved, const char *key, int64_t fallback) {
     char value[64];
-    value_of(line, n, value, sizeof value);
+    saved_value(saved, key, value, sizeof value);
     int64_t v;
-    return n > 0 && parse_int64(value, &v) ? v : fallback;
+    return value[0] && parse_int64(value, &v) ? v : fallback;
 }
 
 bool options_saved_flag(const char *saved, const char *key) {
-    size_t n;
-    const char *line = line_of(saved, key, &n);
     char value[16];
-    value_of(line, n, value, sizeof value);
+    saved_value(saved, key, value, sizeof value);
     return strcmp(value, "true") == 0;
 }
 
