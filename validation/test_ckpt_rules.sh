@@ -199,6 +199,9 @@ expect_error "--load of a --save-dir: says how to load its checkpoints" \
 cp -r "$TMP/ld/step_0000002" "$TMP/ld/step_0000003.tmp"
 expect_error "--load of an unfinished save (.tmp): refused" "--load $TMP/ld/step_0000003.tmp is an unfinished save" \
   "$T" -c tiny --bench -l 16 --steps 4 --load "$TMP/ld/step_0000003.tmp"
+expect_error "--load of an unfinished save given with a trailing /: refused" \
+  "--load $TMP/ld/step_0000003.tmp/ is an unfinished save" \
+  "$T" -c tiny --bench -l 16 --steps 4 --load "$TMP/ld/step_0000003.tmp/"
 out=$("$BIN/llama-ckpt" info "$TMP/ld/step_0000003.tmp" 2>&1)
 grep -q "note: .*step_0000003.tmp is the folder of a save that did not finish" <<<"$out" &&
   pass "llama-ckpt info of an unfinished save (.tmp) says so" || fail "info of a .tmp folder" "$(tail -n 3 <<<"$out")"

@@ -60,14 +60,15 @@ int64_t ckpt_dir_step_of(const char *path) {
     return step_of_name(name);
 }
 
+bool ckpt_dir_is_unfinished(const char *path) {
+    char name[1024];
+    base_name(path, name, sizeof name);
+    return name_has_suffix(name, ".tmp");
+}
+
 bool ckpt_dir_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
 // Removes a checkpoint folder so that no crash leaves a half-deleted folder
@@ -556,8 +557,8 @@ void ckpt_dir_prune(const char *save_dir, int keep, const char *const *protect, 
         char full[PATH_LEN];
         snprintf(full, sizeof full, "%s/%s", save_dir, e->d_name);
         if (strncmp(e->d_name, "step_", 5) != 0) continue;
-        if (ends_with(e->d_name, ".deleting")) remove_tree(full);
-        else if (ends_with(e->d_name, ".tmp") && ckpt_dir_exists(full) &&
+        if (name_has_suffix(e->d_name, ".deleting")) remove_tree(full);
+        else if (name_has_suffix(e->d_name, ".tmp") && ckpt_dir_exists(full) &&
                  tmp_removable(full, err, sizeof err))
             remove_tree(full);
     }

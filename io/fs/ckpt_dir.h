@@ -25,6 +25,9 @@ void ckpt_dir_file(const char *dir, char *out, int len);
 // The step N of a folder named exactly "step_N" (a path's last component,
 // trailing slashes ignored; N of 1 to 18 digits), else -1.
 int64_t ckpt_dir_step_of(const char *path);
+// Whether path names a save under way or killed: a folder "*.tmp" (trailing
+// slashes ignored), never verified and removed by the next save.
+bool ckpt_dir_is_unfinished(const char *path);
 bool ckpt_dir_exists(const char *path);
 // Whether the folder's rules write or move a file or folder of this name in
 // save_dir (step_N and its .tmp / .deleting forms, abandoned_*, latest,

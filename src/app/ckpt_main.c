@@ -107,19 +107,12 @@ static void usage(FILE *out) {
 }
 
 // Whether dir (trailing '/' aside) is a save's .tmp folder: one that never finished.
-static bool unfinished_save(const char *dir) {
-    char base[4096];
-    snprintf(base, sizeof base, "%s", dir);
-    for (size_t n = strlen(base); n > 1 && base[n - 1] == '/'; n--) base[n - 1] = 0;
-    return name_has_suffix(base, ".tmp");
-}
-
 // dir's checkpoint_info, or every rank ends with why it is none (a .tmp
 // folder's failure says what the folder is).
 static void info_or_exit(const char *dir, CheckpointInfo *ci) {
     char err[2048], msg[2600];
     bool ok = checkpoint_info(dir, ci, err, sizeof err);
-    snprintf(msg, sizeof msg, "%s%s", err, !ok && unfinished_save(dir)
+    snprintf(msg, sizeof msg, "%s%s", err, !ok && ckpt_dir_is_unfinished(dir)
              ? "; it is the folder of a save that did not finish (killed while saving): give "
                "a step_N folder" : "");
     agree_or_exit(ok, msg);
@@ -174,7 +167,7 @@ static void print_info(const char *dir) {
     comm_free(&world);
     info("complete: yes, every tensor matches its checksum%s",
          ci.format >= 2 ? ", and the attributes their digest" : "");
-    if (unfinished_save(dir))
+    if (ckpt_dir_is_unfinished(dir))
         info("note: %s is the folder of a save that did not finish (never renamed to its step_N "
              "name): --load refuses it, and the next save removes it", dir);
     long long bad = h.nonfinite[0] + h.nonfinite[1] + h.nonfinite[2];

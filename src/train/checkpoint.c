@@ -783,10 +783,9 @@ bool checkpoint_resolve(const CheckpointRun *r, const char *load, char *dir, int
     char msg[9000], probe[4300];
     snprintf(dir, (size_t)len, "%s", load);
     ckpt_dir_file(load, probe, sizeof probe);
-    size_t n = strlen(load);
     bool ok = ckpt_dir_exists(load);
     if (!ok) snprintf(msg, sizeof msg, "--load %s: no such checkpoint folder", load);
-    else if (n > 4 && strcmp(load + n - 4, ".tmp") == 0 && (ok = false, true))
+    else if (ckpt_dir_is_unfinished(load) && (ok = false, true))
         snprintf(msg, sizeof msg, "--load %s is an unfinished save (a .tmp folder: never "
                  "verified, and removed by the next save); load a step_N folder", load);
     else if (access(probe, F_OK) != 0 && (ok = false, true))
