@@ -71,6 +71,37 @@ bool ckpt_dir_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+// Whether folder dir holds a checkpoint file (a copy stopped early, or a
+// foreign folder named step_N, holds none).
+static bool holds_checkpoint_file(const char *dir) {
+    char file[PATH_LEN + 16];
+    ckpt_dir_file(dir, file, sizeof file);
+    struct stat st;
+    return stat(file, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// The step N of a name "step_N.replaced" (the checkpoint a save of step N
+// moved aside, see ckpt_dir_commit), with the path of its step_N in final;
+// else -1.
+static int64_t replaced_step(const char *save_dir, const char *name, char *final, int len) {
+    size_t n = strlen(name), k = strlen(".replaced");
+    if (!name_has_suffix(name, ".replaced") || n - k >= 256) return -1;
+    char stem[256];
+    snprintf(stem, sizeof stem, "%.*s", (int)(n - k), name);
+    snprintf(final, (size_t)len, "%s/%s", save_dir, stem);
+    return step_of_name(stem);
+}
+
+// N of a folder "step_N.replaced" whose step_N holds no checkpoint: a crash
+// between ckpt_dir_commit's renames left the complete old checkpoint of step
+// N under that name only (until a run takes the lock and renames it back);
+// else -1.
+static int64_t orphan_replaced_step(const char *save_dir, const char *name) {
+    char final[PATH_LEN];
+    int64_t step = replaced_step(save_dir, name, final, sizeof final);
+    return step >= 0 && !holds_checkpoint_file(final) ? step : -1;
+}
+
 // Removes a checkpoint folder so that no crash leaves a half-deleted folder
 // under a complete-looking name: renamed to "<path>.deleting" first.
 static void retire_tree(const char *path) {
@@ -267,11 +298,11 @@ bool ckpt_dir_owns_name(const char *name) {
     const char *fixed[] = {"latest", "latest.tmp", "lock", "preempted"};
     for (int i = 0; i < 4; i++)
         if (strcmp(name, fixed[i]) == 0) return true;
-    const char *suffixes[] = {"", ".tmp", ".deleting"};
+    const char *suffixes[] = {"", ".tmp", ".deleting", ".replaced"};
     const char *prefixes[] = {"abandoned_step_", ".shared-probe-"};   // + step and time, + pid
     bool prefixed = false;
     for (int i = 0; i < 2; i++) prefixed |= strncmp(name, prefixes[i], strlen(prefixes[i])) == 0;
-    return prefixed || is_step_name(name, suffixes, 3);
+    return prefixed || is_step_name(name, suffixes, 4);
 }
 
 // The names the folder's rules write (latest, latest.tmp, preempted) are
@@ -292,10 +323,71 @@ static bool names_writable(const char *save_dir, char *err, int err_len) {
     return steps_are_folders(save_dir, err, err_len);
 }
 
+// Finishes one replacement of step_N (final) a crash cut short (see
+// ckpt_dir_commit): old, step_N.replaced, is the complete checkpoint step_N
+// was.  Next to a complete step_N (the new save was renamed in) it is
+// removed; without step_N it takes that name back.  *restored says which.
+static bool finish_replacement(const char *old, const char *final, bool *restored, char *err,
+                               int err_len) {
+    *restored = false;
+    if (holds_checkpoint_file(final)) {
+        remove_tree(old);
+        return true;
+    }
+    if (ckpt_dir_exists(final)) {
+        snprintf(err, err_len, "'%s' (a checkpoint moved aside by a save of its step) and '%s' "
+                 "both exist, but '%s' holds no checkpoint.h5: move one of them out of the folder",
+                 old, final, final);
+        return false;
+    }
+    if (rename(old, final) != 0) {
+        snprintf(err, err_len, "cannot rename '%s' back to '%s' (a save that replaced it was "
+                 "interrupted): %s; rename it by hand", old, final, strerror(errno));
+        return false;
+    }
+    *restored = true;
+    return true;
+}
+
+// Run by the lock's holder, the only writer of save_dir: every
+// step_N.replaced left by a crash is finished, so no later save, prune or
+// abandon sees it.  *note names what was restored.
+static bool finish_replacements(const char *save_dir, char *note, int note_len, char *err,
+                                int err_len) {
+    DIR *d = opendir(save_dir);
+    if (!d) {
+        snprintf(err, err_len, "cannot read the folder '%s': %s", save_dir, strerror(errno));
+        return false;
+    }
+    bool ok = true;
+    int restored = 0;
+    for (struct dirent *e; ok && (e = readdir(d));) {
+        char old[PATH_LEN], final[PATH_LEN];
+        snprintf(old, sizeof old, "%s/%s", save_dir, e->d_name);
+        bool back = false;
+        if (replaced_step(save_dir, e->d_name, final, sizeof final) < 0 || !ckpt_dir_exists(old))
+            continue;
+        ok = finish_replacement(old, final, &back, err, err_len);
+        size_t used = strlen(note);
+        if (back && restored++ == 0)
+            snprintf(note + used, (size_t)note_len - used, "%srestored %s from %s: a save that "
+                     "replaced it was interrupted", used ? "; " : "", final, e->d_name);
+    }
+    closedir(d);
+    if (ok && restored > 0 && !folder_sync(save_dir)) {
+        snprintf(err, err_len, "cannot flush the folder '%s': %s", save_dir, strerror(errno));
+        return false;
+    }
+    return ok;
+}
+
 bool ckpt_dir_lock(const char *save_dir, char *note, int note_len, char *err, int err_len) {
     note[0] = 0;
     if (!make_dirs(save_dir, err, err_len) || !names_writable(save_dir, err, err_len)) return false;
-    return folder_lock(save_dir, "lock", "--save-dir", note, note_len, err, err_len);
+    if (!folder_lock(save_dir, "lock", "--save-dir", note, note_len, err, err_len)) return false;
+    if (finish_replacements(save_dir, note, note_len, err, err_len)) return true;
+    ckpt_dir_unlock(save_dir);
+    return false;
 }
 
 bool folder_lock(const char *dir, const char *name, const char *option, char *note,
@@ -422,9 +514,29 @@ bool ckpt_dir_point_latest(const char *save_dir, const char *dir, char *err, int
     return atomic_file_write(path, line, (size_t)n, err, err_len);
 }
 
+// Moves the complete checkpoint final aside to old (its .replaced name; a
+// stale one, left next to a complete final, is removed first).
+static bool move_aside(const char *final, const char *old, char *err, int err_len) {
+    remove_tree(old);
+    if (rename(final, old) == 0) return true;
+    snprintf(err, err_len, "cannot move '%s' aside to '%s': %s", final, old, strerror(errno));
+    return false;
+}
+
+// Replacing a complete step_N (a stop or the final save at the step a
+// rollback went back to, with the data position past the skipped window)
+// must never leave the folder without that step: the old folder is renamed
+// to step_N.replaced, the new one renamed to step_N, and the old one removed
+// only after save_dir is flushed.  A crash between the two renames leaves
+// step_N.replaced and no step_N: the next run that takes the lock renames it
+// back (ckpt_dir_lock) and --load auto meanwhile lists it as step N; a crash
+// after them leaves both, and the lock removes the .replaced.  Removing the
+// old folder first, or renaming it to .deleting (which pruning removes),
+// would lose the newest checkpoint in that window.  renameat2's
+// RENAME_EXCHANGE would need the same fallback where the file system lacks it.
 bool ckpt_dir_commit(const char *save_dir, const char *tmp_dir, const char *final_dir,
                      char *err, int err_len) {
-    char latest_tmp[PATH_LEN], latest[PATH_LEN], doomed[PATH_LEN];
+    char latest_tmp[PATH_LEN], latest[PATH_LEN], old[PATH_LEN];
     if (!folder_sync(tmp_dir)) {
         snprintf(err, err_len, "cannot flush '%s' to disk: %s", tmp_dir, strerror(errno));
         return false;
@@ -432,35 +544,31 @@ bool ckpt_dir_commit(const char *save_dir, const char *tmp_dir, const char *fina
     if (!write_latest_tmp(save_dir, final_dir, latest_tmp, sizeof latest_tmp, err, err_len))
         return false;
     snprintf(latest, sizeof latest, "%s/latest", save_dir);
-    snprintf(doomed, sizeof doomed, "%s.deleting", final_dir);
-    bool replaced = ckpt_dir_exists(final_dir);
-    if (replaced) {
-        remove_tree(doomed);
-        if (rename(final_dir, doomed) != 0) {
-            snprintf(err, err_len, "cannot move '%s' aside: %s", final_dir, strerror(errno));
-            unlink(latest_tmp);
-            return false;
-        }
+    snprintf(old, sizeof old, "%s.replaced", final_dir);
+    bool replacing = ckpt_dir_exists(final_dir);
+    if (replacing && !move_aside(final_dir, old, err, err_len)) {
+        unlink(latest_tmp);
+        return false;
     }
     if (rename(tmp_dir, final_dir) != 0) {
         snprintf(err, err_len, "cannot rename '%s' to '%s': %s", tmp_dir, final_dir, strerror(errno));
-        if (replaced) rename(doomed, final_dir);
+        if (replacing) rename(old, final_dir);
         unlink(latest_tmp);
         return false;
     }
     if (rename(latest_tmp, latest) != 0) {   // undone: latest keeps naming the last save
         snprintf(err, err_len, "cannot update '%s': %s", latest, strerror(errno));
         rename(final_dir, tmp_dir);
-        if (replaced) rename(doomed, final_dir);
+        if (replacing) rename(old, final_dir);
         unlink(latest_tmp);
         return false;
     }
-    if (replaced) remove_tree(doomed);
-    if (!folder_sync(save_dir)) {
+    if (!folder_sync(save_dir)) {   // the old checkpoint stays as .replaced: the lock removes it
         snprintf(err, err_len, "'%s' is saved, but flushing the folder '%s' failed: %s", final_dir,
                  save_dir, strerror(errno));
         return false;
     }
+    if (replacing) remove_tree(old);
     return true;
 }
 
@@ -488,17 +596,9 @@ static int by_step_desc(const void *a, const void *b) {
     return (x < y) - (x > y);
 }
 
-// Whether folder dir holds a checkpoint file (a copy stopped early, or a
-// foreign folder named step_N, holds none).
-static bool holds_checkpoint_file(const char *dir) {
-    char file[PATH_LEN + 16];
-    ckpt_dir_file(dir, file, sizeof file);
-    struct stat st;
-    return stat(file, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 // The step_N folders of save_dir, newest first: with need_file only those
-// holding a checkpoint file (the ones to load, prune or point latest at);
+// holding a checkpoint file (the ones to load, prune or point latest at; a
+// step_N.replaced standing in for a missing step_N among them);
 // without, every one (the ones a rollback moves aside: a folder that is no
 // checkpoint is kept, never replaced by a save of its step).
 static int step_folders(const char *save_dir, bool need_file, Entry **out) {
@@ -509,6 +609,7 @@ static int step_folders(const char *save_dir, bool need_file, Entry **out) {
     struct dirent *e;
     while ((e = readdir(d))) {
         int64_t step = step_of_name(e->d_name);
+        if (step < 0 && need_file) step = orphan_replaced_step(save_dir, e->d_name);
         char full[PATH_LEN];
         snprintf(full, sizeof full, "%s/%s", save_dir, e->d_name);
         if (step < 0 || !ckpt_dir_exists(full) || (need_file && !holds_checkpoint_file(full)))

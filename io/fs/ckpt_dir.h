@@ -7,6 +7,11 @@
 //                      save is verified complete on disk
 //   step_N.deleting/   a checkpoint being removed (renamed first, so no crash
 //                      leaves a half-deleted folder under a complete name)
+//   step_N.replaced/   the complete step_N a new save of step N is replacing
+//                      (after a rollback that skipped data): moved aside, not
+//                      removed, until the new one is in place; the next run
+//                      taking the lock renames it back when step_N is missing
+//                      (a crash between the renames) and removes it otherwise
 //   abandoned_step_N_<time>/  a checkpoint newer than the one a run resumed
 //                      from, moved aside (kept; --load auto skips it)
 //   latest             names the checkpoint saved last (replaced atomically)
@@ -30,7 +35,7 @@ int64_t ckpt_dir_step_of(const char *path);
 bool ckpt_dir_is_unfinished(const char *path);
 bool ckpt_dir_exists(const char *path);
 // Whether the folder's rules write or move a file or folder of this name in
-// save_dir (step_N and its .tmp / .deleting forms, abandoned_*, latest,
+// save_dir (step_N and its .tmp / .deleting / .replaced forms, abandoned_*, latest,
 // latest.tmp, lock, preempted, the shared-folder probe): anything else put
 // there under such a name would be replaced, moved or deleted.
 bool ckpt_dir_owns_name(const char *name);
@@ -68,7 +73,8 @@ OwnerState ckpt_owner_state(const CkptOwner *o);
 // (released by an atexit handler, or ckpt_dir_unlock).  False, with the
 // other run's host and pid in err, when a live run (or one on another host,
 // which cannot be proven gone) holds it.  A lock left by a dead process is
-// taken over; *note then says so (else "").
+// taken over; *note then says so (else "").  Holding the lock, it finishes
+// the replacements a crash cut short (step_N.replaced; *note says so).
 bool ckpt_dir_lock(const char *save_dir, char *note, int note_len, char *err, int err_len);
 // Removes save_dir/lock if this process holds it.
 void ckpt_dir_unlock(const char *save_dir);
@@ -87,9 +93,10 @@ bool ckpt_dir_prepare(const char *tmp_dir, char *err, int err_len);
 // Removes a temporary folder of this process (a save that failed).
 void ckpt_dir_discard(const char *tmp_dir);
 // Makes a verified save visible: fsyncs tmp_dir, writes "latest.tmp" naming
-// final_dir, renames tmp_dir to final_dir (a folder of that name is replaced),
-// then latest.tmp to latest, and fsyncs save_dir.  On failure nothing is
-// renamed (or the rename is undone) and latest is unchanged.
+// final_dir, renames tmp_dir to final_dir (a folder of that name is moved to
+// final_dir.replaced first and removed once save_dir is flushed), then
+// latest.tmp to latest, and fsyncs save_dir.  On failure nothing is renamed
+// (or the rename is undone) and latest is unchanged.
 bool ckpt_dir_commit(const char *save_dir, const char *tmp_dir, const char *final_dir,
                      char *err, int err_len);
 // Points save_dir/latest at dir (an existing complete checkpoint).
@@ -98,7 +105,8 @@ bool ckpt_dir_point_latest(const char *save_dir, const char *dir, char *err, int
 // ---- finding, pruning, abandoning ----
 
 // Complete checkpoint folders in save_dir, newest first by step (step_N
-// without suffix), full paths in *dirs; the "latest" marker's target comes
+// without suffix, or step_N.replaced where step_N holds no checkpoint: a
+// replacement cut short, until a run takes the lock), full paths in *dirs; the "latest" marker's target comes
 // first when it exists and no complete folder is newer (a save stopped
 // between renaming its folder and updating latest leaves latest behind).
 // Returns the count.

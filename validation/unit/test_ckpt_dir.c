@@ -4,8 +4,9 @@
 // temporary folder and when that owner is provably gone; the lock refusing a
 // live owner and taking over a dead one's; pruning that keeps the protected
 // folders and the temporary folders of live processes; abandoned checkpoints
-// moved aside.  Live and dead processes are real children of this test (one
-// blocked on a pipe, one already reaped).
+// moved aside; a replaced checkpoint never lost to a crash between renames.
+// Live and dead processes are real children of this test (one blocked on a
+// pipe, one already reaped).
 #include <dirent.h>
 #include <mpi.h>
 #include <signal.h>
@@ -318,6 +319,79 @@ static void test_prune(void) {
     check_end();
 }
 
+// ---- replacing a complete checkpoint (a save of the step a rollback went back to) ----
+
+// Writes word into parent/name/which (which save a folder holds).
+static void mark(const char *parent, const char *name, const char *word) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s/which", parent, name);
+    FILE *f = fopen(p, "w");
+    if (f) fprintf(f, "%s\n", word);
+    if (f) fclose(f);
+}
+
+// Whether parent/name/which holds word.
+static bool marked(const char *parent, const char *name, const char *word) {
+    char p[1024], got[64] = "";
+    snprintf(p, sizeof p, "%s/%s/which", parent, name);
+    FILE *f = fopen(p, "r");
+    if (f && fgets(got, sizeof got, f)) got[strcspn(got, "\n")] = 0;
+    if (f) fclose(f);
+    return strcmp(got, word) == 0;
+}
+
+static void test_replace(void) {
+    char d[600], err[4096], note[4096], tmp[700], final[700];
+    snprintf(d, sizeof d, "%s/replace", dir);
+    mkdir(d, 0755);
+    make_dir(d, "step_0000002");
+    make_dir(d, "step_0000004");
+    mark(d, "step_0000004", "old");
+    snprintf(tmp, sizeof tmp, "%s/step_0000004.tmp", d);
+    snprintf(final, sizeof final, "%s/step_0000004", d);
+
+    check_begin("a save of an existing step replaces it, and nothing of the old one stays");
+    CHECK(ckpt_dir_prepare(tmp, err, sizeof err), "prepare: %s", err);
+    make_dir(d, "step_0000004.tmp");
+    mark(d, "step_0000004.tmp", "new");
+    CHECK(ckpt_dir_commit(d, tmp, final, err, sizeof err), "commit: %s", err);
+    CHECK(marked(d, "step_0000004", "new"), "step 4 is not the new save");
+    CHECK(!exists(d, "step_0000004.tmp") && !exists(d, "step_0000004.replaced") &&
+              !exists(d, "step_0000004.deleting"), "a leftover of the replacement stays");
+    CHECK(ckpt_dir_owns_name("step_0000004.replaced"), "the folder's rules do not own .replaced");
+    check_end();
+
+    check_begin("a crash between the renames (step_N.replaced, no step_N): step N is found and restored");
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "mv %s %s.replaced", final, final);
+    sh(cmd);
+    make_dir(d, "step_0000004.tmp");   // the new save, complete but never renamed
+    mark(d, "step_0000004.tmp", "newer");
+    char **dirs;
+    int n = ckpt_dir_list(d, &dirs);   // a reader without the lock (--eval-only)
+    CHECK(n == 2 && strstr(dirs[0], "step_0000004"), "--load auto would take %s",
+          n > 0 ? dirs[0] : "nothing");
+    ckpt_dir_list_free(dirs, n);
+    CHECK(ckpt_dir_lock(d, note, sizeof note, err, sizeof err), "lock: %s", err);
+    CHECK(strstr(note, "restored") && strstr(note, "step_0000004"), "no note: '%s'", note);
+    CHECK(marked(d, "step_0000004", "new") && !exists(d, "step_0000004.replaced"),
+          "step 4 is not the complete checkpoint it was");
+    n = ckpt_dir_list(d, &dirs);
+    CHECK(n == 2 && strcmp(dirs[0], final) == 0, "--load auto takes %s", n > 0 ? dirs[0] : "nothing");
+    ckpt_dir_list_free(dirs, n);
+    ckpt_dir_unlock(d);
+    check_end();
+
+    check_begin("a crash after the renames (step_N and step_N.replaced): the new one stays");
+    make_dir(d, "step_0000004.replaced");
+    mark(d, "step_0000004.replaced", "old");
+    CHECK(ckpt_dir_lock(d, note, sizeof note, err, sizeof err), "lock: %s", err);
+    CHECK(marked(d, "step_0000004", "new") && !exists(d, "step_0000004.replaced"),
+          "the new step 4 was replaced, or the old one kept");
+    ckpt_dir_unlock(d);
+    check_end();
+}
+
 int main(int argc, char **argv) {
     // The children first, before MPI: one alive until this test ends (blocked
     // on a pipe), one that ended and was reaped.
@@ -343,6 +417,7 @@ int main(int argc, char **argv) {
     test_big_steps();
     test_owners();
     test_prune();
+    test_replace();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     sh(cmd);
