@@ -5,6 +5,7 @@
 # import-hf refuses a run's folder (case 3); one live run per --save-dir (the
 # lock), a dead run's lock is taken over; a run without -o or -i stopped by a
 # signal saves nothing and leaves the default folder of another run alone; a
+# replacement of a checkpoint killed between its renames loses nothing; a
 # --save-dir the ranks do not share is refused at the start, and a collective
 # file create in a folder some rank lacks fails on every rank (no hang).
 source "$(dirname "$0")/lib.sh"
@@ -247,6 +248,25 @@ if "$T" -c tiny --bench -l 16 --steps 7 -o "$LB" -f auto >"$TMP/lb2.out" 2>&1 &&
    [ "$(cat "$LB/latest")" = step_0000007 ]; then
   pass "--load auto with latest behind a newer complete checkpoint: the newer one, a note, nothing abandoned"
 else fail "latest behind" "$(ls "$LB" | tr '\n' ' '); $(grep -iE "note|loaded|abandon" "$TMP/lb2.out" | head -3)"; fi
+
+# ---- a save that replaced step_N, killed between its two renames ----
+# A stop right after a rollback saves its step again: the old step_N is renamed to
+# step_N.replaced, then the new step_N.tmp to step_N.  Killed in between, the folder holds
+# step_0000006.replaced and an unfinished step_0000006.tmp, no step_0000006: the newest
+# checkpoint must not be lost (--load auto resuming from step 3), and a reader lists it.
+RP=$TMP/replaced
+"$T" -c tiny --bench -l 16 --steps 6 -i 3 -o "$RP" >"$TMP/rp1.out" 2>&1 || fail "replaced: the first run" "$(tail -2 "$TMP/rp1.out")"
+mv "$RP/step_0000006" "$RP/step_0000006.replaced"
+cp -r "$RP/step_0000006.replaced" "$RP/step_0000006.tmp" && truncate -s 4096 "$RP/step_0000006.tmp/checkpoint.h5"
+listed=$("$BIN/llama-ckpt" info "$RP" 2>&1)
+if "$T" -c tiny --bench -l 16 --steps 7 -o "$RP" -f auto >"$TMP/rp2.out" 2>&1 &&
+   grep -q "restored $RP/step_0000006 from step_0000006.replaced: a save that replaced it was interrupted" "$TMP/rp2.out" &&
+   grep -q "loaded checkpoint $RP/step_0000006 at step 6" "$TMP/rp2.out" &&
+   grep -q "the newest complete: $RP/step_0000006.replaced" <<<"$listed" &&
+   [ ! -e "$RP/step_0000006.replaced" ] && [ ! -e "$RP/step_0000006.tmp" ] &&
+   "$BIN/llama-ckpt" info "$RP/step_0000006" >/dev/null 2>&1; then
+  pass "a replacement of step 6 killed between its renames: llama-ckpt lists step_0000006.replaced, --load auto restores step 6 (a note) and resumes from it"
+else fail "a replacement killed between its renames" "$(ls "$RP" | tr '\n' ' '); $(grep -iE "restored|loaded|error" "$TMP/rp2.out" | head -3); llama-ckpt: $listed"; fi
 
 # ---- a --save-dir the ranks do not share (each node's own disk) ----
 # mpirun -wdir gives each rank its own working folder; -o is relative.
