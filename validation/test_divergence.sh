@@ -43,9 +43,12 @@ run() {
   local name=$1 np=$2; shift 2
   rm -f "$TMP/$name.jsonl" "$TMP/$name.bin"
   timeout 120 "${MPIRUN[@]}" -np "$np" -x LLAMA_TEST_NAN_SAMPLES -x LLAMA_TEST_NOISE_SAMPLES \
+    -x LLAMA_TEST_SIGNAL_AT_ROLLBACK \
     "$T" "${COMMON[@]}" --log "$TMP/$name.jsonl" "$@" >"$TMP/$name.out" 2>&1
 }
-export LLAMA_TEST_NAN_SAMPLES= LLAMA_TEST_NOISE_SAMPLES=
+export LLAMA_TEST_NAN_SAMPLES= LLAMA_TEST_NOISE_SAMPLES= LLAMA_TEST_SIGNAL_AT_ROLLBACK=
+# drawn CKPT: the samples drawn that checkpoint's data position records.
+drawn() { "$BIN/llama-ckpt" info "$1" 2>/dev/null | sed -n 's/^data position: \([0-9]*\) samples drawn.*/\1/p'; }
 
 # ---- (a) NaN gradients in steps 6-8: skipped, rolled back to step 4, data skipped, goes on ----
 WANT_A="1 2 3 4 5 6s 7s 8s R4 5 6 7 8 9 10 11 12 "
@@ -78,6 +81,37 @@ else
   fail "checkpoints after a rollback" "non-finite: '$bad'; folders: $(ls "$TMP/skip" | tr '\n' ' ')"
 fi
 
+# ---- a stop right after a rollback saves the skipped position: the requeue goes on past the window ----
+# As in (a), NaN gradients in steps 6-8 roll back to step 4 keeping the data position (32
+# drawn), and SIGTERM comes as the rollback ends (LLAMA_TEST_SIGNAL_AT_ROLLBACK=0).  Step 4
+# on disk reads from sample 16: the stop must save step 4 again with 32 drawn, or the
+# requeued run (--load auto) reads the window again and rolls back anew (its rollback count
+# starts from 0).  Twice: step 4 saved by this run ("stop"), and step 4 the run loaded
+# ("stopk", which a save of the loaded step would otherwise keep as it is).
+mkdir -p "$TMP/stopk" && cp -r "$TMP/skip/step_0000004" "$TMP/stopk/"   # (a)'s step 4, before the window
+for name in stop stopk; do
+  more=(); [ $name = stopk ] && more=(-f auto)
+  LLAMA_TEST_NAN_SAMPLES=20:32 LLAMA_TEST_SIGNAL_AT_ROLLBACK=0 run "$name" 1 -b 4 --steps 12 -i 4 \
+    -o "$TMP/$name" --max-bad-steps 3 "${more[@]}"
+  rc=$?
+  d=$(drawn "$TMP/$name/step_0000004")   # before the requeue saves step 4 again
+  LLAMA_TEST_NAN_SAMPLES=20:32 run "${name}2" 1 -b 4 --steps 12 -i 4 -o "$TMP/$name" -f auto \
+    --max-bad-steps 3 --dump-batches "$TMP/${name}2.bin"
+  rc2=$?
+  got=$(decisions "$TMP/${name}2.jsonl")
+  if [ $rc -ne 0 ] || [ $rc2 -ne 0 ] || [ "$d" != 32 ] || [ "$got" != "5 6 7 8 9 10 11 12 " ] ||
+     ! grep -q 'next step reads from sample 32' "$TMP/$name.out" ||
+     ! grep -q 'stopped at step 4 by a signal' "$TMP/$name.out"; then
+    fail "$name: a stop after a rollback" "exit $rc/$rc2, step 4 records $d samples drawn (want 32), the requeue's decisions '$got' (want '5 6 7 8 9 10 11 12 ') $(grep -E 'error|kept as it is' "$TMP/$name.out" | head -2)"
+  elif ! cmp -s "$TMP/${name}2.bin" <(head -c $((16 * ROW_BYTES)) "$TMP/ref16.bin" | tail -c +$((8 * ROW_BYTES + 1))); then
+    fail "$name: a stop after a rollback" "the requeue's batches are not those of steps 9-16"
+  elif ! why=$("$BIN/llama-ckpt" compare "$TMP/$name/step_0000012" "$TMP/skip/step_0000012" --rtol 1e-5 2>&1); then
+    fail "$name: a stop after a rollback" "step 12 differs from the uninterrupted run's: $why"
+  else
+    pass "$name: SIGTERM right after a rollback saves step 4 again (32 drawn); the requeue reads the batches of steps 9-16, no rollback"
+  fi
+done
+
 # ---- a resume after a skipped step keeps the schedule's clock ----
 # Step 3 is skipped (no update): the optimizer has made one update fewer than
 # the steps run, and a run resumed from step 4 must use the learning rates of
@@ -109,6 +143,19 @@ drawn=$("$BIN/llama-ckpt" info "$last" 2>/dev/null | sed -n 's/^data position: \
 if [ "$(basename "$last")" = step_0000027 ] && [ "$drawn" = 124 ] && grep -q "ROLLBACK" "$TMP/epr.out"; then
   pass "--num-epochs 1 with a rollback skipping 16 samples: ends at step 27, the epoch's 124 samples drawn"
 else fail "--num-epochs with a rollback" "ends at $(basename "$last"), $drawn drawn; $(grep -E 'ROLLBACK|note|error' "$TMP/epr.out" | head -3)"; fi
+
+# ---- the closing save right after a rollback records the skipped position ----
+# NaN gradients in the epoch's last steps 29-31 (samples 112-124) roll back to step 28 with
+# all 124 samples drawn: the epoch ends there, and the closing save must write step 28
+# again (124 drawn), not leave the one that reads samples 112-124 once more.
+LLAMA_TEST_NAN_SAMPLES=112:124 timeout 120 "$T" -c tiny -d "$TMP/ep" -l 32 --seed 3 -e 1 -b 4 -i 4 -o "$TMP/epc" \
+  --max-bad-steps 3 >"$TMP/epc.out" 2>&1
+rc=$?
+last=$(ls -d "$TMP/epc"/step_* | tail -1)
+if [ $rc -eq 0 ] && [ "$(basename "$last")" = step_0000028 ] && [ "$(drawn "$last")" = 124 ] &&
+   grep -q "ROLLBACK" "$TMP/epc.out"; then
+  pass "a rollback at the epoch's end: the closing save writes step 28 again with the epoch's 124 samples drawn"
+else fail "the closing save after a rollback" "exit $rc, ends at $(basename "$last"), $(drawn "$last") drawn; $(grep -E 'ROLLBACK|kept|error' "$TMP/epc.out" | head -3)"; fi
 
 # ---- a rollback never goes to an older run's checkpoint than the one this run started from ----
 # The run starts from dA's step 4 with -o dB, which holds another run's step 2 (another --lr):

@@ -35,9 +35,10 @@ static const char *const groups[N_GROUPS] = {"master", "adam_m", "adam_v"};
 
 // What this process did with --save-dir: whether it holds the lock, whether
 // the checkpoints newer than its starting step were moved aside, the step it
-// started from, the checkpoint it loaded and the one it saved last.
+// started from, the checkpoint it loaded (and whether the position moved on
+// from it at that step: checkpoint_mark_moved) and the one it saved last.
 static struct {
-    bool claimed, started;
+    bool claimed, started, moved;
     int64_t start_step;
     char loaded[4200], saved[4200];
 } session;
@@ -720,11 +721,14 @@ static void prune(const CheckpointRun *r) {
     ckpt_dir_prune(r->save_dir, r->keep_checkpoints, keep, 2);
 }
 
-// Saving the step this run loaded from this folder: that checkpoint stays
-// as it is and becomes "latest" again.  True when that was the case.
+// Saving the step this run loaded from this folder, with the position it
+// loaded: that checkpoint stays as it is and becomes "latest" again.  True
+// when that was the case.  A position moved since (a rollback past a data
+// window) is saved again: kept, the folder would send a requeue back into
+// the window.
 static bool keep_loaded(const CheckpointRun *r, int64_t step, const char *final) {
-    int same = r->grid->world_rank == 0 && session.loaded[0] && step == session.start_step &&
-               file_kind_same(final, session.loaded);
+    int same = r->grid->world_rank == 0 && session.loaded[0] && !session.moved &&
+               step == session.start_step && file_kind_same(final, session.loaded);
     comm_broadcast(&r->grid->world, &same, 1, DTYPE_I32, 0);
     if (!same) return false;
     char err[8192] = "";
@@ -763,7 +767,8 @@ void checkpoint_save(const CheckpointRun *r, const CheckpointParts *p) {
     ckpt_dir_name(r->save_dir, step, true, tmp, sizeof tmp);
     ckpt_dir_name(r->save_dir, step, false, final, sizeof final);
     if (keep_loaded(r, step, final)) return;
-    info("saving checkpoint %s", final);
+    info("saving checkpoint %s%s", final, session.moved && step == session.start_step
+         ? " again: a rollback moved the data position past the samples it skipped" : "");
     write_verified(r, p, tmp);
     bool ok = r->grid->world_rank != 0 || ckpt_dir_commit(r->save_dir, tmp, final, err, sizeof err);
     if (!all_ok(&r->grid->world, ok)) save_failed(r, step, tmp, ok, err);
@@ -1013,12 +1018,15 @@ static void load(const CheckpointRun *r, const CheckpointParts *parts, const cha
     if (!pos) return;
     snprintf(session.loaded, sizeof session.loaded, "%s", dir);
     session.start_step = step;
+    session.moved = false;
     if (!session.started && r->writes_dir) abandon_newer(r);
 }
 
 void checkpoint_load(const CheckpointRun *r, CheckpointParts *p, const char *dir) {
     load(r, p, dir, &p->pos);
 }
+
+void checkpoint_mark_moved(void) { session.moved = true; }
 
 void checkpoint_load_weights(const CheckpointRun *r, const CheckpointParts *p, const char *dir) {
     load(r, p, dir, NULL);

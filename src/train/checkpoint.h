@@ -110,6 +110,11 @@ bool checkpoint_newest(const CheckpointRun *r, char *dir, int len);
 // checksum and that every value is finite first.  Fatal with a clear message
 // when the checkpoint cannot be used; nothing is changed then.
 void checkpoint_load(const CheckpointRun *r, CheckpointParts *p, const char *dir);
+// The caller's position left the one checkpoint_load set at that same step (a
+// rollback kept its data position past the skipped samples): a save of that
+// step then writes it again, replacing the loaded folder, instead of keeping
+// it as it is.  The next checkpoint_load forgets it.
+void checkpoint_mark_moved(void);
 // Like checkpoint_load, but only the weights (verified); p->optim and p->pos
 // are not used, and --save-dir's rules not applied.
 void checkpoint_load_weights(const CheckpointRun *r, const CheckpointParts *p, const char *dir);

@@ -762,9 +762,10 @@ static Trainer *create_for_eval(const Ops *ops, const TrainOptions *o, const Mod
     return t;
 }
 
-// Test hooks LLAMA_TEST_SIGNAL_AT_START=RANK and LLAMA_TEST_SIGNAL_AT_CLOSE=RANK:
-// that rank sends itself SIGTERM as start-up begins (as the closing evaluation
-// begins) and goes on once the signal thread has taken it.
+// Test hooks LLAMA_TEST_SIGNAL_AT_START=RANK, LLAMA_TEST_SIGNAL_AT_CLOSE=RANK
+// and LLAMA_TEST_SIGNAL_AT_ROLLBACK=RANK: that rank sends itself SIGTERM as
+// start-up begins (as the closing evaluation begins, as a rollback ends) and
+// goes on once the signal thread has taken it.
 static void test_signal_at(const char *hook) {
     const char *e = getenv(hook);
     if (!e || !e[0] || atoi(e) != util_world_rank()) return;
@@ -950,11 +951,16 @@ static void rollback(Trainer *t, const char *why) {
     if (skipped > 0) {
         loader_state_free(&t->state);
         t->state = here;
+        // Step S on disk still reads the skipped window: a stop or the closing
+        // save at S must write it again, or a requeue (--load auto) replays it.
+        t->saved_step = -1;
+        checkpoint_mark_moved();
     } else loader_state_free(&here);
     t->bad_steps = 0;
     t->weight_max0 = optimizer_max_abs_weight(t->optim);
     log_rollback(t, from, skipped, why);
     if (skipped > 0) recount_epoch_end(t);
+    test_signal_at("LLAMA_TEST_SIGNAL_AT_ROLLBACK");
 }
 
 // This rank's peak memory as its backend counts it: the device's high-water
