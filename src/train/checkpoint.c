@@ -767,8 +767,9 @@ void checkpoint_save(const CheckpointRun *r, const CheckpointParts *p) {
     ckpt_dir_name(r->save_dir, step, true, tmp, sizeof tmp);
     ckpt_dir_name(r->save_dir, step, false, final, sizeof final);
     if (keep_loaded(r, step, final)) return;
-    info("saving checkpoint %s%s", final, session.moved && step == session.start_step
-         ? " again: a rollback moved the data position past the samples it skipped" : "");
+    bool again = session.moved && step == session.start_step && file_kind_same(final, session.loaded);
+    info("saving checkpoint %s%s", final,
+         again ? " again: a rollback moved the data position past the samples it skipped" : "");
     write_verified(r, p, tmp);
     bool ok = r->grid->world_rank != 0 || ckpt_dir_commit(r->save_dir, tmp, final, err, sizeof err);
     if (!all_ok(&r->grid->world, ok)) save_failed(r, step, tmp, ok, err);
