@@ -3,10 +3,12 @@
 # one OpenMP thread each): llama-calibrate's rates of the CPU backend's ops at
 # the tiny and small presets' shapes (matmul, attention, element-wise, the
 # fixed cost of an op) and MPI's all-reduce and point-to-point bandwidth and
-# latency.  Writes inputs/machines/cpu-local.machine (or OUT=FILE), replacing
-# it only when the measurement succeeded.  RANKS=N overrides the core count.
+# latency.  Writes inputs/machines/cpu-local.machine (or OUT=FILE, a relative
+# one taken from the caller's folder), replacing it only when the measurement
+# succeeded.  RANKS=N overrides the core count.
 #   BUILD=build bash jobs/calibrate.sh
 set -euo pipefail
+[ -n "${OUT:-}" ] && [ "${OUT#/}" = "$OUT" ] && OUT=$PWD/$OUT   # a relative OUT: from the caller's folder
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 OUT=${OUT:-inputs/machines/cpu-local.machine}

@@ -5,9 +5,13 @@
 # TFLOP/s per device against devices, one line per model).  Predictions from
 # the profile's rates (the GPU profiles' achieved fractions are assumed).
 #   jobs/plot-plan-scaling.sh [OUT]   (MODELS="7b 65b", MACHINE=..., SEQ=2048, TOKENS=4194304)
+# OUT defaults to runs/plan-scaling in the repository; a relative OUT given is
+# taken from the caller's folder.
 set -euo pipefail
+out=${1:-}
+[ -n "$out" ] && [ "${out#/}" = "$out" ] && out=$PWD/$out   # a relative OUT: from the caller's folder
 cd "$(dirname "$0")/.."
-out=${1:-runs/plan-scaling}
+out=${out:-runs/plan-scaling}
 BUILD=${BUILD:-build}
 MODELS=${MODELS:-7b 65b} MACHINE=${MACHINE:-inputs/machines/a100-80gb.machine}
 SEQ=${SEQ:-2048} TOKENS=${TOKENS:-4194304}

@@ -86,8 +86,32 @@ else
   kill -9 $pid 2>/dev/null; pkill -9 -f -- "-o $TMP/hup"; fail "pretrain.sh HUP" "the run did not reach step 5"
 fi
 
+# A stop while mpirun is still starting the ranks (TERM as soon as the launcher
+# says it launched; mpirun forwards a signal only to ranks it has started): the
+# launcher sends it again until the ranks take it.  Called from $TMP with
+# relative paths, which are taken from there.
+(cd "$TMP" && HOSTFILE=hosts BUILD=$BIN exec bash "$ROOT/jobs/mpirun/pretrain.sh" -c tiny --bench -l 32 -b 2 \
+   --steps 100000 -o early -i 100000 --log early.jsonl >"$TMP/early.out" 2>&1) &
+pid=$!
+if wait_for "^llama-train on " "$TMP/early.out" 60; then
+  kill -TERM $pid
+  wait_gone "$pid"
+  left=$(pgrep -f -- "-o early" | wc -l)
+  [ "$left" -gt 0 ] && pkill -9 -f -- "-o early"
+  wait $pid; rc=$?
+  if [ $rc -eq 0 ] && [ "$left" = 0 ] && grep -q "stopped at step [0-9]* by a signal" "$TMP/early.out" \
+     && [ -s "$TMP/early.jsonl" ] && [ -d "$TMP/early" ] && [ ! -e "$ROOT/early" ]; then
+    pass "TERM of jobs/mpirun/pretrain.sh while mpirun starts the ranks: they stop (exit 0), none left; relative -o and --log taken from the caller's folder"
+  else fail "pretrain.sh TERM at launch" "exit $rc, $left processes left: $(tail -3 "$TMP/early.out")"; fi
+else
+  kill -9 $pid 2>/dev/null; fail "pretrain.sh TERM at launch" "no launch line: $(tail -3 "$TMP/early.out")"
+fi
+rm -rf "$ROOT/early" "$ROOT/early.jsonl"
+
 export BUILD PRESET=tiny BATCH=4 SEQ=32 STEPS=4 WARMUP=1
-if OUT=$TMP/scaling SWEEP="1:1:1 2:1:1 2:2:1 2:1:2" bash jobs/scaling.sh --peak-tflops 1 >"$TMP/scaling.out" 2>&1; then
+# OUT relative to the caller's folder ($TMP)
+if (cd "$TMP" && OUT=scaling SWEEP="1:1:1 2:1:1 2:2:1 2:1:2" bash "$ROOT/jobs/scaling.sh" --peak-tflops 1) \
+     >"$TMP/scaling.out" 2>&1; then
   rows=$(($(wc -l <"$TMP/scaling/scaling.csv") - 1))
   png() { [ -s "$1" ] && [ "$(head -c 4 "$1" | tail -c 3)" = PNG ]; }
   [ "$rows" = 4 ] && pass "scaling study: one CSV row per run ($rows)" || fail "scaling CSV" "$rows rows for 4 runs"

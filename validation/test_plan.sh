@@ -313,7 +313,8 @@ c=$(OMP_NUM_THREADS=2 "${PLAN[@]}" -c 7b -l 2048 --devices 16 --global-batch-tok
 # the measured sgemm peak by more than noise (on a shared 2-core machine the
 # two, measured seconds apart, were seen 1.8x apart; a FLOP count off by a
 # factor of 3 still fails), the file written whole.
-if OUT="$TMP/cal.machine" BUILD="$BUILD" bash jobs/calibrate.sh >"$TMP/cal.out" 2>&1 &&
+# OUT relative to the caller's folder ($TMP).
+if (cd "$TMP" && OUT=cal.machine BUILD="$BUILD" bash "$ROOT/jobs/calibrate.sh") >"$TMP/cal.out" 2>&1 &&
    "$BIN/llama-plan" -c small --devices 2 --machine "$TMP/cal.machine" -l 256 \
      --global-batch-tokens 2048 >"$TMP/cal.plan" 2>&1; then
   why=$(awk -F'[ =#]+' '
