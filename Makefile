@@ -78,9 +78,15 @@ LIB_SRC   := $(filter-out src/app/%,$(LIB_SRC))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 IO_CXX_SRC := $(wildcard io/*/*.cc)
 LIB_OBJ   += $(IO_CXX_SRC:%.cc=$(BUILD)/obj/%.o)
-CPU_OBJ   := $(filter-out $(BUILD)/obj/src/backend/ops.o,$(LIB_OBJ))
+# The emulated backend's programs link cuda/ directly: without ops.o (its own,
+# with LLAMA_CUDA) and the forwarders to libllama-cuda.so.
+CPU_OBJ   := $(filter-out $(addprefix $(BUILD)/obj/src/,backend/ops.o backend/cuda_library.o \
+               comm/comm_nccl.o),$(LIB_OBJ))
 
-# The CUDA backend: built when nvcc is on the PATH or in /usr/local/cuda, unless CUDA=0.
+# The CUDA backend: built when nvcc is on the PATH or in /usr/local/cuda, unless CUDA=0,
+# as a library of its own, $(BUILD)/libllama-cuda.so, which the programs load
+# when a run asks for --device cuda (src/backend/cuda_library.c): a CPU run and
+# the tools load none of the CUDA libraries, and run on nodes without them.
 ifneq ($(CUDA),0)
 NVCC      ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
 endif
@@ -92,19 +98,23 @@ CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 # Host-only C++ of the backend (no kernels: cuDNN's attention), by the host compiler.
 CUDA_CC_SRC := $(wildcard cuda/*.cc)
 CU_OBJ    += $(CUDA_CC_SRC:%.cc=$(BUILD)/obj/%.o)
-CUDA_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -fopenmp -I$(CUDA_HOME)/include $(CUDNN_FLAGS) -MMD -MP
-LIB_OBJ   += $(CU_OBJ)
+CUDA_CXXFLAGS = -std=c++17 -O2 -g -fPIC -Wall -Wextra -fopenmp -I$(CUDA_HOME)/include $(CUDNN_FLAGS) -MMD -MP
+CUDA_LIB  := $(BUILD)/libllama-cuda.so
 CPPFLAGS  += -DLLAMA_CUDA
+# The programs export their functions to the library (info, comm_broadcast, ...)
+# and find it next to them (the tests: one folder up).
+LDFLAGS   += -rdynamic -Wl,-rpath,'$$ORIGIN:$$ORIGIN/..'
+LDLIBS    += -ldl
 NVCCFLAGS ?= -O3 -g -lineinfo
 NVCC_WERROR ?= -Werror all-warnings
 NVCCFLAGS += -std=c++17 --expt-relaxed-constexpr $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a)) \
-             -Xcompiler -Wall,-Wextra,-fopenmp $(NVCC_WERROR) -MMD -MP
+             -Xcompiler -Wall,-Wextra,-fopenmp,-fPIC $(NVCC_WERROR) -MMD -MP
 ifneq ($(NCCL_HOME),)
 CPPFLAGS  += -I$(NCCL_HOME)/include
-LDFLAGS   += -L$(NCCL_HOME)/lib -Wl,-rpath,$(NCCL_HOME)/lib
+CUDA_LDFLAGS += -L$(NCCL_HOME)/lib -Wl,-rpath,$(NCCL_HOME)/lib
 endif
-LDFLAGS   += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
-LDLIBS    += -lcublasLt -lcublas -lnccl -lcudart -lstdc++
+CUDA_LDFLAGS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64
+CUDA_LDLIBS  += -lcublasLt -lcublas -lnccl -lcudart -lstdc++
 # cuDNN's flash attention (cuda/attention_cudnn.cu): when cudnn.h and libcudnn.so.9
 # are found (the CUDA toolkit, or CUDNN_HOME: a cuDNN install or the nvidia-cudnn
 # wheel's folder) and cudnn-frontend's headers (make deps fetches them), unless CUDNN=0.
@@ -116,8 +126,8 @@ CUDNN_LIBDIR   := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDNN_HOME)/lib
 CUDNN_FRONTEND ?= $(firstword $(wildcard .deps/cudnn-frontend/include .gpu/cudnn-frontend/include))
 ifneq ($(and $(CUDNN_INC),$(CUDNN_LIBDIR),$(CUDNN_FRONTEND)),)
 CUDNN_FLAGS := -DLLAMA_CUDNN -isystem $(CUDNN_HOME)/include -isystem $(CUDNN_FRONTEND)
-LDFLAGS   += -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDNN_LIBDIR)
-LDLIBS    += -l:libcudnn.so.9 -lnvrtc   # nvrtc: the frontend's runtime-compiled engines
+CUDA_LDFLAGS += -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDNN_LIBDIR)
+CUDA_LDLIBS  += -l:libcudnn.so.9 -lnvrtc   # nvrtc: the frontend's runtime-compiled engines
 endif
 endif
 # The CPU emulator of the kernels (validation/emu): the same cuda/*.cu built by
@@ -154,7 +164,7 @@ ifneq ($(and $(strip $(NVCC)),$(CUDNN_INC)),)
 	@bash jobs/fetch-cudnn-frontend.sh || true
 endif
 
-programs: $(PROGRAMS) $(TESTS)
+programs: $(PROGRAMS) $(TESTS) $(CUDA_LIB)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -175,6 +185,11 @@ $(BUILD)/obj/cuda/%.o: cuda/%.cc
 $(BUILD)/libllama.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# -Bsymbolic: the library's calls of its own functions stay inside it (the
+# programs define forwarders of the same names).
+$(CUDA_LIB): $(CU_OBJ)
+	$(CXX) -shared -fopenmp -Wl,-Bsymbolic $(CUDA_LDFLAGS) $^ $(CUDA_LDLIBS) -o $@
 
 $(BUILD)/llama-%: $(BUILD)/obj/src/app/%_main.o $(BUILD)/libllama.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@

@@ -140,6 +140,22 @@ for dc in nccl mpi; do
      grep -q "ring attention passes keys and values round 2 ranks" <<<"$out"; then pass "--cp 2 on GPUs (--device-comm $dc) is accepted"
   else fail "--cp 2 on GPUs (--device-comm $dc) is accepted" "$(tail -2 <<<"$out")"; fi
 done
+# The CUDA backend is a library of its own (libllama-cuda.so), loaded when a run asks
+# for it: no program links a CUDA library, and --device cuda loads it (every symbol it
+# needs from the program resolved) and goes on (here: says there is no GPU); a copy of
+# the program without the library next to it says what is missing.
+if [ -e "$BIN/libllama-cuda.so" ]; then
+  linked=$(ldd "$T" "$BIN/llama-ckpt" "$BIN/llama-tokenize" "$BIN/llama-plan" | grep -cE 'libcudart|libcublas|libnccl|libcudnn')
+  out=$(timeout 60 "$T" -c tiny --bench -l 16 --steps 1 --peak-tflops 1 --device cuda 2>&1); rc=$?
+  if [ "$linked" = 0 ] && ! grep -q "cannot load the CUDA backend" <<<"$out" &&
+     { [ $rc -eq 0 ] || grep -q "no CUDA GPU is visible" <<<"$out"; }; then
+    pass "the CUDA backend's library: linked by no program, loaded by --device cuda"
+  else fail "CUDA backend library" "$linked programs link CUDA libraries; exit $rc: $(tail -2 <<<"$out")"; fi
+  mkdir -p "$TMP/alone" && cp "$T" "$TMP/alone/"
+  expect_error "--device cuda without libllama-cuda.so next to the program: what is missing" \
+    "cannot load the CUDA backend \(libllama-cuda.so, built next to the programs by make when nvcc is found\): libllama-cuda.so: cannot open" \
+    "$TMP/alone/llama-train" -c tiny --bench -l 16 --steps 1 --device cuda
+fi
 expect_usage_error "--cp with token-by-token sampling" "--sample-tokens generates token by token on one sequence, which --cp 2 splits" "${M[@]}" -np 2 "$T" "${D[@]}" --cp 2 --sample-tokens 4 --tokenizer bytes
 expect_usage_error "--pp-layers not one count per chunk" "--pp-layers '1,3' must give 4 chunks summing to the model's 4 layers" "${M[@]}" -np 2 "$T" "${D[@]}" --pp 2 --vpp 2 --grad-accum 2 --pp-layers 1,3
 expect_usage_error "--offload of something else" "--offload: expected none or optimizer, got 'gradients'" "$T" "${D[@]}" --offload gradients

@@ -225,6 +225,9 @@ size_t ops_cuda_cudnn_version(void);            // the loaded cuDNN's (91900 = 9
 // Whether cuDNN runs attention of this shape now (it is selected, the precision
 // is bf16 and cuDNN takes the shape); builds the shape's plans on first use.
 bool ops_cuda_attention_uses_cudnn(int B, int T, int nh, int nkv, int hd);
+// The function `name` of the CUDA backend's library (cuda_library.c: loaded on
+// first use), or NULL when the library cannot be loaded or has none.
+void *cuda_library_function(const char *name);
 #endif
 
 // Element `elements` of an act buffer of backend o.
