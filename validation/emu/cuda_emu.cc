@@ -42,12 +42,17 @@ char *stacks = nullptr;
 JumpBuf scheduler;
 int current = -1, n_threads = 0;
 const std::function<void()> *body = nullptr;
-uint64_t exchange[MAX_THREADS];
+// A shuffle's values, in two slots per lane used in turn (shuffle_slot): a
+// lane that finished one shuffle writes its next value into the other slot,
+// so no second barrier has to hold it until the others have read.
+uint64_t exchange[2][MAX_THREADS];
+unsigned char shuffle_slot[MAX_THREADS];
 unsigned char *dynamic_smem = nullptr;
 size_t dynamic_smem_bytes = 0, block_smem_bytes = 0;
 
 // The PTX primitives: each lane's operands, published for its warp.
-uint32_t frag_exchange[MAX_THREADS][6];
+uint32_t frag_exchange[2][MAX_THREADS][6];   // two slots used in turn, as exchange's
+unsigned char mma_slot[MAX_THREADS];
 const unsigned char *row_exchange[MAX_THREADS];
 
 // cp.async: a thread's copies not yet landed, with the group each belongs to
@@ -68,11 +73,13 @@ unsigned async_committed[MAX_THREADS];
     abort();
 }
 
+uint3 thread_index[MAX_THREADS];   // threadIdx of each thread of the block (run_block's)
+
+// Every switch to a fiber sets the globals: no division on that path (it was
+// a sixth of an emulated run's time).
 void set_thread(int t) {
     current = t;
-    threadIdx.x = t % blockDim.x;
-    threadIdx.y = (t / blockDim.x) % blockDim.y;
-    threadIdx.z = t / (blockDim.x * blockDim.y);
+    threadIdx = thread_index[t];
 }
 
 int warp_waiting[MAX_THREADS / 32], block_waiting = 0, done_count = 0;
@@ -142,6 +149,9 @@ void run_block() {
     static bool initialised[MAX_THREADS];
     for (int t = 0; t < n_threads; t++) {
         Fiber &f = fibers[t];
+        thread_index[t].x = t % blockDim.x;
+        thread_index[t].y = (t / blockDim.x) % blockDim.y;
+        thread_index[t].z = t / (blockDim.x * blockDim.y);
 #if !defined(__x86_64__)
         if (!initialised[t]) getcontext(&f.ctx), initialised[t] = true;   // once: a system call
         f.ctx.uc_stack.ss_sp = stacks + (size_t)t * STACK_BYTES;
@@ -155,6 +165,7 @@ void run_block() {
         f.state = READY;
         async_copies[t].clear();
         async_committed[t] = 0;
+        shuffle_slot[t] = mma_slot[t] = 0;
     }
     for (int w = 0; w < n_threads / 32; w++) warp_waiting[w] = 0;
     block_waiting = done_count = 0;
@@ -181,15 +192,18 @@ void emu_warp_barrier(unsigned mask) {
     yield(AT_WARP_BARRIER);
 }
 
+// The lanes of a warp make the same shuffles in the same order (a shuffle is
+// a warp collective), so each lane's slot turn matches the others': the one
+// barrier of shuffle k+1 keeps a lane from writing the slot of shuffle k
+// again (at k+2) before every lane has read it.
 uint64_t emu_shuffle(unsigned mask, uint64_t value, int arg, bool xor_mode) {
-    int lane = current & 31, base = current & ~31;
-    exchange[current] = value;
+    int lane = current & 31, base = current & ~31, slot = shuffle_slot[current];
+    exchange[slot][current] = value;
     emu_warp_barrier(mask);
     int src = xor_mode ? (lane ^ arg) : arg;
     if (src < 0 || src > 31) die("shuffle from a lane outside the warp");
-    uint64_t r = exchange[base + src];
-    emu_warp_barrier(mask);   // no lane overwrites its slot before all have read
-    return r;
+    shuffle_slot[current] = (unsigned char)(slot ^ 1);
+    return exchange[slot][base + src];
 }
 
 unsigned char *emu_dynamic_smem() { return dynamic_smem; }
@@ -206,20 +220,20 @@ float bf16_bits_to_float(uint32_t bits16) {
 }
 
 // Half `half` (0: low) of a published 32-bit register.
-float frag_half(int thread, int reg, int half) {
-    return bf16_bits_to_float((frag_exchange[thread][reg] >> (16 * half)) & 0xffffu);
+float frag_half(int slot, int thread, int reg, int half) {
+    return bf16_bits_to_float((frag_exchange[slot][thread][reg] >> (16 * half)) & 0xffffu);
 }
 
 // Elements of the warp's A (16 × 16) and B (16 × 8) operands, read from the
 // registers the lanes published (mma.cuh gives the layouts).
-float mma_a(int warp_base, int row, int k) {
+float mma_a(int slot, int warp_base, int row, int k) {
     int lane = 4 * (row & 7) + ((k & 7) >> 1), reg = (row >> 3) + 2 * (k >> 3);
-    return frag_half(warp_base + lane, reg, k & 1);
+    return frag_half(slot, warp_base + lane, reg, k & 1);
 }
 
-float mma_b(int warp_base, int k, int n) {
+float mma_b(int slot, int warp_base, int k, int n) {
     int lane = 4 * n + ((k & 7) >> 1), reg = 4 + (k >> 3);
-    return frag_half(warp_base + lane, reg, k & 1);
+    return frag_half(slot, warp_base + lane, reg, k & 1);
 }
 
 void check_smem(const void *p, size_t bytes, const char *what) {
@@ -231,18 +245,19 @@ void check_smem(const void *p, size_t bytes, const char *what) {
 
 }   // namespace
 
+// Operands published in the lane's slot of this turn (see emu_shuffle): one barrier.
 void emu_mma_m16n8k16_bf16(float d[4], const uint32_t a[4], const uint32_t b[2]) {
-    int me = current, base = current & ~31, g = (me & 31) >> 2, t = me & 3;
-    memcpy(frag_exchange[me], a, 4 * sizeof(uint32_t));
-    memcpy(frag_exchange[me] + 4, b, 2 * sizeof(uint32_t));
+    int me = current, base = current & ~31, g = (me & 31) >> 2, t = me & 3, slot = mma_slot[me];
+    memcpy(frag_exchange[slot][me], a, 4 * sizeof(uint32_t));
+    memcpy(frag_exchange[slot][me] + 4, b, 2 * sizeof(uint32_t));
     emu_warp_barrier(0xffffffffu);
     for (int e = 0; e < 4; e++) {   // D[g + 8·(e / 2)][2t + e % 2]
         int row = g + 8 * (e >> 1), col = 2 * t + (e & 1);
         float s = 0.0f;   // the products of bf16 values are exact in fp32
-        for (int k = 0; k < 16; k++) s += mma_a(base, row, k) * mma_b(base, k, col);
+        for (int k = 0; k < 16; k++) s += mma_a(slot, base, row, k) * mma_b(slot, base, k, col);
         d[e] += s;
     }
-    emu_warp_barrier(0xffffffffu);   // no lane republishes before all have read
+    mma_slot[me] = (unsigned char)(slot ^ 1);
 }
 
 void emu_ldmatrix_x4(uint32_t r[4], const void *p, bool trans) {
