@@ -126,6 +126,7 @@ CUDNN_LIBDIR   := $(patsubst %/,%,$(dir $(firstword $(wildcard $(CUDNN_HOME)/lib
 CUDNN_FRONTEND ?= $(firstword $(wildcard .deps/cudnn-frontend/include .gpu/cudnn-frontend/include))
 ifneq ($(and $(CUDNN_INC),$(CUDNN_LIBDIR),$(CUDNN_FRONTEND)),)
 CUDNN_FLAGS := -DLLAMA_CUDNN -isystem $(CUDNN_HOME)/include -isystem $(CUDNN_FRONTEND)
+CPPFLAGS  += -DLLAMA_CUDNN_BUILT   # the programs know it without loading the library
 CUDA_LDFLAGS += -L$(CUDNN_LIBDIR) -Wl,-rpath,$(CUDNN_LIBDIR)
 CUDA_LDLIBS  += -l:libcudnn.so.9 -lnvrtc   # nvrtc: the frontend's runtime-compiled engines
 endif

@@ -50,8 +50,8 @@ if grep -q "note: --bench trains on synthetic tokens; --dataset and --data-mix a
   pass "--bench with --dataset: a notice, synthetic tokens"
 else fail "--bench with --dataset" "$(tail -2 <<<"$out")"; fi
 
-# Resident memory is compared with a tiny model's --describe: the CUDA
-# libraries alone (cuBLASLt, NCCL) add ~200 MiB of mapped pages to any run.
+# Resident memory is compared with a tiny model's --describe (the libraries'
+# mapped pages); --describe of a GPU run loads no CUDA library either.
 /usr/bin/time -f "%M" "$T" -c tiny --describe >/dev/null 2>"$TMP/time0"
 kb0=$(tail -1 "$TMP/time0")
 out=$(/usr/bin/time -f "%M" "$T" -c 65b --tp 8 --pp 4 --world-size 64 -x bf16 --device cuda -g --zero 1 -b 1 -l 2048 --describe 2>"$TMP/time")

@@ -30,7 +30,6 @@ static struct {
     const Ops *(*set_precision)(Precision);
     int (*device_count)(void);
     bool (*set_attention)(Attention, char *, int);
-    const char *(*attention_default)(void);
     size_t (*cudnn_version)(void);
     bool (*attention_uses_cudnn)(int, int, int, int, int);
 } lib;
@@ -61,7 +60,6 @@ static bool cuda_library_load(void) {
               find("ops_cuda_set_precision", (void **)&lib.set_precision) &&
               find("ops_cuda_device_count", (void **)&lib.device_count) &&
               find("ops_cuda_set_attention", (void **)&lib.set_attention) &&
-              find("ops_cuda_attention_default", (void **)&lib.attention_default) &&
               find("ops_cuda_cudnn_version", (void **)&lib.cudnn_version) &&
               find("ops_cuda_attention_uses_cudnn", (void **)&lib.attention_uses_cudnn);
     if (!ok) {
@@ -90,10 +88,14 @@ bool ops_cuda_set_attention(Attention requested, char *err, int err_len) {
     return false;
 }
 
-// Without the library (a node without the CUDA libraries, planning a GPU run
-// with --describe): the own kernels, which need nothing more.
+// A fact of the build (make found cuDNN for the library), so --describe of a
+// GPU run loads nothing.
 const char *ops_cuda_attention_default(void) {
-    return cuda_library_load() ? lib.attention_default() : "own";
+#ifdef LLAMA_CUDNN_BUILT
+    return "cudnn";
+#else
+    return "own";
+#endif
 }
 
 size_t ops_cuda_cudnn_version(void) { return cuda_library_load() ? lib.cudnn_version() : 0; }
