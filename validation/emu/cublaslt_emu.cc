@@ -8,6 +8,8 @@
 // library's; what matmul.cu does not use is refused (CUBLAS_STATUS_NOT_SUPPORTED).
 #include "cuda_emu.h"
 
+#include <vector>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,13 +71,20 @@ void put(void *d, cudaDataType t, size_t at, float v) {
     else ((float *)d)[at] = v;
 }
 
+// The operands are first converted to fp32 rows of op(A) (m × k) and columns
+// of op(B) (n × k), so the inner loop reads contiguous floats; the sums run
+// over l in the same order as before, so the results are the same bits.
 void run(const Product &g) {
+    std::vector<float> a((size_t)(g.m * g.k)), b((size_t)(g.n * g.k));
+    for (int64_t i = 0; i < g.m; i++)
+        for (int64_t l = 0; l < g.k; l++) a[(size_t)(i * g.k + l)] = g.ta ? get(g.a, l, i) : get(g.a, i, l);
+    for (int64_t j = 0; j < g.n; j++)
+        for (int64_t l = 0; l < g.k; l++) b[(size_t)(j * g.k + l)] = g.tb ? get(g.b, j, l) : get(g.b, l, j);
     for (int64_t j = 0; j < g.n; j++)
         for (int64_t i = 0; i < g.m; i++) {
+            const float *x = &a[(size_t)(i * g.k)], *y = &b[(size_t)(j * g.k)];
             float s = 0.0f;
-            for (int64_t l = 0; l < g.k; l++)
-                s += (g.ta ? get(g.a, l, i) : get(g.a, i, l)) *
-                     (g.tb ? get(g.b, j, l) : get(g.b, l, j));
+            for (int64_t l = 0; l < g.k; l++) s += x[l] * y[l];
             s *= g.alpha;
             if (g.beta != 0.0f) s += g.beta * get(g.c, i, j);
             put(g.d, g.d_type, (size_t)(i + j * g.ldd), s);

@@ -108,6 +108,21 @@ __attribute__((noinline, noreturn)) void start_fiber(int t) {
 #endif
 }
 
+// Switches from a fiber that waits to the next ready one after it (in thread
+// order, wrapping), without the scheduler in between; to the scheduler when
+// none is ready (it then finds the block done, or stuck).
+__attribute__((noreturn)) void switch_from(int me) {
+    for (int k = 1; k < n_threads; k++) {
+        int t = (me + k) % n_threads;
+        if (fibers[t].state != READY) continue;
+        set_thread(t);
+        if (fibers[t].started) jump(fibers[t].resume);
+        fibers[t].started = true;
+        start_fiber(t);
+    }
+    jump(scheduler);
+}
+
 // Arrives at a barrier; the last thread to arrive releases the others and
 // goes on without a switch.
 void yield(State s) {
@@ -130,7 +145,7 @@ void yield(State s) {
         if (done_count > 0) die("__syncthreads that some threads never reach (they returned)");
     }
     f.state = s;
-    if (!__builtin_setjmp(f.resume)) jump(scheduler);
+    if (!__builtin_setjmp(f.resume)) switch_from(me);
     set_thread(me);
 }
 
