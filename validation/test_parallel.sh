@@ -8,7 +8,8 @@
 # and 2 threads, so no elementwise bound that tight can hold), for
 # grad-accum 1 and 4, over the whole grid of at most 8 ranks: dp2 dp4 tp2 tp4
 # pp2 pp4 dp2×tp2 dp2×pp2 tp2×pp2 dp2×tp2×pp2, each with --zero 0/1/2/3 where
-# DP > 1 (48 runs, about a minute and a half on 2 cores), ZeRO 0 and 1 with the
+# DP > 1 (at grad-accum 1 on dp2, tp2, pp2, pp4 and dp2×tp2×pp2 only: make
+# test-full runs the rest), ZeRO 0 and 1 with the
 # gradient reduction after the backward pass instead of overlapped with it;
 # then offload, recomputation, sequence parallelism, the interleaved pipeline
 # and context parallelism on a selection of them.
@@ -25,10 +26,16 @@ for accum in 1 4; do
   run "ref$accum" 1 1 1 0 "$accum" || { fail "one-rank reference" "$(tail -n 3 "$TMP/ref$accum.out")"; finish; }
 done
 
+# Grad-accum 4 over the whole grid; 1 (one micro-batch: no accumulation, a
+# pipeline of one) on dp2, tp2, pp2, pp4 and dp2×tp2×pp2, the rest of the
+# grid at 1 in make test-full (validation/full/test_layout_accum1.sh).
 layouts=("dp2 2 1 1" "dp4 4 1 1" "tp2 2 2 1" "tp4 4 4 1" "pp2 2 1 2" "pp4 4 1 4"
          "dp2tp2 4 2 1" "dp2pp2 4 1 2" "tp2pp2 4 2 2" "dp2tp2pp2 8 2 2")
+accum1=("dp2 2 1 1" "tp2 2 2 1" "pp2 2 1 2" "pp4 4 1 4" "dp2tp2pp2 8 2 2")
 for accum in 1 4; do
-  for l in "${layouts[@]}"; do
+  grid=("${layouts[@]}")
+  [ "$accum" = 1 ] && grid=("${accum1[@]}")
+  for l in "${grid[@]}"; do
     set -- $l
     dp=$(($2 / ($3 * $4)))
     zeros="0"; [ "$dp" -gt 1 ] && zeros="0 1 2 3"
