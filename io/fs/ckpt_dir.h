@@ -106,9 +106,10 @@ bool ckpt_dir_point_latest(const char *save_dir, const char *dir, char *err, int
 
 // Complete checkpoint folders in save_dir, newest first by step (step_N
 // without suffix, or step_N.replaced where step_N holds no checkpoint: a
-// replacement cut short, until a run takes the lock), full paths in *dirs; the "latest" marker's target comes
-// first when it exists and no complete folder is newer (a save stopped
-// between renaming its folder and updating latest leaves latest behind).
+// replacement cut short, until a run takes the lock), full paths in *dirs;
+// the "latest" marker's target comes first when it exists and no complete
+// folder is newer (a save stopped between renaming its folder and updating
+// latest leaves latest behind).
 // Returns the count.
 int ckpt_dir_list(const char *save_dir, char ***dirs);
 void ckpt_dir_list_free(char **dirs, int n);

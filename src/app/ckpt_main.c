@@ -106,7 +106,6 @@ static void usage(FILE *out) {
     fprintf(out, "Run under mpirun to spread the work; --tp/--pp split the model for export-hf.\n");
 }
 
-// Whether dir (trailing '/' aside) is a save's .tmp folder: one that never finished.
 // dir's checkpoint_info, or every rank ends with why it is none (a .tmp
 // folder's failure says what the folder is).
 static void info_or_exit(const char *dir, CheckpointInfo *ci) {

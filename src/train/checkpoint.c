@@ -721,14 +721,19 @@ static void prune(const CheckpointRun *r) {
     ckpt_dir_prune(r->save_dir, r->keep_checkpoints, keep, 2);
 }
 
+// Whether final, the folder a save of step writes, is the checkpoint this
+// run loaded (the same step of this folder).
+static bool saves_loaded(int64_t step, const char *final) {
+    return session.loaded[0] && step == session.start_step && file_kind_same(final, session.loaded);
+}
+
 // Saving the step this run loaded from this folder, with the position it
 // loaded: that checkpoint stays as it is and becomes "latest" again.  True
 // when that was the case.  A position moved since (a rollback past a data
 // window) is saved again: kept, the folder would send a requeue back into
 // the window.
 static bool keep_loaded(const CheckpointRun *r, int64_t step, const char *final) {
-    int same = r->grid->world_rank == 0 && session.loaded[0] && !session.moved &&
-               step == session.start_step && file_kind_same(final, session.loaded);
+    int same = r->grid->world_rank == 0 && !session.moved && saves_loaded(step, final);
     comm_broadcast(&r->grid->world, &same, 1, DTYPE_I32, 0);
     if (!same) return false;
     char err[8192] = "";
@@ -767,7 +772,7 @@ void checkpoint_save(const CheckpointRun *r, const CheckpointParts *p) {
     ckpt_dir_name(r->save_dir, step, true, tmp, sizeof tmp);
     ckpt_dir_name(r->save_dir, step, false, final, sizeof final);
     if (keep_loaded(r, step, final)) return;
-    bool again = session.moved && step == session.start_step && file_kind_same(final, session.loaded);
+    bool again = session.moved && saves_loaded(step, final);
     info("saving checkpoint %s%s", final,
          again ? " again: a rollback moved the data position past the samples it skipped" : "");
     write_verified(r, p, tmp);
