@@ -108,17 +108,22 @@ __attribute__((noinline, noreturn)) void start_fiber(int t) {
 #endif
 }
 
+// Runs fiber t: from where it waited, or from its start.
+__attribute__((noreturn)) void enter(int t) {
+    set_thread(t);
+    Fiber &f = fibers[t];
+    if (f.started) jump(f.resume);
+    f.started = true;
+    start_fiber(t);
+}
+
 // Switches from a fiber that waits to the next ready one after it (in thread
 // order, wrapping), without the scheduler in between; to the scheduler when
 // none is ready (it then finds the block done, or stuck).
 __attribute__((noreturn)) void switch_from(int me) {
     for (int k = 1; k < n_threads; k++) {
         int t = (me + k) % n_threads;
-        if (fibers[t].state != READY) continue;
-        set_thread(t);
-        if (fibers[t].started) jump(fibers[t].resume);
-        fibers[t].started = true;
-        start_fiber(t);
+        if (fibers[t].state == READY) enter(t);
     }
     jump(scheduler);
 }
@@ -149,15 +154,10 @@ void yield(State s) {
     set_thread(me);
 }
 
+// The scheduler runs fiber t until some fiber comes back to it.
 void switch_to(int t) {
-    set_thread(t);
-    Fiber &f = fibers[t];
     if (__builtin_setjmp(scheduler)) return;
-    if (!f.started) {
-        f.started = true;
-        start_fiber(t);
-    }
-    jump(f.resume);
+    enter(t);
 }
 
 void run_block() {
