@@ -91,8 +91,10 @@ fi
 # launcher sends it again until the ranks take it.  Called from $TMP with
 # relative paths, which are taken from there.  (A SIGUSR1 that reaches a rank
 # or mpirun before it has set its handler ends it: the launch fails, exit
-# non-zero, with nothing trained; that outcome passes too, without the paths.)
-(cd "$TMP" && HOSTFILE=hosts BUILD=$BIN exec bash "$ROOT/jobs/mpirun/pretrain.sh" -c tiny --bench -l 32 -b 2 \
+# non-zero, with nothing trained; that outcome passes too, without the paths.
+# mpirun then ends the other ranks with SIGTERM, and one waiting in a collective
+# for the dead rank is killed only after KILL_GRACE: 5 s here, not 600.)
+(cd "$TMP" && HOSTFILE=hosts BUILD=$BIN KILL_GRACE=5 exec bash "$ROOT/jobs/mpirun/pretrain.sh" -c tiny --bench -l 32 -b 2 \
    --steps 100000 -o early -i 100000 --log early.jsonl >"$TMP/early.out" 2>&1) &
 pid=$!
 if wait_for "^llama-train on " "$TMP/early.out" 60; then
